@@ -1,0 +1,9 @@
+/* One entry point per subcommand: int cmd_<name>(int argc, char **argv),
+ * argv[0] being the command name. Each returns the process exit status:
+ * 0 on success, 1 on any user-caused failure (after one error line). */
+#ifndef MD_CMD_CMD_H
+#define MD_CMD_CMD_H
+
+int cmd_version(int argc, char **argv);
+
+#endif

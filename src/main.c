@@ -1,0 +1,47 @@
+/* mambadna: the command table and nothing else. */
+#include <stdio.h>
+#include <string.h>
+
+#include "build_info.h"
+#include "cmd/cmd.h"
+#include "util/log.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"version",  cmd_version,  "print the version and build details"},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "\nProgram: mambadna (DNA language models: Mamba, Hyena, Transformer++)\n"
+            "Version: %s\n\n"
+            "Usage:   mambadna <command> [options]\n\n"
+            "Commands:\n", MD_VERSION);
+    for (int i = 0; i < N_COMMANDS; i++)
+        fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "\nRun 'mambadna <command> -h' for a command's options.\n\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stdout); return 0; }
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) { usage(stdout); return 0; }
+    if (!strcmp(name, "--version")) { printf("mambadna %s\n", MD_VERSION); return 0; }
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, commands[i].name)) continue;
+        md_log_start(argc, argv);
+        int ret = commands[i].run(argc - 1, argv + 1);
+        if (ret == 0 && strcmp(name, "version")) md_log_finish();
+        return ret;
+    }
+    fprintf(stderr, "[E::main] unrecognized command '%s'; run 'mambadna -h' for the list\n", name);
+    return 1;
+}

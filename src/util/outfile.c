@@ -1,0 +1,83 @@
+#include "util/outfile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+md_outfile_t *md_outfile_open(const char *path)
+{
+    md_outfile_t *o = md_calloc(1, sizeof *o);
+    o->path = md_strdup(path);
+    if (strcmp(path, "-") == 0) {
+        o->fp = stdout;
+        return o;
+    }
+    size_t n = strlen(path) + 16;
+    o->tmp_path = md_malloc(n);
+    snprintf(o->tmp_path, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(o->tmp_path);
+    if (fd < 0 || !(o->fp = fdopen(fd, "wb"))) {
+        md_error("cannot create output '%s': %s", path, strerror(errno));
+        if (fd >= 0) { close(fd); unlink(o->tmp_path); }
+        free(o->tmp_path); free(o->path); free(o);
+        return NULL;
+    }
+    /* mkstemp makes 0600 files; outputs should follow the umask like any other. */
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    setvbuf(o->fp, NULL, _IOFBF, 1 << 20);
+    return o;
+}
+
+static void outfile_free(md_outfile_t *o)
+{
+    free(o->tmp_path);
+    free(o->path);
+    free(o);
+}
+
+int md_outfile_commit(md_outfile_t *o)
+{
+    int ret = 0;
+    if (!o->tmp_path) {
+        if (fflush(o->fp) != 0 || ferror(o->fp)) {
+            md_error("cannot write to standard output: %s", strerror(errno));
+            ret = -1;
+        }
+        outfile_free(o);
+        return ret;
+    }
+    if (fflush(o->fp) != 0 || ferror(o->fp) || fsync(fileno(o->fp)) != 0) {
+        md_error("cannot write '%s': %s", o->path, strerror(errno));
+        ret = -1;
+    }
+    if (fclose(o->fp) != 0 && ret == 0) {
+        md_error("cannot write '%s': %s", o->path, strerror(errno));
+        ret = -1;
+    }
+    if (ret == 0 && rename(o->tmp_path, o->path) != 0) {
+        md_error("cannot rename output into place as '%s': %s", o->path, strerror(errno));
+        ret = -1;
+    }
+    if (ret != 0) unlink(o->tmp_path);
+    outfile_free(o);
+    return ret;
+}
+
+void md_outfile_abort(md_outfile_t *o)
+{
+    if (!o) return;
+    if (o->tmp_path) {
+        fclose(o->fp);
+        unlink(o->tmp_path);
+    } else {
+        fflush(o->fp);
+    }
+    outfile_free(o);
+}

@@ -1,0 +1,27 @@
+/* Output files that appear whole or not at all.
+ *
+ * md_outfile_open() writes to a temporary file beside the destination;
+ * md_outfile_commit() flushes, fsyncs and renames it into place, and
+ * md_outfile_abort() removes it. The path "-" writes to stdout directly.
+ * A failed command therefore never leaves a half-written output behind.
+ */
+#ifndef MD_UTIL_OUTFILE_H
+#define MD_UTIL_OUTFILE_H
+
+#include <stdio.h>
+
+typedef struct md_outfile {
+    FILE *fp;          /* write through this */
+    char *path;        /* destination */
+    char *tmp_path;    /* NULL for stdout */
+} md_outfile_t;
+
+/* Returns NULL after one error line if the temporary cannot be created. */
+md_outfile_t *md_outfile_open(const char *path);
+/* Returns 0, or -1 after one error line (disk full, rename failed); the
+ * temporary is removed either way and o is freed. */
+int md_outfile_commit(md_outfile_t *o);
+/* Removes the temporary and frees o; a NULL o is ignored. */
+void md_outfile_abort(md_outfile_t *o);
+
+#endif
