@@ -1,0 +1,51 @@
+# Shared helpers for the CLI tests (sourced, not run: ctest globs *.sh in
+# this folder, so this file skips itself when run directly).
+# $MD is the mambadna binary; $MD_SHARED the shared folder.
+[ "${BASH_SOURCE[0]}" = "$0" ] && { echo "helper library, nothing to test"; exit 0; }
+set -u
+MD=${MD:-mambadna}
+pass=0
+fail=0
+T=$(mktemp -d /tmp/mdcli.XXXXXX)
+
+ok()   { pass=$((pass + 1)); }
+bad()  { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# need_shared: exit 77 (skipped) when ../shared/data is absent.
+need_shared() {
+    SHARED_DATA="${MD_SHARED:-../shared}/data"
+    [ -d "$SHARED_DATA" ] || { echo "skipped: $SHARED_DATA is absent"; exit 77; }
+}
+
+# expect_ok DESC CMD...: the command must exit 0.
+expect_ok() {
+    local desc=$1; shift
+    if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$desc: exit $? ($(tail -n 2 "$T/err"))"; fi
+}
+
+# expect_error DESC PATTERN CMD...: the command must exit non-zero without a
+# crash (no signal), print exactly one [E::...] line on stderr, and that
+# line must match the extended regex PATTERN.
+expect_error() {
+    local desc=$1 pattern=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    local n_err
+    n_err=$(grep -c '^\[E::' "$T/err")
+    if [ $rc -eq 0 ]; then bad "$desc: exit 0, expected failure"; return; fi
+    if [ $rc -ge 128 ]; then bad "$desc: killed by signal $((rc - 128))"; return; fi
+    if [ "$n_err" -ne 1 ]; then bad "$desc: $n_err error lines: $(head -c 400 "$T/err")"; return; fi
+    if ! grep -Eq -- "$pattern" "$T/err"; then bad "$desc: error '$(grep '^\[E::' "$T/err")' does not match /$pattern/"; return; fi
+    ok
+}
+
+# no_file DESC PATH: nothing at PATH, nor any temporary beside it.
+no_file() {
+    if compgen -G "$2*" >/dev/null; then bad "$1: $(compgen -G "$2*" | head -n 1) exists"; else ok; fi
+}
+
+finish() {
+    rm -rf "$T"
+    echo "$pass passed, $fail failed"
+    [ $fail -eq 0 ]
+}

@@ -1,0 +1,62 @@
+/* A minimal test harness: CHECK records a failure and carries on, so one run
+ * shows every broken assertion; md_test_done() prints the tally and returns
+ * the exit status. Tests that need ../shared/data call md_test_shared(),
+ * which exits 77 (ctest's "skipped") when it is absent. */
+#ifndef MD_TESTS_TESTUTIL_H
+#define MD_TESTS_TESTUTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int md_test_failures, md_test_checks;
+
+#define CHECK(cond, ...) do { \
+    md_test_checks++; \
+    if (!(cond)) { \
+        md_test_failures++; \
+        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr); \
+    } \
+} while (0)
+
+/* Closeness for floats: |a-b| <= atol + rtol*|b|. */
+#define CHECK_CLOSE(a, b, rtol, atol, ...) do { \
+    double a_ = (a), b_ = (b); \
+    CHECK(fabs(a_ - b_) <= (atol) + (rtol) * fabs(b_), "%.9g vs %.9g: " __VA_ARGS__); \
+} while (0)
+
+static inline int md_test_done(void)
+{
+    printf("%d passed, %d failed\n", md_test_checks - md_test_failures, md_test_failures);
+    return md_test_failures ? 1 : 0;
+}
+
+/* The ../shared/data folder, or exit 77 when it is not there. */
+static inline const char *md_test_shared(void)
+{
+    static char path[4096];
+    const char *s = getenv("MD_SHARED");
+    if (!s) s = "../shared";
+    snprintf(path, sizeof path, "%s/data", s);
+    if (access(path, R_OK) != 0) {
+        printf("skipped: %s is absent\n", path);
+        exit(77);
+    }
+    return path;
+}
+
+/* A fresh temporary folder for this test's files (left for inspection on failure). */
+static inline const char *md_test_tmpdir(void)
+{
+    static char dir[256];
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "/tmp/mdtest.XXXXXX");
+        if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
+    }
+    return dir;
+}
+
+#endif
