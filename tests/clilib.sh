@@ -1,7 +1,6 @@
-# Shared helpers for the CLI tests (sourced, not run: ctest globs *.sh in
-# this folder, so this file skips itself when run directly).
+# Shared helpers for the CLI tests in tests/cli, sourced as
+#   . "$MD_TESTS/clilib.sh"
 # $MD is the mambadna binary; $MD_SHARED the shared folder.
-[ "${BASH_SOURCE[0]}" = "$0" ] && { echo "helper library, nothing to test"; exit 0; }
 set -u
 MD=${MD:-mambadna}
 pass=0
