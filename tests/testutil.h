@@ -25,7 +25,9 @@ static int md_test_failures, md_test_checks;
 /* Closeness for floats: |a-b| <= atol + rtol*|b|. */
 #define CHECK_CLOSE(a, b, rtol, atol, ...) do { \
     double a_ = (a), b_ = (b); \
-    CHECK(fabs(a_ - b_) <= (atol) + (rtol) * fabs(b_), "%.9g vs %.9g: " __VA_ARGS__); \
+    int close_ = fabs(a_ - b_) <= (atol) + (rtol) * fabs(b_); \
+    CHECK(close_, __VA_ARGS__); \
+    if (!close_) fprintf(stderr, "     %s = %.9g, %s = %.9g\n", #a, a_, #b, b_); \
 } while (0)
 
 static inline int md_test_done(void)
