@@ -17,6 +17,18 @@ md_outfile_t *md_outfile_open(const char *path)
         o->fp = stdout;
         return o;
     }
+    /* A device or FIFO (-o /dev/null, a named pipe to the next pipeline step)
+     * is written in place: renaming a temporary over it would replace the
+     * node itself, and atomicity means nothing for a stream. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode) || !(o->fp = fopen(path, "wb"))) {
+            md_error("cannot write output '%s': %s", path, S_ISDIR(st.st_mode) ? "it is a folder" : strerror(errno));
+            free(o->path); free(o);
+            return NULL;
+        }
+        return o;
+    }
     size_t n = strlen(path) + 16;
     o->tmp_path = md_malloc(n);
     snprintf(o->tmp_path, n, "%s.tmpXXXXXX", path);
@@ -46,8 +58,9 @@ int md_outfile_commit(md_outfile_t *o)
 {
     int ret = 0;
     if (!o->tmp_path) {
-        if (fflush(o->fp) != 0 || ferror(o->fp)) {
-            md_error("cannot write to standard output: %s", strerror(errno));
+        int is_stdout = o->fp == stdout;
+        if (fflush(o->fp) != 0 || ferror(o->fp) || (!is_stdout && fclose(o->fp) != 0)) {
+            md_error("cannot write to %s: %s", is_stdout ? "standard output" : o->path, strerror(errno));
             ret = -1;
         }
         outfile_free(o);
@@ -76,8 +89,10 @@ void md_outfile_abort(md_outfile_t *o)
     if (o->tmp_path) {
         fclose(o->fp);
         unlink(o->tmp_path);
-    } else {
+    } else if (o->fp == stdout) {
         fflush(o->fp);
+    } else {
+        fclose(o->fp);
     }
     outfile_free(o);
 }

@@ -2,7 +2,8 @@
  *
  * md_outfile_open() writes to a temporary file beside the destination;
  * md_outfile_commit() flushes, fsyncs and renames it into place, and
- * md_outfile_abort() removes it. The path "-" writes to stdout directly.
+ * md_outfile_abort() removes it. The path "-" writes to stdout directly, and
+ * an existing device or FIFO (/dev/null, a named pipe) is written in place.
  * A failed command therefore never leaves a half-written output behind.
  */
 #ifndef MD_UTIL_OUTFILE_H
