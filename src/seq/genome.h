@@ -8,14 +8,26 @@
  *
  * Formats are told apart by content, not by name: the 2bit magic (either
  * byte order), gzip magic with or without the BGZF extra field, or text.
- * - bgzip or plain FASTA: htslib faidx. A missing .fai (and .gzi) is built
- *   and saved beside the file when its folder is writable; otherwise the
- *   file is streamed into memory, which serves as the in-memory index.
+ * - bgzip or plain FASTA with its .fai (and .gzi for bgzip): htslib faidx.
+ *   An index older than its file, or one we cannot read, is ignored with a
+ *   warning and the file is read whole as if it had none.
+ * - bgzip or plain FASTA without an index: streamed into memory at open
+ *   (the loaded form then serves as the index), checking every record; the
+ *   .fai (and .gzi) are written beside the file from that same pass when the
+ *   folder is writable and the line layout allows random access. We index
+ *   in our own pass rather than with fai_build3 because faidx's builder
+ *   silently drops duplicate and empty records.
  * - plain gzip FASTA (which faidx refuses): streamed into memory at open.
  * - .2bit: our reader, versions 0 and 1, both byte orders.
  * Several files make one genome; a contig name seen twice is an error.
  *
- * Coordinates are 0-based, half-open, 64-bit throughout.
+ * FASTA bytes: ACGT in either case are bases; every other letter, '-', '*'
+ * and '.' is N; lowercase is soft-masked; whitespace is skipped; digits,
+ * other punctuation and binary bytes are an error naming file and line.
+ *
+ * Coordinates are 0-based, half-open, 64-bit throughout. Reading a loaded
+ * genome (md_genome_tokens, md_genome_count_n, md_genome_contig) is
+ * thread-safe; open, load, fetch and close are not.
  */
 #ifndef MD_SEQ_GENOME_H
 #define MD_SEQ_GENOME_H
@@ -37,6 +49,7 @@ typedef struct md_contig {
     uint8_t *packed;           /* (len + 3) / 4 bytes once loaded, else NULL */
     md_run_t *n_runs;          /* sorted, disjoint, maximal; valid once loaded */
     int64_t n_n_runs;
+    int64_t *n_cum;            /* n_n_runs + 1 prefix sums of N-run lengths, once loaded */
     md_run_t *mask_runs;       /* soft-masked (lowercase) runs, same rules */
     int64_t n_mask_runs;
 } md_contig_t;
@@ -51,7 +64,8 @@ md_genome_t *md_genome_open(const char *const *paths, int n_paths);
 void md_genome_close(md_genome_t *g);
 
 /* Brings every contig into memory (packed). Idempotent. 0, or -1 after one
- * error line (e.g. a truncated bgzip block discovered while reading). */
+ * error line (e.g. a truncated bgzip block discovered while reading, or a
+ * .fai that does not match its FASTA). */
 int md_genome_load(md_genome_t *g);
 
 int md_genome_n_contigs(const md_genome_t *g);
@@ -70,17 +84,21 @@ const char *md_genome_path(const md_genome_t *g, int file_index);
 int md_genome_fetch(md_genome_t *g, int contig, int64_t start, int64_t end, char *out, int keep_case);
 
 /* Writes tokens (A=7 C=8 G=9 T=10 N=11, see tokenizer.h) of a loaded
- * genome's contig[start, end). Thread-safe; the range must be valid. This
- * is the sampler's hot path. */
+ * genome's contig[start, end). Thread-safe; the range must be valid (it is
+ * not checked). This is the sampler's hot path: a 4-tokens-per-byte table,
+ * then the N runs found by binary search. */
 void md_genome_tokens(const md_genome_t *g, int contig, int64_t start, int64_t end, uint8_t *out);
 
 /* Number of N bases in contig[start, end) of a loaded genome: O(log runs). */
 int64_t md_genome_count_n(const md_genome_t *g, int contig, int64_t start, int64_t end);
 
 /* Parses "chr", "chr:start-end" (1-based, inclusive, commas allowed, as in
- * samtools) or "chr:start" into a contig index and a 0-based half-open range.
- * A contig name containing ':' is matched whole first. 0, or -1 after one
- * error line (unknown contig, malformed, beyond the contig's end). */
+ * samtools) or "chr:start" / "chr:start-" (to the contig's end) into a
+ * contig index and a 0-based half-open range. A contig name containing ':'
+ * is matched whole first. 0, or -1 after one error line (unknown contig,
+ * malformed, start < 1, end < start, start or end beyond the contig's end:
+ * unlike samtools we do not clip, since a training region past the end is
+ * a mistake worth hearing about). */
 int md_genome_parse_region(const md_genome_t *g, const char *region, int *contig, int64_t *start, int64_t *end);
 
 #endif
