@@ -20,6 +20,14 @@ static const command_t commands[] = {
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
+/* Help output is for reading, not a run: it gets no closing log lines. */
+static int asks_for_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+    return 0;
+}
+
 static void usage(FILE *fp)
 {
     fprintf(fp,
@@ -42,7 +50,7 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name)) continue;
         md_log_start(argc, argv);
         int ret = commands[i].run(argc - 1, argv + 1);
-        if (ret == 0 && strcmp(name, "version")) md_log_finish();
+        if (ret == 0 && strcmp(name, "version") && !asks_for_help(argc, argv)) md_log_finish();
         return ret;
     }
     fprintf(stderr, "[E::main] unrecognized command '%s'; run 'mambadna -h' for the list\n", name);
