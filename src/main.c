@@ -14,6 +14,7 @@ typedef struct {
 
 static const command_t commands[] = {
     {"version",  cmd_version,  "print the version and build details"},
+    {"info",     cmd_info,     "describe a model preset or a checkpoint"},
     {"simulate", cmd_simulate, "simulate great-ape-like genomes, or reads from a genome"},
     {"view",     cmd_view,     "print contigs or regions of a genome as FASTA, or contig lengths"},
     {"sample",   cmd_sample,   "draw training windows from genomes as FASTA or BED"},

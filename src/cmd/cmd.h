@@ -5,6 +5,7 @@
 #define MD_CMD_CMD_H
 
 int cmd_version(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

@@ -1,0 +1,453 @@
+/* md_backend_cpu(): unwraps tensors, checks them, and calls the f32 or f64
+ * kernel. A mismatch of shapes or dtypes is a bug in the caller, never a
+ * user error, so it aborts with one line naming the op. */
+#include <cblas.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/ops.h"
+#include "util/log.h"
+
+#define OP_REQUIRE(cond, op)                                                                 \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            md_error("backend cpu, op %s: internal error, %s does not hold", op, #cond);    \
+            abort();                                                                         \
+        }                                                                                    \
+    } while (0)
+
+static int is_f64(const md_tensor_t *t, const char *op)
+{
+    OP_REQUIRE(t->dtype == MD_DTYPE_F32 || t->dtype == MD_DTYPE_F64, op);
+    OP_REQUIRE(t->device == MD_DEVICE_CPU, op);
+    OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
+    return t->dtype == MD_DTYPE_F64;
+}
+
+#define SAME_DTYPE(a, b, op) OP_REQUIRE((a)->dtype == (b)->dtype, op)
+#define NROWS(t) md_tensor_nrows(t)
+#define NCOLS(t) md_tensor_ncols(t)
+
+void md_cpu_set_threads(int n)
+{
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+}
+
+/* OpenBLAS runs single-threaded inside our OpenMP threads: two pools (its
+ * pthreads and OpenMP's) would spin against each other on every switch
+ * between a gemm and an elementwise op, which on two cores costs more than
+ * the gemms themselves. Something else (a benchmark) may have changed it. */
+static void blas_single_threaded(void)
+{
+    if (!omp_in_parallel() && openblas_get_num_threads() != 1) openblas_set_num_threads(1);
+}
+
+/* ---- profiling ---- */
+
+enum { P_GEMM, P_ADD, P_SCALE, P_SUMSQ, P_ADAMW, P_EMB_F, P_EMB_B, P_RMS_F, P_RMS_B, P_CONV_F, P_CONV_B, P_SCAN_F,
+       P_SCAN_B, P_XENT, P_COPY, N_PROF };
+static const char *const prof_names[N_PROF] = {"gemm", "add", "scale", "sumsq", "adamw", "embedding_fwd",
+                                               "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "conv1d_silu_fwd",
+                                               "conv1d_silu_bwd", "scan_fwd", "scan_bwd", "xent", "copy/memset"};
+static int prof_on;
+static double prof_time[N_PROF];
+static int64_t prof_calls[N_PROF];
+
+void md_cpu_profile_enable(int on) { prof_on = on; }
+
+void md_cpu_profile_report(void)
+{
+    double total = 0;
+    for (int i = 0; i < N_PROF; i++) total += prof_time[i];
+    for (int i = 0; i < N_PROF; i++) {
+        if (!prof_calls[i]) continue;
+        md_info("%-16s %8lld calls %9.3f s %5.1f%%", prof_names[i], (long long)prof_calls[i], prof_time[i],
+                total > 0 ? 100 * prof_time[i] / total : 0);
+    }
+    memset(prof_time, 0, sizeof prof_time);
+    memset(prof_calls, 0, sizeof prof_calls);
+}
+
+#define PROF_BEGIN double prof_t0_ = prof_on ? omp_get_wtime() : 0
+/* ops may run on several threads at once (one sequence each) */
+#define PROF_END(k)                                        \
+    do {                                                   \
+        if (prof_on) {                                     \
+            double dt_ = omp_get_wtime() - prof_t0_;       \
+            _Pragma("omp atomic") prof_time[k] += dt_;     \
+            _Pragma("omp atomic") prof_calls[k]++;         \
+        }                                                  \
+    } while (0)
+
+/* ---- memory ---- */
+
+static void *cpu_alloc(const md_backend_t *be, size_t bytes)
+{
+    size_t n = (bytes + 63) & ~(size_t)63;
+    if (n == 0) n = 64;
+    return aligned_alloc(64, n);
+}
+
+static void cpu_free(const md_backend_t *be, void *p) { free(p); }
+
+static void cpu_memset0(const md_backend_t *be, void *p, size_t bytes)
+{
+    PROF_BEGIN;
+    if (bytes) memset(p, 0, bytes);
+    PROF_END(P_COPY);
+}
+
+static void cpu_copy(const md_backend_t *be, void *dst, const void *src, size_t bytes, md_copy_kind_t kind)
+{
+    PROF_BEGIN;
+    blas_single_threaded();   /* before the model's sequence-parallel region: it starts with a copy */
+    if (bytes && dst != src) memmove(dst, src, bytes);
+    PROF_END(P_COPY);
+}
+
+static void cpu_sync(const md_backend_t *be) {}
+
+/* ---- dense ---- */
+
+static void cpu_gemm(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a,
+                     const md_tensor_t *b, double beta, md_tensor_t *c)
+{
+    PROF_BEGIN;
+    int d = is_f64(c, "gemm");
+    SAME_DTYPE(a, c, "gemm");
+    SAME_DTYPE(b, c, "gemm");
+    int64_t m = NROWS(c), n = NCOLS(c);
+    int64_t k = ta ? NROWS(a) : NCOLS(a);
+    OP_REQUIRE((ta ? NCOLS(a) : NROWS(a)) == m, "gemm");
+    OP_REQUIRE((tb ? NCOLS(b) : NROWS(b)) == k, "gemm");
+    OP_REQUIRE((tb ? NROWS(b) : NCOLS(b)) == n, "gemm");
+    OP_REQUIRE(m < INT_MAX && n < INT_MAX && k < INT_MAX && a->ld < INT_MAX && b->ld < INT_MAX, "gemm");
+    if (m == 0 || n == 0) return;
+    blas_single_threaded();
+    /* Split C into blocks of rows (or, for few rows, of columns) whose size
+     * depends only on the shape, never on the thread count: each block is
+     * one identical BLAS call whatever thread runs it, so the result is
+     * bit-identical for any number of threads. */
+    enum { ROW_BLOCK = 1024, COL_BLOCK = 128 };
+    int64_t nb = 1, rb = m, cb = n;
+    int by_rows = 1;
+    if (m >= 2 * ROW_BLOCK) nb = (m + ROW_BLOCK - 1) / ROW_BLOCK, rb = ROW_BLOCK;
+    else if (n >= 2 * COL_BLOCK) nb = (n + COL_BLOCK - 1) / COL_BLOCK, cb = COL_BLOCK, by_rows = 0;
+    if ((double)m * n * k < 1e6) nb = 1, rb = m, cb = n;   /* not worth a parallel region */
+    enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    size_t es = d ? sizeof(double) : sizeof(float);
+    const char *A = a->data, *Bp = b->data;
+    char *C = c->data;
+#pragma omp parallel for schedule(static) if (nb > 1 && !omp_in_parallel())
+    for (int64_t i = 0; i < nb; i++) {
+        int64_t r0 = by_rows ? i * rb : 0, c0 = by_rows ? 0 : i * cb;
+        int64_t mi = by_rows ? (m - r0 < rb ? m - r0 : rb) : m, ni = by_rows ? n : (n - c0 < cb ? n - c0 : cb);
+        /* rows r0.. of op(a): rows of a, or columns when transposed; likewise columns c0.. of op(b) */
+        const char *Ai = A + (size_t)(ta ? r0 : r0 * a->ld) * es;
+        const char *Bi = Bp + (size_t)(tb ? c0 * b->ld : c0) * es;
+        char *Ci = C + (size_t)(r0 * c->ld + c0) * es;
+        if (d)
+            cblas_dgemm(CblasRowMajor, TA, TB, (int)mi, (int)ni, (int)k, alpha, (const double *)Ai, (int)a->ld,
+                        (const double *)Bi, (int)b->ld, beta, (double *)Ci, (int)c->ld);
+        else
+            cblas_sgemm(CblasRowMajor, TA, TB, (int)mi, (int)ni, (int)k, (float)alpha, (const float *)Ai,
+                        (int)a->ld, (const float *)Bi, (int)b->ld, (float)beta, (float *)Ci, (int)c->ld);
+    }
+    PROF_END(P_GEMM);
+}
+
+static void cpu_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x)
+{
+    PROF_BEGIN;
+    int d = is_f64(y, "add");
+    SAME_DTYPE(x, y, "add");
+    OP_REQUIRE(NROWS(x) == NROWS(y) && NCOLS(x) == NCOLS(y), "add");
+    (d ? md_cpu_add_f64 : md_cpu_add_f32)(y->data, y->ld, x->data, x->ld, NROWS(y), NCOLS(y));
+    PROF_END(P_ADD);
+}
+
+static void cpu_scale(const md_backend_t *be, md_tensor_t *x, double alpha)
+{
+    PROF_BEGIN;
+    int d = is_f64(x, "scale");
+    OP_REQUIRE(x->ld == NCOLS(x), "scale");
+    (d ? md_cpu_scale_f64 : md_cpu_scale_f32)(x->data, md_tensor_numel(x), alpha);
+    PROF_END(P_SCALE);
+}
+
+static double cpu_sumsq(const md_backend_t *be, const md_tensor_t *x)
+{
+    int d = is_f64(x, "sumsq");
+    OP_REQUIRE(x->ld == NCOLS(x), "sumsq");
+    return (d ? md_cpu_sumsq_f64 : md_cpu_sumsq_f32)(x->data, md_tensor_numel(x));
+}
+
+static void cpu_adamw(const md_backend_t *be, md_tensor_t *p, const md_tensor_t *g, md_tensor_t *m, md_tensor_t *v,
+                      int64_t n_decay, const md_adamw_hparams_t *hp)
+{
+    PROF_BEGIN;
+    int d = is_f64(p, "adamw");
+    SAME_DTYPE(g, p, "adamw");
+    SAME_DTYPE(m, p, "adamw");
+    SAME_DTYPE(v, p, "adamw");
+    int64_t n = md_tensor_numel(p);
+    OP_REQUIRE(md_tensor_numel(g) == n && md_tensor_numel(m) == n && md_tensor_numel(v) == n, "adamw");
+    OP_REQUIRE(hp->step >= 1, "adamw");
+    (d ? md_cpu_adamw_f64 : md_cpu_adamw_f32)(p->data, g->data, m->data, v->data, n, n_decay, hp);
+    PROF_END(P_ADAMW);
+}
+
+/* ---- embedding ---- */
+
+static void cpu_embedding_fwd(const md_backend_t *be, md_tensor_t *out, const md_tensor_t *tok,
+                              const md_tensor_t *w)
+{
+    PROF_BEGIN;
+    int d = is_f64(out, "embedding_fwd");
+    SAME_DTYPE(w, out, "embedding_fwd");
+    OP_REQUIRE(tok->dtype == MD_DTYPE_U8 && md_tensor_numel(tok) == NROWS(out), "embedding_fwd");
+    OP_REQUIRE(NCOLS(w) == NCOLS(out) && w->ld == NCOLS(w), "embedding_fwd");
+    (d ? md_cpu_embedding_fwd_f64 : md_cpu_embedding_fwd_f32)(out->data, out->ld, tok->data, w->data, NROWS(out),
+                                                              NCOLS(out));
+    PROF_END(P_EMB_F);
+}
+
+static void cpu_embedding_bwd(const md_backend_t *be, md_tensor_t *dw, const md_tensor_t *dout,
+                              const md_tensor_t *tok)
+{
+    PROF_BEGIN;
+    int d = is_f64(dw, "embedding_bwd");
+    SAME_DTYPE(dout, dw, "embedding_bwd");
+    OP_REQUIRE(tok->dtype == MD_DTYPE_U8 && md_tensor_numel(tok) == NROWS(dout), "embedding_bwd");
+    OP_REQUIRE(NCOLS(dw) == NCOLS(dout) && dw->ld == NCOLS(dw), "embedding_bwd");
+    (d ? md_cpu_embedding_bwd_f64 : md_cpu_embedding_bwd_f32)(dw->data, dout->data, dout->ld, tok->data,
+                                                              NROWS(dout), NCOLS(dout));
+    PROF_END(P_EMB_B);
+}
+
+/* ---- RMSNorm ---- */
+
+static void cpu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
+                            const md_tensor_t *w, double eps)
+{
+    PROF_BEGIN;
+    int d = is_f64(y, "rmsnorm_fwd");
+    SAME_DTYPE(x, y, "rmsnorm_fwd");
+    SAME_DTYPE(w, y, "rmsnorm_fwd");
+    SAME_DTYPE(rstd, y, "rmsnorm_fwd");
+    int64_t rows = NROWS(x), dim = NCOLS(x);
+    OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows,
+               "rmsnorm_fwd");
+    (d ? md_cpu_rmsnorm_fwd_f64 : md_cpu_rmsnorm_fwd_f32)(y->data, y->ld, rstd->data, x->data, x->ld, w->data, rows,
+                                                          dim, eps);
+    PROF_END(P_RMS_F);
+}
+
+static void cpu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                            const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate)
+{
+    PROF_BEGIN;
+    int d = is_f64(dx, "rmsnorm_bwd");
+    SAME_DTYPE(dw, dx, "rmsnorm_bwd");
+    SAME_DTYPE(dy, dx, "rmsnorm_bwd");
+    SAME_DTYPE(x, dx, "rmsnorm_bwd");
+    int64_t rows = NROWS(x), dim = NCOLS(x);
+    OP_REQUIRE(NROWS(dx) == rows && NCOLS(dx) == dim && NROWS(dy) == rows && NCOLS(dy) == dim, "rmsnorm_bwd");
+    OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(dw) == dim && md_tensor_numel(rstd) == rows,
+               "rmsnorm_bwd");
+    (d ? md_cpu_rmsnorm_bwd_f64 : md_cpu_rmsnorm_bwd_f32)(dx->data, dx->ld, dw->data, dy->data, dy->ld, x->data,
+                                                          x->ld, w->data, rstd->data, rows, dim, accumulate);
+    PROF_END(P_RMS_B);
+}
+
+/* ---- conv1d ---- */
+
+static void conv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *bias,
+                       int64_t batch, const char *op)
+{
+    int64_t dim = NCOLS(x);
+    SAME_DTYPE(x, y, op);
+    SAME_DTYPE(w, y, op);
+    SAME_DTYPE(bias, y, op);
+    OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0, op);
+    OP_REQUIRE(NROWS(y) == NROWS(x) && NCOLS(y) == dim, op);
+    OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= 16 && md_tensor_numel(bias) == dim, op);
+}
+
+static void cpu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
+                                const md_tensor_t *bias, int64_t batch)
+{
+    PROF_BEGIN;
+    int d = is_f64(y, "conv1d_silu_fwd");
+    conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
+    int64_t dim = NCOLS(x);
+    (d ? md_cpu_conv1d_silu_fwd_f64 : md_cpu_conv1d_silu_fwd_f32)(y->data, y->ld, x->data, x->ld, w->data,
+                                                                  bias->data, batch, NROWS(x) / batch, dim,
+                                                                  md_tensor_numel(w) / dim);
+    PROF_END(P_CONV_F);
+}
+
+static void cpu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
+                                const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
+                                const md_tensor_t *bias, int64_t batch)
+{
+    PROF_BEGIN;
+    int d = is_f64(dx, "conv1d_silu_bwd");
+    conv_check(dx, x, w, bias, batch, "conv1d_silu_bwd");
+    conv_check(dy, x, dw, dbias, batch, "conv1d_silu_bwd");
+    int64_t dim = NCOLS(x);
+    (d ? md_cpu_conv1d_silu_bwd_f64 : md_cpu_conv1d_silu_bwd_f32)(
+        dx->data, dx->ld, dw->data, dbias->data, dy->data, dy->ld, x->data, x->ld, w->data, bias->data, batch,
+        NROWS(x) / batch, dim, md_tensor_numel(w) / dim);
+    PROF_END(P_CONV_B);
+}
+
+/* ---- the selective scan ---- */
+
+static void scan_fill(md_cpu_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta,
+                      const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                      const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                      const char *op)
+{
+    memset(s, 0, sizeof *s);
+    int64_t E = NCOLS(u), N = NCOLS(Bm), M = NROWS(u);
+    OP_REQUIRE(batch >= 1 && M % batch == 0, op);
+    OP_REQUIRE(NROWS(delta) == M && NCOLS(delta) == E && NROWS(z) == M && NCOLS(z) == E, op);
+    OP_REQUIRE(NROWS(Bm) == M && NROWS(Cm) == M && NCOLS(Cm) == N && N <= 64, op);
+    OP_REQUIRE(md_tensor_numel(A_log) == E * N && md_tensor_numel(D) == E && md_tensor_numel(dt_bias) == E, op);
+    const md_tensor_t *all[] = {delta, dt_bias, A_log, Bm, Cm, D, z};
+    for (int i = 0; i < 7; i++) SAME_DTYPE(all[i], u, op);
+    s->batch = batch;
+    s->len = M / batch;
+    s->d_inner = E;
+    s->d_state = N;
+    s->u = u->data, s->ld_u = u->ld;
+    s->delta = delta->data, s->ld_delta = delta->ld;
+    s->dt_bias = dt_bias->data;
+    s->A_log = A_log->data;
+    s->Bm = Bm->data, s->ld_B = Bm->ld;
+    s->Cm = Cm->data, s->ld_C = Cm->ld;
+    s->D = D->data;
+    s->z = z->data, s->ld_z = z->ld;
+}
+
+static void cpu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
+                         const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                         void *states)
+{
+    PROF_BEGIN;
+    int d = is_f64(y, "scan_fwd");
+    md_cpu_scan_args_t s;
+    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
+    SAME_DTYPE(u, y, "scan_fwd");
+    OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
+    s.y = y->data, s.ld_y = y->ld;
+    s.states = states;
+    (d ? md_cpu_scan_fwd_f64 : md_cpu_scan_fwd_f32)(&s);
+    PROF_END(P_SCAN_F);
+}
+
+static size_t cpu_scan_states_size(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                   int64_t d_inner, int64_t d_state)
+{
+    return (dt == MD_DTYPE_F64 ? md_cpu_scan_states_size_f64 : md_cpu_scan_states_size_f32)(batch, len, d_inner,
+                                                                                             d_state);
+}
+
+static size_t cpu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                     int64_t d_inner, int64_t d_state)
+{
+    return (dt == MD_DTYPE_F64 ? md_cpu_scan_bwd_workspace_f64 : md_cpu_scan_bwd_workspace_f32)(batch, len, d_inner,
+                                                                                                 d_state);
+}
+
+static void cpu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
+                         md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
+                         const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
+                         const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                         const void *states, void *workspace)
+{
+    PROF_BEGIN;
+    int d = is_f64(du, "scan_bwd");
+    md_cpu_scan_args_t s;
+    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
+    const md_tensor_t *outs[] = {du, ddelta, dA_log, dBm, dCm, dD, dz, ddt_bias, dy};
+    for (int i = 0; i < 9; i++) SAME_DTYPE(outs[i], u, "scan_bwd");
+    int64_t M = NROWS(u), E = s.d_inner, N = s.d_state;
+    OP_REQUIRE(NROWS(du) == M && NCOLS(du) == E && NROWS(ddelta) == M && NCOLS(ddelta) == E, "scan_bwd");
+    OP_REQUIRE(NROWS(dz) == M && NCOLS(dz) == E && NROWS(dy) == M && NCOLS(dy) == E, "scan_bwd");
+    OP_REQUIRE(NROWS(dBm) == M && NCOLS(dBm) == N && NROWS(dCm) == M && NCOLS(dCm) == N, "scan_bwd");
+    OP_REQUIRE(md_tensor_numel(dA_log) == E * N && md_tensor_numel(dD) == E && md_tensor_numel(ddt_bias) == E,
+               "scan_bwd");
+    OP_REQUIRE(workspace != NULL, "scan_bwd");
+    s.dy = dy->data, s.ld_dy = dy->ld;
+    s.du = du->data, s.ld_du = du->ld;
+    s.ddelta = ddelta->data, s.ld_ddelta = ddelta->ld;
+    s.dA_log = dA_log->data;
+    s.dBm = dBm->data, s.ld_dB = dBm->ld;
+    s.dCm = dCm->data, s.ld_dC = dCm->ld;
+    s.dD = dD->data;
+    s.dz = dz->data, s.ld_dz = dz->ld;
+    s.ddt_bias = ddt_bias->data;
+    s.states = (void *)states;
+    s.workspace = workspace;
+    (d ? md_cpu_scan_bwd_f64 : md_cpu_scan_bwd_f32)(&s);
+    PROF_END(P_SCAN_B);
+}
+
+/* ---- cross-entropy ---- */
+
+static size_t cpu_xent_workspace(const md_backend_t *be, int64_t rows) { return md_cpu_xent_workspace(rows); }
+
+static double cpu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
+                       const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace)
+{
+    int d = is_f64(logits, "xent");
+    int64_t rows = NROWS(logits), vocab = NCOLS(logits);
+    OP_REQUIRE(targets->dtype == MD_DTYPE_U8 && md_tensor_numel(targets) == rows, "xent");
+    if (dlogits) {
+        SAME_DTYPE(dlogits, logits, "xent");
+        OP_REQUIRE(NROWS(dlogits) == rows && NCOLS(dlogits) == vocab, "xent");
+    }
+    OP_REQUIRE(workspace != NULL, "xent");
+    return (d ? md_cpu_xent_f64 : md_cpu_xent_f32)(dlogits ? dlogits->data : NULL, dlogits ? dlogits->ld : 0,
+                                                   logits->data, logits->ld, targets->data, rows, vocab, grad_scale,
+                                                   n_counted, workspace);
+}
+
+static const md_backend_t cpu_backend = {
+    .name = "cpu",
+    .device = MD_DEVICE_CPU,
+    .ctx = NULL,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .memset0 = cpu_memset0,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .gemm = cpu_gemm,
+    .add = cpu_add,
+    .scale = cpu_scale,
+    .sumsq = cpu_sumsq,
+    .adamw = cpu_adamw,
+    .embedding_fwd = cpu_embedding_fwd,
+    .embedding_bwd = cpu_embedding_bwd,
+    .rmsnorm_fwd = cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .conv1d_silu_fwd = cpu_conv1d_silu_fwd,
+    .conv1d_silu_bwd = cpu_conv1d_silu_bwd,
+    .scan_fwd = cpu_scan_fwd,
+    .scan_states_size = cpu_scan_states_size,
+    .scan_bwd_workspace = cpu_scan_bwd_workspace,
+    .scan_bwd = cpu_scan_bwd,
+    .xent_workspace = cpu_xent_workspace,
+    .xent = cpu_xent,
+};
+
+const md_backend_t *md_backend_cpu(void) { return &cpu_backend; }

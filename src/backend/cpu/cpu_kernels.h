@@ -1,0 +1,67 @@
+/* The CPU kernels behind md_backend_cpu(), on raw host pointers.
+ *
+ * Each kernel is written once in cpu_kernels_tmpl.h for a `real` type and
+ * compiled twice: cpu_f32.c (float, suffix _f32) and cpu_f64.c (double,
+ * _f64). cpu_backend.c unwraps md_tensor_t arguments, checks shapes and
+ * dtypes, and calls the instantiation matching the dtype. Semantics,
+ * layouts and gradient conventions are those of backend/ops.h; ld* are row
+ * strides in elements. Pointers are void so one prototype list serves both
+ * types.
+ */
+#ifndef MD_BACKEND_CPU_KERNELS_H
+#define MD_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/ops.h"
+
+/* Everything the scan's forward and backward read and write. */
+typedef struct md_cpu_scan_args {
+    int64_t batch, len, d_inner, d_state;
+    const void *u, *delta, *dt_bias, *A_log, *Bm, *Cm, *D, *z;
+    int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
+    void *y;                 /* forward output */
+    int64_t ld_y;
+    const void *dy;          /* backward */
+    int64_t ld_dy;
+    void *du, *ddelta, *dA_log, *dBm, *dCm, *dD, *dz, *ddt_bias;
+    int64_t ld_du, ld_ddelta, ld_dB, ld_dC, ld_dz;
+    void *states;            /* checkpoints the forward saves and the backward reads; may be NULL */
+    void *workspace;
+} md_cpu_scan_args_t;
+
+#define MD_CPU_DECLARE_KERNELS(S)                                                                                    \
+    void md_cpu_add_##S(void *y, int64_t ldy, const void *x, int64_t ldx, int64_t rows, int64_t cols);               \
+    void md_cpu_scale_##S(void *x, int64_t n, double alpha);                                                         \
+    double md_cpu_sumsq_##S(const void *x, int64_t n);                                                               \
+    void md_cpu_adamw_##S(void *p, const void *g, void *m, void *v, int64_t n, int64_t n_decay,                      \
+                          const md_adamw_hparams_t *hp);                                                             \
+    void md_cpu_embedding_fwd_##S(void *out, int64_t ldo, const uint8_t *tok, const void *w, int64_t rows,           \
+                                  int64_t dim);                                                                      \
+    void md_cpu_embedding_bwd_##S(void *dw, const void *dout, int64_t ldd, const uint8_t *tok, int64_t rows,         \
+                                  int64_t dim);                                                                      \
+    void md_cpu_rmsnorm_fwd_##S(void *y, int64_t ldy, void *rstd, const void *x, int64_t ldx, const void *w,        \
+                                int64_t rows, int64_t dim, double eps);                                              \
+    void md_cpu_rmsnorm_bwd_##S(void *dx, int64_t lddx, void *dw, const void *dy, int64_t lddy, const void *x,     \
+                                int64_t ldx, const void *w, const void *rstd, int64_t rows, int64_t dim,            \
+                                int accumulate);                                                                     \
+    void md_cpu_conv1d_silu_fwd_##S(void *y, int64_t ldy, const void *x, int64_t ldx, const void *w,               \
+                                    const void *bias, int64_t batch, int64_t len, int64_t dim, int64_t width);      \
+    void md_cpu_conv1d_silu_bwd_##S(void *dx, int64_t lddx, void *dw, void *dbias, const void *dy, int64_t lddy,   \
+                                    const void *x, int64_t ldx, const void *w, const void *bias, int64_t batch,     \
+                                    int64_t len, int64_t dim, int64_t width);                                        \
+    void md_cpu_scan_fwd_##S(const md_cpu_scan_args_t *a);                                                           \
+    size_t md_cpu_scan_states_size_##S(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);             \
+    size_t md_cpu_scan_bwd_workspace_##S(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);            \
+    void md_cpu_scan_bwd_##S(const md_cpu_scan_args_t *a);                                                           \
+    double md_cpu_xent_##S(void *dlogits, int64_t ldd, const void *logits, int64_t ldl, const uint8_t *targets,    \
+                           int64_t rows, int64_t vocab, double grad_scale, int64_t *n_counted, void *workspace);
+
+MD_CPU_DECLARE_KERNELS(f32)
+MD_CPU_DECLARE_KERNELS(f64)
+
+/* Workspace of md_cpu_xent_*: one double per row. */
+static inline size_t md_cpu_xent_workspace(int64_t rows) { return (size_t)rows * sizeof(double); }
+
+#endif

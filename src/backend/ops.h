@@ -1,0 +1,226 @@
+/* The one interface the model code calls: tensors and a backend vtable.
+ *
+ * The model (src/nn) is written once against md_backend_t. The CPU backend
+ * (src/backend/cpu) implements every op on the host with OpenMP and
+ * OpenBLAS; the CUDA backend (src/backend/cuda, kernels/NAME.cu) implements the
+ * same table on a GPU. The model never dereferences tensor data itself: it
+ * allocates, copies, zeroes and computes only through these pointers.
+ *
+ * Tensors are row-major with 64-bit sizes. The only non-contiguity allowed is
+ * a row stride: every op sees a tensor as a 2-D matrix of
+ *   rows = product of all dimensions but the last,  cols = last dimension,
+ * with consecutive rows md_tensor_t.ld elements apart (ld >= cols). That is
+ * what a column slice of a wider matrix needs (the x and z halves of
+ * in_proj's output; dt, B and C inside x_proj's output) and what BLAS
+ * takes natively. Layouts are named at each op: (B, L, D) is batch, position,
+ * channel with channel fastest; "(M, D)" is the same flattened, M = B*L.
+ *
+ * Dtypes: f32 trains; f64 runs the very same model code in double precision
+ * for the gradient checks; bf16 is reserved for the GPU's matmul operands.
+ * Unless an op says otherwise all its floating tensors share one dtype.
+ *
+ * Determinism: every op gives bit-identical results for identical inputs on
+ * one machine whatever the thread count. Reductions are done by a fixed
+ * partition of the data (never by the thread schedule) and combined in a
+ * fixed order. CPU ops called from inside an OpenMP parallel region run
+ * serially on the calling thread (the model runs sequences in parallel).
+ *
+ * Ops never allocate. Those needing scratch take a workspace whose size the
+ * caller obtains up front from the matching *_workspace query, so that a
+ * model can plan every buffer before its first step.
+ *
+ * Gradient conventions: an op's backward WRITES the gradients of its
+ * activation inputs (dx) unless the parameter `accumulate` says to add, and
+ * always ADDS into parameter gradients (dw, dbias, ...), so that micro-batch
+ * accumulation and tied weights work without extra copies.
+ *
+ * Programming errors (mismatched shapes or dtypes) are caught by the
+ * backends with md_error + abort in debug builds only; ops do not return
+ * status. The only user-visible failure is allocation (alloc returns NULL).
+ */
+#ifndef MD_BACKEND_OPS_H
+#define MD_BACKEND_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/device.h"
+
+typedef enum {
+    MD_DTYPE_F32 = 0,
+    MD_DTYPE_F64 = 1,
+    MD_DTYPE_BF16 = 2,   /* GPU matmul operands only; no CPU op accepts it */
+    MD_DTYPE_U8 = 3      /* token ids */
+} md_dtype_t;
+
+/* Bytes per element; "f32", "f64", "bf16", "u8". */
+size_t md_dtype_size(md_dtype_t dt);
+const char *md_dtype_name(md_dtype_t dt);
+
+#define MD_MAX_DIMS 4
+
+typedef struct md_tensor {
+    void *data;                 /* memory of the backend's device */
+    md_dtype_t dtype;
+    md_device_kind_t device;
+    int ndim;                   /* 1..MD_MAX_DIMS */
+    int64_t shape[MD_MAX_DIMS];
+    int64_t ld;                 /* row stride in elements (see above); == last dim when contiguous */
+} md_tensor_t;
+
+/* Tensor views over existing memory (no allocation). ld is set to the last
+ * dimension (contiguous). */
+md_tensor_t md_tensor_1d(void *data, md_dtype_t dt, md_device_kind_t dev, int64_t n0);
+md_tensor_t md_tensor_2d(void *data, md_dtype_t dt, md_device_kind_t dev, int64_t n0, int64_t n1);
+md_tensor_t md_tensor_3d(void *data, md_dtype_t dt, md_device_kind_t dev, int64_t n0, int64_t n1, int64_t n2);
+/* Columns [c0, c0+nc) of t, keeping t's row stride: a view, no copy. */
+md_tensor_t md_tensor_cols(md_tensor_t t, int64_t c0, int64_t nc);
+/* The 2-D view every op takes: cols = the last dimension, rows = the
+ * product of the others; consecutive rows are ld elements apart. */
+static inline int64_t md_tensor_ncols(const md_tensor_t *t) { return t->shape[t->ndim - 1]; }
+int64_t md_tensor_nrows(const md_tensor_t *t);
+/* Elements covered, ignoring the row stride (rows * cols). */
+int64_t md_tensor_numel(const md_tensor_t *t);
+
+typedef enum { MD_COPY_H2D = 0, MD_COPY_D2H = 1, MD_COPY_D2D = 2 } md_copy_kind_t;
+
+/* Hyper-parameters of one AdamW step (torch.optim.AdamW semantics):
+ *   g  = grad * grad_scale                    (clip coefficient / target count)
+ *   p -= lr * weight_decay * p                (decoupled; only elements < n_decay)
+ *   m  = beta1 m + (1-beta1) g;   v = beta2 v + (1-beta2) g^2
+ *   p -= lr * (m / (1-beta1^step)) / (sqrt(v / (1-beta2^step)) + eps)
+ * step counts from 1. */
+typedef struct md_adamw_hparams {
+    double lr, beta1, beta2, eps, weight_decay, grad_scale;
+    int64_t step;
+} md_adamw_hparams_t;
+
+typedef struct md_backend md_backend_t;
+
+struct md_backend {
+    const char *name;              /* "cpu", "cuda" */
+    md_device_kind_t device;
+    void *ctx;                     /* the backend's private state */
+
+    /* ---- memory ---- */
+    /* Returns NULL (no message) when the device is out of memory. Memory is
+     * aligned to at least 64 bytes. */
+    void *(*alloc)(const md_backend_t *be, size_t bytes);
+    void (*free)(const md_backend_t *be, void *p);
+    void (*memset0)(const md_backend_t *be, void *p, size_t bytes);
+    void (*copy)(const md_backend_t *be, void *dst, const void *src, size_t bytes, md_copy_kind_t kind);
+    /* Waits for all queued work (a no-op on the CPU). */
+    void (*sync)(const md_backend_t *be);
+
+    /* ---- dense algebra ---- */
+    /* c = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T by trans_*.
+     * All three are 2-D (rows, cols) views with their own ld; beta = 0
+     * ignores c's previous contents (NaN included). The CPU splits c into
+     * fixed blocks of rows (or columns) over its threads, one
+     * single-threaded BLAS call each. */
+    void (*gemm)(const md_backend_t *be, int trans_a, int trans_b, double alpha, const md_tensor_t *a,
+                 const md_tensor_t *b, double beta, md_tensor_t *c);
+    /* y += x (same shape), elementwise; both may be row-strided. */
+    void (*add)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
+    /* x *= alpha over a contiguous tensor. */
+    void (*scale)(const md_backend_t *be, md_tensor_t *x, double alpha);
+    /* Sum of squares over a contiguous tensor, accumulated in double in fixed
+     * blocks whose size depends only on the element count. For the global
+     * gradient norm. */
+    double (*sumsq)(const md_backend_t *be, const md_tensor_t *x);
+    /* One AdamW step over flat contiguous buffers of n elements (param, grad,
+     * m, v share the dtype); elements [0, n_decay) take weight decay. */
+    void (*adamw)(const md_backend_t *be, md_tensor_t *param, const md_tensor_t *grad, md_tensor_t *m,
+                  md_tensor_t *v, int64_t n_decay, const md_adamw_hparams_t *hp);
+
+    /* ---- embedding ---- */
+    /* out (M, D) row m = weight (V, D) row tokens[m]; tokens: u8 (M), ids < V. */
+    void (*embedding_fwd)(const md_backend_t *be, md_tensor_t *out, const md_tensor_t *tokens,
+                          const md_tensor_t *weight);
+    /* dweight (V, D) += sum over m with tokens[m] = v of dout (M, D) row m. */
+    void (*embedding_bwd)(const md_backend_t *be, md_tensor_t *dweight, const md_tensor_t *dout,
+                          const md_tensor_t *tokens);
+
+    /* ---- RMSNorm over the last dimension ---- */
+    /* y (M, D) = x * rstd * w, rstd (M) = 1/sqrt(mean(x^2) + eps) is saved
+     * for the backward. rstd is always f32 for f32 x (f64 for f64 x). */
+    void (*rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
+                        const md_tensor_t *w, double eps);
+    /* dx (M, D) (= or += by accumulate) and dw (D) += from dy (M, D). */
+    void (*rmsnorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                        const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate);
+
+    /* ---- depthwise causal conv1d + SiLU, (B, L, E) layout ---- */
+    /* y[b,t,e] = silu(bias[e] + sum_k w[e,k] x[b,t-K+1+k,e]), x taken as 0
+     * before t = 0. x and y are (B*L, E) views (row-strided allowed), w is
+     * (E, K) (HF's [E,1,K] squeezed), bias (E). batch = B. */
+    void (*conv1d_silu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
+                            const md_tensor_t *bias, int64_t batch);
+    /* Recomputes the pre-activation from x; dx is written, dw/dbias added. */
+    void (*conv1d_silu_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
+                            const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
+                            const md_tensor_t *bias, int64_t batch);
+
+    /* ---- the selective scan (S6), fused as mamba_ssm's selective_scan_fn
+     *      with delta_softplus=True, delta_bias, D and z ---- */
+    /* All sequence tensors are (B*L, ·) views in (B, L, ·) layout, row-strided
+     * allowed: u, delta, z, y (B*L, E); Bm, Cm (B*L, N). A_log (E, N),
+     * D (E), dt_bias (E).
+     *   dt = softplus(delta + dt_bias)     (softplus(x) = x for x > 20)
+     *   A  = -exp(A_log)
+     *   h_t = exp(dt_t A) h_{t-1} + dt_t Bm_t u_t,  h_{-1} = 0   (per channel, N states)
+     *   y_t = (Cm_t . h_t + D u_t) * silu(z_t)
+     * states: NULL, or scan_states_size bytes where the forward leaves what
+     * the backward needs to rebuild the states cheaply (the CPU: the state
+     * entering every ~sqrt(L)-step segment; the layout is the backend's). */
+    void (*scan_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
+                     const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                     const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                     void *states);
+    /* Bytes of the forward's states buffer and of scan_bwd's workspace for
+     * these sizes and dtype; each is enough for any smaller batch and len. */
+    size_t (*scan_states_size)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                               int64_t d_inner, int64_t d_state);
+    size_t (*scan_bwd_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                 int64_t d_inner, int64_t d_state);
+    /* Writes du, ddelta, dBm, dCm, dz (same layouts as their inputs); adds
+     * into dA_log, dD, ddt_bias. The states h_t are recomputed, segment by
+     * segment in reverse, from `states` as left by scan_fwd on the same
+     * inputs (or, when states is NULL, from a first forward pass of its
+     * own); memory O(sqrt(L)) per channel, not O(L). */
+    void (*scan_bwd)(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
+                     md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz,
+                     md_tensor_t *ddt_bias, const md_tensor_t *dy, const md_tensor_t *u,
+                     const md_tensor_t *delta, const md_tensor_t *dt_bias, const md_tensor_t *A_log,
+                     const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
+                     const md_tensor_t *z, int64_t batch, const void *states, void *workspace);
+
+    /* ---- cross-entropy over logits (M, V) ---- */
+    /* Targets u8 (M); a row counts only when md_tok_is_base(target) (A, C,
+     * G, T), all others (N, PAD, specials) add nothing and get zero gradient.
+     * Returns the loss SUM over counted rows (natural log, accumulated in
+     * double in a fixed order) and sets *n_counted. When dlogits is not NULL
+     * it is written (not added) with grad_scale * d(loss sum)/d(logits).
+     * Workspace: xent_workspace(M) bytes. */
+    size_t (*xent_workspace)(const md_backend_t *be, int64_t rows);
+    double (*xent)(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
+                   const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace);
+};
+
+/* The CPU backend (a static table; it owns no state). */
+const md_backend_t *md_backend_cpu(void);
+
+/* Sets the OpenMP threads the CPU ops use (0 = all cores), the same as
+ * omp_set_num_threads. OpenBLAS is kept single-threaded: the gemm op splits
+ * its output into fixed blocks over the OpenMP threads itself, so only one
+ * thread pool is ever active and the results do not depend on the count. */
+void md_cpu_set_threads(int n);
+
+/* Per-op wall-clock accounting of the CPU backend, for benchmarks: while
+ * enabled every op adds its time to a per-op total. md_cpu_profile_report
+ * logs the totals (md_info) and clears them. Off by default; costs two
+ * clock reads per op when on. */
+void md_cpu_profile_enable(int on);
+void md_cpu_profile_report(void);
+
+#endif

@@ -1,0 +1,244 @@
+#include "nn/config.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "seq/tokenizer.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+static const char *const arch_names[] = {"mamba", "hyena", "transformer"};
+
+const char *md_arch_name(md_arch_t a)
+{
+    return (unsigned)a < 3 ? arch_names[a] : "unknown";
+}
+
+int md_arch_parse(const char *s, md_arch_t *a)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcasecmp(s, arch_names[i])) { *a = (md_arch_t)i; return 0; }
+    return -1;
+}
+
+typedef struct { const char *name; int64_t d_model, n_layer; } preset_t;
+
+/* The Mamba paper's DNA model sizes (App. E.3.1). */
+static const preset_t mamba_presets[] = {
+    {"250K", 64, 8}, {"700K", 96, 10}, {"1.4M", 128, 12}, {"3.5M", 192, 14},
+    {"7M", 256, 16}, {"19M", 384, 20}, {"40M", 512, 24},
+};
+static const char *const mamba_preset_names[] = {"250K", "700K", "1.4M", "3.5M", "7M", "19M", "40M", NULL};
+static const char *const no_presets[] = {NULL};
+
+const char *const *md_config_preset_names(md_arch_t arch)
+{
+    return arch == MD_ARCH_MAMBA ? mamba_preset_names : no_presets;
+}
+
+void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n_layer)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->arch = arch;
+    cfg->d_model = d_model;
+    cfg->n_layer = n_layer;
+    cfg->vocab_size = MD_VOCAB_SIZE;
+    cfg->norm_eps = 1e-5;
+    cfg->tie_embeddings = 1;
+    cfg->expand = 2;
+    cfg->d_inner = cfg->expand * d_model;
+    cfg->d_state = 16;
+    cfg->dt_rank = (d_model + 15) / 16;
+    cfg->d_conv = 4;
+    cfg->dt_min = 0.001;
+    cfg->dt_max = 0.1;
+    cfg->dt_init_floor = 1e-4;
+    cfg->initializer_range = 0.02;
+}
+
+int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name)
+{
+    if (arch == MD_ARCH_MAMBA) {
+        for (size_t i = 0; i < sizeof mamba_presets / sizeof mamba_presets[0]; i++) {
+            if (strcasecmp(name, mamba_presets[i].name)) continue;
+            md_config_init(cfg, arch, mamba_presets[i].d_model, mamba_presets[i].n_layer);
+            snprintf(cfg->preset, sizeof cfg->preset, "%s", mamba_presets[i].name);
+            return 0;
+        }
+        md_error("option --preset: unknown %s preset '%s'; choose one of 250K, 700K, 1.4M, 3.5M, 7M, 19M, 40M",
+                 md_arch_name(arch), name);
+        return -1;
+    }
+    md_error("option --preset: the %s architecture has no presets yet", md_arch_name(arch));
+    return -1;
+}
+
+int md_config_validate(const md_config_t *c, const char *what)
+{
+    if (c->arch != MD_ARCH_MAMBA) {
+        md_error("%s: the %s architecture is not implemented yet", what, md_arch_name(c->arch));
+        return -1;
+    }
+    if (c->d_model < 1 || c->d_model > 65536) {
+        md_error("%s: d_model %lld is out of range [1, 65536]", what, (long long)c->d_model);
+        return -1;
+    }
+    if (c->n_layer < 1 || c->n_layer > 1024) {
+        md_error("%s: n_layer %lld is out of range [1, 1024]", what, (long long)c->n_layer);
+        return -1;
+    }
+    if (c->vocab_size != MD_VOCAB_SIZE) {
+        md_error("%s: vocab_size %lld is not %d (HyenaDNA's character vocabulary)", what,
+                 (long long)c->vocab_size, MD_VOCAB_SIZE);
+        return -1;
+    }
+    if (!(c->norm_eps > 0 && c->norm_eps < 1)) {
+        md_error("%s: norm_eps %g is out of range (0, 1)", what, c->norm_eps);
+        return -1;
+    }
+    if (c->expand < 1 || c->d_inner != c->expand * c->d_model) {
+        md_error("%s: d_inner %lld is not expand (%lld) x d_model (%lld)", what, (long long)c->d_inner,
+                 (long long)c->expand, (long long)c->d_model);
+        return -1;
+    }
+    if (c->d_state < 1 || c->d_state > 64) {
+        md_error("%s: d_state %lld is out of range [1, 64]", what, (long long)c->d_state);
+        return -1;
+    }
+    if (c->dt_rank < 1 || c->dt_rank > c->d_inner) {
+        md_error("%s: dt_rank %lld is out of range [1, d_inner]", what, (long long)c->dt_rank);
+        return -1;
+    }
+    if (c->d_conv < 1 || c->d_conv > 16) {
+        md_error("%s: d_conv %lld is out of range [1, 16]", what, (long long)c->d_conv);
+        return -1;
+    }
+    if (!(c->dt_min > 0 && c->dt_max >= c->dt_min && c->dt_init_floor >= 0 && c->initializer_range >= 0)) {
+        md_error("%s: dt_min/dt_max/dt_init_floor/initializer_range are inconsistent", what);
+        return -1;
+    }
+    if (!c->tie_embeddings) {
+        md_error("%s: untied embeddings are not supported (lm_head must be tied)", what);
+        return -1;
+    }
+    return 0;
+}
+
+char *md_config_to_json(const md_config_t *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "arch", json_string(md_arch_name(c->arch)));
+    json_object_set_new(o, "preset", json_string(c->preset));
+    json_object_set_new(o, "d_model", json_integer(c->d_model));
+    json_object_set_new(o, "n_layer", json_integer(c->n_layer));
+    json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(o, "norm_eps", json_real(c->norm_eps));
+    json_object_set_new(o, "tie_embeddings", json_boolean(c->tie_embeddings));
+    json_object_set_new(o, "expand", json_integer(c->expand));
+    json_object_set_new(o, "d_inner", json_integer(c->d_inner));
+    json_object_set_new(o, "d_state", json_integer(c->d_state));
+    json_object_set_new(o, "dt_rank", json_integer(c->dt_rank));
+    json_object_set_new(o, "d_conv", json_integer(c->d_conv));
+    json_object_set_new(o, "dt_min", json_real(c->dt_min));
+    json_object_set_new(o, "dt_max", json_real(c->dt_max));
+    json_object_set_new(o, "dt_init_floor", json_real(c->dt_init_floor));
+    json_object_set_new(o, "initializer_range", json_real(c->initializer_range));
+    /* %.17g in jansson's real output keeps doubles exact. */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    char *r = md_strdup(s);
+    free(s);
+    return r;
+}
+
+static int get_int(json_t *o, const char *key, int64_t *v, const char *what)
+{
+    json_t *x = json_object_get(o, key);
+    if (!x) return 0;
+    if (!json_is_integer(x)) {
+        md_error("%s: config field '%s' is not an integer", what, key);
+        return -1;
+    }
+    *v = json_integer_value(x);
+    return 0;
+}
+
+static int get_real(json_t *o, const char *key, double *v, const char *what)
+{
+    json_t *x = json_object_get(o, key);
+    if (!x) return 0;
+    if (!json_is_number(x)) {
+        md_error("%s: config field '%s' is not a number", what, key);
+        return -1;
+    }
+    *v = json_number_value(x);
+    return 0;
+}
+
+int md_config_from_json(const char *text, md_config_t *cfg, const char *what)
+{
+    json_error_t err;
+    json_t *o = json_loads(text, 0, &err);
+    if (!o || !json_is_object(o)) {
+        md_error("%s: the model config is not a JSON object (%s)", what, o ? "not an object" : err.text);
+        json_decref(o);
+        return -1;
+    }
+    int ret = -1;
+    md_arch_t arch = MD_ARCH_MAMBA;
+    json_t *a = json_object_get(o, "arch");
+    if (a && (!json_is_string(a) || md_arch_parse(json_string_value(a), &arch) < 0)) {
+        md_error("%s: config field 'arch' is not mamba, hyena or transformer", what);
+        goto done;
+    }
+    int64_t d = 0, n = 0;
+    if (get_int(o, "d_model", &d, what) < 0 || get_int(o, "n_layer", &n, what) < 0) goto done;
+    if (d < 1 || n < 1) {
+        md_error("%s: the model config lacks a positive d_model and n_layer", what);
+        goto done;
+    }
+    md_config_init(cfg, arch, d, n);
+    json_t *p = json_object_get(o, "preset");
+    if (p && json_is_string(p)) snprintf(cfg->preset, sizeof cfg->preset, "%s", json_string_value(p));
+    json_t *t = json_object_get(o, "tie_embeddings");
+    if (t) {
+        if (!json_is_boolean(t)) {
+            md_error("%s: config field 'tie_embeddings' is not a boolean", what);
+            goto done;
+        }
+        cfg->tie_embeddings = json_is_true(t);
+    }
+    if (get_int(o, "vocab_size", &cfg->vocab_size, what) < 0 || get_real(o, "norm_eps", &cfg->norm_eps, what) < 0 ||
+        get_int(o, "expand", &cfg->expand, what) < 0) goto done;
+    cfg->d_inner = cfg->expand * cfg->d_model;
+    if (get_int(o, "d_inner", &cfg->d_inner, what) < 0 || get_int(o, "d_state", &cfg->d_state, what) < 0 ||
+        get_int(o, "dt_rank", &cfg->dt_rank, what) < 0 || get_int(o, "d_conv", &cfg->d_conv, what) < 0 ||
+        get_real(o, "dt_min", &cfg->dt_min, what) < 0 || get_real(o, "dt_max", &cfg->dt_max, what) < 0 ||
+        get_real(o, "dt_init_floor", &cfg->dt_init_floor, what) < 0 ||
+        get_real(o, "initializer_range", &cfg->initializer_range, what) < 0) goto done;
+    ret = md_config_validate(cfg, what);
+done:
+    json_decref(o);
+    return ret;
+}
+
+int64_t md_config_n_params_no_embed(const md_config_t *c)
+{
+    int64_t d = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
+    int64_t per_layer = d                  /* norm */
+                      + 2 * E * d          /* in_proj */
+                      + E * K + E          /* conv1d weight, bias */
+                      + (R + 2 * N) * E    /* x_proj */
+                      + E * R + E          /* dt_proj weight, bias */
+                      + E * N + E          /* A_log, D */
+                      + d * E;             /* out_proj */
+    return c->n_layer * per_layer + d /* norm_f */ + (c->tie_embeddings ? 0 : c->vocab_size * d);
+}
+
+int64_t md_config_n_params(const md_config_t *c)
+{
+    return md_config_n_params_no_embed(c) + c->vocab_size * c->d_model;
+}

@@ -1,0 +1,80 @@
+/* Model configuration and the named presets.
+ *
+ * One struct for every architecture; `arch` says which fields apply. Only
+ * Mamba is implemented so far; Hyena and Transformer++ get their fields
+ * (marked below) when their blocks land, and the struct may grow at the end
+ * without breaking callers that fill it through the functions here.
+ *
+ * Mamba is exactly state-spaces/mamba's Mamba (S6) block as wrapped by
+ * MixerModel / HF MambaForCausalLM: d_inner = expand * d_model (expand 2),
+ * d_state 16, dt_rank = ceil(d_model / 16), d_conv 4, no Linear biases, a
+ * conv bias, RMSNorm eps 1e-5, residual stream in fp32, lm_head tied to the
+ * embedding, vocabulary 16 (HyenaDNA's character tokens, padded).
+ *
+ * Presets (parameters excluding the 16 x d_model embedding):
+ *   250K  64 x 8    261,696        3.5M  192 x 14   3,524,160
+ *   700K  96 x 10   682,656        7M    256 x 16   7,008,512
+ *   1.4M 128 x 12 1,399,424        19M   384 x 20  19,284,864
+ *                                  40M   512 x 24  40,686,080
+ */
+#ifndef MD_NN_CONFIG_H
+#define MD_NN_CONFIG_H
+
+#include <stdint.h>
+
+typedef enum { MD_ARCH_MAMBA = 0, MD_ARCH_HYENA = 1, MD_ARCH_TRANSFORMER = 2 } md_arch_t;
+
+typedef struct md_config {
+    md_arch_t arch;
+    char preset[16];          /* preset name, or "" for a custom size */
+    int64_t d_model;
+    int64_t n_layer;
+    int64_t vocab_size;       /* 16 */
+    double norm_eps;          /* RMSNorm epsilon, 1e-5 */
+    int tie_embeddings;       /* 1: lm_head.weight is backbone.embeddings.weight */
+
+    /* Mamba */
+    int64_t expand;           /* 2 */
+    int64_t d_inner;          /* E = expand * d_model */
+    int64_t d_state;          /* N = 16 */
+    int64_t dt_rank;          /* R = ceil(d_model / 16) */
+    int64_t d_conv;           /* 4 */
+    /* Mamba initialisation (mamba_ssm defaults) */
+    double dt_min, dt_max, dt_init_floor;   /* 0.001, 0.1, 1e-4 */
+    double initializer_range;               /* 0.02: std of the embedding */
+} md_config_t;
+
+const char *md_arch_name(md_arch_t a);          /* "mamba", "hyena", "transformer" */
+/* Returns 0, or -1 (no message) for an unknown name. */
+int md_arch_parse(const char *s, md_arch_t *a);
+
+/* Fills cfg with the defaults of arch at the given size and derives the
+ * dependent fields (d_inner, dt_rank). preset is set to "". */
+void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n_layer);
+
+/* Fills cfg from a preset name ("1.4M", case-insensitive, "1.4m" too).
+ * Returns 0, or -1 after one error line that lists the valid presets. */
+int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name);
+
+/* The presets of arch, NULL-terminated, for help texts. */
+const char *const *md_config_preset_names(md_arch_t arch);
+
+/* Checks that the fields are consistent and supported (positive sizes,
+ * d_inner = expand * d_model, an implemented arch, d_state <= 64, ...).
+ * Returns 0, or -1 after one error line prefixed with `what` (e.g. the
+ * checkpoint's file name or "model"). */
+int md_config_validate(const md_config_t *cfg, const char *what);
+
+/* The config as a compact JSON object string (malloc'd), with every field,
+ * for checkpoint metadata. md_config_from_json parses it back (fields absent
+ * take their defaults for the arch and size); returns 0, or -1 after one
+ * error line prefixed with `what`. The round trip is exact. */
+char *md_config_to_json(const md_config_t *cfg);
+int md_config_from_json(const char *json, md_config_t *cfg, const char *what);
+
+/* Parameter counts (no allocation needed): all storage, and storage minus
+ * the embedding (the papers' convention). A tied lm_head counts once. */
+int64_t md_config_n_params(const md_config_t *cfg);
+int64_t md_config_n_params_no_embed(const md_config_t *cfg);
+
+#endif

@@ -1,0 +1,194 @@
+#include "nn/mamba.h"
+
+#include <stdlib.h>
+
+#include "util/log.h"
+
+static md_tensor_t mat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t cols)
+{
+    return md_tensor_2d(p, c->dtype, c->be->device, rows, cols);
+}
+
+md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_param_role_t role)
+{
+    const md_param_t *p = md_params_get(c->reg, layer, role);
+    if (!p) {
+        md_error("model: internal error, no parameter of role %d in layer %d", (int)role, layer);
+        abort();
+    }
+    void *data = (char *)base + (size_t)p->offset * md_dtype_size(c->dtype);
+    if (p->ndim == 1) return md_tensor_1d(data, c->dtype, c->be->device, p->shape[0]);
+    return md_tensor_2d(data, c->dtype, c->be->device, p->shape[0], p->numel / p->shape[0]);
+}
+
+static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* sizes of the sub-buffers in bytes, in carve order */
+static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t B, int64_t L,
+                       size_t *s)
+{
+    int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    size_t es = md_dtype_size(dt);
+    s[0] = (size_t)M * es;           /* rstd */
+    s[1] = (size_t)(M * d) * es;     /* hn */
+    s[2] = (size_t)(M * 2 * E) * es; /* xz */
+    s[3] = (size_t)(M * E) * es;     /* u */
+    s[4] = (size_t)(M * X) * es;     /* xdbl */
+    s[5] = (size_t)(M * E) * es;     /* delta */
+    s[6] = (size_t)(M * E) * es;     /* y */
+    /* the whole batch at once, or sequence by sequence at a fixed stride */
+    size_t whole = be->scan_states_size(be, dt, B, L, E, cfg->d_state);
+    size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, dt, 1, L, E, cfg->d_state));
+    s[7] = whole > per_seq ? whole : per_seq;
+}
+
+size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                           int64_t max_len)
+{
+    size_t s[8], n = 0;
+    acts_sizes(cfg, be, dt, max_batch, max_len, s);
+    for (int i = 0; i < 8; i++) n += round64b(s[i]);
+    return n;
+}
+
+void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                         int64_t max_len, void *base, md_mamba_acts_t *a)
+{
+    size_t s[8];
+    acts_sizes(cfg, be, dt, max_batch, max_len, s);
+    void **slot[8] = {&a->rstd, &a->hn, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states};
+    char *p = base;
+    for (int i = 0; i < 8; i++) {
+        *slot[i] = p;
+        p += round64b(s[i]);
+    }
+}
+
+static void scratch_sizes(const md_config_t *cfg, md_dtype_t dt, int64_t M, size_t *s)
+{
+    int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    size_t es = md_dtype_size(dt);
+    s[0] = (size_t)(M * E) * es;     /* dy */
+    s[1] = (size_t)(M * 2 * E) * es; /* dxz */
+    s[2] = (size_t)(M * E) * es;     /* du */
+    s[3] = (size_t)(M * E) * es;     /* ddelta */
+    s[4] = (size_t)(M * X) * es;     /* dxdbl */
+    s[5] = (size_t)(M * d) * es;     /* dhn */
+}
+
+size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows)
+{
+    size_t s[6], n = 0;
+    scratch_sizes(cfg, dt, max_rows, s);
+    for (int i = 0; i < 6; i++) n += round64b(s[i]);
+    return n;
+}
+
+void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows, void *base,
+                            md_mamba_scratch_t *sc)
+{
+    size_t s[6];
+    scratch_sizes(cfg, dt, max_rows, s);
+    void **slot[6] = {&sc->dy, &sc->dxz, &sc->du, &sc->ddelta, &sc->dxdbl, &sc->dhn};
+    char *p = base;
+    for (int i = 0; i < 6; i++) {
+        *slot[i] = p;
+        p += round64b(s[i]);
+    }
+}
+
+void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a)
+{
+    const md_backend_t *be = c->be;
+    const md_config_t *cfg = c->cfg;
+    int64_t M = c->M, d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank;
+    md_tensor_t norm_w = md_param_view(c, c->params, layer, MD_ROLE_NORM);
+    md_tensor_t in_proj = md_param_view(c, c->params, layer, MD_ROLE_IN_PROJ);
+    md_tensor_t conv_w = md_param_view(c, c->params, layer, MD_ROLE_CONV_W);
+    md_tensor_t conv_b = md_param_view(c, c->params, layer, MD_ROLE_CONV_B);
+    md_tensor_t x_proj = md_param_view(c, c->params, layer, MD_ROLE_X_PROJ);
+    md_tensor_t dt_w = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_W);
+    md_tensor_t dt_b = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_B);
+    md_tensor_t A_log = md_param_view(c, c->params, layer, MD_ROLE_A_LOG);
+    md_tensor_t Dp = md_param_view(c, c->params, layer, MD_ROLE_D);
+    md_tensor_t out_proj = md_param_view(c, c->params, layer, MD_ROLE_OUT_PROJ);
+
+    md_tensor_t hin = mat(c, (void *)h_in, M, d);
+    md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
+    md_tensor_t hn = mat(c, a->hn, M, d), xz = mat(c, a->xz, M, 2 * E), u = mat(c, a->u, M, E);
+    md_tensor_t xdbl = mat(c, a->xdbl, M, R + 2 * N), delta = mat(c, a->delta, M, E), y = mat(c, a->y, M, E);
+    md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
+    md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
+
+    be->rmsnorm_fwd(be, &hn, &rstd, &hin, &norm_w, cfg->norm_eps);
+    be->gemm(be, 0, 1, 1.0, &hn, &in_proj, 0.0, &xz);
+    be->conv1d_silu_fwd(be, &u, &x, &conv_w, &conv_b, c->B);
+    be->gemm(be, 0, 1, 1.0, &u, &x_proj, 0.0, &xdbl);
+    be->gemm(be, 0, 1, 1.0, &dt_in, &dt_w, 0.0, &delta);
+    be->scan_fwd(be, &y, &u, &delta, &dt_b, &A_log, &Bm, &Cm, &Dp, &z, c->B, a->states);
+    if (h_out) {
+        md_tensor_t hout = mat(c, h_out, M, d);
+        be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
+        be->gemm(be, 0, 1, 1.0, &y, &out_proj, 1.0, &hout);
+    }
+}
+
+void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_, const md_mamba_acts_t *a,
+                  const md_mamba_scratch_t *s)
+{
+    const md_backend_t *be = c->be;
+    const md_config_t *cfg = c->cfg;
+    int64_t M = c->M, d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank;
+    md_tensor_t norm_w = md_param_view(c, c->params, layer, MD_ROLE_NORM);
+    md_tensor_t in_proj = md_param_view(c, c->params, layer, MD_ROLE_IN_PROJ);
+    md_tensor_t conv_w = md_param_view(c, c->params, layer, MD_ROLE_CONV_W);
+    md_tensor_t conv_b = md_param_view(c, c->params, layer, MD_ROLE_CONV_B);
+    md_tensor_t x_proj = md_param_view(c, c->params, layer, MD_ROLE_X_PROJ);
+    md_tensor_t dt_w = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_W);
+    md_tensor_t dt_b = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_B);
+    md_tensor_t A_log = md_param_view(c, c->params, layer, MD_ROLE_A_LOG);
+    md_tensor_t Dp = md_param_view(c, c->params, layer, MD_ROLE_D);
+    md_tensor_t out_proj = md_param_view(c, c->params, layer, MD_ROLE_OUT_PROJ);
+    md_tensor_t g_norm_w = md_param_view(c, c->grads, layer, MD_ROLE_NORM);
+    md_tensor_t g_in_proj = md_param_view(c, c->grads, layer, MD_ROLE_IN_PROJ);
+    md_tensor_t g_conv_w = md_param_view(c, c->grads, layer, MD_ROLE_CONV_W);
+    md_tensor_t g_conv_b = md_param_view(c, c->grads, layer, MD_ROLE_CONV_B);
+    md_tensor_t g_x_proj = md_param_view(c, c->grads, layer, MD_ROLE_X_PROJ);
+    md_tensor_t g_dt_w = md_param_view(c, c->grads, layer, MD_ROLE_DT_PROJ_W);
+    md_tensor_t g_dt_b = md_param_view(c, c->grads, layer, MD_ROLE_DT_PROJ_B);
+    md_tensor_t g_A_log = md_param_view(c, c->grads, layer, MD_ROLE_A_LOG);
+    md_tensor_t g_D = md_param_view(c, c->grads, layer, MD_ROLE_D);
+    md_tensor_t g_out_proj = md_param_view(c, c->grads, layer, MD_ROLE_OUT_PROJ);
+
+    md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
+    md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
+    md_tensor_t hn = mat(c, a->hn, M, d), xz = mat(c, a->xz, M, 2 * E), u = mat(c, a->u, M, E);
+    md_tensor_t xdbl = mat(c, a->xdbl, M, R + 2 * N), delta = mat(c, a->delta, M, E), y = mat(c, a->y, M, E);
+    md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
+    md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
+
+    md_tensor_t dy = mat(c, s->dy, M, E), dxz = mat(c, s->dxz, M, 2 * E), du = mat(c, s->du, M, E);
+    md_tensor_t ddelta = mat(c, s->ddelta, M, E), dxdbl = mat(c, s->dxdbl, M, R + 2 * N), dhn = mat(c, s->dhn, M, d);
+    md_tensor_t dx = md_tensor_cols(dxz, 0, E), dz = md_tensor_cols(dxz, E, E);
+    md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
+
+    /* out_proj */
+    be->gemm(be, 0, 0, 1.0, &g, &out_proj, 0.0, &dy);
+    be->gemm(be, 1, 0, 1.0, &g, &y, 1.0, &g_out_proj);
+    /* scan (with the gate, D and the dt bias) */
+    be->scan_bwd(be, &du, &ddelta, &g_A_log, &dB, &dC, &g_D, &dz, &g_dt_b, &dy, &u, &delta, &dt_b, &A_log, &Bm, &Cm,
+                 &Dp, &z, c->B, a->states, c->scan_ws);
+    /* dt_proj */
+    be->gemm(be, 0, 0, 1.0, &ddelta, &dt_w, 0.0, &ddt_in);
+    be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &g_dt_w);
+    /* x_proj: u feeds both the scan and x_proj */
+    be->gemm(be, 0, 0, 1.0, &dxdbl, &x_proj, 1.0, &du);
+    be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &g_x_proj);
+    /* conv1d + SiLU */
+    be->conv1d_silu_bwd(be, &dx, &g_conv_w, &g_conv_b, &du, &x, &conv_w, &conv_b, c->B);
+    /* in_proj */
+    be->gemm(be, 0, 0, 1.0, &dxz, &in_proj, 0.0, &dhn);
+    be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &g_in_proj);
+    /* RMSNorm; the residual path keeps g itself */
+    be->rmsnorm_bwd(be, &g, &g_norm_w, &dhn, &hin, &norm_w, &rstd, 1);
+}

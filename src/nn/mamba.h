@@ -1,0 +1,73 @@
+/* The Mamba (S6) block, forward and backward, against backend/ops.h.
+ *
+ * Internal to src/nn (model.c drives it); other blocks (Hyena,
+ * Transformer++) follow the same shape: a size query and a carve function
+ * for the activations the block saves and for the scratch its backward
+ * uses, then fwd(h_in -> h_out) and bwd(g: dL/dh_out -> dL/dh_in, in place).
+ *
+ * The block, as mamba_ssm's Mamba with MixerModel's prenorm residual:
+ *   hn = RMSNorm(h_in);  [x | z] = hn in_proj^T           (M, 2E)
+ *   u = SiLU(causal depthwise conv(x) + conv bias)         (M, E)
+ *   [dt_in | B | C] = u x_proj^T                           (M, R + 2N)
+ *   delta = dt_in dt_proj^T   (the dt_proj bias is applied inside the scan)
+ *   y = scan(u, delta, ...) * SiLU(z)                      (M, E)
+ *   h_out = h_in + y out_proj^T                            (M, d)
+ * All (M, ·) tensors are (B, L, ·) flattened, M = B * L.
+ */
+#ifndef MD_NN_MAMBA_H
+#define MD_NN_MAMBA_H
+
+#include <stdint.h>
+
+#include "backend/ops.h"
+#include "nn/config.h"
+#include "nn/params.h"
+
+/* What one forward/backward call works with. */
+typedef struct md_block_ctx {
+    const md_backend_t *be;
+    const md_config_t *cfg;
+    const md_params_t *reg;
+    md_dtype_t dtype;
+    int64_t B, L, M;         /* this call's batch, length and B * L */
+    void *params, *grads;    /* the flat buffers */
+    void *scan_ws;           /* be->scan_bwd_workspace bytes for (max batch, max len) */
+} md_block_ctx_t;
+
+/* Saved for the backward (per layer, or one shared set when recomputing).
+ * states: what the backend's scan_fwd leaves for its backward. */
+typedef struct md_mamba_acts {
+    void *rstd, *hn, *xz, *u, *xdbl, *delta, *y, *states;
+} md_mamba_acts_t;
+
+/* The backward's temporaries (one set for all layers). */
+typedef struct md_mamba_scratch {
+    void *dy, *dxz, *du, *ddelta, *dxdbl, *dhn;
+} md_mamba_scratch_t;
+
+/* Bytes of one set for batches of up to max_batch x max_len, every
+ * sub-buffer 64-byte aligned; carve lays a set out from base. */
+size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                           int64_t max_len);
+void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                         int64_t max_len, void *base, md_mamba_acts_t *a);
+size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
+void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows, void *base,
+                            md_mamba_scratch_t *s);
+
+/* Forward of block `layer`: fills a, and writes h_out = h_in + mixer
+ * output when h_out is not NULL (NULL: only the activations, for the
+ * recomputation in the backward). h_in and h_out are (M, d). */
+void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a);
+
+/* Backward of block `layer`: g is dL/dh_out on entry and dL/dh_in on
+ * return; the block's parameter gradients are added into c->grads. */
+void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, const md_mamba_acts_t *a,
+                  const md_mamba_scratch_t *s);
+
+/* A tensor view of registry entry (layer, role) inside base (the parameter
+ * or the gradient buffer), 2-D for matrices ([E,1,K] is seen as (E, K)),
+ * 1-D for vectors. */
+md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_param_role_t role);
+
+#endif

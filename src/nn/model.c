@@ -1,0 +1,301 @@
+#include "nn/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/mamba.h"
+#include "nn/model_internal.h"
+#include "util/log.h"
+#include "util/rng.h"
+#include "util/xalloc.h"
+
+static int64_t round16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Element counts (act, ws) and byte counts (scan and xent workspaces). */
+typedef struct {
+    int64_t resid_elems, n_acts, head_elems;
+    int64_t g_elems, dlogits_elems, n_slots;
+    size_t acts_bytes, scratch_bytes, scan_ws_bytes, xent_ws_bytes, tok_bytes;
+    size_t scan_ws_seq, xent_ws_seq, states_seq;
+} plan_t;
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                      int64_t max_len, const md_model_opts_t *opts, plan_t *p, md_model_memory_t *mem,
+                      int64_t n_params)
+{
+    int64_t M = max_batch * max_len, d = cfg->d_model, V = cfg->vocab_size;
+    size_t es = md_dtype_size(dt);
+    if (!be) be = md_backend_cpu();   /* planning without a backend: the CPU's figures */
+    p->resid_elems = round16(M * d);
+    p->acts_bytes = md_mamba_acts_bytes(cfg, be, dt, max_batch, max_len);
+    p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
+    p->head_elems = round16(M * d) + round16(M) + round16(M * V);
+    p->scratch_bytes = md_mamba_scratch_bytes(cfg, dt, M);
+    p->g_elems = round16(M * d);
+    p->dlogits_elems = round16(M * V);
+    /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
+    p->n_slots = 0;
+    if (be->device == MD_DEVICE_CPU && max_batch >= 2) p->n_slots = max_batch < MD_MAX_SLOTS ? max_batch : MD_MAX_SLOTS;
+    p->scan_ws_seq = round64b(be->scan_bwd_workspace(be, dt, 1, max_len, cfg->d_inner, cfg->d_state));
+    p->xent_ws_seq = round64b(be->xent_workspace(be, max_len));
+    p->states_seq = round64b(be->scan_states_size(be, dt, 1, max_len, cfg->d_inner, cfg->d_state));
+    size_t scan_ws_batch = be->scan_bwd_workspace(be, dt, max_batch, max_len, cfg->d_inner, cfg->d_state);
+    p->scan_ws_bytes = max_size(round64b(scan_ws_batch), (size_t)p->n_slots * p->scan_ws_seq);
+    p->xent_ws_bytes = max_size(round64b(be->xent_workspace(be, M)), (size_t)p->n_slots * p->xent_ws_seq);
+    p->tok_bytes = 2 * round64b((size_t)M);
+    mem->params = n_params * (int64_t)es;
+    mem->grads = (1 + p->n_slots) * n_params * (int64_t)es;
+    mem->activations = ((cfg->n_layer + 1) * p->resid_elems + p->head_elems) * (int64_t)es +
+                       p->n_acts * (int64_t)p->acts_bytes;
+    mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
+                     (int64_t)p->scan_ws_bytes + (int64_t)p->xent_ws_bytes;
+    mem->tokens = (int64_t)p->tok_bytes;
+    mem->total = mem->params + mem->grads + mem->activations + mem->workspace + mem->tokens;
+}
+
+int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, int64_t max_len,
+                  const md_model_opts_t *opts, md_model_memory_t *mem)
+{
+    if (cfg->arch != MD_ARCH_MAMBA || max_batch < 1 || max_len < 1) return -1;
+    plan_t p;
+    make_plan(cfg, NULL, dtype, max_batch, max_len, opts, &p, mem, md_config_n_params(cfg));
+    return 0;
+}
+
+static void log_plan(const md_model_t *m)
+{
+    const md_model_memory_t *x = &m->mem;
+    double MiB = 1048576.0;
+    md_info("%s model d=%lld x %lld blocks, %lld parameters (%s), batch <= %lld x length <= %lld%s on %s: "
+            "params %.1f MiB, grads %.1f MiB, activations %.1f MiB, workspace %.1f MiB, total %.1f MiB",
+            md_arch_name(m->cfg.arch), (long long)m->cfg.d_model, (long long)m->cfg.n_layer, (long long)m->reg.numel,
+            md_dtype_name(m->dtype), (long long)m->max_batch, (long long)m->max_len,
+            m->opts.recompute ? " (recompute)" : "", m->be->name, x->params / MiB, x->grads / MiB,
+            x->activations / MiB, x->workspace / MiB, x->total / MiB);
+}
+
+md_model_t *md_model_new(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
+                         int64_t max_len)
+{
+    return md_model_new_ex(cfg, be, dtype, max_batch, max_len, NULL);
+}
+
+md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
+                            int64_t max_len, const md_model_opts_t *opts)
+{
+    if (md_config_validate(cfg, "model") < 0) return NULL;
+    if (dtype != MD_DTYPE_F32 && !(dtype == MD_DTYPE_F64 && be->device == MD_DEVICE_CPU)) {
+        md_error("model: dtype %s is not supported on the %s backend", md_dtype_name(dtype), be->name);
+        return NULL;
+    }
+    if (max_batch < 1 || max_len < 1 || max_batch > (INT64_C(1) << 31) / max_len) {
+        md_error("model: batch %lld x length %lld is out of range", (long long)max_batch, (long long)max_len);
+        return NULL;
+    }
+    md_model_t *m = md_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->be = be;
+    m->dtype = dtype;
+    m->max_batch = max_batch;
+    m->max_len = max_len;
+    m->max_rows = max_batch * max_len;
+    if (opts) m->opts = *opts;
+    if (md_params_build(&m->cfg, &m->reg) < 0) {
+        free(m);
+        return NULL;
+    }
+    plan_t p;
+    make_plan(&m->cfg, be, dtype, max_batch, max_len, &m->opts, &p, &m->mem, m->reg.numel);
+    size_t es = md_dtype_size(dtype);
+    m->params = be->alloc(be, (size_t)m->mem.params);
+    m->grads = be->alloc(be, (size_t)m->mem.grads);   /* the gradients, then the slots */
+    m->act = be->alloc(be, (size_t)m->mem.activations);
+    m->ws = be->alloc(be, (size_t)m->mem.workspace);
+    m->tok_in = be->alloc(be, p.tok_bytes);
+    if (!m->params || !m->grads || !m->act || !m->ws || !m->tok_in) {
+        md_error("model: out of %s memory for the plan of %.1f MiB (batch %lld x length %lld)", be->name,
+                 m->mem.total / 1048576.0, (long long)max_batch, (long long)max_len);
+        md_model_free(m);
+        return NULL;
+    }
+    m->tok_tgt = m->tok_in + p.tok_bytes / 2;
+    be->memset0(be, m->params, (size_t)m->mem.params);
+    be->memset0(be, m->grads, (size_t)m->mem.grads);
+    be->memset0(be, m->act, (size_t)m->mem.activations);
+    be->memset0(be, m->ws, (size_t)m->mem.workspace);
+
+    int64_t M = m->max_rows, d = m->cfg.d_model, V = m->cfg.vocab_size;
+    char *a = m->act;
+    m->resid = md_malloc((size_t)(m->cfg.n_layer + 1) * sizeof *m->resid);
+    for (int64_t l = 0; l <= m->cfg.n_layer; l++, a += p.resid_elems * es) m->resid[l] = a;
+    m->n_acts = p.n_acts;
+    m->acts = md_malloc((size_t)p.n_acts * sizeof *m->acts);
+    for (int64_t l = 0; l < p.n_acts; l++, a += p.acts_bytes)
+        md_mamba_acts_carve(&m->cfg, be, dtype, max_batch, max_len, a, &m->acts[l]);
+    m->hf = a;
+    a += round16(M * d) * es;
+    m->rstd_f = a;
+    a += round16(M) * es;
+    m->logits = a;
+
+    char *w = m->ws;
+    md_mamba_scratch_carve(&m->cfg, dtype, M, w, &m->scratch);
+    w += p.scratch_bytes;
+    m->g = w;
+    w += p.g_elems * es;
+    m->dlogits = w;
+    w += p.dlogits_elems * es;
+    m->scan_ws = w;
+    w += p.scan_ws_bytes;
+    m->xent_ws = w;
+    m->n_slots = p.n_slots;
+    m->slot_grads = (char *)m->grads + (size_t)m->reg.numel * es;
+    m->scan_ws_seq = p.scan_ws_seq;
+    m->xent_ws_seq = p.xent_ws_seq;
+    m->states_seq = p.states_seq;
+    m->seq_loss = md_malloc((size_t)max_batch * sizeof *m->seq_loss);
+    m->seq_count = md_malloc((size_t)max_batch * sizeof *m->seq_count);
+    (void)V;
+    log_plan(m);
+    return m;
+}
+
+void md_model_free(md_model_t *m)
+{
+    if (!m) return;
+    const md_backend_t *be = m->be;
+    if (m->params) be->free(be, m->params);
+    if (m->grads) be->free(be, m->grads);
+    if (m->act) be->free(be, m->act);
+    if (m->ws) be->free(be, m->ws);
+    if (m->tok_in) be->free(be, m->tok_in);
+    free(m->resid);
+    free(m->acts);
+    free(m->seq_loss);
+    free(m->seq_count);
+    md_params_free(&m->reg);
+    free(m);
+}
+
+const md_config_t *md_model_config(const md_model_t *m) { return &m->cfg; }
+const md_params_t *md_model_params(const md_model_t *m) { return &m->reg; }
+const md_backend_t *md_model_backend(const md_model_t *m) { return m->be; }
+md_dtype_t md_model_dtype(const md_model_t *m) { return m->dtype; }
+int64_t md_model_max_batch(const md_model_t *m) { return m->max_batch; }
+int64_t md_model_max_len(const md_model_t *m) { return m->max_len; }
+void md_model_memory(const md_model_t *m, md_model_memory_t *mem) { *mem = m->mem; }
+
+md_tensor_t md_model_param_buffer(md_model_t *m)
+{
+    return md_tensor_1d(m->params, m->dtype, m->be->device, m->reg.numel);
+}
+
+md_tensor_t md_model_grad_buffer(md_model_t *m)
+{
+    return md_tensor_1d(m->grads, m->dtype, m->be->device, m->reg.numel);
+}
+
+void md_model_zero_grad(md_model_t *m)
+{
+    m->be->memset0(m->be, m->grads, (size_t)m->reg.numel * md_dtype_size(m->dtype));
+}
+
+/* Host staging for the parameter copies; not on the training path. */
+static void write_params_double(md_model_t *m, const double *src)
+{
+    size_t n = (size_t)m->reg.numel;
+    if (m->dtype == MD_DTYPE_F64) {
+        m->be->copy(m->be, m->params, src, n * sizeof(double), MD_COPY_H2D);
+        return;
+    }
+    float *tmp = md_malloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) tmp[i] = (float)src[i];
+    m->be->copy(m->be, m->params, tmp, n * sizeof *tmp, MD_COPY_H2D);
+    free(tmp);
+}
+
+void md_model_write_params(md_model_t *m, const float *src)
+{
+    size_t n = (size_t)m->reg.numel;
+    if (m->dtype == MD_DTYPE_F32) {
+        m->be->copy(m->be, m->params, src, n * sizeof(float), MD_COPY_H2D);
+        return;
+    }
+    double *tmp = md_malloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++) tmp[i] = src[i];
+    m->be->copy(m->be, m->params, tmp, n * sizeof *tmp, MD_COPY_H2D);
+    free(tmp);
+}
+
+void md_model_read_params(const md_model_t *m, float *dst)
+{
+    size_t n = (size_t)m->reg.numel;
+    if (m->dtype == MD_DTYPE_F32) {
+        m->be->copy(m->be, dst, m->params, n * sizeof(float), MD_COPY_D2H);
+        return;
+    }
+    double *tmp = md_malloc(n * sizeof *tmp);
+    m->be->copy(m->be, tmp, m->params, n * sizeof *tmp, MD_COPY_D2H);
+    for (size_t i = 0; i < n; i++) dst[i] = (float)tmp[i];
+    free(tmp);
+}
+
+static double uniform_pm(md_rng_t *r, double bound) { return (2.0 * md_rng_uniform(r) - 1.0) * bound; }
+
+void md_model_init_weights(md_model_t *m, uint64_t seed)
+{
+    const md_config_t *c = &m->cfg;
+    double *w = md_malloc((size_t)m->reg.numel * sizeof *w);
+    double E = (double)c->d_inner, d = (double)c->d_model, K = (double)c->d_conv, R = (double)c->dt_rank;
+    for (int64_t i = 0; i < m->reg.n; i++) {
+        const md_param_t *p = &m->reg.p[i];
+        if (p->tied_to >= 0) continue;
+        md_rng_t r;
+        md_rng_seed(&r, md_hash64(seed, UINT64_C(0x696e6974), (uint64_t)i));
+        double *x = w + p->offset;
+        for (int64_t j = 0; j < p->numel; j++) {
+            double v = 0;
+            switch (p->role) {
+            case MD_ROLE_EMBEDDING: v = md_rng_normal(&r) * c->initializer_range; break;
+            case MD_ROLE_NORM:
+            case MD_ROLE_NORM_F:
+            case MD_ROLE_D: v = 1.0; break;
+            case MD_ROLE_IN_PROJ: v = uniform_pm(&r, 1.0 / sqrt(d)); break;
+            case MD_ROLE_CONV_W:
+            case MD_ROLE_CONV_B: v = uniform_pm(&r, 1.0 / sqrt(K)); break;   /* fan_in = 1 * d_conv */
+            case MD_ROLE_X_PROJ: v = uniform_pm(&r, 1.0 / sqrt(E)); break;
+            case MD_ROLE_DT_PROJ_W: v = uniform_pm(&r, 1.0 / sqrt(R)); break;
+            case MD_ROLE_DT_PROJ_B: {
+                double lo = log(c->dt_min), hi = log(c->dt_max);
+                double dt = exp(md_rng_uniform(&r) * (hi - lo) + lo);
+                if (dt < c->dt_init_floor) dt = c->dt_init_floor;
+                v = dt + log(-expm1(-dt));   /* softplus^-1 */
+                break;
+            }
+            case MD_ROLE_A_LOG: v = log((double)(j % c->d_state + 1)); break;
+            case MD_ROLE_OUT_PROJ: v = uniform_pm(&r, 1.0 / sqrt(E)) / sqrt((double)c->n_layer); break;
+            case MD_ROLE_LM_HEAD: v = md_rng_normal(&r) * c->initializer_range; break;   /* untied only */
+            default: break;
+            }
+            x[j] = v;
+        }
+    }
+    write_params_double(m, w);
+    free(w);
+}
+
+double md_model_flops_per_token(const md_config_t *c, int64_t L, double *matmul_only)
+{
+    double d = (double)c->d_model, E = (double)c->d_inner, N = (double)c->d_state, R = (double)c->dt_rank;
+    double K = (double)c->d_conv, V = (double)c->vocab_size;
+    double mm = c->n_layer * 2.0 * (d * 2 * E + E * (R + 2 * N) + R * E + E * d) + 2.0 * V * d;
+    /* per block: scan ~9 per state element (exp counted as one), its
+     * per-channel terms ~20; conv 2K + 5 per channel; norm ~4 per channel */
+    double ew = c->n_layer * (9.0 * E * N + 20.0 * E + (2.0 * K + 5.0) * E + 4.0 * d) + 4.0 * d + 5.0 * V;
+    if (matmul_only) *matmul_only = mm;
+    return mm + ew;
+}

@@ -1,0 +1,154 @@
+/* The DNA language model: embedding -> blocks -> final RMSNorm -> LM head.
+ *
+ * One definition, written against the backend interface (backend/ops.h):
+ * the same code runs on the CPU in f32 (training), on the CPU in f64 (the
+ * gradient checks) and on a GPU backend. Only Mamba blocks exist so far;
+ * the model dispatches on cfg->arch so Hyena and Transformer++ blocks slot
+ * in beside src/nn/mamba.c.
+ *
+ * Memory: md_model_new plans every buffer from (config, max_batch,
+ * max_len) -- parameters, gradients, saved activations, workspace, token
+ * staging -- allocates each once on the backend's device, and logs the plan
+ * (bytes per category). Nothing is allocated afterwards: forward and
+ * backward only reuse these buffers. Optimizer moments belong to the
+ * optimizer (src/train), sized from md_model_params()->numel.
+ *
+ * Activations: by default each block keeps what its backward needs (about
+ * 12*d_model + R + 2N + 1 values per token per block for Mamba). With
+ * opts.recompute, only each block's input (the residual stream, d_model
+ * values per token) is kept, and each block's forward is rerun inside its
+ * backward into one shared set of buffers: ~n_layer times less activation
+ * memory for one more forward pass, which long contexts need.
+ *
+ * Threading and determinism (CPU): a batch of B >= 2 runs sequence by
+ * sequence on the OpenMP threads (omp_get_max_threads(), i.e. -t), each
+ * sequence's forward and backward with serial ops, its parameter gradients
+ * going to one of min(max_batch, 4) gradient slots (sequence b to slot
+ * b % slots) that are summed in order at the end; B = 1 runs the ops
+ * themselves in parallel. Either way the results are bit-identical for any
+ * thread count (the same B gives the same bits; B = 1 and B = 2 may round
+ * differently). The slots cost (slots x parameters) more gradient memory,
+ * counted under "grads" in the plan. Tiny batches stay on the calling
+ * thread.
+ *
+ * Not thread-safe: one model, one caller at a time.
+ */
+#ifndef MD_NN_MODEL_H
+#define MD_NN_MODEL_H
+
+#include <stdint.h>
+
+#include "backend/ops.h"
+#include "nn/config.h"
+#include "nn/params.h"
+
+typedef struct md_model md_model_t;
+
+typedef struct md_model_opts {
+    int recompute;           /* 1: keep only block inputs, recompute in the backward (see above) */
+} md_model_opts_t;
+
+/* Bytes of each category of the plan. */
+typedef struct md_model_memory {
+    int64_t params, grads, activations, workspace, tokens;
+    int64_t total;
+} md_model_memory_t;
+
+/* Plans and allocates a model for batches of up to max_batch sequences of
+ * up to max_len tokens, in dtype (MD_DTYPE_F32 or, on the CPU, MD_DTYPE_F64).
+ * Weights are zero until md_model_init_weights or md_model_write_params.
+ * Returns NULL after one error line: invalid config, unsupported dtype for
+ * the backend, sizes < 1, or out of device memory (the line gives the plan's
+ * total). The config is copied; be must outlive the model. */
+md_model_t *md_model_new(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
+                         int64_t max_len);
+md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
+                            int64_t max_len, const md_model_opts_t *opts);
+void md_model_free(md_model_t *m);
+
+/* The plan for these arguments without allocating anything (for `info`
+ * and for choosing batch sizes). Returns 0, or -1 for an invalid config
+ * (no message). */
+int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, int64_t max_len,
+                  const md_model_opts_t *opts, md_model_memory_t *mem);
+
+/* The reference implementation's initialisation, deterministic by seed
+ * (the same seed gives the same weights on every backend and dtype, as the
+ * draws are made in double on the host and converted):
+ *   embedding N(0, initializer_range); norms 1;
+ *   in_proj, x_proj: U(+-1/sqrt(fan_in)) (torch's default Linear init);
+ *   conv1d weight and bias: U(+-1/sqrt(d_conv)) (default Conv1d init);
+ *   dt_proj.weight U(+-dt_rank^-1/2); dt_proj.bias = softplus^-1(dt),
+ *   dt = exp(U(log dt_min, log dt_max)) floored at dt_init_floor;
+ *   A_log[e, n] = log(n + 1); D = 1;
+ *   out_proj U(+-1/sqrt(d_inner)) / sqrt(n_layer).
+ * Each tensor draws from its own stream (seed, entry index), so adding a
+ * tensor does not change the others. Gradients are not touched. */
+void md_model_init_weights(md_model_t *m, uint64_t seed);
+
+const md_config_t *md_model_config(const md_model_t *m);
+const md_params_t *md_model_params(const md_model_t *m);
+const md_backend_t *md_model_backend(const md_model_t *m);
+md_dtype_t md_model_dtype(const md_model_t *m);
+int64_t md_model_max_batch(const md_model_t *m);
+int64_t md_model_max_len(const md_model_t *m);
+void md_model_memory(const md_model_t *m, md_model_memory_t *mem);
+
+/* The flat parameter and gradient buffers: 1-D tensors of
+ * md_model_params()->numel elements of the model's dtype on the backend's
+ * device, laid out as the registry says. The optimizer updates the
+ * parameter buffer in place; the model reads it on every call. */
+md_tensor_t md_model_param_buffer(md_model_t *m);
+md_tensor_t md_model_grad_buffer(md_model_t *m);
+
+/* Sets every gradient to 0. Gradients otherwise only accumulate. */
+void md_model_zero_grad(md_model_t *m);
+
+/* Copies all parameters (numel values, registry layout) to or from host
+ * floats, converting from or to the model's dtype. For checkpoints. */
+void md_model_read_params(const md_model_t *m, float *dst);
+void md_model_write_params(md_model_t *m, const float *src);
+
+typedef struct md_loss {
+    double loss_sum;         /* sum over counted targets of -ln p(target), nats */
+    int64_t n_targets;       /* targets counted: those that are A, C, G or T */
+} md_loss_t;
+
+/* One forward pass over B sequences of L tokens, and optionally the
+ * backward. inputs and targets are host arrays of B*L HyenaDNA token ids
+ * (row b = sequence b); for next-base prediction targets[b][t] is the base
+ * after inputs[b][t]. Targets that are not A/C/G/T (N, PAD, specials) are
+ * left out of the loss.
+ *
+ * out gets the loss SUM and the count of counted targets, so callers can
+ * average over micro-batches and validation sets exactly:
+ * mean loss = sum of loss_sum / sum of n_targets.
+ *
+ * With do_backward, the gradient of loss_sum (the SUM, not the mean) is
+ * ADDED to the gradient buffer: accumulate micro-batches, then scale by
+ * 1 / (total n_targets) -- e.g. through adamw's grad_scale or
+ * be->scale -- before clipping. Zero the buffer with md_model_zero_grad
+ * at the start of each optimizer step.
+ *
+ * Returns 0, or -1 after one error line when B or L exceed the planned
+ * maxima or are < 1, or a token id is >= the vocabulary. */
+int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
+                              int do_backward, md_loss_t *out);
+
+/* Forward only: writes host logits (B, L, vocab_size) as floats (natural
+ * log-odds; log-softmax them for probabilities). Same limits and return
+ * as above. */
+int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *logits);
+
+/* Forward only: the final hidden states after norm_f, host floats
+ * (B, L, d_model), for classifier heads and embeddings. */
+int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *hidden);
+
+/* Model FLOPs per token of one forward pass at sequence length L:
+ * the matmuls (2 per multiply-add) plus the elementwise work of the scan
+ * (about 9 per state element per step), conv, norms and loss. A training
+ * step (forward + backward) costs about 3x this, plus the recomputed
+ * states in the scan backward. `matmul_only` gets the matmul part alone. */
+double md_model_flops_per_token(const md_config_t *cfg, int64_t L, double *matmul_only);
+
+#endif

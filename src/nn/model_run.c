@@ -1,0 +1,296 @@
+/* The forward and backward drivers.
+ *
+ * A "span" is a run of rows of every (M, ·) buffer: the whole batch, or
+ * one sequence. On a GPU (and on the CPU for B = 1) the whole batch is one
+ * span and each op parallelises inside. On the CPU a batch of B >= 2 runs
+ * sequence by sequence on OpenMP threads, each sequence's forward and
+ * backward back to back with serial ops: one fork-join per step instead of
+ * a few hundred, which on a couple of cores shared with other work is the
+ * difference between scaling and slowing down. Parameter gradients then go
+ * to per-slot buffers, summed in a fixed order (model_internal.h). Slots
+ * are handed to threads dynamically: which thread runs a slot changes
+ * nothing in the result, and a thread the OS preempts holds up less.
+ */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/mamba.h"
+#include "nn/model_internal.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+typedef struct {
+    int64_t r0, B, L;        /* rows r0 .. r0 + B L */
+    int64_t seq;             /* the sequence's index for per-sequence regions; 0 for a whole batch */
+    int whole;               /* 1: the whole batch (per-sequence strides do not apply) */
+    void *grads;             /* where parameter gradients are added */
+    void *scan_ws, *xent_ws;
+} span_t;
+
+static size_t es_of(const md_model_t *m) { return md_dtype_size(m->dtype); }
+
+static void *rows(const md_model_t *m, void *base, const span_t *s, int64_t cols)
+{
+    return (char *)base + (size_t)(s->r0 * cols) * es_of(m);
+}
+
+static md_tensor_t mat(const md_model_t *m, void *p, int64_t r, int64_t c)
+{
+    return md_tensor_2d(p, m->dtype, m->be->device, r, c);
+}
+
+static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
+{
+    md_block_ctx_t c;
+    c.be = m->be;
+    c.cfg = &m->cfg;
+    c.reg = &m->reg;
+    c.dtype = m->dtype;
+    c.B = s->B;
+    c.L = s->L;
+    c.M = s->B * s->L;
+    c.params = m->params;
+    c.grads = s->grads;
+    c.scan_ws = s->scan_ws;
+    return c;
+}
+
+static md_mamba_acts_t span_acts(md_model_t *m, const span_t *s, int64_t layer)
+{
+    const md_mamba_acts_t *a = &m->acts[m->n_acts == 1 ? 0 : layer];
+    int64_t d = m->cfg.d_model, E = m->cfg.d_inner, X = m->cfg.dt_rank + 2 * m->cfg.d_state;
+    md_mamba_acts_t r;
+    r.rstd = rows(m, a->rstd, s, 1);
+    r.hn = rows(m, a->hn, s, d);
+    r.xz = rows(m, a->xz, s, 2 * E);
+    r.u = rows(m, a->u, s, E);
+    r.xdbl = rows(m, a->xdbl, s, X);
+    r.delta = rows(m, a->delta, s, E);
+    r.y = rows(m, a->y, s, E);
+    r.states = (char *)a->states + (s->whole ? 0 : (size_t)s->seq * m->states_seq);
+    return r;
+}
+
+static md_mamba_scratch_t span_scratch(md_model_t *m, const span_t *s)
+{
+    int64_t d = m->cfg.d_model, E = m->cfg.d_inner, X = m->cfg.dt_rank + 2 * m->cfg.d_state;
+    const md_mamba_scratch_t *a = &m->scratch;
+    md_mamba_scratch_t r;
+    r.dy = rows(m, a->dy, s, E);
+    r.dxz = rows(m, a->dxz, s, 2 * E);
+    r.du = rows(m, a->du, s, E);
+    r.ddelta = rows(m, a->ddelta, s, E);
+    r.dxdbl = rows(m, a->dxdbl, s, X);
+    r.dhn = rows(m, a->dhn, s, d);
+    return r;
+}
+
+/* Embedding, blocks and norm_f over the span: h_L in resid[n_layer], the
+ * normalised output in hf. */
+static void span_trunk(md_model_t *m, const span_t *s)
+{
+    const md_backend_t *be = m->be;
+    md_block_ctx_t c = span_ctx(m, s);
+    int64_t M = c.M, d = m->cfg.d_model, nl = m->cfg.n_layer;
+    md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
+    md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
+    md_tensor_t h0 = mat(m, rows(m, m->resid[0], s, d), M, d);
+    be->embedding_fwd(be, &h0, &tok, &emb);
+    for (int64_t l = 0; l < nl; l++) {
+        md_mamba_acts_t a = span_acts(m, s, l);
+        md_mamba_fwd(&c, (int)l, rows(m, m->resid[l], s, d), rows(m, m->resid[l + 1], s, d), &a);
+    }
+    md_tensor_t hL = mat(m, rows(m, m->resid[nl], s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
+    md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
+    md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
+    be->rmsnorm_fwd(be, &hf, &rstd, &hL, &nw, m->cfg.norm_eps);
+}
+
+static void span_logits(md_model_t *m, const span_t *s)
+{
+    md_block_ctx_t c = span_ctx(m, s);
+    int64_t d = m->cfg.d_model, V = m->cfg.vocab_size;
+    md_tensor_t hf = mat(m, rows(m, m->hf, s, d), c.M, d), logits = mat(m, rows(m, m->logits, s, V), c.M, V);
+    md_tensor_t head = md_param_view(&c, m->params, -1, MD_ROLE_LM_HEAD);
+    m->be->gemm(m->be, 0, 1, 1.0, &hf, &head, 0.0, &logits);
+}
+
+/* The loss over the span (and its dlogits when with_grad). */
+static double span_loss(md_model_t *m, const span_t *s, int with_grad, int64_t *count)
+{
+    const md_backend_t *be = m->be;
+    int64_t M = s->B * s->L, V = m->cfg.vocab_size;
+    md_tensor_t tgt = md_tensor_1d(m->tok_tgt + s->r0, MD_DTYPE_U8, be->device, M);
+    md_tensor_t logits = mat(m, rows(m, m->logits, s, V), M, V), dlogits = mat(m, rows(m, m->dlogits, s, V), M, V);
+    return be->xent(be, with_grad ? &dlogits : NULL, &logits, &tgt, 1.0, count, s->xent_ws);
+}
+
+static void span_backward(md_model_t *m, const span_t *s)
+{
+    const md_backend_t *be = m->be;
+    md_block_ctx_t c = span_ctx(m, s);
+    int64_t M = c.M, d = m->cfg.d_model, V = m->cfg.vocab_size, nl = m->cfg.n_layer;
+    md_mamba_scratch_t sc = span_scratch(m, s);
+    /* head: logits = hf head^T, the head tied to the embedding */
+    md_tensor_t dlogits = mat(m, rows(m, m->dlogits, s, V), M, V), hf = mat(m, rows(m, m->hf, s, d), M, d);
+    md_tensor_t dhf = mat(m, sc.dhn, M, d);
+    md_tensor_t head = md_param_view(&c, m->params, -1, MD_ROLE_LM_HEAD);
+    md_tensor_t g_head = md_param_view(&c, s->grads, -1, MD_ROLE_LM_HEAD);
+    be->gemm(be, 0, 0, 1.0, &dlogits, &head, 0.0, &dhf);
+    be->gemm(be, 1, 0, 1.0, &dlogits, &hf, 1.0, &g_head);
+    /* norm_f */
+    void *g_rows = rows(m, m->g, s, d);
+    md_tensor_t g = mat(m, g_rows, M, d), hL = mat(m, rows(m, m->resid[nl], s, d), M, d);
+    md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
+    md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
+    md_tensor_t g_nw = md_param_view(&c, s->grads, -1, MD_ROLE_NORM_F);
+    be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
+    /* blocks, last to first; with one shared activation set every block
+     * but the last is recomputed from its input first */
+    for (int64_t l = nl - 1; l >= 0; l--) {
+        md_mamba_acts_t a = span_acts(m, s, l);
+        void *h_in = rows(m, m->resid[l], s, d);
+        if (m->n_acts == 1 && l != nl - 1) md_mamba_fwd(&c, (int)l, h_in, NULL, &a);
+        md_mamba_bwd(&c, (int)l, h_in, g_rows, &a, &sc);
+    }
+    /* embedding */
+    md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
+    md_tensor_t g_emb = md_param_view(&c, s->grads, -1, MD_ROLE_EMBEDDING);
+    be->embedding_bwd(be, &g_emb, &g, &tok);
+}
+
+static int check_call(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L)
+{
+    if (B < 1 || L < 1 || B > m->max_batch || L > m->max_len) {
+        md_error("model: batch %lld x length %lld exceeds the planned %lld x %lld", (long long)B, (long long)L,
+                 (long long)m->max_batch, (long long)m->max_len);
+        return -1;
+    }
+    for (int64_t i = 0; i < B * L; i++) {
+        if (inputs[i] >= m->cfg.vocab_size) {
+            md_error("model: input token %lld has id %d, outside the vocabulary of %lld", (long long)i, inputs[i],
+                     (long long)m->cfg.vocab_size);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int by_sequence(const md_model_t *m, int64_t B) { return m->n_slots > 0 && B >= 2; }
+
+/* Waking the thread pool costs microseconds on an idle machine and a
+ * scheduler time slice (milliseconds) on a busy one: tiny batches run on
+ * the calling thread. The results are the same either way. */
+static int worth_threads(const md_model_t *m, int64_t B, int64_t L)
+{
+    return (double)B * L * m->cfg.d_inner * m->cfg.n_layer > 1e6;
+}
+
+static span_t whole_span(md_model_t *m, int64_t B, int64_t L)
+{
+    span_t s = {0, B, L, 0, 1, m->grads, m->scan_ws, m->xent_ws};
+    return s;
+}
+
+static span_t seq_span(md_model_t *m, int64_t b, int64_t L, int64_t slot, void *grads)
+{
+    span_t s = {b * L, 1, L, b, 0, grads, (char *)m->scan_ws + (size_t)slot * m->scan_ws_seq,
+                (char *)m->xent_ws + (size_t)slot * m->xent_ws_seq};
+    return s;
+}
+
+int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
+                              int do_backward, md_loss_t *out)
+{
+    if (check_call(m, inputs, B, L) < 0) return -1;
+    const md_backend_t *be = m->be;
+    be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
+    be->copy(be, m->tok_tgt, targets, (size_t)(B * L), MD_COPY_H2D);
+    if (!by_sequence(m, B)) {
+        span_t s = whole_span(m, B, L);
+        span_trunk(m, &s);
+        span_logits(m, &s);
+        out->loss_sum = span_loss(m, &s, do_backward, &out->n_targets);
+        if (do_backward) span_backward(m, &s);
+        return 0;
+    }
+    int64_t n_slots = B < m->n_slots ? B : m->n_slots, numel = m->reg.numel;
+    size_t gbytes = (size_t)numel * es_of(m);
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
+    for (int64_t k = 0; k < n_slots; k++) {
+        void *grads = (char *)m->slot_grads + (size_t)k * gbytes;
+        if (do_backward) be->memset0(be, grads, gbytes);
+        for (int64_t b = k; b < B; b += n_slots) {
+            span_t s = seq_span(m, b, L, k, grads);
+            span_trunk(m, &s);
+            span_logits(m, &s);
+            m->seq_loss[b] = span_loss(m, &s, do_backward, &m->seq_count[b]);
+            if (do_backward) span_backward(m, &s);
+        }
+    }
+    out->loss_sum = 0;
+    out->n_targets = 0;
+    for (int64_t b = 0; b < B; b++) {
+        out->loss_sum += m->seq_loss[b];
+        out->n_targets += m->seq_count[b];
+    }
+    if (do_backward) {
+        md_tensor_t gt = md_tensor_1d(m->grads, m->dtype, be->device, numel);
+        for (int64_t k = 0; k < n_slots; k++) {
+            md_tensor_t sk = md_tensor_1d((char *)m->slot_grads + (size_t)k * gbytes, m->dtype, be->device, numel);
+            be->add(be, &gt, &sk);
+        }
+    }
+    return 0;
+}
+
+/* Forward of every sequence (hidden states in hf, and logits when asked). */
+static void forward_only(md_model_t *m, int64_t B, int64_t L, int with_logits)
+{
+    if (!by_sequence(m, B)) {
+        span_t s = whole_span(m, B, L);
+        span_trunk(m, &s);
+        if (with_logits) span_logits(m, &s);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
+    for (int64_t b = 0; b < B; b++) {
+        span_t s = seq_span(m, b, L, 0, NULL);
+        span_trunk(m, &s);
+        if (with_logits) span_logits(m, &s);
+    }
+}
+
+/* Device rows of the model dtype to host floats. */
+static void rows_to_host(md_model_t *m, const void *src, int64_t n, float *dst)
+{
+    if (m->dtype == MD_DTYPE_F32) {
+        m->be->copy(m->be, dst, src, (size_t)n * sizeof(float), MD_COPY_D2H);
+        return;
+    }
+    double *tmp = md_malloc((size_t)n * sizeof *tmp);
+    m->be->copy(m->be, tmp, src, (size_t)n * sizeof *tmp, MD_COPY_D2H);
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)tmp[i];
+    free(tmp);
+}
+
+int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *logits)
+{
+    if (check_call(m, inputs, B, L) < 0) return -1;
+    m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
+    forward_only(m, B, L, 1);
+    m->be->sync(m->be);
+    rows_to_host(m, m->logits, B * L * m->cfg.vocab_size, logits);
+    return 0;
+}
+
+int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *hidden)
+{
+    if (check_call(m, inputs, B, L) < 0) return -1;
+    m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
+    forward_only(m, B, L, 0);
+    m->be->sync(m->be);
+    rows_to_host(m, m->hf, B * L * m->cfg.d_model, hidden);
+    return 0;
+}

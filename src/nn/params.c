@@ -1,0 +1,139 @@
+#include "nn/params.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+typedef struct {
+    md_params_t *reg;
+    int64_t cap;
+} builder_t;
+
+static md_param_t *add(builder_t *b, int layer, md_param_role_t role, int decay, int ndim, int64_t s0, int64_t s1,
+                       int64_t s2, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+static md_param_t *add(builder_t *b, int layer, md_param_role_t role, int decay, int ndim, int64_t s0, int64_t s1,
+                       int64_t s2, const char *fmt, ...)
+{
+    md_params_t *r = b->reg;
+    if (r->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 64;
+        r->p = md_realloc(r->p, (size_t)b->cap * sizeof *r->p);
+    }
+    md_param_t *p = &r->p[r->n++];
+    memset(p, 0, sizeof *p);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->name, sizeof p->name, fmt, ap);
+    va_end(ap);
+    p->ndim = ndim;
+    p->shape[0] = s0;
+    p->shape[1] = s1;
+    p->shape[2] = s2;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) p->numel *= p->shape[i];
+    p->decay = decay;
+    p->tied_to = -1;
+    p->layer = layer;
+    p->role = role;
+    p->offset = -1;
+    return p;
+}
+
+int md_params_build(const md_config_t *cfg, md_params_t *reg)
+{
+    memset(reg, 0, sizeof *reg);
+    if (cfg->arch != MD_ARCH_MAMBA) {
+        md_error("model: no parameter registry for the %s architecture yet", md_arch_name(cfg->arch));
+        return -1;
+    }
+    builder_t b = {reg, 0};
+    int64_t d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank, K = cfg->d_conv;
+    int64_t V = cfg->vocab_size;
+    add(&b, -1, MD_ROLE_EMBEDDING, 1, 2, V, d, 0, "backbone.embeddings.weight");
+    for (int i = 0; i < cfg->n_layer; i++) {
+        const char *pre = "backbone.layers";
+        add(&b, i, MD_ROLE_NORM, 0, 1, d, 0, 0, "%s.%d.norm.weight", pre, i);
+        add(&b, i, MD_ROLE_IN_PROJ, 1, 2, 2 * E, d, 0, "%s.%d.mixer.in_proj.weight", pre, i);
+        add(&b, i, MD_ROLE_CONV_W, 1, 3, E, 1, K, "%s.%d.mixer.conv1d.weight", pre, i);
+        add(&b, i, MD_ROLE_CONV_B, 0, 1, E, 0, 0, "%s.%d.mixer.conv1d.bias", pre, i);
+        add(&b, i, MD_ROLE_X_PROJ, 1, 2, R + 2 * N, E, 0, "%s.%d.mixer.x_proj.weight", pre, i);
+        add(&b, i, MD_ROLE_DT_PROJ_W, 1, 2, E, R, 0, "%s.%d.mixer.dt_proj.weight", pre, i);
+        add(&b, i, MD_ROLE_DT_PROJ_B, 0, 1, E, 0, 0, "%s.%d.mixer.dt_proj.bias", pre, i);
+        add(&b, i, MD_ROLE_A_LOG, 0, 2, E, N, 0, "%s.%d.mixer.A_log", pre, i);
+        add(&b, i, MD_ROLE_D, 0, 1, E, 0, 0, "%s.%d.mixer.D", pre, i);
+        add(&b, i, MD_ROLE_OUT_PROJ, 1, 2, d, E, 0, "%s.%d.mixer.out_proj.weight", pre, i);
+    }
+    add(&b, -1, MD_ROLE_NORM_F, 0, 1, d, 0, 0, "backbone.norm_f.weight");
+    md_param_t *head = add(&b, -1, MD_ROLE_LM_HEAD, 1, 2, V, d, 0, "lm_head.weight");
+    if (cfg->tie_embeddings) head->tied_to = 0;
+
+    /* Storage: decayed tensors first, each group in entry order; offsets
+     * rounded to 16 elements would waste nothing for these sizes but would
+     * break the "numel = parameter count" contract, so they are packed. */
+    int64_t off = 0;
+    for (int pass = 1; pass >= 0; pass--) {
+        for (int64_t i = 0; i < reg->n; i++) {
+            md_param_t *p = &reg->p[i];
+            if (p->tied_to >= 0 || p->decay != pass) continue;
+            p->offset = off;
+            off += p->numel;
+        }
+        if (pass == 1) reg->n_decay = off;
+    }
+    reg->numel = off;
+    for (int64_t i = 0; i < reg->n; i++)
+        if (reg->p[i].tied_to >= 0) reg->p[i].offset = reg->p[reg->p[i].tied_to].offset;
+
+    reg->n_layer = cfg->n_layer;
+    size_t n_index = (size_t)(cfg->n_layer + 1) * MD_N_ROLES;
+    reg->index = md_malloc(n_index * sizeof *reg->index);
+    for (size_t i = 0; i < n_index; i++) reg->index[i] = -1;
+    for (int64_t i = 0; i < reg->n; i++) {
+        const md_param_t *p = &reg->p[i];
+        int64_t layer = p->layer < 0 ? cfg->n_layer : p->layer;
+        reg->index[layer * MD_N_ROLES + p->role] = (int)i;
+    }
+    return 0;
+}
+
+void md_params_free(md_params_t *reg)
+{
+    free(reg->p);
+    free(reg->index);
+    memset(reg, 0, sizeof *reg);
+}
+
+int64_t md_params_find(const md_params_t *reg, const char *name)
+{
+    for (int64_t i = 0; i < reg->n; i++)
+        if (!strcmp(reg->p[i].name, name)) return i;
+    return -1;
+}
+
+const md_param_t *md_params_get(const md_params_t *reg, int layer, md_param_role_t role)
+{
+    if (layer >= reg->n_layer || (int)role < 0 || role >= MD_N_ROLES) return NULL;
+    int64_t l = layer < 0 ? reg->n_layer : layer;
+    int i = reg->index[l * MD_N_ROLES + role];
+    return i < 0 ? NULL : &reg->p[i];
+}
+
+int64_t md_params_count_no_embed(const md_params_t *reg)
+{
+    const md_param_t *e = md_params_get(reg, -1, MD_ROLE_EMBEDDING);
+    return reg->numel - (e ? e->numel : 0);
+}
+
+char *md_param_shape_str(const md_param_t *p, char *buf, int size)
+{
+    int n = snprintf(buf, size, "[");
+    for (int i = 0; i < p->ndim && n < size; i++)
+        n += snprintf(buf + n, size - n, "%s%lld", i ? ", " : "", (long long)p->shape[i]);
+    if (n < size) snprintf(buf + n, size - n, "]");
+    return buf;
+}

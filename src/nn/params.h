@@ -1,0 +1,93 @@
+/* The parameter registry: where each named tensor lives in ONE flat buffer.
+ *
+ * A model's parameters are a single contiguous buffer of `numel` elements
+ * (f32 for training, f64 in the gradient checks), and its gradients a
+ * second buffer with the identical layout. The registry names every tensor
+ * with its HF transformers name (MambaForCausalLM for Mamba) and gives its
+ * shape, element offset and count, and whether AdamW decays it. The
+ * optimizer, checkpoints and the data-parallel all-reduce all work on the
+ * flat buffers through this table.
+ *
+ * Storage order: every tensor that takes weight decay comes first, so that
+ * elements [0, n_decay) decay and [n_decay, numel) do not; AdamW is then
+ * one pass with a boundary (md_backend_t.adamw). Decay: embeddings and the
+ * matrix weights (in_proj, conv1d.weight, x_proj, dt_proj.weight,
+ * out_proj); no decay: norms, biases (conv1d.bias, dt_proj.bias), A_log, D.
+ *
+ * Entry order (params->p[i]) is the checkpoint order: embeddings, then each
+ * layer's tensors, then norm_f, then lm_head.weight.
+ *
+ * Tied tensors: with tie_embeddings, lm_head.weight is an ALIAS entry: its
+ * tied_to is the index of backbone.embeddings.weight, its offset/numel are
+ * that entry's, and it owns no storage (numel of the buffer counts it
+ * once). Code that walks storage (optimizer, init, counts) skips aliases;
+ * checkpoint export writes every entry, aliases included, so that HF finds
+ * lm_head.weight; checkpoint import reads the owner and may ignore aliases.
+ */
+#ifndef MD_NN_PARAMS_H
+#define MD_NN_PARAMS_H
+
+#include <stdint.h>
+
+#include "nn/config.h"
+
+/* What a tensor is within its block; the model and the initialiser look
+ * tensors up by (layer, role) rather than by name. */
+typedef enum {
+    MD_ROLE_EMBEDDING = 0,   /* backbone.embeddings.weight [V, d] */
+    MD_ROLE_NORM_F,          /* backbone.norm_f.weight [d] */
+    MD_ROLE_LM_HEAD,         /* lm_head.weight [V, d] (an alias when tied) */
+    MD_ROLE_NORM,            /* layers.i.norm.weight [d] */
+    MD_ROLE_IN_PROJ,         /* layers.i.mixer.in_proj.weight [2E, d] */
+    MD_ROLE_CONV_W,          /* layers.i.mixer.conv1d.weight [E, 1, K] */
+    MD_ROLE_CONV_B,          /* layers.i.mixer.conv1d.bias [E] */
+    MD_ROLE_X_PROJ,          /* layers.i.mixer.x_proj.weight [R+2N, E] */
+    MD_ROLE_DT_PROJ_W,       /* layers.i.mixer.dt_proj.weight [E, R] */
+    MD_ROLE_DT_PROJ_B,       /* layers.i.mixer.dt_proj.bias [E] */
+    MD_ROLE_A_LOG,           /* layers.i.mixer.A_log [E, N] */
+    MD_ROLE_D,               /* layers.i.mixer.D [E] */
+    MD_ROLE_OUT_PROJ,        /* layers.i.mixer.out_proj.weight [d, E] */
+    MD_N_ROLES
+} md_param_role_t;
+
+typedef struct md_param {
+    char name[96];           /* HF name, e.g. "backbone.layers.3.mixer.A_log" */
+    int ndim;
+    int64_t shape[4];
+    int64_t offset;          /* first element in the flat buffers */
+    int64_t numel;           /* product of shape */
+    int decay;               /* 1: AdamW applies weight decay */
+    int tied_to;             /* -1, or the owner's index for an alias */
+    int layer;               /* block index, -1 outside the blocks */
+    md_param_role_t role;
+} md_param_t;
+
+typedef struct md_params {
+    md_param_t *p;           /* entries, aliases included, in checkpoint order */
+    int64_t n;
+    int64_t numel;           /* elements of storage (aliases not counted) */
+    int64_t n_decay;         /* storage [0, n_decay) takes weight decay */
+    int64_t n_layer;
+    /* index[layer * MD_N_ROLES + role] for block tensors and
+     * index[n_layer * MD_N_ROLES + role] for the others; -1 if absent */
+    int *index;
+} md_params_t;
+
+/* Builds the registry for cfg (which must have passed md_config_validate).
+ * Returns 0, or -1 after one error line for an architecture without a
+ * registry yet. */
+int md_params_build(const md_config_t *cfg, md_params_t *reg);
+void md_params_free(md_params_t *reg);
+
+/* Index of the entry named `name`, or -1. */
+int64_t md_params_find(const md_params_t *reg, const char *name);
+/* The entry of (layer, role); layer -1 for non-block tensors. NULL if absent. */
+const md_param_t *md_params_get(const md_params_t *reg, int layer, md_param_role_t role);
+
+/* Storage elements excluding the embedding (the papers' count). */
+int64_t md_params_count_no_embed(const md_params_t *reg);
+
+/* "[256, 1, 4]" into buf; returns buf. */
+char *md_param_shape_str(const md_param_t *p, char *buf, int size);
+
+#endif
