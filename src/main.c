@@ -18,6 +18,9 @@ static const command_t commands[] = {
     {"simulate", cmd_simulate, "simulate great-ape-like genomes, or reads from a genome"},
     {"view",     cmd_view,     "print contigs or regions of a genome as FASTA, or contig lengths"},
     {"sample",   cmd_sample,   "draw training windows from genomes as FASTA or BED"},
+    {"pretrain", cmd_pretrain, "train a DNA language model on genome windows"},
+    {"eval",     cmd_eval,     "loss, perplexity and bits per base of a model on a genome"},
+    {"export",   cmd_export,   "write a checkpoint as a Hugging Face model folder"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

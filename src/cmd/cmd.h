@@ -9,5 +9,8 @@ int cmd_info(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -1,0 +1,276 @@
+#include "nn/checkpoint.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_info.h"
+#include "nn/params.h"
+#include "seq/tokenizer.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define STATE_FORMAT "mambadna-train-state"
+
+char *md_ckpt_tokenizer_json(void)
+{
+    json_t *vocab = json_array();
+    for (int i = 0; i < MD_VOCAB_SIZE; i++) json_array_append_new(vocab, json_string(md_tok_names[i]));
+    json_t *o = json_pack("{s:s, s:o, s:i, s:i, s:i, s:i, s:i, s:b}", "type", "char", "vocab", vocab,
+                          "pad_token_id", MD_TOK_PAD, "unk_token_id", MD_TOK_UNK, "cls_token_id", MD_TOK_CLS,
+                          "sep_token_id", MD_TOK_SEP, "bos_token_id", MD_TOK_BOS, "uppercase", 1);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char *r = md_strdup(s);
+    free(s);
+    return r;
+}
+
+void md_ckpt_close(md_ckpt_t *c)
+{
+    if (!c) return;
+    md_st_free(c->st);
+    free(c->path);
+    free(c);
+}
+
+const char *md_ckpt_meta(const md_ckpt_t *c, const char *key)
+{
+    return md_st_meta(c->st, key);
+}
+
+/* A file without our config: read the sizes off the tensors, as a Mamba
+ * saved by transformers has them. */
+static int infer_config(md_ckpt_t *c)
+{
+    const md_st_file_t *f = c->st;
+    const md_st_tensor_t *emb = md_st_find(f, "backbone.embeddings.weight");
+    if (!emb || emb->ndim != 2) {
+        md_error("'%s' is not a Mamba checkpoint: it has no model config and no 2-D backbone.embeddings.weight",
+                 c->path);
+        return -1;
+    }
+    int64_t n_layer = 0;
+    char name[128];
+    for (;; n_layer++) {
+        snprintf(name, sizeof name, "backbone.layers.%lld.mixer.in_proj.weight", (long long)n_layer);
+        if (!md_st_find(f, name)) break;
+    }
+    snprintf(name, sizeof name, "backbone.layers.0.mixer.A_log");
+    const md_st_tensor_t *alog = md_st_find(f, name);
+    const md_st_tensor_t *dtw = md_st_find(f, "backbone.layers.0.mixer.dt_proj.weight");
+    const md_st_tensor_t *conv = md_st_find(f, "backbone.layers.0.mixer.conv1d.weight");
+    if (n_layer == 0 || !alog || alog->ndim != 2 || !dtw || dtw->ndim != 2 || !conv || conv->ndim != 3) {
+        md_error("'%s' is not a Mamba checkpoint: no model config, and no backbone.layers.0.mixer tensors", c->path);
+        return -1;
+    }
+    int64_t d = emb->shape[1], E = alog->shape[0];
+    md_config_init(&c->cfg, MD_ARCH_MAMBA, d, n_layer);
+    c->cfg.vocab_size = emb->shape[0];
+    c->cfg.d_state = alog->shape[1];
+    c->cfg.dt_rank = dtw->shape[1];
+    c->cfg.d_conv = conv->shape[2];
+    c->cfg.expand = d > 0 ? E / d : 0;
+    c->cfg.d_inner = E;
+    c->config_inferred = 1;
+    return 0;
+}
+
+/* Every stored tensor of the registry must be there, with its shape and a
+ * float dtype; a tied head may be absent (transformers omits it). */
+static int check_tensors(const md_ckpt_t *c)
+{
+    md_params_t reg;
+    if (md_params_build(&c->cfg, &reg) < 0) return -1;
+    int ret = 0;
+    for (int64_t i = 0; i < reg.n && ret == 0; i++) {
+        const md_param_t *p = &reg.p[i];
+        const md_st_tensor_t *t = md_st_find(c->st, p->name);
+        if (!t) {
+            if (p->tied_to >= 0) continue;
+            md_error("checkpoint '%s' lacks tensor '%s' (is it a %s model of this size?)", c->path, p->name,
+                     md_arch_name(c->cfg.arch));
+            ret = -1;
+            break;
+        }
+        int same = t->ndim == p->ndim;
+        for (int k = 0; same && k < p->ndim; k++) same = t->shape[k] == p->shape[k];
+        if (!same) {
+            char want[64];
+            md_param_shape_str(p, want, sizeof want);
+            md_error("checkpoint '%s': tensor '%s' does not have the shape %s that its config implies", c->path,
+                     p->name, want);
+            ret = -1;
+        } else if (t->dtype != MD_ST_F32 && t->dtype != MD_ST_BF16 && t->dtype != MD_ST_F16 &&
+                   t->dtype != MD_ST_F64) {
+            md_error("checkpoint '%s': tensor '%s' has dtype %s, not a floating-point type", c->path, p->name,
+                     md_st_dtype_name(t->dtype));
+            ret = -1;
+        }
+    }
+    md_params_free(&reg);
+    return ret;
+}
+
+md_ckpt_t *md_ckpt_open(const char *path)
+{
+    md_ckpt_t *c = md_calloc(1, sizeof *c);
+    c->path = md_strdup(path);
+    if (!(c->st = md_st_read(path))) goto fail;
+    const char *fmt = md_st_meta(c->st, "format");
+    if (fmt && !strcmp(fmt, STATE_FORMAT)) {
+        md_error("'%s' is a training state file, not model weights (give the .safetensors beside it)", path);
+        goto fail;
+    }
+    const char *type = md_st_meta(c->st, "model_type");
+    if (type && strcmp(type, md_arch_name(MD_ARCH_MAMBA))) {
+        md_arch_t a;
+        if (md_arch_parse(type, &a) < 0)
+            md_error("checkpoint '%s' holds a model of type '%s', which mambadna does not know", path, type);
+        else
+            md_error("checkpoint '%s' holds a %s model; only mamba is implemented", path, type);
+        goto fail;
+    }
+    const char *cfg_json = md_st_meta(c->st, "config");
+    if (cfg_json) {
+        if (md_config_from_json(cfg_json, &c->cfg, path) < 0) goto fail;
+    } else if (infer_config(c) < 0) {
+        goto fail;
+    }
+    if (md_config_validate(&c->cfg, path) < 0) goto fail;
+    if (check_tensors(c) < 0) goto fail;
+    return c;
+fail:
+    md_ckpt_close(c);
+    return NULL;
+}
+
+static int same_config(const md_config_t *a, const md_config_t *b)
+{
+    return a->arch == b->arch && a->d_model == b->d_model && a->n_layer == b->n_layer &&
+           a->vocab_size == b->vocab_size && a->d_inner == b->d_inner && a->d_state == b->d_state &&
+           a->dt_rank == b->dt_rank && a->d_conv == b->d_conv && a->tie_embeddings == b->tie_embeddings &&
+           a->norm_eps == b->norm_eps;
+}
+
+int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m)
+{
+    const md_config_t *mc = md_model_config(m);
+    if (!same_config(mc, &c->cfg)) {
+        md_error("checkpoint '%s' is a %lld x %lld model, not the %lld x %lld one asked for", c->path,
+                 (long long)c->cfg.d_model, (long long)c->cfg.n_layer, (long long)mc->d_model,
+                 (long long)mc->n_layer);
+        return -1;
+    }
+    const md_params_t *reg = md_model_params(m);
+    float *host = md_malloc((size_t)reg->numel * sizeof(float) + 1);
+    int ret = 0;
+    for (int64_t i = 0; i < reg->n && ret == 0; i++) {
+        const md_param_t *p = &reg->p[i];
+        if (p->tied_to >= 0) continue;
+        ret = md_st_get_f32(c->st, p->name, p->ndim, p->shape, host + p->offset);
+    }
+    if (ret == 0) {
+        /* A tied head that disagrees with the embedding would be silently
+         * replaced by it; say so, since the file then describes another model. */
+        for (int64_t i = 0; i < reg->n; i++) {
+            const md_param_t *p = &reg->p[i];
+            const md_st_tensor_t *t = p->tied_to >= 0 ? md_st_find(c->st, p->name) : NULL;
+            if (!t || t->dtype != MD_ST_F32) continue;
+            if (memcmp(t->data, host + p->offset, (size_t)p->numel * sizeof(float)))
+                md_warn("checkpoint '%s': '%s' differs from the embedding it is tied to; the embedding is used",
+                        c->path, p->name);
+        }
+        md_model_write_params(m, host);
+    }
+    free(host);
+    return ret;
+}
+
+int md_ckpt_save_weights_host(const char *path, const md_config_t *cfg, const md_params_t *reg, const float *params,
+                              const char *training_json)
+{
+    md_st_writer_t *w = md_st_writer_new();
+    for (int64_t i = 0; i < reg->n; i++) {
+        const md_param_t *p = &reg->p[i];
+        md_st_add(w, p->name, MD_ST_F32, p->ndim, p->shape, params + p->offset);
+    }
+    md_st_set_meta(w, "format", "pt");
+    md_st_set_meta(w, "model_type", md_arch_name(cfg->arch));
+    char *cj = md_config_to_json(cfg);
+    md_st_set_meta(w, "config", cj);
+    free(cj);
+    char *tj = md_ckpt_tokenizer_json();
+    md_st_set_meta(w, "tokenizer", tj);
+    free(tj);
+    md_st_set_meta(w, "mambadna", MD_VERSION);
+    if (training_json) md_st_set_meta(w, "training", training_json);
+    int ret = md_st_write(w, path);
+    md_st_writer_free(w);
+    return ret;
+}
+
+int md_ckpt_save_weights(const char *path, const md_model_t *m, const char *training_json)
+{
+    const md_params_t *reg = md_model_params(m);
+    float *host = md_malloc((size_t)reg->numel * sizeof(float) + 1);
+    md_model_read_params(m, host);
+    int ret = md_ckpt_save_weights_host(path, md_model_config(m), reg, host, training_json);
+    free(host);
+    return ret;
+}
+
+char *md_ckpt_state_path(const char *weights_path)
+{
+    static const char ext[] = ".safetensors";
+    size_t n = strlen(weights_path), e = sizeof ext - 1;
+    char *s = md_malloc(n + 32);
+    if (n > e && !strcmp(weights_path + n - e, ext)) {
+        memcpy(s, weights_path, n - e);
+        strcpy(s + n - e, ".state.safetensors");
+    } else {
+        snprintf(s, n + 32, "%s.state.safetensors", weights_path);
+    }
+    return s;
+}
+
+int md_ckpt_save_state(const char *path, const float *m, const float *v, int64_t numel, const char *state_json)
+{
+    md_st_writer_t *w = md_st_writer_new();
+    int64_t shape[1] = {numel};
+    md_st_add(w, "adamw.exp_avg", MD_ST_F32, 1, shape, m);
+    md_st_add(w, "adamw.exp_avg_sq", MD_ST_F32, 1, shape, v);
+    md_st_set_meta(w, "format", STATE_FORMAT);
+    md_st_set_meta(w, "state", state_json);
+    md_st_set_meta(w, "mambadna", MD_VERSION);
+    int ret = md_st_write(w, path);
+    md_st_writer_free(w);
+    return ret;
+}
+
+int md_ckpt_load_state(const char *path, float *m, float *v, int64_t numel, char **state_json)
+{
+    md_st_file_t *f = md_st_read(path);
+    if (!f) return -1;
+    int ret = -1;
+    const char *fmt = md_st_meta(f, "format"), *js = md_st_meta(f, "state");
+    if (!fmt || strcmp(fmt, STATE_FORMAT) || !js) {
+        md_error("'%s' is not a mambadna training state file", path);
+        goto out;
+    }
+    const md_st_tensor_t *t = md_st_find(f, "adamw.exp_avg");
+    if (t && (t->ndim != 1 || t->shape[0] != numel)) {
+        md_error("training state '%s' holds moments for %lld parameters, but the model has %lld", path,
+                 (long long)t->shape[0], (long long)numel);
+        goto out;
+    }
+    int64_t shape[1] = {numel};
+    if (md_st_get_f32(f, "adamw.exp_avg", 1, shape, m) < 0 || md_st_get_f32(f, "adamw.exp_avg_sq", 1, shape, v) < 0)
+        goto out;
+    *state_json = md_strdup(js);
+    ret = 0;
+out:
+    md_st_free(f);
+    return ret;
+}

@@ -1,0 +1,676 @@
+#include "train/trainer.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "nn/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+#include "util/log.h"
+#include "util/outfile.h"
+#include "util/xalloc.h"
+
+struct md_trainer {
+    md_model_t *m;
+    md_lm_data_t *d;
+    md_train_opts_t o;
+    md_adamw_t opt;
+    md_lr_schedule_t lr;
+    md_seq_schedule_t seq;
+    md_train_progress_t prog;
+    uint64_t val_windows;          /* usable validation windows (0 = no validation) */
+    double baseline_bpb;           /* Markov baseline on the validation windows, or NaN */
+    uint8_t *win, *in, *tg;        /* host staging: batch x (L+1), batch x L, batch x L */
+};
+
+void md_train_opts_init(md_train_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    md_train_fixed_t *f = &o->f;
+    f->seq_len = 1024;
+    f->batch = 8;
+    f->tokens_per_step = 0;          /* 0: one micro-batch (batch x L) */
+    f->steps = 1000;
+    f->lr = 2e-3;
+    f->lr_min = -1;                  /* < 0: 0.1 x lr */
+    f->warmup = 0.1;
+    f->clip = 1.0;
+    md_adamw_opts_default(&f->adamw);
+    f->seq_warmup_start = 1024;
+    f->seq_warmup_steps = 0;
+    f->seed = 1;
+    f->max_n_frac = 0.1;
+    f->revcomp = 0;
+    o->log_every = 10;
+    o->val_every = 0;
+    o->val_windows = 64;
+    o->save_every = 0;
+    o->markov_order = 2;
+}
+
+/* ---- the state JSON ---- */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Names and lengths of the contigs: enough to tell a different genome. */
+static json_t *genome_json(const md_genome_t *g)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    int n = md_genome_n_contigs(g);
+    for (int c = 0; c < n; c++) {
+        const md_contig_t *ct = md_genome_contig(g, c);
+        h = fnv1a(h, ct->name, strlen(ct->name) + 1);
+        h = fnv1a(h, &ct->len, sizeof ct->len);
+    }
+    char hex[32];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+    return json_pack("{s:i, s:I, s:s}", "n_contigs", n, "total_len", (json_int_t)md_genome_total_len(g), "hash", hex);
+}
+
+static const char *holdout_kind_name(md_holdout_kind_t k)
+{
+    static const char *names[] = {"none", "bed", "contigs", "fraction"};
+    return (unsigned)k < 4 ? names[k] : "none";
+}
+
+static json_t *fixed_json(const md_train_fixed_t *f)
+{
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)f->seed);
+    const md_holdout_t *h = &f->holdout;
+    json_t *ho = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:f}", "kind", holdout_kind_name(h->kind), "bed",
+                           h->bed_path, "train_split", h->train_split, "val_split", h->val_split, "val_contigs",
+                           h->val_contigs, "val_fraction", h->val_fraction);
+    json_t *o = json_object();
+    json_object_set_new(o, "seq_len", json_integer(f->seq_len));
+    json_object_set_new(o, "batch", json_integer(f->batch));
+    json_object_set_new(o, "tokens_per_step", json_integer(f->tokens_per_step));
+    json_object_set_new(o, "steps", json_integer(f->steps));
+    json_object_set_new(o, "lr", json_real(f->lr));
+    json_object_set_new(o, "lr_min", json_real(f->lr_min));
+    json_object_set_new(o, "warmup", json_real(f->warmup));
+    json_object_set_new(o, "clip", json_real(f->clip));
+    json_object_set_new(o, "beta1", json_real(f->adamw.beta1));
+    json_object_set_new(o, "beta2", json_real(f->adamw.beta2));
+    json_object_set_new(o, "eps", json_real(f->adamw.eps));
+    json_object_set_new(o, "weight_decay", json_real(f->adamw.weight_decay));
+    json_object_set_new(o, "seq_warmup_start", json_integer(f->seq_warmup_start));
+    json_object_set_new(o, "seq_warmup_steps", json_integer(f->seq_warmup_steps));
+    json_object_set_new(o, "seed", json_string(seed));
+    json_object_set_new(o, "max_n_frac", json_real(f->max_n_frac));
+    json_object_set_new(o, "revcomp", json_boolean(f->revcomp));
+    json_object_set_new(o, "holdout", ho);
+    return o;
+}
+
+static char *dump(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    char *r = md_strdup(s);
+    free(s);
+    return r;
+}
+
+/* Parses the fixed options; strings are copied into one block *keep. */
+static int fixed_from_json(json_t *o, md_train_fixed_t *f, char **keep, const char *what)
+{
+    memset(f, 0, sizeof *f);
+    json_t *ho = json_object_get(o, "holdout");
+    const char *seed = json_string_value(json_object_get(o, "seed"));
+    const char *kind = ho ? json_string_value(json_object_get(ho, "kind")) : NULL;
+    if (!json_is_object(o) || !ho || !seed || !kind || !json_is_integer(json_object_get(o, "seq_len"))) {
+        md_error("training state '%s' lacks its options (not written by this version?)", what);
+        return -1;
+    }
+#define GI(k) json_integer_value(json_object_get(o, k))
+#define GR(k) json_number_value(json_object_get(o, k))
+    f->seq_len = GI("seq_len");
+    f->batch = GI("batch");
+    f->tokens_per_step = GI("tokens_per_step");
+    f->steps = GI("steps");
+    f->lr = GR("lr");
+    f->lr_min = GR("lr_min");
+    f->warmup = GR("warmup");
+    f->clip = GR("clip");
+    f->adamw.beta1 = GR("beta1");
+    f->adamw.beta2 = GR("beta2");
+    f->adamw.eps = GR("eps");
+    f->adamw.weight_decay = GR("weight_decay");
+    f->seq_warmup_start = GI("seq_warmup_start");
+    f->seq_warmup_steps = GI("seq_warmup_steps");
+    f->seed = strtoull(seed, NULL, 10);
+    f->max_n_frac = GR("max_n_frac");
+    f->revcomp = json_is_true(json_object_get(o, "revcomp"));
+#undef GI
+#undef GR
+    static const char *kinds[] = {"none", "bed", "contigs", "fraction"};
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(kind, kinds[k])) f->holdout.kind = (md_holdout_kind_t)k;
+    f->holdout.val_fraction = json_number_value(json_object_get(ho, "val_fraction"));
+    const char *keys[4] = {"bed", "train_split", "val_split", "val_contigs"};
+    const char **dst[4] = {&f->holdout.bed_path, &f->holdout.train_split, &f->holdout.val_split,
+                           &f->holdout.val_contigs};
+    size_t total = 1;
+    for (int k = 0; k < 4; k++) {
+        const char *s = json_string_value(json_object_get(ho, keys[k]));
+        if (s) total += strlen(s) + 1;
+    }
+    char *block = md_malloc(total), *p = block;
+    for (int k = 0; k < 4; k++) {
+        const char *s = json_string_value(json_object_get(ho, keys[k]));
+        if (!s) continue;
+        strcpy(p, s);
+        *dst[k] = p;
+        p += strlen(s) + 1;
+    }
+    *keep = block;
+    return 0;
+}
+
+static json_t *load_state_json(const char *state_path, const char *text)
+{
+    json_error_t err;
+    json_t *root = json_loads(text, 0, &err);
+    if (!root || !json_is_object(root)) {
+        md_error("training state '%s': its state record is not valid JSON", state_path);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+static int progress_from_json(json_t *root, md_train_progress_t *p, const char *what)
+{
+    json_t *s = json_object_get(root, "step"), *t = json_object_get(root, "tokens"),
+           *w = json_object_get(root, "next_window");
+    if (!json_is_integer(s) || !json_is_integer(t) || !json_is_string(w) || json_integer_value(s) < 0) {
+        md_error("training state '%s' lacks step, tokens or next_window", what);
+        return -1;
+    }
+    p->step = json_integer_value(s);
+    p->tokens = json_integer_value(t);
+    p->next_window = strtoull(json_string_value(w), NULL, 10);
+    return 0;
+}
+
+int md_train_read_saved(const char *weights_path, md_train_fixed_t *saved, md_train_progress_t *prog, char **keep)
+{
+    char *sp = md_ckpt_state_path(weights_path);
+    md_st_file_t *f = md_st_read(sp);
+    int ret = -1;
+    json_t *root = NULL;
+    *keep = NULL;
+    if (!f) goto out;
+    const char *js = md_st_meta(f, "state");
+    if (!js) {
+        md_error("'%s' is not a mambadna training state file", sp);
+        goto out;
+    }
+    if (!(root = load_state_json(sp, js))) goto out;
+    if (fixed_from_json(json_object_get(root, "options"), saved, keep, sp) < 0) goto out;
+    if (progress_from_json(root, prog, sp) < 0) goto out;
+    ret = 0;
+out:
+    if (ret < 0) { free(*keep); *keep = NULL; }
+    json_decref(root);
+    md_st_free(f);
+    free(sp);
+    return ret;
+}
+
+/* The shortest decimal that reads back as v. */
+static const char *shortest(char *buf, size_t n, double v)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
+static int streq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int md_train_merge_saved(md_train_fixed_t *o, const md_train_fixed_t *s, uint32_t given, const char *ckpt)
+{
+    char a[600], b[600];
+#define CHECK_I(bit, field, name) \
+    if ((given >> (bit) & 1) && o->field != s->field) { \
+        md_error("option %s %lld differs from the %lld that checkpoint '%s' was trained with; it cannot change on " \
+                 "--resume", name, (long long)o->field, (long long)s->field, ckpt); \
+        return -1; \
+    }
+#define CHECK_D(bit, field, name) \
+    if ((given >> (bit) & 1) && o->field != s->field) { \
+        md_error("option %s %s differs from the %s that checkpoint '%s' was trained with; it cannot change " \
+                 "on --resume", name, shortest(a, sizeof a, o->field), shortest(b, sizeof b, s->field), ckpt); \
+        return -1; \
+    }
+    CHECK_I(MD_TF_SEQ_LEN, seq_len, "-L");
+    CHECK_I(MD_TF_BATCH, batch, "-B");
+    CHECK_I(MD_TF_TOKENS_PER_STEP, tokens_per_step, "--tokens-per-step");
+    CHECK_D(MD_TF_LR, lr, "--lr");
+    CHECK_D(MD_TF_LR_MIN, lr_min, "--lr-min");
+    CHECK_D(MD_TF_WARMUP, warmup, "--warmup");
+    CHECK_D(MD_TF_CLIP, clip, "--clip");
+    CHECK_D(MD_TF_WEIGHT_DECAY, adamw.weight_decay, "--weight-decay");
+    CHECK_D(MD_TF_BETA2, adamw.beta2, "--beta2");
+    CHECK_I(MD_TF_SEQ_WARMUP_START, seq_warmup_start, "--seq-warmup-start");
+    CHECK_I(MD_TF_SEQ_WARMUP_STEPS, seq_warmup_steps, "--seq-warmup");
+    CHECK_I(MD_TF_SEED, seed, "--seed");
+    CHECK_D(MD_TF_MAX_N, max_n_frac, "--max-n");
+    CHECK_I(MD_TF_REVCOMP, revcomp, "--revcomp");
+#undef CHECK_I
+#undef CHECK_D
+    if (given >> MD_TF_HOLDOUT & 1) {
+        const md_holdout_t *x = &o->holdout, *y = &s->holdout;
+        if (x->kind != y->kind || !streq(x->bed_path, y->bed_path) || !streq(x->train_split, y->train_split) ||
+            !streq(x->val_split, y->val_split) || !streq(x->val_contigs, y->val_contigs) ||
+            x->val_fraction != y->val_fraction) {
+            md_holdout_describe(x, a, sizeof a);
+            md_holdout_describe(y, b, sizeof b);
+            md_error("held-out data '%s' differs from the '%s' that checkpoint '%s' was trained with", a, b, ckpt);
+            return -1;
+        }
+    }
+    int64_t steps = o->steps;
+    int steps_given = given >> MD_TF_STEPS & 1;
+    *o = *s;
+    if (steps_given && steps != s->steps) {
+        md_warn("--steps %lld differs from the checkpoint's %lld: the learning-rate schedule now ends at step %lld",
+                (long long)steps, (long long)s->steps, (long long)steps);
+        o->steps = steps;
+    }
+    return 0;
+}
+
+/* ---- the trainer ---- */
+
+void md_trainer_free(md_trainer_t *t)
+{
+    if (!t) return;
+    md_adamw_free(&t->opt);
+    free(t->win);
+    free(t->in);
+    free(t->tg);
+    free(t);
+}
+
+const md_train_progress_t *md_trainer_progress(const md_trainer_t *t) { return &t->prog; }
+
+md_trainer_t *md_trainer_new(md_model_t *m, md_lm_data_t *d, const md_train_opts_t *o)
+{
+    const md_train_fixed_t *f = &o->f;
+    if (f->seq_len < 1 || f->batch < 1 || f->steps < 1) {
+        md_error("-L, -B and --steps must be positive");
+        return NULL;
+    }
+    if (f->batch > md_model_max_batch(m) || f->seq_len > md_model_max_len(m)) {
+        md_error("the model was planned for batches of %lld x %lld, smaller than -B %lld x -L %lld",
+                 (long long)md_model_max_batch(m), (long long)md_model_max_len(m), (long long)f->batch,
+                 (long long)f->seq_len);
+        return NULL;
+    }
+    md_trainer_t *t = md_calloc(1, sizeof *t);
+    t->m = m;
+    t->d = d;
+    t->o = *o;
+    t->baseline_bpb = NAN;
+    md_train_fixed_t *tf = &t->o.f;
+    if (tf->tokens_per_step <= 0) tf->tokens_per_step = tf->batch * tf->seq_len;
+    if (tf->lr_min < 0) tf->lr_min = 0.1 * tf->lr;
+    t->lr = (md_lr_schedule_t){tf->lr, tf->lr_min, (int64_t)llround(tf->warmup * (double)tf->steps), tf->steps};
+    t->seq = (md_seq_schedule_t){tf->seq_len, tf->seq_warmup_steps > 0 ? tf->seq_warmup_start : tf->seq_len,
+                                 tf->seq_warmup_steps};
+    const md_params_t *reg = md_model_params(m);
+    if (md_adamw_init(&t->opt, md_model_backend(m), md_model_dtype(m), reg->numel, reg->n_decay, &tf->adamw) < 0)
+        goto fail;
+    /* Say plainly when no window fits at all (the samplers would word it in
+     * window lengths, L + 1). */
+    const md_genome_t *g = md_lm_data_genome(d);
+    int64_t longest = 0;
+    int li = 0;
+    for (int c = 0; c < md_genome_n_contigs(g); c++)
+        if (md_genome_contig(g, c)->len > longest) longest = md_genome_contig(g, (li = c))->len;
+    if (longest < tf->seq_len + 1) {
+        md_error("the genome is too short for -L %lld: its longest contig ('%s') has %lld bp, and a training window "
+                 "needs L + 1 = %lld", (long long)tf->seq_len, md_genome_contig(g, li)->name, (long long)longest,
+                 (long long)tf->seq_len + 1);
+        goto fail;
+    }
+    int64_t n_total = 0;
+    for (int c = 0; c < md_genome_n_contigs(g); c++)
+        n_total += md_genome_count_n(g, c, 0, md_genome_contig(g, c)->len);
+    if (n_total == md_genome_total_len(g)) {
+        md_error("the genome is all N (%lld bp, no A, C, G or T): there is nothing to learn from", (long long)n_total);
+        goto fail;
+    }
+    /* Every stage's sampler now, so that a genome too short for any of them
+     * fails before the first step. */
+    int n_stages = md_seq_n_stages(&t->seq);
+    for (int s = 0; s < n_stages; s++) {
+        int64_t len = md_seq_len_at(&t->seq, (int64_t)s * (tf->seq_warmup_steps > 0 ? tf->seq_warmup_steps : 1));
+        if (md_lm_data_prepare_train(d, len + 1) < 0) goto fail;
+    }
+    if (o->val_every > 0) {
+        if (tf->holdout.kind == MD_HOLDOUT_NONE) {
+            md_error("option --val-every needs held-out data: --val-fraction, --val-contigs or --bed with "
+                     "--train-split/--val-split");
+            goto fail;
+        }
+        uint64_t avail;
+        if (md_lm_data_prepare_val(d, tf->seq_len + 1, &avail) < 0) goto fail;
+        t->val_windows = (uint64_t)o->val_windows < avail ? (uint64_t)o->val_windows : avail;
+        if (t->val_windows < (uint64_t)o->val_windows)
+            md_warn("only %llu validation windows of %lld bp exist; using them all", (unsigned long long)avail,
+                    (long long)tf->seq_len + 1);
+    }
+    /* Make sure the checkpoint can be written before spending time: a
+     * temporary beside it, removed at once (the checkpoint is not touched). */
+    struct stat st;
+    if (o->out_path && stat(o->out_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        md_error("option -o: '%s' is a folder; give the checkpoint's file name", o->out_path);
+        goto fail;
+    }
+    if (o->out_path) {
+        md_outfile_t *probe = md_outfile_open(o->out_path);
+        if (!probe) goto fail;
+        md_outfile_abort(probe);
+    }
+    size_t B = (size_t)tf->batch, L = (size_t)tf->seq_len;
+    t->win = md_malloc(B * (L + 1));
+    t->in = md_malloc(B * L);
+    t->tg = md_malloc(B * L);
+    return t;
+fail:
+    md_trainer_free(t);
+    return NULL;
+}
+
+static int moments_to_host(md_trainer_t *t, float *m, float *v)
+{
+    const md_backend_t *be = t->opt.be;
+    size_t n = (size_t)t->opt.numel;
+    if (t->opt.dtype == MD_DTYPE_F32) {
+        be->copy(be, m, t->opt.m, n * 4, MD_COPY_D2H);
+        be->copy(be, v, t->opt.v, n * 4, MD_COPY_D2H);
+        return 0;
+    }
+    double *tmp = md_malloc(n * 8 + 8);
+    be->copy(be, tmp, t->opt.m, n * 8, MD_COPY_D2H);
+    for (size_t i = 0; i < n; i++) m[i] = (float)tmp[i];
+    be->copy(be, tmp, t->opt.v, n * 8, MD_COPY_D2H);
+    for (size_t i = 0; i < n; i++) v[i] = (float)tmp[i];
+    free(tmp);
+    return 0;
+}
+
+static void moments_from_host(md_trainer_t *t, const float *m, const float *v)
+{
+    const md_backend_t *be = t->opt.be;
+    size_t n = (size_t)t->opt.numel;
+    if (t->opt.dtype == MD_DTYPE_F32) {
+        be->copy(be, t->opt.m, m, n * 4, MD_COPY_H2D);
+        be->copy(be, t->opt.v, v, n * 4, MD_COPY_H2D);
+        return;
+    }
+    double *tmp = md_malloc(n * 8 + 8);
+    for (size_t i = 0; i < n; i++) tmp[i] = m[i];
+    be->copy(be, t->opt.m, tmp, n * 8, MD_COPY_H2D);
+    for (size_t i = 0; i < n; i++) tmp[i] = v[i];
+    be->copy(be, t->opt.v, tmp, n * 8, MD_COPY_H2D);
+    free(tmp);
+}
+
+static char *training_json(const md_trainer_t *t)
+{
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->o.f.seed);
+    json_t *o = json_pack("{s:I, s:I, s:I, s:s}", "step", (json_int_t)t->prog.step, "tokens",
+                          (json_int_t)t->prog.tokens, "seq_len", (json_int_t)t->o.f.seq_len, "seed", seed);
+    char *s = dump(o);
+    json_decref(o);
+    return s;
+}
+
+int md_trainer_save(md_trainer_t *t, const char *path)
+{
+    size_t n = (size_t)t->opt.numel;
+    float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
+    moments_to_host(t, m, v);
+    char wnext[32];
+    snprintf(wnext, sizeof wnext, "%llu", (unsigned long long)t->prog.next_window);
+    json_t *root = json_pack("{s:I, s:I, s:s, s:o, s:o}", "step", (json_int_t)t->prog.step, "tokens",
+                             (json_int_t)t->prog.tokens, "next_window", wnext, "options", fixed_json(&t->o.f),
+                             "genome", genome_json(md_lm_data_genome(t->d)));
+    char *state = dump(root);
+    json_decref(root);
+    char *sp = md_ckpt_state_path(path);
+    char *tj = training_json(t);
+    /* The state first: if the weights then fail to write, the old weights
+     * and the new state disagree on the step, which --resume detects. */
+    int ret = md_ckpt_save_state(sp, m, v, (int64_t)n, state);
+    if (ret == 0) ret = md_ckpt_save_weights(path, t->m, tj);
+    free(tj);
+    free(sp);
+    free(state);
+    free(m);
+    free(v);
+    return ret;
+}
+
+static int fixed_equal(const md_train_fixed_t *a, const md_train_fixed_t *b, const char *ckpt)
+{
+    md_train_fixed_t x = *a;
+    /* Everything but --steps must match; merge reports the first difference. */
+    return md_train_merge_saved(&x, b, (1u << MD_TF_N) - 1, ckpt);
+}
+
+int md_trainer_resume(md_trainer_t *t, const char *weights_path)
+{
+    md_ckpt_t *ck = md_ckpt_open(weights_path);
+    if (!ck) return -1;
+    int ret = -1;
+    char *sp = md_ckpt_state_path(weights_path), *state = NULL, *keep = NULL;
+    size_t n = (size_t)t->opt.numel;
+    float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
+    json_t *root = NULL, *tr = NULL;
+    if (md_ckpt_load_state(sp, m, v, (int64_t)n, &state) < 0) goto out;
+    if (!(root = load_state_json(sp, state))) goto out;
+    md_train_fixed_t saved;
+    md_train_progress_t prog;
+    if (fixed_from_json(json_object_get(root, "options"), &saved, &keep, sp) < 0) goto out;
+    if (progress_from_json(root, &prog, sp) < 0) goto out;
+    if (fixed_equal(&t->o.f, &saved, weights_path) < 0) goto out;
+    json_t *gj = genome_json(md_lm_data_genome(t->d));
+    int same_genome = json_equal(gj, json_object_get(root, "genome"));
+    json_decref(gj);
+    if (!same_genome) {
+        md_error("checkpoint '%s' was trained on another genome (its contig names or lengths differ)", weights_path);
+        goto out;
+    }
+    const char *tjs = md_ckpt_meta(ck, "training");
+    json_error_t err;
+    tr = tjs ? json_loads(tjs, 0, &err) : NULL;
+    if (!tr || json_integer_value(json_object_get(tr, "step")) != prog.step) {
+        md_error("checkpoint '%s' and its training state '%s' are from different steps (an interrupted save?)",
+                 weights_path, sp);
+        goto out;
+    }
+    if (prog.step > t->o.f.steps) {
+        md_error("checkpoint '%s' is at step %lld, beyond --steps %lld", weights_path, (long long)prog.step,
+                 (long long)t->o.f.steps);
+        goto out;
+    }
+    if (md_ckpt_load_params(ck, t->m) < 0) goto out;
+    moments_from_host(t, m, v);
+    t->opt.step = prog.step;
+    t->prog = prog;
+    md_info("resumed from '%s' at step %lld (%lld tokens seen)", weights_path, (long long)prog.step,
+            (long long)prog.tokens);
+    ret = 0;
+out:
+    json_decref(root);
+    json_decref(tr);
+    free(keep);
+    free(state);
+    free(sp);
+    free(m);
+    free(v);
+    md_ckpt_close(ck);
+    return ret;
+}
+
+static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
+{
+    md_eval_result_t r;
+    double t0 = md_realtime();
+    if (md_eval_model(t->m, t->d, t->o.f.seq_len, (int64_t)t->val_windows, t->o.f.batch, &r) < 0) return -1;
+    *val_loss = r.loss;
+    md_progress_clear(pg);
+    char base[96] = "";
+    if (!isnan(t->baseline_bpb))
+        snprintf(base, sizeof base, " (order-%d Markov %.4f)", t->o.markov_order, t->baseline_bpb);
+    md_info("step %lld validation: loss %.4f, perplexity %.4f, %.4f bits per base%s on %lld windows (%.1f s)",
+            (long long)t->prog.step, r.loss, r.ppl, r.bits_per_base, base, (long long)r.n_windows,
+            md_realtime() - t0);
+    return 0;
+}
+
+int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
+{
+    const md_train_fixed_t *f = &t->o.f;
+    const md_train_opts_t *o = &t->o;
+    const int64_t B = f->batch;
+    md_model_t *m = t->m;
+    md_metrics_t *mt = NULL;
+    int ret = -1;
+    if (o->val_every > 0 && o->markov_order >= 0) {
+        md_eval_result_t r;
+        double t0 = md_realtime();
+        md_eval_markov(t->d, o->markov_order, f->seq_len, (int64_t)t->val_windows, &r);
+        t->baseline_bpb = r.bits_per_base;
+        md_info("order-%d Markov baseline (fitted on the training part): %.4f bits per base on the validation "
+                "windows (%.1f s)", o->markov_order, r.bits_per_base, md_realtime() - t0);
+    }
+    if (o->metrics_path) {
+        char title[256];
+        const md_config_t *c = md_model_config(m);
+        snprintf(title, sizeof title, "mambadna pretrain: %s %lld x %lld, L %lld", md_arch_name(c->arch),
+                 (long long)c->d_model, (long long)c->n_layer, (long long)f->seq_len);
+        if (!(mt = md_metrics_open(o->metrics_path, t->prog.step > 0 ? t->prog.step : -1, title))) return -1;
+        if (!isnan(t->baseline_bpb)) {
+            char lab[64];
+            snprintf(lab, sizeof lab, "order-%d Markov", o->markov_order);
+            md_metrics_set_baseline(mt, t->baseline_bpb, lab);
+        }
+    }
+    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
+    const md_backend_t *be = md_model_backend(m);
+    md_progress_t pg;
+    md_progress_init(&pg, t->prog.step);
+    double iv_loss = 0, iv_t0 = md_realtime();
+    int64_t iv_targets = 0, iv_tokens = 0, last_len = -1;
+    const int64_t end = o->stop_at > 0 && o->stop_at < f->steps ? o->stop_at : f->steps;
+    while (t->prog.step < end) {
+        const int64_t step = t->prog.step;
+        const int64_t len = md_seq_len_at(&t->seq, step), W = len + 1;
+        const int64_t accum = md_accum_steps(f->tokens_per_step, B, len);
+        if (len != last_len && md_seq_n_stages(&t->seq) > 1) {
+            md_progress_clear(&pg);
+            md_info("step %lld: sequence length %lld, %lld x %lld windows per step (%lld micro-batch%s)",
+                    (long long)step, (long long)len, (long long)(B * accum), (long long)W, (long long)accum,
+                    accum == 1 ? "" : "es");
+            last_len = len;
+        }
+        md_model_zero_grad(m);
+        double loss_sum = 0;
+        int64_t n_targets = 0;
+        for (int64_t a = 0; a < accum; a++) {
+            md_lm_data_train_batch(t->d, W, &t->prog.next_window, B, t->win, NULL);
+            for (int64_t b = 0; b < B; b++) {
+                memcpy(t->in + b * len, t->win + b * W, (size_t)len);
+                memcpy(t->tg + b * len, t->win + b * W + 1, (size_t)len);
+            }
+            md_loss_t l;
+            if (md_model_forward_backward(m, t->in, t->tg, B, len, 1, &l) < 0) goto out;
+            loss_sum += l.loss_sum;
+            n_targets += l.n_targets;
+        }
+        if (n_targets == 0) {
+            md_progress_clear(&pg);
+            md_error("step %lld: the batch holds no A/C/G/T target (lower --max-n)", (long long)step + 1);
+            goto out;
+        }
+        const double loss = loss_sum / (double)n_targets;
+        const double gscale = 1.0 / (double)n_targets;
+        const double gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
+        if (!isfinite(loss) || !isfinite(gnorm)) {
+            md_progress_clear(&pg);
+            md_error("training diverged at step %lld (loss %g, gradient norm %g); lower --lr", (long long)step + 1,
+                     loss, gnorm);
+            goto out;
+        }
+        const double lr = md_lr_at(&t->lr, step);
+        md_adamw_step(&t->opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, f->clip));
+        t->prog.step++;
+        t->prog.tokens += B * len * accum;
+        iv_loss += loss_sum;
+        iv_targets += n_targets;
+        iv_tokens += B * len * accum;
+        if (fn) fn(ud, t->prog.step, loss, gnorm, lr);
+
+        const int64_t s = t->prog.step;
+        const int last = s == end;
+        const double now = md_realtime();
+        const double tps = (double)iv_tokens / (now - iv_t0 > 1e-9 ? now - iv_t0 : 1e-9);
+        md_progress_update(&pg, s, f->steps, loss, tps);
+        int do_val = o->val_every > 0 && (s % o->val_every == 0 || last);
+        int do_log = o->log_every > 0 && (s % o->log_every == 0 || last);
+        double val_loss = NAN;
+        if (do_val && validate(t, &pg, &val_loss) < 0) goto out;
+        if (do_log || do_val) {
+            double iv_mean = iv_loss / (double)(iv_targets ? iv_targets : 1);
+            if (!pg.active) {
+                char eta[32];
+                md_format_duration(eta, sizeof eta, (double)(f->steps - s) * (now - pg.t_start) /
+                                                        (double)(s - pg.step0 > 0 ? s - pg.step0 : 1));
+                md_info("step %lld/%lld: loss %.4f (%.4f bits/base), lr %.3g, grad norm %.3g, %.0f tokens/s, ETA %s",
+                        (long long)s, (long long)f->steps, iv_mean, iv_mean / M_LN2, lr, gnorm, tps, eta);
+            }
+            if (mt) {
+                md_metrics_row_t row = {s, t->prog.tokens, len, lr, iv_mean, gnorm, tps, val_loss};
+                if (md_metrics_append(mt, &row) < 0) goto out;
+            }
+            iv_loss = 0;
+            iv_targets = 0;
+            iv_tokens = 0;
+            iv_t0 = md_realtime();
+        }
+        if (o->out_path && ((o->save_every > 0 && s % o->save_every == 0) || last)) {
+            double t0 = md_realtime();
+            if (md_trainer_save(t, o->out_path) < 0) goto out;
+            md_progress_clear(&pg);
+            md_info("step %lld: saved '%s'", (long long)s, o->out_path);
+            iv_t0 += md_realtime() - t0;   /* keep the save out of tokens/s */
+        }
+    }
+    md_progress_clear(&pg);
+    ret = 0;
+out:
+    md_metrics_close(mt);
+    return ret;
+}

@@ -1,0 +1,112 @@
+/* The pre-training loop: next-base prediction on genome windows.
+ *
+ * Each optimizer step:
+ *   1. the sequence length len = md_seq_len_at(step) (L without warmup);
+ *   2. accum = ceil(tokens_per_step / (batch x len)) micro-batches, each of
+ *      `batch` training windows of len + 1 bases (inputs = the first len,
+ *      targets = the last len), forward + backward, gradients summed;
+ *      with sequence-length warmup the shorter stages thus take more
+ *      sequences per step, keeping the tokens per step constant;
+ *   3. the gradient is scaled by 1 / (targets counted), its global norm
+ *      measured and clipped to `clip`, and AdamW applied at md_lr_at(step).
+ * Every input is a pure function of (options, step, data position), and
+ * the CPU backend is deterministic, so training N steps, saving, resuming
+ * and training M more gives bit-identical losses and weights to N + M
+ * steps straight.
+ *
+ * Checkpoints (every save_every steps and at the end) go to out_path and
+ * its training state beside it (nn/checkpoint.h); the state holds the
+ * step, tokens seen, the next window index and every option that fixes
+ * the run (md_train_fixed_t), which a resumed run must share.
+ */
+#ifndef MD_TRAIN_TRAINER_H
+#define MD_TRAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "nn/model.h"
+#include "train/adamw.h"
+#include "train/lmdata.h"
+
+/* Options a resumed run must share with the run it continues. */
+typedef struct md_train_fixed {
+    int64_t seq_len;              /* L */
+    int64_t batch;                /* sequences per micro-batch */
+    int64_t tokens_per_step;      /* input tokens per optimizer step */
+    int64_t steps;                /* total optimizer steps (may be raised on resume) */
+    double lr, lr_min, warmup;    /* peak rate, floor, warmup fraction of steps */
+    double clip;                  /* global gradient-norm limit; 0 = off */
+    md_adamw_opts_t adamw;
+    int64_t seq_warmup_start;     /* first stage length */
+    int64_t seq_warmup_steps;     /* steps per stage below L; 0 = off */
+    uint64_t seed;
+    double max_n_frac;
+    int revcomp;
+    md_holdout_t holdout;
+} md_train_fixed_t;
+
+/* Options free to change between runs. */
+typedef struct md_train_opts {
+    md_train_fixed_t f;
+    int64_t log_every;            /* steps between log lines / metrics rows */
+    int64_t val_every;            /* steps between validations; 0 = none */
+    int64_t val_windows;          /* validation windows of L + 1 bases */
+    int64_t save_every;           /* steps between checkpoints; 0 = at the end only */
+    const char *out_path;         /* checkpoint; NULL = none */
+    const char *metrics_path;     /* TSV (+ SVG beside it); NULL = none */
+    int markov_order;             /* baseline fitted at start when validating; < 0 = none */
+    int64_t stop_at;              /* stop (and save) after this step, leaving the schedule to steps; 0 = none */
+} md_train_opts_t;
+
+void md_train_opts_init(md_train_opts_t *o);
+
+/* The state a checkpoint records beyond weights and moments. */
+typedef struct md_train_progress {
+    int64_t step;                 /* optimizer steps completed */
+    int64_t tokens;               /* input tokens processed */
+    uint64_t next_window;         /* the training stream's next raw window index */
+} md_train_progress_t;
+
+/* Reads the fixed options a training state file recorded (the file beside
+ * weights_path). Strings in saved->holdout point into *keep, which the
+ * caller frees with free(). 0, or -1 after one error line. */
+int md_train_read_saved(const char *weights_path, md_train_fixed_t *saved, md_train_progress_t *prog, char **keep);
+
+/* Option names for messages and the bit of each in a "given" mask. */
+enum {
+    MD_TF_SEQ_LEN = 0, MD_TF_BATCH, MD_TF_TOKENS_PER_STEP, MD_TF_STEPS, MD_TF_LR, MD_TF_LR_MIN, MD_TF_WARMUP,
+    MD_TF_CLIP, MD_TF_WEIGHT_DECAY, MD_TF_SEQ_WARMUP_START, MD_TF_SEQ_WARMUP_STEPS, MD_TF_SEED, MD_TF_MAX_N,
+    MD_TF_REVCOMP, MD_TF_HOLDOUT, MD_TF_BETA2, MD_TF_N
+};
+
+/* Makes `o` the saved options, except that an option whose bit is set in
+ * given must equal the saved value (an error otherwise, naming the option
+ * and both values) -- but --steps may differ (a warning: the schedule
+ * changes). 0, or -1 after one error line. */
+int md_train_merge_saved(md_train_fixed_t *o, const md_train_fixed_t *saved, uint32_t given, const char *ckpt);
+
+typedef struct md_trainer md_trainer_t;
+
+/* Called after every optimizer step (for tests and tools). */
+typedef void (*md_train_step_fn)(void *ud, int64_t step, double loss, double grad_norm, double lr);
+
+/* Sets up training of m on d: the optimizer, the training samplers for
+ * every stage length, the validation windows. Nothing is written yet.
+ * NULL after one error line. */
+md_trainer_t *md_trainer_new(md_model_t *m, md_lm_data_t *d, const md_train_opts_t *o);
+void md_trainer_free(md_trainer_t *t);
+
+/* Loads weights, moments and progress from a checkpoint written by a run
+ * with the same fixed options (checked again here) and the same genome.
+ * 0, or -1 after one error line. */
+int md_trainer_resume(md_trainer_t *t, const char *weights_path);
+
+/* Runs until o->f.steps. 0, or -1 after one error line (diverged, I/O). */
+int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud);
+
+const md_train_progress_t *md_trainer_progress(const md_trainer_t *t);
+
+/* Saves a checkpoint of the current state to path (and its state file). */
+int md_trainer_save(md_trainer_t *t, const char *path);
+
+#endif
