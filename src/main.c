@@ -21,6 +21,7 @@ static const command_t commands[] = {
     {"pretrain", cmd_pretrain, "train a DNA language model on genome windows"},
     {"eval",     cmd_eval,     "loss, perplexity and bits per base of a model on a genome"},
     {"export",   cmd_export,   "write a checkpoint as a Hugging Face model folder"},
+    {"bench",    cmd_bench,    "benchmark kernels and training on this machine"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

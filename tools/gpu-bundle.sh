@@ -4,6 +4,8 @@
 # so the bundle runs there without installing anything.
 #
 #   tools/gpu-bundle.sh            -> gpu-bundle/{bin,lib}  (git-ignored)
+#   MD_GPU_BUILD=build-cuda tools/gpu-bundle.sh   builds in another folder
+#   JOBS=N                         parallel compile jobs [2]
 #
 # On the GPU machine, from the repository root:
 #   export LD_LIBRARY_PATH=$PWD/gpu-bundle/lib:/usr/local/cuda/lib64
@@ -13,12 +15,13 @@
 # bundled: the GPU machine's own must be used, matching its driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build-gpu
+build=${MD_GPU_BUILD:-build-gpu}
 out=gpu-bundle
+jobs=${JOBS:-2}
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMAMBADNA_CUDA=ON \
       -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_FLAGS="-gencode=arch=compute_90,code=sm_90" >/dev/null
-cmake --build "$build" -j"$(nproc)"
+cmake --build "$build" -j"$jobs"
 
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib"

@@ -1,0 +1,123 @@
+/* The fused selective scan (S6) on a CUDA GPU: a C-callable launcher API.
+ *
+ * Math, layouts and gradient conventions are those of backend/ops.h's
+ * scan_fwd / scan_bwd (mamba_ssm's selective_scan_fn with delta_softplus,
+ * delta_bias, D and z):
+ *   dt  = softplus(delta + dt_bias)          (= x above 20)
+ *   A   = -exp(A_log)
+ *   h_t = exp(dt_t A) h_{t-1} + dt_t Bm_t u_t       (per channel, N states)
+ *   y_t = (Cm_t . h_t + D u_t) * silu(z_t)
+ * Sequence tensors are (B*L, cols) row-major views in (B, L, ·) layout with
+ * a row stride ld (elements, 64-bit): u, delta, z, y and their gradients
+ * (B*L, E); Bm, Cm and theirs (B*L, N). A_log (E, N), D (E), dt_bias (E)
+ * and their gradients are contiguous fp32. The sequence tensors are all f32
+ * or all bf16 (dtype); the state and every sum inside are fp32.
+ *
+ * The sequence is cut into chunks of MD_SCAN_CHUNK steps, processed in
+ * parallel: a pass computes each chunk's effect from a zero state, a short
+ * pass propagates the chunk-start states (the recurrence is linear in h),
+ * and a last pass recomputes each chunk from its true start state. Only the
+ * chunk-start states (fp32) ever reach device memory; the backward
+ * recomputes everything else. The backward runs the reverse recurrence of
+ * d(loss)/dh the same way.
+ *
+ * Optional streaming state (may be NULL): h0 (B, E, N) is the state before
+ * step 0 (zero when NULL), hT (B, E, N) receives the state after the last
+ * step; in the backward, dhT (B, E, N) is d(loss)/d(hT) (zero when NULL) and
+ * dh0 (B, E, N) receives d(loss)/d(h0).
+ *
+ * Determinism: no atomics anywhere. Every reduction (dBm, dCm over
+ * channels; dA_log, dD, ddt_bias over batch and length) runs over a fixed
+ * partition in a fixed order, so identical inputs give bit-identical
+ * outputs on one GPU model.
+ *
+ * Gradients: du, ddelta, dz, dBm, dCm are WRITTEN; dA_log, dD, ddt_bias are
+ * ADDED into (as in ops.h). No output may overlap an input.
+ *
+ * Every function returns cudaSuccess or the first error (a launch error, or
+ * cudaErrorInvalidValue for bad sizes, NULL required pointers or too small a
+ * workspace). Work is queued on `stream`; nothing synchronises.
+ */
+#ifndef MD_KERNELS_SCAN_API_H
+#define MD_KERNELS_SCAN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Steps per chunk. The backward keeps one state per 8 steps of a chunk in
+ * shared memory, which bounds it. */
+#define MD_SCAN_CHUNK 128
+/* Largest d_state. */
+#define MD_SCAN_MAX_STATE 64
+
+typedef enum { MD_SCAN_F32 = 0, MD_SCAN_BF16 = 1 } md_scan_dtype_t;
+
+typedef struct md_scan_args {
+    md_scan_dtype_t dtype;
+    int64_t batch, len, d_inner, d_state;   /* B, L, E, N; all >= 1, N <= 64 */
+
+    /* inputs */
+    const void *u, *delta, *z, *Bm, *Cm;
+    int64_t ld_u, ld_delta, ld_z, ld_B, ld_C;
+    const float *A_log, *D, *dt_bias;
+
+    /* forward output */
+    void *y;
+    int64_t ld_y;
+
+    /* streaming state, optional */
+    const float *h0;
+    float *hT;
+
+    /* Chunk-start states, optional, md_scan_states_bytes() long: the forward
+     * writes them when not NULL, and a backward given them skips recomputing
+     * them. Only meaningful for the same inputs and h0. */
+    float *states;
+
+    /* backward */
+    const void *dy;
+    int64_t ld_dy;
+    void *du, *ddelta, *dz, *dBm, *dCm;
+    int64_t ld_du, ld_ddelta, ld_dz, ld_dB, ld_dC;
+    float *dA_log, *dD, *ddt_bias;
+    const float *dhT;   /* optional */
+    float *dh0;         /* optional */
+
+    /* scratch, of at least the matching *_workspace() bytes; may be NULL
+     * when that size is 0 */
+    void *workspace;
+    size_t workspace_bytes;
+} md_scan_args_t;
+
+/* Bytes of the chunk-start states (0 when the sequence is one chunk). */
+size_t md_scan_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);
+/* Scratch bytes of md_scan_fwd / md_scan_bwd for these sizes; enough for
+ * any smaller batch and length too. The backward's does not depend on
+ * whether states are given. */
+size_t md_scan_fwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);
+size_t md_scan_bwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);
+
+/* Reads u, delta, z, Bm, Cm, A_log, D, dt_bias (and h0); writes y (and hT,
+ * states). */
+cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t stream);
+/* Reads dy, the forward's inputs (and h0, dhT, states); writes du, ddelta,
+ * dz, dBm, dCm (and dh0); adds into dA_log, dD, ddt_bias. */
+cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t stream);
+
+/* Fills n elements of dtype dt (f32 or bf16) at p with uniform values in
+ * [lo, hi) from a counter-based hash of (seed, index): the same seed gives
+ * the same values on any GPU. For tests and benchmarks. */
+cudaError_t md_scan_fill_uniform(void *p, md_scan_dtype_t dt, int64_t n, uint64_t seed, float lo, float hi,
+                                 cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

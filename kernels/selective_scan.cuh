@@ -1,0 +1,161 @@
+/* Shared pieces of the selective-scan kernels: element loads and stores,
+ * the fast math, the chunk plan and the workspace layout, and the launchers
+ * that selective_scan_fwd.cu exports to selective_scan_bwd.cu.
+ *
+ * Index conventions (all 64-bit): b batch, t position, e channel (E of
+ * them), n state (N of them, padded to NPAD = 16, 32 or 64 inside the
+ * kernels; padded states have B = C = 0 and so stay exactly 0), c chunk (nc
+ * of MD_SCAN_CHUNK steps). Device-memory records keep e fastest so that a
+ * warp of consecutive channels reads and writes them coalesced:
+ *   chunk summary  sum[((b*nc + c)*(N+1) + n)*E + e]  (n = N holds the
+ *                  chunk's sum of dt)
+ *   chunk states   st[((b*nc + c)*N + n)*E + e]
+ */
+#ifndef MD_KERNELS_SELECTIVE_SCAN_CUH
+#define MD_KERNELS_SELECTIVE_SCAN_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "scan_api.h"
+
+#define MD_LOG2E 1.4426950408889634f
+#define MD_LN2 0.6931471805599453f
+
+/* ---- elements ---- */
+
+/* bf16 goes through plain 16-bit integer loads and stores: cuda_bf16.h's
+ * __ldg for bf16 is inline assembly, which the compiler can neither
+ * predicate nor schedule freely. */
+__device__ __forceinline__ float md_ld(const float *p) { return __ldg(p); }
+__device__ __forceinline__ float md_ld(const __nv_bfloat16 *p)
+{
+    return __uint_as_float((unsigned)__ldg(reinterpret_cast<const unsigned short *>(p)) << 16);
+}
+/* Asks for the line holding p in L1 without waiting for it: the kernels
+ * issue these one group of steps ahead, so that the real loads hit L1. */
+template <typename T>
+__device__ __forceinline__ void md_prefetch(const T *p)
+{
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+}
+__device__ __forceinline__ void md_st(float *p, float v) { *p = v; }
+__device__ __forceinline__ void md_st(__nv_bfloat16 *p, float v)
+{
+    *reinterpret_cast<unsigned short *>(p) = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
+/* ---- math: the special-function unit, with the accuracy the checks need ---- */
+
+__device__ __forceinline__ float md_ex2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+__device__ __forceinline__ float md_rcp(float x)
+{
+    float y;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* dt = softplus(x) (= x above 20, as mamba_ssm) and d(dt)/dx = sigmoid(x). */
+__device__ __forceinline__ float md_softplus(float x)
+{
+    return x > 20.f ? x : log1pf(md_ex2(x * MD_LOG2E));
+}
+__device__ __forceinline__ void md_softplus_grad(float x, float *dt, float *sig)
+{
+    if (x > 20.f) {
+        *dt = x;
+        *sig = 1.f;
+    } else {
+        float e = md_ex2(x * MD_LOG2E);
+        *dt = log1pf(e);
+        *sig = e * md_rcp(1.f + e);
+    }
+}
+/* sigmoid(z); 0 for z below about -88 (rcp of +inf). */
+__device__ __forceinline__ float md_sigmoid(float z) { return md_rcp(1.f + md_ex2(-z * MD_LOG2E)); }
+
+/* ---- the plan ---- */
+
+static inline int md_scan_npad(int64_t n) { return n <= 16 ? 16 : n <= 32 ? 32 : 64; }
+
+typedef struct md_scan_layout {
+    int64_t B, L, E, N, nc;
+    int64_t G, ng, ng_max;      /* chunks per propagation group, groups, bound on groups */
+    int64_t cpb, ncb;           /* backward: channels per block, channel blocks */
+    int64_t cs_groups;          /* bound on the parameter reduction's row groups */
+    /* byte offsets into the workspace */
+    size_t states, sum, gsum, gstart, rend, dbc, pp, cs, fwd_bytes, bwd_bytes;
+} md_scan_layout_t;
+
+static inline size_t md_align256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+static inline int64_t md_isqrt_ceil(int64_t n)
+{
+    int64_t r = 1;
+    while (r * r < n) r++;
+    return r;
+}
+
+static inline md_scan_layout_t md_scan_layout(int64_t B, int64_t L, int64_t E, int64_t N)
+{
+    md_scan_layout_t w;
+    w.B = B, w.L = L, w.E = E, w.N = N;
+    w.nc = (L + MD_SCAN_CHUNK - 1) / MD_SCAN_CHUNK;
+    w.G = md_isqrt_ceil(w.nc);
+    w.ng = (w.nc + w.G - 1) / w.G;
+    w.ng_max = w.G + 1;   /* >= ng, and non-decreasing in L */
+    w.cpb = 256 / (md_scan_npad(N) / 4);
+    w.ncb = (E + w.cpb - 1) / w.cpb;
+    int64_t rows = B * w.nc;
+    w.cs_groups = (rows + 31) / 32 < 64 ? (rows + 31) / 32 : 64;
+    size_t f = sizeof(float), off = 0;
+    int chunked = w.nc > 1;
+    w.states = off;
+    if (chunked) off += md_align256(f * B * w.nc * N * E);
+    w.sum = off;
+    if (chunked) off += md_align256(f * B * w.nc * (N + 1) * E);
+    w.gsum = off;
+    if (chunked) off += md_align256(f * B * w.ng_max * (N + 1) * E);
+    w.gstart = off;
+    if (chunked) off += md_align256(f * B * w.ng_max * N * E);
+    w.fwd_bytes = off;
+    w.rend = off;
+    if (chunked) off += md_align256(f * B * w.nc * N * E);
+    w.dbc = off;
+    if (w.ncb > 1) off += md_align256(f * w.ncb * B * L * 2 * N);
+    w.pp = off;
+    off += md_align256(f * rows * E * (N + 2));
+    w.cs = off;
+    off += md_align256(f * w.cs_groups * E * (N + 2));
+    w.bwd_bytes = off;
+    return w;
+}
+
+/* ---- launchers shared by the forward and the backward ---- */
+
+/* Each chunk's effect on a zero state, for chunks 0..nc-2: sum (see top). */
+cudaError_t md_scan_launch_chunk_summary(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum,
+                                         cudaStream_t s);
+/* The chunk-start states from the chunk summaries: st[c] for every chunk.
+ * Forward (reverse = 0): from init (B, E, N) or zero, chunk 0 first.
+ * Reverse: the carry entering each chunk from its right, from init or zero
+ * at the end. gsum and gstart are scratch. */
+cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_log, const float *sum,
+                                     const float *init, float *st, float *gsum, float *gstart, int reverse,
+                                     cudaStream_t s);
+
+#define MD_CU_TRY(call)                          \
+    do {                                         \
+        cudaError_t md_err_ = (call);            \
+        if (md_err_ != cudaSuccess) return md_err_; \
+    } while (0)
+#define MD_CU_LAUNCHED() MD_CU_TRY(cudaGetLastError())
+
+#endif

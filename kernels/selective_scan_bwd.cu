@@ -1,0 +1,589 @@
+/* The selective scan's backward on the GPU (see scan_api.h for the contract).
+ *
+ * With g_t = d(loss)/d(h_t) . a_t carried right to left (a_t = exp(dt_t A)),
+ *   dh_t   = dys_t Cm_t + g_{t+1},  dys_t = dy_t silu(z_t)
+ * is a linear recurrence like the forward's, so long sequences use the same
+ * chunked scheme: chunk summaries of the reverse recurrence from zero, a
+ * reverse propagation of the carry entering each chunk, and a main pass per
+ * chunk from the true start state and carry.
+ *
+ * The main pass (main_kernel) gives each channel Q = NPAD/4 lanes of 4
+ * states each, so that a lane can hold a segment of TS steps of its states
+ * (and decays) in registers. It sweeps the chunk forward once, keeping the
+ * state at each segment start in shared memory, then walks the segments
+ * backwards: recompute the segment's states into registers, then run the
+ * reverse recurrence over them. Per-channel step values (dt, silu, ...) are
+ * computed once by the lane that owns the step and broadcast by shuffles.
+ *
+ * Reductions, all in a fixed order (no atomics):
+ *   dBm, dCm (a sum over channels per (b, t)): a transposing shuffle
+ *     reduction inside the warp (each lane ends with one finished sum, 7
+ *     shuffles for 32 sums over 8 channels), the warps' partials summed in
+ *     shared memory, then the channel blocks' partials by dbc_reduce_kernel
+ *     when E spans more than one block;
+ *   dA_log, dD, ddt_bias (sums over batch and length): per (b, chunk)
+ *     partials, summed by the two-stage colsum kernels.
+ */
+#include "selective_scan.cuh"
+
+namespace {
+
+constexpr int kThreads = 128;   /* reverse-summary kernel */
+constexpr int kTile = 32;
+constexpr int kGroup = 8;
+
+template <typename T>
+struct BwdArgs {
+    const T *u, *delta, *z, *Bm, *Cm, *dy;
+    int64_t ld_u, ld_delta, ld_z, ld_B, ld_C, ld_dy;
+    const float *A_log, *D, *dt_bias;
+    T *du, *ddelta, *dz, *dBm, *dCm;
+    int64_t ld_du, ld_ddelta, ld_dz, ld_dB, ld_dC;
+    int64_t B, L, E, N, nc;
+};
+
+template <typename T>
+BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
+{
+    BwdArgs<T> f;
+    f.u = (const T *)a->u, f.delta = (const T *)a->delta, f.z = (const T *)a->z;
+    f.Bm = (const T *)a->Bm, f.Cm = (const T *)a->Cm, f.dy = (const T *)a->dy;
+    f.ld_u = a->ld_u, f.ld_delta = a->ld_delta, f.ld_z = a->ld_z, f.ld_B = a->ld_B, f.ld_C = a->ld_C;
+    f.ld_dy = a->ld_dy;
+    f.A_log = a->A_log, f.D = a->D, f.dt_bias = a->dt_bias;
+    f.du = (T *)a->du, f.ddelta = (T *)a->ddelta, f.dz = (T *)a->dz, f.dBm = (T *)a->dBm, f.dCm = (T *)a->dCm;
+    f.ld_du = a->ld_du, f.ld_ddelta = a->ld_ddelta, f.ld_dz = a->ld_dz, f.ld_dB = a->ld_dB, f.ld_dC = a->ld_dC;
+    f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
+    return f;
+}
+
+__host__ __device__ constexpr int ilog2(int x) { return x <= 1 ? 0 : 1 + ilog2(x / 2); }
+
+/* Sums v over the lanes that differ in the LEVELS mask bits hi_mask,
+ * hi_mask/2, ...: each level sends half the values to the partner and adds
+ * the half it receives, so the lane keeps V >> LEVELS finished sums, of the
+ * original indices off + k with off = sum over levels l of
+ * (lane & mask_l ? V >> (l+1) : 0). */
+template <int V, int LEVELS>
+__device__ __forceinline__ void transpose_reduce(float (&v)[V], int lane, int hi_mask)
+{
+#pragma unroll
+    for (int l = 0; l < LEVELS; l++) {
+        const int half = V >> (l + 1), m = hi_mask >> l;
+        const bool up = lane & m;
+#pragma unroll
+        for (int i = 0; i < half; i++) {
+            const float send = up ? v[i] : v[i + half];
+            const float keep = up ? v[i + half] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, m);
+        }
+    }
+}
+
+/* ---- reverse chunk summaries: chunks 1..nc-1, carry to the left from zero ---- */
+
+template <typename T, int NPAD>
+__global__ void __launch_bounds__(kThreads, 4) reverse_summary_kernel(BwdArgs<T> a, float *sum)
+{
+    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
+    __shared__ __align__(16) float sC[kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB;
+    int64_t bid = blockIdx.x;
+    const int64_t cb = bid % ncb;
+    bid /= ncb;
+    const int64_t c = 1 + bid % (a.nc - 1), b = bid / (a.nc - 1);
+    const int q = threadIdx.x % Q;
+    const int64_t e = cb * CPB + threadIdx.x / Q;
+    const bool valid = e < a.E;
+    const int64_t ec = valid ? e : 0;
+
+    float A2[16], g[16];
+#pragma unroll
+    for (int s = 0; s < 16; s++) {
+        const int64_t n = q * 16 + s;
+        A2[s] = (valid && n < a.N) ? -expf(__ldg(a.A_log + ec * a.N + n)) * MD_LOG2E : 0.f;
+        g[s] = 0.f;
+    }
+    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
+    float S = 0.f;
+
+    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
+    for (int64_t tend = t1; tend > t0; tend -= kTile) {
+        const int64_t tt = max(t0, tend - kTile);
+        const int nt = (int)(tend - tt);
+        __syncthreads();
+        for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
+            const int j = i / NPAD, n = i % NPAD;
+            sC[j][n] = (j < nt && n < a.N) ? md_ld(a.Cm + (b * a.L + tt + j) * a.ld_C + n) : 0.f;
+        }
+        __syncthreads();
+        for (int j0 = nt - 1; j0 >= 0; j0 -= kGroup) {
+            float gy[kGroup], zz[kGroup], dd[kGroup];
+#pragma unroll
+            for (int k = 0; k < kGroup; k++) {
+                const bool ok = valid && j0 - k >= 0;
+                const int64_t row = b * a.L + tt + j0 - k;
+                gy[k] = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
+                zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
+                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                if (valid && tt + j0 - k - kGroup >= t0) {
+                    md_prefetch(a.dy + (row - kGroup) * a.ld_dy + ec);
+                    md_prefetch(a.z + (row - kGroup) * a.ld_z + ec);
+                    md_prefetch(a.delta + (row - kGroup) * a.ld_delta + ec);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < kGroup; k++) {
+                if (j0 - k >= 0) {
+                    const float dys = gy[k] * zz[k] * md_sigmoid(zz[k]);
+                    const float dt = md_softplus(dd[k] + bias);
+                    S += dt;
+                    const float4 *cp = reinterpret_cast<const float4 *>(&sC[j0 - k][q * 16]);
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float4 cv = cp[i];
+                        const float cs[4] = {cv.x, cv.y, cv.z, cv.w};
+#pragma unroll
+                        for (int r = 0; r < 4; r++) {
+                            const int s = 4 * i + r;
+                            g[s] = md_ex2(dt * A2[s]) * (dys * cs[r] + g[s]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (!valid) return;
+    float *rec = sum + (b * a.nc + c) * (a.N + 1) * a.E + e;
+#pragma unroll
+    for (int s = 0; s < 16; s++) {
+        const int64_t n = q * 16 + s;
+        if (n < a.N) rec[n * a.E] = g[s];
+    }
+    if (q == 0) rec[a.N * a.E] = S;
+}
+
+/* ---- the main pass ---- */
+
+template <int NPAD>
+struct MainCfg {
+    static constexpr int SPT = 4;                  /* states per lane */
+    static constexpr int Q = NPAD / SPT;           /* lanes per channel */
+    static constexpr int NT = 256;                 /* threads per block */
+    static constexpr int CPB = NT / Q;             /* channels per block */
+    static constexpr int NW = NT / 32;
+    static constexpr int G = 32 / Q;               /* channels per warp */
+    static constexpr int TS = Q > 8 ? Q : 8;       /* steps per segment */
+    static constexpr int R = TS / Q;               /* steps each lane owns in a segment */
+    static constexpr int NSEG = MD_SCAN_CHUNK / TS;
+    /* Keeping the segment's decays in registers saves one exp per state
+     * and step but needs more than the 128 registers that 2 blocks/SM
+     * allow (ptxas spilled 88 bytes), so they are recomputed. */
+    static constexpr bool KEEPA = false;
+    static constexpr int NRED = NPAD <= 32 ? 2 : 1;
+    static constexpr int BLOCKS = NPAD == 16 ? 2 : 1;
+    static constexpr size_t SMEM = sizeof(float) * (2 * MD_SCAN_CHUNK * NPAD) + sizeof(float4) * NSEG * NT +
+                                   sizeof(float) * NRED * TS * NW * 2 * NPAD;
+};
+
+template <typename T, int NPAD>
+__global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
+    main_kernel(BwdArgs<T> a, const float *st, const float *h0, const float *rend, const float *dhT, float *dh0,
+                float *dbc_part, float *pp)
+{
+    using C = MainCfg<NPAD>;
+    constexpr int Q = C::Q, TS = C::TS, R = C::R, NT = C::NT, NW = C::NW, G = C::G;
+    extern __shared__ float4 smem4[];
+    float *smem = reinterpret_cast<float *>(smem4);
+    float(*sB)[NPAD] = reinterpret_cast<float(*)[NPAD]>(smem);
+    float(*sC)[NPAD] = reinterpret_cast<float(*)[NPAD]>(smem + MD_SCAN_CHUNK * NPAD);
+    float4 *ckpt = reinterpret_cast<float4 *>(smem + 2 * MD_SCAN_CHUNK * NPAD);
+    float *red = reinterpret_cast<float *>(ckpt + C::NSEG * NT);
+
+    const int64_t ncb = (a.E + C::CPB - 1) / C::CPB;
+    int64_t bid = blockIdx.x;
+    const int64_t cb = bid % ncb;
+    bid /= ncb;
+    const int64_t c = bid % a.nc, b = bid / a.nc;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, q = tid % Q, cw = lane / Q;
+    const int64_t e = cb * C::CPB + tid / Q;
+    const bool valid = e < a.E;
+    const int64_t ec = valid ? e : 0;
+    const int64_t N = a.N, E = a.E;
+
+    float A2[4], h[4], g[4];
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const int64_t n = q * 4 + s;
+        const bool ok = valid && n < N;
+        A2[s] = ok ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
+        float hv = 0.f, gv = 0.f;
+        if (ok) {
+            const int64_t si = ((b * a.nc + c) * N + n) * E + e, pi = (b * E + e) * N + n;
+            hv = st ? st[si] : h0 ? h0[pi] : 0.f;
+            gv = rend ? rend[si] : dhT ? dhT[pi] : 0.f;
+        }
+        h[s] = hv, g[s] = gv;
+    }
+    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
+    const float Dv = valid ? __ldg(a.D + ec) : 0.f;
+
+    const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
+    const int64_t row0 = b * a.L + t0;
+    const int nseg = (int)((len + TS - 1) / TS);
+    for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
+        const int j = i / NPAD, n = i % NPAD;
+        const bool ok = j < len && n < N;
+        sB[j][n] = ok ? md_ld(a.Bm + (row0 + j) * a.ld_B + n) : 0.f;
+        sC[j][n] = ok ? md_ld(a.Cm + (row0 + j) * a.ld_C + n) : 0.f;
+    }
+    __syncthreads();
+
+    /* Phase 1: the state entering each segment. */
+    for (int seg = 0; seg < nseg; seg++) {
+        ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
+        if (seg == nseg - 1) break;
+        float odt[R], odtu[R];
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            const int64_t row = row0 + seg * TS + q * R + k;
+            const float uu = valid ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+            const float dd = valid ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+            odt[k] = md_softplus(dd + bias);
+            odtu[k] = odt[k] * uu;
+            if (valid && (seg + 1) * TS + q * R + k < len) {
+                const int64_t nr = row + TS;
+                md_prefetch(a.u + nr * a.ld_u + ec);
+                md_prefetch(a.delta + nr * a.ld_delta + ec);
+                if (seg + 2 == nseg) {   /* the segment phase 2 starts with */
+                    md_prefetch(a.z + nr * a.ld_z + ec);
+                    md_prefetch(a.dy + nr * a.ld_dy + ec);
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < TS; j++) {
+            const int src = (lane & ~(Q - 1)) | (j / R);
+            const float dt = __shfl_sync(0xffffffffu, odt[j % R], src);
+            const float dtu = __shfl_sync(0xffffffffu, odtu[j % R], src);
+            const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+            const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
+#pragma unroll
+            for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
+        }
+    }
+
+    /* Phase 2: the segments backwards. */
+    float dA[4] = {0.f, 0.f, 0.f, 0.f};
+    float dDacc = 0.f, dbacc = 0.f;
+    int buf = 0;
+    for (int seg = nseg - 1; seg >= 0; seg--) {
+        const int nv = (int)min((int64_t)TS, len - seg * TS);
+        const float4 hc = ckpt[seg * NT + tid];
+        const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
+
+        /* the owned steps' per-channel values */
+        float o_u[R], o_dt[R], o_dtu[R], o_dys[R], o_dzf[R], o_sig[R];
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            const int j = q * R + k;
+            const bool ok = valid && j < nv;
+            const int64_t row = row0 + seg * TS + j;
+            const float uu = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+            const float dd = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+            const float zz = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
+            const float gy = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
+            float dt, sig;
+            md_softplus_grad(dd + bias, &dt, &sig);
+            const float sz = md_sigmoid(zz);
+            o_u[k] = uu, o_dt[k] = dt, o_dtu[k] = dt * uu, o_sig[k] = sig;
+            o_dys[k] = gy * zz * sz;
+            o_dzf[k] = gy * sz * (1.f + zz * (1.f - sz));
+            if (valid && seg > 0) {   /* the next segment back is always full */
+                const int64_t pr = row - TS;
+                md_prefetch(a.u + pr * a.ld_u + ec);
+                md_prefetch(a.delta + pr * a.ld_delta + ec);
+                md_prefetch(a.z + pr * a.ld_z + ec);
+                md_prefetch(a.dy + pr * a.ld_dy + ec);
+            }
+        }
+
+        /* recompute the segment's states (and decays) */
+        float hs[TS][4], as[C::KEEPA ? TS : 1][4];
+        {
+            float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
+#pragma unroll
+            for (int j = 0; j < TS; j++) {
+                if (j < nv) {
+                    const int src = (lane & ~(Q - 1)) | (j / R);
+                    const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                    const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+                    const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+                    const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
+#pragma unroll
+                    for (int s = 0; s < 4; s++) {
+                        const float av = md_ex2(dt * A2[s]);
+                        if (C::KEEPA) as[j][s] = av;
+                        hcur[s] = av * hcur[s] + dtu * bs[s];
+                        hs[j][s] = hcur[s];
+                    }
+                }
+            }
+        }
+
+        /* the reverse recurrence over the segment */
+        float l_dhB[TS], l_eaA[TS], l_ys[TS];
+#pragma unroll
+        for (int j = TS - 1; j >= 0; j--) {
+            l_dhB[j] = 0.f, l_eaA[j] = 0.f, l_ys[j] = 0.f;
+            if (j < nv) {
+                const int src = (lane & ~(Q - 1)) | (j / R);
+                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+                const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
+                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+                float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
+#pragma unroll
+                for (int s = 0; s < 4; s++) {
+                    const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
+                    const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
+                    const float dh = dys * cs[s] + g[s];
+                    const float ea = dh * av * hprev;   /* d loss / d(dt A) */
+                    eaA += ea * A2[s];
+                    dA[s] += ea * dt;
+                    dhB += dh * bs[s];
+                    v[s] = dh * dtu;
+                    v[4 + s] = dys * hs[j][s];
+                    ysp += cs[s] * hs[j][s];
+                    g[s] = av * dh;
+                }
+                l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
+                transpose_reduce<8, ilog2(G)>(v, lane, 16);
+                float *rj = red + ((buf * TS + j) * NW + warp) * 2 * NPAD;
+#pragma unroll
+                for (int k = 0; k < 8 / G; k++) {
+                    const int i = cw * (8 / G) + k;
+                    rj[i < 4 ? q * 4 + i : NPAD + q * 4 + i - 4] = v[k];
+                }
+            }
+        }
+
+        /* finish the owned steps */
+        transpose_reduce<TS, ilog2(Q)>(l_dhB, lane, Q / 2);
+        transpose_reduce<TS, ilog2(Q)>(l_eaA, lane, Q / 2);
+        transpose_reduce<TS, ilog2(Q)>(l_ys, lane, Q / 2);
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            const int j = q * R + k;
+            if (valid && j < nv) {
+                const int64_t row = row0 + seg * TS + j;
+                const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
+                const float ddt = l_eaA[k] * MD_LN2 + o_u[k] * l_dhB[k];
+                const float ddel = ddt * o_sig[k];
+                const float dzv = o_dzf[k] * (l_ys[k] + Dv * o_u[k]);
+                md_st(a.du + row * a.ld_du + e, du);
+                md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
+                md_st(a.dz + row * a.ld_dz + e, dzv);
+                dDacc += o_dys[k] * o_u[k];
+                dbacc += ddel;
+            }
+        }
+
+        /* dBm, dCm of the segment: the warps' partials in warp order */
+        __syncthreads();
+        for (int i = tid; i < nv * 2 * NPAD; i += NT) {
+            const int j = i / (2 * NPAD), o = i % (2 * NPAD), n = o % NPAD;
+            if (n >= N) continue;
+            const float *rj = red + (buf * TS + j) * NW * 2 * NPAD + o;
+            float sum = 0.f;
+#pragma unroll
+            for (int w = 0; w < NW; w++) sum += rj[w * 2 * NPAD];
+            const int64_t row = row0 + seg * TS + j;
+            if (dbc_part) dbc_part[(cb * a.B * a.L + row) * 2 * N + (o < NPAD ? n : N + n)] = sum;
+            else if (o < NPAD) md_st(a.dBm + row * a.ld_dB + n, sum);
+            else md_st(a.dCm + row * a.ld_dC + n, sum);
+        }
+        if (C::NRED == 1) __syncthreads();
+        else buf ^= 1;
+    }
+
+    /* this chunk's parameter-gradient partials */
+#pragma unroll
+    for (int m = 1; m < Q; m <<= 1) {
+        dDacc += __shfl_xor_sync(0xffffffffu, dDacc, m);
+        dbacc += __shfl_xor_sync(0xffffffffu, dbacc, m);
+    }
+    if (!valid) return;
+    float *prow = pp + ((b * a.nc + c) * E + e) * (N + 2);
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const int64_t n = q * 4 + s;
+        if (n < N) {
+            prow[n] = dA[s];
+            if (dh0 && c == 0) dh0[(b * E + e) * N + n] = g[s];
+        }
+    }
+    if (q == 0) prow[N] = dDacc, prow[N + 1] = dbacc;
+}
+
+/* dBm, dCm = the channel blocks' partials summed in block order. */
+template <typename T>
+__global__ void dbc_reduce_kernel(const float *part, int64_t ncb, int64_t rows, int64_t N, T *dB, int64_t ld_dB,
+                                  T *dC, int64_t ld_dC)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * 2 * N) return;
+    const int64_t row = i / (2 * N), o = i % (2 * N);
+    float s = 0.f;
+    for (int64_t k = 0; k < ncb; k++) s += part[k * rows * 2 * N + i];
+    if (o < N) md_st(dB + row * ld_dB + o, s);
+    else md_st(dC + row * ld_dC + o - N, s);
+}
+
+/* Column sums of pp (rows x cols), stage 1: row group blockIdx.y, 8 rows
+ * at a time, into cs[group][col]. */
+__global__ void colsum1_kernel(const float *pp, int64_t rows, int64_t cols, int64_t rows_per_group, float *cs)
+{
+    __shared__ float part[8][33];
+    const int64_t col = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t r0 = (int64_t)blockIdx.y * rows_per_group, r1 = min(rows, r0 + rows_per_group);
+    float s = 0.f;
+    if (col < cols)
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) s += pp[r * cols + col];
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && col < cols) {
+        float t = 0.f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) t += part[k][threadIdx.x];
+        cs[blockIdx.y * cols + col] = t;
+    }
+}
+
+/* Stage 2: the groups in order, added into the parameter gradients
+ * (d/dA_log = d/dA * A). */
+__global__ void colsum2_kernel(const float *cs, int64_t groups, int64_t E, int64_t N, const float *A_log, float *dA_log,
+                               float *dD, float *ddt_bias)
+{
+    const int64_t col = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, cols = E * (N + 2);
+    if (col >= cols) return;
+    float s = 0.f;
+    for (int64_t g = 0; g < groups; g++) s += cs[g * cols + col];
+    const int64_t e = col / (N + 2), j = col % (N + 2);
+    if (j < N) dA_log[e * N + j] += s * -expf(A_log[e * N + j]);
+    else if (j == N) dD[e] += s;
+    else ddt_bias[e] += s;
+}
+
+template <typename T, int NPAD>
+cudaError_t reverse_summary_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
+{
+    constexpr int CPB = kThreads / (NPAD / 16);
+    const int64_t blocks = w->B * (w->nc - 1) * ((w->E + CPB - 1) / CPB);
+    reverse_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), sum);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+template <typename T, int NPAD>
+cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, const float *rend,
+                   float *dbc_part, float *pp, cudaStream_t s)
+{
+    using C = MainCfg<NPAD>;
+    MD_CU_TRY(cudaFuncSetAttribute(main_kernel<T, NPAD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
+    const int64_t blocks = w->B * w->nc * w->ncb;
+    main_kernel<T, NPAD><<<(unsigned)blocks, C::NT, C::SMEM, s>>>(unpack<T>(a, w->nc), st, a->h0, rend, a->dhT,
+                                                                  a->dh0, dbc_part, pp);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+template <typename T>
+cudaError_t reverse_summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
+{
+    switch (md_scan_npad(w->N)) {
+    case 16: return reverse_summary_t<T, 16>(a, w, sum, s);
+    case 32: return reverse_summary_t<T, 32>(a, w, sum, s);
+    default: return reverse_summary_t<T, 64>(a, w, sum, s);
+    }
+}
+
+template <typename T>
+cudaError_t main_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, const float *rend,
+                          float *dbc_part, float *pp, cudaStream_t s)
+{
+    switch (md_scan_npad(w->N)) {
+    case 16: return main_t<T, 16>(a, w, st, rend, dbc_part, pp, s);
+    case 32: return main_t<T, 32>(a, w, st, rend, dbc_part, pp, s);
+    default: return main_t<T, 64>(a, w, st, rend, dbc_part, pp, s);
+    }
+}
+
+unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+
+}  // namespace
+
+size_t md_scan_bwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)
+{
+    if (batch < 1 || len < 1 || d_inner < 1 || d_state < 1 || d_state > MD_SCAN_MAX_STATE) return 0;
+    return md_scan_layout(batch, len, d_inner, d_state).bwd_bytes;
+}
+
+cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
+{
+    if (!a || a->batch < 1 || a->len < 1 || a->d_inner < 1 || a->d_state < 1 || a->d_state > MD_SCAN_MAX_STATE)
+        return cudaErrorInvalidValue;
+    if (a->dtype != MD_SCAN_F32 && a->dtype != MD_SCAN_BF16) return cudaErrorInvalidValue;
+    if (!a->u || !a->delta || !a->z || !a->Bm || !a->Cm || !a->A_log || !a->D || !a->dt_bias || !a->dy || !a->du ||
+        !a->ddelta || !a->dz || !a->dBm || !a->dCm || !a->dA_log || !a->dD || !a->ddt_bias)
+        return cudaErrorInvalidValue;
+    const int64_t E = a->d_inner, N = a->d_state;
+    if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_dy < E || a->ld_du < E || a->ld_ddelta < E ||
+        a->ld_dz < E || a->ld_B < N || a->ld_C < N || a->ld_dB < N || a->ld_dC < N)
+        return cudaErrorInvalidValue;
+    md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
+    if (!a->workspace || a->workspace_bytes < w.bwd_bytes) return cudaErrorInvalidValue;
+    char *ws = (char *)a->workspace;
+    float *sum = (float *)(ws + w.sum), *gsum = (float *)(ws + w.gsum), *gstart = (float *)(ws + w.gstart);
+    const float *st = NULL, *rend = NULL;
+    if (w.nc > 1) {
+        if (a->states) {
+            st = a->states;
+        } else {
+            float *states = (float *)(ws + w.states);
+            MD_CU_TRY(md_scan_launch_chunk_summary(a, &w, sum, s));
+            MD_CU_TRY(md_scan_launch_propagate(&w, a->A_log, sum, a->h0, states, gsum, gstart, 0, s));
+            st = states;
+        }
+        /* the reverse summaries reuse sum: the forward propagation above is queued first */
+        if (a->dtype == MD_SCAN_BF16) MD_CU_TRY(reverse_summary_dispatch<__nv_bfloat16>(a, &w, sum, s));
+        else MD_CU_TRY(reverse_summary_dispatch<float>(a, &w, sum, s));
+        float *re = (float *)(ws + w.rend);
+        MD_CU_TRY(md_scan_launch_propagate(&w, a->A_log, sum, a->dhT, re, gsum, gstart, 1, s));
+        rend = re;
+    }
+    float *dbc_part = w.ncb > 1 ? (float *)(ws + w.dbc) : NULL;
+    float *pp = (float *)(ws + w.pp), *cs = (float *)(ws + w.cs);
+    if (a->dtype == MD_SCAN_BF16) MD_CU_TRY(main_dispatch<__nv_bfloat16>(a, &w, st, rend, dbc_part, pp, s));
+    else MD_CU_TRY(main_dispatch<float>(a, &w, st, rend, dbc_part, pp, s));
+
+    const int64_t rows = a->batch * a->len;
+    if (dbc_part) {
+        if (a->dtype == MD_SCAN_BF16)
+            dbc_reduce_kernel<__nv_bfloat16><<<blocks_for(rows * 2 * N, 256), 256, 0, s>>>(
+                dbc_part, w.ncb, rows, N, (__nv_bfloat16 *)a->dBm, a->ld_dB, (__nv_bfloat16 *)a->dCm, a->ld_dC);
+        else
+            dbc_reduce_kernel<float><<<blocks_for(rows * 2 * N, 256), 256, 0, s>>>(
+                dbc_part, w.ncb, rows, N, (float *)a->dBm, a->ld_dB, (float *)a->dCm, a->ld_dC);
+        MD_CU_LAUNCHED();
+    }
+    const int64_t prow = a->batch * w.nc, pcol = E * (N + 2);
+    const int64_t groups = w.cs_groups, per = (prow + groups - 1) / groups;
+    colsum1_kernel<<<dim3((unsigned)((pcol + 31) / 32), (unsigned)groups), dim3(32, 8), 0, s>>>(pp, prow, pcol, per, cs);
+    MD_CU_LAUNCHED();
+    colsum2_kernel<<<blocks_for(pcol, 256), 256, 0, s>>>(cs, groups, E, N, a->A_log, a->dA_log, a->dD, a->ddt_bias);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}

@@ -1,0 +1,438 @@
+/* The selective scan's forward on the GPU (see scan_api.h for the contract).
+ *
+ * One thread runs the recurrence of one channel over one chunk with the 16
+ * states of its lane in registers (for N > 16, NPAD/16 lanes share a
+ * channel and y sums over them with shuffles). A warp covers consecutive
+ * channels, so the loads of u, delta, z and the stores of y are coalesced;
+ * Bm and Cm rows are shared by every channel and go through shared memory.
+ *
+ * L > MD_SCAN_CHUNK runs three stages: chunk summaries (each chunk's final
+ * state from zero, and its sum of dt, whose exp(A * sum) is the chunk's
+ * decay), a propagation of the chunk-start states (two levels, so that
+ * both the serial depth and the thread count stay near sqrt(nc)), and the
+ * output pass from the true start states. A single chunk runs only the
+ * output pass.
+ */
+#include "selective_scan.cuh"
+
+namespace {
+
+constexpr int kThreads = 128;   /* threads per block of the per-chunk kernels */
+constexpr int kTile = 32;       /* steps of Bm/Cm staged in shared memory at once */
+constexpr int kGroup = 8;       /* steps whose loads are issued together */
+
+/* What the forward-style kernels read, unpacked from md_scan_args_t. */
+template <typename T>
+struct FwdArgs {
+    const T *u, *delta, *z, *Bm, *Cm;
+    int64_t ld_u, ld_delta, ld_z, ld_B, ld_C;
+    const float *A_log, *D, *dt_bias;
+    T *y;
+    int64_t ld_y;
+    int64_t B, L, E, N, nc;
+};
+
+template <typename T>
+FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
+{
+    FwdArgs<T> f;
+    f.u = (const T *)a->u, f.delta = (const T *)a->delta, f.z = (const T *)a->z;
+    f.Bm = (const T *)a->Bm, f.Cm = (const T *)a->Cm;
+    f.ld_u = a->ld_u, f.ld_delta = a->ld_delta, f.ld_z = a->ld_z, f.ld_B = a->ld_B, f.ld_C = a->ld_C;
+    f.A_log = a->A_log, f.D = a->D, f.dt_bias = a->dt_bias;
+    f.y = (T *)a->y, f.ld_y = a->ld_y;
+    f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
+    return f;
+}
+
+/* Stages rows [t, t+nt) of M (N columns) into s[kTile][NPAD], zero-padded. */
+template <typename T, int NPAD>
+__device__ __forceinline__ void stage_rows(float (*s)[NPAD], const T *M, int64_t ld, int64_t row0, int nt, int64_t N)
+{
+    for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
+        int j = i / NPAD, n = i % NPAD;
+        s[j][n] = (j < nt && n < N) ? md_ld(M + (row0 + j) * ld + n) : 0.f;
+    }
+}
+
+/* The lane's 16 states' values of row j of a staged tile. */
+__device__ __forceinline__ void tile16(const float *row, float (&v)[16])
+{
+    const float4 *p = reinterpret_cast<const float4 *>(row);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float4 x = p[i];
+        v[4 * i] = x.x, v[4 * i + 1] = x.y, v[4 * i + 2] = x.z, v[4 * i + 3] = x.w;
+    }
+}
+
+/* Per-lane constants: A * log2(e) for the lane's states (0 for padding). */
+template <int NPAD>
+__device__ __forceinline__ void lane_A2(const float *A_log, int64_t e, int64_t N, int q, bool valid, float (&A2)[16])
+{
+#pragma unroll
+    for (int s = 0; s < 16; s++) {
+        int64_t n = q * 16 + s;
+        A2[s] = (valid && n < N) ? -expf(__ldg(A_log + e * N + n)) * MD_LOG2E : 0.f;
+    }
+}
+
+/* Chunk c in [0, nc-1): final state from zero and sum of dt. */
+template <typename T, int NPAD>
+__global__ void __launch_bounds__(kThreads, 4) chunk_summary_kernel(FwdArgs<T> a, float *sum)
+{
+    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
+    __shared__ __align__(16) float sB[kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB;
+    int64_t bid = blockIdx.x;
+    const int64_t cb = bid % ncb;
+    bid /= ncb;
+    const int64_t c = bid % (a.nc - 1), b = bid / (a.nc - 1);
+    const int q = threadIdx.x % Q;
+    const int64_t e = cb * CPB + threadIdx.x / Q;
+    const bool valid = e < a.E;
+    const int64_t ec = valid ? e : 0;
+
+    float A2[16], h[16];
+    lane_A2<NPAD>(a.A_log, ec, a.N, q, valid, A2);
+    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
+#pragma unroll
+    for (int s = 0; s < 16; s++) h[s] = 0.f;
+    float S = 0.f;
+
+    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
+    for (int64_t tt = t0; tt < t1; tt += kTile) {
+        const int nt = (int)min((int64_t)kTile, t1 - tt);
+        __syncthreads();
+        stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, b * a.L + tt, nt, a.N);
+        __syncthreads();
+        for (int j0 = 0; j0 < nt; j0 += kGroup) {
+            float uu[kGroup], dd[kGroup];
+#pragma unroll
+            for (int k = 0; k < kGroup; k++) {
+                const bool ok = valid && j0 + k < nt;
+                const int64_t row = b * a.L + tt + j0 + k;
+                uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                if (valid && tt + j0 + k + kGroup < t1) {
+                    md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
+                    md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < kGroup; k++) {
+                if (j0 + k < nt) {
+                    const float dt = md_softplus(dd[k] + bias), dtu = dt * uu[k];
+                    S += dt;
+                    float Bv[16];
+                    tile16(&sB[j0 + k][q * 16], Bv);
+#pragma unroll
+                    for (int s = 0; s < 16; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * Bv[s];
+                }
+            }
+        }
+    }
+    if (!valid) return;
+    float *rec = sum + (b * a.nc + c) * (a.N + 1) * a.E + e;
+#pragma unroll
+    for (int s = 0; s < 16; s++) {
+        const int64_t n = q * 16 + s;
+        if (n < a.N) rec[n * a.E] = h[s];
+    }
+    if (q == 0) rec[a.N * a.E] = S;
+}
+
+/* The output pass: y for chunk c from its start state (st, else h0, else
+ * zero); the last chunk writes hT. */
+template <typename T, int NPAD>
+__global__ void __launch_bounds__(kThreads)
+    output_kernel(FwdArgs<T> a, const float *st, const float *h0, float *hT)
+{
+    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
+    __shared__ __align__(16) float sB[kTile][NPAD];
+    __shared__ __align__(16) float sC[kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB;
+    int64_t bid = blockIdx.x;
+    const int64_t cb = bid % ncb;
+    bid /= ncb;
+    const int64_t c = bid % a.nc, b = bid / a.nc;
+    const int q = threadIdx.x % Q;
+    const int64_t e = cb * CPB + threadIdx.x / Q;
+    const bool valid = e < a.E;
+    const int64_t ec = valid ? e : 0;
+
+    float A2[16], h[16];
+    lane_A2<NPAD>(a.A_log, ec, a.N, q, valid, A2);
+    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
+    const float Dv = valid ? __ldg(a.D + ec) : 0.f;
+#pragma unroll
+    for (int s = 0; s < 16; s++) {
+        const int64_t n = q * 16 + s;
+        float v = 0.f;
+        if (valid && n < a.N) {
+            if (st) v = st[((b * a.nc + c) * a.N + n) * a.E + e];
+            else if (h0) v = h0[(b * a.E + e) * a.N + n];
+        }
+        h[s] = v;
+    }
+
+    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
+    for (int64_t tt = t0; tt < t1; tt += kTile) {
+        const int nt = (int)min((int64_t)kTile, t1 - tt);
+        __syncthreads();
+        stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, b * a.L + tt, nt, a.N);
+        stage_rows<T, NPAD>(sC, a.Cm, a.ld_C, b * a.L + tt, nt, a.N);
+        __syncthreads();
+        for (int j0 = 0; j0 < nt; j0 += kGroup) {
+            float uu[kGroup], dd[kGroup], zz[kGroup];
+#pragma unroll
+            for (int k = 0; k < kGroup; k++) {
+                const bool ok = valid && j0 + k < nt;
+                const int64_t row = b * a.L + tt + j0 + k;
+                uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
+                if (valid && tt + j0 + k + kGroup < t1) {
+                    md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
+                    md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
+                    md_prefetch(a.z + (row + kGroup) * a.ld_z + ec);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < kGroup; k++) {
+                if (j0 + k < nt) {
+                    const float dt = md_softplus(dd[k] + bias), dtu = dt * uu[k];
+                    float Bv[16], Cv[16];
+                    tile16(&sB[j0 + k][q * 16], Bv);
+                    tile16(&sC[j0 + k][q * 16], Cv);
+                    float acc = 0.f;
+#pragma unroll
+                    for (int s = 0; s < 16; s++) {
+                        h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * Bv[s];
+                        acc += Cv[s] * h[s];
+                    }
+#pragma unroll
+                    for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+                    if (valid && q == 0) {
+                        const float zv = zz[k];
+                        const float yv = (acc + Dv * uu[k]) * (zv * md_sigmoid(zv));
+                        md_st(a.y + (b * a.L + tt + j0 + k) * a.ld_y + e, yv);
+                    }
+                }
+            }
+        }
+    }
+    if (hT && valid && c == a.nc - 1) {
+#pragma unroll
+        for (int s = 0; s < 16; s++) {
+            const int64_t n = q * 16 + s;
+            if (n < a.N) hT[(b * a.E + e) * a.N + n] = h[s];
+        }
+    }
+}
+
+/* ---- propagation of the chunk-start states ----
+ * Chunk k in the order of travel is c = k forward and nc-1-k in reverse;
+ * group g holds travel positions [g*G, g*G + G). */
+
+struct PropArgs {
+    const float *A_log, *sum, *init;
+    float *st, *gsum, *gstart;
+    int64_t B, E, N, nc, G, ng;
+    int reverse;
+};
+
+__device__ __forceinline__ int64_t travel(const PropArgs &p, int64_t k) { return p.reverse ? p.nc - 1 - k : k; }
+
+/* Level 1: each group's combined effect (all groups but the last travelled). */
+__global__ void prop_groups_kernel(PropArgs p)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t total = p.B * (p.ng - 1) * p.N * p.E;
+    if (i >= total) return;
+    const int64_t e = i % p.E, n = (i / p.E) % p.N, g = (i / (p.E * p.N)) % (p.ng - 1), b = i / (p.E * p.N * (p.ng - 1));
+    const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
+    float H = 0.f, S = 0.f;
+    const int64_t k1 = min(p.nc, (g + 1) * p.G);
+    for (int64_t k = g * p.G; k < k1; k++) {
+        const float *rec = p.sum + (b * p.nc + travel(p, k)) * (p.N + 1) * p.E + e;
+        const float Sc = rec[p.N * p.E];
+        H = md_ex2(A2 * Sc) * H + rec[n * p.E];
+        S += Sc;
+    }
+    float *out = p.gsum + (b * p.ng + g) * (p.N + 1) * p.E + e;
+    out[n * p.E] = H;
+    if (n == 0) out[p.N * p.E] = S;
+}
+
+/* Level 2: the state entering each group, serially over the groups. */
+__global__ void prop_serial_kernel(PropArgs p)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.B * p.N * p.E) return;
+    const int64_t e = i % p.E, n = (i / p.E) % p.N, b = i / (p.E * p.N);
+    const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
+    float H = p.init ? p.init[(b * p.E + e) * p.N + n] : 0.f;
+    for (int64_t g = 0; g < p.ng; g++) {
+        p.gstart[((b * p.ng + g) * p.N + n) * p.E + e] = H;
+        if (g + 1 < p.ng) {
+            const float *rec = p.gsum + (b * p.ng + g) * (p.N + 1) * p.E + e;
+            H = md_ex2(A2 * rec[p.N * p.E]) * H + rec[n * p.E];
+        }
+    }
+}
+
+/* Level 3: every chunk's start state inside each group. */
+__global__ void prop_fill_kernel(PropArgs p)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= p.B * p.ng * p.N * p.E) return;
+    const int64_t e = i % p.E, n = (i / p.E) % p.N, g = (i / (p.E * p.N)) % p.ng, b = i / (p.E * p.N * p.ng);
+    const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
+    float H = p.gstart[((b * p.ng + g) * p.N + n) * p.E + e];
+    const int64_t k1 = min(p.nc, (g + 1) * p.G);
+    for (int64_t k = g * p.G; k < k1; k++) {
+        const int64_t c = travel(p, k);
+        p.st[((b * p.nc + c) * p.N + n) * p.E + e] = H;
+        if (k + 1 < p.nc) {
+            const float *rec = p.sum + (b * p.nc + c) * (p.N + 1) * p.E + e;
+            H = md_ex2(A2 * rec[p.N * p.E]) * H + rec[n * p.E];
+        }
+    }
+}
+
+unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
+
+template <typename T, int NPAD>
+cudaError_t summary_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
+{
+    constexpr int CPB = kThreads / (NPAD / 16);
+    const int64_t blocks = w->B * (w->nc - 1) * ((w->E + CPB - 1) / CPB);
+    chunk_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), sum);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+template <typename T, int NPAD>
+cudaError_t output_t(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, cudaStream_t s)
+{
+    constexpr int CPB = kThreads / (NPAD / 16);
+    const int64_t blocks = w->B * w->nc * ((w->E + CPB - 1) / CPB);
+    output_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), st, a->h0, a->hT);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+template <typename T>
+cudaError_t summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
+{
+    switch (md_scan_npad(w->N)) {
+    case 16: return summary_t<T, 16>(a, w, sum, s);
+    case 32: return summary_t<T, 32>(a, w, sum, s);
+    default: return summary_t<T, 64>(a, w, sum, s);
+    }
+}
+
+template <typename T>
+cudaError_t output_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, cudaStream_t s)
+{
+    switch (md_scan_npad(w->N)) {
+    case 16: return output_t<T, 16>(a, w, st, s);
+    case 32: return output_t<T, 32>(a, w, st, s);
+    default: return output_t<T, 64>(a, w, st, s);
+    }
+}
+
+__global__ void fill_kernel(void *p, int is_bf16, int64_t n, uint64_t seed, float lo, float hi)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint64_t x = seed ^ (uint64_t)i * 0x9e3779b97f4a7c15ull;
+        x ^= x >> 30, x *= 0xbf58476d1ce4e5b9ull;
+        x ^= x >> 27, x *= 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        const float v = lo + (hi - lo) * (float)(x >> 40) * (1.0f / 16777216.0f);
+        if (is_bf16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+        else ((float *)p)[i] = v;
+    }
+}
+
+}  // namespace
+
+cudaError_t md_scan_launch_chunk_summary(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum,
+                                         cudaStream_t s)
+{
+    return a->dtype == MD_SCAN_BF16 ? summary_dispatch<__nv_bfloat16>(a, w, sum, s) : summary_dispatch<float>(a, w, sum, s);
+}
+
+cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_log, const float *sum,
+                                     const float *init, float *st, float *gsum, float *gstart, int reverse,
+                                     cudaStream_t s)
+{
+    PropArgs p;
+    p.A_log = A_log, p.sum = sum, p.init = init, p.st = st, p.gsum = gsum, p.gstart = gstart;
+    p.B = w->B, p.E = w->E, p.N = w->N, p.nc = w->nc, p.G = w->G, p.ng = w->ng, p.reverse = reverse;
+    const int th = 256;
+    if (p.ng > 1) {
+        prop_groups_kernel<<<blocks_for(p.B * (p.ng - 1) * p.N * p.E, th), th, 0, s>>>(p);
+        MD_CU_LAUNCHED();
+    }
+    prop_serial_kernel<<<blocks_for(p.B * p.N * p.E, th), th, 0, s>>>(p);
+    MD_CU_LAUNCHED();
+    prop_fill_kernel<<<blocks_for(p.B * p.ng * p.N * p.E, th), th, 0, s>>>(p);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+static int md_scan_sizes_ok(int64_t B, int64_t L, int64_t E, int64_t N)
+{
+    return B >= 1 && L >= 1 && E >= 1 && N >= 1 && N <= MD_SCAN_MAX_STATE;
+}
+
+size_t md_scan_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)
+{
+    if (!md_scan_sizes_ok(batch, len, d_inner, d_state)) return 0;
+    md_scan_layout_t w = md_scan_layout(batch, len, d_inner, d_state);
+    return w.nc > 1 ? sizeof(float) * (size_t)(w.B * w.nc * w.N * w.E) : 0;
+}
+
+size_t md_scan_fwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)
+{
+    if (!md_scan_sizes_ok(batch, len, d_inner, d_state)) return 0;
+    return md_scan_layout(batch, len, d_inner, d_state).fwd_bytes;
+}
+
+cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
+{
+    if (!a || !md_scan_sizes_ok(a->batch, a->len, a->d_inner, a->d_state)) return cudaErrorInvalidValue;
+    if (a->dtype != MD_SCAN_F32 && a->dtype != MD_SCAN_BF16) return cudaErrorInvalidValue;
+    if (!a->u || !a->delta || !a->z || !a->Bm || !a->Cm || !a->A_log || !a->D || !a->dt_bias || !a->y)
+        return cudaErrorInvalidValue;
+    const int64_t E = a->d_inner, N = a->d_state;
+    if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_y < E || a->ld_B < N || a->ld_C < N)
+        return cudaErrorInvalidValue;
+    md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
+    const float *st = NULL;
+    if (w.nc > 1) {
+        if (!a->workspace || a->workspace_bytes < w.fwd_bytes) return cudaErrorInvalidValue;
+        char *ws = (char *)a->workspace;
+        float *states = a->states ? a->states : (float *)(ws + w.states);
+        float *sum = (float *)(ws + w.sum);
+        MD_CU_TRY(md_scan_launch_chunk_summary(a, &w, sum, s));
+        MD_CU_TRY(md_scan_launch_propagate(&w, a->A_log, sum, a->h0, states, (float *)(ws + w.gsum),
+                                           (float *)(ws + w.gstart), 0, s));
+        st = states;
+    }
+    return a->dtype == MD_SCAN_BF16 ? output_dispatch<__nv_bfloat16>(a, &w, st, s) : output_dispatch<float>(a, &w, st, s);
+}
+
+cudaError_t md_scan_fill_uniform(void *p, md_scan_dtype_t dt, int64_t n, uint64_t seed, float lo, float hi,
+                                 cudaStream_t s)
+{
+    if (n <= 0) return cudaSuccess;
+    if (!p || (dt != MD_SCAN_F32 && dt != MD_SCAN_BF16)) return cudaErrorInvalidValue;
+    const int th = 256;
+    const int64_t want = (n + th - 1) / th;
+    fill_kernel<<<(unsigned)(want < 65536 ? want : 65536), th, 0, s>>>(p, dt == MD_SCAN_BF16, n, seed, lo, hi);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
