@@ -13,15 +13,15 @@ typedef struct {
 } command_t;
 
 static const command_t commands[] = {
-    {"version",  cmd_version,  "print the version and build details"},
-    {"info",     cmd_info,     "describe a model preset or a checkpoint"},
-    {"simulate", cmd_simulate, "simulate great-ape-like genomes, or reads from a genome"},
     {"view",     cmd_view,     "print contigs or regions of a genome as FASTA, or contig lengths"},
     {"sample",   cmd_sample,   "draw training windows from genomes as FASTA or BED"},
+    {"simulate", cmd_simulate, "simulate great-ape-like genomes, or reads from a genome"},
     {"pretrain", cmd_pretrain, "train a DNA language model on genome windows"},
     {"eval",     cmd_eval,     "loss, perplexity and bits per base of a model on a genome"},
+    {"info",     cmd_info,     "describe a model preset or a checkpoint"},
     {"export",   cmd_export,   "write a checkpoint as a Hugging Face model folder"},
     {"bench",    cmd_bench,    "benchmark kernels and training on this machine"},
+    {"version",  cmd_version,  "print the version and build details"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -423,8 +423,7 @@ int md_genome_find(const md_genome_t *g, const char *name)
 
 /* ---- fetch ---- */
 
-/* First run with end > pos (runs are sorted and disjoint). */
-static int64_t first_run_after(const md_run_t *runs, int64_t n, int64_t pos)
+int64_t md_runs_first_ending_after(const md_run_t *runs, int64_t n, int64_t pos)
 {
     int64_t lo = 0, hi = n;
     while (lo < hi) {
@@ -438,13 +437,13 @@ static int64_t first_run_after(const md_run_t *runs, int64_t n, int64_t pos)
 static void fetch_loaded(const md_contig_t *c, int64_t start, int64_t end, char *out, int keep_case)
 {
     md_twobit_unpack(c->packed, start, end, out);
-    for (int64_t k = first_run_after(c->n_runs, c->n_n_runs, start); k < c->n_n_runs && c->n_runs[k].start < end; k++) {
+    for (int64_t k = md_runs_first_ending_after(c->n_runs, c->n_n_runs, start); k < c->n_n_runs && c->n_runs[k].start < end; k++) {
         int64_t a = c->n_runs[k].start > start ? c->n_runs[k].start : start;
         int64_t b = c->n_runs[k].end < end ? c->n_runs[k].end : end;
         memset(out + (a - start), 'N', (size_t)(b - a));
     }
     if (!keep_case) return;
-    for (int64_t k = first_run_after(c->mask_runs, c->n_mask_runs, start);
+    for (int64_t k = md_runs_first_ending_after(c->mask_runs, c->n_mask_runs, start);
          k < c->n_mask_runs && c->mask_runs[k].start < end; k++) {
         int64_t a = c->mask_runs[k].start > start ? c->mask_runs[k].start : start;
         int64_t b = c->mask_runs[k].end < end ? c->mask_runs[k].end : end;
@@ -538,7 +537,7 @@ void md_genome_tokens(const md_genome_t *g, int contig, int64_t start, int64_t e
     o += 4 * n_full;
     p += 4 * n_full;
     for (; p < end; p++) *o++ = tok4[packed[p >> 2]][p & 3];
-    for (int64_t k = first_run_after(c->n_runs, c->n_n_runs, start); k < c->n_n_runs && c->n_runs[k].start < end; k++) {
+    for (int64_t k = md_runs_first_ending_after(c->n_runs, c->n_n_runs, start); k < c->n_n_runs && c->n_runs[k].start < end; k++) {
         int64_t a = c->n_runs[k].start > start ? c->n_runs[k].start : start;
         int64_t e = c->n_runs[k].end < end ? c->n_runs[k].end : end;
         memset(out + (a - start), MD_TOK_N, (size_t)(e - a));
@@ -549,8 +548,8 @@ int64_t md_genome_count_n(const md_genome_t *g, int contig, int64_t start, int64
 {
     const md_contig_t *c = &g->contigs[contig];
     if (end <= start) return 0;
-    int64_t i = first_run_after(c->n_runs, c->n_n_runs, start);   /* first run ending after start */
-    int64_t j = first_run_after(c->n_runs, c->n_n_runs, end);     /* first run ending after end */
+    int64_t i = md_runs_first_ending_after(c->n_runs, c->n_n_runs, start);   /* first run ending after start */
+    int64_t j = md_runs_first_ending_after(c->n_runs, c->n_n_runs, end);     /* first run ending after end */
     /* runs i .. j-1 end inside (start, end]; run j may begin before end */
     int64_t total = c->n_cum[j] - c->n_cum[i];
     if (i < j && c->n_runs[i].start < start) total -= start - c->n_runs[i].start;

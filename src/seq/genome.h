@@ -39,6 +39,10 @@ typedef struct md_run {
     int64_t start, end;
 } md_run_t;
 
+/* Index of the first of n sorted, disjoint runs that ends after pos (n when
+ * none does): where a scan of the runs overlapping [pos, ...) starts. */
+int64_t md_runs_first_ending_after(const md_run_t *runs, int64_t n, int64_t pos);
+
 /* The in-memory packing is UCSC 2bit's own: T=0 C=1 A=2 G=3, four bases a
  * byte, the first base in the two most significant bits. Loading a 2bit file
  * is thus a plain read. Positions inside an N run hold T (0) in packed. */

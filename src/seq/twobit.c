@@ -300,18 +300,6 @@ void md_twobit_unpack(const uint8_t *packed, int64_t start, int64_t end, char *o
     for (; p < end; p++) *out++ = base[(packed[p >> 2] >> (6 - 2 * (p & 3))) & 3];
 }
 
-/* First run with end > pos (runs are sorted and disjoint). */
-static int64_t first_run_after(const md_run_t *runs, int64_t n, int64_t pos)
-{
-    int64_t lo = 0, hi = n;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (runs[mid].end <= pos) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 int md_twobit_fetch(md_twobit_t *tb, int i, int64_t start, int64_t end, char *out, int keep_case)
 {
     if (tb_read_runs(tb, i) < 0) return -1;
@@ -336,13 +324,13 @@ int md_twobit_fetch(md_twobit_t *tb, int i, int64_t start, int64_t end, char *ou
         p = q;
     }
     free(buf);
-    for (int64_t k = first_run_after(s->n_runs, s->n_n_runs, start); k < s->n_n_runs && s->n_runs[k].start < end; k++) {
+    for (int64_t k = md_runs_first_ending_after(s->n_runs, s->n_n_runs, start); k < s->n_n_runs && s->n_runs[k].start < end; k++) {
         int64_t a = s->n_runs[k].start > start ? s->n_runs[k].start : start;
         int64_t b = s->n_runs[k].end < end ? s->n_runs[k].end : end;
         memset(out + (a - start), 'N', (size_t)(b - a));
     }
     if (keep_case) {
-        for (int64_t k = first_run_after(s->mask_runs, s->n_mask_runs, start);
+        for (int64_t k = md_runs_first_ending_after(s->mask_runs, s->n_mask_runs, start);
              k < s->n_mask_runs && s->mask_runs[k].start < end; k++) {
             int64_t a = s->mask_runs[k].start > start ? s->mask_runs[k].start : start;
             int64_t b = s->mask_runs[k].end < end ? s->mask_runs[k].end : end;
