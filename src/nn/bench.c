@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "backend/ops.h"
 #include "nn/model.h"
 #include "seq/tokenizer.h"
@@ -53,6 +54,8 @@ int md_bench_train_cpu(const md_config_t *cfg, int64_t batch, int64_t len, int s
     md_model_t *m = md_model_new(cfg, md_backend_cpu(), MD_DTYPE_F32, batch, len);
     if (!m) return -1;
     md_model_init_weights(m, seed);
+    md_info("cpu kernels: %s", md_cpu_avx512_active() ? "AVX-512 (selective scan, projections) and OpenBLAS"
+                                                      : "portable C and OpenBLAS");
     if (steps < 1) steps = 1;
     int64_t n = batch * len;
     uint8_t *in = md_malloc((size_t)n), *tgt = md_malloc((size_t)n);

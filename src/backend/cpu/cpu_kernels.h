@@ -61,6 +61,43 @@ typedef struct md_cpu_scan_args {
 MD_CPU_DECLARE_KERNELS(f32)
 MD_CPU_DECLARE_KERNELS(f64)
 
+/* Channels per work item of the f32 scan (four 16-lane vectors). The
+ * portable and the AVX-512 items share it, and with it the layout of the
+ * forward's checkpoints and of the backward's workspace. */
+#define MD_CPU_SCAN_CH_F32 64
+
+/* Kernels in AVX-512 (F + DQ), compiled on x86-64 with GCC or Clang
+ * whatever the build flags and used only where the CPU has it (see
+ * md_cpu_avx512_active):
+ *  - the f32 scan's items (cpu_scan_avx512.c), arguments as the portable
+ *    items in cpu_scan_tmpl.h: item (b, e0) of seg_len-step segments; ckpt
+ *    receives (forward) or holds (backward; NULL: recomputed into scratch)
+ *    the state entering each segment; bc is this chunk's block of dB/dC
+ *    partial rows, chan the per-(b, channel) partials of dA_log, dD and
+ *    ddt_bias;
+ *  - an f32 GEMM for op(A) = A (cpu_gemm_avx512.c), row-major, BLAS
+ *    semantics (beta = 0 ignores C); md_cpu_sgemm_avx512_takes says which
+ *    shapes it is meant for (1) and which it leaves to BLAS (0). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MD_CPU_HAVE_AVX512 1
+void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg_len, int64_t b, int64_t e0, float *ckpt);
+void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg_len, int64_t nseg, int64_t b,
+                                 int64_t e0, const float *ckpt, float *scratch, float *bc, float *chan);
+#else
+#define MD_CPU_HAVE_AVX512 0
+#endif
+int md_cpu_sgemm_avx512_takes(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k);
+void md_cpu_sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                         int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* Whether the AVX-512 kernels run: the CPU has AVX-512 F and DQ, and they
+ * are allowed. md_cpu_allow_avx512(0) makes the backend use its portable
+ * kernels and BLAS everywhere (for tests comparing the two; the scan's
+ * checkpoint layout is shared, so a forward on one path and a backward on
+ * the other agree too). Not to be changed while an op runs. */
+int md_cpu_avx512_active(void);
+void md_cpu_allow_avx512(int allow);
+
 /* Workspace of md_cpu_xent_*: one double per row. */
 static inline size_t md_cpu_xent_workspace(int64_t rows) { return (size_t)rows * sizeof(double); }
 

@@ -175,6 +175,34 @@ void KFN(rmsnorm_bwd)(void *dx_, int64_t lddx, void *dw_, const void *dy_, int64
     REAL *dx = dx_, *dw = dw_;
     const REAL *dy = dy_, *x = x_, *w = w_, *rstd = rstd_;
     /* dx = rstd * (g - x * rstd^2 * (g . x) / dim), g = dy * w */
+    enum { FUSED_MAX = 1024 };
+    if (!PAR(rows * dim > PAR_MIN) && dim <= FUSED_MAX) {
+        /* On one thread, dw's sums over the rows run in the same loop, in
+         * the same order (row by row from 0) and from the same zero start
+         * as the column blocks below: the same bits, one pass fewer over
+         * dy and x. */
+        REAL acc[FUSED_MAX];
+        for (int64_t c = 0; c < dim; c++) acc[c] = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const REAL *restrict xr = x + r * ldx, *restrict dyr = dy + r * lddy;
+            REAL *restrict dxr = dx + r * lddx;
+            REAL rs = rstd[r], gx = 0;
+#pragma omp simd reduction(+ : gx)
+            for (int64_t c = 0; c < dim; c++) gx += dyr[c] * w[c] * xr[c];
+            REAL k = rs * rs * gx / (REAL)dim;
+            if (accumulate) {
+#pragma omp simd
+                for (int64_t c = 0; c < dim; c++) dxr[c] += rs * (dyr[c] * w[c] - xr[c] * k);
+            } else {
+#pragma omp simd
+                for (int64_t c = 0; c < dim; c++) dxr[c] = rs * (dyr[c] * w[c] - xr[c] * k);
+            }
+#pragma omp simd
+            for (int64_t c = 0; c < dim; c++) acc[c] += dyr[c] * xr[c] * rs;
+        }
+        for (int64_t c = 0; c < dim; c++) dw[c] += acc[c];
+        return;
+    }
 #pragma omp parallel for schedule(static) if (PAR(rows * dim > PAR_MIN))
     for (int64_t r = 0; r < rows; r++) {
         const REAL *xr = x + r * ldx, *dyr = dy + r * lddy;
@@ -209,7 +237,19 @@ void KFN(rmsnorm_bwd)(void *dx_, int64_t lddx, void *dw_, const void *dy_, int64
 /* ------------------------------------------------------------------ */
 /* depthwise causal conv1d + SiLU                                     */
 
-enum { CONV_CB = 64, CONV_MAXK = 16 };
+enum { CONV_CB = 64, CONV_MAXK = 16, CONV_PF = 16 };
+
+/* A block's rows are CONV_CB values a whole row apart: too far apart for
+ * the hardware prefetcher, and the activations come from DRAM. Rows
+ * CONV_PF steps ahead are fetched while this one is computed. */
+static inline void prefetch_block_row(const REAL *p, int write)
+{
+    const char *c = (const char *)p;
+    for (size_t q = 0; q < CONV_CB * sizeof(REAL); q += 64) {
+        if (write) __builtin_prefetch(c + q, 1, 3);
+        else __builtin_prefetch(c + q, 0, 3);
+    }
+}
 
 /* The loops over the nc channels of a block have a constant trip count in
  * the common full-block case (nc = CONV_CB, inlined), so they vectorise
@@ -225,6 +265,10 @@ static inline __attribute__((always_inline)) void conv_fwd_block(REAL *y, int64_
     for (int64_t c = 0; c < nc; c++) bb[c] = bias[e0 + c];
     for (int64_t t = 0; t < len; t++) {
         REAL acc[CONV_CB];
+        if (t + CONV_PF < len) {
+            prefetch_block_row(x + (b * len + t + CONV_PF) * ldx + e0, 0);
+            prefetch_block_row(y + (b * len + t + CONV_PF) * ldy + e0, 1);
+        }
 #pragma omp simd
         for (int64_t c = 0; c < nc; c++) acc[c] = bb[c];
         for (int64_t k = t < K - 1 ? K - 1 - t : 0; k < K; k++) {
@@ -273,6 +317,12 @@ static inline __attribute__((always_inline)) void conv_bwd_block(REAL *dx, int64
         for (int64_t t = 0; t < len; t++) {
             REAL p[CONV_CB], dp[CONV_CB];
             int64_t k0 = t < K - 1 ? K - 1 - t : 0;
+            if (t + CONV_PF < len) {
+                int64_t r = b * len + t + CONV_PF;
+                prefetch_block_row(x + r * ldx + e0, 0);
+                prefetch_block_row(dy + r * lddy + e0, 0);
+                prefetch_block_row(dx + r * lddx + e0, 1);
+            }
 #pragma omp simd
             for (int64_t c = 0; c < nc; c++) p[c] = bb[c];
             for (int64_t k = k0; k < K; k++) {

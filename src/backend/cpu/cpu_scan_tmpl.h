@@ -36,8 +36,10 @@ static scan_ws_layout_t scan_ws_layout(int64_t batch, int64_t len, int64_t d_inn
     w.items = batch * w.nchunk;
     /* nseg <= seg_len, and seg_len grows with len: sizing the checkpoints
      * by seg_len makes the sizes for (batch, len) enough for any smaller
-     * batch and length too. */
-    w.item_elems = round16((size_t)(3 * w.seg_len * d_state * CH + w.seg_len * CH));
+     * batch and length too. Per item: a segment's states and decays, the
+     * checkpoints, and per step of a segment dt here, five rows of CH in
+     * the AVX-512 items (cpu_scan_avx512.c). */
+    w.item_elems = round16((size_t)(3 * w.seg_len * d_state * CH + 5 * w.seg_len * CH));
     w.bc_elems = round16((size_t)(w.nchunk * batch * len * 2 * d_state));
     w.ch_elems = round16((size_t)(batch * d_inner * (d_state + 2)));
     return w;
@@ -188,14 +190,34 @@ static MD_HOT void scan_fwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
     }
 }
 
+/* Whether this instantiation hands its items to cpu_scan_avx512.c */
+static int scan_avx512(void)
+{
+#if defined(SCAN_AVX512) && MD_CPU_HAVE_AVX512
+    return md_cpu_avx512_active();
+#else
+    return 0;
+#endif
+}
+
 void KFN(scan_fwd)(const md_cpu_scan_args_t *a)
 {
     scan_ws_layout_t w = scan_ws_layout(a->batch, a->len, a->d_inner, a->d_state);
     REAL *states = a->states;
+    int fast = scan_avx512();
 #pragma omp parallel for schedule(static) if (PAR(a->batch * a->len * a->d_inner > PAR_MIN))
-    for (int64_t i = 0; i < w.items; i++)
-        scan_fwd_item(a, &w, i / w.nchunk, (i % w.nchunk) * CH,
-                      states ? states + i * w.nseg * a->d_state * CH : NULL);
+    for (int64_t i = 0; i < w.items; i++) {
+        int64_t b = i / w.nchunk, e0 = (i % w.nchunk) * CH;
+        REAL *ckpt = states ? states + i * w.nseg * a->d_state * CH : NULL;
+#if defined(SCAN_AVX512) && MD_CPU_HAVE_AVX512
+        if (fast) {
+            md_cpu_scan_fwd_item_avx512(a, w.seg_len, b, e0, ckpt);
+            continue;
+        }
+#endif
+        (void)fast;
+        scan_fwd_item(a, &w, b, e0, ckpt);
+    }
 }
 
 static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layout_t *w, int64_t b, int64_t e0,
@@ -329,12 +351,20 @@ void KFN(scan_bwd)(const md_cpu_scan_args_t *a)
     REAL *bc_all = ws + w.items * w.item_elems;
     REAL *chan = bc_all + w.bc_elems;
     const REAL *states = a->states;
-    int par = B * L * E > PAR_MIN;
+    int par = B * L * E > PAR_MIN, fast = scan_avx512();
 #pragma omp parallel for schedule(static) if (PAR(par))
     for (int64_t i = 0; i < w.items; i++) {
         int64_t b = i / w.nchunk, k = i % w.nchunk;
-        scan_bwd_item(a, &w, b, k * CH, states ? states + i * w.nseg * N * CH : NULL, ws + i * w.item_elems,
-                      bc_all + k * (B * L * 2 * N), chan);
+        const REAL *ckpt = states ? states + i * w.nseg * N * CH : NULL;
+#if defined(SCAN_AVX512) && MD_CPU_HAVE_AVX512
+        if (fast) {
+            md_cpu_scan_bwd_item_avx512(a, w.seg_len, w.nseg, b, k * CH, ckpt, ws + i * w.item_elems,
+                                        bc_all + k * (B * L * 2 * N), chan);
+            continue;
+        }
+#endif
+        (void)fast;
+        scan_bwd_item(a, &w, b, k * CH, ckpt, ws + i * w.item_elems, bc_all + k * (B * L * 2 * N), chan);
     }
     /* dB, dC: sum the chunks' partials in chunk order */
 #pragma omp parallel for schedule(static) if (PAR(par))

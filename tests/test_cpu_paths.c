@@ -1,0 +1,274 @@
+/* The CPU backend's two code paths for f32, run on the same inputs: the
+ * AVX-512 kernels (the scan's items and the GEMM of cpu_*_avx512.c, used
+ * where the CPU has AVX-512) and the portable ones (the C template, and
+ * BLAS), which test_ops_cpu only sees on CPUs without AVX-512. Each is
+ * checked against the f64 instantiation (itself checked against naive
+ * references by test_ops_cpu), on shapes with partial channel chunks,
+ * d_state not a multiple of 16, several segments, and row strides; a
+ * forward on one path must also feed a backward on the other (shared
+ * checkpoint layout), and thread count must not change a bit. Where the
+ * CPU lacks AVX-512 only the portable path runs. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/ops.h"
+#include "testutil.h"
+#include "util/rng.h"
+
+static const md_backend_t *be;
+static md_rng_t rng;
+
+enum { MAX_BUFS = 4096 };
+static void *bufs[MAX_BUFS];
+static int n_bufs;
+
+static void *keep(void *p)
+{
+    if (!p || n_bufs == MAX_BUFS) { fprintf(stderr, "out of buffers\n"); exit(2); }
+    return bufs[n_bufs++] = p;
+}
+
+static double *rnd(int64_t n, double lo, double hi)
+{
+    double *x = keep(malloc((size_t)(n ? n : 1) * sizeof *x));
+    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * md_rng_uniform(&rng);
+    return x;
+}
+
+/* (rows, cols) of dtype dt with row stride ld; the padding holds `pad` */
+static md_tensor_t mk(md_dtype_t dt, const double *src, int64_t rows, int64_t cols, int64_t ld, double pad)
+{
+    size_t es = md_dtype_size(dt);
+    char *p = keep(malloc((size_t)(rows * ld + 1) * es));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < ld; c++) {
+            double v = c < cols ? (src ? src[r * cols + c] : 0) : pad;
+            if (dt == MD_DTYPE_F64) ((double *)p)[r * ld + c] = v;
+            else ((float *)p)[r * ld + c] = (float)v;
+        }
+    return md_tensor_cols(md_tensor_2d(p, dt, MD_DEVICE_CPU, rows, ld), 0, cols);
+}
+
+static double *rd(const md_tensor_t *t)
+{
+    int64_t rows = md_tensor_nrows(t), cols = md_tensor_ncols(t);
+    double *x = keep(malloc((size_t)(rows * cols + 1) * sizeof *x));
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            x[r * cols + c] = t->dtype == MD_DTYPE_F64 ? ((double *)t->data)[r * t->ld + c]
+                                                       : ((float *)t->data)[r * t->ld + c];
+    return x;
+}
+
+static int padding_is(const md_tensor_t *t, double pad)
+{
+    int64_t rows = md_tensor_nrows(t), cols = md_tensor_ncols(t);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = cols; c < t->ld; c++) {
+            double v = t->dtype == MD_DTYPE_F64 ? ((double *)t->data)[r * t->ld + c] : ((float *)t->data)[r * t->ld + c];
+            if (!(v == (t->dtype == MD_DTYPE_F64 ? pad : (double)(float)pad))) return 0;
+        }
+    return 1;
+}
+
+static double relerr(const double *got, const double *ref, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += (got[i] - ref[i]) * (got[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static const char *path_name(int avx) { return avx ? "avx512" : "portable"; }
+
+/* ---- the scan ---- */
+
+typedef struct {
+    int64_t B, L, E, N;
+    double *u, *delta, *bias, *A_log, *Bm, *Cm, *D, *z, *dy;
+} scan_in_t;
+
+enum { N_SCAN_OUT = 9 };   /* y, du, ddelta, dA_log, dB, dC, dD, dz, ddt_bias */
+static const char *const scan_out_names[N_SCAN_OUT] = {"y", "du", "ddelta", "dA_log", "dB", "dC", "dD", "dz",
+                                                       "ddt_bias"};
+
+typedef struct {
+    double *v[N_SCAN_OUT];
+    void *states;   /* the forward's, for a backward on another path */
+    float *raw[3];  /* f32 dA_log, dD, ddt_bias, for bit comparisons */
+} scan_out_t;
+
+/* Forward (path fwd_avx) and backward (path bwd_avx) on dtype dt; the
+ * backward takes the forward's states unless recompute. */
+static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_avx, int recompute, scan_out_t *o)
+{
+    int64_t B = in->B, L = in->L, E = in->E, N = in->N, M = B * L, X = 3 + 2 * N;
+    /* B and C inside a wider matrix, u and z row-strided, as in the model */
+    double *xdbl = keep(calloc((size_t)(M * X), sizeof(double)));
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t n = 0; n < N; n++) {
+            xdbl[i * X + 3 + n] = in->Bm[i * N + n];
+            xdbl[i * X + 3 + N + n] = in->Cm[i * N + n];
+        }
+    md_tensor_t txd = mk(dt, xdbl, M, X, X, 0);
+    md_tensor_t tB = md_tensor_cols(txd, 3, N), tC = md_tensor_cols(txd, 3 + N, N);
+    md_tensor_t tu = mk(dt, in->u, M, E, 2 * E, 1e30), tdl = mk(dt, in->delta, M, E, E, 0);
+    md_tensor_t tbias = mk(dt, in->bias, 1, E, E, 0), tA = mk(dt, in->A_log, E, N, N, 0), tD = mk(dt, in->D, 1, E, E, 0);
+    md_tensor_t tz = mk(dt, in->z, M, E, E + 3, 1e30), ty = mk(dt, NULL, M, E, E + 1, 1e30);
+    md_tensor_t tdy = mk(dt, in->dy, M, E, E + 2, 1e30), tdu = mk(dt, NULL, M, E, E + 1, 1e30);
+    md_tensor_t tdd = mk(dt, NULL, M, E, E, 0), tdz = mk(dt, NULL, M, E, E + 5, 1e30);
+    md_tensor_t tdxd = mk(dt, NULL, M, X, X, 0);
+    md_tensor_t tdB = md_tensor_cols(tdxd, 3, N), tdC = md_tensor_cols(tdxd, 3 + N, N);
+    md_tensor_t tdA = mk(dt, NULL, E, N, N, 0), tdD = mk(dt, NULL, 1, E, E, 0), tdb = mk(dt, NULL, 1, E, E, 0);
+    void *states = keep(malloc(be->scan_states_size(be, dt, B, L, E, N)));
+    void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
+    md_cpu_allow_avx512(fwd_avx);
+    be->scan_fwd(be, &ty, &tu, &tdl, &tbias, &tA, &tB, &tC, &tD, &tz, B, states);
+    md_cpu_allow_avx512(bwd_avx);
+    be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &tdy, &tu, &tdl, &tbias, &tA, &tB, &tC, &tD, &tz,
+                 B, recompute ? NULL : states, ws);
+    md_cpu_allow_avx512(1);
+    CHECK(padding_is(&ty, 1e30) && padding_is(&tdu, 1e30) && padding_is(&tdz, 1e30),
+          "scan (%s fwd, %s bwd) wrote into a row padding", path_name(fwd_avx), path_name(bwd_avx));
+    int untouched = 1;   /* dt's columns of dxdbl are not the scan's */
+    md_tensor_t whole = md_tensor_2d(tdxd.data, dt, MD_DEVICE_CPU, M, X);
+    double *all = rd(&whole);
+    for (int64_t i = 0; i < M; i++)
+        for (int c = 0; c < 3; c++) untouched &= all[i * X + c] == 0;
+    CHECK(untouched, "scan_bwd (%s) wrote outside dB and dC", path_name(bwd_avx));
+    const md_tensor_t *t[N_SCAN_OUT] = {&ty, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb};
+    for (int k = 0; k < N_SCAN_OUT; k++) o->v[k] = rd(t[k]);
+    o->states = states;
+    o->raw[0] = tdA.data, o->raw[1] = tdD.data, o->raw[2] = tdb.data;
+}
+
+static void test_scan(int have_avx)
+{
+    int64_t shapes[][4] = {{2, 67, 200, 16}, {1, 40, 64, 5}, {3, 33, 130, 20}, {1, 1, 3, 2}, {1, 300, 64, 16},
+                           {2, 25, 70, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        scan_in_t in;
+        memset(&in, 0, sizeof in);
+        in.B = shapes[s][0], in.L = shapes[s][1], in.E = shapes[s][2], in.N = shapes[s][3];
+        int64_t M = in.B * in.L, E = in.E, N = in.N;
+        in.u = rnd(M * E, -1, 1);
+        in.delta = rnd(M * E, -3, 1);
+        in.bias = rnd(E, -2, 0);
+        in.A_log = rnd(E * N, -1, 2.5);
+        in.Bm = rnd(M * N, -1, 1);
+        in.Cm = rnd(M * N, -1, 1);
+        in.D = rnd(E, 0.5, 1.5);
+        in.z = rnd(M * E, -2, 2);
+        in.dy = rnd(M * E, -1, 1);
+        in.delta[0] = 25;                      /* softplus's threshold */
+        if (M * E > 5) in.delta[5] = -40;      /* dt ~ 0 */
+        scan_out_t ref;
+        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, &ref);
+        int64_t sz[N_SCAN_OUT] = {M * E, M * E, M * E, E * N, M * N, M * N, E, M * E, E};
+        /* (forward path, backward path, recompute) */
+        int runs[][3] = {{0, 0, 0}, {0, 0, 1}, {1, 1, 0}, {1, 1, 1}, {1, 0, 0}, {0, 1, 0}};
+        for (int r = 0; r < 6; r++) {
+            if (!have_avx && (runs[r][0] || runs[r][1])) continue;
+            scan_out_t got;
+            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], &got);
+            for (int k = 0; k < N_SCAN_OUT; k++) {
+                double e = relerr(got.v[k], ref.v[k], sz[k]);
+                CHECK(e <= 2e-5, "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): relative error %.3g",
+                      scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
+                      path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "", e);
+            }
+        }
+    }
+}
+
+/* Bit-identical parameter gradients with 1 and 2 threads on the active path */
+static void test_scan_threads(void)
+{
+    scan_in_t in;
+    memset(&in, 0, sizeof in);
+    in.B = 2, in.L = 50, in.E = 150, in.N = 16;
+    int64_t M = in.B * in.L, E = in.E, N = in.N;
+    in.u = rnd(M * E, -1, 1);
+    in.delta = rnd(M * E, -3, 1);
+    in.bias = rnd(E, -2, 0);
+    in.A_log = rnd(E * N, 0, 2);
+    in.Bm = rnd(M * N, -1, 1);
+    in.Cm = rnd(M * N, -1, 1);
+    in.D = rnd(E, 0.5, 1.5);
+    in.z = rnd(M * E, -2, 2);
+    in.dy = rnd(M * E, -1, 1);
+    scan_out_t o[2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        run_scan(&in, MD_DTYPE_F32, 1, 1, 0, &o[t]);
+    }
+    omp_set_num_threads(2);
+    int same = 1;
+    for (int k = 0; k < N_SCAN_OUT; k++) {
+        int64_t n = k == 3 ? E * N : k == 6 || k == 8 ? E : k == 4 || k == 5 ? M * N : M * E;
+        same &= !memcmp(o[0].v[k], o[1].v[k], (size_t)n * sizeof(double));
+    }
+    CHECK(same, "the scan's results differ between 1 and 2 threads");
+}
+
+/* ---- the GEMM ---- */
+
+static void test_gemm(int have_avx)
+{
+    /* m, n, k: partial tiles (m % 6), partial panels (n % 64, n < 16), the
+     * model's shapes, and the limit of op(B) = B^T's panel (k = 256) */
+    int64_t shapes[][3] = {{1, 1, 1},   {7, 5, 3},     {13, 70, 40},   {64, 17, 128}, {100, 300, 256},
+                           {61, 8, 257}, {200, 40, 256}, {130, 512, 128}, {6, 64, 9},    {257, 16, 130}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int bi = 0; bi < 3; bi++) {
+                int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                double alpha = bi == 2 ? -0.6 : 1.0, beta = bi == 0 ? 0.0 : bi == 1 ? 1.0 : 0.3;
+                double *A = rnd(m * k, -1, 1), *Bv = rnd(k * n, -1, 1), *C0 = rnd(m * n, -1, 1);
+                double *Bs = keep(malloc((size_t)(k * n) * sizeof(double)));   /* as stored: B or B^T */
+                for (int64_t i = 0; i < k; i++)
+                    for (int64_t j = 0; j < n; j++) Bs[tb ? j * k + i : i * n + j] = Bv[i * n + j];
+                double *ref = keep(malloc((size_t)(m * n) * sizeof(double)));
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < n; j++) {
+                        double acc = 0;
+                        for (int64_t l = 0; l < k; l++) acc += (double)(float)A[i * k + l] * (double)(float)Bv[l * n + j];
+                        ref[i * n + j] = alpha * acc + beta * (double)(float)C0[i * n + j];
+                    }
+                for (int avx = 0; avx <= have_avx; avx++) {
+                    md_tensor_t a = mk(MD_DTYPE_F32, A, m, k, k + 3, 0);
+                    md_tensor_t b = tb ? mk(MD_DTYPE_F32, Bs, n, k, k + 1, 0) : mk(MD_DTYPE_F32, Bs, k, n, n + 2, 0);
+                    md_tensor_t c = mk(MD_DTYPE_F32, C0, m, n, n + 5, 7.0);
+                    if (beta == 0)   /* beta = 0 must ignore C, NaN included */
+                        for (int64_t i = 0; i < m; i++)
+                            for (int64_t j = 0; j < n; j++) ((float *)c.data)[i * c.ld + j] = NAN;
+                    md_cpu_allow_avx512(avx);
+                    be->gemm(be, 0, tb, alpha, &a, &b, beta, &c);
+                    md_cpu_allow_avx512(1);
+                    double e = relerr(rd(&c), ref, m * n);
+                    CHECK(e <= 1e-6, "gemm %s (m %lld n %lld k %lld, N%c, alpha %g beta %g): relative error %.3g",
+                          path_name(avx), (long long)m, (long long)n, (long long)k, tb ? 'T' : 'N', alpha, beta, e);
+                    CHECK(padding_is(&c, 7.0), "gemm %s (m %lld n %lld k %lld) wrote into the row padding",
+                          path_name(avx), (long long)m, (long long)n, (long long)k);
+                }
+            }
+}
+
+int main(void)
+{
+    be = md_backend_cpu();
+    md_rng_seed(&rng, 777);
+    int have_avx = md_cpu_avx512_active();
+    printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");
+    test_scan(have_avx);
+    test_scan_threads();
+    test_gemm(have_avx);
+    for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+    return md_test_done();
+}
