@@ -170,9 +170,15 @@ struct md_backend {
      *   A  = -exp(A_log)
      *   h_t = exp(dt_t A) h_{t-1} + dt_t Bm_t u_t,  h_{-1} = 0   (per channel, N states)
      *   y_t = (Cm_t . h_t + D u_t) * silu(z_t)
-     * states: NULL, or scan_states_size bytes where the forward leaves what
-     * the backward needs to rebuild the states cheaply (the CPU: the state
-     * entering every ~sqrt(L)-step segment; the layout is the backend's). */
+     * states: scan_states_size bytes where the forward leaves what the
+     * backward needs to rebuild the states cheaply (the CPU: the state
+     * entering every ~sqrt(L)-step segment; CUDA: the fp32 state entering
+     * every 128-step chunk; the layout is the backend's). The size also
+     * covers the forward's scratch: the CUDA forward needs some when L > 128
+     * and carves it from this buffer after the states, so one query plans
+     * both and scan_fwd keeps no separate workspace argument. Only the CPU
+     * backend accepts states == NULL (then the backward recomputes them);
+     * portable callers (the model) always pass the buffer. */
     void (*scan_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
                      const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
                      const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
@@ -205,10 +211,84 @@ struct md_backend {
     size_t (*xent_workspace)(const md_backend_t *be, int64_t rows);
     double (*xent)(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
                    const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace);
+
+    /* ================= Transformer (Transformer++ blocks) =================
+     * Entries a backend lacks are NULL; the model refuses the transformer
+     * architecture on such a backend with one error line.
+     *
+     * Layout: q, k, v, o and their gradients are (B*L, H*dh) views in
+     * (B, L, H, dh) layout -- head h of token t is columns [h dh, (h+1) dh)
+     * of row t -- row-strided allowed, so q, k and v may be column slices of
+     * one (B*L, 3 H dh) projection. batch = B, n_heads = H; L = rows / B.
+     */
+    /* RoPE in place, HF Llama's rotate_half convention: within each head,
+     * for i < dh/2 and position t (the row's index within its sequence),
+     *   a = t * theta^(-2i/dh);
+     *   (x_i, x_{i+dh/2}) <- (x_i cos a - x_{i+dh/2} sin a, x_{i+dh/2} cos a + x_i sin a).
+     * inverse = 1 rotates by -a: the backward (the rotation is orthogonal). */
+    void (*rope)(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64_t n_heads, double theta,
+                 int inverse);
+    /* Causal multi-head attention, per sequence and head:
+     *   o_t = sum_{s <= t} softmax_s(scale q_t . k_s) v_s
+     * computed flash-style (tiles of queries and keys, online softmax); the
+     * L x L matrix is never formed. lse (B, H, L) contiguous receives the
+     * natural-log sum of exp(scale q_t . k_s) over s <= t, for the backward
+     * (same dtype as q on the CPU). */
+    void (*attention_fwd)(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                          const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale);
+    /* Bytes of attention_bwd's workspace for these sizes (enough for any
+     * smaller batch and len). */
+    size_t (*attention_bwd_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                      int64_t n_heads, int64_t head_dim);
+    /* Writes dq, dk, dv from do, recomputing the probabilities tile by tile
+     * from q, k and the forward's lse; o is the forward's output (for
+     * rowsum(do * o)). */
+    void (*attention_bwd)(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                          const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v,
+                          const md_tensor_t *o, const md_tensor_t *lse, int64_t batch, int64_t n_heads,
+                          double scale, void *workspace);
+    /* SwiGLU: y = silu(gate) * up, all (M, F) views (row-strided allowed). */
+    void (*swiglu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *gate, const md_tensor_t *up);
+    /* Writes dgate = dy * up * silu'(gate) and dup = dy * silu(gate). */
+    void (*swiglu_bwd)(const md_backend_t *be, md_tensor_t *dgate, md_tensor_t *dup, const md_tensor_t *dy,
+                       const md_tensor_t *gate, const md_tensor_t *up);
+    /* ================= end of the Transformer section ================= */
 };
 
 /* The CPU backend (a static table; it owns no state). */
 const md_backend_t *md_backend_cpu(void);
+
+/* The CUDA backend on GPU `ordinal` (created on first use, then shared;
+ * it makes that GPU current). Returns NULL after one md_error line when the
+ * GPU does not exist, cuBLAS cannot start or its scratch does not fit, and
+ * always in a build without CUDA. f32 tensors only. Same as
+ * md_backend_cuda_ex(ordinal, MD_PRECISION_FP32). */
+const md_backend_t *md_backend_cuda(int ordinal);
+
+/* Arithmetic precision of a backend's matrix products.
+ *   fp32: fp32 operands and accumulation (cuBLAS without TF32), as the CPU.
+ *   bf16: the gemm op rounds both operands to bf16 and accumulates in fp32
+ *         on the tensor cores (cuBLAS CUBLAS_COMPUTE_32F_FAST_16BF): the
+ *         GEMMs see bf16 copies of the weights and activations, while
+ *         everything stored (master weights, gradients, optimizer moments,
+ *         A_log, D, the dt bias, norm statistics, scan states, the loss)
+ *         and every other op stay fp32. CUDA only. */
+typedef enum { MD_PRECISION_FP32 = 0, MD_PRECISION_BF16 = 1 } md_precision_t;
+/* "fp32" or "bf16"; returns 0, or -1 after one error line naming `opt`. */
+int md_precision_parse(const char *opt, const char *s, md_precision_t *prec);
+const char *md_precision_name(md_precision_t prec);
+/* The CUDA backend with this precision (a table of its own, named "cuda" or
+ * "cuda-bf16", sharing the GPU's state with the other). */
+const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec);
+/* The backend a command runs on: the CPU's for a CPU device (bf16 is then
+ * an error naming --precision), else md_backend_cuda_ex. NULL after one
+ * error line. */
+const md_backend_t *md_backend_for_device(const md_device_t *dev, md_precision_t prec);
+/* Peak bytes of GPU memory taken through be->alloc (plus the backend's own
+ * scratch) since creation or the last md_cuda_reset_peak; 0 for a non-CUDA
+ * backend. cuBLAS's internal workspace is not included. */
+size_t md_cuda_peak_bytes(const md_backend_t *be);
+void md_cuda_reset_peak(const md_backend_t *be);
 
 /* Sets the OpenMP threads the CPU ops use (0 = all cores), the same as
  * omp_set_num_threads. OpenBLAS is kept single-threaded: the gemm op splits

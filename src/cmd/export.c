@@ -1,6 +1,7 @@
 /* mambadna export: a checkpoint as a Hugging Face model folder
  * (config.json + model.safetensors) that transformers' MambaForCausalLM
- * .from_pretrained(folder) loads. */
+ * (Mamba) or LlamaForCausalLM (Transformer++) .from_pretrained(folder)
+ * loads. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -25,8 +26,9 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
             "Usage: mambadna export -i MODEL.safetensors -o FOLDER [--dtype f32|bf16]\n\n"
-            "Writes FOLDER/config.json (a transformers MambaConfig) and FOLDER/model.safetensors,\n"
-            "which MambaForCausalLM.from_pretrained(FOLDER) loads. Token ids are HyenaDNA's\n"
+            "Writes FOLDER/config.json (a transformers MambaConfig, or a LlamaConfig for a\n"
+            "transformer) and FOLDER/model.safetensors, which MambaForCausalLM (LlamaForCausalLM)\n"
+            ".from_pretrained(FOLDER) loads. Token ids are HyenaDNA's\n"
             "character ids (A=7 C=8 G=9 T=10 N=11, PAD=4), vocabulary 16.\n\n"
             "  -i FILE          checkpoint written by 'mambadna pretrain'\n"
             "  -o DIR           output folder (created if absent)\n"
@@ -35,8 +37,42 @@ static void usage(FILE *fp)
             "  -h, --help       this help\n");
 }
 
+/* transformers' LlamaConfig for a Transformer++ (configuration_llama.py
+ * field names): one key/value head per query head, no biases, SiLU MLP,
+ * default RoPE. max_position_embeddings only bounds what transformers
+ * precomputes or warns about; RoPE itself works at any length. */
+static json_t *llama_config(const md_config_t *c)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+    json_object_set_new(o, "model_type", json_string("llama"));
+    json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
+    json_object_set_new(o, "hidden_size", json_integer(c->d_model));
+    json_object_set_new(o, "intermediate_size", json_integer(c->d_ff));
+    json_object_set_new(o, "num_hidden_layers", json_integer(c->n_layer));
+    json_object_set_new(o, "num_attention_heads", json_integer(c->n_heads));
+    json_object_set_new(o, "num_key_value_heads", json_integer(c->n_heads));
+    json_object_set_new(o, "head_dim", json_integer(c->d_model / c->n_heads));
+    json_object_set_new(o, "hidden_act", json_string("silu"));
+    json_object_set_new(o, "max_position_embeddings", json_integer(32768));
+    json_object_set_new(o, "initializer_range", json_real(c->initializer_range));
+    json_object_set_new(o, "rms_norm_eps", json_real(c->norm_eps));
+    json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
+    json_object_set_new(o, "rope_scaling", json_null());
+    json_object_set_new(o, "attention_bias", json_false());
+    json_object_set_new(o, "attention_dropout", json_real(0.0));
+    json_object_set_new(o, "mlp_bias", json_false());
+    json_object_set_new(o, "pretraining_tp", json_integer(1));
+    json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_embeddings));
+    json_object_set_new(o, "pad_token_id", json_integer(MD_TOK_PAD));
+    json_object_set_new(o, "bos_token_id", json_integer(MD_TOK_BOS));
+    json_object_set_new(o, "eos_token_id", json_integer(MD_TOK_SEP));
+    json_object_set_new(o, "use_cache", json_true());
+    return o;
+}
+
 /* transformers' MambaConfig for cfg (configuration_mamba.py field names). */
-static char *hf_config_json(const md_config_t *c, const char *dtype)
+static json_t *mamba_config(const md_config_t *c)
 {
     json_t *o = json_object();
     json_object_set_new(o, "architectures", json_pack("[s]", "MambaForCausalLM"));
@@ -66,6 +102,12 @@ static char *hf_config_json(const md_config_t *c, const char *dtype)
     json_object_set_new(o, "bos_token_id", json_integer(MD_TOK_BOS));
     json_object_set_new(o, "eos_token_id", json_integer(MD_TOK_SEP));
     json_object_set_new(o, "use_cache", json_true());
+    return o;
+}
+
+static char *hf_config_json(const md_config_t *c, const char *dtype)
+{
+    json_t *o = c->arch == MD_ARCH_TRANSFORMER ? llama_config(c) : mamba_config(c);
     json_object_set_new(o, "torch_dtype", json_string(dtype));
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(o);

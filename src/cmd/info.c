@@ -29,8 +29,9 @@ static void usage(FILE *fp)
             "Describes a model: its config, parameter counts with and without the embedding, and\n"
             "every tensor (Hugging Face name, shape, element count, weight decay). Give a preset,\n"
             "a size, or a checkpoint.\n\n"
-            "  --model STR         architecture: mamba (hyena, transformer later) [mamba]\n"
-            "  --preset STR        250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M]\n"
+            "  --model STR         architecture: mamba or transformer (Transformer++) [mamba]\n"
+            "  --preset STR        mamba: 250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M];\n"
+            "                      transformer: 214K, 554K, 1.3M, 3.1M, 6.4M, 18M or 39M [1.3M]\n"
             "  --d-model INT       model width (with --n-layer, instead of --preset)\n"
             "  --n-layer INT       number of blocks\n"
             "  -B, --batch INT     with -L: also print the memory plan for this batch [1]\n"
@@ -91,10 +92,17 @@ static void print_text(FILE *fp, const info_t *in)
     }
     fprintf(fp, "model       %s%s%s%s\n", md_arch_name(c->arch), c->preset[0] ? " (preset " : "", c->preset,
             c->preset[0] ? ")" : "");
-    fprintf(fp, "config      d_model %lld, n_layer %lld, d_inner %lld, d_state %lld, dt_rank %lld, d_conv %lld, "
-                "vocab %lld, norm_eps %g, tied lm_head\n",
-            (long long)c->d_model, (long long)c->n_layer, (long long)c->d_inner, (long long)c->d_state,
-            (long long)c->dt_rank, (long long)c->d_conv, (long long)c->vocab_size, c->norm_eps);
+    if (c->arch == MD_ARCH_TRANSFORMER)
+        fprintf(fp, "config      d_model %lld, n_layer %lld, n_heads %lld (head_dim %lld), d_ff %lld, rope_theta %g, "
+                    "vocab %lld, norm_eps %g, tied lm_head\n",
+                (long long)c->d_model, (long long)c->n_layer, (long long)c->n_heads,
+                (long long)(c->d_model / c->n_heads), (long long)c->d_ff, c->rope_theta, (long long)c->vocab_size,
+                c->norm_eps);
+    else
+        fprintf(fp, "config      d_model %lld, n_layer %lld, d_inner %lld, d_state %lld, dt_rank %lld, d_conv %lld, "
+                    "vocab %lld, norm_eps %g, tied lm_head\n",
+                (long long)c->d_model, (long long)c->n_layer, (long long)c->d_inner, (long long)c->d_state,
+                (long long)c->dt_rank, (long long)c->d_conv, (long long)c->vocab_size, c->norm_eps);
     fprintf(fp, "parameters  %s (%s without the embedding)\n", fmt_count(in->reg->numel, b1),
             fmt_count(md_params_count_no_embed(in->reg), b2));
     fprintf(fp, "\n%-48s %-16s %12s  %-5s%s\n", "tensor", "shape", "count", "decay", in->ckpt ? "  dtype" : "");
@@ -293,8 +301,9 @@ int cmd_info(int argc, char **argv)
         md_error("option --model: unknown architecture '%s'; choose mamba, hyena or transformer", arch_name);
         return 1;
     }
-    if (arch != MD_ARCH_MAMBA) {
-        md_error("option --model: the %s architecture is not implemented yet; only mamba is", md_arch_name(arch));
+    if (arch != MD_ARCH_MAMBA && arch != MD_ARCH_TRANSFORMER) {
+        md_error("option --model: the %s architecture is not implemented yet; choose mamba or transformer",
+                 md_arch_name(arch));
         return 1;
     }
     if (ckpt_path && (preset || d_model || n_layer)) {
@@ -324,7 +333,8 @@ int cmd_info(int argc, char **argv)
         md_config_init(&cfg, arch, d_model, n_layer);
         if (md_config_validate(&cfg, "model") < 0) return 1;
     } else {
-        if (md_config_preset(&cfg, arch, preset ? preset : "1.4M") < 0) return 1;
+        const char *dflt = arch == MD_ARCH_TRANSFORMER ? "1.3M" : "1.4M";
+        if (md_config_preset(&cfg, arch, preset ? preset : dflt) < 0) return 1;
         if (md_config_validate(&cfg, "model") < 0) return 1;
     }
     md_params_t reg;

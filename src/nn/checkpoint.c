@@ -40,11 +40,51 @@ const char *md_ckpt_meta(const md_ckpt_t *c, const char *key)
     return md_st_meta(c->st, key);
 }
 
+/* A LlamaForCausalLM without our config (an exported folder's weights):
+ * sizes from the shapes; the head count, which no shape shows, from
+ * config.json beside the file when it has num_attention_heads, else the
+ * default rule for the width (config.h). */
+static int infer_llama_config(md_ckpt_t *c, const md_st_tensor_t *emb)
+{
+    const md_st_file_t *f = c->st;
+    int64_t n_layer = 0;
+    char name[128];
+    for (;; n_layer++) {
+        snprintf(name, sizeof name, "model.layers.%lld.self_attn.q_proj.weight", (long long)n_layer);
+        if (!md_st_find(f, name)) break;
+    }
+    const md_st_tensor_t *gate = md_st_find(f, "model.layers.0.mlp.gate_proj.weight");
+    if (n_layer == 0 || !gate || gate->ndim != 2 || emb->ndim != 2) {
+        md_error("'%s' is not a Llama checkpoint: no model config, and no model.layers.0 attention and MLP tensors",
+                 c->path);
+        return -1;
+    }
+    md_config_init(&c->cfg, MD_ARCH_TRANSFORMER, emb->shape[1], n_layer);
+    c->cfg.vocab_size = emb->shape[0];
+    c->cfg.d_ff = gate->shape[0];
+    /* config.json of the same folder, if any */
+    const char *slash = strrchr(c->path, '/');
+    size_t dir = slash ? (size_t)(slash - c->path + 1) : 0;
+    char *cj = md_malloc(dir + 16);
+    memcpy(cj, c->path, dir);
+    strcpy(cj + dir, "config.json");
+    json_t *o = json_load_file(cj, 0, NULL);
+    free(cj);
+    json_t *h = o ? json_object_get(o, "num_attention_heads") : NULL, *t = o ? json_object_get(o, "rope_theta") : NULL;
+    if (h && json_is_integer(h)) c->cfg.n_heads = json_integer_value(h);
+    if (t && json_is_number(t)) c->cfg.rope_theta = json_number_value(t);
+    json_decref(o);
+    c->config_inferred = 1;
+    return 0;
+}
+
 /* A file without our config: read the sizes off the tensors, as a Mamba
- * saved by transformers has them. */
+ * (or Llama) saved by transformers has them. */
 static int infer_config(md_ckpt_t *c)
 {
     const md_st_file_t *f = c->st;
+    const md_st_tensor_t *llama = md_st_find(f, "model.embed_tokens.weight");
+    if (llama) return infer_llama_config(c, llama);
     const md_st_tensor_t *emb = md_st_find(f, "backbone.embeddings.weight");
     if (!emb || emb->ndim != 2) {
         md_error("'%s' is not a Mamba checkpoint: it has no model config and no 2-D backbone.embeddings.weight",
@@ -124,12 +164,13 @@ md_ckpt_t *md_ckpt_open(const char *path)
         goto fail;
     }
     const char *type = md_st_meta(c->st, "model_type");
-    if (type && strcmp(type, md_arch_name(MD_ARCH_MAMBA))) {
-        md_arch_t a;
-        if (md_arch_parse(type, &a) < 0)
-            md_error("checkpoint '%s' holds a model of type '%s', which mambadna does not know", path, type);
-        else
-            md_error("checkpoint '%s' holds a %s model; only mamba is implemented", path, type);
+    md_arch_t a;
+    if (type && md_arch_parse(type, &a) < 0) {
+        md_error("checkpoint '%s' holds a model of type '%s', which mambadna does not know", path, type);
+        goto fail;
+    }
+    if (type && a != MD_ARCH_MAMBA && a != MD_ARCH_TRANSFORMER) {
+        md_error("checkpoint '%s' holds a %s model; only mamba and transformer are implemented", path, type);
         goto fail;
     }
     const char *cfg_json = md_st_meta(c->st, "config");
@@ -151,7 +192,8 @@ static int same_config(const md_config_t *a, const md_config_t *b)
     return a->arch == b->arch && a->d_model == b->d_model && a->n_layer == b->n_layer &&
            a->vocab_size == b->vocab_size && a->d_inner == b->d_inner && a->d_state == b->d_state &&
            a->dt_rank == b->dt_rank && a->d_conv == b->d_conv && a->tie_embeddings == b->tie_embeddings &&
-           a->norm_eps == b->norm_eps;
+           a->norm_eps == b->norm_eps && a->n_heads == b->n_heads && a->d_ff == b->d_ff &&
+           a->rope_theta == b->rope_theta;
 }
 
 int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m)

@@ -7,14 +7,16 @@
  * tied lm_head.weight is written as its own tensor holding the embedding's
  * values, as HF's from_pretrained expects to find it. __metadata__:
  *   format        "pt" (what transformers' loader requires)
- *   model_type    "mamba"
+ *   model_type    "mamba" or "transformer"
  *   config        md_config_to_json(): our full model config
  *   tokenizer     {"type": "char", "vocab": ["[CLS]", ..., "N", ...], "pad_token_id": 4, ...}
  *   mambadna      the writing program's version
  *   training      optional JSON about the run (step, tokens, window length)
  * A file without `config` (e.g. one saved by transformers itself) is
- * accepted when its shapes describe a Mamba with our 16-token vocabulary:
- * the config is inferred from them.
+ * accepted when its shapes describe a Mamba, or a Llama (Transformer++:
+ * model.embed_tokens.weight, model.layers.i.self_attn.q_proj.weight, ...),
+ * with our 16-token vocabulary: the config is inferred from them (a
+ * Llama's head count from config.json beside the file when there is one).
  *
  * Training state file (md_ckpt_state_path: model.safetensors ->
  * model.state.safetensors): the AdamW moments as F32 tensors
@@ -43,7 +45,7 @@ typedef struct md_ckpt {
 
 /* Reads a weights file and works out its model config. NULL after one error
  * line naming the file: unreadable, corrupt or truncated (see
- * safetensors.h), a model type other than Mamba, an invalid config, or a
+ * safetensors.h), a model type other than Mamba or Transformer++, an invalid config, or a
  * tensor of the registry missing or of the wrong shape. */
 md_ckpt_t *md_ckpt_open(const char *path);
 void md_ckpt_close(md_ckpt_t *c);

@@ -32,11 +32,33 @@ static const preset_t mamba_presets[] = {
     {"7M", 256, 16}, {"19M", 384, 20}, {"40M", 512, 24},
 };
 static const char *const mamba_preset_names[] = {"250K", "700K", "1.4M", "3.5M", "7M", "19M", "40M", NULL};
+/* The Mamba paper's Transformer++ sizes (layers/width 4/64 ... 12/512),
+ * named by their parameter count without the embedding (config.h). */
+static const preset_t tfm_presets[] = {
+    {"214K", 64, 4}, {"554K", 96, 5}, {"1.3M", 128, 6}, {"3.1M", 192, 7},
+    {"6.4M", 256, 8}, {"18M", 384, 10}, {"39M", 512, 12},
+};
+static const char *const tfm_preset_names[] = {"214K", "554K", "1.3M", "3.1M", "6.4M", "18M", "39M", NULL};
 static const char *const no_presets[] = {NULL};
 
 const char *const *md_config_preset_names(md_arch_t arch)
 {
-    return arch == MD_ARCH_MAMBA ? mamba_preset_names : no_presets;
+    if (arch == MD_ARCH_MAMBA) return mamba_preset_names;
+    if (arch == MD_ARCH_TRANSFORMER) return tfm_preset_names;
+    return no_presets;
+}
+
+int64_t md_config_default_heads(int64_t d)
+{
+    int64_t h = d / 64 > 1 ? d / 64 : 1;
+    while (d % h) h--;
+    return h;
+}
+
+int64_t md_config_default_ffn(int64_t d)
+{
+    int64_t f = 8 * d / 3;
+    return (f + 63) / 64 * 64;
 }
 
 void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n_layer)
@@ -57,28 +79,61 @@ void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n
     cfg->dt_max = 0.1;
     cfg->dt_init_floor = 1e-4;
     cfg->initializer_range = 0.02;
+    cfg->n_heads = md_config_default_heads(d_model > 0 ? d_model : 1);
+    cfg->d_ff = md_config_default_ffn(d_model);
+    cfg->rope_theta = 10000.0;
 }
 
 int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name)
 {
-    if (arch == MD_ARCH_MAMBA) {
-        for (size_t i = 0; i < sizeof mamba_presets / sizeof mamba_presets[0]; i++) {
-            if (strcasecmp(name, mamba_presets[i].name)) continue;
-            md_config_init(cfg, arch, mamba_presets[i].d_model, mamba_presets[i].n_layer);
-            snprintf(cfg->preset, sizeof cfg->preset, "%s", mamba_presets[i].name);
-            return 0;
-        }
-        md_error("option --preset: unknown %s preset '%s'; choose one of 250K, 700K, 1.4M, 3.5M, 7M, 19M, 40M",
-                 md_arch_name(arch), name);
+    const preset_t *tab = NULL;
+    size_t n = 0;
+    if (arch == MD_ARCH_MAMBA) tab = mamba_presets, n = sizeof mamba_presets / sizeof mamba_presets[0];
+    if (arch == MD_ARCH_TRANSFORMER) tab = tfm_presets, n = sizeof tfm_presets / sizeof tfm_presets[0];
+    if (!tab) {
+        md_error("option --preset: the %s architecture has no presets yet", md_arch_name(arch));
         return -1;
     }
-    md_error("option --preset: the %s architecture has no presets yet", md_arch_name(arch));
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(name, tab[i].name)) continue;
+        md_config_init(cfg, arch, tab[i].d_model, tab[i].n_layer);
+        snprintf(cfg->preset, sizeof cfg->preset, "%s", tab[i].name);
+        return 0;
+    }
+    char list[128];
+    int o = 0;
+    for (size_t i = 0; i < n; i++) o += snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", tab[i].name);
+    md_error("option --preset: unknown %s preset '%s'; choose one of %s", md_arch_name(arch), name, list);
     return -1;
+}
+
+/* The Transformer++ fields (the shared ones are checked by the caller). */
+static int validate_transformer(const md_config_t *c, const char *what)
+{
+    if (c->n_heads < 1 || c->d_model % c->n_heads) {
+        md_error("%s: n_heads %lld does not divide d_model %lld", what, (long long)c->n_heads, (long long)c->d_model);
+        return -1;
+    }
+    int64_t hd = c->d_model / c->n_heads;
+    if (hd % 2 || hd > 256) {
+        md_error("%s: head dimension %lld (d_model / n_heads) must be even (RoPE rotates pairs) and at most 256",
+                 what, (long long)hd);
+        return -1;
+    }
+    if (c->d_ff < 1 || c->d_ff > 1048576) {
+        md_error("%s: d_ff %lld is out of range [1, 1048576]", what, (long long)c->d_ff);
+        return -1;
+    }
+    if (!(c->rope_theta > 1 && c->rope_theta < 1e12)) {
+        md_error("%s: rope_theta %g is out of range (1, 1e12)", what, c->rope_theta);
+        return -1;
+    }
+    return 0;
 }
 
 int md_config_validate(const md_config_t *c, const char *what)
 {
-    if (c->arch != MD_ARCH_MAMBA) {
+    if (c->arch != MD_ARCH_MAMBA && c->arch != MD_ARCH_TRANSFORMER) {
         md_error("%s: the %s architecture is not implemented yet", what, md_arch_name(c->arch));
         return -1;
     }
@@ -99,6 +154,11 @@ int md_config_validate(const md_config_t *c, const char *what)
         md_error("%s: norm_eps %g is out of range (0, 1)", what, c->norm_eps);
         return -1;
     }
+    if (!c->tie_embeddings) {
+        md_error("%s: untied embeddings are not supported (lm_head must be tied)", what);
+        return -1;
+    }
+    if (c->arch == MD_ARCH_TRANSFORMER) return validate_transformer(c, what);
     if (c->expand < 1 || c->d_inner != c->expand * c->d_model) {
         md_error("%s: d_inner %lld is not expand (%lld) x d_model (%lld)", what, (long long)c->d_inner,
                  (long long)c->expand, (long long)c->d_model);
@@ -118,10 +178,6 @@ int md_config_validate(const md_config_t *c, const char *what)
     }
     if (!(c->dt_min > 0 && c->dt_max >= c->dt_min && c->dt_init_floor >= 0 && c->initializer_range >= 0)) {
         md_error("%s: dt_min/dt_max/dt_init_floor/initializer_range are inconsistent", what);
-        return -1;
-    }
-    if (!c->tie_embeddings) {
-        md_error("%s: untied embeddings are not supported (lm_head must be tied)", what);
         return -1;
     }
     return 0;
@@ -146,6 +202,9 @@ char *md_config_to_json(const md_config_t *c)
     json_object_set_new(o, "dt_max", json_real(c->dt_max));
     json_object_set_new(o, "dt_init_floor", json_real(c->dt_init_floor));
     json_object_set_new(o, "initializer_range", json_real(c->initializer_range));
+    json_object_set_new(o, "n_heads", json_integer(c->n_heads));
+    json_object_set_new(o, "d_ff", json_integer(c->d_ff));
+    json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
     /* %.17g in jansson's real output keeps doubles exact. */
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
@@ -218,7 +277,9 @@ int md_config_from_json(const char *text, md_config_t *cfg, const char *what)
         get_int(o, "dt_rank", &cfg->dt_rank, what) < 0 || get_int(o, "d_conv", &cfg->d_conv, what) < 0 ||
         get_real(o, "dt_min", &cfg->dt_min, what) < 0 || get_real(o, "dt_max", &cfg->dt_max, what) < 0 ||
         get_real(o, "dt_init_floor", &cfg->dt_init_floor, what) < 0 ||
-        get_real(o, "initializer_range", &cfg->initializer_range, what) < 0) goto done;
+        get_real(o, "initializer_range", &cfg->initializer_range, what) < 0 ||
+        get_int(o, "n_heads", &cfg->n_heads, what) < 0 || get_int(o, "d_ff", &cfg->d_ff, what) < 0 ||
+        get_real(o, "rope_theta", &cfg->rope_theta, what) < 0) goto done;
     ret = md_config_validate(cfg, what);
 done:
     json_decref(o);
@@ -227,6 +288,13 @@ done:
 
 int64_t md_config_n_params_no_embed(const md_config_t *c)
 {
+    if (c->arch == MD_ARCH_TRANSFORMER) {
+        int64_t d = c->d_model, F = c->d_ff;
+        int64_t per_layer = 2 * d             /* input and post-attention norms */
+                          + 4 * d * d         /* q, k, v, o */
+                          + 3 * d * F;        /* gate, up, down */
+        return c->n_layer * per_layer + d + (c->tie_embeddings ? 0 : c->vocab_size * d);
+    }
     int64_t d = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
     int64_t per_layer = d                  /* norm */
                       + 2 * E * d          /* in_proj */

@@ -1,9 +1,9 @@
 /* Model configuration and the named presets.
  *
- * One struct for every architecture; `arch` says which fields apply. Only
- * Mamba is implemented so far; Hyena and Transformer++ get their fields
- * (marked below) when their blocks land, and the struct may grow at the end
- * without breaking callers that fill it through the functions here.
+ * One struct for every architecture; `arch` says which fields apply.
+ * Mamba and Transformer++ are implemented; Hyena gets its fields when its
+ * block lands, and the struct may grow at the end without breaking callers
+ * that fill it through the functions here.
  *
  * Mamba is exactly state-spaces/mamba's Mamba (S6) block as wrapped by
  * MixerModel / HF MambaForCausalLM: d_inner = expand * d_model (expand 2),
@@ -16,6 +16,21 @@
  *   700K  96 x 10   682,656        7M    256 x 16   7,008,512
  *   1.4M 128 x 12 1,399,424        19M   384 x 20  19,284,864
  *                                  40M   512 x 24  40,686,080
+ *
+ * Transformer++ (src/nn/transformer.h) is HF LlamaForCausalLM without
+ * biases: RMSNorm prenorm (eps 1e-5), multi-head causal attention with RoPE
+ * (theta 10000, rotate_half convention) and a SwiGLU MLP, final RMSNorm,
+ * lm_head tied to the embedding, vocabulary 16. Defaults:
+ *   n_heads = the largest divisor of d_model that is <= max(1, d_model/64),
+ *             so heads are 64 wide from d_model 128 up (one head below);
+ *   d_ff    = Llama's rule 8/3 d_model rounded up to a multiple of 64.
+ * Presets: the Mamba paper's Transformer++ sizes (layers/width), named by
+ * their parameter count excluding the 16 x d_model embedding
+ * (per layer 4 d^2 + 3 d d_ff + 2 d, plus the final norm's d):
+ *   214K  64 x 4 (d_ff  192)    213,568     6.4M 256 x 8  (d_ff  704)  6,426,880
+ *   554K  96 x 5 (d_ff  256)    554,016     18M  384 x 10 (d_ff 1024) 17,702,784
+ *   1.3M 128 x 6 (d_ff  384)  1,279,616     39M  512 x 12 (d_ff 1408) 38,547,968
+ *   3.1M 192 x 7 (d_ff  512)  3,099,456
  */
 #ifndef MD_NN_CONFIG_H
 #define MD_NN_CONFIG_H
@@ -41,7 +56,12 @@ typedef struct md_config {
     int64_t d_conv;           /* 4 */
     /* Mamba initialisation (mamba_ssm defaults) */
     double dt_min, dt_max, dt_init_floor;   /* 0.001, 0.1, 1e-4 */
-    double initializer_range;               /* 0.02: std of the embedding */
+    double initializer_range;               /* 0.02: std of the embedding (and Transformer++ weights) */
+
+    /* Transformer++ */
+    int64_t n_heads;          /* attention heads; head_dim = d_model / n_heads (even, <= 256) */
+    int64_t d_ff;             /* SwiGLU hidden size */
+    double rope_theta;        /* RoPE base, 10000 */
 } md_config_t;
 
 const char *md_arch_name(md_arch_t a);          /* "mamba", "hyena", "transformer" */
@@ -49,8 +69,12 @@ const char *md_arch_name(md_arch_t a);          /* "mamba", "hyena", "transforme
 int md_arch_parse(const char *s, md_arch_t *a);
 
 /* Fills cfg with the defaults of arch at the given size and derives the
- * dependent fields (d_inner, dt_rank). preset is set to "". */
+ * dependent fields (d_inner, dt_rank; n_heads, d_ff). preset is set to "". */
 void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n_layer);
+
+/* The Transformer++ defaults for width d (see above). */
+int64_t md_config_default_heads(int64_t d_model);
+int64_t md_config_default_ffn(int64_t d_model);
 
 /* Fills cfg from a preset name ("1.4M", case-insensitive, "1.4m" too).
  * Returns 0, or -1 after one error line that lists the valid presets. */

@@ -177,7 +177,7 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 1, 0, 1.0, &g, &y, 1.0, &g_out_proj);
     /* scan (with the gate, D and the dt bias) */
     be->scan_bwd(be, &du, &ddelta, &g_A_log, &dB, &dC, &g_D, &dz, &g_dt_b, &dy, &u, &delta, &dt_b, &A_log, &Bm, &Cm,
-                 &Dp, &z, c->B, a->states, c->scan_ws);
+                 &Dp, &z, c->B, a->states, c->op_ws);
     /* dt_proj */
     be->gemm(be, 0, 0, 1.0, &ddelta, &dt_w, 0.0, &ddt_in);
     be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &g_dt_w);

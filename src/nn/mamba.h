@@ -1,7 +1,8 @@
 /* The Mamba (S6) block, forward and backward, against backend/ops.h.
  *
- * Internal to src/nn (model.c drives it); other blocks (Hyena,
- * Transformer++) follow the same shape: a size query and a carve function
+ * Internal to src/nn (model.c drives it through the per-architecture table
+ * in model_internal.h); other blocks (Transformer++ in transformer.h,
+ * Hyena) follow the same shape: a size query and a carve function
  * for the activations the block saves and for the scratch its backward
  * uses, then fwd(h_in -> h_out) and bwd(g: dL/dh_out -> dL/dh_in, in place).
  *
@@ -31,7 +32,13 @@ typedef struct md_block_ctx {
     md_dtype_t dtype;
     int64_t B, L, M;         /* this call's batch, length and B * L */
     void *params, *grads;    /* the flat buffers */
-    void *scan_ws;           /* be->scan_bwd_workspace bytes for (max batch, max len) */
+    void *op_ws;             /* the block's op workspace for this call (scan_bwd's, attention_bwd's) */
+    /* Where this call's rows sit in the planned buffers: activation and
+     * scratch sets hold max_batch x max_len rows, and this call uses rows
+     * [r0, r0 + M); seq is the sequence index when the model runs one
+     * sequence per call (whole = 0), for per-sequence regions. */
+    int64_t max_batch, max_len, r0, seq;
+    int whole;
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).

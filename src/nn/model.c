@@ -17,8 +17,8 @@ static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 typedef struct {
     int64_t resid_elems, n_acts, head_elems;
     int64_t g_elems, dlogits_elems, n_slots;
-    size_t acts_bytes, scratch_bytes, scan_ws_bytes, xent_ws_bytes, tok_bytes;
-    size_t scan_ws_seq, xent_ws_seq, states_seq;
+    size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes;
+    size_t op_ws_seq, xent_ws_seq;
 } plan_t;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -30,21 +30,21 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     int64_t M = max_batch * max_len, d = cfg->d_model, V = cfg->vocab_size;
     size_t es = md_dtype_size(dt);
     if (!be) be = md_backend_cpu();   /* planning without a backend: the CPU's figures */
+    const md_block_arch_t *arch = md_block_arch(cfg->arch);
     p->resid_elems = round16(M * d);
-    p->acts_bytes = md_mamba_acts_bytes(cfg, be, dt, max_batch, max_len);
+    p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
     p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
     p->head_elems = round16(M * d) + round16(M) + round16(M * V);
-    p->scratch_bytes = md_mamba_scratch_bytes(cfg, dt, M);
-    p->g_elems = round16(M * d);
+    p->scratch_bytes = arch->scratch_bytes(cfg, dt, M);
+    p->g_elems = 2 * round16(M * d);   /* g, then dhf */
     p->dlogits_elems = round16(M * V);
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
     p->n_slots = 0;
     if (be->device == MD_DEVICE_CPU && max_batch >= 2) p->n_slots = max_batch < MD_MAX_SLOTS ? max_batch : MD_MAX_SLOTS;
-    p->scan_ws_seq = round64b(be->scan_bwd_workspace(be, dt, 1, max_len, cfg->d_inner, cfg->d_state));
+    p->op_ws_seq = round64b(arch->ws_bytes(cfg, be, dt, 1, max_len));
     p->xent_ws_seq = round64b(be->xent_workspace(be, max_len));
-    p->states_seq = round64b(be->scan_states_size(be, dt, 1, max_len, cfg->d_inner, cfg->d_state));
-    size_t scan_ws_batch = be->scan_bwd_workspace(be, dt, max_batch, max_len, cfg->d_inner, cfg->d_state);
-    p->scan_ws_bytes = max_size(round64b(scan_ws_batch), (size_t)p->n_slots * p->scan_ws_seq);
+    size_t op_ws_batch = arch->ws_bytes(cfg, be, dt, max_batch, max_len);
+    p->op_ws_bytes = max_size(round64b(op_ws_batch), (size_t)p->n_slots * p->op_ws_seq);
     p->xent_ws_bytes = max_size(round64b(be->xent_workspace(be, M)), (size_t)p->n_slots * p->xent_ws_seq);
     p->tok_bytes = 2 * round64b((size_t)M);
     mem->params = n_params * (int64_t)es;
@@ -52,7 +52,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     mem->activations = ((cfg->n_layer + 1) * p->resid_elems + p->head_elems) * (int64_t)es +
                        p->n_acts * (int64_t)p->acts_bytes;
     mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
-                     (int64_t)p->scan_ws_bytes + (int64_t)p->xent_ws_bytes;
+                     (int64_t)p->op_ws_bytes + (int64_t)p->xent_ws_bytes;
     mem->tokens = (int64_t)p->tok_bytes;
     mem->total = mem->params + mem->grads + mem->activations + mem->workspace + mem->tokens;
 }
@@ -60,7 +60,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
 int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, int64_t max_len,
                   const md_model_opts_t *opts, md_model_memory_t *mem)
 {
-    if (cfg->arch != MD_ARCH_MAMBA || max_batch < 1 || max_len < 1) return -1;
+    if (!md_block_arch(cfg->arch) || max_batch < 1 || max_len < 1) return -1;
     plan_t p;
     make_plan(cfg, NULL, dtype, max_batch, max_len, opts, &p, mem, md_config_n_params(cfg));
     return 0;
@@ -84,10 +84,35 @@ md_model_t *md_model_new(const md_config_t *cfg, const md_backend_t *be, md_dtyp
     return md_model_new_ex(cfg, be, dtype, max_batch, max_len, NULL);
 }
 
+int md_model_arch_supported(md_arch_t arch, const md_backend_t *be)
+{
+    const md_block_arch_t *a = md_block_arch(arch);
+    return a && a->supported(be);
+}
+
+const md_backend_t *md_backend_for_arch(md_arch_t arch, const md_backend_t *be, const char *device_spec)
+{
+    if (md_model_arch_supported(arch, be)) return be;
+    if (!strcmp(device_spec, "auto") && md_model_arch_supported(arch, md_backend_cpu())) {
+        md_warn("the %s backend has no kernels for the %s architecture yet; running on the CPU", be->name,
+                md_arch_name(arch));
+        return md_backend_cpu();
+    }
+    md_error("option -x/--device: the %s backend has no kernels for the %s architecture yet; use -x cpu", be->name,
+             md_arch_name(arch));
+    return NULL;
+}
+
 md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
                             int64_t max_len, const md_model_opts_t *opts)
 {
     if (md_config_validate(cfg, "model") < 0) return NULL;
+    const md_block_arch_t *arch = md_block_arch(cfg->arch);
+    if (!md_model_arch_supported(cfg->arch, be)) {
+        md_error("model: the %s backend has no kernels for the %s architecture yet", be->name,
+                 md_arch_name(cfg->arch));
+        return NULL;
+    }
     if (dtype != MD_DTYPE_F32 && !(dtype == MD_DTYPE_F64 && be->device == MD_DEVICE_CPU)) {
         md_error("model: dtype %s is not supported on the %s backend", md_dtype_name(dtype), be->name);
         return NULL;
@@ -103,6 +128,7 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     m->max_batch = max_batch;
     m->max_len = max_len;
     m->max_rows = max_batch * max_len;
+    m->arch = arch;
     if (opts) m->opts = *opts;
     if (md_params_build(&m->cfg, &m->reg) < 0) {
         free(m);
@@ -134,8 +160,7 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     for (int64_t l = 0; l <= m->cfg.n_layer; l++, a += p.resid_elems * es) m->resid[l] = a;
     m->n_acts = p.n_acts;
     m->acts = md_malloc((size_t)p.n_acts * sizeof *m->acts);
-    for (int64_t l = 0; l < p.n_acts; l++, a += p.acts_bytes)
-        md_mamba_acts_carve(&m->cfg, be, dtype, max_batch, max_len, a, &m->acts[l]);
+    for (int64_t l = 0; l < p.n_acts; l++, a += p.acts_bytes) m->acts[l] = a;
     m->hf = a;
     a += round16(M * d) * es;
     m->rstd_f = a;
@@ -143,20 +168,20 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     m->logits = a;
 
     char *w = m->ws;
-    md_mamba_scratch_carve(&m->cfg, dtype, M, w, &m->scratch);
+    m->scratch = w;
     w += p.scratch_bytes;
     m->g = w;
+    m->dhf = w + round16(M * d) * es;
     w += p.g_elems * es;
     m->dlogits = w;
     w += p.dlogits_elems * es;
-    m->scan_ws = w;
-    w += p.scan_ws_bytes;
+    m->op_ws = w;
+    w += p.op_ws_bytes;
     m->xent_ws = w;
     m->n_slots = p.n_slots;
     m->slot_grads = (char *)m->grads + (size_t)m->reg.numel * es;
-    m->scan_ws_seq = p.scan_ws_seq;
+    m->op_ws_seq = p.op_ws_seq;
     m->xent_ws_seq = p.xent_ws_seq;
-    m->states_seq = p.states_seq;
     m->seq_loss = md_malloc((size_t)max_batch * sizeof *m->seq_loss);
     m->seq_count = md_malloc((size_t)max_batch * sizeof *m->seq_count);
     (void)V;
@@ -251,6 +276,7 @@ void md_model_init_weights(md_model_t *m, uint64_t seed)
     const md_config_t *c = &m->cfg;
     double *w = md_malloc((size_t)m->reg.numel * sizeof *w);
     double E = (double)c->d_inner, d = (double)c->d_model, K = (double)c->d_conv, R = (double)c->dt_rank;
+    double resid_scale = 1.0 / sqrt(2.0 * (double)c->n_layer);   /* Transformer++: two residual adds per block */
     for (int64_t i = 0; i < m->reg.n; i++) {
         const md_param_t *p = &m->reg.p[i];
         if (p->tied_to >= 0) continue;
@@ -279,6 +305,15 @@ void md_model_init_weights(md_model_t *m, uint64_t seed)
             case MD_ROLE_A_LOG: v = log((double)(j % c->d_state + 1)); break;
             case MD_ROLE_OUT_PROJ: v = uniform_pm(&r, 1.0 / sqrt(E)) / sqrt((double)c->n_layer); break;
             case MD_ROLE_LM_HEAD: v = md_rng_normal(&r) * c->initializer_range; break;   /* untied only */
+            case MD_ROLE_ATTN_NORM:
+            case MD_ROLE_MLP_NORM: v = 1.0; break;
+            case MD_ROLE_Q_PROJ:
+            case MD_ROLE_K_PROJ:
+            case MD_ROLE_V_PROJ:
+            case MD_ROLE_GATE_PROJ:
+            case MD_ROLE_UP_PROJ: v = md_rng_normal(&r) * c->initializer_range; break;
+            case MD_ROLE_O_PROJ:
+            case MD_ROLE_DOWN_PROJ: v = md_rng_normal(&r) * c->initializer_range * resid_scale; break;
             default: break;
             }
             x[j] = v;
@@ -290,12 +325,10 @@ void md_model_init_weights(md_model_t *m, uint64_t seed)
 
 double md_model_flops_per_token(const md_config_t *c, int64_t L, double *matmul_only)
 {
-    double d = (double)c->d_model, E = (double)c->d_inner, N = (double)c->d_state, R = (double)c->dt_rank;
-    double K = (double)c->d_conv, V = (double)c->vocab_size;
-    double mm = c->n_layer * 2.0 * (d * 2 * E + E * (R + 2 * N) + R * E + E * d) + 2.0 * V * d;
-    /* per block: scan ~9 per state element (exp counted as one), its
-     * per-channel terms ~20; conv 2K + 5 per channel; norm ~4 per channel */
-    double ew = c->n_layer * (9.0 * E * N + 20.0 * E + (2.0 * K + 5.0) * E + 4.0 * d) + 4.0 * d + 5.0 * V;
-    if (matmul_only) *matmul_only = mm;
-    return mm + ew;
+    const md_block_arch_t *arch = md_block_arch(c->arch);
+    if (!arch) {
+        if (matmul_only) *matmul_only = 0;
+        return 0;
+    }
+    return arch->flops_per_token(c, L, matmul_only);
 }

@@ -2,9 +2,11 @@
  *
  * One definition, written against the backend interface (backend/ops.h):
  * the same code runs on the CPU in f32 (training), on the CPU in f64 (the
- * gradient checks) and on a GPU backend. Only Mamba blocks exist so far;
- * the model dispatches on cfg->arch so Hyena and Transformer++ blocks slot
- * in beside src/nn/mamba.c.
+ * gradient checks) and on a GPU backend. The blocks are Mamba
+ * (src/nn/mamba.c) or Transformer++ (src/nn/transformer.c), chosen by
+ * cfg->arch through a small per-architecture table (model_internal.h:
+ * activation and scratch sizes, op workspace, block forward and backward),
+ * so a Hyena block slots in the same way.
  *
  * Memory: md_model_new plans every buffer from (config, max_batch,
  * max_len) -- parameters, gradients, saved activations, workspace, token
@@ -14,7 +16,9 @@
  * optimizer (src/train), sized from md_model_params()->numel.
  *
  * Activations: by default each block keeps what its backward needs (about
- * 12*d_model + R + 2N + 1 values per token per block for Mamba). With
+ * 12*d_model + R + 2N + 1 values per token per block for Mamba, about
+ * 7*d_model + 3*d_ff + n_heads for Transformer++, whose attention keeps
+ * only a log-sum-exp per query and head, never an L x L matrix). With
  * opts.recompute, only each block's input (the residual stream, d_model
  * values per token) is kept, and each block's forward is rerun inside its
  * backward into one shared set of buffers: ~n_layer times less activation
@@ -54,11 +58,20 @@ typedef struct md_model_memory {
     int64_t total;
 } md_model_memory_t;
 
+/* 1 when backend be has kernels for every op of architecture arch. */
+int md_model_arch_supported(md_arch_t arch, const md_backend_t *be);
+
+/* The backend a model of arch runs on, given the one the device resolved to:
+ * be itself when it supports arch; the CPU backend, after a warning, when
+ * the device was chosen by "-x auto"; NULL after one error line otherwise. */
+const md_backend_t *md_backend_for_arch(md_arch_t arch, const md_backend_t *be, const char *device_spec);
+
 /* Plans and allocates a model for batches of up to max_batch sequences of
  * up to max_len tokens, in dtype (MD_DTYPE_F32 or, on the CPU, MD_DTYPE_F64).
  * Weights are zero until md_model_init_weights or md_model_write_params.
  * Returns NULL after one error line: invalid config, unsupported dtype for
- * the backend, sizes < 1, or out of device memory (the line gives the plan's
+ * the backend, a backend without the architecture's ops (the CUDA backend
+ * has no attention kernels yet), sizes < 1, or out of device memory (the line gives the plan's
  * total). The config is copied; be must outlive the model. */
 md_model_t *md_model_new(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
                          int64_t max_len);
@@ -74,7 +87,9 @@ int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, i
 
 /* The reference implementation's initialisation, deterministic by seed
  * (the same seed gives the same weights on every backend and dtype, as the
- * draws are made in double on the host and converted):
+ * draws are made in double on the host and converted). Transformer++:
+ * embedding and every matrix N(0, initializer_range = 0.02), o_proj and
+ * down_proj further scaled by 1/sqrt(2 n_layer), norms 1. Mamba:
  *   embedding N(0, initializer_range); norms 1;
  *   in_proj, x_proj: U(+-1/sqrt(fan_in)) (torch's default Linear init);
  *   conv1d weight and bias: U(+-1/sqrt(d_conv)) (default Conv1d init);
@@ -145,8 +160,10 @@ int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, 
 int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *hidden);
 
 /* Model FLOPs per token of one forward pass at sequence length L:
- * the matmuls (2 per multiply-add) plus the elementwise work of the scan
- * (about 9 per state element per step), conv, norms and loss. A training
+ * the matmuls (2 per multiply-add; for Transformer++ the causal attention's
+ * QK^T and PV too, (L+1)/2 keys per query on average) plus the elementwise
+ * work (Mamba: the scan, about 9 per state element per step, conv, norms
+ * and loss). A training
  * step (forward + backward) costs about 3x this, plus the recomputed
  * states in the scan backward. `matmul_only` gets the matmul part alone. */
 double md_model_flops_per_token(const md_config_t *cfg, int64_t L, double *matmul_only);

@@ -6,6 +6,28 @@
 #include "nn/mamba.h"
 #include "nn/model.h"
 
+/* What the model needs of a block architecture: the sizes of its saved
+ * activations (one set per layer, or one shared set with recompute), of
+ * the backward's scratch (one set) and of its op workspace (scan_bwd's,
+ * attention_bwd's), and the block's forward and backward. A set is laid out
+ * for the plan's max_batch x max_len rows; fwd/bwd take the set's base and
+ * find this call's rows from the context (md_block_ctx_t.r0, seq, whole).
+ * supported() says whether the backend has the block's ops. */
+typedef struct md_block_arch {
+    size_t (*acts_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                         int64_t max_len);
+    size_t (*scratch_bytes)(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
+    size_t (*ws_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len);
+    void (*fwd)(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, void *acts);
+    void (*bwd)(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch);
+    double (*flops_per_token)(const md_config_t *cfg, int64_t L, double *matmul_only);
+    int (*supported)(const md_backend_t *be);
+} md_block_arch_t;
+
+/* The table of arch, or NULL when its block is not implemented
+ * (block_arch.c). */
+const md_block_arch_t *md_block_arch(md_arch_t arch);
+
 /* Sequences per gradient slot group: on the CPU a batch of B >= 2 runs
  * sequence by sequence on OpenMP threads, sequence b adding its parameter
  * gradients into slot b % n_slots; the slots are then summed in order.
@@ -21,6 +43,7 @@ struct md_model {
     md_model_opts_t opts;
     md_params_t reg;
     md_model_memory_t mem;
+    const md_block_arch_t *arch;
 
     void *params, *grads, *act, *ws;
     uint8_t *tok_in, *tok_tgt;
@@ -28,17 +51,16 @@ struct md_model {
     /* carved from act: every (M, ·) buffer holds max_rows rows, sequence b
      * of a call at rows [b L, (b+1) L) */
     void **resid;            /* n_layer + 1 residual streams h_0 .. h_L, (M, d) each */
-    md_mamba_acts_t *acts;   /* n_layer sets, or 1 shared set with recompute */
+    void **acts;             /* n_layer activation sets, or 1 shared set with recompute */
     int64_t n_acts;
     void *hf, *rstd_f, *logits;
     /* carved from ws */
-    md_mamba_scratch_t scratch;
-    void *g, *dlogits, *scan_ws, *xent_ws;
+    void *scratch;           /* the blocks' backward scratch */
+    void *g, *dhf, *dlogits, *op_ws, *xent_ws;   /* g: dL/dh through the blocks; dhf: dL/d(norm_f output) */
     /* sequence-parallel CPU path (n_slots = 0: never used) */
     int64_t n_slots;
     void *slot_grads;                   /* n_slots x numel */
-    size_t scan_ws_seq, xent_ws_seq;    /* per-slot workspace strides, bytes */
-    size_t states_seq;                  /* per-sequence stride in each layer's scan states, bytes */
+    size_t op_ws_seq, xent_ws_seq;      /* per-slot workspace strides, bytes */
     double *seq_loss;                   /* host, max_batch */
     int64_t *seq_count;
 };

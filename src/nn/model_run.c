@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/mamba.h"
 #include "nn/model_internal.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -25,7 +24,7 @@ typedef struct {
     int64_t seq;             /* the sequence's index for per-sequence regions; 0 for a whole batch */
     int whole;               /* 1: the whole batch (per-sequence strides do not apply) */
     void *grads;             /* where parameter gradients are added */
-    void *scan_ws, *xent_ws;
+    void *op_ws, *xent_ws;
 } span_t;
 
 static size_t es_of(const md_model_t *m) { return md_dtype_size(m->dtype); }
@@ -52,39 +51,16 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.M = s->B * s->L;
     c.params = m->params;
     c.grads = s->grads;
-    c.scan_ws = s->scan_ws;
+    c.op_ws = s->op_ws;
+    c.max_batch = m->max_batch;
+    c.max_len = m->max_len;
+    c.r0 = s->r0;
+    c.seq = s->seq;
+    c.whole = s->whole;
     return c;
 }
 
-static md_mamba_acts_t span_acts(md_model_t *m, const span_t *s, int64_t layer)
-{
-    const md_mamba_acts_t *a = &m->acts[m->n_acts == 1 ? 0 : layer];
-    int64_t d = m->cfg.d_model, E = m->cfg.d_inner, X = m->cfg.dt_rank + 2 * m->cfg.d_state;
-    md_mamba_acts_t r;
-    r.rstd = rows(m, a->rstd, s, 1);
-    r.hn = rows(m, a->hn, s, d);
-    r.xz = rows(m, a->xz, s, 2 * E);
-    r.u = rows(m, a->u, s, E);
-    r.xdbl = rows(m, a->xdbl, s, X);
-    r.delta = rows(m, a->delta, s, E);
-    r.y = rows(m, a->y, s, E);
-    r.states = (char *)a->states + (s->whole ? 0 : (size_t)s->seq * m->states_seq);
-    return r;
-}
-
-static md_mamba_scratch_t span_scratch(md_model_t *m, const span_t *s)
-{
-    int64_t d = m->cfg.d_model, E = m->cfg.d_inner, X = m->cfg.dt_rank + 2 * m->cfg.d_state;
-    const md_mamba_scratch_t *a = &m->scratch;
-    md_mamba_scratch_t r;
-    r.dy = rows(m, a->dy, s, E);
-    r.dxz = rows(m, a->dxz, s, 2 * E);
-    r.du = rows(m, a->du, s, E);
-    r.ddelta = rows(m, a->ddelta, s, E);
-    r.dxdbl = rows(m, a->dxdbl, s, X);
-    r.dhn = rows(m, a->dhn, s, d);
-    return r;
-}
+static void *layer_acts(const md_model_t *m, int64_t layer) { return m->acts[m->n_acts == 1 ? 0 : layer]; }
 
 /* Embedding, blocks and norm_f over the span: h_L in resid[n_layer], the
  * normalised output in hf. */
@@ -97,10 +73,8 @@ static void span_trunk(md_model_t *m, const span_t *s)
     md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
     md_tensor_t h0 = mat(m, rows(m, m->resid[0], s, d), M, d);
     be->embedding_fwd(be, &h0, &tok, &emb);
-    for (int64_t l = 0; l < nl; l++) {
-        md_mamba_acts_t a = span_acts(m, s, l);
-        md_mamba_fwd(&c, (int)l, rows(m, m->resid[l], s, d), rows(m, m->resid[l + 1], s, d), &a);
-    }
+    for (int64_t l = 0; l < nl; l++)
+        m->arch->fwd(&c, (int)l, rows(m, m->resid[l], s, d), rows(m, m->resid[l + 1], s, d), layer_acts(m, l));
     md_tensor_t hL = mat(m, rows(m, m->resid[nl], s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
@@ -131,10 +105,9 @@ static void span_backward(md_model_t *m, const span_t *s)
     const md_backend_t *be = m->be;
     md_block_ctx_t c = span_ctx(m, s);
     int64_t M = c.M, d = m->cfg.d_model, V = m->cfg.vocab_size, nl = m->cfg.n_layer;
-    md_mamba_scratch_t sc = span_scratch(m, s);
     /* head: logits = hf head^T, the head tied to the embedding */
     md_tensor_t dlogits = mat(m, rows(m, m->dlogits, s, V), M, V), hf = mat(m, rows(m, m->hf, s, d), M, d);
-    md_tensor_t dhf = mat(m, sc.dhn, M, d);
+    md_tensor_t dhf = mat(m, rows(m, m->dhf, s, d), M, d);
     md_tensor_t head = md_param_view(&c, m->params, -1, MD_ROLE_LM_HEAD);
     md_tensor_t g_head = md_param_view(&c, s->grads, -1, MD_ROLE_LM_HEAD);
     be->gemm(be, 0, 0, 1.0, &dlogits, &head, 0.0, &dhf);
@@ -149,10 +122,9 @@ static void span_backward(md_model_t *m, const span_t *s)
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
     for (int64_t l = nl - 1; l >= 0; l--) {
-        md_mamba_acts_t a = span_acts(m, s, l);
         void *h_in = rows(m, m->resid[l], s, d);
-        if (m->n_acts == 1 && l != nl - 1) md_mamba_fwd(&c, (int)l, h_in, NULL, &a);
-        md_mamba_bwd(&c, (int)l, h_in, g_rows, &a, &sc);
+        if (m->n_acts == 1 && l != nl - 1) m->arch->fwd(&c, (int)l, h_in, NULL, layer_acts(m, l));
+        m->arch->bwd(&c, (int)l, h_in, g_rows, layer_acts(m, l), m->scratch);
     }
     /* embedding */
     md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
@@ -189,13 +161,13 @@ static int worth_threads(const md_model_t *m, int64_t B, int64_t L)
 
 static span_t whole_span(md_model_t *m, int64_t B, int64_t L)
 {
-    span_t s = {0, B, L, 0, 1, m->grads, m->scan_ws, m->xent_ws};
+    span_t s = {0, B, L, 0, 1, m->grads, m->op_ws, m->xent_ws};
     return s;
 }
 
 static span_t seq_span(md_model_t *m, int64_t b, int64_t L, int64_t slot, void *grads)
 {
-    span_t s = {b * L, 1, L, b, 0, grads, (char *)m->scan_ws + (size_t)slot * m->scan_ws_seq,
+    span_t s = {b * L, 1, L, b, 0, grads, (char *)m->op_ws + (size_t)slot * m->op_ws_seq,
                 (char *)m->xent_ws + (size_t)slot * m->xent_ws_seq};
     return s;
 }

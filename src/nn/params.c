@@ -44,31 +44,57 @@ static md_param_t *add(builder_t *b, int layer, md_param_role_t role, int decay,
     return p;
 }
 
+static void add_mamba_tensors(builder_t *b, const md_config_t *cfg)
+{
+    int64_t d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank, K = cfg->d_conv;
+    add(b, -1, MD_ROLE_EMBEDDING, 1, 2, cfg->vocab_size, d, 0, "backbone.embeddings.weight");
+    for (int i = 0; i < cfg->n_layer; i++) {
+        const char *pre = "backbone.layers";
+        add(b, i, MD_ROLE_NORM, 0, 1, d, 0, 0, "%s.%d.norm.weight", pre, i);
+        add(b, i, MD_ROLE_IN_PROJ, 1, 2, 2 * E, d, 0, "%s.%d.mixer.in_proj.weight", pre, i);
+        add(b, i, MD_ROLE_CONV_W, 1, 3, E, 1, K, "%s.%d.mixer.conv1d.weight", pre, i);
+        add(b, i, MD_ROLE_CONV_B, 0, 1, E, 0, 0, "%s.%d.mixer.conv1d.bias", pre, i);
+        add(b, i, MD_ROLE_X_PROJ, 1, 2, R + 2 * N, E, 0, "%s.%d.mixer.x_proj.weight", pre, i);
+        add(b, i, MD_ROLE_DT_PROJ_W, 1, 2, E, R, 0, "%s.%d.mixer.dt_proj.weight", pre, i);
+        add(b, i, MD_ROLE_DT_PROJ_B, 0, 1, E, 0, 0, "%s.%d.mixer.dt_proj.bias", pre, i);
+        add(b, i, MD_ROLE_A_LOG, 0, 2, E, N, 0, "%s.%d.mixer.A_log", pre, i);
+        add(b, i, MD_ROLE_D, 0, 1, E, 0, 0, "%s.%d.mixer.D", pre, i);
+        add(b, i, MD_ROLE_OUT_PROJ, 1, 2, d, E, 0, "%s.%d.mixer.out_proj.weight", pre, i);
+    }
+    add(b, -1, MD_ROLE_NORM_F, 0, 1, d, 0, 0, "backbone.norm_f.weight");
+}
+
+/* LlamaForCausalLM's names; q, k, v and gate, up stay adjacent (params.h). */
+static void add_transformer_tensors(builder_t *b, const md_config_t *cfg)
+{
+    int64_t d = cfg->d_model, F = cfg->d_ff;
+    add(b, -1, MD_ROLE_EMBEDDING, 1, 2, cfg->vocab_size, d, 0, "model.embed_tokens.weight");
+    for (int i = 0; i < cfg->n_layer; i++) {
+        const char *pre = "model.layers";
+        add(b, i, MD_ROLE_ATTN_NORM, 0, 1, d, 0, 0, "%s.%d.input_layernorm.weight", pre, i);
+        add(b, i, MD_ROLE_Q_PROJ, 1, 2, d, d, 0, "%s.%d.self_attn.q_proj.weight", pre, i);
+        add(b, i, MD_ROLE_K_PROJ, 1, 2, d, d, 0, "%s.%d.self_attn.k_proj.weight", pre, i);
+        add(b, i, MD_ROLE_V_PROJ, 1, 2, d, d, 0, "%s.%d.self_attn.v_proj.weight", pre, i);
+        add(b, i, MD_ROLE_O_PROJ, 1, 2, d, d, 0, "%s.%d.self_attn.o_proj.weight", pre, i);
+        add(b, i, MD_ROLE_MLP_NORM, 0, 1, d, 0, 0, "%s.%d.post_attention_layernorm.weight", pre, i);
+        add(b, i, MD_ROLE_GATE_PROJ, 1, 2, F, d, 0, "%s.%d.mlp.gate_proj.weight", pre, i);
+        add(b, i, MD_ROLE_UP_PROJ, 1, 2, F, d, 0, "%s.%d.mlp.up_proj.weight", pre, i);
+        add(b, i, MD_ROLE_DOWN_PROJ, 1, 2, d, F, 0, "%s.%d.mlp.down_proj.weight", pre, i);
+    }
+    add(b, -1, MD_ROLE_NORM_F, 0, 1, d, 0, 0, "model.norm.weight");
+}
+
 int md_params_build(const md_config_t *cfg, md_params_t *reg)
 {
     memset(reg, 0, sizeof *reg);
-    if (cfg->arch != MD_ARCH_MAMBA) {
+    if (cfg->arch != MD_ARCH_MAMBA && cfg->arch != MD_ARCH_TRANSFORMER) {
         md_error("model: no parameter registry for the %s architecture yet", md_arch_name(cfg->arch));
         return -1;
     }
     builder_t b = {reg, 0};
-    int64_t d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank, K = cfg->d_conv;
-    int64_t V = cfg->vocab_size;
-    add(&b, -1, MD_ROLE_EMBEDDING, 1, 2, V, d, 0, "backbone.embeddings.weight");
-    for (int i = 0; i < cfg->n_layer; i++) {
-        const char *pre = "backbone.layers";
-        add(&b, i, MD_ROLE_NORM, 0, 1, d, 0, 0, "%s.%d.norm.weight", pre, i);
-        add(&b, i, MD_ROLE_IN_PROJ, 1, 2, 2 * E, d, 0, "%s.%d.mixer.in_proj.weight", pre, i);
-        add(&b, i, MD_ROLE_CONV_W, 1, 3, E, 1, K, "%s.%d.mixer.conv1d.weight", pre, i);
-        add(&b, i, MD_ROLE_CONV_B, 0, 1, E, 0, 0, "%s.%d.mixer.conv1d.bias", pre, i);
-        add(&b, i, MD_ROLE_X_PROJ, 1, 2, R + 2 * N, E, 0, "%s.%d.mixer.x_proj.weight", pre, i);
-        add(&b, i, MD_ROLE_DT_PROJ_W, 1, 2, E, R, 0, "%s.%d.mixer.dt_proj.weight", pre, i);
-        add(&b, i, MD_ROLE_DT_PROJ_B, 0, 1, E, 0, 0, "%s.%d.mixer.dt_proj.bias", pre, i);
-        add(&b, i, MD_ROLE_A_LOG, 0, 2, E, N, 0, "%s.%d.mixer.A_log", pre, i);
-        add(&b, i, MD_ROLE_D, 0, 1, E, 0, 0, "%s.%d.mixer.D", pre, i);
-        add(&b, i, MD_ROLE_OUT_PROJ, 1, 2, d, E, 0, "%s.%d.mixer.out_proj.weight", pre, i);
-    }
-    add(&b, -1, MD_ROLE_NORM_F, 0, 1, d, 0, 0, "backbone.norm_f.weight");
+    int64_t d = cfg->d_model, V = cfg->vocab_size;
+    if (cfg->arch == MD_ARCH_TRANSFORMER) add_transformer_tensors(&b, cfg);
+    else add_mamba_tensors(&b, cfg);
     md_param_t *head = add(&b, -1, MD_ROLE_LM_HEAD, 1, 2, V, d, 0, "lm_head.weight");
     if (cfg->tie_embeddings) head->tied_to = 0;
 

@@ -3,7 +3,8 @@
  * A model's parameters are a single contiguous buffer of `numel` elements
  * (f32 for training, f64 in the gradient checks), and its gradients a
  * second buffer with the identical layout. The registry names every tensor
- * with its HF transformers name (MambaForCausalLM for Mamba) and gives its
+ * with its HF transformers name (MambaForCausalLM for Mamba,
+ * LlamaForCausalLM for Transformer++) and gives its
  * shape, element offset and count, and whether AdamW decays it. The
  * optimizer, checkpoints and the data-parallel all-reduce all work on the
  * flat buffers through this table.
@@ -12,7 +13,14 @@
  * elements [0, n_decay) decay and [n_decay, numel) do not; AdamW is then
  * one pass with a boundary (md_backend_t.adamw). Decay: embeddings and the
  * matrix weights (in_proj, conv1d.weight, x_proj, dt_proj.weight,
- * out_proj); no decay: norms, biases (conv1d.bias, dt_proj.bias), A_log, D.
+ * out_proj; q/k/v/o_proj, gate/up/down_proj); no decay: norms, biases
+ * (conv1d.bias, dt_proj.bias), A_log, D.
+ *
+ * Transformer++ entries per layer: input_layernorm, q, k, v, o_proj,
+ * post_attention_layernorm, gate, up, down_proj. Because storage follows
+ * entry order within the decayed group, q, k and v of a layer are adjacent
+ * (one (3d, d) matrix) and so are gate and up (one (2 d_ff, d) matrix): the
+ * block runs each pair/triple as a single gemm.
  *
  * Entry order (params->p[i]) is the checkpoint order: embeddings, then each
  * layer's tensors, then norm_f, then lm_head.weight.
@@ -47,6 +55,16 @@ typedef enum {
     MD_ROLE_A_LOG,           /* layers.i.mixer.A_log [E, N] */
     MD_ROLE_D,               /* layers.i.mixer.D [E] */
     MD_ROLE_OUT_PROJ,        /* layers.i.mixer.out_proj.weight [d, E] */
+    /* Transformer++ (LlamaForCausalLM names under model.layers.i) */
+    MD_ROLE_ATTN_NORM,       /* input_layernorm.weight [d] */
+    MD_ROLE_Q_PROJ,          /* self_attn.q_proj.weight [d, d] */
+    MD_ROLE_K_PROJ,          /* self_attn.k_proj.weight [d, d] */
+    MD_ROLE_V_PROJ,          /* self_attn.v_proj.weight [d, d] */
+    MD_ROLE_O_PROJ,          /* self_attn.o_proj.weight [d, d] */
+    MD_ROLE_MLP_NORM,        /* post_attention_layernorm.weight [d] */
+    MD_ROLE_GATE_PROJ,       /* mlp.gate_proj.weight [F, d] */
+    MD_ROLE_UP_PROJ,         /* mlp.up_proj.weight [F, d] */
+    MD_ROLE_DOWN_PROJ,       /* mlp.down_proj.weight [d, F] */
     MD_N_ROLES
 } md_param_role_t;
 

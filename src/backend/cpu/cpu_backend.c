@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/ops.h"
 #include "util/log.h"
@@ -47,16 +48,70 @@ static void blas_single_threaded(void)
     if (!omp_in_parallel() && openblas_get_num_threads() != 1) openblas_set_num_threads(1);
 }
 
+/* ---- which kernels ---- */
+
+static int allow_avx512 = 1;   /* md_cpu_allow_avx512 */
+static int have_avx512 = -1;   /* unknown until the first query */
+
+void md_cpu_allow_avx512(int allow) { __atomic_store_n(&allow_avx512, allow != 0, __ATOMIC_RELAXED); }
+
+int md_cpu_avx512_active(void)
+{
+#if MD_CPU_HAVE_AVX512
+    int have = __atomic_load_n(&have_avx512, __ATOMIC_RELAXED);
+    if (have < 0) {   /* every thread that gets here computes the same value */
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+        __atomic_store_n(&have_avx512, have, __ATOMIC_RELAXED);
+    }
+    return have && __atomic_load_n(&allow_avx512, __ATOMIC_RELAXED);
+#else
+    return 0;
+#endif
+}
+
 /* ---- profiling ---- */
 
 enum { P_GEMM, P_ADD, P_SCALE, P_SUMSQ, P_ADAMW, P_EMB_F, P_EMB_B, P_RMS_F, P_RMS_B, P_CONV_F, P_CONV_B, P_SCAN_F,
-       P_SCAN_B, P_XENT, P_COPY, N_PROF };
+       P_SCAN_B, P_XENT, P_COPY, P_ROPE, P_ATTN_F, P_ATTN_B, P_SWIGLU_F, P_SWIGLU_B, N_PROF };
 static const char *const prof_names[N_PROF] = {"gemm", "add", "scale", "sumsq", "adamw", "embedding_fwd",
                                                "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "conv1d_silu_fwd",
-                                               "conv1d_silu_bwd", "scan_fwd", "scan_bwd", "xent", "copy/memset"};
+                                               "conv1d_silu_bwd", "scan_fwd", "scan_bwd", "xent", "copy/memset",
+                                               "rope", "attention_fwd", "attention_bwd", "swiglu_fwd",
+                                               "swiglu_bwd"};
 static int prof_on;
 static double prof_time[N_PROF];
 static int64_t prof_calls[N_PROF];
+
+/* the gemm time split by shape, to see which shapes run below the BLAS rate */
+enum { N_GEMM_SHAPES = 48 };
+typedef struct {
+    int ta, tb;
+    int64_t m, n, k;
+    double time;
+    int64_t calls;
+} gemm_shape_prof_t;
+static gemm_shape_prof_t gemm_prof[N_GEMM_SHAPES];
+static int n_gemm_prof;
+
+static void gemm_prof_add(int ta, int tb, int64_t m, int64_t n, int64_t k, double dt)
+{
+#pragma omp critical(md_cpu_gemm_prof)
+    {
+        int i = 0;
+        while (i < n_gemm_prof && !(gemm_prof[i].ta == ta && gemm_prof[i].tb == tb && gemm_prof[i].m == m &&
+                                    gemm_prof[i].n == n && gemm_prof[i].k == k))
+            i++;
+        if (i < N_GEMM_SHAPES) {
+            if (i == n_gemm_prof) {
+                gemm_shape_prof_t g = {ta, tb, m, n, k, 0, 0};
+                gemm_prof[n_gemm_prof++] = g;
+            }
+            gemm_prof[i].time += dt;
+            gemm_prof[i].calls++;
+        }
+    }
+}
 
 void md_cpu_profile_enable(int on) { prof_on = on; }
 
@@ -69,8 +124,15 @@ void md_cpu_profile_report(void)
         md_info("%-16s %8lld calls %9.3f s %5.1f%%", prof_names[i], (long long)prof_calls[i], prof_time[i],
                 total > 0 ? 100 * prof_time[i] / total : 0);
     }
+    for (int i = 0; i < n_gemm_prof; i++) {
+        const gemm_shape_prof_t *g = &gemm_prof[i];
+        md_info("  gemm %c%c %5lld x %5lld x %5lld %6lld calls %8.3f s %6.1f GFLOP/s", g->ta ? 'T' : 'N',
+                g->tb ? 'T' : 'N', (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->calls, g->time,
+                g->time > 0 ? 2.0 * g->m * g->n * g->k * g->calls / g->time / 1e9 : 0);
+    }
     memset(prof_time, 0, sizeof prof_time);
     memset(prof_calls, 0, sizeof prof_calls);
+    n_gemm_prof = 0;
 }
 
 #define PROF_BEGIN double prof_t0_ = prof_on ? omp_get_wtime() : 0
@@ -92,7 +154,6 @@ static void *cpu_alloc(const md_backend_t *be, size_t bytes)
     if (n == 0) n = 64;
     return aligned_alloc(64, n);
 }
-
 static void cpu_free(const md_backend_t *be, void *p) { free(p); }
 
 static void cpu_memset0(const md_backend_t *be, void *p, size_t bytes)
@@ -140,6 +201,7 @@ static void cpu_gemm(const md_backend_t *be, int ta, int tb, double alpha, const
     else if (n >= 2 * COL_BLOCK) nb = (n + COL_BLOCK - 1) / COL_BLOCK, cb = COL_BLOCK, by_rows = 0;
     if ((double)m * n * k < 1e6) nb = 1, rb = m, cb = n;   /* not worth a parallel region */
     enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    int own = !d && md_cpu_sgemm_avx512_takes(ta, tb, m, n, k);
     size_t es = d ? sizeof(double) : sizeof(float);
     const char *A = a->data, *Bp = b->data;
     char *C = c->data;
@@ -154,10 +216,14 @@ static void cpu_gemm(const md_backend_t *be, int ta, int tb, double alpha, const
         if (d)
             cblas_dgemm(CblasRowMajor, TA, TB, (int)mi, (int)ni, (int)k, alpha, (const double *)Ai, (int)a->ld,
                         (const double *)Bi, (int)b->ld, beta, (double *)Ci, (int)c->ld);
+        else if (own)
+            md_cpu_sgemm_avx512(ta, tb, mi, ni, k, (float)alpha, (const float *)Ai, a->ld, (const float *)Bi, b->ld,
+                                (float)beta, (float *)Ci, c->ld);
         else
             cblas_sgemm(CblasRowMajor, TA, TB, (int)mi, (int)ni, (int)k, (float)alpha, (const float *)Ai,
                         (int)a->ld, (const float *)Bi, (int)b->ld, (float)beta, (float *)Ci, (int)c->ld);
     }
+    if (prof_on) gemm_prof_add(ta, tb, m, n, k, omp_get_wtime() - prof_t0_);
     PROF_END(P_GEMM);
 }
 
@@ -409,6 +475,7 @@ static size_t cpu_xent_workspace(const md_backend_t *be, int64_t rows) { return 
 static double cpu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
                        const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace)
 {
+    PROF_BEGIN;
     int d = is_f64(logits, "xent");
     int64_t rows = NROWS(logits), vocab = NCOLS(logits);
     OP_REQUIRE(targets->dtype == MD_DTYPE_U8 && md_tensor_numel(targets) == rows, "xent");
@@ -417,9 +484,111 @@ static double cpu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_te
         OP_REQUIRE(NROWS(dlogits) == rows && NCOLS(dlogits) == vocab, "xent");
     }
     OP_REQUIRE(workspace != NULL, "xent");
-    return (d ? md_cpu_xent_f64 : md_cpu_xent_f32)(dlogits ? dlogits->data : NULL, dlogits ? dlogits->ld : 0,
-                                                   logits->data, logits->ld, targets->data, rows, vocab, grad_scale,
-                                                   n_counted, workspace);
+    double loss = (d ? md_cpu_xent_f64 : md_cpu_xent_f32)(dlogits ? dlogits->data : NULL, dlogits ? dlogits->ld : 0,
+                                                          logits->data, logits->ld, targets->data, rows, vocab,
+                                                          grad_scale, n_counted, workspace);
+    PROF_END(P_XENT);
+    return loss;
+}
+
+/* ---- Transformer: RoPE, causal attention, SwiGLU ---- */
+
+/* q, k, v, o-like (B*L, H*dh) views; returns dh. */
+static int64_t attn_check(const md_tensor_t *x, const md_tensor_t *ref, int64_t batch, int64_t n_heads,
+                          const char *op)
+{
+    SAME_DTYPE(x, ref, op);
+    OP_REQUIRE(x->device == MD_DEVICE_CPU && x->ld >= NCOLS(x), op);
+    OP_REQUIRE(batch >= 1 && n_heads >= 1 && NROWS(x) == NROWS(ref) && NROWS(x) % batch == 0, op);
+    OP_REQUIRE(NCOLS(x) == NCOLS(ref) && NCOLS(x) % n_heads == 0, op);
+    int64_t hd = NCOLS(x) / n_heads;
+    OP_REQUIRE(hd % 2 == 0 && hd <= MD_CPU_ATTN_MAX_HD, op);
+    OP_REQUIRE(NROWS(x) / batch * hd < INT_MAX && x->ld < INT_MAX, op);
+    return hd;
+}
+
+static void cpu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64_t n_heads, double theta,
+                     int inverse)
+{
+    PROF_BEGIN;
+    int d = is_f64(x, "rope");
+    int64_t hd = attn_check(x, x, batch, n_heads, "rope");
+    (d ? md_cpu_rope_f64 : md_cpu_rope_f32)(x->data, x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse);
+    PROF_END(P_ROPE);
+}
+
+static void cpu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                              const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
+                              double scale)
+{
+    PROF_BEGIN;
+    int d = is_f64(q, "attention_fwd");
+    int64_t hd = attn_check(q, q, batch, n_heads, "attention_fwd");
+    attn_check(k, q, batch, n_heads, "attention_fwd");
+    attn_check(v, q, batch, n_heads, "attention_fwd");
+    attn_check(o, q, batch, n_heads, "attention_fwd");
+    SAME_DTYPE(lse, q, "attention_fwd");
+    OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && lse->ld == NCOLS(lse), "attention_fwd");
+    blas_single_threaded();
+    (d ? md_cpu_attention_fwd_f64 : md_cpu_attention_fwd_f32)(o->data, o->ld, lse->data, q->data, q->ld, k->data,
+                                                              k->ld, v->data, v->ld, batch, NROWS(q) / batch,
+                                                              n_heads, hd, scale);
+    PROF_END(P_ATTN_F);
+}
+
+static size_t cpu_attention_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                          int64_t n_heads, int64_t head_dim)
+{
+    return md_cpu_attention_bwd_workspace(md_dtype_size(dt), batch, len, n_heads);
+}
+
+static void cpu_attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                              const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k,
+                              const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
+                              int64_t n_heads, double scale, void *workspace)
+{
+    PROF_BEGIN;
+    int d = is_f64(q, "attention_bwd");
+    int64_t hd = attn_check(q, q, batch, n_heads, "attention_bwd");
+    const md_tensor_t *all[] = {dq, dk, dv, dout, k, v, o};
+    for (int i = 0; i < 7; i++) attn_check(all[i], q, batch, n_heads, "attention_bwd");
+    SAME_DTYPE(lse, q, "attention_bwd");
+    OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && workspace != NULL, "attention_bwd");
+    blas_single_threaded();
+    (d ? md_cpu_attention_bwd_f64 : md_cpu_attention_bwd_f32)(
+        dq->data, dq->ld, dk->data, dk->ld, dv->data, dv->ld, dout->data, dout->ld, q->data, q->ld, k->data, k->ld,
+        v->data, v->ld, o->data, o->ld, lse->data, batch, NROWS(q) / batch, n_heads, hd, scale, workspace);
+    PROF_END(P_ATTN_B);
+}
+
+static void swiglu_check(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
+{
+    SAME_DTYPE(x, ref, op);
+    OP_REQUIRE(x->device == MD_DEVICE_CPU && x->ld >= NCOLS(x), op);
+    OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
+}
+
+static void cpu_swiglu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *gate, const md_tensor_t *up)
+{
+    PROF_BEGIN;
+    int d = is_f64(y, "swiglu_fwd");
+    swiglu_check(gate, y, "swiglu_fwd");
+    swiglu_check(up, y, "swiglu_fwd");
+    (d ? md_cpu_swiglu_fwd_f64 : md_cpu_swiglu_fwd_f32)(y->data, y->ld, gate->data, gate->ld, up->data, up->ld,
+                                                        NROWS(y), NCOLS(y));
+    PROF_END(P_SWIGLU_F);
+}
+
+static void cpu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor_t *dup, const md_tensor_t *dy,
+                           const md_tensor_t *gate, const md_tensor_t *up)
+{
+    PROF_BEGIN;
+    int d = is_f64(dy, "swiglu_bwd");
+    const md_tensor_t *all[] = {dgate, dup, gate, up};
+    for (int i = 0; i < 4; i++) swiglu_check(all[i], dy, "swiglu_bwd");
+    (d ? md_cpu_swiglu_bwd_f64 : md_cpu_swiglu_bwd_f32)(dgate->data, dgate->ld, dup->data, dup->ld, dy->data, dy->ld,
+                                                        gate->data, gate->ld, up->data, up->ld, NROWS(dy), NCOLS(dy));
+    PROF_END(P_SWIGLU_B);
 }
 
 static const md_backend_t cpu_backend = {
@@ -448,6 +617,12 @@ static const md_backend_t cpu_backend = {
     .scan_bwd = cpu_scan_bwd,
     .xent_workspace = cpu_xent_workspace,
     .xent = cpu_xent,
+    .rope = cpu_rope,
+    .attention_fwd = cpu_attention_fwd,
+    .attention_bwd_workspace = cpu_attention_bwd_workspace,
+    .attention_bwd = cpu_attention_bwd,
+    .swiglu_fwd = cpu_swiglu_fwd,
+    .swiglu_bwd = cpu_swiglu_bwd,
 };
 
 const md_backend_t *md_backend_cpu(void) { return &cpu_backend; }

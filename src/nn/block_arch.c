@@ -1,0 +1,104 @@
+/* The per-architecture table of model_internal.h: the Transformer++ block
+ * plugs in directly; the Mamba block gets thin adapters that cut its
+ * activation and scratch structs out of a set for this call's rows. */
+#include <stddef.h>
+
+#include "nn/mamba.h"
+#include "nn/model_internal.h"
+#include "nn/transformer.h"
+
+static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* ---- Mamba ---- */
+
+static size_t mamba_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch,
+                             int64_t len)
+{
+    return be->scan_bwd_workspace(be, dt, batch, len, cfg->d_inner, cfg->d_state);
+}
+
+static void *rows_of(const md_block_ctx_t *c, void *base, int64_t cols)
+{
+    return (char *)base + (size_t)(c->r0 * cols) * md_dtype_size(c->dtype);
+}
+
+/* The set at base for the plan's rows, advanced to this call's rows; the
+ * scan states of a per-sequence call sit at a fixed per-sequence stride. */
+static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
+{
+    const md_config_t *cfg = c->cfg;
+    int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    md_mamba_acts_t a, r;
+    md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, base, &a);
+    r.rstd = rows_of(c, a.rstd, 1);
+    r.hn = rows_of(c, a.hn, d);
+    r.xz = rows_of(c, a.xz, 2 * E);
+    r.u = rows_of(c, a.u, E);
+    r.xdbl = rows_of(c, a.xdbl, X);
+    r.delta = rows_of(c, a.delta, E);
+    r.y = rows_of(c, a.y, E);
+    size_t states_seq = round64b(c->be->scan_states_size(c->be, c->dtype, 1, c->max_len, E, cfg->d_state));
+    r.states = (char *)a.states + (c->whole ? 0 : (size_t)c->seq * states_seq);
+    return r;
+}
+
+static void mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, void *acts)
+{
+    md_mamba_acts_t a = mamba_acts(c, acts);
+    md_mamba_fwd(c, layer, h_in, h_out, &a);
+}
+
+static void mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch)
+{
+    const md_config_t *cfg = c->cfg;
+    int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    md_mamba_acts_t a = mamba_acts(c, acts);
+    md_mamba_scratch_t s, r;
+    md_mamba_scratch_carve(cfg, c->dtype, c->max_batch * c->max_len, scratch, &s);
+    r.dy = rows_of(c, s.dy, E);
+    r.dxz = rows_of(c, s.dxz, 2 * E);
+    r.du = rows_of(c, s.du, E);
+    r.ddelta = rows_of(c, s.ddelta, E);
+    r.dxdbl = rows_of(c, s.dxdbl, X);
+    r.dhn = rows_of(c, s.dhn, d);
+    md_mamba_bwd(c, layer, h_in, g, &a, &r);
+}
+
+static double mamba_flops(const md_config_t *c, int64_t L, double *matmul_only)
+{
+    double d = (double)c->d_model, E = (double)c->d_inner, N = (double)c->d_state, R = (double)c->dt_rank;
+    double K = (double)c->d_conv, V = (double)c->vocab_size;
+    double mm = c->n_layer * 2.0 * (d * 2 * E + E * (R + 2 * N) + R * E + E * d) + 2.0 * V * d;
+    /* per block: scan ~9 per state element (exp counted as one), its
+     * per-channel terms ~20; conv 2K + 5 per channel; norm ~4 per channel */
+    double ew = c->n_layer * (9.0 * E * N + 20.0 * E + (2.0 * K + 5.0) * E + 4.0 * d) + 4.0 * d + 5.0 * V;
+    (void)L;
+    if (matmul_only) *matmul_only = mm;
+    return mm + ew;
+}
+
+static int mamba_supported(const md_backend_t *be)
+{
+    return be->scan_fwd && be->scan_bwd && be->conv1d_silu_fwd && be->conv1d_silu_bwd;
+}
+
+/* ---- Transformer++ ---- */
+
+static int tfm_supported(const md_backend_t *be)
+{
+    return be->rope && be->attention_fwd && be->attention_bwd && be->attention_bwd_workspace && be->swiglu_fwd &&
+           be->swiglu_bwd;
+}
+
+static const md_block_arch_t archs[] = {
+    [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
+                       mamba_flops, mamba_supported},
+    [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
+                             md_tfm_flops_per_token, tfm_supported},
+};
+
+const md_block_arch_t *md_block_arch(md_arch_t arch)
+{
+    if ((unsigned)arch >= sizeof archs / sizeof archs[0] || !archs[arch].fwd) return NULL;
+    return &archs[arch];
+}

@@ -1,0 +1,309 @@
+/* The Transformer++ backwards against central finite differences in
+ * double precision (the f64 instantiation of the CPU kernels): causal
+ * attention with respect to q, k and v (with a length spanning several
+ * query and key tiles), RoPE, SwiGLU, and the whole transformer model on a tiny config
+ * (every tensor, then a random subset). The scalar checked is
+ * sum(output * R) for a fixed random R.
+ *
+ * Also: the recomputing model gives the same gradients bit for bit, the B = 1
+ * path agrees with finite differences too, and the f32 model's loss and
+ * gradients do not depend on the thread count. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ops.h"
+#include "nn/model.h"
+#include "seq/tokenizer.h"
+#include "testutil.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+static const md_backend_t *be;
+static md_rng_t rng;
+static const md_dtype_t F64 = MD_DTYPE_F64;
+
+static double *rnd(int64_t n, double lo, double hi)
+{
+    double *x = malloc((size_t)(n ? n : 1) * sizeof *x);
+    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * md_rng_uniform(&rng);
+    return x;
+}
+
+static double *zeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(double)); }
+static md_tensor_t T2(double *p, int64_t r, int64_t c) { return md_tensor_2d(p, F64, MD_DEVICE_CPU, r, c); }
+
+static double dot(const double *a, const double *b, int64_t n)
+{
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* As in test_gradcheck.c: 4-point central differences at two step sizes,
+ * error |a - n| / (|a| + |n| + 1e-4) below 1e-6. */
+typedef double (*loss_fn)(void *ctx);
+
+static double fd_derivative(double *xi, double h, loss_fn loss, void *ctx)
+{
+    static const double step[4] = {-2, -1, 1, 2};
+    double keep = *xi, f[4];
+    for (int q = 0; q < 4; q++) {
+        *xi = keep + step[q] * h;
+        f[q] = loss(ctx);
+    }
+    *xi = keep;
+    return (8 * (f[2] - f[1]) - (f[3] - f[0])) / (12 * h);
+}
+
+static void fd_check(const char *what, double *x, const double *grad, int64_t n, loss_fn loss, void *ctx, int sample)
+{
+    const double tau = 1e-4;
+    double max_err = 0;
+    int64_t max_i = -1, count = n <= sample ? n : sample;
+    for (int64_t k = 0; k < count; k++) {
+        int64_t i = n <= sample ? k : (int64_t)md_rng_below(&rng, (uint64_t)n);
+        double ana = grad[i], err = 1e300;
+        static const double hs[2] = {1e-3, 1e-4};
+        for (int j = 0; j < 2; j++) {
+            double num = fd_derivative(&x[i], hs[j], loss, ctx);
+            double e = fabs(num - ana) / (fabs(num) + fabs(ana) + tau);
+            if (e < err) err = e;
+        }
+        if (err > max_err) max_err = err, max_i = i;
+    }
+    CHECK(max_err < 1e-6, "%s: gradient element %lld has relative error %.3g", what, (long long)max_i, max_err);
+    printf("%-56s %4lld checked, max error %.2e\n", what, (long long)count, max_err);
+}
+
+/* ---- attention: q, k, v column slices of one (M, 3d) matrix ---- */
+
+typedef struct { int64_t B, L, H, dh; double scale, *qkv, *R, *o, *lse; } attn_ctx_t;
+
+static void attn_views(attn_ctx_t *c, double *base, md_tensor_t *q, md_tensor_t *k, md_tensor_t *v)
+{
+    int64_t d = c->H * c->dh;
+    md_tensor_t all = T2(base, c->B * c->L, 3 * d);
+    *q = md_tensor_cols(all, 0, d), *k = md_tensor_cols(all, d, d), *v = md_tensor_cols(all, 2 * d, d);
+}
+
+static double attn_loss(void *p)
+{
+    attn_ctx_t *c = p;
+    md_tensor_t q, k, v, o = T2(c->o, c->B * c->L, c->H * c->dh);
+    md_tensor_t lse = md_tensor_1d(c->lse, F64, MD_DEVICE_CPU, c->B * c->H * c->L);
+    attn_views(c, c->qkv, &q, &k, &v);
+    be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, c->H, c->scale);
+    return dot(c->o, c->R, c->B * c->L * c->H * c->dh);
+}
+
+static void check_attention(int64_t B, int64_t L, int64_t H, int64_t dh, int sample)
+{
+    attn_ctx_t c = {B, L, H, dh, 1.0 / sqrt((double)dh), NULL, NULL, NULL, NULL};
+    int64_t M = B * L, d = H * dh;
+    c.qkv = rnd(M * 3 * d, -1.5, 1.5), c.R = rnd(M * d, -1, 1), c.o = zeros(M * d), c.lse = zeros(B * H * L);
+    attn_loss(&c);
+    double *g = zeros(M * 3 * d), *ws = zeros(B * H * L);
+    md_tensor_t q, k, v, dq, dk, dv, o = T2(c.o, M, d), dout = T2(c.R, M, d);
+    md_tensor_t lse = md_tensor_1d(c.lse, F64, MD_DEVICE_CPU, B * H * L);
+    attn_views(&c, c.qkv, &q, &k, &v);
+    attn_views(&c, g, &dq, &dk, &dv);
+    be->attention_bwd(be, &dq, &dk, &dv, &dout, &q, &k, &v, &o, &lse, B, H, c.scale, ws);
+    char what[96];
+    snprintf(what, sizeof what, "attention B %lld L %lld H %lld dh %lld d/d(q,k,v)", (long long)B, (long long)L,
+             (long long)H, (long long)dh);
+    fd_check(what, c.qkv, g, M * 3 * d, attn_loss, &c, sample);
+    free(c.qkv), free(c.R), free(c.o), free(c.lse), free(g), free(ws);
+}
+
+/* ---- RoPE ---- */
+
+typedef struct { int64_t B, L, H, dh; double *x, *y, *R; } rope_ctx_t;
+
+static double rope_loss(void *p)
+{
+    rope_ctx_t *c = p;
+    int64_t n = c->B * c->L * c->H * c->dh;
+    memcpy(c->y, c->x, (size_t)n * sizeof *c->y);
+    md_tensor_t y = T2(c->y, c->B * c->L, c->H * c->dh);
+    be->rope(be, &y, c->B, c->H, 10000.0, 0);
+    return dot(c->y, c->R, n);
+}
+
+static void check_rope(void)
+{
+    rope_ctx_t c = {2, 9, 2, 6, NULL, NULL, NULL};
+    int64_t n = c.B * c.L * c.H * c.dh;
+    c.x = rnd(n, -1, 1), c.y = zeros(n), c.R = rnd(n, -1, 1);
+    double *g = malloc((size_t)n * sizeof *g);
+    memcpy(g, c.R, (size_t)n * sizeof *g);
+    md_tensor_t tg = T2(g, c.B * c.L, c.H * c.dh);
+    be->rope(be, &tg, c.B, c.H, 10000.0, 1);   /* the backward: the inverse rotation */
+    fd_check("rope d/dx", c.x, g, n, rope_loss, &c, 400);
+    free(c.x), free(c.y), free(c.R), free(g);
+}
+
+/* ---- SwiGLU ---- */
+
+typedef struct { int64_t M, F; double *gu, *y, *R; } swiglu_ctx_t;
+
+static double swiglu_loss(void *p)
+{
+    swiglu_ctx_t *c = p;
+    md_tensor_t gu = T2(c->gu, c->M, 2 * c->F), y = T2(c->y, c->M, c->F);
+    md_tensor_t g = md_tensor_cols(gu, 0, c->F), u = md_tensor_cols(gu, c->F, c->F);
+    be->swiglu_fwd(be, &y, &g, &u);
+    return dot(c->y, c->R, c->M * c->F);
+}
+
+static void check_swiglu(void)
+{
+    swiglu_ctx_t c = {5, 7, NULL, NULL, NULL};
+    c.gu = rnd(70, -4, 4), c.y = zeros(35), c.R = rnd(35, -1, 1);
+    double *dgu = zeros(70);
+    md_tensor_t tgu = T2(c.gu, 5, 14), tdgu = T2(dgu, 5, 14), dy = T2(c.R, 5, 7);
+    md_tensor_t g = md_tensor_cols(tgu, 0, 7), u = md_tensor_cols(tgu, 7, 7);
+    md_tensor_t dg = md_tensor_cols(tdgu, 0, 7), du = md_tensor_cols(tdgu, 7, 7);
+    be->swiglu_bwd(be, &dg, &du, &dy, &g, &u);
+    fd_check("swiglu d/d(gate, up)", c.gu, dgu, 70, swiglu_loss, &c, 100);
+    free(c.gu), free(c.y), free(c.R), free(dgu);
+}
+
+/* ---- the whole model ---- */
+
+typedef struct { md_model_t *m; const uint8_t *in, *tgt; int64_t B, L; } model_ctx_t;
+
+static double model_loss(void *p)
+{
+    model_ctx_t *c = p;
+    md_loss_t out;
+    md_model_forward_backward(c->m, c->in, c->tgt, c->B, c->L, 0, &out);
+    return out.loss_sum;
+}
+
+static void random_tokens(uint8_t *in, uint8_t *tgt, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        in[i] = (uint8_t)(MD_TOK_A + md_rng_below(&rng, 4));
+        tgt[i] = (uint8_t)(MD_TOK_A + md_rng_below(&rng, 4));
+    }
+}
+
+static void tiny_config(md_config_t *cfg)
+{
+    md_config_init(cfg, MD_ARCH_TRANSFORMER, 8, 2);
+    cfg->n_heads = 2;   /* head_dim 4 */
+    cfg->d_ff = 12;
+    /* a larger init so that attention is far from uniform */
+    cfg->initializer_range = 0.5;
+}
+
+static void check_model(void)
+{
+    md_config_t cfg;
+    tiny_config(&cfg);
+    CHECK(md_config_validate(&cfg, "tiny") == 0, "tiny transformer config is valid");
+    const int64_t B = 2, L = 70;   /* two key tiles */
+    md_model_t *m = md_model_new(&cfg, be, F64, B, L);
+    CHECK(m != NULL, "tiny f64 transformer");
+    if (!m) return;
+    md_model_init_weights(m, 7);
+    md_tensor_t P = md_model_param_buffer(m);
+    for (int64_t i = 0; i < P.shape[0]; i++) ((double *)P.data)[i] += (2 * md_rng_uniform(&rng) - 1) * 0.1;
+    uint8_t in[2 * 70], tgt[2 * 70];
+    random_tokens(in, tgt, B * L);
+    in[3] = MD_TOK_N, tgt[5] = MD_TOK_N, tgt[75] = MD_TOK_PAD;
+    md_model_zero_grad(m);
+    md_loss_t out;
+    CHECK(md_model_forward_backward(m, in, tgt, B, L, 1, &out) == 0, "forward_backward");
+    CHECK(out.n_targets == B * L - 2, "counted targets %lld", (long long)out.n_targets);
+    const md_params_t *reg = md_model_params(m);
+    int64_t n = reg->numel;
+    double *grad = malloc((size_t)n * sizeof *grad);
+    memcpy(grad, md_model_grad_buffer(m).data, (size_t)n * sizeof *grad);
+    double *p = P.data;
+    model_ctx_t c = {m, in, tgt, B, L};
+    for (int64_t i = 0; i < reg->n; i++) {
+        const md_param_t *e = &reg->p[i];
+        if (e->tied_to >= 0) continue;
+        char what[128];
+        snprintf(what, sizeof what, "model %s", e->name + (strncmp(e->name, "model.", 6) ? 0 : 6));
+        fd_check(what, p + e->offset, grad + e->offset, e->numel, model_loss, &c, 4);
+    }
+    fd_check("model, random subset", p, grad, n, model_loss, &c, 60);
+
+    /* the recomputing model: same loss and gradients, bit for bit */
+    md_model_opts_t opts = {.recompute = 1};
+    md_model_t *mr = md_model_new_ex(&cfg, be, F64, B, L, &opts);
+    memcpy(md_model_param_buffer(mr).data, p, (size_t)n * sizeof *p);
+    md_model_zero_grad(mr);
+    md_loss_t out_r;
+    md_model_forward_backward(mr, in, tgt, B, L, 1, &out_r);
+    CHECK(out_r.loss_sum == out.loss_sum, "recompute: same loss");
+    CHECK(!memcmp(md_model_grad_buffer(mr).data, grad, (size_t)n * sizeof(double)), "recompute: same gradients");
+    md_model_free(mr);
+
+    /* B = 1 runs the ops themselves in parallel (the whole-batch path) */
+    md_loss_t o1, o2;
+    md_model_zero_grad(m);
+    CHECK(md_model_forward_backward(m, in, tgt, 1, L, 1, &o1) == 0, "B = 1");
+    memcpy(grad, md_model_grad_buffer(m).data, (size_t)n * sizeof *grad);
+    CHECK(md_model_forward_backward(m, in + L, tgt + L, 1, L, 0, &o2) == 0, "B = 1, second sequence");
+    CHECK(fabs(o1.loss_sum + o2.loss_sum - out.loss_sum) <= 1e-12 * out.loss_sum, "sequence losses add up");
+    model_ctx_t c1 = {m, in, tgt, 1, L};
+    fd_check("model B = 1, random subset", p, grad, n, model_loss, &c1, 40);
+    free(grad);
+    md_model_free(m);
+}
+
+/* f32, sequence by sequence (B = 3) and inside the ops (B = 1) */
+static void check_threads(void)
+{
+    md_config_t cfg;
+    md_config_init(&cfg, MD_ARCH_TRANSFORMER, 64, 2);
+    const int64_t L = 300;
+    uint8_t *in = malloc(3 * L), *tgt = malloc(3 * L);
+    random_tokens(in, tgt, 3 * L);
+    for (int64_t B = 3; B >= 1; B -= 2) {
+        float *g[2];
+        double loss[2];
+        int64_t n = 0;
+        for (int run = 0; run < 2; run++) {
+            omp_set_num_threads(run + 1);
+            md_model_t *m = md_model_new(&cfg, be, MD_DTYPE_F32, 4, 320);
+            md_model_init_weights(m, 99);
+            md_model_zero_grad(m);
+            md_loss_t out;
+            md_model_forward_backward(m, in, tgt, B, L, 1, &out);
+            n = md_model_params(m)->numel;
+            g[run] = malloc((size_t)n * sizeof(float));
+            memcpy(g[run], md_model_grad_buffer(m).data, (size_t)n * sizeof(float));
+            loss[run] = out.loss_sum;
+            md_model_free(m);
+        }
+        omp_set_num_threads(2);
+        CHECK(loss[0] == loss[1], "B = %lld: loss with 1 and 2 threads: %.17g vs %.17g", (long long)B, loss[0],
+              loss[1]);
+        CHECK(!memcmp(g[0], g[1], (size_t)n * sizeof(float)), "B = %lld: gradients with 1 and 2 threads differ",
+              (long long)B);
+        free(g[0]), free(g[1]);
+    }
+    free(in), free(tgt);
+}
+
+int main(void)
+{
+    md_verbose = 0;
+    be = md_backend_cpu();
+    md_rng_seed(&rng, 4242);
+    check_attention(1, 1, 1, 4, 100);
+    check_attention(2, 5, 2, 4, 400);
+    check_attention(1, 300, 1, 4, 150);   /* 5 query tiles of 64, 2 key tiles of 256, both partial at the end */
+    check_rope();
+    check_swiglu();
+    check_model();
+    check_threads();
+    return md_test_done();
+}
