@@ -2,6 +2,7 @@
  * this machine.
  *
  *   mambadna bench scan [--shape S1..S5|all] [--dtype f32|bf16|both] [--reps N]
+ *   mambadna bench train [--preset P] [-L N] [-B N] [--tokens-per-step N]   (bench_train.c)
  *
  * `bench scan` times the fused selective scan (kernels/scan_api.h) with CUDA
  * events on random inputs, after a warm-up, and reports the medians, the
@@ -16,6 +17,7 @@
 #include <strings.h>
 
 #include "backend/device.h"
+#include "cmd/bench_train.h"
 #include "cmd/cmd.h"
 #include "util/cli.h"
 #include "util/log.h"
@@ -52,6 +54,7 @@ static void usage_top(FILE *fp)
             "Benchmarks on this machine's GPU.\n\n"
             "What:\n"
             "  scan     the fused selective scan, forward and backward, on shapes S1..S5\n"
+            "  train    training throughput (tokens/s, peak memory) of a Mamba preset\n"
             "\nRun 'mambadna bench <what> -h' for its options.\n");
 }
 
@@ -372,6 +375,7 @@ typedef struct {
 
 static const bench_sub_t bench_subs[] = {
     {"scan", bench_scan},
+    {"train", md_bench_train_cmd},
 };
 
 int cmd_bench(int argc, char **argv)
@@ -382,6 +386,6 @@ int cmd_bench(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof bench_subs / sizeof bench_subs[0]; i++)
         if (!strcmp(argv[1], bench_subs[i].name)) return bench_subs[i].run(argc - 1, argv + 1);
-    md_error("bench: unknown benchmark '%s'; one of: scan", argv[1]);
+    md_error("bench: unknown benchmark '%s'; one of: scan, train", argv[1]);
     return 1;
 }

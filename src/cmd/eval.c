@@ -23,7 +23,7 @@
 #include "util/xalloc.h"
 
 enum {
-    OPT_WINDOWS = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_MARKOV, OPT_MAX_N, OPT_DUMP_LOGITS, OPT_DUMP_WINDOWS,
+    OPT_WINDOWS = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_MARKOV, OPT_MAX_N, OPT_DUMP_LOGITS, OPT_DUMP_WINDOWS, OPT_PRECISION,
     OPT_HOLDOUT_FIRST
 };
 
@@ -44,6 +44,7 @@ static void usage(FILE *fp)
             "      --dump-logits FILE  write the first windows' input_ids (I64 [n, L]) and logits\n"
             "                        (F32 [n, L, 16]) as safetensors, for tools/check_hf_mamba.py\n"
             "      --dump-windows INT  windows to dump [2]\n"
+            "      --precision STR   fp32, or bf16 matrix products (GPU only) [fp32]\n"
             MD_LMOPTS_HOLDOUT_HELP
             "Common:\n"
             "  -t, --threads INT     worker threads (0 = all cores) [0]\n"
@@ -93,6 +94,7 @@ int cmd_eval(int argc, char **argv)
     md_lmopts_init(&lo);
     const char *in = NULL, *dump = NULL;
     int64_t L = 0, batch = 8, n_windows = 64, markov = -1, dump_n = 2;
+    md_precision_t precision = MD_PRECISION_FP32;
     double max_n = 0.1;
     int seed_given = 0;
     static const struct option longopts[] = {MD_COMMON_LONGOPTS,
@@ -103,6 +105,7 @@ int cmd_eval(int argc, char **argv)
                                              {"max-n", required_argument, 0, OPT_MAX_N},
                                              {"dump-logits", required_argument, 0, OPT_DUMP_LOGITS},
                                              {"dump-windows", required_argument, 0, OPT_DUMP_WINDOWS},
+                                             {"precision", required_argument, 0, OPT_PRECISION},
                                              MD_LMOPTS_HOLDOUT_LONGOPTS(OPT_HOLDOUT_FIRST),
                                              {0, 0, 0, 0}};
     int c;
@@ -120,6 +123,7 @@ int cmd_eval(int argc, char **argv)
             break;
         case OPT_MAX_N: if (md_parse_double("--max-n", optarg, 0, 1, &max_n) < 0) return 1; break;
         case OPT_DUMP_LOGITS: dump = optarg; break;
+        case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case OPT_DUMP_WINDOWS:
             if (md_parse_i64("--dump-windows", optarg, 1, 1 << 16, 0, &dump_n) < 0) return 1;
             break;
@@ -141,15 +145,9 @@ int cmd_eval(int argc, char **argv)
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) return 1;
-    if (dev.kind != MD_DEVICE_CPU && !strcmp(co.device, "auto")) {
-        md_info("the CUDA backend is not in this build's model code yet; running on the CPU");
-        dev.kind = MD_DEVICE_CPU;
-        snprintf(dev.name, sizeof dev.name, "CPU (%d threads)", omp_get_max_threads());
-    }
-    if (dev.kind != MD_DEVICE_CPU) {
-        md_error("option -x/--device: evaluation on CUDA is not available in this build yet; use -x cpu");
-        return 1;
-    }
+    const md_backend_t *be = md_backend_for_device(&dev, precision);
+    if (!be) return 1;
+    md_info("device: %s", dev.name);
 
     md_ckpt_t *ck = md_ckpt_open(in);
     if (!ck) return 1;
@@ -180,7 +178,8 @@ int cmd_eval(int argc, char **argv)
     }
     int64_t mb = batch < n_windows ? batch : n_windows;
     if (dump && dump_n > mb) mb = dump_n < batch ? dump_n : batch;
-    if (!(m = md_model_new(&ck->cfg, md_backend_cpu(), MD_DTYPE_F32, mb, L))) goto out;
+    if (!(be = md_backend_for_arch(ck->cfg.arch, be, co.device))) goto out;
+    if (!(m = md_model_new(&ck->cfg, be, MD_DTYPE_F32, mb, L))) goto out;
     if (md_ckpt_load_params(ck, m) < 0) goto out;
     double t0 = md_realtime();
     md_eval_result_t r;

@@ -24,7 +24,7 @@ enum {
     OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_D_MODEL, OPT_N_LAYER, OPT_TOKENS_PER_STEP, OPT_STEPS, OPT_LR,
     OPT_WARMUP, OPT_LR_MIN, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEQ_WARMUP, OPT_SEQ_WARMUP_START, OPT_VAL_EVERY,
     OPT_VAL_WINDOWS, OPT_METRICS, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG_EVERY, OPT_MAX_N, OPT_REVCOMP,
-    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT,
+    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION,
     OPT_HOLDOUT_FIRST   /* lmopts.h numbers its own from here */
 };
 
@@ -35,11 +35,14 @@ static void usage(FILE *fp)
             "Trains a DNA language model (next-base prediction) on windows of the genome(s):\n"
             "FASTA (plain, gzip, bgzip) or .2bit. N and PAD targets are left out of the loss.\n\n"
             "Model:\n"
-            "  -m, --model STR          architecture: mamba [mamba]\n"
-            "      --preset STR         250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M]\n"
+            "  -m, --model STR          architecture: mamba or transformer (Transformer++) [mamba]\n"
+            "      --preset STR         mamba: 250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M];\n"
+            "                           transformer: 214K, 554K, 1.3M, 3.1M, 6.4M, 18M or 39M [1.3M]\n"
             "      --d-model INT        width (with --n-layer, instead of --preset)\n"
             "      --n-layer INT        number of blocks\n"
             "      --recompute          keep only block inputs; recompute activations in the backward\n"
+            "      --precision STR      matrix products in fp32, or bf16 (GPU only; fp32 master\n"
+            "                           weights, optimizer, scan and loss) [fp32]\n"
             "Optimisation:\n"
             "  -L INT                   sequence length [1024]\n"
             "  -B INT                   sequences per micro-batch [8]\n"
@@ -87,6 +90,7 @@ int cmd_pretrain(int argc, char **argv)
     const char *arch_name = "mamba", *preset = NULL, *resume = NULL;
     int64_t d_model = 0, n_layer = 0, v;
     int recompute = 0, out_given = 0, model_given = 0;
+    md_precision_t precision = MD_PRECISION_FP32;
     uint32_t given = 0;
     static const struct option longopts[] = {
         MD_COMMON_LONGOPTS,
@@ -115,6 +119,7 @@ int cmd_pretrain(int argc, char **argv)
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
         {"markov", required_argument, 0, OPT_MARKOV},
         {"stop-at", required_argument, 0, OPT_STOP_AT},
+        {"precision", required_argument, 0, OPT_PRECISION},
         MD_LMOPTS_HOLDOUT_LONGOPTS(OPT_HOLDOUT_FIRST),
         {0, 0, 0, 0}};
     int c;
@@ -134,6 +139,7 @@ int cmd_pretrain(int argc, char **argv)
             model_given = 1;
             break;
         case OPT_RECOMPUTE: recompute = 1; break;
+        case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case 'L':
             if (md_parse_i64("-L", optarg, 2, 1 << 24, 1, &f->seq_len) < 0) return 1;
             given |= 1u << MD_TF_SEQ_LEN;
@@ -244,15 +250,8 @@ int cmd_pretrain(int argc, char **argv)
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) return 1;
-    if (dev.kind != MD_DEVICE_CPU && !strcmp(co.device, "auto")) {
-        md_info("the CUDA backend is not in this build's model code yet; running on the CPU");
-        dev.kind = MD_DEVICE_CPU;
-        snprintf(dev.name, sizeof dev.name, "CPU (%d threads)", omp_get_max_threads());
-    }
-    if (dev.kind != MD_DEVICE_CPU) {
-        md_error("option -x/--device: training on CUDA is not available in this build yet; use -x cpu");
-        return 1;
-    }
+    const md_backend_t *be = md_backend_for_device(&dev, precision);
+    if (!be) return 1;
 
     /* The model config: the checkpoint's on --resume, else the options. */
     md_config_t cfg;
@@ -295,7 +294,7 @@ int cmd_pretrain(int argc, char **argv)
             if (md_config_preset(&cfg, arch, preset) < 0) return 1;
         } else if (d_model) {
             md_config_init(&cfg, arch, d_model, n_layer);
-        } else if (md_config_preset(&cfg, arch, "1.4M") < 0) {
+        } else if (md_config_preset(&cfg, arch, arch == MD_ARCH_TRANSFORMER ? "1.3M" : "1.4M") < 0) {
             return 1;
         }
         if (md_config_validate(&cfg, "model") < 0) return 1;
@@ -325,7 +324,8 @@ int cmd_pretrain(int argc, char **argv)
     if (md_genome_load(g) < 0) goto out;
     if (!(data = md_lm_data_new(g, &f->holdout, f->seed, f->max_n_frac, f->revcomp))) goto out;
     md_model_opts_t mo = {.recompute = recompute};
-    if (!(model = md_model_new_ex(&cfg, md_backend_cpu(), MD_DTYPE_F32, f->batch, f->seq_len, &mo))) goto out;
+    if (!(be = md_backend_for_arch(cfg.arch, be, co.device))) goto out;
+    if (!(model = md_model_new_ex(&cfg, be, MD_DTYPE_F32, f->batch, f->seq_len, &mo))) goto out;
     if (!(tr = md_trainer_new(model, data, &to))) goto out;
     if (resume) {
         if (md_trainer_resume(tr, resume) < 0) goto out;

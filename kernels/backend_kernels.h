@@ -1,0 +1,93 @@
+/* The CUDA kernels behind the CUDA backend's vtable (src/backend/cuda), one
+ * .cu file per op family; the selective scan has its own API (scan_api.h).
+ *
+ * Math, layouts and gradient conventions are those of backend/ops.h; all
+ * tensors here are fp32 device pointers, 2-D views take a row stride ld
+ * (elements, 64-bit). Every launcher queues work on `stream` and returns
+ * the launch error (cudaGetLastError), never synchronising.
+ *
+ * Determinism: no float atomics. Every sum over rows (parameter gradients,
+ * the loss, the squared norm) is taken over a fixed partition of the rows
+ * that depends only on the sizes: per-slice partials go to a caller-given
+ * scratch, and a second kernel adds the slices in slice order. So
+ * identical inputs give bit-identical outputs on one GPU model.
+ */
+#ifndef MD_KERNELS_BACKEND_KERNELS_H
+#define MD_KERNELS_BACKEND_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Row slices of a column reduction over `rows` rows of `cols` columns,
+ * given room for `scratch_floats` partials: at most 1024, at least 1, and
+ * slices * cols * width <= scratch_floats (width = floats per column). */
+int64_t mdk_reduce_slices(int64_t rows, int64_t cols_times_width, size_t scratch_floats);
+
+/* ---- elementwise.cu ---- */
+/* y += x, (rows, cols) views */
+cudaError_t mdk_add(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols,
+                    cudaStream_t s);
+/* x[i] *= alpha (alpha rounded to float first, as the CPU does) */
+cudaError_t mdk_scale(float *x, int64_t n, double alpha, cudaStream_t s);
+/* sum of x[i]^2 in double into *out (device), using scratch of
+ * mdk_sumsq_scratch_bytes() */
+size_t mdk_sumsq_scratch_bytes(void);
+cudaError_t mdk_sumsq(const float *x, int64_t n, double *out, void *scratch, cudaStream_t s);
+/* one AdamW step over [0, n); decay_mul applies to [0, n_decay) */
+cudaError_t mdk_adamw(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay, float decay_mul,
+                      float b1, float b2, float gs, float step_size, float bc2_sqrt, float eps, cudaStream_t s);
+/* dst[i] += sum over s in order of src[s * ld_src + i], i < n */
+cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slices, int64_t ld_src, int64_t n,
+                           cudaStream_t s);
+
+/* ---- embedding.cu ---- */
+cudaError_t mdk_embedding_fwd(float *out, int64_t ldo, const uint8_t *tok, const float *w, int64_t rows,
+                              int64_t dim, cudaStream_t s);
+/* dw (vocab, dim) += per-token row sums of dout; vocab <= MDK_EMB_MAX_VOCAB;
+ * scratch: slices * vocab * dim floats, slices from mdk_reduce_slices(rows,
+ * vocab * dim, scratch_floats) */
+#define MDK_EMB_MAX_VOCAB 32
+cudaError_t mdk_embedding_bwd(float *dw, const float *dout, int64_t ldd, const uint8_t *tok, int64_t rows,
+                              int64_t dim, int64_t vocab, float *scratch, size_t scratch_floats, cudaStream_t s);
+
+/* ---- rmsnorm.cu ---- */
+cudaError_t mdk_rmsnorm_fwd(float *y, int64_t ldy, float *rstd, const float *x, int64_t ldx, const float *w,
+                            int64_t rows, int64_t dim, double eps, cudaStream_t s);
+/* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1) */
+cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,
+                            int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
+                            int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s);
+
+/* ---- conv1d.cu: causal depthwise conv + SiLU, width <= MDK_CONV_MAXK ---- */
+#define MDK_CONV_MAXK 16
+cudaError_t mdk_conv1d_silu_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                const float *bias, int64_t batch, int64_t len, int64_t dim, int64_t width,
+                                cudaStream_t s);
+/* dx written; dw (dim, width), dbias (dim) added; scratch width = width + 1 */
+cudaError_t mdk_conv1d_silu_bwd(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy, int64_t lddy,
+                                const float *x, int64_t ldx, const float *w, const float *bias, int64_t batch,
+                                int64_t len, int64_t dim, int64_t width, float *scratch, size_t scratch_floats,
+                                cudaStream_t s);
+
+/* ---- xent.cu ---- */
+/* Bytes of xent's workspace for `rows` rows. */
+size_t mdk_xent_workspace(int64_t rows);
+/* Per-row softmax cross-entropy in double; dl (when not NULL) written with
+ * grad_scale * (softmax - onehot) on counted rows, 0 on others. Leaves
+ * {loss sum (double), counted rows (as a double)} in the first 16 bytes of
+ * `result` (device). */
+cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets,
+                     int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *result,
+                     cudaStream_t s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,134 @@
+/* Causal depthwise conv1d + SiLU, forward and backward (backend_kernels.h).
+ * (B, L, E) layout, channel fastest: a thread per (row, channel) reads
+ * coalesced rows. The backward recomputes the pre-activation from x (as
+ * the CPU does) instead of saving it: K^2 = 16 FMAs per element. */
+#include "backend_kernels.h"
+
+#include <math.h>
+
+__device__ static inline float sigmoidf_(float x)
+{
+    float e = expf(-fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    return x < 0.0f ? e * r : r;
+}
+
+/* pre-activation at row (b, t) of channel e */
+__device__ static inline float conv_pre(const float *x, int64_t ldx, const float *w, float bias, int64_t row0,
+                                        int64_t t, int64_t e, int K)
+{
+    float acc = bias;
+    for (int k = t < K - 1 ? K - 1 - (int)t : 0; k < K; k++) acc += w[e * K + k] * x[(row0 + t - K + 1 + k) * ldx + e];
+    return acc;
+}
+
+__global__ void conv_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                const float *bias, int64_t rows, int64_t len, int64_t dim, int K)
+{
+    int64_t n = rows * dim;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / dim, e = i - r * dim, t = r % len;
+        float p = conv_pre(x, ldx, w, bias[e], r - t, t, e, K);
+        y[r * ldy + e] = p * sigmoidf_(p);
+    }
+}
+
+static unsigned grid_of(int64_t n)
+{
+    int64_t g = (n + 255) / 256;
+    return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
+}
+
+extern "C" cudaError_t mdk_conv1d_silu_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                           const float *bias, int64_t batch, int64_t len, int64_t dim,
+                                           int64_t width, cudaStream_t s)
+{
+    if (batch * len * dim == 0) return cudaSuccess;
+    if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
+    conv_fwd_kernel<<<grid_of(batch * len * dim), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
+                                                               (int)width);
+    return cudaGetLastError();
+}
+
+/* d(loss)/d(pre-activation) at (b, t, e) */
+__device__ static inline float conv_dpre(const float *dy, int64_t lddy, const float *x, int64_t ldx, const float *w,
+                                         float bias, int64_t row0, int64_t t, int64_t e, int K)
+{
+    float p = conv_pre(x, ldx, w, bias, row0, t, e, K);
+    float s = sigmoidf_(p);
+    return dy[(row0 + t) * lddy + e] * s * (1 + p * (1 - s));
+}
+
+/* dx[t] = sum_k w[k] dp[t + K-1-k], taps in the CPU's order (k = K-1 first) */
+__global__ void conv_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
+                               const float *w, const float *bias, int64_t rows, int64_t len, int64_t dim, int K)
+{
+    int64_t n = rows * dim;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / dim, e = i - r * dim, t = r % len, row0 = r - t;
+        float b = bias[e], acc = 0;
+        for (int k = K - 1; k >= 0; k--) {
+            int64_t tt = t + K - 1 - k;
+            if (tt >= len) continue;
+            acc += w[e * K + k] * conv_dpre(dy, lddy, x, ldx, w, b, row0, tt, e, K);
+        }
+        dx[r * lddx + e] = acc;
+    }
+}
+
+/* per-slice partials of dw (e, k) at [e*K + k] and dbias (e) at [dim*K + e];
+ * 32 channels x 8 row lanes per block, the lanes added in order */
+__global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_part, const float *dy, int64_t lddy,
+                                                    const float *x, int64_t ldx, const float *w, const float *bias,
+                                                    int64_t rows, int64_t len, int64_t dim, int K,
+                                                    int64_t rows_per_slice)
+{
+    __shared__ float sh[8][MDK_CONV_MAXK + 1][32];
+    int64_t e = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * rows_per_slice, r1 = r0 + rows_per_slice < rows ? r0 + rows_per_slice : rows;
+    float acc[MDK_CONV_MAXK + 1];
+#pragma unroll
+    for (int k = 0; k <= MDK_CONV_MAXK; k++) acc[k] = 0;
+    if (e < dim) {
+        float b = bias[e];
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
+            int64_t t = r % len, row0 = r - t;
+            float dp = conv_dpre(dy, lddy, x, ldx, w, b, row0, t, e, K);
+#pragma unroll
+            for (int k = 0; k < MDK_CONV_MAXK; k++)
+                if (k < K && t - K + 1 + k >= 0) acc[k] += dp * x[(r - K + 1 + k) * ldx + e];
+            acc[MDK_CONV_MAXK] += dp;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k <= MDK_CONV_MAXK; k++) sh[threadIdx.y][k][threadIdx.x] = acc[k];
+    __syncthreads();
+    if (e >= dim) return;
+    for (int k = threadIdx.y; k <= K; k += 8) {
+        int kk = k == K ? MDK_CONV_MAXK : k;
+        float s = 0;
+        for (int j = 0; j < 8; j++) s += sh[j][kk][threadIdx.x];
+        part[(int64_t)blockIdx.y * ld_part + (k == K ? dim * K + e : e * K + k)] = s;
+    }
+}
+
+extern "C" cudaError_t mdk_conv1d_silu_bwd(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy,
+                                           int64_t lddy, const float *x, int64_t ldx, const float *w,
+                                           const float *bias, int64_t batch, int64_t len, int64_t dim,
+                                           int64_t width, float *scratch, size_t scratch_floats, cudaStream_t s)
+{
+    int64_t rows = batch * len;
+    if (rows * dim == 0) return cudaSuccess;
+    if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
+    int K = (int)width;
+    conv_dx_kernel<<<grid_of(rows * dim), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, bias, rows, len, dim, K);
+    int64_t ldp = dim * (K + 1);
+    int64_t slices = mdk_reduce_slices(rows, ldp, scratch_floats);
+    int64_t per = (rows + slices - 1) / slices;
+    conv_dw_kernel<<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
+        scratch, ldp, dy, lddy, x, ldx, w, bias, rows, len, dim, K, per);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    if ((e = mdk_colsum_add(dw, scratch, slices, ldp, dim * K, s)) != cudaSuccess) return e;
+    return mdk_colsum_add(dbias, scratch + dim * K, slices, ldp, dim, s);
+}

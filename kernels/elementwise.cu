@@ -1,0 +1,144 @@
+/* Elementwise ops, the optimizer, and the fixed-order reductions
+ * (backend_kernels.h). */
+#include "backend_kernels.h"
+
+#include <math.h>
+
+static unsigned grid_for(int64_t n, int threads)
+{
+    int64_t g = (n + threads - 1) / threads;
+    if (g > 65535 * 16) g = 65535 * 16;   /* grid-stride loops cover the rest */
+    return (unsigned)(g < 1 ? 1 : g);
+}
+
+extern "C" int64_t mdk_reduce_slices(int64_t rows, int64_t cols_times_width, size_t scratch_floats)
+{
+    int64_t s = (rows + 255) / 256;
+    if (s > 1024) s = 1024;
+    int64_t fit = (int64_t)(scratch_floats / (size_t)(cols_times_width > 0 ? cols_times_width : 1));
+    if (s > fit) s = fit;
+    return s < 1 ? 1 : s;
+}
+
+__global__ void add_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        y[r * ldy + c] += x[r * ldx + c];
+    }
+}
+
+extern "C" cudaError_t mdk_add(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols,
+                               cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    add_kernel<<<grid_for(rows * cols, 256), 256, 0, s>>>(y, ldy, x, ldx, rows, cols);
+    return cudaGetLastError();
+}
+
+__global__ void scale_kernel(float *x, int64_t n, float a)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        x[i] *= a;
+}
+
+extern "C" cudaError_t mdk_scale(float *x, int64_t n, double alpha, cudaStream_t s)
+{
+    if (n == 0) return cudaSuccess;
+    scale_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, n, (float)alpha);
+    return cudaGetLastError();
+}
+
+/* ---- sum of squares: SUMSQ_BLOCKS fixed ranges, then one block ---- */
+enum { SUMSQ_BLOCKS = 1024, RT = 256 };
+
+/* Tree sum of one value per thread in shared memory: a fixed order. */
+__device__ static double block_sum_d(double v, double *sh)
+{
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int w = RT / 2; w > 0; w >>= 1) {
+        if (threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+__global__ void __launch_bounds__(RT) sumsq_part_kernel(const float *x, int64_t n, int64_t per_block, double *part)
+{
+    __shared__ double sh[RT];
+    int64_t i0 = blockIdx.x * per_block, i1 = i0 + per_block < n ? i0 + per_block : n;
+    double acc = 0;
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += RT) acc += (double)x[i] * (double)x[i];
+    double t = block_sum_d(acc, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = t;
+}
+
+__global__ void __launch_bounds__(RT) sum_parts_kernel(const double *part, int nb, double *out)
+{
+    __shared__ double sh[RT];
+    double acc = 0;
+    for (int i = threadIdx.x; i < nb; i += RT) acc += part[i];
+    double t = block_sum_d(acc, sh);
+    if (threadIdx.x == 0) *out = t;
+}
+
+extern "C" size_t mdk_sumsq_scratch_bytes(void) { return SUMSQ_BLOCKS * sizeof(double); }
+
+extern "C" cudaError_t mdk_sumsq(const float *x, int64_t n, double *out, void *scratch, cudaStream_t s)
+{
+    int64_t per = (n + SUMSQ_BLOCKS - 1) / SUMSQ_BLOCKS;
+    if (per < 4096) per = 4096;
+    int nb = (int)((n + per - 1) / per);
+    if (nb < 1) nb = 1;
+    sumsq_part_kernel<<<nb, RT, 0, s>>>(x, n, per, (double *)scratch);
+    sum_parts_kernel<<<1, RT, 0, s>>>((const double *)scratch, nb, out);
+    return cudaGetLastError();
+}
+
+/* ---- AdamW: the CPU's expression, including its double-precision
+ * denominator (C's sqrt of a float promotes) ---- */
+__global__ void adamw_kernel(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
+                             float decay_mul, float b1, float b2, float gs, float step_size, float bc2_sqrt,
+                             float eps)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float gi = g[i] * gs;
+        float pi = p[i] * (i < n_decay ? decay_mul : 1.0f);
+        float mi = b1 * m[i] + (1 - b1) * gi;
+        float vi = b2 * v[i] + (1 - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = (float)((double)pi - (double)(step_size * mi) / (sqrt((double)vi) / (double)bc2_sqrt + (double)eps));
+    }
+}
+
+extern "C" cudaError_t mdk_adamw(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
+                                 float decay_mul, float b1, float b2, float gs, float step_size, float bc2_sqrt,
+                                 float eps, cudaStream_t s)
+{
+    if (n == 0) return cudaSuccess;
+    adamw_kernel<<<grid_for(n, 256), 256, 0, s>>>(p, g, m, v, n, n_decay, decay_mul, b1, b2, gs, step_size,
+                                                  bc2_sqrt, eps);
+    return cudaGetLastError();
+}
+
+__global__ void colsum_add_kernel(float *dst, const float *src, int64_t slices, int64_t ld_src, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float acc = 0;
+        for (int64_t k = 0; k < slices; k++) acc += src[k * ld_src + i];
+        dst[i] += acc;
+    }
+}
+
+extern "C" cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slices, int64_t ld_src, int64_t n,
+                                      cudaStream_t s)
+{
+    if (n == 0) return cudaSuccess;
+    colsum_add_kernel<<<grid_for(n, 128), 128, 0, s>>>(dst, src, slices, ld_src, n);
+    return cudaGetLastError();
+}

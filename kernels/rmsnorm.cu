@@ -1,0 +1,96 @@
+/* RMSNorm forward and backward (backend_kernels.h): one warp per row; the
+ * weight gradient's sum over rows goes through per-slice partials. */
+#include "backend_kernels.h"
+
+#include <math.h>
+
+enum { RW = 8 };   /* rows (warps) per block */
+
+__device__ static float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(float *y, int64_t ldy, float *rstd, const float *x,
+                                                            int64_t ldx, const float *w, int64_t rows,
+                                                            int64_t dim, double eps)
+{
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float *xr = x + r * ldx;
+    float ss = 0;
+    for (int64_t c = lane; c < dim; c += 32) ss += xr[c] * xr[c];
+    ss = warp_sum(ss);
+    float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
+    if (lane == 0) rstd[r] = rs;
+    float *yr = y + r * ldy;
+    for (int64_t c = lane; c < dim; c += 32) yr[c] = xr[c] * rs * w[c];
+}
+
+extern "C" cudaError_t mdk_rmsnorm_fwd(float *y, int64_t ldy, float *rstd, const float *x, int64_t ldx,
+                                       const float *w, int64_t rows, int64_t dim, double eps, cudaStream_t s)
+{
+    if (rows == 0) return cudaSuccess;
+    rmsnorm_fwd_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    return cudaGetLastError();
+}
+
+__global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t lddx, const float *dy,
+                                                           int64_t lddy, const float *x, int64_t ldx,
+                                                           const float *w, const float *rstd, int64_t rows,
+                                                           int64_t dim, int accumulate)
+{
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float *xr = x + r * ldx, *dyr = dy + r * lddy;
+    float *dxr = dx + r * lddx;
+    float rs = rstd[r], gx = 0;
+    for (int64_t c = lane; c < dim; c += 32) gx += dyr[c] * w[c] * xr[c];
+    gx = warp_sum(gx);
+    float k = rs * rs * gx / (float)dim;
+    if (accumulate)
+        for (int64_t c = lane; c < dim; c += 32) dxr[c] += rs * (dyr[c] * w[c] - xr[c] * k);
+    else
+        for (int64_t c = lane; c < dim; c += 32) dxr[c] = rs * (dyr[c] * w[c] - xr[c] * k);
+}
+
+/* partial[slice][c] = sum over the slice's rows of dy * x * rstd; 32
+ * columns x 8 row lanes per block, the lanes added in order */
+__global__ void __launch_bounds__(256) rmsnorm_dw_kernel(float *part, const float *dy, int64_t lddy, const float *x,
+                                                       int64_t ldx, const float *rstd, int64_t rows, int64_t dim,
+                                                       int64_t rows_per_slice)
+{
+    __shared__ float sh[8][32];
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * rows_per_slice, r1 = r0 + rows_per_slice < rows ? r0 + rows_per_slice : rows;
+    float acc = 0;
+    if (c < dim)
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) acc += dy[r * lddy + c] * x[r * ldx + c] * rstd[r];
+    sh[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < dim) {
+        float s = 0;
+        for (int k = 0; k < 8; k++) s += sh[k][threadIdx.x];
+        part[(int64_t)blockIdx.y * dim + c] = s;
+    }
+}
+
+extern "C" cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy,
+                                       const float *x, int64_t ldx, const float *w, const float *rstd, int64_t rows,
+                                       int64_t dim, int accumulate, float *scratch, size_t scratch_floats,
+                                       cudaStream_t s)
+{
+    if (rows == 0) return cudaSuccess;
+    rmsnorm_dx_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, rstd,
+                                                                           rows, dim, accumulate);
+    int64_t slices = mdk_reduce_slices(rows, dim, scratch_floats);
+    int64_t per = (rows + slices - 1) / slices;
+    rmsnorm_dw_kernel<<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
+        scratch, dy, lddy, x, ldx, rstd, rows, dim, per);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    return mdk_colsum_add(dw, scratch, slices, dim, dim, s);
+}

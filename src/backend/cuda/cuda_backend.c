@@ -1,0 +1,515 @@
+/* md_backend_cuda(): the CUDA backend. Unwraps tensors, checks them, and
+ * queues the kernels of kernels/ (backend_kernels.h, scan_api.h) and cuBLAS
+ * on the device's legacy default stream, so every op runs in program order
+ * and a D2H copy (which the host waits for) sees everything before it.
+ *
+ * Tensors are fp32 only: the model refuses other dtypes on this backend.
+ * The fp32 table's GEMMs run cublasSgemm in cuBLAS's default math mode,
+ * which uses no TF32 (unless NVIDIA_TF32_OVERRIDE=1 is set in the
+ * environment), so fp32 training matches the CPU up to summation order. The
+ * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs only in its
+ * gemm: cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF.
+ *
+ * A failing CUDA call is a bug or a broken device, never a user error:
+ * one md_error line naming the op and the CUDA error, then abort. */
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ops.h"
+#include "backend_kernels.h"
+#include "scan_api.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* Scratch for the fixed-order reductions (per-slice partials of parameter
+ * gradients, the squared norm): allocated once with the backend, so that
+ * ops never allocate. */
+#define SCRATCH_BYTES ((size_t)32 << 20)
+
+typedef struct {
+    int ordinal;
+    cublasHandle_t blas;
+    float *scratch;        /* SCRATCH_BYTES */
+    double *result;        /* 2 doubles: a reduction's result on the device */
+    size_t in_use, peak;   /* bytes from alloc, this process */
+} cuda_ctx_t;
+
+#define CTX(be) ((cuda_ctx_t *)(be)->ctx)
+
+static void fail(const char *op, const char *what)
+{
+    md_error("backend cuda, op %s: %s", op, what);
+    abort();
+}
+
+#define CK(call, op)                                           \
+    do {                                                       \
+        cudaError_t e_ = (call);                               \
+        if (e_ != cudaSuccess) fail(op, cudaGetErrorString(e_)); \
+    } while (0)
+
+#define OP_REQUIRE(cond, op)                                                                 \
+    do {                                                                                     \
+        if (!(cond)) fail(op, "internal error, " #cond " does not hold");                    \
+    } while (0)
+
+static void f32_dev(const md_tensor_t *t, const char *op)
+{
+    OP_REQUIRE(t->dtype == MD_DTYPE_F32, op);
+    OP_REQUIRE(t->device == MD_DEVICE_CUDA, op);
+    OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
+}
+
+#define NROWS(t) md_tensor_nrows(t)
+#define NCOLS(t) md_tensor_ncols(t)
+#define F(t) ((float *)(t)->data)
+#define CF(t) ((const float *)(t)->data)
+#define SCRATCH_FLOATS (SCRATCH_BYTES / sizeof(float))
+
+/* ---- memory ---- */
+
+/* Each block carries its size in a 256-byte header so that free can keep
+ * the in-use count (for the peak reported by bench train). */
+enum { HDR = 256 };
+
+static void *cu_alloc(const md_backend_t *be, size_t bytes)
+{
+    cuda_ctx_t *c = CTX(be);
+    void *p = NULL;
+    size_t n = (bytes + 255) & ~(size_t)255;
+    if (cudaMalloc(&p, n + HDR) != cudaSuccess) {
+        cudaGetLastError();   /* out of memory is reported by the caller */
+        return NULL;
+    }
+    CK(cudaMemcpy(p, &n, sizeof n, cudaMemcpyHostToDevice), "alloc");
+    c->in_use += n;
+    if (c->in_use > c->peak) c->peak = c->in_use;
+    return (char *)p + HDR;
+}
+
+static void cu_free(const md_backend_t *be, void *p)
+{
+    if (!p) return;
+    cuda_ctx_t *c = CTX(be);
+    size_t n = 0;
+    char *base = (char *)p - HDR;
+    CK(cudaMemcpy(&n, base, sizeof n, cudaMemcpyDeviceToHost), "free");
+    c->in_use -= n;
+    CK(cudaFree(base), "free");
+}
+
+static void cu_memset0(const md_backend_t *be, void *p, size_t bytes)
+{
+    if (bytes) CK(cudaMemsetAsync(p, 0, bytes, 0), "memset0");
+}
+
+static void cu_copy(const md_backend_t *be, void *dst, const void *src, size_t bytes, md_copy_kind_t kind)
+{
+    if (!bytes || dst == src) return;
+    enum cudaMemcpyKind k = kind == MD_COPY_H2D ? cudaMemcpyHostToDevice
+                          : kind == MD_COPY_D2H ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
+    /* synchronous for host memory: the caller may reuse or read it at once */
+    if (kind == MD_COPY_D2D) CK(cudaMemcpyAsync(dst, src, bytes, k, 0), "copy");
+    else CK(cudaMemcpy(dst, src, bytes, k), "copy");
+}
+
+static void cu_sync(const md_backend_t *be) { CK(cudaDeviceSynchronize(), "sync"); }
+
+/* ---- dense ---- */
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same
+ * buffers with the operands swapped. bf16: fp32 in and out, operands
+ * rounded to bf16 inside cuBLAS, fp32 accumulation on the tensor cores. */
+static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a,
+                      const md_tensor_t *b, double beta, md_tensor_t *c, int bf16)
+{
+    f32_dev(a, "gemm");
+    f32_dev(b, "gemm");
+    f32_dev(c, "gemm");
+    int64_t m = NROWS(c), n = NCOLS(c);
+    int64_t k = ta ? NROWS(a) : NCOLS(a);
+    OP_REQUIRE((ta ? NCOLS(a) : NROWS(a)) == m, "gemm");
+    OP_REQUIRE((tb ? NCOLS(b) : NROWS(b)) == k, "gemm");
+    OP_REQUIRE(m < INT32_MAX && n < INT32_MAX && k < INT32_MAX, "gemm");
+    if (m == 0 || n == 0) return;
+    float al = (float)alpha, bt = (float)beta;
+    if (k == 0) {   /* C = beta C; beta = 0 ignores C's contents */
+        if (beta == 0) {
+            CK(cudaMemset2DAsync(F(c), (size_t)c->ld * 4, 0, (size_t)n * 4, (size_t)m, 0), "gemm");
+        } else if (beta != 1) {
+            OP_REQUIRE(c->ld == n, "gemm");
+            CK(mdk_scale(F(c), m * n, beta, 0), "gemm");
+        }
+        return;
+    }
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasStatus_t st;
+    if (bf16)
+        st = cublasGemmEx(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), CUDA_R_32F, (int)b->ld, CF(a),
+                          CUDA_R_32F, (int)a->ld, &bt, F(c), CUDA_R_32F, (int)c->ld, CUBLAS_COMPUTE_32F_FAST_16BF,
+                          CUBLAS_GEMM_DEFAULT);
+    else
+        st = cublasSgemm(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), (int)b->ld, CF(a), (int)a->ld,
+                         &bt, F(c), (int)c->ld);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "cuBLAS failed with status %d", (int)st);
+        fail("gemm", msg);
+    }
+}
+
+static void cu_gemm(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a, const md_tensor_t *b,
+                    double beta, md_tensor_t *c)
+{
+    gemm_impl(be, ta, tb, alpha, a, b, beta, c, 0);
+}
+
+static void cu_gemm_bf16(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a,
+                         const md_tensor_t *b, double beta, md_tensor_t *c)
+{
+    gemm_impl(be, ta, tb, alpha, a, b, beta, c, 1);
+}
+
+static void cu_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x)
+{
+    f32_dev(y, "add");
+    f32_dev(x, "add");
+    OP_REQUIRE(NROWS(x) == NROWS(y) && NCOLS(x) == NCOLS(y), "add");
+    CK(mdk_add(F(y), y->ld, CF(x), x->ld, NROWS(y), NCOLS(y), 0), "add");
+}
+
+static void cu_scale(const md_backend_t *be, md_tensor_t *x, double alpha)
+{
+    f32_dev(x, "scale");
+    OP_REQUIRE(x->ld == NCOLS(x), "scale");
+    CK(mdk_scale(F(x), md_tensor_numel(x), alpha, 0), "scale");
+}
+
+static double cu_sumsq(const md_backend_t *be, const md_tensor_t *x)
+{
+    f32_dev(x, "sumsq");
+    OP_REQUIRE(x->ld == NCOLS(x), "sumsq");
+    cuda_ctx_t *c = CTX(be);
+    double r = 0;
+    CK(mdk_sumsq(CF(x), md_tensor_numel(x), c->result, c->scratch, 0), "sumsq");
+    CK(cudaMemcpy(&r, c->result, sizeof r, cudaMemcpyDeviceToHost), "sumsq");
+    return r;
+}
+
+static void cu_adamw(const md_backend_t *be, md_tensor_t *p, const md_tensor_t *g, md_tensor_t *m, md_tensor_t *v,
+                     int64_t n_decay, const md_adamw_hparams_t *hp)
+{
+    const md_tensor_t *all[] = {p, g, m, v};
+    for (int i = 0; i < 4; i++) f32_dev(all[i], "adamw");
+    int64_t n = md_tensor_numel(p);
+    OP_REQUIRE(md_tensor_numel(g) == n && md_tensor_numel(m) == n && md_tensor_numel(v) == n, "adamw");
+    OP_REQUIRE(hp->step >= 1, "adamw");
+    /* the scalars exactly as the CPU rounds them */
+    double bc1 = 1.0 - pow(hp->beta1, (double)hp->step);
+    double bc2 = 1.0 - pow(hp->beta2, (double)hp->step);
+    if (n_decay > n) n_decay = n;
+    CK(mdk_adamw(F(p), CF(g), F(m), F(v), n, n_decay, (float)(1.0 - hp->lr * hp->weight_decay), (float)hp->beta1,
+                 (float)hp->beta2, (float)hp->grad_scale, (float)(hp->lr / bc1), (float)sqrt(bc2), (float)hp->eps, 0),
+       "adamw");
+}
+
+/* ---- embedding ---- */
+
+static void cu_embedding_fwd(const md_backend_t *be, md_tensor_t *out, const md_tensor_t *tok, const md_tensor_t *w)
+{
+    f32_dev(out, "embedding_fwd");
+    f32_dev(w, "embedding_fwd");
+    OP_REQUIRE(tok->dtype == MD_DTYPE_U8 && md_tensor_numel(tok) == NROWS(out), "embedding_fwd");
+    OP_REQUIRE(NCOLS(w) == NCOLS(out) && w->ld == NCOLS(w), "embedding_fwd");
+    CK(mdk_embedding_fwd(F(out), out->ld, tok->data, CF(w), NROWS(out), NCOLS(out), 0), "embedding_fwd");
+}
+
+static void cu_embedding_bwd(const md_backend_t *be, md_tensor_t *dw, const md_tensor_t *dout, const md_tensor_t *tok)
+{
+    f32_dev(dw, "embedding_bwd");
+    f32_dev(dout, "embedding_bwd");
+    OP_REQUIRE(tok->dtype == MD_DTYPE_U8 && md_tensor_numel(tok) == NROWS(dout), "embedding_bwd");
+    OP_REQUIRE(NCOLS(dw) == NCOLS(dout) && dw->ld == NCOLS(dw), "embedding_bwd");
+    OP_REQUIRE(NROWS(dw) <= MDK_EMB_MAX_VOCAB, "embedding_bwd");
+    CK(mdk_embedding_bwd(F(dw), CF(dout), dout->ld, tok->data, NROWS(dout), NCOLS(dout), NROWS(dw),
+                         CTX(be)->scratch, SCRATCH_FLOATS, 0),
+       "embedding_bwd");
+}
+
+/* ---- RMSNorm ---- */
+
+static void cu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
+                           const md_tensor_t *w, double eps)
+{
+    const md_tensor_t *all[] = {y, rstd, x, w};
+    for (int i = 0; i < 4; i++) f32_dev(all[i], "rmsnorm_fwd");
+    int64_t rows = NROWS(x), dim = NCOLS(x);
+    OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows,
+               "rmsnorm_fwd");
+    CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
+}
+
+static void cu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                           const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate)
+{
+    const md_tensor_t *all[] = {dx, dw, dy, x, w, rstd};
+    for (int i = 0; i < 6; i++) f32_dev(all[i], "rmsnorm_bwd");
+    int64_t rows = NROWS(x), dim = NCOLS(x);
+    OP_REQUIRE(NROWS(dx) == rows && NCOLS(dx) == dim && NROWS(dy) == rows && NCOLS(dy) == dim, "rmsnorm_bwd");
+    OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(dw) == dim && md_tensor_numel(rstd) == rows,
+               "rmsnorm_bwd");
+    CK(mdk_rmsnorm_bwd(F(dx), dx->ld, F(dw), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim, accumulate,
+                       CTX(be)->scratch, SCRATCH_FLOATS, 0),
+       "rmsnorm_bwd");
+}
+
+/* ---- conv1d ---- */
+
+static void conv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *bias,
+                       int64_t batch, const char *op)
+{
+    const md_tensor_t *all[] = {y, x, w, bias};
+    for (int i = 0; i < 4; i++) f32_dev(all[i], op);
+    int64_t dim = NCOLS(x);
+    OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0, op);
+    OP_REQUIRE(NROWS(y) == NROWS(x) && NCOLS(y) == dim, op);
+    OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= MDK_CONV_MAXK &&
+                   md_tensor_numel(bias) == dim, op);
+}
+
+static void cu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
+                               const md_tensor_t *bias, int64_t batch)
+{
+    conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
+    int64_t dim = NCOLS(x);
+    CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, NROWS(x) / batch, dim,
+                           md_tensor_numel(w) / dim, 0),
+       "conv1d_silu_fwd");
+}
+
+static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
+                               const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
+                               const md_tensor_t *bias, int64_t batch)
+{
+    conv_check(dx, x, w, bias, batch, "conv1d_silu_bwd");
+    conv_check(dy, x, dw, dbias, batch, "conv1d_silu_bwd");
+    int64_t dim = NCOLS(x);
+    CK(mdk_conv1d_silu_bwd(F(dx), dx->ld, F(dw), F(dbias), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(bias), batch,
+                           NROWS(x) / batch, dim, md_tensor_numel(w) / dim, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+       "conv1d_silu_bwd");
+}
+
+/* ---- the selective scan (scan_api.h) ----
+ * scan_states_size = the chunk-start states (md_scan_states_bytes, kept for
+ * the backward) + the forward's scratch (md_scan_fwd_workspace), carved
+ * from the caller's states buffer in that order. */
+
+static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta, const md_tensor_t *dt_bias,
+                      const md_tensor_t *A_log, const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
+                      const md_tensor_t *z, int64_t batch, const char *op)
+{
+    memset(s, 0, sizeof *s);
+    const md_tensor_t *all[] = {u, delta, dt_bias, A_log, Bm, Cm, D, z};
+    for (int i = 0; i < 8; i++) f32_dev(all[i], op);
+    int64_t E = NCOLS(u), N = NCOLS(Bm), M = NROWS(u);
+    OP_REQUIRE(batch >= 1 && M % batch == 0, op);
+    OP_REQUIRE(NROWS(delta) == M && NCOLS(delta) == E && NROWS(z) == M && NCOLS(z) == E, op);
+    OP_REQUIRE(NROWS(Bm) == M && NROWS(Cm) == M && NCOLS(Cm) == N && N <= MD_SCAN_MAX_STATE, op);
+    OP_REQUIRE(md_tensor_numel(A_log) == E * N && md_tensor_numel(D) == E && md_tensor_numel(dt_bias) == E, op);
+    s->dtype = MD_SCAN_F32;
+    s->batch = batch;
+    s->len = M / batch;
+    s->d_inner = E;
+    s->d_state = N;
+    s->u = u->data, s->ld_u = u->ld;
+    s->delta = delta->data, s->ld_delta = delta->ld;
+    s->z = z->data, s->ld_z = z->ld;
+    s->Bm = Bm->data, s->ld_B = Bm->ld;
+    s->Cm = Cm->data, s->ld_C = Cm->ld;
+    s->A_log = CF(A_log);
+    s->D = CF(D);
+    s->dt_bias = CF(dt_bias);
+}
+
+static size_t cu_scan_states_size(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len, int64_t d_inner,
+                                  int64_t d_state)
+{
+    return round256(md_scan_states_bytes(batch, len, d_inner, d_state)) +
+           md_scan_fwd_workspace(batch, len, d_inner, d_state);
+}
+
+static size_t cu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                    int64_t d_inner, int64_t d_state)
+{
+    return md_scan_bwd_workspace(batch, len, d_inner, d_state);
+}
+
+static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
+                        const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                        const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                        void *states)
+{
+    md_scan_args_t s;
+    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
+    f32_dev(y, "scan_fwd");
+    OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
+    s.y = y->data, s.ld_y = y->ld;
+    size_t sb = md_scan_states_bytes(s.batch, s.len, s.d_inner, s.d_state);
+    size_t wb = md_scan_fwd_workspace(s.batch, s.len, s.d_inner, s.d_state);
+    OP_REQUIRE(states != NULL || sb + wb == 0, "scan_fwd");
+    s.states = sb ? (float *)states : NULL;
+    s.workspace = wb ? (char *)states + round256(sb) : NULL;
+    s.workspace_bytes = wb;
+    CK(md_scan_fwd(&s, 0), "scan_fwd");
+}
+
+static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
+                        md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
+                        const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
+                        const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                        const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                        const void *states, void *workspace)
+{
+    md_scan_args_t s;
+    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
+    const md_tensor_t *outs[] = {du, ddelta, dA_log, dBm, dCm, dD, dz, ddt_bias, dy};
+    for (int i = 0; i < 9; i++) f32_dev(outs[i], "scan_bwd");
+    int64_t M = NROWS(u), E = s.d_inner, N = s.d_state;
+    OP_REQUIRE(NROWS(du) == M && NCOLS(du) == E && NROWS(ddelta) == M && NCOLS(ddelta) == E, "scan_bwd");
+    OP_REQUIRE(NROWS(dz) == M && NCOLS(dz) == E && NROWS(dy) == M && NCOLS(dy) == E, "scan_bwd");
+    OP_REQUIRE(NROWS(dBm) == M && NCOLS(dBm) == N && NROWS(dCm) == M && NCOLS(dCm) == N, "scan_bwd");
+    OP_REQUIRE(md_tensor_numel(dA_log) == E * N && md_tensor_numel(dD) == E && md_tensor_numel(ddt_bias) == E,
+               "scan_bwd");
+    size_t wb = md_scan_bwd_workspace(s.batch, s.len, E, N);
+    OP_REQUIRE(workspace != NULL || wb == 0, "scan_bwd");
+    s.dy = dy->data, s.ld_dy = dy->ld;
+    s.du = du->data, s.ld_du = du->ld;
+    s.ddelta = ddelta->data, s.ld_ddelta = ddelta->ld;
+    s.dz = dz->data, s.ld_dz = dz->ld;
+    s.dBm = dBm->data, s.ld_dB = dBm->ld;
+    s.dCm = dCm->data, s.ld_dC = dCm->ld;
+    s.dA_log = F(dA_log);
+    s.dD = F(dD);
+    s.ddt_bias = F(ddt_bias);
+    s.states = md_scan_states_bytes(s.batch, s.len, E, N) ? (float *)states : NULL;
+    s.workspace = workspace;
+    s.workspace_bytes = wb;
+    CK(md_scan_bwd(&s, 0), "scan_bwd");
+}
+
+/* ---- cross-entropy ---- */
+
+static size_t cu_xent_workspace(const md_backend_t *be, int64_t rows) { return mdk_xent_workspace(rows); }
+
+static double cu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
+                      const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace)
+{
+    f32_dev(logits, "xent");
+    int64_t rows = NROWS(logits), vocab = NCOLS(logits);
+    OP_REQUIRE(targets->dtype == MD_DTYPE_U8 && md_tensor_numel(targets) == rows, "xent");
+    if (dlogits) {
+        f32_dev(dlogits, "xent");
+        OP_REQUIRE(NROWS(dlogits) == rows && NCOLS(dlogits) == vocab, "xent");
+    }
+    OP_REQUIRE(workspace != NULL, "xent");
+    cuda_ctx_t *c = CTX(be);
+    CK(mdk_xent(dlogits ? F(dlogits) : NULL, dlogits ? dlogits->ld : 0, CF(logits), logits->ld, targets->data, rows,
+                vocab, grad_scale, workspace, c->result, 0),
+       "xent");
+    double r[2];
+    CK(cudaMemcpy(r, c->result, sizeof r, cudaMemcpyDeviceToHost), "xent");
+    *n_counted = (int64_t)r[1];
+    return r[0];
+}
+
+static const md_backend_t cuda_template = {
+    .name = "cuda",
+    .device = MD_DEVICE_CUDA,
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .memset0 = cu_memset0,
+    .copy = cu_copy,
+    .sync = cu_sync,
+    .gemm = cu_gemm,
+    .add = cu_add,
+    .scale = cu_scale,
+    .sumsq = cu_sumsq,
+    .adamw = cu_adamw,
+    .embedding_fwd = cu_embedding_fwd,
+    .embedding_bwd = cu_embedding_bwd,
+    .rmsnorm_fwd = cu_rmsnorm_fwd,
+    .rmsnorm_bwd = cu_rmsnorm_bwd,
+    .conv1d_silu_fwd = cu_conv1d_silu_fwd,
+    .conv1d_silu_bwd = cu_conv1d_silu_bwd,
+    .scan_fwd = cu_scan_fwd,
+    .scan_states_size = cu_scan_states_size,
+    .scan_bwd_workspace = cu_scan_bwd_workspace,
+    .scan_bwd = cu_scan_bwd,
+    .xent_workspace = cu_xent_workspace,
+    .xent = cu_xent,
+};
+
+enum { MAX_GPUS = 64 };
+static md_backend_t *backends[MAX_GPUS][2];   /* [ordinal][precision] */
+
+const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
+{
+    if (ordinal < 0 || ordinal >= MAX_GPUS || ordinal >= md_cuda_device_count()) {
+        md_error("backend cuda: GPU %d does not exist; %d visible", ordinal, md_cuda_device_count());
+        return NULL;
+    }
+    int pi = prec == MD_PRECISION_BF16;
+    cudaError_t e;
+    if ((e = cudaSetDevice(ordinal)) != cudaSuccess) {
+        md_error("backend cuda: cannot use GPU %d: %s", ordinal, cudaGetErrorString(e));
+        return NULL;
+    }
+    if (backends[ordinal][pi]) return backends[ordinal][pi];
+    cuda_ctx_t *c = backends[ordinal][!pi] ? CTX(backends[ordinal][!pi]) : NULL;
+    if (!c) {
+        c = md_calloc(1, sizeof *c);
+        c->ordinal = ordinal;
+        if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) {
+            md_error("backend cuda: cannot start cuBLAS on GPU %d", ordinal);
+            free(c);
+            return NULL;
+        }
+        cublasSetStream(c->blas, 0);
+        cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);   /* no TF32 in cublasSgemm */
+        if (cudaMalloc((void **)&c->scratch, SCRATCH_BYTES) != cudaSuccess ||
+            cudaMalloc((void **)&c->result, 2 * sizeof(double)) != cudaSuccess) {
+            cudaGetLastError();
+            md_error("backend cuda: out of GPU memory for the backend's %zu MiB of scratch", SCRATCH_BYTES >> 20);
+            cublasDestroy(c->blas);
+            free(c);
+            return NULL;
+        }
+    }
+    md_backend_t *be = md_malloc(sizeof *be);
+    *be = cuda_template;
+    be->ctx = c;
+    if (pi) {
+        be->name = "cuda-bf16";
+        be->gemm = cu_gemm_bf16;
+    }
+    backends[ordinal][pi] = be;
+    return be;
+}
+
+const md_backend_t *md_backend_cuda(int ordinal) { return md_backend_cuda_ex(ordinal, MD_PRECISION_FP32); }
+
+size_t md_cuda_peak_bytes(const md_backend_t *be)
+{
+    return be && be->device == MD_DEVICE_CUDA ? CTX(be)->peak + SCRATCH_BYTES : 0;
+}
+
+void md_cuda_reset_peak(const md_backend_t *be)
+{
+    if (be && be->device == MD_DEVICE_CUDA) CTX(be)->peak = CTX(be)->in_use;
+}

@@ -1,0 +1,220 @@
+/* mambadna bench train: training throughput of a Mamba preset on the
+ * chosen device (the GPU under -x auto when there is one).
+ *
+ * One timed step is what pretrain does per optimizer step: zero the
+ * gradients, forward + backward over every micro-batch of --tokens-per-step
+ * (random A/C/G/T windows, drawn once), the global gradient norm, one
+ * AdamW update. On a GPU each step is timed with CUDA events on the
+ * backend's stream (the legacy default stream); on the CPU with the wall
+ * clock. Medians after --warmup untimed steps. Peak GPU memory is what the
+ * backend allocated (md_cuda_peak_bytes) and what the device reports in use
+ * (cudaMemGetInfo: the CUDA context and cuBLAS's workspace included).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/device.h"
+#include "backend/ops.h"
+#include "cmd/bench_train.h"
+#include "nn/config.h"
+#include "nn/model.h"
+#include "nn/params.h"
+#include "train/adamw.h"
+#include "train/schedule.h"
+#include "util/cli.h"
+#include "util/log.h"
+#include "util/rng.h"
+#include "util/xalloc.h"
+
+#if MD_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION };
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "Usage: mambadna bench train [options]\n\n"
+            "Times optimizer steps of a Mamba model (forward + backward over every\n"
+            "micro-batch, gradient norm, AdamW) on random windows and prints tokens/s\n"
+            "(median) and peak memory.\n\n"
+            "Options:\n"
+            "      --preset STR          250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M]\n"
+            "  -L, --seq-len INT         sequence length [1024]\n"
+            "  -B, --batch INT           sequences per micro-batch [8]\n"
+            "      --tokens-per-step INT tokens per optimizer step, a multiple of B x L [B x L]\n"
+            "      --steps INT           timed steps [10]\n"
+            "      --warmup INT          untimed steps first [2]\n"
+            "      --recompute           recompute each block's activations in the backward\n"
+            "      --precision STR       fp32, or bf16 matrix products (GPU only) [fp32]\n"
+            MD_COMMON_HELP);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int md_bench_train_cmd(int argc, char **argv)
+{
+    md_common_opts_t co;
+    md_common_init(&co);
+    static const struct option longopts[] = {MD_COMMON_LONGOPTS,
+                                             {"preset", required_argument, 0, OPT_PRESET},
+                                             {"seq-len", required_argument, 0, 'L'},
+                                             {"batch", required_argument, 0, 'B'},
+                                             {"tokens-per-step", required_argument, 0, OPT_TPS},
+                                             {"steps", required_argument, 0, OPT_STEPS},
+                                             {"warmup", required_argument, 0, OPT_WARMUP},
+                                             {"recompute", no_argument, 0, OPT_RECOMPUTE},
+                                             {"precision", required_argument, 0, OPT_PRECISION},
+                                             {0, 0, 0, 0}};
+    const char *preset = "1.4M";
+    int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2;
+    int recompute = 0, c;
+    md_precision_t precision = MD_PRECISION_FP32;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, MD_COMMON_SHORTOPTS "L:B:", longopts, NULL)) >= 0) {
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case OPT_PRESET: preset = optarg; break;
+        case 'L': if (md_parse_i64("-L/--seq-len", optarg, 1, (int64_t)1 << 24, 0, &L) < 0) return 1; break;
+        case 'B': if (md_parse_i64("-B/--batch", optarg, 1, 1 << 20, 0, &B) < 0) return 1; break;
+        case OPT_TPS: if (md_parse_i64("--tokens-per-step", optarg, 1, (int64_t)1 << 40, 0, &tps) < 0) return 1; break;
+        case OPT_STEPS: if (md_parse_i64("--steps", optarg, 1, 100000, 0, &steps) < 0) return 1; break;
+        case OPT_WARMUP: if (md_parse_i64("--warmup", optarg, 0, 100000, 0, &warmup) < 0) return 1; break;
+        case OPT_RECOMPUTE: recompute = 1; break;
+        case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
+        default: {
+            int r = md_common_opt(&co, c, optarg);
+            if (r < 0) return 1;
+            if (r == 0) {
+                md_report_bad_option("bench train", c, argv[optind - 1]);
+                return 1;
+            }
+        }
+        }
+    }
+    if (optind < argc) {
+        md_error("bench train takes no arguments ('%s')", argv[optind]);
+        return 1;
+    }
+    if (!tps) tps = B * L;
+    if (tps % (B * L)) {
+        md_error("option --tokens-per-step %lld is not a multiple of -B x -L = %lld", (long long)tps, (long long)(B * L));
+        return 1;
+    }
+    md_config_t cfg;
+    if (md_config_preset(&cfg, MD_ARCH_MAMBA, preset) < 0) return 1;
+    md_cpu_set_threads(co.threads);
+    md_device_t dev;
+    if (md_device_resolve(co.device, &dev) < 0) return 1;
+    const md_backend_t *be = md_backend_for_device(&dev, precision);
+    if (!be) return 1;
+    md_info("device: %s", dev.name);
+    int64_t accum = md_accum_steps(tps, B, L);
+    md_model_opts_t mo = {.recompute = recompute};
+    if (!(be = md_backend_for_arch(cfg.arch, be, co.device))) return 1;
+    md_model_t *m = md_model_new_ex(&cfg, be, MD_DTYPE_F32, B, L, &mo);
+    if (!m) return 1;
+    const md_params_t *reg = md_model_params(m);
+    md_adamw_t opt;
+    md_adamw_opts_t ao;
+    md_adamw_opts_default(&ao);
+    if (md_adamw_init(&opt, be, MD_DTYPE_F32, reg->numel, reg->n_decay, &ao) < 0) {
+        md_model_free(m);
+        return 1;
+    }
+    md_model_init_weights(m, co.seed);
+    md_rng_t r;
+    md_rng_seed(&r, co.seed);
+    size_t nt = (size_t)(accum * B * (L + 1));
+    uint8_t *tok = md_malloc(nt);
+    for (size_t i = 0; i < nt; i++) tok[i] = (uint8_t)(7 + md_rng_below(&r, 4));
+    uint8_t *in = md_malloc((size_t)(B * L)), *tg = md_malloc((size_t)(B * L));
+    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
+    double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0;
+    int ret = 1;
+#if MD_HAVE_CUDA
+    const int is_gpu = be->device == MD_DEVICE_CUDA;
+#endif
+#if MD_HAVE_CUDA
+    cudaEvent_t ev0 = NULL, ev1 = NULL;
+    if (is_gpu && (cudaEventCreate(&ev0) != cudaSuccess || cudaEventCreate(&ev1) != cudaSuccess)) {
+        md_error("bench train: cannot create CUDA events");
+        goto out;
+    }
+    if (is_gpu) md_cuda_reset_peak(be);
+#endif
+    for (int64_t s = 0; s < warmup + steps; s++) {
+        double t0 = md_realtime();
+#if MD_HAVE_CUDA
+        if (is_gpu) cudaEventRecord(ev0, 0);
+#endif
+        md_model_zero_grad(m);
+        md_loss_t tot = {0, 0};
+        for (int64_t a = 0; a < accum; a++) {
+            for (int64_t b = 0; b < B; b++) {
+                const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
+                memcpy(in + b * L, w, (size_t)L);
+                memcpy(tg + b * L, w + 1, (size_t)L);
+            }
+            md_loss_t l;
+            if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
+            tot.loss_sum += l.loss_sum;
+            tot.n_targets += l.n_targets;
+        }
+        double gs = 1.0 / (double)tot.n_targets;
+        double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
+        md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
+        double el;
+#if MD_HAVE_CUDA
+        if (is_gpu) {
+            float f = 0;
+            cudaEventRecord(ev1, 0);
+            cudaEventSynchronize(ev1);
+            cudaEventElapsedTime(&f, ev0, ev1);
+            el = f;
+        } else
+#endif
+        {
+            be->sync(be);
+            el = 1e3 * (md_realtime() - t0);
+        }
+        loss = tot.loss_sum / tot.n_targets;
+        if (s >= warmup) ms[s - warmup] = el;
+    }
+    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    double med = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+    double peak_gib = 0, used_gib = 0;
+#if MD_HAVE_CUDA
+    if (is_gpu) {
+        size_t fr = 0, total = 0;
+        cudaMemGetInfo(&fr, &total);
+        peak_gib = md_cuda_peak_bytes(be) / 1073741824.0;
+        used_gib = (total - fr) / 1073741824.0;
+    }
+#endif
+    printf("preset\tparams\tdevice\tB\tL\ttokens_per_step\tstep_ms_median\tstep_ms_min\ttokens_per_s\tpeak_alloc_GiB\t"
+           "device_used_GiB\tlast_loss\n");
+    printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", cfg.preset, (long long)reg->numel,
+           be->name, (long long)B, (long long)L, (long long)tps, med, ms[0], tps / (med / 1e3), peak_gib, used_gib,
+           loss);
+    md_info("%s on %s: %.0f tokens/s (median step %.2f ms over %lld steps, %lld x %lld tokens x %lld micro-batches)",
+            cfg.preset, dev.name, tps / (med / 1e3), med, (long long)steps, (long long)B, (long long)L,
+            (long long)accum);
+    ret = 0;
+out:
+#if MD_HAVE_CUDA
+    if (ev0) cudaEventDestroy(ev0);
+    if (ev1) cudaEventDestroy(ev1);
+#endif
+    free(ms), free(tok), free(in), free(tg);
+    md_adamw_free(&opt);
+    md_model_free(m);
+    return ret;
+}

@@ -1,0 +1,433 @@
+/* Every op of the CUDA backend against the CPU backend (fp32), on fresh
+ * random inputs of several shapes: L = 1, odd L, L over one scan chunk,
+ * batch > 1, row-strided views. Before each GPU run its written outputs are
+ * poisoned with NaN; whole buffers, row padding included, are compared, so
+ * an unwritten element or a write outside a view fails. Errors are
+ * ||gpu - cpu|| / ||cpu|| over a buffer; a table of the worst per op is
+ * printed last (kernels/NOTES-backend.md keeps it).
+ *
+ * Exits 77 (skipped) without CUDA or a GPU.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/device.h"
+#include "backend/ops.h"
+#include "testutil.h"
+#include "util/rng.h"
+#include "util/xalloc.h"
+
+static const md_backend_t *cpu, *gpu;
+static md_rng_t rng;
+
+typedef struct {
+    float *h;   /* the CPU's copy */
+    float *d;   /* the GPU's */
+    int64_t rows, cols, ld;
+} buf_t;
+
+static buf_t mk(int64_t rows, int64_t cols, int64_t ld, double lo, double hi)
+{
+    buf_t b = {NULL, NULL, rows, cols, ld};
+    size_t n = (size_t)(rows * ld);
+    b.h = md_malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) b.h[i] = (float)(lo + (hi - lo) * md_rng_uniform(&rng));
+    b.d = gpu->alloc(gpu, (n ? n : 1) * sizeof(float));
+    gpu->copy(gpu, b.d, b.h, n * sizeof(float), MD_COPY_H2D);
+    return b;
+}
+
+static void drop(buf_t *b)
+{
+    free(b->h);
+    gpu->free(gpu, b->d);
+}
+
+static md_tensor_t th(const buf_t *b)
+{
+    md_tensor_t t = md_tensor_2d(b->h, MD_DTYPE_F32, MD_DEVICE_CPU, b->rows, b->cols);
+    t.ld = b->ld;
+    return t;
+}
+
+static md_tensor_t td(const buf_t *b)
+{
+    md_tensor_t t = md_tensor_2d(b->d, MD_DTYPE_F32, MD_DEVICE_CUDA, b->rows, b->cols);
+    t.ld = b->ld;
+    return t;
+}
+
+/* NaN over the view (not the padding) of the GPU copy */
+static void poison(buf_t *b)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    float *t = md_malloc((n ? n : 1) * sizeof(float));
+    gpu->copy(gpu, t, b->d, n * sizeof(float), MD_COPY_D2H);
+    for (int64_t r = 0; r < b->rows; r++)
+        for (int64_t c = 0; c < b->cols; c++) t[r * b->ld + c] = NAN;
+    gpu->copy(gpu, b->d, t, n * sizeof(float), MD_COPY_H2D);
+    free(t);
+}
+
+/* all-ones bytes (NaN as floats) over n bytes of GPU memory */
+static void poison_bytes(void *d, size_t n)
+{
+    void *t = md_malloc(n ? n : 1);
+    memset(t, 0xff, n);
+    gpu->copy(gpu, d, t, n, MD_COPY_H2D);
+    free(t);
+}
+
+/* ||gpu - cpu|| / ||cpu|| over the whole buffer; +inf on any NaN */
+static double relerr(const buf_t *b)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    float *t = md_malloc((n ? n : 1) * sizeof(float));
+    gpu->copy(gpu, t, b->d, n * sizeof(float), MD_COPY_D2H);
+    double num = 0, den = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(t[i]) || isnan(b->h[i])) bad = 1;
+        double e = (double)t[i] - b->h[i];
+        num += e * e;
+        den += (double)b->h[i] * b->h[i];
+    }
+    free(t);
+    if (bad) return INFINITY;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* worst error per op, for the table */
+enum { MAX_OPS = 32 };
+static const char *op_names[MAX_OPS];
+static double op_worst[MAX_OPS];
+static int op_checks[MAX_OPS], n_ops;
+
+static void record(const char *op, const char *what, double err, double tol, const char *shape)
+{
+    int i;
+    for (i = 0; i < n_ops && strcmp(op_names[i], op); i++) {}
+    if (i == n_ops && n_ops < MAX_OPS) op_names[n_ops++] = op;
+    if (i < MAX_OPS) {
+        if (err > op_worst[i]) op_worst[i] = err;
+        op_checks[i]++;
+    }
+    CHECK(err <= tol, "%s %s %s: relative error %.3g > %.1g", op, what, shape, err, tol);
+}
+
+static uint8_t *tokens(int64_t n, int with_specials)
+{
+    uint8_t *t = md_malloc(n ? n : 1);
+    /* ids 7..10 are A C G T; others are N, PAD and specials (ignored targets) */
+    for (int64_t i = 0; i < n; i++) t[i] = with_specials ? (uint8_t)md_rng_below(&rng, 16) : (uint8_t)(7 + md_rng_below(&rng, 4));
+    return t;
+}
+
+static uint8_t *tokens_dev(const uint8_t *h, int64_t n)
+{
+    uint8_t *d = gpu->alloc(gpu, n ? n : 1);
+    gpu->copy(gpu, d, h, n, MD_COPY_H2D);
+    return d;
+}
+
+static const double TOL = 1e-5;
+
+static void check_gemm(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1}, {1, 7, 5}, {37, 33, 65}, {300, 129, 256}, {1025, 64, 3}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta1 = 0; beta1 < 2; beta1++) {
+                    int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                    int64_t pad = (s + ta + tb) % 2 ? 3 : 0;   /* strided views half the time */
+                    buf_t a = ta ? mk(k, m, m + pad, -1, 1) : mk(m, k, k + pad, -1, 1);
+                    buf_t b = tb ? mk(n, k, k + pad, -1, 1) : mk(k, n, n + pad, -1, 1);
+                    buf_t c = mk(m, n, n + pad, -1, 1);
+                    double alpha = beta1 ? 0.5 : 1.0, beta = beta1 ? 1.0 : 0.0;
+                    if (!beta1) poison(&c);
+                    md_tensor_t ah = th(&a), bh = th(&b), ch = th(&c), ad = td(&a), bd = td(&b), cd = td(&c);
+                    cpu->gemm(cpu, ta, tb, alpha, &ah, &bh, beta, &ch);
+                    gpu->gemm(gpu, ta, tb, alpha, &ad, &bd, beta, &cd);
+                    char sh[96];
+                    snprintf(sh, sizeof sh, "m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g pad=%lld", (long long)m,
+                             (long long)n, (long long)k, ta, tb, beta, (long long)pad);
+                    record("gemm", "c", relerr(&c), TOL, sh);
+                    drop(&a), drop(&b), drop(&c);
+                }
+}
+
+/* bf16 matrix products: the operands rounded to bf16 (8-bit significand),
+ * fp32 accumulation: within bf16 rounding of the fp32 CPU result, and
+ * visibly not fp32 (so the mode is really on) */
+static void check_gemm_bf16(void)
+{
+    const md_backend_t *fp32 = gpu;
+    const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);
+    CHECK(bf != NULL, "bf16 backend");
+    if (!bf) return;
+    static const int64_t shapes[][3] = {{1, 7, 5}, {300, 129, 256}, {4096, 512, 128}};
+    for (int s = 0; s < 3; s++)
+        for (int ta = 0; ta < 2; ta++) {
+            int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            buf_t a = ta ? mk(k, m, m, -1, 1) : mk(m, k, k, -1, 1), b = mk(n, k, k, -1, 1), c = mk(m, n, n + 1, -1, 1);
+            poison(&c);
+            md_tensor_t ah = th(&a), bh = th(&b), ch = th(&c), ad = td(&a), bd = td(&b), cd = td(&c);
+            cpu->gemm(cpu, ta, 1, 1.0, &ah, &bh, 0.0, &ch);
+            bf->gemm(bf, ta, 1, 1.0, &ad, &bd, 0.0, &cd);
+            char sh[64];
+            snprintf(sh, sizeof sh, "m=%lld n=%lld k=%lld ta=%d", (long long)m, (long long)n, (long long)k, ta);
+            double e = relerr(&c);
+            record("gemm (bf16)", "c", e, 1e-2, sh);
+            /* FAST_16BF permits bf16, it does not force it: cuBLAS keeps tiny
+             * products (k = 5) in fp32, so only the large ones must show it */
+            if (k >= 128) CHECK(e > 1e-5, "gemm bf16 %s: error %.3g is fp32-like: are the operands really bf16?", sh, e);
+            drop(&a), drop(&b), drop(&c);
+        }
+    gpu = fp32;
+}
+
+static void check_elementwise(void)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {37, 65}, {1000, 257}};
+    for (size_t s = 0; s < 3; s++) {
+        int64_t r = shapes[s][0], c = shapes[s][1];
+        char sh[64];
+        snprintf(sh, sizeof sh, "%lldx%lld", (long long)r, (long long)c);
+        buf_t y = mk(r, c, c + 2, -1, 1), x = mk(r, c, c + 5, -1, 1);
+        md_tensor_t yh = th(&y), xh = th(&x), yd = td(&y), xd = td(&x);
+        cpu->add(cpu, &yh, &xh);
+        gpu->add(gpu, &yd, &xd);
+        record("add", "y", relerr(&y), 0, sh);
+        drop(&y), drop(&x);
+
+        buf_t z = mk(1, r * c, r * c, -2, 2);
+        md_tensor_t zh = th(&z), zd = td(&z);
+        cpu->scale(cpu, &zh, 0.3);
+        gpu->scale(gpu, &zd, 0.3);
+        record("scale", "x", relerr(&z), 0, sh);
+        double sc = cpu->sumsq(cpu, &zh), sg = gpu->sumsq(gpu, &zd);
+        record("sumsq", "sum", fabs(sg - sc) / sc, 1e-12, sh);
+        drop(&z);
+    }
+    /* a large one: several blocks of partials */
+    buf_t z = mk(1, 3000017, 3000017, -1, 1);
+    md_tensor_t zh = th(&z), zd = td(&z);
+    double sc = cpu->sumsq(cpu, &zh), sg = gpu->sumsq(gpu, &zd);
+    record("sumsq", "sum", fabs(sg - sc) / sc, 1e-12, "n=3000017");
+    double sg2 = gpu->sumsq(gpu, &zd);
+    CHECK(sg2 == sg, "sumsq not deterministic: %.17g vs %.17g", sg, sg2);
+    drop(&z);
+}
+
+static void check_adamw(void)
+{
+    static const int64_t ns[] = {1, 1000, 100003};
+    for (int s = 0; s < 3; s++)
+        for (int64_t step = 1; step <= 7; step += 6) {
+            int64_t n = ns[s];
+            buf_t p = mk(1, n, n, -1, 1), g = mk(1, n, n, -1, 1), m = mk(1, n, n, -0.1, 0.1), v = mk(1, n, n, 0, 0.01);
+            md_adamw_hparams_t hp = {.lr = 3e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
+                                     .grad_scale = 0.25, .step = step};
+            md_tensor_t ph = th(&p), gh = th(&g), mh = th(&m), vh = th(&v), pd = td(&p), gd = td(&g), md = td(&m),
+                        vd = td(&v);
+            cpu->adamw(cpu, &ph, &gh, &mh, &vh, n * 3 / 5, &hp);
+            gpu->adamw(gpu, &pd, &gd, &md, &vd, n * 3 / 5, &hp);
+            char sh[64];
+            snprintf(sh, sizeof sh, "n=%lld step=%lld", (long long)n, (long long)step);
+            record("adamw", "param", relerr(&p), TOL, sh);
+            record("adamw", "m", relerr(&m), TOL, sh);
+            record("adamw", "v", relerr(&v), TOL, sh);
+            drop(&p), drop(&g), drop(&m), drop(&v);
+        }
+}
+
+static void check_embedding(void)
+{
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {3 * 1025, 256}, {40000, 64}};
+    for (int s = 0; s < 4; s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1], V = 16;
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld D=%lld", (long long)M, (long long)D);
+        uint8_t *tk = tokens(M, 1), *tkd = tokens_dev(tk, M);
+        md_tensor_t th_ = md_tensor_1d(tk, MD_DTYPE_U8, MD_DEVICE_CPU, M);
+        md_tensor_t td_ = md_tensor_1d(tkd, MD_DTYPE_U8, MD_DEVICE_CUDA, M);
+        buf_t w = mk(V, D, D, -1, 1), out = mk(M, D, D + 3, -1, 1);
+        poison(&out);
+        md_tensor_t wh = th(&w), wd = td(&w), oh = th(&out), od = td(&out);
+        cpu->embedding_fwd(cpu, &oh, &th_, &wh);
+        gpu->embedding_fwd(gpu, &od, &td_, &wd);
+        record("embedding_fwd", "out", relerr(&out), 0, sh);
+        buf_t dw = mk(V, D, D, -1, 1), dout = mk(M, D, D + 1, -1, 1);
+        md_tensor_t dwh = th(&dw), dwd = td(&dw), doh = th(&dout), dod = td(&dout);
+        cpu->embedding_bwd(cpu, &dwh, &doh, &th_);
+        gpu->embedding_bwd(gpu, &dwd, &dod, &td_);
+        record("embedding_bwd", "dweight", relerr(&dw), TOL, sh);
+        drop(&w), drop(&out), drop(&dw), drop(&dout);
+        free(tk);
+        gpu->free(gpu, tkd);
+    }
+}
+
+static void check_rmsnorm(void)
+{
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}};
+    for (int s = 0; s < 3; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            int64_t M = shapes[s][0], D = shapes[s][1];
+            char sh[64];
+            snprintf(sh, sizeof sh, "M=%lld D=%lld acc=%d", (long long)M, (long long)D, acc);
+            buf_t x = mk(M, D, D + 2, -2, 2), w = mk(1, D, D, 0.5, 1.5), y = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+            poison(&y), poison(&rs);
+            md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), yh = th(&y), yd = td(&y);
+            md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
+            cpu->rmsnorm_fwd(cpu, &yh, &rh, &xh, &wh, 1e-5);
+            gpu->rmsnorm_fwd(gpu, &yd, &rd, &xd, &wd, 1e-5);
+            record("rmsnorm_fwd", "y", relerr(&y), TOL, sh);
+            record("rmsnorm_fwd", "rstd", relerr(&rs), TOL, sh);
+            buf_t dy = mk(M, D, D, -1, 1), dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1);
+            if (!acc) poison(&dx);
+            md_tensor_t dyh = th(&dy), dyd = td(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
+            /* the same rstd on both sides: the CPU's */
+            gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);
+            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh, &rh, acc);
+            gpu->rmsnorm_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd, &rd, acc);
+            record("rmsnorm_bwd", "dx", relerr(&dx), TOL, sh);
+            record("rmsnorm_bwd", "dw", relerr(&dw), TOL, sh);
+            drop(&x), drop(&w), drop(&y), drop(&rs), drop(&dy), drop(&dx), drop(&dw);
+        }
+}
+
+static void check_conv(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 8}, {2, 3, 70}, {3, 777, 128}, {1, 4096, 64}};
+    for (int s = 0; s < 4; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = 4, M = B * L;
+        char sh[64];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld", (long long)B, (long long)L, (long long)E);
+        /* x is the first half of a wider (xz-like) buffer */
+        buf_t x = mk(M, E, 2 * E, -2, 2), w = mk(E, K, K, -0.5, 0.5), b = mk(1, E, E, -0.5, 0.5), y = mk(M, E, E, 0, 1);
+        poison(&y);
+        md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b), yh = th(&y), yd = td(&y);
+        cpu->conv1d_silu_fwd(cpu, &yh, &xh, &wh, &bh, B);
+        gpu->conv1d_silu_fwd(gpu, &yd, &xd, &wd, &bd, B);
+        record("conv1d_silu_fwd", "y", relerr(&y), TOL, sh);
+        buf_t dy = mk(M, E, E + 1, -1, 1), dx = mk(M, E, 2 * E, -1, 1), dw = mk(E, K, K, -1, 1), db = mk(1, E, E, -1, 1);
+        poison(&dx);
+        md_tensor_t dyh = th(&dy), dyd = td(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw),
+                    dbh = th(&db), dbd = td(&db);
+        cpu->conv1d_silu_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, &bh, B);
+        gpu->conv1d_silu_bwd(gpu, &dxd, &dwd, &dbd, &dyd, &xd, &wd, &bd, B);
+        record("conv1d_silu_bwd", "dx", relerr(&dx), TOL, sh);
+        record("conv1d_silu_bwd", "dw", relerr(&dw), TOL, sh);
+        record("conv1d_silu_bwd", "dbias", relerr(&db), TOL, sh);
+        drop(&x), drop(&w), drop(&b), drop(&y), drop(&dy), drop(&dx), drop(&dw), drop(&db);
+    }
+}
+
+static void check_scan(void)
+{
+    static const int64_t shapes[][4] = {{1, 1, 16, 16}, {2, 1, 8, 16}, {1, 129, 70, 16}, {2, 777, 64, 16},
+                                        {3, 300, 32, 5}, {1, 2048, 128, 16}};
+    for (int s = 0; s < 6; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], N = shapes[s][3], M = B * L, R = 4;
+        char sh[64];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld N=%lld", (long long)B, (long long)L, (long long)E, (long long)N);
+        /* the model's views: u alone, z the second half of xz, Bm and Cm slices of xdbl */
+        buf_t u = mk(M, E, E, -1, 1), z = mk(M, E, 2 * E, -1, 1), delta = mk(M, E, E, -1, 1);
+        buf_t Bm = mk(M, N, R + 2 * N, -1, 1), Cm = mk(M, N, R + 2 * N, -1, 1);
+        buf_t dtb = mk(1, E, E, -4, -2), Al = mk(E, N, N, 0, 2.77), Dp = mk(1, E, E, -1, 1), y = mk(M, E, E, 0, 1);
+        poison(&y);
+        size_t sc = cpu->scan_states_size(cpu, MD_DTYPE_F32, B, L, E, N), sg = gpu->scan_states_size(gpu, MD_DTYPE_F32, B, L, E, N);
+        size_t wc = cpu->scan_bwd_workspace(cpu, MD_DTYPE_F32, B, L, E, N), wg = gpu->scan_bwd_workspace(gpu, MD_DTYPE_F32, B, L, E, N);
+        void *stc = md_malloc(sc + 64), *wsc = md_malloc(wc + 64);
+        void *stg = gpu->alloc(gpu, sg + 64), *wsg = gpu->alloc(gpu, wg + 64);
+        poison_bytes(stg, sg), poison_bytes(wsg, wg);
+#define T2(b) md_tensor_t b##h = th(&b), b##d = td(&b)
+        T2(u); T2(z); T2(delta); T2(Bm); T2(Cm); T2(dtb); T2(Al); T2(Dp); T2(y);
+        cpu->scan_fwd(cpu, &yh, &uh, &deltah, &dtbh, &Alh, &Bmh, &Cmh, &Dph, &zh, B, stc);
+        gpu->scan_fwd(gpu, &yd, &ud, &deltad, &dtbd, &Ald, &Bmd, &Cmd, &Dpd, &zd, B, stg);
+        record("scan_fwd", "y", relerr(&y), TOL, sh);
+        buf_t dy = mk(M, E, E, -1, 1), du = mk(M, E, E, 0, 1), dd = mk(M, E, E, 0, 1), dz = mk(M, E, 2 * E, 0, 1);
+        buf_t dB = mk(M, N, R + 2 * N, 0, 1), dC = mk(M, N, R + 2 * N, 0, 1);
+        buf_t dA = mk(E, N, N, -1, 1), dD = mk(1, E, E, -1, 1), ddtb = mk(1, E, E, -1, 1);
+        poison(&du), poison(&dd), poison(&dz), poison(&dB), poison(&dC);
+        T2(dy); T2(du); T2(dd); T2(dz); T2(dB); T2(dC); T2(dA); T2(dD); T2(ddtb);
+        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &ddtbh, &dyh, &uh, &deltah, &dtbh, &Alh, &Bmh, &Cmh,
+                      &Dph, &zh, B, stc, wsc);
+        gpu->scan_bwd(gpu, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &ddtbd, &dyd, &ud, &deltad, &dtbd, &Ald, &Bmd, &Cmd,
+                      &Dpd, &zd, B, stg, wsg);
+        record("scan_bwd", "du", relerr(&du), TOL, sh);
+        record("scan_bwd", "ddelta", relerr(&dd), TOL, sh);
+        record("scan_bwd", "dz", relerr(&dz), TOL, sh);
+        record("scan_bwd", "dBm", relerr(&dB), TOL, sh);
+        record("scan_bwd", "dCm", relerr(&dC), TOL, sh);
+        record("scan_bwd", "dA_log", relerr(&dA), TOL, sh);
+        record("scan_bwd", "dD", relerr(&dD), TOL, sh);
+        record("scan_bwd", "ddt_bias", relerr(&ddtb), TOL, sh);
+#undef T2
+        buf_t *all[] = {&u, &z, &delta, &Bm, &Cm, &dtb, &Al, &Dp, &y, &dy, &du, &dd, &dz, &dB, &dC, &dA, &dD, &ddtb};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+        free(stc), free(wsc);
+        gpu->free(gpu, stg), gpu->free(gpu, wsg);
+    }
+}
+
+static void check_xent(void)
+{
+    static const int64_t rows_[] = {1, 777, 5000, 70001};
+    for (int s = 0; s < 4; s++)
+        for (int grad = 0; grad < 2; grad++) {
+            int64_t M = rows_[s], V = 16;
+            char sh[64];
+            snprintf(sh, sizeof sh, "M=%lld grad=%d", (long long)M, grad);
+            uint8_t *tk = tokens(M, 1), *tkd = tokens_dev(tk, M);
+            if (M == 1) tk[0] = 8, gpu->copy(gpu, tkd, tk, 1, MD_COPY_H2D);   /* one counted row */
+            md_tensor_t tth = md_tensor_1d(tk, MD_DTYPE_U8, MD_DEVICE_CPU, M), ttd = md_tensor_1d(tkd, MD_DTYPE_U8, MD_DEVICE_CUDA, M);
+            buf_t lg = mk(M, V, V + 2, -4, 4), dl = mk(M, V, V, -1, 1);
+            poison(&dl);
+            size_t wc = cpu->xent_workspace(cpu, M), wg = gpu->xent_workspace(gpu, M);
+            void *wsc = md_malloc(wc), *wsg = gpu->alloc(gpu, wg);
+            md_tensor_t lh = th(&lg), ld = td(&lg), dh = th(&dl), dd = td(&dl);
+            int64_t nc = -1, ng = -2;
+            double lc = cpu->xent(cpu, grad ? &dh : NULL, &lh, &tth, 0.37, &nc, wsc);
+            double lgp = gpu->xent(gpu, grad ? &dd : NULL, &ld, &ttd, 0.37, &ng, wsg);
+            CHECK(nc == ng, "xent %s: counted %lld (cpu) vs %lld (gpu)", sh, (long long)nc, (long long)ng);
+            record("xent", "loss", fabs(lgp - lc) / fabs(lc), 1e-12, sh);
+            if (grad) record("xent", "dlogits", relerr(&dl), TOL, sh);
+            drop(&lg), drop(&dl);
+            free(tk), free(wsc);
+            gpu->free(gpu, tkd), gpu->free(gpu, wsg);
+        }
+}
+
+int main(void)
+{
+    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
+        printf("no CUDA GPU: skipped\n");
+        return 77;
+    }
+    cpu = md_backend_cpu();
+    if (!(gpu = md_backend_cuda(0))) return 1;
+    const char *seed = getenv("MD_TEST_SEED");
+    uint64_t sd = seed ? strtoull(seed, NULL, 10) : 0x5eedULL ^ (uint64_t)time(NULL);
+    printf("seed %llu (MD_TEST_SEED to repeat)\n", (unsigned long long)sd);
+    md_rng_seed(&rng, sd);
+    check_gemm();
+    check_gemm_bf16();
+    check_elementwise();
+    check_adamw();
+    check_embedding();
+    check_rmsnorm();
+    check_conv();
+    check_scan();
+    check_xent();
+    gpu->sync(gpu);
+    printf("%-18s %7s %12s\n", "op", "checks", "worst err");
+    for (int i = 0; i < n_ops; i++) printf("%-18s %7d %12.3g\n", op_names[i], op_checks[i], op_worst[i]);
+    return md_test_done();
+}

@@ -1,0 +1,157 @@
+/* A whole training step on the GPU against the CPU in fp32: the same
+ * model (one definition, src/nn) on md_backend_cpu and md_backend_cuda(0),
+ * the same weights and tokens; the loss, every parameter's gradient
+ * (||gpu - cpu|| / ||cpu|| per tensor), then one AdamW step on each side
+ * and the loss after it. Configs: a tiny one (d_model 32, 2 layers; odd L
+ * over the scan's 128-step chunk; batch 3 of L = 1) and the 250K preset at
+ * L = 1024, batch 2; then both again with bf16 matrix products
+ * (md_backend_cuda_ex, MD_PRECISION_BF16) at bf16 tolerances.
+ *
+ * Exits 77 (skipped) without CUDA or a GPU.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/device.h"
+#include "backend/ops.h"
+#include "nn/config.h"
+#include "nn/model.h"
+#include "nn/params.h"
+#include "testutil.h"
+#include "util/rng.h"
+#include "util/xalloc.h"
+
+/* fp32; bf16 GEMM operands (md_backend_cuda_ex bf16) round to 8 bits */
+static double LOSS_TOL = 1e-5, GRAD_TOL = 1e-4, STEP_TOL = 1e-4;
+static const md_backend_t *gpu;
+
+static float *grads_to_host(md_model_t *m)
+{
+    md_tensor_t g = md_model_grad_buffer(m);
+    int64_t n = md_model_params(m)->numel;
+    float *h = md_malloc((size_t)n * sizeof(float));
+    const md_backend_t *be = md_model_backend(m);
+    be->sync(be);
+    be->copy(be, h, g.data, (size_t)n * sizeof(float), MD_COPY_D2H);
+    return h;
+}
+
+static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
+{
+    const md_backend_t *be = md_model_backend(m);
+    const md_params_t *reg = md_model_params(m);
+    md_tensor_t p = md_model_param_buffer(m), g = md_model_grad_buffer(m);
+    md_tensor_t mt = md_tensor_1d(mom, MD_DTYPE_F32, be->device, reg->numel);
+    md_tensor_t vt = md_tensor_1d(var, MD_DTYPE_F32, be->device, reg->numel);
+    md_adamw_hparams_t hp = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1,
+                             .grad_scale = grad_scale, .step = 1};
+    be->adamw(be, &p, &g, &mt, &vt, reg->n_decay, &hp);
+}
+
+static void run_config(const char *label, const md_config_t *cfg, int64_t B, int64_t L, uint64_t seed, int verbose)
+{
+    const md_backend_t *cpu = md_backend_cpu();
+    md_model_t *mc = md_model_new(cfg, cpu, MD_DTYPE_F32, B, L), *mg = md_model_new(cfg, gpu, MD_DTYPE_F32, B, L);
+    CHECK(mc && mg, "%s: models", label);
+    if (!mc || !mg) return;
+    md_model_init_weights(mc, seed);
+    md_model_init_weights(mg, seed);
+    const md_params_t *reg = md_model_params(mc);
+    int64_t n = reg->numel;
+    float *pc = md_malloc((size_t)n * 4), *pg = md_malloc((size_t)n * 4);
+    md_model_read_params(mc, pc);
+    md_model_read_params(mg, pg);
+    CHECK(!memcmp(pc, pg, (size_t)n * 4), "%s: the same initial weights on both backends", label);
+
+    md_rng_t r;
+    md_rng_seed(&r, seed ^ 0x77);
+    uint8_t *in = md_malloc((size_t)(B * L)), *tg = md_malloc((size_t)(B * L));
+    for (int64_t i = 0; i < B * L; i++) {
+        in[i] = (uint8_t)(7 + md_rng_below(&r, 4));
+        /* ~3% ignored targets (N) */
+        tg[i] = md_rng_below(&r, 32) ? (uint8_t)(7 + md_rng_below(&r, 4)) : 11;
+    }
+    md_loss_t lc, lg;
+    md_model_zero_grad(mc);
+    md_model_zero_grad(mg);
+    CHECK(md_model_forward_backward(mc, in, tg, B, L, 1, &lc) == 0, "%s: cpu step", label);
+    CHECK(md_model_forward_backward(mg, in, tg, B, L, 1, &lg) == 0, "%s: gpu step", label);
+    double le = fabs(lg.loss_sum - lc.loss_sum) / fabs(lc.loss_sum);
+    CHECK(lc.n_targets == lg.n_targets, "%s: counted targets %lld vs %lld", label, (long long)lc.n_targets,
+          (long long)lg.n_targets);
+    CHECK(le <= LOSS_TOL, "%s: loss %.9g (cpu) vs %.9g (gpu): relative error %.3g", label, lc.loss_sum / lc.n_targets,
+          lg.loss_sum / lg.n_targets, le);
+
+    float *gc = grads_to_host(mc), *gg = grads_to_host(mg);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int64_t i = 0; i < reg->n; i++) {
+        const md_param_t *p = &reg->p[i];
+        if (p->tied_to >= 0) continue;
+        double num = 0, den = 0;
+        int nan = 0;
+        for (int64_t k = p->offset; k < p->offset + p->numel; k++) {
+            if (isnan(gg[k])) nan = 1;
+            double e = (double)gg[k] - gc[k];
+            num += e * e;
+            den += (double)gc[k] * gc[k];
+        }
+        double err = nan ? INFINITY : (den > 0 ? sqrt(num / den) : sqrt(num));
+        if (verbose) printf("  %-44s %10lld  grad rel err %.3g\n", p->name, (long long)p->numel, err);
+        CHECK(err <= GRAD_TOL, "%s: gradient of %s: relative error %.3g", label, p->name, err);
+        if (err > worst) worst = err, worst_name = p->name;
+    }
+
+    /* one AdamW step each, then the loss again (forward only) */
+    void *m1 = cpu->alloc(cpu, (size_t)n * 4), *v1 = cpu->alloc(cpu, (size_t)n * 4);
+    void *m2 = gpu->alloc(gpu, (size_t)n * 4), *v2 = gpu->alloc(gpu, (size_t)n * 4);
+    cpu->memset0(cpu, m1, (size_t)n * 4), cpu->memset0(cpu, v1, (size_t)n * 4);
+    gpu->memset0(gpu, m2, (size_t)n * 4), gpu->memset0(gpu, v2, (size_t)n * 4);
+    adamw_step(mc, m1, v1, 1.0 / lc.n_targets);
+    adamw_step(mg, m2, v2, 1.0 / lg.n_targets);
+    md_loss_t lc2, lg2;
+    CHECK(md_model_forward_backward(mc, in, tg, B, L, 0, &lc2) == 0, "%s: cpu forward", label);
+    CHECK(md_model_forward_backward(mg, in, tg, B, L, 0, &lg2) == 0, "%s: gpu forward", label);
+    double le2 = fabs(lg2.loss_sum - lc2.loss_sum) / fabs(lc2.loss_sum);
+    /* AdamW's first step moves every weight by ~lr whatever the gradient's
+     * size, so gradient rounding differences show up more here */
+    CHECK(le2 <= STEP_TOL, "%s: loss after one AdamW step %.9g vs %.9g: relative error %.3g", label,
+          lc2.loss_sum / lc2.n_targets, lg2.loss_sum / lg2.n_targets, le2);
+    CHECK(lc2.loss_sum < lc.loss_sum, "%s: the step lowered the loss on its own batch", label);
+    printf("%-8s %-9s B=%lld L=%lld: %lld params; loss/target cpu %.7f gpu %.7f (rel %.2g); worst grad rel err %.3g (%s); "
+           "after AdamW: cpu %.7f gpu %.7f (rel %.2g)\n",
+           label, gpu->name, (long long)B, (long long)L, (long long)n, lc.loss_sum / lc.n_targets, lg.loss_sum / lg.n_targets, le,
+           worst, worst_name, lc2.loss_sum / lc2.n_targets, lg2.loss_sum / lg2.n_targets, le2);
+    cpu->free(cpu, m1), cpu->free(cpu, v1), gpu->free(gpu, m2), gpu->free(gpu, v2);
+    free(pc), free(pg), free(gc), free(gg), free(in), free(tg);
+    md_model_free(mc);
+    md_model_free(mg);
+}
+
+int main(void)
+{
+    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
+        printf("no CUDA GPU: skipped\n");
+        return 77;
+    }
+    if (!(gpu = md_backend_cuda(0))) return 1;
+    const char *s = getenv("MD_TEST_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
+    printf("seed %llu (MD_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    md_config_t tiny, small;
+    md_config_init(&tiny, MD_ARCH_MAMBA, 32, 2);
+    run_config("tiny", &tiny, 2, 301, seed, 1);
+    run_config("tiny", &tiny, 3, 1, seed + 1, 0);
+    if (md_config_preset(&small, MD_ARCH_MAMBA, "250K") < 0) return 1;
+    run_config("250K", &small, 2, 1024, seed + 2, 0);
+    /* bf16 matrix products: the same step within bf16 rounding */
+    if (!(gpu = md_backend_cuda_ex(0, MD_PRECISION_BF16))) return 1;
+    LOSS_TOL = 1e-2, GRAD_TOL = 5e-2, STEP_TOL = 1e-2;
+    run_config("tiny", &tiny, 2, 301, seed, 0);
+    run_config("250K", &small, 2, 1024, seed + 2, 0);
+    return md_test_done();
+}
