@@ -42,7 +42,7 @@ static void usage(FILE *fp)
             "      --markov INT      also score an order-INT Markov chain fitted on the training part\n"
             "                        (the whole genome when nothing is held out); -1 = none [-1]\n"
             "      --dump-logits FILE  write the first windows' input_ids (I64 [n, L]) and logits\n"
-            "                        (F32 [n, L, 16]) as safetensors, for tools/check_hf_mamba.py\n"
+            "                        (F32 [n, L, 16]) as safetensors, for tools/check_hf.py\n"
             "      --dump-windows INT  windows to dump [2]\n"
             "      --precision STR   fp32, or bf16 matrix products (GPU only) [fp32]\n"
             MD_LMOPTS_HOLDOUT_HELP

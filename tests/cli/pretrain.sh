@@ -90,7 +90,7 @@ expect_ok "eval of the exported weights" $MD eval -i "$T/hf/model.safetensors" -
 ev2=$(sed -n 's/.*"loss": *\([0-9.eE+-]*\).*/\1/p' "$T/out")
 [ "$ev2" = "$ev" ] && ok || bad "exported weights score $ev2, the checkpoint $ev"
 
-# Logits dump for tools/check_hf_mamba.py.
+# Logits dump for tools/check_hf.py.
 expect_ok "dump logits" $MD eval -i "$T/a.safetensors" --windows 3 --dump-logits "$T/logits.safetensors" --dump-windows 2 "$T/g.fa"
 grep -q '"input_ids":{"dtype":"I64","shape":\[2,96\]' "$T/logits.safetensors" && \
     grep -q '"logits":{"dtype":"F32","shape":\[2,96,16\]' "$T/logits.safetensors" && ok || bad "logits dump layout"
