@@ -10,89 +10,8 @@
  * Also: gradients accumulate across calls; the recomputing model gives the
  * same gradients bit for bit; the f32 model's gradients do not depend on
  * the thread count. */
-#include <math.h>
-#include <omp.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "backend/ops.h"
-#include "nn/model.h"
-#include "seq/tokenizer.h"
-#include "testutil.h"
+#include "gradcheck.h"
 #include "util/log.h"
-#include "util/rng.h"
-
-static const md_backend_t *be;
-static md_rng_t rng;
-static const md_dtype_t F64 = MD_DTYPE_F64;
-
-static double *rnd(int64_t n, double lo, double hi)
-{
-    double *x = malloc((size_t)(n ? n : 1) * sizeof *x);
-    for (int64_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * md_rng_uniform(&rng);
-    return x;
-}
-
-static double *zeros(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(double)); }
-static md_tensor_t T2(double *p, int64_t r, int64_t c) { return md_tensor_2d(p, F64, MD_DEVICE_CPU, r, c); }
-static md_tensor_t T1(double *p, int64_t n) { return md_tensor_1d(p, F64, MD_DEVICE_CPU, n); }
-
-static double dot(const double *a, const double *b, int64_t n)
-{
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* Compares grad[i] with the derivative of loss() in x[i] by the 4-point
- * central difference (error O(h^4)), for all i when n is small, else for
- * `sample` random ones. The error measure is |a - n| / (|a| + |n| + tau)
- * and must stay below 1e-6: relative for gradients above tau = 1e-4, an
- * absolute 1e-10 below, where the rounding noise of the differences
- * (~1e-16 |loss| / h, ~1e-11 for the model) would swamp a relative one.
- * Two step sizes are tried and the better agreement counts: a large h
- * keeps the rounding noise down, a small one the truncation error where
- * the loss curves sharply (RMSNorm of a small embedding); a wrong gradient
- * disagrees at both. */
-typedef double (*loss_fn)(void *ctx);
-
-static double worst;
-
-static double fd_derivative(double *xi, double h, loss_fn loss, void *ctx)
-{
-    static const double step[4] = {-2, -1, 1, 2};
-    double keep = *xi, f[4];
-    for (int q = 0; q < 4; q++) {
-        *xi = keep + step[q] * h;
-        f[q] = loss(ctx);
-    }
-    *xi = keep;
-    return (8 * (f[2] - f[1]) - (f[3] - f[0])) / (12 * h);
-}
-
-static void fd_check(const char *what, double *x, const double *grad, int64_t n, loss_fn loss, void *ctx, int sample)
-{
-    const double tau = 1e-4;
-    double max_err = 0;
-    int64_t max_i = -1, count = n <= sample ? n : sample;
-    for (int64_t k = 0; k < count; k++) {
-        int64_t i = n <= sample ? k : (int64_t)md_rng_below(&rng, (uint64_t)n);
-        double ana = grad[i], err = 1e300;
-        static const double hs[2] = {1e-3, 1e-4};
-        for (int j = 0; j < 2; j++) {
-            double num = fd_derivative(&x[i], hs[j], loss, ctx);
-            double e = fabs(num - ana) / (fabs(num) + fabs(ana) + tau);
-            if (e < err) err = e;
-        }
-        if (err > max_err) max_err = err, max_i = i;
-    }
-    if (max_err > worst) worst = max_err;
-    CHECK(max_err < 1e-6, "%s: gradient element %lld has relative error %.3g", what, (long long)max_i, max_err);
-    printf("%-44s %4lld checked, max error %.2e\n", what, (long long)count, max_err);
-}
-
-/* ---- RMSNorm ---- */
 
 typedef struct { int64_t M, D; double *x, *w, *R, *y, *r; } rms_ctx_t;
 
@@ -287,24 +206,6 @@ static void check_xent(void)
 
 /* ---- the whole model ---- */
 
-typedef struct { md_model_t *m; const uint8_t *in, *tgt; int64_t B, L; } model_ctx_t;
-
-static double model_loss(void *p)
-{
-    model_ctx_t *c = p;
-    md_loss_t out;
-    md_model_forward_backward(c->m, c->in, c->tgt, c->B, c->L, 0, &out);
-    return out.loss_sum;
-}
-
-static void random_tokens(uint8_t *in, uint8_t *tgt, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        in[i] = (uint8_t)(MD_TOK_A + md_rng_below(&rng, 4));
-        tgt[i] = (uint8_t)(MD_TOK_A + md_rng_below(&rng, 4));
-    }
-}
-
 /* the init, plus noise so that norms, D and the rest sit at generic points */
 static void perturb_params(md_model_t *m, double amp)
 {
@@ -390,44 +291,6 @@ static void check_model(void)
     md_model_free(m);
 }
 
-/* f32, big enough for the threads to engage (sequence by sequence for
- * B = 3, inside each op for B = 1), with batch and length below the
- * planned maxima */
-static void check_threads(void)
-{
-    md_config_t cfg;
-    md_config_init(&cfg, MD_ARCH_MAMBA, 64, 3);
-    const int64_t L = 1000;
-    uint8_t *in = malloc(3 * L), *tgt = malloc(3 * L);
-    random_tokens(in, tgt, 3 * L);
-    tgt[17] = MD_TOK_N;
-    for (int64_t B = 3; B >= 1; B -= 2) {
-        float *g[2];
-        double loss[2];
-        int64_t n = 0;
-        for (int run = 0; run < 2; run++) {
-            omp_set_num_threads(run + 1);
-            md_model_t *m = md_model_new(&cfg, be, MD_DTYPE_F32, 4, 1024);
-            md_model_init_weights(m, 99);
-            md_model_zero_grad(m);
-            md_loss_t out;
-            md_model_forward_backward(m, in, tgt, B, L, 1, &out);
-            n = md_model_params(m)->numel;
-            g[run] = malloc((size_t)n * sizeof(float));
-            memcpy(g[run], md_model_grad_buffer(m).data, (size_t)n * sizeof(float));
-            loss[run] = out.loss_sum;
-            md_model_free(m);
-        }
-        omp_set_num_threads(2);
-        CHECK(loss[0] == loss[1], "B = %lld: loss with 1 and 2 threads: %.17g vs %.17g", (long long)B, loss[0],
-              loss[1]);
-        CHECK(!memcmp(g[0], g[1], (size_t)n * sizeof(float)), "B = %lld: gradients with 1 and 2 threads differ",
-              (long long)B);
-        free(g[0]), free(g[1]);
-    }
-    free(in), free(tgt);
-}
-
 int main(void)
 {
     md_verbose = 0;
@@ -440,7 +303,7 @@ int main(void)
     check_embedding();
     check_xent();
     check_model();
-    check_threads();
+    check_threads(MD_ARCH_MAMBA, 64, 3, 1000, 1024);
     printf("worst relative error %.2e\n", worst);
     return md_test_done();
 }
