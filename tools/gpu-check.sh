@@ -23,6 +23,9 @@
 #             against the fp32 one (which tracks the CPU: stage pretrain)
 #   bench     mambadna bench train for a few presets and lengths, fp32 and bf16
 #   memcheck  compute-sanitizer memcheck on test_gpu_ops (not by default)
+#   ctx       long context (not by default): L = 2^20, B = 1, --recompute: 4
+#             pretrain steps of 1.4M and 7M (7M also in bf16), and bench train
+#             of the same, plus 1.4M without --recompute (~1 min, 90 GiB)
 # Logs go to $OUT (./gpu-check-out when unset); a summary is printed last.
 # Exits non-zero when a stage failed.
 set -uo pipefail
@@ -95,6 +98,24 @@ for s in $stages; do
         done
         secs[bench]=$((SECONDS - t0)) ;;
     memcheck) run_stage memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/test_gpu_ops" ;;
+    ctx)
+        if [[ ! -f $genome ]]; then echo "no $genome" >"$out/ctx.log"; rc[ctx]=2; secs[ctx]=0; continue; fi
+        : >"$out/ctx.log"
+        : >"$out/ctx_bench.tsv"
+        t0=$SECONDS
+        rc[ctx]=0
+        for cfg in "1.4M fp32" "7M fp32" "7M bf16"; do
+            set -- $cfg
+            timeout 150 "$bin/mambadna" pretrain -x cuda --preset "$1" --precision "$2" -L 1048576 -B 1 --recompute \
+                --steps 4 --log-every 1 --val-fraction 0.5 --val-every 4 --val-windows 1 \
+                -o /tmp/md_ctx.safetensors "$genome" >>"$out/ctx.log" 2>&1 || rc[ctx]=1
+        done
+        for cfg in "1.4M fp32 --recompute" "1.4M fp32" "7M fp32 --recompute" "7M bf16 --recompute"; do
+            set -- $cfg
+            timeout 120 "$bin/mambadna" bench train -x cuda --preset "$1" --precision "$2" -L 1048576 -B 1 ${3:-} \
+                --steps 3 --warmup 1 >>"$out/ctx_bench.tsv" 2>>"$out/ctx.log" || rc[ctx]=1
+        done
+        secs[ctx]=$((SECONDS - t0)) ;;
     *) echo "[E::gpu-check] unknown stage '$s'" >&2; exit 2 ;;
     esac
 done
@@ -123,6 +144,9 @@ for s in $stages; do
         grep -h -E "^\[E|tokens/s, ETA 0s" "$out"/long_*.log | tail -n 4 | cut -c1-200 ;;
     bench) cat "$out/bench_train.tsv" | awk 'NR == 1 || !/^preset/'; grep -E "^\[E" "$out/bench.log" | head -n 3 ;;
     memcheck) grep -E "ERROR SUMMARY|passed" "$out/memcheck.log" | tail -n 2 ;;
+    ctx)
+        grep -E "^\[E|log_plan|step [0-9]+/|validation" "$out/ctx.log" | cut -c1-300
+        awk 'NR == 1 || !/^preset/' "$out/ctx_bench.tsv" ;;
     esac
 done
 tar czf "$out.tgz" -C "$out" . && mv "$out.tgz" "$out/all.tgz"
