@@ -97,21 +97,34 @@ void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
     }
 }
 
+/* One block's tensors, viewed in the parameter or the gradient buffer. */
+typedef struct {
+    md_tensor_t norm_w, in_proj, conv_w, conv_b, x_proj, dt_w, dt_b, A_log, D, out_proj;
+} mamba_tensors_t;
+
+static mamba_tensors_t mamba_tensors(const md_block_ctx_t *c, void *base, int layer)
+{
+    mamba_tensors_t t = {
+        .norm_w = md_param_view(c, base, layer, MD_ROLE_NORM),
+        .in_proj = md_param_view(c, base, layer, MD_ROLE_IN_PROJ),
+        .conv_w = md_param_view(c, base, layer, MD_ROLE_CONV_W),
+        .conv_b = md_param_view(c, base, layer, MD_ROLE_CONV_B),
+        .x_proj = md_param_view(c, base, layer, MD_ROLE_X_PROJ),
+        .dt_w = md_param_view(c, base, layer, MD_ROLE_DT_PROJ_W),
+        .dt_b = md_param_view(c, base, layer, MD_ROLE_DT_PROJ_B),
+        .A_log = md_param_view(c, base, layer, MD_ROLE_A_LOG),
+        .D = md_param_view(c, base, layer, MD_ROLE_D),
+        .out_proj = md_param_view(c, base, layer, MD_ROLE_OUT_PROJ),
+    };
+    return t;
+}
+
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a)
 {
     const md_backend_t *be = c->be;
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank;
-    md_tensor_t norm_w = md_param_view(c, c->params, layer, MD_ROLE_NORM);
-    md_tensor_t in_proj = md_param_view(c, c->params, layer, MD_ROLE_IN_PROJ);
-    md_tensor_t conv_w = md_param_view(c, c->params, layer, MD_ROLE_CONV_W);
-    md_tensor_t conv_b = md_param_view(c, c->params, layer, MD_ROLE_CONV_B);
-    md_tensor_t x_proj = md_param_view(c, c->params, layer, MD_ROLE_X_PROJ);
-    md_tensor_t dt_w = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_W);
-    md_tensor_t dt_b = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_B);
-    md_tensor_t A_log = md_param_view(c, c->params, layer, MD_ROLE_A_LOG);
-    md_tensor_t Dp = md_param_view(c, c->params, layer, MD_ROLE_D);
-    md_tensor_t out_proj = md_param_view(c, c->params, layer, MD_ROLE_OUT_PROJ);
+    mamba_tensors_t w = mamba_tensors(c, c->params, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d);
     md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
@@ -120,16 +133,16 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
 
-    be->rmsnorm_fwd(be, &hn, &rstd, &hin, &norm_w, cfg->norm_eps);
-    be->gemm(be, 0, 1, 1.0, &hn, &in_proj, 0.0, &xz);
-    be->conv1d_silu_fwd(be, &u, &x, &conv_w, &conv_b, c->B);
-    be->gemm(be, 0, 1, 1.0, &u, &x_proj, 0.0, &xdbl);
-    be->gemm(be, 0, 1, 1.0, &dt_in, &dt_w, 0.0, &delta);
-    be->scan_fwd(be, &y, &u, &delta, &dt_b, &A_log, &Bm, &Cm, &Dp, &z, c->B, a->states);
+    be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
+    be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
+    be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
+    be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
+    be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
+    be->scan_fwd(be, &y, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B, a->states);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
         be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
-        be->gemm(be, 0, 1, 1.0, &y, &out_proj, 1.0, &hout);
+        be->gemm(be, 0, 1, 1.0, &y, &w.out_proj, 1.0, &hout);
     }
 }
 
@@ -139,26 +152,8 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     const md_backend_t *be = c->be;
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank;
-    md_tensor_t norm_w = md_param_view(c, c->params, layer, MD_ROLE_NORM);
-    md_tensor_t in_proj = md_param_view(c, c->params, layer, MD_ROLE_IN_PROJ);
-    md_tensor_t conv_w = md_param_view(c, c->params, layer, MD_ROLE_CONV_W);
-    md_tensor_t conv_b = md_param_view(c, c->params, layer, MD_ROLE_CONV_B);
-    md_tensor_t x_proj = md_param_view(c, c->params, layer, MD_ROLE_X_PROJ);
-    md_tensor_t dt_w = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_W);
-    md_tensor_t dt_b = md_param_view(c, c->params, layer, MD_ROLE_DT_PROJ_B);
-    md_tensor_t A_log = md_param_view(c, c->params, layer, MD_ROLE_A_LOG);
-    md_tensor_t Dp = md_param_view(c, c->params, layer, MD_ROLE_D);
-    md_tensor_t out_proj = md_param_view(c, c->params, layer, MD_ROLE_OUT_PROJ);
-    md_tensor_t g_norm_w = md_param_view(c, c->grads, layer, MD_ROLE_NORM);
-    md_tensor_t g_in_proj = md_param_view(c, c->grads, layer, MD_ROLE_IN_PROJ);
-    md_tensor_t g_conv_w = md_param_view(c, c->grads, layer, MD_ROLE_CONV_W);
-    md_tensor_t g_conv_b = md_param_view(c, c->grads, layer, MD_ROLE_CONV_B);
-    md_tensor_t g_x_proj = md_param_view(c, c->grads, layer, MD_ROLE_X_PROJ);
-    md_tensor_t g_dt_w = md_param_view(c, c->grads, layer, MD_ROLE_DT_PROJ_W);
-    md_tensor_t g_dt_b = md_param_view(c, c->grads, layer, MD_ROLE_DT_PROJ_B);
-    md_tensor_t g_A_log = md_param_view(c, c->grads, layer, MD_ROLE_A_LOG);
-    md_tensor_t g_D = md_param_view(c, c->grads, layer, MD_ROLE_D);
-    md_tensor_t g_out_proj = md_param_view(c, c->grads, layer, MD_ROLE_OUT_PROJ);
+    mamba_tensors_t w = mamba_tensors(c, c->params, layer);
+    mamba_tensors_t gw = mamba_tensors(c, c->grads, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
     md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
@@ -173,22 +168,22 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
 
     /* out_proj */
-    be->gemm(be, 0, 0, 1.0, &g, &out_proj, 0.0, &dy);
-    be->gemm(be, 1, 0, 1.0, &g, &y, 1.0, &g_out_proj);
+    be->gemm(be, 0, 0, 1.0, &g, &w.out_proj, 0.0, &dy);
+    be->gemm(be, 1, 0, 1.0, &g, &y, 1.0, &gw.out_proj);
     /* scan (with the gate, D and the dt bias) */
-    be->scan_bwd(be, &du, &ddelta, &g_A_log, &dB, &dC, &g_D, &dz, &g_dt_b, &dy, &u, &delta, &dt_b, &A_log, &Bm, &Cm,
-                 &Dp, &z, c->B, a->states, c->op_ws);
+    be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm,
+                 &w.D, &z, c->B, a->states, c->op_ws);
     /* dt_proj */
-    be->gemm(be, 0, 0, 1.0, &ddelta, &dt_w, 0.0, &ddt_in);
-    be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &g_dt_w);
+    be->gemm(be, 0, 0, 1.0, &ddelta, &w.dt_w, 0.0, &ddt_in);
+    be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &gw.dt_w);
     /* x_proj: u feeds both the scan and x_proj */
-    be->gemm(be, 0, 0, 1.0, &dxdbl, &x_proj, 1.0, &du);
-    be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &g_x_proj);
+    be->gemm(be, 0, 0, 1.0, &dxdbl, &w.x_proj, 1.0, &du);
+    be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &gw.x_proj);
     /* conv1d + SiLU */
-    be->conv1d_silu_bwd(be, &dx, &g_conv_w, &g_conv_b, &du, &x, &conv_w, &conv_b, c->B);
+    be->conv1d_silu_bwd(be, &dx, &gw.conv_w, &gw.conv_b, &du, &x, &w.conv_w, &w.conv_b, c->B);
     /* in_proj */
-    be->gemm(be, 0, 0, 1.0, &dxz, &in_proj, 0.0, &dhn);
-    be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &g_in_proj);
+    be->gemm(be, 0, 0, 1.0, &dxz, &w.in_proj, 0.0, &dhn);
+    be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &gw.in_proj);
     /* RMSNorm; the residual path keeps g itself */
-    be->rmsnorm_bwd(be, &g, &g_norm_w, &dhn, &hin, &norm_w, &rstd, 1);
+    be->rmsnorm_bwd(be, &g, &gw.norm_w, &dhn, &hin, &w.norm_w, &rstd, 1);
 }

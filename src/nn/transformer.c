@@ -82,6 +82,25 @@ static md_tensor_t fused(const md_block_ctx_t *c, void *base, int layer, md_para
     return md_tensor_2d(data, c->dtype, c->be->device, n * p0->shape[0], p0->shape[1]);
 }
 
+/* One block's tensors, viewed in the parameter or the gradient buffer; q/k/v
+ * and gate/up are adjacent in the registry and used as one fused matrix. */
+typedef struct {
+    md_tensor_t attn_norm, mlp_norm, qkv, o, gate_up, down;
+} tfm_tensors_t;
+
+static tfm_tensors_t tfm_tensors(const md_block_ctx_t *c, void *base, int layer)
+{
+    tfm_tensors_t t = {
+        .attn_norm = md_param_view(c, base, layer, MD_ROLE_ATTN_NORM),
+        .mlp_norm = md_param_view(c, base, layer, MD_ROLE_MLP_NORM),
+        .qkv = fused(c, base, layer, MD_ROLE_Q_PROJ, 3),
+        .o = md_param_view(c, base, layer, MD_ROLE_O_PROJ),
+        .gate_up = fused(c, base, layer, MD_ROLE_GATE_PROJ, 2),
+        .down = md_param_view(c, base, layer, MD_ROLE_DOWN_PROJ),
+    };
+    return t;
+}
+
 void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, void *acts)
 {
     const md_backend_t *be = c->be;
@@ -91,12 +110,7 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     void *a[N_ACTS];
     act_cols(cfg, cols);
     slice(c, acts, cols, N_ACTS, a);
-    md_tensor_t w1 = md_param_view(c, c->params, layer, MD_ROLE_ATTN_NORM);
-    md_tensor_t w2 = md_param_view(c, c->params, layer, MD_ROLE_MLP_NORM);
-    md_tensor_t wqkv = fused(c, c->params, layer, MD_ROLE_Q_PROJ, 3);
-    md_tensor_t wo = md_param_view(c, c->params, layer, MD_ROLE_O_PROJ);
-    md_tensor_t wgu = fused(c, c->params, layer, MD_ROLE_GATE_PROJ, 2);
-    md_tensor_t wdown = md_param_view(c, c->params, layer, MD_ROLE_DOWN_PROJ);
+    tfm_tensors_t w = tfm_tensors(c, c->params, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d), hmid = mat(c, a[A_HMID], M, d);
     md_tensor_t rstd1 = md_tensor_1d(a[A_RSTD1], c->dtype, be->device, M);
@@ -109,20 +123,20 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     md_tensor_t gate = md_tensor_cols(gu, 0, F), up = md_tensor_cols(gu, F, F);
     size_t bytes = (size_t)(M * d) * md_dtype_size(c->dtype);
 
-    be->rmsnorm_fwd(be, &hn1, &rstd1, &hin, &w1, cfg->norm_eps);
-    be->gemm(be, 0, 1, 1.0, &hn1, &wqkv, 0.0, &qkv);
+    be->rmsnorm_fwd(be, &hn1, &rstd1, &hin, &w.attn_norm, cfg->norm_eps);
+    be->gemm(be, 0, 1, 1.0, &hn1, &w.qkv, 0.0, &qkv);
     /* q and k side by side are 2H heads of the same width: one pass */
     be->rope(be, &qk, c->B, 2 * H, cfg->rope_theta, 0);
     be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, H, 1.0 / sqrt((double)(d / H)));
     be->copy(be, a[A_HMID], h_in, bytes, MD_COPY_D2D);
-    be->gemm(be, 0, 1, 1.0, &o, &wo, 1.0, &hmid);
-    be->rmsnorm_fwd(be, &hn2, &rstd2, &hmid, &w2, cfg->norm_eps);
-    be->gemm(be, 0, 1, 1.0, &hn2, &wgu, 0.0, &gu);
+    be->gemm(be, 0, 1, 1.0, &o, &w.o, 1.0, &hmid);
+    be->rmsnorm_fwd(be, &hn2, &rstd2, &hmid, &w.mlp_norm, cfg->norm_eps);
+    be->gemm(be, 0, 1, 1.0, &hn2, &w.gate_up, 0.0, &gu);
     be->swiglu_fwd(be, &act, &gate, &up);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
         be->copy(be, h_out, a[A_HMID], bytes, MD_COPY_D2D);
-        be->gemm(be, 0, 1, 1.0, &act, &wdown, 1.0, &hout);
+        be->gemm(be, 0, 1, 1.0, &act, &w.down, 1.0, &hout);
     }
 }
 
@@ -137,18 +151,8 @@ void md_tfm_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_, 
     slice(c, acts, cols, N_ACTS, a);
     scratch_cols(cfg, scols);
     slice(c, scratch, scols, N_SCRATCH, s);
-    md_tensor_t w1 = md_param_view(c, c->params, layer, MD_ROLE_ATTN_NORM);
-    md_tensor_t w2 = md_param_view(c, c->params, layer, MD_ROLE_MLP_NORM);
-    md_tensor_t wqkv = fused(c, c->params, layer, MD_ROLE_Q_PROJ, 3);
-    md_tensor_t wo = md_param_view(c, c->params, layer, MD_ROLE_O_PROJ);
-    md_tensor_t wgu = fused(c, c->params, layer, MD_ROLE_GATE_PROJ, 2);
-    md_tensor_t wdown = md_param_view(c, c->params, layer, MD_ROLE_DOWN_PROJ);
-    md_tensor_t gw1 = md_param_view(c, c->grads, layer, MD_ROLE_ATTN_NORM);
-    md_tensor_t gw2 = md_param_view(c, c->grads, layer, MD_ROLE_MLP_NORM);
-    md_tensor_t gwqkv = fused(c, c->grads, layer, MD_ROLE_Q_PROJ, 3);
-    md_tensor_t gwo = md_param_view(c, c->grads, layer, MD_ROLE_O_PROJ);
-    md_tensor_t gwgu = fused(c, c->grads, layer, MD_ROLE_GATE_PROJ, 2);
-    md_tensor_t gwdown = md_param_view(c, c->grads, layer, MD_ROLE_DOWN_PROJ);
+    tfm_tensors_t w = tfm_tensors(c, c->params, layer);
+    tfm_tensors_t gw = tfm_tensors(c, c->grads, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d), hmid = mat(c, a[A_HMID], M, d), g = mat(c, g_, M, d);
     md_tensor_t rstd1 = md_tensor_1d(a[A_RSTD1], c->dtype, be->device, M);
@@ -166,20 +170,20 @@ void md_tfm_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_, 
     md_tensor_t dqk = md_tensor_cols(dqkv, 0, 2 * d);
 
     /* MLP: h_out = h_mid + act Wdown^T */
-    be->gemm(be, 0, 0, 1.0, &g, &wdown, 0.0, &dact);
-    be->gemm(be, 1, 0, 1.0, &g, &act, 1.0, &gwdown);
+    be->gemm(be, 0, 0, 1.0, &g, &w.down, 0.0, &dact);
+    be->gemm(be, 1, 0, 1.0, &g, &act, 1.0, &gw.down);
     be->swiglu_bwd(be, &dgate, &dup, &dact, &gate, &up);
-    be->gemm(be, 0, 0, 1.0, &dgu, &wgu, 0.0, &dhn);
-    be->gemm(be, 1, 0, 1.0, &dgu, &hn2, 1.0, &gwgu);
-    be->rmsnorm_bwd(be, &g, &gw2, &dhn, &hmid, &w2, &rstd2, 1);   /* g is now dL/dh_mid */
+    be->gemm(be, 0, 0, 1.0, &dgu, &w.gate_up, 0.0, &dhn);
+    be->gemm(be, 1, 0, 1.0, &dgu, &hn2, 1.0, &gw.gate_up);
+    be->rmsnorm_bwd(be, &g, &gw.mlp_norm, &dhn, &hmid, &w.mlp_norm, &rstd2, 1);   /* g is now dL/dh_mid */
     /* attention: h_mid = h_in + o Wo^T */
-    be->gemm(be, 0, 0, 1.0, &g, &wo, 0.0, &dout);
-    be->gemm(be, 1, 0, 1.0, &g, &o, 1.0, &gwo);
+    be->gemm(be, 0, 0, 1.0, &g, &w.o, 0.0, &dout);
+    be->gemm(be, 1, 0, 1.0, &g, &o, 1.0, &gw.o);
     be->attention_bwd(be, &dq, &dk, &dv, &dout, &q, &k, &v, &o, &lse, c->B, H, 1.0 / sqrt((double)(d / H)), c->op_ws);
     be->rope(be, &dqk, c->B, 2 * H, cfg->rope_theta, 1);
-    be->gemm(be, 0, 0, 1.0, &dqkv, &wqkv, 0.0, &dhn);
-    be->gemm(be, 1, 0, 1.0, &dqkv, &hn1, 1.0, &gwqkv);
-    be->rmsnorm_bwd(be, &g, &gw1, &dhn, &hin, &w1, &rstd1, 1);
+    be->gemm(be, 0, 0, 1.0, &dqkv, &w.qkv, 0.0, &dhn);
+    be->gemm(be, 1, 0, 1.0, &dqkv, &hn1, 1.0, &gw.qkv);
+    be->rmsnorm_bwd(be, &g, &gw.attn_norm, &dhn, &hin, &w.attn_norm, &rstd1, 1);
 }
 
 double md_tfm_flops_per_token(const md_config_t *c, int64_t L, double *matmul_only)
