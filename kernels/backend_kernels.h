@@ -86,6 +86,34 @@ cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, c
                      int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *result,
                      cudaStream_t s);
 
+/* ---- attention.cu: causal attention (the Transformer section of ops.h) ----
+ * q, k, v, o (and gradients) point at column 0 of head 0 of (B*L, H*hd)
+ * row-strided views; lse is (B, H, L) contiguous. head_dim <= MDK_ATTN_MAX_HD. */
+#define MDK_ATTN_MAX_HD 256
+cudaError_t mdk_attention_fwd(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k,
+                              int64_t ldk, const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads,
+                              int64_t head_dim, double scale, cudaStream_t s);
+/* Bytes of mdk_attention_bwd's workspace (rowsum(dout * o) per position). */
+size_t mdk_attention_bwd_workspace(int64_t batch, int64_t len, int64_t n_heads);
+/* dq, dk, dv written (not added). */
+cudaError_t mdk_attention_bwd(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
+                              const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
+                              int64_t ldk, const float *v, int64_t ldv, const float *o, int64_t ldo,
+                              const float *lse, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
+                              double scale, void *workspace, cudaStream_t s);
+
+/* ---- rope_swiglu.cu ---- */
+/* RoPE in place on a (B*L, H*hd) view, HF rotate_half; inverse rotates back */
+cudaError_t mdk_rope(float *x, int64_t ldx, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
+                     double theta, int inverse, cudaStream_t s);
+/* y = silu(gate) * up, (rows, cols) views */
+cudaError_t mdk_swiglu_fwd(float *y, int64_t ldy, const float *gate, int64_t ldg, const float *up, int64_t ldu,
+                           int64_t rows, int64_t cols, cudaStream_t s);
+/* dgate = dy * up * silu'(gate), dup = dy * silu(gate), both written */
+cudaError_t mdk_swiglu_bwd(float *dgate, int64_t lddg, float *dup, int64_t lddu, const float *dy, int64_t lddy,
+                           const float *gate, int64_t ldg, const float *up, int64_t ldu, int64_t rows, int64_t cols,
+                           cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,8 @@
 /* Every op of the CUDA backend against the CPU backend (fp32), on fresh
  * random inputs of several shapes: L = 1, odd L, L over one scan chunk,
- * batch > 1, row-strided views. Before each GPU run its written outputs are
+ * batch > 1, row-strided views; the Transformer ops on column slices of
+ * one qkv matrix, with odd L, L not a multiple of the attention tile, and
+ * several heads. Before each GPU run its written outputs are
  * poisoned with NaN; whole buffers, row padding included, are compared, so
  * an unwritten element or a write outside a view fails. Errors are
  * ||gpu - cpu|| / ||cpu|| over a buffer; a table of the worst per op is
@@ -405,6 +407,113 @@ static void check_xent(void)
         }
 }
 
+/* a column slice [c0, c0 + cols) of b, as the model's q/k/v of one qkv matrix */
+static md_tensor_t slice(const buf_t *b, int dev, int64_t c0, int64_t cols)
+{
+    float *base = dev ? b->d : b->h;
+    md_tensor_t t = md_tensor_2d(base + c0, MD_DTYPE_F32, dev ? MD_DEVICE_CUDA : MD_DEVICE_CPU, b->rows, cols);
+    t.ld = b->ld;
+    return t;
+}
+
+/* the GPU copy of b equals its previous download bit for bit */
+static int same_bits(const buf_t *b, const float *prev)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    float *t = md_malloc((n ? n : 1) * sizeof(float));
+    gpu->copy(gpu, t, b->d, n * sizeof(float), MD_COPY_D2H);
+    int same = !memcmp(t, prev, n * sizeof(float));
+    free(t);
+    return same;
+}
+
+/* RoPE, causal attention and SwiGLU on the model's views: q, k, v column
+ * slices of one padded (B*L, 3 H dh) matrix, dq, dk, dv slices of another;
+ * L = 1, odd L, L not a multiple of the 32-row tile, head dims that are not
+ * a multiple of 32, several heads, batch > 1 */
+static void check_transformer(void)
+{
+    static const int64_t shapes[][4] = {/* B, L, H, dh */
+                                        {1, 1, 1, 8},   {2, 37, 3, 6},    {1, 129, 2, 64}, {3, 33, 2, 130},
+                                        {2, 300, 1, 256}, {1, 1025, 4, 32}, {4, 64, 2, 96}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], H = shapes[s][2], hd = shapes[s][3];
+        int64_t M = B * L, W = H * hd, pad = s % 2 ? 5 : 0;
+        double scale = 1.0 / sqrt((double)hd);
+        char sh[96];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld H=%lld dh=%lld pad=%lld", (long long)B, (long long)L, (long long)H,
+                 (long long)hd, (long long)pad);
+        buf_t qkv = mk(M, 3 * W, 3 * W + pad, -1, 1);
+        /* RoPE on q (forward) and k (inverse) in place; v and the padding untouched */
+        md_tensor_t qh = slice(&qkv, 0, 0, W), kh = slice(&qkv, 0, W, W), vh = slice(&qkv, 0, 2 * W, W);
+        md_tensor_t qd = slice(&qkv, 1, 0, W), kd = slice(&qkv, 1, W, W), vd = slice(&qkv, 1, 2 * W, W);
+        cpu->rope(cpu, &qh, B, H, 10000.0, 0);
+        gpu->rope(gpu, &qd, B, H, 10000.0, 0);
+        cpu->rope(cpu, &kh, B, H, 500.0, 1);
+        gpu->rope(gpu, &kd, B, H, 500.0, 1);
+        record("rope", "qkv", relerr(&qkv), TOL, sh);
+        /* the CPU's result on both sides, so attention is checked alone */
+        gpu->copy(gpu, qkv.d, qkv.h, (size_t)(M * qkv.ld) * sizeof(float), MD_COPY_H2D);
+
+        buf_t o = mk(M, W, W + pad, -1, 1), lse = mk(B * H, L, L, -1, 1);
+        poison(&o), poison(&lse);
+        md_tensor_t oh = th(&o), od = td(&o), lh = th(&lse), ld = td(&lse);
+        cpu->attention_fwd(cpu, &oh, &lh, &qh, &kh, &vh, B, H, scale);
+        gpu->attention_fwd(gpu, &od, &ld, &qd, &kd, &vd, B, H, scale);
+        record("attention_fwd", "o", relerr(&o), TOL, sh);
+        record("attention_fwd", "lse", relerr(&lse), TOL, sh);
+        gpu->copy(gpu, o.d, o.h, (size_t)(M * o.ld) * sizeof(float), MD_COPY_H2D);
+        gpu->copy(gpu, lse.d, lse.h, (size_t)(B * H * L) * sizeof(float), MD_COPY_H2D);
+
+        buf_t dout = mk(M, W, W + pad, -1, 1), dqkv = mk(M, 3 * W, 3 * W + pad, -1, 1);
+        poison(&dqkv);
+        md_tensor_t doh = th(&dout), dod = td(&dout);
+        md_tensor_t dqh = slice(&dqkv, 0, 0, W), dkh = slice(&dqkv, 0, W, W), dvh = slice(&dqkv, 0, 2 * W, W);
+        md_tensor_t dqd = slice(&dqkv, 1, 0, W), dkd = slice(&dqkv, 1, W, W), dvd = slice(&dqkv, 1, 2 * W, W);
+        size_t wc = cpu->attention_bwd_workspace(cpu, MD_DTYPE_F32, B, L, H, hd);
+        size_t wg = gpu->attention_bwd_workspace(gpu, MD_DTYPE_F32, B, L, H, hd);
+        void *wsc = md_malloc(wc), *wsg = gpu->alloc(gpu, wg);
+        poison_bytes(wsg, wg);
+        cpu->attention_bwd(cpu, &dqh, &dkh, &dvh, &doh, &qh, &kh, &vh, &oh, &lh, B, H, scale, wsc);
+        gpu->attention_bwd(gpu, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
+        record("attention_bwd", "dqkv", relerr(&dqkv), TOL, sh);
+        /* no atomics: a second run gives the same bits */
+        size_t nb = (size_t)(M * dqkv.ld) * sizeof(float);
+        float *first = md_malloc(nb ? nb : 1);
+        gpu->copy(gpu, first, dqkv.d, nb, MD_COPY_D2H);
+        poison(&dqkv);
+        gpu->attention_bwd(gpu, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
+        CHECK(same_bits(&dqkv, first), "attention_bwd %s: a second run differs", sh);
+        free(first), free(wsc);
+        gpu->free(gpu, wsg);
+        drop(&qkv), drop(&o), drop(&lse), drop(&dout), drop(&dqkv);
+    }
+}
+
+static void check_swiglu(void)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {37, 65}, {1000, 344}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], F = shapes[s][1];
+        char sh[64];
+        snprintf(sh, sizeof sh, "%lldx%lld", (long long)M, (long long)F);
+        /* gate and up: the halves of one (M, 2F) projection, as in the model */
+        buf_t gu = mk(M, 2 * F, 2 * F + 3, -6, 6), y = mk(M, F, F + 1, -1, 1), dy = mk(M, F, F, -1, 1);
+        buf_t dgu = mk(M, 2 * F, 2 * F + 3, -1, 1);
+        poison(&y), poison(&dgu);
+        md_tensor_t gh = slice(&gu, 0, 0, F), uh = slice(&gu, 0, F, F), gd = slice(&gu, 1, 0, F), ud = slice(&gu, 1, F, F);
+        md_tensor_t yh = th(&y), yd = td(&y), dyh = th(&dy), dyd = td(&dy);
+        md_tensor_t dgh = slice(&dgu, 0, 0, F), duh = slice(&dgu, 0, F, F), dgd = slice(&dgu, 1, 0, F), dud = slice(&dgu, 1, F, F);
+        cpu->swiglu_fwd(cpu, &yh, &gh, &uh);
+        gpu->swiglu_fwd(gpu, &yd, &gd, &ud);
+        record("swiglu_fwd", "y", relerr(&y), TOL, sh);
+        cpu->swiglu_bwd(cpu, &dgh, &duh, &dyh, &gh, &uh);
+        gpu->swiglu_bwd(gpu, &dgd, &dud, &dyd, &gd, &ud);
+        record("swiglu_bwd", "dgate,dup", relerr(&dgu), TOL, sh);
+        drop(&gu), drop(&y), drop(&dy), drop(&dgu);
+    }
+}
+
 int main(void)
 {
     if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
@@ -426,6 +535,8 @@ int main(void)
     check_conv();
     check_scan();
     check_xent();
+    check_transformer();
+    check_swiglu();
     gpu->sync(gpu);
     printf("%-18s %7s %12s\n", "op", "checks", "worst err");
     for (int i = 0; i < n_ops; i++) printf("%-18s %7d %12.3g\n", op_names[i], op_checks[i], op_worst[i]);

@@ -428,6 +428,89 @@ static double cu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_ten
     return r[0];
 }
 
+/* ---- Transformer: RoPE, causal attention, SwiGLU ---- */
+
+/* q, k, v, o-like (B*L, H*dh) views; returns dh. */
+static int64_t attn_check(const md_tensor_t *x, const md_tensor_t *ref, int64_t batch, int64_t n_heads,
+                          const char *op)
+{
+    f32_dev(x, op);
+    OP_REQUIRE(batch >= 1 && n_heads >= 1 && NROWS(x) == NROWS(ref) && NROWS(x) % batch == 0, op);
+    OP_REQUIRE(NCOLS(x) == NCOLS(ref) && NCOLS(x) % n_heads == 0, op);
+    int64_t hd = NCOLS(x) / n_heads;
+    OP_REQUIRE(hd % 2 == 0 && hd <= MDK_ATTN_MAX_HD, op);
+    return hd;
+}
+
+static void cu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64_t n_heads, double theta,
+                    int inverse)
+{
+    int64_t hd = attn_check(x, x, batch, n_heads, "rope");
+    CK(mdk_rope(F(x), x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse, 0), "rope");
+}
+
+static void cu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                             const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
+                             double scale)
+{
+    int64_t hd = attn_check(q, q, batch, n_heads, "attention_fwd");
+    attn_check(k, q, batch, n_heads, "attention_fwd");
+    attn_check(v, q, batch, n_heads, "attention_fwd");
+    attn_check(o, q, batch, n_heads, "attention_fwd");
+    f32_dev(lse, "attention_fwd");
+    OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && lse->ld == NCOLS(lse), "attention_fwd");
+    CK(mdk_attention_fwd(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, NROWS(q) / batch,
+                         n_heads, hd, scale, 0),
+       "attention_fwd");
+}
+
+static size_t cu_attention_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                         int64_t n_heads, int64_t head_dim)
+{
+    return mdk_attention_bwd_workspace(batch, len, n_heads);
+}
+
+static void cu_attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                             const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k,
+                             const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
+                             int64_t n_heads, double scale, void *workspace)
+{
+    int64_t hd = attn_check(q, q, batch, n_heads, "attention_bwd");
+    const md_tensor_t *all[] = {dq, dk, dv, dout, k, v, o};
+    for (int i = 0; i < 7; i++) attn_check(all[i], q, batch, n_heads, "attention_bwd");
+    f32_dev(lse, "attention_bwd");
+    OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && workspace != NULL, "attention_bwd");
+    CK(mdk_attention_bwd(F(dq), dq->ld, F(dk), dk->ld, F(dv), dv->ld, CF(dout), dout->ld, CF(q), q->ld, CF(k), k->ld,
+                         CF(v), v->ld, CF(o), o->ld, CF(lse), batch, NROWS(q) / batch, n_heads, hd, scale, workspace,
+                         0),
+       "attention_bwd");
+}
+
+static void swiglu_check(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
+{
+    f32_dev(x, op);
+    OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
+}
+
+static void cu_swiglu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *gate, const md_tensor_t *up)
+{
+    f32_dev(y, "swiglu_fwd");
+    swiglu_check(gate, y, "swiglu_fwd");
+    swiglu_check(up, y, "swiglu_fwd");
+    CK(mdk_swiglu_fwd(F(y), y->ld, CF(gate), gate->ld, CF(up), up->ld, NROWS(y), NCOLS(y), 0), "swiglu_fwd");
+}
+
+static void cu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor_t *dup, const md_tensor_t *dy,
+                          const md_tensor_t *gate, const md_tensor_t *up)
+{
+    f32_dev(dy, "swiglu_bwd");
+    const md_tensor_t *all[] = {dgate, dup, gate, up};
+    for (int i = 0; i < 4; i++) swiglu_check(all[i], dy, "swiglu_bwd");
+    CK(mdk_swiglu_bwd(F(dgate), dgate->ld, F(dup), dup->ld, CF(dy), dy->ld, CF(gate), gate->ld, CF(up), up->ld,
+                      NROWS(dy), NCOLS(dy), 0),
+       "swiglu_bwd");
+}
+
 static const md_backend_t cuda_template = {
     .name = "cuda",
     .device = MD_DEVICE_CUDA,
@@ -453,6 +536,12 @@ static const md_backend_t cuda_template = {
     .scan_bwd = cu_scan_bwd,
     .xent_workspace = cu_xent_workspace,
     .xent = cu_xent,
+    .rope = cu_rope,
+    .attention_fwd = cu_attention_fwd,
+    .attention_bwd_workspace = cu_attention_bwd_workspace,
+    .attention_bwd = cu_attention_bwd,
+    .swiglu_fwd = cu_swiglu_fwd,
+    .swiglu_bwd = cu_swiglu_bwd,
 };
 
 enum { MAX_GPUS = 64 };
