@@ -1,4 +1,4 @@
-/* mambadna bench train: training throughput of a Mamba preset on the
+/* mambadna bench train: training throughput of a model preset on the
  * chosen device (the GPU under -x auto when there is one).
  *
  * One timed step is what pretrain does per optimizer step: zero the
@@ -37,11 +37,13 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
             "Usage: mambadna bench train [options]\n\n"
-            "Times optimizer steps of a Mamba model (forward + backward over every\n"
+            "Times optimizer steps of a model (forward + backward over every\n"
             "micro-batch, gradient norm, AdamW) on random windows and prints tokens/s\n"
             "(median) and peak memory.\n\n"
             "Options:\n"
-            "      --preset STR          250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M]\n"
+            "  -m, --model STR           mamba or transformer [mamba]\n"
+            "      --preset STR          a preset of that model (see 'mambadna info -h')\n"
+            "                            [1.4M for mamba, 1.3M for transformer]\n"
             "  -L, --seq-len INT         sequence length [1024]\n"
             "  -B, --batch INT           sequences per micro-batch [8]\n"
             "      --tokens-per-step INT tokens per optimizer step, a multiple of B x L [B x L]\n"
@@ -63,6 +65,7 @@ int md_bench_train_cmd(int argc, char **argv)
     md_common_opts_t co;
     md_common_init(&co);
     static const struct option longopts[] = {MD_COMMON_LONGOPTS,
+                                             {"model", required_argument, 0, 'm'},
                                              {"preset", required_argument, 0, OPT_PRESET},
                                              {"seq-len", required_argument, 0, 'L'},
                                              {"batch", required_argument, 0, 'B'},
@@ -72,15 +75,16 @@ int md_bench_train_cmd(int argc, char **argv)
                                              {"recompute", no_argument, 0, OPT_RECOMPUTE},
                                              {"precision", required_argument, 0, OPT_PRECISION},
                                              {0, 0, 0, 0}};
-    const char *preset = "1.4M";
+    const char *preset = NULL, *arch_name = "mamba";
     int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2;
     int recompute = 0, c;
     md_precision_t precision = MD_PRECISION_FP32;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, MD_COMMON_SHORTOPTS "L:B:", longopts, NULL)) >= 0) {
+    while ((c = getopt_long(argc, argv, MD_COMMON_SHORTOPTS "m:L:B:", longopts, NULL)) >= 0) {
         switch (c) {
         case 'h': usage(stdout); return 0;
+        case 'm': arch_name = optarg; break;
         case OPT_PRESET: preset = optarg; break;
         case 'L': if (md_parse_i64("-L/--seq-len", optarg, 1, (int64_t)1 << 24, 0, &L) < 0) return 1; break;
         case 'B': if (md_parse_i64("-B/--batch", optarg, 1, 1 << 20, 0, &B) < 0) return 1; break;
@@ -108,8 +112,14 @@ int md_bench_train_cmd(int argc, char **argv)
         md_error("option --tokens-per-step %lld is not a multiple of -B x -L = %lld", (long long)tps, (long long)(B * L));
         return 1;
     }
+    md_arch_t arch;
+    if (md_arch_parse(arch_name, &arch) < 0) {
+        md_error("option -m/--model: unknown architecture '%s' (mamba or transformer)", arch_name);
+        return 1;
+    }
     md_config_t cfg;
-    if (md_config_preset(&cfg, MD_ARCH_MAMBA, preset) < 0) return 1;
+    if (md_config_preset(&cfg, arch, preset ? preset : arch == MD_ARCH_TRANSFORMER ? "1.3M" : "1.4M") < 0)
+        return 1;
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) return 1;

@@ -1,7 +1,7 @@
 # mambadna bench train on the CPU (the GPU figures come from tools/gpu-check.sh):
 # a tiny run prints one row of the table with the counts it was asked for, and
 # each misuse gives one clear error (bf16 on the CPU, a step that is not a
-# whole number of micro-batches, an unknown precision or preset).
+# whole number of micro-batches, an unknown precision, model or preset).
 . "$MD_TESTS/clilib.sh"
 
 expect_ok "help" $MD bench train -h
@@ -15,6 +15,12 @@ row=$(sed -n 2p "$T/out")
 # tokens/s = tokens per step / median step time
 echo "$row" | awk -F'\t' '{ r = $6 / ($7 / 1000); exit !($9 > 0 && r / $9 > 0.99 && r / $9 < 1.01) }' && ok || bad "tokens/s vs step time: $row"
 
+# the transformer family, by its own preset names and parameter count
+expect_ok "transformer run" $MD bench train -m transformer -x cpu -t 1 --preset 214K -L 16 -B 2 --steps 2 --warmup 1
+[ "$(sed -n 2p "$T/out" | cut -f1-3)" = "$(printf '214K\t214592\tcpu')" ] && ok || bad "transformer row: $(sed -n 2p "$T/out")"
+
+expect_error "unknown model" "-m/--model: unknown architecture 'foo'" $MD bench train -x cpu -m foo
+expect_error "preset of the other family" "unknown transformer preset '1.4M'" $MD bench train -x cpu -m transformer --preset 1.4M
 expect_error "bf16 on the CPU" "precision.*GPU" $MD bench train -x cpu --precision bf16 --preset 250K -L 16 -B 1
 expect_error "bad precision" "precision.*fp16" $MD bench train -x cpu --precision fp16
 expect_error "tokens per step" "tokens-per-step 100 .*multiple" $MD bench train -x cpu --preset 250K -L 16 -B 2 --tokens-per-step 100
