@@ -169,12 +169,30 @@ void KFN(rmsnorm_fwd)(void *y_, int64_t ldy, void *rstd_, const void *x_, int64_
     }
 }
 
+/* One row of RMSNorm's input gradient:
+ * dx = rstd * (g - x * rstd^2 * (g . x) / dim), g = dy * w; written or added. */
+static inline __attribute__((always_inline)) void rmsnorm_dx_row(REAL *restrict dxr, const REAL *restrict dyr,
+                                                                 const REAL *restrict xr, const REAL *w, REAL rs,
+                                                                 int64_t dim, int accumulate)
+{
+    REAL gx = 0;
+#pragma omp simd reduction(+ : gx)
+    for (int64_t c = 0; c < dim; c++) gx += dyr[c] * w[c] * xr[c];
+    REAL k = rs * rs * gx / (REAL)dim;
+    if (accumulate) {
+#pragma omp simd
+        for (int64_t c = 0; c < dim; c++) dxr[c] += rs * (dyr[c] * w[c] - xr[c] * k);
+    } else {
+#pragma omp simd
+        for (int64_t c = 0; c < dim; c++) dxr[c] = rs * (dyr[c] * w[c] - xr[c] * k);
+    }
+}
+
 void KFN(rmsnorm_bwd)(void *dx_, int64_t lddx, void *dw_, const void *dy_, int64_t lddy, const void *x_,
                       int64_t ldx, const void *w_, const void *rstd_, int64_t rows, int64_t dim, int accumulate)
 {
     REAL *dx = dx_, *dw = dw_;
     const REAL *dy = dy_, *x = x_, *w = w_, *rstd = rstd_;
-    /* dx = rstd * (g - x * rstd^2 * (g . x) / dim), g = dy * w */
     enum { FUSED_MAX = 1024 };
     if (!PAR(rows * dim > PAR_MIN) && dim <= FUSED_MAX) {
         /* On one thread, dw's sums over the rows run in the same loop, in
@@ -185,18 +203,8 @@ void KFN(rmsnorm_bwd)(void *dx_, int64_t lddx, void *dw_, const void *dy_, int64
         for (int64_t c = 0; c < dim; c++) acc[c] = 0;
         for (int64_t r = 0; r < rows; r++) {
             const REAL *restrict xr = x + r * ldx, *restrict dyr = dy + r * lddy;
-            REAL *restrict dxr = dx + r * lddx;
-            REAL rs = rstd[r], gx = 0;
-#pragma omp simd reduction(+ : gx)
-            for (int64_t c = 0; c < dim; c++) gx += dyr[c] * w[c] * xr[c];
-            REAL k = rs * rs * gx / (REAL)dim;
-            if (accumulate) {
-#pragma omp simd
-                for (int64_t c = 0; c < dim; c++) dxr[c] += rs * (dyr[c] * w[c] - xr[c] * k);
-            } else {
-#pragma omp simd
-                for (int64_t c = 0; c < dim; c++) dxr[c] = rs * (dyr[c] * w[c] - xr[c] * k);
-            }
+            REAL rs = rstd[r];
+            rmsnorm_dx_row(dx + r * lddx, dyr, xr, w, rs, dim, accumulate);
 #pragma omp simd
             for (int64_t c = 0; c < dim; c++) acc[c] += dyr[c] * xr[c] * rs;
         }
@@ -204,21 +212,8 @@ void KFN(rmsnorm_bwd)(void *dx_, int64_t lddx, void *dw_, const void *dy_, int64
         return;
     }
 #pragma omp parallel for schedule(static) if (PAR(rows * dim > PAR_MIN))
-    for (int64_t r = 0; r < rows; r++) {
-        const REAL *xr = x + r * ldx, *dyr = dy + r * lddy;
-        REAL *dxr = dx + r * lddx;
-        REAL rs = rstd[r], gx = 0;
-#pragma omp simd reduction(+ : gx)
-        for (int64_t c = 0; c < dim; c++) gx += dyr[c] * w[c] * xr[c];
-        REAL k = rs * rs * gx / (REAL)dim;
-        if (accumulate) {
-#pragma omp simd
-            for (int64_t c = 0; c < dim; c++) dxr[c] += rs * (dyr[c] * w[c] - xr[c] * k);
-        } else {
-#pragma omp simd
-            for (int64_t c = 0; c < dim; c++) dxr[c] = rs * (dyr[c] * w[c] - xr[c] * k);
-        }
-    }
+    for (int64_t r = 0; r < rows; r++)
+        rmsnorm_dx_row(dx + r * lddx, dy + r * lddy, x + r * ldx, w, rstd[r], dim, accumulate);
     enum { CB = 16 };
     int64_t nblk = (dim + CB - 1) / CB;
 #pragma omp parallel for schedule(static) if (PAR(rows * dim > PAR_MIN))
