@@ -1,3 +1,4 @@
+/* Choosing a backend: the precision option, and the table for a resolved device. */
 #include <string.h>
 
 #include "backend/ops.h"
