@@ -6,6 +6,8 @@
 #   tools/gpu-bundle.sh            -> gpu-bundle/{bin,lib}  (git-ignored)
 #   MD_GPU_BUILD=build-cuda tools/gpu-bundle.sh   builds in another folder
 #   JOBS=N                         parallel compile jobs [2]
+#   MD_GPU_OUT=DIR                 bundle folder [gpu-bundle]; an absolute path
+#                                  lets a worktree bundle into the main checkout
 #
 # On the GPU machine, from the repository root:
 #   export LD_LIBRARY_PATH=$PWD/gpu-bundle/lib:/usr/local/cuda/lib64
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${MD_GPU_BUILD:-build-gpu}
-out=gpu-bundle
+out=${MD_GPU_OUT:-gpu-bundle}
 jobs=${JOBS:-2}
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMAMBADNA_CUDA=ON \

@@ -253,6 +253,78 @@ struct md_backend {
     void (*swiglu_bwd)(const md_backend_t *be, md_tensor_t *dgate, md_tensor_t *dup, const md_tensor_t *dy,
                        const md_tensor_t *gate, const md_tensor_t *up);
     /* ================= end of the Transformer section ================= */
+
+    /* ================= Hyena (HyenaDNA operator, order 2) =================
+     * Entries a backend lacks are NULL; the model refuses the hyena
+     * architecture on such a backend with one error line (as for the
+     * Transformer section). All (M, C) tensors are views in (B, L, C) layout,
+     * row-strided allowed, M = batch * L.
+     */
+    /* y (M, C) += bias (C) on every row. */
+    void (*bias_add)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *bias);
+    /* dbias (C) += column sums of dy (M, C), summed over a fixed partition
+     * of the rows whatever the thread count (the Linear layers' bias
+     * gradients). */
+    void (*bias_bwd)(const md_backend_t *be, md_tensor_t *dbias, const md_tensor_t *dy);
+    /* LayerNorm over the last dimension (torch.nn.LayerNorm, biased
+     * variance): y = (x - mean) * rstd * w + b; mean and rstd (M) are saved
+     * for the backward (f32 for f32 x, f64 for f64 x). */
+    void (*layernorm_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *mean, md_tensor_t *rstd,
+                          const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *b, double eps);
+    /* dx (= or += by accumulate); dw and db added. */
+    void (*layernorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
+                          const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
+                          const md_tensor_t *mean, const md_tensor_t *rstd, int accumulate);
+    /* Exact GELU, x * Phi(x) (torch's default, erf form): y = gelu(x); y may
+     * alias x. The backward writes dx = dy * gelu'(x); dx may alias dy. */
+    void (*gelu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
+    void (*gelu_bwd)(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x);
+    /* Sine activation with a trainable frequency per column (HyenaDNA's Sin):
+     * y[m, c] = sin(freq[c] * x[m, c]); y may alias x. The backward writes
+     * dx = dy * freq cos(freq x) (dx may alias dy) and adds
+     * dfreq[c] += sum_m dy x cos(freq x) (fixed row partition). */
+    void (*sin_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq);
+    void (*sin_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
+                    const md_tensor_t *x, const md_tensor_t *freq);
+    /* HyenaDNA's ExponentialModulation, in place on a filter k (L, C),
+     * contiguous, whose row l is position l of a filter of length l_max:
+     *   k[l, c] *= exp(-t_l |delta_c|),  t_l = l / (l_max - 1)  (0 when l_max = 1),
+     *   delta_c = linspace(ln(target)/slow_pct, ln(target)/fast_pct, C)[c]
+     * (HyenaDNA: target 1e-2, fast_pct 0.3, slow_pct 1.5). Linear in k, so
+     * the backward is the same call on dk. */
+    void (*hyena_modulate)(const md_backend_t *be, md_tensor_t *k, int64_t l_max, double target, double fast_pct,
+                           double slow_pct);
+    /* Depthwise causal conv1d with bias and no activation (the Hyena short
+     * filter): y[b,t,c] = bias[c] + sum_j w[c,j] x[b,t-K+1+j,c], x taken as 0
+     * before t = 0; w (C, K), bias (C); x, y (B*L, C) views, y not aliasing
+     * x. The backward writes dx and adds dw, dbias. */
+    void (*dwconv_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
+                       const md_tensor_t *bias, int64_t batch);
+    void (*dwconv_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
+                       const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w, int64_t batch);
+    /* The gated long convolution of the order-2 Hyena operator, per
+     * sequence b and channel c, with s = x1 * v:
+     *   y[b,t,c] = x0[b,t,c] * ( sum_{j<=t} k[j,c] s[b,t-j,c]  +  D[c] s[b,t,c] )
+     * x0, x1, v, y: (B*L, C) views (x0, x1, v typically column slices of one
+     * (M, 3C) matrix); k (L, C) contiguous: the first L rows of the filter;
+     * D (C). The convolution goes through real FFTs of size 2L (zero padded,
+     * so nothing wraps around), in fp32 or better, whatever the backend's
+     * precision. Workspace: fftconv_workspace bytes for these sizes (enough
+     * for any smaller batch and len); FFT plans are made once per shape and
+     * kept by the backend, and use this workspace rather than allocating. */
+    size_t (*fftconv_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                int64_t channels);
+    void (*fftconv_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
+                        const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
+                        void *workspace);
+    /* Writes dx0, dx1, dv (views like their inputs; they may be column
+     * slices of one matrix) and adds dk (L, C) (summed over the batch) and
+     * dD (C), from dy; recomputes the convolution from x1, v and k. */
+    void (*fftconv_bwd)(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
+                        md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
+                        const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
+                        int64_t batch, void *workspace);
+    /* ================= end of the Hyena section ================= */
 };
 
 /* The CPU backend (a static table; it owns no state). */
