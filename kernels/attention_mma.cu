@@ -10,15 +10,19 @@
  * (16 x 8, col) holds rows (the k index) 2c, 2c + 1 and 2c + 8, 2c + 9 of
  * column g; C holds rows g, g + 8 and columns 2c, 2c + 1. So a C tile pair
  * (keys 16t .. 16t + 15) re-packs into an A fragment in registers
- * (FlashAttention-2's trick), and every B operand is read as 32-bit pairs
- * from a shared tile stored "n-major" (the matrix's columns as rows); the
- * loaders write a transposed copy where a product needs one. Shared rows
- * are padded by 8 bf16 so that the 8 groups of a warp hit 8 different
- * 4-bank sets.
+ * (FlashAttention-2's trick). A B operand whose columns are rows of a
+ * shared tile (K in Q K^T) is read as 32-bit pairs; one whose rows are rows
+ * of a tile (V in P V) comes from ldmatrix.trans, so every tile is stored
+ * once, row-major. Shared rows are padded by 8 bf16 (16 bytes): the 8 rows
+ * a 32-bit read or an ldmatrix phase touches fall in 8 different 4-bank
+ * groups. Tiles load as float4 when every view allows it (row strides a
+ * multiple of 4 floats, 16-byte aligned bases: the model's layout), else
+ * as single floats.
  *
- * Forward: a block of 4 warps owns 64 queries of one (sequence, head),
+ * Forward: a block of 8 warps owns 128 queries of one (sequence, head),
  * each warp 16; key tiles of 64 run from 0 to the diagonal (later tiles are
- * never visited; only tiles that cross the diagonal are masked); online
+ * never visited, nor by a warp the tiles past its own rows; only tiles
+ * that cross the diagonal are masked); online
  * softmax in base 2 with the running max and sum in fp32; lse saved.
  *
  * Backward (FlashAttention-2's recomputation from lse), no atomics:
@@ -36,10 +40,11 @@
 
 #include <cuda_bf16.h>
 #include <math.h>
+#include <stdlib.h>
 
 namespace {
 
-enum { WARPS = 4, THREADS = 32 * WARPS, PAD = 8 };
+enum { WARPS = 4, THREADS = 32 * WARPS, PAD = 8 };   /* the backward's blocks */
 constexpr float LOG2E = 1.4426950408889634f;
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
@@ -60,26 +65,27 @@ __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
 /* Rows [r0, r0 + R) of a (len, HD) head view (row stride ld) rounded to
- * bf16 into sh (row stride HD + PAD) and/or transposed into sht (row stride
- * R + PAD), each when not NULL; rows past len are zeros. */
-template <int R, int HD>
-__device__ __forceinline__ void load_tile(__nv_bfloat16 *sh, __nv_bfloat16 *sht, const float *g, int64_t ld,
-                                          int64_t r0, int64_t len)
+ * bf16 into sh (row stride HD + PAD) by NT threads; rows past len are
+ * zeros. vec: ld % 4 == 0 and g 16-byte aligned (float4 loads). */
+template <int R, int HD, int NT>
+__device__ __forceinline__ void load_tile(__nv_bfloat16 *sh, const float *g, int64_t ld, int64_t r0, int64_t len,
+                                          bool vec)
 {
-    for (int i = threadIdx.x; i < R * HD / 2; i += THREADS) {
-        int r = i / (HD / 2), d = 2 * (i - r * (HD / 2));
-        int64_t row = r0 + r;
-        float x0 = 0.0f, x1 = 0.0f;
-        if (row < len) {
-            const float *p = g + row * ld + d;
-            x0 = p[0];
-            x1 = p[1];
+    if (vec) {
+        for (int i = threadIdx.x; i < R * HD / 4; i += NT) {
+            int r = i / (HD / 4), d = 4 * (i - r * (HD / 4));
+            int64_t row = r0 + r;
+            float4 x = row < len ? *reinterpret_cast<const float4 *>(g + row * ld + d) : make_float4(0, 0, 0, 0);
+            uint2 v = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+            *reinterpret_cast<uint2 *>(sh + r * (HD + PAD) + d) = v;
         }
-        __nv_bfloat162 v = __floats2bfloat162_rn(x0, x1);
-        if (sh) *reinterpret_cast<__nv_bfloat162 *>(sh + r * (HD + PAD) + d) = v;
-        if (sht) {
-            sht[d * (R + PAD) + r] = v.x;
-            sht[(d + 1) * (R + PAD) + r] = v.y;
+    } else {
+        for (int i = threadIdx.x; i < R * HD / 2; i += NT) {
+            int r = i / (HD / 2), d = 2 * (i - r * (HD / 2));
+            int64_t row = r0 + r;
+            float x0 = 0.0f, x1 = 0.0f;
+            if (row < len) x0 = g[row * ld + d], x1 = g[row * ld + d + 1];
+            *reinterpret_cast<uint32_t *>(sh + r * (HD + PAD) + d) = pack_bf16(x0, x1);
         }
     }
 }
@@ -120,6 +126,31 @@ __device__ __forceinline__ void mma_rows(float acc[N / 8][4], const uint32_t a[K
 #pragma unroll
         for (int kd = 0; kd < KD; kd++) mma16816(acc[nt], a[kd], ld32(row + 16 * kd), ld32(row + 16 * kd + 8));
     }
+}
+
+/* acc[N / 8][4] (16 x N) += A (16 x 16 KD, fragments a) times the matrix
+ * held row-major in the shared tile b (KD * 16 rows from 0, columns [0, N),
+ * row stride ldb): ldmatrix.x4.trans gives the B fragments of two n-tiles
+ * (lanes 0-15 name rows k0 .. k0 + 15 at column n0, lanes 16-31 the same
+ * rows at n0 + 8). */
+template <int N, int KD>
+__device__ __forceinline__ void mma_rows_trans(float acc[N / 8][4], const uint32_t a[KD][4],
+                                               const __nv_bfloat16 *b, int ldb)
+{
+    int lane = threadIdx.x & 31;
+    uint32_t base = (uint32_t)__cvta_generic_to_shared(b + (lane & 15) * ldb + 8 * (lane >> 4));
+#pragma unroll
+    for (int kd = 0; kd < KD; kd++)
+#pragma unroll
+        for (int nt = 0; nt < N / 8; nt += 2) {
+            uint32_t b0, b1, b2, b3;
+            uint32_t addr = base + (uint32_t)((16 * kd * ldb + 8 * nt) * sizeof(__nv_bfloat16));
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                         : "r"(addr));
+            mma16816(acc[nt], a[kd], b0, b1);
+            mma16816(acc[nt + 1], a[kd], b2, b3);
+        }
 }
 
 /* C fragments of a 16 x (16 KT) tile re-packed as bf16 A fragments */
@@ -186,14 +217,17 @@ __device__ __forceinline__ head_t head_of(int64_t bh, int64_t n_heads, int64_t l
 /* ---------------------------------------------------------------- */
 /* forward                                                          */
 
-enum { FQ = 64, FK = 64 };   /* queries per block (16 per warp), keys per tile */
+enum { FK = 64 };   /* keys per tile */
 
-template <int HD>
-__global__ void __launch_bounds__(THREADS)
+/* FW warps of 16 queries each; at head dims <= 64 capped at 128 registers
+ * (512 threads per multiprocessor) */
+template <int HD, int FW>
+__global__ void __launch_bounds__(32 * FW, HD <= 64 ? 16 / FW : 1)
 attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
-             const float *v, int64_t ldv, int64_t len, int64_t n_heads, float scale_log2, int64_t n_tiles)
+             const float *v, int64_t ldv, int64_t len, int64_t n_heads, float scale_log2, int64_t n_tiles, bool vec)
 {
-    __shared__ __align__(16) __nv_bfloat16 Ks[FK * (HD + PAD)], Vt[HD * (FK + PAD)];
+    enum { FTHREADS = 32 * FW, FQ = 16 * FW };
+    __shared__ __align__(16) __nv_bfloat16 Ks[FK * (HD + PAD)], Vs[FK * (HD + PAD)];
     int64_t tile = n_tiles - 1 - blockIdx.x % n_tiles;   /* the costly tiles first */
     head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
@@ -207,9 +241,13 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, con
     int64_t i_end = i0 + FQ < len ? i0 + FQ : len;
     for (int64_t j0 = 0; j0 < i_end; j0 += FK) {
         __syncthreads();   /* the previous tile's readers are done */
-        load_tile<FK, HD>(Ks, nullptr, kh, ldk, j0, len);
-        load_tile<FK, HD>(nullptr, Vt, vh, ldv, j0, len);
+        load_tile<FK, HD, FTHREADS>(Ks, kh, ldk, j0, len, vec);
+        load_tile<FK, HD, FTHREADS>(Vs, vh, ldv, j0, len, vec);
         __syncthreads();
+        /* tiles start at multiples of 64 and warps at multiples of 16, so a
+         * visited tile's first key precedes every query of the warp: each
+         * row's max below is finite */
+        if (j0 > iw) continue;
         float s[FK / 8][4];
         zero<FK / 8>(s);
         mma_rows<FK, HD / 16>(s, qa, Ks, HD + PAD);
@@ -230,7 +268,7 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, con
         float alpha[2];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            mx[h] = quad_max(mx[h]);   /* finite: key j0 <= every query of the tile */
+            mx[h] = quad_max(mx[h]);
             alpha[h] = exp2f(m[h] - mx[h]);
             m[h] = mx[h];
         }
@@ -252,7 +290,7 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, con
         }
         uint32_t pa[FK / 16][4];
         c_to_a<FK / 16>(pa, s);
-        mma_rows<HD, FK / 16>(acc, pa, Vt, FK + PAD);
+        mma_rows_trans<HD, FK / 16>(acc, pa, Vs, HD + PAD);
     }
     store_rows<HD>(o + hp.row0 * ldo + hp.col, ldo, iw, len, acc, 1.0f / l[0], 1.0f / l[1]);
     if ((lane & 3) == 0) {
@@ -282,17 +320,15 @@ __device__ __forceinline__ void load_rowvals(float *lse_s, float *D_s, const flo
 enum { BK_KV = 64 };
 
 template <int HD, int BQ>
-__global__ void __launch_bounds__(THREADS)
+__global__ void __launch_bounds__(THREADS, HD <= 64 ? 3 : 1)
 attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float *dout, int64_t lddo, const float *q,
                   int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv, const float *lse,
-                  const float *D, int64_t len, int64_t n_heads, float scale, int64_t n_tiles)
+                  const float *D, int64_t len, int64_t n_heads, float scale, int64_t n_tiles, bool vec)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* BQ x HD */
-    __nv_bfloat16 *Qt = Qs + BQ * (HD + PAD);                           /* HD x BQ */
-    __nv_bfloat16 *dOs = Qt + HD * (BQ + PAD);
-    __nv_bfloat16 *dOt = dOs + BQ * (HD + PAD);
-    float *lse_s = reinterpret_cast<float *>(dOt + HD * (BQ + PAD)), *D_s = lse_s + BQ;
+    __nv_bfloat16 *dOs = Qs + BQ * (HD + PAD);
+    float *lse_s = reinterpret_cast<float *>(dOs + BQ * (HD + PAD)), *D_s = lse_s + BQ;
 
     int64_t tile = blockIdx.x % n_tiles;
     head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
@@ -310,8 +346,8 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
     zero<HD / 8>(adv);
     for (int64_t i0 = j0; i0 < len; i0 += BQ) {
         __syncthreads();
-        load_tile<BQ, HD>(Qs, Qt, qh, ldq, i0, len);
-        load_tile<BQ, HD>(dOs, dOt, doh, lddo, i0, len);
+        load_tile<BQ, HD, THREADS>(Qs, qh, ldq, i0, len, vec);
+        load_tile<BQ, HD, THREADS>(dOs, doh, lddo, i0, len, vec);
         load_rowvals<BQ>(lse_s, D_s, lh, Dh, i0, len);
         __syncthreads();
         if (i0 + BQ - 1 < jw) continue;   /* every query of the tile precedes this warp's keys */
@@ -333,9 +369,9 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
             }
         uint32_t pa[BQ / 16][4];
         c_to_a<BQ / 16>(pa, st);
-        mma_rows<HD, BQ / 16>(adv, pa, dOt, BQ + PAD);
+        mma_rows_trans<HD, BQ / 16>(adv, pa, dOs, HD + PAD);
         c_to_a<BQ / 16>(pa, dpt);
-        mma_rows<HD, BQ / 16>(adk, pa, Qt, BQ + PAD);
+        mma_rows_trans<HD, BQ / 16>(adk, pa, Qs, HD + PAD);
     }
     store_rows<HD>(dk + hp.row0 * lddk + hp.col, lddk, jw, len, adk, scale, scale);
     store_rows<HD>(dv + hp.row0 * lddv + hp.col, lddv, jw, len, adv, 1.0f, 1.0f);
@@ -345,15 +381,14 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
 enum { BQ_Q = 64 };
 
 template <int HD, int BK>
-__global__ void __launch_bounds__(THREADS)
+__global__ void __launch_bounds__(THREADS, HD <= 64 ? 4 : 1)
 attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
                 int64_t ldk, const float *v, int64_t ldv, const float *lse, const float *D, int64_t len,
-                int64_t n_heads, float scale, int64_t n_tiles)
+                int64_t n_heads, float scale, int64_t n_tiles, bool vec)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* BK x HD */
-    __nv_bfloat16 *Kt = Ks + BK * (HD + PAD);                           /* HD x BK */
-    __nv_bfloat16 *Vs = Kt + HD * (BK + PAD);                           /* BK x HD */
+    __nv_bfloat16 *Vs = Ks + BK * (HD + PAD);                           /* BK x HD */
 
     int64_t tile = n_tiles - 1 - blockIdx.x % n_tiles;
     head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
@@ -377,8 +412,8 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
     int64_t i_end = i0 + BQ_Q < len ? i0 + BQ_Q : len;
     for (int64_t j0 = 0; j0 < i_end; j0 += BK) {
         __syncthreads();
-        load_tile<BK, HD>(Ks, Kt, kh, ldk, j0, len);
-        load_tile<BK, HD>(Vs, nullptr, vh, ldv, j0, len);
+        load_tile<BK, HD, THREADS>(Ks, kh, ldk, j0, len, vec);
+        load_tile<BK, HD, THREADS>(Vs, vh, ldv, j0, len, vec);
         __syncthreads();
         if (j0 > iw + 15) continue;   /* every key of the tile follows this warp's queries */
         float s[BK / 8][4], dp[BK / 8][4];
@@ -398,7 +433,7 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
             }
         uint32_t dsa[BK / 16][4];
         c_to_a<BK / 16>(dsa, s);
-        mma_rows<HD, BK / 16>(adq, dsa, Kt, BK + PAD);
+        mma_rows_trans<HD, BK / 16>(adq, dsa, Ks, HD + PAD);
     }
     store_rows<HD>(dq + hp.row0 * lddq + hp.col, lddq, iw, len, adq, scale, scale);
 }
@@ -414,15 +449,19 @@ template <int HD>
 size_t dkdv_smem()
 {
     enum { BQ = bwd_tiles<HD>::BQ };
-    return (size_t)2 * (BQ * (HD + PAD) + HD * (BQ + PAD)) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float);
+    return (size_t)2 * BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float);
 }
 
 template <int HD>
 size_t dq_smem()
 {
     enum { BK = bwd_tiles<HD>::BK };
-    return (size_t)(2 * BK * (HD + PAD) + HD * (BK + PAD)) * sizeof(__nv_bfloat16);
+    return (size_t)2 * BK * (HD + PAD) * sizeof(__nv_bfloat16);
 }
+
+/* float4 tile loads: every head's rows start 16-byte aligned (head columns
+ * are multiples of 4 floats for the mma head dims) */
+bool vec_ok(const float *p, int64_t ld) { return ld % 4 == 0 && ((uintptr_t)p & 15) == 0; }
 
 template <typename K>
 cudaError_t allow_smem(K kernel, size_t bytes)
@@ -431,15 +470,38 @@ cudaError_t allow_smem(K kernel, size_t bytes)
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
+/* warps per forward block: 8 (128 queries), or MD_ATTN_FWD_WARPS=4 (64;
+ * a tuning knob for bench attention) */
+int fwd_warps()
+{
+    static int w = 0;
+    if (!w) {
+        const char *e = getenv("MD_ATTN_FWD_WARPS");
+        w = e && atoi(e) == 4 ? 4 : 8;
+    }
+    return w;
+}
+
+template <int HD, int FW>
+cudaError_t fwd_launch_w(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                         const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, double scale,
+                         cudaStream_t s)
+{
+    int64_t nt = (len + 16 * FW - 1) / (16 * FW);
+    bool vec = vec_ok(q, ldq) && vec_ok(k, ldk) && vec_ok(v, ldv);
+    attn_fwd_mma<HD, FW><<<(unsigned)(batch * n_heads * nt), 32 * FW, 0, s>>>(
+        o, ldo, lse, q, ldq, k, ldk, v, ldv, len, n_heads, (float)(scale * 1.4426950408889634), nt, vec);
+    return cudaGetLastError();
+}
+
 template <int HD>
 cudaError_t fwd_launch(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
                        const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, double scale,
                        cudaStream_t s)
 {
-    int64_t nt = (len + FQ - 1) / FQ;
-    attn_fwd_mma<HD><<<(unsigned)(batch * n_heads * nt), THREADS, 0, s>>>(
-        o, ldo, lse, q, ldq, k, ldk, v, ldv, len, n_heads, (float)(scale * 1.4426950408889634), nt);
-    return cudaGetLastError();
+    if (fwd_warps() == 4)
+        return fwd_launch_w<HD, 4>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, scale, s);
+    return fwd_launch_w<HD, 8>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, scale, s);
 }
 
 template <int HD>
@@ -454,11 +516,12 @@ cudaError_t bwd_launch(float *dq, int64_t lddq, float *dk, int64_t lddk, float *
     if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK>, sm_q);
     if (e != cudaSuccess) return e;
     int64_t nk = (len + BK_KV - 1) / BK_KV, nq = (len + BQ_Q - 1) / BQ_Q;
+    bool vec = vec_ok(q, ldq) && vec_ok(k, ldk) && vec_ok(v, ldv) && vec_ok(dout, lddo);
     attn_bwd_dkdv_mma<HD, BQ><<<(unsigned)(batch * n_heads * nk), THREADS, sm_kv, s>>>(
-        dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, len, n_heads, scale, nk);
+        dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, len, n_heads, scale, nk, vec);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     attn_bwd_dq_mma<HD, BK><<<(unsigned)(batch * n_heads * nq), THREADS, sm_q, s>>>(
-        dq, lddq, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, len, n_heads, scale, nq);
+        dq, lddq, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, len, n_heads, scale, nq, vec);
     return cudaGetLastError();
 }
 

@@ -537,9 +537,12 @@ static void check_attention_bf16(void)
             for (int64_t c = 2 * W; c < 3 * W; c++) qkv.h[i * qkv.ld + c] /= (float)r;
         gpu->copy(gpu, qkv.d, qkv.h, (size_t)(M * qkv.ld) * sizeof(float), MD_COPY_H2D);
         int mma = hd == 32 || hd == 64 || hd == 128;
+        /* rounding q and k to bf16 moves a score by ~|s| 2^-9, which a
+         * peaked softmax (wide q/k) turns into larger changes of P: measured
+         * 1.3e-2 on dq, dk, dv at +-4, L 2000 */
+        double tol = !mma ? TOL : r > 1 ? 2e-2 : 1e-2;
         check_attention_case(bf, &qkv, B, H, pad, mma ? "attention_fwd bf16" : "bf16 fallback fwd",
-                             mma ? "attention_bwd bf16" : "bf16 fallback bwd", mma ? 1e-2 : TOL,
-                             mma && L > 1 ? 1e-5 : 0, sh);
+                             mma ? "attention_bwd bf16" : "bf16 fallback bwd", tol, mma && L > 1 ? 1e-5 : 0, sh);
         drop(&qkv);
     }
 }

@@ -68,6 +68,12 @@ static void report(void)
                 total > 0 ? 100.0 * ops[i].ms / total : 0.0, ops[i].calls, 1e3 * ops[i].ms / ops[i].calls);
 }
 
+void md_op_timer_reset(void)
+{
+    drain();
+    n_ops = 0;
+}
+
 int md_op_timer_on(void)
 {
     if (on < 0) {
@@ -89,6 +95,7 @@ void md_op_timer_mark(const char *op, int end)
                                       cudaEventCreate(&ev[n_used][1]) == cudaSuccess);
         if (!recording) return;
         ev_op[n_used] = op;
+        cudaDeviceSynchronize();
         cudaEventRecord(ev[n_used][0], 0);
     } else if (!--n_open && recording) {
         cudaEventRecord(ev[n_used][1], 0);
