@@ -64,30 +64,78 @@ __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
-/* Rows [r0, r0 + R) of a (len, HD) head view (row stride ld) rounded to
- * bf16 into sh (row stride HD + PAD) by NT threads; rows past len are
- * zeros. vec: ld % 4 == 0 and g 16-byte aligned (float4 loads). */
+/* Tiles travel in two steps so that the next tile's loads overlap this
+ * tile's products: stage_tile queues cp.async copies of the fp32 rows into
+ * a staging tile (row stride HD + 4 floats), convert_tile rounds a landed
+ * staging tile to bf16 (row stride HD + PAD). */
+template <int HD>
+struct stage_ld {
+    enum { F = HD + 4 };
+};
+
+/* Rows [r0, r0 + R) of a (len, HD) head view (row stride ld) into the
+ * staging tile st by NT threads; rows past len are zeros. vec: ld % 4 == 0
+ * and g 16-byte aligned (16-byte copies), else 4-byte copies. */
 template <int R, int HD, int NT>
-__device__ __forceinline__ void load_tile(__nv_bfloat16 *sh, const float *g, int64_t ld, int64_t r0, int64_t len,
-                                          bool vec)
+__device__ __forceinline__ void stage_tile(float *st, const float *g, int64_t ld, int64_t r0, int64_t len, bool vec)
 {
+    enum { F = stage_ld<HD>::F };
     if (vec) {
         for (int i = threadIdx.x; i < R * HD / 4; i += NT) {
             int r = i / (HD / 4), d = 4 * (i - r * (HD / 4));
             int64_t row = r0 + r;
-            float4 x = row < len ? *reinterpret_cast<const float4 *>(g + row * ld + d) : make_float4(0, 0, 0, 0);
-            uint2 v = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
-            *reinterpret_cast<uint2 *>(sh + r * (HD + PAD) + d) = v;
+            float *dst = st + r * F + d;
+            if (row < len) {
+                uint32_t sa = (uint32_t)__cvta_generic_to_shared(dst);
+                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(sa), "l"(g + row * ld + d));
+            } else {
+                *reinterpret_cast<float4 *>(dst) = make_float4(0, 0, 0, 0);
+            }
         }
     } else {
-        for (int i = threadIdx.x; i < R * HD / 2; i += NT) {
-            int r = i / (HD / 2), d = 2 * (i - r * (HD / 2));
+        for (int i = threadIdx.x; i < R * HD; i += NT) {
+            int r = i / HD, d = i - r * HD;
             int64_t row = r0 + r;
-            float x0 = 0.0f, x1 = 0.0f;
-            if (row < len) x0 = g[row * ld + d], x1 = g[row * ld + d + 1];
-            *reinterpret_cast<uint32_t *>(sh + r * (HD + PAD) + d) = pack_bf16(x0, x1);
+            float *dst = st + r * F + d;
+            if (row < len) {
+                uint32_t sa = (uint32_t)__cvta_generic_to_shared(dst);
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(sa), "l"(g + row * ld + d));
+            } else {
+                *dst = 0.0f;
+            }
         }
     }
+}
+
+__device__ __forceinline__ void stage_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void stage_wait() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+template <int R, int HD, int NT>
+__device__ __forceinline__ void convert_tile(__nv_bfloat16 *sh, const float *st)
+{
+    enum { F = stage_ld<HD>::F };
+    for (int i = threadIdx.x; i < R * HD / 4; i += NT) {
+        int r = i / (HD / 4), d = 4 * (i - r * (HD / 4));
+        float4 x = *reinterpret_cast<const float4 *>(st + r * F + d);
+        *reinterpret_cast<uint2 *>(sh + r * (HD + PAD) + d) = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+    }
+}
+
+/* Shared bytes of a kernel that streams two tiles of R rows (staging and
+ * bf16 copies) plus `extra` bytes. */
+template <int R, int HD>
+constexpr size_t pipe_smem(size_t extra)
+{
+    return 2 * (size_t)R * stage_ld<HD>::F * sizeof(float) + 2 * (size_t)R * (HD + PAD) * sizeof(__nv_bfloat16) +
+           extra;
+}
+
+/* fast 2^x (ex2.approx.ftz: 2^-inf = 0) */
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
 }
 
 /* The A fragments (16 rows from r0, all HD columns) of a head view, straight
@@ -227,23 +275,34 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, con
              const float *v, int64_t ldv, int64_t len, int64_t n_heads, float scale_log2, int64_t n_tiles, bool vec)
 {
     enum { FTHREADS = 32 * FW, FQ = 16 * FW };
-    __shared__ __align__(16) __nv_bfloat16 Ks[FK * (HD + PAD)], Vs[FK * (HD + PAD)];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    float *Kf = reinterpret_cast<float *>(smem_raw), *Vf = Kf + FK * stage_ld<HD>::F;   /* staging */
+    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(Vf + FK * stage_ld<HD>::F), *Vs = Ks + FK * (HD + PAD);
     int64_t tile = n_tiles - 1 - blockIdx.x % n_tiles;   /* the costly tiles first */
     head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
     int64_t i0 = tile * FQ, iw = i0 + 16 * warp;   /* this warp's first query */
     const float *kh = k + hp.row0 * ldk + hp.col, *vh = v + hp.row0 * ldv + hp.col;
 
+    stage_tile<FK, HD, FTHREADS>(Kf, kh, ldk, 0, len, vec);
+    stage_tile<FK, HD, FTHREADS>(Vf, vh, ldv, 0, len, vec);
+    stage_commit();
     uint32_t qa[HD / 16][4];
     load_a_frags<HD>(qa, q + hp.row0 * ldq + hp.col, ldq, iw, len);
     float acc[HD / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     zero<HD / 8>(acc);
     int64_t i_end = i0 + FQ < len ? i0 + FQ : len;
     for (int64_t j0 = 0; j0 < i_end; j0 += FK) {
-        __syncthreads();   /* the previous tile's readers are done */
-        load_tile<FK, HD, FTHREADS>(Ks, kh, ldk, j0, len, vec);
-        load_tile<FK, HD, FTHREADS>(Vs, vh, ldv, j0, len, vec);
+        stage_wait();
+        __syncthreads();   /* this tile staged; the previous tile's readers are done */
+        convert_tile<FK, HD, FTHREADS>(Ks, Kf);
+        convert_tile<FK, HD, FTHREADS>(Vs, Vf);
         __syncthreads();
+        if (j0 + FK < i_end) {   /* the next tile's copies run under this tile's products */
+            stage_tile<FK, HD, FTHREADS>(Kf, kh, ldk, j0 + FK, len, vec);
+            stage_tile<FK, HD, FTHREADS>(Vf, vh, ldv, j0 + FK, len, vec);
+            stage_commit();
+        }
         /* tiles start at multiples of 64 and warps at multiples of 16, so a
          * visited tile's first key precedes every query of the warp: each
          * row's max below is finite */
@@ -269,7 +328,7 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, con
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             mx[h] = quad_max(mx[h]);
-            alpha[h] = exp2f(m[h] - mx[h]);
+            alpha[h] = fast_exp2(m[h] - mx[h]);
             m[h] = mx[h];
         }
         float rs[2] = {0.0f, 0.0f};
@@ -277,7 +336,7 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, con
         for (int nt = 0; nt < FK / 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                float p = exp2f(s[nt][e] - m[e >> 1]);
+                float p = fast_exp2(s[nt][e] - m[e >> 1]);
                 s[nt][e] = p;
                 rs[e >> 1] += p;
             }
@@ -326,7 +385,8 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
                   const float *D, int64_t len, int64_t n_heads, float scale, int64_t n_tiles, bool vec)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* BQ x HD */
+    float *Qf = reinterpret_cast<float *>(smem_raw), *dOf = Qf + BQ * stage_ld<HD>::F;   /* staging */
+    __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(dOf + BQ * stage_ld<HD>::F);   /* BQ x HD */
     __nv_bfloat16 *dOs = Qs + BQ * (HD + PAD);
     float *lse_s = reinterpret_cast<float *>(dOs + BQ * (HD + PAD)), *D_s = lse_s + BQ;
 
@@ -338,6 +398,9 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
     const float *qh = q + hp.row0 * ldq + hp.col, *doh = dout + hp.row0 * lddo + hp.col;
     const float *lh = lse + hp.bh * len, *Dh = D + hp.bh * len;
 
+    stage_tile<BQ, HD, THREADS>(Qf, qh, ldq, j0, len, vec);
+    stage_tile<BQ, HD, THREADS>(dOf, doh, lddo, j0, len, vec);
+    stage_commit();
     uint32_t ka[HD / 16][4], va[HD / 16][4];
     load_a_frags<HD>(ka, k + hp.row0 * ldk + hp.col, ldk, jw, len);
     load_a_frags<HD>(va, v + hp.row0 * ldv + hp.col, ldv, jw, len);
@@ -345,11 +408,17 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
     zero<HD / 8>(adk);
     zero<HD / 8>(adv);
     for (int64_t i0 = j0; i0 < len; i0 += BQ) {
+        stage_wait();
         __syncthreads();
-        load_tile<BQ, HD, THREADS>(Qs, qh, ldq, i0, len, vec);
-        load_tile<BQ, HD, THREADS>(dOs, doh, lddo, i0, len, vec);
+        convert_tile<BQ, HD, THREADS>(Qs, Qf);
+        convert_tile<BQ, HD, THREADS>(dOs, dOf);
         load_rowvals<BQ>(lse_s, D_s, lh, Dh, i0, len);
         __syncthreads();
+        if (i0 + BQ < len) {
+            stage_tile<BQ, HD, THREADS>(Qf, qh, ldq, i0 + BQ, len, vec);
+            stage_tile<BQ, HD, THREADS>(dOf, doh, lddo, i0 + BQ, len, vec);
+            stage_commit();
+        }
         if (i0 + BQ - 1 < jw) continue;   /* every query of the tile precedes this warp's keys */
         float st[BQ / 8][4], dpt[BQ / 8][4];   /* rows: keys; columns: queries */
         zero<BQ / 8>(st);
@@ -362,7 +431,7 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int ic = 8 * nt + c2 + (e & 1);
-                float p = exp2f(st[nt][e] * scale_log2 - lse_s[ic]);
+                float p = fast_exp2(st[nt][e] * scale_log2 - lse_s[ic]);
                 if (diag && jw + gr + 8 * (e >> 1) > i0 + ic) p = 0.0f;
                 st[nt][e] = p;
                 dpt[nt][e] = p * (dpt[nt][e] - D_s[ic]);
@@ -381,14 +450,15 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
 enum { BQ_Q = 64 };
 
 template <int HD, int BK>
-__global__ void __launch_bounds__(THREADS, HD <= 64 ? 4 : 1)
+__global__ void __launch_bounds__(THREADS, HD <= 64 ? 3 : 1)
 attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
                 int64_t ldk, const float *v, int64_t ldv, const float *lse, const float *D, int64_t len,
                 int64_t n_heads, float scale, int64_t n_tiles, bool vec)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* BK x HD */
-    __nv_bfloat16 *Vs = Ks + BK * (HD + PAD);                           /* BK x HD */
+    float *Kf = reinterpret_cast<float *>(smem_raw), *Vf = Kf + BK * stage_ld<HD>::F;   /* staging */
+    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(Vf + BK * stage_ld<HD>::F);   /* BK x HD */
+    __nv_bfloat16 *Vs = Ks + BK * (HD + PAD);
 
     int64_t tile = n_tiles - 1 - blockIdx.x % n_tiles;
     head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
@@ -397,6 +467,9 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
     const float scale_log2 = scale * LOG2E;
     const float *kh = k + hp.row0 * ldk + hp.col, *vh = v + hp.row0 * ldv + hp.col;
 
+    stage_tile<BK, HD, THREADS>(Kf, kh, ldk, 0, len, vec);
+    stage_tile<BK, HD, THREADS>(Vf, vh, ldv, 0, len, vec);
+    stage_commit();
     uint32_t qa[HD / 16][4], doa[HD / 16][4];
     load_a_frags<HD>(qa, q + hp.row0 * ldq + hp.col, ldq, iw, len);
     load_a_frags<HD>(doa, dout + hp.row0 * lddo + hp.col, lddo, iw, len);
@@ -411,10 +484,16 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
     zero<HD / 8>(adq);
     int64_t i_end = i0 + BQ_Q < len ? i0 + BQ_Q : len;
     for (int64_t j0 = 0; j0 < i_end; j0 += BK) {
+        stage_wait();
         __syncthreads();
-        load_tile<BK, HD, THREADS>(Ks, kh, ldk, j0, len, vec);
-        load_tile<BK, HD, THREADS>(Vs, vh, ldv, j0, len, vec);
+        convert_tile<BK, HD, THREADS>(Ks, Kf);
+        convert_tile<BK, HD, THREADS>(Vs, Vf);
         __syncthreads();
+        if (j0 + BK < i_end) {
+            stage_tile<BK, HD, THREADS>(Kf, kh, ldk, j0 + BK, len, vec);
+            stage_tile<BK, HD, THREADS>(Vf, vh, ldv, j0 + BK, len, vec);
+            stage_commit();
+        }
         if (j0 > iw + 15) continue;   /* every key of the tile follows this warp's queries */
         float s[BK / 8][4], dp[BK / 8][4];
         zero<BK / 8>(s);
@@ -427,7 +506,7 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int h = e >> 1;
-                float p = exp2f(s[nt][e] * scale_log2 - lse_r[h]);
+                float p = fast_exp2(s[nt][e] * scale_log2 - lse_r[h]);
                 if (diag && j0 + 8 * nt + c2 + (e & 1) > iw + gr + 8 * h) p = 0.0f;
                 s[nt][e] = p * (dp[nt][e] - D_r[h]);
             }
@@ -448,15 +527,13 @@ struct bwd_tiles {
 template <int HD>
 size_t dkdv_smem()
 {
-    enum { BQ = bwd_tiles<HD>::BQ };
-    return (size_t)2 * BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float);
+    return pipe_smem<bwd_tiles<HD>::BQ, HD>(2 * bwd_tiles<HD>::BQ * sizeof(float));
 }
 
 template <int HD>
 size_t dq_smem()
 {
-    enum { BK = bwd_tiles<HD>::BK };
-    return (size_t)2 * BK * (HD + PAD) * sizeof(__nv_bfloat16);
+    return pipe_smem<bwd_tiles<HD>::BK, HD>(0);
 }
 
 /* float4 tile loads: every head's rows start 16-byte aligned (head columns
@@ -489,7 +566,10 @@ cudaError_t fwd_launch_w(float *o, int64_t ldo, float *lse, const float *q, int6
 {
     int64_t nt = (len + 16 * FW - 1) / (16 * FW);
     bool vec = vec_ok(q, ldq) && vec_ok(k, ldk) && vec_ok(v, ldv);
-    attn_fwd_mma<HD, FW><<<(unsigned)(batch * n_heads * nt), 32 * FW, 0, s>>>(
+    size_t sm = pipe_smem<FK, HD>(0);
+    cudaError_t e = allow_smem(attn_fwd_mma<HD, FW>, sm);
+    if (e != cudaSuccess) return e;
+    attn_fwd_mma<HD, FW><<<(unsigned)(batch * n_heads * nt), 32 * FW, sm, s>>>(
         o, ldo, lse, q, ldq, k, ldk, v, ldv, len, n_heads, (float)(scale * 1.4426950408889634), nt, vec);
     return cudaGetLastError();
 }

@@ -16,7 +16,7 @@ enum { ROW_WARPS = 8 };
 unsigned grid_rows(int64_t rows)
 {
     int64_t g = (rows + ROW_WARPS - 1) / ROW_WARPS;
-    if (g > 65535 * 16) g = 65535 * 16;
+    if (g > 4096) g = 4096;   /* about 4 waves of 8 blocks per multiprocessor; the rest by grid stride */
     return (unsigned)(g < 1 ? 1 : g);
 }
 
@@ -24,22 +24,23 @@ unsigned grid_rows(int64_t rows)
     for (int64_t r = blockIdx.x * (int64_t)ROW_WARPS + (threadIdx.x >> 5); r < (rows);        \
          r += (int64_t)gridDim.x * ROW_WARPS)
 
-/* lane i < hd/2 of a row: the angle once, then every head; inv_freq from
- * shared memory, computed once per block */
+/* inv_freq[i] = 1 / theta^(2i/hd), rounded from double on the host as the
+ * CPU rounds it; passed by value (512 bytes of kernel parameters) */
+struct inv_freq_t {
+    float f[MDK_ATTN_MAX_HD / 2];
+};
+
+/* lane i < hd/2 of a row: the angle once, then every head */
 __global__ void rope_kernel(float *x, int64_t ldx, int64_t rows, int64_t len, int64_t n_heads, int hd,
-                            double theta, int inverse)
+                            const __grid_constant__ inv_freq_t inv, int inverse)
 {
-    __shared__ float inv_freq[MDK_ATTN_MAX_HD / 2];
     int half = hd / 2, lane = threadIdx.x & 31;
-    for (int i = threadIdx.x; i < half; i += blockDim.x)
-        inv_freq[i] = (float)(1.0 / pow(theta, (double)(2 * i) / (double)hd));
-    __syncthreads();
     FOR_ROWS(r, rows) {
         float pos = (float)(r % len);
         float *xr = x + r * ldx;
         for (int i = lane; i < half; i += 32) {
             float sn, cs;
-            sincosf(inv_freq[i] * pos, &sn, &cs);
+            sincosf(inv.f[i] * pos, &sn, &cs);
             if (inverse) sn = -sn;
             for (int64_t h = 0; h < n_heads; h++) {
                 float *x1 = xr + h * hd + i, *x2 = x1 + half;
@@ -92,8 +93,10 @@ extern "C" cudaError_t mdk_rope(float *x, int64_t ldx, int64_t batch, int64_t le
 {
     if (batch * len * (head_dim / 2) == 0 || n_heads == 0) return cudaSuccess;
     if (head_dim > MDK_ATTN_MAX_HD) return cudaErrorInvalidValue;
+    inv_freq_t inv;
+    for (int64_t i = 0; i < head_dim / 2; i++) inv.f[i] = (float)(1.0 / pow(theta, (double)(2 * i) / (double)head_dim));
     rope_kernel<<<grid_rows(batch * len), 32 * ROW_WARPS, 0, s>>>(x, ldx, batch * len, len, n_heads, (int)head_dim,
-                                                                  theta, inverse);
+                                                                  inv, inverse);
     return cudaGetLastError();
 }
 

@@ -71,6 +71,7 @@ static void report(void)
 void md_op_timer_reset(void)
 {
     drain();
+    memset(ops, 0, sizeof ops);
     n_ops = 0;
 }
 
