@@ -22,8 +22,9 @@
  * Forward: a block of 8 warps owns 128 queries of one (sequence, head),
  * each warp 16; key tiles of 64 run from 0 to the diagonal (later tiles are
  * never visited, nor by a warp the tiles past its own rows; only tiles
- * that cross the diagonal are masked); online
- * softmax in base 2 with the running max and sum in fp32; lse saved.
+ * that cross the diagonal are masked); online softmax in base 2 with the
+ * running max and sum in fp32; lse saved. The next K/V tile's cp.async
+ * copies (fp32, into a staging tile) run under this tile's products.
  *
  * Backward (FlashAttention-2's recomputation from lse), no atomics:
  *   D_t = rowsum(dO_t * O_t)                          (attention.cu's kernel)
@@ -34,13 +35,15 @@
  *           S = Q K^T, dP = dO V^T, dQ += dS K
  * Each output element is summed by one thread in an order fixed by the
  * sizes, so reruns give identical bits. Rows past the sequence end load
- * as zeros, with lse = +inf and D = 0 there, so they add nothing.
+ * as zeros, with lse = +inf and D = 0 there, so they add nothing. The
+ * backward loads its tiles directly (load_tile): the forward's staging
+ * made it slower (more shared memory per block, fewer blocks; measured in
+ * NOTES-attention.md).
  */
 #include "backend_kernels.h"
 
 #include <cuda_bf16.h>
 #include <math.h>
-#include <stdlib.h>
 
 namespace {
 
@@ -64,8 +67,34 @@ __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
-/* Tiles travel in two steps so that the next tile's loads overlap this
- * tile's products: stage_tile queues cp.async copies of the fp32 rows into
+/* Rows [r0, r0 + R) of a (len, HD) head view (row stride ld) rounded to
+ * bf16 into sh (row stride HD + PAD) by NT threads; rows past len are
+ * zeros. vec: ld % 4 == 0 and g 16-byte aligned (float4 loads). */
+template <int R, int HD, int NT>
+__device__ __forceinline__ void load_tile(__nv_bfloat16 *sh, const float *g, int64_t ld, int64_t r0, int64_t len,
+                                          bool vec)
+{
+    if (vec) {
+        for (int i = threadIdx.x; i < R * HD / 4; i += NT) {
+            int r = i / (HD / 4), d = 4 * (i - r * (HD / 4));
+            int64_t row = r0 + r;
+            float4 x = row < len ? *reinterpret_cast<const float4 *>(g + row * ld + d) : make_float4(0, 0, 0, 0);
+            uint2 v = make_uint2(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w));
+            *reinterpret_cast<uint2 *>(sh + r * (HD + PAD) + d) = v;
+        }
+    } else {
+        for (int i = threadIdx.x; i < R * HD / 2; i += NT) {
+            int r = i / (HD / 2), d = 2 * (i - r * (HD / 2));
+            int64_t row = r0 + r;
+            float x0 = 0.0f, x1 = 0.0f;
+            if (row < len) x0 = g[row * ld + d], x1 = g[row * ld + d + 1];
+            *reinterpret_cast<uint32_t *>(sh + r * (HD + PAD) + d) = pack_bf16(x0, x1);
+        }
+    }
+}
+
+/* The forward's tiles travel in two steps so that the next tile's loads
+ * overlap this tile's products: stage_tile queues cp.async copies of the fp32 rows into
  * a staging tile (row stride HD + 4 floats), convert_tile rounds a landed
  * staging tile to bf16 (row stride HD + PAD). */
 template <int HD>
@@ -385,8 +414,7 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
                   const float *D, int64_t len, int64_t n_heads, float scale, int64_t n_tiles, bool vec)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    float *Qf = reinterpret_cast<float *>(smem_raw), *dOf = Qf + BQ * stage_ld<HD>::F;   /* staging */
-    __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(dOf + BQ * stage_ld<HD>::F);   /* BQ x HD */
+    __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* BQ x HD */
     __nv_bfloat16 *dOs = Qs + BQ * (HD + PAD);
     float *lse_s = reinterpret_cast<float *>(dOs + BQ * (HD + PAD)), *D_s = lse_s + BQ;
 
@@ -398,9 +426,6 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
     const float *qh = q + hp.row0 * ldq + hp.col, *doh = dout + hp.row0 * lddo + hp.col;
     const float *lh = lse + hp.bh * len, *Dh = D + hp.bh * len;
 
-    stage_tile<BQ, HD, THREADS>(Qf, qh, ldq, j0, len, vec);
-    stage_tile<BQ, HD, THREADS>(dOf, doh, lddo, j0, len, vec);
-    stage_commit();
     uint32_t ka[HD / 16][4], va[HD / 16][4];
     load_a_frags<HD>(ka, k + hp.row0 * ldk + hp.col, ldk, jw, len);
     load_a_frags<HD>(va, v + hp.row0 * ldv + hp.col, ldv, jw, len);
@@ -408,17 +433,11 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
     zero<HD / 8>(adk);
     zero<HD / 8>(adv);
     for (int64_t i0 = j0; i0 < len; i0 += BQ) {
-        stage_wait();
         __syncthreads();
-        convert_tile<BQ, HD, THREADS>(Qs, Qf);
-        convert_tile<BQ, HD, THREADS>(dOs, dOf);
+        load_tile<BQ, HD, THREADS>(Qs, qh, ldq, i0, len, vec);
+        load_tile<BQ, HD, THREADS>(dOs, doh, lddo, i0, len, vec);
         load_rowvals<BQ>(lse_s, D_s, lh, Dh, i0, len);
         __syncthreads();
-        if (i0 + BQ < len) {
-            stage_tile<BQ, HD, THREADS>(Qf, qh, ldq, i0 + BQ, len, vec);
-            stage_tile<BQ, HD, THREADS>(dOf, doh, lddo, i0 + BQ, len, vec);
-            stage_commit();
-        }
         if (i0 + BQ - 1 < jw) continue;   /* every query of the tile precedes this warp's keys */
         float st[BQ / 8][4], dpt[BQ / 8][4];   /* rows: keys; columns: queries */
         zero<BQ / 8>(st);
@@ -450,15 +469,14 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, const float 
 enum { BQ_Q = 64 };
 
 template <int HD, int BK>
-__global__ void __launch_bounds__(THREADS, HD <= 64 ? 3 : 1)
+__global__ void __launch_bounds__(THREADS, HD <= 64 ? 4 : 1)
 attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
                 int64_t ldk, const float *v, int64_t ldv, const float *lse, const float *D, int64_t len,
                 int64_t n_heads, float scale, int64_t n_tiles, bool vec)
 {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    float *Kf = reinterpret_cast<float *>(smem_raw), *Vf = Kf + BK * stage_ld<HD>::F;   /* staging */
-    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(Vf + BK * stage_ld<HD>::F);   /* BK x HD */
-    __nv_bfloat16 *Vs = Ks + BK * (HD + PAD);
+    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* BK x HD */
+    __nv_bfloat16 *Vs = Ks + BK * (HD + PAD);                           /* BK x HD */
 
     int64_t tile = n_tiles - 1 - blockIdx.x % n_tiles;
     head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
@@ -467,9 +485,6 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
     const float scale_log2 = scale * LOG2E;
     const float *kh = k + hp.row0 * ldk + hp.col, *vh = v + hp.row0 * ldv + hp.col;
 
-    stage_tile<BK, HD, THREADS>(Kf, kh, ldk, 0, len, vec);
-    stage_tile<BK, HD, THREADS>(Vf, vh, ldv, 0, len, vec);
-    stage_commit();
     uint32_t qa[HD / 16][4], doa[HD / 16][4];
     load_a_frags<HD>(qa, q + hp.row0 * ldq + hp.col, ldq, iw, len);
     load_a_frags<HD>(doa, dout + hp.row0 * lddo + hp.col, lddo, iw, len);
@@ -484,16 +499,10 @@ attn_bwd_dq_mma(float *dq, int64_t lddq, const float *dout, int64_t lddo, const 
     zero<HD / 8>(adq);
     int64_t i_end = i0 + BQ_Q < len ? i0 + BQ_Q : len;
     for (int64_t j0 = 0; j0 < i_end; j0 += BK) {
-        stage_wait();
         __syncthreads();
-        convert_tile<BK, HD, THREADS>(Ks, Kf);
-        convert_tile<BK, HD, THREADS>(Vs, Vf);
+        load_tile<BK, HD, THREADS>(Ks, kh, ldk, j0, len, vec);
+        load_tile<BK, HD, THREADS>(Vs, vh, ldv, j0, len, vec);
         __syncthreads();
-        if (j0 + BK < i_end) {
-            stage_tile<BK, HD, THREADS>(Kf, kh, ldk, j0 + BK, len, vec);
-            stage_tile<BK, HD, THREADS>(Vf, vh, ldv, j0 + BK, len, vec);
-            stage_commit();
-        }
         if (j0 > iw + 15) continue;   /* every key of the tile follows this warp's queries */
         float s[BK / 8][4], dp[BK / 8][4];
         zero<BK / 8>(s);
@@ -527,13 +536,15 @@ struct bwd_tiles {
 template <int HD>
 size_t dkdv_smem()
 {
-    return pipe_smem<bwd_tiles<HD>::BQ, HD>(2 * bwd_tiles<HD>::BQ * sizeof(float));
+    enum { BQ = bwd_tiles<HD>::BQ };
+    return (size_t)2 * BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float);
 }
 
 template <int HD>
 size_t dq_smem()
 {
-    return pipe_smem<bwd_tiles<HD>::BK, HD>(0);
+    enum { BK = bwd_tiles<HD>::BK };
+    return (size_t)2 * BK * (HD + PAD) * sizeof(__nv_bfloat16);
 }
 
 /* float4 tile loads: every head's rows start 16-byte aligned (head columns
@@ -545,18 +556,6 @@ cudaError_t allow_smem(K kernel, size_t bytes)
 {
     if (bytes <= 48 * 1024) return cudaSuccess;
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
-}
-
-/* warps per forward block: 8 (128 queries), or MD_ATTN_FWD_WARPS=4 (64;
- * a tuning knob for bench attention) */
-int fwd_warps()
-{
-    static int w = 0;
-    if (!w) {
-        const char *e = getenv("MD_ATTN_FWD_WARPS");
-        w = e && atoi(e) == 4 ? 4 : 8;
-    }
-    return w;
 }
 
 template <int HD, int FW>
@@ -579,8 +578,7 @@ cudaError_t fwd_launch(float *o, int64_t ldo, float *lse, const float *q, int64_
                        const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, double scale,
                        cudaStream_t s)
 {
-    if (fwd_warps() == 4)
-        return fwd_launch_w<HD, 4>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, scale, s);
+    /* 8 warps (128 queries) beat 4 (64) by 15-25% on an H200 (NOTES-attention.md) */
     return fwd_launch_w<HD, 8>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, scale, s);
 }
 
