@@ -102,38 +102,40 @@ struct stage_ld {
     enum { F = HD + 4 };
 };
 
+/* one cp.async of W floats (16 bytes bypass L1, 4 bytes cannot) */
+template <int W>
+__device__ __forceinline__ void cp_async(float *dst, const float *src)
+{
+    uint32_t sa = (uint32_t)__cvta_generic_to_shared(dst);
+    if (W == 4) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(sa), "l"(src));
+    else asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(sa), "l"(src));
+}
+
 /* Rows [r0, r0 + R) of a (len, HD) head view (row stride ld) into the
- * staging tile st by NT threads; rows past len are zeros. vec: ld % 4 == 0
- * and g 16-byte aligned (16-byte copies), else 4-byte copies. */
+ * staging tile st by NT threads in chunks of W floats; rows past len are
+ * zeros. */
+template <int R, int HD, int NT, int W>
+__device__ __forceinline__ void stage_chunks(float *st, const float *g, int64_t ld, int64_t r0, int64_t len)
+{
+    for (int i = threadIdx.x; i < R * HD / W; i += NT) {
+        int r = i / (HD / W), d = W * (i - r * (HD / W));
+        int64_t row = r0 + r;
+        float *dst = st + r * stage_ld<HD>::F + d;
+        if (row < len) {
+            cp_async<W>(dst, g + row * ld + d);
+        } else {
+#pragma unroll
+            for (int e = 0; e < W; e++) dst[e] = 0.0f;
+        }
+    }
+}
+
+/* vec: ld % 4 == 0 and g 16-byte aligned (16-byte copies), else 4-byte */
 template <int R, int HD, int NT>
 __device__ __forceinline__ void stage_tile(float *st, const float *g, int64_t ld, int64_t r0, int64_t len, bool vec)
 {
-    enum { F = stage_ld<HD>::F };
-    if (vec) {
-        for (int i = threadIdx.x; i < R * HD / 4; i += NT) {
-            int r = i / (HD / 4), d = 4 * (i - r * (HD / 4));
-            int64_t row = r0 + r;
-            float *dst = st + r * F + d;
-            if (row < len) {
-                uint32_t sa = (uint32_t)__cvta_generic_to_shared(dst);
-                asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(sa), "l"(g + row * ld + d));
-            } else {
-                *reinterpret_cast<float4 *>(dst) = make_float4(0, 0, 0, 0);
-            }
-        }
-    } else {
-        for (int i = threadIdx.x; i < R * HD; i += NT) {
-            int r = i / HD, d = i - r * HD;
-            int64_t row = r0 + r;
-            float *dst = st + r * F + d;
-            if (row < len) {
-                uint32_t sa = (uint32_t)__cvta_generic_to_shared(dst);
-                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(sa), "l"(g + row * ld + d));
-            } else {
-                *dst = 0.0f;
-            }
-        }
-    }
+    if (vec) stage_chunks<R, HD, NT, 4>(st, g, ld, r0, len);
+    else stage_chunks<R, HD, NT, 1>(st, g, ld, r0, len);
 }
 
 __device__ __forceinline__ void stage_commit() { asm volatile("cp.async.commit_group;\n" ::); }
@@ -558,28 +560,23 @@ cudaError_t allow_smem(K kernel, size_t bytes)
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
-template <int HD, int FW>
-cudaError_t fwd_launch_w(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
-                         const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, double scale,
-                         cudaStream_t s)
-{
-    int64_t nt = (len + 16 * FW - 1) / (16 * FW);
-    bool vec = vec_ok(q, ldq) && vec_ok(k, ldk) && vec_ok(v, ldv);
-    size_t sm = pipe_smem<FK, HD>(0);
-    cudaError_t e = allow_smem(attn_fwd_mma<HD, FW>, sm);
-    if (e != cudaSuccess) return e;
-    attn_fwd_mma<HD, FW><<<(unsigned)(batch * n_heads * nt), 32 * FW, sm, s>>>(
-        o, ldo, lse, q, ldq, k, ldk, v, ldv, len, n_heads, (float)(scale * 1.4426950408889634), nt, vec);
-    return cudaGetLastError();
-}
+/* 8 warps (128 queries) per forward block: 15-25% faster than 4 (64) on an
+ * H200 (NOTES-attention.md) */
+enum { FWD_WARPS = 8 };
 
 template <int HD>
 cudaError_t fwd_launch(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
                        const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, double scale,
                        cudaStream_t s)
 {
-    /* 8 warps (128 queries) beat 4 (64) by 15-25% on an H200 (NOTES-attention.md) */
-    return fwd_launch_w<HD, 8>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, scale, s);
+    int64_t nt = (len + 16 * FWD_WARPS - 1) / (16 * FWD_WARPS);
+    bool vec = vec_ok(q, ldq) && vec_ok(k, ldk) && vec_ok(v, ldv);
+    size_t sm = pipe_smem<FK, HD>(0);
+    cudaError_t e = allow_smem(attn_fwd_mma<HD, FWD_WARPS>, sm);
+    if (e != cudaSuccess) return e;
+    attn_fwd_mma<HD, FWD_WARPS><<<(unsigned)(batch * n_heads * nt), 32 * FWD_WARPS, sm, s>>>(
+        o, ldo, lse, q, ldq, k, ldk, v, ldv, len, n_heads, (float)(scale * 1.4426950408889634), nt, vec);
+    return cudaGetLastError();
 }
 
 template <int HD>
