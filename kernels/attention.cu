@@ -391,6 +391,17 @@ extern "C" cudaError_t mdk_attention_fwd(float *o, int64_t ldo, float *lse, cons
     }
 }
 
+extern "C" cudaError_t mdk_attention_rowdot(float *D, const float *dout, int64_t lddo, const float *o, int64_t ldo,
+                                            int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
+                                            cudaStream_t s)
+{
+    int64_t items = batch * n_heads * len;
+    if (items == 0) return cudaSuccess;
+    attn_rowdot_kernel<<<(unsigned)((items + 7) / 8), 256, 0, s>>>(D, dout, lddo, o, ldo, len, n_heads,
+                                                                   (int)head_dim, items);
+    return cudaGetLastError();
+}
+
 extern "C" size_t mdk_attention_bwd_workspace(int64_t batch, int64_t len, int64_t n_heads)
 {
     return (size_t)(batch * n_heads * len) * sizeof(float);
@@ -407,9 +418,7 @@ extern "C" cudaError_t mdk_attention_bwd(float *dq, int64_t lddq, float *dk, int
     if (head_dim < 1 || head_dim > MDK_ATTN_MAX_HD) return cudaErrorInvalidValue;
     int hd = (int)head_dim;
     float sc = (float)scale, *D = (float *)workspace;
-    int64_t items = batch * n_heads * len;
-    attn_rowdot_kernel<<<(unsigned)((items + 7) / 8), 256, 0, s>>>(D, dout, lddo, o, ldo, len, n_heads, hd, items);
-    cudaError_t e = cudaGetLastError();
+    cudaError_t e = mdk_attention_rowdot(D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, s);
     if (e != cudaSuccess) return e;
     switch (chunks_for(hd)) {
     case 1:

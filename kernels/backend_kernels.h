@@ -102,6 +102,25 @@ cudaError_t mdk_attention_bwd(float *dq, int64_t lddq, float *dk, int64_t lddk, 
                               const float *lse, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
                               double scale, void *workspace, cudaStream_t s);
 
+/* D (B, H, L) = rowsum(dout * o) per head and position: the backward's
+ * first pass (mdk_attention_bwd runs it into its workspace). */
+cudaError_t mdk_attention_rowdot(float *D, const float *dout, int64_t lddo, const float *o, int64_t ldo,
+                                 int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim, cudaStream_t s);
+
+/* ---- attention_mma.cu: the same two ops on the tensor cores (bf16
+ * operands rounded from the fp32 tensors, fp32 accumulation), for the bf16
+ * precision table; same arguments, workspace and outputs as above. Only for
+ * head dims where mdk_attention_mma_head_dim() is true (32, 64, 128). */
+int mdk_attention_mma_head_dim(int64_t head_dim);
+cudaError_t mdk_attention_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k,
+                                  int64_t ldk, const float *v, int64_t ldv, int64_t batch, int64_t len,
+                                  int64_t n_heads, int64_t head_dim, double scale, cudaStream_t s);
+cudaError_t mdk_attention_bwd_mma(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
+                                  const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
+                                  int64_t ldk, const float *v, int64_t ldv, const float *o, int64_t ldo,
+                                  const float *lse, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
+                                  double scale, void *workspace, cudaStream_t s);
+
 /* ---- rope_swiglu.cu ---- */
 /* RoPE in place on a (B*L, H*hd) view, HF rotate_half; inverse rotates back */
 cudaError_t mdk_rope(float *x, int64_t ldx, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,

@@ -103,6 +103,24 @@ static double relerr(const buf_t *b)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* sqrt(mean((gpu - cpu)^2)) over the view; +inf on any NaN */
+static double rmserr(const buf_t *b)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    float *t = md_malloc((n ? n : 1) * sizeof(float));
+    gpu->copy(gpu, t, b->d, n * sizeof(float), MD_COPY_D2H);
+    double num = 0;
+    int bad = 0;
+    for (int64_t r = 0; r < b->rows; r++)
+        for (int64_t c = 0; c < b->cols; c++) {
+            double g = t[r * b->ld + c], e = g - b->h[r * b->ld + c];
+            if (isnan(g)) bad = 1;
+            num += e * e;
+        }
+    free(t);
+    return bad ? INFINITY : sqrt(num / (double)(b->rows * b->cols > 0 ? b->rows * b->cols : 1));
+}
+
 /* worst error per op, for the table */
 enum { MAX_OPS = 32 };
 static const char *op_names[MAX_OPS];
@@ -427,6 +445,60 @@ static int same_bits(const buf_t *b, const float *prev)
     return same;
 }
 
+/* Causal attention on be against the CPU, on q, k, v column slices of qkv
+ * (B*L, 3 H dh, padded), writing into poisoned padded buffers; dq, dk, dv
+ * are slices of one matrix. fwd/bwd name the ops in the table; tol bounds
+ * every error. bf16: lse is checked by its RMS absolute error, and at L > 1
+ * the forward's error must pass 1e-5 (bf16 operands really in use). */
+static void check_attention_case(const md_backend_t *be, buf_t *qkv, int64_t B, int64_t H, int64_t pad,
+                                 const char *fwd, const char *bwd, double tol, int bf16, const char *sh)
+{
+    const md_backend_t *fp32 = gpu;
+    gpu = be;   /* mk, poison and relerr use gpu's alloc and copy, which every table shares */
+    int64_t M = qkv->rows, W = qkv->cols / 3, L = M / B, hd = W / H;
+    double scale = 1.0 / sqrt((double)hd);
+    md_tensor_t qh = slice(qkv, 0, 0, W), kh = slice(qkv, 0, W, W), vh = slice(qkv, 0, 2 * W, W);
+    md_tensor_t qd = slice(qkv, 1, 0, W), kd = slice(qkv, 1, W, W), vd = slice(qkv, 1, 2 * W, W);
+    buf_t o = mk(M, W, W + pad, -1, 1), lse = mk(B * H, L, L, -1, 1);
+    poison(&o), poison(&lse);
+    md_tensor_t oh = th(&o), od = td(&o), lh = th(&lse), ld = td(&lse);
+    cpu->attention_fwd(cpu, &oh, &lh, &qh, &kh, &vh, B, H, scale);
+    be->attention_fwd(be, &od, &ld, &qd, &kd, &vd, B, H, scale);
+    double eo = relerr(&o);
+    record(fwd, "o", eo, tol, sh);
+    /* lse enters the backward as exp(s - lse): its absolute error is what
+     * counts (bf16 q and k make it ~1e-3 however small lse is, e.g. at L 1) */
+    record(fwd, "lse", bf16 ? rmserr(&lse) : relerr(&lse), tol, sh);
+    if (bf16 && L > 1) CHECK(eo > 1e-5, "%s %s: error %.3g is fp32-like: are the operands really bf16?", fwd, sh, eo);
+    /* the CPU's o and lse on both sides, so the backward is checked alone */
+    gpu->copy(gpu, o.d, o.h, (size_t)(M * o.ld) * sizeof(float), MD_COPY_H2D);
+    gpu->copy(gpu, lse.d, lse.h, (size_t)(B * H * L) * sizeof(float), MD_COPY_H2D);
+
+    buf_t dout = mk(M, W, W + pad, -1, 1), dqkv = mk(M, 3 * W, 3 * W + pad, -1, 1);
+    poison(&dqkv);
+    md_tensor_t doh = th(&dout), dod = td(&dout);
+    md_tensor_t dqh = slice(&dqkv, 0, 0, W), dkh = slice(&dqkv, 0, W, W), dvh = slice(&dqkv, 0, 2 * W, W);
+    md_tensor_t dqd = slice(&dqkv, 1, 0, W), dkd = slice(&dqkv, 1, W, W), dvd = slice(&dqkv, 1, 2 * W, W);
+    size_t wc = cpu->attention_bwd_workspace(cpu, MD_DTYPE_F32, B, L, H, hd);
+    size_t wg = be->attention_bwd_workspace(be, MD_DTYPE_F32, B, L, H, hd);
+    void *wsc = md_malloc(wc), *wsg = be->alloc(be, wg);
+    poison_bytes(wsg, wg);
+    cpu->attention_bwd(cpu, &dqh, &dkh, &dvh, &doh, &qh, &kh, &vh, &oh, &lh, B, H, scale, wsc);
+    be->attention_bwd(be, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
+    record(bwd, "dqkv", relerr(&dqkv), tol, sh);
+    /* no atomics: a second run gives the same bits */
+    size_t nb = (size_t)(M * dqkv.ld) * sizeof(float);
+    float *first = md_malloc(nb ? nb : 1);
+    gpu->copy(gpu, first, dqkv.d, nb, MD_COPY_D2H);
+    poison(&dqkv);
+    be->attention_bwd(be, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
+    CHECK(same_bits(&dqkv, first), "%s %s: a second run differs", bwd, sh);
+    free(first), free(wsc);
+    be->free(be, wsg);
+    drop(&o), drop(&lse), drop(&dout), drop(&dqkv);
+    gpu = fp32;
+}
+
 /* RoPE, causal attention and SwiGLU on the model's views: q, k, v column
  * slices of one padded (B*L, 3 H dh) matrix, dq, dk, dv slices of another;
  * L = 1, odd L, L not a multiple of the 32-row tile, head dims that are not
@@ -439,14 +511,13 @@ static void check_transformer(void)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], H = shapes[s][2], hd = shapes[s][3];
         int64_t M = B * L, W = H * hd, pad = s % 2 ? 5 : 0;
-        double scale = 1.0 / sqrt((double)hd);
         char sh[96];
         snprintf(sh, sizeof sh, "B=%lld L=%lld H=%lld dh=%lld pad=%lld", (long long)B, (long long)L, (long long)H,
                  (long long)hd, (long long)pad);
         buf_t qkv = mk(M, 3 * W, 3 * W + pad, -1, 1);
         /* RoPE on q (forward) and k (inverse) in place; v and the padding untouched */
-        md_tensor_t qh = slice(&qkv, 0, 0, W), kh = slice(&qkv, 0, W, W), vh = slice(&qkv, 0, 2 * W, W);
-        md_tensor_t qd = slice(&qkv, 1, 0, W), kd = slice(&qkv, 1, W, W), vd = slice(&qkv, 1, 2 * W, W);
+        md_tensor_t qh = slice(&qkv, 0, 0, W), kh = slice(&qkv, 0, W, W);
+        md_tensor_t qd = slice(&qkv, 1, 0, W), kd = slice(&qkv, 1, W, W);
         cpu->rope(cpu, &qh, B, H, 10000.0, 0);
         gpu->rope(gpu, &qd, B, H, 10000.0, 0);
         cpu->rope(cpu, &kh, B, H, 500.0, 1);
@@ -454,39 +525,45 @@ static void check_transformer(void)
         record("rope", "qkv", relerr(&qkv), TOL, sh);
         /* the CPU's result on both sides, so attention is checked alone */
         gpu->copy(gpu, qkv.d, qkv.h, (size_t)(M * qkv.ld) * sizeof(float), MD_COPY_H2D);
+        check_attention_case(gpu, &qkv, B, H, pad, "attention_fwd", "attention_bwd", TOL, 0, sh);
+        drop(&qkv);
+    }
+}
 
-        buf_t o = mk(M, W, W + pad, -1, 1), lse = mk(B * H, L, L, -1, 1);
-        poison(&o), poison(&lse);
-        md_tensor_t oh = th(&o), od = td(&o), lh = th(&lse), ld = td(&lse);
-        cpu->attention_fwd(cpu, &oh, &lh, &qh, &kh, &vh, B, H, scale);
-        gpu->attention_fwd(gpu, &od, &ld, &qd, &kd, &vd, B, H, scale);
-        record("attention_fwd", "o", relerr(&o), TOL, sh);
-        record("attention_fwd", "lse", relerr(&lse), TOL, sh);
-        gpu->copy(gpu, o.d, o.h, (size_t)(M * o.ld) * sizeof(float), MD_COPY_H2D);
-        gpu->copy(gpu, lse.d, lse.h, (size_t)(B * H * L) * sizeof(float), MD_COPY_H2D);
-
-        buf_t dout = mk(M, W, W + pad, -1, 1), dqkv = mk(M, 3 * W, 3 * W + pad, -1, 1);
-        poison(&dqkv);
-        md_tensor_t doh = th(&dout), dod = td(&dout);
-        md_tensor_t dqh = slice(&dqkv, 0, 0, W), dkh = slice(&dqkv, 0, W, W), dvh = slice(&dqkv, 0, 2 * W, W);
-        md_tensor_t dqd = slice(&dqkv, 1, 0, W), dkd = slice(&dqkv, 1, W, W), dvd = slice(&dqkv, 1, 2 * W, W);
-        size_t wc = cpu->attention_bwd_workspace(cpu, MD_DTYPE_F32, B, L, H, hd);
-        size_t wg = gpu->attention_bwd_workspace(gpu, MD_DTYPE_F32, B, L, H, hd);
-        void *wsc = md_malloc(wc), *wsg = gpu->alloc(gpu, wg);
-        poison_bytes(wsg, wg);
-        cpu->attention_bwd(cpu, &dqh, &dkh, &dvh, &doh, &qh, &kh, &vh, &oh, &lh, B, H, scale, wsc);
-        gpu->attention_bwd(gpu, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
-        record("attention_bwd", "dqkv", relerr(&dqkv), TOL, sh);
-        /* no atomics: a second run gives the same bits */
-        size_t nb = (size_t)(M * dqkv.ld) * sizeof(float);
-        float *first = md_malloc(nb ? nb : 1);
-        gpu->copy(gpu, first, dqkv.d, nb, MD_COPY_D2H);
-        poison(&dqkv);
-        gpu->attention_bwd(gpu, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
-        CHECK(same_bits(&dqkv, first), "attention_bwd %s: a second run differs", sh);
-        free(first), free(wsc);
-        gpu->free(gpu, wsg);
-        drop(&qkv), drop(&o), drop(&lse), drop(&dout), drop(&dqkv);
+/* The bf16 table's tensor-core attention (head dims 32, 64, 128) against
+ * the fp32 CPU: within bf16 rounding, and visibly not fp32. L = 1, odd L,
+ * L not a multiple of the 64-row tile, batch > 1, several heads, padded
+ * column slices; wider q/k (peaked softmax) on some shapes; a head dim
+ * outside the mma set (the fp32 fallback) once. */
+static void check_attention_bf16(void)
+{
+    const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);
+    CHECK(bf != NULL, "bf16 backend");
+    if (!bf) return;
+    static const int64_t shapes[][5] = {/* B, L, H, dh, q/k range */
+                                        {1, 1, 1, 64},    {2, 37, 3, 64},   {1, 129, 2, 32}, {3, 65, 2, 128, 3},
+                                        {2, 300, 2, 64, 3}, {1, 1025, 2, 64}, {4, 64, 2, 32, 3}, {1, 200, 2, 128},
+                                        {1, 2000, 1, 64, 4}, {2, 77, 2, 96}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], H = shapes[s][2], hd = shapes[s][3];
+        double r = shapes[s][4] ? (double)shapes[s][4] : 1.0;
+        int64_t M = B * L, W = H * hd, pad = s % 2 ? 3 : 0;
+        char sh[112];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld H=%lld dh=%lld pad=%lld qk=+-%g", (long long)B, (long long)L,
+                 (long long)H, (long long)hd, (long long)pad, r);
+        buf_t qkv = mk(M, 3 * W, 3 * W + pad, -r, r);
+        /* v in [-1, 1] whatever r */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t c = 2 * W; c < 3 * W; c++) qkv.h[i * qkv.ld + c] /= (float)r;
+        gpu->copy(gpu, qkv.d, qkv.h, (size_t)(M * qkv.ld) * sizeof(float), MD_COPY_H2D);
+        int mma = hd == 32 || hd == 64 || hd == 128;
+        /* rounding q and k to bf16 moves a score by ~|s| 2^-9, which a
+         * peaked softmax (wide q/k) turns into larger changes of P: measured
+         * 1.3e-2 on dq, dk, dv at +-4, L 2000 */
+        double tol = !mma ? TOL : r > 1 ? 2e-2 : 1e-2;
+        check_attention_case(bf, &qkv, B, H, pad, mma ? "attention_fwd bf16" : "bf16 fallback fwd",
+                             mma ? "attention_bwd bf16" : "bf16 fallback bwd", tol, mma, sh);
+        drop(&qkv);
     }
 }
 
@@ -536,6 +613,7 @@ int main(void)
     check_scan();
     check_xent();
     check_transformer();
+    check_attention_bf16();
     check_swiglu();
     gpu->sync(gpu);
     printf("%-18s %7s %12s\n", "op", "checks", "worst err");

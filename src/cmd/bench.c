@@ -3,6 +3,7 @@
  *
  *   mambadna bench scan [--shape S1..S5|all] [--dtype f32|bf16|both] [--reps N]
  *   mambadna bench train [--preset P] [-L N] [-B N] [--tokens-per-step N]   (bench_train.c)
+ *   mambadna bench attention [-L N] [-B N] [--heads N] [--head-dim N]    (bench_attention.c)
  *
  * `bench scan` times the fused selective scan (kernels/scan_api.h) with CUDA
  * events on random inputs, after a warm-up, and reports the medians, the
@@ -53,8 +54,9 @@ static void usage_top(FILE *fp)
             "Usage: mambadna bench <what> [options]\n\n"
             "Benchmarks on this machine's GPU.\n\n"
             "What:\n"
-            "  scan     the fused selective scan, forward and backward, on shapes S1..S5\n"
-            "  train    training throughput (tokens/s, peak memory) of a Mamba preset\n"
+            "  scan       the fused selective scan, forward and backward, on shapes S1..S5\n"
+            "  train      training throughput (tokens/s, peak memory) of a model preset\n"
+            "  attention  causal attention forward and backward (ms, TFLOP/s) by length\n"
             "\nRun 'mambadna bench <what> -h' for its options.\n");
 }
 
@@ -376,6 +378,7 @@ typedef struct {
 static const bench_sub_t bench_subs[] = {
     {"scan", bench_scan},
     {"train", md_bench_train_cmd},
+    {"attention", md_bench_attention_cmd},
 };
 
 int cmd_bench(int argc, char **argv)
@@ -386,6 +389,6 @@ int cmd_bench(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof bench_subs / sizeof bench_subs[0]; i++)
         if (!strcmp(argv[1], bench_subs[i].name)) return bench_subs[i].run(argc - 1, argv + 1);
-    md_error("bench: unknown benchmark '%s'; one of: scan, train", argv[1]);
+    md_error("bench: unknown benchmark '%s'; one of: scan, train, attention", argv[1]);
     return 1;
 }

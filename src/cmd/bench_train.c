@@ -29,6 +29,8 @@
 
 #if MD_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "backend/cuda/op_timer.h"
 #endif
 
 enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION };
@@ -163,6 +165,7 @@ int md_bench_train_cmd(int argc, char **argv)
     for (int64_t s = 0; s < warmup + steps; s++) {
         double t0 = md_realtime();
 #if MD_HAVE_CUDA
+        if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
         if (is_gpu) cudaEventRecord(ev0, 0);
 #endif
         md_model_zero_grad(m);

@@ -7,8 +7,10 @@
  * The fp32 table's GEMMs run cublasSgemm in cuBLAS's default math mode,
  * which uses no TF32 (unless NVIDIA_TF32_OVERRIDE=1 is set in the
  * environment), so fp32 training matches the CPU up to summation order. The
- * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs only in its
- * gemm: cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF.
+ * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs in its gemm
+ * (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF) and in its attention
+ * (kernels/attention_mma.cu's tensor-core kernels for head dims 32, 64 and
+ * 128; the fp32 kernels otherwise).
  *
  * A failing CUDA call is a bug or a broken device, never a user error:
  * one md_error line naming the op and the CUDA error, then abort. */
@@ -21,6 +23,7 @@
 
 #include "backend/ops.h"
 #include "backend_kernels.h"
+#include "op_timer.h"
 #include "scan_api.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -46,9 +49,14 @@ static void fail(const char *op, const char *what)
     abort();
 }
 
-#define CK(call, op)                                           \
-    do {                                                       \
-        cudaError_t e_ = (call);                               \
+/* every CUDA call goes through CK, so MD_CUDA_OP_TIMES (op_timer.h) sees
+ * every op's kernels */
+#define CK(call, op)                                             \
+    do {                                                         \
+        int t_ = md_op_timer_on();                               \
+        if (t_) md_op_timer_mark(op, 0);                         \
+        cudaError_t e_ = (call);                                 \
+        if (t_) md_op_timer_mark(op, 1);                         \
         if (e_ != cudaSuccess) fail(op, cudaGetErrorString(e_)); \
     } while (0)
 
@@ -148,6 +156,8 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
     }
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasStatus_t st;
+    int timed = md_op_timer_on();
+    if (timed) md_op_timer_mark(bf16 ? "gemm bf16" : "gemm", 0);
     if (bf16)
         st = cublasGemmEx(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), CUDA_R_32F, (int)b->ld, CF(a),
                           CUDA_R_32F, (int)a->ld, &bt, F(c), CUDA_R_32F, (int)c->ld, CUBLAS_COMPUTE_32F_FAST_16BF,
@@ -155,6 +165,7 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
     else
         st = cublasSgemm(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), (int)b->ld, CF(a), (int)a->ld,
                          &bt, F(c), (int)c->ld);
+    if (timed) md_op_timer_mark(bf16 ? "gemm bf16" : "gemm", 1);
     if (st != CUBLAS_STATUS_SUCCESS) {
         char msg[64];
         snprintf(msg, sizeof msg, "cuBLAS failed with status %d", (int)st);
@@ -449,9 +460,9 @@ static void cu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64
     CK(mdk_rope(F(x), x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse, 0), "rope");
 }
 
-static void cu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
-                             const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
-                             double scale)
+/* mma: the bf16 table's tensor-core kernels, where they cover the head dim */
+static void attention_fwd(md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q, const md_tensor_t *k,
+                          const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale, int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_fwd");
     attn_check(k, q, batch, n_heads, "attention_fwd");
@@ -459,9 +470,26 @@ static void cu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t
     attn_check(o, q, batch, n_heads, "attention_fwd");
     f32_dev(lse, "attention_fwd");
     OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && lse->ld == NCOLS(lse), "attention_fwd");
-    CK(mdk_attention_fwd(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, NROWS(q) / batch,
-                         n_heads, hd, scale, 0),
+    cudaError_t (*fwd)(float *, int64_t, float *, const float *, int64_t, const float *, int64_t, const float *,
+                       int64_t, int64_t, int64_t, int64_t, int64_t, double, cudaStream_t) =
+        mma && mdk_attention_mma_head_dim(hd) ? mdk_attention_fwd_mma : mdk_attention_fwd;
+    CK(fwd(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, NROWS(q) / batch, n_heads, hd, scale,
+           0),
        "attention_fwd");
+}
+
+static void cu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                             const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
+                             double scale)
+{
+    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, 0);
+}
+
+static void cu_attention_fwd_bf16(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                                  const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
+                                  double scale)
+{
+    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, 1);
 }
 
 static size_t cu_attention_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
@@ -470,20 +498,39 @@ static size_t cu_attention_bwd_workspace(const md_backend_t *be, md_dtype_t dt, 
     return mdk_attention_bwd_workspace(batch, len, n_heads);
 }
 
-static void cu_attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
-                             const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k,
-                             const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
-                             int64_t n_heads, double scale, void *workspace)
+static void attention_bwd(md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv, const md_tensor_t *dout,
+                          const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v, const md_tensor_t *o,
+                          const md_tensor_t *lse, int64_t batch, int64_t n_heads, double scale, void *workspace,
+                          int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_bwd");
     const md_tensor_t *all[] = {dq, dk, dv, dout, k, v, o};
     for (int i = 0; i < 7; i++) attn_check(all[i], q, batch, n_heads, "attention_bwd");
     f32_dev(lse, "attention_bwd");
     OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && workspace != NULL, "attention_bwd");
-    CK(mdk_attention_bwd(F(dq), dq->ld, F(dk), dk->ld, F(dv), dv->ld, CF(dout), dout->ld, CF(q), q->ld, CF(k), k->ld,
-                         CF(v), v->ld, CF(o), o->ld, CF(lse), batch, NROWS(q) / batch, n_heads, hd, scale, workspace,
-                         0),
+    cudaError_t (*bwd)(float *, int64_t, float *, int64_t, float *, int64_t, const float *, int64_t, const float *,
+                       int64_t, const float *, int64_t, const float *, int64_t, const float *, int64_t,
+                       const float *, int64_t, int64_t, int64_t, int64_t, double, void *, cudaStream_t) =
+        mma && mdk_attention_mma_head_dim(hd) ? mdk_attention_bwd_mma : mdk_attention_bwd;
+    CK(bwd(F(dq), dq->ld, F(dk), dk->ld, F(dv), dv->ld, CF(dout), dout->ld, CF(q), q->ld, CF(k), k->ld, CF(v), v->ld,
+           CF(o), o->ld, CF(lse), batch, NROWS(q) / batch, n_heads, hd, scale, workspace, 0),
        "attention_bwd");
+}
+
+static void cu_attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                             const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k,
+                             const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
+                             int64_t n_heads, double scale, void *workspace)
+{
+    attention_bwd(dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 0);
+}
+
+static void cu_attention_bwd_bf16(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                                  const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k,
+                                  const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
+                                  int64_t n_heads, double scale, void *workspace)
+{
+    attention_bwd(dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 1);
 }
 
 static void swiglu_check(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
@@ -586,6 +633,8 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
     if (pi) {
         be->name = "cuda-bf16";
         be->gemm = cu_gemm_bf16;
+        be->attention_fwd = cu_attention_fwd_bf16;
+        be->attention_bwd = cu_attention_bwd_bf16;
     }
     backends[ordinal][pi] = be;
     return be;
