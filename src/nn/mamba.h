@@ -39,6 +39,7 @@ typedef struct md_block_ctx {
      * sequence per call (whole = 0), for per-sequence regions. */
     int64_t max_batch, max_len, r0, seq;
     int whole;
+    const void *consts;      /* the architecture's constant buffer (Hyena: the filter's positional features), or NULL */
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).
