@@ -52,6 +52,11 @@ const char *const *md_config_preset_names(md_arch_t arch)
     return hyena_preset_names;
 }
 
+const char *md_config_default_preset(md_arch_t arch)
+{
+    return arch == MD_ARCH_TRANSFORMER ? "1.3M" : arch == MD_ARCH_HYENA ? "436K" : "1.4M";
+}
+
 int64_t md_config_default_heads(int64_t d)
 {
     int64_t h = d / 64 > 1 ? d / 64 : 1;

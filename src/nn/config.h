@@ -97,6 +97,10 @@ int64_t md_config_default_ffn(int64_t d_model);
  * Returns 0, or -1 after one error line that lists the valid presets. */
 int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name);
 
+/* The preset a command uses when given none: 1.4M (mamba), 1.3M
+ * (transformer), 436K (hyena). */
+const char *md_config_default_preset(md_arch_t arch);
+
 /* The presets of arch, NULL-terminated, for help texts. */
 const char *const *md_config_preset_names(md_arch_t arch);
 

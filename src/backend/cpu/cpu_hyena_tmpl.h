@@ -4,7 +4,7 @@
  *   REAL       float or double
  *   SFX        the suffix of the exported names (f32, f64)
  *   FFTW(x)    fftwf_##x or fftw_##x (the FFTW library of that precision)
- *   R_SIN, R_COS, R_TANH, R_EXP   libm's functions of that precision
+ *   R_SIN, R_COS, R_TANH   sin, cos and tanh of that precision
  *
  * As in cpu_kernels_tmpl.h, parallelism never decides an order of
  * summation: sums over rows run per block of columns from row 0 up, and the
@@ -144,6 +144,7 @@ void HFN(gelu_fwd)(void *y_, int64_t ldy, const void *x_, int64_t ldx, int64_t r
     for (int64_t r = 0; r < rows; r++) {
         const REAL *xr = x + r * ldx;
         REAL *yr = y + r * ldy;
+#pragma omp simd
         for (int64_t c = 0; c < cols; c++) {
             REAL v = xr[c];
             yr[c] = (REAL)0.5 * v * (1 + R_TANH(GELU_A * (v + GELU_B * v * v * v)));
@@ -160,6 +161,7 @@ void HFN(gelu_bwd)(void *dx_, int64_t lddx, const void *dy_, int64_t lddy, const
     for (int64_t r = 0; r < rows; r++) {
         const REAL *xr = x + r * ldx, *dyr = dy + r * lddy;
         REAL *dxr = dx + r * lddx;
+#pragma omp simd
         for (int64_t c = 0; c < cols; c++) {
             REAL v = xr[c], th = R_TANH(GELU_A * (v + GELU_B * v * v * v));
             REAL g = (REAL)0.5 * (1 + th) + (REAL)0.5 * v * (1 - th * th) * GELU_A * (1 + 3 * GELU_B * v * v);
