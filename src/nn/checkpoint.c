@@ -170,6 +170,11 @@ md_ckpt_t *md_ckpt_open(const char *path)
         goto fail;
     }
     const char *cfg_json = md_st_meta(c->st, "config");
+    if (!cfg_json && type && a == MD_ARCH_HYENA) {
+        md_error("checkpoint '%s' holds a hyena model without mambadna's model config (l_max cannot be inferred)",
+                 path);
+        goto fail;
+    }
     if (cfg_json) {
         if (md_config_from_json(cfg_json, &c->cfg, path) < 0) goto fail;
     } else if (infer_config(c) < 0) {
