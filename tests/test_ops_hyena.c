@@ -246,6 +246,28 @@ static void check_elementwise(void)
     free(c.x), free(c.f), free(c.y), free(c.R), free(dx), free(df), free(dyc);
 }
 
+/* the f32 GELU (its own tanh) against the f64 formula */
+static void check_gelu_f32(void)
+{
+    enum { N = 4000 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *dx = malloc(N * sizeof *dx);
+    float *ones = malloc(N * sizeof *ones);
+    for (int i = 0; i < N; i++) x[i] = (float)(-8 + 16.0 * i / (N - 1)), ones[i] = 1;
+    md_tensor_t tx = T2f(x, 40, 100), ty = T2f(y, 40, 100), tdx = T2f(dx, 40, 100), t1 = T2f(ones, 40, 100);
+    be->gelu_fwd(be, &ty, &tx);
+    be->gelu_bwd(be, &tdx, &t1, &tx);
+    double ey = 0, ed = 0, a = sqrt(2 / M_PI), b = 0.044715;
+    for (int i = 0; i < N; i++) {
+        double v = x[i], th = tanh(a * (v + b * v * v * v));
+        double g = 0.5 * v * (1 + th), dg = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * a * (1 + 3 * b * v * v);
+        ey = fmax(ey, fabs(y[i] - g) / fmax(1, fabs(g)));
+        ed = fmax(ed, fabs(dx[i] - dg));
+    }
+    CHECK(ey < 1e-6 && ed < 3e-6, "f32 gelu: forward off by %.3g, derivative by %.3g", ey, ed);
+    printf("gelu f32 vs f64 formula: %.2e, derivative %.2e\n", ey, ed);
+    free(x), free(y), free(dx), free(ones);
+}
+
 /* ---- the modulation ---- */
 
 static void check_modulate(void)
@@ -321,6 +343,7 @@ int main(void)
     check_fftconv_f32();
     check_layernorm();
     check_elementwise();
+    check_gelu_f32();
     check_modulate();
     check_dwconv();
     (void)check_threads, (void)model_loss;   /* gradcheck.h's model helpers serve the model test */
