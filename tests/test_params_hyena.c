@@ -12,6 +12,7 @@
 
 #include "backend/ops.h"
 #include "nn/config.h"
+#include "nn/hyena.h"
 #include "nn/model.h"
 #include "nn/params.h"
 #include "testutil.h"
@@ -146,11 +147,33 @@ static void test_json_and_init(void)
     md_model_free(m);
 }
 
+/* HyenaDNA's PositionalEmbedding for seq_len = l_max: t = linspace(0, 1,
+ * l_max), w = 2 pi arange(l_max) / l_max, f = linspace(1e-4, 1, 2),
+ * z = [t, Re exp(-i f w), Im exp(-i f w)]; the first max_len rows. */
+static void test_positional_features(void)
+{
+    md_config_t c;
+    md_config_init(&c, MD_ARCH_HYENA, 16, 1);
+    c.l_max = 50;
+    const int64_t n = 37;
+    double *z = malloc(md_hyena_consts_bytes(&c, MD_DTYPE_F64, n));
+    md_hyena_consts_init(&c, md_backend_cpu(), MD_DTYPE_F64, n, z);
+    double err = 0;
+    for (int64_t l = 0; l < n; l++) {
+        double t = 0 + (1.0 - 0) * l / (50 - 1), w = 2 * M_PI * l / 50;
+        double want[5] = {t, cos(1e-4 * w), cos(1.0 * w), -sin(1e-4 * w), -sin(1.0 * w)};
+        for (int k = 0; k < 5; k++) err = fmax(err, fabs(z[l * 5 + k] - want[k]));
+    }
+    CHECK(err < 1e-15, "positional features differ from HyenaDNA's by %.3g", err);
+    free(z);
+}
+
 int main(void)
 {
     md_verbose = 0;
     test_presets();
     test_registry();
     test_json_and_init();
+    test_positional_features();
     return md_test_done();
 }
