@@ -99,10 +99,11 @@ static void check_fftconv(int64_t B, int64_t L, int64_t C)
     free(c.ws);
 }
 
-/* f32 against f64, and the f32 results for 1 and 2 threads */
+/* f32 against f64, and the f32 results for 1 and 2 threads (three
+ * channel groups, so two lanes have work) */
 static void check_fftconv_f32(void)
 {
-    const int64_t B = 3, L = 700, C = 5, M = B * L;
+    const int64_t B = 3, L = 700, C = 40, M = B * L;
     double *p = rnd(M * 3 * C, -1, 1), *k = rnd(L * C, -0.2, 0.2), *D = rnd(C, -1, 1), *dy = rnd(M * C, -1, 1);
     float *pf = malloc((size_t)(M * 3 * C) * 4), *kf = malloc((size_t)(L * C) * 4), *Df = malloc((size_t)C * 4);
     float *dyf = malloc((size_t)(M * C) * 4);
@@ -340,6 +341,7 @@ int main(void)
     check_fftconv(2, 5, 3);
     check_fftconv(2, 37, 4);   /* an FFT size (74) that is not a power of two */
     check_fftconv(1, 128, 2);
+    check_fftconv(2, 9, 37);   /* channels in groups of 16, 16 and 5 */
     check_fftconv_f32();
     check_layernorm();
     check_elementwise();

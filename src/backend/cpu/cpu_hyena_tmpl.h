@@ -309,30 +309,41 @@ static pthread_mutex_t plans_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t round64b_h(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* A lane's buffers: two real arrays of n, five complex of n/2 + 1. */
-enum { LANE_REAL = 2, LANE_CPLX = 5 };
-typedef struct { REAL *r0, *r1; FFTW(complex) *K, *S, *U, *T, *DK; } lane_t;
+/* One channel's buffers: two real arrays of n, five complex of n/2 + 1. */
+enum { CH_REAL = 2, CH_CPLX = 5 };
+typedef struct { REAL *r0, *r1; FFTW(complex) *K, *S, *U, *T, *DK; } chan_buf_t;
 
-static size_t lane_bytes(int64_t n)
+static size_t chan_bytes(int64_t n)
 {
-    return LANE_REAL * round64b_h((size_t)n * sizeof(REAL)) +
-           LANE_CPLX * round64b_h((size_t)(n / 2 + 1) * sizeof(FFTW(complex)));
+    return CH_REAL * round64b_h((size_t)n * sizeof(REAL)) +
+           CH_CPLX * round64b_h((size_t)(n / 2 + 1) * sizeof(FFTW(complex)));
 }
 
-static lane_t lane_at(void *ws, int64_t n, int64_t l)
+/* A lane works on a group of G adjacent channels at a time: reading G
+ * adjacent values of a row uses whole cache lines, where one channel at a
+ * time would fetch a line per value. G is as many as fit in LANE_CAP bytes
+ * (at most 16, at least 1), and a lane takes max(LANE_CAP, one channel's
+ * buffers), which grows with n: a workspace sized for some length serves
+ * every shorter one. */
+enum { LANE_CAP = 4 << 20, G_MAX = 16 };
+
+static size_t lane_cap(int64_t n)
 {
-    char *p = (char *)ws + (size_t)l * lane_bytes(n);
-    lane_t a;
-    a.r0 = (REAL *)p, p += round64b_h((size_t)n * sizeof(REAL));
-    a.r1 = (REAL *)p, p += round64b_h((size_t)n * sizeof(REAL));
-    FFTW(complex) **c[LANE_CPLX] = {&a.K, &a.S, &a.U, &a.T, &a.DK};
-    for (int i = 0; i < LANE_CPLX; i++) *c[i] = (FFTW(complex) *)p, p += round64b_h((size_t)(n / 2 + 1) * sizeof(FFTW(complex)));
-    return a;
+    size_t b = chan_bytes(n);
+    return b > LANE_CAP ? b : LANE_CAP;
 }
 
-/* The lanes of a workspace for this many channels: one per core the
- * machine has, at most 64; the count changes no result. */
-static int64_t lanes_for(int64_t channels)
+static int64_t group_size(int64_t n, int64_t channels)
+{
+    int64_t g = (int64_t)(LANE_CAP / chan_bytes(n));
+    if (g > G_MAX) g = G_MAX;
+    if (g > channels) g = channels;
+    return g < 1 ? 1 : g;
+}
+
+/* Lanes: one per core the machine has, at most 64, and no more than there
+ * are channels; the count changes no result. */
+static int64_t max_lanes(int64_t channels)
 {
     int64_t p = omp_get_num_procs();
     if (p > 64) p = 64;
@@ -340,7 +351,21 @@ static int64_t lanes_for(int64_t channels)
     return channels < p ? channels : p;
 }
 
-static const fft_plans_t *plans_for(int64_t n, lane_t *scratch)
+static chan_buf_t chan_at(void *ws, int64_t n, int64_t lane, int64_t g)
+{
+    char *p = (char *)ws + (size_t)lane * lane_cap(n) + (size_t)g * chan_bytes(n);
+    chan_buf_t a;
+    a.r0 = (REAL *)p, p += round64b_h((size_t)n * sizeof(REAL));
+    a.r1 = (REAL *)p, p += round64b_h((size_t)n * sizeof(REAL));
+    FFTW(complex) **c[CH_CPLX] = {&a.K, &a.S, &a.U, &a.T, &a.DK};
+    for (int i = 0; i < CH_CPLX; i++) {
+        *c[i] = (FFTW(complex) *)p;
+        p += round64b_h((size_t)(n / 2 + 1) * sizeof(FFTW(complex)));
+    }
+    return a;
+}
+
+static const fft_plans_t *plans_for(int64_t n, chan_buf_t *scratch)
 {
     const fft_plans_t *found = NULL;
     pthread_mutex_lock(&plans_lock);
@@ -369,37 +394,39 @@ static const fft_plans_t *plans_for(int64_t n, lane_t *scratch)
 
 size_t HFN(fftconv_workspace)(int64_t len, int64_t channels)
 {
-    return (size_t)lanes_for(channels) * lane_bytes(2 * len);
+    return (size_t)max_lanes(channels) * lane_cap(2 * len);
 }
 
-/* column c of a (rows, ·) matrix with row stride ld, rows [0, len) */
-#define COL(p, ld, t, c) ((p)[(t) * (ld) + (c)])
+/* element (t, c) of a (rows, ·) matrix with row stride ld */
+#define AT(p, ld, t, c) ((p)[(t) * (ld) + (c)])
 
-/* r0 = s = x1 * v of sequence b, channel c, zero padded; S = its transform */
-static void load_s(const md_cpu_fftconv_args_t *a, const fft_plans_t *pl, lane_t *w, int64_t b, int64_t c)
-{
-    int64_t L = a->len, n = 2 * L;
-    const REAL *x1 = (const REAL *)a->x1 + b * L * a->ld_x1, *v = (const REAL *)a->v + b * L * a->ld_v;
-    for (int64_t t = 0; t < L; t++) w->r0[t] = COL(x1, a->ld_x1, t, c) * COL(v, a->ld_v, t, c);
-    memset(w->r0 + L, 0, (size_t)(n - L) * sizeof(REAL));
-    FFTW(execute_dft_r2c)(pl->r2c, w->r0, w->S);
-}
+/* A group: channels c0 .. c0 + gn of the call, and its channels' buffers. */
+typedef struct {
+    const md_cpu_fftconv_args_t *a;
+    const fft_plans_t *pl;
+    int64_t c0, gn;
+    chan_buf_t ch[G_MAX];
+} group_t;
 
-/* K = the transform of the filter's channel c, zero padded, divided by n
+/* K = the transform of each channel's filter, zero padded, divided by n
  * (the inverse transforms are unnormalised) */
-static void load_k(const md_cpu_fftconv_args_t *a, const fft_plans_t *pl, lane_t *w, int64_t c)
+static void load_k(group_t *G)
 {
-    int64_t L = a->len, n = 2 * L, C = a->channels;
-    const REAL *k = a->k;
-    for (int64_t t = 0; t < L; t++) w->r1[t] = k[t * C + c];
-    memset(w->r1 + L, 0, (size_t)(n - L) * sizeof(REAL));
-    FFTW(execute_dft_r2c)(pl->r2c, w->r1, w->K);
+    int64_t L = G->a->len, n = 2 * L, C = G->a->channels;
+    const REAL *k = G->a->k;
     REAL inv = (REAL)1 / (REAL)n;
-    for (int64_t f = 0; f <= L; f++) w->K[f][0] *= inv, w->K[f][1] *= inv;
+    for (int64_t g = 0; g < G->gn; g++) {
+        chan_buf_t *w = &G->ch[g];
+        for (int64_t t = 0; t < L; t++) w->r1[t] = k[t * C + G->c0 + g];
+        memset(w->r1 + L, 0, (size_t)(n - L) * sizeof(REAL));
+        FFTW(execute_dft_r2c)(G->pl->r2c, w->r1, w->K);
+        for (int64_t f = 0; f <= L; f++) w->K[f][0] *= inv, w->K[f][1] *= inv;
+    }
 }
 
-/* r1[0, L) = the inverse transform of T = X * Y (or X * conj(Y)) */
-static void product_inverse(const fft_plans_t *pl, lane_t *w, FFTW(complex) *X, FFTW(complex) *Y, int conj, int64_t L)
+/* T = X Y (or X conj(Y)) over the n/2 + 1 frequencies, r1 = its inverse */
+static void product_inverse(const fft_plans_t *pl, chan_buf_t *w, FFTW(complex) *X, FFTW(complex) *Y, int conj,
+                            int64_t L)
 {
     REAL sg = conj ? -1 : 1;
     for (int64_t f = 0; f <= L; f++) {
@@ -410,28 +437,60 @@ static void product_inverse(const fft_plans_t *pl, lane_t *w, FFTW(complex) *X, 
     FFTW(execute_dft_c2r)(pl->c2r, w->T, w->r1);
 }
 
-void HFN(fftconv_fwd)(const md_cpu_fftconv_args_t *a)
+/* r0 = s = x1 v of sequence b, zero padded, S = its transform; then
+ * r1 = the causal convolution k * s */
+static void load_s_conv(group_t *G, int64_t b)
 {
-    int64_t L = a->len, C = a->channels, lanes = lanes_for(C);
-    lane_t w0 = lane_at(a->workspace, 2 * L, 0);
-    const fft_plans_t *pl = plans_for(2 * L, &w0);
-    const REAL *D = a->D;
+    const md_cpu_fftconv_args_t *a = G->a;
+    int64_t L = a->len, n = 2 * L, c0 = G->c0, gn = G->gn;
+    const REAL *x1 = (const REAL *)a->x1 + b * L * a->ld_x1, *v = (const REAL *)a->v + b * L * a->ld_v;
+    for (int64_t t = 0; t < L; t++)
+        for (int64_t g = 0; g < gn; g++) G->ch[g].r0[t] = AT(x1, a->ld_x1, t, c0 + g) * AT(v, a->ld_v, t, c0 + g);
+    for (int64_t g = 0; g < gn; g++) {
+        chan_buf_t *w = &G->ch[g];
+        memset(w->r0 + L, 0, (size_t)(n - L) * sizeof(REAL));
+        FFTW(execute_dft_r2c)(G->pl->r2c, w->r0, w->S);
+        product_inverse(G->pl, w, w->S, w->K, 0, L);
+    }
+}
+
+/* Runs fn on every group, groups spread over the lanes. */
+static void for_groups(const md_cpu_fftconv_args_t *a, void (*fn)(group_t *))
+{
+    int64_t L = a->len, n = 2 * L, C = a->channels, gs = group_size(n, C);
+    int64_t ngroups = (C + gs - 1) / gs, lanes = max_lanes(ngroups);
+    chan_buf_t w0 = chan_at(a->workspace, n, 0, 0);
+    const fft_plans_t *pl = plans_for(n, &w0);
 #pragma omp parallel for schedule(dynamic, 1) if (H_PAR(lanes > 1 && a->batch * L * C > H_PAR_MIN))
     for (int64_t l = 0; l < lanes; l++) {
-        lane_t w = lane_at(a->workspace, 2 * L, l);
-        for (int64_t c = l; c < C; c += lanes) {
-            load_k(a, pl, &w, c);
-            for (int64_t b = 0; b < a->batch; b++) {
-                load_s(a, pl, &w, b, c);
-                product_inverse(pl, &w, w.S, w.K, 0, L);
-                const REAL *x0 = (const REAL *)a->x0 + b * L * a->ld_x0;
-                REAL *y = (REAL *)a->y + b * L * a->ld_y;
-                for (int64_t t = 0; t < L; t++)
-                    COL(y, a->ld_y, t, c) = COL(x0, a->ld_x0, t, c) * (w.r1[t] + D[c] * w.r0[t]);
-            }
+        group_t G;
+        G.a = a, G.pl = pl;
+        for (int64_t g = 0; g < gs; g++) G.ch[g] = chan_at(a->workspace, n, l, g);
+        for (int64_t grp = l; grp < ngroups; grp += lanes) {
+            G.c0 = grp * gs;
+            G.gn = hmin64(gs, C - G.c0);
+            fn(&G);
         }
     }
 }
+
+static void fwd_group(group_t *G)
+{
+    const md_cpu_fftconv_args_t *a = G->a;
+    int64_t L = a->len, c0 = G->c0, gn = G->gn;
+    const REAL *D = a->D;
+    load_k(G);
+    for (int64_t b = 0; b < a->batch; b++) {
+        load_s_conv(G, b);
+        const REAL *x0 = (const REAL *)a->x0 + b * L * a->ld_x0;
+        REAL *y = (REAL *)a->y + b * L * a->ld_y;
+        for (int64_t t = 0; t < L; t++)
+            for (int64_t g = 0; g < gn; g++)
+                AT(y, a->ld_y, t, c0 + g) = AT(x0, a->ld_x0, t, c0 + g) * (G->ch[g].r1[t] + D[c0 + g] * G->ch[g].r0[t]);
+    }
+}
+
+void HFN(fftconv_fwd)(const md_cpu_fftconv_args_t *a) { for_groups(a, fwd_group); }
 
 /* With u = k * s + D s and y = x0 u:
  *   dx0 = dy u;   du = dy x0;   dD += sum_t du s;
@@ -439,57 +498,59 @@ void HFN(fftconv_fwd)(const md_cpu_fftconv_args_t *a)
  *   dk[j] += sum_t du[t] s[t - j]                  (summed over the batch)
  *   dx1 = ds v;   dv = ds x1.
  * Both correlations are products with a conjugate in frequency; dk's is
- * summed over the batch in frequency and inverted once per channel. */
-void HFN(fftconv_bwd)(const md_cpu_fftconv_args_t *a)
+ * summed over the batch in frequency and inverted once per channel. Each
+ * channel's sums run over b, then t, whatever the threads. */
+static void bwd_group(group_t *G)
 {
-    int64_t L = a->len, n = 2 * L, C = a->channels, lanes = lanes_for(C);
-    lane_t w0 = lane_at(a->workspace, n, 0);
-    const fft_plans_t *pl = plans_for(n, &w0);
+    const md_cpu_fftconv_args_t *a = G->a;
+    int64_t L = a->len, n = 2 * L, C = a->channels, c0 = G->c0, gn = G->gn;
     const REAL *D = a->D;
-    REAL *dk = a->dk, *dD = a->dD;
-#pragma omp parallel for schedule(dynamic, 1) if (H_PAR(lanes > 1 && a->batch * L * C > H_PAR_MIN))
-    for (int64_t l = 0; l < lanes; l++) {
-        lane_t w = lane_at(a->workspace, n, l);
-        for (int64_t c = l; c < C; c += lanes) {
-            load_k(a, pl, &w, c);
-            memset(w.DK, 0, (size_t)(L + 1) * sizeof(FFTW(complex)));
-            REAL dDc = 0;
-            for (int64_t b = 0; b < a->batch; b++) {
-                load_s(a, pl, &w, b, c);              /* r0 = s, S */
-                product_inverse(pl, &w, w.S, w.K, 0, L);   /* r1 = k * s */
-                const REAL *x0 = (const REAL *)a->x0 + b * L * a->ld_x0, *dy = (const REAL *)a->dy + b * L * a->ld_dy;
-                const REAL *x1 = (const REAL *)a->x1 + b * L * a->ld_x1, *v = (const REAL *)a->v + b * L * a->ld_v;
-                REAL *dx0 = (REAL *)a->dx0 + b * L * a->ld_dx0, *dx1 = (REAL *)a->dx1 + b * L * a->ld_dx1;
-                REAL *dv = (REAL *)a->dv + b * L * a->ld_dv;
-                for (int64_t t = 0; t < L; t++) {
-                    REAL g = COL(dy, a->ld_dy, t, c), s = w.r0[t];
-                    COL(dx0, a->ld_dx0, t, c) = g * (w.r1[t] + D[c] * s);
-                    REAL du = g * COL(x0, a->ld_x0, t, c);
-                    dDc += du * s;
-                    w.r0[t] = du;   /* r0 now holds du (s is no longer needed in time) */
-                }
-                FFTW(execute_dft_r2c)(pl->r2c, w.r0, w.U);   /* r0's zero padding is intact */
-                for (int64_t f = 0; f <= L; f++) {           /* DK += U conj(S) */
-                    REAL ur = w.U[f][0], ui = w.U[f][1], sr = w.S[f][0], si = -w.S[f][1];
-                    w.DK[f][0] += ur * sr - ui * si;
-                    w.DK[f][1] += ur * si + ui * sr;
-                }
-                product_inverse(pl, &w, w.U, w.K, 1, L);     /* r1 = the correlation part of ds */
-                for (int64_t t = 0; t < L; t++) {
-                    REAL ds = w.r1[t] + D[c] * w.r0[t];
-                    REAL x1t = COL(x1, a->ld_x1, t, c), vt = COL(v, a->ld_v, t, c);
-                    COL(dx1, a->ld_dx1, t, c) = ds * vt;
-                    COL(dv, a->ld_dv, t, c) = ds * x1t;
-                }
+    REAL dDc[G_MAX] = {0};
+    load_k(G);
+    for (int64_t g = 0; g < gn; g++) memset(G->ch[g].DK, 0, (size_t)(L + 1) * sizeof(FFTW(complex)));
+    for (int64_t b = 0; b < a->batch; b++) {
+        load_s_conv(G, b);   /* r0 = s, S, r1 = k * s */
+        const REAL *x0 = (const REAL *)a->x0 + b * L * a->ld_x0, *dy = (const REAL *)a->dy + b * L * a->ld_dy;
+        const REAL *x1 = (const REAL *)a->x1 + b * L * a->ld_x1, *v = (const REAL *)a->v + b * L * a->ld_v;
+        REAL *dx0 = (REAL *)a->dx0 + b * L * a->ld_dx0, *dx1 = (REAL *)a->dx1 + b * L * a->ld_dx1;
+        REAL *dv = (REAL *)a->dv + b * L * a->ld_dv;
+        for (int64_t t = 0; t < L; t++)
+            for (int64_t g = 0; g < gn; g++) {
+                chan_buf_t *w = &G->ch[g];
+                REAL gy = AT(dy, a->ld_dy, t, c0 + g), s = w->r0[t];
+                AT(dx0, a->ld_dx0, t, c0 + g) = gy * (w->r1[t] + D[c0 + g] * s);
+                REAL du = gy * AT(x0, a->ld_x0, t, c0 + g);
+                dDc[g] += du * s;
+                w->r0[t] = du;   /* r0 now holds du; its zero padding is intact */
             }
-            /* the inverse of DK is unnormalised: divide by n here */
-            memcpy(w.T, w.DK, (size_t)(L + 1) * sizeof(FFTW(complex)));
-            FFTW(execute_dft_c2r)(pl->c2r, w.T, w.r1);
-            REAL inv = (REAL)1 / (REAL)n;
-            for (int64_t t = 0; t < L; t++) dk[t * C + c] += w.r1[t] * inv;
-            dD[c] += dDc;
+        for (int64_t g = 0; g < gn; g++) {
+            chan_buf_t *w = &G->ch[g];
+            FFTW(execute_dft_r2c)(G->pl->r2c, w->r0, w->U);
+            for (int64_t f = 0; f <= L; f++) {   /* DK += U conj(S) */
+                REAL ur = w->U[f][0], ui = w->U[f][1], sr = w->S[f][0], si = -w->S[f][1];
+                w->DK[f][0] += ur * sr - ui * si;
+                w->DK[f][1] += ur * si + ui * sr;
+            }
+            product_inverse(G->pl, w, w->U, w->K, 1, L);   /* r1 = the correlation part of ds */
         }
+        for (int64_t t = 0; t < L; t++)
+            for (int64_t g = 0; g < gn; g++) {
+                chan_buf_t *w = &G->ch[g];
+                REAL ds = w->r1[t] + D[c0 + g] * w->r0[t];
+                AT(dx1, a->ld_dx1, t, c0 + g) = ds * AT(v, a->ld_v, t, c0 + g);
+                AT(dv, a->ld_dv, t, c0 + g) = ds * AT(x1, a->ld_x1, t, c0 + g);
+            }
+    }
+    REAL *dk = a->dk, *dD = a->dD, inv = (REAL)1 / (REAL)n;
+    for (int64_t g = 0; g < gn; g++) {   /* the inverse of DK is unnormalised: divide by n here */
+        chan_buf_t *w = &G->ch[g];
+        memcpy(w->T, w->DK, (size_t)(L + 1) * sizeof(FFTW(complex)));
+        FFTW(execute_dft_c2r)(G->pl->c2r, w->T, w->r1);
+        for (int64_t t = 0; t < L; t++) dk[t * C + c0 + g] += w->r1[t] * inv;
+        dD[c0 + g] += dDc[g];
     }
 }
 
-#undef COL
+void HFN(fftconv_bwd)(const md_cpu_fftconv_args_t *a) { for_groups(a, bwd_group); }
+
+#undef AT
