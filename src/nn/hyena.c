@@ -6,8 +6,6 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* Columns of each activation sub-buffer, in carve order. The filter's
  * (FP* before Sin, FA* after, K the modulated filter) use the call's first
  * L rows. */
@@ -29,26 +27,19 @@ static void scratch_cols(const md_config_t *c, int64_t *cols)
     for (int i = 0; i < N_SCRATCH; i++) cols[i] = v[i];
 }
 
-static size_t set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t rows)
-{
-    size_t b = 0;
-    for (int i = 0; i < n; i++) b += round64b((size_t)(rows * cols[i]) * md_dtype_size(dt));
-    return b;
-}
-
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len)
 {
     int64_t cols[N_ACTS];
     act_cols(cfg, cols);
-    return set_bytes(cols, N_ACTS, dt, max_batch * max_len);
+    return md_block_set_bytes(cols, N_ACTS, dt, max_batch * max_len);
 }
 
 size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows)
 {
     int64_t cols[N_SCRATCH];
     scratch_cols(cfg, cols);
-    return set_bytes(cols, N_SCRATCH, dt, max_rows);
+    return md_block_set_bytes(cols, N_SCRATCH, dt, max_rows);
 }
 
 size_t md_hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len)
@@ -58,7 +49,7 @@ size_t md_hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtyp
 
 size_t md_hyena_consts_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_len)
 {
-    return round64b((size_t)(max_len * MD_HYENA_EMB_DIM) * md_dtype_size(dt));
+    return (size_t)(max_len * MD_HYENA_EMB_DIM) * md_dtype_size(dt);
 }
 
 void md_hyena_consts_init(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_len,
@@ -82,18 +73,6 @@ void md_hyena_consts_init(const md_config_t *cfg, const md_backend_t *be, md_dty
         free(zf);
     }
     free(z);
-}
-
-/* The sub-buffers of a set laid out for the plan's rows, advanced to this
- * call's first row. */
-static void slice(const md_block_ctx_t *c, void *base, const int64_t *cols, int n, void **out)
-{
-    size_t es = md_dtype_size(c->dtype), rows = (size_t)(c->max_batch * c->max_len);
-    char *p = base;
-    for (int i = 0; i < n; i++) {
-        out[i] = p + (size_t)(c->r0 * cols[i]) * es;
-        p += round64b(rows * (size_t)cols[i] * es);
-    }
 }
 
 static md_tensor_t mat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t cols)
@@ -137,7 +116,7 @@ static hyena_acts_t acts_view(const md_block_ctx_t *c, void *acts)
     int64_t cols[N_ACTS];
     void *a[N_ACTS];
     act_cols(cfg, cols);
-    slice(c, acts, cols, N_ACTS, a);
+    md_block_slice(c, acts, cols, N_ACTS, a);
     hyena_acts_t t;
     t.mean1 = vec(c, a[A_MEAN1], M), t.rstd1 = vec(c, a[A_RSTD1], M), t.hn1 = mat(c, a[A_HN1], M, d);
     t.p = mat(c, a[A_P], M, 3 * d), t.cc = mat(c, a[A_C], M, 3 * d);
@@ -229,7 +208,7 @@ void md_hyena_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     int64_t scols[N_SCRATCH];
     void *s[N_SCRATCH];
     scratch_cols(cfg, scols);
-    slice(c, scratch, scols, N_SCRATCH, s);
+    md_block_slice(c, scratch, scols, N_SCRATCH, s);
     md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
     md_tensor_t dact = mat(c, s[S_DACT], M, F), dhn = mat(c, s[S_DHN], M, d), dy = mat(c, s[S_DY], M, d);
     md_tensor_t dc = mat(c, s[S_DC], M, 3 * d), dp = mat(c, s[S_DP], M, 3 * d), dk = mat(c, s[S_DK], L, d);
