@@ -75,13 +75,13 @@ int md_cpu_avx512_active(void)
 
 enum { P_GEMM, P_ADD, P_SCALE, P_SUMSQ, P_ADAMW, P_EMB_F, P_EMB_B, P_RMS_F, P_RMS_B, P_CONV_F, P_CONV_B, P_SCAN_F,
        P_SCAN_B, P_XENT, P_COPY, P_ROPE, P_ATTN_F, P_ATTN_B, P_SWIGLU_F, P_SWIGLU_B,
-       P_LN_F, P_LN_B, P_FFTCONV_F, P_FFTCONV_B, P_HYENA_EW, N_PROF };
+       P_LN_F, P_LN_B, P_FFTCONV_F, P_FFTCONV_B, P_DWCONV_F, P_DWCONV_B, P_HYENA_EW, N_PROF };
 static const char *const prof_names[N_PROF] = {"gemm", "add", "scale", "sumsq", "adamw", "embedding_fwd",
                                                "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "conv1d_silu_fwd",
                                                "conv1d_silu_bwd", "scan_fwd", "scan_bwd", "xent", "copy/memset",
                                                "rope", "attention_fwd", "attention_bwd", "swiglu_fwd",
                                                "swiglu_bwd", "layernorm_fwd", "layernorm_bwd", "fftconv_fwd",
-                                               "fftconv_bwd", "hyena other"};
+                                               "fftconv_bwd", "dwconv_fwd", "dwconv_bwd", "hyena other"};
 static int prof_on;
 static double prof_time[N_PROF];
 static int64_t prof_calls[N_PROF];
@@ -729,7 +729,7 @@ static void cpu_dwconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
     int64_t dim = NCOLS(x);
     (d ? md_cpu_dwconv_fwd_f64 : md_cpu_dwconv_fwd_f32)(y->data, y->ld, x->data, x->ld, w->data, bias->data, batch,
                                                         NROWS(x) / batch, dim, md_tensor_numel(w) / dim);
-    PROF_END(P_CONV_F);
+    PROF_END(P_DWCONV_F);
 }
 
 static void cpu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
@@ -743,7 +743,7 @@ static void cpu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t 
     (d ? md_cpu_dwconv_bwd_f64 : md_cpu_dwconv_bwd_f32)(dx->data, dx->ld, dw->data, dbias->data, dy->data, dy->ld,
                                                         x->data, x->ld, w->data, batch, NROWS(x) / batch, dim,
                                                         md_tensor_numel(w) / dim);
-    PROF_END(P_CONV_B);
+    PROF_END(P_DWCONV_B);
 }
 
 static size_t cpu_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
