@@ -11,7 +11,10 @@
  * L rows. */
 enum { A_MEAN1, A_RSTD1, A_HN1, A_P, A_C, A_Y, A_HMID, A_MEAN2, A_RSTD2, A_HN2, A_F1, A_ACT,
        A_FP1, A_FA1, A_FP2, A_FA2, A_FP3, A_FA3, A_K, N_ACTS };
-enum { S_DACT, S_DHN, S_DY, S_DC, S_DP, S_DK, S_DFA, S_DFB, N_SCRATCH };
+/* The backward's buffers; lifetimes that do not overlap share one: the
+ * MLP's dact and then the mixer's dc (dx0 | dx1 | dv); dhn and, between the
+ * two LayerNorm backwards, dy. */
+enum { S_DACT_DC, S_DHN_DY, S_DP, S_DK, S_DFA, S_DFB, N_SCRATCH };
 
 static void act_cols(const md_config_t *c, int64_t *cols)
 {
@@ -23,7 +26,7 @@ static void act_cols(const md_config_t *c, int64_t *cols)
 static void scratch_cols(const md_config_t *c, int64_t *cols)
 {
     int64_t d = c->d_model, F = c->d_ff, O = c->filter_order;
-    int64_t v[N_SCRATCH] = {F, d, d, 3 * d, 3 * d, d, O, O};
+    int64_t v[N_SCRATCH] = {F > 3 * d ? F : 3 * d, d, 3 * d, d, O, O};
     for (int i = 0; i < N_SCRATCH; i++) cols[i] = v[i];
 }
 
@@ -210,8 +213,9 @@ void md_hyena_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     scratch_cols(cfg, scols);
     md_block_slice(c, scratch, scols, N_SCRATCH, s);
     md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
-    md_tensor_t dact = mat(c, s[S_DACT], M, F), dhn = mat(c, s[S_DHN], M, d), dy = mat(c, s[S_DY], M, d);
-    md_tensor_t dc = mat(c, s[S_DC], M, 3 * d), dp = mat(c, s[S_DP], M, 3 * d), dk = mat(c, s[S_DK], L, d);
+    md_tensor_t dact = mat(c, s[S_DACT_DC], M, F), dc = mat(c, s[S_DACT_DC], M, 3 * d);
+    md_tensor_t dhn = mat(c, s[S_DHN_DY], M, d), dy = mat(c, s[S_DHN_DY], M, d);
+    md_tensor_t dp = mat(c, s[S_DP], M, 3 * d), dk = mat(c, s[S_DK], L, d);
     md_tensor_t dfa = mat(c, s[S_DFA], L, O), dfb = mat(c, s[S_DFB], L, O);
     md_tensor_t dx0 = md_tensor_cols(dc, 0, d), dx1 = md_tensor_cols(dc, d, d), dv = md_tensor_cols(dc, 2 * d, d);
 

@@ -1,7 +1,7 @@
 # mambadna with -m hyena (HyenaDNA's operator) end to end on a tiny model
 # and a generated genome: training lowers the loss, the checkpoint has
 # HyenaDNA's names and l_max in its config, eval reproduces the validation
-# loss, the resume is exact, info describes presets and the checkpoint, and
+# loss, the resume is exact, a sequence-length warmup runs, info describes presets and the checkpoint, and
 # the user errors of the filter length each give one line.
 . "$MD_TESTS/clilib.sh"
 
@@ -41,6 +41,10 @@ expect_error "resume with another l_max" "option --l-max 96 differs from the fil
     $MD pretrain $TINY --l-max 96 --resume "$T/b.safetensors" -o "$T/d.safetensors" "$T/g.fa"
 no_file "no checkpoint after a refused resume" "$T/d.safetensors"
 
+expect_ok "sequence-length warmup (shorter calls on buffers planned for L)" $MD pretrain $TINY --steps 4 \
+    --seq-warmup 2 --seq-warmup-start 40 --log-every 1 --metrics "$T/w.tsv" -o "$T/w.safetensors" "$T/g.fa"
+awk -F '\t' 'NR == 2 && $3 == 40 { a = 1 } NR == 5 && $3 == 80 { b = 1 } END { exit !(a && b) }' "$T/w.tsv" && ok || \
+    bad "warmup lengths 40 then 80: $(cut -f 3 "$T/w.tsv" | tr '\n' ' ')"
 expect_ok "l_max above L" $MD pretrain $TINY --steps 2 --l-max 160 -o "$T/e.safetensors" "$T/g.fa"
 grep -q '\\"l_max\\":160' "$T/e.safetensors" && ok || bad "--l-max is stored"
 expect_error "l_max below L" "length 80 exceeds the hyena model's filter length l_max = 40" \
