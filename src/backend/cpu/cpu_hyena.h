@@ -10,9 +10,10 @@
  * taken once per channel and call, then every sequence of the batch is
  * convolved with it, so the sums over the batch (dk, dD) run in a fixed
  * order inside one channel and no two threads ever write the same output.
- * Channels are spread over `lanes` slots of the workspace (lane l takes
- * channels l, l + lanes, ...); the lane count only bounds the threads and
- * changes no result.
+ * Adjacent channels go in groups of up to 16 (whole cache lines of each
+ * row), groups are spread over lanes of the workspace (one per core, lane l
+ * taking groups l, l + lanes, ...); neither the group size nor the lane
+ * count changes any result.
  */
 #ifndef MD_BACKEND_CPU_HYENA_H
 #define MD_BACKEND_CPU_HYENA_H
