@@ -158,24 +158,24 @@ cudaError_t mdk_dwconv_bwd(float *dx, int64_t lddx, float *dw, float *dbias, con
 
 /* ---- fftconv.cu: the gated FFT long convolution (ops.h fftconv_*) ----
  * The host (src/backend/cuda/cuda_hyena.c) runs cuFFT between these
- * kernels. Sequences are per (batch, channel), `pitch` = n + 2 floats apart:
- * cuFFT's in-place real layout, n reals in, n/2 + 1 complex out, where n
- * (mdk_fftconv_size) >= 2 len, so the circular convolution of two
- * zero-padded length-len sequences never wraps.
- * Forward buffer: [S: batch*C sequences of s = x1 v][K: C sequences of k].
- * Backward buffer: [S][G: batch*C sequences of g = dy x0][K]. */
+ * kernels, out of place: a real buffer of sequences n floats apart and a
+ * spectrum buffer of the same sequences n/2 + 1 complex apart, one sequence
+ * per (batch, channel), where n (mdk_fftconv_size) >= 2 len, so the
+ * circular convolution of two zero-padded length-len sequences never wraps.
+ * Forward: [S: batch*C sequences of s = x1 v][K: C sequences of k].
+ * Backward: [S][G: batch*C sequences of g = dy x0][K]. */
 /* the smallest even n >= 2 len with no prime factor above 7 */
 int64_t mdk_fftconv_size(int64_t len);
-/* fills S and K (forward, g == NULL) or S, G and K (backward: dy, x0 given),
- * zero padding each sequence from len to n */
+/* fills the real buffer's S and K (forward, dy == NULL) or S, G and K
+ * (backward: dy, x0 given), zero padding each sequence from len to n */
 cudaError_t mdk_fftconv_pack(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv, const float *dy,
                              int64_t lddy, const float *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
                              int64_t C, int64_t n, cudaStream_t s);
-/* on the spectra, scaled by 1/n for the inverse transforms:
+/* on the spectrum buffer, scaled by 1/n for the inverse transforms:
  * forward  S <- S K;
  * backward S <- S K, G <- G conj(K), K <- sum over b of G_b conj(S_b) */
-cudaError_t mdk_fftconv_mul(float *buf, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s);
-/* forward: y = x0 (conv + D s), conv read from S */
+cudaError_t mdk_fftconv_mul(float *spec, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s);
+/* forward: y = x0 (conv + D s), conv read from the real buffer's S */
 cudaError_t mdk_fftconv_unpack_fwd(float *y, int64_t ldy, const float *x0, int64_t ldx0, const float *x1,
                                    int64_t ldx1, const float *v, int64_t ldv, const float *D, const float *buf,
                                    int64_t batch, int64_t len, int64_t C, int64_t n, cudaStream_t s);

@@ -26,7 +26,7 @@ extern "C" int64_t mdk_fftconv_size(int64_t len)
 }
 
 /* Plane z of the buffer: S of batch z (z < batch), G of batch z - batch
- * (backward, z < 2 batch), then K; sequence (z, c) starts at (z C + c) pitch. */
+ * (backward, z < 2 batch), then K; sequence (z, c) starts at (z C + c) n. */
 __global__ void __launch_bounds__(TILE *TROWS)
     fftconv_pack_kernel(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv, const float *dy,
                         int64_t lddy, const float *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(TILE *TROWS)
 {
     __shared__ float tile[TILE][TILE + 1];
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, z = blockIdx.z;
-    int64_t pitch = n + 2;
+    int64_t pitch = n;
     const float *a = k, *b = NULL;
     int64_t lda = C, ldb = 0, row0 = 0;
     if (z < batch) {
@@ -77,25 +77,41 @@ __device__ static inline float2 cmul(float2 a, float2 b) { return make_float2(a.
 __device__ static inline float2 cmulc(float2 a, float2 b) { return make_float2(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y); }
 __device__ static inline float2 cscale(float2 a, float s) { return make_float2(a.x * s, a.y * s); }
 
-/* forward: S_bc *= K_c / n, one thread per (b, c, f) */
+/* The spectrum kernels: blocks over (frequencies, sequences), so a thread
+ * finds its sequence and frequency without a division. */
+#define FOR_SEQ(q, nseq) for (int64_t q = blockIdx.y; q < (nseq); q += gridDim.y)
+#define FOR_FREQ(f, nf) \
+    for (int64_t f = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; f < (nf); f += (int64_t)gridDim.x * blockDim.x)
+
+static dim3 spectrum_grid(int64_t nf, int64_t nseq)
+{
+    int64_t gx = (nf + 255) / 256, gy = nseq < 65535 ? nseq : 65535;
+    /* enough blocks in all, not more than ~2^20 */
+    if (gx * gy > 1048576) gx = 1048576 / gy > 1 ? 1048576 / gy : 1;
+    return dim3((unsigned)gx, (unsigned)(gy > 0 ? gy : 1));
+}
+
+/* forward: S_bc *= K_c / n */
 __global__ void fftconv_mul_fwd_kernel(float2 *buf, int64_t batch, int64_t C, int64_t nf, float inv_n)
 {
-    int64_t total = batch * C * nf;
     const float2 *K = buf + batch * C * nf;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t q = i / nf, f = i - q * nf, c = q % C;
-        buf[i] = cscale(cmul(buf[i], K[c * nf + f]), inv_n);
+    FOR_SEQ(q, batch * C)
+    {
+        float2 *S = buf + q * nf;
+        const float2 *Kc = K + (q % C) * nf;
+        FOR_FREQ(f, nf) S[f] = cscale(cmul(S[f], Kc[f]), inv_n);
     }
 }
 
-/* backward, one thread per (c, f): the convolution and the correlation with
- * k for every b, and dk's spectrum summed over b in order */
+/* backward, per (c, f): the convolution and the correlation with k for
+ * every b, and dk's spectrum summed over b in order */
 __global__ void fftconv_mul_bwd_kernel(float2 *buf, int64_t batch, int64_t C, int64_t nf, float inv_n)
 {
-    int64_t total = C * nf, bc = batch * C;
+    int64_t bc = batch * C;
     float2 *S = buf, *G = buf + bc * nf, *K = buf + 2 * bc * nf;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = i / nf, f = i - c * nf;
+    FOR_SEQ(c, C) FOR_FREQ(f, nf)
+    {
+        int64_t i = c * nf + f;
         float2 kf = K[i], acc = make_float2(0, 0);
         for (int64_t b = 0; b < batch; b++) {
             int64_t j = (b * C + c) * nf + f;
@@ -109,15 +125,15 @@ __global__ void fftconv_mul_bwd_kernel(float2 *buf, int64_t batch, int64_t C, in
     }
 }
 
-extern "C" cudaError_t mdk_fftconv_mul(float *buf, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s)
+extern "C" cudaError_t mdk_fftconv_mul(float *spec, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s)
 {
     int64_t nf = n / 2 + 1;
     if (batch * C == 0) return cudaSuccess;
     float inv_n = (float)(1.0 / (double)n);
     if (backward)
-        fftconv_mul_bwd_kernel<<<hyena_grid(C * nf), 256, 0, s>>>((float2 *)buf, batch, C, nf, inv_n);
+        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>((float2 *)spec, batch, C, nf, inv_n);
     else
-        fftconv_mul_fwd_kernel<<<hyena_grid(batch * C * nf), 256, 0, s>>>((float2 *)buf, batch, C, nf, inv_n);
+        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>((float2 *)spec, batch, C, nf, inv_n);
     return cudaGetLastError();
 }
 
@@ -138,7 +154,7 @@ __global__ void __launch_bounds__(TILE *TROWS)
 {
     __shared__ float tile[TILE][TILE + 1];
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
-    load_seq_tile(tile, buf, b, t0, c0, len, C, n + 2);
+    load_seq_tile(tile, buf, b, t0, c0, len, C, n);
     __syncthreads();
     int64_t c = c0 + threadIdx.x;
     if (c >= C) return;
@@ -175,7 +191,7 @@ __global__ void __launch_bounds__(TILE *TROWS)
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
     int64_t c = c0 + threadIdx.x;
     if (b == batch) {   /* dk (len, C) += K's sequences */
-        load_seq_tile(conv, buf, 2 * batch, t0, c0, len, C, n + 2);
+        load_seq_tile(conv, buf, 2 * batch, t0, c0, len, C, n);
         __syncthreads();
         if (c >= C) return;
         for (int i = threadIdx.y; i < TILE; i += TROWS) {
@@ -185,8 +201,8 @@ __global__ void __launch_bounds__(TILE *TROWS)
         }
         return;
     }
-    load_seq_tile(conv, buf, b, t0, c0, len, C, n + 2);
-    load_seq_tile(corr, buf, batch + b, t0, c0, len, C, n + 2);
+    load_seq_tile(conv, buf, b, t0, c0, len, C, n);
+    load_seq_tile(corr, buf, batch + b, t0, c0, len, C, n);
     __syncthreads();
     if (c >= C) return;
     float d = D[c];

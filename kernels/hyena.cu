@@ -7,6 +7,19 @@
 
 #include <math.h>
 
+/* Elementwise kernels go a warp per row, its lanes over the columns: one
+ * 64-bit multiply per row for the index math (no division per element) and
+ * 128 contiguous bytes per warp access. 256 threads, 8 rows per block. */
+#define FOR_ROWS(r, rows) \
+    for (int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5); r < (rows); r += (int64_t)gridDim.x * 8)
+#define FOR_COLS(c, cols) for (int64_t c = threadIdx.x & 31; c < (cols); c += 32)
+
+static unsigned row_grid(int64_t rows)
+{
+    int64_t g = (rows + 7) / 8;
+    return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
+}
+
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
@@ -14,10 +27,10 @@
 
 __global__ void bias_add_kernel(float *y, int64_t ldy, const float *bias, int64_t rows, int64_t cols)
 {
-    GRID_STRIDE(i, rows * cols)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / cols, c = i - r * cols;
-        y[r * ldy + c] += bias[c];
+        float *yr = y + r * ldy;
+        FOR_COLS(c, cols) yr[c] += bias[c];
     }
 }
 
@@ -25,7 +38,7 @@ extern "C" cudaError_t mdk_bias_add(float *y, int64_t ldy, const float *bias, in
                                     cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    bias_add_kernel<<<hyena_grid(rows * cols), 256, 0, s>>>(y, ldy, bias, rows, cols);
+    bias_add_kernel<<<row_grid(rows), 256, 0, s>>>(y, ldy, bias, rows, cols);
     return cudaGetLastError();
 }
 
@@ -147,23 +160,31 @@ extern "C" cudaError_t mdk_layernorm_bwd(float *dx, int64_t lddx, float *dw, flo
 
 __global__ void gelu_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols)
 {
-    GRID_STRIDE(i, rows * cols)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / cols, c = i - r * cols;
-        float v = x[r * ldx + c];
-        y[r * ldy + c] = 0.5f * v * (1.0f + tanhf(GELU_A * (v + GELU_B * v * v * v)));
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        FOR_COLS(c, cols)
+        {
+            float v = xr[c];
+            yr[c] = 0.5f * v * (1.0f + tanhf(GELU_A * (v + GELU_B * v * v * v)));
+        }
     }
 }
 
 __global__ void gelu_bwd_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
                                 int64_t rows, int64_t cols)
 {
-    GRID_STRIDE(i, rows * cols)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / cols, c = i - r * cols;
-        float v = x[r * ldx + c], th = tanhf(GELU_A * (v + GELU_B * v * v * v));
-        float d = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_A * (1.0f + 3.0f * GELU_B * v * v);
-        dx[r * lddx + c] = dy[r * lddy + c] * d;
+        const float *xr = x + r * ldx, *dyr = dy + r * lddy;
+        float *dxr = dx + r * lddx;
+        FOR_COLS(c, cols)
+        {
+            float v = xr[c], th = tanhf(GELU_A * (v + GELU_B * v * v * v));
+            float d = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_A * (1.0f + 3.0f * GELU_B * v * v);
+            dxr[c] = dyr[c] * d;
+        }
     }
 }
 
@@ -171,7 +192,7 @@ extern "C" cudaError_t mdk_gelu_fwd(float *y, int64_t ldy, const float *x, int64
                                     cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    gelu_fwd_kernel<<<hyena_grid(rows * cols), 256, 0, s>>>(y, ldy, x, ldx, rows, cols);
+    gelu_fwd_kernel<<<row_grid(rows), 256, 0, s>>>(y, ldy, x, ldx, rows, cols);
     return cudaGetLastError();
 }
 
@@ -179,7 +200,7 @@ extern "C" cudaError_t mdk_gelu_bwd(float *dx, int64_t lddx, const float *dy, in
                                     int64_t ldx, int64_t rows, int64_t cols, cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    gelu_bwd_kernel<<<hyena_grid(rows * cols), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, rows, cols);
+    gelu_bwd_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, rows, cols);
     return cudaGetLastError();
 }
 
@@ -188,21 +209,26 @@ extern "C" cudaError_t mdk_gelu_bwd(float *dx, int64_t lddx, const float *dy, in
 __global__ void sin_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, const float *freq, int64_t rows,
                                int64_t cols)
 {
-    GRID_STRIDE(i, rows * cols)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / cols, c = i - r * cols;
-        y[r * ldy + c] = sinf(freq[c] * x[r * ldx + c]);
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        FOR_COLS(c, cols) yr[c] = sinf(freq[c] * xr[c]);
     }
 }
 
 __global__ void sin_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
                               const float *freq, int64_t rows, int64_t cols)
 {
-    GRID_STRIDE(i, rows * cols)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / cols, c = i - r * cols;
-        float f = freq[c];
-        dx[r * lddx + c] = dy[r * lddy + c] * f * cosf(f * x[r * ldx + c]);
+        const float *xr = x + r * ldx, *dyr = dy + r * lddy;
+        float *dxr = dx + r * lddx;
+        FOR_COLS(c, cols)
+        {
+            float f = freq[c];
+            dxr[c] = dyr[c] * f * cosf(f * xr[c]);
+        }
     }
 }
 
@@ -220,7 +246,7 @@ extern "C" cudaError_t mdk_sin_fwd(float *y, int64_t ldy, const float *x, int64_
                                    int64_t rows, int64_t cols, cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    sin_fwd_kernel<<<hyena_grid(rows * cols), 256, 0, s>>>(y, ldy, x, ldx, freq, rows, cols);
+    sin_fwd_kernel<<<row_grid(rows), 256, 0, s>>>(y, ldy, x, ldx, freq, rows, cols);
     return cudaGetLastError();
 }
 
@@ -234,7 +260,7 @@ extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const 
     cudaError_t e =
         hyena_colsum_add<1>(dst, 1, rows, cols, sin_dfreq_term{dy, x, freq, lddy, ldx}, scratch, scratch_floats, s);
     if (e != cudaSuccess) return e;
-    sin_dx_kernel<<<hyena_grid(rows * cols), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, freq, rows, cols);
+    sin_dx_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, freq, rows, cols);
     return cudaGetLastError();
 }
 
@@ -243,12 +269,15 @@ extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const 
 /* torch.linspace(lo, hi, n)[c] as computed in double; t_l = l / (l_max - 1) */
 __global__ void modulate_kernel(float *k, int64_t rows, int64_t cols, int64_t l_max, double lo, double hi)
 {
-    GRID_STRIDE(i, rows * cols)
+    FOR_ROWS(l, rows)
     {
-        int64_t l = i / cols, c = i - l * cols;
-        double delta = cols > 1 ? lo + (hi - lo) * (double)c / (double)(cols - 1) : lo;
         double t = l_max > 1 ? (double)l / (double)(l_max - 1) : 0.0;
-        k[i] = (float)((double)k[i] * exp(-t * fabs(delta)));
+        float *kr = k + l * cols;
+        FOR_COLS(c, cols)
+        {
+            double delta = cols > 1 ? lo + (double)c * (hi - lo) / (double)(cols - 1) : lo;
+            kr[c] = (float)((double)kr[c] * exp(-t * fabs(delta)));
+        }
     }
 }
 
@@ -257,7 +286,7 @@ extern "C" cudaError_t mdk_hyena_modulate(float *k, int64_t rows, int64_t cols, 
 {
     if (rows * cols == 0) return cudaSuccess;
     double lo = log(target) / slow_pct, hi = log(target) / fast_pct;
-    modulate_kernel<<<hyena_grid(rows * cols), 256, 0, s>>>(k, rows, cols, l_max, lo, hi);
+    modulate_kernel<<<row_grid(rows), 256, 0, s>>>(k, rows, cols, l_max, lo, hi);
     return cudaGetLastError();
 }
 
@@ -266,12 +295,16 @@ extern "C" cudaError_t mdk_hyena_modulate(float *k, int64_t rows, int64_t cols, 
 __global__ void dwconv_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
                                   const float *bias, int64_t rows, int64_t len, int64_t dim, int K)
 {
-    GRID_STRIDE(i, rows * dim)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / dim, e = i - r * dim, t = r % len;
-        float acc = bias[e];
-        for (int j = t < K - 1 ? K - 1 - (int)t : 0; j < K; j++) acc += w[e * K + j] * x[(r - K + 1 + j) * ldx + e];
-        y[r * ldy + e] = acc;
+        int64_t t = r % len;
+        int j0 = t < K - 1 ? K - 1 - (int)t : 0;
+        FOR_COLS(e, dim)
+        {
+            float acc = bias[e];
+            for (int j = j0; j < K; j++) acc += w[e * K + j] * x[(r - K + 1 + j) * ldx + e];
+            y[r * ldy + e] = acc;
+        }
     }
 }
 
@@ -281,7 +314,7 @@ extern "C" cudaError_t mdk_dwconv_fwd(float *y, int64_t ldy, const float *x, int
 {
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_DWCONV_MAXK) return cudaErrorInvalidValue;
-    dwconv_fwd_kernel<<<hyena_grid(batch * len * dim), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
+    dwconv_fwd_kernel<<<row_grid(batch * len), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
                                                                     (int)width);
     return cudaGetLastError();
 }
@@ -290,36 +323,74 @@ extern "C" cudaError_t mdk_dwconv_fwd(float *y, int64_t ldy, const float *x, int
 __global__ void dwconv_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *w,
                                  int64_t rows, int64_t len, int64_t dim, int K)
 {
-    GRID_STRIDE(i, rows * dim)
+    FOR_ROWS(r, rows)
     {
-        int64_t r = i / dim, e = i - r * dim, t = r % len;
-        float acc = 0;
-        for (int j = K - 1; j >= 0; j--) {
-            int64_t tt = t + K - 1 - j;
-            if (tt < len) acc += w[e * K + j] * dy[(r + K - 1 - j) * lddy + e];
+        int64_t t = r % len;
+        /* taps j with t + K-1-j < len: j >= j0 */
+        int j0 = t + K - 1 >= len ? (int)(t + K - len) : 0;
+        FOR_COLS(e, dim)
+        {
+            float acc = 0;
+            for (int j = K - 1; j >= j0; j--) acc += w[e * K + j] * dy[(r + K - 1 - j) * lddy + e];
+            dx[r * lddx + e] = acc;
         }
-        dx[r * lddx + e] = acc;
     }
 }
 
-/* acc[j] += dy[t] x[t - K+1+j] for j < K; acc[K] += dy[t] (the bias) */
-struct dwconv_dw_term {
-    const float *dy, *x;
-    int64_t lddy, ldx, len;
-    int K;
-    __device__ void operator()(int64_t r, int64_t c, float *acc) const
-    {
-        int64_t t = r % len;
-        float g = dy[r * lddy + c];
+/* Per-slice partials of dw (tap j < K, at [j][c]) and dbias (at [K][c]):
+ * a block owns 32 columns x one slice of rows, cut into 8 contiguous runs,
+ * one per thread row, added in run order. A thread walks its run keeping
+ * the last K values of x in registers (zeros before a sequence's start),
+ * so x and dy are each read once and the position in the sequence is one
+ * remainder per run, not per element. KMAX >= K, a compile-time bound so
+ * the window stays in registers. */
+template <int KMAX>
+__global__ void __launch_bounds__(256) dwconv_dw_kernel(float *part, const float *dy, int64_t lddy, const float *x,
+                                                      int64_t ldx, int64_t rows, int64_t len, int64_t dim, int K,
+                                                      int64_t rows_per_slice)
+{
+    __shared__ float sh[KMAX + 1][8][33];
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * rows_per_slice;
+    int64_t r1 = r0 + rows_per_slice < rows ? r0 + rows_per_slice : rows;
+    int64_t run = (r1 - r0 + 7) / 8, a = r0 + threadIdx.y * run, b = a + run < r1 ? a + run : r1;
+    float acc[KMAX + 1], win[KMAX];   /* win[j]: x at row r - K + 1 + j */
 #pragma unroll
-        for (int j = 0; j < MDK_DWCONV_MAXK; j++)
-            if (j < K && t - K + 1 + j >= 0) acc[j] += g * x[(r - K + 1 + j) * ldx + c];
-        /* the bias slot is acc[K]: a runtime index, so branch over the unrolled slots */
+    for (int j = 0; j <= KMAX; j++) acc[j] = 0;
+    if (c < dim && a < b) {
+        int64_t t = a % len;
 #pragma unroll
-        for (int j = 0; j <= MDK_DWCONV_MAXK; j++)
-            if (j == K) acc[j] += g;
+        for (int j = 0; j < KMAX; j++)
+            win[j] = j < K - 1 && t - K + 1 + j >= 0 ? x[(a - K + 1 + j) * ldx + c] : 0.0f;
+        for (int64_t r = a; r < b; r++) {
+            float g = dy[r * lddy + c], xr = x[r * ldx + c];
+#pragma unroll
+            for (int j = 0; j < KMAX; j++) {
+                if (j == K - 1) win[j] = xr;
+                if (j < K) acc[j] += g * win[j];
+            }
+            acc[KMAX] += g;
+            if (++t == len) {   /* the next row starts a sequence */
+                t = 0;
+#pragma unroll
+                for (int j = 0; j < KMAX; j++) win[j] = 0.0f;
+            } else {
+#pragma unroll
+                for (int j = 0; j + 1 < KMAX; j++) win[j] = win[j + 1];
+            }
+        }
     }
-};
+#pragma unroll
+    for (int j = 0; j <= KMAX; j++) sh[j][threadIdx.y][threadIdx.x] = acc[j];
+    __syncthreads();
+    if (c >= dim) return;
+    for (int j = threadIdx.y; j <= K; j += 8) {
+        int src = j == K ? KMAX : j;
+        float sum = 0;
+        for (int k = 0; k < 8; k++) sum += sh[src][k][threadIdx.x];
+        part[(int64_t)blockIdx.y * (K + 1) * dim + (int64_t)j * dim + c] = sum;
+    }
+}
 
 /* The slices' partials ([j][c], the bias as j = K) added in slice order
  * into dw (c, j) and dbias (c). */
@@ -345,15 +416,17 @@ extern "C" cudaError_t mdk_dwconv_bwd(float *dx, int64_t lddx, float *dw, float 
     if (rows * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_DWCONV_MAXK) return cudaErrorInvalidValue;
     int K = (int)width;
-    dwconv_dx_kernel<<<hyena_grid(rows * dim), 256, 0, s>>>(dx, lddx, dy, lddy, w, rows, len, dim, K);
+    dwconv_dx_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, w, rows, len, dim, K);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     int64_t width_p = (int64_t)(K + 1) * dim;
     int64_t slices = mdk_reduce_slices(rows, width_p, scratch_floats);
     int64_t per = (rows + slices - 1) / slices;
-    hyena_colsum_part_kernel<MDK_DWCONV_MAXK + 1>
-        <<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
-            scratch, rows, dim, K + 1, per, dwconv_dw_term{dy, x, lddy, ldx, len, K});
+    dim3 grid((unsigned)((dim + 31) / 32), (unsigned)slices), block(32, 8);
+    if (K <= 4)   /* the Hyena short filter is 3 wide */
+        dwconv_dw_kernel<4><<<grid, block, 0, s>>>(scratch, dy, lddy, x, ldx, rows, len, dim, K, per);
+    else
+        dwconv_dw_kernel<MDK_DWCONV_MAXK><<<grid, block, 0, s>>>(scratch, dy, lddy, x, ldx, rows, len, dim, K, per);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
     dwconv_wsum_kernel<<<hyena_grid(width_p), 256, 0, s>>>(dw, dbias, scratch, slices, dim, K);
     return cudaGetLastError();

@@ -83,8 +83,10 @@ static inline void poison_bytes(void *d, size_t n)
     free(t);
 }
 
-/* ||gpu - cpu|| / ||cpu|| over the whole buffer; +inf on any NaN */
-static inline double relerr(const buf_t *b)
+/* ||gpu - cpu|| / max(||cpu||, floor) over the whole buffer; +inf on any
+ * NaN. The floor is for results that cancel (a derivative near its zero):
+ * their error is measured against the size of the terms instead. */
+static inline double relerr_floor(const buf_t *b, double floor)
 {
     size_t n = (size_t)(b->rows * b->ld);
     float *t = md_malloc((n ? n : 1) * sizeof(float));
@@ -99,7 +101,20 @@ static inline double relerr(const buf_t *b)
     }
     free(t);
     if (bad) return INFINITY;
-    return den > 0 ? sqrt(num / den) : sqrt(num);
+    den = sqrt(den) > floor ? sqrt(den) : floor;
+    return den > 0 ? sqrt(num) / den : sqrt(num);
+}
+
+/* ||gpu - cpu|| / ||cpu|| over the whole buffer; +inf on any NaN */
+static inline double relerr(const buf_t *b) { return relerr_floor(b, 0); }
+
+/* ||x|| over the view of the CPU copy */
+static inline double view_norm(const buf_t *b)
+{
+    double s = 0;
+    for (int64_t r = 0; r < b->rows; r++)
+        for (int64_t c = 0; c < b->cols; c++) s += (double)b->h[r * b->ld + c] * b->h[r * b->ld + c];
+    return sqrt(s);
 }
 
 /* worst error per op, for the table */

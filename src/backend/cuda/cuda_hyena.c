@@ -2,7 +2,9 @@
  * kernels of kernels/hyena.cu and kernels/fftconv.cu, and the cuFFT plans of
  * the long convolution.
  *
- * cuFFT: fp32 R2C / C2R, in place, batched over (batch, channel) sequences,
+ * cuFFT: fp32 R2C / C2R, batched over (batch, channel) sequences, out of
+ * place between a real and a spectrum buffer (on the H200 the in-place
+ * layout, sequences n + 2 floats apart, took 1.6x as long at n = 2^21),
  * whatever the table's matmul precision. A plan is made once per (size,
  * count, direction) and kept in the backend's context; plans are made
  * without a work area (cufftSetAutoAllocation 0) and given the caller's
@@ -45,8 +47,8 @@ static void cufft_fail(const char *op, const char *what, cufftResult r, int64_t 
     fail(op, msg);
 }
 
-/* The plan for `count` in-place transforms of size n, sequences n + 2
- * floats apart (n / 2 + 1 complex), made on first use. */
+/* The plan for `count` transforms of size n, real sequences n floats
+ * apart, spectra n / 2 + 1 complex apart, made on first use. */
 static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cufftType type, const char *op)
 {
     cuda_ctx_t *c = CTX(be);
@@ -67,7 +69,7 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
         CK(cudaDeviceSynchronize(), op);
         cufftDestroy(e->plan);
     }
-    long long len = n, real_embed = n + 2, cplx_embed = n / 2 + 1;
+    long long len = n, real_embed = n, cplx_embed = n / 2 + 1;
     int r2c = type == CUFFT_R2C;
     cufftResult r;
     if ((r = cufftCreate(&e->plan)) != CUFFT_SUCCESS) cufft_fail(op, "plan creation", r, n, count);
@@ -80,13 +82,14 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
     return e;
 }
 
-/* Runs a plan in place on buf with its work area at `work`. */
-static void run_plan(fft_plan_t *p, float *buf, void *work, const char *op)
+/* Runs a plan between the real buffer and the spectrum buffer (either
+ * way by its type) with its work area at `work`. */
+static void run_plan(fft_plan_t *p, float *real, float *spec, void *work, const char *op)
 {
     cufftResult r = cufftSetWorkArea(p->plan, work);
     if (r == CUFFT_SUCCESS)
-        r = p->type == CUFFT_R2C ? cufftExecR2C(p->plan, (cufftReal *)buf, (cufftComplex *)buf)
-                                 : cufftExecC2R(p->plan, (cufftComplex *)buf, (cufftReal *)buf);
+        r = p->type == CUFFT_R2C ? cufftExecR2C(p->plan, (cufftReal *)real, (cufftComplex *)spec)
+                                 : cufftExecC2R(p->plan, (cufftComplex *)spec, (cufftReal *)real);
     if (r != CUFFT_SUCCESS) cufft_fail(op, "execution", r, p->n, p->count);
 }
 
@@ -94,8 +97,11 @@ static void run_plan(fft_plan_t *p, float *buf, void *work, const char *op)
  * backward [S G K] both ways. */
 typedef struct {
     fft_plan_t *fwd_r2c, *fwd_c2r, *bwd_r2c, *bwd_c2r;
-    size_t buf_bytes, work_bytes;   /* the backward's sequences (the larger) and the largest work area */
+    /* the backward's sequences (the more), real and spectra; the largest work area */
+    size_t real_bytes, spec_bytes, work_bytes;
 } fft_shape_t;
+
+/* The workspace: [real sequences][spectra][cuFFT's work area]. */
 
 static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len, int64_t C, const char *op)
 {
@@ -105,7 +111,8 @@ static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len,
     s.fwd_c2r = get_plan(be, n, bc, CUFFT_C2R, op);
     s.bwd_r2c = get_plan(be, n, 2 * bc + C, CUFFT_R2C, op);
     s.bwd_c2r = get_plan(be, n, 2 * bc + C, CUFFT_C2R, op);
-    s.buf_bytes = round256((size_t)(2 * bc + C) * (size_t)(n + 2) * sizeof(float));
+    s.real_bytes = round256((size_t)(2 * bc + C) * (size_t)n * sizeof(float));
+    s.spec_bytes = round256((size_t)(2 * bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
     s.work_bytes = s.fwd_r2c->work;
     fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r};
     for (int i = 0; i < 3; i++)
@@ -249,7 +256,7 @@ static size_t cu_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_
 {
     if (batch * len * channels == 0) return 0;
     fft_shape_t s = fft_shape(be, batch, len, channels, "fftconv_workspace");
-    return s.buf_bytes + s.work_bytes;
+    return s.real_bytes + s.spec_bytes + s.work_bytes;
 }
 
 /* returns len */
@@ -278,12 +285,12 @@ static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
     OP_REQUIRE(workspace != NULL, op);
     fft_shape_t s = fft_shape(be, batch, len, C, op);
     int64_t n = s.fwd_r2c->n;
-    float *buf = workspace;
-    void *work = (char *)workspace + s.buf_bytes;
+    float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
+    void *work = (char *)spec + s.spec_bytes;
     CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, NULL, 0, NULL, 0, CF(k), batch, len, C, n, 0), op);
-    run_plan(s.fwd_r2c, buf, work, op);
-    CK(mdk_fftconv_mul(buf, 0, batch, C, n, 0), op);
-    run_plan(s.fwd_c2r, buf, work, op);
+    run_plan(s.fwd_r2c, buf, spec, work, op);
+    CK(mdk_fftconv_mul(spec, 0, batch, C, n, 0), op);
+    run_plan(s.fwd_c2r, buf, spec, work, op);
     CK(mdk_fftconv_unpack_fwd(F(y), y->ld, CF(x0), x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n,
                               0),
        op);
@@ -307,13 +314,13 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
     OP_REQUIRE(workspace != NULL, op);
     fft_shape_t s = fft_shape(be, batch, len, C, op);
     int64_t n = s.bwd_r2c->n;
-    float *buf = workspace;
-    void *work = (char *)workspace + s.buf_bytes;
+    float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
+    void *work = (char *)spec + s.spec_bytes;
     CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, CF(dy), dy->ld, CF(x0), x0->ld, CF(k), batch, len, C, n, 0),
        op);
-    run_plan(s.bwd_r2c, buf, work, op);
-    CK(mdk_fftconv_mul(buf, 1, batch, C, n, 0), op);
-    run_plan(s.bwd_c2r, buf, work, op);
+    run_plan(s.bwd_r2c, buf, spec, work, op);
+    CK(mdk_fftconv_mul(spec, 1, batch, C, n, 0), op);
+    run_plan(s.bwd_c2r, buf, spec, work, op);
     CK(mdk_fftconv_unpack_bwd(F(dx0), dx0->ld, F(dx1), dx1->ld, F(dv), dv->ld, F(dk), F(dD), CF(dy), dy->ld, CF(x0),
                               x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n, CTX(be)->scratch,
                               SCRATCH_FLOATS, 0),
