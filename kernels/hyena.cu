@@ -1,7 +1,8 @@
 /* The Hyena section's pointwise, normalisation and short-conv kernels
  * (backend_kernels.h): bias, LayerNorm, GELU (tanh form), Sin, the exponential
  * modulation of the long filter and the depthwise causal conv. Parameter
- * gradients are column sums through hyena_reduce.cuh (no atomics). */
+ * gradients are column sums through hyena_reduce.cuh, the short conv's
+ * through a kernel of the same shape with a sliding window (no atomics). */
 #include "backend_kernels.h"
 #include "hyena_reduce.cuh"
 
@@ -315,7 +316,7 @@ extern "C" cudaError_t mdk_dwconv_fwd(float *y, int64_t ldy, const float *x, int
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_DWCONV_MAXK) return cudaErrorInvalidValue;
     dwconv_fwd_kernel<<<row_grid(batch * len), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
-                                                                    (int)width);
+                                                            (int)width);
     return cudaGetLastError();
 }
 

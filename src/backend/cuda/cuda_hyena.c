@@ -274,6 +274,31 @@ static int64_t fftconv_check(const md_tensor_t *x0, const md_tensor_t *x1, const
     return len;
 }
 
+/* Everything between the op's inputs and its unpack kernel, in `workspace`
+ * ([reals][spectra][cuFFT's work area]): pack, transform, multiply, transform
+ * back. Forward (dy == NULL): the real buffer then holds the convolution of
+ * each (batch, channel); backward: the convolution, the correlation with k
+ * and dk's sequences. Returns the real buffer and sets *n, the FFT size. */
+static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, const md_tensor_t *v,
+                                 const md_tensor_t *dy, const md_tensor_t *x0, const md_tensor_t *k, int64_t batch,
+                                 int64_t len, void *workspace, int64_t *n, const char *op)
+{
+    OP_REQUIRE(workspace != NULL, op);
+    int64_t C = NCOLS(x1);
+    int bwd = dy != NULL;
+    fft_shape_t s = fft_shape(be, batch, len, C, op);
+    *n = s.fwd_r2c->n;
+    float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
+    void *work = (char *)spec + s.spec_bytes;
+    CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, bwd ? CF(dy) : NULL, bwd ? dy->ld : 0, bwd ? CF(x0) : NULL,
+                        bwd ? x0->ld : 0, CF(k), batch, len, C, *n, 0),
+       op);
+    run_plan(bwd ? s.bwd_r2c : s.fwd_r2c, buf, spec, work, op);
+    CK(mdk_fftconv_mul(spec, bwd, batch, C, *n, 0), op);
+    run_plan(bwd ? s.bwd_c2r : s.fwd_c2r, buf, spec, work, op);
+    return buf;
+}
+
 static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
                            const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
                            void *workspace)
@@ -282,15 +307,8 @@ static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
     int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
     same_shape(y, x0, op);
     if (len * C == 0) return;
-    OP_REQUIRE(workspace != NULL, op);
-    fft_shape_t s = fft_shape(be, batch, len, C, op);
-    int64_t n = s.fwd_r2c->n;
-    float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
-    void *work = (char *)spec + s.spec_bytes;
-    CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, NULL, 0, NULL, 0, CF(k), batch, len, C, n, 0), op);
-    run_plan(s.fwd_r2c, buf, spec, work, op);
-    CK(mdk_fftconv_mul(spec, 0, batch, C, n, 0), op);
-    run_plan(s.fwd_c2r, buf, spec, work, op);
+    int64_t n;
+    const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, &n, op);
     CK(mdk_fftconv_unpack_fwd(F(y), y->ld, CF(x0), x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n,
                               0),
        op);
@@ -311,16 +329,8 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
     OP_REQUIRE(dk->ld == C, op);
     vec(dD, C, op);
     if (len * C == 0) return;
-    OP_REQUIRE(workspace != NULL, op);
-    fft_shape_t s = fft_shape(be, batch, len, C, op);
-    int64_t n = s.bwd_r2c->n;
-    float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
-    void *work = (char *)spec + s.spec_bytes;
-    CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, CF(dy), dy->ld, CF(x0), x0->ld, CF(k), batch, len, C, n, 0),
-       op);
-    run_plan(s.bwd_r2c, buf, spec, work, op);
-    CK(mdk_fftconv_mul(spec, 1, batch, C, n, 0), op);
-    run_plan(s.bwd_c2r, buf, spec, work, op);
+    int64_t n;
+    const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, &n, op);
     CK(mdk_fftconv_unpack_bwd(F(dx0), dx0->ld, F(dx1), dx1->ld, F(dv), dv->ld, F(dk), F(dD), CF(dy), dy->ld, CF(x0),
                               x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n, CTX(be)->scratch,
                               SCRATCH_FLOATS, 0),
