@@ -91,7 +91,7 @@ static void fd_check(const char *what, double *x, const double *grad, int64_t n,
 
 typedef struct { md_model_t *m; const uint8_t *in, *tgt; int64_t B, L; } model_ctx_t;
 
-static double model_loss(void *p)
+static inline double model_loss(void *p)
 {
     model_ctx_t *c = p;
     md_loss_t out;
@@ -99,7 +99,7 @@ static double model_loss(void *p)
     return out.loss_sum;
 }
 
-static void random_tokens(uint8_t *in, uint8_t *tgt, int64_t n)
+static inline void random_tokens(uint8_t *in, uint8_t *tgt, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         in[i] = (uint8_t)(MD_TOK_A + md_rng_below(&rng, 4));
@@ -107,12 +107,59 @@ static void random_tokens(uint8_t *in, uint8_t *tgt, int64_t n)
     }
 }
 
+/* Every tensor of c->m's registry (aliases skipped), 4 elements each, then
+ * 60 random elements of all, against finite differences; grad holds the
+ * model's gradients for c's batch. Lines are named `label` and the tensor
+ * name without the prefix `strip`. */
+static inline void check_model_tensors(model_ctx_t *c, double *grad, const char *label, const char *strip)
+{
+    const md_params_t *reg = md_model_params(c->m);
+    double *p = md_model_param_buffer(c->m).data;
+    size_t ns = strlen(strip);
+    for (int64_t i = 0; i < reg->n; i++) {
+        const md_param_t *e = &reg->p[i];
+        if (e->tied_to >= 0) continue;
+        char what[160];
+        snprintf(what, sizeof what, "%s %s", label, e->name + (strncmp(e->name, strip, ns) ? 0 : ns));
+        fd_check(what, p + e->offset, grad + e->offset, e->numel, model_loss, c, 4);
+    }
+    fd_check("model, random subset", p, grad, reg->numel, model_loss, c, 60);
+}
+
+/* The recomputing model gives c->m's loss (out) and gradients (grad) bit
+ * for bit; and, for B >= 2, B = 1 (the whole-batch path, ops in parallel)
+ * adds up to the same loss and agrees with finite differences. grad is
+ * overwritten. */
+static inline void check_recompute_and_b1(model_ctx_t *c, const md_config_t *cfg, const md_loss_t *out, double *grad)
+{
+    md_model_t *m = c->m;
+    int64_t n = md_model_params(m)->numel, B = c->B, L = c->L;
+    double *p = md_model_param_buffer(m).data;
+    md_model_opts_t opts = {.recompute = 1};
+    md_model_t *mr = md_model_new_ex(cfg, be, F64, B, L, &opts);
+    memcpy(md_model_param_buffer(mr).data, p, (size_t)n * sizeof *p);
+    md_model_zero_grad(mr);
+    md_loss_t out_r;
+    md_model_forward_backward(mr, c->in, c->tgt, B, L, 1, &out_r);
+    CHECK(out_r.loss_sum == out->loss_sum, "recompute: same loss");
+    CHECK(!memcmp(md_model_grad_buffer(mr).data, grad, (size_t)n * sizeof(double)), "recompute: same gradients");
+    md_model_free(mr);
+    if (B < 2) return;
+    md_loss_t o1, o2;
+    md_model_zero_grad(m);
+    CHECK(md_model_forward_backward(m, c->in, c->tgt, 1, L, 1, &o1) == 0, "B = 1");
+    memcpy(grad, md_model_grad_buffer(m).data, (size_t)n * sizeof *grad);
+    CHECK(md_model_forward_backward(m, c->in + L, c->tgt + L, 1, L, 0, &o2) == 0, "B = 1, second sequence");
+    CHECK(fabs(o1.loss_sum + o2.loss_sum - out->loss_sum) <= 1e-12 * out->loss_sum, "sequence losses add up");
+    model_ctx_t c1 = {m, c->in, c->tgt, 1, L};
+    fd_check("model B = 1, random subset", p, grad, n, model_loss, &c1, 40);
+}
 
 /* The f32 model's loss and gradients must not depend on the thread count:
  * B = 3 runs sequence by sequence on threads, B = 1 inside each op. L and
  * max_len should be big enough for the threads to engage, with batch and
  * length below the planned maxima. */
-static void check_threads(md_arch_t arch, int64_t d_model, int n_layer, int64_t L, int64_t max_len)
+static inline void check_threads(md_arch_t arch, int64_t d_model, int n_layer, int64_t L, int64_t max_len)
 {
     md_config_t cfg;
     md_config_init(&cfg, arch, d_model, n_layer);

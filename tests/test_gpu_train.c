@@ -5,8 +5,9 @@
  * and the loss after it. Configs: a tiny one (d_model 32, 2 layers; odd L
  * over the scan's 128-step chunk; batch 3 of L = 1) and the 250K preset at
  * L = 1024, batch 2; the same for Transformer++ (a tiny one with two
- * heads, and the 214K preset); then the Mamba pair and the tiny
- * Transformer again with bf16 matrix products
+ * heads, and the 214K preset); the same for Hyena (a tiny one and the
+ * 436K preset); then the Mamba pair, the tiny Transformer and the Hyena
+ * pair again with bf16 matrix products
  * (md_backend_cuda_ex, MD_PRECISION_BF16) at bf16 tolerances.
  *
  * Exits 77 (skipped) without CUDA or a GPU.
@@ -56,6 +57,9 @@ static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
 
 static void run_config(const char *label, const md_config_t *cfg, int64_t B, int64_t L, uint64_t seed, int verbose)
 {
+    /* MD_GPU_TRAIN_ARCH=hyena (say) runs one family's configs alone */
+    const char *only = getenv("MD_GPU_TRAIN_ARCH");
+    if (only && strcmp(only, md_arch_name(cfg->arch))) return;
     const md_backend_t *cpu = md_backend_cpu();
     md_model_t *mc = md_model_new(cfg, cpu, MD_DTYPE_F32, B, L), *mg = md_model_new(cfg, gpu, MD_DTYPE_F32, B, L);
     CHECK(mc && mg, "%s: models", label);
@@ -174,11 +178,22 @@ int main(void)
     run_config("tfm-tiny", &ttiny, 3, 1, seed + 4, 1);
     if (md_config_preset(&tsmall, MD_ARCH_TRANSFORMER, "214K") < 0) return 1;
     run_config("214K", &tsmall, 2, 1024, seed + 5, 0);
+    /* Hyena: a tiny one (odd L below l_max, so the filter is a prefix of
+     * the implicit filter's length), batch 3 of L = 1, and the 436K preset */
+    md_config_t htiny, hsmall;
+    md_config_init(&htiny, MD_ARCH_HYENA, 32, 2);
+    htiny.l_max = 512;
+    run_config("hy-tiny", &htiny, 2, 301, seed + 6, 1);
+    run_config("hy-tiny", &htiny, 3, 1, seed + 7, 0);
+    if (md_config_preset(&hsmall, MD_ARCH_HYENA, "436K") < 0) return 1;
+    run_config("436K", &hsmall, 2, 1024, seed + 8, 0);
     /* bf16 matrix products: the same step within bf16 rounding */
     if (!(gpu = md_backend_cuda_ex(0, MD_PRECISION_BF16))) return 1;
     LOSS_TOL = 1e-2, GRAD_TOL = 5e-2, STEP_TOL = 1e-2;
     run_config("tiny", &tiny, 2, 301, seed, 0);
     run_config("250K", &small, 2, 1024, seed + 2, 0);
     run_config("tfm-tiny", &ttiny, 2, 301, seed + 3, 0);
+    run_config("hy-tiny", &htiny, 2, 301, seed + 6, 0);
+    run_config("436K", &hsmall, 2, 1024, seed + 8, 0);
     return md_test_done();
 }

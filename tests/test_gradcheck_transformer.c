@@ -132,41 +132,12 @@ static void check_model(void)
     md_loss_t out;
     CHECK(md_model_forward_backward(m, in, tgt, B, L, 1, &out) == 0, "forward_backward");
     CHECK(out.n_targets == B * L - 2, "counted targets %lld", (long long)out.n_targets);
-    const md_params_t *reg = md_model_params(m);
-    int64_t n = reg->numel;
+    int64_t n = md_model_params(m)->numel;
     double *grad = malloc((size_t)n * sizeof *grad);
     memcpy(grad, md_model_grad_buffer(m).data, (size_t)n * sizeof *grad);
-    double *p = P.data;
     model_ctx_t c = {m, in, tgt, B, L};
-    for (int64_t i = 0; i < reg->n; i++) {
-        const md_param_t *e = &reg->p[i];
-        if (e->tied_to >= 0) continue;
-        char what[128];
-        snprintf(what, sizeof what, "model %s", e->name + (strncmp(e->name, "model.", 6) ? 0 : 6));
-        fd_check(what, p + e->offset, grad + e->offset, e->numel, model_loss, &c, 4);
-    }
-    fd_check("model, random subset", p, grad, n, model_loss, &c, 60);
-
-    /* the recomputing model: same loss and gradients, bit for bit */
-    md_model_opts_t opts = {.recompute = 1};
-    md_model_t *mr = md_model_new_ex(&cfg, be, F64, B, L, &opts);
-    memcpy(md_model_param_buffer(mr).data, p, (size_t)n * sizeof *p);
-    md_model_zero_grad(mr);
-    md_loss_t out_r;
-    md_model_forward_backward(mr, in, tgt, B, L, 1, &out_r);
-    CHECK(out_r.loss_sum == out.loss_sum, "recompute: same loss");
-    CHECK(!memcmp(md_model_grad_buffer(mr).data, grad, (size_t)n * sizeof(double)), "recompute: same gradients");
-    md_model_free(mr);
-
-    /* B = 1 runs the ops themselves in parallel (the whole-batch path) */
-    md_loss_t o1, o2;
-    md_model_zero_grad(m);
-    CHECK(md_model_forward_backward(m, in, tgt, 1, L, 1, &o1) == 0, "B = 1");
-    memcpy(grad, md_model_grad_buffer(m).data, (size_t)n * sizeof *grad);
-    CHECK(md_model_forward_backward(m, in + L, tgt + L, 1, L, 0, &o2) == 0, "B = 1, second sequence");
-    CHECK(fabs(o1.loss_sum + o2.loss_sum - out.loss_sum) <= 1e-12 * out.loss_sum, "sequence losses add up");
-    model_ctx_t c1 = {m, in, tgt, 1, L};
-    fd_check("model B = 1, random subset", p, grad, n, model_loss, &c1, 40);
+    check_model_tensors(&c, grad, "model", "model.");
+    check_recompute_and_b1(&c, &cfg, &out, grad);
     free(grad);
     md_model_free(m);
 }

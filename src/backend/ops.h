@@ -275,8 +275,10 @@ struct md_backend {
     void (*layernorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
                           const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
                           const md_tensor_t *mean, const md_tensor_t *rstd, int accumulate);
-    /* Exact GELU, x * Phi(x) (torch's default, erf form): y = gelu(x); y may
-     * alias x. The backward writes dx = dy * gelu'(x); dx may alias dy. */
+    /* GELU in its tanh form, as HyenaDNA's MLP (F.gelu(approximate='tanh')):
+     *   y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)));
+     * y may alias x. The backward writes dx = dy * gelu'(x) (the derivative
+     * of this tanh form); dx may alias dy. */
     void (*gelu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
     void (*gelu_bwd)(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x);
     /* Sine activation with a trainable frequency per column (HyenaDNA's Sin):

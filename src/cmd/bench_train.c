@@ -43,9 +43,9 @@ static void usage(FILE *fp)
             "micro-batch, gradient norm, AdamW) on random windows and prints tokens/s\n"
             "(median) and peak memory.\n\n"
             "Options:\n"
-            "  -m, --model STR           mamba or transformer [mamba]\n"
+            "  -m, --model STR           mamba, transformer or hyena [mamba]\n"
             "      --preset STR          a preset of that model (see 'mambadna info -h')\n"
-            "                            [1.4M for mamba, 1.3M for transformer]\n"
+            "                            [1.4M for mamba, 1.3M for transformer, 436K for hyena]\n"
             "  -L, --seq-len INT         sequence length [1024]\n"
             "  -B, --batch INT           sequences per micro-batch [8]\n"
             "      --tokens-per-step INT tokens per optimizer step, a multiple of B x L [B x L]\n"
@@ -116,12 +116,12 @@ int md_bench_train_cmd(int argc, char **argv)
     }
     md_arch_t arch;
     if (md_arch_parse(arch_name, &arch) < 0) {
-        md_error("option -m/--model: unknown architecture '%s' (mamba or transformer)", arch_name);
+        md_error("option -m/--model: unknown architecture '%s' (mamba, transformer or hyena)", arch_name);
         return 1;
     }
     md_config_t cfg;
-    if (md_config_preset(&cfg, arch, preset ? preset : arch == MD_ARCH_TRANSFORMER ? "1.3M" : "1.4M") < 0)
-        return 1;
+    if (md_config_preset(&cfg, arch, preset ? preset : md_config_default_preset(arch)) < 0) return 1;
+    if (arch == MD_ARCH_HYENA) cfg.l_max = L;   /* the filter spans the benchmarked length */
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) return 1;

@@ -158,6 +158,13 @@ int cmd_export(int argc, char **argv)
 
     md_ckpt_t *ck = md_ckpt_open(in);
     if (!ck) return 1;
+    if (ck->cfg.arch == MD_ARCH_HYENA) {
+        /* HyenaDNA's transformers class is remote code, with its own config */
+        md_error("export: '%s' is a hyena model; its tensors already carry HyenaDNA's names, but a Hugging Face "
+                 "HyenaDNA folder is not written yet", in);
+        md_ckpt_close(ck);
+        return 1;
+    }
     int ret = 1;
     md_params_t reg;
     int have_reg = 0;

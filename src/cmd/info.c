@@ -29,9 +29,11 @@ static void usage(FILE *fp)
             "Describes a model: its config, parameter counts with and without the embedding, and\n"
             "every tensor (Hugging Face name, shape, element count, weight decay). Give a preset,\n"
             "a size, or a checkpoint.\n\n"
-            "  --model STR         architecture: mamba or transformer (Transformer++) [mamba]\n"
+            "  --model STR         architecture: mamba, transformer (Transformer++) or hyena\n"
+            "                      (HyenaDNA) [mamba]\n"
             "  --preset STR        mamba: 250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M];\n"
-            "                      transformer: 214K, 554K, 1.3M, 3.1M, 6.4M, 18M or 39M [1.3M]\n"
+            "                      transformer: 214K, 554K, 1.3M, 3.1M, 6.4M, 18M or 39M [1.3M];\n"
+            "                      hyena: 436K, 870K, 1.6M, 3.3M or 6.6M [436K] (l_max = -L)\n"
             "  --d-model INT       model width (with --n-layer, instead of --preset)\n"
             "  --n-layer INT       number of blocks\n"
             "  -B, --batch INT     with -L: also print the memory plan for this batch [1]\n"
@@ -92,7 +94,13 @@ static void print_text(FILE *fp, const info_t *in)
     }
     fprintf(fp, "model       %s%s%s%s\n", md_arch_name(c->arch), c->preset[0] ? " (preset " : "", c->preset,
             c->preset[0] ? ")" : "");
-    if (c->arch == MD_ARCH_TRANSFORMER)
+    if (c->arch == MD_ARCH_HYENA)
+        fprintf(fp, "config      d_model %lld, n_layer %lld, order 2, d_ff %lld, short filter %lld, l_max %lld, "
+                    "filter MLP width %lld (Sin, freq %g), vocab %lld, LayerNorm eps %g, tied lm_head\n",
+                (long long)c->d_model, (long long)c->n_layer, (long long)c->d_ff, (long long)c->d_conv,
+                (long long)c->l_max, (long long)c->filter_order, c->filter_freq, (long long)c->vocab_size,
+                c->norm_eps);
+    else if (c->arch == MD_ARCH_TRANSFORMER)
         fprintf(fp, "config      d_model %lld, n_layer %lld, n_heads %lld (head_dim %lld), d_ff %lld, rope_theta %g, "
                     "vocab %lld, norm_eps %g, tied lm_head\n",
                 (long long)c->d_model, (long long)c->n_layer, (long long)c->n_heads,
@@ -301,11 +309,6 @@ int cmd_info(int argc, char **argv)
         md_error("option --model: unknown architecture '%s'; choose mamba, hyena or transformer", arch_name);
         return 1;
     }
-    if (arch != MD_ARCH_MAMBA && arch != MD_ARCH_TRANSFORMER) {
-        md_error("option --model: the %s architecture is not implemented yet; choose mamba or transformer",
-                 md_arch_name(arch));
-        return 1;
-    }
     if (ckpt_path && (preset || d_model || n_layer)) {
         md_error("a checkpoint ('%s') describes its own model; drop --preset/--d-model/--n-layer", ckpt_path);
         return 1;
@@ -329,12 +332,10 @@ int cmd_info(int argc, char **argv)
     if (ckpt_path) {
         if (!(ck = md_ckpt_open(ckpt_path))) return 1;
         cfg = ck->cfg;
-    } else if (d_model) {
-        md_config_init(&cfg, arch, d_model, n_layer);
-        if (md_config_validate(&cfg, "model") < 0) return 1;
     } else {
-        const char *dflt = arch == MD_ARCH_TRANSFORMER ? "1.3M" : "1.4M";
-        if (md_config_preset(&cfg, arch, preset ? preset : dflt) < 0) return 1;
+        if (d_model) md_config_init(&cfg, arch, d_model, n_layer);
+        else if (md_config_preset(&cfg, arch, preset ? preset : md_config_default_preset(arch)) < 0) return 1;
+        if (arch == MD_ARCH_HYENA) cfg.l_max = len;   /* the filter spans the planned length */
         if (md_config_validate(&cfg, "model") < 0) return 1;
     }
     md_params_t reg;

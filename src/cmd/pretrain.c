@@ -24,7 +24,7 @@ enum {
     OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_D_MODEL, OPT_N_LAYER, OPT_TOKENS_PER_STEP, OPT_STEPS, OPT_LR,
     OPT_WARMUP, OPT_LR_MIN, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEQ_WARMUP, OPT_SEQ_WARMUP_START, OPT_VAL_EVERY,
     OPT_VAL_WINDOWS, OPT_METRICS, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG_EVERY, OPT_MAX_N, OPT_REVCOMP,
-    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION,
+    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX,
     OPT_HOLDOUT_FIRST   /* lmopts.h numbers its own from here */
 };
 
@@ -35,11 +35,14 @@ static void usage(FILE *fp)
             "Trains a DNA language model (next-base prediction) on windows of the genome(s):\n"
             "FASTA (plain, gzip, bgzip) or .2bit. N and PAD targets are left out of the loss.\n\n"
             "Model:\n"
-            "  -m, --model STR          architecture: mamba or transformer (Transformer++) [mamba]\n"
+            "  -m, --model STR          architecture: mamba, transformer (Transformer++) or hyena\n"
+            "                           (HyenaDNA) [mamba]\n"
             "      --preset STR         mamba: 250K, 700K, 1.4M, 3.5M, 7M, 19M or 40M [1.4M];\n"
-            "                           transformer: 214K, 554K, 1.3M, 3.1M, 6.4M, 18M or 39M [1.3M]\n"
+            "                           transformer: 214K, 554K, 1.3M, 3.1M, 6.4M, 18M or 39M [1.3M];\n"
+            "                           hyena: 436K, 870K, 1.6M, 3.3M or 6.6M [436K]\n"
             "      --d-model INT        width (with --n-layer, instead of --preset)\n"
             "      --n-layer INT        number of blocks\n"
+            "      --l-max INT          hyena: length of the implicit filter, >= L [L]\n"
             "      --recompute          keep only block inputs; recompute activations in the backward\n"
             "      --precision STR      matrix products in fp32, or bf16 (GPU only; fp32 master\n"
             "                           weights, optimizer, scan and loss) [fp32]\n"
@@ -51,7 +54,8 @@ static void usage(FILE *fp)
             "      --lr FLOAT           peak learning rate [2e-3]\n"
             "      --warmup FLOAT       linear warmup, as a fraction of --steps [0.1]\n"
             "      --lr-min FLOAT       cosine floor [0.1 x lr]\n"
-            "      --weight-decay FLOAT AdamW decoupled weight decay (not on A_log, D, norms, biases) [0.1]\n"
+            "      --weight-decay FLOAT AdamW decoupled weight decay (not on A_log, D, norms, biases,\n"
+            "                           Hyena's implicit filter) [0.1]\n"
             "      --beta2 FLOAT        AdamW beta2 (beta1 0.9) [0.95]\n"
             "      --clip FLOAT         clip the global gradient norm; 0 = off [1.0]\n"
             "      --seq-warmup INT     sequence-length warmup: steps per stage, doubling from\n"
@@ -88,7 +92,7 @@ int cmd_pretrain(int argc, char **argv)
     md_lmopts_t lo;
     md_lmopts_init(&lo);
     const char *arch_name = "mamba", *preset = NULL, *resume = NULL;
-    int64_t d_model = 0, n_layer = 0, v;
+    int64_t d_model = 0, n_layer = 0, l_max = 0, v;
     int recompute = 0, out_given = 0, model_given = 0;
     md_precision_t precision = MD_PRECISION_FP32;
     uint32_t given = 0;
@@ -98,6 +102,7 @@ int cmd_pretrain(int argc, char **argv)
         {"preset", required_argument, 0, OPT_PRESET},
         {"d-model", required_argument, 0, OPT_D_MODEL},
         {"n-layer", required_argument, 0, OPT_N_LAYER},
+        {"l-max", required_argument, 0, OPT_L_MAX},
         {"tokens-per-step", required_argument, 0, OPT_TOKENS_PER_STEP},
         {"steps", required_argument, 0, OPT_STEPS},
         {"lr", required_argument, 0, OPT_LR},
@@ -137,6 +142,9 @@ int cmd_pretrain(int argc, char **argv)
         case OPT_N_LAYER:
             if (md_parse_i64("--n-layer", optarg, 1, 1024, 0, &n_layer) < 0) return 1;
             model_given = 1;
+            break;
+        case OPT_L_MAX:
+            if (md_parse_i64("--l-max", optarg, 1, INT64_C(1) << 30, 0, &l_max) < 0) return 1;
             break;
         case OPT_RECOMPUTE: recompute = 1; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
@@ -294,10 +302,20 @@ int cmd_pretrain(int argc, char **argv)
             if (md_config_preset(&cfg, arch, preset) < 0) return 1;
         } else if (d_model) {
             md_config_init(&cfg, arch, d_model, n_layer);
-        } else if (md_config_preset(&cfg, arch, arch == MD_ARCH_TRANSFORMER ? "1.3M" : "1.4M") < 0) {
+        } else if (md_config_preset(&cfg, arch, md_config_default_preset(arch)) < 0) {
             return 1;
         }
+        if (arch == MD_ARCH_HYENA) cfg.l_max = l_max ? l_max : f->seq_len;
         if (md_config_validate(&cfg, "model") < 0) return 1;
+    }
+    if (l_max && cfg.arch != MD_ARCH_HYENA) {
+        md_error("option --l-max applies to hyena models only (this one is %s)", md_arch_name(cfg.arch));
+        goto out;
+    }
+    if (resume && l_max && l_max != cfg.l_max) {
+        md_error("option --l-max %lld differs from the filter length %lld of checkpoint '%s'", (long long)l_max,
+                 (long long)cfg.l_max, resume);
+        goto out;
     }
     if (f->seq_warmup_steps > 0 && f->seq_warmup_start >= f->seq_len) {
         md_error("option --seq-warmup-start %lld must be below -L %lld for a sequence-length warmup",

@@ -3,6 +3,7 @@
  * activation and scratch structs out of a set for this call's rows. */
 #include <stddef.h>
 
+#include "nn/hyena.h"
 #include "nn/mamba.h"
 #include "nn/model_internal.h"
 #include "nn/transformer.h"
@@ -90,11 +91,22 @@ static int tfm_supported(const md_backend_t *be)
            be->swiglu_bwd;
 }
 
+/* ---- Hyena ---- */
+
+static int hyena_supported(const md_backend_t *be)
+{
+    return be->bias_add && be->bias_bwd && be->layernorm_fwd && be->layernorm_bwd && be->gelu_fwd && be->gelu_bwd &&
+           be->sin_fwd && be->sin_bwd && be->hyena_modulate && be->dwconv_fwd && be->dwconv_bwd &&
+           be->fftconv_workspace && be->fftconv_fwd && be->fftconv_bwd;
+}
+
 static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
                        mamba_flops, mamba_supported},
     [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
                              md_tfm_flops_per_token, tfm_supported},
+    [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, md_hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
+                       md_hyena_flops_per_token, hyena_supported, md_hyena_consts_bytes, md_hyena_consts_init, 1},
 };
 
 const md_block_arch_t *md_block_arch(md_arch_t arch)

@@ -169,11 +169,12 @@ md_ckpt_t *md_ckpt_open(const char *path)
         md_error("checkpoint '%s' holds a model of type '%s', which mambadna does not know", path, type);
         goto fail;
     }
-    if (type && a != MD_ARCH_MAMBA && a != MD_ARCH_TRANSFORMER) {
-        md_error("checkpoint '%s' holds a %s model; only mamba and transformer are implemented", path, type);
+    const char *cfg_json = md_st_meta(c->st, "config");
+    if (!cfg_json && type && a == MD_ARCH_HYENA) {
+        md_error("checkpoint '%s' holds a hyena model without mambadna's model config (l_max cannot be inferred)",
+                 path);
         goto fail;
     }
-    const char *cfg_json = md_st_meta(c->st, "config");
     if (cfg_json) {
         if (md_config_from_json(cfg_json, &c->cfg, path) < 0) goto fail;
     } else if (infer_config(c) < 0) {
@@ -193,7 +194,7 @@ static int same_config(const md_config_t *a, const md_config_t *b)
            a->vocab_size == b->vocab_size && a->d_inner == b->d_inner && a->d_state == b->d_state &&
            a->dt_rank == b->dt_rank && a->d_conv == b->d_conv && a->tie_embeddings == b->tie_embeddings &&
            a->norm_eps == b->norm_eps && a->n_heads == b->n_heads && a->d_ff == b->d_ff &&
-           a->rope_theta == b->rope_theta;
+           a->rope_theta == b->rope_theta && a->l_max == b->l_max && a->filter_order == b->filter_order;
 }
 
 int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m)
@@ -214,15 +215,16 @@ int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m)
         ret = md_st_get_f32(c->st, p->name, p->ndim, p->shape, host + p->offset);
     }
     if (ret == 0) {
-        /* A tied head that disagrees with the embedding would be silently
-         * replaced by it; say so, since the file then describes another model. */
+        /* A tied head that disagrees with the embedding (or an aliased Hyena
+         * frequency with its owner) would be silently replaced by it; say so,
+         * since the file then describes another model. */
         for (int64_t i = 0; i < reg->n; i++) {
             const md_param_t *p = &reg->p[i];
             const md_st_tensor_t *t = p->tied_to >= 0 ? md_st_find(c->st, p->name) : NULL;
             if (!t || t->dtype != MD_ST_F32) continue;
             if (memcmp(t->data, host + p->offset, (size_t)p->numel * sizeof(float)))
-                md_warn("checkpoint '%s': '%s' differs from the embedding it is tied to; the embedding is used",
-                        c->path, p->name);
+                md_warn("checkpoint '%s': '%s' differs from '%s', to which it is tied; '%s' is used", c->path,
+                        p->name, reg->p[p->tied_to].name, reg->p[p->tied_to].name);
         }
         md_model_write_params(m, host);
     }

@@ -39,13 +39,22 @@ static const preset_t tfm_presets[] = {
     {"6.4M", 256, 8}, {"18M", 384, 10}, {"39M", 512, 12},
 };
 static const char *const tfm_preset_names[] = {"214K", "554K", "1.3M", "3.1M", "6.4M", "18M", "39M", NULL};
-static const char *const no_presets[] = {NULL};
+/* HyenaDNA's sizes, named by the count with the embedding (config.h). */
+static const preset_t hyena_presets[] = {
+    {"436K", 128, 2}, {"870K", 128, 4}, {"1.6M", 256, 2}, {"3.3M", 256, 4}, {"6.6M", 256, 8},
+};
+static const char *const hyena_preset_names[] = {"436K", "870K", "1.6M", "3.3M", "6.6M", NULL};
 
 const char *const *md_config_preset_names(md_arch_t arch)
 {
     if (arch == MD_ARCH_MAMBA) return mamba_preset_names;
     if (arch == MD_ARCH_TRANSFORMER) return tfm_preset_names;
-    return no_presets;
+    return hyena_preset_names;
+}
+
+const char *md_config_default_preset(md_arch_t arch)
+{
+    return arch == MD_ARCH_TRANSFORMER ? "1.3M" : arch == MD_ARCH_HYENA ? "436K" : "1.4M";
 }
 
 int64_t md_config_default_heads(int64_t d)
@@ -82,6 +91,14 @@ void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n
     cfg->n_heads = md_config_default_heads(d_model > 0 ? d_model : 1);
     cfg->d_ff = md_config_default_ffn(d_model);
     cfg->rope_theta = 10000.0;
+    cfg->l_max = 0;
+    if (arch == MD_ARCH_HYENA) {
+        cfg->d_ff = 4 * d_model;
+        cfg->d_conv = 3;
+        cfg->l_max = 1024;
+        cfg->filter_order = 64;
+        cfg->filter_freq = 10.0;
+    }
 }
 
 int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name)
@@ -90,10 +107,7 @@ int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name)
     size_t n = 0;
     if (arch == MD_ARCH_MAMBA) tab = mamba_presets, n = sizeof mamba_presets / sizeof mamba_presets[0];
     if (arch == MD_ARCH_TRANSFORMER) tab = tfm_presets, n = sizeof tfm_presets / sizeof tfm_presets[0];
-    if (!tab) {
-        md_error("option --preset: the %s architecture has no presets yet", md_arch_name(arch));
-        return -1;
-    }
+    if (arch == MD_ARCH_HYENA) tab = hyena_presets, n = sizeof hyena_presets / sizeof hyena_presets[0];
     for (size_t i = 0; i < n; i++) {
         if (strcasecmp(name, tab[i].name)) continue;
         md_config_init(cfg, arch, tab[i].d_model, tab[i].n_layer);
@@ -131,9 +145,36 @@ static int validate_transformer(const md_config_t *c, const char *what)
     return 0;
 }
 
+/* The Hyena fields. */
+static int validate_hyena(const md_config_t *c, const char *what)
+{
+    if (c->d_ff < 1 || c->d_ff > 1048576) {
+        md_error("%s: d_ff %lld is out of range [1, 1048576]", what, (long long)c->d_ff);
+        return -1;
+    }
+    if (c->d_conv < 1 || c->d_conv > 16) {
+        md_error("%s: d_conv (the short filter's width) %lld is out of range [1, 16]", what, (long long)c->d_conv);
+        return -1;
+    }
+    if (c->l_max < 1 || c->l_max > (INT64_C(1) << 30)) {
+        md_error("%s: l_max %lld is out of range [1, 2^30]", what, (long long)c->l_max);
+        return -1;
+    }
+    if (c->filter_order < 1 || c->filter_order > 4096) {
+        md_error("%s: filter_order %lld is out of range [1, 4096]", what, (long long)c->filter_order);
+        return -1;
+    }
+    if (!(c->filter_freq > 0 && c->filter_freq < 1e6) || !(c->initializer_range >= 0)) {
+        md_error("%s: filter_freq %g or initializer_range %g is out of range", what, c->filter_freq,
+                 c->initializer_range);
+        return -1;
+    }
+    return 0;
+}
+
 int md_config_validate(const md_config_t *c, const char *what)
 {
-    if (c->arch != MD_ARCH_MAMBA && c->arch != MD_ARCH_TRANSFORMER) {
+    if ((unsigned)c->arch > MD_ARCH_TRANSFORMER) {
         md_error("%s: the %s architecture is not implemented yet", what, md_arch_name(c->arch));
         return -1;
     }
@@ -159,6 +200,7 @@ int md_config_validate(const md_config_t *c, const char *what)
         return -1;
     }
     if (c->arch == MD_ARCH_TRANSFORMER) return validate_transformer(c, what);
+    if (c->arch == MD_ARCH_HYENA) return validate_hyena(c, what);
     if (c->expand < 1 || c->d_inner != c->expand * c->d_model) {
         md_error("%s: d_inner %lld is not expand (%lld) x d_model (%lld)", what, (long long)c->d_inner,
                  (long long)c->expand, (long long)c->d_model);
@@ -205,6 +247,11 @@ char *md_config_to_json(const md_config_t *c)
     json_object_set_new(o, "n_heads", json_integer(c->n_heads));
     json_object_set_new(o, "d_ff", json_integer(c->d_ff));
     json_object_set_new(o, "rope_theta", json_real(c->rope_theta));
+    if (c->arch == MD_ARCH_HYENA) {
+        json_object_set_new(o, "l_max", json_integer(c->l_max));
+        json_object_set_new(o, "filter_order", json_integer(c->filter_order));
+        json_object_set_new(o, "filter_freq", json_real(c->filter_freq));
+    }
     /* %.17g in jansson's real output keeps doubles exact. */
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(o);
@@ -279,7 +326,9 @@ int md_config_from_json(const char *text, md_config_t *cfg, const char *what)
         get_real(o, "dt_init_floor", &cfg->dt_init_floor, what) < 0 ||
         get_real(o, "initializer_range", &cfg->initializer_range, what) < 0 ||
         get_int(o, "n_heads", &cfg->n_heads, what) < 0 || get_int(o, "d_ff", &cfg->d_ff, what) < 0 ||
-        get_real(o, "rope_theta", &cfg->rope_theta, what) < 0) goto done;
+        get_real(o, "rope_theta", &cfg->rope_theta, what) < 0 || get_int(o, "l_max", &cfg->l_max, what) < 0 ||
+        get_int(o, "filter_order", &cfg->filter_order, what) < 0 ||
+        get_real(o, "filter_freq", &cfg->filter_freq, what) < 0) goto done;
     ret = md_config_validate(cfg, what);
 done:
     json_decref(o);
@@ -288,6 +337,21 @@ done:
 
 int64_t md_config_n_params_no_embed(const md_config_t *c)
 {
+    if (c->arch == MD_ARCH_HYENA) {
+        int64_t d = c->d_model, F = c->d_ff, K = c->d_conv, O = c->filter_order;
+        int64_t filter = 5 * O + O             /* implicit_filter.0 (5 positional features -> O) */
+                       + 2 * (O * O + O)       /* .2 and .4 */
+                       + O                     /* the Sin frequency, one shared by .1, .3 and .5 */
+                       + O * d                 /* .6, no bias */
+                       + d;                    /* filter_fn.bias (D) */
+        int64_t per_layer = 4 * d              /* norm1, norm2 (weight and bias) */
+                          + 3 * d * d + 3 * d  /* in_proj */
+                          + 3 * d * K + 3 * d  /* short_filter */
+                          + d * d + d          /* out_proj */
+                          + filter
+                          + 2 * d * F + F + d; /* fc1, fc2 */
+        return c->n_layer * per_layer + 2 * d /* ln_f */ + (c->tie_embeddings ? 0 : c->vocab_size * d);
+    }
     if (c->arch == MD_ARCH_TRANSFORMER) {
         int64_t d = c->d_model, F = c->d_ff;
         int64_t per_layer = 2 * d             /* input and post-attention norms */

@@ -31,6 +31,16 @@
  *   554K  96 x 5 (d_ff  256)    554,016     18M  384 x 10 (d_ff 1024) 17,702,784
  *   1.3M 128 x 6 (d_ff  384)  1,279,616     39M  512 x 12 (d_ff 1408) 38,547,968
  *   3.1M 192 x 7 (d_ff  512)  3,099,456
+ *
+ * Hyena (src/nn/hyena.h) is HyenaDNA's LM: LayerNorm prenorm blocks of the
+ * order-2 Hyena operator and a 4x GELU MLP, final LayerNorm, tied head.
+ * Presets: HyenaDNA's sizes, named by their parameter count WITH the
+ * 16 x d_model embedding (as the HyenaDNA paper counts them; the implicit
+ * filter's positional features are a fixed buffer here, not counted); per
+ * layer 12 d^2 + 26 d + 64 d + 8,768 (d_ff = 4d, filter width 64):
+ *   436K 128 x 2    436,096       3.3M 256 x 4   3,277,568
+ *   870K 128 x 4    869,888       6.6M 256 x 8   6,550,528
+ *   1.6M 256 x 2  1,641,088
  */
 #ifndef MD_NN_CONFIG_H
 #define MD_NN_CONFIG_H
@@ -62,6 +72,12 @@ typedef struct md_config {
     int64_t n_heads;          /* attention heads; head_dim = d_model / n_heads (even, <= 256) */
     int64_t d_ff;             /* SwiGLU hidden size */
     double rope_theta;        /* RoPE base, 10000 */
+
+    /* Hyena (src/nn/hyena.h); it also uses d_ff (the MLP width, 4 d_model)
+     * and d_conv (the short filter's width, 3) */
+    int64_t l_max;            /* the implicit filter's length: its positional features and decay span it; L <= l_max */
+    int64_t filter_order;     /* width of the implicit filter's MLP, 64 */
+    double filter_freq;       /* initial frequency of its Sin activations, 10 */
 } md_config_t;
 
 const char *md_arch_name(md_arch_t a);          /* "mamba", "hyena", "transformer" */
@@ -69,7 +85,8 @@ const char *md_arch_name(md_arch_t a);          /* "mamba", "hyena", "transforme
 int md_arch_parse(const char *s, md_arch_t *a);
 
 /* Fills cfg with the defaults of arch at the given size and derives the
- * dependent fields (d_inner, dt_rank; n_heads, d_ff). preset is set to "". */
+ * dependent fields (d_inner, dt_rank; n_heads, d_ff; for Hyena d_ff = 4
+ * d_model, d_conv = 3, l_max = 1024). preset is set to "". */
 void md_config_init(md_config_t *cfg, md_arch_t arch, int64_t d_model, int64_t n_layer);
 
 /* The Transformer++ defaults for width d (see above). */
@@ -79,6 +96,10 @@ int64_t md_config_default_ffn(int64_t d_model);
 /* Fills cfg from a preset name ("1.4M", case-insensitive, "1.4m" too).
  * Returns 0, or -1 after one error line that lists the valid presets. */
 int md_config_preset(md_config_t *cfg, md_arch_t arch, const char *name);
+
+/* The preset a command uses when given none: 1.4M (mamba), 1.3M
+ * (transformer), 436K (hyena). */
+const char *md_config_default_preset(md_arch_t arch);
 
 /* The presets of arch, NULL-terminated, for help texts. */
 const char *const *md_config_preset_names(md_arch_t arch);

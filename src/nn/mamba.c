@@ -23,6 +23,23 @@ md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_par
 
 static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 
+size_t md_block_set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t rows)
+{
+    size_t b = 0;
+    for (int i = 0; i < n; i++) b += round64b((size_t)(rows * cols[i]) * md_dtype_size(dt));
+    return b;
+}
+
+void md_block_slice(const md_block_ctx_t *c, void *base, const int64_t *cols, int n, void **out)
+{
+    size_t es = md_dtype_size(c->dtype), rows = (size_t)(c->max_batch * c->max_len);
+    char *p = base;
+    for (int i = 0; i < n; i++) {
+        out[i] = p + (size_t)(c->r0 * cols[i]) * es;
+        p += round64b(rows * (size_t)cols[i] * es);
+    }
+}
+
 /* sizes of the sub-buffers in bytes, in carve order */
 static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t B, int64_t L,
                        size_t *s)

@@ -39,6 +39,7 @@ typedef struct md_block_ctx {
      * sequence per call (whole = 0), for per-sequence regions. */
     int64_t max_batch, max_len, r0, seq;
     int whole;
+    const void *consts;      /* the architecture's constant buffer (Hyena: the filter's positional features), or NULL */
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).
@@ -71,6 +72,13 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
  * return; the block's parameter gradients are added into c->grads. */
 void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, const md_mamba_acts_t *a,
                   const md_mamba_scratch_t *s);
+
+/* A set of n sub-buffers of cols[i] columns for the plan's rows
+ * (max_batch x max_len), each 64-byte aligned: its bytes, and its
+ * sub-buffers advanced to the call's first row c->r0 (out[i]). For blocks
+ * whose activations are plain (M, cols) matrices (transformer.c, hyena.c). */
+size_t md_block_set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t rows);
+void md_block_slice(const md_block_ctx_t *c, void *base, const int64_t *cols, int n, void **out);
 
 /* A tensor view of registry entry (layer, role) inside base (the parameter
  * or the gradient buffer), 2-D for matrices ([E,1,K] is seen as (E, K)),

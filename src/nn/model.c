@@ -17,7 +17,7 @@ static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 typedef struct {
     int64_t resid_elems, n_acts, head_elems;
     int64_t g_elems, dlogits_elems, n_slots;
-    size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes;
+    size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes, consts_bytes;
     size_t op_ws_seq, xent_ws_seq;
 } plan_t;
 
@@ -34,7 +34,9 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     p->resid_elems = round16(M * d);
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
     p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
-    p->head_elems = round16(M * d) + round16(M) + round16(M * V);
+    /* hf, the final norm's statistics (rstd, and mean for a LayerNorm), logits */
+    p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V);
+    p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
     p->scratch_bytes = arch->scratch_bytes(cfg, dt, M);
     p->g_elems = 2 * round16(M * d);   /* g, then dhf */
     p->dlogits_elems = round16(M * V);
@@ -50,7 +52,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     mem->params = n_params * (int64_t)es;
     mem->grads = (1 + p->n_slots) * n_params * (int64_t)es;
     mem->activations = ((cfg->n_layer + 1) * p->resid_elems + p->head_elems) * (int64_t)es +
-                       p->n_acts * (int64_t)p->acts_bytes;
+                       p->n_acts * (int64_t)p->acts_bytes + (int64_t)p->consts_bytes;
     mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
                      (int64_t)p->op_ws_bytes + (int64_t)p->xent_ws_bytes;
     mem->tokens = (int64_t)p->tok_bytes;
@@ -121,6 +123,11 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
         md_error("model: batch %lld x length %lld is out of range", (long long)max_batch, (long long)max_len);
         return NULL;
     }
+    if (cfg->l_max > 0 && max_len > cfg->l_max) {
+        md_error("model: length %lld exceeds the %s model's filter length l_max = %lld", (long long)max_len,
+                 md_arch_name(cfg->arch), (long long)cfg->l_max);
+        return NULL;
+    }
     md_model_t *m = md_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->be = be;
@@ -165,7 +172,16 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     a += round16(M * d) * es;
     m->rstd_f = a;
     a += round16(M) * es;
+    if (arch->final_layernorm) {
+        m->mean_f = a;
+        a += round16(M) * es;
+    }
     m->logits = a;
+    a += round16(M * V) * es;
+    if (arch->consts_bytes) {
+        m->consts = a;
+        arch->consts_init(&m->cfg, be, dtype, max_len, m->consts);
+    }
 
     char *w = m->ws;
     m->scratch = w;
@@ -314,6 +330,23 @@ void md_model_init_weights(md_model_t *m, uint64_t seed)
             case MD_ROLE_UP_PROJ: v = md_rng_normal(&r) * c->initializer_range; break;
             case MD_ROLE_O_PROJ:
             case MD_ROLE_DOWN_PROJ: v = md_rng_normal(&r) * c->initializer_range * resid_scale; break;
+            /* Hyena: HyenaDNA's _init_weights (every Linear N(0, 0.02), biases 0,
+             * out_proj and fc2 scaled by 1/sqrt(2 n_layer)), torch's Conv1d
+             * default for the short filter (fan_in = K), Sin frequency w, D N(0, 1) */
+            case MD_ROLE_LN1_W:
+            case MD_ROLE_LN2_W: v = 1.0; break;
+            case MD_ROLE_HY_IN_W:
+            case MD_ROLE_FC1_W:
+            case MD_ROLE_FILT0_W:
+            case MD_ROLE_FILT2_W:
+            case MD_ROLE_FILT4_W:
+            case MD_ROLE_FILT6_W: v = md_rng_normal(&r) * c->initializer_range; break;
+            case MD_ROLE_HY_OUT_W:
+            case MD_ROLE_FC2_W: v = md_rng_normal(&r) * c->initializer_range * resid_scale; break;
+            case MD_ROLE_SHORT_W:
+            case MD_ROLE_SHORT_B: v = uniform_pm(&r, 1.0 / sqrt(K)); break;
+            case MD_ROLE_FILT_FREQ: v = c->filter_freq; break;
+            case MD_ROLE_FILTER_D: v = md_rng_normal(&r); break;
             default: break;
             }
             x[j] = v;

@@ -1,12 +1,13 @@
-/* The DNA language model: embedding -> blocks -> final RMSNorm -> LM head.
+/* The DNA language model: embedding -> blocks -> final norm -> LM head.
  *
  * One definition, written against the backend interface (backend/ops.h):
  * the same code runs on the CPU in f32 (training), on the CPU in f64 (the
  * gradient checks) and on a GPU backend. The blocks are Mamba
- * (src/nn/mamba.c) or Transformer++ (src/nn/transformer.c), chosen by
- * cfg->arch through a small per-architecture table (model_internal.h:
- * activation and scratch sizes, op workspace, block forward and backward),
- * so a Hyena block slots in the same way.
+ * (src/nn/mamba.c), Transformer++ (src/nn/transformer.c) or Hyena
+ * (src/nn/hyena.c), chosen by cfg->arch through a small per-architecture
+ * table (model_internal.h: activation and scratch sizes, op workspace,
+ * block forward and backward, an optional constant buffer, and the final
+ * norm: RMSNorm, or LayerNorm for Hyena).
  *
  * Memory: md_model_new plans every buffer from (config, max_batch,
  * max_len) -- parameters, gradients, saved activations, workspace, token
@@ -18,7 +19,9 @@
  * Activations: by default each block keeps what its backward needs (about
  * 12*d_model + R + 2N + 1 values per token per block for Mamba, about
  * 7*d_model + 3*d_ff + n_heads for Transformer++, whose attention keeps
- * only a log-sum-exp per query and head, never an L x L matrix). With
+ * only a log-sum-exp per query and head, never an L x L matrix; about
+ * 11*d_model + 2*d_ff + 6*64 for Hyena, whose FFT convolution keeps no
+ * spectra). With
  * opts.recompute, only each block's input (the residual stream, d_model
  * values per token) is kept, and each block's forward is rerun inside its
  * backward into one shared set of buffers: ~n_layer times less activation
@@ -71,7 +74,8 @@ const md_backend_t *md_backend_for_arch(md_arch_t arch, const md_backend_t *be, 
  * Weights are zero until md_model_init_weights or md_model_write_params.
  * Returns NULL after one error line: invalid config, unsupported dtype for
  * the backend, a backend without the architecture's ops (the CUDA backend
- * has no attention kernels yet), sizes < 1, or out of device memory (the line gives the plan's
+ * has no attention kernels yet), sizes < 1, max_len above a Hyena
+ * config's l_max, or out of device memory (the line gives the plan's
  * total). The config is copied; be must outlive the model. */
 md_model_t *md_model_new(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
                          int64_t max_len);
@@ -97,6 +101,11 @@ int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, i
  *   dt = exp(U(log dt_min, log dt_max)) floored at dt_init_floor;
  *   A_log[e, n] = log(n + 1); D = 1;
  *   out_proj U(+-1/sqrt(d_inner)) / sqrt(n_layer).
+ * Hyena (HyenaDNA's _init_weights): embedding and every Linear weight,
+ * the filter MLP's included, N(0, 0.02), out_proj and fc2 further scaled
+ * by 1/sqrt(2 n_layer), Linear biases 0, LayerNorms 1 and 0, the short
+ * filter U(+-1/sqrt(d_conv)) (torch's Conv1d default), the Sin frequency
+ * filter_freq (10), D N(0, 1).
  * Each tensor draws from its own stream (seed, entry index), so adding a
  * tensor does not change the others. Gradients are not touched. */
 void md_model_init_weights(md_model_t *m, uint64_t seed);

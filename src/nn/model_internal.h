@@ -22,6 +22,14 @@ typedef struct md_block_arch {
     void (*bwd)(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch);
     double (*flops_per_token)(const md_config_t *cfg, int64_t L, double *matmul_only);
     int (*supported)(const md_backend_t *be);
+    /* Optional (NULL: none): a constant buffer the blocks read through
+     * md_block_ctx_t.consts, planned for max_len and filled once when the
+     * model is made. */
+    size_t (*consts_bytes)(const md_config_t *cfg, md_dtype_t dt, int64_t max_len);
+    void (*consts_init)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_len, void *consts);
+    /* The final norm: 0 RMSNorm (weight MD_ROLE_NORM_F), 1 LayerNorm
+     * (weight MD_ROLE_NORM_F, bias MD_ROLE_NORM_F_B). */
+    int final_layernorm;
 } md_block_arch_t;
 
 /* The table of arch, or NULL when its block is not implemented
@@ -53,7 +61,8 @@ struct md_model {
     void **resid;            /* n_layer + 1 residual streams h_0 .. h_L, (M, d) each */
     void **acts;             /* n_layer activation sets, or 1 shared set with recompute */
     int64_t n_acts;
-    void *hf, *rstd_f, *logits;
+    void *hf, *rstd_f, *mean_f, *logits;   /* mean_f: a LayerNorm final norm only */
+    void *consts;            /* the architecture's constants (model_internal.h), or NULL */
     /* carved from ws */
     void *scratch;           /* the blocks' backward scratch */
     void *g, *dhf, *dlogits, *op_ws, *xent_ws;   /* g: dL/dh through the blocks; dhf: dL/d(norm_f output) */

@@ -57,6 +57,7 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.r0 = s->r0;
     c.seq = s->seq;
     c.whole = s->whole;
+    c.consts = m->consts;
     return c;
 }
 
@@ -78,7 +79,13 @@ static void span_trunk(md_model_t *m, const span_t *s)
     md_tensor_t hL = mat(m, rows(m, m->resid[nl], s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
-    be->rmsnorm_fwd(be, &hf, &rstd, &hL, &nw, m->cfg.norm_eps);
+    if (m->arch->final_layernorm) {
+        md_tensor_t mean = md_tensor_1d(rows(m, m->mean_f, s, 1), m->dtype, be->device, M);
+        md_tensor_t nb = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F_B);
+        be->layernorm_fwd(be, &hf, &mean, &rstd, &hL, &nw, &nb, m->cfg.norm_eps);
+    } else {
+        be->rmsnorm_fwd(be, &hf, &rstd, &hL, &nw, m->cfg.norm_eps);
+    }
 }
 
 static void span_logits(md_model_t *m, const span_t *s)
@@ -118,7 +125,13 @@ static void span_backward(md_model_t *m, const span_t *s)
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
     md_tensor_t g_nw = md_param_view(&c, s->grads, -1, MD_ROLE_NORM_F);
-    be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
+    if (m->arch->final_layernorm) {
+        md_tensor_t mean = md_tensor_1d(rows(m, m->mean_f, s, 1), m->dtype, be->device, M);
+        md_tensor_t g_nb = md_param_view(&c, s->grads, -1, MD_ROLE_NORM_F_B);
+        be->layernorm_bwd(be, &g, &g_nw, &g_nb, &dhf, &hL, &nw, &mean, &rstd, 0);
+    } else {
+        be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
+    }
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
     for (int64_t l = nl - 1; l >= 0; l--) {

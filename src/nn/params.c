@@ -84,16 +84,58 @@ static void add_transformer_tensors(builder_t *b, const md_config_t *cfg)
     add(b, -1, MD_ROLE_NORM_F, 0, 1, d, 0, 0, "model.norm.weight");
 }
 
+/* HyenaDNA's names (HF HyenaDNAForCausalLM); the Sin frequency is stored
+ * once and aliased as .3 and .5 (params.h). */
+static void add_hyena_tensors(builder_t *b, const md_config_t *cfg)
+{
+    int64_t d = cfg->d_model, F = cfg->d_ff, K = cfg->d_conv, O = cfg->filter_order;
+    add(b, -1, MD_ROLE_EMBEDDING, 1, 2, cfg->vocab_size, d, 0, "hyena.backbone.embeddings.word_embeddings.weight");
+    for (int i = 0; i < cfg->n_layer; i++) {
+        char pre[64], flt[96];
+        snprintf(pre, sizeof pre, "hyena.backbone.layers.%d", i);
+        snprintf(flt, sizeof flt, "%s.mixer.filter_fn.implicit_filter", pre);
+        add(b, i, MD_ROLE_LN1_W, 0, 1, d, 0, 0, "%s.norm1.weight", pre);
+        add(b, i, MD_ROLE_LN1_B, 0, 1, d, 0, 0, "%s.norm1.bias", pre);
+        add(b, i, MD_ROLE_HY_IN_W, 1, 2, 3 * d, d, 0, "%s.mixer.in_proj.weight", pre);
+        add(b, i, MD_ROLE_HY_IN_B, 0, 1, 3 * d, 0, 0, "%s.mixer.in_proj.bias", pre);
+        add(b, i, MD_ROLE_HY_OUT_W, 1, 2, d, d, 0, "%s.mixer.out_proj.weight", pre);
+        add(b, i, MD_ROLE_HY_OUT_B, 0, 1, d, 0, 0, "%s.mixer.out_proj.bias", pre);
+        add(b, i, MD_ROLE_SHORT_W, 1, 3, 3 * d, 1, K, "%s.mixer.short_filter.weight", pre);
+        add(b, i, MD_ROLE_SHORT_B, 0, 1, 3 * d, 0, 0, "%s.mixer.short_filter.bias", pre);
+        add(b, i, MD_ROLE_FILTER_D, 0, 1, d, 0, 0, "%s.mixer.filter_fn.bias", pre);
+        add(b, i, MD_ROLE_FILT0_W, 0, 2, O, 5, 0, "%s.0.weight", flt);
+        add(b, i, MD_ROLE_FILT0_B, 0, 1, O, 0, 0, "%s.0.bias", flt);
+        int64_t freq = b->reg->n;
+        add(b, i, MD_ROLE_FILT_FREQ, 0, 2, 1, O, 0, "%s.1.freq", flt);
+        add(b, i, MD_ROLE_FILT2_W, 0, 2, O, O, 0, "%s.2.weight", flt);
+        add(b, i, MD_ROLE_FILT2_B, 0, 1, O, 0, 0, "%s.2.bias", flt);
+        add(b, i, MD_ROLE_FILT_FREQ3, 0, 2, 1, O, 0, "%s.3.freq", flt)->tied_to = (int)freq;
+        add(b, i, MD_ROLE_FILT4_W, 0, 2, O, O, 0, "%s.4.weight", flt);
+        add(b, i, MD_ROLE_FILT4_B, 0, 1, O, 0, 0, "%s.4.bias", flt);
+        add(b, i, MD_ROLE_FILT_FREQ5, 0, 2, 1, O, 0, "%s.5.freq", flt)->tied_to = (int)freq;
+        add(b, i, MD_ROLE_FILT6_W, 0, 2, d, O, 0, "%s.6.weight", flt);
+        add(b, i, MD_ROLE_LN2_W, 0, 1, d, 0, 0, "%s.norm2.weight", pre);
+        add(b, i, MD_ROLE_LN2_B, 0, 1, d, 0, 0, "%s.norm2.bias", pre);
+        add(b, i, MD_ROLE_FC1_W, 1, 2, F, d, 0, "%s.mlp.fc1.weight", pre);
+        add(b, i, MD_ROLE_FC1_B, 0, 1, F, 0, 0, "%s.mlp.fc1.bias", pre);
+        add(b, i, MD_ROLE_FC2_W, 1, 2, d, F, 0, "%s.mlp.fc2.weight", pre);
+        add(b, i, MD_ROLE_FC2_B, 0, 1, d, 0, 0, "%s.mlp.fc2.bias", pre);
+    }
+    add(b, -1, MD_ROLE_NORM_F, 0, 1, d, 0, 0, "hyena.backbone.ln_f.weight");
+    add(b, -1, MD_ROLE_NORM_F_B, 0, 1, d, 0, 0, "hyena.backbone.ln_f.bias");
+}
+
 int md_params_build(const md_config_t *cfg, md_params_t *reg)
 {
     memset(reg, 0, sizeof *reg);
-    if (cfg->arch != MD_ARCH_MAMBA && cfg->arch != MD_ARCH_TRANSFORMER) {
+    if ((unsigned)cfg->arch > MD_ARCH_TRANSFORMER) {
         md_error("model: no parameter registry for the %s architecture yet", md_arch_name(cfg->arch));
         return -1;
     }
     builder_t b = {reg, 0};
     int64_t d = cfg->d_model, V = cfg->vocab_size;
     if (cfg->arch == MD_ARCH_TRANSFORMER) add_transformer_tensors(&b, cfg);
+    else if (cfg->arch == MD_ARCH_HYENA) add_hyena_tensors(&b, cfg);
     else add_mamba_tensors(&b, cfg);
     md_param_t *head = add(&b, -1, MD_ROLE_LM_HEAD, 1, 2, V, d, 0, "lm_head.weight");
     if (cfg->tie_embeddings) head->tied_to = 0;

@@ -22,6 +22,13 @@
  * (one (3d, d) matrix) and so are gate and up (one (2 d_ff, d) matrix): the
  * block runs each pair/triple as a single gemm.
  *
+ * Hyena entries per layer: HyenaDNA's (HF HyenaDNAForCausalLM) names;
+ * decay on the embedding and the in_proj, out_proj, short_filter, fc1 and
+ * fc2 weights, none on norms, biases, D and the implicit filter (HyenaDNA
+ * gives the filter weight decay 0). HyenaDNA's filter MLP applies ONE Sin
+ * module three times, so its state dict holds the same frequency as .1,
+ * .3 and .5.freq: here .3 and .5 are aliases of .1 (like a tied head).
+ *
  * Entry order (params->p[i]) is the checkpoint order: embeddings, then each
  * layer's tensors, then norm_f, then lm_head.weight.
  *
@@ -65,6 +72,33 @@ typedef enum {
     MD_ROLE_GATE_PROJ,       /* mlp.gate_proj.weight [F, d] */
     MD_ROLE_UP_PROJ,         /* mlp.up_proj.weight [F, d] */
     MD_ROLE_DOWN_PROJ,       /* mlp.down_proj.weight [d, F] */
+    /* Hyena (HyenaDNA's names under hyena.backbone.layers.i; O = filter_order) */
+    MD_ROLE_NORM_F_B,        /* hyena.backbone.ln_f.bias [d] (ln_f.weight is MD_ROLE_NORM_F) */
+    MD_ROLE_LN1_W,           /* norm1.weight [d] */
+    MD_ROLE_LN1_B,           /* norm1.bias [d] */
+    MD_ROLE_HY_IN_W,         /* mixer.in_proj.weight [3d, d] */
+    MD_ROLE_HY_IN_B,         /* mixer.in_proj.bias [3d] */
+    MD_ROLE_HY_OUT_W,        /* mixer.out_proj.weight [d, d] */
+    MD_ROLE_HY_OUT_B,        /* mixer.out_proj.bias [d] */
+    MD_ROLE_SHORT_W,         /* mixer.short_filter.weight [3d, 1, K] */
+    MD_ROLE_SHORT_B,         /* mixer.short_filter.bias [3d] */
+    MD_ROLE_FILTER_D,        /* mixer.filter_fn.bias [d]: D */
+    MD_ROLE_FILT0_W,         /* mixer.filter_fn.implicit_filter.0.weight [O, 5] */
+    MD_ROLE_FILT0_B,         /* .0.bias [O] */
+    MD_ROLE_FILT_FREQ,       /* .1.freq [1, O]: the one Sin module of the three */
+    MD_ROLE_FILT2_W,         /* .2.weight [O, O] */
+    MD_ROLE_FILT2_B,         /* .2.bias [O] */
+    MD_ROLE_FILT_FREQ3,      /* .3.freq: an alias of .1.freq */
+    MD_ROLE_FILT4_W,         /* .4.weight [O, O] */
+    MD_ROLE_FILT4_B,         /* .4.bias [O] */
+    MD_ROLE_FILT_FREQ5,      /* .5.freq: an alias of .1.freq */
+    MD_ROLE_FILT6_W,         /* .6.weight [d, O] (no bias) */
+    MD_ROLE_LN2_W,           /* norm2.weight [d] */
+    MD_ROLE_LN2_B,           /* norm2.bias [d] */
+    MD_ROLE_FC1_W,           /* mlp.fc1.weight [F, d] */
+    MD_ROLE_FC1_B,           /* mlp.fc1.bias [F] */
+    MD_ROLE_FC2_W,           /* mlp.fc2.weight [d, F] */
+    MD_ROLE_FC2_B,           /* mlp.fc2.bias [d] */
     MD_N_ROLES
 } md_param_role_t;
 

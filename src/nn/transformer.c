@@ -5,8 +5,6 @@
 
 #include "util/log.h"
 
-static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
-
 /* Columns of each activation sub-buffer, in carve order. */
 enum { A_RSTD1, A_HN1, A_QKV, A_O, A_LSE, A_HMID, A_RSTD2, A_HN2, A_GU, A_ACT, N_ACTS };
 enum { S_DACT, S_DGU, S_DHN, S_DO, S_DQKV, N_SCRATCH };
@@ -30,35 +28,19 @@ size_t md_tfm_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtyp
 {
     int64_t cols[N_ACTS];
     act_cols(cfg, cols);
-    size_t n = 0, rows = (size_t)(max_batch * max_len);
-    for (int i = 0; i < N_ACTS; i++) n += round64b(rows * (size_t)cols[i] * md_dtype_size(dt));
-    return n;
+    return md_block_set_bytes(cols, N_ACTS, dt, max_batch * max_len);
 }
 
 size_t md_tfm_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows)
 {
     int64_t cols[N_SCRATCH];
     scratch_cols(cfg, cols);
-    size_t n = 0;
-    for (int i = 0; i < N_SCRATCH; i++) n += round64b((size_t)(max_rows * cols[i]) * md_dtype_size(dt));
-    return n;
+    return md_block_set_bytes(cols, N_SCRATCH, dt, max_rows);
 }
 
 size_t md_tfm_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len)
 {
     return be->attention_bwd_workspace(be, dt, batch, len, cfg->n_heads, cfg->d_model / cfg->n_heads);
-}
-
-/* The sub-buffers of a set laid out for the plan's rows, advanced to this
- * call's first row. */
-static void slice(const md_block_ctx_t *c, void *base, const int64_t *cols, int n, void **out)
-{
-    size_t es = md_dtype_size(c->dtype), rows = (size_t)(c->max_batch * c->max_len);
-    char *p = base;
-    for (int i = 0; i < n; i++) {
-        out[i] = p + (size_t)(c->r0 * cols[i]) * es;
-        p += round64b(rows * (size_t)cols[i] * es);
-    }
 }
 
 static md_tensor_t mat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t cols)
@@ -109,7 +91,7 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     int64_t cols[N_ACTS];
     void *a[N_ACTS];
     act_cols(cfg, cols);
-    slice(c, acts, cols, N_ACTS, a);
+    md_block_slice(c, acts, cols, N_ACTS, a);
     tfm_tensors_t w = tfm_tensors(c, c->params, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d), hmid = mat(c, a[A_HMID], M, d);
@@ -148,9 +130,9 @@ void md_tfm_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_, 
     int64_t cols[N_ACTS], scols[N_SCRATCH];
     void *a[N_ACTS], *s[N_SCRATCH];
     act_cols(cfg, cols);
-    slice(c, acts, cols, N_ACTS, a);
+    md_block_slice(c, acts, cols, N_ACTS, a);
     scratch_cols(cfg, scols);
-    slice(c, scratch, scols, N_SCRATCH, s);
+    md_block_slice(c, scratch, scols, N_SCRATCH, s);
     tfm_tensors_t w = tfm_tensors(c, c->params, layer);
     tfm_tensors_t gw = tfm_tensors(c, c->grads, layer);
 

@@ -77,8 +77,8 @@ mk_st "$T/hyenacfg.safetensors" '{"__metadata__":{"format":"pt","config":"{\"arc
 mk_st "$T/llama.safetensors" '{"__metadata__":{"format":"pt"},"model.embed_tokens.weight":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]}}' 32
 mk_st "$T/gpt.safetensors" '{"__metadata__":{"format":"pt","model_type":"gpt2"},"wte":{"dtype":"F32","shape":[4,2],"data_offsets":[0,32]}}' 32
 mk_st "$T/wide.safetensors" '{"backbone.embeddings.weight":{"dtype":"F32","shape":[50280,1],"data_offsets":[0,201120]},"backbone.layers.0.mixer.in_proj.weight":{"dtype":"F32","shape":[4,1],"data_offsets":[201120,201136]},"backbone.layers.0.mixer.A_log":{"dtype":"F32","shape":[2,16],"data_offsets":[201136,201264]},"backbone.layers.0.mixer.dt_proj.weight":{"dtype":"F32","shape":[2,1],"data_offsets":[201264,201272]},"backbone.layers.0.mixer.conv1d.weight":{"dtype":"F32","shape":[2,1,4],"data_offsets":[201272,201304]}}' 201304
-fails "resume from a hyena checkpoint" "holds a hyena model; only mamba and transformer are implemented" --resume "$T/hyena.safetensors" "$T/g.fa"
-fails "resume from a hyena config" "hyena architecture is not implemented" --resume "$T/hyenacfg.safetensors" "$T/g.fa"
+fails "resume from a hyena checkpoint without a config" "holds a hyena model without mambadna's model config" --resume "$T/hyena.safetensors" "$T/g.fa"
+fails "resume from a hyena config without its tensors" "lacks tensor 'hyena.backbone.embeddings.word_embeddings.weight'" --resume "$T/hyenacfg.safetensors" "$T/g.fa"
 fails "resume from a llama checkpoint without its layers" "is not a Llama checkpoint: no model config, and no model.layers.0" --resume "$T/llama.safetensors" "$T/g.fa"
 expect_error "eval of a gpt2 checkpoint" "holds a model of type .gpt2., which mambadna does not know" $MD eval -i "$T/gpt.safetensors" "$T/g.fa"
 expect_error "eval of a text-vocabulary Mamba" "vocab_size 50280 is not 16" $MD eval -i "$T/wide.safetensors" "$T/g.fa"

@@ -40,7 +40,7 @@ expect_error "unknown preset" "unknown mamba preset '2M'" $MD info --preset 2M
 expect_error "preset and size" "conflict" $MD info --preset 1.4M --d-model 64
 expect_error "size without layers" "--d-model needs --n-layer" $MD info --d-model 64
 expect_error "unknown architecture" "unknown architecture 'rnn'" $MD info --model rnn
-expect_error "hyena not yet" "hyena" $MD info --model hyena --d-model 64 --n-layer 2
+expect_error "hyena preset of another family" "unknown hyena preset '7M'" $MD info --model hyena --preset 7M
 expect_error "bad number" "--n-layer" $MD info --d-model 64 --n-layer two
 expect_error "zero length" "-L" $MD info -L 0
 expect_error "unknown option" "unrecognized|unknown" $MD info --frobnicate

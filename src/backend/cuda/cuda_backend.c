@@ -23,60 +23,10 @@
 
 #include "backend/ops.h"
 #include "backend_kernels.h"
+#include "cuda_internal.h"
 #include "op_timer.h"
 #include "scan_api.h"
-#include "util/log.h"
 #include "util/xalloc.h"
-
-/* Scratch for the fixed-order reductions (per-slice partials of parameter
- * gradients, the squared norm): allocated once with the backend, so that
- * ops never allocate. */
-#define SCRATCH_BYTES ((size_t)32 << 20)
-
-typedef struct {
-    int ordinal;
-    cublasHandle_t blas;
-    float *scratch;        /* SCRATCH_BYTES */
-    double *result;        /* 2 doubles: a reduction's result on the device */
-    size_t in_use, peak;   /* bytes from alloc, this process */
-} cuda_ctx_t;
-
-#define CTX(be) ((cuda_ctx_t *)(be)->ctx)
-
-static void fail(const char *op, const char *what)
-{
-    md_error("backend cuda, op %s: %s", op, what);
-    abort();
-}
-
-/* every CUDA call goes through CK, so MD_CUDA_OP_TIMES (op_timer.h) sees
- * every op's kernels */
-#define CK(call, op)                                             \
-    do {                                                         \
-        int t_ = md_op_timer_on();                               \
-        if (t_) md_op_timer_mark(op, 0);                         \
-        cudaError_t e_ = (call);                                 \
-        if (t_) md_op_timer_mark(op, 1);                         \
-        if (e_ != cudaSuccess) fail(op, cudaGetErrorString(e_)); \
-    } while (0)
-
-#define OP_REQUIRE(cond, op)                                                                 \
-    do {                                                                                     \
-        if (!(cond)) fail(op, "internal error, " #cond " does not hold");                    \
-    } while (0)
-
-static void f32_dev(const md_tensor_t *t, const char *op)
-{
-    OP_REQUIRE(t->dtype == MD_DTYPE_F32, op);
-    OP_REQUIRE(t->device == MD_DEVICE_CUDA, op);
-    OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
-}
-
-#define NROWS(t) md_tensor_nrows(t)
-#define NCOLS(t) md_tensor_ncols(t)
-#define F(t) ((float *)(t)->data)
-#define CF(t) ((const float *)(t)->data)
-#define SCRATCH_FLOATS (SCRATCH_BYTES / sizeof(float))
 
 /* ---- memory ---- */
 
@@ -318,8 +268,6 @@ static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tenso
  * scan_states_size = the chunk-start states (md_scan_states_bytes, kept for
  * the backward) + the forward's scratch (md_scan_fwd_workspace), carved
  * from the caller's states buffer in that order. */
-
-static size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
 
 static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta, const md_tensor_t *dt_bias,
                       const md_tensor_t *A_log, const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
@@ -630,6 +578,7 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
     md_backend_t *be = md_malloc(sizeof *be);
     *be = cuda_template;
     be->ctx = c;
+    md_cuda_hyena_install(be);
     if (pi) {
         be->name = "cuda-bf16";
         be->gemm = cu_gemm_bf16;

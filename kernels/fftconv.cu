@@ -1,0 +1,249 @@
+/* The gated FFT long convolution of the order-2 Hyena operator
+ * (backend_kernels.h, ops.h fftconv_*): the kernels around cuFFT.
+ *
+ * The model's tensors are (B*L, C) rows, channel fastest; the FFTs want each
+ * (batch, channel) sequence contiguous. pack and unpack are 32 x 32 tiled
+ * transposes through shared memory (coalesced on both sides) that also do
+ * the elementwise work: the gating products s = x1 v and g = dy x0 on the
+ * way in, y = x0 (conv + D s) and dx0, dx1, dv on the way out, so the
+ * (B*L, C) tensors are read once per pass. The pointwise spectrum products
+ * run in place, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
+ * ...), and dD is a column sum through hyena_reduce.cuh: no atomics. */
+#include "backend_kernels.h"
+#include "hyena_reduce.cuh"
+
+enum { TILE = 32, TROWS = 8 };
+
+extern "C" int64_t mdk_fftconv_size(int64_t len)
+{
+    int64_t n = 2 * (len > 0 ? len : 1);
+    for (;; n += 2) {
+        int64_t m = n;
+        for (int p = 2; p <= 7; p++)
+            while (m % p == 0) m /= p;
+        if (m == 1) return n;
+    }
+}
+
+/* Plane z of the buffer: S of batch z (z < batch), G of batch z - batch
+ * (backward, z < 2 batch), then K; sequence (z, c) starts at (z C + c) n. */
+__global__ void __launch_bounds__(TILE *TROWS)
+    fftconv_pack_kernel(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv, const float *dy,
+                        int64_t lddy, const float *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
+                        int64_t C, int64_t n)
+{
+    __shared__ float tile[TILE][TILE + 1];
+    int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, z = blockIdx.z;
+    int64_t pitch = n;
+    const float *a = k, *b = NULL;
+    int64_t lda = C, ldb = 0, row0 = 0;
+    if (z < batch) {
+        a = x1, lda = ldx1, b = v, ldb = ldv, row0 = z * len;
+    } else if (dy && z < 2 * batch) {
+        a = dy, lda = lddy, b = x0, ldb = ldx0, row0 = (z - batch) * len;
+    }
+    if (t0 < len)
+        for (int i = threadIdx.y; i < TILE; i += TROWS) {
+            int64_t t = t0 + i, c = c0 + threadIdx.x;
+            float val = 0;
+            if (t < len && c < C) {
+                val = a[(row0 + t) * lda + c];
+                if (b) val *= b[(row0 + t) * ldb + c];
+            }
+            tile[i][threadIdx.x] = val;
+        }
+    __syncthreads();
+    for (int i = threadIdx.y; i < TILE; i += TROWS) {
+        int64_t c = c0 + i, t = t0 + threadIdx.x;
+        if (c < C && t < n) buf[(z * C + c) * pitch + t] = t < len ? tile[threadIdx.x][i] : 0.0f;
+    }
+}
+
+extern "C" cudaError_t mdk_fftconv_pack(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv,
+                                        const float *dy, int64_t lddy, const float *x0, int64_t ldx0, const float *k,
+                                        int64_t batch, int64_t len, int64_t C, int64_t n, cudaStream_t s)
+{
+    if (batch * len * C == 0) return cudaSuccess;
+    int64_t planes = (dy ? 2 * batch : batch) + 1;
+    if (planes > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
+    dim3 grid((unsigned)((n + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)planes);
+    fftconv_pack_kernel<<<grid, dim3(TILE, TROWS), 0, s>>>(buf, x1, ldx1, v, ldv, dy, lddy, x0, ldx0, k, batch, len,
+                                                            C, n);
+    return cudaGetLastError();
+}
+
+__device__ static inline float2 cmul(float2 a, float2 b) { return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
+/* a conj(b) */
+__device__ static inline float2 cmulc(float2 a, float2 b) { return make_float2(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y); }
+__device__ static inline float2 cscale(float2 a, float s) { return make_float2(a.x * s, a.y * s); }
+
+/* The spectrum kernels: blocks over (frequencies, sequences), so a thread
+ * finds its sequence and frequency without a division. */
+#define FOR_SEQ(q, nseq) for (int64_t q = blockIdx.y; q < (nseq); q += gridDim.y)
+#define FOR_FREQ(f, nf) \
+    for (int64_t f = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; f < (nf); f += (int64_t)gridDim.x * blockDim.x)
+
+static dim3 spectrum_grid(int64_t nf, int64_t nseq)
+{
+    int64_t gx = (nf + 255) / 256, gy = nseq < 65535 ? nseq : 65535;
+    /* enough blocks in all, not more than ~2^20 */
+    if (gx * gy > 1048576) gx = 1048576 / gy > 1 ? 1048576 / gy : 1;
+    return dim3((unsigned)gx, (unsigned)(gy > 0 ? gy : 1));
+}
+
+/* forward: S_bc *= K_c / n */
+__global__ void fftconv_mul_fwd_kernel(float2 *buf, int64_t batch, int64_t C, int64_t nf, float inv_n)
+{
+    const float2 *K = buf + batch * C * nf;
+    FOR_SEQ(q, batch * C)
+    {
+        float2 *S = buf + q * nf;
+        const float2 *Kc = K + (q % C) * nf;
+        FOR_FREQ(f, nf) S[f] = cscale(cmul(S[f], Kc[f]), inv_n);
+    }
+}
+
+/* backward, per (c, f): the convolution and the correlation with k for
+ * every b, and dk's spectrum summed over b in order */
+__global__ void fftconv_mul_bwd_kernel(float2 *buf, int64_t batch, int64_t C, int64_t nf, float inv_n)
+{
+    int64_t bc = batch * C;
+    float2 *S = buf, *G = buf + bc * nf, *K = buf + 2 * bc * nf;
+    FOR_SEQ(c, C) FOR_FREQ(f, nf)
+    {
+        int64_t i = c * nf + f;
+        float2 kf = K[i], acc = make_float2(0, 0);
+        for (int64_t b = 0; b < batch; b++) {
+            int64_t j = (b * C + c) * nf + f;
+            float2 sv = S[j], gv = G[j];
+            S[j] = cscale(cmul(sv, kf), inv_n);
+            G[j] = cscale(cmulc(gv, kf), inv_n);
+            float2 p = cmulc(gv, sv);
+            acc.x += p.x, acc.y += p.y;
+        }
+        K[i] = cscale(acc, inv_n);
+    }
+}
+
+extern "C" cudaError_t mdk_fftconv_mul(float *spec, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s)
+{
+    int64_t nf = n / 2 + 1;
+    if (batch * C == 0) return cudaSuccess;
+    float inv_n = (float)(1.0 / (double)n);
+    if (backward)
+        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>((float2 *)spec, batch, C, nf, inv_n);
+    else
+        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>((float2 *)spec, batch, C, nf, inv_n);
+    return cudaGetLastError();
+}
+
+/* Loads the (32 t) x (32 c) tile of plane z's sequences into tile[c][t]. */
+__device__ static inline void load_seq_tile(float (*tile)[TILE + 1], const float *buf, int64_t z, int64_t t0,
+                                            int64_t c0, int64_t len, int64_t C, int64_t pitch)
+{
+    for (int i = threadIdx.y; i < TILE; i += TROWS) {
+        int64_t c = c0 + i, t = t0 + threadIdx.x;
+        tile[i][threadIdx.x] = c < C && t < len ? buf[(z * C + c) * pitch + t] : 0.0f;
+    }
+}
+
+__global__ void __launch_bounds__(TILE *TROWS)
+    fftconv_unpack_fwd_kernel(float *y, int64_t ldy, const float *x0, int64_t ldx0, const float *x1, int64_t ldx1,
+                              const float *v, int64_t ldv, const float *D, const float *buf, int64_t len, int64_t C,
+                              int64_t n)
+{
+    __shared__ float tile[TILE][TILE + 1];
+    int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
+    load_seq_tile(tile, buf, b, t0, c0, len, C, n);
+    __syncthreads();
+    int64_t c = c0 + threadIdx.x;
+    if (c >= C) return;
+    float d = D[c];
+    for (int i = threadIdx.y; i < TILE; i += TROWS) {
+        int64_t t = t0 + i, r = b * len + t;
+        if (t >= len) break;
+        float sv = x1[r * ldx1 + c] * v[r * ldv + c];
+        y[r * ldy + c] = x0[r * ldx0 + c] * (tile[threadIdx.x][i] + d * sv);
+    }
+}
+
+extern "C" cudaError_t mdk_fftconv_unpack_fwd(float *y, int64_t ldy, const float *x0, int64_t ldx0, const float *x1,
+                                              int64_t ldx1, const float *v, int64_t ldv, const float *D,
+                                              const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n,
+                                              cudaStream_t s)
+{
+    if (batch * len * C == 0) return cudaSuccess;
+    if (batch > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
+    dim3 grid((unsigned)((len + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)batch);
+    fftconv_unpack_fwd_kernel<<<grid, dim3(TILE, TROWS), 0, s>>>(y, ldy, x0, ldx0, x1, ldx1, v, ldv, D, buf, len, C,
+                                                                  n);
+    return cudaGetLastError();
+}
+
+/* Planes z < batch: dx0, dx1, dv of batch z; plane z = batch: dk += K. */
+__global__ void __launch_bounds__(TILE *TROWS)
+    fftconv_unpack_bwd_kernel(float *dx0, int64_t lddx0, float *dx1, int64_t lddx1, float *dv, int64_t lddv, float *dk,
+                              const float *dy, int64_t lddy, const float *x0, int64_t ldx0, const float *x1,
+                              int64_t ldx1, const float *v, int64_t ldv, const float *D, const float *buf,
+                              int64_t batch, int64_t len, int64_t C, int64_t n)
+{
+    __shared__ float conv[TILE][TILE + 1], corr[TILE][TILE + 1];
+    int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
+    int64_t c = c0 + threadIdx.x;
+    if (b == batch) {   /* dk (len, C) += K's sequences */
+        load_seq_tile(conv, buf, 2 * batch, t0, c0, len, C, n);
+        __syncthreads();
+        if (c >= C) return;
+        for (int i = threadIdx.y; i < TILE; i += TROWS) {
+            int64_t t = t0 + i;
+            if (t >= len) break;
+            dk[t * C + c] += conv[threadIdx.x][i];
+        }
+        return;
+    }
+    load_seq_tile(conv, buf, b, t0, c0, len, C, n);
+    load_seq_tile(corr, buf, batch + b, t0, c0, len, C, n);
+    __syncthreads();
+    if (c >= C) return;
+    float d = D[c];
+    for (int i = threadIdx.y; i < TILE; i += TROWS) {
+        int64_t t = t0 + i, r = b * len + t;
+        if (t >= len) break;
+        float x1v = x1[r * ldx1 + c], vv = v[r * ldv + c], x0v = x0[r * ldx0 + c], g = dy[r * lddy + c];
+        dx0[r * lddx0 + c] = g * (conv[threadIdx.x][i] + d * (x1v * vv));
+        float ds = corr[threadIdx.x][i] + d * (g * x0v);
+        dx1[r * lddx1 + c] = ds * vv;
+        dv[r * lddv + c] = ds * x1v;
+    }
+}
+
+/* dD: sum over rows of dy x0 x1 v */
+struct fftconv_dD_term {
+    const float *dy, *x0, *x1, *v;
+    int64_t lddy, ldx0, ldx1, ldv;
+    __device__ void operator()(int64_t r, int64_t c, float *acc) const
+    {
+        acc[0] += (dy[r * lddy + c] * x0[r * ldx0 + c]) * (x1[r * ldx1 + c] * v[r * ldv + c]);
+    }
+};
+
+extern "C" cudaError_t mdk_fftconv_unpack_bwd(float *dx0, int64_t lddx0, float *dx1, int64_t lddx1, float *dv,
+                                              int64_t lddv, float *dk, float *dD, const float *dy, int64_t lddy,
+                                              const float *x0, int64_t ldx0, const float *x1, int64_t ldx1,
+                                              const float *v, int64_t ldv, const float *D, const float *buf,
+                                              int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch,
+                                              size_t scratch_floats, cudaStream_t s)
+{
+    if (batch * len * C == 0) return cudaSuccess;
+    if (batch + 1 > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
+    /* dD reads only the inputs: first, whatever the outputs' placement */
+    float *dst[1] = {dD};
+    cudaError_t e = hyena_colsum_add<1>(dst, 1, batch * len, C,
+                                        fftconv_dD_term{dy, x0, x1, v, lddy, ldx0, ldx1, ldv}, scratch,
+                                        scratch_floats, s);
+    if (e != cudaSuccess) return e;
+    dim3 grid((unsigned)((len + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)(batch + 1));
+    fftconv_unpack_bwd_kernel<<<grid, dim3(TILE, TROWS), 0, s>>>(dx0, lddx0, dx1, lddx1, dv, lddv, dk, dy, lddy, x0,
+                                                                  ldx0, x1, ldx1, v, ldv, D, buf, batch, len, C, n);
+    return cudaGetLastError();
+}

@@ -1,0 +1,434 @@
+/* The Hyena section's pointwise, normalisation and short-conv kernels
+ * (backend_kernels.h): bias, LayerNorm, GELU (tanh form), Sin, the exponential
+ * modulation of the long filter and the depthwise causal conv. Parameter
+ * gradients are column sums through hyena_reduce.cuh, the short conv's
+ * through a kernel of the same shape with a sliding window (no atomics). */
+#include "backend_kernels.h"
+#include "hyena_reduce.cuh"
+
+#include <math.h>
+
+/* Elementwise kernels go a warp per row, its lanes over the columns: one
+ * 64-bit multiply per row for the index math (no division per element) and
+ * 128 contiguous bytes per warp access. 256 threads, 8 rows per block. */
+#define FOR_ROWS(r, rows) \
+    for (int64_t r = (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5); r < (rows); r += (int64_t)gridDim.x * 8)
+#define FOR_COLS(c, cols) for (int64_t c = threadIdx.x & 31; c < (cols); c += 32)
+
+static unsigned row_grid(int64_t rows)
+{
+    int64_t g = (rows + 7) / 8;
+    return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
+}
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+/* ---- bias ---- */
+
+__global__ void bias_add_kernel(float *y, int64_t ldy, const float *bias, int64_t rows, int64_t cols)
+{
+    FOR_ROWS(r, rows)
+    {
+        float *yr = y + r * ldy;
+        FOR_COLS(c, cols) yr[c] += bias[c];
+    }
+}
+
+extern "C" cudaError_t mdk_bias_add(float *y, int64_t ldy, const float *bias, int64_t rows, int64_t cols,
+                                    cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    bias_add_kernel<<<row_grid(rows), 256, 0, s>>>(y, ldy, bias, rows, cols);
+    return cudaGetLastError();
+}
+
+struct dy_term {
+    const float *dy;
+    int64_t ld;
+    __device__ void operator()(int64_t r, int64_t c, float *acc) const { acc[0] += dy[r * ld + c]; }
+};
+
+extern "C" cudaError_t mdk_bias_bwd(float *dbias, const float *dy, int64_t lddy, int64_t rows, int64_t cols,
+                                    float *scratch, size_t scratch_floats, cudaStream_t s)
+{
+    float *dst[1] = {dbias};
+    return hyena_colsum_add<1>(dst, 1, rows, cols, dy_term{dy, lddy}, scratch, scratch_floats, s);
+}
+
+/* ---- LayerNorm: one warp per row ---- */
+
+enum { LN_ROWS = 8 };   /* rows (warps) per block */
+
+__device__ static float warp_sum(float v)
+{
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__global__ void __launch_bounds__(LN_ROWS * 32) layernorm_fwd_kernel(float *y, int64_t ldy, float *mean, float *rstd,
+                                                                   const float *x, int64_t ldx, const float *w,
+                                                                   const float *b, int64_t rows, int64_t dim,
+                                                                   double eps)
+{
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * LN_ROWS + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float *xr = x + r * ldx;
+    float s = 0;
+    for (int64_t c = lane; c < dim; c += 32) s += xr[c];
+    float mu = warp_sum(s) / (float)dim;
+    /* two passes (the row is in L1): no cancellation in the variance */
+    float ss = 0;
+    for (int64_t c = lane; c < dim; c += 32) {
+        float d = xr[c] - mu;
+        ss += d * d;
+    }
+    ss = warp_sum(ss);
+    float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
+    if (lane == 0) mean[r] = mu, rstd[r] = rs;
+    float *yr = y + r * ldy;
+    for (int64_t c = lane; c < dim; c += 32) yr[c] = (xr[c] - mu) * rs * w[c] + b[c];
+}
+
+extern "C" cudaError_t mdk_layernorm_fwd(float *y, int64_t ldy, float *mean, float *rstd, const float *x,
+                                         int64_t ldx, const float *w, const float *b, int64_t rows, int64_t dim,
+                                         double eps, cudaStream_t s)
+{
+    if (rows == 0) return cudaSuccess;
+    layernorm_fwd_kernel<<<(unsigned)((rows + LN_ROWS - 1) / LN_ROWS), LN_ROWS * 32, 0, s>>>(y, ldy, mean, rstd, x,
+                                                                                          ldx, w, b, rows, dim, eps);
+    return cudaGetLastError();
+}
+
+/* dx = rstd (w dy - mean(w dy) - xhat mean(w dy xhat)) */
+__global__ void __launch_bounds__(LN_ROWS * 32) layernorm_dx_kernel(float *dx, int64_t lddx, const float *dy,
+                                                                  int64_t lddy, const float *x, int64_t ldx,
+                                                                  const float *w, const float *mean,
+                                                                  const float *rstd, int64_t rows, int64_t dim,
+                                                                  int accumulate)
+{
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * LN_ROWS + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const float *xr = x + r * ldx, *dyr = dy + r * lddy;
+    float *dxr = dx + r * lddx;
+    float mu = mean[r], rs = rstd[r], s1 = 0, s2 = 0;
+    for (int64_t c = lane; c < dim; c += 32) {
+        float g = dyr[c] * w[c];
+        s1 += g;
+        s2 += g * (xr[c] - mu) * rs;
+    }
+    s1 = warp_sum(s1) / (float)dim;
+    s2 = warp_sum(s2) / (float)dim;
+    for (int64_t c = lane; c < dim; c += 32) {
+        float v = rs * (dyr[c] * w[c] - s1 - (xr[c] - mu) * rs * s2);
+        dxr[c] = accumulate ? dxr[c] + v : v;
+    }
+}
+
+struct layernorm_dw_term {
+    const float *dy, *x, *mean, *rstd;
+    int64_t lddy, ldx;
+    __device__ void operator()(int64_t r, int64_t c, float *acc) const
+    {
+        float g = dy[r * lddy + c];
+        acc[0] += g * (x[r * ldx + c] - mean[r]) * rstd[r];
+        acc[1] += g;
+    }
+};
+
+extern "C" cudaError_t mdk_layernorm_bwd(float *dx, int64_t lddx, float *dw, float *db, const float *dy,
+                                         int64_t lddy, const float *x, int64_t ldx, const float *w,
+                                         const float *mean, const float *rstd, int64_t rows, int64_t dim,
+                                         int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s)
+{
+    if (rows == 0) return cudaSuccess;
+    /* the parameter sums first: dx may not alias dy, but keep the order of sin_bwd */
+    float *dst[2] = {dw, db};
+    cudaError_t e = hyena_colsum_add<2>(dst, 2, rows, dim, layernorm_dw_term{dy, x, mean, rstd, lddy, ldx}, scratch,
+                                        scratch_floats, s);
+    if (e != cudaSuccess) return e;
+    layernorm_dx_kernel<<<(unsigned)((rows + LN_ROWS - 1) / LN_ROWS), LN_ROWS * 32, 0, s>>>(
+        dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows, dim, accumulate);
+    return cudaGetLastError();
+}
+
+/* ---- GELU, tanh form (HyenaDNA's MLP) ---- */
+
+#define GELU_A 0.7978845608028654f   /* sqrt(2 / pi) */
+#define GELU_B 0.044715f
+
+__global__ void gelu_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols)
+{
+    FOR_ROWS(r, rows)
+    {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        FOR_COLS(c, cols)
+        {
+            float v = xr[c];
+            yr[c] = 0.5f * v * (1.0f + tanhf(GELU_A * (v + GELU_B * v * v * v)));
+        }
+    }
+}
+
+__global__ void gelu_bwd_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
+                                int64_t rows, int64_t cols)
+{
+    FOR_ROWS(r, rows)
+    {
+        const float *xr = x + r * ldx, *dyr = dy + r * lddy;
+        float *dxr = dx + r * lddx;
+        FOR_COLS(c, cols)
+        {
+            float v = xr[c], th = tanhf(GELU_A * (v + GELU_B * v * v * v));
+            float d = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_A * (1.0f + 3.0f * GELU_B * v * v);
+            dxr[c] = dyr[c] * d;
+        }
+    }
+}
+
+extern "C" cudaError_t mdk_gelu_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols,
+                                    cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    gelu_fwd_kernel<<<row_grid(rows), 256, 0, s>>>(y, ldy, x, ldx, rows, cols);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t mdk_gelu_bwd(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x,
+                                    int64_t ldx, int64_t rows, int64_t cols, cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    gelu_bwd_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, rows, cols);
+    return cudaGetLastError();
+}
+
+/* ---- Sin with a trainable frequency per column ---- */
+
+__global__ void sin_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, const float *freq, int64_t rows,
+                               int64_t cols)
+{
+    FOR_ROWS(r, rows)
+    {
+        const float *xr = x + r * ldx;
+        float *yr = y + r * ldy;
+        FOR_COLS(c, cols) yr[c] = sinf(freq[c] * xr[c]);
+    }
+}
+
+__global__ void sin_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
+                              const float *freq, int64_t rows, int64_t cols)
+{
+    FOR_ROWS(r, rows)
+    {
+        const float *xr = x + r * ldx, *dyr = dy + r * lddy;
+        float *dxr = dx + r * lddx;
+        FOR_COLS(c, cols)
+        {
+            float f = freq[c];
+            dxr[c] = dyr[c] * f * cosf(f * xr[c]);
+        }
+    }
+}
+
+struct sin_dfreq_term {
+    const float *dy, *x, *freq;
+    int64_t lddy, ldx;
+    __device__ void operator()(int64_t r, int64_t c, float *acc) const
+    {
+        float xv = x[r * ldx + c];
+        acc[0] += dy[r * lddy + c] * xv * cosf(freq[c] * xv);
+    }
+};
+
+extern "C" cudaError_t mdk_sin_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *freq,
+                                   int64_t rows, int64_t cols, cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    sin_fwd_kernel<<<row_grid(rows), 256, 0, s>>>(y, ldy, x, ldx, freq, rows, cols);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const float *dy, int64_t lddy,
+                                   const float *x, int64_t ldx, const float *freq, int64_t rows, int64_t cols,
+                                   float *scratch, size_t scratch_floats, cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    /* dfreq reads dy: before dx, which may alias it, is written */
+    float *dst[1] = {dfreq};
+    cudaError_t e =
+        hyena_colsum_add<1>(dst, 1, rows, cols, sin_dfreq_term{dy, x, freq, lddy, ldx}, scratch, scratch_floats, s);
+    if (e != cudaSuccess) return e;
+    sin_dx_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, freq, rows, cols);
+    return cudaGetLastError();
+}
+
+/* ---- HyenaDNA's ExponentialModulation ---- */
+
+/* torch.linspace(lo, hi, n)[c] as computed in double; t_l = l / (l_max - 1) */
+__global__ void modulate_kernel(float *k, int64_t rows, int64_t cols, int64_t l_max, double lo, double hi)
+{
+    FOR_ROWS(l, rows)
+    {
+        double t = l_max > 1 ? (double)l / (double)(l_max - 1) : 0.0;
+        float *kr = k + l * cols;
+        FOR_COLS(c, cols)
+        {
+            double delta = cols > 1 ? lo + (double)c * (hi - lo) / (double)(cols - 1) : lo;
+            kr[c] = (float)((double)kr[c] * exp(-t * fabs(delta)));
+        }
+    }
+}
+
+extern "C" cudaError_t mdk_hyena_modulate(float *k, int64_t rows, int64_t cols, int64_t l_max, double target,
+                                          double fast_pct, double slow_pct, cudaStream_t s)
+{
+    if (rows * cols == 0) return cudaSuccess;
+    double lo = log(target) / slow_pct, hi = log(target) / fast_pct;
+    modulate_kernel<<<row_grid(rows), 256, 0, s>>>(k, rows, cols, l_max, lo, hi);
+    return cudaGetLastError();
+}
+
+/* ---- depthwise causal conv with bias (the short filter) ---- */
+
+__global__ void dwconv_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                  const float *bias, int64_t rows, int64_t len, int64_t dim, int K)
+{
+    FOR_ROWS(r, rows)
+    {
+        int64_t t = r % len;
+        int j0 = t < K - 1 ? K - 1 - (int)t : 0;
+        FOR_COLS(e, dim)
+        {
+            float acc = bias[e];
+            for (int j = j0; j < K; j++) acc += w[e * K + j] * x[(r - K + 1 + j) * ldx + e];
+            y[r * ldy + e] = acc;
+        }
+    }
+}
+
+extern "C" cudaError_t mdk_dwconv_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                      const float *bias, int64_t batch, int64_t len, int64_t dim, int64_t width,
+                                      cudaStream_t s)
+{
+    if (batch * len * dim == 0) return cudaSuccess;
+    if (width < 1 || width > MDK_DWCONV_MAXK) return cudaErrorInvalidValue;
+    dwconv_fwd_kernel<<<row_grid(batch * len), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
+                                                            (int)width);
+    return cudaGetLastError();
+}
+
+/* dx[t] = sum_j w[j] dy[t + K-1-j] within the sequence */
+__global__ void dwconv_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *w,
+                                 int64_t rows, int64_t len, int64_t dim, int K)
+{
+    FOR_ROWS(r, rows)
+    {
+        int64_t t = r % len;
+        /* taps j with t + K-1-j < len: j >= j0 */
+        int j0 = t + K - 1 >= len ? (int)(t + K - len) : 0;
+        FOR_COLS(e, dim)
+        {
+            float acc = 0;
+            for (int j = K - 1; j >= j0; j--) acc += w[e * K + j] * dy[(r + K - 1 - j) * lddy + e];
+            dx[r * lddx + e] = acc;
+        }
+    }
+}
+
+/* Per-slice partials of dw (tap j < K, at [j][c]) and dbias (at [K][c]):
+ * a block owns 32 columns x one slice of rows, cut into 8 contiguous runs,
+ * one per thread row, added in run order. A thread walks its run keeping
+ * the last K values of x in registers (zeros before a sequence's start),
+ * so x and dy are each read once and the position in the sequence is one
+ * remainder per run, not per element. KMAX >= K, a compile-time bound so
+ * the window stays in registers. */
+template <int KMAX>
+__global__ void __launch_bounds__(256) dwconv_dw_kernel(float *part, const float *dy, int64_t lddy, const float *x,
+                                                      int64_t ldx, int64_t rows, int64_t len, int64_t dim, int K,
+                                                      int64_t rows_per_slice)
+{
+    __shared__ float sh[KMAX + 1][8][33];
+    int64_t c = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    int64_t r0 = (int64_t)blockIdx.y * rows_per_slice;
+    int64_t r1 = r0 + rows_per_slice < rows ? r0 + rows_per_slice : rows;
+    int64_t run = (r1 - r0 + 7) / 8, a = r0 + threadIdx.y * run, b = a + run < r1 ? a + run : r1;
+    float acc[KMAX + 1], win[KMAX];   /* win[j]: x at row r - K + 1 + j */
+#pragma unroll
+    for (int j = 0; j <= KMAX; j++) acc[j] = 0;
+    if (c < dim && a < b) {
+        int64_t t = a % len;
+#pragma unroll
+        for (int j = 0; j < KMAX; j++)
+            win[j] = j < K - 1 && t - K + 1 + j >= 0 ? x[(a - K + 1 + j) * ldx + c] : 0.0f;
+        for (int64_t r = a; r < b; r++) {
+            float g = dy[r * lddy + c], xr = x[r * ldx + c];
+#pragma unroll
+            for (int j = 0; j < KMAX; j++) {
+                if (j == K - 1) win[j] = xr;
+                if (j < K) acc[j] += g * win[j];
+            }
+            acc[KMAX] += g;
+            if (++t == len) {   /* the next row starts a sequence */
+                t = 0;
+#pragma unroll
+                for (int j = 0; j < KMAX; j++) win[j] = 0.0f;
+            } else {
+#pragma unroll
+                for (int j = 0; j + 1 < KMAX; j++) win[j] = win[j + 1];
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j <= KMAX; j++) sh[j][threadIdx.y][threadIdx.x] = acc[j];
+    __syncthreads();
+    if (c >= dim) return;
+    for (int j = threadIdx.y; j <= K; j += 8) {
+        int src = j == K ? KMAX : j;
+        float sum = 0;
+        for (int k = 0; k < 8; k++) sum += sh[src][k][threadIdx.x];
+        part[(int64_t)blockIdx.y * (K + 1) * dim + (int64_t)j * dim + c] = sum;
+    }
+}
+
+/* The slices' partials ([j][c], the bias as j = K) added in slice order
+ * into dw (c, j) and dbias (c). */
+__global__ void dwconv_wsum_kernel(float *dw, float *dbias, const float *part, int64_t slices, int64_t dim, int K)
+{
+    int64_t width = (int64_t)(K + 1) * dim;
+    GRID_STRIDE(i, width)
+    {
+        int64_t j = i / dim, c = i - j * dim;
+        float acc = 0;
+        for (int64_t k = 0; k < slices; k++) acc += part[k * width + i];
+        if (j == K) dbias[c] += acc;
+        else dw[c * K + j] += acc;
+    }
+}
+
+extern "C" cudaError_t mdk_dwconv_bwd(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy,
+                                      int64_t lddy, const float *x, int64_t ldx, const float *w, int64_t batch,
+                                      int64_t len, int64_t dim, int64_t width, float *scratch, size_t scratch_floats,
+                                      cudaStream_t s)
+{
+    int64_t rows = batch * len;
+    if (rows * dim == 0) return cudaSuccess;
+    if (width < 1 || width > MDK_DWCONV_MAXK) return cudaErrorInvalidValue;
+    int K = (int)width;
+    dwconv_dx_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, w, rows, len, dim, K);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    int64_t width_p = (int64_t)(K + 1) * dim;
+    int64_t slices = mdk_reduce_slices(rows, width_p, scratch_floats);
+    int64_t per = (rows + slices - 1) / slices;
+    dim3 grid((unsigned)((dim + 31) / 32), (unsigned)slices), block(32, 8);
+    if (K <= 4)   /* the Hyena short filter is 3 wide */
+        dwconv_dw_kernel<4><<<grid, block, 0, s>>>(scratch, dy, lddy, x, ldx, rows, len, dim, K, per);
+    else
+        dwconv_dw_kernel<MDK_DWCONV_MAXK><<<grid, block, 0, s>>>(scratch, dy, lddy, x, ldx, rows, len, dim, K, per);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    dwconv_wsum_kernel<<<hyena_grid(width_p), 256, 0, s>>>(dw, dbias, scratch, slices, dim, K);
+    return cudaGetLastError();
+}

@@ -1,0 +1,356 @@
+/* The Hyena section of the CUDA backend (ops.h): shape checks around the
+ * kernels of kernels/hyena.cu and kernels/fftconv.cu, and the cuFFT plans of
+ * the long convolution.
+ *
+ * cuFFT: fp32 R2C / C2R, batched over (batch, channel) sequences, out of
+ * place between a real and a spectrum buffer (on the H200 the in-place
+ * layout, sequences n + 2 floats apart, took 1.6x as long at n = 2^21),
+ * whatever the table's matmul precision. A plan is made once per (size,
+ * count, direction) and kept in the backend's context; plans are made
+ * without a work area (cufftSetAutoAllocation 0) and given the caller's
+ * workspace before each run, so the op never allocates. fftconv_workspace
+ * makes the shape's plans up front (it must ask cuFFT for their work
+ * sizes), so a model's planning also does the planning of cuFFT. */
+#include <cuda_runtime_api.h>
+#include <cufft.h>
+#include <stdio.h>
+
+#include "backend_kernels.h"
+#include "cuda_internal.h"
+#include "util/xalloc.h"
+
+/* ---- the plan cache ---- */
+
+enum { MAX_PLANS = 32 };
+
+typedef struct {
+    int64_t n, count;   /* FFT size, sequences */
+    cufftType type;     /* CUFFT_R2C or CUFFT_C2R */
+    cufftHandle plan;
+    size_t work;        /* bytes of its work area */
+    uint64_t last_use;
+} fft_plan_t;
+
+/* When full, the least recently used plan is replaced: the four plans of
+ * one shape, asked for in a row, never push each other out. */
+struct cuda_fft_cache {
+    fft_plan_t p[MAX_PLANS];
+    int used;
+    uint64_t clock;
+};
+
+static void cufft_fail(const char *op, const char *what, cufftResult r, int64_t n, int64_t count)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "cuFFT %s failed (status %d) for %lld sequences of %lld points", what, (int)r,
+             (long long)count, (long long)n);
+    fail(op, msg);
+}
+
+/* The plan for `count` transforms of size n, real sequences n floats
+ * apart, spectra n / 2 + 1 complex apart, made on first use. */
+static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cufftType type, const char *op)
+{
+    cuda_ctx_t *c = CTX(be);
+    if (!c->fft) c->fft = md_calloc(1, sizeof *c->fft);
+    struct cuda_fft_cache *fc = c->fft;
+    for (int i = 0; i < fc->used; i++)
+        if (fc->p[i].n == n && fc->p[i].count == count && fc->p[i].type == type) {
+            fc->p[i].last_use = ++fc->clock;
+            return &fc->p[i];
+        }
+    fft_plan_t *e;
+    if (fc->used < MAX_PLANS) {
+        e = &fc->p[fc->used++];
+    } else {   /* full: replace the least recently used, once nothing queued can still use it */
+        e = &fc->p[0];
+        for (int i = 1; i < MAX_PLANS; i++)
+            if (fc->p[i].last_use < e->last_use) e = &fc->p[i];
+        CK(cudaDeviceSynchronize(), op);
+        cufftDestroy(e->plan);
+    }
+    long long len = n, real_embed = n, cplx_embed = n / 2 + 1;
+    int r2c = type == CUFFT_R2C;
+    cufftResult r;
+    if ((r = cufftCreate(&e->plan)) != CUFFT_SUCCESS) cufft_fail(op, "plan creation", r, n, count);
+    if ((r = cufftSetAutoAllocation(e->plan, 0)) != CUFFT_SUCCESS) cufft_fail(op, "plan setup", r, n, count);
+    r = cufftMakePlanMany64(e->plan, 1, &len, r2c ? &real_embed : &cplx_embed, 1, r2c ? real_embed : cplx_embed,
+                            r2c ? &cplx_embed : &real_embed, 1, r2c ? cplx_embed : real_embed, type, count, &e->work);
+    if (r != CUFFT_SUCCESS) cufft_fail(op, "planning", r, n, count);
+    if ((r = cufftSetStream(e->plan, 0)) != CUFFT_SUCCESS) cufft_fail(op, "plan setup", r, n, count);
+    e->n = n, e->count = count, e->type = type, e->last_use = ++fc->clock;
+    return e;
+}
+
+/* Runs a plan between the real buffer and the spectrum buffer (either
+ * way by its type) with its work area at `work`. */
+static void run_plan(fft_plan_t *p, float *real, float *spec, void *work, const char *op)
+{
+    cufftResult r = cufftSetWorkArea(p->plan, work);
+    if (r == CUFFT_SUCCESS)
+        r = p->type == CUFFT_R2C ? cufftExecR2C(p->plan, (cufftReal *)real, (cufftComplex *)spec)
+                                 : cufftExecC2R(p->plan, (cufftComplex *)spec, (cufftReal *)real);
+    if (r != CUFFT_SUCCESS) cufft_fail(op, "execution", r, p->n, p->count);
+}
+
+/* The four plans of a shape: forward [S K] -> spectra, S <- convolution;
+ * backward [S G K] both ways. */
+typedef struct {
+    fft_plan_t *fwd_r2c, *fwd_c2r, *bwd_r2c, *bwd_c2r;
+    /* the backward's sequences (the more), real and spectra; the largest work area */
+    size_t real_bytes, spec_bytes, work_bytes;
+} fft_shape_t;
+
+/* The workspace: [real sequences][spectra][cuFFT's work area]. */
+
+static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len, int64_t C, const char *op)
+{
+    fft_shape_t s;
+    int64_t n = mdk_fftconv_size(len), bc = batch * C;
+    s.fwd_r2c = get_plan(be, n, bc + C, CUFFT_R2C, op);
+    s.fwd_c2r = get_plan(be, n, bc, CUFFT_C2R, op);
+    s.bwd_r2c = get_plan(be, n, 2 * bc + C, CUFFT_R2C, op);
+    s.bwd_c2r = get_plan(be, n, 2 * bc + C, CUFFT_C2R, op);
+    s.real_bytes = round256((size_t)(2 * bc + C) * (size_t)n * sizeof(float));
+    s.spec_bytes = round256((size_t)(2 * bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
+    s.work_bytes = s.fwd_r2c->work;
+    fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r};
+    for (int i = 0; i < 3; i++)
+        if (all[i]->work > s.work_bytes) s.work_bytes = all[i]->work;
+    return s;
+}
+
+/* ---- ops ---- */
+
+static void same_shape(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
+{
+    f32_dev(x, op);
+    OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
+}
+
+static void vec(const md_tensor_t *x, int64_t n, const char *op)
+{
+    f32_dev(x, op);
+    OP_REQUIRE(md_tensor_numel(x) == n && x->ld == NCOLS(x), op);
+}
+
+static void cu_bias_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *bias)
+{
+    f32_dev(y, "bias_add");
+    vec(bias, NCOLS(y), "bias_add");
+    CK(mdk_bias_add(F(y), y->ld, CF(bias), NROWS(y), NCOLS(y), 0), "bias_add");
+}
+
+static void cu_bias_bwd(const md_backend_t *be, md_tensor_t *dbias, const md_tensor_t *dy)
+{
+    f32_dev(dy, "bias_bwd");
+    vec(dbias, NCOLS(dy), "bias_bwd");
+    CK(mdk_bias_bwd(F(dbias), CF(dy), dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, 0), "bias_bwd");
+}
+
+static void cu_layernorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *mean, md_tensor_t *rstd,
+                             const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *b, double eps)
+{
+    const char *op = "layernorm_fwd";
+    f32_dev(x, op);
+    same_shape(y, x, op);
+    int64_t rows = NROWS(x), dim = NCOLS(x);
+    vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(b, dim, op);
+    CK(mdk_layernorm_fwd(F(y), y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, 0), op);
+}
+
+static void cu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
+                             const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
+                             const md_tensor_t *mean, const md_tensor_t *rstd, int accumulate)
+{
+    const char *op = "layernorm_bwd";
+    f32_dev(x, op);
+    same_shape(dx, x, op);
+    same_shape(dy, x, op);
+    int64_t rows = NROWS(x), dim = NCOLS(x);
+    vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(dw, dim, op), vec(db, dim, op);
+    CK(mdk_layernorm_bwd(F(dx), dx->ld, F(dw), F(db), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(mean), CF(rstd), rows,
+                         dim, accumulate, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+       op);
+}
+
+static void cu_gelu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x)
+{
+    f32_dev(x, "gelu_fwd");
+    same_shape(y, x, "gelu_fwd");
+    CK(mdk_gelu_fwd(F(y), y->ld, CF(x), x->ld, NROWS(x), NCOLS(x), 0), "gelu_fwd");
+}
+
+static void cu_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x)
+{
+    f32_dev(x, "gelu_bwd");
+    same_shape(dx, x, "gelu_bwd");
+    same_shape(dy, x, "gelu_bwd");
+    CK(mdk_gelu_bwd(F(dx), dx->ld, CF(dy), dy->ld, CF(x), x->ld, NROWS(x), NCOLS(x), 0), "gelu_bwd");
+}
+
+static void cu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq)
+{
+    f32_dev(x, "sin_fwd");
+    same_shape(y, x, "sin_fwd");
+    vec(freq, NCOLS(x), "sin_fwd");
+    CK(mdk_sin_fwd(F(y), y->ld, CF(x), x->ld, CF(freq), NROWS(x), NCOLS(x), 0), "sin_fwd");
+}
+
+static void cu_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
+                       const md_tensor_t *x, const md_tensor_t *freq)
+{
+    f32_dev(x, "sin_bwd");
+    same_shape(dx, x, "sin_bwd");
+    same_shape(dy, x, "sin_bwd");
+    vec(freq, NCOLS(x), "sin_bwd"), vec(dfreq, NCOLS(x), "sin_bwd");
+    CK(mdk_sin_bwd(F(dx), dx->ld, F(dfreq), CF(dy), dy->ld, CF(x), x->ld, CF(freq), NROWS(x), NCOLS(x),
+                   CTX(be)->scratch, SCRATCH_FLOATS, 0),
+       "sin_bwd");
+}
+
+static void cu_hyena_modulate(const md_backend_t *be, md_tensor_t *k, int64_t l_max, double target, double fast_pct,
+                              double slow_pct)
+{
+    f32_dev(k, "hyena_modulate");
+    OP_REQUIRE(k->ld == NCOLS(k) && NROWS(k) <= l_max, "hyena_modulate");
+    CK(mdk_hyena_modulate(F(k), NROWS(k), NCOLS(k), l_max, target, fast_pct, slow_pct, 0), "hyena_modulate");
+}
+
+/* returns the filter width */
+static int64_t dwconv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, int64_t batch,
+                            const char *op)
+{
+    f32_dev(x, op);
+    same_shape(y, x, op);
+    f32_dev(w, op);
+    int64_t dim = NCOLS(x);
+    OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0 && w->ld == NCOLS(w), op);
+    OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= MDK_DWCONV_MAXK, op);
+    return md_tensor_numel(w) / dim;
+}
+
+static void cu_dwconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
+                          const md_tensor_t *bias, int64_t batch)
+{
+    int64_t K = dwconv_check(y, x, w, batch, "dwconv_fwd"), dim = NCOLS(x);
+    vec(bias, dim, "dwconv_fwd");
+    CK(mdk_dwconv_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, NROWS(x) / batch, dim, K, 0), "dwconv_fwd");
+}
+
+static void cu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
+                          const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w, int64_t batch)
+{
+    int64_t K = dwconv_check(dx, x, w, batch, "dwconv_bwd"), dim = NCOLS(x);
+    same_shape(dy, x, "dwconv_bwd");
+    vec(dw, dim * K, "dwconv_bwd"), vec(dbias, dim, "dwconv_bwd");
+    CK(mdk_dwconv_bwd(F(dx), dx->ld, F(dw), F(dbias), CF(dy), dy->ld, CF(x), x->ld, CF(w), batch, NROWS(x) / batch,
+                      dim, K, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+       "dwconv_bwd");
+}
+
+/* ---- the gated FFT long convolution ---- */
+
+static size_t cu_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                   int64_t channels)
+{
+    if (batch * len * channels == 0) return 0;
+    fft_shape_t s = fft_shape(be, batch, len, channels, "fftconv_workspace");
+    return s.real_bytes + s.spec_bytes + s.work_bytes;
+}
+
+/* returns len */
+static int64_t fftconv_check(const md_tensor_t *x0, const md_tensor_t *x1, const md_tensor_t *v,
+                             const md_tensor_t *k, const md_tensor_t *D, int64_t batch, const char *op)
+{
+    f32_dev(x0, op);
+    same_shape(x1, x0, op);
+    same_shape(v, x0, op);
+    f32_dev(k, op);
+    OP_REQUIRE(batch >= 1 && NROWS(x0) % batch == 0, op);
+    int64_t len = NROWS(x0) / batch, C = NCOLS(x0);
+    OP_REQUIRE(NROWS(k) == len && NCOLS(k) == C && k->ld == C, op);
+    vec(D, C, op);
+    return len;
+}
+
+/* Everything between the op's inputs and its unpack kernel, in `workspace`
+ * ([reals][spectra][cuFFT's work area]): pack, transform, multiply, transform
+ * back. Forward (dy == NULL): the real buffer then holds the convolution of
+ * each (batch, channel); backward: the convolution, the correlation with k
+ * and dk's sequences. Returns the real buffer and sets *n, the FFT size. */
+static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, const md_tensor_t *v,
+                                 const md_tensor_t *dy, const md_tensor_t *x0, const md_tensor_t *k, int64_t batch,
+                                 int64_t len, void *workspace, int64_t *n, const char *op)
+{
+    OP_REQUIRE(workspace != NULL, op);
+    int64_t C = NCOLS(x1);
+    int bwd = dy != NULL;
+    fft_shape_t s = fft_shape(be, batch, len, C, op);
+    *n = s.fwd_r2c->n;
+    float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
+    void *work = (char *)spec + s.spec_bytes;
+    CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, bwd ? CF(dy) : NULL, bwd ? dy->ld : 0, bwd ? CF(x0) : NULL,
+                        bwd ? x0->ld : 0, CF(k), batch, len, C, *n, 0),
+       op);
+    run_plan(bwd ? s.bwd_r2c : s.fwd_r2c, buf, spec, work, op);
+    CK(mdk_fftconv_mul(spec, bwd, batch, C, *n, 0), op);
+    run_plan(bwd ? s.bwd_c2r : s.fwd_c2r, buf, spec, work, op);
+    return buf;
+}
+
+static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
+                           const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
+                           void *workspace)
+{
+    const char *op = "fftconv_fwd";
+    int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
+    same_shape(y, x0, op);
+    if (len * C == 0) return;
+    int64_t n;
+    const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, &n, op);
+    CK(mdk_fftconv_unpack_fwd(F(y), y->ld, CF(x0), x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n,
+                              0),
+       op);
+}
+
+static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
+                           md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
+                           const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
+                           int64_t batch, void *workspace)
+{
+    const char *op = "fftconv_bwd";
+    int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
+    same_shape(dx0, x0, op);
+    same_shape(dx1, x0, op);
+    same_shape(dv, x0, op);
+    same_shape(dy, x0, op);
+    same_shape(dk, k, op);
+    OP_REQUIRE(dk->ld == C, op);
+    vec(dD, C, op);
+    if (len * C == 0) return;
+    int64_t n;
+    const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, &n, op);
+    CK(mdk_fftconv_unpack_bwd(F(dx0), dx0->ld, F(dx1), dx1->ld, F(dv), dv->ld, F(dk), F(dD), CF(dy), dy->ld, CF(x0),
+                              x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n, CTX(be)->scratch,
+                              SCRATCH_FLOATS, 0),
+       op);
+}
+
+void md_cuda_hyena_install(md_backend_t *be)
+{
+    be->bias_add = cu_bias_add;
+    be->bias_bwd = cu_bias_bwd;
+    be->layernorm_fwd = cu_layernorm_fwd;
+    be->layernorm_bwd = cu_layernorm_bwd;
+    be->gelu_fwd = cu_gelu_fwd;
+    be->gelu_bwd = cu_gelu_bwd;
+    be->sin_fwd = cu_sin_fwd;
+    be->sin_bwd = cu_sin_bwd;
+    be->hyena_modulate = cu_hyena_modulate;
+    be->dwconv_fwd = cu_dwconv_fwd;
+    be->dwconv_bwd = cu_dwconv_bwd;
+    be->fftconv_workspace = cu_fftconv_workspace;
+    be->fftconv_fwd = cu_fftconv_fwd;
+    be->fftconv_bwd = cu_fftconv_bwd;
+}

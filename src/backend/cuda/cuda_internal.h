@@ -1,0 +1,73 @@
+/* What the host files of the CUDA backend share (cuda_backend.c: the table
+ * and the Mamba/Transformer ops; cuda_hyena.c: the Hyena ops): the
+ * backend's private state and the checking helpers. Not a public header. */
+#ifndef MD_BACKEND_CUDA_INTERNAL_H
+#define MD_BACKEND_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <stdlib.h>
+
+#include "backend/ops.h"
+#include "op_timer.h"
+#include "util/log.h"
+
+/* Scratch for the fixed-order reductions (per-slice partials of parameter
+ * gradients, the squared norm): allocated once with the backend, so that
+ * ops never allocate. */
+#define SCRATCH_BYTES ((size_t)32 << 20)
+
+struct cuda_fft_cache;   /* cuda_hyena.c: the cuFFT plans kept per shape */
+
+typedef struct {
+    int ordinal;
+    cublasHandle_t blas;
+    float *scratch;        /* SCRATCH_BYTES */
+    double *result;        /* 2 doubles: a reduction's result on the device */
+    size_t in_use, peak;   /* bytes from alloc, this process */
+    struct cuda_fft_cache *fft;   /* made on the first FFT op or query */
+} cuda_ctx_t;
+
+#define CTX(be) ((cuda_ctx_t *)(be)->ctx)
+
+/* A failing CUDA call is a bug or a broken device: one line, then abort. */
+static inline void fail(const char *op, const char *what)
+{
+    md_error("backend cuda, op %s: %s", op, what);
+    abort();
+}
+
+/* Every CUDA call goes through CK, so MD_CUDA_OP_TIMES (op_timer.h) sees
+ * every op's kernels. */
+#define CK(call, op)                                             \
+    do {                                                         \
+        int t_ = md_op_timer_on();                               \
+        if (t_) md_op_timer_mark(op, 0);                         \
+        cudaError_t e_ = (call);                                 \
+        if (t_) md_op_timer_mark(op, 1);                         \
+        if (e_ != cudaSuccess) fail(op, cudaGetErrorString(e_)); \
+    } while (0)
+
+#define OP_REQUIRE(cond, op)                                                                 \
+    do {                                                                                     \
+        if (!(cond)) fail(op, "internal error, " #cond " does not hold");                    \
+    } while (0)
+
+static inline void f32_dev(const md_tensor_t *t, const char *op)
+{
+    OP_REQUIRE(t->dtype == MD_DTYPE_F32, op);
+    OP_REQUIRE(t->device == MD_DEVICE_CUDA, op);
+    OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
+}
+
+#define NROWS(t) md_tensor_nrows(t)
+#define NCOLS(t) md_tensor_ncols(t)
+#define F(t) ((float *)(t)->data)
+#define CF(t) ((const float *)(t)->data)
+#define SCRATCH_FLOATS (SCRATCH_BYTES / sizeof(float))
+
+static inline size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+/* cuda_hyena.c: fills the Hyena section of a table. */
+void md_cuda_hyena_install(md_backend_t *be);
+
+#endif
