@@ -58,13 +58,28 @@ if [ $have_finetune = 0 ]; then
     exit 77
 fi
 
-grep -aq '"mambadna_command":"[^"]* finetune -i ' "$R/finetune/classifier.safetensors" && ok || bad "classifier provenance"
-grep -q '^# mambadna ' "$R/classify/reads.tsv" && ok || bad "calls lack the provenance lines"
+# fine-tuning: the classifier (run with the rule's threads and device) and its reports
+grep -aq '"mambadna_command":"[^"]* finetune -i [^"]* -t 2 -x cpu --seed 1' "$R/finetune/classifier.safetensors" \
+    && ok || bad "classifier provenance"
+[ "$(grep -v '^#' "$R/finetune/classifier.epochs.tsv" | cut -f 1 | tr '\n' ' ')" = "epoch 1 " ] && ok \
+    || bad "epochs table: $(cat "$R/finetune/classifier.epochs.tsv")"
+for f in val test; do
+    # 4 windows of each of 5 species (--val-windows/--test-windows 4 in config-test.yaml)
+    [ "$(awk -F '\t' '$1 == "all" { print $(NF - 1) }' "$R/finetune/classifier.$f-confusion.tsv")" = 20 ] \
+        && grep -q '</svg>' "$R/finetune/classifier.$f-confusion.svg" && ok || bad "$f confusion matrix"
+done
+for f in epochs.tsv val-confusion.tsv test-confusion.tsv; do
+    grep -q '^# command: .* finetune ' "$R/finetune/classifier.$f" && ok || bad "classifier.$f lacks the command line"
+done
+
+# classification: a call per read, with provenance; the summary counts every read
+grep -q '^# command: .* classify ' "$R/classify/reads.tsv" && ok || bad "calls lack the command line"
 [ "$(grep -v '^#' "$R/classify/reads.tsv" | awk -F '\t' '$2 ~ /^[0-9]+$/' | wc -l)" -eq 60 ] && ok || bad "60 calls"
-[ -s "$R/classify/summary.txt" ] && ok || bad "classify summary"
+[ "$(grep -v '^#' "$R/classify/summary.tsv" | awk -F '\t' '$2 ~ /^[0-9]+$/ { n += $2 } END { print n }')" = 60 ] \
+    && ok || bad "summary: $(cat "$R/classify/summary.tsv")"
 awk -F '\t' '$1 == "all" && $2 == 60 { found = 1 } END { exit !found }' "$R/report/report.tsv" && ok || bad "report: $(cat "$R/report/report.tsv")"
 [ "$(grep -c '^\(human\|chimpanzee\|bonobo\|gorilla\|orangutan\)	' "$R/report/report.tsv")" -eq 5 ] && ok || bad "report rows"
-grep -q '^# calls command: .* classify ' "$R/report/report.tsv" && ok || bad "report keeps the calls' provenance"
+grep -q '^# calls mambadna ' "$R/report/report.tsv" && ok || bad "report keeps the calls' provenance"
 
 # a second run finds nothing to do
 expect_ok "rerun" smk

@@ -13,7 +13,7 @@ process MAMBADNA_CLASSIFY {
 
     output:
     tuple val(meta), path("${prefix}.classify.tsv"), emit: calls
-    tuple val(meta), path("${prefix}.summary.txt") , emit: summary
+    tuple val(meta), path("${prefix}.summary.tsv") , emit: summary
     path "versions.yml"                            , emit: versions
 
     when:
@@ -29,7 +29,7 @@ process MAMBADNA_CLASSIFY {
         $args \\
         -t $task.cpus \\
         -x $device \\
-        --summary ${prefix}.summary.txt \\
+        --summary ${prefix}.summary.tsv \\
         -o ${prefix}.classify.tsv \\
         $reads
 
@@ -44,7 +44,7 @@ process MAMBADNA_CLASSIFY {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     touch ${prefix}.classify.tsv
-    touch ${prefix}.summary.txt
+    touch ${prefix}.summary.tsv
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -12,8 +12,12 @@ process MAMBADNA_FINETUNE {
     tuple val(meta2), path(genomes)
 
     output:
-    tuple val(meta), path("${prefix}.safetensors"), emit: model
-    path "versions.yml"                           , emit: versions
+    tuple val(meta), path("${prefix}.safetensors")      , emit: model
+    tuple val(meta), path("${prefix}.epochs.tsv")       , emit: metrics
+    tuple val(meta), path("${prefix}.epochs.svg")       , emit: plot
+    tuple val(meta), path("${prefix}.*-confusion.tsv")  , emit: confusion
+    tuple val(meta), path("${prefix}.*-confusion.svg")  , emit: confusion_plot
+    path "versions.yml"                                 , emit: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -47,6 +51,9 @@ process MAMBADNA_FINETUNE {
     prefix = task.ext.prefix ?: "${meta.id}"
     """
     touch ${prefix}.safetensors
+    touch ${prefix}.epochs.tsv ${prefix}.epochs.svg
+    touch ${prefix}.val-confusion.tsv ${prefix}.val-confusion.svg
+    touch ${prefix}.test-confusion.tsv ${prefix}.test-confusion.svg
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
