@@ -248,13 +248,13 @@ def parse_elements(decl):
 
 def parse_module(path, where):
     text = open(path).read()
-    procs = re.findall(r"^process\s+(\w+)\s*\{", text, re.M)
+    procs = list(re.finditer(r"^process\s+(\w+)\s*\{", text, re.M))
     if len(procs) != 1:
         fail(where, f"{len(procs)} process definitions, want 1")
         return None
-    name = procs[0]
-    body = text[text.index("{") + 1:text.rstrip().rindex("}")]
-    mod = {"name": name, "text": text}
+    name = procs[0].group(1)
+    body = text[procs[0].end():text.rstrip().rindex("}")]
+    mod = {"name": name}
     if not re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", name):
         fail(where, f"process name '{name}' is not UPPER_SNAKE")
     if not re.search(r'^\s*tag\s+"\$meta\.id"\s*$', body, re.M):

@@ -15,8 +15,8 @@
  * md_st_write(), which writes the whole file through util/outfile.h: the
  * destination is replaced whole or not at all. Every file written gets the
  * metadata keys "mambadna" (the version) and "mambadna_command" (the command
- * line, util/provenance.h). The header is padded with
- * spaces to a multiple of 8 bytes so every tensor starts 8-aligned.
+ * line, util/provenance.h). The header is padded with spaces to a multiple
+ * of 8 bytes so every tensor starts 8-aligned.
  */
 #ifndef MD_NN_SAFETENSORS_H
 #define MD_NN_SAFETENSORS_H

@@ -19,6 +19,13 @@ expect_ok "sample to stdout" $MD sample -L 50 -n 20 -o - "$T/g/human.fa"
 [ "$(grep -c '^>' "$T/out")" -eq 20 ] && ! grep -qv '^[>ACGTNacgtn]' "$T/out" && ok || bad "stdout holds more than FASTA"
 grep -q '^\[M::cmd_sample\]' "$T/err" && ! grep -qv '^\[[MWE]::' "$T/err" && ok || bad "stderr holds more than log lines"
 
+# BED intervals from stdin: the same tiles as from the file
+printf 'chr1\t0\t1000\ttrain\nchr2\t500\t900\ttrain\n' >"$T/iv.bed"
+expect_ok "BED file" $MD sample -L 100 -n 0 --bed "$T/iv.bed" -f bed -o "$T/tiles_file.bed" "$T/g/human.fa"
+expect_ok "BED on stdin" $MD sample -L 100 -n 0 --bed - -f bed -o "$T/tiles_stdin.bed" "$T/g/human.fa" <"$T/iv.bed"
+[ "$(grep -vc '^#' "$T/tiles_stdin.bed")" -eq 14 ] && diff <(grep -v '^#' "$T/tiles_file.bed") <(grep -v '^#' "$T/tiles_stdin.bed") >/dev/null \
+    && ok || bad "BED from stdin gave other tiles"
+
 # The command line is recorded shell-quoted: an output name with a space, a
 # quote and a newline reads back in bash as the very same arguments.
 odd="$T/a b'c
