@@ -28,9 +28,9 @@ broken_copy() {
     B="$T/$1/pipelines/nextflow"
     P="$B/modules/local/mambadna/pretrain"
 }
-# expect_broken DESC PATTERN: nf-check on $B must fail (exit 1) naming PATTERN
+# expect_broken DESC PATTERN [--no-script]: nf-check on $B must fail (exit 1) naming PATTERN
 expect_broken() {
-    python3 "$CHECK" --mambadna "$T/bin/mambadna" --modules pretrain "$B" >"$T/out" 2>"$T/err"
+    python3 "$CHECK" --mambadna "$T/bin/mambadna" --modules pretrain ${3:-} "$B" >"$T/out" 2>"$T/err"
     local rc=$?
     if [ $rc -ne 1 ]; then bad "$1: exit $rc, want 1"; return; fi
     grep -Eq -- "$2" "$T/err" && ok || bad "$1: no /$2/ in: $(grep FAIL "$T/err")"
@@ -38,11 +38,11 @@ expect_broken() {
 
 broken_copy emit
 sed -i 's/emit: model$/emit: weights/' "$P/main.nf"
-expect_broken "emit renamed in main.nf" "emit names differ: main.nf \['weights'"
+expect_broken "emit renamed in main.nf" "emit names differ: main.nf \['weights'" --no-script
 
 broken_copy stub_output
 sed -i '/touch \${prefix}.metrics.svg/d' "$P/main.nf"
-expect_broken "stub output dropped" "stub: output 'plot' \(stub_meta.metrics.svg\) matched no file"
+expect_broken "stub output dropped" "stub: output 'plot' \(stub_meta.metrics.svg\) matched no file" --no-script
 
 broken_copy script_output
 sed -i 's/--metrics \${prefix}.metrics.tsv/--metrics metrics.tsv/' "$P/main.nf"
@@ -50,15 +50,15 @@ expect_broken "script output under another name" "script: output 'metrics' \(hum
 
 broken_copy def_prefix
 sed -i 's/^    prefix = task.ext.prefix/    def prefix = task.ext.prefix/' "$P/main.nf"
-expect_broken "prefix local to the script" "unknown variable 'prefix'"
+expect_broken "prefix local to the script" "unknown variable 'prefix'" --no-script
 
 broken_copy threads
 sed -i 's/-t \$task.cpus/-t 1/' "$P/main.nf"
-expect_broken "threads not from task.cpus" "does not pass -t \\\$task.cpus"
+expect_broken "threads not from task.cpus" "does not pass -t \\\$task.cpus" --no-script
 
 broken_copy meta_input
 sed -i 's/^    - genome:$/    - fasta:/' "$P/meta.yml"
-expect_broken "meta.yml input renamed" "inputs differ"
+expect_broken "meta.yml input renamed" "inputs differ" --no-script
 
 broken_copy versions
 sed -i '0,/mambadna: \\\$(mambadna --version/s//mambadna: \\$(echo 9.9.9 || mambadna --version/' "$P/main.nf"
