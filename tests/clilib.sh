@@ -43,15 +43,15 @@ no_file() {
     if compgen -G "$2*" >/dev/null; then bad "$1: $(compgen -G "$2*" | head -n 1) exists"; else ok; fi
 }
 
-# take_provenance FILE: FILE must start with the '#' provenance lines, the
-# version as --version prints it and then the command line that ran $MD;
-# they are checked, then removed so that only the data rows remain.
+# take_provenance FILE: FILE must start with the two '#' provenance lines,
+# the version as --version prints it and the command line that ran $MD;
+# they are checked, then removed, so the file reads as it did without them.
 take_provenance() {
     local want
     want="# $($MD --version)"
     if [ "$(head -n 1 "$1")" = "$want" ] && [[ "$(sed -n 2p "$1")" == "# command: $MD "* ]]; then ok
     else bad "provenance of $1: $(head -n 2 "$1")"; fi
-    sed -i '/^#/d' "$1"
+    sed -i '1,2d' "$1"
 }
 
 # st_without_command FILE: a safetensors file's header (with its
