@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "build_info.h"
 #include "util/outfile.h"
 #include "util/provenance.h"
 
@@ -260,13 +259,7 @@ int md_svg_plot(const char *path, const char *title, int n_panels, const md_plot
             "font-family=\"Helvetica, Arial, sans-serif\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"#fafafa\"/>\n",
             width, height, width, height);
-    /* provenance as <metadata>: an XML comment may not hold the "--" of options */
-    fputs("<metadata>mambadna " MD_VERSION, fp);
-    if (md_provenance_command()) {
-        fputs("; command: ", fp);
-        xml_text(fp, md_provenance_command());
-    }
-    fputs("</metadata>\n", fp);
+    md_provenance_svg(fp);
     fprintf(fp, "<text x=\"%d\" y=\"21\" text-anchor=\"middle\" font-size=\"15\">", width / 2);
     xml_text(fp, title);
     fputs("</text>\n", fp);

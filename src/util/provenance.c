@@ -64,6 +64,21 @@ void md_provenance_comment(FILE *fp, const char *prefix)
     if (command_line) fprintf(fp, "%s command: %s\n", prefix, command_line);
 }
 
+void md_provenance_svg(FILE *fp)
+{
+    fprintf(fp, "<metadata>mambadna %s", MD_VERSION);
+    if (command_line) {
+        fputs("; command: ", fp);
+        for (const char *p = command_line; *p; p++) {
+            if (*p == '&') fputs("&amp;", fp);
+            else if (*p == '<') fputs("&lt;", fp);
+            else if (*p == '>') fputs("&gt;", fp);
+            else fputc(*p, fp);
+        }
+    }
+    fputs("</metadata>\n", fp);
+}
+
 json_t *md_provenance_json(void)
 {
     json_t *o = json_pack("{s:s}", "version", MD_VERSION);

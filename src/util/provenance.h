@@ -32,4 +32,9 @@ void md_provenance_comment(FILE *fp, const char *prefix);
  * left out when none was recorded. */
 json_t *md_provenance_json(void);
 
+/* Writes "<metadata>mambadna X.Y.Z; command: CMDLINE</metadata>\n", XML-
+ * escaped, for just after an SVG's opening <svg> tag (an XML comment could
+ * not hold the "--" of long options). */
+void md_provenance_svg(FILE *fp);
+
 #endif
