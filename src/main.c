@@ -4,6 +4,7 @@
 
 #include "build_info.h"
 #include "cmd/cmd.h"
+#include "util/cli.h"
 #include "util/log.h"
 
 typedef struct {
@@ -54,6 +55,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(name, commands[i].name)) continue;
         md_log_start(argc, argv);
+        md_threads_init();
         int ret = commands[i].run(argc - 1, argv + 1);
         if (ret == 0 && strcmp(name, "version") && !asks_for_help(argc, argv)) md_log_finish();
         return ret;

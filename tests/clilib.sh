@@ -43,6 +43,30 @@ no_file() {
     if compgen -G "$2*" >/dev/null; then bad "$1: $(compgen -G "$2*" | head -n 1) exists"; else ok; fi
 }
 
+# take_provenance FILE: FILE must start with the two '#' provenance lines,
+# the version as --version prints it and the command line that ran $MD;
+# they are checked, then removed, so the file reads as it did without them.
+take_provenance() {
+    local want
+    want="# $($MD --version)"
+    if [ "$(head -n 1 "$1")" = "$want" ] && [[ "$(sed -n 2p "$1")" == "# command: $MD "* ]]; then ok
+    else bad "provenance of $1: $(head -n 2 "$1")"; fi
+    sed -i '1,2d' "$1"
+}
+
+# st_without_command FILE: a safetensors file's header (with its
+# "mambadna_command" metadata and padding removed) and data, so that two
+# runs made by different command lines can be compared.
+st_without_command() {
+    local n
+    n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+    head -c $((8 + n)) "$1" | tail -c "$n" | sed -e 's/"mambadna_command":"\([^"\\]\|\\.\)*",\{0,1\}//' -e 's/ *$//'
+    tail -c +$((9 + n)) "$1"
+}
+
+# same_tensors A B: the safetensors files agree but for the command line.
+same_tensors() { cmp -s <(st_without_command "$1") <(st_without_command "$2"); }
+
 finish() {
     rm -rf "$T"
     echo "$pass passed, $fail failed"

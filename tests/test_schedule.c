@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build_info.h"
 #include "testutil.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
@@ -80,12 +81,19 @@ static int file_contains(const char *path, const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
-static int count_lines(const char *path)
+/* Lines of a TSV, '#' provenance lines apart (their count in *n_comment). */
+static int count_lines(const char *path, int *n_comment)
 {
     FILE *fp = fopen(path, "r");
     if (!fp) return -1;
-    int n = 0, c;
-    while ((c = fgetc(fp)) != EOF) n += c == '\n';
+    int n = 0, c, at_start = 1, comment = 0;
+    *n_comment = 0;
+    while ((c = fgetc(fp)) != EOF) {
+        if (at_start) comment = c == '#';
+        at_start = c == '\n';
+        n += at_start && !comment;
+        *n_comment += at_start && comment;
+    }
     fclose(fp);
     return n;
 }
@@ -103,10 +111,14 @@ static void test_metrics(void)
         CHECK(md_metrics_append(m, &r) == 0, "append");
     }
     md_metrics_close(m);
-    CHECK(count_lines(tsv) == 21, "%d lines", count_lines(tsv));
+    int n_comment;
+    CHECK(count_lines(tsv, &n_comment) == 21, "%d lines", count_lines(tsv, &n_comment));
+    /* no command line is recorded in a unit test: the version line alone */
+    CHECK(n_comment == 1 && file_contains(tsv, "# mambadna " MD_VERSION "\nstep\t"), "provenance above the columns");
     char *svg = md_metrics_svg_path(tsv);
     CHECK(!strcmp(svg + strlen(svg) - 8, "/run.svg"), "svg path %s", svg);
     CHECK(file_contains(svg, "</svg>"), "svg complete");
+    CHECK(file_contains(svg, "<metadata>mambadna " MD_VERSION "</metadata>"), "provenance in the SVG");
     CHECK(file_contains(svg, "&lt;run&gt; &amp; more"), "title escaped");
     CHECK(file_contains(svg, "<polyline"), "curves drawn");
     CHECK(file_contains(svg, "order-2 Markov"), "baseline drawn");
@@ -115,7 +127,8 @@ static void test_metrics(void)
     m = md_metrics_open(tsv, 10, "resumed");
     CHECK(m != NULL, "reopen");
     md_metrics_close(m);
-    CHECK(count_lines(tsv) == 11, "%d lines after resume at 10", count_lines(tsv));
+    CHECK(count_lines(tsv, &n_comment) == 11, "%d lines after resume at 10", count_lines(tsv, &n_comment));
+    CHECK(n_comment == 1, "%d provenance lines after resume", n_comment);
     /* A file that is not ours is refused on resume, not overwritten. */
     FILE *fp = fopen(tsv, "w");
     fputs("something else entirely\n", fp);

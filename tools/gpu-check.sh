@@ -133,14 +133,14 @@ for s in $stages; do
     pretrain)
         echo "-- GPU (rc ${rc[pretrain]:-?}), CPU (rc ${rc[pretrain_cpu]:-?}, cut at ${CPU_LIMIT:-300}s): step, loss, val"
         for d in gpu cpu; do
-            [[ -f $out/pretrain_$d.tsv ]] && { echo "[$d]"; awk 'NR == 1 || NR % 4 == 2' "$out/pretrain_$d.tsv" | cut -f1-8 | head -n 14; }
+            [[ -f $out/pretrain_$d.tsv ]] && { echo "[$d]"; grep -v '^#' "$out/pretrain_$d.tsv" | awk 'NR == 1 || NR % 4 == 2' | cut -f1-8 | head -n 14; }
         done
         grep -E "^\[E|device|tokens/s|done|val" "$out/pretrain.log" | tail -n 6 | cut -c1-200
         [[ -f $out/eval.log ]] && { echo "-- eval rc=${rc[eval]:-?}"; tail -n 4 "$out/eval.log" | cut -c1-200; } ;;
     long)
         echo "-- validation loss every 200 steps: step, fp32, bf16"
-        paste <(awk -F'\t' 'NR > 1 && $8 != "NA" {print $1 "\t" $8}' "$out/long_fp32.tsv" 2>/dev/null) \
-              <(awk -F'\t' 'NR > 1 && $8 != "NA" {print $8}' "$out/long_bf16.tsv" 2>/dev/null)
+        paste <(awk -F'\t' '!/^#/ && $1 != "step" && $8 != "NA" {print $1 "\t" $8}' "$out/long_fp32.tsv" 2>/dev/null) \
+              <(awk -F'\t' '!/^#/ && $1 != "step" && $8 != "NA" {print $8}' "$out/long_bf16.tsv" 2>/dev/null)
         grep -h -E "^\[E|tokens/s, ETA 0s" "$out"/long_*.log | tail -n 4 | cut -c1-200 ;;
     bench) cat "$out/bench_train.tsv" | awk 'NR == 1 || !/^preset/'; grep -E "^\[E" "$out/bench.log" | head -n 3 ;;
     memcheck) grep -E "ERROR SUMMARY|passed" "$out/memcheck.log" | tail -n 2 ;;

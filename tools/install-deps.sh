@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config zlib1g-dev libhts-dev libjansson-dev
-          libopenblas-dev libfftw3-dev libomp-dev python3 tabix)
+          libopenblas-dev libfftw3-dev libomp-dev python3 tabix
+          snakemake python3-yaml)   # the workflow test and tools/nf-check.py
 
 missing=()
 for p in "${packages[@]}"; do

@@ -23,6 +23,7 @@
 #include "util/cli.h"
 #include "util/log.h"
 #include "util/outfile.h"
+#include "util/provenance.h"
 #include "util/xalloc.h"
 
 #if MD_HAVE_CUDA
@@ -259,6 +260,7 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
     if (!of) return -1;
     FILE *fp = of->fp;
     if (!co->json) {
+        md_provenance_comment(fp, "#");
         fprintf(fp, "# %s; copy bandwidth %.0f GB/s; N = %d; medians of %d runs\n", dev.name, copy_gbps, SCAN_STATE,
                 reps);
         fprintf(fp, "#shape\tB\tD\tL\tdtype\tfwd_ms\tbwd_ms\tfwdbwd_ms\tGB/s\t%%copy\tbar_ms\tbar/ours\n");

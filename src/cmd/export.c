@@ -18,6 +18,7 @@
 #include "util/cli.h"
 #include "util/log.h"
 #include "util/outfile.h"
+#include "util/provenance.h"
 #include "util/xalloc.h"
 
 enum { OPT_DTYPE = MD_OPT_FIRST_COMMAND_SPECIFIC };
@@ -109,6 +110,7 @@ static char *hf_config_json(const md_config_t *c, const char *dtype)
 {
     json_t *o = c->arch == MD_ARCH_TRANSFORMER ? llama_config(c) : mamba_config(c);
     json_object_set_new(o, "torch_dtype", json_string(dtype));
+    json_object_set_new(o, "mambadna", md_provenance_json());   /* kept as an attribute by transformers */
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(o);
     char *r = md_strdup(s);

@@ -14,6 +14,7 @@
 #include "util/cli.h"
 #include "util/log.h"
 #include "util/outfile.h"
+#include "util/provenance.h"
 #include "util/xalloc.h"
 
 enum {
@@ -238,6 +239,7 @@ int cmd_sample(int argc, char **argv)
     uint64_t n = n_windows ? (uint64_t)n_windows : md_sampler_stats(s)->n_windows;
     if (!(out = md_outfile_open(co.output))) goto done;
     double t1 = md_realtime();
+    if (bed_format) md_provenance_comment(out->fp, "#");   /* BED readers skip '#' lines; FASTA has no place */
     if (write_windows(s, g, n, bed_format, out->fp, co.output) < 0) goto done;
     int rc = md_outfile_commit(out);
     out = NULL;

@@ -17,6 +17,7 @@
 #include "util/cli.h"
 #include "util/log.h"
 #include "util/outfile.h"
+#include "util/provenance.h"
 #include "util/xalloc.h"
 
 enum {
@@ -126,6 +127,7 @@ static json_t *summary_json(const md_sim_opts_t *so, const md_sim_result_t *res,
 {
     json_t *j = json_object();
     json_object_set_new(j, "version", json_string(MD_VERSION));
+    json_object_set_new(j, "mambadna", md_provenance_json());
     json_object_set_new(j, "seed", json_integer((json_int_t)so->seed));
     json_object_set_new(j, "chroms", json_integer(so->n_chroms));
     json_object_set_new(j, "length", json_integer(so->chrom_len));

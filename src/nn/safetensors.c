@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "build_info.h"
 #include "util/log.h"
 #include "util/outfile.h"
+#include "util/provenance.h"
 #include "util/xalloc.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -460,6 +462,9 @@ void md_st_set_meta(md_st_writer_t *w, const char *key, const char *value)
 
 int md_st_write(md_st_writer_t *w, const char *path)
 {
+    /* Every file says which mambadna and which command line made it. */
+    md_st_set_meta(w, "mambadna", MD_VERSION);
+    if (md_provenance_command()) md_st_set_meta(w, "mambadna_command", md_provenance_command());
     json_t *root = json_object();
     if (json_object_size(w->meta)) json_object_set(root, "__metadata__", w->meta);
     uint64_t off = 0;

@@ -13,8 +13,10 @@
  *
  * The writer keeps borrowed pointers to the tensors' data until
  * md_st_write(), which writes the whole file through util/outfile.h: the
- * destination is replaced whole or not at all. The header is padded with
- * spaces to a multiple of 8 bytes so every tensor starts 8-aligned.
+ * destination is replaced whole or not at all. Every file written gets the
+ * metadata keys "mambadna" (the version) and "mambadna_command" (the command
+ * line, util/provenance.h). The header is padded with spaces to a multiple
+ * of 8 bytes so every tensor starts 8-aligned.
  */
 #ifndef MD_NN_SAFETENSORS_H
 #define MD_NN_SAFETENSORS_H

@@ -5,6 +5,7 @@
 #include <htslib/khash_str2int.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "util/log.h"
@@ -111,7 +112,7 @@ md_bed_t *md_bed_read(const char *path, int split_col)
         md_error("BED '%s': split column %d is not between 4 and %d", path, split_col, BED_MAX_COLS);
         return NULL;
     }
-    gzFile fp = gzopen(path, "rb");
+    gzFile fp = strcmp(path, "-") ? gzopen(path, "rb") : gzdopen(dup(STDIN_FILENO), "rb");
     if (!fp) {
         md_error("cannot open BED '%s': %s", path, errno ? strerror(errno) : "out of memory");
         return NULL;

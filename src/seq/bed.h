@@ -38,7 +38,8 @@ typedef struct md_bed {
     int split_col;           /* 1-based column of the split label; 0 = none read */
 } md_bed_t;
 
-/* Reads every interval of path. split_col > 3 makes that column the split
+/* Reads every interval of path (plain or gzip; "-" is standard input).
+ * split_col > 3 makes that column the split
  * label, and a line without it is an error; 0 ignores columns past the third.
  * Returns NULL after one error line (missing file, gzip error, malformed
  * line as file:line, no intervals at all). */

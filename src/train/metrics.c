@@ -9,6 +9,7 @@
 #include "train/svgplot.h"
 #include "util/log.h"
 #include "util/outfile.h"
+#include "util/provenance.h"
 #include "util/xalloc.h"
 
 static const char *HEADER =
@@ -70,7 +71,7 @@ static int load_rows(md_metrics_t *m, int64_t upto)
     int ret = 0;
     while (getline(&line, &cap, fp) >= 0) {
         lineno++;
-        if (lineno == 1 && !strncmp(line, "step\t", 5)) continue;
+        if (line[0] == '#' || !strncmp(line, "step\t", 5)) continue;   /* provenance, column names */
         line[strcspn(line, "\r\n")] = 0;
         if (!*line) continue;
         char *f[10];
@@ -106,6 +107,7 @@ static int rewrite_tsv(md_metrics_t *m)
 {
     md_outfile_t *o = md_outfile_open(m->tsv);
     if (!o) return -1;
+    md_provenance_comment(o->fp, "#");
     fputs(HEADER, o->fp);
     for (size_t i = 0; i < m->n; i++) write_row(o->fp, &m->rows[i]);
     return md_outfile_commit(o);

@@ -1,7 +1,8 @@
 /* Training metrics: a TSV with one row per log interval, and an SVG plot of
  * the curves beside it (FILE.tsv -> FILE.svg), redrawn after every row.
  *
- * Columns: step tokens seq_len lr loss grad_norm tokens_per_s val_loss
+ * The file starts with '#' provenance lines (util/provenance.h), then the
+ * column names: step tokens seq_len lr loss grad_norm tokens_per_s val_loss
  * val_ppl val_bits_per_base; a column without a value holds NA. Losses are
  * natural-log cross-entropy per predicted base; bits per base = loss / ln 2.
  * A fresh run replaces the file; a resumed run keeps the rows up to the

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/outfile.h"
+#include "util/provenance.h"
 
 #define MARGIN_L 78
 #define MARGIN_R 24
@@ -258,6 +259,7 @@ int md_svg_plot(const char *path, const char *title, int n_panels, const md_plot
             "font-family=\"Helvetica, Arial, sans-serif\">\n"
             "<rect width=\"100%%\" height=\"100%%\" fill=\"#fafafa\"/>\n",
             width, height, width, height);
+    md_provenance_svg(fp);
     fprintf(fp, "<text x=\"%d\" y=\"21\" text-anchor=\"middle\" font-size=\"15\">", width / 2);
     xml_text(fp, title);
     fputs("</text>\n", fp);

@@ -56,6 +56,18 @@ int md_common_apply_threads(const md_common_opts_t *co)
     return co->threads > 0 ? co->threads : omp_get_max_threads();
 }
 
+/* Exported by OpenBLAS's pthreads build only (it runs it before fork());
+ * weak, so that other builds simply lack it. */
+int blas_thread_shutdown_(void) __attribute__((weak));
+void openblas_set_num_threads(int n);
+
+void md_threads_init(void)
+{
+    /* One thread first: setting the count restarts a stopped pool. */
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+
 int md_parse_i64(const char *name, const char *s, int64_t lo, int64_t hi, int allow_suffix, int64_t *out)
 {
     char *end;

@@ -58,6 +58,13 @@ int md_common_opt(md_common_opts_t *co, int c, const char *arg);
 /* Applies -t to OpenMP and returns the thread count in effect. */
 int md_common_apply_threads(const md_common_opts_t *co);
 
+/* Called once at start-up, so that -t N means N threads in the process and
+ * no more: the pthreads build of OpenBLAS (Debian's default) starts a pool
+ * of one thread per core when it is loaded, before main(), although we only
+ * ever call it single-threaded (src/backend/ops.h); this stops that pool.
+ * A BLAS call asking for more threads later (a benchmark) restarts it. */
+void md_threads_init(void);
+
 /* Strict number parsing for option values. name is how the option is shown
  * in the error ("-L", "--max-n"). Integers accept k/m/g suffixes (powers of
  * 1000, as bp counts usually are) when allow_suffix is set. Return 0, or -1

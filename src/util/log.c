@@ -1,17 +1,15 @@
 #include "util/log.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "build_info.h"
+#include "util/provenance.h"
 
 int md_verbose = 1;
 
 static double start_time;
-static char *command_line;
 
 void md_log_msg(char level, const char *func, const char *fmt, ...)
 {
@@ -48,23 +46,14 @@ long long md_peak_rss(void)
 void md_log_start(int argc, char **argv)
 {
     start_time = md_realtime();
-    size_t n = 1;
-    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 1;
-    free(command_line);
-    command_line = malloc(n);
-    if (!command_line) return;
-    command_line[0] = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i) strcat(command_line, " ");
-        strcat(command_line, argv[i]);
-    }
+    md_provenance_record(argc, argv);
 }
 
 void md_log_finish(void)
 {
     if (!md_verbose) return;
     fprintf(stderr, "[M::main] Version: %s\n", MD_VERSION);
-    fprintf(stderr, "[M::main] CMD: %s\n", command_line ? command_line : "");
+    fprintf(stderr, "[M::main] CMD: %s\n", md_provenance_command() ? md_provenance_command() : "");
     fprintf(stderr, "[M::main] Real time: %.3f sec; CPU: %.3f sec; Peak RSS: %.3f GB\n",
             md_realtime() - start_time, md_cputime(), md_peak_rss() / 1073741824.0);
 }

@@ -19,6 +19,7 @@ grep -q -- "--tokens-per-step" "$T/out" && ok || bad "help lists --tokens-per-st
 # A straight run with validation and metrics.
 expect_ok "pretrain" $MD pretrain $TINY $VAL --log-every 3 --metrics "$T/a.tsv" -o "$T/a.safetensors" "$T/g.fa"
 [ -s "$T/a.safetensors" ] && [ -s "$T/a.state.safetensors" ] && ok || bad "checkpoint and state written"
+take_provenance "$T/a.tsv"
 [ "$(head -n 1 "$T/a.tsv" | cut -f 1,5,8,10)" = "$(printf 'step\tloss\tval_loss\tval_bits_per_base')" ] && ok || \
     bad "metrics header: $(head -n 1 "$T/a.tsv")"
 [ "$(cut -f 1 "$T/a.tsv" | tail -n +2 | tr '\n' ' ')" = "3 6 9 12 " ] && ok || bad "metrics rows: $(cut -f 1 "$T/a.tsv" | tr '\n' ' ')"
@@ -43,8 +44,9 @@ grep -q '^markov2_bits_per_base' "$T/out" && grep -q '^perplexity' "$T/out" && o
 # byte-identical to the straight run's, and so must the metrics' losses.
 expect_ok "first part" $MD pretrain $TINY $VAL --log-every 3 --stop-at 5 --metrics "$T/b.tsv" -o "$T/b.safetensors" "$T/g.fa"
 expect_ok "resume" $MD pretrain $TINY $VAL --log-every 3 --resume "$T/b.safetensors" --metrics "$T/b.tsv" -o "$T/c.safetensors" "$T/g.fa"
-cmp -s "$T/a.safetensors" "$T/c.safetensors" && ok || bad "resumed weights differ from the straight run's"
-cmp -s "$T/a.state.safetensors" "$T/c.state.safetensors" && ok || bad "resumed state differs from the straight run's"
+take_provenance "$T/b.tsv"
+same_tensors "$T/a.safetensors" "$T/c.safetensors" && ok || bad "resumed weights differ from the straight run's"
+same_tensors "$T/a.state.safetensors" "$T/c.state.safetensors" && ok || bad "resumed state differs from the straight run's"
 # (the loss column is a mean over the log interval, which a resume splits at
 # step 5; each row's grad norm, lr and validation loss are per step)
 diff <(awk -F '\t' 'NR > 1 && $1 % 3 == 0 { print $1, $2, $4, $6, $8 }' "$T/a.tsv") \
@@ -55,11 +57,12 @@ diff <(awk -F '\t' 'NR > 1 && $1 % 3 == 0 { print $1, $2, $4, $6, $8 }' "$T/a.ts
 # Resuming with only the checkpoint reuses its options (-o defaults to it).
 cp "$T/b.safetensors" "$T/d.safetensors"; cp "$T/b.state.safetensors" "$T/d.state.safetensors"
 expect_ok "resume with saved options" $MD pretrain -t 2 --resume "$T/d.safetensors" "$T/g.fa"
-cmp -s "$T/a.safetensors" "$T/d.safetensors" && ok || bad "resume from saved options alone differs"
+same_tensors "$T/a.safetensors" "$T/d.safetensors" && ok || bad "resume from saved options alone differs"
 
 # Sequence-length warmup: shorter windows first, same tokens per step.
 expect_ok "sequence-length warmup" $MD pretrain --d-model 16 --n-layer 2 -L 128 -B 2 --steps 6 --seq-warmup 2 \
     --seq-warmup-start 32 --log-every 1 --metrics "$T/s.tsv" -o "$T/s.safetensors" "$T/g.fa"
+take_provenance "$T/s.tsv"
 [ "$(cut -f 3 "$T/s.tsv" | tail -n +2 | tr '\n' ' ')" = "32 32 64 64 128 128 " ] && ok || \
     bad "stage lengths: $(cut -f 3 "$T/s.tsv" | tr '\n' ' ')"
 [ "$(cut -f 2 "$T/s.tsv" | tail -n +2 | tr '\n' ' ')" = "256 512 768 1024 1280 1536 " ] && ok || \

@@ -49,6 +49,7 @@ grep -q '^>chr3' "$T/w.fa" && bad "fasta: a window on chr3, shorter than L" || o
 grep -q "MB/s" "$T/err" && ok || bad "fasta: no throughput line on stderr"
 
 expect_ok "bed" "$MD" sample -L 100 -n 200 --seed 3 --rc -f bed -o "$T/w.bed" "$T/g.fa"
+take_provenance "$T/w.bed"
 awk -F'\t' 'NF != 6 || $5 != 0 || $3 - $2 != 100 || $4 != "w" (NR - 1) { bad++ } END { exit bad > 0 }' "$T/w.bed" \
     && ok || bad "bed: malformed BED6 rows"
 awk -F'\t' '{ printf(">%s:%d-%d(%s)\n", $1, $2 + 1, $3, $6) }' "$T/w.bed" >"$T/bed_headers"
@@ -76,6 +77,7 @@ wait $reader
 # BED tiling: every tile in file order with -n 0.
 printf 'chr1\t0\t1000\ttrain\nchr2\t100\t450\ttrain\nchr1\t2000\t2040\ttrain\nchr2\t0\t3000\ttest\n' >"$T/iv.bed"
 expect_ok "bed tiles" "$MD" sample -L 100 -n 0 --bed "$T/iv.bed" --split train -f bed -o "$T/tiles.bed" "$T/g.fa"
+take_provenance "$T/tiles.bed"
 # 10 tiles from [0,1000), 3 centred in [100,450) (from 125), one extended around [2000,2040).
 printf 'chr1\t%d\t%d\n' 0 100 100 200 200 300 300 400 400 500 500 600 600 700 700 800 800 900 900 1000 >"$T/want"
 printf 'chr2\t%d\t%d\n' 125 225 225 325 325 425 >>"$T/want"
@@ -85,6 +87,7 @@ expect_ok "bed tiles fasta" "$MD" sample -L 100 -n 0 --bed "$T/iv.bed" --split t
 read -r n_bad n_win < <(check_windows "$T/tiles.fa" 100)
 [ "$n_win" -eq 14 ] && [ "$n_bad" -eq 0 ] && ok || bad "bed tiles fasta: $n_bad of $n_win wrong"
 expect_ok "bed sampled" "$MD" sample -L 100 -n 28 --bed "$T/iv.bed" --split train -f bed -o "$T/drawn.bed" "$T/g.fa"
+take_provenance "$T/drawn.bed"
 # Two passes over the 14 tiles: each tile exactly twice.
 [ "$(cut -f1-3 "$T/drawn.bed" | sort | uniq -c | awk '$1 != 2' | wc -l)" -eq 0 ] \
     && [ "$(cut -f1-3 "$T/drawn.bed" | sort -u | wc -l)" -eq 14 ] && ok || bad "bed sampled: not two passes over the tiles"
@@ -126,6 +129,7 @@ if [ -d "${MD_SHARED:-../shared}/data" ]; then
     need_shared
     HG="$SHARED_DATA/human/hg38_chr2_1-2333275.fa.gz"
     expect_ok "hg38" "$MD" sample -L 1000 -n 50 --seed 9 -f bed -o "$T/hg.bed" "$HG"
+    take_provenance "$T/hg.bed"
     awk -F'\t' '$1 != "chr2" || $2 < 9900 || $3 > 2333275 { bad++ } END { exit bad > 0 }' "$T/hg.bed" \
         && ok || bad "hg38 windows outside chr2 or N-rich"
     # The Borzoi intervals that lie inside the chunk, tiled: 196,608 / 1,024 = 192 tiles each,
@@ -133,6 +137,7 @@ if [ -d "${MD_SHARED:-../shared}/data" ]; then
     zcat "$SHARED_DATA/intervals/borzoi_sequences_human.bed.gz" | awk '$1 == "chr2" && $3 <= 2333275' >"$T/borzoi_chunk.bed"
     n_train=$(awk '$4 != "fold3" && $4 != "fold4"' "$T/borzoi_chunk.bed" | wc -l)
     expect_ok "borzoi tiles" "$MD" sample -L 1024 -n 0 --bed "$T/borzoi_chunk.bed" --split train -f bed -o "$T/bz.bed" "$HG"
+    take_provenance "$T/bz.bed"
     [ "$n_train" -gt 0 ] && [ "$(wc -l <"$T/bz.bed")" -eq $((n_train * 192)) ] && ok \
         || bad "borzoi tiles: $(wc -l <"$T/bz.bed") tiles from $n_train train intervals"
     expect_error "borzoi file on a partial chr2" "beyond its contig" \

@@ -17,6 +17,7 @@ VAL="--val-fraction 0.15 --val-every 6 --val-windows 5"
 expect_ok "pretrain" $MD pretrain $TINY $VAL --log-every 3 --metrics "$T/a.tsv" -o "$T/a.safetensors" "$T/g.fa"
 grep -q "transformer model d=16 x 2 blocks" "$T/err" && ok || bad "memory plan names the transformer"
 [ -s "$T/a.safetensors" ] && [ -s "$T/a.state.safetensors" ] && ok || bad "checkpoint and state written"
+take_provenance "$T/a.tsv"
 awk -F '\t' 'NR == 2 { a = $5 } END { exit !($5 < a) }' "$T/a.tsv" && ok || bad "training loss does not fall"
 grep -q '"model.layers.1.self_attn.q_proj.weight":{"dtype":"F32","shape":\[16,16\]' "$T/a.safetensors" && ok || \
     bad "checkpoint has Llama names"
@@ -30,8 +31,8 @@ awk -v a="$val" -v b="$ev" 'BEGIN { d = a - b; exit !(d < 2e-6 && d > -2e-6) }' 
 # exact resume: stop at 5, resume to 12, byte-identical to the straight run
 expect_ok "first part" $MD pretrain $TINY $VAL --log-every 3 --stop-at 5 -o "$T/b.safetensors" "$T/g.fa"
 expect_ok "resume" $MD pretrain $TINY $VAL --log-every 3 --resume "$T/b.safetensors" -o "$T/c.safetensors" "$T/g.fa"
-cmp -s "$T/a.safetensors" "$T/c.safetensors" && ok || bad "resumed weights differ from the straight run's"
-cmp -s "$T/a.state.safetensors" "$T/c.state.safetensors" && ok || bad "resumed state differs from the straight run's"
+same_tensors "$T/a.safetensors" "$T/c.safetensors" && ok || bad "resumed weights differ from the straight run's"
+same_tensors "$T/a.state.safetensors" "$T/c.state.safetensors" && ok || bad "resumed state differs from the straight run's"
 expect_error "resume as another architecture" "ask for a mamba 16 x 2 model.*transformer 16 x 2" \
     $MD pretrain -m mamba --d-model 16 --n-layer 2 --resume "$T/b.safetensors" "$T/g.fa"
 
