@@ -16,6 +16,7 @@ VAL="--val-fraction 0.15 --val-every 6 --val-windows 5"
 expect_ok "pretrain" $MD pretrain $TINY $VAL --log-every 3 --metrics "$T/a.tsv" -o "$T/a.safetensors" "$T/g.fa"
 grep -q "hyena model d=16 x 2 blocks" "$T/err" && ok || bad "memory plan names the hyena model"
 [ -s "$T/a.safetensors" ] && [ -s "$T/a.state.safetensors" ] && ok || bad "checkpoint and state written"
+take_provenance "$T/a.tsv"
 awk -F '\t' 'NR == 2 { a = $5 } END { exit !($5 < a) }' "$T/a.tsv" && ok || bad "training loss does not fall"
 for t in '"hyena.backbone.layers.1.mixer.in_proj.weight":{"dtype":"F32","shape":\[48,16\]' \
          '"hyena.backbone.layers.0.mixer.short_filter.weight":{"dtype":"F32","shape":\[48,1,3\]' \
@@ -35,14 +36,15 @@ expect_error "eval beyond the filter length" "length 200 exceeds the hyena model
 # exact resume: stop at 5, resume to 12, byte-identical to the straight run
 expect_ok "first part" $MD pretrain $TINY $VAL --log-every 3 --stop-at 5 -o "$T/b.safetensors" "$T/g.fa"
 expect_ok "resume" $MD pretrain $TINY $VAL --log-every 3 --resume "$T/b.safetensors" -o "$T/c.safetensors" "$T/g.fa"
-cmp -s "$T/a.safetensors" "$T/c.safetensors" && ok || bad "resumed weights differ from the straight run's"
-cmp -s "$T/a.state.safetensors" "$T/c.state.safetensors" && ok || bad "resumed state differs from the straight run's"
+same_tensors "$T/a.safetensors" "$T/c.safetensors" && ok || bad "resumed weights differ from the straight run's"
+same_tensors "$T/a.state.safetensors" "$T/c.state.safetensors" && ok || bad "resumed state differs from the straight run's"
 expect_error "resume with another l_max" "option --l-max 96 differs from the filter length 80" \
     $MD pretrain $TINY --l-max 96 --resume "$T/b.safetensors" -o "$T/d.safetensors" "$T/g.fa"
 no_file "no checkpoint after a refused resume" "$T/d.safetensors"
 
 expect_ok "sequence-length warmup (shorter calls on buffers planned for L)" $MD pretrain $TINY --steps 4 \
     --seq-warmup 2 --seq-warmup-start 40 --log-every 1 --metrics "$T/w.tsv" -o "$T/w.safetensors" "$T/g.fa"
+take_provenance "$T/w.tsv"
 awk -F '\t' 'NR == 2 && $3 == 40 { a = 1 } NR == 5 && $3 == 80 { b = 1 } END { exit !(a && b) }' "$T/w.tsv" && ok || \
     bad "warmup lengths 40 then 80: $(cut -f 3 "$T/w.tsv" | tr '\n' ' ')"
 expect_ok "l_max above L" $MD pretrain $TINY --steps 2 --l-max 160 -o "$T/e.safetensors" "$T/g.fa"
