@@ -92,7 +92,7 @@ static int tfm_supported(const md_backend_t *be)
 
 static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
-                       mamba_flops, mamba_supported},
+                       mamba_flops, mamba_supported, 1},
     [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
                              md_tfm_flops_per_token, tfm_supported},
 };

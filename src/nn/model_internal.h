@@ -22,6 +22,9 @@ typedef struct md_block_arch {
     void (*bwd)(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch);
     double (*flops_per_token)(const md_config_t *cfg, int64_t L, double *matmul_only);
     int (*supported)(const md_backend_t *be);
+    /* 1: fwd honours md_block_ctx_t.branch_only and h_res (mamba.h), so the
+     * driver defers each block's residual add into the next RMSNorm */
+    int defer_residual;
 } md_block_arch_t;
 
 /* The table of arch, or NULL when its block is not implemented
