@@ -50,6 +50,12 @@ void KFN(add)(void *y_, int64_t ldy, const void *x_, int64_t ldx, int64_t rows, 
 {
     REAL *y = y_;
     const REAL *x = x_;
+    if (ldy == cols && ldx == cols) {   /* contiguous: split the elements, not the rows (a flat buffer is one row) */
+        int64_t n = rows * cols;
+#pragma omp parallel for simd schedule(static) if (PAR(n > PAR_MIN))
+        for (int64_t i = 0; i < n; i++) y[i] += x[i];
+        return;
+    }
 #pragma omp parallel for schedule(static) if (PAR(rows * cols > PAR_MIN))
     for (int64_t r = 0; r < rows; r++) {
         REAL *yr = y + r * ldy;
