@@ -178,6 +178,15 @@ static void test_elementwise(void)
         for (int64_t i = 0; i < n; i++) sref[i] = -0.25 * x[i];
         CHECK_REL(rd(&tc), sref, n, dtypes[d], "scale");
     }
+    /* add over one long contiguous row (a flat gradient buffer), split over threads */
+    int64_t nf = 40001;
+    double *fx = rnd(nf, -2, 2), *fy = rnd(nf, -2, 2), *fref = zeros(nf);
+    for (int64_t i = 0; i < nf; i++) fref[i] = fy[i] + fx[i];
+    for (int d = 0; d < 2; d++) {
+        md_tensor_t ty = mk1(dtypes[d], fy, nf), tx = mk1(dtypes[d], fx, nf);
+        be->add(be, &ty, &tx);
+        CHECK_REL(rd(&ty), fref, nf, dtypes[d], "add (flat)");
+    }
     /* sumsq over sizes around its block size; the reference sums in long double */
     int64_t sizes[] = {1, 1000, 65536 * 3 + 7};
     for (int s = 0; s < 3; s++) {
