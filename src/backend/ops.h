@@ -151,8 +151,8 @@ struct md_backend {
                         const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate);
     /* The residual add fused with the RMSNorm that follows it (prenorm
      * blocks: h = h + branch; y = norm(h)): h_out (M, D) = h_in + x_add, then
-     * y and rstd exactly as rmsnorm_fwd(y, rstd, h_out, w, eps) -- the same
-     * bits as add then rmsnorm_fwd -- in one pass over the rows. h_out may
+     * y and rstd as rmsnorm_fwd(y, rstd, h_out, w, eps) (on the CPU the
+     * same bits as add then rmsnorm_fwd), in one pass over the rows. h_out may
      * alias h_in or x_add (the residual stream updated in place); y aliases
      * none of them. The backward needs no op of its own: d h_in = d x_add =
      * d h_out, to which rmsnorm_bwd(dx = that gradient, x = h_out,
