@@ -59,6 +59,10 @@ cudaError_t mdk_embedding_bwd(float *dw, const float *dout, int64_t ldd, const u
 /* ---- rmsnorm.cu ---- */
 cudaError_t mdk_rmsnorm_fwd(float *y, int64_t ldy, float *rstd, const float *x, int64_t ldx, const float *w,
                             int64_t rows, int64_t dim, double eps, cudaStream_t s);
+/* h = hin + xadd (h may alias either), then y, rstd as mdk_rmsnorm_fwd of h */
+cudaError_t mdk_add_rmsnorm_fwd(float *h, int64_t ldh, float *y, int64_t ldy, float *rstd, const float *hin,
+                                int64_t ldhin, const float *xadd, int64_t ldxadd, const float *w, int64_t rows,
+                                int64_t dim, double eps, cudaStream_t s);
 /* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,
                             int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,

@@ -1,5 +1,6 @@
-/* RMSNorm forward and backward (backend_kernels.h): one warp per row; the
- * weight gradient's sum over rows goes through per-slice partials. */
+/* RMSNorm forward (plain, and fused with the residual add before it) and
+ * backward (backend_kernels.h): one warp per row; the weight gradient's sum
+ * over rows goes through per-slice partials. */
 #include "backend_kernels.h"
 
 #include <math.h>
@@ -12,6 +13,19 @@ __device__ static float warp_sum(float v)
     return v;
 }
 
+/* y = x * rstd * w of row r, x read at xr (the input, or the fused add's
+ * h_out); lane `lane` touches columns lane, lane + 32, ... only */
+__device__ static void rmsnorm_row(float *yr, float *rstd, int64_t r, const float *xr, const float *w, int64_t dim,
+                                   double eps, int lane)
+{
+    float ss = 0;
+    for (int64_t c = lane; c < dim; c += 32) ss += xr[c] * xr[c];
+    ss = warp_sum(ss);
+    float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
+    if (lane == 0) rstd[r] = rs;
+    for (int64_t c = lane; c < dim; c += 32) yr[c] = xr[c] * rs * w[c];
+}
+
 __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(float *y, int64_t ldy, float *rstd, const float *x,
                                                             int64_t ldx, const float *w, int64_t rows,
                                                             int64_t dim, double eps)
@@ -19,14 +33,7 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(float *y, int64_t 
     int lane = threadIdx.x & 31;
     int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
     if (r >= rows) return;
-    const float *xr = x + r * ldx;
-    float ss = 0;
-    for (int64_t c = lane; c < dim; c += 32) ss += xr[c] * xr[c];
-    ss = warp_sum(ss);
-    float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
-    if (lane == 0) rstd[r] = rs;
-    float *yr = y + r * ldy;
-    for (int64_t c = lane; c < dim; c += 32) yr[c] = xr[c] * rs * w[c];
+    rmsnorm_row(y + r * ldy, rstd, r, x + r * ldx, w, dim, eps, lane);
 }
 
 extern "C" cudaError_t mdk_rmsnorm_fwd(float *y, int64_t ldy, float *rstd, const float *x, int64_t ldx,
@@ -34,6 +41,33 @@ extern "C" cudaError_t mdk_rmsnorm_fwd(float *y, int64_t ldy, float *rstd, const
 {
     if (rows == 0) return cudaSuccess;
     rmsnorm_fwd_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    return cudaGetLastError();
+}
+
+/* h = hin + xadd, then the norm of h: each lane reads back only the
+ * columns it wrote itself, so h may alias hin or xadd and no barrier is
+ * needed between the two passes */
+__global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int64_t ldh, float *y, int64_t ldy,
+                                                                float *rstd, const float *hin, int64_t ldhin,
+                                                                const float *xadd, int64_t ldxadd, const float *w,
+                                                                int64_t rows, int64_t dim, double eps)
+{
+    int lane = threadIdx.x & 31;
+    int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    float *hr = h + r * ldh;
+    const float *ar = hin + r * ldhin, *br = xadd + r * ldxadd;
+    for (int64_t c = lane; c < dim; c += 32) hr[c] = ar[c] + br[c];
+    rmsnorm_row(y + r * ldy, rstd, r, hr, w, dim, eps, lane);
+}
+
+extern "C" cudaError_t mdk_add_rmsnorm_fwd(float *h, int64_t ldh, float *y, int64_t ldy, float *rstd,
+                                           const float *hin, int64_t ldhin, const float *xadd, int64_t ldxadd,
+                                           const float *w, int64_t rows, int64_t dim, double eps, cudaStream_t s)
+{
+    if (rows == 0) return cudaSuccess;
+    add_rmsnorm_fwd_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(h, ldh, y, ldy, rstd, hin, ldhin,
+                                                                                xadd, ldxadd, w, rows, dim, eps);
     return cudaGetLastError();
 }
 

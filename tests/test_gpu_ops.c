@@ -203,6 +203,35 @@ static void check_rmsnorm(void)
         }
 }
 
+/* the fused residual add + RMSNorm; h_out a buffer of its own (poisoned),
+ * or h_in, or x_add updated in place */
+static void check_add_rmsnorm(void)
+{
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {3, 1}};
+    for (int s = 0; s < 4; s++)
+        for (int alias = 0; alias < 3; alias++) {
+            int64_t M = shapes[s][0], D = shapes[s][1];
+            char sh[64];
+            snprintf(sh, sizeof sh, "M=%lld D=%lld h_out=%s", (long long)M, (long long)D,
+                     alias == 0 ? "own" : alias == 1 ? "h_in" : "x_add");
+            buf_t hin = mk(M, D, D + 2, -2, 2), xa = mk(M, D, D + 3, -1, 1), w = mk(1, D, D, 0.5, 1.5);
+            buf_t h = mk(M, D, D + 1, -1, 1), y = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+            poison(&h), poison(&y), poison(&rs);
+            buf_t *out = alias == 0 ? &h : alias == 1 ? &hin : &xa;
+            md_tensor_t ih = th(&hin), id = td(&hin), ah = th(&xa), ad = td(&xa), wh = th(&w), wd = td(&w);
+            md_tensor_t oh = th(out), od = td(out), yh = th(&y), yd = td(&y);
+            md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
+            cpu->add_rmsnorm_fwd(cpu, &oh, &yh, &rh, &ih, &ah, &wh, 1e-5);
+            gpu->add_rmsnorm_fwd(gpu, &od, &yd, &rd, &id, &ad, &wd, 1e-5);
+            record("add_rmsnorm_fwd", "h_out", relerr(out), TOL, sh);
+            record("add_rmsnorm_fwd", "y", relerr(&y), TOL, sh);
+            record("add_rmsnorm_fwd", "rstd", relerr(&rs), TOL, sh);
+            if (alias != 1) record("add_rmsnorm_fwd", "h_in", relerr(&hin), 0, sh);   /* untouched */
+            if (alias != 2) record("add_rmsnorm_fwd", "x_add", relerr(&xa), 0, sh);
+            drop(&hin), drop(&xa), drop(&w), drop(&h), drop(&y), drop(&rs);
+        }
+}
+
 static void check_conv(void)
 {
     static const int64_t shapes[][3] = {{1, 1, 8}, {2, 3, 70}, {3, 777, 128}, {1, 4096, 64}};
@@ -461,6 +490,7 @@ int main(void)
     check_adamw();
     check_embedding();
     check_rmsnorm();
+    check_add_rmsnorm();
     check_conv();
     check_scan();
     check_xent();

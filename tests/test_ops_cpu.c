@@ -178,6 +178,15 @@ static void test_elementwise(void)
         for (int64_t i = 0; i < n; i++) sref[i] = -0.25 * x[i];
         CHECK_REL(rd(&tc), sref, n, dtypes[d], "scale");
     }
+    /* add over one long contiguous row (a flat gradient buffer), split over threads */
+    int64_t nf = 40001;
+    double *fx = rnd(nf, -2, 2), *fy = rnd(nf, -2, 2), *fref = zeros(nf);
+    for (int64_t i = 0; i < nf; i++) fref[i] = fy[i] + fx[i];
+    for (int d = 0; d < 2; d++) {
+        md_tensor_t ty = mk1(dtypes[d], fy, nf), tx = mk1(dtypes[d], fx, nf);
+        be->add(be, &ty, &tx);
+        CHECK_REL(rd(&ty), fref, nf, dtypes[d], "add (flat)");
+    }
     /* sumsq over sizes around its block size; the reference sums in long double */
     int64_t sizes[] = {1, 1000, 65536 * 3 + 7};
     for (int s = 0; s < 3; s++) {
@@ -301,6 +310,55 @@ static void test_rmsnorm(void)
             be->rmsnorm_bwd(be, &tdx2, &tdw, &tdy, &tx, &tw, &tr, 1);
             CHECK_REL(rd(&tdx2), sum, M * D, dtypes[d], "rmsnorm_bwd accumulate");
         }
+    }
+}
+
+/* The fused residual add + RMSNorm: against the reference directly, in
+ * each aliasing the op allows (h_out a third buffer, h_in, or x_add), and
+ * bit for bit against add then rmsnorm_fwd, its documented equivalent.
+ * The large shape runs the rows over threads. */
+static void test_add_rmsnorm(void)
+{
+    int64_t shapes[][2] = {{1, 3}, {5, 8}, {67, 33}, {600, 64}};
+    for (int s = 0; s < 4; s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1];
+        double eps = 1e-5;
+        double *hin = rnd(M * D, -2, 2), *xa = rnd(M * D, -1, 1), *w = rnd(D, 0.5, 1.5);
+        double *h = zeros(M * D), *y = zeros(M * D), *r = zeros(M);
+        for (int64_t i = 0; i < M; i++) {
+            double ms = 0;
+            for (int64_t c = 0; c < D; c++) {
+                h[i * D + c] = hin[i * D + c] + xa[i * D + c];
+                ms += h[i * D + c] * h[i * D + c];
+            }
+            r[i] = 1 / sqrt(ms / D + eps);
+            for (int64_t c = 0; c < D; c++) y[i * D + c] = h[i * D + c] * r[i] * w[c];
+        }
+        for (int d = 0; d < 2; d++)
+            for (int alias = 0; alias < 3; alias++) {   /* h_out: its own buffer, h_in, x_add */
+                md_tensor_t th = mk(dtypes[d], zeros(M * D), M, D, D + 2);
+                md_tensor_t ti = mk(dtypes[d], hin, M, D, D + 1), ta = mk(dtypes[d], xa, M, D, D + 3);
+                md_tensor_t tw = mk1(dtypes[d], w, D), tr = mk1(dtypes[d], zeros(M), M);
+                md_tensor_t ty = mk(dtypes[d], zeros(M * D), M, D, D + 1);
+                md_tensor_t *out = alias == 0 ? &th : alias == 1 ? &ti : &ta;
+                be->add_rmsnorm_fwd(be, out, &ty, &tr, &ti, &ta, &tw, eps);
+                snprintf(ctx, sizeof ctx, "(%lld x %lld, h_out %s)", (long long)M, (long long)D,
+                         alias == 0 ? "separate" : alias == 1 ? "= h_in" : "= x_add");
+                CHECK_REL(rd(out), h, M * D, dtypes[d], "add_rmsnorm_fwd h_out");
+                CHECK_REL(rd(&ty), y, M * D, dtypes[d], "add_rmsnorm_fwd y");
+                CHECK_REL(rd(&tr), r, M, dtypes[d], "add_rmsnorm_fwd rstd");
+                CHECK(padding_intact(out) && padding_intact(&ty), "add_rmsnorm_fwd %s wrote into row padding", ctx);
+                /* the unfused pair, on fresh copies */
+                md_tensor_t ui = mk(dtypes[d], hin, M, D, D), ua = mk(dtypes[d], xa, M, D, D);
+                md_tensor_t uy = mk(dtypes[d], zeros(M * D), M, D, D), ur = mk1(dtypes[d], zeros(M), M);
+                be->add(be, &ui, &ua);
+                be->rmsnorm_fwd(be, &uy, &ur, &ui, &tw, eps);
+                double *gh = rd(out), *gy = rd(&ty), *gr = rd(&tr), *eh = rd(&ui), *ey = rd(&uy), *er = rd(&ur);
+                CHECK(!memcmp(gh, eh, (size_t)(M * D) * sizeof(double)) &&
+                          !memcmp(gy, ey, (size_t)(M * D) * sizeof(double)) &&
+                          !memcmp(gr, er, (size_t)M * sizeof(double)),
+                      "%s add_rmsnorm_fwd %s: not the bits of add then rmsnorm_fwd", md_dtype_name(dtypes[d]), ctx);
+            }
     }
 }
 
@@ -610,6 +668,7 @@ int main(void)
     test_elementwise();
     test_embedding();
     test_rmsnorm();
+    test_add_rmsnorm();
     test_conv();
     test_scan();
     test_xent();

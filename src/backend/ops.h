@@ -149,6 +149,16 @@ struct md_backend {
     /* dx (M, D) (= or += by accumulate) and dw (D) += from dy (M, D). */
     void (*rmsnorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
                         const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate);
+    /* The residual add fused with the RMSNorm that follows it (prenorm
+     * blocks: h = h + branch; y = norm(h)): h_out (M, D) = h_in + x_add, then
+     * y and rstd as rmsnorm_fwd(y, rstd, h_out, w, eps) (on the CPU the
+     * same bits as add then rmsnorm_fwd), in one pass over the rows. h_out may
+     * alias h_in or x_add (the residual stream updated in place); y aliases
+     * none of them. The backward needs no op of its own: d h_in = d x_add =
+     * d h_out, to which rmsnorm_bwd(dx = that gradient, x = h_out,
+     * accumulate = 1) adds the norm's part in its one pass. */
+    void (*add_rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *h_out, md_tensor_t *y, md_tensor_t *rstd,
+                            const md_tensor_t *h_in, const md_tensor_t *x_add, const md_tensor_t *w, double eps);
 
     /* ---- depthwise causal conv1d + SiLU, (B, L, E) layout ---- */
     /* y[b,t,e] = silu(bias[e] + sum_k w[e,k] x[b,t-K+1+k,e]), x taken as 0

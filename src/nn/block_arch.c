@@ -102,11 +102,12 @@ static int hyena_supported(const md_backend_t *be)
 
 static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
-                       mamba_flops, mamba_supported},
+                       mamba_flops, mamba_supported, .defer_residual = 1},
     [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
                              md_tfm_flops_per_token, tfm_supported},
     [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, md_hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
-                       md_hyena_flops_per_token, hyena_supported, md_hyena_consts_bytes, md_hyena_consts_init, 1},
+                       md_hyena_flops_per_token, hyena_supported, .consts_bytes = md_hyena_consts_bytes,
+                       .consts_init = md_hyena_consts_init, .final_layernorm = 1},
 };
 
 const md_block_arch_t *md_block_arch(md_arch_t arch)

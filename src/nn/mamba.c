@@ -150,7 +150,12 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
 
-    be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
+    if (c->h_res) {   /* h_in = previous branch + h_res, completed here (mamba.h) */
+        md_tensor_t hres = mat(c, (void *)c->h_res, M, d);
+        be->add_rmsnorm_fwd(be, &hin, &hn, &rstd, &hin, &hres, &w.norm_w, cfg->norm_eps);
+    } else {
+        be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
+    }
     be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
     be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
@@ -158,8 +163,8 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->scan_fwd(be, &y, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B, a->states);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
-        be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
-        be->gemm(be, 0, 1, 1.0, &y, &w.out_proj, 1.0, &hout);
+        if (!c->branch_only) be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
+        be->gemm(be, 0, 1, 1.0, &y, &w.out_proj, c->branch_only ? 0.0 : 1.0, &hout);
     }
 }
 

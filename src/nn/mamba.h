@@ -40,6 +40,14 @@ typedef struct md_block_ctx {
     int64_t max_batch, max_len, r0, seq;
     int whole;
     const void *consts;      /* the architecture's constant buffer (Hyena: the filter's positional features), or NULL */
+    /* The residual add deferred into the next RMSNorm (add_rmsnorm_fwd),
+     * forward only, for blocks whose table entry sets defer_residual: with
+     * branch_only, fwd writes only its branch to h_out and leaves the add
+     * h_out += h_in to the next norm; with h_res not NULL, h_in holds only
+     * the previous block's branch, and fwd first completes it in place,
+     * h_in += h_res, fused with its prenorm. 0 and NULL: whole blocks. */
+    int branch_only;
+    const void *h_res;
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).
@@ -65,7 +73,9 @@ void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
 
 /* Forward of block `layer`: fills a, and writes h_out = h_in + mixer
  * output when h_out is not NULL (NULL: only the activations, for the
- * recomputation in the backward). h_in and h_out are (M, d). */
+ * recomputation in the backward). h_in and h_out are (M, d). With the
+ * residual deferred (c->branch_only, c->h_res) h_out gets the mixer output
+ * alone, and h_in is completed in place first. */
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a);
 
 /* Backward of block `layer`: g is dL/dh_out on entry and dL/dh_in on

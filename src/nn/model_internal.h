@@ -30,6 +30,9 @@ typedef struct md_block_arch {
     /* The final norm: 0 RMSNorm (weight MD_ROLE_NORM_F), 1 LayerNorm
      * (weight MD_ROLE_NORM_F, bias MD_ROLE_NORM_F_B). */
     int final_layernorm;
+    /* 1: fwd honours md_block_ctx_t.branch_only and h_res (mamba.h), so the
+     * driver defers each block's residual add into the next RMSNorm */
+    int defer_residual;
 } md_block_arch_t;
 
 /* The table of arch, or NULL when its block is not implemented

@@ -58,24 +58,33 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.seq = s->seq;
     c.whole = s->whole;
     c.consts = m->consts;
+    c.branch_only = 0;
+    c.h_res = NULL;
     return c;
 }
 
 static void *layer_acts(const md_model_t *m, int64_t layer) { return m->acts[m->n_acts == 1 ? 0 : layer]; }
 
 /* Embedding, blocks and norm_f over the span: h_L in resid[n_layer], the
- * normalised output in hf. */
+ * normalised output in hf. Where the block allows it, each residual add
+ * is deferred into the RMSNorm that reads its result (add_rmsnorm_fwd):
+ * block l writes only its branch to resid[l + 1], which block l + 1 (or
+ * norm_f) completes in place by adding resid[l]. */
 static void span_trunk(md_model_t *m, const span_t *s)
 {
     const md_backend_t *be = m->be;
     md_block_ctx_t c = span_ctx(m, s);
     int64_t M = c.M, d = m->cfg.d_model, nl = m->cfg.n_layer;
+    int defer = m->arch->defer_residual;
     md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
     md_tensor_t h0 = mat(m, rows(m, m->resid[0], s, d), M, d);
     be->embedding_fwd(be, &h0, &tok, &emb);
-    for (int64_t l = 0; l < nl; l++)
+    c.branch_only = defer;
+    for (int64_t l = 0; l < nl; l++) {
+        c.h_res = defer && l > 0 ? rows(m, m->resid[l - 1], s, d) : NULL;
         m->arch->fwd(&c, (int)l, rows(m, m->resid[l], s, d), rows(m, m->resid[l + 1], s, d), layer_acts(m, l));
+    }
     md_tensor_t hL = mat(m, rows(m, m->resid[nl], s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
@@ -83,6 +92,9 @@ static void span_trunk(md_model_t *m, const span_t *s)
         md_tensor_t mean = md_tensor_1d(rows(m, m->mean_f, s, 1), m->dtype, be->device, M);
         md_tensor_t nb = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F_B);
         be->layernorm_fwd(be, &hf, &mean, &rstd, &hL, &nw, &nb, m->cfg.norm_eps);
+    } else if (defer) {
+        md_tensor_t hprev = mat(m, rows(m, m->resid[nl - 1], s, d), M, d);
+        be->add_rmsnorm_fwd(be, &hL, &hf, &rstd, &hL, &hprev, &nw, m->cfg.norm_eps);
     } else {
         be->rmsnorm_fwd(be, &hf, &rstd, &hL, &nw, m->cfg.norm_eps);
     }

@@ -110,9 +110,9 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     /* q and k side by side are 2H heads of the same width: one pass */
     be->rope(be, &qk, c->B, 2 * H, cfg->rope_theta, 0);
     be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, H, 1.0 / sqrt((double)(d / H)));
-    be->copy(be, a[A_HMID], h_in, bytes, MD_COPY_D2D);
-    be->gemm(be, 0, 1, 1.0, &o, &w.o, 1.0, &hmid);
-    be->rmsnorm_fwd(be, &hn2, &rstd2, &hmid, &w.mlp_norm, cfg->norm_eps);
+    /* h_mid = h_in + o Wo^T: the product alone, then the add fused into the norm */
+    be->gemm(be, 0, 1, 1.0, &o, &w.o, 0.0, &hmid);
+    be->add_rmsnorm_fwd(be, &hmid, &hn2, &rstd2, &hmid, &hin, &w.mlp_norm, cfg->norm_eps);
     be->gemm(be, 0, 1, 1.0, &hn2, &w.gate_up, 0.0, &gu);
     be->swiglu_fwd(be, &act, &gate, &up);
     if (h_out) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_hyena.h"
@@ -151,8 +152,21 @@ void md_cpu_profile_report(void)
 
 /* ---- memory ---- */
 
+/* Buffers of 2 MiB or more (the model's activations, gradients and
+ * workspace) are 2 MiB-aligned and asked for transparent huge pages: the
+ * ops stream through hundreds of MiB per step, and with 4 KiB pages a
+ * page walk would start every 4 KiB. Where THP is off, madvise changes
+ * nothing. */
+enum { HUGE_PAGE = 2 << 20 };
+
 static void *cpu_alloc(const md_backend_t *be, size_t bytes)
 {
+    if (bytes >= HUGE_PAGE) {
+        size_t n = (bytes + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+        void *p = aligned_alloc(HUGE_PAGE, n);
+        if (p) madvise(p, n, MADV_HUGEPAGE);
+        return p;
+    }
     size_t n = (bytes + 63) & ~(size_t)63;
     if (n == 0) n = 64;
     return aligned_alloc(64, n);
@@ -314,6 +328,27 @@ static void cpu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t 
                "rmsnorm_fwd");
     (d ? md_cpu_rmsnorm_fwd_f64 : md_cpu_rmsnorm_fwd_f32)(y->data, y->ld, rstd->data, x->data, x->ld, w->data, rows,
                                                           dim, eps);
+    PROF_END(P_RMS_F);
+}
+
+/* counted under rmsnorm_fwd in the profile */
+static void cpu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor_t *y, md_tensor_t *rstd,
+                                const md_tensor_t *hin, const md_tensor_t *xadd, const md_tensor_t *w, double eps)
+{
+    PROF_BEGIN;
+    int d = is_f64(y, "add_rmsnorm_fwd");
+    const md_tensor_t *all[] = {h, hin, xadd, rstd, w};
+    for (int i = 0; i < 5; i++) {
+        SAME_DTYPE(all[i], y, "add_rmsnorm_fwd");
+        if (i < 3) is_f64(all[i], "add_rmsnorm_fwd");   /* the row-strided views */
+    }
+    int64_t rows = NROWS(h), dim = NCOLS(h);
+    OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && NROWS(hin) == rows && NCOLS(hin) == dim, "add_rmsnorm_fwd");
+    OP_REQUIRE(NROWS(xadd) == rows && NCOLS(xadd) == dim, "add_rmsnorm_fwd");
+    OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows, "add_rmsnorm_fwd");
+    (d ? md_cpu_add_rmsnorm_fwd_f64 : md_cpu_add_rmsnorm_fwd_f32)(h->data, h->ld, y->data, y->ld, rstd->data,
+                                                                  hin->data, hin->ld, xadd->data, xadd->ld, w->data,
+                                                                  rows, dim, eps);
     PROF_END(P_RMS_F);
 }
 
@@ -828,6 +863,7 @@ static const md_backend_t cpu_backend = {
     .embedding_bwd = cpu_embedding_bwd,
     .rmsnorm_fwd = cpu_rmsnorm_fwd,
     .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .add_rmsnorm_fwd = cpu_add_rmsnorm_fwd,
     .conv1d_silu_fwd = cpu_conv1d_silu_fwd,
     .conv1d_silu_bwd = cpu_conv1d_silu_bwd,
     .scan_fwd = cpu_scan_fwd,

@@ -46,6 +46,9 @@ typedef struct md_cpu_scan_args {
     void md_cpu_rmsnorm_bwd_##S(void *dx, int64_t lddx, void *dw, const void *dy, int64_t lddy, const void *x,     \
                                 int64_t ldx, const void *w, const void *rstd, int64_t rows, int64_t dim,            \
                                 int accumulate);                                                                     \
+    void md_cpu_add_rmsnorm_fwd_##S(void *h, int64_t ldh, void *y, int64_t ldy, void *rstd, const void *hin,     \
+                                    int64_t ldhin, const void *xadd, int64_t ldxadd, const void *w, int64_t rows,   \
+                                    int64_t dim, double eps);                                                        \
     void md_cpu_conv1d_silu_fwd_##S(void *y, int64_t ldy, const void *x, int64_t ldx, const void *w,               \
                                     const void *bias, int64_t batch, int64_t len, int64_t dim, int64_t width);      \
     void md_cpu_conv1d_silu_bwd_##S(void *dx, int64_t lddx, void *dw, void *dbias, const void *dy, int64_t lddy,   \

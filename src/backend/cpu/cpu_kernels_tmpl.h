@@ -50,6 +50,12 @@ void KFN(add)(void *y_, int64_t ldy, const void *x_, int64_t ldx, int64_t rows, 
 {
     REAL *y = y_;
     const REAL *x = x_;
+    if (ldy == cols && ldx == cols) {   /* contiguous: split the elements, not the rows (a flat buffer is one row) */
+        int64_t n = rows * cols;
+#pragma omp parallel for simd schedule(static) if (PAR(n > PAR_MIN))
+        for (int64_t i = 0; i < n; i++) y[i] += x[i];
+        return;
+    }
 #pragma omp parallel for schedule(static) if (PAR(rows * cols > PAR_MIN))
     for (int64_t r = 0; r < rows; r++) {
         REAL *yr = y + r * ldy;
@@ -150,22 +156,44 @@ void KFN(embedding_bwd)(void *dw_, const void *dout_, int64_t ldd, const uint8_t
 /* ------------------------------------------------------------------ */
 /* RMSNorm                                                            */
 
+/* One row of y = x * rstd * w; returns rstd. The plain and the fused
+ * forward share it, so that they give the same bits. */
+static inline __attribute__((always_inline)) REAL rmsnorm_row(REAL *yr, const REAL *xr, const REAL *w, int64_t dim,
+                                                              double eps)
+{
+    REAL ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t c = 0; c < dim; c++) ss += xr[c] * xr[c];
+    REAL rs = (REAL)(1.0 / sqrt((double)ss / (double)dim + eps));
+#pragma omp simd
+    for (int64_t c = 0; c < dim; c++) yr[c] = xr[c] * rs * w[c];
+    return rs;
+}
+
 void KFN(rmsnorm_fwd)(void *y_, int64_t ldy, void *rstd_, const void *x_, int64_t ldx, const void *w_,
                       int64_t rows, int64_t dim, double eps)
 {
     REAL *y = y_, *rstd = rstd_;
     const REAL *x = x_, *w = w_;
 #pragma omp parallel for schedule(static) if (PAR(rows * dim > PAR_MIN))
+    for (int64_t r = 0; r < rows; r++) rstd[r] = rmsnorm_row(y + r * ldy, x + r * ldx, w, dim, eps);
+}
+
+/* h may alias hin or xadd: each element is read before it is written, at
+ * the same index, and the row is normalised from h afterwards (from L1). */
+void KFN(add_rmsnorm_fwd)(void *h_, int64_t ldh, void *y_, int64_t ldy, void *rstd_, const void *hin_,
+                          int64_t ldhin, const void *xadd_, int64_t ldxadd, const void *w_, int64_t rows,
+                          int64_t dim, double eps)
+{
+    REAL *h = h_, *y = y_, *rstd = rstd_;
+    const REAL *hin = hin_, *xadd = xadd_, *w = w_;
+#pragma omp parallel for schedule(static) if (PAR(rows * dim > PAR_MIN))
     for (int64_t r = 0; r < rows; r++) {
-        const REAL *xr = x + r * ldx;
-        REAL *yr = y + r * ldy;
-        REAL ss = 0;
-#pragma omp simd reduction(+ : ss)
-        for (int64_t c = 0; c < dim; c++) ss += xr[c] * xr[c];
-        REAL rs = (REAL)(1.0 / sqrt((double)ss / (double)dim + eps));
-        rstd[r] = rs;
+        REAL *hr = h + r * ldh;
+        const REAL *ar = hin + r * ldhin, *br = xadd + r * ldxadd;
 #pragma omp simd
-        for (int64_t c = 0; c < dim; c++) yr[c] = xr[c] * rs * w[c];
+        for (int64_t c = 0; c < dim; c++) hr[c] = ar[c] + br[c];
+        rstd[r] = rmsnorm_row(y + r * ldy, hr, w, dim, eps);
     }
 }
 

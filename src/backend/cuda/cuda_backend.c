@@ -214,6 +214,20 @@ static void cu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *
     CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
 }
 
+static void cu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor_t *y, md_tensor_t *rstd,
+                               const md_tensor_t *hin, const md_tensor_t *xadd, const md_tensor_t *w, double eps)
+{
+    const md_tensor_t *all[] = {h, y, rstd, hin, xadd, w};
+    for (int i = 0; i < 6; i++) f32_dev(all[i], "add_rmsnorm_fwd");
+    int64_t rows = NROWS(h), dim = NCOLS(h);
+    OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && NROWS(hin) == rows && NCOLS(hin) == dim, "add_rmsnorm_fwd");
+    OP_REQUIRE(NROWS(xadd) == rows && NCOLS(xadd) == dim, "add_rmsnorm_fwd");
+    OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows, "add_rmsnorm_fwd");
+    CK(mdk_add_rmsnorm_fwd(F(h), h->ld, F(y), y->ld, F(rstd), CF(hin), hin->ld, CF(xadd), xadd->ld, CF(w), rows, dim,
+                           eps, 0),
+       "add_rmsnorm_fwd");
+}
+
 static void cu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
                            const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate)
 {
@@ -523,6 +537,7 @@ static const md_backend_t cuda_template = {
     .embedding_bwd = cu_embedding_bwd,
     .rmsnorm_fwd = cu_rmsnorm_fwd,
     .rmsnorm_bwd = cu_rmsnorm_bwd,
+    .add_rmsnorm_fwd = cu_add_rmsnorm_fwd,
     .conv1d_silu_fwd = cu_conv1d_silu_fwd,
     .conv1d_silu_bwd = cu_conv1d_silu_bwd,
     .scan_fwd = cu_scan_fwd,
