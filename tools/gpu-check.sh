@@ -13,6 +13,7 @@
 # Stages:
 #   ops       tests/test_gpu_ops: every backend op vs the CPU backend (fp32)
 #   train     tests/test_gpu_train: loss, every gradient, one AdamW step vs the CPU
+#   hyena     tests/test_gpu_hyena: the Hyena ops vs the CPU backend
 #   scan      tests/test_gpu_scan (MD_GPU_SCAN_QUICK=1): the scan kernels alone
 #   pretrain  STEPS (200) steps of the 1.4M preset at L = 1024, B = 8 on the hg38
 #             chunk, -x cuda, with the same run on the CPU (-x cpu) in the
@@ -66,6 +67,7 @@ for s in $stages; do
     case $s in
     ops) run_stage ops 200 "$bin/test_gpu_ops" ;;
     train) run_stage train 300 env OMP_NUM_THREADS=4 "$bin/test_gpu_train" ;;
+    hyena) run_stage hyena 200 "$bin/test_gpu_hyena" ;;
     scan) run_stage scan 200 env MD_GPU_SCAN_QUICK=1 "$bin/test_gpu_scan" ;;
     pretrain)
         if [[ ! -f $genome ]]; then echo "no $genome" >"$out/pretrain.log"; rc[pretrain]=2; secs[pretrain]=0; continue; fi
@@ -129,6 +131,7 @@ for s in $stages; do
     case $s in
     ops) grep -E "^FAIL" "$out/ops.log" | head -n 8 | cut -c1-200; sed -n '/^op /,$p' "$out/ops.log" ;;
     train) grep -E "^FAIL" "$out/train.log" | head -n 8 | cut -c1-200; grep -vE "^  |^FAIL" "$out/train.log" | cut -c1-400 ;;
+    hyena) grep -E "^FAIL" "$out/hyena.log" | head -n 8 | cut -c1-200; sed -n '/^op /,$p' "$out/hyena.log" ;;
     scan) grep -E "^FAIL|passed" "$out/scan.log" | tail -n 4 ;;
     pretrain)
         echo "-- GPU (rc ${rc[pretrain]:-?}), CPU (rc ${rc[pretrain_cpu]:-?}, cut at ${CPU_LIMIT:-300}s): step, loss, val"
