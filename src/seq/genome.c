@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "seq/genome_internal.h"
+#include "seq/limits.h"
 #include "seq/tokenizer.h"
 #include "seq/twobit.h"
 #include "util/log.h"
@@ -155,12 +156,79 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Bytes a BGZF block holds at most, uncompressed. */
+#define BGZF_MAX_BLOCK 65536
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* Checks a .gzi against the bgzip file it indexes (file_size bytes) before
+ * htslib reads it, which allocates from its entry count, and bounds the
+ * file's uncompressed size: the last block starts at the last entry's
+ * offset. 0, or -1 with the reason in why. */
+static int check_gzi(const char *gzi_path, uint64_t file_size, uint64_t *max_bytes, char *why, size_t why_n)
+{
+    FILE *fp = fopen(gzi_path, "rb");
+    struct stat st;
+    if (!fp || fstat(fileno(fp), &st) != 0) {
+        snprintf(why, why_n, "%s", strerror(errno));
+        if (fp) fclose(fp);
+        return -1;
+    }
+    uint8_t b[16];
+    uint64_t n = 0, prev_c = 0, prev_u = 0;
+    int ret = -1;
+    if (fread(b, 1, 8, fp) != 8 || (n = le64(b)) > ((uint64_t)st.st_size - 8) / 16 ||
+        (uint64_t)st.st_size != 8 + 16 * n) {
+        snprintf(why, why_n, "its .gzi's size does not match its entry count");
+        goto out;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (fread(b, 1, 16, fp) != 16) {
+            snprintf(why, why_n, "its .gzi cannot be read");
+            goto out;
+        }
+        uint64_t c = le64(b), u = le64(b + 8);
+        if (c <= prev_c || c >= file_size || u < prev_u) {
+            snprintf(why, why_n, "its .gzi entry %llu (%llu, %llu) is out of order or past the end of the file",
+                     (unsigned long long)i + 1, (unsigned long long)c, (unsigned long long)u);
+            goto out;
+        }
+        prev_c = c;
+        prev_u = u;
+    }
+    *max_bytes = prev_u + BGZF_MAX_BLOCK;
+    ret = 0;
+out:
+    fclose(fp);
+    return ret;
+}
+
+/* Whether a .fai record's bases lie within max_bytes (uncompressed) of file. */
+static int fai_rec_fits(int64_t len, uint64_t off, uint64_t lb, uint64_t lw, uint64_t max_bytes)
+{
+    uint64_t last = (uint64_t)len - 1, end;
+    if (__builtin_mul_overflow(last / lb, lw, &end) || __builtin_add_overflow(end, last % lb + 1, &end) ||
+        __builtin_add_overflow(end, off, &end))
+        return 0;
+    return end <= max_bytes;
+}
+
 /* Names and 64-bit lengths from a .fai (faidx_seq_len is int in htslib
- * 1.16, and 1.16 has no 64-bit length getter). NULL reason on success. */
-static const char *read_fai(const char *fai_path, md_contig_t **out, int *n_out)
+ * 1.16, and 1.16 has no 64-bit length getter), each record checked against
+ * the file's size (max_bytes, uncompressed) so that no length it claims is
+ * believed beyond what the file can hold. 0, or -1 with the reason in why. */
+static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out, int *n_out, char *why, size_t why_n)
 {
     FILE *fp = fopen(fai_path, "r");
-    if (!fp) return strerror(errno);
+    if (!fp) {
+        snprintf(why, why_n, "%s", strerror(errno));
+        return -1;
+    }
     md_contig_t *cs = NULL;
     size_t cap = 0;
     int n = 0;
@@ -168,18 +236,29 @@ static const char *read_fai(const char *fai_path, md_contig_t **out, int *n_out)
     size_t line_cap = 0;
     ssize_t len;
     const char *reason = NULL;
+    why[0] = 0;
     khash_t(contig_index) *seen = kh_init(contig_index);
     while ((len = getline(&line, &line_cap, fp)) > 0) {
         char *tab = strchr(line, '\t');
         if (!tab || tab == line) { reason = "a line without a name and a tab"; break; }
+        if (tab - line > MD_MAX_NAME_LEN) { reason = "a name longer than 255 bytes"; break; }
         *tab = 0;
         char *end;
         errno = 0;
         long long v = strtoll(tab + 1, &end, 10);
         if (end == tab + 1 || *end != '\t' || errno || v <= 0) { reason = "a bad or zero length"; break; }
         unsigned long long off, lb, lw;
-        if (sscanf(end + 1, "%llu %llu %llu", &off, &lb, &lw) != 3 || lb == 0 || lw <= lb) {
+        if (sscanf(end + 1, "%llu %llu %llu", &off, &lb, &lw) != 3 || lb == 0 || lw <= lb || lw > UINT32_MAX) {
             reason = "bad offset or line sizes";
+            break;
+        }
+        if (v > MD_MAX_CONTIG_LEN) {
+            snprintf(why, why_n, "contig '%.100s' of %lld bp, above the limit of %lld for one contig", line, v,
+                     (long long)MD_MAX_CONTIG_LEN);
+            break;
+        }
+        if (!fai_rec_fits(v, off, lb, lw, max_bytes)) {
+            snprintf(why, why_n, "contig '%.100s' of %lld bp at byte %llu, past the end of the file", line, v, off);
             break;
         }
         MD_GROW(cs, cap, (size_t)n + 1);
@@ -191,19 +270,20 @@ static const char *read_fai(const char *fai_path, md_contig_t **out, int *n_out)
         n++;
         if (!absent) { reason = "a name listed twice"; break; }
     }
-    if (!reason && ferror(fp)) reason = strerror(errno);
-    if (!reason && n == 0) reason = "no records";
+    if (!reason && !why[0] && ferror(fp)) reason = strerror(errno);
+    if (!reason && !why[0] && n == 0) reason = "no records";
+    if (reason) snprintf(why, why_n, "%s", reason);
     kh_destroy(contig_index, seen);
     free(line);
     fclose(fp);
-    if (reason) {
+    if (why[0]) {
         for (int i = 0; i < n; i++) free(cs[i].name);
         free(cs);
-        return reason;
+        return -1;
     }
     *out = cs;
     *n_out = n;
-    return NULL;
+    return 0;
 }
 
 /* The FASTA through its index, or 1 when the index is absent or unusable. */
@@ -220,9 +300,11 @@ static int open_faidx(md_genome_t *g, int fi)
     md_contig_t *cs = NULL;
     int n_cs = 0;
     if (!file_exists(fai_path) || (f->compression == MD_FASTA_BGZF && !file_exists(gzi_path))) goto out;
-    const char *reason = read_fai(fai_path, &cs, &n_cs);
-    if (reason) {
-        md_warn("%s: ignoring its index %s (%s); reading the whole file instead", f->path, fai_path, reason);
+    char why[256];
+    uint64_t max_bytes = (uint64_t)st.st_size;
+    if ((f->compression == MD_FASTA_BGZF && check_gzi(gzi_path, max_bytes, &max_bytes, why, sizeof why) < 0) ||
+        read_fai(fai_path, max_bytes, &cs, &n_cs, why, sizeof why) < 0) {
+        md_warn("%s: ignoring its index %s (%s); reading the whole file instead", f->path, fai_path, why);
         goto out;
     }
     /* An index older than its file may describe an earlier version, and
