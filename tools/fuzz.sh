@@ -23,8 +23,13 @@ if ! command -v clang >/dev/null; then
     exit 1
 fi
 echo "[M::fuzz] building the fuzz targets in $build"
-CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBADNA_FUZZ=ON >/dev/null
-cmake --build "$build" -j"$jobs" --target fuzz >/dev/null
+mkdir -p "$build"
+if ! { CC=clang cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMAMBADNA_FUZZ=ON &&
+       cmake --build "$build" -j"$jobs" --target fuzz; } >"$build/build.log" 2>&1; then
+    tail -n 40 "$build/build.log" >&2
+    echo "[E::fuzz] the fuzz build failed (log: $build/build.log)" >&2
+    exit 1
+fi
 
 targets=${MD_FUZZ_TARGETS:-$(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//')}
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -6,8 +6,6 @@
 #include "nn/checkpoint.h"
 #include "nn/params.h"
 
-#define FZ_CHECK(cond) do { if (!(cond)) { fprintf(stderr, "fuzz_checkpoint: %s fails\n", #cond); abort(); } } while (0)
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[320];

@@ -26,6 +26,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A target's own invariant: a breach aborts, which libFuzzer reports. */
+#define FZ_CHECK(cond) do { \
+    if (!(cond)) { fprintf(stderr, "%s:%d: %s fails\n", __FILE__, __LINE__, #cond); abort(); } \
+} while (0)
+
 static char fz_dir[64];
 
 /* Empties the scratch folder (targets may leave .fai/.gzi beside inputs). */

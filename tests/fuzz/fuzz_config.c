@@ -7,8 +7,6 @@
 #include "nn/config.h"
 #include "nn/params.h"
 
-#define FZ_CHECK(cond) do { if (!(cond)) { fprintf(stderr, "fuzz_config: %s fails\n", #cond); abort(); } } while (0)
-
 static int same(const md_config_t *a, const md_config_t *b)
 {
     return a->arch == b->arch && !strcmp(a->preset, b->preset) && a->d_model == b->d_model &&

@@ -10,8 +10,6 @@
 #include "seq/genome.h"
 #include "seq/tokenizer.h"
 
-#define FZ_CHECK(cond) do { if (!(cond)) { fprintf(stderr, "fuzz_genome: %s fails\n", #cond); abort(); } } while (0)
-
 enum { MAX_CONTIGS = 8, PIECE = 2048 };
 
 static const uint8_t *find(const uint8_t *p, size_t n, const char *marker)

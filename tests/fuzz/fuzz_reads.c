@@ -10,8 +10,6 @@
 #include "fuzz_common.h"
 #include "seq/reads.h"
 
-#define FZ_CHECK(cond) do { if (!(cond)) { fprintf(stderr, "fuzz_reads: %s fails\n", #cond); abort(); } } while (0)
-
 static void check_record(const md_read_t *rec)
 {
     FZ_CHECK(rec->name[0] != 0);

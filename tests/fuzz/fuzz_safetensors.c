@@ -5,8 +5,6 @@
 #include "fuzz_common.h"
 #include "nn/safetensors.h"
 
-#define FZ_CHECK(cond) do { if (!(cond)) { fprintf(stderr, "fuzz_safetensors: %s fails\n", #cond); abort(); } } while (0)
-
 static int is_float(md_st_dtype_t t) { return t == MD_ST_F32 || t == MD_ST_BF16 || t == MD_ST_F16 || t == MD_ST_F64; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -5,8 +5,6 @@
 #include "seq/genome.h"
 #include "seq/twobit.h"
 
-#define FZ_CHECK(cond) do { if (!(cond)) { fprintf(stderr, "fuzz_twobit: %s fails\n", #cond); abort(); } } while (0)
-
 enum { MAX_SEQS = 16, PIECE = 4096 };
 
 /* The loaded form of [0, end) as fetch would write it with keep_case. */
