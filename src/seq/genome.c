@@ -29,6 +29,7 @@ typedef struct genome_file {
     int compression;          /* FASTA only */
     md_twobit_t *tb;
     faidx_t *fai;
+    md_fai_rec_t *fai_recs;   /* FILE_FAIDX: the .fai's line layout, per contig */
     int first, n;             /* its contigs: contigs[first, first + n) */
 } genome_file_t;
 
@@ -222,7 +223,8 @@ static int fai_rec_fits(int64_t len, uint64_t off, uint64_t lb, uint64_t lw, uin
  * 1.16, and 1.16 has no 64-bit length getter), each record checked against
  * the file's size (max_bytes, uncompressed) so that no length it claims is
  * believed beyond what the file can hold. 0, or -1 with the reason in why. */
-static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out, int *n_out, char *why, size_t why_n)
+static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out, md_fai_rec_t **recs_out, int *n_out,
+                    char *why, size_t why_n)
 {
     FILE *fp = fopen(fai_path, "r");
     if (!fp) {
@@ -230,7 +232,8 @@ static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out,
         return -1;
     }
     md_contig_t *cs = NULL;
-    size_t cap = 0;
+    md_fai_rec_t *recs = NULL;
+    size_t cap = 0, recs_cap = 0;
     int n = 0;
     char *line = NULL;
     size_t line_cap = 0;
@@ -265,6 +268,8 @@ static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out,
         memset(&cs[n], 0, sizeof cs[n]);
         cs[n].name = md_strdup(line);
         cs[n].len = v;
+        MD_GROW(recs, recs_cap, (size_t)n + 1);
+        recs[n] = (md_fai_rec_t){off, (int64_t)lb, (int64_t)lw};
         int absent;
         kh_put(contig_index, seen, cs[n].name, &absent);
         n++;
@@ -279,9 +284,11 @@ static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out,
     if (why[0]) {
         for (int i = 0; i < n; i++) free(cs[i].name);
         free(cs);
+        free(recs);
         return -1;
     }
     *out = cs;
+    *recs_out = recs;
     *n_out = n;
     return 0;
 }
@@ -303,7 +310,7 @@ static int open_faidx(md_genome_t *g, int fi)
     char why[256];
     uint64_t max_bytes = (uint64_t)st.st_size;
     if ((f->compression == MD_FASTA_BGZF && check_gzi(gzi_path, max_bytes, &max_bytes, why, sizeof why) < 0) ||
-        read_fai(fai_path, max_bytes, &cs, &n_cs, why, sizeof why) < 0) {
+        read_fai(fai_path, max_bytes, &cs, &f->fai_recs, &n_cs, why, sizeof why) < 0) {
         md_warn("%s: ignoring its index %s (%s); reading the whole file instead", f->path, fai_path, why);
         goto out;
     }
@@ -331,6 +338,10 @@ static int open_faidx(md_genome_t *g, int fi)
     }
     n_cs = 0;
 out:
+    if (f->kind != FILE_FAIDX) {
+        free(f->fai_recs);
+        f->fai_recs = NULL;
+    }
     for (int i = 0; i < n_cs; i++) md_contig_free(&cs[i]);
     free(cs);
     free(fai_path);
@@ -425,6 +436,7 @@ void md_genome_close(md_genome_t *g)
         free(g->files[i].path);
         if (g->files[i].tb) md_twobit_close(g->files[i].tb);
         if (g->files[i].fai) fai_destroy(g->files[i].fai);
+        free(g->files[i].fai_recs);
     }
     free(g->files);
     kh_destroy(contig_index, g->index);
@@ -449,6 +461,17 @@ static int load_faidx_file(md_genome_t *g, genome_file_t *f)
             md_error("%s: record %d is '%s' of %lld bp, but its index %s.fai says '%s' of %lld bp; delete the "
                      "index to rebuild it", f->path, i + 1, got->name, (long long)got->len, f->path, want->name,
                      (long long)want->len);
+            ret = -1;
+        }
+        /* The same names and lengths in another line layout: faidx would
+         * have fetched bases from the wrong places. */
+        const md_fai_rec_t *idx = &f->fai_recs[i], *file = &s.fai[i];
+        if (ret == 0 && (idx->seq_offset != file->seq_offset || idx->line_bases != file->line_bases ||
+                         idx->line_width != file->line_width)) {
+            md_error("%s: record '%s' starts at byte %llu with lines of %lld bases, but its index %s.fai says byte "
+                     "%llu and %lld; delete the index to rebuild it", f->path, got->name,
+                     (unsigned long long)file->seq_offset, (long long)file->line_bases, f->path,
+                     (unsigned long long)idx->seq_offset, (long long)idx->line_bases);
             ret = -1;
         }
     }

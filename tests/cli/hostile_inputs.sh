@@ -97,6 +97,15 @@ printf 'chr1\t2000000\t6\t60\t61\n' > "$T/i.fa.fai"
 expect_ok "a .fai claiming bases past the end" limit $MD view --lengths "$T/i.fa"
 grep -q "chr1	2400" "$T/out" && grep -q "contig 'chr1' of 2000000 bp at byte 6, past the end of the file" "$T/err" && ok || \
     bad "a .fai past the end: $(cat "$T/out" "$T/err")"
+# A .fai with the right names and lengths but another line layout (the
+# FASTA rewrapped after indexing): loading it notices.
+cp "$T/g.fa" "$T/w.fa"
+expect_ok "index a FASTA" limit $MD view --lengths "$T/w.fa"
+awk 'NR == 1 { print; next } { s = s $0 } END { for (i = 1; i <= length(s); i += 50) print substr(s, i, 50) }' \
+    "$T/g.fa" > "$T/w.fa"
+touch "$T/w.fa.fai"
+expect_error "a .fai of another line layout" "w\.fa: record 'chr1' starts at byte 6 with lines of 50 bases, but its index .*w\.fa\.fai says byte 6 and 60" \
+    limit $MD sample -L 16 -n 1 "$T/w.fa"
 # a bgzip FASTA whose .gzi claims 2^61 entries (htslib would allocate them)
 bgzip -c "$T/g.fa" > "$T/b.fa.gz"
 expect_ok "index a bgzip FASTA" limit $MD view --lengths "$T/b.fa.gz"
