@@ -438,7 +438,9 @@ static void check_several_files(const genome_t *g)
     CHECK(md_genome_open(dup, 2) == NULL, "a contig name in two files is refused");
 }
 
-/* 64-bit lengths through the .fai path: faidx_seq_len would truncate them. */
+/* 64-bit lengths through the .fai path: faidx_seq_len would truncate them.
+ * The FASTA is a sparse file as long as the 3 Gbp its .fai claims (a claim
+ * past the file's end is refused), holding ">big\nACGT\n" then zeros. */
 static void check_long_index(void)
 {
     const char *dir = md_test_tmpdir();
@@ -446,6 +448,7 @@ static void check_long_index(void)
     path_in(fa, dir, "long.fa");
     snprintf(fai, sizeof fai, "%.4000s.fai", fa);
     write_plain(fa, ">big\nACGT\n", 10);
+    CHECK(truncate(fa, 5 + 3000000000LL / 4 * 5) == 0, "a sparse 3.75 GB file");
     write_plain(fai, "big\t3000000000\t5\t4\t5\n", 21);
     const char *paths[] = {fa};
     md_genome_t *g = md_genome_open(paths, 1);

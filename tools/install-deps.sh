@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev libhts-dev libjansson-dev
           libopenblas-dev libfftw3-dev libomp-dev python3 tabix
           snakemake python3-yaml)   # the workflow test and tools/nf-check.py
+# clang and its sanitizer/libFuzzer runtimes, for tools/fuzz.sh
+packages+=(clang libclang-rt-dev)
 
 missing=()
 for p in "${packages[@]}"; do

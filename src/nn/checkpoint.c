@@ -118,7 +118,10 @@ static int infer_config(md_ckpt_t *c)
 }
 
 /* Every stored tensor of the registry must be there, with its shape and a
- * float dtype; a tied head may be absent (transformers omits it). */
+ * float dtype; a tied head may be absent (transformers omits it). A tensor
+ * the registry lacks means the file holds another model (more layers than
+ * its config says, another architecture's parts): refused by name rather
+ * than silently dropped. */
 static int check_tensors(const md_ckpt_t *c)
 {
     md_params_t reg;
@@ -148,6 +151,13 @@ static int check_tensors(const md_ckpt_t *c)
                      md_st_dtype_name(t->dtype));
             ret = -1;
         }
+    }
+    for (int i = 0; i < c->st->n_tensors && ret == 0; i++) {
+        const char *name = c->st->tensors[i].name;
+        if (md_params_find(&reg, name) >= 0) continue;
+        md_error("checkpoint '%s' holds tensor '%s', which a %lld x %lld %s model does not have (another model?)",
+                 c->path, name, (long long)c->cfg.d_model, (long long)c->cfg.n_layer, md_arch_name(c->cfg.arch));
+        ret = -1;
     }
     md_params_free(&reg);
     return ret;

@@ -12,6 +12,10 @@
 
 static const char *const arch_names[] = {"mamba", "hyena", "transformer"};
 
+/* Size bounds, checked before any size is derived from another: within
+ * them no parameter count overflows 64 bits. */
+enum { MAX_D_MODEL = 65536, MAX_N_LAYER = 1024, MAX_EXPAND = 64 };
+
 const char *md_arch_name(md_arch_t a)
 {
     return (unsigned)a < 3 ? arch_names[a] : "unknown";
@@ -59,6 +63,7 @@ const char *md_config_default_preset(md_arch_t arch)
 
 int64_t md_config_default_heads(int64_t d)
 {
+    if (d < 1 || d > MAX_D_MODEL) return 1;   /* refused by md_config_validate; no search over a huge d */
     int64_t h = d / 64 > 1 ? d / 64 : 1;
     while (d % h) h--;
     return h;
@@ -178,12 +183,12 @@ int md_config_validate(const md_config_t *c, const char *what)
         md_error("%s: the %s architecture is not implemented yet", what, md_arch_name(c->arch));
         return -1;
     }
-    if (c->d_model < 1 || c->d_model > 65536) {
-        md_error("%s: d_model %lld is out of range [1, 65536]", what, (long long)c->d_model);
+    if (c->d_model < 1 || c->d_model > MAX_D_MODEL) {
+        md_error("%s: d_model %lld is out of range [1, %d]", what, (long long)c->d_model, MAX_D_MODEL);
         return -1;
     }
-    if (c->n_layer < 1 || c->n_layer > 1024) {
-        md_error("%s: n_layer %lld is out of range [1, 1024]", what, (long long)c->n_layer);
+    if (c->n_layer < 1 || c->n_layer > MAX_N_LAYER) {
+        md_error("%s: n_layer %lld is out of range [1, %d]", what, (long long)c->n_layer, MAX_N_LAYER);
         return -1;
     }
     if (c->vocab_size != MD_VOCAB_SIZE) {
@@ -201,7 +206,7 @@ int md_config_validate(const md_config_t *c, const char *what)
     }
     if (c->arch == MD_ARCH_TRANSFORMER) return validate_transformer(c, what);
     if (c->arch == MD_ARCH_HYENA) return validate_hyena(c, what);
-    if (c->expand < 1 || c->d_inner != c->expand * c->d_model) {
+    if (c->expand < 1 || c->expand > MAX_EXPAND || c->d_inner != c->expand * c->d_model) {
         md_error("%s: d_inner %lld is not expand (%lld) x d_model (%lld)", what, (long long)c->d_inner,
                  (long long)c->expand, (long long)c->d_model);
         return -1;
@@ -306,6 +311,11 @@ int md_config_from_json(const char *text, md_config_t *cfg, const char *what)
         md_error("%s: the model config lacks a positive d_model and n_layer", what);
         goto done;
     }
+    if (d > MAX_D_MODEL || n > MAX_N_LAYER) {
+        md_error("%s: d_model %lld and n_layer %lld must lie in [1, %d] and [1, %d]", what, (long long)d, (long long)n,
+                 MAX_D_MODEL, MAX_N_LAYER);
+        goto done;
+    }
     md_config_init(cfg, arch, d, n);
     json_t *p = json_object_get(o, "preset");
     if (p && json_is_string(p)) snprintf(cfg->preset, sizeof cfg->preset, "%s", json_string_value(p));
@@ -319,6 +329,10 @@ int md_config_from_json(const char *text, md_config_t *cfg, const char *what)
     }
     if (get_int(o, "vocab_size", &cfg->vocab_size, what) < 0 || get_real(o, "norm_eps", &cfg->norm_eps, what) < 0 ||
         get_int(o, "expand", &cfg->expand, what) < 0) goto done;
+    if (cfg->expand < 1 || cfg->expand > MAX_EXPAND) {
+        md_error("%s: expand %lld is out of range [1, %d]", what, (long long)cfg->expand, MAX_EXPAND);
+        goto done;
+    }
     cfg->d_inner = cfg->expand * cfg->d_model;
     if (get_int(o, "d_inner", &cfg->d_inner, what) < 0 || get_int(o, "d_state", &cfg->d_state, what) < 0 ||
         get_int(o, "dt_rank", &cfg->dt_rank, what) < 0 || get_int(o, "d_conv", &cfg->d_conv, what) < 0 ||

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "seq/limits.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -77,8 +78,9 @@ static int is_header_line(const char *line)
            (strncmp(line, "browser", 7) == 0 && (line[7] == 0 || isspace((unsigned char)line[7])));
 }
 
-/* Reads one line of any length into *buf (without the newline or a CR).
- * Returns its length, -1 at end of file, -2 on a read error. */
+/* Reads one line of up to MD_MAX_LINE_BYTES into *buf (without the newline
+ * or a CR). Returns its length, -1 at end of file, -2 on a read error, -3
+ * for a longer line (not stored whole). */
 static int64_t read_line(gzFile fp, char **buf, size_t *cap)
 {
     size_t len = 0;
@@ -99,6 +101,7 @@ static int64_t read_line(gzFile fp, char **buf, size_t *cap)
             if (err != Z_OK) return -2;
             break;
         }
+        if (*cap >= MD_MAX_LINE_BYTES) return -3;
         *cap *= 2;
         *buf = md_realloc(*buf, *cap);
     }
@@ -140,6 +143,12 @@ md_bed_t *md_bed_read(const char *path, int split_col)
             ok = 0;
             break;
         }
+        if (len == -3) {
+            md_error("%s:%lld: a line longer than %lld bytes: not a BED file?", path, (long long)line_no,
+                     (long long)MD_MAX_LINE_BYTES);
+            ok = 0;
+            break;
+        }
         if (len == 0 || is_header_line(line)) continue;
         int nc = split_columns(line, cols);
         int need = split_col ? split_col : 3;
@@ -152,6 +161,12 @@ md_bed_t *md_bed_read(const char *path, int split_col)
         md_bed_interval_t iv;
         if (!cols[0][0]) {
             md_error("%s:%lld: empty chromosome name", path, (long long)line_no);
+            ok = 0;
+            break;
+        }
+        if (strlen(cols[0]) > MD_MAX_NAME_LEN) {
+            md_error("%s:%lld: a chromosome name of %zu bytes (names hold at most %d)", path, (long long)line_no,
+                     strlen(cols[0]), MD_MAX_NAME_LEN);
             ok = 0;
             break;
         }

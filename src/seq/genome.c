@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "seq/genome_internal.h"
+#include "seq/limits.h"
 #include "seq/tokenizer.h"
 #include "seq/twobit.h"
 #include "util/log.h"
@@ -28,6 +29,7 @@ typedef struct genome_file {
     int compression;          /* FASTA only */
     md_twobit_t *tb;
     faidx_t *fai;
+    md_fai_rec_t *fai_recs;   /* FILE_FAIDX: the .fai's line layout, per contig */
     int first, n;             /* its contigs: contigs[first, first + n) */
 } genome_file_t;
 
@@ -155,55 +157,140 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Bytes a BGZF block holds at most, uncompressed. */
+#define BGZF_MAX_BLOCK 65536
+
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* Checks a .gzi against the bgzip file it indexes (file_size bytes) before
+ * htslib reads it, which allocates from its entry count, and bounds the
+ * file's uncompressed size: the last block starts at the last entry's
+ * offset. 0, or -1 with the reason in why. */
+static int check_gzi(const char *gzi_path, uint64_t file_size, uint64_t *max_bytes, char *why, size_t why_n)
+{
+    FILE *fp = fopen(gzi_path, "rb");
+    struct stat st;
+    if (!fp || fstat(fileno(fp), &st) != 0) {
+        snprintf(why, why_n, "%s", strerror(errno));
+        if (fp) fclose(fp);
+        return -1;
+    }
+    uint8_t b[16];
+    uint64_t n = 0, prev_c = 0, prev_u = 0;
+    int ret = -1;
+    if (fread(b, 1, 8, fp) != 8 || (n = le64(b)) > ((uint64_t)st.st_size - 8) / 16 ||
+        (uint64_t)st.st_size != 8 + 16 * n) {
+        snprintf(why, why_n, "its .gzi's size does not match its entry count");
+        goto out;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (fread(b, 1, 16, fp) != 16) {
+            snprintf(why, why_n, "its .gzi cannot be read");
+            goto out;
+        }
+        uint64_t c = le64(b), u = le64(b + 8);
+        if (c <= prev_c || c >= file_size || u < prev_u) {
+            snprintf(why, why_n, "its .gzi entry %llu (%llu, %llu) is out of order or past the end of the file",
+                     (unsigned long long)i + 1, (unsigned long long)c, (unsigned long long)u);
+            goto out;
+        }
+        prev_c = c;
+        prev_u = u;
+    }
+    *max_bytes = prev_u + BGZF_MAX_BLOCK;
+    ret = 0;
+out:
+    fclose(fp);
+    return ret;
+}
+
+/* Whether a .fai record's bases lie within max_bytes (uncompressed) of file. */
+static int fai_rec_fits(int64_t len, uint64_t off, uint64_t lb, uint64_t lw, uint64_t max_bytes)
+{
+    uint64_t last = (uint64_t)len - 1, end;
+    if (__builtin_mul_overflow(last / lb, lw, &end) || __builtin_add_overflow(end, last % lb + 1, &end) ||
+        __builtin_add_overflow(end, off, &end))
+        return 0;
+    return end <= max_bytes;
+}
+
 /* Names and 64-bit lengths from a .fai (faidx_seq_len is int in htslib
- * 1.16, and 1.16 has no 64-bit length getter). NULL reason on success. */
-static const char *read_fai(const char *fai_path, md_contig_t **out, int *n_out)
+ * 1.16, and 1.16 has no 64-bit length getter), each record checked against
+ * the file's size (max_bytes, uncompressed) so that no length it claims is
+ * believed beyond what the file can hold. 0, or -1 with the reason in why. */
+static int read_fai(const char *fai_path, uint64_t max_bytes, md_contig_t **out, md_fai_rec_t **recs_out, int *n_out,
+                    char *why, size_t why_n)
 {
     FILE *fp = fopen(fai_path, "r");
-    if (!fp) return strerror(errno);
+    if (!fp) {
+        snprintf(why, why_n, "%s", strerror(errno));
+        return -1;
+    }
     md_contig_t *cs = NULL;
-    size_t cap = 0;
+    md_fai_rec_t *recs = NULL;
+    size_t cap = 0, recs_cap = 0;
     int n = 0;
     char *line = NULL;
     size_t line_cap = 0;
     ssize_t len;
     const char *reason = NULL;
+    why[0] = 0;
     khash_t(contig_index) *seen = kh_init(contig_index);
     while ((len = getline(&line, &line_cap, fp)) > 0) {
         char *tab = strchr(line, '\t');
         if (!tab || tab == line) { reason = "a line without a name and a tab"; break; }
+        if (tab - line > MD_MAX_NAME_LEN) { reason = "a name longer than 255 bytes"; break; }
         *tab = 0;
         char *end;
         errno = 0;
         long long v = strtoll(tab + 1, &end, 10);
         if (end == tab + 1 || *end != '\t' || errno || v <= 0) { reason = "a bad or zero length"; break; }
         unsigned long long off, lb, lw;
-        if (sscanf(end + 1, "%llu %llu %llu", &off, &lb, &lw) != 3 || lb == 0 || lw <= lb) {
+        if (sscanf(end + 1, "%llu %llu %llu", &off, &lb, &lw) != 3 || lb == 0 || lw <= lb || lw > UINT32_MAX) {
             reason = "bad offset or line sizes";
+            break;
+        }
+        if (v > MD_MAX_CONTIG_LEN) {
+            snprintf(why, why_n, "contig '%.100s' of %lld bp, above the limit of %lld for one contig", line, v,
+                     (long long)MD_MAX_CONTIG_LEN);
+            break;
+        }
+        if (!fai_rec_fits(v, off, lb, lw, max_bytes)) {
+            snprintf(why, why_n, "contig '%.100s' of %lld bp at byte %llu, past the end of the file", line, v, off);
             break;
         }
         MD_GROW(cs, cap, (size_t)n + 1);
         memset(&cs[n], 0, sizeof cs[n]);
         cs[n].name = md_strdup(line);
         cs[n].len = v;
+        MD_GROW(recs, recs_cap, (size_t)n + 1);
+        recs[n] = (md_fai_rec_t){off, (int64_t)lb, (int64_t)lw};
         int absent;
         kh_put(contig_index, seen, cs[n].name, &absent);
         n++;
         if (!absent) { reason = "a name listed twice"; break; }
     }
-    if (!reason && ferror(fp)) reason = strerror(errno);
-    if (!reason && n == 0) reason = "no records";
+    if (!reason && !why[0] && ferror(fp)) reason = strerror(errno);
+    if (!reason && !why[0] && n == 0) reason = "no records";
+    if (reason) snprintf(why, why_n, "%s", reason);
     kh_destroy(contig_index, seen);
     free(line);
     fclose(fp);
-    if (reason) {
+    if (why[0]) {
         for (int i = 0; i < n; i++) free(cs[i].name);
         free(cs);
-        return reason;
+        free(recs);
+        return -1;
     }
     *out = cs;
+    *recs_out = recs;
     *n_out = n;
-    return NULL;
+    return 0;
 }
 
 /* The FASTA through its index, or 1 when the index is absent or unusable. */
@@ -220,9 +307,11 @@ static int open_faidx(md_genome_t *g, int fi)
     md_contig_t *cs = NULL;
     int n_cs = 0;
     if (!file_exists(fai_path) || (f->compression == MD_FASTA_BGZF && !file_exists(gzi_path))) goto out;
-    const char *reason = read_fai(fai_path, &cs, &n_cs);
-    if (reason) {
-        md_warn("%s: ignoring its index %s (%s); reading the whole file instead", f->path, fai_path, reason);
+    char why[256];
+    uint64_t max_bytes = (uint64_t)st.st_size;
+    if ((f->compression == MD_FASTA_BGZF && check_gzi(gzi_path, max_bytes, &max_bytes, why, sizeof why) < 0) ||
+        read_fai(fai_path, max_bytes, &cs, &f->fai_recs, &n_cs, why, sizeof why) < 0) {
+        md_warn("%s: ignoring its index %s (%s); reading the whole file instead", f->path, fai_path, why);
         goto out;
     }
     /* An index older than its file may describe an earlier version, and
@@ -249,6 +338,10 @@ static int open_faidx(md_genome_t *g, int fi)
     }
     n_cs = 0;
 out:
+    if (f->kind != FILE_FAIDX) {
+        free(f->fai_recs);
+        f->fai_recs = NULL;
+    }
     for (int i = 0; i < n_cs; i++) md_contig_free(&cs[i]);
     free(cs);
     free(fai_path);
@@ -343,6 +436,7 @@ void md_genome_close(md_genome_t *g)
         free(g->files[i].path);
         if (g->files[i].tb) md_twobit_close(g->files[i].tb);
         if (g->files[i].fai) fai_destroy(g->files[i].fai);
+        free(g->files[i].fai_recs);
     }
     free(g->files);
     kh_destroy(contig_index, g->index);
@@ -367,6 +461,17 @@ static int load_faidx_file(md_genome_t *g, genome_file_t *f)
             md_error("%s: record %d is '%s' of %lld bp, but its index %s.fai says '%s' of %lld bp; delete the "
                      "index to rebuild it", f->path, i + 1, got->name, (long long)got->len, f->path, want->name,
                      (long long)want->len);
+            ret = -1;
+        }
+        /* The same names and lengths in another line layout: faidx would
+         * have fetched bases from the wrong places. */
+        const md_fai_rec_t *idx = &f->fai_recs[i], *file = &s.fai[i];
+        if (ret == 0 && (idx->seq_offset != file->seq_offset || idx->line_bases != file->line_bases ||
+                         idx->line_width != file->line_width)) {
+            md_error("%s: record '%s' starts at byte %llu with lines of %lld bases, but its index %s.fai says byte "
+                     "%llu and %lld; delete the index to rebuild it", f->path, got->name,
+                     (unsigned long long)file->seq_offset, (long long)file->line_bases, f->path,
+                     (unsigned long long)idx->seq_offset, (long long)idx->line_bases);
             ret = -1;
         }
     }

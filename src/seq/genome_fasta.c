@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "seq/genome_internal.h"
+#include "seq/limits.h"
 #include "seq/twobit.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -35,8 +36,6 @@ static void seq_class_init(void)
     seq_class[' '] = seq_class['\t'] = seq_class['\r'] = seq_class['\v'] = seq_class['\f'] = C_SKIP;
 }
 
-/* Longer header lines mean the file is not FASTA (or is damaged). */
-#define MAX_HEADER_BYTES (1 << 20)
 #define READ_BUF_BYTES (1 << 20)
 
 typedef struct scan_state {
@@ -115,6 +114,11 @@ static int seq_segment(scan_state_t *st, const uint8_t *p, size_t n)
         len++;
     }
     c->len = len;
+    if (len > MD_MAX_CONTIG_LEN) {
+        md_error("%s: line %lld: contig '%s' is longer than %lld bp, the limit for one contig", st->path,
+                 (long long)st->line_no, c->name, (long long)MD_MAX_CONTIG_LEN);
+        return -1;
+    }
     st->bits = bits;
     st->in_n = in_n;
     st->in_mask = in_mask;
@@ -199,6 +203,11 @@ static int header_end(scan_state_t *st, uint64_t seq_offset)
         md_error("%s: line %lld: a '>' header without a name", st->path, (long long)st->line_no);
         return -1;
     }
+    if (b - a > MD_MAX_NAME_LEN) {
+        md_error("%s: line %lld: a contig name of %zu bytes (names hold at most %d)", st->path,
+                 (long long)st->line_no, b - a, MD_MAX_NAME_LEN);
+        return -1;
+    }
     md_contig_t *c = &st->cur;
     memset(c, 0, sizeof *c);
     c->name = md_malloc(b - a + 1);
@@ -256,9 +265,9 @@ static int scan_buffer(scan_state_t *st, const uint8_t *buf, size_t n)
         const uint8_t *nl = memchr(buf + i, '\n', n - i);
         size_t j = nl ? (size_t)(nl - buf) : n;
         if (st->in_header) {
-            if (st->hdr_len + (j - i) > MAX_HEADER_BYTES) {
-                md_error("%s: line %lld: a header line longer than %d bytes: not a FASTA file?", st->path,
-                         (long long)st->line_no, MAX_HEADER_BYTES);
+            if (st->hdr_len + (j - i) > MD_MAX_LINE_BYTES) {
+                md_error("%s: line %lld: a header line longer than %lld bytes: not a FASTA file?", st->path,
+                         (long long)st->line_no, (long long)MD_MAX_LINE_BYTES);
                 return -1;
             }
             MD_GROW(st->hdr, st->hdr_cap, st->hdr_len + (j - i) + 1);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "seq/limits.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -38,6 +39,7 @@ struct md_reads {
     char io_error[256];     /* a read error or truncation, reported once */
     int64_t line;           /* '\n's consumed so far */
     int64_t n_records, n_bases;
+    int64_t max_len;        /* bases a read may hold */
     const char *rec_name;   /* the record being parsed, once its header is read */
     text_t hdr, seq, qual;
 };
@@ -75,6 +77,11 @@ static int fail_at(md_reads_t *r, int64_t line, const char *fmt, ...)
                    (long long)r->n_records + 1, (long long)line, msg);
     r->failed = 1;
     return -1;
+}
+
+static int fail_too_long(md_reads_t *r, int64_t line, const char *what)
+{
+    return fail_at(r, line, "the %s is longer than %lld bases, the limit for one read", what, (long long)r->max_len);
 }
 
 /* Refills the input buffer. 0 at the end of input; a failure is recorded in
@@ -115,9 +122,12 @@ static inline int peek(md_reads_t *r)
 }
 
 /* Appends the rest of the current line, without its '\n' (and without a '\r'
- * before it), to t, keeping room for a NUL. Returns the bytes appended, or -1
- * at the end of input with nothing left. */
-static int64_t take_line(md_reads_t *r, text_t *t)
+ * before it), to t, keeping room for a NUL. Returns the bytes appended, -1
+ * at the end of input with nothing left, or TOO_LONG (t then unspecified)
+ * as soon as t would pass limit bytes: a line is never stored whole before
+ * its length is checked. */
+enum { TOO_LONG = -2 };
+static int64_t take_line(md_reads_t *r, text_t *t, size_t limit)
 {
     int64_t n = 0;
     int any = 0;
@@ -128,6 +138,7 @@ static int64_t take_line(md_reads_t *r, text_t *t)
         size_t avail = r->len - r->pos;
         unsigned char *nl = memchr(p, '\n', avail);
         size_t k = nl ? (size_t)(nl - p) : avail;
+        if (t->l + k > limit + 1) return TOO_LONG;   /* + 1: a '\r' yet to drop */
         MD_GROW(t->s, t->m, t->l + k + 1);
         memcpy(t->s + t->l, p, k);
         t->l += k;
@@ -141,7 +152,7 @@ static int64_t take_line(md_reads_t *r, text_t *t)
     }
     if (!any) return -1;
     if (n > 0 && t->s[t->l - 1] == '\r') { t->l--; n--; }
-    return n;
+    return t->l > limit ? TOO_LONG : n;
 }
 
 static void skip_line(md_reads_t *r)
@@ -165,7 +176,7 @@ static int take_seq_line(md_reads_t *r)
 {
     int64_t line = r->line + 1;
     size_t start = r->seq.l;
-    take_line(r, &r->seq);
+    if (take_line(r, &r->seq, (size_t)r->max_len) == TOO_LONG) return fail_too_long(r, line, "sequence");
     unsigned char *s = (unsigned char *)r->seq.s;
     size_t i = start, l = r->seq.l;
     while (i < l && is_graph(s[i])) i++;
@@ -233,6 +244,8 @@ static int parse_header(md_reads_t *r, int64_t line, md_read_t *rec)
     size_t name_end = 1;
     while (name_end < l && s[name_end] != ' ' && s[name_end] != '\t') name_end++;
     if (name_end == 1) return fail_at(r, line, "the header line has no read name after '%c'", s[0]);
+    if (name_end - 1 > MD_MAX_NAME_LEN)
+        return fail_at(r, line, "a read name of %zu bytes (names hold at most %d)", name_end - 1, MD_MAX_NAME_LEN);
     size_t c = name_end;
     while (c < l && (s[c] == ' ' || s[c] == '\t')) c++;
     s[name_end] = 0;
@@ -260,11 +273,13 @@ static int read_fastq_rest(md_reads_t *r)
     /* The 4-line form has exactly one quality line; reading on until the
      * length is reached would swallow the next header when a quality is
      * short, and report the wrong problem. */
+    int64_t got = 0;
     if (n_seq_lines <= 1) {
-        take_line(r, &r->qual);
+        got = take_line(r, &r->qual, (size_t)r->max_len);
     } else {
-        while (r->qual.l < r->seq.l && take_line(r, &r->qual) >= 0) {}
+        while (r->qual.l < r->seq.l && (got = take_line(r, &r->qual, (size_t)r->max_len)) >= 0) {}
     }
+    if (got == TOO_LONG) return fail_too_long(r, qual_line, "quality");
     if (r->qual.l < r->seq.l && peek(r) < 0)
         return fail_at(r, qual_line, "truncated record: the file ends after %zu of %zu quality values",
                        r->qual.l, r->seq.l);
@@ -300,7 +315,9 @@ static int next_record(md_reads_t *r, md_read_t *rec)
     }
     int64_t header_line = r->line + 1;
     r->hdr.l = 0;
-    take_line(r, &r->hdr);
+    if (take_line(r, &r->hdr, MD_MAX_LINE_BYTES) == TOO_LONG)
+        return fail_at(r, header_line, "a header line longer than %lld bytes: not FASTA or FASTQ?",
+                       (long long)MD_MAX_LINE_BYTES);
     if (parse_header(r, header_line, rec) < 0) return -1;
 
     r->seq.l = 0;
@@ -353,6 +370,7 @@ md_reads_t *md_reads_open(const char *path)
     r->fp = fp;
     r->path = md_strdup(path);
     r->display = is_stdin ? "stdin" : r->path;
+    r->max_len = MD_READS_DEFAULT_MAX_LEN;
     r->in = md_malloc(IN_BUF_SIZE);
     return r;
 }
@@ -374,6 +392,8 @@ void md_reads_close(md_reads_t *r)
     free(r->path);
     free(r);
 }
+
+void md_reads_set_max_len(md_reads_t *r, int64_t max_len) { r->max_len = max_len > 0 ? max_len : 1; }
 
 const char *md_reads_path(const md_reads_t *r) { return r->path; }
 int64_t md_reads_count(const md_reads_t *r) { return r->n_records; }

@@ -63,6 +63,13 @@ md_reads_t *md_reads_open(const char *path);
  * 1: a record; 0: the clean end of the input; -1: after one error line. */
 int md_reads_next(md_reads_t *r, md_read_t *rec);
 
+/* Sets the longest read accepted, in bases (default MD_READS_DEFAULT_MAX_LEN
+ * of seq/limits.h, 268 Mbp). A longer sequence or quality is an error
+ * reported as soon as the limit is passed, before more is stored; so are a
+ * read name over MD_MAX_NAME_LEN (255) bytes and a header line over
+ * MD_MAX_LINE_BYTES. */
+void md_reads_set_max_len(md_reads_t *r, int64_t max_len);
+
 /* Closes r; NULL is fine. Stdin is left open for the process. */
 void md_reads_close(md_reads_t *r);
 

@@ -31,7 +31,9 @@
 #define KFN1(name, s) KFN2(name, s)
 #define KFN(name) KFN1(name, SFX)
 
+#ifndef MD_HOT
 #define MD_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 
 /* Parallelise only when there is enough work to pay for waking the pool,
  * and never inside a parallel region: the model may run whole sequences
