@@ -91,7 +91,7 @@ static void fd_check(const char *what, double *x, const double *grad, int64_t n,
 
 typedef struct { md_model_t *m; const uint8_t *in, *tgt; int64_t B, L; } model_ctx_t;
 
-static double model_loss(void *p)
+static inline double model_loss(void *p)
 {
     model_ctx_t *c = p;
     md_loss_t out;
@@ -112,7 +112,7 @@ static void random_tokens(uint8_t *in, uint8_t *tgt, int64_t n)
  * B = 3 runs sequence by sequence on threads, B = 1 inside each op. L and
  * max_len should be big enough for the threads to engage, with batch and
  * length below the planned maxima. */
-static void check_threads(md_arch_t arch, int64_t d_model, int n_layer, int64_t L, int64_t max_len)
+static inline void check_threads(md_arch_t arch, int64_t d_model, int n_layer, int64_t L, int64_t max_len)
 {
     md_config_t cfg;
     md_config_init(&cfg, arch, d_model, n_layer);

@@ -23,7 +23,11 @@
  * block runs each pair/triple as a single gemm.
  *
  * Entry order (params->p[i]) is the checkpoint order: embeddings, then each
- * layer's tensors, then norm_f, then lm_head.weight.
+ * layer's tensors, then norm_f, then lm_head.weight, then (a classifier
+ * only) classifier.weight and classifier.bias. The head's names are the
+ * same for every architecture; a backbone's entries do not depend on
+ * whether a head follows, so an LM checkpoint loads into a classifier's
+ * backbone by name.
  *
  * Tied tensors: with tie_embeddings, lm_head.weight is an ALIAS entry: its
  * tied_to is the index of backbone.embeddings.weight, its offset/numel are
@@ -65,6 +69,9 @@ typedef enum {
     MD_ROLE_GATE_PROJ,       /* mlp.gate_proj.weight [F, d] */
     MD_ROLE_UP_PROJ,         /* mlp.up_proj.weight [F, d] */
     MD_ROLE_DOWN_PROJ,       /* mlp.down_proj.weight [d, F] */
+    /* the classification head (cfg->n_classes > 0), any architecture */
+    MD_ROLE_CLS_W,           /* classifier.weight [C, d] (decayed) */
+    MD_ROLE_CLS_B,           /* classifier.bias [C] */
     MD_N_ROLES
 } md_param_role_t;
 
