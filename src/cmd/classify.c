@@ -198,10 +198,8 @@ static void write_rows(classify_t *k, const md_read_batch_t *rb, FILE *fp, const
     free(p);
 }
 
-static int write_summary(const classify_t *k, const char *path, const char *model)
+static void write_summary(const classify_t *k, md_outfile_t *o, const char *model)
 {
-    md_outfile_t *o = md_outfile_open(path);
-    if (!o) return -1;
     double tot = k->n_reads ? (double)k->n_reads : 1;
     fprintf(o->fp, "# mambadna classify summary: model %s; %lld reads, %lld classified, %lld unclassified, %lld skipped "
                    "(no sequence)\npercent\treads\tmean_prob\tlabel\n",
@@ -213,7 +211,6 @@ static int write_summary(const classify_t *k, const char *path, const char *mode
         fprintf(o->fp, "%.2f\t%lld\t%.4f\t%s\n", 100 * k->n_label[c] / tot, (long long)k->n_label[c],
                 k->n_label[c] ? k->conf_label[c] / k->n_label[c] : 0.0, k->info.labels[c]);
     fprintf(o->fp, "%.2f\t%lld\tNA\tskipped\n", 100 * k->n_skipped / tot, (long long)k->n_skipped);
-    return md_outfile_commit(o);
 }
 
 /* Every label of a comma list must be one of the model's. */
@@ -284,7 +281,7 @@ int cmd_classify(int argc, char **argv)
     }
     int ret = 1;
     md_ckpt_t *ck = NULL;
-    md_outfile_t *out = NULL;
+    md_outfile_t *out = NULL, *sum = NULL;
     md_reads_t *rd = NULL;
     md_read_batch_t rb;
     md_read_batch_init(&rb);
@@ -305,6 +302,7 @@ int cmd_classify(int argc, char **argv)
     k.n_label = md_calloc((size_t)k.C, sizeof *k.n_label);
     k.conf_label = md_calloc((size_t)k.C, sizeof *k.conf_label);
     if (!(out = md_outfile_open(co.output))) goto done;
+    if (summary && !(sum = md_outfile_open(summary))) goto done;
     fprintf(out->fp, "# mambadna %s classify; model %s (%s %lld x %lld, %lld labels, trained at L %lld); window %lld%s; "
                      "device %s; seed %llu\nread_id\tlength\tlabel\tprob",
             MD_VERSION, input, md_arch_name(ck->cfg.arch), (long long)ck->cfg.d_model, (long long)ck->cfg.n_layer,
@@ -329,18 +327,21 @@ int cmd_classify(int argc, char **argv)
         goto done;
     }
     double dt = md_realtime() - t0;
-    if (md_outfile_commit(out) < 0) {
-        out = NULL;
-        goto done;
-    }
+    int failed = md_outfile_commit(out) < 0;
     out = NULL;
-    if (summary && write_summary(&k, summary, input) < 0) goto done;
+    if (sum) {
+        write_summary(&k, sum, input);
+        failed |= md_outfile_commit(sum) < 0;
+        sum = NULL;
+    }
+    if (failed) goto done;
     md_info("%lld reads (%lld bases) in %.2f s: %.0f reads/s; %lld unclassified, %lld skipped", (long long)k.n_reads,
             (long long)k.n_bases, dt, (double)k.n_reads / (dt > 1e-9 ? dt : 1e-9), (long long)k.n_unclassified,
             (long long)k.n_skipped);
     ret = 0;
 done:
     md_outfile_abort(out);
+    md_outfile_abort(sum);
     md_reads_close(rd);
     md_read_batch_free(&rb);
     md_model_free(k.m);
