@@ -209,7 +209,10 @@ static int load_params(const md_ckpt_t *c, md_model_t *m, int backbone_only)
 {
     const md_config_t *mc = md_model_config(m);
     if (!(backbone_only ? same_backbone : same_config)(mc, &c->cfg)) {
-        if (same_backbone(mc, &c->cfg))
+        if (same_backbone(mc, &c->cfg) && (!c->cfg.n_classes || !mc->n_classes))
+            md_error("checkpoint '%s' is a %s, not the %s asked for", c->path,
+                     c->cfg.n_classes ? "classifier" : "language model", mc->n_classes ? "classifier" : "language model");
+        else if (same_backbone(mc, &c->cfg))
             md_error("checkpoint '%s' has %lld classes (%s pooling), not the %lld (%s) asked for", c->path,
                      (long long)c->cfg.n_classes, md_pooling_name(c->cfg.cls_pooling), (long long)mc->n_classes,
                      md_pooling_name(mc->cls_pooling));
