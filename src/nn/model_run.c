@@ -189,6 +189,45 @@ static void sum_slots(md_model_t *m, int64_t n_slots)
     }
 }
 
+/* What the batch drivers run on one span. */
+typedef void (*span_fn)(md_model_t *m, const span_t *s, void *ctx, int do_backward);
+
+/* Runs fn over a batch of B sequences of L tokens: as one whole span, or
+ * (the CPU, B >= 2) sequence by sequence on the threads, each slot's
+ * parameter gradients zeroed first and summed in order at the end. */
+static void run_batch(md_model_t *m, int64_t B, int64_t L, int do_backward, span_fn fn, void *ctx)
+{
+    if (!by_sequence(m, B)) {
+        span_t s = whole_span(m, B, L);
+        fn(m, &s, ctx, do_backward);
+        return;
+    }
+    int64_t n_slots = B < m->n_slots ? B : m->n_slots;
+    size_t gbytes = (size_t)m->reg.numel * es_of(m);
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
+    for (int64_t k = 0; k < n_slots; k++) {
+        void *grads = (char *)m->slot_grads + (size_t)k * gbytes;
+        if (do_backward) m->be->memset0(m->be, grads, gbytes);
+        for (int64_t b = k; b < B; b += n_slots) {
+            span_t s = seq_span(m, b, L, k, grads);
+            fn(m, &s, ctx, do_backward);
+        }
+    }
+    if (do_backward) sum_slots(m, n_slots);
+}
+
+/* Next-base prediction over a span: its loss sum and count in seq_loss and
+ * seq_count at the span's first sequence. */
+static void lm_span(md_model_t *m, const span_t *s, void *ctx, int do_backward)
+{
+    (void)ctx;
+    int64_t b0 = s->r0 / s->L;
+    span_trunk(m, s);
+    span_logits(m, s);
+    m->seq_loss[b0] = span_loss(m, s, do_backward, &m->seq_count[b0]);
+    if (do_backward) span_backward(m, s, 1);
+}
+
 int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
                               int do_backward, md_loss_t *out)
 {
@@ -196,35 +235,13 @@ int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_
     const md_backend_t *be = m->be;
     be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     be->copy(be, m->tok_tgt, targets, (size_t)(B * L), MD_COPY_H2D);
-    if (!by_sequence(m, B)) {
-        span_t s = whole_span(m, B, L);
-        span_trunk(m, &s);
-        span_logits(m, &s);
-        out->loss_sum = span_loss(m, &s, do_backward, &out->n_targets);
-        if (do_backward) span_backward(m, &s, 1);
-        return 0;
-    }
-    int64_t n_slots = B < m->n_slots ? B : m->n_slots, numel = m->reg.numel;
-    size_t gbytes = (size_t)numel * es_of(m);
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
-    for (int64_t k = 0; k < n_slots; k++) {
-        void *grads = (char *)m->slot_grads + (size_t)k * gbytes;
-        if (do_backward) be->memset0(be, grads, gbytes);
-        for (int64_t b = k; b < B; b += n_slots) {
-            span_t s = seq_span(m, b, L, k, grads);
-            span_trunk(m, &s);
-            span_logits(m, &s);
-            m->seq_loss[b] = span_loss(m, &s, do_backward, &m->seq_count[b]);
-            if (do_backward) span_backward(m, &s, 1);
-        }
-    }
+    run_batch(m, B, L, do_backward, lm_span, NULL);
     out->loss_sum = 0;
     out->n_targets = 0;
-    for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = 0; b < (by_sequence(m, B) ? B : 1); b++) {
         out->loss_sum += m->seq_loss[b];
         out->n_targets += m->seq_count[b];
     }
-    if (do_backward) sum_slots(m, n_slots);
     return 0;
 }
 
@@ -379,7 +396,7 @@ static void span_cls_backward(md_model_t *m, const span_t *s)
     span_backward(m, s, 0);
 }
 
-static void span_classify(md_model_t *m, const span_t *s, const int32_t *labels, int do_backward)
+static void span_classify(md_model_t *m, const span_t *s, void *labels, int do_backward)
 {
     span_trunk(m, s);
     span_cls_forward(m, s);
@@ -403,26 +420,8 @@ int md_model_classify(md_model_t *m, const uint8_t *inputs, const int32_t *label
             return -1;
         }
     }
-    const md_backend_t *be = m->be;
-    be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
-    int64_t numel = m->reg.numel;
-    size_t gbytes = (size_t)numel * es_of(m);
-    int64_t n_slots = by_sequence(m, B) ? (B < m->n_slots ? B : m->n_slots) : 0;
-    if (!n_slots) {
-        span_t s = whole_span(m, B, L);
-        span_classify(m, &s, labels, do_backward);
-    } else {
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
-        for (int64_t k = 0; k < n_slots; k++) {
-            void *grads = (char *)m->slot_grads + (size_t)k * gbytes;
-            if (do_backward) be->memset0(be, grads, gbytes);
-            for (int64_t b = k; b < B; b += n_slots) {
-                span_t s = seq_span(m, b, L, k, grads);
-                span_classify(m, &s, labels, do_backward);
-            }
-        }
-        if (do_backward) sum_slots(m, n_slots);
-    }
+    m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
+    run_batch(m, B, L, do_backward, span_classify, (void *)labels);
     memset(out, 0, sizeof *out);
     for (int64_t b = 0; b < B; b++) {
         if (m->seq_count[b] < 0) continue;
