@@ -55,7 +55,7 @@ static void usage(FILE *fp)
             "log-probabilities are summed.\n\n"
             "  -i FILE               classifier checkpoint\n"
             "  -L INT                window length [the length the classifier was trained at]\n"
-            "  -B INT                windows per batch [64]\n"
+            "  -B INT                windows per batch [64, fewer for windows above 32 kb: 2^21 bases]\n"
             "      --min-prob FLOAT  below this probability a read is 'unclassified' [0]\n"
             "      --both-strands    average the forward and reverse-complement predictions\n"
             "      --summary FILE    a Kraken2-style report: reads and percent per label, mean\n"
@@ -242,7 +242,7 @@ int cmd_classify(int argc, char **argv)
     const char *input = NULL, *summary = NULL, *labels = NULL;
     classify_t k;
     memset(&k, 0, sizeof k);
-    k.batch = 64;
+    k.batch = 0;   /* 0: from the window length */
     static const struct option longopts[] = {
         MD_COMMON_LONGOPTS,
         {"min-prob", required_argument, 0, OPT_MIN_PROB},
@@ -290,12 +290,19 @@ int cmd_classify(int argc, char **argv)
     if (labels && check_labels(&k.info, labels, input) < 0) goto done;
     k.C = (int)k.info.n_classes;
     if (!k.W) k.W = k.info.seq_len;
+    if (!k.batch) {
+        /* a batch of about 2^21 bases at most: the model's buffers scale with batch x window */
+        k.batch = (INT64_C(1) << 21) / k.W;
+        k.batch = k.batch < 1 ? 1 : k.batch > 64 ? 64 : k.batch;
+    }
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) goto done;
     const md_backend_t *be = md_backend_for_device(&dev, MD_PRECISION_FP32);
     if (!be || !(be = md_backend_for_arch(ck->cfg.arch, be, co.device))) goto done;
-    if (!(k.m = md_model_new(&ck->cfg, be, MD_DTYPE_F32, k.batch, k.W))) goto done;
+    /* forward only: one shared activation set instead of one per layer */
+    md_model_opts_t mo = {.recompute = 1};
+    if (!(k.m = md_model_new_ex(&ck->cfg, be, MD_DTYPE_F32, k.batch, k.W, &mo))) goto done;
     if (md_ckpt_load_params(ck, k.m) < 0) goto done;
     k.tokens = md_malloc((size_t)(k.batch * k.W));
     k.logprobs = md_malloc((size_t)(k.batch * k.C) * sizeof *k.logprobs);
