@@ -193,6 +193,17 @@ void md_lm_data_free(md_lm_data_t *d)
 
 const md_genome_t *md_lm_data_genome(const md_lm_data_t *d) { return d->g; }
 
+void md_lm_data_set_what(md_lm_data_t *d, const char *what)
+{
+    size_t n = strlen(what) + strlen(d->desc) + 4;
+    char *desc = md_malloc(n);
+    snprintf(desc, n, "%s (%s)", what, d->desc);
+    free(d->desc);
+    d->desc = desc;
+    if (d->mem_bed.chroms) d->mem_bed.path = desc;
+    if (d->mem_bed_test.chroms) d->mem_bed_test.path = desc;
+}
+
 /* Whether a training window touches the held-out part. */
 static int rejected(const md_lm_data_t *d, const md_window_t *w)
 {

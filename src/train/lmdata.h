@@ -92,4 +92,8 @@ void md_lm_data_train_regions(const md_lm_data_t *d, void (*fn)(void *ud, int co
 
 const md_genome_t *md_lm_data_genome(const md_lm_data_t *d);
 
+/* Names the data in its error messages, e.g. "species 'human'": they then
+ * read "species 'human' (--val-fraction 0.05) holds out ...". */
+void md_lm_data_set_what(md_lm_data_t *d, const char *what);
+
 #endif

@@ -175,6 +175,9 @@ md_species_data_t *md_species_data_new(const md_species_spec_t *spec, const md_h
         /* each species draws from streams of its own */
         uint64_t sseed = md_hash64(seed, SPECIES_STREAM, (uint64_t)i + 1);
         if (!(s->d = md_lm_data_new(s->g, h, sseed, max_n_frac, revcomp))) goto fail;
+        char what[300];
+        snprintf(what, sizeof what, "species '%.200s'", s->label);
+        md_lm_data_set_what(s->d, what);
     }
     return d;
 fail:
@@ -199,19 +202,10 @@ void md_species_data_free(md_species_data_t *d)
 int md_species_data_n(const md_species_data_t *d) { return d->n; }
 const char *md_species_data_label(const md_species_data_t *d, int species) { return d->sp[species].label; }
 
-/* The error lmdata prints names the option but not the species: say which. */
-static void species_context(const md_species_data_t *d, int i, const char *what)
-{
-    md_info("(the error above is about %s of species '%s', %s)", what, d->sp[i].label, md_genome_path(d->sp[i].g, 0));
-}
-
 int md_species_data_prepare_train(md_species_data_t *d, int64_t len)
 {
     for (int i = 0; i < d->n; i++) {
-        if (md_lm_data_prepare_train(d->sp[i].d, len) < 0) {
-            species_context(d, i, "the training part");
-            return -1;
-        }
+        if (md_lm_data_prepare_train(d->sp[i].d, len) < 0) return -1;
     }
     return 0;
 }
@@ -241,10 +235,7 @@ int md_species_data_prepare_eval(md_species_data_t *d, int split, int64_t len, i
         uint64_t avail = 0;
         int r = split == MD_SPLIT_VAL ? md_lm_data_prepare_val(d->sp[i].d, len, &avail)
                                       : md_lm_data_prepare_test(d->sp[i].d, len, &avail);
-        if (r < 0) {
-            species_context(d, i, split == MD_SPLIT_VAL ? "the validation part" : "the test part");
-            return -1;
-        }
+        if (r < 0) return -1;
         n_per[i] = (uint64_t)want < avail ? want : (int64_t)avail;
         if (n_per[i] < want)
             md_warn("species '%s': only %lld %s windows of %lld bp exist; using them all", d->sp[i].label,
