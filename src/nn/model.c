@@ -23,7 +23,9 @@ typedef struct {
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
-int64_t md_model_cls_elems(const md_config_t *cfg, int64_t max_batch, int64_t max_len)
+/* Elements of the classification head's buffers (model_internal.h; 0 for a
+ * language model), counted with the activations in the plan. */
+static int64_t cls_elems(const md_config_t *cfg, int64_t max_batch, int64_t max_len)
 {
     int64_t C = cfg->n_classes, d = cfg->d_model;
     if (C <= 0) return 0;
@@ -68,7 +70,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     p->resid_elems = round16(M * d);
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
     p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
-    p->head_elems = round16(M * d) + round16(M) + round16(M * V) + md_model_cls_elems(cfg, max_batch, max_len);
+    p->head_elems = round16(M * d) + round16(M) + round16(M * V) + cls_elems(cfg, max_batch, max_len);
     p->scratch_bytes = arch->scratch_bytes(cfg, dt, M);
     p->g_elems = 2 * round16(M * d);   /* g, then dhf */
     p->dlogits_elems = round16(M * V);

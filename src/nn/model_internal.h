@@ -72,8 +72,4 @@ struct md_model {
     void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
 };
 
-/* Elements of the classification head's buffers above (0 for a language
- * model): counted with the activations in the plan. */
-int64_t md_model_cls_elems(const md_config_t *cfg, int64_t max_batch, int64_t max_len);
-
 #endif

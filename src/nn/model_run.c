@@ -245,21 +245,17 @@ int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_
     return 0;
 }
 
-/* Forward of every sequence (hidden states in hf, and logits when asked). */
+/* Forward of a span: hidden states in hf, and logits when *ctx is 1. */
+static void fwd_span(md_model_t *m, const span_t *s, void *ctx, int do_backward)
+{
+    (void)do_backward;
+    span_trunk(m, s);
+    if (*(const int *)ctx) span_logits(m, s);
+}
+
 static void forward_only(md_model_t *m, int64_t B, int64_t L, int with_logits)
 {
-    if (!by_sequence(m, B)) {
-        span_t s = whole_span(m, B, L);
-        span_trunk(m, &s);
-        if (with_logits) span_logits(m, &s);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
-    for (int64_t b = 0; b < B; b++) {
-        span_t s = seq_span(m, b, L, 0, NULL);
-        span_trunk(m, &s);
-        if (with_logits) span_logits(m, &s);
-    }
+    run_batch(m, B, L, 0, fwd_span, &with_logits);
 }
 
 /* Device rows of the model dtype to host floats. */
