@@ -12,7 +12,7 @@
 /* Validation draws its own windows: a fixed key so that the validation set
  * does not move with the training seed. */
 #define VAL_SEED_SALT 0x76616c6964617465ULL   /* "validate" */
-#define TEST_SEED_SALT 0x746573747365740aULL
+#define TEST_SEED_SALT 0x746573747365740aULL   /* "testset\n": the test windows', likewise */
 /* Consecutive rejected training windows after which the held-out part is
  * taken to cover (nearly) everything. */
 #define MAX_REJECT_RUN 1000000
@@ -137,8 +137,8 @@ md_lm_data_t *md_lm_data_new(md_genome_t *g, const md_holdout_t *h, uint64_t see
             goto fail;
         }
         if (n_held == n) {
-            md_error("options --val-contigs%s: every contig of the genome is held out, none is left for training",
-                     h->test_contigs ? "/--test-contigs" : "");
+            md_error("option%s: every contig of the genome is held out, none is left for training",
+                     h->test_contigs ? "s --val-contigs/--test-contigs" : " --val-contigs");
             goto fail;
         }
         break;
@@ -146,8 +146,11 @@ md_lm_data_t *md_lm_data_new(md_genome_t *g, const md_holdout_t *h, uint64_t see
     case MD_HOLDOUT_FRACTION: {
         double total = h->val_fraction + h->test_fraction;
         if (!(h->val_fraction > 0 && h->val_fraction < 1) || !(h->test_fraction >= 0 && total < 1)) {
-            md_error("option --val-fraction: %g (with a test fraction of %g) is not in (0, 1)", h->val_fraction,
-                     h->test_fraction);
+            if (h->test_fraction > 0)
+                md_error("options --val-fraction %g and --test-fraction %g: their sum is not below 1", h->val_fraction,
+                         h->test_fraction);
+            else
+                md_error("option --val-fraction: %g is not in (0, 1)", h->val_fraction);
             goto fail;
         }
         mem_bed_init(d, &d->mem_bed);
