@@ -125,6 +125,7 @@ typedef struct {
     char *label;
     md_genome_t *g;
     md_lm_data_t *d;
+    char *val_contigs, *test_contigs;   /* its own held-out lists (d keeps pointers to them) */
     uint64_t next_window;    /* the species' training stream position */
 } species_t;
 
@@ -137,14 +138,46 @@ struct md_species_data {
     size_t scratch_cap;
 };
 
-/* Every contig of a comma list must exist in the species' genome. */
-static int check_contigs(const species_t *s, const char *opt, const char *list)
+/* The entries of a comma list of held-out contigs that apply to species
+ * `label`: "LABEL:contig" for that species only (when LABEL is one of the
+ * species' labels), a plain name for every species. Malloc'd; "" when none. */
+static char *contigs_for(const md_species_spec_t *spec, const char *list, const char *label)
 {
-    if (!list) return 0;
-    char *copy = md_strdup(list), *p = copy, *name;
+    char *copy = md_strdup(list), *p = copy, *name, *out = md_calloc(strlen(list) + 2, 1);
+    while ((name = strsep(&p, ","))) {
+        char *colon = strchr(name, ':');
+        if (colon) {
+            *colon = 0;
+            int species = find_label(spec, name);
+            *colon = ':';
+            if (species >= 0) {
+                if (strcmp(spec->labels[species], label)) continue;
+                name = colon + 1;
+            }
+        }
+        if (!*name) continue;
+        if (*out) strcat(out, ",");
+        strcat(out, name);
+    }
+    free(copy);
+    return out;
+}
+
+/* The species' own list of held-out contigs, each of which its genome must
+ * have. 0, or -1 after one error line. */
+static int species_contigs(const md_species_spec_t *spec, const species_t *s, const char *opt, const char *list,
+                           char **own)
+{
+    *own = contigs_for(spec, list, s->label);
+    if (!**own) {
+        md_error("option %s names no contig of species '%s' (plain names apply to every species, LABEL:NAME to one)",
+                 opt, s->label);
+        return -1;
+    }
+    char *copy = md_strdup(*own), *p = copy, *name;
     int ret = 0;
     while ((name = strsep(&p, ","))) {
-        if (*name && md_genome_find(s->g, name) < 0) {
+        if (md_genome_find(s->g, name) < 0) {
             md_error("option %s: the genome of species '%s' (%s) has no contig '%s'", opt, s->label,
                      md_genome_path(s->g, 0), name);
             ret = -1;
@@ -168,13 +201,17 @@ md_species_data_t *md_species_data_new(const md_species_spec_t *spec, const md_h
         s->label = md_strdup(spec->labels[i]);
         if (!(s->g = md_genome_open((const char *const *)spec->paths[i], spec->n_paths[i]))) goto fail;
         if (md_genome_load(s->g) < 0) goto fail;
-        if (h->kind == MD_HOLDOUT_CONTIGS &&
-            (check_contigs(s, "--val-contigs", h->val_contigs) < 0 ||
-             check_contigs(s, "--test-contigs", h->test_contigs) < 0))
-            goto fail;
+        md_holdout_t own = *h;
+        if (h->kind == MD_HOLDOUT_CONTIGS) {
+            if (species_contigs(spec, s, "--val-contigs", h->val_contigs, &s->val_contigs) < 0 ||
+                (h->test_contigs && species_contigs(spec, s, "--test-contigs", h->test_contigs, &s->test_contigs) < 0))
+                goto fail;
+            own.val_contigs = s->val_contigs;
+            own.test_contigs = s->test_contigs;
+        }
         /* each species draws from streams of its own */
         uint64_t sseed = md_hash64(seed, SPECIES_STREAM, (uint64_t)i + 1);
-        if (!(s->d = md_lm_data_new(s->g, h, sseed, max_n_frac, revcomp))) goto fail;
+        if (!(s->d = md_lm_data_new(s->g, &own, sseed, max_n_frac, revcomp))) goto fail;
         char what[300];
         snprintf(what, sizeof what, "species '%.200s'", s->label);
         md_lm_data_set_what(s->d, what);
@@ -192,6 +229,8 @@ void md_species_data_free(md_species_data_t *d)
         md_lm_data_free(d->sp[i].d);
         md_genome_close(d->sp[i].g);
         free(d->sp[i].label);
+        free(d->sp[i].val_contigs);
+        free(d->sp[i].test_contigs);
     }
     free(d->sp);
     free(d->count);

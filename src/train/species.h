@@ -3,8 +3,10 @@
  * Each species is a label and one genome (one or more files, as the other
  * commands take them), loaded whole and split by the held-out options of
  * train/lmdata.h into training, validation and test parts, per species:
- * --val-contigs/--test-contigs name contigs every species' genome must have
- * (the simulator's chr1, chr2, ...); --val-fraction/--test-fraction hold
+ * --val-contigs/--test-contigs name contigs, comma-separated: a plain name
+ * for every species (the simulator's chr1, chr2, ...), "LABEL:NAME" for
+ * species LABEL only (real genomes name their contigs differently); every
+ * species must end up with at least one of each. --val-fraction/--test-fraction hold
  * out the end of every contig. Training never draws from either held-out
  * part (lmdata.h rejects any window that touches it).
  *

@@ -40,6 +40,11 @@ expect_ok "same run, 1 thread" $MD finetune -i "$T/lm.safetensors" $FAST -t 1 --
     -o "$T/a1.safetensors" $SP
 cmp -s "$T/a.safetensors" "$T/a1.safetensors" && ok || bad "a second run (1 thread) gives another checkpoint"
 
+# Contigs named per species (LABEL:NAME) hold out the same as plain names.
+expect_ok "per-species contig names" $MD finetune -i "$T/lm.safetensors" $FAST --val-contigs chr2 \
+    --test-contigs human:chr3,chimp:chr3,bonobo:chr3,gorilla:chr3,orang:chr3 -o "$T/a2.safetensors" $SP
+cmp -s "$T/a.safetensors" "$T/a2.safetensors" && ok || bad "LABEL:NAME contigs give another checkpoint"
+
 # From scratch: Transformer++ with mean pooling, fractions, species from a TSV, reverse complements.
 printf 'human\t%s\n# a comment\n\nchimp\t%s\ngorilla\t%s\n' "$T/g/human.2bit" "$T/g/chimpanzee.2bit" "$T/g/gorilla.2bit" > "$T/sp.tsv"
 expect_ok "transformer from scratch" $MD finetune --from-scratch -m transformer --d-model 16 --n-layer 1 --pooling mean \
@@ -77,6 +82,10 @@ expect_error "fractions leave nothing" "leave nothing for training" $MD finetune
     --val-fraction 0.5 --test-fraction 0.5 -o "$O" $SP
 expect_error "unknown contig, named by species" "species 'human'.*no contig 'chr9'" $MD finetune -i "$T/lm.safetensors" \
     $FAST --val-contigs chr2 --test-contigs chr9 -o "$O" $SP
+expect_error "a species-only contig it lacks" "species 'gorilla'.*no contig 'chr9'" $MD finetune -i "$T/lm.safetensors" \
+    $FAST --val-contigs chr2 --test-contigs chr3,gorilla:chr9 -o "$O" $SP
+expect_error "no test contig for a species" "--test-contigs names no contig of species 'chimp'" $MD finetune \
+    -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs human:chr3 -o "$O" $SP
 expect_error "same contig twice" "held out for validation already" $MD finetune -i "$T/lm.safetensors" $FAST \
     --val-contigs chr2 --test-contigs chr2 -o "$O" $SP
 expect_error "every contig held out" "none is left for training" $MD finetune -i "$T/lm.safetensors" $FAST \
