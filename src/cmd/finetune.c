@@ -27,7 +27,7 @@ enum {
 
 /* Default peak learning rates: the Mamba paper's for Mamba (1e-4) and
  * HyenaDNA's for Hyena (4e-5); Transformer++ has no published value for
- * this task, and takes Mamba's, which fine-tuned it stably here. */
+ * this task and takes Mamba's (a choice of ours, not a tuned value). */
 static double default_lr(md_arch_t a) { return a == MD_ARCH_HYENA ? 4e-5 : 1e-4; }
 
 static void usage(FILE *fp)
