@@ -19,6 +19,8 @@ static const command_t commands[] = {
     {"simulate", cmd_simulate, "simulate great-ape-like genomes, or reads from a genome"},
     {"pretrain", cmd_pretrain, "train a DNA language model on genome windows"},
     {"eval",     cmd_eval,     "loss, perplexity and bits per base of a model on a genome"},
+    {"finetune", cmd_finetune, "fine-tune a species classifier on labelled genomes"},
+    {"classify", cmd_classify, "assign reads to species with a classifier"},
     {"info",     cmd_info,     "describe a model preset or a checkpoint"},
     {"export",   cmd_export,   "write a checkpoint as a Hugging Face model folder"},
     {"bench",    cmd_bench,    "benchmark kernels and training on this machine"},

@@ -11,6 +11,8 @@ int cmd_view(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 

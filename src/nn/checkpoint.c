@@ -198,7 +198,7 @@ fail:
     return NULL;
 }
 
-static int same_config(const md_config_t *a, const md_config_t *b)
+static int same_backbone(const md_config_t *a, const md_config_t *b)
 {
     return a->arch == b->arch && a->d_model == b->d_model && a->n_layer == b->n_layer &&
            a->vocab_size == b->vocab_size && a->d_inner == b->d_inner && a->d_state == b->d_state &&
@@ -207,21 +207,39 @@ static int same_config(const md_config_t *a, const md_config_t *b)
            a->rope_theta == b->rope_theta && a->l_max == b->l_max && a->filter_order == b->filter_order;
 }
 
-int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m)
+static int same_config(const md_config_t *a, const md_config_t *b)
+{
+    return same_backbone(a, b) && a->n_classes == b->n_classes && a->cls_pooling == b->cls_pooling;
+}
+
+static int is_head(const md_param_t *p) { return p->role == MD_ROLE_CLS_W || p->role == MD_ROLE_CLS_B; }
+
+/* Loads the registry's tensors into m, all of them or (backbone_only) all
+ * but the classification head, which keeps m's values. */
+static int load_params(const md_ckpt_t *c, md_model_t *m, int backbone_only)
 {
     const md_config_t *mc = md_model_config(m);
-    if (!same_config(mc, &c->cfg)) {
-        md_error("checkpoint '%s' is a %lld x %lld model, not the %lld x %lld one asked for", c->path,
-                 (long long)c->cfg.d_model, (long long)c->cfg.n_layer, (long long)mc->d_model,
-                 (long long)mc->n_layer);
+    if (!(backbone_only ? same_backbone : same_config)(mc, &c->cfg)) {
+        if (same_backbone(mc, &c->cfg) && (!c->cfg.n_classes || !mc->n_classes))
+            md_error("checkpoint '%s' is a %s, not the %s asked for", c->path,
+                     c->cfg.n_classes ? "classifier" : "language model", mc->n_classes ? "classifier" : "language model");
+        else if (same_backbone(mc, &c->cfg))
+            md_error("checkpoint '%s' has %lld classes (%s pooling), not the %lld (%s) asked for", c->path,
+                     (long long)c->cfg.n_classes, md_pooling_name(c->cfg.cls_pooling), (long long)mc->n_classes,
+                     md_pooling_name(mc->cls_pooling));
+        else
+            md_error("checkpoint '%s' is a %s %lld x %lld model, not the %s %lld x %lld one asked for", c->path,
+                     md_arch_name(c->cfg.arch), (long long)c->cfg.d_model, (long long)c->cfg.n_layer,
+                     md_arch_name(mc->arch), (long long)mc->d_model, (long long)mc->n_layer);
         return -1;
     }
     const md_params_t *reg = md_model_params(m);
     float *host = md_malloc((size_t)reg->numel * sizeof(float) + 1);
+    if (backbone_only) md_model_read_params(m, host);
     int ret = 0;
     for (int64_t i = 0; i < reg->n && ret == 0; i++) {
         const md_param_t *p = &reg->p[i];
-        if (p->tied_to >= 0) continue;
+        if (p->tied_to >= 0 || (backbone_only && is_head(p))) continue;
         ret = md_st_get_f32(c->st, p->name, p->ndim, p->shape, host + p->offset);
     }
     if (ret == 0) {
@@ -242,8 +260,22 @@ int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m)
     return ret;
 }
 
+int md_ckpt_load_params(const md_ckpt_t *c, md_model_t *m) { return load_params(c, m, 0); }
+
+int md_ckpt_load_backbone(const md_ckpt_t *c, md_model_t *m) { return load_params(c, m, 1); }
+
+/* The weights file with an optional classifier record. */
+static int save_host(const char *path, const md_config_t *cfg, const md_params_t *reg, const float *params,
+                     const char *training_json, const char *classifier_json);
+
 int md_ckpt_save_weights_host(const char *path, const md_config_t *cfg, const md_params_t *reg, const float *params,
                               const char *training_json)
+{
+    return save_host(path, cfg, reg, params, training_json, NULL);
+}
+
+static int save_host(const char *path, const md_config_t *cfg, const md_params_t *reg, const float *params,
+                     const char *training_json, const char *classifier_json)
 {
     md_st_writer_t *w = md_st_writer_new();
     for (int64_t i = 0; i < reg->n; i++) {
@@ -260,6 +292,7 @@ int md_ckpt_save_weights_host(const char *path, const md_config_t *cfg, const md
     free(tj);
     md_st_set_meta(w, "mambadna", MD_VERSION);
     if (training_json) md_st_set_meta(w, "training", training_json);
+    if (classifier_json) md_st_set_meta(w, "classifier", classifier_json);
     int ret = md_st_write(w, path);
     md_st_writer_free(w);
     return ret;
@@ -273,6 +306,65 @@ int md_ckpt_save_weights(const char *path, const md_model_t *m, const char *trai
     int ret = md_ckpt_save_weights_host(path, md_model_config(m), reg, host, training_json);
     free(host);
     return ret;
+}
+
+void md_cls_info_free(md_cls_info_t *info)
+{
+    for (int64_t i = 0; info->labels && i < info->n_classes; i++) free(info->labels[i]);
+    free(info->labels);
+    memset(info, 0, sizeof *info);
+}
+
+int md_ckpt_save_classifier(const char *path, const md_model_t *m, const char *training_json,
+                            const md_cls_info_t *info)
+{
+    json_t *labels = json_array();
+    for (int64_t i = 0; i < info->n_classes; i++) json_array_append_new(labels, json_string(info->labels[i]));
+    json_t *o = json_pack("{s:o, s:I, s:s, s:I}", "labels", labels, "n_classes", (json_int_t)info->n_classes,
+                          "pooling", md_pooling_name(info->pooling), "seq_len", (json_int_t)info->seq_len);
+    char *cj = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    const md_params_t *reg = md_model_params(m);
+    float *host = md_malloc((size_t)reg->numel * sizeof(float) + 1);
+    md_model_read_params(m, host);
+    int ret = save_host(path, md_model_config(m), reg, host, training_json, cj);
+    free(host);
+    free(cj);
+    return ret;
+}
+
+int md_ckpt_classifier(const md_ckpt_t *c, md_cls_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    const char *js = md_st_meta(c->st, "classifier");
+    if (c->cfg.n_classes <= 0) {
+        md_error("'%s' is a language model, not a classifier: make one with 'mambadna finetune -i %s'", c->path,
+                 c->path);
+        return -1;
+    }
+    json_error_t err;
+    json_t *o = js ? json_loads(js, 0, &err) : NULL, *labels = o ? json_object_get(o, "labels") : NULL;
+    json_t *L = o ? json_object_get(o, "seq_len") : NULL;
+    int ok = o && json_is_array(labels) && (int64_t)json_array_size(labels) == c->cfg.n_classes && json_is_integer(L) &&
+             json_integer_value(L) >= 1;
+    for (size_t i = 0; ok && i < json_array_size(labels); i++) {
+        const char *s = json_string_value(json_array_get(labels, i));
+        ok = s && *s;
+    }
+    if (!ok) {
+        md_error("classifier '%s': its 'classifier' record is missing or does not list %lld labels and a seq_len",
+                 c->path, (long long)c->cfg.n_classes);
+        json_decref(o);
+        return -1;
+    }
+    info->n_classes = c->cfg.n_classes;
+    info->pooling = c->cfg.cls_pooling;
+    info->seq_len = json_integer_value(L);
+    info->labels = md_malloc((size_t)info->n_classes * sizeof *info->labels);
+    for (int64_t i = 0; i < info->n_classes; i++)
+        info->labels[i] = md_strdup(json_string_value(json_array_get(labels, (size_t)i)));
+    json_decref(o);
+    return 0;
 }
 
 char *md_ckpt_state_path(const char *weights_path)

@@ -12,6 +12,11 @@
  *   tokenizer     {"type": "char", "vocab": ["[CLS]", ..., "N", ...], "pad_token_id": 4, ...}
  *   mambadna      the writing program's version
  *   training      optional JSON about the run (step, tokens, window length)
+ *   classifier    a classifier only (config n_classes > 0): JSON
+ *                 {"labels": [names], "n_classes": C, "pooling": "last"|"mean",
+ *                  "seq_len": the training length L}
+ * A classifier checkpoint has the backbone's tensors under the same names as
+ * a language model's, plus classifier.weight [C, d] and classifier.bias [C].
  * A file without `config` (e.g. one saved by transformers itself) is
  * accepted when its shapes describe a Mamba, or a Llama (Transformer++:
  * model.embed_tokens.weight, model.layers.i.self_attn.q_proj.weight, ...),
@@ -77,6 +82,32 @@ int md_ckpt_save_state(const char *path, const float *m, const float *v, int64_t
  * 0, or -1 after one error line (missing, corrupt, another format, or
  * moments of another size). */
 int md_ckpt_load_state(const char *path, float *m, float *v, int64_t numel, char **state_json);
+
+/* What a classifier checkpoint records about its head and training. */
+typedef struct md_cls_info {
+    int64_t n_classes;
+    char **labels;           /* n_classes names, malloc'd (md_cls_info_free) */
+    int pooling;             /* md_pooling_t */
+    int64_t seq_len;         /* the length it was fine-tuned at */
+} md_cls_info_t;
+
+void md_cls_info_free(md_cls_info_t *info);
+
+/* The classifier record of c. 0, or -1 after one error line naming the
+ * file: a language model (no classification head: "not a classifier"), or
+ * a record that is missing, malformed or disagrees with the config. */
+int md_ckpt_classifier(const md_ckpt_t *c, md_cls_info_t *info);
+
+/* Writes a classifier's weights with its classifier record (info's
+ * n_classes and pooling must be the model's). 0, or -1 after one error line. */
+int md_ckpt_save_classifier(const char *path, const md_model_t *m, const char *training_json,
+                            const md_cls_info_t *info);
+
+/* Copies the backbone (every tensor but classifier.*) of checkpoint c, a
+ * language model or a classifier, into m, whose backbone config must equal
+ * c's; m's head is left as it is (initialise it first). 0, or -1 after one
+ * error line. */
+int md_ckpt_load_backbone(const md_ckpt_t *c, md_model_t *m);
 
 /* The tokenizer description stored in __metadata__ (malloc'd JSON). */
 char *md_ckpt_tokenizer_json(void);

@@ -61,6 +61,16 @@ const char *md_config_default_preset(md_arch_t arch)
     return arch == MD_ARCH_TRANSFORMER ? "1.3M" : arch == MD_ARCH_HYENA ? "436K" : "1.4M";
 }
 
+const char *md_pooling_name(int pooling) { return pooling == MD_POOL_MEAN ? "mean" : "last"; }
+
+int md_pooling_parse(const char *s, int *pooling)
+{
+    if (!strcasecmp(s, "last")) *pooling = MD_POOL_LAST;
+    else if (!strcasecmp(s, "mean")) *pooling = MD_POOL_MEAN;
+    else return -1;
+    return 0;
+}
+
 int64_t md_config_default_heads(int64_t d)
 {
     if (d < 1 || d > MAX_D_MODEL) return 1;   /* refused by md_config_validate; no search over a huge d */
@@ -204,6 +214,15 @@ int md_config_validate(const md_config_t *c, const char *what)
         md_error("%s: untied embeddings are not supported (lm_head must be tied)", what);
         return -1;
     }
+    if (c->n_classes != 0 && (c->n_classes < 2 || c->n_classes > MD_MAX_CLASSES)) {
+        md_error("%s: n_classes %lld is out of range [2, %d] (0 for a language model)", what,
+                 (long long)c->n_classes, MD_MAX_CLASSES);
+        return -1;
+    }
+    if (c->cls_pooling != MD_POOL_LAST && c->cls_pooling != MD_POOL_MEAN) {
+        md_error("%s: unknown classifier pooling %d", what, c->cls_pooling);
+        return -1;
+    }
     if (c->arch == MD_ARCH_TRANSFORMER) return validate_transformer(c, what);
     if (c->arch == MD_ARCH_HYENA) return validate_hyena(c, what);
     if (c->expand < 1 || c->expand > MAX_EXPAND || c->d_inner != c->expand * c->d_model) {
@@ -256,6 +275,10 @@ char *md_config_to_json(const md_config_t *c)
         json_object_set_new(o, "l_max", json_integer(c->l_max));
         json_object_set_new(o, "filter_order", json_integer(c->filter_order));
         json_object_set_new(o, "filter_freq", json_real(c->filter_freq));
+    }
+    if (c->n_classes > 0) {   /* a language model's config stays as it was */
+        json_object_set_new(o, "n_classes", json_integer(c->n_classes));
+        json_object_set_new(o, "cls_pooling", json_string(md_pooling_name(c->cls_pooling)));
     }
     /* %.17g in jansson's real output keeps doubles exact. */
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
@@ -342,7 +365,13 @@ int md_config_from_json(const char *text, md_config_t *cfg, const char *what)
         get_int(o, "n_heads", &cfg->n_heads, what) < 0 || get_int(o, "d_ff", &cfg->d_ff, what) < 0 ||
         get_real(o, "rope_theta", &cfg->rope_theta, what) < 0 || get_int(o, "l_max", &cfg->l_max, what) < 0 ||
         get_int(o, "filter_order", &cfg->filter_order, what) < 0 ||
-        get_real(o, "filter_freq", &cfg->filter_freq, what) < 0) goto done;
+        get_real(o, "filter_freq", &cfg->filter_freq, what) < 0 || get_int(o, "n_classes", &cfg->n_classes, what) < 0)
+        goto done;
+    json_t *pool = json_object_get(o, "cls_pooling");
+    if (pool && (!json_is_string(pool) || md_pooling_parse(json_string_value(pool), &cfg->cls_pooling) < 0)) {
+        md_error("%s: config field 'cls_pooling' is not \"last\" or \"mean\"", what);
+        goto done;
+    }
     ret = md_config_validate(cfg, what);
 done:
     json_decref(o);
@@ -371,7 +400,7 @@ int64_t md_config_n_params_no_embed(const md_config_t *c)
         int64_t per_layer = 2 * d             /* input and post-attention norms */
                           + 4 * d * d         /* q, k, v, o */
                           + 3 * d * F;        /* gate, up, down */
-        return c->n_layer * per_layer + d + (c->tie_embeddings ? 0 : c->vocab_size * d);
+        return c->n_layer * per_layer + d + (c->tie_embeddings ? 0 : c->vocab_size * d) + c->n_classes * (d + 1);
     }
     int64_t d = c->d_model, E = c->d_inner, N = c->d_state, R = c->dt_rank, K = c->d_conv;
     int64_t per_layer = d                  /* norm */
@@ -381,7 +410,8 @@ int64_t md_config_n_params_no_embed(const md_config_t *c)
                       + E * R + E          /* dt_proj weight, bias */
                       + E * N + E          /* A_log, D */
                       + d * E;             /* out_proj */
-    return c->n_layer * per_layer + d /* norm_f */ + (c->tie_embeddings ? 0 : c->vocab_size * d);
+    return c->n_layer * per_layer + d /* norm_f */ + (c->tie_embeddings ? 0 : c->vocab_size * d) +
+           c->n_classes * (d + 1) /* classifier */;
 }
 
 int64_t md_config_n_params(const md_config_t *c)

@@ -78,7 +78,25 @@ typedef struct md_config {
     int64_t l_max;            /* the implicit filter's length: its positional features and decay span it; L <= l_max */
     int64_t filter_order;     /* width of the implicit filter's MLP, 64 */
     double filter_freq;       /* initial frequency of its Sin activations, 10 */
+
+    /* Sequence classification head (nn/model.h, md_model_classify): with
+     * n_classes > 0 the model carries classifier.weight [n_classes, d] and
+     * classifier.bias [n_classes] on the final hidden state (after norm_f),
+     * pooled over positions as cls_pooling says; the LM head stays in the
+     * registry (tied, it costs nothing) but is not used. 0 = a language
+     * model only. */
+    int64_t n_classes;        /* 0, or 2..MD_MAX_CLASSES */
+    int cls_pooling;          /* md_pooling_t */
 } md_config_t;
+
+/* How the classifier pools the final hidden states of a sequence:
+ * LAST takes the last position's (the Mamba paper's, and the only one a
+ * causal model sees the whole sequence at); MEAN averages all positions. */
+typedef enum { MD_POOL_LAST = 0, MD_POOL_MEAN = 1 } md_pooling_t;
+enum { MD_MAX_CLASSES = 1024 };
+/* "last", "mean"; md_pooling_parse returns 0, or -1 (no message). */
+const char *md_pooling_name(int pooling);
+int md_pooling_parse(const char *s, int *pooling);
 
 const char *md_arch_name(md_arch_t a);          /* "mamba", "hyena", "transformer" */
 /* Returns 0, or -1 (no message) for an unknown name. */

@@ -23,6 +23,42 @@ typedef struct {
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Elements of the classification head's buffers (model_internal.h; 0 for a
+ * language model), counted with the activations in the plan. */
+static int64_t cls_elems(const md_config_t *cfg, int64_t max_batch, int64_t max_len)
+{
+    int64_t C = cfg->n_classes, d = cfg->d_model;
+    if (C <= 0) return 0;
+    return 2 * round16(max_batch * d) + 2 * round16(max_batch * C) + round16(max_len > max_batch ? max_len : max_batch);
+}
+
+/* Carves the head's buffers from a (model_internal.h) and fills the ones. */
+static void carve_cls(md_model_t *m, char *a)
+{
+    int64_t C = m->cfg.n_classes, d = m->cfg.d_model, MB = m->max_batch;
+    size_t es = md_dtype_size(m->dtype);
+    if (C <= 0) return;
+    m->cls_pooled = a;
+    a += round16(MB * d) * es;
+    m->cls_dpooled = a;
+    a += round16(MB * d) * es;
+    m->cls_logits = a;
+    a += round16(MB * C) * es;
+    m->cls_dlogits = a;
+    a += round16(MB * C) * es;
+    m->cls_ones = a;
+    int64_t n = m->max_len > MB ? m->max_len : MB;
+    void *ones = md_malloc((size_t)n * es);
+    for (int64_t i = 0; i < n; i++) {
+        if (m->dtype == MD_DTYPE_F64) ((double *)ones)[i] = 1.0;
+        else ((float *)ones)[i] = 1.0f;
+    }
+    m->be->copy(m->be, m->cls_ones, ones, (size_t)n * es, MD_COPY_H2D);
+    free(ones);
+    m->cls_host = md_malloc((size_t)(MB * C) * sizeof *m->cls_host);
+    m->cls_host_io = md_malloc((size_t)(MB * C) * es);
+}
+
 static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                       int64_t max_len, const md_model_opts_t *opts, plan_t *p, md_model_memory_t *mem,
                       int64_t n_params)
@@ -34,8 +70,10 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     p->resid_elems = round16(M * d);
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
     p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
-    /* hf, the final norm's statistics (rstd, and mean for a LayerNorm), logits */
-    p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V);
+    /* hf, the final norm's statistics (rstd, and mean for a LayerNorm),
+     * logits, and a classifier's head buffers */
+    p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V) +
+                    cls_elems(cfg, max_batch, max_len);
     p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
     p->scratch_bytes = arch->scratch_bytes(cfg, dt, M);
     p->g_elems = 2 * round16(M * d);   /* g, then dhf */
@@ -178,6 +216,8 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     }
     m->logits = a;
     a += round16(M * V) * es;
+    carve_cls(m, a);
+    a += cls_elems(&m->cfg, m->max_batch, m->max_len) * es;
     if (arch->consts_bytes) {
         m->consts = a;
         arch->consts_init(&m->cfg, be, dtype, max_len, m->consts);
@@ -200,7 +240,6 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     m->xent_ws_seq = p.xent_ws_seq;
     m->seq_loss = md_malloc((size_t)max_batch * sizeof *m->seq_loss);
     m->seq_count = md_malloc((size_t)max_batch * sizeof *m->seq_count);
-    (void)V;
     log_plan(m);
     return m;
 }
@@ -218,6 +257,8 @@ void md_model_free(md_model_t *m)
     free(m->acts);
     free(m->seq_loss);
     free(m->seq_count);
+    free(m->cls_host);
+    free(m->cls_host_io);
     md_params_free(&m->reg);
     free(m);
 }
@@ -347,6 +388,7 @@ void md_model_init_weights(md_model_t *m, uint64_t seed)
             case MD_ROLE_SHORT_B: v = uniform_pm(&r, 1.0 / sqrt(K)); break;
             case MD_ROLE_FILT_FREQ: v = c->filter_freq; break;
             case MD_ROLE_FILTER_D: v = md_rng_normal(&r); break;
+            case MD_ROLE_CLS_W: v = md_rng_normal(&r) * c->initializer_range; break;   /* bias: 0 */
             default: break;
             }
             x[j] = v;

@@ -106,6 +106,7 @@ int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, i
  * by 1/sqrt(2 n_layer), Linear biases 0, LayerNorms 1 and 0, the short
  * filter U(+-1/sqrt(d_conv)) (torch's Conv1d default), the Sin frequency
  * filter_freq (10), D N(0, 1).
+ * Classifier head: classifier.weight N(0, initializer_range), bias 0.
  * Each tensor draws from its own stream (seed, entry index), so adding a
  * tensor does not change the others. Gradients are not touched. */
 void md_model_init_weights(md_model_t *m, uint64_t seed);
@@ -167,6 +168,37 @@ int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, 
 /* Forward only: the final hidden states after norm_f, host floats
  * (B, L, d_model), for classifier heads and embeddings. */
 int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *hidden);
+
+/* ---- sequence classification (cfg->n_classes = C > 0) ----
+ *
+ * The head sits on the final hidden states hf (after norm_f), shared by
+ * every architecture:
+ *   pooled_b = hf[b, L-1]  (MD_POOL_LAST)  or  mean_t hf[b, t]  (MD_POOL_MEAN)
+ *   logits_b = classifier.weight pooled_b + classifier.bias        (C)
+ *   loss     = sum over labelled b of -log_softmax(logits_b)[label_b]
+ * The pooling, the head and their backward are gemm/add/memset ops on the
+ * device (mean pooling is a gemm with a vector of ones; the bias, an outer
+ * product with one); the softmax of the (B, C) logits runs on the host in
+ * double, as the caller needs those B x C values on the host anyway: the
+ * copies are B x C numbers each way, and no backend needs a kernel of its
+ * own for the head. */
+typedef struct md_class_result {
+    double loss_sum;         /* sum over labelled sequences of -ln p(label), nats */
+    int64_t n_labelled;      /* sequences with a label (>= 0) */
+    int64_t n_correct;       /* labelled sequences whose most probable class is the label */
+} md_class_result_t;
+
+/* One forward pass of B sequences of L tokens (host ids, row b = sequence
+ * b) through the classifier, and optionally the backward. labels: B class
+ * indices, -1 = unlabelled (left out of the loss), or NULL (none labelled).
+ * logprobs: NULL, or host (B, C) floats receiving each sequence's class
+ * log-probabilities. With do_backward the gradient of loss_sum (the SUM;
+ * scale by 1 / n_labelled as for md_model_forward_backward) is ADDED to
+ * the gradient buffer; the LM head gets none. Returns 0, or -1 after one
+ * error line: not a classifier, sizes as for md_model_forward_backward, a
+ * token id outside the vocabulary or a label >= C. */
+int md_model_classify(md_model_t *m, const uint8_t *inputs, const int32_t *labels, int64_t B, int64_t L,
+                      int do_backward, float *logprobs, md_class_result_t *out);
 
 /* Model FLOPs per token of one forward pass at sequence length L:
  * the matmuls (2 per multiply-add; for Transformer++ the causal attention's

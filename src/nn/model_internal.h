@@ -75,6 +75,13 @@ struct md_model {
     size_t op_ws_seq, xent_ws_seq;      /* per-slot workspace strides, bytes */
     double *seq_loss;                   /* host, max_batch */
     int64_t *seq_count;
+    /* the classification head (cfg.n_classes > 0; all NULL otherwise),
+     * carved from act after logits: pooled and dpooled (max_batch, d),
+     * logits and dlogits (max_batch, C), ones (max(max_len, max_batch))
+     * for the mean pooling and the bias as gemms */
+    void *cls_pooled, *cls_logits, *cls_dlogits, *cls_dpooled, *cls_ones;
+    double *cls_host;                   /* host, max_batch x C: logits in, log-probabilities out */
+    void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
 };
 
 #endif

@@ -11,6 +11,7 @@
  * are handed to threads dynamically: which thread runs a slot changes
  * nothing in the result, and a thread the OS preempts holds up less.
  */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,18 +120,22 @@ static double span_loss(md_model_t *m, const span_t *s, int with_grad, int64_t *
     return be->xent(be, with_grad ? &dlogits : NULL, &logits, &tgt, 1.0, count, s->xent_ws);
 }
 
-static void span_backward(md_model_t *m, const span_t *s)
+/* The backward over the span. lm_head = 1: from the LM head's dlogits;
+ * 0: from dhf, which the caller (the classification head) has written. */
+static void span_backward(md_model_t *m, const span_t *s, int lm_head)
 {
     const md_backend_t *be = m->be;
     md_block_ctx_t c = span_ctx(m, s);
     int64_t M = c.M, d = m->cfg.d_model, V = m->cfg.vocab_size, nl = m->cfg.n_layer;
-    /* head: logits = hf head^T, the head tied to the embedding */
-    md_tensor_t dlogits = mat(m, rows(m, m->dlogits, s, V), M, V), hf = mat(m, rows(m, m->hf, s, d), M, d);
     md_tensor_t dhf = mat(m, rows(m, m->dhf, s, d), M, d);
-    md_tensor_t head = md_param_view(&c, m->params, -1, MD_ROLE_LM_HEAD);
-    md_tensor_t g_head = md_param_view(&c, s->grads, -1, MD_ROLE_LM_HEAD);
-    be->gemm(be, 0, 0, 1.0, &dlogits, &head, 0.0, &dhf);
-    be->gemm(be, 1, 0, 1.0, &dlogits, &hf, 1.0, &g_head);
+    if (lm_head) {
+        /* head: logits = hf head^T, the head tied to the embedding */
+        md_tensor_t dlogits = mat(m, rows(m, m->dlogits, s, V), M, V), hf = mat(m, rows(m, m->hf, s, d), M, d);
+        md_tensor_t head = md_param_view(&c, m->params, -1, MD_ROLE_LM_HEAD);
+        md_tensor_t g_head = md_param_view(&c, s->grads, -1, MD_ROLE_LM_HEAD);
+        be->gemm(be, 0, 0, 1.0, &dlogits, &head, 0.0, &dhf);
+        be->gemm(be, 1, 0, 1.0, &dlogits, &hf, 1.0, &g_head);
+    }
     /* norm_f */
     void *g_rows = rows(m, m->g, s, d);
     md_tensor_t g = mat(m, g_rows, M, d), hL = mat(m, rows(m, m->resid[nl], s, d), M, d);
@@ -197,6 +202,57 @@ static span_t seq_span(md_model_t *m, int64_t b, int64_t L, int64_t slot, void *
     return s;
 }
 
+/* Adds the first n_slots slot gradients into the gradient buffer, in order. */
+static void sum_slots(md_model_t *m, int64_t n_slots)
+{
+    int64_t numel = m->reg.numel;
+    size_t gbytes = (size_t)numel * es_of(m);
+    md_tensor_t gt = md_tensor_1d(m->grads, m->dtype, m->be->device, numel);
+    for (int64_t k = 0; k < n_slots; k++) {
+        md_tensor_t sk = md_tensor_1d((char *)m->slot_grads + (size_t)k * gbytes, m->dtype, m->be->device, numel);
+        m->be->add(m->be, &gt, &sk);
+    }
+}
+
+/* What the batch drivers run on one span. */
+typedef void (*span_fn)(md_model_t *m, const span_t *s, void *ctx, int do_backward);
+
+/* Runs fn over a batch of B sequences of L tokens: as one whole span, or
+ * (the CPU, B >= 2) sequence by sequence on the threads, each slot's
+ * parameter gradients zeroed first and summed in order at the end. */
+static void run_batch(md_model_t *m, int64_t B, int64_t L, int do_backward, span_fn fn, void *ctx)
+{
+    if (!by_sequence(m, B)) {
+        span_t s = whole_span(m, B, L);
+        fn(m, &s, ctx, do_backward);
+        return;
+    }
+    int64_t n_slots = B < m->n_slots ? B : m->n_slots;
+    size_t gbytes = (size_t)m->reg.numel * es_of(m);
+#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
+    for (int64_t k = 0; k < n_slots; k++) {
+        void *grads = (char *)m->slot_grads + (size_t)k * gbytes;
+        if (do_backward) m->be->memset0(m->be, grads, gbytes);
+        for (int64_t b = k; b < B; b += n_slots) {
+            span_t s = seq_span(m, b, L, k, grads);
+            fn(m, &s, ctx, do_backward);
+        }
+    }
+    if (do_backward) sum_slots(m, n_slots);
+}
+
+/* Next-base prediction over a span: its loss sum and count in seq_loss and
+ * seq_count at the span's first sequence. */
+static void lm_span(md_model_t *m, const span_t *s, void *ctx, int do_backward)
+{
+    (void)ctx;
+    int64_t b0 = s->r0 / s->L;
+    span_trunk(m, s);
+    span_logits(m, s);
+    m->seq_loss[b0] = span_loss(m, s, do_backward, &m->seq_count[b0]);
+    if (do_backward) span_backward(m, s, 1);
+}
+
 int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
                               int do_backward, md_loss_t *out)
 {
@@ -204,59 +260,27 @@ int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_
     const md_backend_t *be = m->be;
     be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     be->copy(be, m->tok_tgt, targets, (size_t)(B * L), MD_COPY_H2D);
-    if (!by_sequence(m, B)) {
-        span_t s = whole_span(m, B, L);
-        span_trunk(m, &s);
-        span_logits(m, &s);
-        out->loss_sum = span_loss(m, &s, do_backward, &out->n_targets);
-        if (do_backward) span_backward(m, &s);
-        return 0;
-    }
-    int64_t n_slots = B < m->n_slots ? B : m->n_slots, numel = m->reg.numel;
-    size_t gbytes = (size_t)numel * es_of(m);
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
-    for (int64_t k = 0; k < n_slots; k++) {
-        void *grads = (char *)m->slot_grads + (size_t)k * gbytes;
-        if (do_backward) be->memset0(be, grads, gbytes);
-        for (int64_t b = k; b < B; b += n_slots) {
-            span_t s = seq_span(m, b, L, k, grads);
-            span_trunk(m, &s);
-            span_logits(m, &s);
-            m->seq_loss[b] = span_loss(m, &s, do_backward, &m->seq_count[b]);
-            if (do_backward) span_backward(m, &s);
-        }
-    }
+    run_batch(m, B, L, do_backward, lm_span, NULL);
     out->loss_sum = 0;
     out->n_targets = 0;
-    for (int64_t b = 0; b < B; b++) {
+    for (int64_t b = 0; b < (by_sequence(m, B) ? B : 1); b++) {
         out->loss_sum += m->seq_loss[b];
         out->n_targets += m->seq_count[b];
-    }
-    if (do_backward) {
-        md_tensor_t gt = md_tensor_1d(m->grads, m->dtype, be->device, numel);
-        for (int64_t k = 0; k < n_slots; k++) {
-            md_tensor_t sk = md_tensor_1d((char *)m->slot_grads + (size_t)k * gbytes, m->dtype, be->device, numel);
-            be->add(be, &gt, &sk);
-        }
     }
     return 0;
 }
 
-/* Forward of every sequence (hidden states in hf, and logits when asked). */
+/* Forward of a span: hidden states in hf, and logits when *ctx is 1. */
+static void fwd_span(md_model_t *m, const span_t *s, void *ctx, int do_backward)
+{
+    (void)do_backward;
+    span_trunk(m, s);
+    if (*(const int *)ctx) span_logits(m, s);
+}
+
 static void forward_only(md_model_t *m, int64_t B, int64_t L, int with_logits)
 {
-    if (!by_sequence(m, B)) {
-        span_t s = whole_span(m, B, L);
-        span_trunk(m, &s);
-        if (with_logits) span_logits(m, &s);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic, 1) if (worth_threads(m, B, L))
-    for (int64_t b = 0; b < B; b++) {
-        span_t s = seq_span(m, b, L, 0, NULL);
-        span_trunk(m, &s);
-        if (with_logits) span_logits(m, &s);
-    }
+    run_batch(m, B, L, 0, fwd_span, &with_logits);
 }
 
 /* Device rows of the model dtype to host floats. */
@@ -289,5 +313,144 @@ int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, 
     forward_only(m, B, L, 0);
     m->be->sync(m->be);
     rows_to_host(m, m->hf, B * L * m->cfg.d_model, hidden);
+    return 0;
+}
+
+/* ---- the classification head (model.h) ---- */
+
+static md_tensor_t strided(md_tensor_t t, int64_t ld)
+{
+    t.ld = ld;
+    return t;
+}
+
+/* pooled rows of the span's sequences, then their logits */
+static void span_cls_forward(md_model_t *m, const span_t *s)
+{
+    const md_backend_t *be = m->be;
+    md_block_ctx_t c = span_ctx(m, s);
+    int64_t B = s->B, L = s->L, b0 = s->r0 / L, d = m->cfg.d_model, C = m->cfg.n_classes;
+    size_t es = es_of(m);
+    char *pooled = (char *)m->cls_pooled + (size_t)(b0 * d) * es, *hf = rows(m, m->hf, s, d);
+    md_tensor_t P = mat(m, pooled, B, d);
+    if (m->cfg.cls_pooling == MD_POOL_LAST) {
+        /* the last position of each sequence: rows L-1, 2L-1, ... of hf */
+        md_tensor_t last = strided(mat(m, hf + (size_t)((L - 1) * d) * es, B, d), L * d);
+        be->memset0(be, pooled, (size_t)(B * d) * es);
+        be->add(be, &P, &last);
+    } else {
+        md_tensor_t ones = mat(m, m->cls_ones, 1, L);
+        for (int64_t b = 0; b < B; b++) {
+            md_tensor_t hb = mat(m, hf + (size_t)(b * L * d) * es, L, d), pb = mat(m, pooled + (size_t)(b * d) * es, 1, d);
+            be->gemm(be, 0, 0, 1.0 / (double)L, &ones, &hb, 0.0, &pb);
+        }
+    }
+    md_tensor_t W = md_param_view(&c, m->params, -1, MD_ROLE_CLS_W);
+    md_tensor_t bias = mat(m, md_param_view(&c, m->params, -1, MD_ROLE_CLS_B).data, 1, C);
+    md_tensor_t logits = mat(m, (char *)m->cls_logits + (size_t)(b0 * C) * es, B, C);
+    md_tensor_t onesB = mat(m, m->cls_ones, B, 1);
+    be->gemm(be, 0, 1, 1.0, &P, &W, 0.0, &logits);
+    be->gemm(be, 0, 0, 1.0, &onesB, &bias, 1.0, &logits);
+}
+
+/* Host softmax of the span's logits: per-sequence loss and correctness in
+ * seq_loss / seq_count (1 when the argmax is the label), log-probabilities
+ * in cls_host, and dlogits (softmax - one-hot; 0 for unlabelled rows) on
+ * the device when with_grad. */
+static void span_cls_loss(md_model_t *m, const span_t *s, const int32_t *labels, int with_grad)
+{
+    const md_backend_t *be = m->be;
+    int64_t B = s->B, b0 = s->r0 / s->L, C = m->cfg.n_classes;
+    size_t es = es_of(m), off = (size_t)(b0 * C);
+    double *x = m->cls_host + off;
+    void *io = (char *)m->cls_host_io + off * es;
+    be->copy(be, io, (char *)m->cls_logits + off * es, (size_t)(B * C) * es, MD_COPY_D2H);
+    for (int64_t i = 0; i < B * C; i++) x[i] = m->dtype == MD_DTYPE_F64 ? ((double *)io)[i] : ((float *)io)[i];
+    for (int64_t b = 0; b < B; b++) {
+        double *r = x + b * C, mx = r[0], sum = 0;
+        int64_t arg = 0;
+        for (int64_t k = 1; k < C; k++)
+            if (r[k] > mx) mx = r[k], arg = k;
+        for (int64_t k = 0; k < C; k++) sum += exp(r[k] - mx);
+        double lse = mx + log(sum);
+        for (int64_t k = 0; k < C; k++) r[k] -= lse;
+        int32_t y = labels ? labels[b0 + b] : -1;
+        m->seq_loss[b0 + b] = y >= 0 ? -r[y] : 0;
+        m->seq_count[b0 + b] = y >= 0 ? (arg == y ? 1 : 0) : -1;
+        if (!with_grad) continue;
+        for (int64_t k = 0; k < C; k++) {
+            double g = y >= 0 ? exp(r[k]) - (k == y) : 0.0;
+            if (m->dtype == MD_DTYPE_F64) ((double *)io)[b * C + k] = g;
+            else ((float *)io)[b * C + k] = (float)g;
+        }
+    }
+    if (with_grad) be->copy(be, (char *)m->cls_dlogits + off * es, io, (size_t)(B * C) * es, MD_COPY_H2D);
+}
+
+/* The head's backward into dhf, then the trunk's. */
+static void span_cls_backward(md_model_t *m, const span_t *s)
+{
+    const md_backend_t *be = m->be;
+    md_block_ctx_t c = span_ctx(m, s);
+    int64_t B = s->B, L = s->L, b0 = s->r0 / L, d = m->cfg.d_model, C = m->cfg.n_classes;
+    size_t es = es_of(m);
+    md_tensor_t dlogits = mat(m, (char *)m->cls_dlogits + (size_t)(b0 * C) * es, B, C);
+    md_tensor_t P = mat(m, (char *)m->cls_pooled + (size_t)(b0 * d) * es, B, d);
+    char *dpooled = (char *)m->cls_dpooled + (size_t)(b0 * d) * es, *dhf = rows(m, m->dhf, s, d);
+    md_tensor_t dP = mat(m, dpooled, B, d), onesB = mat(m, m->cls_ones, B, 1);
+    md_tensor_t W = md_param_view(&c, m->params, -1, MD_ROLE_CLS_W), gW = md_param_view(&c, s->grads, -1, MD_ROLE_CLS_W);
+    md_tensor_t gb = mat(m, md_param_view(&c, s->grads, -1, MD_ROLE_CLS_B).data, 1, C);
+    be->gemm(be, 1, 0, 1.0, &dlogits, &P, 1.0, &gW);
+    be->gemm(be, 1, 0, 1.0, &onesB, &dlogits, 1.0, &gb);
+    be->gemm(be, 0, 0, 1.0, &dlogits, &W, 0.0, &dP);
+    if (m->cfg.cls_pooling == MD_POOL_LAST) {
+        be->memset0(be, dhf, (size_t)(B * L * d) * es);
+        md_tensor_t last = strided(mat(m, dhf + (size_t)((L - 1) * d) * es, B, d), L * d);
+        be->add(be, &last, &dP);
+    } else {
+        md_tensor_t ones = mat(m, m->cls_ones, L, 1);
+        for (int64_t b = 0; b < B; b++) {
+            md_tensor_t db = mat(m, dhf + (size_t)(b * L * d) * es, L, d), pb = mat(m, dpooled + (size_t)(b * d) * es, 1, d);
+            be->gemm(be, 0, 0, 1.0 / (double)L, &ones, &pb, 0.0, &db);
+        }
+    }
+    span_backward(m, s, 0);
+}
+
+static void span_classify(md_model_t *m, const span_t *s, void *labels, int do_backward)
+{
+    span_trunk(m, s);
+    span_cls_forward(m, s);
+    span_cls_loss(m, s, labels, do_backward);
+    if (do_backward) span_cls_backward(m, s);
+}
+
+int md_model_classify(md_model_t *m, const uint8_t *inputs, const int32_t *labels, int64_t B, int64_t L,
+                      int do_backward, float *logprobs, md_class_result_t *out)
+{
+    int64_t C = m->cfg.n_classes;
+    if (C <= 0) {
+        md_error("model: not a classifier (it has no classification head)");
+        return -1;
+    }
+    if (check_call(m, inputs, B, L) < 0) return -1;
+    for (int64_t b = 0; labels && b < B; b++) {
+        if (labels[b] >= C) {
+            md_error("model: label %d of sequence %lld is not below the %lld classes", labels[b], (long long)b,
+                     (long long)C);
+            return -1;
+        }
+    }
+    m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
+    run_batch(m, B, L, do_backward, span_classify, (void *)labels);
+    memset(out, 0, sizeof *out);
+    for (int64_t b = 0; b < B; b++) {
+        if (m->seq_count[b] < 0) continue;
+        out->loss_sum += m->seq_loss[b];
+        out->n_labelled++;
+        out->n_correct += m->seq_count[b];
+    }
+    if (logprobs)
+        for (int64_t i = 0; i < B * C; i++) logprobs[i] = (float)m->cls_host[i];
     return 0;
 }

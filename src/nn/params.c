@@ -139,6 +139,10 @@ int md_params_build(const md_config_t *cfg, md_params_t *reg)
     else add_mamba_tensors(&b, cfg);
     md_param_t *head = add(&b, -1, MD_ROLE_LM_HEAD, 1, 2, V, d, 0, "lm_head.weight");
     if (cfg->tie_embeddings) head->tied_to = 0;
+    if (cfg->n_classes > 0) {
+        add(&b, -1, MD_ROLE_CLS_W, 1, 2, cfg->n_classes, d, 0, "classifier.weight");
+        add(&b, -1, MD_ROLE_CLS_B, 0, 1, cfg->n_classes, 0, 0, "classifier.bias");
+    }
 
     /* Storage: decayed tensors first, each group in entry order; offsets
      * rounded to 16 elements would waste nothing for these sizes but would

@@ -30,7 +30,11 @@
  * .3 and .5.freq: here .3 and .5 are aliases of .1 (like a tied head).
  *
  * Entry order (params->p[i]) is the checkpoint order: embeddings, then each
- * layer's tensors, then norm_f, then lm_head.weight.
+ * layer's tensors, then norm_f, then lm_head.weight, then (a classifier
+ * only) classifier.weight and classifier.bias. The head's names are the
+ * same for every architecture; a backbone's entries do not depend on
+ * whether a head follows, so an LM checkpoint loads into a classifier's
+ * backbone by name.
  *
  * Tied tensors: with tie_embeddings, lm_head.weight is an ALIAS entry: its
  * tied_to is the index of backbone.embeddings.weight, its offset/numel are
@@ -99,6 +103,9 @@ typedef enum {
     MD_ROLE_FC1_B,           /* mlp.fc1.bias [F] */
     MD_ROLE_FC2_W,           /* mlp.fc2.weight [d, F] */
     MD_ROLE_FC2_B,           /* mlp.fc2.bias [d] */
+    /* the classification head (cfg->n_classes > 0), any architecture */
+    MD_ROLE_CLS_W,           /* classifier.weight [C, d] (decayed) */
+    MD_ROLE_CLS_B,           /* classifier.bias [C] */
     MD_N_ROLES
 } md_param_role_t;
 

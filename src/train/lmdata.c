@@ -12,6 +12,7 @@
 /* Validation draws its own windows: a fixed key so that the validation set
  * does not move with the training seed. */
 #define VAL_SEED_SALT 0x76616c6964617465ULL   /* "validate" */
+#define TEST_SEED_SALT 0x746573747365740aULL   /* "testset\n": the test windows', likewise */
 /* Consecutive rejected training windows after which the held-out part is
  * taken to cover (nearly) everything. */
 #define MAX_REJECT_RUN 1000000
@@ -30,12 +31,13 @@ struct md_lm_data {
     int revcomp;
     md_bed_t *bed;              /* BED: the file */
     md_bed_t mem_bed;           /* CONTIGS, FRACTION: the held-out intervals */
+    md_bed_t mem_bed_test;      /* the test set's, when there is one */
     uint8_t *held_contig;       /* CONTIGS: 1 for a held-out contig */
     int64_t *cut;               /* FRACTION: training uses [0, cut[c]) of contig c */
     sampler_slot_t *train;
     int n_train, cap_train;
-    md_sampler_t *val;
-    int64_t val_len;
+    md_sampler_t *val, *test;
+    int64_t val_len, test_len;
 };
 
 void md_holdout_describe(const md_holdout_t *h, char *buf, int n)
@@ -44,8 +46,14 @@ void md_holdout_describe(const md_holdout_t *h, char *buf, int n)
     case MD_HOLDOUT_BED:
         snprintf(buf, n, "--bed %s --train-split %s --val-split %s", h->bed_path, h->train_split, h->val_split);
         break;
-    case MD_HOLDOUT_CONTIGS: snprintf(buf, n, "--val-contigs %s", h->val_contigs); break;
-    case MD_HOLDOUT_FRACTION: snprintf(buf, n, "--val-fraction %g", h->val_fraction); break;
+    case MD_HOLDOUT_CONTIGS:
+        snprintf(buf, n, "--val-contigs %s%s%s", h->val_contigs, h->test_contigs ? " --test-contigs " : "",
+                 h->test_contigs ? h->test_contigs : "");
+        break;
+    case MD_HOLDOUT_FRACTION:
+        if (h->test_fraction > 0) snprintf(buf, n, "--val-fraction %g --test-fraction %g", h->val_fraction, h->test_fraction);
+        else snprintf(buf, n, "--val-fraction %g", h->val_fraction);
+        break;
     default: snprintf(buf, n, "no held-out data"); break;
     }
 }
@@ -58,13 +66,42 @@ static void mem_bed_add(md_bed_t *b, size_t *cap, int chrom, int64_t start, int6
 }
 
 /* One in-memory "BED" chrom per genome contig, named as the contig. */
-static void mem_bed_init(md_lm_data_t *d)
+static void mem_bed_init(md_lm_data_t *d, md_bed_t *b)
 {
     int n = md_genome_n_contigs(d->g);
-    d->mem_bed.path = d->desc;
-    d->mem_bed.chroms = md_calloc((size_t)n + 1, sizeof(char *));
-    for (int c = 0; c < n; c++) d->mem_bed.chroms[c] = md_genome_contig(d->g, c)->name;
-    d->mem_bed.n_chroms = n;
+    b->path = d->desc;
+    b->chroms = md_calloc((size_t)n + 1, sizeof(char *));
+    for (int c = 0; c < n; c++) b->chroms[c] = md_genome_contig(d->g, c)->name;
+    b->n_chroms = n;
+}
+
+/* Marks the contigs of a comma list as held out into b (tag 1: validation,
+ * 2: test); 0, or -1 after one error line. *n_held counts them. */
+static int hold_contigs(md_lm_data_t *d, const char *opt, const char *names, int tag, md_bed_t *b, size_t *cap,
+                        int *n_held)
+{
+    char *list = md_strdup(names), *p = list, *name;
+    int ret = 0;
+    while ((name = strsep(&p, ","))) {
+        if (!*name) continue;
+        int c = md_genome_find(d->g, name);
+        if (c < 0) {
+            md_error("option %s: the genome has no contig '%s'", opt, name);
+            ret = -1;
+            break;
+        }
+        if (d->held_contig[c] == tag) continue;
+        if (d->held_contig[c]) {
+            md_error("option %s: contig '%s' is held out for validation already", opt, name);
+            ret = -1;
+            break;
+        }
+        d->held_contig[c] = (uint8_t)tag;
+        (*n_held)++;
+        mem_bed_add(b, cap, c, 0, md_genome_contig(d->g, c)->len);
+    }
+    free(list);
+    return ret;
 }
 
 md_lm_data_t *md_lm_data_new(md_genome_t *g, const md_holdout_t *h, uint64_t seed, double max_n_frac, int revcomp)
@@ -85,48 +122,51 @@ md_lm_data_t *md_lm_data_new(md_genome_t *g, const md_holdout_t *h, uint64_t see
         if (!(d->bed = md_bed_read(h->bed_path, 4))) goto fail;
         break;
     case MD_HOLDOUT_CONTIGS: {
-        mem_bed_init(d);
+        mem_bed_init(d, &d->mem_bed);
+        mem_bed_init(d, &d->mem_bed_test);
         d->held_contig = md_calloc((size_t)n + 1, 1);
-        char *list = md_strdup(h->val_contigs), *p = list, *name;
-        int n_held = 0;
-        while ((name = strsep(&p, ","))) {
-            if (!*name) continue;
-            int c = md_genome_find(g, name);
-            if (c < 0) {
-                md_error("option --val-contigs: the genome has no contig '%s'", name);
-                free(list);
-                goto fail;
-            }
-            if (d->held_contig[c]) continue;
-            d->held_contig[c] = 1;
-            n_held++;
-            mem_bed_add(&d->mem_bed, &cap, c, 0, md_genome_contig(g, c)->len);
-        }
-        free(list);
-        if (n_held == 0) {
-            md_error("option --val-contigs: no contig named");
+        int n_held = 0, n_val;
+        size_t cap_test = 0;
+        if (hold_contigs(d, "--val-contigs", h->val_contigs, 1, &d->mem_bed, &cap, &n_held) < 0) goto fail;
+        n_val = n_held;
+        if (h->test_contigs &&
+            hold_contigs(d, "--test-contigs", h->test_contigs, 2, &d->mem_bed_test, &cap_test, &n_held) < 0)
+            goto fail;
+        if (n_val == 0 || (h->test_contigs && n_held == n_val)) {
+            md_error("option %s: no contig named", n_val == 0 ? "--val-contigs" : "--test-contigs");
             goto fail;
         }
         if (n_held == n) {
-            md_error("option --val-contigs: every contig of the genome is held out, none is left for training");
+            md_error("option%s: every contig of the genome is held out, none is left for training",
+                     h->test_contigs ? "s --val-contigs/--test-contigs" : " --val-contigs");
             goto fail;
         }
         break;
     }
-    case MD_HOLDOUT_FRACTION:
-        if (!(h->val_fraction > 0 && h->val_fraction < 1)) {
-            md_error("option --val-fraction: %g is not in (0, 1)", h->val_fraction);
+    case MD_HOLDOUT_FRACTION: {
+        double total = h->val_fraction + h->test_fraction;
+        if (!(h->val_fraction > 0 && h->val_fraction < 1) || !(h->test_fraction >= 0 && total < 1)) {
+            if (h->test_fraction > 0)
+                md_error("options --val-fraction %g and --test-fraction %g: their sum is not below 1", h->val_fraction,
+                         h->test_fraction);
+            else
+                md_error("option --val-fraction: %g is not in (0, 1)", h->val_fraction);
             goto fail;
         }
-        mem_bed_init(d);
+        mem_bed_init(d, &d->mem_bed);
+        mem_bed_init(d, &d->mem_bed_test);
         d->cut = md_calloc((size_t)n + 1, sizeof *d->cut);
+        size_t cap_test = 0;
         for (int c = 0; c < n; c++) {
             int64_t len = md_genome_contig(g, c)->len;
-            int64_t held = (int64_t)((double)len * h->val_fraction);
+            int64_t held = (int64_t)((double)len * total), val = (int64_t)((double)len * h->val_fraction);
+            if (val > held) val = held;
             d->cut[c] = len - held;
-            if (held > 0) mem_bed_add(&d->mem_bed, &cap, c, d->cut[c], len);
+            if (val > 0) mem_bed_add(&d->mem_bed, &cap, c, d->cut[c], d->cut[c] + val);
+            if (held > val) mem_bed_add(&d->mem_bed_test, &cap_test, c, d->cut[c] + val, len);
         }
         break;
+    }
     default:
         break;
     }
@@ -142,9 +182,12 @@ void md_lm_data_free(md_lm_data_t *d)
     for (int i = 0; i < d->n_train; i++) md_sampler_free(d->train[i].s);
     free(d->train);
     md_sampler_free(d->val);
+    md_sampler_free(d->test);
     md_bed_free(d->bed);
     free(d->mem_bed.iv);
     free(d->mem_bed.chroms);
+    free(d->mem_bed_test.iv);
+    free(d->mem_bed_test.chroms);
     free(d->held_contig);
     free(d->cut);
     free(d->desc);
@@ -152,6 +195,17 @@ void md_lm_data_free(md_lm_data_t *d)
 }
 
 const md_genome_t *md_lm_data_genome(const md_lm_data_t *d) { return d->g; }
+
+void md_lm_data_set_what(md_lm_data_t *d, const char *what)
+{
+    size_t n = strlen(what) + strlen(d->desc) + 4;
+    char *desc = md_malloc(n);
+    snprintf(desc, n, "%s (%s)", what, d->desc);
+    free(d->desc);
+    d->desc = desc;
+    if (d->mem_bed.chroms) d->mem_bed.path = desc;
+    if (d->mem_bed_test.chroms) d->mem_bed_test.path = desc;
+}
 
 /* Whether a training window touches the held-out part. */
 static int rejected(const md_lm_data_t *d, const md_window_t *w)
@@ -208,46 +262,63 @@ int md_lm_data_prepare_train(md_lm_data_t *d, int64_t win_len)
     return 0;
 }
 
-int md_lm_data_prepare_val(md_lm_data_t *d, int64_t win_len, uint64_t *n_available)
+/* Tiles of a held-out set (b: the validation or the test intervals, or
+ * NULL for the BED split / the whole genome), cached in *slot for win_len. */
+static int prepare_heldout(md_lm_data_t *d, const md_bed_t *b, const char *split, uint64_t salt, int64_t win_len,
+                           md_sampler_t **slot, int64_t *slot_len, uint64_t *n_available)
 {
-    if (!d->val || d->val_len != win_len) {
-        md_sampler_free(d->val);
-        d->val = NULL;
+    if (!*slot || *slot_len != win_len) {
+        md_sampler_free(*slot);
+        *slot = NULL;
         md_sampler_opts_t o;
         md_sampler_opts_init(&o);
         o.len = win_len;
-        o.seed = d->seed ^ VAL_SEED_SALT;
+        o.seed = d->seed ^ salt;
         o.max_n_frac = d->max_n_frac;
         o.order = MD_ORDER_SHUFFLE;
         o.short_policy = MD_SHORT_SKIP;   /* never extend into the training part */
-        switch (d->h.kind) {
-        case MD_HOLDOUT_BED:
+        if (d->h.kind == MD_HOLDOUT_BED) {
             o.bed = d->bed;
-            o.split = d->h.val_split;
-            break;
-        case MD_HOLDOUT_CONTIGS:
-        case MD_HOLDOUT_FRACTION: {
+            o.split = split;
+        } else if (b) {
             int64_t longest = 0;
-            for (int64_t i = 0; i < d->mem_bed.n; i++) {
-                int64_t l = d->mem_bed.iv[i].end - d->mem_bed.iv[i].start;
+            for (int64_t i = 0; i < b->n; i++) {
+                int64_t l = b->iv[i].end - b->iv[i].start;
                 if (l > longest) longest = l;
             }
             if (longest < win_len) {
-                md_error("%s holds out at most %lld bp of a contig, less than a validation window of %lld bp", d->desc,
-                         (long long)longest, (long long)win_len);
+                md_error("%s holds out at most %lld bp of a contig for %s, less than a window of %lld bp", d->desc,
+                         (long long)longest, b == &d->mem_bed ? "validation" : "the test", (long long)win_len);
                 return -1;
             }
-            o.bed = &d->mem_bed;
-            break;
+            o.bed = b;
         }
-        default:
-            break;
-        }
-        if (!(d->val = md_sampler_new(d->g, &o))) return -1;
-        d->val_len = win_len;
+        if (!(*slot = md_sampler_new(d->g, &o))) return -1;
+        *slot_len = win_len;
     }
-    if (n_available) *n_available = md_sampler_stats(d->val)->n_windows;
+    if (n_available) *n_available = md_sampler_stats(*slot)->n_windows;
     return 0;
+}
+
+int md_lm_data_prepare_val(md_lm_data_t *d, int64_t win_len, uint64_t *n_available)
+{
+    int held = d->h.kind == MD_HOLDOUT_CONTIGS || d->h.kind == MD_HOLDOUT_FRACTION;
+    return prepare_heldout(d, held ? &d->mem_bed : NULL, d->h.val_split, VAL_SEED_SALT, win_len, &d->val, &d->val_len,
+                           n_available);
+}
+
+int md_lm_data_prepare_test(md_lm_data_t *d, int64_t win_len, uint64_t *n_available)
+{
+    if (d->mem_bed_test.n == 0) {
+        md_error("%s sets no test data apart", d->desc);
+        return -1;
+    }
+    return prepare_heldout(d, &d->mem_bed_test, NULL, TEST_SEED_SALT, win_len, &d->test, &d->test_len, n_available);
+}
+
+void md_lm_data_test_batch(md_lm_data_t *d, uint64_t first, int64_t B, uint8_t *tokens, md_window_t *windows)
+{
+    md_sampler_fill_batch(d->test, first, B, tokens, windows);
 }
 
 void md_lm_data_train_batch(md_lm_data_t *d, int64_t win_len, uint64_t *next, int64_t B, uint8_t *tokens,

@@ -16,6 +16,13 @@
  *   NONE    training draws uniformly from everything; "validation" windows
  *           are uniform draws under another seed (not held out: eval of a
  *           whole genome uses this).
+ * A second held-out set, for a final test (finetune), is optional: with
+ * CONTIGS, test_contigs names more whole contigs (disjoint from the
+ * validation ones); with FRACTION, test_fraction holds out a further part of
+ * every contig: contig c keeps [0, cut) for training, then
+ * floor(val_fraction x len) bases for validation, then the rest (about
+ * test_fraction x len) for the test. Training never touches either set.
+ *
  * Uniform training over part of the genome is the sampler's uniform stream
  * with every window touching the held-out part skipped: window indices stay
  * a pure function of (seed, i), so a run resumes exactly from the next raw
@@ -39,6 +46,8 @@ typedef struct md_holdout {
     const char *bed_path, *train_split, *val_split;   /* BED */
     const char *val_contigs;                          /* CONTIGS: comma list */
     double val_fraction;                              /* FRACTION, in (0, 1) */
+    const char *test_contigs;                         /* CONTIGS: comma list, or NULL for no test set */
+    double test_fraction;                             /* FRACTION: 0 for no test set */
 } md_holdout_t;
 
 /* Describes h as the options that give it ("--val-fraction 0.05"). */
@@ -62,6 +71,11 @@ int md_lm_data_prepare_train(md_lm_data_t *d, int64_t win_len);
  * line (none fits). */
 int md_lm_data_prepare_val(md_lm_data_t *d, int64_t win_len, uint64_t *n_available);
 
+/* The same for the test set (held-out kinds CONTIGS with test_contigs, or
+ * FRACTION with test_fraction > 0; an error line otherwise). */
+int md_lm_data_prepare_test(md_lm_data_t *d, int64_t win_len, uint64_t *n_available);
+void md_lm_data_test_batch(md_lm_data_t *d, uint64_t first, int64_t B, uint8_t *tokens, md_window_t *windows);
+
 /* B training windows of win_len bases (prepared) from raw index *next on,
  * skipping those that touch the held-out part; *next moves past the last
  * one used. tokens: B x win_len; windows (may be NULL) gets B windows. */
@@ -77,5 +91,9 @@ void md_lm_data_train_regions(const md_lm_data_t *d, void (*fn)(void *ud, int co
                               void *ud);
 
 const md_genome_t *md_lm_data_genome(const md_lm_data_t *d);
+
+/* Names the data in its error messages, e.g. "species 'human'": they then
+ * read "species 'human' (--val-fraction 0.05) holds out ...". */
+void md_lm_data_set_what(md_lm_data_t *d, const char *what);
 
 #endif

@@ -550,6 +550,60 @@ static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
     return 0;
 }
 
+int md_train_step(md_model_t *m, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud, double lr,
+                  double clip, int64_t step, md_progress_t *pg, md_step_result_t *r)
+{
+    md_model_zero_grad(m);
+    double loss_sum = 0;
+    int64_t count = 0;
+    for (int64_t a = 0; a < accum; a++) {
+        double ls = 0;
+        int64_t n = 0;
+        if (fn(ud, a, &ls, &n) < 0) return -1;
+        loss_sum += ls;
+        count += n;
+    }
+    if (count == 0) {
+        md_progress_clear(pg);
+        md_error("step %lld: the batch holds nothing to learn from (no A/C/G/T target or label; lower --max-n)",
+                 (long long)step + 1);
+        return -1;
+    }
+    const md_backend_t *be = md_model_backend(m);
+    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
+    const double loss = loss_sum / (double)count, gscale = 1.0 / (double)count;
+    const double gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
+    if (!isfinite(loss) || !isfinite(gnorm)) {
+        md_progress_clear(pg);
+        md_error("training diverged at step %lld (loss %g, gradient norm %g); lower --lr", (long long)step + 1, loss,
+                 gnorm);
+        return -1;
+    }
+    md_adamw_step(opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, clip));
+    *r = (md_step_result_t){loss_sum, count, loss, gnorm};
+    return 0;
+}
+
+/* One micro-batch of next-base prediction for md_train_step. */
+typedef struct { md_trainer_t *t; int64_t len, W; } lm_batch_t;
+
+static int lm_micro_batch(void *ud, int64_t micro, double *loss_sum, int64_t *count)
+{
+    lm_batch_t *lb = ud;
+    md_trainer_t *t = lb->t;
+    const int64_t B = t->o.f.batch, len = lb->len, W = lb->W;
+    md_lm_data_train_batch(t->d, W, &t->prog.next_window, B, t->win, NULL);
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(t->in + b * len, t->win + b * W, (size_t)len);
+        memcpy(t->tg + b * len, t->win + b * W + 1, (size_t)len);
+    }
+    md_loss_t l;
+    if (md_model_forward_backward(t->m, t->in, t->tg, B, len, 1, &l) < 0) return -1;
+    *loss_sum = l.loss_sum;
+    *count = l.n_targets;
+    return 0;
+}
+
 int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
 {
     const md_train_fixed_t *f = &t->o.f;
@@ -578,8 +632,6 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
             md_metrics_set_baseline(mt, t->baseline_bpb, lab);
         }
     }
-    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
-    const md_backend_t *be = md_model_backend(m);
     md_progress_t pg;
     md_progress_init(&pg, t->prog.step);
     double iv_loss = 0, iv_t0 = md_realtime();
@@ -596,36 +648,12 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
                     accum == 1 ? "" : "es");
             last_len = len;
         }
-        md_model_zero_grad(m);
-        double loss_sum = 0;
-        int64_t n_targets = 0;
-        for (int64_t a = 0; a < accum; a++) {
-            md_lm_data_train_batch(t->d, W, &t->prog.next_window, B, t->win, NULL);
-            for (int64_t b = 0; b < B; b++) {
-                memcpy(t->in + b * len, t->win + b * W, (size_t)len);
-                memcpy(t->tg + b * len, t->win + b * W + 1, (size_t)len);
-            }
-            md_loss_t l;
-            if (md_model_forward_backward(m, t->in, t->tg, B, len, 1, &l) < 0) goto out;
-            loss_sum += l.loss_sum;
-            n_targets += l.n_targets;
-        }
-        if (n_targets == 0) {
-            md_progress_clear(&pg);
-            md_error("step %lld: the batch holds no A/C/G/T target (lower --max-n)", (long long)step + 1);
-            goto out;
-        }
-        const double loss = loss_sum / (double)n_targets;
-        const double gscale = 1.0 / (double)n_targets;
-        const double gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
-        if (!isfinite(loss) || !isfinite(gnorm)) {
-            md_progress_clear(&pg);
-            md_error("training diverged at step %lld (loss %g, gradient norm %g); lower --lr", (long long)step + 1,
-                     loss, gnorm);
-            goto out;
-        }
+        lm_batch_t lb = {t, len, W};
+        md_step_result_t sr;
         const double lr = md_lr_at(&t->lr, step);
-        md_adamw_step(&t->opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, f->clip));
+        if (md_train_step(m, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &sr) < 0) goto out;
+        const double loss = sr.loss, gnorm = sr.grad_norm, loss_sum = sr.loss_sum;
+        const int64_t n_targets = sr.count;
         t->prog.step++;
         t->prog.tokens += B * len * accum;
         iv_loss += loss_sum;

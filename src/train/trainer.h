@@ -27,6 +27,30 @@
 #include "nn/model.h"
 #include "train/adamw.h"
 #include "train/lmdata.h"
+#include "train/progress.h"
+
+/* ---- one optimizer step, shared by pretrain and finetune ---- */
+
+/* Runs micro-batch `micro` (0 .. accum-1) of a step: forward and backward,
+ * ADDING the gradient of its loss SUM to the model's gradient buffer, and
+ * returning that sum and the count it is a sum over (targets, labelled
+ * sequences). 0, or -1 after one error line. */
+typedef int (*md_micro_batch_fn)(void *ud, int64_t micro, double *loss_sum, int64_t *count);
+
+typedef struct md_step_result {
+    double loss_sum;
+    int64_t count;
+    double loss;                  /* loss_sum / count */
+    double grad_norm;             /* of the mean loss, before clipping */
+} md_step_result_t;
+
+/* One optimizer step at 0-based `step`: zero the gradients, run accum
+ * micro-batches through fn, scale the summed gradient by 1 / count, clip
+ * its global norm to clip (0 = off) and apply AdamW at lr. 0, or -1 after
+ * one error line (fn failed; nothing counted; loss or norm not finite:
+ * "diverged"); pg's line is cleared before an error. */
+int md_train_step(md_model_t *m, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud, double lr,
+                  double clip, int64_t step, md_progress_t *pg, md_step_result_t *r);
 
 /* Options a resumed run must share with the run it continues. */
 typedef struct md_train_fixed {

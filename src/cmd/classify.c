@@ -1,0 +1,362 @@
+/* mambadna classify: assigns reads to the species of a classifier made by
+ * `mambadna finetune`.
+ *
+ * Reads stream in chunks (at most CHUNK_READS reads and about CHUNK_BASES
+ * bases, a longer read making a chunk of its own), so memory stays
+ * constant whatever the input's size. Each read becomes windows: one of its
+ * own length when it is no longer than the window length W (the length the
+ * classifier was trained at, or -L), else ceil(len / W) windows of W bases
+ * (tiles from the start, the last one ending at the read's end), and the
+ * reverse complements of these with --both-strands. A chunk's windows are
+ * sorted by length and run in batches of equal length -- so no batch is
+ * ever padded, and every window's prediction is exactly that of the window
+ * alone -- the CPU spreading a batch's sequences over its threads (-t), a
+ * GPU running it whole (-x).
+ *
+ * A read's class log-probabilities are the sum over its windows (each
+ * window is independent evidence), renormalised; with --both-strands the
+ * probabilities of the two strands are averaged. Rows come out in input
+ * order. Reads with no sequence are skipped with a warning and counted in
+ * the summary; the summary report follows Kraken2's (percent, reads,
+ * label), with the mean confidence of each label's reads.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/device.h"
+#include "backend/ops.h"
+#include "build_info.h"
+#include "cmd/cmd.h"
+#include "nn/checkpoint.h"
+#include "nn/model.h"
+#include "seq/reads.h"
+#include "seq/tokenizer.h"
+#include "util/cli.h"
+#include "util/log.h"
+#include "util/outfile.h"
+#include "util/provenance.h"
+#include "util/xalloc.h"
+
+enum { OPT_MIN_PROB = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_BOTH_STRANDS, OPT_SUMMARY, OPT_LABELS };
+
+#define CHUNK_READS 16384
+#define CHUNK_BASES (16 << 20)
+#define MAX_WARNINGS 5
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "Usage: mambadna classify -i MODEL.safetensors [options] READS...\n\n"
+            "Assigns each read to a species with a classifier from 'mambadna finetune'. READS are FASTA\n"
+            "or FASTQ, plain, gzip or bgzip; - is standard input. Output: a TSV with a '#' header line,\n"
+            "then read_id, length, label, prob (the label's probability) and one p_<label> column per\n"
+            "label, in input order. Reads longer than the window length are split into windows whose\n"
+            "log-probabilities are summed.\n\n"
+            "  -i FILE               classifier checkpoint\n"
+            "  -L INT                window length [the length the classifier was trained at]\n"
+            "  -B INT                windows per batch [64, fewer for windows above 32 kb: 2^21 bases]\n"
+            "      --min-prob FLOAT  below this probability a read is 'unclassified' [0]\n"
+            "      --both-strands    average the forward and reverse-complement predictions\n"
+            "      --summary FILE    a Kraken2-style report: reads and percent per label, mean\n"
+            "                        confidence, unclassified and skipped reads\n"
+            "      --labels STR      labels the model must have, comma-separated (an error otherwise)\n"
+            "  -o, --output FILE     per-read TSV, - for stdout [-]\n"
+            "  -t, --threads INT     worker threads (0 = all cores) [0]\n"
+            "  -x, --device STR      auto, cpu, cuda or cuda:N [auto]\n"
+            "      --seed INT        recorded in the header (classification draws nothing) [1]\n"
+            "  -q, --quiet           only warnings and errors on stderr\n"
+            "  -h, --help            this help\n");
+}
+
+typedef struct {
+    int64_t read;            /* index in the chunk */
+    int64_t off, len;
+    int rc;
+} job_t;
+
+typedef struct {
+    md_model_t *m;
+    md_cls_info_t info;
+    int64_t W, batch;
+    int both, C;
+    double min_prob;
+    /* chunk state */
+    job_t *jobs;
+    size_t jobs_cap;
+    double *acc;             /* reads x strands x C summed log-probabilities */
+    size_t acc_cap;
+    uint8_t *tokens;
+    float *logprobs;
+    /* totals */
+    int64_t n_reads, n_bases, n_skipped, n_unclassified, n_warned;
+    int64_t *n_label;
+    double *conf_label, conf_unclassified;
+} classify_t;
+
+static int job_cmp(const void *a, const void *b)
+{
+    const job_t *x = a, *y = b;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    if (x->read != y->read) return x->read < y->read ? -1 : 1;
+    if (x->rc != y->rc) return x->rc - y->rc;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The chunk's windows, sorted by length. */
+static size_t make_jobs(classify_t *k, const md_read_batch_t *rb)
+{
+    size_t n = 0;
+    for (int64_t i = 0; i < rb->n; i++) {
+        int64_t len = rb->reads[i].len;
+        if (len == 0) continue;
+        int64_t nw = len <= k->W ? 1 : (len + k->W - 1) / k->W, wl = len <= k->W ? len : k->W;
+        for (int s = 0; s <= k->both; s++) {
+            for (int64_t w = 0; w < nw; w++) {
+                MD_GROW(k->jobs, k->jobs_cap, n + 1);
+                int64_t off = w * k->W + wl <= len ? w * k->W : len - wl;
+                k->jobs[n++] = (job_t){i, off, wl, s};
+            }
+        }
+    }
+    qsort(k->jobs, n, sizeof *k->jobs, job_cmp);
+    return n;
+}
+
+static int run_chunk(classify_t *k, const md_read_batch_t *rb)
+{
+    const int C = k->C, S = k->both + 1;
+    size_t n = make_jobs(k, rb);
+    MD_GROW(k->acc, k->acc_cap, (size_t)(rb->n * S * C));
+    memset(k->acc, 0, (size_t)(rb->n * S * C) * sizeof *k->acc);
+    for (size_t j = 0; j < n;) {
+        int64_t len = k->jobs[j].len, B = 0;
+        while (j + B < n && B < k->batch && k->jobs[j + B].len == len) B++;
+        for (int64_t b = 0; b < B; b++) {
+            const job_t *jb = &k->jobs[j + b];
+            uint8_t *t = k->tokens + b * len;
+            md_tokenize(rb->reads[jb->read].seq + jb->off, (size_t)len, t);
+            if (jb->rc) md_tok_revcomp(t, (size_t)len);
+        }
+        md_class_result_t r;
+        if (md_model_classify(k->m, k->tokens, NULL, B, len, 0, k->logprobs, &r) < 0) return -1;
+        for (int64_t b = 0; b < B; b++) {
+            const job_t *jb = &k->jobs[j + b];
+            double *a = k->acc + (jb->read * S + jb->rc) * C;
+            for (int c = 0; c < C; c++) a[c] += k->logprobs[b * C + c];
+        }
+        j += (size_t)B;
+    }
+    return 0;
+}
+
+/* A read's class probabilities from its summed window log-probabilities. */
+static void read_probs(const classify_t *k, const double *acc, double *p)
+{
+    const int C = k->C, S = k->both + 1;
+    for (int c = 0; c < C; c++) p[c] = 0;
+    for (int s = 0; s < S; s++) {
+        const double *a = acc + s * C;
+        double mx = a[0], sum = 0;
+        for (int c = 1; c < C; c++) mx = a[c] > mx ? a[c] : mx;
+        for (int c = 0; c < C; c++) sum += exp(a[c] - mx);
+        for (int c = 0; c < C; c++) p[c] += exp(a[c] - mx) / sum / S;
+    }
+}
+
+static void write_rows(classify_t *k, const md_read_batch_t *rb, FILE *fp, const char *src)
+{
+    const int C = k->C, S = k->both + 1;
+    double *p = md_malloc((size_t)C * sizeof *p);
+    for (int64_t i = 0; i < rb->n; i++) {
+        const md_read_t *r = &rb->reads[i];
+        k->n_reads++;
+        if (r->len == 0) {
+            if (k->n_warned++ < MAX_WARNINGS)
+                md_warn("'%s' record %lld ('%s') has no sequence; skipped%s", src, (long long)r->index + 1, r->name,
+                        k->n_warned == MAX_WARNINGS ? " (further such warnings are not shown; the summary counts them)" : "");
+            k->n_skipped++;
+            continue;
+        }
+        k->n_bases += r->len;
+        read_probs(k, k->acc + i * S * C, p);
+        int best = 0;
+        for (int c = 1; c < C; c++) best = p[c] > p[best] ? c : best;
+        int unclassified = p[best] < k->min_prob;
+        fprintf(fp, "%s\t%lld\t%s\t%.4f", r->name, (long long)r->len, unclassified ? "unclassified" : k->info.labels[best],
+                p[best]);
+        for (int c = 0; c < C; c++) fprintf(fp, "\t%.4f", p[c]);
+        fputc('\n', fp);
+        if (unclassified) {
+            k->n_unclassified++;
+            k->conf_unclassified += p[best];
+        } else {
+            k->n_label[best]++;
+            k->conf_label[best] += p[best];
+        }
+    }
+    free(p);
+}
+
+static void write_summary(const classify_t *k, md_outfile_t *o, const char *model)
+{
+    double tot = k->n_reads ? (double)k->n_reads : 1;
+    fprintf(o->fp, "# mambadna classify summary: model %s; %lld reads, %lld classified, %lld unclassified, %lld skipped "
+                   "(no sequence)\npercent\treads\tmean_prob\tlabel\n",
+            model, (long long)k->n_reads, (long long)(k->n_reads - k->n_unclassified - k->n_skipped),
+            (long long)k->n_unclassified, (long long)k->n_skipped);
+    fprintf(o->fp, "%.2f\t%lld\t%.4f\tunclassified\n", 100 * k->n_unclassified / tot, (long long)k->n_unclassified,
+            k->n_unclassified ? k->conf_unclassified / k->n_unclassified : 0.0);
+    for (int c = 0; c < k->C; c++)
+        fprintf(o->fp, "%.2f\t%lld\t%.4f\t%s\n", 100 * k->n_label[c] / tot, (long long)k->n_label[c],
+                k->n_label[c] ? k->conf_label[c] / k->n_label[c] : 0.0, k->info.labels[c]);
+    fprintf(o->fp, "%.2f\t%lld\tNA\tskipped\n", 100 * k->n_skipped / tot, (long long)k->n_skipped);
+}
+
+/* Every label of a comma list must be one of the model's. */
+static int check_labels(const md_cls_info_t *info, const char *list, const char *model)
+{
+    char *copy = md_strdup(list), *p = copy, *name;
+    int ret = 0;
+    while (ret == 0 && (name = strsep(&p, ","))) {
+        if (!*name) continue;
+        int found = 0;
+        for (int64_t c = 0; c < info->n_classes && !found; c++) found = !strcmp(info->labels[c], name);
+        if (!found) {
+            char have[512];
+            int off = 0;
+            for (int64_t c = 0; c < info->n_classes && off < (int)sizeof have - 2; c++)
+                off += snprintf(have + off, sizeof have - off, "%s%s", c ? "," : "", info->labels[c]);
+            md_error("option --labels: classifier '%s' has no label '%s' (it has %s)", model, name, have);
+            ret = -1;
+        }
+    }
+    free(copy);
+    return ret;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    md_common_opts_t co;
+    md_common_init(&co);
+    const char *input = NULL, *summary = NULL, *labels = NULL;
+    classify_t k;
+    memset(&k, 0, sizeof k);
+    k.batch = 0;   /* 0: from the window length */
+    static const struct option longopts[] = {
+        MD_COMMON_LONGOPTS,
+        {"min-prob", required_argument, 0, OPT_MIN_PROB},
+        {"both-strands", no_argument, 0, OPT_BOTH_STRANDS},
+        {"summary", required_argument, 0, OPT_SUMMARY},
+        {"labels", required_argument, 0, OPT_LABELS},
+        {0, 0, 0, 0}};
+    int c, r;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, MD_COMMON_SHORTOPTS "i:L:B:", longopts, NULL)) >= 0) {
+        r = 0;
+        switch (c) {
+        case 'h': usage(stdout); return 0;
+        case 'i': input = optarg; break;
+        case 'L': r = md_parse_i64("-L", optarg, 1, 1 << 24, 1, &k.W); break;
+        case 'B': r = md_parse_i64("-B", optarg, 1, 1 << 16, 0, &k.batch); break;
+        case OPT_MIN_PROB: r = md_parse_double("--min-prob", optarg, 0, 1, &k.min_prob); break;
+        case OPT_BOTH_STRANDS: k.both = 1; break;
+        case OPT_SUMMARY: summary = optarg; break;
+        case OPT_LABELS: labels = optarg; break;
+        default:
+            r = md_common_opt(&co, c, optarg);
+            if (r < 0) return 1;
+            if (r == 0) { md_report_bad_option("classify", c, argv[optind - 1]); return 1; }
+            r = 0;
+        }
+        if (r < 0) return 1;
+    }
+    if (!input) {
+        md_error("no classifier given: -i MODEL.safetensors (made by 'mambadna finetune')");
+        return 1;
+    }
+    if (optind >= argc) {
+        md_error("no reads given; see 'mambadna classify -h'");
+        return 1;
+    }
+    int ret = 1;
+    md_ckpt_t *ck = NULL;
+    md_outfile_t *out = NULL, *sum = NULL;
+    md_reads_t *rd = NULL;
+    md_read_batch_t rb;
+    md_read_batch_init(&rb);
+    if (!(ck = md_ckpt_open(input))) goto done;
+    if (md_ckpt_classifier(ck, &k.info) < 0) goto done;
+    if (labels && check_labels(&k.info, labels, input) < 0) goto done;
+    k.C = (int)k.info.n_classes;
+    if (!k.W) k.W = k.info.seq_len;
+    if (!k.batch) {
+        /* a batch of about 2^21 bases at most: the model's buffers scale with batch x window */
+        k.batch = (INT64_C(1) << 21) / k.W;
+        k.batch = k.batch < 1 ? 1 : k.batch > 64 ? 64 : k.batch;
+    }
+    md_cpu_set_threads(co.threads);
+    md_device_t dev;
+    if (md_device_resolve(co.device, &dev) < 0) goto done;
+    const md_backend_t *be = md_backend_for_device(&dev, MD_PRECISION_FP32);
+    if (!be || !(be = md_backend_for_arch(ck->cfg.arch, be, co.device))) goto done;
+    /* forward only: one shared activation set instead of one per layer */
+    md_model_opts_t mo = {.recompute = 1};
+    if (!(k.m = md_model_new_ex(&ck->cfg, be, MD_DTYPE_F32, k.batch, k.W, &mo))) goto done;
+    if (md_ckpt_load_params(ck, k.m) < 0) goto done;
+    k.tokens = md_malloc((size_t)(k.batch * k.W));
+    k.logprobs = md_malloc((size_t)(k.batch * k.C) * sizeof *k.logprobs);
+    k.n_label = md_calloc((size_t)k.C, sizeof *k.n_label);
+    k.conf_label = md_calloc((size_t)k.C, sizeof *k.conf_label);
+    if (!(out = md_outfile_open(co.output))) goto done;
+    if (summary && !(sum = md_outfile_open(summary))) goto done;
+    md_provenance_comment(out->fp, "#");
+    if (sum) md_provenance_comment(sum->fp, "#");
+    fprintf(out->fp, "# mambadna %s classify; model %s (%s %lld x %lld, %lld labels, trained at L %lld); window %lld%s; "
+                     "device %s; seed %llu\nread_id\tlength\tlabel\tprob",
+            MD_VERSION, input, md_arch_name(ck->cfg.arch), (long long)ck->cfg.d_model, (long long)ck->cfg.n_layer,
+            (long long)k.C, (long long)k.info.seq_len, (long long)k.W, k.both ? ", both strands" : "", dev.name,
+            (unsigned long long)co.seed);
+    for (int i = 0; i < k.C; i++) fprintf(out->fp, "\tp_%s", k.info.labels[i]);
+    fputc('\n', out->fp);
+    double t0 = md_realtime();
+    for (int f = optind; f < argc; f++) {
+        if (!(rd = md_reads_open(argv[f]))) goto done;
+        int64_t n;
+        while ((n = md_reads_next_batch(rd, &rb, CHUNK_READS, CHUNK_BASES)) > 0) {
+            if (run_chunk(&k, &rb) < 0) goto done;
+            write_rows(&k, &rb, out->fp, md_reads_path(rd));
+        }
+        if (n < 0) goto done;
+        md_reads_close(rd);
+        rd = NULL;
+    }
+    if (k.n_reads == 0) {
+        md_error("no reads in %s", argc - optind > 1 ? "the inputs" : argv[optind]);
+        goto done;
+    }
+    double dt = md_realtime() - t0;
+    int failed = md_outfile_commit(out) < 0;
+    out = NULL;
+    if (sum) {
+        write_summary(&k, sum, input);
+        failed |= md_outfile_commit(sum) < 0;
+        sum = NULL;
+    }
+    if (failed) goto done;
+    md_info("%lld reads (%lld bases) in %.2f s: %.0f reads/s; %lld unclassified, %lld skipped", (long long)k.n_reads,
+            (long long)k.n_bases, dt, (double)k.n_reads / (dt > 1e-9 ? dt : 1e-9), (long long)k.n_unclassified,
+            (long long)k.n_skipped);
+    ret = 0;
+done:
+    md_outfile_abort(out);
+    md_outfile_abort(sum);
+    md_reads_close(rd);
+    md_read_batch_free(&rb);
+    md_model_free(k.m);
+    md_ckpt_close(ck);
+    md_cls_info_free(&k.info);
+    free(k.jobs), free(k.acc), free(k.tokens), free(k.logprobs), free(k.n_label), free(k.conf_label);
+    return ret;
+}

@@ -1,0 +1,210 @@
+#include "train/clstrain.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/checkpoint.h"
+#include "train/clsreport.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+#include "train/trainer.h"
+#include "util/log.h"
+#include "util/outfile.h"
+#include "util/xalloc.h"
+
+typedef struct {
+    md_model_t *m;
+    md_species_data_t *d;
+    int64_t len, batch, micro;
+    uint8_t *tokens;
+    int32_t *labels;
+    int64_t n_correct, n_seen;    /* this step's training accuracy */
+} train_ctx_t;
+
+static int train_micro_batch(void *ud, int64_t a, double *loss_sum, int64_t *count)
+{
+    train_ctx_t *c = ud;
+    int64_t n = c->batch - a * c->micro < c->micro ? c->batch - a * c->micro : c->micro;
+    md_species_data_train_batch(c->d, c->len, n, c->tokens, c->labels);
+    md_class_result_t r;
+    if (md_model_classify(c->m, c->tokens, c->labels, n, c->len, 1, NULL, &r) < 0) return -1;
+    *loss_sum = r.loss_sum;
+    *count = r.n_labelled;
+    c->n_correct += r.n_correct;
+    c->n_seen += r.n_labelled;
+    return 0;
+}
+
+/* Every species' windows of a held-out split into the confusion matrix. */
+static int evaluate(md_model_t *m, md_species_data_t *d, int split, int64_t len, const int64_t *n_per,
+                    md_confusion_t *cm, uint8_t *tokens, int32_t *labels, float *logprobs)
+{
+    const int64_t micro = md_model_max_batch(m);
+    const int C = md_species_data_n(d);
+    md_confusion_clear(cm);
+    md_class_result_t r;
+    for (int s = 0; s < C; s++) {
+        for (int64_t first = 0; first < n_per[s]; first += micro) {
+            int64_t n = n_per[s] - first < micro ? n_per[s] - first : micro;
+            md_species_data_eval_batch(d, split, s, first, n, tokens);
+            for (int64_t b = 0; b < n; b++) labels[b] = s;
+            if (md_model_classify(m, tokens, labels, n, len, 0, logprobs, &r) < 0) return -1;
+            for (int64_t b = 0; b < n; b++) md_confusion_add(cm, s, logprobs + b * C);
+        }
+    }
+    return 0;
+}
+
+int64_t md_cls_warmup_epochs(int64_t seq_len, int64_t start)
+{
+    md_seq_schedule_t s = {seq_len, start, 1};
+    return md_seq_n_stages(&s) - 1;
+}
+
+static char *report_path(const char *prefix, const char *what)
+{
+    size_t n = strlen(prefix) + strlen(what) + 2;
+    char *p = md_malloc(n);
+    snprintf(p, n, "%s.%s", prefix, what);
+    return p;
+}
+
+static int save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, int64_t step, int64_t epoch,
+                const md_cls_train_result_t *res)
+{
+    const int C = md_species_data_n(d);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    json_t *t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f}", "task", "species classification", "step",
+                          (json_int_t)step, "epoch", (json_int_t)epoch, "seq_len", (json_int_t)o->seq_len, "batch",
+                          (json_int_t)o->batch, "seed", seed, "lr", o->lr, "val_accuracy", res->val_acc);
+    if (o->source) json_object_set_new(t, "pretrained", json_string(o->source));
+    if (!isnan(res->test_acc)) json_object_set_new(t, "test_accuracy", json_real(res->test_acc));
+    char *tj = json_dumps(t, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(t);
+    md_cls_info_t info = {C, md_malloc((size_t)C * sizeof(char *)), md_model_config(m)->cls_pooling, o->seq_len};
+    for (int k = 0; k < C; k++) info.labels[k] = (char *)md_species_data_label(d, k);
+    int ret = md_ckpt_save_classifier(o->out_path, m, tj, &info);
+    free(info.labels);
+    free(tj);
+    return ret;
+}
+
+static void log_eval(const char *what, const md_confusion_t *cm, md_species_data_t *d)
+{
+    char per[1024];
+    int off = 0;
+    for (int k = 0; k < cm->n_classes && off < (int)sizeof per - 64; k++)
+        off += snprintf(per + off, sizeof per - off, "%s%s %.1f%%", k ? ", " : "", md_species_data_label(d, k),
+                        100 * md_confusion_class_accuracy(cm, k));
+    md_info("%s: accuracy %.2f%%, loss %.4f on %lld windows (%s)", what, 100 * md_confusion_accuracy(cm),
+            md_confusion_mean_loss(cm), (long long)cm->n, per);
+}
+
+int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, md_cls_train_result_t *res)
+{
+    const int C = md_species_data_n(d);
+    const int64_t L = o->seq_len, micro = md_model_max_batch(m), spe = o->steps_per_epoch;
+    md_seq_schedule_t seq = {L, L > o->seq_warmup_start ? o->seq_warmup_start : L, spe};
+    const int64_t warm = md_seq_n_stages(&seq) - 1, total_epochs = o->epochs + warm, steps = total_epochs * spe;
+    md_lr_schedule_t lrs = {o->lr, o->lr_min, (int64_t)llround(o->warmup * (double)steps), steps};
+    *res = (md_cls_train_result_t){NAN, NAN, NAN, NAN, 0};
+    for (int s = 0; s <= warm; s++)
+        if (md_species_data_prepare_train(d, md_seq_len_at(&seq, (int64_t)s * spe)) < 0) return -1;
+    int64_t *n_val = md_calloc((size_t)C, sizeof *n_val), *n_test = md_calloc((size_t)C, sizeof *n_test);
+    const char **labels = md_malloc((size_t)C * sizeof *labels);
+    for (int k = 0; k < C; k++) labels[k] = md_species_data_label(d, k);
+    train_ctx_t tc = {m, d, L, o->batch, micro, md_malloc((size_t)(micro * L)),
+                      md_malloc((size_t)micro * sizeof(int32_t)), 0, 0};
+    float *logprobs = md_malloc((size_t)(micro * C) * sizeof *logprobs);
+    char *p_epochs = report_path(o->report_prefix, "epochs.tsv"), *p_val = report_path(o->report_prefix, "val-confusion.tsv");
+    char *p_test = report_path(o->report_prefix, "test-confusion.tsv");
+    char title[256];
+    const md_config_t *cfg = md_model_config(m);
+    snprintf(title, sizeof title, "mambadna finetune: %s %lld x %lld, L %lld, %d species", md_arch_name(cfg->arch),
+             (long long)cfg->d_model, (long long)cfg->n_layer, (long long)L, C);
+    md_epoch_log_t *elog = md_epoch_log_new(p_epochs, C, labels, title);
+    md_confusion_t cm;
+    md_confusion_init(&cm, C);
+    md_adamw_t opt;
+    int ret = -1;
+    memset(&opt, 0, sizeof opt);
+    if (md_species_data_prepare_eval(d, MD_SPLIT_VAL, L, o->val_windows, n_val) < 0 ||
+        md_species_data_prepare_eval(d, MD_SPLIT_TEST, L, o->test_windows, n_test) < 0)
+        goto out;
+    const md_params_t *reg = md_model_params(m);
+    if (md_adamw_init(&opt, md_model_backend(m), md_model_dtype(m), reg->numel, reg->n_decay, &o->adamw) < 0) goto out;
+    md_info("%lld epoch%s of %lld steps (%lld of them sequence-length warmup from %lld), %lld examples per step "
+            "(%lld micro-batch%s), lr %g -> %g",
+            (long long)total_epochs, total_epochs == 1 ? "" : "s", (long long)spe, (long long)warm,
+            (long long)seq.start_len, (long long)o->batch, (long long)((o->batch + micro - 1) / micro),
+            (o->batch + micro - 1) / micro == 1 ? "" : "es", o->lr, o->lr_min);
+    md_progress_t pg;
+    md_progress_init(&pg, 0);
+    int64_t step = 0;
+    for (int64_t epoch = 1; epoch <= total_epochs; epoch++) {
+        double ep_loss = 0, t0 = md_realtime();
+        int64_t ep_correct = 0, ep_n = 0;
+        tc.len = md_seq_len_at(&seq, step);
+        if (warm > 0) {
+            md_progress_clear(&pg);
+            md_info("epoch %lld: sequence length %lld", (long long)epoch, (long long)tc.len);
+        }
+        double lr = 0;
+        for (int64_t k = 0; k < spe; k++, step++) {
+            md_step_result_t sr;
+            lr = md_lr_at(&lrs, step);
+            tc.n_correct = tc.n_seen = 0;
+            int64_t accum = (o->batch + micro - 1) / micro;
+            if (md_train_step(m, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &sr) < 0) goto out;
+            ep_loss += sr.loss_sum;
+            ep_correct += tc.n_correct;
+            ep_n += tc.n_seen;
+            double eps = (double)((step + 1) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
+            md_progress_update(&pg, step + 1, steps, sr.loss, eps * (double)tc.len);
+            if (!pg.active && o->log_every > 0 && (step + 1) % o->log_every == 0)
+                md_info("step %lld/%lld: loss %.4f, lr %.3g, grad norm %.3g, %.1f examples/s", (long long)step + 1,
+                        (long long)steps, sr.loss, lr, sr.grad_norm, eps);
+        }
+        md_progress_clear(&pg);
+        if (evaluate(m, d, MD_SPLIT_VAL, L, n_val, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
+        res->val_acc = md_confusion_accuracy(&cm);
+        res->val_loss = md_confusion_mean_loss(&cm);
+        double *cls_acc = md_malloc((size_t)C * sizeof *cls_acc);
+        for (int k = 0; k < C; k++) cls_acc[k] = md_confusion_class_accuracy(&cm, k);
+        md_epoch_row_t row = {epoch, step, lr, ep_loss / (double)ep_n, (double)ep_correct / (double)ep_n,
+                              res->val_loss, res->val_acc, cls_acc};
+        md_info("epoch %lld/%lld (%.1f s): train loss %.4f, accuracy %.2f%%", (long long)epoch,
+                (long long)total_epochs, md_realtime() - t0, row.train_loss, 100 * row.train_acc);
+        char what[64];
+        snprintf(what, sizeof what, "epoch %lld validation", (long long)epoch);
+        log_eval(what, &cm, d);
+        int r = md_epoch_log_add(elog, &row);
+        free(cls_acc);
+        if (r < 0) goto out;
+        snprintf(what, sizeof what, "validation confusion, epoch %lld (%s)", (long long)epoch, o->out_path);
+        if (md_confusion_write(&cm, labels, what, p_val) < 0) goto out;
+        if (save(m, d, o, step, epoch, res) < 0) goto out;
+    }
+    if (evaluate(m, d, MD_SPLIT_TEST, L, n_test, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
+    res->test_acc = md_confusion_accuracy(&cm);
+    res->test_loss = md_confusion_mean_loss(&cm);
+    res->n_test = cm.n;
+    log_eval("test", &cm, d);
+    char what[300];
+    snprintf(what, sizeof what, "test confusion (%s)", o->out_path);
+    if (md_confusion_write(&cm, labels, what, p_test) < 0) goto out;
+    if (save(m, d, o, step, total_epochs, res) < 0) goto out;
+    md_info("saved '%s'; reports %s, %s, %s (and .svg)", o->out_path, p_epochs, p_val, p_test);
+    ret = 0;
+out:
+    md_adamw_free(&opt);
+    md_confusion_free(&cm);
+    md_epoch_log_free(elog);
+    free(p_epochs), free(p_val), free(p_test);
+    free(tc.tokens), free(tc.labels), free(logprobs), free(labels), free(n_val), free(n_test);
+    return ret;
+}

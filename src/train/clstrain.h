@@ -1,0 +1,58 @@
+/* Fine-tuning a sequence classifier on labelled genomes (mambadna
+ * finetune): the Mamba paper's great-ape protocol.
+ *
+ * Epochs of steps_per_epoch optimizer steps; each step takes `batch`
+ * training examples (train/species.h: species uniform, then a window of its
+ * training part), in micro-batches of at most the model's max batch whose
+ * gradients are summed (md_train_step: mean over the step's examples,
+ * global-norm clipping, AdamW). Learning rate: linear warmup over the first
+ * warmup fraction of all steps, then cosine down to lr_min.
+ *
+ * Sequence-length warmup (the paper's rule for L > 2^14): one extra epoch
+ * per doubling of length from seq_warmup_start (2^14) up to L, before the
+ * `epochs` epochs at L; the batch keeps its number of examples (a
+ * classification step counts sequences, not tokens). Memory is planned
+ * once, for L.
+ *
+ * After every epoch: validation loss and accuracy over every species'
+ * validation windows, per-species accuracy, the epoch TSV/SVG and the
+ * validation confusion matrix (TSV/SVG), and the checkpoint (the classifier
+ * record of nn/checkpoint.h). At the end, the test windows' accuracy and
+ * confusion matrix.
+ */
+#ifndef MD_TRAIN_CLSTRAIN_H
+#define MD_TRAIN_CLSTRAIN_H
+
+#include <stdint.h>
+
+#include "nn/model.h"
+#include "train/adamw.h"
+#include "train/species.h"
+
+typedef struct md_cls_train_opts {
+    int64_t seq_len, batch, epochs, steps_per_epoch;
+    int64_t seq_warmup_start;     /* 2^14 */
+    double lr, lr_min, warmup, clip;
+    md_adamw_opts_t adamw;
+    int64_t val_windows, test_windows;   /* per species */
+    uint64_t seed;
+    int64_t log_every;            /* steps between log lines */
+    const char *out_path;         /* the checkpoint */
+    const char *report_prefix;    /* PREFIX.epochs.tsv, PREFIX.val-confusion.tsv, PREFIX.test-confusion.tsv (+ .svg) */
+    const char *source;           /* the pretrained checkpoint, or NULL (from scratch), for the record */
+} md_cls_train_opts_t;
+
+typedef struct md_cls_train_result {
+    double val_acc, val_loss, test_acc, test_loss;
+    int64_t n_test;
+} md_cls_train_result_t;
+
+/* Trains m (a classifier with one class per species of d, weights already
+ * initialised or loaded) and writes the checkpoint and reports. 0, or -1
+ * after one error line. */
+int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, md_cls_train_result_t *res);
+
+/* The number of sequence-length warmup epochs for length L. */
+int64_t md_cls_warmup_epochs(int64_t seq_len, int64_t start);
+
+#endif

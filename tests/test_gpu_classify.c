@@ -1,0 +1,103 @@
+/* The classification head on the GPU against the CPU in fp32: the same
+ * classifier (src/nn, one definition) on md_backend_cpu and
+ * md_backend_cuda(0) with the same weights, tokens and labels; the class
+ * log-probabilities, the loss, the correct count and every parameter's
+ * gradient (||gpu - cpu|| / ||cpu|| over the whole buffer and over the
+ * head). Mamba and Transformer++, last and mean pooling, an unlabelled
+ * sequence among them. The head adds no kernel of its own (model.h): this
+ * checks the strided views, the ones-vector gemms and the host softmax
+ * through the CUDA backend's ops.
+ *
+ * Exits 77 (skipped) without CUDA or a GPU.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/device.h"
+#include "backend/ops.h"
+#include "nn/config.h"
+#include "nn/model.h"
+#include "nn/params.h"
+#include "seq/tokenizer.h"
+#include "testutil.h"
+#include "util/rng.h"
+#include "util/xalloc.h"
+
+static const md_backend_t *gpu;
+
+static float *grads_to_host(md_model_t *m)
+{
+    md_tensor_t g = md_model_grad_buffer(m);
+    int64_t n = md_model_params(m)->numel;
+    float *h = md_malloc((size_t)n * sizeof(float));
+    const md_backend_t *be = md_model_backend(m);
+    be->sync(be);
+    be->copy(be, h, g.data, (size_t)n * sizeof(float), MD_COPY_D2H);
+    return h;
+}
+
+static double rel_diff(const float *a, const float *b, int64_t n)
+{
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), s += (double)b[i] * b[i];
+    return sqrt(d) / (sqrt(s) + 1e-30);
+}
+
+static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64_t L)
+{
+    md_config_t cfg;
+    md_config_init(&cfg, arch, 64, 2);
+    cfg.n_classes = 5;
+    cfg.cls_pooling = pooling;
+    const md_backend_t *cpu = md_backend_cpu();
+    md_model_t *mc = md_model_new(&cfg, cpu, MD_DTYPE_F32, B, L), *mg = md_model_new(&cfg, gpu, MD_DTYPE_F32, B, L);
+    CHECK(mc && mg, "%s: models", label);
+    if (!mc || !mg) return;
+    md_model_init_weights(mc, 17);
+    md_model_init_weights(mg, 17);
+    md_rng_t r;
+    md_rng_seed(&r, 5);
+    uint8_t *tok = md_malloc((size_t)(B * L));
+    int32_t *lab = md_malloc((size_t)B * sizeof *lab);
+    for (int64_t i = 0; i < B * L; i++) tok[i] = (uint8_t)(MD_TOK_A + md_rng_below(&r, 4));
+    for (int64_t b = 0; b < B; b++) lab[b] = b == 1 ? -1 : (int32_t)md_rng_below(&r, 5);
+    float *lc = md_malloc((size_t)(B * 5) * 4), *lg = md_malloc((size_t)(B * 5) * 4);
+    md_class_result_t rc, rg;
+    md_model_zero_grad(mc);
+    md_model_zero_grad(mg);
+    CHECK(md_model_classify(mc, tok, lab, B, L, 1, lc, &rc) == 0, "%s: CPU", label);
+    CHECK(md_model_classify(mg, tok, lab, B, L, 1, lg, &rg) == 0, "%s: GPU", label);
+    double lp = 0;
+    for (int64_t i = 0; i < B * 5; i++) lp = fmax(lp, fabs((double)lc[i] - lg[i]));
+    CHECK(lp < 1e-4, "%s: log-probabilities differ by %.3g", label, lp);
+    CHECK(fabs(rc.loss_sum - rg.loss_sum) <= 1e-5 * fabs(rc.loss_sum) + 1e-6, "%s: loss %.9g vs %.9g", label,
+          rg.loss_sum, rc.loss_sum);
+    CHECK(rc.n_labelled == rg.n_labelled && rc.n_labelled == B - (B > 1), "%s: labelled counts", label);
+    float *gc = grads_to_host(mc), *gg = grads_to_host(mg);
+    const md_params_t *reg = md_model_params(mc);
+    const md_param_t *w = md_params_get(reg, -1, MD_ROLE_CLS_W);
+    double all = rel_diff(gg, gc, reg->numel), head = rel_diff(gg + w->offset, gc + w->offset, w->numel);
+    CHECK(all < 1e-4 && head < 1e-4, "%s: gradients differ (all %.3g, head %.3g)", label, all, head);
+    printf("%-24s max |dlogp| %.2e, gradient rel. diff %.2e (head %.2e)\n", label, lp, all, head);
+    free(gc), free(gg), free(tok), free(lab), free(lc), free(lg);
+    md_model_free(mc);
+    md_model_free(mg);
+}
+
+int main(void)
+{
+    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
+        printf("no CUDA GPU: skipped\n");
+        return 77;
+    }
+    if (!(gpu = md_backend_cuda(0))) return 1;
+    run("mamba last", MD_ARCH_MAMBA, MD_POOL_LAST, 3, 301);
+    run("mamba mean", MD_ARCH_MAMBA, MD_POOL_MEAN, 3, 301);
+    run("mamba last B=1", MD_ARCH_MAMBA, MD_POOL_LAST, 1, 200);
+    run("transformer last", MD_ARCH_TRANSFORMER, MD_POOL_LAST, 3, 130);
+    run("transformer mean", MD_ARCH_TRANSFORMER, MD_POOL_MEAN, 2, 130);
+    return md_test_done();
+}
