@@ -23,6 +23,11 @@
 #             --precision bf16, validating every 200 steps: the bf16 curve
 #             against the fp32 one (which tracks the CPU: stage pretrain)
 #   bench     mambadna bench train for a few presets and lengths, fp32 and bf16
+#   classify  tests/test_gpu_classify, then `classify -x cuda` throughput: a
+#             1.4M Mamba classifier fine-tuned briefly on simulated apes,
+#             READS (200000) simulated reads of 1 kb, one strand and both
+#   apes      tools/great-apes.sh -p gpu -x cuda (its settings from the
+#             environment, e.g. LENGTHS="10 12 14 16" BATCH=16) into $OUT/apes
 #   memcheck  compute-sanitizer memcheck on test_gpu_ops (not by default)
 #   ctx       long context (not by default): L = 2^20, B = 1, --recompute: 4
 #             pretrain steps of 1.4M and 7M (7M also in bf16), and bench train
@@ -99,6 +104,32 @@ for s in $stages; do
             done
         done
         secs[bench]=$((SECONDS - t0)) ;;
+    classify)
+        t0=$SECONDS
+        g=/tmp/md_cls_genomes
+        (
+            "$bin/test_gpu_classify" &&
+            "$bin/mambadna" simulate genomes -q -f 2bit --chroms 3 -l 1M --div-scale 3 -o "$g" &&
+            "$bin/mambadna" finetune -x cuda --from-scratch --preset 1.4M -L 1024 -B 64 --epochs 1 \
+                --steps-per-epoch 50 --val-contigs chr2 --test-contigs chr3 -o /tmp/md_cls.safetensors \
+                human="$g/human.2bit" chimpanzee="$g/chimpanzee.2bit" bonobo="$g/bonobo.2bit" \
+                gorilla="$g/gorilla.2bit" orangutan="$g/orangutan.2bit" &&
+            "$bin/mambadna" simulate reads -q -n "${READS:-200000}" -l 1000 -o /tmp/md_reads.fa "$g"/*.2bit &&
+            for strands in "" --both-strands; do
+                "$bin/mambadna" classify -x cuda $strands -i /tmp/md_cls.safetensors --summary /tmp/md_sum.tsv \
+                    -o /tmp/md_cls.tsv /tmp/md_reads.fa || exit 1
+                cat /tmp/md_sum.tsv
+            done &&
+            "$bin/mambadna" classify -x cpu -t 16 --both-strands -i /tmp/md_cls.safetensors -o /tmp/md_cls_cpu.tsv \
+                <(head -n 8000 /tmp/md_reads.fa) &&
+            paste <(grep -v '^#' /tmp/md_cls_cpu.tsv) <(grep -v '^#' /tmp/md_cls.tsv | head -n 4001) | awk -F '\t' '
+                NR > 1 { n++; same += ($3 == $(3 + NF / 2)); d = $4 - $(4 + NF / 2); if (d < 0) d = -d; if (d > w) w = d }
+                END { printf("GPU and CPU agree on %d of %d labels; largest probability difference %.2g\n", same, n, w) }'
+        ) >"$out/classify.log" 2>&1
+        rc[classify]=$?
+        secs[classify]=$((SECONDS - t0)) ;;
+    apes)
+        run_stage apes "${APES_LIMIT:-500}" tools/great-apes.sh -p gpu -x cuda -t 16 -b "$bin/mambadna" -o "$out/apes" ;;
     memcheck) run_stage memcheck 300 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/test_gpu_ops" ;;
     ctx)
         if [[ ! -f $genome ]]; then echo "no $genome" >"$out/ctx.log"; rc[ctx]=2; secs[ctx]=0; continue; fi
@@ -133,6 +164,8 @@ for s in $stages; do
     train) grep -E "^FAIL" "$out/train.log" | head -n 8 | cut -c1-200; grep -vE "^  |^FAIL" "$out/train.log" | cut -c1-400 ;;
     hyena) grep -E "^FAIL" "$out/hyena.log" | head -n 8 | cut -c1-200; sed -n '/^op /,$p' "$out/hyena.log" ;;
     scan) grep -E "^FAIL|passed" "$out/scan.log" | tail -n 4 ;;
+    classify) grep -E "FAIL|passed|reads/s|E::|agree|accuracy|Real time" "$out/classify.log" | cut -c1-250 | tail -n 20 ;;
+    apes) grep -E "great-apes|E::" "$out/apes.log" | tail -n 20; cat "$out/apes/table.md" 2>/dev/null ;;
     pretrain)
         echo "-- GPU (rc ${rc[pretrain]:-?}), CPU (rc ${rc[pretrain_cpu]:-?}, cut at ${CPU_LIMIT:-300}s): step, loss, val"
         for d in gpu cpu; do
