@@ -224,10 +224,11 @@ static void test_gemm(int have_avx)
     /* m, n, k: partial tiles (m % 6), partial panels (n % 64, n < 16), the
      * model's shapes, the limit of op(B) = B^T's panel (k = 256), and for
      * the narrow products (n <= 8) odd m, m % 32, k % 16 and k past their
-     * copy of B^T (k > 1024) */
+     * copy of B^T (k > 1024); with op(A) = A^T, the tiles for m <= 128 and
+     * 64 <= n <= 256 */
     int64_t shapes[][3] = {{1, 1, 1},     {7, 5, 3},      {13, 70, 40},  {64, 17, 128}, {100, 300, 256},
                            {61, 8, 257},  {200, 40, 256}, {130, 512, 128}, {6, 64, 9},  {257, 16, 130},
-                           {256, 8, 100}, {37, 3, 1030},  {50, 9, 17}};
+                           {256, 8, 100}, {37, 3, 1030},  {50, 9, 17},   {40, 256, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)

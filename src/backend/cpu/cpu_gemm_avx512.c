@@ -17,9 +17,11 @@
  * In the 1.4M model at L = 1024 on one core this takes in_proj's forward
  * from 1.27 to 0.94 ms per sequence, and all the GEMMs of a training step
  * of 4 x 1024 tokens from about 277 to 259 ms. The weight gradients (op(A) = A^T,
- * K = L) stay with OpenBLAS: an unpacked A^T is read 6 values per row
- * here, and a kernel of this shape did no better than OpenBLAS on them.
- * The exception is the narrow products below (n <= 8: dt_proj's two
+ * K = L) mostly stay with OpenBLAS: an unpacked A^T is read 6 values per
+ * row here, and this kernel did no better than OpenBLAS on in_proj's
+ * (m = 512: 40% slower). It does take those with m <= 128 and n <= 256
+ * (x_proj's and out_proj's in the 1.4M model: 25% and 6% faster), whose
+ * A^T fits in L2, and the narrow products below (n <= 8: dt_proj's two
  * gradients), where OpenBLAS ran at 20-60 GFLOP/s.
  */
 #include "backend/cpu/cpu_kernels.h"
@@ -96,7 +98,7 @@ static inline int64_t clamp_rows(int64_t n) { return n < 0 ? 0 : n < MR ? n : MR
         int64_t r = 0;                                                                                         \
         prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                            \
         for (; r + MR <= M; r += MR) {                                                                         \
-            prefetch_rows(a + (r + MR) * ars, clamp_rows(M - r - MR), ars, K, 0);                              \
+            if (aks == 1) prefetch_rows(a + (r + MR) * ars, clamp_rows(M - r - MR), ars, K, 0);                \
             prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);                \
             tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc);                \
         }                                                                                                      \
@@ -201,7 +203,9 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
 {
     if (!md_cpu_avx512_active() || m < 1 || n < 1 || k < 1) return 0;
     if (n <= NARROW && !tb) return ta || k <= MAX_K_NARROW;
-    if (ta) return 0;
+    /* TN, the weight gradients: x_proj's and out_proj's in the 1.4M model
+     * (m = 40, 128; n = 256), where A^T's few columns stay in L2 */
+    if (ta) return !tb && m <= 128 && n >= 64 && n <= 256;
     /* NT: the forward projections (K <= 256, B^T's panel on the stack);
      * NN: the input gradients, except the small-K one (x_proj's, K = 40)
      * where OpenBLAS is as fast */
@@ -211,7 +215,7 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
 AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    if (ta) {
+    if (ta && N <= NARROW) {
         narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -235,10 +239,10 @@ AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K,
             ldp = PANEL;
         }
         switch (nv) {
-        case 1: rows_1(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
-        case 2: rows_2(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
-        case 3: rows_3(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
-        default: rows_4(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        case 1: rows_1(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        case 2: rows_2(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        case 3: rows_3(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        default: rows_4(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
         }
     }
 }

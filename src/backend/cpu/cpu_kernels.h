@@ -79,7 +79,7 @@ MD_CPU_DECLARE_KERNELS(f64)
  *    partial rows, chan the per-(b, channel) partials of dA_log, dD and
  *    ddt_bias;
  *  - an f32 GEMM (cpu_gemm_avx512.c) for op(A) = A, and for op(A) = A^T
- *    when C has at most 8 columns, row-major, BLAS semantics (beta = 0
+ *    in some shapes, row-major, BLAS semantics (beta = 0
  *    ignores C); md_cpu_sgemm_avx512_takes says which shapes it is meant
  *    for (1) and which it leaves to BLAS (0). */
 #if defined(__x86_64__) && defined(__GNUC__)
