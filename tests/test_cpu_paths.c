@@ -222,16 +222,24 @@ static void test_scan_threads(void)
 static void test_gemm(int have_avx)
 {
     /* m, n, k: partial tiles (m % 6), partial panels (n % 64, n < 16), the
-     * model's shapes, and the limit of op(B) = B^T's panel (k = 256) */
-    int64_t shapes[][3] = {{1, 1, 1},   {7, 5, 3},     {13, 70, 40},   {64, 17, 128}, {100, 300, 256},
-                           {61, 8, 257}, {200, 40, 256}, {130, 512, 128}, {6, 64, 9},    {257, 16, 130}};
+     * model's shapes, the limit of op(B) = B^T's panel (k = 256), and for
+     * the narrow products (n <= 8) odd m, m % 32, k % 16 and k past their
+     * copy of B^T (k > 1024); with op(A) = A^T, the tiles for m <= 128 and
+     * 64 <= n <= 256 */
+    int64_t shapes[][3] = {{1, 1, 1},     {7, 5, 3},      {13, 70, 40},  {64, 17, 128}, {100, 300, 256},
+                           {61, 8, 257},  {200, 40, 256}, {130, 512, 128}, {6, 64, 9},  {257, 16, 130},
+                           {256, 8, 100}, {37, 3, 1030},  {50, 9, 17},   {40, 256, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
             for (int bi = 0; bi < 3; bi++) {
                 int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
                 double alpha = bi == 2 ? -0.6 : 1.0, beta = bi == 0 ? 0.0 : bi == 1 ? 1.0 : 0.3;
                 double *A = rnd(m * k, -1, 1), *Bv = rnd(k * n, -1, 1), *C0 = rnd(m * n, -1, 1);
+                double *As = keep(malloc((size_t)(m * k) * sizeof(double)));   /* as stored: A or A^T */
                 double *Bs = keep(malloc((size_t)(k * n) * sizeof(double)));   /* as stored: B or B^T */
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t l = 0; l < k; l++) As[ta ? l * m + i : i * k + l] = A[i * k + l];
                 for (int64_t i = 0; i < k; i++)
                     for (int64_t j = 0; j < n; j++) Bs[tb ? j * k + i : i * n + j] = Bv[i * n + j];
                 double *ref = keep(malloc((size_t)(m * n) * sizeof(double)));
@@ -242,18 +250,19 @@ static void test_gemm(int have_avx)
                         ref[i * n + j] = alpha * acc + beta * (double)(float)C0[i * n + j];
                     }
                 for (int avx = 0; avx <= have_avx; avx++) {
-                    md_tensor_t a = mk(MD_DTYPE_F32, A, m, k, k + 3, 0);
+                    md_tensor_t a = ta ? mk(MD_DTYPE_F32, As, k, m, m + 3, 0) : mk(MD_DTYPE_F32, As, m, k, k + 3, 0);
                     md_tensor_t b = tb ? mk(MD_DTYPE_F32, Bs, n, k, k + 1, 0) : mk(MD_DTYPE_F32, Bs, k, n, n + 2, 0);
                     md_tensor_t c = mk(MD_DTYPE_F32, C0, m, n, n + 5, 7.0);
                     if (beta == 0)   /* beta = 0 must ignore C, NaN included */
                         for (int64_t i = 0; i < m; i++)
                             for (int64_t j = 0; j < n; j++) ((float *)c.data)[i * c.ld + j] = NAN;
                     md_cpu_allow_avx512(avx);
-                    be->gemm(be, 0, tb, alpha, &a, &b, beta, &c);
+                    be->gemm(be, ta, tb, alpha, &a, &b, beta, &c);
                     md_cpu_allow_avx512(1);
                     double e = relerr(rd(&c), ref, m * n);
-                    CHECK(e <= 1e-6, "gemm %s (m %lld n %lld k %lld, N%c, alpha %g beta %g): relative error %.3g",
-                          path_name(avx), (long long)m, (long long)n, (long long)k, tb ? 'T' : 'N', alpha, beta, e);
+                    CHECK(e <= 1e-6, "gemm %s (m %lld n %lld k %lld, %c%c, alpha %g beta %g): relative error %.3g",
+                          path_name(avx), (long long)m, (long long)n, (long long)k, ta ? 'T' : 'N', tb ? 'T' : 'N',
+                          alpha, beta, e);
                     CHECK(padding_is(&c, 7.0), "gemm %s (m %lld n %lld k %lld) wrote into the row padding",
                           path_name(avx), (long long)m, (long long)n, (long long)k);
                 }

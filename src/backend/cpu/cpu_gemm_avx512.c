@@ -17,8 +17,12 @@
  * In the 1.4M model at L = 1024 on one core this takes in_proj's forward
  * from 1.27 to 0.94 ms per sequence, and all the GEMMs of a training step
  * of 4 x 1024 tokens from about 277 to 259 ms. The weight gradients (op(A) = A^T,
- * K = L) stay with OpenBLAS: an unpacked A^T is read 6 values per row
- * here, and a kernel of this shape did no better than OpenBLAS on them.
+ * K = L) mostly stay with OpenBLAS: an unpacked A^T is read 6 values per
+ * row here, and this kernel did no better than OpenBLAS on in_proj's
+ * (m = 512: 40% slower). It does take those with m <= 128 and n <= 256
+ * (x_proj's and out_proj's in the 1.4M model: 25% and 6% faster), whose
+ * A^T fits in L2, and the narrow products below (n <= 8: dt_proj's two
+ * gradients), where OpenBLAS ran at 20-60 GFLOP/s.
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -27,9 +31,9 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define AVX512 __attribute__((target("avx512f,avx512dq")))
+#include "backend/cpu/cpu_avx512.h"
 
-enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 256 };
+enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 256, NARROW = 8, MAX_K_NARROW = 1024 };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
  * the last vector of each row has mask last. */
@@ -94,7 +98,7 @@ static inline int64_t clamp_rows(int64_t n) { return n < 0 ? 0 : n < MR ? n : MR
         int64_t r = 0;                                                                                         \
         prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                            \
         for (; r + MR <= M; r += MR) {                                                                         \
-            prefetch_rows(a + (r + MR) * ars, clamp_rows(M - r - MR), ars, K, 0);                              \
+            if (aks == 1) prefetch_rows(a + (r + MR) * ars, clamp_rows(M - r - MR), ars, K, 0);                \
             prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);                \
             tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc);                \
         }                                                                                                      \
@@ -113,9 +117,95 @@ GEMM_TILES(2)
 GEMM_TILES(3)
 GEMM_TILES(4)
 
+/* Products with at most NARROW = 8 columns of C: dt_proj's input and
+ * weight gradients (n = dt_rank). The tiles above would use 8 of each
+ * vector's 16 lanes and, with one accumulator per row, wait on the FMA
+ * latency; these run k (NN) or the rows of C (TN) along the lanes. */
+
+static inline __mmask16 lanes_below(int64_t n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+/* C = alpha A B + beta C, n <= 8: two rows of C at a time, 16
+ * accumulators (row, column) of partial sums over k mod 16, added across
+ * lanes at the end (md_avx512_sum16x16: lanes 0-7 the first row's
+ * columns, 8-15 the second's). B^T is copied once, zero-padded to 8 rows. */
+static AVX512 void narrow_nn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    float bt[NARROW * MAX_K_NARROW] __attribute__((aligned(64)));
+    float red[16 * 16] __attribute__((aligned(64)));
+    int64_t Kp = (K + 15) & ~(int64_t)15;
+    for (int64_t j = 0; j < NARROW; j++)
+        for (int64_t k = 0; k < Kp; k++) bt[j * Kp + k] = j < N && k < K ? B[k * ldb + j] : 0.0f;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int64_t r = 0; r < M; r += 2) {
+        const float *a0 = A + r * lda, *a1 = r + 1 < M ? a0 + lda : a0;   /* an odd last row: its own twin */
+        __m512 acc[2][NARROW];
+        for (int j = 0; j < NARROW; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k += 16) {
+            __mmask16 m = lanes_below(K - k);
+            __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + k), x1 = _mm512_maskz_loadu_ps(m, a1 + k);
+            for (int j = 0; j < NARROW; j++) {
+                __m512 w = _mm512_load_ps(bt + j * Kp + k);
+                acc[0][j] = _mm512_fmadd_ps(x0, w, acc[0][j]);
+                acc[1][j] = _mm512_fmadd_ps(x1, w, acc[1][j]);
+            }
+        }
+        for (int j = 0; j < NARROW; j++) {
+            _mm512_store_ps(red + 16 * j, acc[0][j]);
+            _mm512_store_ps(red + 16 * (NARROW + j), acc[1][j]);
+        }
+        __m512 sum = _mm512_mul_ps(va, md_avx512_sum16x16(red));
+        for (int h = 0; h < 2 && r + h < M; h++) {
+            __m512 x = h ? _mm512_shuffle_f32x4(sum, sum, 0xEE) : sum;   /* the row's 8 sums in lanes 0-7 */
+            float *c = C + (r + h) * ldc;
+            __mmask16 m = lanes_below(N);
+            if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, c), x);
+            _mm512_mask_storeu_ps(c, m, x);
+        }
+    }
+}
+
+/* C = alpha A^T B + beta C, n <= 8 (A is k x m): 32 rows of C at a time
+ * along the lanes of two vectors, one accumulator per (vector, column),
+ * each the sum over k in increasing order. */
+static AVX512 void narrow_tn(int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                             const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    enum { RB = 32, PF = 16 };
+    float out[NARROW * RB] __attribute__((aligned(64)));
+    for (int64_t i0 = 0; i0 < M; i0 += RB) {
+        __mmask16 m0 = lanes_below(M - i0), m1 = lanes_below(M - i0 - 16 < 0 ? 0 : M - i0 - 16);
+        __m512 acc[2][NARROW];
+        for (int j = 0; j < NARROW; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; k++) {
+            const float *ak = A + k * lda + i0, *bk = B + k * ldb;
+            if (k + PF < K) __builtin_prefetch(ak + PF * lda + RB - 1, 0, 3);   /* rows of A are lda apart */
+            __m512 x0 = _mm512_maskz_loadu_ps(m0, ak), x1 = _mm512_maskz_loadu_ps(m1, ak + 16);
+            for (int j = 0; j < NARROW; j++) {
+                __m512 w = _mm512_set1_ps(bk[j < N ? j : N - 1]);   /* columns past n: computed, never stored */
+                acc[0][j] = _mm512_fmadd_ps(x0, w, acc[0][j]);
+                acc[1][j] = _mm512_fmadd_ps(x1, w, acc[1][j]);
+            }
+        }
+        for (int j = 0; j < NARROW; j++) {
+            _mm512_store_ps(out + j * RB, acc[0][j]);
+            _mm512_store_ps(out + j * RB + 16, acc[1][j]);
+        }
+        for (int64_t i = 0; i < RB && i0 + i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                float *c = C + (i0 + i) * ldc + j;
+                *c = beta != 0.0f ? alpha * out[j * RB + i] + beta * *c : alpha * out[j * RB + i];
+            }
+    }
+}
+
 int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
 {
-    if (!md_cpu_avx512_active() || ta || m < 1 || n < 1 || k < 1) return 0;
+    if (!md_cpu_avx512_active() || m < 1 || n < 1 || k < 1) return 0;
+    if (n <= NARROW && !tb) return ta || k <= MAX_K_NARROW;
+    /* TN, the weight gradients: x_proj's and out_proj's in the 1.4M model
+     * (m = 40, 128; n = 256), where A^T's few columns stay in L2 */
+    if (ta) return !tb && m <= 128 && n >= 64 && n <= 256;
     /* NT: the forward projections (K <= 256, B^T's panel on the stack);
      * NN: the input gradients, except the small-K one (x_proj's, K = 40)
      * where OpenBLAS is as fast */
@@ -125,8 +215,15 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
 AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
+    if (ta && N <= NARROW) {
+        narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!tb && N <= NARROW) {
+        narrow_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     float panel[MAX_K_TRANSPOSED * PANEL] __attribute__((aligned(64)));
-    (void)ta;
     for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
         int64_t nw = N - n0 < PANEL ? N - n0 : PANEL;
         int nv = (int)((nw + 15) / 16);
@@ -142,10 +239,10 @@ AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K,
             ldp = PANEL;
         }
         switch (nv) {
-        case 1: rows_1(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
-        case 2: rows_2(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
-        case 3: rows_3(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
-        default: rows_4(M, K, A, lda, 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        case 1: rows_1(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        case 2: rows_2(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        case 3: rows_3(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
+        default: rows_4(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
         }
     }
 }

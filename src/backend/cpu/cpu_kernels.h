@@ -78,9 +78,10 @@ MD_CPU_DECLARE_KERNELS(f64)
  *    the state entering each segment; bc is this chunk's block of dB/dC
  *    partial rows, chan the per-(b, channel) partials of dA_log, dD and
  *    ddt_bias;
- *  - an f32 GEMM for op(A) = A (cpu_gemm_avx512.c), row-major, BLAS
- *    semantics (beta = 0 ignores C); md_cpu_sgemm_avx512_takes says which
- *    shapes it is meant for (1) and which it leaves to BLAS (0). */
+ *  - an f32 GEMM (cpu_gemm_avx512.c) for op(A) = A, and for op(A) = A^T
+ *    in some shapes, row-major, BLAS semantics (beta = 0
+ *    ignores C); md_cpu_sgemm_avx512_takes says which shapes it is meant
+ *    for (1) and which it leaves to BLAS (0). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MD_CPU_HAVE_AVX512 1
 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg_len, int64_t b, int64_t e0, float *ckpt);

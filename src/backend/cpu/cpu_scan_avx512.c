@@ -37,13 +37,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_avx512.h"
 #include "backend/cpu/cpu_math.h"
 
 #define CH MD_CPU_SCAN_CH_F32
 #define NV (CH / 16)   /* vectors per chunk */
 enum { MAXN = 64 };
-
-#define AVX512 __attribute__((target("avx512f,avx512dq")))
 
 /* 2^x for x <= 0: x = k + f, |f| <= 1/2, 2^f by a degree-6 polynomial
  * with p(0) = 1 exactly (minimax relative error 2.6e-9 before rounding).
@@ -257,25 +256,6 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     _mm_sfence();   /* the streamed stores before anything that follows, on any thread */
 }
 
-/* The sums of 16 vectors' lanes, v[k] in lane k. The shuffles leave the
- * sum of input i in lane 4 (i mod 4) + i / 4, so the inputs are taken in
- * that (self-inverse) order. */
-static inline AVX512 __m512 sum16x16(const float *v)
-{
-    __m512 x[16], y[8], z[4], w[2];
-    for (int i = 0; i < 16; i++) x[i] = _mm512_loadu_ps(v + 16 * (4 * (i % 4) + i / 4));
-    for (int i = 0; i < 8; i++)
-        y[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x44),
-                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xEE));
-    for (int i = 0; i < 4; i++)
-        z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], 0x88),
-                             _mm512_shuffle_f32x4(y[2 * i], y[2 * i + 1], 0xDD));
-    for (int i = 0; i < 2; i++)
-        w[i] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0x44),
-                             _mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0xEE));
-    return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
-}
-
 /* The reverse recurrence of one step: from dys (= dy silu(z)) and the
  * carried d loss / d h, the step's d(dt) from the decays (ddt, without
  * the input term), sB = sum_n (d loss / d h_n) B_n, dA += ..., and the
@@ -406,7 +386,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             for (int64_t g = 0; g < 2 * NG; g++) {
                 int64_t n0 = (g % NG) * 16, cnt = N - n0 < 16 ? N - n0 : 16;
                 _mm512_mask_storeu_ps(bcr + (g < NG ? 0 : N) + n0, (__mmask16)((1u << cnt) - 1),
-                                      sum16x16(red + 16 * 16 * g));
+                                      md_avx512_sum16x16(red + 16 * 16 * g));
             }
         }
         /* du = dys D + sB dt, d(delta) = (ddt + sB u) sigmoid(delta + bias), in step order */
