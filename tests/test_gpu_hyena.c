@@ -319,6 +319,14 @@ static void check_linear(void)
         cpu->linear_bwd_dx(cpu, &dxh, &dyh, &wh, &pkh, MD_ACT_GELU_TANH);
         gpu->linear_bwd_dx(gpu, &dxd, &dyd, &wd, &pkd, MD_ACT_GELU_TANH);
         record("linear_bwd_dx", "dx (gelu)", relerr_floor(&dx, plain), TOL, sh);
+        /* cuBLASLt's reductions are sequenced: a second run gives the same bits */
+        size_t nb = (size_t)(M * dx.ld) * sizeof(float);
+        float *first = md_malloc(nb ? nb : 1);
+        gpu->copy(gpu, first, dx.d, nb, MD_COPY_D2H);
+        poison(&dx);
+        gpu->linear_bwd_dx(gpu, &dxd, &dyd, &wd, &pkd, MD_ACT_GELU_TANH);
+        CHECK(same_bits(&dx, first), "linear_bwd_dx %s: a second run differs", sh);
+        free(first);
         buf_t *all[] = {&x, &w, &b, &r, &y, &pre, &dy, &dx, &pk};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
     }
