@@ -125,14 +125,7 @@ int md_bench_train_cmd(int argc, char **argv)
         md_error("option -m/--model: unknown architecture '%s' (mamba, transformer or hyena)", arch_name);
         return 1;
     }
-    if (preset && (d_model || n_layer)) {
-        md_error("options --preset and --d-model/--n-layer conflict: give one or the other");
-        return 1;
-    }
-    if (!!d_model != !!n_layer) {
-        md_error("options --d-model and --n-layer go together: give both (or --preset)");
-        return 1;
-    }
+    if (md_config_check_size_opts(preset, d_model, n_layer) < 0) return 1;
     md_config_t cfg;
     if (d_model)
         md_config_init(&cfg, arch, d_model, n_layer);
