@@ -1,9 +1,10 @@
 /* The Hyena section of the CUDA backend against the CPU backend (fp32), op
  * by op, on fresh random inputs: bias, LayerNorm, GELU, Sin (also in
- * place), the filter modulation, the short depthwise conv and the gated FFT
- * long convolution. Shapes include L = 1, odd L (301, 777), L = 2048,
- * batch 1 to 3 and C = 8 to 256; x0, x1 and v (and dx0, dx1, dv) are
- * column slices of one padded (M, 3C) matrix, as in the model. Outputs are
+ * place), the filter modulation, the short depthwise conv, the gated FFT
+ * long convolution and the fused Linear ops (cuBLASLt epilogues). Shapes
+ * include L = 1, odd L (301, 777), L = 2048, batch 1 to 3 and C = 8 to
+ * 256; x0, x1 and v (and dx0, dx1, dv) are column slices of one padded
+ * (M, 3C) matrix, as in the model. Outputs are
  * poisoned with NaN before each GPU run and whole buffers, row padding
  * included, are compared (gpu_testutil.h).
  *
@@ -265,6 +266,72 @@ static void check_fftconv(void)
     gpu->free(gpu, wsg);
 }
 
+/* The fused Linear (cuBLASLt epilogues on the GPU) against the CPU's
+ * composition of gemm, bias_add and GELU: the bias alone, a residual (its
+ * own tensor, and in place), GELU with its pre-activation kept, and the
+ * input gradient plain and through GELU'. Every view is row-strided; the
+ * pre-activation's row stride is a multiple of 8 (cuBLASLt's rule for its
+ * aux matrix) in some shapes and not in others, which take the composed
+ * path. Weights ~ U(-sqrt(3/K), sqrt(3/K)), so the products are O(1) and
+ * GELU is not saturated. */
+static void check_linear(void)
+{
+    /* M, K, N, row stride of the forward's pre_act, of the backward's */
+    static const int64_t shapes[][5] = {{1, 8, 8, 8, 8}, {301, 64, 192, 200, 65}, {777, 128, 512, 515, 136},
+                                        {2048, 256, 1024, 1024, 264}};
+    for (int s = 0; s < 4; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        double a = sqrt(3.0 / (double)K);
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld K=%lld N=%lld", (long long)M, (long long)K, (long long)N);
+        buf_t x = mk(M, K, K + 3, -1, 1), w = mk(N, K, K + 1, -a, a), b = mk(1, N, N, -1, 1);
+        buf_t r = mk(M, N, N + 2, -1, 1), y = mk(M, N, N + 5, -1, 1), pre = mk(M, N, shapes[s][3], -1, 1);
+        buf_t dy = mk(M, N, N + 1, -1, 1), dx = mk(M, K, K + 2, -1, 1), pk = mk(M, K, shapes[s][4], -2, 2);
+        md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b), rh = th(&r),
+                    rd = td(&r), yh = th(&y), yd = td(&y), ph = th(&pre), pd = td(&pre), dyh = th(&dy), dyd = td(&dy),
+                    dxh = th(&dx), dxd = td(&dx), pkh = th(&pk), pkd = td(&pk);
+        if (!HAVE(linear_fwd) || !HAVE(linear_bwd_dx)) return;
+        poison(&y);
+        cpu->linear_fwd(cpu, &yh, NULL, &xh, &wh, &bh, NULL, MD_ACT_NONE);
+        gpu->linear_fwd(gpu, &yd, NULL, &xd, &wd, &bd, NULL, MD_ACT_NONE);
+        record("linear_fwd", "y (bias)", relerr(&y), TOL, sh);
+        poison(&y);
+        cpu->linear_fwd(cpu, &yh, NULL, &xh, &wh, &bh, &rh, MD_ACT_NONE);
+        gpu->linear_fwd(gpu, &yd, NULL, &xd, &wd, &bd, &rd, MD_ACT_NONE);
+        record("linear_fwd", "y (residual)", relerr(&y), TOL, sh);
+        cpu->linear_fwd(cpu, &rh, NULL, &xh, &wh, &bh, &rh, MD_ACT_NONE);
+        gpu->linear_fwd(gpu, &rd, NULL, &xd, &wd, &bd, &rd, MD_ACT_NONE);
+        record("linear_fwd", "y (residual in place)", relerr(&r), TOL, sh);
+        poison(&y), poison(&pre);
+        cpu->linear_fwd(cpu, &yh, &ph, &xh, &wh, &bh, NULL, MD_ACT_GELU_TANH);
+        gpu->linear_fwd(gpu, &yd, &pd, &xd, &wd, &bd, NULL, MD_ACT_GELU_TANH);
+        record("linear_fwd", "y (gelu)", relerr(&y), TOL, sh);
+        record("linear_fwd", "pre_act (gelu)", relerr(&pre), TOL, sh);
+        poison(&dx);
+        cpu->linear_bwd_dx(cpu, &dxh, &dyh, &wh, NULL, MD_ACT_NONE);
+        gpu->linear_bwd_dx(gpu, &dxd, &dyd, &wd, NULL, MD_ACT_NONE);
+        record("linear_bwd_dx", "dx", relerr(&dx), TOL, sh);
+        /* through GELU', whose zero near -0.75 may cancel a small dx: the
+         * error is measured against ||dy w|| (the plain dx just computed)
+         * when dx is smaller, as for gelu_bwd */
+        double plain = view_norm(&dx);
+        poison(&dx);
+        cpu->linear_bwd_dx(cpu, &dxh, &dyh, &wh, &pkh, MD_ACT_GELU_TANH);
+        gpu->linear_bwd_dx(gpu, &dxd, &dyd, &wd, &pkd, MD_ACT_GELU_TANH);
+        record("linear_bwd_dx", "dx (gelu)", relerr_floor(&dx, plain), TOL, sh);
+        /* cuBLASLt's reductions are sequenced: a second run gives the same bits */
+        size_t nb = (size_t)(M * dx.ld) * sizeof(float);
+        float *first = md_malloc(nb ? nb : 1);
+        gpu->copy(gpu, first, dx.d, nb, MD_COPY_D2H);
+        poison(&dx);
+        gpu->linear_bwd_dx(gpu, &dxd, &dyd, &wd, &pkd, MD_ACT_GELU_TANH);
+        CHECK(same_bits(&dx, first), "linear_bwd_dx %s: a second run differs", sh);
+        free(first);
+        buf_t *all[] = {&x, &w, &b, &r, &y, &pre, &dy, &dx, &pk};
+        for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+    }
+}
+
 /* MD_GPU_HYENA_BENCH=1: times of the pointwise ops and the long
  * convolution at the model's sizes (2^17 tokens, or one 2^20 sequence),
  * the median of 5 after one warm-up, with the bytes each must move at
@@ -376,9 +443,74 @@ static void bench_pointwise(void)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
 }
 
+/* The Linear layers at the model's sizes (2^17 rows, d = 256): the fused
+ * op against the unfused calls it replaces, on both tables. */
+typedef struct {
+    const md_backend_t *be;
+    md_tensor_t x, w, b, pre, y, res, dy, w2, dx, b2;
+} lin_bench_t;
+
+static void run_fc1_split(void *p)
+{
+    lin_bench_t *a = p;
+    a->be->gemm(a->be, 0, 1, 1.0, &a->x, &a->w, 0.0, &a->pre);
+    a->be->bias_add(a->be, &a->pre, &a->b);
+    a->be->gelu_fwd(a->be, &a->y, &a->pre);
+}
+static void run_fc1_fused(void *p)
+{
+    lin_bench_t *a = p;
+    a->be->linear_fwd(a->be, &a->y, &a->pre, &a->x, &a->w, &a->b, NULL, MD_ACT_GELU_TANH);
+}
+static void run_fc2_bwd_split(void *p)
+{
+    lin_bench_t *a = p;
+    a->be->gemm(a->be, 0, 0, 1.0, &a->dy, &a->w2, 0.0, &a->dx);
+    a->be->gelu_bwd(a->be, &a->dx, &a->dx, &a->pre);
+}
+static void run_fc2_bwd_fused(void *p)
+{
+    lin_bench_t *a = p;
+    a->be->linear_bwd_dx(a->be, &a->dx, &a->dy, &a->w2, &a->pre, MD_ACT_GELU_TANH);
+}
+static void run_res_split(void *p)   /* fc2 in the forward as it was: copy the residual, gemm, bias */
+{
+    lin_bench_t *a = p;
+    a->be->copy(a->be, a->res.data, a->dy.data, (size_t)md_tensor_numel(&a->res) * 4, MD_COPY_D2D);
+    a->be->gemm(a->be, 0, 1, 1.0, &a->y, &a->w2, 1.0, &a->res);
+    a->be->bias_add(a->be, &a->res, &a->b2);
+}
+static void run_res_fused(void *p)
+{
+    lin_bench_t *a = p;
+    a->be->linear_fwd(a->be, &a->res, NULL, &a->y, &a->w2, &a->b2, &a->dy, MD_ACT_NONE);
+}
+
+static void bench_linear(void)
+{
+    int64_t M = 1 << 17, d = 256, F = 4 * d;
+    buf_t x = mk(M, d, d, -1, 1), w = mk(F, d, d, -0.1, 0.1), b = mk(1, F, F, -1, 1), pre = mk(M, F, F, -1, 1);
+    buf_t y = mk(M, F, F, -1, 1), res = mk(M, d, d, -1, 1), dy = mk(M, d, d, -1, 1), w2 = mk(d, F, F, -0.1, 0.1);
+    buf_t dx = mk(M, F, F, -1, 1), b2 = mk(1, d, d, -1, 1);
+    const md_backend_t *tables[2] = {gpu, md_backend_cuda_ex(0, MD_PRECISION_BF16)};
+    struct { const char *name; void (*fn)(void *); } ops[] = {
+        {"fc1 gemm+bias+gelu", run_fc1_split},      {"fc1 linear_fwd gelu", run_fc1_fused},
+        {"fc1 dx gemm+gelu_bwd", run_fc2_bwd_split}, {"fc1 dx linear_bwd_dx", run_fc2_bwd_fused},
+        {"fc2 copy+gemm+bias", run_res_split},      {"fc2 linear_fwd res", run_res_fused}};
+    printf("%-24s %10s %10s   (M = 2^17 rows, d = 256, F = 1024)\n", "linear", "fp32 ms", "bf16 ms");
+    lin_bench_t a[2];
+    for (int t = 0; t < 2; t++)
+        a[t] = (lin_bench_t){tables[t], td(&x), td(&w), td(&b), td(&pre), td(&y), td(&res), td(&dy), td(&w2), td(&dx), td(&b2)};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        printf("%-24s %10.3f %10.3f\n", ops[i].name, time_ms(ops[i].fn, &a[0]), time_ms(ops[i].fn, &a[1]));
+    buf_t *all[] = {&x, &w, &b, &pre, &y, &res, &dy, &w2, &dx, &b2};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
+}
+
 static void bench(void)
 {
     bench_pointwise();
+    bench_linear();
     static const int64_t shapes[][3] = {{128, 1024, 128}, {8, 16384, 128}, {1, 131072, 128},
                                         {128, 1024, 256}, {8, 16384, 256}, {1, 131072, 256}, {1, 1 << 20, 256}};
     printf("%-24s %12s %10s %10s %10s\n", "fftconv B x L x C", "workspace", "fwd ms", "bwd ms", "GB/s min");
@@ -419,6 +551,7 @@ int main(void)
     check_modulate();
     check_dwconv();
     check_fftconv();
+    check_linear();
     gpu->sync(gpu);
     print_worst();
     return md_test_done();

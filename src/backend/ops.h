@@ -84,6 +84,9 @@ int64_t md_tensor_numel(const md_tensor_t *t);
 
 typedef enum { MD_COPY_H2D = 0, MD_COPY_D2H = 1, MD_COPY_D2D = 2 } md_copy_kind_t;
 
+/* The activation fused after a Linear layer (linear_fwd). */
+typedef enum { MD_ACT_NONE = 0, MD_ACT_GELU_TANH = 1 } md_act_t;
+
 /* Hyper-parameters of one AdamW step (torch.optim.AdamW semantics):
  *   g  = grad * grad_scale                    (clip coefficient / target count)
  *   p -= lr * weight_decay * p                (decoupled; only elements < n_decay)
@@ -336,6 +339,28 @@ struct md_backend {
                         md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
                         const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
                         int64_t batch, void *workspace);
+    /* A Linear layer (torch.nn.Linear, weight w (N, K)) with what follows
+     * its product fused in, where the backend can (cuBLASLt epilogues on
+     * CUDA):
+     *   pre = x w^T + bias [+ residual],   y = act(pre)
+     * x (M, K), y (M, N), bias (N); residual NULL or (M, N), which may alias
+     * y (the residual stream updated in place) but not x. act MD_ACT_NONE:
+     * y = pre and pre_act is NULL. MD_ACT_GELU_TANH (gelu_fwd's tanh form):
+     * pre is also written to pre_act (M, N) for the backward; residual must
+     * be NULL; pre_act aliases neither x nor y. All row-strided views. The
+     * CPU composes its own ops (row copy of the residual, gemm with beta 1,
+     * bias_add, gelu_fwd): the same bits as calling them. */
+    void (*linear_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
+                       const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act);
+    /* The input gradient of the Linear that produced pre_act, through the
+     * activation that followed it: dx (M, K) = act'(pre_act) * (dy w), dy
+     * (M, N), w (N, K); MD_ACT_NONE: dx = dy w and pre_act is NULL;
+     * MD_ACT_GELU_TANH: pre_act (M, K) is the pre-activation saved by
+     * linear_fwd (gelu_bwd's derivative). dx aliases nothing. The CPU
+     * composes gemm and gelu_bwd (the same bits). The bias and weight
+     * gradients stay with bias_bwd and gemm (deterministic column sums). */
+    void (*linear_bwd_dx)(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *w,
+                          const md_tensor_t *pre_act, md_act_t act);
     /* ================= end of the Hyena section ================= */
 };
 

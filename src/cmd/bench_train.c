@@ -33,7 +33,8 @@
 #include "backend/cuda/op_timer.h"
 #endif
 
-enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION };
+enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION,
+       OPT_D_MODEL, OPT_N_LAYER };
 
 static void usage(FILE *fp)
 {
@@ -46,6 +47,8 @@ static void usage(FILE *fp)
             "  -m, --model STR           mamba, transformer or hyena [mamba]\n"
             "      --preset STR          a preset of that model (see 'mambadna info -h')\n"
             "                            [1.4M for mamba, 1.3M for transformer, 436K for hyena]\n"
+            "      --d-model INT         a custom size instead of a preset: the width,\n"
+            "      --n-layer INT         and the number of blocks\n"
             "  -L, --seq-len INT         sequence length [1024]\n"
             "  -B, --batch INT           sequences per micro-batch [8]\n"
             "      --tokens-per-step INT tokens per optimizer step, a multiple of B x L [B x L]\n"
@@ -76,9 +79,11 @@ int md_bench_train_cmd(int argc, char **argv)
                                              {"warmup", required_argument, 0, OPT_WARMUP},
                                              {"recompute", no_argument, 0, OPT_RECOMPUTE},
                                              {"precision", required_argument, 0, OPT_PRECISION},
+                                             {"d-model", required_argument, 0, OPT_D_MODEL},
+                                             {"n-layer", required_argument, 0, OPT_N_LAYER},
                                              {0, 0, 0, 0}};
     const char *preset = NULL, *arch_name = "mamba";
-    int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2;
+    int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2, d_model = 0, n_layer = 0;
     int recompute = 0, c;
     md_precision_t precision = MD_PRECISION_FP32;
     opterr = 0;
@@ -95,6 +100,8 @@ int md_bench_train_cmd(int argc, char **argv)
         case OPT_WARMUP: if (md_parse_i64("--warmup", optarg, 0, 100000, 0, &warmup) < 0) return 1; break;
         case OPT_RECOMPUTE: recompute = 1; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
+        case OPT_D_MODEL: if (md_parse_i64("--d-model", optarg, 1, 65536, 0, &d_model) < 0) return 1; break;
+        case OPT_N_LAYER: if (md_parse_i64("--n-layer", optarg, 1, 4096, 0, &n_layer) < 0) return 1; break;
         default: {
             int r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
@@ -119,9 +126,19 @@ int md_bench_train_cmd(int argc, char **argv)
         md_error("option -m/--model: unknown architecture '%s' (mamba, transformer or hyena)", arch_name);
         return 1;
     }
+    if (md_config_check_size_opts(preset, d_model, n_layer) < 0) return 1;
     md_config_t cfg;
-    if (md_config_preset(&cfg, arch, preset ? preset : md_config_default_preset(arch)) < 0) return 1;
+    if (d_model)
+        md_config_init(&cfg, arch, d_model, n_layer);
+    else if (md_config_preset(&cfg, arch, preset ? preset : md_config_default_preset(arch)) < 0)
+        return 1;
     if (arch == MD_ARCH_HYENA) cfg.l_max = L;   /* the filter spans the benchmarked length */
+    if (md_config_validate(&cfg, "model") < 0) return 1;
+    char size_name[48];   /* the preset, or d_model x n_layer for a custom size */
+    if (cfg.preset[0])
+        snprintf(size_name, sizeof size_name, "%s", cfg.preset);
+    else
+        snprintf(size_name, sizeof size_name, "%lldx%lld", (long long)cfg.d_model, (long long)cfg.n_layer);
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) return 1;
@@ -214,11 +231,11 @@ int md_bench_train_cmd(int argc, char **argv)
 #endif
     printf("preset\tparams\tdevice\tB\tL\ttokens_per_step\tstep_ms_median\tstep_ms_min\ttokens_per_s\tpeak_alloc_GiB\t"
            "device_used_GiB\tlast_loss\n");
-    printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", cfg.preset, (long long)reg->numel,
+    printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", size_name, (long long)reg->numel,
            be->name, (long long)B, (long long)L, (long long)tps, med, ms[0], tps / (med / 1e3), peak_gib, used_gib,
            loss);
     md_info("%s on %s: %.0f tokens/s (median step %.2f ms over %lld steps, %lld x %lld tokens x %lld micro-batches)",
-            cfg.preset, dev.name, tps / (med / 1e3), med, (long long)steps, (long long)B, (long long)L,
+            size_name, dev.name, tps / (med / 1e3), med, (long long)steps, (long long)B, (long long)L,
             (long long)accum);
     ret = 0;
 out:

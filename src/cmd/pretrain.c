@@ -237,14 +237,7 @@ int cmd_pretrain(int argc, char **argv)
         md_error("no genome given; see 'mambadna pretrain -h'");
         return 1;
     }
-    if (preset && (d_model || n_layer)) {
-        md_error("options --preset and --d-model/--n-layer conflict: give one or the other");
-        return 1;
-    }
-    if (!!d_model != !!n_layer) {
-        md_error("options --d-model and --n-layer go together: give both (or --preset)");
-        return 1;
-    }
+    if (md_config_check_size_opts(preset, d_model, n_layer) < 0) return 1;
     if (md_lmopts_resolve(&lo, &f->holdout) < 0) return 1;
     to.out_path = out_given ? co.output : resume;
     if (!to.out_path) {

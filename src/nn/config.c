@@ -187,6 +187,19 @@ static int validate_hyena(const md_config_t *c, const char *what)
     return 0;
 }
 
+int md_config_check_size_opts(const char *preset, int64_t d_model, int64_t n_layer)
+{
+    if (preset && (d_model || n_layer)) {
+        md_error("options --preset and --d-model/--n-layer conflict: give one or the other");
+        return -1;
+    }
+    if (!!d_model != !!n_layer) {
+        md_error("options --d-model and --n-layer go together: give both (or --preset)");
+        return -1;
+    }
+    return 0;
+}
+
 int md_config_validate(const md_config_t *c, const char *what)
 {
     if ((unsigned)c->arch > MD_ARCH_TRANSFORMER) {

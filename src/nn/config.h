@@ -122,6 +122,11 @@ const char *md_config_default_preset(md_arch_t arch);
 /* The presets of arch, NULL-terminated, for help texts. */
 const char *const *md_config_preset_names(md_arch_t arch);
 
+/* The size options of a command: --preset, or --d-model with --n-layer
+ * (0 when not given). Returns 0, or -1 after one error line when both kinds
+ * are given or only one of d_model and n_layer. */
+int md_config_check_size_opts(const char *preset, int64_t d_model, int64_t n_layer);
+
 /* Checks that the fields are consistent and supported (positive sizes,
  * d_inner = expand * d_model, an implemented arch, d_state <= 64, ...).
  * Returns 0, or -1 after one error line prefixed with `what` (e.g. the

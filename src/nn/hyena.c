@@ -139,8 +139,7 @@ static void filter_fwd(const md_block_ctx_t *c, const hyena_tensors_t *w, hyena_
     const md_backend_t *be = c->be;
     const md_tensor_t *W[3] = {&w->f0_w, &w->f2_w, &w->f4_w}, *b[3] = {&w->f0_b, &w->f2_b, &w->f4_b};
     for (int i = 0; i < 3; i++) {
-        be->gemm(be, 0, 1, 1.0, i ? &a->fa[i - 1] : &a->z, W[i], 0.0, &a->fp[i]);
-        be->bias_add(be, &a->fp[i], b[i]);
+        be->linear_fwd(be, &a->fp[i], NULL, i ? &a->fa[i - 1] : &a->z, W[i], b[i], NULL, MD_ACT_NONE);
         be->sin_fwd(be, &a->fa[i], &a->fp[i], &w->freq);
     }
     be->gemm(be, 0, 1, 1.0, &a->fa[2], &w->f6_w, 0.0, &a->k);
@@ -178,26 +177,18 @@ void md_hyena_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     hyena_acts_t a = acts_view(c, acts);
     hyena_tensors_t w = hyena_tensors(c, c->params, layer);
     md_tensor_t hin = mat(c, (void *)h_in, M, d);
-    size_t bytes = (size_t)(M * d) * md_dtype_size(c->dtype);
 
     be->layernorm_fwd(be, &a.hn1, &a.mean1, &a.rstd1, &hin, &w.ln1_w, &w.ln1_b, cfg->norm_eps);
-    be->gemm(be, 0, 1, 1.0, &a.hn1, &w.in_w, 0.0, &a.p);
-    be->bias_add(be, &a.p, &w.in_b);
+    be->linear_fwd(be, &a.p, NULL, &a.hn1, &w.in_w, &w.in_b, NULL, MD_ACT_NONE);
     be->dwconv_fwd(be, &a.cc, &a.p, &w.short_w, &w.short_b, c->B);
     filter_fwd(c, &w, &a);
     be->fftconv_fwd(be, &a.y, &a.x0, &a.x1, &a.v, &a.k, &w.D, c->B, c->op_ws);
-    be->copy(be, a.hmid.data, h_in, bytes, MD_COPY_D2D);
-    be->gemm(be, 0, 1, 1.0, &a.y, &w.out_w, 1.0, &a.hmid);
-    be->bias_add(be, &a.hmid, &w.out_b);
+    be->linear_fwd(be, &a.hmid, NULL, &a.y, &w.out_w, &w.out_b, &hin, MD_ACT_NONE);
     be->layernorm_fwd(be, &a.hn2, &a.mean2, &a.rstd2, &a.hmid, &w.ln2_w, &w.ln2_b, cfg->norm_eps);
-    be->gemm(be, 0, 1, 1.0, &a.hn2, &w.fc1_w, 0.0, &a.f1);
-    be->bias_add(be, &a.f1, &w.fc1_b);
-    be->gelu_fwd(be, &a.act, &a.f1);
+    be->linear_fwd(be, &a.act, &a.f1, &a.hn2, &w.fc1_w, &w.fc1_b, NULL, MD_ACT_GELU_TANH);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
-        be->copy(be, h_out, a.hmid.data, bytes, MD_COPY_D2D);
-        be->gemm(be, 0, 1, 1.0, &a.act, &w.fc2_w, 1.0, &hout);
-        be->bias_add(be, &hout, &w.fc2_b);
+        be->linear_fwd(be, &hout, NULL, &a.act, &w.fc2_w, &w.fc2_b, &a.hmid, MD_ACT_NONE);
     }
 }
 
@@ -220,10 +211,9 @@ void md_hyena_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     md_tensor_t dx0 = md_tensor_cols(dc, 0, d), dx1 = md_tensor_cols(dc, d, d), dv = md_tensor_cols(dc, 2 * d, d);
 
     /* MLP: h_out = h_mid + gelu(hn2 fc1^T + b1) fc2^T + b2 */
-    be->gemm(be, 0, 0, 1.0, &g, &w.fc2_w, 0.0, &dact);
+    be->linear_bwd_dx(be, &dact, &g, &w.fc2_w, &a.f1, MD_ACT_GELU_TANH);
     be->gemm(be, 1, 0, 1.0, &g, &a.act, 1.0, &gw.fc2_w);
     be->bias_bwd(be, &gw.fc2_b, &g);
-    be->gelu_bwd(be, &dact, &dact, &a.f1);
     be->gemm(be, 0, 0, 1.0, &dact, &w.fc1_w, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dact, &a.hn2, 1.0, &gw.fc1_w);
     be->bias_bwd(be, &gw.fc1_b, &dact);

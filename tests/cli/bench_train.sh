@@ -19,6 +19,16 @@ echo "$row" | awk -F'\t' '{ r = $6 / ($7 / 1000); exit !($9 > 0 && r / $9 > 0.99
 expect_ok "transformer run" $MD bench train -m transformer -x cpu -t 1 --preset 214K -L 16 -B 2 --steps 2 --warmup 1
 [ "$(sed -n 2p "$T/out" | cut -f1-3)" = "$(printf '214K\t214592\tcpu')" ] && ok || bad "transformer row: $(sed -n 2p "$T/out")"
 
+# a custom size: the row names it d_model x n_layer, with the parameter count
+# 'mambadna info' gives for that size
+expect_ok "hyena custom size" $MD bench train -m hyena -x cpu -t 1 --d-model 32 --n-layer 2 -L 16 -B 2 --steps 2 --warmup 1
+row=$(sed -n 2p "$T/out")
+expect_ok "info of that size" $MD info --model hyena --d-model 32 --n-layer 2 -L 16
+params=$(awk '$1 == "parameters" { gsub(",", "", $2); print $2; exit }' "$T/out")
+[ -n "$params" ] && [ "$(echo "$row" | cut -f1-3)" = "$(printf '32x2\t%s\tcpu' "$params")" ] && ok || bad "custom row: $row (info: $params)"
+expect_error "preset and size" "--preset and --d-model/--n-layer conflict" $MD bench train -x cpu --preset 250K --d-model 32 --n-layer 2
+expect_error "size half given" "--d-model and --n-layer go together" $MD bench train -x cpu --d-model 32
+
 expect_error "unknown model" "-m/--model: unknown architecture 'foo'" $MD bench train -x cpu -m foo
 expect_error "preset of the other family" "unknown transformer preset '1.4M'" $MD bench train -x cpu -m transformer --preset 1.4M
 expect_error "bf16 on the CPU" "precision.*GPU" $MD bench train -x cpu --precision bf16 --preset 250K -L 16 -B 1

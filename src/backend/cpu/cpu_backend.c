@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_hyena.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_linear.h"
 #include "backend/ops.h"
 #include "util/log.h"
 
@@ -892,6 +893,8 @@ static const md_backend_t cpu_backend = {
     .fftconv_workspace = cpu_fftconv_workspace,
     .fftconv_fwd = cpu_fftconv_fwd,
     .fftconv_bwd = cpu_fftconv_bwd,
+    .linear_fwd = md_cpu_linear_fwd,
+    .linear_bwd_dx = md_cpu_linear_bwd_dx,
 };
 
 const md_backend_t *md_backend_cpu(void) { return &cpu_backend; }

@@ -593,7 +593,7 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
     md_backend_t *be = md_malloc(sizeof *be);
     *be = cuda_template;
     be->ctx = c;
-    md_cuda_hyena_install(be);
+    md_cuda_hyena_install(be, pi);
     if (pi) {
         be->name = "cuda-bf16";
         be->gemm = cu_gemm_bf16;

@@ -17,6 +17,7 @@
 
 #include "backend_kernels.h"
 #include "cuda_internal.h"
+#include "cuda_linear.h"
 #include "util/xalloc.h"
 
 /* ---- the plan cache ---- */
@@ -337,8 +338,9 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
        op);
 }
 
-void md_cuda_hyena_install(md_backend_t *be)
+void md_cuda_hyena_install(md_backend_t *be, int bf16)
 {
+    md_cuda_linear_install(be, bf16);
     be->bias_add = cu_bias_add;
     be->bias_bwd = cu_bias_bwd;
     be->layernorm_fwd = cu_layernorm_fwd;

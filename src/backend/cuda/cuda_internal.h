@@ -67,7 +67,7 @@ static inline void f32_dev(const md_tensor_t *t, const char *op)
 
 static inline size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
 
-/* cuda_hyena.c: fills the Hyena section of a table. */
-void md_cuda_hyena_install(md_backend_t *be);
+/* cuda_hyena.c: fills the Hyena section of a table (bf16: the bf16 table's). */
+void md_cuda_hyena_install(md_backend_t *be, int bf16);
 
 #endif

@@ -1,0 +1,51 @@
+#include "backend/cpu/cpu_linear.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+static void require(int cond, const char *op, const char *what)
+{
+    if (!cond) {
+        md_error("backend cpu, op %s: internal error, %s", op, what);
+        abort();
+    }
+}
+
+/* y = residual, row by row (both host views of one shape). */
+static void copy_rows(md_tensor_t *y, const md_tensor_t *r)
+{
+    int64_t rows = md_tensor_nrows(y), cols = md_tensor_ncols(y);
+    size_t es = md_dtype_size(y->dtype);
+    require(md_tensor_nrows(r) == rows && md_tensor_ncols(r) == cols && r->dtype == y->dtype, "linear_fwd",
+            "the residual's shape or dtype differs from y's");
+    for (int64_t i = 0; i < rows; i++)
+        memcpy((char *)y->data + (size_t)(i * y->ld) * es, (const char *)r->data + (size_t)(i * r->ld) * es,
+               (size_t)cols * es);
+}
+
+void md_cpu_linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
+                       const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act)
+{
+    if (act == MD_ACT_NONE) {
+        require(!pre_act, "linear_fwd", "pre_act given without an activation");
+        if (residual && residual->data != y->data) copy_rows(y, residual);
+        be->gemm(be, 0, 1, 1.0, x, w, residual ? 1.0 : 0.0, y);
+        be->bias_add(be, y, bias);
+        return;
+    }
+    require(act == MD_ACT_GELU_TANH && pre_act && !residual, "linear_fwd", "unknown activation or arguments");
+    be->gemm(be, 0, 1, 1.0, x, w, 0.0, pre_act);
+    be->bias_add(be, pre_act, bias);
+    be->gelu_fwd(be, y, pre_act);
+}
+
+void md_cpu_linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *w,
+                          const md_tensor_t *pre_act, md_act_t act)
+{
+    require(act == MD_ACT_NONE ? !pre_act : act == MD_ACT_GELU_TANH && pre_act != NULL, "linear_bwd_dx",
+            "unknown activation or a missing pre_act");
+    be->gemm(be, 0, 0, 1.0, dy, w, 0.0, dx);
+    if (act == MD_ACT_GELU_TANH) be->gelu_bwd(be, dx, dx, pre_act);
+}

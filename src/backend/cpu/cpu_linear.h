@@ -1,0 +1,14 @@
+/* The CPU's fused Linear ops (backend/ops.h, linear_fwd and linear_bwd_dx):
+ * compositions of the table's own ops, so that their results are the bits
+ * of the unfused calls. */
+#ifndef MD_BACKEND_CPU_LINEAR_H
+#define MD_BACKEND_CPU_LINEAR_H
+
+#include "backend/ops.h"
+
+void md_cpu_linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
+                       const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act);
+void md_cpu_linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *w,
+                          const md_tensor_t *pre_act, md_act_t act);
+
+#endif

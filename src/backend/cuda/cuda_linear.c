@@ -1,0 +1,210 @@
+/* The fused Linear ops of the CUDA backend through cuBLASLt epilogues:
+ * the bias (CUBLASLT_EPILOGUE_BIAS), the bias and GELU with its input kept
+ * for the backward (GELU_AUX_BIAS) and GELU's derivative applied to the
+ * backward's product (DGELU), so that none of them is a pass of its own; a
+ * residual comes in as the product's C operand (beta = 1) instead of a
+ * copy. cuBLASLt's GELU is the tanh form, as gelu_fwd.
+ *
+ * Row-major y = x w^T is column-major y^T = w^T x^T: A = w (stored K x N,
+ * transposed), B = x (stored K x M), D = y (N x M), so the bias runs along
+ * D's rows as cuBLASLt's epilogues want it. The arithmetic is the table's:
+ * CUBLAS_COMPUTE_32F (no TF32) for fp32, CUBLAS_COMPUTE_32F_FAST_16BF for
+ * bf16, fp32 in and out as the gemm op. The bias gradient stays with
+ * bias_bwd: cuBLASLt's BGRAD epilogues overwrite rather than add and give
+ * no promise about their summation order.
+ *
+ * When cuBLASLt offers no algorithm for a call (an aux leading dimension
+ * not divisible by 8, pointers it cannot align to), the op composes the
+ * table's own gemm, bias_add and GELU ops instead (MD_CUDA_OP_TIMES shows
+ * them under their own names, the fused calls as "linear lt"). Descriptors are
+ * made per call (host work of some microseconds, overlapping the device's).
+ * cuBLASLt's work area is the backend's scratch, which no other op uses
+ * while it runs (one stream). */
+#include <cublasLt.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cuda_internal.h"
+#include "cuda_linear.h"
+
+enum { MAX_LT_GPUS = 64 };
+static cublasLtHandle_t lt_handles[MAX_LT_GPUS];
+
+static cublasLtHandle_t lt_handle(const md_backend_t *be)
+{
+    int g = CTX(be)->ordinal;
+    OP_REQUIRE(g >= 0 && g < MAX_LT_GPUS, "linear");
+    if (!lt_handles[g] && cublasLtCreate(&lt_handles[g]) != CUBLAS_STATUS_SUCCESS) fail("linear", "cannot start cuBLASLt");
+    return lt_handles[g];
+}
+
+static void lt_check(cublasStatus_t st, const char *op, const char *what)
+{
+    if (st == CUBLAS_STATUS_SUCCESS) return;
+    char msg[96];
+    snprintf(msg, sizeof msg, "cuBLASLt %s failed with status %d", what, (int)st);
+    fail(op, msg);
+}
+
+/* The largest power of two (up to 256) dividing a pointer's address. */
+static uint32_t align_of(const void *p)
+{
+    uint32_t a = 256;
+    while (a > 1 && ((uintptr_t)p & (a - 1))) a >>= 1;
+    return a;
+}
+
+/* D (m x n) = epilogue(op(A) B + beta C), column-major. */
+typedef struct {
+    cublasOperation_t op_a;
+    const float *a, *b, *c;
+    float *d;
+    int64_t m, n, k, lda, ldb, ldc, ldd;
+    float beta;
+    cublasLtEpilogue_t epilogue;
+    const float *bias;
+    float *aux;   /* GELU's input: written by GELU_AUX_BIAS, read by DGELU */
+    int64_t ld_aux;
+} lt_call_t;
+
+/* Runs the call; returns 0, or -1 when cuBLASLt has no algorithm for it. */
+static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const char *op)
+{
+    if (p->aux && p->ld_aux % 8) return -1;   /* cuBLASLt's rule for GELU's aux */
+    cublasLtHandle_t h = lt_handle(be);
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc, ld;
+    cublasLtMatmulPreference_t pref;
+    cublasComputeType_t ct = bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+    cublasOperation_t op_b = CUBLAS_OP_N;
+    lt_check(cublasLtMatmulDescCreate(&desc, ct, CUDA_R_32F), op, "descriptor");
+    lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &p->op_a, sizeof p->op_a), op, "transa");
+    lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b), op, "transb");
+    lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &p->epilogue, sizeof p->epilogue), op,
+             "epilogue");
+    if (p->bias)
+        lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p->bias, sizeof p->bias), op,
+                 "bias");
+    if (p->aux) {
+        lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &p->aux, sizeof p->aux),
+                 op, "aux");
+        lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &p->ld_aux, sizeof p->ld_aux),
+                 op, "aux ld");
+    }
+    int ta = p->op_a == CUBLAS_OP_T;
+    lt_check(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, ta ? p->k : p->m, ta ? p->m : p->k, p->lda), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, p->k, p->n, p->ldb), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, p->m, p->n, p->ldc), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, p->m, p->n, p->ldd), op, "layout");
+    lt_check(cublasLtMatmulPreferenceCreate(&pref), op, "preference");
+    uint64_t ws = SCRATCH_BYTES;
+    uint32_t al[4] = {align_of(p->a), align_of(p->b), align_of(p->c), align_of(p->d)};
+    const cublasLtMatmulPreferenceAttributes_t al_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), op,
+             "workspace");
+    for (int i = 0; i < 4; i++)
+        lt_check(cublasLtMatmulPreferenceSetAttribute(pref, al_attr[i], &al[i], sizeof al[i]), op, "alignment");
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(h, desc, la, lb, lc, ld, pref, 1, &res, &found);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+        const float one = 1.0f;
+        int timed = md_op_timer_on();
+        if (timed) md_op_timer_mark("linear lt", 0);
+        st = cublasLtMatmul(h, desc, &one, p->a, la, p->b, lb, &p->beta, p->c, lc, p->d, ld, &res.algo,
+                            CTX(be)->scratch, SCRATCH_BYTES, 0);
+        if (timed) md_op_timer_mark("linear lt", 1);
+        lt_check(st, op, "matmul");
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    cublasLtMatrixLayoutDestroy(ld), cublasLtMatrixLayoutDestroy(lc);
+    cublasLtMatrixLayoutDestroy(lb), cublasLtMatrixLayoutDestroy(la);
+    cublasLtMatmulDescDestroy(desc);
+    return st == CUBLAS_STATUS_SUCCESS && found > 0 ? 0 : -1;
+}
+
+static void check_mat(const md_tensor_t *t, int64_t rows, int64_t cols, const char *op)
+{
+    f32_dev(t, op);
+    OP_REQUIRE(NROWS(t) == rows && NCOLS(t) == cols, op);
+}
+
+static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
+                       const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act,
+                       int bf16)
+{
+    const char *op = "linear_fwd";
+    int64_t M = NROWS(x), K = NCOLS(x), N = NROWS(w);
+    check_mat(x, M, K, op), check_mat(w, N, K, op), check_mat(y, M, N, op), check_mat(bias, 1, N, op);
+    OP_REQUIRE(act == MD_ACT_NONE ? !pre_act : act == MD_ACT_GELU_TANH && pre_act && !residual, op);
+    if (pre_act) check_mat(pre_act, M, N, op);
+    if (residual) check_mat(residual, M, N, op);
+    OP_REQUIRE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX, op);
+    if (M == 0 || N == 0) return;
+    const md_tensor_t *c = residual ? residual : y;
+    lt_call_t p = {CUBLAS_OP_T, CF(w), CF(x), CF(c), F(y), N, M, K, w->ld, x->ld, c->ld, y->ld, residual ? 1.0f : 0.0f,
+                   act == MD_ACT_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_BIAS, CF(bias),
+                   pre_act ? F(pre_act) : NULL, pre_act ? pre_act->ld : 0};
+    if (K > 0 && lt_matmul(be, &p, bf16, op) == 0) return;
+    md_tensor_t *z = pre_act ? pre_act : y;
+    if (residual && residual->data != y->data) {
+        CK(cudaMemcpy2DAsync(F(y), (size_t)y->ld * 4, CF(residual), (size_t)residual->ld * 4, (size_t)N * 4, (size_t)M,
+                             cudaMemcpyDeviceToDevice, 0),
+           op);
+    }
+    be->gemm(be, 0, 1, 1.0, x, w, residual ? 1.0 : 0.0, z);
+    be->bias_add(be, z, bias);
+    if (pre_act) be->gelu_fwd(be, y, pre_act);
+}
+
+static void linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *w,
+                          const md_tensor_t *pre_act, md_act_t act, int bf16)
+{
+    const char *op = "linear_bwd_dx";
+    int64_t M = NROWS(dy), N = NCOLS(dy), K = NCOLS(w);
+    check_mat(dy, M, N, op), check_mat(w, N, K, op), check_mat(dx, M, K, op);
+    OP_REQUIRE(act == MD_ACT_NONE ? !pre_act : act == MD_ACT_GELU_TANH && pre_act, op);
+    if (pre_act) check_mat(pre_act, M, K, op);
+    OP_REQUIRE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX, op);
+    if (M == 0 || K == 0) return;
+    if (act == MD_ACT_GELU_TANH && N > 0) {
+        /* dx^T (K x M) = w^T-as-stored (K x N) dy^T (N x M), then GELU' */
+        lt_call_t p = {CUBLAS_OP_N, CF(w), CF(dy), CF(dx), F(dx), K, M, N, w->ld, dy->ld, dx->ld, dx->ld, 0.0f,
+                       CUBLASLT_EPILOGUE_DGELU, NULL, (float *)CF(pre_act), pre_act->ld};
+        if (lt_matmul(be, &p, bf16, op) == 0) return;
+    }
+    be->gemm(be, 0, 0, 1.0, dy, w, 0.0, dx);
+    if (act == MD_ACT_GELU_TANH) be->gelu_bwd(be, dx, dx, pre_act);
+}
+
+static void cu_linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
+                          const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act)
+{
+    linear_fwd(be, y, pre_act, x, w, bias, residual, act, 0);
+}
+
+static void cu_linear_fwd_bf16(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
+                               const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act)
+{
+    linear_fwd(be, y, pre_act, x, w, bias, residual, act, 1);
+}
+
+static void cu_linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *w,
+                             const md_tensor_t *pre_act, md_act_t act)
+{
+    linear_bwd_dx(be, dx, dy, w, pre_act, act, 0);
+}
+
+static void cu_linear_bwd_dx_bf16(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy,
+                                  const md_tensor_t *w, const md_tensor_t *pre_act, md_act_t act)
+{
+    linear_bwd_dx(be, dx, dy, w, pre_act, act, 1);
+}
+
+void md_cuda_linear_install(md_backend_t *be, int bf16)
+{
+    be->linear_fwd = bf16 ? cu_linear_fwd_bf16 : cu_linear_fwd;
+    be->linear_bwd_dx = bf16 ? cu_linear_bwd_dx_bf16 : cu_linear_bwd_dx;
+}
