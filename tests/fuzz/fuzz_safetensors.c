@@ -1,9 +1,14 @@
 /* libFuzzer target: safetensors files (src/nn/safetensors.c), header and
  * body. An accepted file's tensors are all read (as fp32 where the dtype
  * allows, raw otherwise), and the file is written back through the writer
- * and read again: the same tensors, bytes and metadata must come back. */
+ * and read again: the same tensors, bytes and metadata must come back, plus
+ * the provenance the writer stamps on every file (the "mambadna" version,
+ * and "mambadna_command" when a command line is set), which replaces any
+ * value the input had under those keys. */
 #include "fuzz_common.h"
 #include "nn/safetensors.h"
+#include "build_info.h"
+#include "util/provenance.h"
 
 static int is_float(md_st_dtype_t t) { return t == MD_ST_F32 || t == MD_ST_BF16 || t == MD_ST_F16 || t == MD_ST_F64; }
 
@@ -47,13 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_log_begin();
     md_st_file_t *g = md_st_read(path2);
     fz_log_end(g == NULL, "md_st_read of the rewritten file");
-    FZ_CHECK(g && g->n_tensors == f->n_tensors && g->n_meta == f->n_meta);
+    int stamped = !md_st_meta(f, "mambadna") + (md_provenance_command() && !md_st_meta(f, "mambadna_command"));
+    FZ_CHECK(g && g->n_tensors == f->n_tensors && g->n_meta == f->n_meta + stamped);
+    FZ_CHECK(md_st_meta(g, "mambadna") && !strcmp(md_st_meta(g, "mambadna"), MD_VERSION));
     for (int i = 0; i < f->n_tensors; i++) {
         const md_st_tensor_t *a = &f->tensors[i], *b = md_st_find(g, a->name);
         FZ_CHECK(b && b->dtype == a->dtype && b->ndim == a->ndim && b->numel == a->numel);
         FZ_CHECK(!memcmp(a->data, b->data, (size_t)(a->end - a->begin)));
     }
     for (int i = 0; i < f->n_meta; i++) {
+        if (!strcmp(f->meta_keys[i], "mambadna") || !strcmp(f->meta_keys[i], "mambadna_command")) continue;
         const char *v = md_st_meta(g, f->meta_keys[i]);
         FZ_CHECK(v && !strcmp(v, f->meta_values[i]));
     }
