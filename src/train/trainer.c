@@ -785,7 +785,10 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
             iv_t0 = md_realtime();
         }
         const int stop = md_train_stop_signal() != 0;
-        if (o->out_path && ((o->save_every > 0 && s % o->save_every == 0) || last || stop)) {
+        /* No periodic save inside a streak of skipped steps: should the
+         * streak stop the run, the last checkpoint is the last good step's. */
+        const int periodic = o->save_every > 0 && s % o->save_every == 0 && guard.streak == 0;
+        if (o->out_path && (periodic || last || stop)) {
             double t0 = md_realtime();
             if (md_trainer_save(t, o->out_path) < 0) goto out;
             md_progress_clear(&pg);
