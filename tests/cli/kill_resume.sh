@@ -4,7 +4,7 @@
 # pair must load (resume without an error), and at most --save-every steps
 # may be lost; at the end the weights, the optimizer state and every
 # metrics row but the timing must equal an uninterrupted run's exactly.
-#   MD_KILL_ROUNDS  kills (20; 6 in a sanitizer build, which runs ~10x slower)
+#   MD_KILL_ROUNDS  kills (20; on a shorter run in a sanitizer build)
 #   MD_KILL_SEED    seeds the kill times (printed, to replay a failure)
 . "$MD_TESTS/clilib.sh"
 
@@ -13,7 +13,7 @@ awk 'BEGIN { srand(11); split("A C G T", b, " ");
         for (i = 1; i <= n; i++) { s = s b[int(rand() * 4) + 1]; if (i % 60 == 0) { print s; s = "" } }
         if (s != "") print s } }' > "$T/g.fa"
 
-if ldd "$MD" | grep -q libasan; then rounds=${MD_KILL_ROUNDS:-6}; steps=100
+if ldd "$MD" | grep -q libasan; then rounds=${MD_KILL_ROUNDS:-20}; steps=300
 else rounds=${MD_KILL_ROUNDS:-20}; steps=600; fi
 SAVE=2
 ARGS="--d-model 16 --n-layer 2 -L 96 -B 3 --steps $steps --lr 3e-3 --seed 5 -t 2 --log-every 1 --save-every $SAVE"

@@ -101,4 +101,13 @@ cmp -s "$T/d.safetensors" "$T/d.keep" && cmp -s "$T/d.state.safetensors" "$T/d.s
 [ -z "$(compgen -G "$T/d.*tmp*")" ] && [ ! -e "$T/d.state.safetensors.prev" ] && ok || \
     bad "leftovers of the failed save: $(ls "$T")"
 expect_ok "resume after the failed save" $MD pretrain $ARGS --steps 10 --resume "$T/d.safetensors" "$T/g.fa"
+
+# ---- out of memory for the model's plan: the buffer, its size, a hint ----
+# (an address-space limit; not under AddressSanitizer, which reserves terabytes)
+if ! ldd "$MD" | grep -q libasan; then
+    expect_error "out of memory" 'out of cpu memory for its activations \([0-9.]+ MiB of a [0-9.]+ MiB plan.*try a smaller batch, --recompute or a shorter -L' \
+        bash -c 'ulimit -v 1500000; exec "$@"' - $MD pretrain --d-model 64 --n-layer 2 -L 4096 -B 512 --steps 2 -t 2 \
+        -o "$T/oom.safetensors" "$T/g.fa"
+    no_file "out of memory" "$T/oom.safetensors"
+fi
 finish
