@@ -545,7 +545,8 @@ int md_trainer_resume(md_trainer_t *t, const char *weights_path)
     md_ckpt_t *ck = md_ckpt_open(weights_path);
     if (!ck) return -1;
     int ret = -1;
-    char *sp = existing_state_path(weights_path), *prev = NULL, *keep = NULL;
+    char *sp = existing_state_path(weights_path), *keep = NULL;
+    char *canonical = md_ckpt_state_path(weights_path), *prev = prev_state_path(canonical);
     size_t n = (size_t)t->opt.numel;
     float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
     json_t *root = NULL, *tr = NULL;
@@ -561,9 +562,6 @@ int md_trainer_resume(md_trainer_t *t, const char *weights_path)
     if (load_state(sp, m, v, (int64_t)n, &root, &prog) < 0) goto out;
     /* A save killed between its two renames leaves the new state beside
      * the old weights; the old state is then STATE.prev. */
-    char *canonical = md_ckpt_state_path(weights_path);
-    prev = prev_state_path(canonical);
-    free(canonical);
     if (prog.step != json_integer_value(wstep) && strcmp(sp, prev) != 0 && access(prev, F_OK) == 0) {
         json_decref(root);
         free(sp);
@@ -575,9 +573,16 @@ int md_trainer_resume(md_trainer_t *t, const char *weights_path)
                  weights_path, (long long)json_integer_value(wstep), sp, (long long)prog.step);
         goto out;
     }
-    if (!strcmp(sp, prev))
+    if (!strcmp(sp, prev)) {
+        /* Put the matching state back in its place: the next save sets
+         * STATE aside again, and must not set aside one of another step. */
         md_warn("the last save of '%s' was interrupted; resuming from '%s', the training state that matches its "
-                "weights", weights_path, sp);
+                "weights, moved back to '%s'", weights_path, sp, canonical);
+        if (rename(prev, canonical) != 0 || md_fsync_dir_of(canonical) != 0) {
+            md_error("cannot move '%s' back to '%s': %s", prev, canonical, strerror(errno));
+            goto out;
+        }
+    }
     md_train_fixed_t saved;
     if (fixed_from_json(json_object_get(root, "options"), &saved, &keep, sp) < 0) goto out;
     if (fixed_equal(&t->o.f, &saved, weights_path) < 0) goto out;
@@ -606,6 +611,7 @@ out:
     free(keep);
     free(sp);
     free(prev);
+    free(canonical);
     free(m);
     free(v);
     md_ckpt_close(ck);
@@ -625,54 +631,6 @@ static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
     md_info("step %lld validation: loss %.4f, perplexity %.4f, %.4f bits per base%s on %lld windows (%.1f s)",
             (long long)t->prog.step, r.loss, r.ppl, r.bits_per_base, base, (long long)r.n_windows,
             md_realtime() - t0);
-    return 0;
-}
-
-int md_train_step(md_model_t *m, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud, double lr,
-                  double clip, int64_t step, md_progress_t *pg, md_step_guard_t *guard, md_step_result_t *r)
-{
-    md_model_zero_grad(m);
-    double loss_sum = 0;
-    int64_t count = 0;
-    for (int64_t a = 0; a < accum; a++) {
-        double ls = 0;
-        int64_t n = 0;
-        if (fn(ud, a, &ls, &n) < 0) return -1;
-        loss_sum += ls;
-        count += n;
-    }
-    if (count == 0) {
-        md_progress_clear(pg);
-        md_error("step %lld: the batch holds nothing to learn from (no A/C/G/T target or label; lower --max-n)",
-                 (long long)step + 1);
-        return -1;
-    }
-    md_train_poison_gradient(m, step + 1);
-    const md_backend_t *be = md_model_backend(m);
-    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
-    const double loss = loss_sum / (double)count, gscale = 1.0 / (double)count;
-    const double gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
-    *r = (md_step_result_t){loss_sum, count, loss, gnorm};
-    if (!isfinite(loss) || !isfinite(gnorm)) {
-        md_progress_clear(pg);
-        guard->streak++;
-        guard->skipped++;
-        if (guard->streak >= guard->max_bad) {
-            md_error("training stopped at step %lld: %lld steps in a row had a non-finite loss or gradient (loss %g, "
-                     "gradient norm %g); the last checkpoint saved is kept; lower --lr", (long long)step + 1,
-                     (long long)guard->streak, loss, gnorm);
-            return -1;
-        }
-        md_warn("step %lld skipped: non-finite loss or gradient (loss %g, gradient norm %g); the weights are not "
-                "updated (%lld in a row; %lld stop the run)", (long long)step + 1, loss, gnorm,
-                (long long)guard->streak, (long long)guard->max_bad);
-        /* The moments stay as they were, but the step count moves on, so
-         * that it always equals the steps taken (a resume sets it so). */
-        opt->step++;
-        return 1;
-    }
-    guard->streak = 0;
-    md_adamw_step(opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, clip));
     return 0;
 }
 

@@ -102,6 +102,23 @@ cmp -s "$T/d.safetensors" "$T/d.keep" && cmp -s "$T/d.state.safetensors" "$T/d.s
     bad "leftovers of the failed save: $(ls "$T")"
 expect_ok "resume after the failed save" $MD pretrain $ARGS --steps 10 --resume "$T/d.safetensors" "$T/g.fa"
 
+# ---- a save killed between its renames, made by hand: the step-4 weights
+# beside the step-10 state, the step-4 state set aside. --resume takes the
+# state that matches and puts it back in place (a later save must not set
+# the step-10 one aside); --stop-at 4 stops before any save, to see that.
+cp "$T/d.keep" "$T/h.safetensors"; cp "$T/d.state.safetensors" "$T/h.state.safetensors"
+cp "$T/d.state.keep" "$T/h.state.safetensors.prev"
+expect_ok "resume after a kill between the renames" $MD pretrain $ARGS --steps 10 --stop-at 4 --resume "$T/h.safetensors" \
+    "$T/g.fa"
+grep -q "the last save of .* was interrupted; resuming from .*h.state.safetensors.prev" "$T/err" && ok || \
+    bad "no warning about the interrupted save: $(cat "$T/err")"
+cmp -s "$T/h.state.safetensors" "$T/d.state.keep" && [ ! -e "$T/h.state.safetensors.prev" ] && ok || \
+    bad "the matching state is not back in place"
+# killed after setting the state aside: only STATE.prev is there
+cp "$T/d.keep" "$T/h2.safetensors"; cp "$T/d.state.keep" "$T/h2.state.safetensors.prev"
+expect_ok "resume after a kill after the set-aside" $MD pretrain $ARGS --steps 10 --resume "$T/h2.safetensors" "$T/g.fa"
+same_tensors "$T/h2.safetensors" "$T/d.safetensors" && ok || bad "resumed from STATE.prev, the run differs"
+
 # ---- out of memory for the model's plan: the buffer, its size, a hint ----
 # (an address-space limit; not under AddressSanitizer, which reserves terabytes)
 if ! ldd "$MD" | grep -q libasan; then
