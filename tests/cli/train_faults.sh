@@ -66,6 +66,18 @@ stop_run INT TERM
 expect_ok "resume after a second signal" $MD pretrain $ARGS --steps 100000 --stop-at 100 --resume "$T/twice.safetensors" \
     "$T/g.fa"
 
+# ---- finetune: SIGTERM saves the classifier and exits 143 ----
+$MD simulate genomes -q --seed 3 -f 2bit --chroms 2 --length 20k -o "$T/apes" || bad "simulate"
+$MD finetune --from-scratch --d-model 16 --n-layer 2 -L 64 -B 4 --epochs 1 --steps-per-epoch 100000 -t 2 \
+    --log-every 1 --val-fraction 0.2 --test-fraction 0.2 -o "$T/cls.safetensors" \
+    human="$T/apes/human.2bit" chimp="$T/apes/chimpanzee.2bit" >/dev/null 2>"$T/cls.err" &
+pid=$!
+for ((i = 0; i < 600; i++)); do grep -q 'step 3/' "$T/cls.err" && break; sleep 0.05; done
+stop_run TERM
+[ $rc -eq 143 ] && grep -q 'stopped by SIGTERM after step [0-9]* (epoch 1): saved' "$T/cls.err" && ok || \
+    bad "finetune SIGTERM: exit $rc ($(tail -n 2 "$T/cls.err"))"
+$MD info "$T/cls.safetensors" 2>/dev/null | grep -q 'classifier.weight' && ok || bad "finetune SIGTERM: no classifier saved"
+
 # ---- a non-finite step is skipped: no update at all ----
 MD_TEST_POISON_STEPS=3 expect_ok "poisoned step 3" $MD pretrain $ARGS --steps 8 --stop-at 3 -o "$T/p3.safetensors" \
     "$T/g.fa"
