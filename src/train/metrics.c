@@ -69,9 +69,10 @@ static int load_rows(md_metrics_t *m, int64_t upto)
     size_t cap = 0;
     int64_t lineno = 0;
     int ret = 0;
-    while (getline(&line, &cap, fp) >= 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, fp)) > 0) {
         lineno++;
-        if (line[strlen(line) - 1] != '\n') {
+        if (line[len - 1] != '\n') {
             /* a row cut short by a kill during its append: not a row yet */
             md_warn("metrics file '%s': ignoring its incomplete last line %lld", m->tsv, (long long)lineno);
             break;

@@ -131,6 +131,16 @@ cp "$T/d.keep" "$T/h2.safetensors"; cp "$T/d.state.keep" "$T/h2.state.safetensor
 expect_ok "resume after a kill after the set-aside" $MD pretrain $ARGS --steps 10 --resume "$T/h2.safetensors" "$T/g.fa"
 same_tensors "$T/h2.safetensors" "$T/d.safetensors" && ok || bad "resumed from STATE.prev, the run differs"
 
+# ---- a metrics row cut short by a kill during its append ----
+expect_ok "metrics to step 4" $MD pretrain $ARGS --steps 10 --stop-at 4 --metrics "$T/m.tsv" -o "$T/m.safetensors" "$T/g.fa"
+printf '5\t1' >> "$T/m.tsv"
+expect_ok "resume over a cut row" $MD pretrain $ARGS --steps 10 --stop-at 6 --metrics "$T/m.tsv" --resume "$T/m.safetensors" \
+    "$T/g.fa"
+grep -q "ignoring its incomplete last line" "$T/err" && ok || bad "no warning about the cut metrics row"
+expect_ok "metrics to step 6" $MD pretrain $ARGS --steps 10 --stop-at 6 --metrics "$T/m6.tsv" -o "$T/m6.safetensors" "$T/g.fa"
+diff <(grep -v '^#' "$T/m.tsv" | cut -f 1-6,8-) <(grep -v '^#' "$T/m6.tsv" | cut -f 1-6,8-) >/dev/null && ok || \
+    bad "metrics after a cut row differ: $(cut -f 1,5 "$T/m.tsv" | tr '\n' ' ')"
+
 # ---- out of memory for the model's plan: the buffer, its size, a hint ----
 # (an address-space limit; not under AddressSanitizer, which reserves terabytes)
 if ! ldd "$MD" | grep -q libasan; then
