@@ -13,7 +13,7 @@ awk 'BEGIN { srand(11); split("A C G T", b, " ");
         for (i = 1; i <= n; i++) { s = s b[int(rand() * 4) + 1]; if (i % 60 == 0) { print s; s = "" } }
         if (s != "") print s } }' > "$T/g.fa"
 
-if ldd "$MD" | grep -q libasan; then rounds=${MD_KILL_ROUNDS:-20}; steps=300
+if ldd "$MD" | grep -q libasan; then rounds=${MD_KILL_ROUNDS:-20}; steps=200
 else rounds=${MD_KILL_ROUNDS:-20}; steps=600; fi
 SAVE=2
 ARGS="--d-model 16 --n-layer 2 -L 96 -B 3 --steps $steps --lr 3e-3 --seed 5 -t 2 --log-every 1 --save-every $SAVE"
