@@ -13,6 +13,8 @@
 #include "nn/model.h"
 #include "train/clstrain.h"
 #include "train/species.h"
+#include "train/trainer.h"
+#include "train/trainguard.h"
 #include "util/cli.h"
 #include "util/log.h"
 #include "util/outfile.h"
@@ -22,7 +24,8 @@ enum {
     OPT_FROM_SCRATCH = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_PRESET, OPT_D_MODEL, OPT_N_LAYER, OPT_MICRO_BATCH,
     OPT_EPOCHS, OPT_STEPS_PER_EPOCH, OPT_LR, OPT_LR_MIN, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_POOLING,
     OPT_REVCOMP, OPT_MAX_N, OPT_VAL_CONTIGS, OPT_TEST_CONTIGS, OPT_VAL_FRACTION, OPT_TEST_FRACTION, OPT_VAL_WINDOWS,
-    OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT
+    OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT,
+    OPT_MAX_BAD_STEPS
 };
 
 /* Default peak learning rates: the Mamba paper's for Mamba (1e-4) and
@@ -77,11 +80,15 @@ static void usage(FILE *fp)
             "  -o FILE                   the classifier checkpoint (.safetensors)\n"
             "      --report PREFIX       report files' prefix [OUT without .safetensors]\n"
             "      --log-every INT       steps per log line when stderr is not a terminal [100]\n"
+            "      --max-bad-steps INT   stop after INT steps in a row with a non-finite loss or gradient\n"
+            "                            (each is skipped: no update) [5]\n"
             "  -t, --threads INT         worker threads (0 = all cores) [0]\n"
             "  -x, --device STR          auto, cpu, cuda or cuda:N [auto]\n"
             "      --seed INT            head initialisation, examples, augmentation [1]\n"
             "  -q, --quiet               only warnings and errors on stderr\n"
-            "  -h, --help                this help\n");
+            "  -h, --help                this help\n"
+            "SIGINT or SIGTERM saves the checkpoint after the current step and exits with 130 or 143;\n"
+            "a second one stops at once (the last checkpoint stays whole).\n");
 }
 
 typedef struct {
@@ -142,7 +149,7 @@ int cmd_finetune(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.seq_len = 1024, o.batch = 64, o.epochs = 10, o.steps_per_epoch = 1024, o.seq_warmup_start = 16384;
     o.lr = -1, o.lr_min = 1e-6, o.warmup = 0.1, o.clip = 1.0, o.val_windows = 64, o.test_windows = 256;
-    o.log_every = 100, o.seed = 1;
+    o.log_every = 100, o.seed = 1, o.max_bad_steps = MD_MAX_BAD_STEPS_DEFAULT;
     md_adamw_opts_default(&o.adamw);
     md_species_spec_t spec;
     memset(&spec, 0, sizeof spec);
@@ -175,6 +182,7 @@ int cmd_finetune(int argc, char **argv)
         {"seq-warmup-start", required_argument, 0, OPT_SEQ_WARMUP_START},
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
         {"log-every", required_argument, 0, OPT_LOG_EVERY},
+        {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"report", required_argument, 0, OPT_REPORT},
         {0, 0, 0, 0}};
     int c, ret = 1;
@@ -219,6 +227,9 @@ int cmd_finetune(int argc, char **argv)
             r = md_parse_i64("--seq-warmup-start", optarg, 2, 1 << 24, 1, &o.seq_warmup_start);
             break;
         case OPT_RECOMPUTE: a.recompute = 1; break;
+        case OPT_MAX_BAD_STEPS:
+            r = md_parse_i64("--max-bad-steps", optarg, 1, INT64_MAX / 4, 0, &o.max_bad_steps);
+            break;
         case OPT_LOG_EVERY: r = md_parse_i64("--log-every", optarg, 0, INT64_MAX / 4, 1, &o.log_every); break;
         case OPT_REPORT: a.report = optarg; break;
         default:
@@ -341,7 +352,12 @@ int cmd_finetune(int argc, char **argv)
             md_arch_name(cfg.arch), (long long)cfg.d_model, (long long)cfg.n_layer, spec.n, (long long)o.seq_len, hold,
             dev.name);
     md_cls_train_result_t res;
-    if (md_cls_train(model, data, &o, &res) < 0) goto out;
+    int run = md_cls_train(model, data, &o, &res);
+    if (run < 0) goto out;
+    if (run == MD_TRAIN_INTERRUPTED) {
+        ret = md_train_interrupted_status();
+        goto out;
+    }
     md_info("test accuracy %.2f%% on %lld windows (chance %.1f%%)", 100 * res.test_acc, (long long)res.n_test,
             100.0 / spec.n);
     ret = 0;

@@ -17,6 +17,7 @@
 #include "train/lmdata.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "train/trainguard.h"
 #include "util/cli.h"
 #include "util/log.h"
 
@@ -24,7 +25,7 @@ enum {
     OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_D_MODEL, OPT_N_LAYER, OPT_TOKENS_PER_STEP, OPT_STEPS, OPT_LR,
     OPT_WARMUP, OPT_LR_MIN, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEQ_WARMUP, OPT_SEQ_WARMUP_START, OPT_VAL_EVERY,
     OPT_VAL_WINDOWS, OPT_METRICS, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG_EVERY, OPT_MAX_N, OPT_REVCOMP,
-    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX,
+    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX, OPT_MAX_BAD_STEPS,
     OPT_HOLDOUT_FIRST   /* lmopts.h numbers its own from here */
 };
 
@@ -75,11 +76,15 @@ static void usage(FILE *fp)
             "      --save-every INT     also save every INT steps [0 = at the end]\n"
             "      --resume FILE        continue the run saved in FILE exactly (-o defaults to FILE)\n"
             "      --stop-at INT        stop and save after step INT (the schedule still spans --steps)\n"
+            "      --max-bad-steps INT  stop after INT steps in a row with a non-finite loss or gradient\n"
+            "                           (each is skipped: no update) [5]\n"
             "  -t, --threads INT        worker threads (0 = all cores) [0]\n"
             "  -x, --device STR         auto, cpu, cuda or cuda:N [auto]\n"
             "      --seed INT           weights, windows and augmentation [1]\n"
             "  -q, --quiet              only warnings and errors on stderr\n"
-            "  -h, --help               this help\n");
+            "  -h, --help               this help\n"
+            "SIGINT or SIGTERM saves a checkpoint after the current step and exits with 130 or 143;\n"
+            "a second one stops at once (the last checkpoint stays whole).\n");
 }
 
 int cmd_pretrain(int argc, char **argv)
@@ -124,6 +129,7 @@ int cmd_pretrain(int argc, char **argv)
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
         {"markov", required_argument, 0, OPT_MARKOV},
         {"stop-at", required_argument, 0, OPT_STOP_AT},
+        {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"precision", required_argument, 0, OPT_PRECISION},
         MD_LMOPTS_HOLDOUT_LONGOPTS(OPT_HOLDOUT_FIRST),
         {0, 0, 0, 0}};
@@ -209,6 +215,9 @@ int cmd_pretrain(int argc, char **argv)
         case OPT_RESUME: resume = optarg; break;
         case OPT_STOP_AT:
             if (md_parse_i64("--stop-at", optarg, 1, INT64_MAX / 4, 1, &to.stop_at) < 0) return 1;
+            break;
+        case OPT_MAX_BAD_STEPS:
+            if (md_parse_i64("--max-bad-steps", optarg, 1, INT64_MAX / 4, 0, &to.max_bad_steps) < 0) return 1;
             break;
         case OPT_LOG_EVERY:
             if (md_parse_i64("--log-every", optarg, 1, INT64_MAX / 4, 1, &to.log_every) < 0) return 1;
@@ -354,8 +363,9 @@ int cmd_pretrain(int argc, char **argv)
             (long long)md_params_count_no_embed(reg), (long long)f->seq_len, (long long)(f->batch * accum),
             (long long)f->seq_len + 1, (long long)accum, accum == 1 ? "" : "es", (long long)f->steps, f->lr,
             f->lr_min >= 0 ? f->lr_min : 0.1 * f->lr, hold, dev.name);
-    if (md_trainer_run(tr, NULL, NULL) < 0) goto out;
-    ret = 0;
+    int run = md_trainer_run(tr, NULL, NULL);
+    if (run < 0) goto out;
+    ret = run == MD_TRAIN_INTERRUPTED ? md_train_interrupted_status() : 0;
 out:
     md_trainer_free(tr);
     md_model_free(model);

@@ -30,7 +30,9 @@
  * string the trainer defines (step, data position, options).
  *
  * Both are written atomically (util/outfile.h): an existing checkpoint is
- * replaced whole or left untouched.
+ * replaced whole or left untouched. Each records its step; the trainer
+ * replaces the two as a pair so that a kill between them still leaves a
+ * matching pair (train/trainer.c: md_trainer_save, md_trainer_resume).
  */
 #ifndef MD_NN_CHECKPOINT_H
 #define MD_NN_CHECKPOINT_H

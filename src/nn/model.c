@@ -188,7 +188,12 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     m->ws = be->alloc(be, (size_t)m->mem.workspace);
     m->tok_in = be->alloc(be, p.tok_bytes);
     if (!m->params || !m->grads || !m->act || !m->ws || !m->tok_in) {
-        md_error("model: out of %s memory for the plan of %.1f MiB (batch %lld x length %lld)", be->name,
+        const char *buf = !m->params ? "parameters" : !m->grads ? "gradients" : !m->act ? "activations"
+                        : !m->ws ? "workspace" : "token buffers";
+        double asked = (double)(!m->params ? m->mem.params : !m->grads ? m->mem.grads : !m->act ? m->mem.activations
+                                : !m->ws ? m->mem.workspace : m->mem.tokens);
+        md_error("model: out of %s memory for its %s (%.1f MiB of a %.1f MiB plan for batch %lld x length %lld); try "
+                 "a smaller batch, --recompute or a shorter -L", be->name, buf, asked / 1048576.0,
                  m->mem.total / 1048576.0, (long long)max_batch, (long long)max_len);
         md_model_free(m);
         return NULL;

@@ -11,6 +11,7 @@
 #include "train/progress.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "train/trainguard.h"
 #include "util/log.h"
 #include "util/outfile.h"
 #include "util/xalloc.h"
@@ -78,9 +79,11 @@ static int save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *
     const int C = md_species_data_n(d);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-    json_t *t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:f}", "task", "species classification", "step",
+    json_t *t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:f}", "task", "species classification", "step",
                           (json_int_t)step, "epoch", (json_int_t)epoch, "seq_len", (json_int_t)o->seq_len, "batch",
-                          (json_int_t)o->batch, "seed", seed, "lr", o->lr, "val_accuracy", res->val_acc);
+                          (json_int_t)o->batch, "seed", seed, "lr", o->lr);
+    /* (none yet when a signal stops the first epoch) */
+    if (!isnan(res->val_acc)) json_object_set_new(t, "val_accuracy", json_real(res->val_acc));
     if (o->source) json_object_set_new(t, "pretrained", json_string(o->source));
     if (!isnan(res->test_acc)) json_object_set_new(t, "test_accuracy", json_real(res->test_acc));
     char *tj = json_dumps(t, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -144,6 +147,8 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             (o->batch + micro - 1) / micro == 1 ? "" : "es", o->lr, o->lr_min);
     md_progress_t pg;
     md_progress_init(&pg, 0);
+    md_step_guard_t guard = {o->max_bad_steps > 0 ? o->max_bad_steps : MD_MAX_BAD_STEPS_DEFAULT, 0, 0};
+    md_train_catch_signals();
     int64_t step = 0;
     for (int64_t epoch = 1; epoch <= total_epochs; epoch++) {
         double ep_loss = 0, t0 = md_realtime();
@@ -159,10 +164,22 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             lr = md_lr_at(&lrs, step);
             tc.n_correct = tc.n_seen = 0;
             int64_t accum = (o->batch + micro - 1) / micro;
-            if (md_train_step(m, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &sr) < 0) goto out;
-            ep_loss += sr.loss_sum;
-            ep_correct += tc.n_correct;
-            ep_n += tc.n_seen;
+            const int stepped = md_train_step(m, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &guard, &sr);
+            if (stepped < 0) goto out;
+            if (stepped == 0) {   /* a skipped step stays out of the epoch's figures */
+                ep_loss += sr.loss_sum;
+                ep_correct += tc.n_correct;
+                ep_n += tc.n_seen;
+            }
+            if (md_train_stop_signal()) {
+                md_progress_clear(&pg);
+                if (save(m, d, o, step + 1, epoch, res) < 0) goto out;
+                md_info("stopped by %s after step %lld (epoch %lld): saved '%s' (no reports for the unfinished "
+                        "epoch)", md_train_signal_name(md_train_stop_signal()), (long long)step + 1, (long long)epoch,
+                        o->out_path);
+                ret = MD_TRAIN_INTERRUPTED;
+                goto out;
+            }
             double eps = (double)((step + 1) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
             md_progress_update(&pg, step + 1, steps, sr.loss, eps * (double)tc.len);
             if (!pg.active && o->log_every > 0 && (step + 1) % o->log_every == 0)
@@ -201,6 +218,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     md_info("saved '%s'; reports %s, %s, %s (and .svg)", o->out_path, p_epochs, p_val, p_test);
     ret = 0;
 out:
+    md_train_release_signals();
     md_adamw_free(&opt);
     md_confusion_free(&cm);
     md_epoch_log_free(elog);

@@ -37,6 +37,7 @@ typedef struct md_cls_train_opts {
     int64_t val_windows, test_windows;   /* per species */
     uint64_t seed;
     int64_t log_every;            /* steps between log lines */
+    int64_t max_bad_steps;        /* non-finite steps in a row that stop the run (trainer.h: md_step_guard_t) */
     const char *out_path;         /* the checkpoint */
     const char *report_prefix;    /* PREFIX.epochs.tsv, PREFIX.val-confusion.tsv, PREFIX.test-confusion.tsv (+ .svg) */
     const char *source;           /* the pretrained checkpoint, or NULL (from scratch), for the record */
@@ -48,8 +49,10 @@ typedef struct md_cls_train_result {
 } md_cls_train_result_t;
 
 /* Trains m (a classifier with one class per species of d, weights already
- * initialised or loaded) and writes the checkpoint and reports. 0, or -1
- * after one error line. */
+ * initialised or loaded) and writes the checkpoint and reports. 0;
+ * MD_TRAIN_INTERRUPTED (train/trainguard.h) when a SIGINT or SIGTERM stopped
+ * it at a step boundary, after saving the checkpoint; or -1 after one error
+ * line. */
 int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, md_cls_train_result_t *res);
 
 /* The number of sequence-length warmup epochs for length L. */

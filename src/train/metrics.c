@@ -69,8 +69,14 @@ static int load_rows(md_metrics_t *m, int64_t upto)
     size_t cap = 0;
     int64_t lineno = 0;
     int ret = 0;
-    while (getline(&line, &cap, fp) >= 0) {
+    ssize_t len;
+    while ((len = getline(&line, &cap, fp)) > 0) {
         lineno++;
+        if (line[len - 1] != '\n') {
+            /* a row cut short by a kill during its append: not a row yet */
+            md_warn("metrics file '%s': ignoring its incomplete last line %lld", m->tsv, (long long)lineno);
+            break;
+        }
         if (line[0] == '#' || !strncmp(line, "step\t", 5)) continue;   /* provenance, column names */
         line[strcspn(line, "\r\n")] = 0;
         if (!*line) continue;
@@ -184,7 +190,8 @@ int md_metrics_append(md_metrics_t *m, const md_metrics_row_t *row)
         return -1;
     }
     write_row(fp, row);
-    if (fclose(fp) != 0) {
+    int write_failed = ferror(fp);
+    if (fclose(fp) != 0 || write_failed) {
         md_error("cannot write metrics file '%s': %s", m->tsv, strerror(errno));
         return -1;
     }

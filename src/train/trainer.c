@@ -1,17 +1,20 @@
 #include "train/trainer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nn/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/trainguard.h"
 #include "util/log.h"
 #include "util/outfile.h"
 #include "util/xalloc.h"
@@ -52,6 +55,7 @@ void md_train_opts_init(md_train_opts_t *o)
     o->val_windows = 64;
     o->save_every = 0;
     o->markov_order = 2;
+    o->max_bad_steps = MD_MAX_BAD_STEPS_DEFAULT;
 }
 
 /* ---- the state JSON ---- */
@@ -204,9 +208,31 @@ static int progress_from_json(json_t *root, md_train_progress_t *p, const char *
     return 0;
 }
 
+/* The training state a save sets aside until the new pair is complete. */
+static char *prev_state_path(const char *state_path)
+{
+    size_t n = strlen(state_path) + 8;
+    char *p = md_malloc(n);
+    snprintf(p, n, "%s.prev", state_path);
+    return p;
+}
+
+/* The training state file to read for weights_path: STATE, or STATE.prev
+ * when a save was killed after setting STATE aside. Caller frees. */
+static char *existing_state_path(const char *weights_path)
+{
+    char *sp = md_ckpt_state_path(weights_path), *prev = prev_state_path(sp);
+    if (access(sp, F_OK) != 0 && access(prev, F_OK) == 0) {
+        free(sp);
+        return prev;
+    }
+    free(prev);
+    return sp;
+}
+
 int md_train_read_saved(const char *weights_path, md_train_fixed_t *saved, md_train_progress_t *prog, char **keep)
 {
-    char *sp = md_ckpt_state_path(weights_path);
+    char *sp = existing_state_path(weights_path);
     md_st_file_t *f = md_st_read(sp);
     int ret = -1;
     json_t *root = NULL;
@@ -446,6 +472,20 @@ static char *training_json(const md_trainer_t *t)
     return s;
 }
 
+/* Puts the set-aside state back after a failed save, so that the weights
+ * and the state on disk are the last good pair again. */
+static void restore_prev_state(const char *sp, const char *prev)
+{
+    if (rename(prev, sp) != 0 && errno != ENOENT)
+        md_warn("cannot move '%s' back to '%s': %s (--resume finds it either way)", prev, sp, strerror(errno));
+    md_fsync_dir_of(sp);
+}
+
+/* The pair is replaced in three renames, each made durable before the
+ * next: the old state to STATE.prev, the new state into place, the new
+ * weights into place; then STATE.prev is removed. Whenever a kill strikes,
+ * the weights on disk match either STATE or STATE.prev by step, and
+ * --resume takes the one that matches (md_trainer_resume). */
 int md_trainer_save(md_trainer_t *t, const char *path)
 {
     size_t n = (size_t)t->opt.numel;
@@ -458,14 +498,22 @@ int md_trainer_save(md_trainer_t *t, const char *path)
                              "genome", genome_json(md_lm_data_genome(t->d)));
     char *state = dump(root);
     json_decref(root);
-    char *sp = md_ckpt_state_path(path);
+    char *sp = md_ckpt_state_path(path), *prev = prev_state_path(sp);
     char *tj = training_json(t);
-    /* The state first: if the weights then fail to write, the old weights
-     * and the new state disagree on the step, which --resume detects. */
-    int ret = md_ckpt_save_state(sp, m, v, (int64_t)n, state);
-    if (ret == 0) ret = md_ckpt_save_weights(path, t->m, tj);
+    int ret = 0, have_old = access(sp, F_OK) == 0 && access(path, F_OK) == 0;
+    if (have_old && (rename(sp, prev) != 0 || md_fsync_dir_of(sp) != 0)) {
+        md_error("cannot set the training state '%s' aside as '%s' while saving: %s", sp, prev, strerror(errno));
+        ret = -1;
+    }
+    if (ret == 0 && (md_ckpt_save_state(sp, m, v, (int64_t)n, state) < 0 || md_ckpt_save_weights(path, t->m, tj) < 0)) {
+        ret = -1;
+        if (have_old) restore_prev_state(sp, prev);
+    }
+    /* (a STATE.prev left by an earlier interrupted save goes too) */
+    if (ret == 0 && unlink(prev) == 0) md_fsync_dir_of(prev);
     free(tj);
     free(sp);
+    free(prev);
     free(state);
     free(m);
     free(v);
@@ -479,35 +527,70 @@ static int fixed_equal(const md_train_fixed_t *a, const md_train_fixed_t *b, con
     return md_train_merge_saved(&x, b, (1u << MD_TF_N) - 1, ckpt);
 }
 
+/* Reads the state file sp into m, v and *root, *prog. 0, or -1 after one
+ * error line. */
+static int load_state(const char *sp, float *m, float *v, int64_t numel, json_t **root, md_train_progress_t *prog)
+{
+    char *state = NULL;
+    *root = NULL;
+    int ret = md_ckpt_load_state(sp, m, v, numel, &state);
+    if (ret == 0 && !(*root = load_state_json(sp, state))) ret = -1;
+    if (ret == 0) ret = progress_from_json(*root, prog, sp);
+    free(state);
+    return ret;
+}
+
 int md_trainer_resume(md_trainer_t *t, const char *weights_path)
 {
     md_ckpt_t *ck = md_ckpt_open(weights_path);
     if (!ck) return -1;
     int ret = -1;
-    char *sp = md_ckpt_state_path(weights_path), *state = NULL, *keep = NULL;
+    char *sp = existing_state_path(weights_path), *keep = NULL;
+    char *canonical = md_ckpt_state_path(weights_path), *prev = prev_state_path(canonical);
     size_t n = (size_t)t->opt.numel;
     float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
     json_t *root = NULL, *tr = NULL;
-    if (md_ckpt_load_state(sp, m, v, (int64_t)n, &state) < 0) goto out;
-    if (!(root = load_state_json(sp, state))) goto out;
-    md_train_fixed_t saved;
+    const char *tjs = md_ckpt_meta(ck, "training");
+    json_error_t err;
+    tr = tjs ? json_loads(tjs, 0, &err) : NULL;
+    json_t *wstep = json_object_get(tr, "step");
+    if (!json_is_integer(wstep)) {
+        md_error("checkpoint '%s' does not record its training step (not written by pretrain?)", weights_path);
+        goto out;
+    }
     md_train_progress_t prog;
+    if (load_state(sp, m, v, (int64_t)n, &root, &prog) < 0) goto out;
+    /* A save killed between its two renames leaves the new state beside
+     * the old weights; the old state is then STATE.prev. */
+    if (prog.step != json_integer_value(wstep) && strcmp(sp, prev) != 0 && access(prev, F_OK) == 0) {
+        json_decref(root);
+        free(sp);
+        sp = md_strdup(prev);
+        if (load_state(sp, m, v, (int64_t)n, &root, &prog) < 0) goto out;
+    }
+    if (prog.step != json_integer_value(wstep)) {
+        md_error("checkpoint '%s' (step %lld) and its training state '%s' (step %lld) are from different steps",
+                 weights_path, (long long)json_integer_value(wstep), sp, (long long)prog.step);
+        goto out;
+    }
+    if (!strcmp(sp, prev)) {
+        /* Put the matching state back in its place: the next save sets
+         * STATE aside again, and must not set aside one of another step. */
+        md_warn("the last save of '%s' was interrupted; resuming from '%s', the training state that matches its "
+                "weights, moved back to '%s'", weights_path, sp, canonical);
+        if (rename(prev, canonical) != 0 || md_fsync_dir_of(canonical) != 0) {
+            md_error("cannot move '%s' back to '%s': %s", prev, canonical, strerror(errno));
+            goto out;
+        }
+    }
+    md_train_fixed_t saved;
     if (fixed_from_json(json_object_get(root, "options"), &saved, &keep, sp) < 0) goto out;
-    if (progress_from_json(root, &prog, sp) < 0) goto out;
     if (fixed_equal(&t->o.f, &saved, weights_path) < 0) goto out;
     json_t *gj = genome_json(md_lm_data_genome(t->d));
     int same_genome = json_equal(gj, json_object_get(root, "genome"));
     json_decref(gj);
     if (!same_genome) {
         md_error("checkpoint '%s' was trained on another genome (its contig names or lengths differ)", weights_path);
-        goto out;
-    }
-    const char *tjs = md_ckpt_meta(ck, "training");
-    json_error_t err;
-    tr = tjs ? json_loads(tjs, 0, &err) : NULL;
-    if (!tr || json_integer_value(json_object_get(tr, "step")) != prog.step) {
-        md_error("checkpoint '%s' and its training state '%s' are from different steps (an interrupted save?)",
-                 weights_path, sp);
         goto out;
     }
     if (prog.step > t->o.f.steps) {
@@ -526,8 +609,9 @@ out:
     json_decref(root);
     json_decref(tr);
     free(keep);
-    free(state);
     free(sp);
+    free(prev);
+    free(canonical);
     free(m);
     free(v);
     md_ckpt_close(ck);
@@ -547,40 +631,6 @@ static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
     md_info("step %lld validation: loss %.4f, perplexity %.4f, %.4f bits per base%s on %lld windows (%.1f s)",
             (long long)t->prog.step, r.loss, r.ppl, r.bits_per_base, base, (long long)r.n_windows,
             md_realtime() - t0);
-    return 0;
-}
-
-int md_train_step(md_model_t *m, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud, double lr,
-                  double clip, int64_t step, md_progress_t *pg, md_step_result_t *r)
-{
-    md_model_zero_grad(m);
-    double loss_sum = 0;
-    int64_t count = 0;
-    for (int64_t a = 0; a < accum; a++) {
-        double ls = 0;
-        int64_t n = 0;
-        if (fn(ud, a, &ls, &n) < 0) return -1;
-        loss_sum += ls;
-        count += n;
-    }
-    if (count == 0) {
-        md_progress_clear(pg);
-        md_error("step %lld: the batch holds nothing to learn from (no A/C/G/T target or label; lower --max-n)",
-                 (long long)step + 1);
-        return -1;
-    }
-    const md_backend_t *be = md_model_backend(m);
-    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
-    const double loss = loss_sum / (double)count, gscale = 1.0 / (double)count;
-    const double gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
-    if (!isfinite(loss) || !isfinite(gnorm)) {
-        md_progress_clear(pg);
-        md_error("training diverged at step %lld (loss %g, gradient norm %g); lower --lr", (long long)step + 1, loss,
-                 gnorm);
-        return -1;
-    }
-    md_adamw_step(opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, clip));
-    *r = (md_step_result_t){loss_sum, count, loss, gnorm};
     return 0;
 }
 
@@ -634,6 +684,8 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
     }
     md_progress_t pg;
     md_progress_init(&pg, t->prog.step);
+    md_step_guard_t guard = {o->max_bad_steps > 0 ? o->max_bad_steps : 1, 0, 0};
+    md_train_catch_signals();
     double iv_loss = 0, iv_t0 = md_realtime();
     int64_t iv_targets = 0, iv_tokens = 0, last_len = -1;
     const int64_t end = o->stop_at > 0 && o->stop_at < f->steps ? o->stop_at : f->steps;
@@ -651,13 +703,15 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         lm_batch_t lb = {t, len, W};
         md_step_result_t sr;
         const double lr = md_lr_at(&t->lr, step);
-        if (md_train_step(m, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &sr) < 0) goto out;
-        const double loss = sr.loss, gnorm = sr.grad_norm, loss_sum = sr.loss_sum;
-        const int64_t n_targets = sr.count;
+        const int stepped = md_train_step(m, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
+        if (stepped < 0) goto out;
+        const double loss = sr.loss, gnorm = sr.grad_norm;
         t->prog.step++;
         t->prog.tokens += B * len * accum;
-        iv_loss += loss_sum;
-        iv_targets += n_targets;
+        if (stepped == 0) {   /* a skipped step's loss stays out of the interval's mean */
+            iv_loss += sr.loss_sum;
+            iv_targets += sr.count;
+        }
         iv_tokens += B * len * accum;
         if (fn) fn(ud, t->prog.step, loss, gnorm, lr);
 
@@ -671,7 +725,7 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         double val_loss = NAN;
         if (do_val && validate(t, &pg, &val_loss) < 0) goto out;
         if (do_log || do_val) {
-            double iv_mean = iv_loss / (double)(iv_targets ? iv_targets : 1);
+            double iv_mean = iv_targets ? iv_loss / (double)iv_targets : NAN;   /* NaN: every step skipped */
             if (!pg.active) {
                 char eta[32];
                 md_format_duration(eta, sizeof eta, (double)(f->steps - s) * (now - pg.t_start) /
@@ -688,17 +742,30 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
             iv_tokens = 0;
             iv_t0 = md_realtime();
         }
-        if (o->out_path && ((o->save_every > 0 && s % o->save_every == 0) || last)) {
+        const int stop = md_train_stop_signal() != 0;
+        /* No periodic save inside a streak of skipped steps: should the
+         * streak stop the run, the last checkpoint is the last good step's. */
+        const int periodic = o->save_every > 0 && s % o->save_every == 0 && guard.streak == 0;
+        if (o->out_path && (periodic || last || stop)) {
             double t0 = md_realtime();
             if (md_trainer_save(t, o->out_path) < 0) goto out;
             md_progress_clear(&pg);
             md_info("step %lld: saved '%s'", (long long)s, o->out_path);
             iv_t0 += md_realtime() - t0;   /* keep the save out of tokens/s */
         }
+        if (stop) {
+            md_progress_clear(&pg);
+            const char *why = md_train_signal_name(md_train_stop_signal());
+            if (o->out_path) md_info("stopped by %s after step %lld; continue with --resume %s", why, (long long)s, o->out_path);
+            else md_info("stopped by %s after step %lld (no -o: nothing saved)", why, (long long)s);
+            ret = MD_TRAIN_INTERRUPTED;
+            goto out;
+        }
     }
     md_progress_clear(&pg);
     ret = 0;
 out:
+    md_train_release_signals();
     md_metrics_close(mt);
     return ret;
 }

@@ -14,8 +14,10 @@
  * and training M more gives bit-identical losses and weights to N + M
  * steps straight.
  *
- * Checkpoints (every save_every steps and at the end) go to out_path and
- * its training state beside it (nn/checkpoint.h); the state holds the
+ * Checkpoints (every save_every steps, at the end, and on SIGINT/SIGTERM)
+ * go to out_path and its training state beside it (nn/checkpoint.h), a
+ * pair that md_trainer_save replaces so that a kill at any moment leaves a
+ * matching pair that --resume finds; the state holds the
  * step, tokens seen, the next window index and every option that fixes
  * the run (md_train_fixed_t), which a resumed run must share.
  */
@@ -44,13 +46,27 @@ typedef struct md_step_result {
     double grad_norm;             /* of the mean loss, before clipping */
 } md_step_result_t;
 
+/* The non-finite guard of md_train_step: a step whose loss or gradient
+ * norm is NaN or infinite is skipped (no update) and logged; max_bad such
+ * steps in a row stop the run. */
+typedef struct md_step_guard {
+    int64_t max_bad;              /* >= 1 */
+    int64_t streak;               /* non-finite steps in a row so far */
+    int64_t skipped;              /* in all */
+} md_step_guard_t;
+
+#define MD_MAX_BAD_STEPS_DEFAULT 5
+
 /* One optimizer step at 0-based `step`: zero the gradients, run accum
  * micro-batches through fn, scale the summed gradient by 1 / count, clip
- * its global norm to clip (0 = off) and apply AdamW at lr. 0, or -1 after
- * one error line (fn failed; nothing counted; loss or norm not finite:
- * "diverged"); pg's line is cleared before an error. */
+ * its global norm to clip (0 = off) and apply AdamW at lr. Returns 0; 1
+ * when the loss or gradient norm was not finite and the step was skipped
+ * (a warning; no update, but opt's step count still advances); or -1 after
+ * one error line (fn failed; nothing counted; guard->max_bad non-finite
+ * steps in a row). pg's line is cleared before a message. *r is filled
+ * unless fn failed. */
 int md_train_step(md_model_t *m, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud, double lr,
-                  double clip, int64_t step, md_progress_t *pg, md_step_result_t *r);
+                  double clip, int64_t step, md_progress_t *pg, md_step_guard_t *guard, md_step_result_t *r);
 
 /* Options a resumed run must share with the run it continues. */
 typedef struct md_train_fixed {
@@ -80,6 +96,7 @@ typedef struct md_train_opts {
     const char *metrics_path;     /* TSV (+ SVG beside it); NULL = none */
     int markov_order;             /* baseline fitted at start when validating; < 0 = none */
     int64_t stop_at;              /* stop (and save) after this step, leaving the schedule to steps; 0 = none */
+    int64_t max_bad_steps;        /* non-finite steps in a row that stop the run (md_step_guard_t) */
 } md_train_opts_t;
 
 void md_train_opts_init(md_train_opts_t *o);
@@ -125,7 +142,10 @@ void md_trainer_free(md_trainer_t *t);
  * 0, or -1 after one error line. */
 int md_trainer_resume(md_trainer_t *t, const char *weights_path);
 
-/* Runs until o->f.steps. 0, or -1 after one error line (diverged, I/O). */
+/* Runs until o->f.steps. 0; MD_TRAIN_INTERRUPTED (train/trainguard.h) when
+ * a SIGINT or SIGTERM stopped it at a step boundary, after saving a
+ * checkpoint; or -1 after one error line (diverged, I/O), the last
+ * checkpoint on disk left as it was. */
 int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud);
 
 const md_train_progress_t *md_trainer_progress(const md_trainer_t *t);

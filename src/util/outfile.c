@@ -1,6 +1,8 @@
 #include "util/outfile.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,6 +49,19 @@ md_outfile_t *md_outfile_open(const char *path)
     return o;
 }
 
+int md_fsync_dir_of(const char *path)
+{
+    char *copy = md_strdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    free(copy);
+    if (fd < 0) return -1;
+    /* Some file systems refuse fsync on a folder (EINVAL): nothing to make
+     * durable there, so that is no error. */
+    int r = fsync(fd) == 0 || errno == EINVAL || errno == EROFS ? 0 : -1;
+    close(fd);
+    return r;
+}
+
 static void outfile_free(md_outfile_t *o)
 {
     free(o->tmp_path);
@@ -78,7 +93,13 @@ int md_outfile_commit(md_outfile_t *o)
         md_error("cannot rename output into place as '%s': %s", o->path, strerror(errno));
         ret = -1;
     }
-    if (ret != 0) unlink(o->tmp_path);
+    /* The rename itself must reach the disk before the caller builds on it
+     * (the checkpoint pair relies on the order of its two renames). */
+    if (ret == 0 && md_fsync_dir_of(o->path) != 0) {
+        md_error("cannot sync the folder of '%s': %s", o->path, strerror(errno));
+        ret = -1;
+    }
+    if (ret != 0 && access(o->tmp_path, F_OK) == 0) unlink(o->tmp_path);
     outfile_free(o);
     return ret;
 }

@@ -1,7 +1,8 @@
 /* Output files that appear whole or not at all.
  *
  * md_outfile_open() writes to a temporary file beside the destination;
- * md_outfile_commit() flushes, fsyncs and renames it into place, and
+ * md_outfile_commit() flushes and fsyncs it, renames it into place and
+ * fsyncs the folder (so the rename survives a power cut), and
  * md_outfile_abort() removes it. The path "-" writes to stdout directly, and
  * an existing device or FIFO (/dev/null, a named pipe) is written in place.
  * A failed command therefore never leaves a half-written output behind.
@@ -24,5 +25,9 @@ md_outfile_t *md_outfile_open(const char *path);
 int md_outfile_commit(md_outfile_t *o);
 /* Removes the temporary and frees o; a NULL o is ignored. */
 void md_outfile_abort(md_outfile_t *o);
+
+/* fsync()s the folder holding path, making renames and unlinks in it
+ * durable. 0, or -1 with errno set (no message). */
+int md_fsync_dir_of(const char *path);
 
 #endif

@@ -117,8 +117,11 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
                          &bt, F(c), (int)c->ld);
     if (timed) md_op_timer_mark(bf16 ? "gemm bf16" : "gemm", 1);
     if (st != CUBLAS_STATUS_SUCCESS) {
-        char msg[64];
-        snprintf(msg, sizeof msg, "cuBLAS failed with status %d", (int)st);
+        char msg[160];
+        snprintf(msg, sizeof msg, "cuBLAS %s (status %d) for a %lld x %lld x %lld product",
+                 st == CUBLAS_STATUS_ALLOC_FAILED ? "workspace allocation failed" : "failed", (int)st, (long long)m,
+                 (long long)n, (long long)k);
+        if (st == CUBLAS_STATUS_ALLOC_FAILED) fail_oom("gemm", msg);
         fail("gemm", msg);
     }
 }

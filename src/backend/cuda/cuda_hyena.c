@@ -45,6 +45,7 @@ static void cufft_fail(const char *op, const char *what, cufftResult r, int64_t 
     char msg[160];
     snprintf(msg, sizeof msg, "cuFFT %s failed (status %d) for %lld sequences of %lld points", what, (int)r,
              (long long)count, (long long)n);
+    if (r == CUFFT_ALLOC_FAILED) fail_oom(op, msg);
     fail(op, msg);
 }
 

@@ -5,6 +5,7 @@
 #define MD_BACKEND_CUDA_INTERNAL_H
 
 #include <cublas_v2.h>
+#include <cuda_runtime_api.h>
 #include <stdlib.h>
 
 #include "backend/ops.h"
@@ -29,11 +30,30 @@ typedef struct {
 
 #define CTX(be) ((cuda_ctx_t *)(be)->ctx)
 
-/* A failing CUDA call is a bug or a broken device: one line, then abort. */
+/* A failing CUDA call is otherwise a bug or a broken device: one line, then
+ * abort. */
 static inline void fail(const char *op, const char *what)
 {
     md_error("backend cuda, op %s: %s", op, what);
     abort();
+}
+
+/* Out of GPU memory inside an op (the runtime, cuBLAS or cuFFT allocating
+ * behind the plan): a failure the user causes with too large a batch,
+ * length or model, so one line naming the op, what was asked and a hint,
+ * and exit 1 -- no abort, no core dump. Checkpoints on disk are whole
+ * (written atomically), so the run resumes once the settings fit. */
+static inline void fail_oom(const char *op, const char *what)
+{
+    md_error("backend cuda, op %s: out of GPU memory (%s); try a smaller batch (-B, or finetune's --micro-batch), "
+             "--recompute or a shorter -L", op, what);
+    exit(1);
+}
+
+static inline void fail_cuda(const char *op, cudaError_t e)
+{
+    if (e == cudaErrorMemoryAllocation) fail_oom(op, cudaGetErrorString(e));
+    fail(op, cudaGetErrorString(e));
 }
 
 /* Every CUDA call goes through CK, so MD_CUDA_OP_TIMES (op_timer.h) sees
@@ -44,7 +64,7 @@ static inline void fail(const char *op, const char *what)
         if (t_) md_op_timer_mark(op, 0);                         \
         cudaError_t e_ = (call);                                 \
         if (t_) md_op_timer_mark(op, 1);                         \
-        if (e_ != cudaSuccess) fail(op, cudaGetErrorString(e_)); \
+        if (e_ != cudaSuccess) fail_cuda(op, e_);                \
     } while (0)
 
 #define OP_REQUIRE(cond, op)                                                                 \
