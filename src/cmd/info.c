@@ -111,6 +111,14 @@ static void print_text(FILE *fp, const info_t *in)
                     "vocab %lld, norm_eps %g, tied lm_head\n",
                 (long long)c->d_model, (long long)c->n_layer, (long long)c->d_inner, (long long)c->d_state,
                 (long long)c->dt_rank, (long long)c->d_conv, (long long)c->vocab_size, c->norm_eps);
+    md_cls_info_t ci;
+    if (in->ckpt && c->n_classes > 0 && md_ckpt_classifier(in->ckpt, &ci) == 0) {
+        fprintf(fp, "classifier  %lld classes (", (long long)ci.n_classes);
+        for (int64_t k = 0; k < ci.n_classes; k++) fprintf(fp, "%s%s", k ? ", " : "", ci.labels[k]);
+        fprintf(fp, "), %s-position pooling, fine-tuned at L %lld\n", md_pooling_name(ci.pooling),
+                (long long)ci.seq_len);
+        md_cls_info_free(&ci);
+    }
     fprintf(fp, "parameters  %s (%s without the embedding)\n", fmt_count(in->reg->numel, b1),
             fmt_count(md_params_count_no_embed(in->reg), b2));
     fprintf(fp, "\n%-48s %-16s %12s  %-5s%s\n", "tensor", "shape", "count", "decay", in->ckpt ? "  dtype" : "");
@@ -178,6 +186,16 @@ static void print_json(FILE *fp, const info_t *in)
         if (tr) {
             json_t *tj = json_loads(tr, 0, NULL);
             json_object_set_new(ck, "training", tj ? tj : json_string(tr));
+        }
+        md_cls_info_t ci;
+        if (in->cfg->n_classes > 0 && md_ckpt_classifier(in->ckpt, &ci) == 0) {
+            json_t *cj = json_object(), *labels = json_array();
+            for (int64_t k = 0; k < ci.n_classes; k++) json_array_append_new(labels, json_string(ci.labels[k]));
+            json_object_set_new(cj, "labels", labels);
+            json_object_set_new(cj, "pooling", json_string(md_pooling_name(ci.pooling)));
+            json_object_set_new(cj, "seq_len", json_integer(ci.seq_len));
+            json_object_set_new(ck, "classifier", cj);
+            md_cls_info_free(&ci);
         }
         json_object_set_new(o, "checkpoint", ck);
     }

@@ -35,6 +35,8 @@ grep -q "test accuracy" "$T/err" && ok || bad "test accuracy logged"
 # The checkpoint is a classifier: info shows its head; classify accepts it.
 expect_ok "info on the classifier" $MD info "$T/a.safetensors"
 grep -q "classifier.weight" "$T/out" && ok || bad "info lists classifier.weight"
+grep -q "^classifier  5 classes (human, chimp, bonobo, gorilla, orang), last-position pooling" "$T/out" && ok || \
+    bad "info names the classes: $(grep '^classifier' "$T/out")"
 
 # Reproducible: the same run gives the same checkpoint, whatever the threads.
 expect_ok "same run, 1 thread" $MD finetune -i "$T/lm.safetensors" $FAST -t 1 --val-contigs chr2 --test-contigs chr3 \
