@@ -356,8 +356,9 @@ struct md_backend {
      * activation that followed it: dx (M, K) = act'(pre_act) * (dy w), dy
      * (M, N), w (N, K); MD_ACT_NONE: dx = dy w and pre_act is NULL;
      * MD_ACT_GELU_TANH: pre_act (M, K) is the pre-activation saved by
-     * linear_fwd (gelu_bwd's derivative). dx aliases nothing. The CPU
-     * composes gemm and gelu_bwd (the same bits). The bias and weight
+     * linear_fwd (gelu_bwd's derivative). dx aliases nothing. Both
+     * backends compose gemm and gelu_bwd (the same bits as calling them;
+     * cuBLASLt's DGELU epilogue measured slower on the H200). The bias and weight
      * gradients stay with bias_bwd and gemm (deterministic column sums). */
     void (*linear_bwd_dx)(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *w,
                           const md_tensor_t *pre_act, md_act_t act);
