@@ -65,7 +65,7 @@ typedef struct {
     float beta;
     cublasLtEpilogue_t epilogue;
     const float *bias;
-    float *aux;   /* GELU's input: written by GELU_AUX_BIAS, read by DGELU */
+    float *aux;   /* GELU's input, written by GELU_AUX_BIAS for the backward */
     int64_t ld_aux;
 } lt_call_t;
 
