@@ -10,31 +10,12 @@
 #include <sys/mman.h>
 
 #include "backend/cpu/cpu_attention.h"
+#include "backend/cpu/cpu_backend_internal.h"
 #include "backend/cpu/cpu_hyena.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_linear.h"
 #include "backend/ops.h"
 #include "util/log.h"
-
-#define OP_REQUIRE(cond, op)                                                                 \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            md_error("backend cpu, op %s: internal error, %s does not hold", op, #cond);    \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
-
-static int is_f64(const md_tensor_t *t, const char *op)
-{
-    OP_REQUIRE(t->dtype == MD_DTYPE_F32 || t->dtype == MD_DTYPE_F64, op);
-    OP_REQUIRE(t->device == MD_DEVICE_CPU, op);
-    OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
-    return t->dtype == MD_DTYPE_F64;
-}
-
-#define SAME_DTYPE(a, b, op) OP_REQUIRE((a)->dtype == (b)->dtype, op)
-#define NROWS(t) md_tensor_nrows(t)
-#define NCOLS(t) md_tensor_ncols(t)
 
 void md_cpu_set_threads(int n)
 {
@@ -75,18 +56,15 @@ int md_cpu_avx512_active(void)
 
 /* ---- profiling ---- */
 
-enum { P_GEMM, P_ADD, P_SCALE, P_SUMSQ, P_ADAMW, P_EMB_F, P_EMB_B, P_RMS_F, P_RMS_B, P_CONV_F, P_CONV_B, P_SCAN_F,
-       P_SCAN_B, P_XENT, P_COPY, P_ROPE, P_ATTN_F, P_ATTN_B, P_SWIGLU_F, P_SWIGLU_B,
-       P_LN_F, P_LN_B, P_FFTCONV_F, P_FFTCONV_B, P_DWCONV_F, P_DWCONV_B, P_HYENA_EW, N_PROF };
 static const char *const prof_names[N_PROF] = {"gemm", "add", "scale", "sumsq", "adamw", "embedding_fwd",
                                                "embedding_bwd", "rmsnorm_fwd", "rmsnorm_bwd", "conv1d_silu_fwd",
                                                "conv1d_silu_bwd", "scan_fwd", "scan_bwd", "xent", "copy/memset",
                                                "rope", "attention_fwd", "attention_bwd", "swiglu_fwd",
                                                "swiglu_bwd", "layernorm_fwd", "layernorm_bwd", "fftconv_fwd",
                                                "fftconv_bwd", "dwconv_fwd", "dwconv_bwd", "hyena other"};
-static int prof_on;
-static double prof_time[N_PROF];
-static int64_t prof_calls[N_PROF];
+int md_cpu_prof_on;
+double md_cpu_prof_time[N_PROF];
+int64_t md_cpu_prof_calls[N_PROF];
 
 /* the gemm time split by shape, to see which shapes run below the BLAS rate */
 enum { N_GEMM_SHAPES = 48 };
@@ -118,16 +96,16 @@ static void gemm_prof_add(int ta, int tb, int64_t m, int64_t n, int64_t k, doubl
     }
 }
 
-void md_cpu_profile_enable(int on) { prof_on = on; }
+void md_cpu_profile_enable(int on) { md_cpu_prof_on = on; }
 
 void md_cpu_profile_report(void)
 {
     double total = 0;
-    for (int i = 0; i < N_PROF; i++) total += prof_time[i];
+    for (int i = 0; i < N_PROF; i++) total += md_cpu_prof_time[i];
     for (int i = 0; i < N_PROF; i++) {
-        if (!prof_calls[i]) continue;
-        md_info("%-16s %8lld calls %9.3f s %5.1f%%", prof_names[i], (long long)prof_calls[i], prof_time[i],
-                total > 0 ? 100 * prof_time[i] / total : 0);
+        if (!md_cpu_prof_calls[i]) continue;
+        md_info("%-16s %8lld calls %9.3f s %5.1f%%", prof_names[i], (long long)md_cpu_prof_calls[i], md_cpu_prof_time[i],
+                total > 0 ? 100 * md_cpu_prof_time[i] / total : 0);
     }
     for (int i = 0; i < n_gemm_prof; i++) {
         const gemm_shape_prof_t *g = &gemm_prof[i];
@@ -135,21 +113,10 @@ void md_cpu_profile_report(void)
                 g->tb ? 'T' : 'N', (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->calls, g->time,
                 g->time > 0 ? 2.0 * g->m * g->n * g->k * g->calls / g->time / 1e9 : 0);
     }
-    memset(prof_time, 0, sizeof prof_time);
-    memset(prof_calls, 0, sizeof prof_calls);
+    memset(md_cpu_prof_time, 0, sizeof md_cpu_prof_time);
+    memset(md_cpu_prof_calls, 0, sizeof md_cpu_prof_calls);
     n_gemm_prof = 0;
 }
-
-#define PROF_BEGIN double prof_t0_ = prof_on ? omp_get_wtime() : 0
-/* ops may run on several threads at once (one sequence each) */
-#define PROF_END(k)                                        \
-    do {                                                   \
-        if (prof_on) {                                     \
-            double dt_ = omp_get_wtime() - prof_t0_;       \
-            _Pragma("omp atomic") prof_time[k] += dt_;     \
-            _Pragma("omp atomic") prof_calls[k]++;         \
-        }                                                  \
-    } while (0)
 
 /* ---- memory ---- */
 
@@ -241,7 +208,7 @@ static void cpu_gemm(const md_backend_t *be, int ta, int tb, double alpha, const
             cblas_sgemm(CblasRowMajor, TA, TB, (int)mi, (int)ni, (int)k, (float)alpha, (const float *)Ai,
                         (int)a->ld, (const float *)Bi, (int)b->ld, (float)beta, (float *)Ci, (int)c->ld);
     }
-    if (prof_on) gemm_prof_add(ta, tb, m, n, k, omp_get_wtime() - prof_t0_);
+    if (md_cpu_prof_on) gemm_prof_add(ta, tb, m, n, k, omp_get_wtime() - prof_t0_);
     PROF_END(P_GEMM);
 }
 
@@ -372,24 +339,12 @@ static void cpu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t
 
 /* ---- conv1d ---- */
 
-static void conv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *bias,
-                       int64_t batch, const char *op)
-{
-    int64_t dim = NCOLS(x);
-    SAME_DTYPE(x, y, op);
-    SAME_DTYPE(w, y, op);
-    SAME_DTYPE(bias, y, op);
-    OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0, op);
-    OP_REQUIRE(NROWS(y) == NROWS(x) && NCOLS(y) == dim, op);
-    OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= 16 && md_tensor_numel(bias) == dim, op);
-}
-
 static void cpu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
                                 const md_tensor_t *bias, int64_t batch)
 {
     PROF_BEGIN;
     int d = is_f64(y, "conv1d_silu_fwd");
-    conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
+    md_cpu_conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
     int64_t dim = NCOLS(x);
     (d ? md_cpu_conv1d_silu_fwd_f64 : md_cpu_conv1d_silu_fwd_f32)(y->data, y->ld, x->data, x->ld, w->data,
                                                                   bias->data, batch, NROWS(x) / batch, dim,
@@ -403,8 +358,8 @@ static void cpu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tens
 {
     PROF_BEGIN;
     int d = is_f64(dx, "conv1d_silu_bwd");
-    conv_check(dx, x, w, bias, batch, "conv1d_silu_bwd");
-    conv_check(dy, x, dw, dbias, batch, "conv1d_silu_bwd");
+    md_cpu_conv_check(dx, x, w, bias, batch, "conv1d_silu_bwd");
+    md_cpu_conv_check(dy, x, dw, dbias, batch, "conv1d_silu_bwd");
     int64_t dim = NCOLS(x);
     (d ? md_cpu_conv1d_silu_bwd_f64 : md_cpu_conv1d_silu_bwd_f32)(
         dx->data, dx->ld, dw->data, dbias->data, dy->data, dy->ld, x->data, x->ld, w->data, bias->data, batch,
@@ -630,222 +585,6 @@ static void cpu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor
     PROF_END(P_SWIGLU_B);
 }
 
-/* ---- Hyena: bias, LayerNorm, GELU, Sin, modulation, short conv, FFT conv ---- */
-
-/* x is an (M, C) view of ref's dtype with the rows and columns given */
-static void rc_check(const md_tensor_t *x, const md_tensor_t *ref, int64_t rows, int64_t cols, const char *op)
-{
-    SAME_DTYPE(x, ref, op);
-    OP_REQUIRE(x->device == MD_DEVICE_CPU && x->ld >= NCOLS(x), op);
-    OP_REQUIRE(NROWS(x) == rows && NCOLS(x) == cols, op);
-}
-
-static void vec_check(const md_tensor_t *x, const md_tensor_t *ref, int64_t n, const char *op)
-{
-    SAME_DTYPE(x, ref, op);
-    OP_REQUIRE(x->device == MD_DEVICE_CPU && md_tensor_numel(x) == n && x->ld == NCOLS(x), op);
-}
-
-static void cpu_bias_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *bias)
-{
-    PROF_BEGIN;
-    int d = is_f64(y, "bias_add");
-    vec_check(bias, y, NCOLS(y), "bias_add");
-    (d ? md_cpu_bias_add_f64 : md_cpu_bias_add_f32)(y->data, y->ld, bias->data, NROWS(y), NCOLS(y));
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_bias_bwd(const md_backend_t *be, md_tensor_t *dbias, const md_tensor_t *dy)
-{
-    PROF_BEGIN;
-    int d = is_f64(dy, "bias_bwd");
-    vec_check(dbias, dy, NCOLS(dy), "bias_bwd");
-    (d ? md_cpu_bias_bwd_f64 : md_cpu_bias_bwd_f32)(dbias->data, dy->data, dy->ld, NROWS(dy), NCOLS(dy));
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_layernorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *mean, md_tensor_t *rstd,
-                              const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *b, double eps)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "layernorm_fwd");
-    int64_t rows = NROWS(x), dim = NCOLS(x);
-    rc_check(y, x, rows, dim, "layernorm_fwd");
-    vec_check(mean, x, rows, "layernorm_fwd");
-    vec_check(rstd, x, rows, "layernorm_fwd");
-    vec_check(w, x, dim, "layernorm_fwd");
-    vec_check(b, x, dim, "layernorm_fwd");
-    (d ? md_cpu_layernorm_fwd_f64 : md_cpu_layernorm_fwd_f32)(y->data, y->ld, mean->data, rstd->data, x->data, x->ld,
-                                                              w->data, b->data, rows, dim, eps);
-    PROF_END(P_LN_F);
-}
-
-static void cpu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
-                              const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
-                              const md_tensor_t *mean, const md_tensor_t *rstd, int accumulate)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "layernorm_bwd");
-    int64_t rows = NROWS(x), dim = NCOLS(x);
-    rc_check(dx, x, rows, dim, "layernorm_bwd");
-    rc_check(dy, x, rows, dim, "layernorm_bwd");
-    vec_check(mean, x, rows, "layernorm_bwd");
-    vec_check(rstd, x, rows, "layernorm_bwd");
-    const md_tensor_t *vecs[] = {w, dw, db};
-    for (int i = 0; i < 3; i++) vec_check(vecs[i], x, dim, "layernorm_bwd");
-    (d ? md_cpu_layernorm_bwd_f64 : md_cpu_layernorm_bwd_f32)(dx->data, dx->ld, dw->data, db->data, dy->data, dy->ld,
-                                                              x->data, x->ld, w->data, mean->data, rstd->data, rows,
-                                                              dim, accumulate);
-    PROF_END(P_LN_B);
-}
-
-static void cpu_gelu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "gelu_fwd");
-    rc_check(y, x, NROWS(x), NCOLS(x), "gelu_fwd");
-    (d ? md_cpu_gelu_fwd_f64 : md_cpu_gelu_fwd_f32)(y->data, y->ld, x->data, x->ld, NROWS(x), NCOLS(x));
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "gelu_bwd");
-    rc_check(dx, x, NROWS(x), NCOLS(x), "gelu_bwd");
-    rc_check(dy, x, NROWS(x), NCOLS(x), "gelu_bwd");
-    (d ? md_cpu_gelu_bwd_f64 : md_cpu_gelu_bwd_f32)(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, NROWS(x),
-                                                    NCOLS(x));
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "sin_fwd");
-    rc_check(y, x, NROWS(x), NCOLS(x), "sin_fwd");
-    vec_check(freq, x, NCOLS(x), "sin_fwd");
-    (d ? md_cpu_sin_fwd_f64 : md_cpu_sin_fwd_f32)(y->data, y->ld, x->data, x->ld, freq->data, NROWS(x), NCOLS(x));
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
-                        const md_tensor_t *x, const md_tensor_t *freq)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "sin_bwd");
-    rc_check(dx, x, NROWS(x), NCOLS(x), "sin_bwd");
-    rc_check(dy, x, NROWS(x), NCOLS(x), "sin_bwd");
-    vec_check(freq, x, NCOLS(x), "sin_bwd");
-    vec_check(dfreq, x, NCOLS(x), "sin_bwd");
-    (d ? md_cpu_sin_bwd_f64 : md_cpu_sin_bwd_f32)(dx->data, dx->ld, dfreq->data, dy->data, dy->ld, x->data, x->ld,
-                                                  freq->data, NROWS(x), NCOLS(x));
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_hyena_modulate(const md_backend_t *be, md_tensor_t *k, int64_t l_max, double target, double fast_pct,
-                               double slow_pct)
-{
-    PROF_BEGIN;
-    int d = is_f64(k, "hyena_modulate");
-    OP_REQUIRE(k->ld == NCOLS(k) && l_max >= NROWS(k) && target > 0 && fast_pct > 0 && slow_pct > 0,
-               "hyena_modulate");
-    (d ? md_cpu_hyena_modulate_f64 : md_cpu_hyena_modulate_f32)(k->data, NROWS(k), NCOLS(k), l_max, target, fast_pct,
-                                                                slow_pct);
-    PROF_END(P_HYENA_EW);
-}
-
-static void cpu_dwconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
-                           const md_tensor_t *bias, int64_t batch)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "dwconv_fwd");
-    conv_check(y, x, w, bias, batch, "dwconv_fwd");
-    OP_REQUIRE(y->data != x->data, "dwconv_fwd");
-    int64_t dim = NCOLS(x);
-    (d ? md_cpu_dwconv_fwd_f64 : md_cpu_dwconv_fwd_f32)(y->data, y->ld, x->data, x->ld, w->data, bias->data, batch,
-                                                        NROWS(x) / batch, dim, md_tensor_numel(w) / dim);
-    PROF_END(P_DWCONV_F);
-}
-
-static void cpu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
-                           const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w, int64_t batch)
-{
-    PROF_BEGIN;
-    int d = is_f64(x, "dwconv_bwd");
-    conv_check(dx, x, w, dbias, batch, "dwconv_bwd");
-    conv_check(dy, x, dw, dbias, batch, "dwconv_bwd");
-    int64_t dim = NCOLS(x);
-    (d ? md_cpu_dwconv_bwd_f64 : md_cpu_dwconv_bwd_f32)(dx->data, dx->ld, dw->data, dbias->data, dy->data, dy->ld,
-                                                        x->data, x->ld, w->data, batch, NROWS(x) / batch, dim,
-                                                        md_tensor_numel(w) / dim);
-    PROF_END(P_DWCONV_B);
-}
-
-static size_t cpu_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
-                                    int64_t channels)
-{
-    return (dt == MD_DTYPE_F64 ? md_cpu_fftconv_workspace_f64 : md_cpu_fftconv_workspace_f32)(len, channels);
-}
-
-static void fftconv_fill(md_cpu_fftconv_args_t *s, const md_tensor_t *x0, const md_tensor_t *x1,
-                         const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
-                         void *workspace, const char *op)
-{
-    memset(s, 0, sizeof *s);
-    int64_t M = NROWS(x0), C = NCOLS(x0);
-    OP_REQUIRE(batch >= 1 && M % batch == 0 && workspace != NULL, op);
-    rc_check(x1, x0, M, C, op);
-    rc_check(v, x0, M, C, op);
-    rc_check(k, x0, M / batch, C, op);
-    OP_REQUIRE(k->ld == C, op);
-    vec_check(D, x0, C, op);
-    s->batch = batch, s->len = M / batch, s->channels = C;
-    s->x0 = x0->data, s->ld_x0 = x0->ld;
-    s->x1 = x1->data, s->ld_x1 = x1->ld;
-    s->v = v->data, s->ld_v = v->ld;
-    s->k = k->data, s->D = D->data;
-    s->workspace = workspace;
-}
-
-static void cpu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
-                            const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
-                            void *workspace)
-{
-    PROF_BEGIN;
-    int d = is_f64(x0, "fftconv_fwd");
-    md_cpu_fftconv_args_t s;
-    fftconv_fill(&s, x0, x1, v, k, D, batch, workspace, "fftconv_fwd");
-    rc_check(y, x0, NROWS(x0), NCOLS(x0), "fftconv_fwd");
-    s.y = y->data, s.ld_y = y->ld;
-    (d ? md_cpu_fftconv_fwd_f64 : md_cpu_fftconv_fwd_f32)(&s);
-    PROF_END(P_FFTCONV_F);
-}
-
-static void cpu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
-                            md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
-                            const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
-                            int64_t batch, void *workspace)
-{
-    PROF_BEGIN;
-    int d = is_f64(x0, "fftconv_bwd");
-    md_cpu_fftconv_args_t s;
-    fftconv_fill(&s, x0, x1, v, k, D, batch, workspace, "fftconv_bwd");
-    int64_t M = NROWS(x0), C = NCOLS(x0);
-    const md_tensor_t *mats[] = {dx0, dx1, dv, dy};
-    for (int i = 0; i < 4; i++) rc_check(mats[i], x0, M, C, "fftconv_bwd");
-    rc_check(dk, x0, M / batch, C, "fftconv_bwd");
-    OP_REQUIRE(dk->ld == C, "fftconv_bwd");
-    vec_check(dD, x0, C, "fftconv_bwd");
-    s.dy = dy->data, s.ld_dy = dy->ld;
-    s.dx0 = dx0->data, s.ld_dx0 = dx0->ld;
-    s.dx1 = dx1->data, s.ld_dx1 = dx1->ld;
-    s.dv = dv->data, s.ld_dv = dv->ld;
-    s.dk = dk->data, s.dD = dD->data;
-    (d ? md_cpu_fftconv_bwd_f64 : md_cpu_fftconv_bwd_f32)(&s);
-    PROF_END(P_FFTCONV_B);
-}
-
 static const md_backend_t cpu_backend = {
     .name = "cpu",
     .device = MD_DEVICE_CPU,
@@ -879,20 +618,20 @@ static const md_backend_t cpu_backend = {
     .attention_bwd = cpu_attention_bwd,
     .swiglu_fwd = cpu_swiglu_fwd,
     .swiglu_bwd = cpu_swiglu_bwd,
-    .bias_add = cpu_bias_add,
-    .bias_bwd = cpu_bias_bwd,
-    .layernorm_fwd = cpu_layernorm_fwd,
-    .layernorm_bwd = cpu_layernorm_bwd,
-    .gelu_fwd = cpu_gelu_fwd,
-    .gelu_bwd = cpu_gelu_bwd,
-    .sin_fwd = cpu_sin_fwd,
-    .sin_bwd = cpu_sin_bwd,
-    .hyena_modulate = cpu_hyena_modulate,
-    .dwconv_fwd = cpu_dwconv_fwd,
-    .dwconv_bwd = cpu_dwconv_bwd,
-    .fftconv_workspace = cpu_fftconv_workspace,
-    .fftconv_fwd = cpu_fftconv_fwd,
-    .fftconv_bwd = cpu_fftconv_bwd,
+    .bias_add = md_cpu_op_bias_add,
+    .bias_bwd = md_cpu_op_bias_bwd,
+    .layernorm_fwd = md_cpu_op_layernorm_fwd,
+    .layernorm_bwd = md_cpu_op_layernorm_bwd,
+    .gelu_fwd = md_cpu_op_gelu_fwd,
+    .gelu_bwd = md_cpu_op_gelu_bwd,
+    .sin_fwd = md_cpu_op_sin_fwd,
+    .sin_bwd = md_cpu_op_sin_bwd,
+    .hyena_modulate = md_cpu_op_hyena_modulate,
+    .dwconv_fwd = md_cpu_op_dwconv_fwd,
+    .dwconv_bwd = md_cpu_op_dwconv_bwd,
+    .fftconv_workspace = md_cpu_op_fftconv_workspace,
+    .fftconv_fwd = md_cpu_op_fftconv_fwd,
+    .fftconv_bwd = md_cpu_op_fftconv_bwd,
     .linear_fwd = md_cpu_linear_fwd,
     .linear_bwd_dx = md_cpu_linear_bwd_dx,
 };
