@@ -304,7 +304,8 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             (long long)seq.start_len, (long long)o->batch, (long long)((o->batch + micro - 1) / micro),
             (o->batch + micro - 1) / micro == 1 ? "" : "es", o->lr, o->lr_min);
     md_progress_t pg;
-    md_progress_init(&pg, 0);
+    const int64_t step0 = st.step;   /* (0 unless resumed) */
+    md_progress_init(&pg, step0);
     md_step_guard_t guard = {o->max_bad_steps > 0 ? o->max_bad_steps : MD_MAX_BAD_STEPS_DEFAULT, 0, 0};
     md_train_catch_signals();
     int64_t step = st.step;
@@ -346,7 +347,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
                 ret = MD_TRAIN_INTERRUPTED;
                 goto out;
             }
-            double eps = (double)((step + 1) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
+            double eps = (double)((step + 1 - step0) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
             md_progress_update(&pg, step + 1, steps, sr.loss, eps * (double)tc.len);
             if (!pg.active && o->log_every > 0 && (step + 1) % o->log_every == 0)
                 md_info("step %lld/%lld: loss %.4f, lr %.3g, grad norm %.3g, %.1f examples/s", (long long)step + 1,
