@@ -1,9 +1,11 @@
 /* mambadna finetune: a species classifier from a pretrained model (or from
  * scratch), on labelled genomes. The protocol is train/clstrain.h's. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "backend/device.h"
 #include "backend/ops.h"
@@ -25,7 +27,7 @@ enum {
     OPT_EPOCHS, OPT_STEPS_PER_EPOCH, OPT_LR, OPT_LR_MIN, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_POOLING,
     OPT_REVCOMP, OPT_MAX_N, OPT_VAL_CONTIGS, OPT_TEST_CONTIGS, OPT_VAL_FRACTION, OPT_TEST_FRACTION, OPT_VAL_WINDOWS,
     OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT,
-    OPT_MAX_BAD_STEPS
+    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT
 };
 
 /* Default peak learning rates: the Mamba paper's for Mamba (1e-4) and
@@ -79,6 +81,10 @@ static void usage(FILE *fp)
             "Output:\n"
             "  -o FILE                   the classifier checkpoint (.safetensors)\n"
             "      --report PREFIX       report files' prefix [OUT without .safetensors]\n"
+            "      --resume FILE         continue the run that saved FILE (give its options again): the same\n"
+            "                            weights and reports as a run never stopped\n"
+            "      --stop-at INT         stop and save after step INT, before the test (the schedule still\n"
+            "                            spans every epoch)\n"
             "      --log-every INT       steps per log line when stderr is not a terminal [100]\n"
             "      --max-bad-steps INT   stop after INT steps in a row with a non-finite loss or gradient\n"
             "                            (each is skipped: no update) [5]\n"
@@ -87,13 +93,14 @@ static void usage(FILE *fp)
             "      --seed INT            head initialisation, examples, augmentation [1]\n"
             "  -q, --quiet               only warnings and errors on stderr\n"
             "  -h, --help                this help\n"
+            "Every save writes the optimizer state beside OUT (OUT.state.safetensors) for --resume.\n"
             "SIGINT or SIGTERM saves the checkpoint after the current step and exits with 130 or 143;\n"
             "a second one stops at once (the last checkpoint stays whole).\n");
 }
 
 typedef struct {
     const char *input, *arch_name, *preset, *species_tsv, *pooling;
-    const char *val_contigs, *test_contigs, *report;
+    const char *val_contigs, *test_contigs, *report, *resume;
     double val_fraction, test_fraction, max_n;
     int from_scratch, fraction_given, revcomp, recompute;
     int64_t d_model, n_layer, micro;
@@ -184,6 +191,8 @@ int cmd_finetune(int argc, char **argv)
         {"log-every", required_argument, 0, OPT_LOG_EVERY},
         {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"report", required_argument, 0, OPT_REPORT},
+        {"resume", required_argument, 0, OPT_RESUME},
+        {"stop-at", required_argument, 0, OPT_STOP_AT},
         {0, 0, 0, 0}};
     int c, ret = 1;
     opterr = 0;
@@ -232,6 +241,8 @@ int cmd_finetune(int argc, char **argv)
             break;
         case OPT_LOG_EVERY: r = md_parse_i64("--log-every", optarg, 0, INT64_MAX / 4, 1, &o.log_every); break;
         case OPT_REPORT: a.report = optarg; break;
+        case OPT_RESUME: a.resume = optarg; break;
+        case OPT_STOP_AT: r = md_parse_i64("--stop-at", optarg, 1, INT64_MAX / 4, 1, &o.stop_at); break;
         default:
             r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
@@ -270,6 +281,10 @@ int cmd_finetune(int argc, char **argv)
     struct stat st;
     if (stat(co.output, &st) == 0 && S_ISDIR(st.st_mode)) {
         md_error("option -o: '%s' is a folder; give the checkpoint's file name", co.output);
+        goto out;
+    }
+    if (a.resume && access(a.resume, R_OK) != 0) {
+        md_error("option --resume: cannot read '%s': %s", a.resume, strerror(errno));
         goto out;
     }
     int pooling = MD_POOL_LAST;
@@ -348,6 +363,8 @@ int cmd_finetune(int argc, char **argv)
     }
     char hold[600];
     md_holdout_describe(&h, hold, sizeof hold);
+    o.holdout_desc = hold, o.max_n_frac = a.max_n, o.revcomp = a.revcomp;
+    o.resume = a.resume;
     md_info("%s %lld x %lld classifier, %d species, L %lld; held out per species: %s; %s",
             md_arch_name(cfg.arch), (long long)cfg.d_model, (long long)cfg.n_layer, spec.n, (long long)o.seq_len, hold,
             dev.name);
@@ -358,8 +375,9 @@ int cmd_finetune(int argc, char **argv)
         ret = md_train_interrupted_status();
         goto out;
     }
-    md_info("test accuracy %.2f%% on %lld windows (chance %.1f%%)", 100 * res.test_acc, (long long)res.n_test,
-            100.0 / spec.n);
+    if (res.n_test > 0)
+        md_info("test accuracy %.2f%% on %lld windows (chance %.1f%%)", 100 * res.test_acc, (long long)res.n_test,
+                100.0 / spec.n);
     ret = 0;
 out:
     md_ckpt_close(ck);

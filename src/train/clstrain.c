@@ -25,11 +25,18 @@ typedef struct {
     int64_t n_correct, n_seen;    /* this step's training accuracy */
 } train_ctx_t;
 
+/* Micro-batch a's examples into c->tokens, c->labels; their number. */
+static int64_t draw_micro_batch(train_ctx_t *c, int64_t a)
+{
+    int64_t n = c->batch - a * c->micro < c->micro ? c->batch - a * c->micro : c->micro;
+    md_species_data_train_batch(c->d, c->len, n, c->tokens, c->labels);
+    return n;
+}
+
 static int train_micro_batch(void *ud, int64_t a, double *loss_sum, int64_t *count)
 {
     train_ctx_t *c = ud;
-    int64_t n = c->batch - a * c->micro < c->micro ? c->batch - a * c->micro : c->micro;
-    md_species_data_train_batch(c->d, c->len, n, c->tokens, c->labels);
+    int64_t n = draw_micro_batch(c, a);
     md_class_result_t r;
     if (md_model_classify(c->m, c->tokens, c->labels, n, c->len, 1, NULL, &r) < 0) return -1;
     *loss_sum = r.loss_sum;
@@ -73,14 +80,70 @@ static char *report_path(const char *prefix, const char *what)
     return p;
 }
 
-static int save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, int64_t step, int64_t epoch,
-                const md_cls_train_result_t *res)
+/* Where a run stands: enough, with the weights and moments, to continue
+ * it bit-exactly (the training state file's JSON). */
+typedef struct {
+    int64_t step, epoch, epoch_steps;   /* epoch under way and its steps done */
+    double lr, ep_loss;
+    int64_t ep_correct, ep_n;
+    json_t *options;                    /* what a resumed run must share */
+    json_t *rows;                       /* the finished epochs' report rows */
+} cls_state_t;
+
+static json_t *options_json(const md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o)
+{
+    const md_config_t *cfg = md_model_config(m);
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    json_t *species = json_array();
+    for (int k = 0; k < md_species_data_n(d); k++) json_array_append_new(species, json_string(md_species_data_label(d, k)));
+    /* keyed by the option that sets each, for the message when one differs */
+    return json_pack("{s:o, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+                     "s:f, s:s, s:I, s:I, s:s, s:f, s:b}",
+                     "species", species, "-m/--model", md_arch_name(cfg->arch), "--d-model", (json_int_t)cfg->d_model,
+                     "--n-layer", (json_int_t)cfg->n_layer, "--pooling", md_pooling_name(cfg->cls_pooling), "-L",
+                     (json_int_t)o->seq_len, "-B", (json_int_t)o->batch, "--micro-batch", (json_int_t)md_model_max_batch(m),
+                     "--epochs", (json_int_t)o->epochs, "--steps-per-epoch", (json_int_t)o->steps_per_epoch,
+                     "--seq-warmup-start", (json_int_t)o->seq_warmup_start, "--lr", o->lr, "--lr-min", o->lr_min,
+                     "--warmup", o->warmup, "--clip", o->clip, "--weight-decay", o->adamw.weight_decay, "beta1",
+                     o->adamw.beta1, "beta2", o->adamw.beta2, "eps", o->adamw.eps, "--seed", seed, "--val-windows",
+                     (json_int_t)o->val_windows, "--test-windows", (json_int_t)o->test_windows, "held-out data",
+                     o->holdout_desc ? o->holdout_desc : "", "--max-n", o->max_n_frac, "--revcomp", o->revcomp);
+}
+
+/* JSON has no NaN (an epoch of skipped steps only has no training loss):
+ * null stands for it. */
+static json_t *num_json(double v) { return isnan(v) ? json_null() : json_real(v); }
+static double num_value(const json_t *j) { return json_is_number(j) ? json_number_value(j) : NAN; }
+
+static json_t *row_json(const md_epoch_row_t *r, int C)
+{
+    json_t *cls = json_array();
+    for (int k = 0; k < C; k++) json_array_append_new(cls, num_json(r->val_class_acc[k]));
+    return json_pack("[I, I, f, o, o, o, o, o]", (json_int_t)r->epoch, (json_int_t)r->step, r->lr,
+                     num_json(r->train_loss), num_json(r->train_acc), num_json(r->val_loss), num_json(r->val_acc), cls);
+}
+
+typedef struct {
+    md_model_t *m;
+    const char *training_json;
+    md_cls_info_t *info;
+} cls_weights_t;
+
+static int save_cls_weights(void *ud, const char *path)
+{
+    cls_weights_t *w = ud;
+    return md_ckpt_save_classifier(path, w->m, w->training_json, w->info);
+}
+
+static int save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, const md_adamw_t *opt,
+                const cls_state_t *st, int64_t epoch, const md_cls_train_result_t *res)
 {
     const int C = md_species_data_n(d);
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     json_t *t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:f}", "task", "species classification", "step",
-                          (json_int_t)step, "epoch", (json_int_t)epoch, "seq_len", (json_int_t)o->seq_len, "batch",
+                          (json_int_t)st->step, "epoch", (json_int_t)epoch, "seq_len", (json_int_t)o->seq_len, "batch",
                           (json_int_t)o->batch, "seed", seed, "lr", o->lr);
     /* (none yet when a signal stops the first epoch) */
     if (!isnan(res->val_acc)) json_object_set_new(t, "val_accuracy", json_real(res->val_acc));
@@ -88,11 +151,104 @@ static int save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *
     if (!isnan(res->test_acc)) json_object_set_new(t, "test_accuracy", json_real(res->test_acc));
     char *tj = json_dumps(t, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(t);
+    json_t *sj = json_pack("{s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:O, s:O}", "step", (json_int_t)st->step, "epoch",
+                           (json_int_t)st->epoch, "epoch_steps", (json_int_t)st->epoch_steps, "lr", st->lr,
+                           "epoch_loss", st->ep_loss, "epoch_correct", (json_int_t)st->ep_correct, "epoch_n",
+                           (json_int_t)st->ep_n, "options", st->options, "rows", st->rows);
+    json_object_set_new(sj, "val_accuracy", num_json(res->val_acc));
+    json_object_set_new(sj, "val_loss", num_json(res->val_loss));
+    char *state = json_dumps(sj, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(sj);
     md_cls_info_t info = {C, md_malloc((size_t)C * sizeof(char *)), md_model_config(m)->cls_pooling, o->seq_len};
     for (int k = 0; k < C; k++) info.labels[k] = (char *)md_species_data_label(d, k);
-    int ret = md_ckpt_save_classifier(o->out_path, m, tj, &info);
+    cls_weights_t w = {m, tj, &info};
+    int ret = md_train_save_pair(o->out_path, opt, state, save_cls_weights, &w);
     free(info.labels);
+    free(state);
     free(tj);
+    return ret;
+}
+
+/* The state JSON text of a finetune run, or NULL after one error line. */
+static json_t *finetune_state(const char *text, const char *sp)
+{
+    json_error_t err;
+    json_t *root = json_loads(text, 0, &err);
+    if (!json_is_object(json_object_get(root, "options")) || !json_is_array(json_object_get(root, "rows")) ||
+        !json_is_integer(json_object_get(root, "epoch"))) {
+        md_error("training state '%s' is not a finetune run's (no options, epoch or report rows)", sp);
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* Takes up the run saved at o->resume: moments, weights, where it stands
+ * (*st, *res) and its report rows (into elog); the species' training
+ * streams are advanced past the steps done. 0, or -1 after one error line. */
+static int resume(md_model_t *m, md_adamw_t *opt, const md_cls_train_opts_t *o, cls_state_t *st,
+                  md_cls_train_result_t *res, md_epoch_log_t *elog, train_ctx_t *tc, const md_seq_schedule_t *seq,
+                  int C)
+{
+    char *text = NULL, *sp = NULL;
+    json_t *root = NULL;
+    md_ckpt_t *ck = NULL;
+    int ret = -1;
+    /* The options first: a model of another size must be named as such,
+     * not as moments of the wrong number. */
+    if (md_train_read_state(o->resume, &text, &sp) < 0 || !(root = finetune_state(text, sp))) goto out;
+    const char *key;
+    json_t *was;
+    json_object_foreach(json_object_get(root, "options"), key, was) {
+        json_t *now = json_object_get(st->options, key);
+        if (now && json_equal(now, was)) continue;
+        char *a = now ? json_dumps(now, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) : md_strdup("none");
+        char *b = json_dumps(was, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+        md_error("%s %s on --resume, but checkpoint '%s' was trained with %s", key, a, o->resume, b);
+        free(a), free(b);
+        goto out;
+    }
+    json_decref(root);
+    free(text), free(sp);
+    root = NULL, text = sp = NULL;
+    if (md_train_load_pair(o->resume, opt, &text, &sp) < 0 || !(root = finetune_state(text, sp))) goto out;
+    json_t *rows = json_object_get(root, "rows");
+#define GI(k) json_integer_value(json_object_get(root, k))
+#define GR(k) json_number_value(json_object_get(root, k))
+    st->step = GI("step"), st->epoch = GI("epoch"), st->epoch_steps = GI("epoch_steps");
+    st->lr = GR("lr"), st->ep_loss = GR("epoch_loss"), st->ep_correct = GI("epoch_correct"), st->ep_n = GI("epoch_n");
+    res->val_acc = num_value(json_object_get(root, "val_accuracy"));
+    res->val_loss = num_value(json_object_get(root, "val_loss"));
+#undef GI
+#undef GR
+    size_t i;
+    json_t *r;
+    double *cls = md_malloc((size_t)C * sizeof *cls);
+    json_array_foreach(rows, i, r) {
+        for (int k = 0; k < C; k++) cls[k] = num_value(json_array_get(json_array_get(r, 7), (size_t)k));
+        md_epoch_row_t row = {json_integer_value(json_array_get(r, 0)), json_integer_value(json_array_get(r, 1)),
+                              num_value(json_array_get(r, 2)), num_value(json_array_get(r, 3)),
+                              num_value(json_array_get(r, 4)), num_value(json_array_get(r, 5)),
+                              num_value(json_array_get(r, 6)), cls};
+        json_array_append_new(st->rows, row_json(&row, C));
+        if (md_epoch_log_add(elog, &row) < 0) { free(cls); goto out; }
+    }
+    free(cls);
+    if (!(ck = md_ckpt_open(o->resume)) || md_ckpt_load_params(ck, m) < 0) goto out;
+    /* Every example is a function of the seed and the order of the draws:
+     * drawing (and dropping) the steps done puts the streams where they were. */
+    const int64_t accum = (o->batch + tc->micro - 1) / tc->micro;
+    for (int64_t s = 0; s < st->step; s++) {
+        tc->len = md_seq_len_at(seq, s);
+        for (int64_t a = 0; a < accum; a++) draw_micro_batch(tc, a);
+    }
+    md_info("resumed from '%s' at step %lld (epoch %lld)", o->resume, (long long)st->step, (long long)st->epoch);
+    ret = 0;
+out:
+    md_ckpt_close(ck);
+    json_decref(root);
+    free(text);
+    free(sp);
     return ret;
 }
 
@@ -135,52 +291,63 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     md_adamw_t opt;
     int ret = -1;
     memset(&opt, 0, sizeof opt);
+    cls_state_t st = {0, 1, 0, 0, 0, 0, 0, options_json(m, d, o), json_array()};
     if (md_species_data_prepare_eval(d, MD_SPLIT_VAL, L, o->val_windows, n_val) < 0 ||
         md_species_data_prepare_eval(d, MD_SPLIT_TEST, L, o->test_windows, n_test) < 0)
         goto out;
     const md_params_t *reg = md_model_params(m);
     if (md_adamw_init(&opt, md_model_backend(m), md_model_dtype(m), reg->numel, reg->n_decay, &o->adamw) < 0) goto out;
+    if (o->resume && resume(m, &opt, o, &st, res, elog, &tc, &seq, C) < 0) goto out;
     md_info("%lld epoch%s of %lld steps (%lld of them sequence-length warmup from %lld), %lld examples per step "
             "(%lld micro-batch%s), lr %g -> %g",
             (long long)total_epochs, total_epochs == 1 ? "" : "s", (long long)spe, (long long)warm,
             (long long)seq.start_len, (long long)o->batch, (long long)((o->batch + micro - 1) / micro),
             (o->batch + micro - 1) / micro == 1 ? "" : "es", o->lr, o->lr_min);
     md_progress_t pg;
-    md_progress_init(&pg, 0);
+    const int64_t step0 = st.step;   /* (0 unless resumed) */
+    md_progress_init(&pg, step0);
     md_step_guard_t guard = {o->max_bad_steps > 0 ? o->max_bad_steps : MD_MAX_BAD_STEPS_DEFAULT, 0, 0};
     md_train_catch_signals();
-    int64_t step = 0;
-    for (int64_t epoch = 1; epoch <= total_epochs; epoch++) {
-        double ep_loss = 0, t0 = md_realtime();
-        int64_t ep_correct = 0, ep_n = 0;
+    int64_t step = st.step;
+    for (int64_t epoch = st.epoch; epoch <= total_epochs; epoch++) {
+        double t0 = md_realtime();
+        st.epoch = epoch;
         tc.len = md_seq_len_at(&seq, step);
         if (warm > 0) {
             md_progress_clear(&pg);
             md_info("epoch %lld: sequence length %lld", (long long)epoch, (long long)tc.len);
         }
-        double lr = 0;
-        for (int64_t k = 0; k < spe; k++, step++) {
+        for (int64_t k = st.epoch_steps; k < spe; k++, step++) {
             md_step_result_t sr;
-            lr = md_lr_at(&lrs, step);
+            const double lr = st.lr = md_lr_at(&lrs, step);
             tc.n_correct = tc.n_seen = 0;
             int64_t accum = (o->batch + micro - 1) / micro;
             const int stepped = md_train_step(m, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &guard, &sr);
             if (stepped < 0) goto out;
             if (stepped == 0) {   /* a skipped step stays out of the epoch's figures */
-                ep_loss += sr.loss_sum;
-                ep_correct += tc.n_correct;
-                ep_n += tc.n_seen;
+                st.ep_loss += sr.loss_sum;
+                st.ep_correct += tc.n_correct;
+                st.ep_n += tc.n_seen;
+            }
+            st.step = step + 1, st.epoch_steps = k + 1;
+            if (o->stop_at == step + 1 && k + 1 < spe) {   /* (at an epoch's end, after its reports) */
+                md_progress_clear(&pg);
+                if (save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+                md_info("stopped after step %lld (epoch %lld): saved '%s'", (long long)step + 1, (long long)epoch,
+                        o->out_path);
+                ret = 0;
+                goto out;
             }
             if (md_train_stop_signal()) {
                 md_progress_clear(&pg);
-                if (save(m, d, o, step + 1, epoch, res) < 0) goto out;
+                if (save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
                 md_info("stopped by %s after step %lld (epoch %lld): saved '%s' (no reports for the unfinished "
-                        "epoch)", md_train_signal_name(md_train_stop_signal()), (long long)step + 1, (long long)epoch,
-                        o->out_path);
+                        "epoch); continue with --resume %s", md_train_signal_name(md_train_stop_signal()),
+                        (long long)step + 1, (long long)epoch, o->out_path, o->out_path);
                 ret = MD_TRAIN_INTERRUPTED;
                 goto out;
             }
-            double eps = (double)((step + 1) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
+            double eps = (double)((step + 1 - step0) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
             md_progress_update(&pg, step + 1, steps, sr.loss, eps * (double)tc.len);
             if (!pg.active && o->log_every > 0 && (step + 1) % o->log_every == 0)
                 md_info("step %lld/%lld: loss %.4f, lr %.3g, grad norm %.3g, %.1f examples/s", (long long)step + 1,
@@ -192,19 +359,27 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
         res->val_loss = md_confusion_mean_loss(&cm);
         double *cls_acc = md_malloc((size_t)C * sizeof *cls_acc);
         for (int k = 0; k < C; k++) cls_acc[k] = md_confusion_class_accuracy(&cm, k);
-        md_epoch_row_t row = {epoch, step, lr, ep_loss / (double)ep_n, (double)ep_correct / (double)ep_n,
-                              res->val_loss, res->val_acc, cls_acc};
+        md_epoch_row_t row = {epoch, step, st.lr, st.ep_loss / (double)st.ep_n,
+                              (double)st.ep_correct / (double)st.ep_n, res->val_loss, res->val_acc, cls_acc};
         md_info("epoch %lld/%lld (%.1f s): train loss %.4f, accuracy %.2f%%", (long long)epoch,
                 (long long)total_epochs, md_realtime() - t0, row.train_loss, 100 * row.train_acc);
         char what[64];
         snprintf(what, sizeof what, "epoch %lld validation", (long long)epoch);
         log_eval(what, &cm, d);
         int r = md_epoch_log_add(elog, &row);
+        json_array_append_new(st.rows, row_json(&row, C));
         free(cls_acc);
         if (r < 0) goto out;
         snprintf(what, sizeof what, "validation confusion, epoch %lld (%s)", (long long)epoch, o->out_path);
         if (md_confusion_write(&cm, labels, what, p_val) < 0) goto out;
-        if (save(m, d, o, step, epoch, res) < 0) goto out;
+        /* the next epoch, not yet begun, is where a resumed run starts */
+        st.epoch = epoch + 1, st.epoch_steps = 0, st.ep_loss = 0, st.ep_correct = st.ep_n = 0;
+        if (save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+        if (o->stop_at == step && epoch < total_epochs) {
+            md_info("stopped after step %lld (epoch %lld): saved '%s'", (long long)step, (long long)epoch, o->out_path);
+            ret = 0;
+            goto out;
+        }
     }
     if (evaluate(m, d, MD_SPLIT_TEST, L, n_test, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
     res->test_acc = md_confusion_accuracy(&cm);
@@ -214,12 +389,14 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     char what[300];
     snprintf(what, sizeof what, "test confusion (%s)", o->out_path);
     if (md_confusion_write(&cm, labels, what, p_test) < 0) goto out;
-    if (save(m, d, o, step, total_epochs, res) < 0) goto out;
+    if (save(m, d, o, &opt, &st, total_epochs, res) < 0) goto out;
     md_info("saved '%s'; reports %s, %s, %s (and .svg)", o->out_path, p_epochs, p_val, p_test);
     ret = 0;
 out:
     md_train_release_signals();
     md_adamw_free(&opt);
+    json_decref(st.options);
+    json_decref(st.rows);
     md_confusion_free(&cm);
     md_epoch_log_free(elog);
     free(p_epochs), free(p_val), free(p_test);

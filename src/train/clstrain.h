@@ -17,8 +17,12 @@
  * After every epoch: validation loss and accuracy over every species'
  * validation windows, per-species accuracy, the epoch TSV/SVG and the
  * validation confusion matrix (TSV/SVG), and the checkpoint (the classifier
- * record of nn/checkpoint.h). At the end, the test windows' accuracy and
- * confusion matrix.
+ * record of nn/checkpoint.h) with its training state beside it (the pair
+ * of train/trainer.h: md_train_save_pair), which holds the moments, the
+ * step, the epoch's partial sums and the finished epochs' report rows. A
+ * run resumed from it (o->resume; also from a checkpoint saved mid-epoch by
+ * a signal) continues bit-exactly: same weights and reports as a run never
+ * stopped. At the end, the test windows' accuracy and confusion matrix.
  */
 #ifndef MD_TRAIN_CLSTRAIN_H
 #define MD_TRAIN_CLSTRAIN_H
@@ -41,15 +45,22 @@ typedef struct md_cls_train_opts {
     const char *out_path;         /* the checkpoint */
     const char *report_prefix;    /* PREFIX.epochs.tsv, PREFIX.val-confusion.tsv, PREFIX.test-confusion.tsv (+ .svg) */
     const char *source;           /* the pretrained checkpoint, or NULL (from scratch), for the record */
+    /* what fixes the training data (a resumed run must match it) */
+    const char *holdout_desc;     /* md_holdout_describe's */
+    double max_n_frac;
+    int revcomp;
+    const char *resume;           /* a checkpoint of this run to continue from, or NULL */
+    int64_t stop_at;              /* stop (and save) after this step, before the test; 0 = never */
 } md_cls_train_opts_t;
 
 typedef struct md_cls_train_result {
     double val_acc, val_loss, test_acc, test_loss;
-    int64_t n_test;
+    int64_t n_test;               /* 0 when stop_at stopped the run before the test */
 } md_cls_train_result_t;
 
 /* Trains m (a classifier with one class per species of d, weights already
- * initialised or loaded) and writes the checkpoint and reports. 0;
+ * initialised or loaded) and writes the checkpoint and reports. 0 (also
+ * when o->stop_at stopped it);
  * MD_TRAIN_INTERRUPTED (train/trainguard.h) when a SIGINT or SIGTERM stopped
  * it at a step boundary, after saving the checkpoint; or -1 after one error
  * line. */

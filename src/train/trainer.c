@@ -230,19 +230,25 @@ static char *existing_state_path(const char *weights_path)
     return sp;
 }
 
-int md_train_read_saved(const char *weights_path, md_train_fixed_t *saved, md_train_progress_t *prog, char **keep)
+int md_train_read_state(const char *weights_path, char **state_json, char **state_path)
 {
     char *sp = existing_state_path(weights_path);
     md_st_file_t *f = md_st_read(sp);
+    const char *js = f ? md_st_meta(f, "state") : NULL;
+    if (f && !js) md_error("'%s' is not a mambadna training state file", sp);
+    *state_json = js ? md_strdup(js) : NULL;
+    *state_path = sp;
+    md_st_free(f);
+    return js ? 0 : -1;
+}
+
+int md_train_read_saved(const char *weights_path, md_train_fixed_t *saved, md_train_progress_t *prog, char **keep)
+{
+    char *sp = NULL, *js = NULL;
     int ret = -1;
     json_t *root = NULL;
     *keep = NULL;
-    if (!f) goto out;
-    const char *js = md_st_meta(f, "state");
-    if (!js) {
-        md_error("'%s' is not a mambadna training state file", sp);
-        goto out;
-    }
+    if (md_train_read_state(weights_path, &js, &sp) < 0) goto out;
     if (!(root = load_state_json(sp, js))) goto out;
     if (fixed_from_json(json_object_get(root, "options"), saved, keep, sp) < 0) goto out;
     if (progress_from_json(root, prog, sp) < 0) goto out;
@@ -250,7 +256,7 @@ int md_train_read_saved(const char *weights_path, md_train_fixed_t *saved, md_tr
 out:
     if (ret < 0) { free(*keep); *keep = NULL; }
     json_decref(root);
-    md_st_free(f);
+    free(js);
     free(sp);
     return ret;
 }
@@ -426,38 +432,38 @@ fail:
     return NULL;
 }
 
-static int moments_to_host(md_trainer_t *t, float *m, float *v)
+static int moments_to_host(const md_adamw_t *opt, float *m, float *v)
 {
-    const md_backend_t *be = t->opt.be;
-    size_t n = (size_t)t->opt.numel;
-    if (t->opt.dtype == MD_DTYPE_F32) {
-        be->copy(be, m, t->opt.m, n * 4, MD_COPY_D2H);
-        be->copy(be, v, t->opt.v, n * 4, MD_COPY_D2H);
+    const md_backend_t *be = opt->be;
+    size_t n = (size_t)opt->numel;
+    if (opt->dtype == MD_DTYPE_F32) {
+        be->copy(be, m, opt->m, n * 4, MD_COPY_D2H);
+        be->copy(be, v, opt->v, n * 4, MD_COPY_D2H);
         return 0;
     }
     double *tmp = md_malloc(n * 8 + 8);
-    be->copy(be, tmp, t->opt.m, n * 8, MD_COPY_D2H);
+    be->copy(be, tmp, opt->m, n * 8, MD_COPY_D2H);
     for (size_t i = 0; i < n; i++) m[i] = (float)tmp[i];
-    be->copy(be, tmp, t->opt.v, n * 8, MD_COPY_D2H);
+    be->copy(be, tmp, opt->v, n * 8, MD_COPY_D2H);
     for (size_t i = 0; i < n; i++) v[i] = (float)tmp[i];
     free(tmp);
     return 0;
 }
 
-static void moments_from_host(md_trainer_t *t, const float *m, const float *v)
+static void moments_from_host(md_adamw_t *opt, const float *m, const float *v)
 {
-    const md_backend_t *be = t->opt.be;
-    size_t n = (size_t)t->opt.numel;
-    if (t->opt.dtype == MD_DTYPE_F32) {
-        be->copy(be, t->opt.m, m, n * 4, MD_COPY_H2D);
-        be->copy(be, t->opt.v, v, n * 4, MD_COPY_H2D);
+    const md_backend_t *be = opt->be;
+    size_t n = (size_t)opt->numel;
+    if (opt->dtype == MD_DTYPE_F32) {
+        be->copy(be, opt->m, m, n * 4, MD_COPY_H2D);
+        be->copy(be, opt->v, v, n * 4, MD_COPY_H2D);
         return;
     }
     double *tmp = md_malloc(n * 8 + 8);
     for (size_t i = 0; i < n; i++) tmp[i] = m[i];
-    be->copy(be, t->opt.m, tmp, n * 8, MD_COPY_H2D);
+    be->copy(be, opt->m, tmp, n * 8, MD_COPY_H2D);
     for (size_t i = 0; i < n; i++) tmp[i] = v[i];
-    be->copy(be, t->opt.v, tmp, n * 8, MD_COPY_H2D);
+    be->copy(be, opt->v, tmp, n * 8, MD_COPY_H2D);
     free(tmp);
 }
 
@@ -485,12 +491,45 @@ static void restore_prev_state(const char *sp, const char *prev)
  * next: the old state to STATE.prev, the new state into place, the new
  * weights into place; then STATE.prev is removed. Whenever a kill strikes,
  * the weights on disk match either STATE or STATE.prev by step, and
- * --resume takes the one that matches (md_trainer_resume). */
+ * --resume takes the one that matches (md_train_load_pair). */
+int md_train_save_pair(const char *path, const md_adamw_t *opt, const char *state_json,
+                       int (*save_weights)(void *ud, const char *path), void *ud)
+{
+    size_t n = (size_t)opt->numel;
+    float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
+    moments_to_host(opt, m, v);
+    char *sp = md_ckpt_state_path(path), *prev = prev_state_path(sp);
+    int ret = 0, have_old = access(sp, F_OK) == 0 && access(path, F_OK) == 0;
+    if (have_old && (rename(sp, prev) != 0 || md_fsync_dir_of(sp) != 0)) {
+        md_error("cannot set the training state '%s' aside as '%s' while saving: %s", sp, prev, strerror(errno));
+        ret = -1;
+    }
+    if (ret == 0 && (md_ckpt_save_state(sp, m, v, (int64_t)n, state_json) < 0 || save_weights(ud, path) < 0)) {
+        ret = -1;
+        if (have_old) restore_prev_state(sp, prev);
+    }
+    /* (a STATE.prev left by an earlier interrupted save goes too) */
+    if (ret == 0 && unlink(prev) == 0) md_fsync_dir_of(prev);
+    free(sp);
+    free(prev);
+    free(m);
+    free(v);
+    return ret;
+}
+
+typedef struct {
+    md_trainer_t *t;
+    const char *training_json;
+} lm_weights_t;
+
+static int save_lm_weights(void *ud, const char *path)
+{
+    lm_weights_t *w = ud;
+    return md_ckpt_save_weights(path, w->t->m, w->training_json);
+}
+
 int md_trainer_save(md_trainer_t *t, const char *path)
 {
-    size_t n = (size_t)t->opt.numel;
-    float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
-    moments_to_host(t, m, v);
     char wnext[32];
     snprintf(wnext, sizeof wnext, "%llu", (unsigned long long)t->prog.next_window);
     json_t *root = json_pack("{s:I, s:I, s:s, s:o, s:o}", "step", (json_int_t)t->prog.step, "tokens",
@@ -498,25 +537,10 @@ int md_trainer_save(md_trainer_t *t, const char *path)
                              "genome", genome_json(md_lm_data_genome(t->d)));
     char *state = dump(root);
     json_decref(root);
-    char *sp = md_ckpt_state_path(path), *prev = prev_state_path(sp);
-    char *tj = training_json(t);
-    int ret = 0, have_old = access(sp, F_OK) == 0 && access(path, F_OK) == 0;
-    if (have_old && (rename(sp, prev) != 0 || md_fsync_dir_of(sp) != 0)) {
-        md_error("cannot set the training state '%s' aside as '%s' while saving: %s", sp, prev, strerror(errno));
-        ret = -1;
-    }
-    if (ret == 0 && (md_ckpt_save_state(sp, m, v, (int64_t)n, state) < 0 || md_ckpt_save_weights(path, t->m, tj) < 0)) {
-        ret = -1;
-        if (have_old) restore_prev_state(sp, prev);
-    }
-    /* (a STATE.prev left by an earlier interrupted save goes too) */
-    if (ret == 0 && unlink(prev) == 0) md_fsync_dir_of(prev);
-    free(tj);
-    free(sp);
-    free(prev);
+    lm_weights_t w = {t, training_json(t)};
+    int ret = md_train_save_pair(path, &t->opt, state, save_lm_weights, &w);
+    free((char *)w.training_json);
     free(state);
-    free(m);
-    free(v);
     return ret;
 }
 
@@ -527,50 +551,54 @@ static int fixed_equal(const md_train_fixed_t *a, const md_train_fixed_t *b, con
     return md_train_merge_saved(&x, b, (1u << MD_TF_N) - 1, ckpt);
 }
 
-/* Reads the state file sp into m, v and *root, *prog. 0, or -1 after one
+/* Reads the state file sp into m, v, *state and *step. 0, or -1 after one
  * error line. */
-static int load_state(const char *sp, float *m, float *v, int64_t numel, json_t **root, md_train_progress_t *prog)
+static int load_state(const char *sp, float *m, float *v, int64_t numel, char **state, int64_t *step)
 {
-    char *state = NULL;
-    *root = NULL;
-    int ret = md_ckpt_load_state(sp, m, v, numel, &state);
-    if (ret == 0 && !(*root = load_state_json(sp, state))) ret = -1;
-    if (ret == 0) ret = progress_from_json(*root, prog, sp);
-    free(state);
+    *state = NULL;
+    if (md_ckpt_load_state(sp, m, v, numel, state) < 0) return -1;
+    json_t *root = load_state_json(sp, *state), *s = json_object_get(root, "step");
+    int ret = 0;
+    if (root && (!json_is_integer(s) || json_integer_value(s) < 0)) {
+        md_error("training state '%s' lacks its step", sp);
+        ret = -1;
+    }
+    if (root && ret == 0) *step = json_integer_value(s);
+    if (!root) ret = -1;
+    json_decref(root);
+    if (ret < 0) { free(*state); *state = NULL; }
     return ret;
 }
 
-int md_trainer_resume(md_trainer_t *t, const char *weights_path)
+int md_train_load_pair(const char *weights_path, md_adamw_t *opt, char **state_json, char **state_path)
 {
     md_ckpt_t *ck = md_ckpt_open(weights_path);
     if (!ck) return -1;
     int ret = -1;
-    char *sp = existing_state_path(weights_path), *keep = NULL;
+    char *sp = existing_state_path(weights_path), *state = NULL;
     char *canonical = md_ckpt_state_path(weights_path), *prev = prev_state_path(canonical);
-    size_t n = (size_t)t->opt.numel;
+    size_t n = (size_t)opt->numel;
     float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
-    json_t *root = NULL, *tr = NULL;
     const char *tjs = md_ckpt_meta(ck, "training");
     json_error_t err;
-    tr = tjs ? json_loads(tjs, 0, &err) : NULL;
-    json_t *wstep = json_object_get(tr, "step");
+    json_t *tr = tjs ? json_loads(tjs, 0, &err) : NULL, *wstep = json_object_get(tr, "step");
+    int64_t step = -1;
     if (!json_is_integer(wstep)) {
-        md_error("checkpoint '%s' does not record its training step (not written by pretrain?)", weights_path);
+        md_error("checkpoint '%s' does not record its training step (not written by a training run?)", weights_path);
         goto out;
     }
-    md_train_progress_t prog;
-    if (load_state(sp, m, v, (int64_t)n, &root, &prog) < 0) goto out;
+    if (load_state(sp, m, v, (int64_t)n, &state, &step) < 0) goto out;
     /* A save killed between its two renames leaves the new state beside
      * the old weights; the old state is then STATE.prev. */
-    if (prog.step != json_integer_value(wstep) && strcmp(sp, prev) != 0 && access(prev, F_OK) == 0) {
-        json_decref(root);
+    if (step != json_integer_value(wstep) && strcmp(sp, prev) != 0 && access(prev, F_OK) == 0) {
+        free(state);
         free(sp);
         sp = md_strdup(prev);
-        if (load_state(sp, m, v, (int64_t)n, &root, &prog) < 0) goto out;
+        if (load_state(sp, m, v, (int64_t)n, &state, &step) < 0) goto out;
     }
-    if (prog.step != json_integer_value(wstep)) {
+    if (step != json_integer_value(wstep)) {
         md_error("checkpoint '%s' (step %lld) and its training state '%s' (step %lld) are from different steps",
-                 weights_path, (long long)json_integer_value(wstep), sp, (long long)prog.step);
+                 weights_path, (long long)json_integer_value(wstep), sp, (long long)step);
         goto out;
     }
     if (!strcmp(sp, prev)) {
@@ -583,6 +611,33 @@ int md_trainer_resume(md_trainer_t *t, const char *weights_path)
             goto out;
         }
     }
+    moments_from_host(opt, m, v);
+    opt->step = step;
+    *state_json = state;
+    *state_path = md_strdup(canonical);
+    state = NULL;
+    ret = 0;
+out:
+    json_decref(tr);
+    free(state);
+    free(sp);
+    free(prev);
+    free(canonical);
+    free(m);
+    free(v);
+    md_ckpt_close(ck);
+    return ret;
+}
+
+int md_trainer_resume(md_trainer_t *t, const char *weights_path)
+{
+    char *state = NULL, *sp = NULL, *keep = NULL;
+    json_t *root = NULL;
+    md_ckpt_t *ck = NULL;
+    int ret = -1;
+    if (md_train_load_pair(weights_path, &t->opt, &state, &sp) < 0) goto out;
+    md_train_progress_t prog;
+    if (!(root = load_state_json(sp, state)) || progress_from_json(root, &prog, sp) < 0) goto out;
     md_train_fixed_t saved;
     if (fixed_from_json(json_object_get(root, "options"), &saved, &keep, sp) < 0) goto out;
     if (fixed_equal(&t->o.f, &saved, weights_path) < 0) goto out;
@@ -598,22 +653,16 @@ int md_trainer_resume(md_trainer_t *t, const char *weights_path)
                  (long long)t->o.f.steps);
         goto out;
     }
-    if (md_ckpt_load_params(ck, t->m) < 0) goto out;
-    moments_from_host(t, m, v);
-    t->opt.step = prog.step;
+    if (!(ck = md_ckpt_open(weights_path)) || md_ckpt_load_params(ck, t->m) < 0) goto out;
     t->prog = prog;
     md_info("resumed from '%s' at step %lld (%lld tokens seen)", weights_path, (long long)prog.step,
             (long long)prog.tokens);
     ret = 0;
 out:
     json_decref(root);
-    json_decref(tr);
     free(keep);
+    free(state);
     free(sp);
-    free(prev);
-    free(canonical);
-    free(m);
-    free(v);
     md_ckpt_close(ck);
     return ret;
 }

@@ -153,4 +153,29 @@ const md_train_progress_t *md_trainer_progress(const md_trainer_t *t);
 /* Saves a checkpoint of the current state to path (and its state file). */
 int md_trainer_save(md_trainer_t *t, const char *path);
 
+/* ---- the weights + training state pair, shared by pretrain and finetune ---- */
+
+/* Writes opt's moments with state_json (which must hold the integer
+ * "step" that the weights' "training" record also holds) to path's state
+ * file, and the weights through save_weights(ud, path), replacing an
+ * earlier pair so that a kill at any moment leaves a matching one. 0, or
+ * -1 after one error line (the earlier pair left as it was). */
+int md_train_save_pair(const char *path, const md_adamw_t *opt, const char *state_json,
+                       int (*save_weights)(void *ud, const char *path), void *ud);
+
+/* Finds the state that matches the weights at weights_path by step (the
+ * state file, or what an interrupted save set aside, moved back), loads its
+ * moments into opt (allocated for the same parameters) and sets opt's step.
+ * *state_json receives the state's JSON and *state_path the state file's
+ * name (both freed by the caller). The weights themselves are the caller's
+ * to load. 0, or -1 after one error line. */
+int md_train_load_pair(const char *weights_path, md_adamw_t *opt, char **state_json, char **state_path);
+
+/* The JSON of the training state beside weights_path (the file
+ * md_train_load_pair would read first, without its moments: the options
+ * to check before a model's size is trusted). *state_path receives the
+ * file's name, also on failure; both freed by the caller. 0, or -1 after
+ * one error line. */
+int md_train_read_state(const char *weights_path, char **state_json, char **state_path);
+
 #endif

@@ -11,6 +11,7 @@ FAST="-L 64 -B 8 --micro-batch 4 --epochs 2 --steps-per-epoch 3 --val-windows 4 
 
 expect_ok "help" $MD finetune -h
 grep -q -- "--species-tsv" "$T/out" && ok || bad "help lists --species-tsv"
+grep -q -- "--resume FILE" "$T/out" && ok || bad "help lists --resume"
 
 # From the pretrained LM, held-out contigs.
 expect_ok "finetune from an LM" $MD finetune -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 \
@@ -42,6 +43,42 @@ grep -q "^classifier  5 classes (human, chimp, bonobo, gorilla, orang), last-pos
 expect_ok "same run, 1 thread" $MD finetune -i "$T/lm.safetensors" $FAST -t 1 --val-contigs chr2 --test-contigs chr3 \
     -o "$T/a1.safetensors" $SP
 same_tensors "$T/a.safetensors" "$T/a1.safetensors" && ok || bad "a second run (1 thread) gives another checkpoint"
+
+# Exact resume: stopped mid-epoch (step 4 of 2 x 3) or at an epoch's end (step 3), then resumed, a run ends
+# with the straight run's checkpoint and reports; its optimizer state lies beside every checkpoint.
+[ -s "$T/a.state.safetensors" ] && ok || bad "the optimizer state beside the checkpoint"
+for at in 4 3; do
+    R="$T/r$at"
+    expect_ok "stop at step $at" $MD finetune -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 \
+        --stop-at $at -o "$R.safetensors" $SP
+    no_file "no test report when stopped at $at" "$R.test-confusion.tsv"
+    expect_ok "resume from step $at" $MD finetune -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 \
+        --resume "$R.safetensors" -o "$R.safetensors" $SP
+    grep -q "resumed from '$R.safetensors' at step $at" "$T/err" && ok || bad "resume from step $at logged"
+    same_tensors "$T/a.safetensors" "$R.safetensors" && ok || bad "resumed from step $at: another checkpoint"
+    for f in epochs.tsv test-confusion.tsv; do
+        cmp -s <(grep -v '^#' "$T/a.$f") <(grep -v '^#' "$R.$f") && ok || bad "resumed from step $at: another $f"
+    done
+done
+# Options that contradict the saved run; a checkpoint that is not a finetune run's.
+expect_ok "stop at step 2" $MD finetune -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 \
+    --stop-at 2 -o "$T/s.safetensors" $SP
+expect_error "resume with another -L" "-L 32 on --resume, but checkpoint .*s.safetensors' was trained with 64" \
+    $MD finetune -i "$T/lm.safetensors" $FAST -L 32 --val-contigs chr2 --test-contigs chr3 \
+    --resume "$T/s.safetensors" -o "$T/s2.safetensors" $SP
+expect_error "resume with other species" "species \[\"human\", \"chimp\"\] on --resume" $MD finetune \
+    -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 --resume "$T/s.safetensors" \
+    -o "$T/s2.safetensors" human="$T/g/human.2bit" chimp="$T/g/chimpanzee.2bit"
+expect_error "resume with another model" "--d-model 8 on --resume" $MD finetune --from-scratch --d-model 8 --n-layer 2 \
+    $FAST --val-contigs chr2 --test-contigs chr3 --resume "$T/s.safetensors" -o "$T/s2.safetensors" $SP
+expect_error "resume with another seed" "--seed \"2\" on --resume" $MD finetune -i "$T/lm.safetensors" $FAST --seed 2 \
+    --val-contigs chr2 --test-contigs chr3 --resume "$T/s.safetensors" -o "$T/s2.safetensors" $SP
+expect_error "resume from a pretrained LM" "is not a finetune run's" $MD finetune -i "$T/lm.safetensors" $FAST \
+    --val-contigs chr2 --test-contigs chr3 --resume "$T/lm.safetensors" -o "$T/s2.safetensors" $SP
+expect_error "resume from a missing checkpoint" "option --resume: cannot read '.*nothere.safetensors'" $MD finetune \
+    -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 --resume "$T/nothere.safetensors" \
+    -o "$T/s2.safetensors" $SP
+no_file "no checkpoint after the resume errors" "$T/s2.safetensors"
 
 # Contigs named per species (LABEL:NAME) hold out the same as plain names.
 expect_ok "per-species contig names" $MD finetune -i "$T/lm.safetensors" $FAST --val-contigs chr2 \
