@@ -178,4 +178,8 @@ int md_train_load_pair(const char *weights_path, md_adamw_t *opt, char **state_j
  * one error line. */
 int md_train_read_state(const char *weights_path, char **state_json, char **state_path);
 
+/* The parsed state record `text` of the file state_path (a JSON object);
+ * NULL after one error line naming the file. */
+struct json_t *md_train_parse_state(const char *state_path, const char *text);
+
 #endif
