@@ -5,9 +5,10 @@
  *
  * Tensors are fp32, except the bf16 storage that the ops ops.h names take
  * (gemm, the RMSNorms' y and dy, conv1d, the scan's sequence tensors,
- * convert): the bf16 table's act_dtype. The fp32 table's GEMMs run cublasSgemm in cuBLAS's default math mode,
- * which uses no TF32 (unless NVIDIA_TF32_OVERRIDE=1 is set in the
- * environment), so fp32 training matches the CPU up to summation order. The
+ * convert): the bf16 table's act_dtype. The fp32 table's GEMMs run
+ * cublasSgemm in cuBLAS's default math mode, which uses no TF32 (unless
+ * NVIDIA_TF32_OVERRIDE=1 is set in the environment), so fp32 training
+ * matches the CPU up to summation order. The
  * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs in its
  * act_dtype (bf16: the Mamba block's activations and weight copies), in its
  * gemm on f32 operands (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF;
