@@ -3,7 +3,8 @@
  *
  * Math, layouts and gradient conventions are those of backend/ops.h; all
  * tensors here are fp32 device pointers, 2-D views take a row stride ld
- * (elements, 64-bit). Every launcher queues work on `stream` and returns
+ * (elements, 64-bit), except where a launcher's name ends in _bf16: its
+ * void pointers are bf16 (__nv_bfloat16) storage, its float ones fp32. Every launcher queues work on `stream` and returns
  * the launch error (cudaGetLastError), never synchronising.
  *
  * Determinism: no float atomics. Every sum over rows (parameter gradients,
@@ -46,6 +47,11 @@ cudaError_t mdk_adamw(float *p, const float *g, float *m, float *v, int64_t n, i
 cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slices, int64_t ld_src, int64_t n,
                            cudaStream_t s);
 
+/* dst = src elementwise between fp32 and bf16 (the flags say which each
+ * is; f32 -> bf16 rounds to nearest even), (rows, cols) views */
+cudaError_t mdk_convert(void *dst, int dst_bf16, int64_t ldd, const void *src, int src_bf16, int64_t lds,
+                        int64_t rows, int64_t cols, cudaStream_t s);
+
 /* ---- embedding.cu ---- */
 cudaError_t mdk_embedding_fwd(float *out, int64_t ldo, const uint8_t *tok, const float *w, int64_t rows,
                               int64_t dim, cudaStream_t s);
@@ -63,10 +69,21 @@ cudaError_t mdk_rmsnorm_fwd(float *y, int64_t ldy, float *rstd, const float *x, 
 cudaError_t mdk_add_rmsnorm_fwd(float *h, int64_t ldh, float *y, int64_t ldy, float *rstd, const float *hin,
                                 int64_t ldhin, const float *xadd, int64_t ldxadd, const float *w, int64_t rows,
                                 int64_t dim, double eps, cudaStream_t s);
+/* y in bf16 */
+cudaError_t mdk_rmsnorm_fwd_bf16(void *y, int64_t ldy, float *rstd, const float *x, int64_t ldx, const float *w,
+                                 int64_t rows, int64_t dim, double eps, cudaStream_t s);
+cudaError_t mdk_add_rmsnorm_fwd_bf16(float *h, int64_t ldh, void *y, int64_t ldy, float *rstd, const float *hin,
+                                     int64_t ldhin, const float *xadd, int64_t ldxadd, const float *w, int64_t rows,
+                                     int64_t dim, double eps, cudaStream_t s);
 /* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,
                             int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
                             int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s);
+
+/* dy in bf16 */
+cudaError_t mdk_rmsnorm_bwd_bf16(float *dx, int64_t lddx, float *dw, const void *dy, int64_t lddy, const float *x,
+                                 int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
+                                 int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s);
 
 /* ---- conv1d.cu: causal depthwise conv + SiLU, width <= MDK_CONV_MAXK ---- */
 #define MDK_CONV_MAXK 16
@@ -78,6 +95,15 @@ cudaError_t mdk_conv1d_silu_bwd(float *dx, int64_t lddx, float *dw, float *dbias
                                 const float *x, int64_t ldx, const float *w, const float *bias, int64_t batch,
                                 int64_t len, int64_t dim, int64_t width, float *scratch, size_t scratch_floats,
                                 cudaStream_t s);
+
+/* the same with x, y, dx, dy in bf16 */
+cudaError_t mdk_conv1d_silu_fwd_bf16(void *y, int64_t ldy, const void *x, int64_t ldx, const float *w,
+                                     const float *bias, int64_t batch, int64_t len, int64_t dim, int64_t width,
+                                     cudaStream_t s);
+cudaError_t mdk_conv1d_silu_bwd_bf16(void *dx, int64_t lddx, float *dw, float *dbias, const void *dy, int64_t lddy,
+                                     const void *x, int64_t ldx, const float *w, const float *bias, int64_t batch,
+                                     int64_t len, int64_t dim, int64_t width, float *scratch, size_t scratch_floats,
+                                     cudaStream_t s);
 
 /* ---- xent.cu ---- */
 /* Bytes of xent's workspace for `rows` rows. */

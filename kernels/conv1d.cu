@@ -1,10 +1,14 @@
 /* Causal depthwise conv1d + SiLU, forward and backward (backend_kernels.h).
  * (B, L, E) layout, channel fastest: a thread per (row, channel) reads
  * coalesced rows. The backward recomputes the pre-activation from x (as
- * the CPU does) instead of saving it: K^2 = 16 FMAs per element. */
+ * the CPU does) instead of saving it: K^2 = 16 FMAs per element. The
+ * sequence tensors (x, y, dx, dy) are fp32 or all bf16 (template T); the
+ * weights, their gradients and all arithmetic are fp32. */
 #include "backend_kernels.h"
 
 #include <math.h>
+
+#include "storage.cuh"
 
 __device__ static inline float sigmoidf_(float x)
 {
@@ -14,22 +18,24 @@ __device__ static inline float sigmoidf_(float x)
 }
 
 /* pre-activation at row (b, t) of channel e */
-__device__ static inline float conv_pre(const float *x, int64_t ldx, const float *w, float bias, int64_t row0,
+template <typename T>
+__device__ static inline float conv_pre(const T *x, int64_t ldx, const float *w, float bias, int64_t row0,
                                         int64_t t, int64_t e, int K)
 {
     float acc = bias;
-    for (int k = t < K - 1 ? K - 1 - (int)t : 0; k < K; k++) acc += w[e * K + k] * x[(row0 + t - K + 1 + k) * ldx + e];
+    for (int k = t < K - 1 ? K - 1 - (int)t : 0; k < K; k++) acc += w[e * K + k] * ld_f(x + (row0 + t - K + 1 + k) * ldx + e);
     return acc;
 }
 
-__global__ void conv_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+template <typename T>
+__global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w,
                                 const float *bias, int64_t rows, int64_t len, int64_t dim, int K)
 {
     int64_t n = rows * dim;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / dim, e = i - r * dim, t = r % len;
         float p = conv_pre(x, ldx, w, bias[e], r - t, t, e, K);
-        y[r * ldy + e] = p * sigmoidf_(p);
+        st_f(y + r * ldy + e, p * sigmoidf_(p));
     }
 }
 
@@ -39,9 +45,9 @@ static unsigned grid_of(int64_t n)
     return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
 }
 
-extern "C" cudaError_t mdk_conv1d_silu_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
-                                           const float *bias, int64_t batch, int64_t len, int64_t dim,
-                                           int64_t width, cudaStream_t s)
+template <typename T>
+static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w, const float *bias,
+                                   int64_t batch, int64_t len, int64_t dim, int64_t width, cudaStream_t s)
 {
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
@@ -50,17 +56,34 @@ extern "C" cudaError_t mdk_conv1d_silu_fwd(float *y, int64_t ldy, const float *x
     return cudaGetLastError();
 }
 
+extern "C" cudaError_t mdk_conv1d_silu_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                           const float *bias, int64_t batch, int64_t len, int64_t dim,
+                                           int64_t width, cudaStream_t s)
+{
+    return conv1d_silu_fwd(y, ldy, x, ldx, w, bias, batch, len, dim, width, s);
+}
+
+extern "C" cudaError_t mdk_conv1d_silu_fwd_bf16(void *y, int64_t ldy, const void *x, int64_t ldx, const float *w,
+                                                const float *bias, int64_t batch, int64_t len, int64_t dim,
+                                                int64_t width, cudaStream_t s)
+{
+    return conv1d_silu_fwd((__nv_bfloat16 *)y, ldy, (const __nv_bfloat16 *)x, ldx, w, bias, batch, len, dim, width,
+                           s);
+}
+
 /* d(loss)/d(pre-activation) at (b, t, e) */
-__device__ static inline float conv_dpre(const float *dy, int64_t lddy, const float *x, int64_t ldx, const float *w,
+template <typename T>
+__device__ static inline float conv_dpre(const T *dy, int64_t lddy, const T *x, int64_t ldx, const float *w,
                                          float bias, int64_t row0, int64_t t, int64_t e, int K)
 {
     float p = conv_pre(x, ldx, w, bias, row0, t, e, K);
     float s = sigmoidf_(p);
-    return dy[(row0 + t) * lddy + e] * s * (1 + p * (1 - s));
+    return ld_f(dy + (row0 + t) * lddy + e) * s * (1 + p * (1 - s));
 }
 
 /* dx[t] = sum_k w[k] dp[t + K-1-k], taps in the CPU's order (k = K-1 first) */
-__global__ void conv_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
+template <typename T>
+__global__ void conv_dx_kernel(T *dx, int64_t lddx, const T *dy, int64_t lddy, const T *x, int64_t ldx,
                                const float *w, const float *bias, int64_t rows, int64_t len, int64_t dim, int K)
 {
     int64_t n = rows * dim;
@@ -72,14 +95,15 @@ __global__ void conv_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t
             if (tt >= len) continue;
             acc += w[e * K + k] * conv_dpre(dy, lddy, x, ldx, w, b, row0, tt, e, K);
         }
-        dx[r * lddx + e] = acc;
+        st_f(dx + r * lddx + e, acc);
     }
 }
 
 /* per-slice partials of dw (e, k) at [e*K + k] and dbias (e) at [dim*K + e];
  * 32 channels x 8 row lanes per block, the lanes added in order */
-__global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_part, const float *dy, int64_t lddy,
-                                                    const float *x, int64_t ldx, const float *w, const float *bias,
+template <typename T>
+__global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_part, const T *dy, int64_t lddy,
+                                                    const T *x, int64_t ldx, const float *w, const float *bias,
                                                     int64_t rows, int64_t len, int64_t dim, int K,
                                                     int64_t rows_per_slice)
 {
@@ -96,7 +120,7 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
             float dp = conv_dpre(dy, lddy, x, ldx, w, b, row0, t, e, K);
 #pragma unroll
             for (int k = 0; k < MDK_CONV_MAXK; k++)
-                if (k < K && t - K + 1 + k >= 0) acc[k] += dp * x[(r - K + 1 + k) * ldx + e];
+                if (k < K && t - K + 1 + k >= 0) acc[k] += dp * ld_f(x + (r - K + 1 + k) * ldx + e);
             acc[MDK_CONV_MAXK] += dp;
         }
     }
@@ -112,10 +136,11 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
     }
 }
 
-extern "C" cudaError_t mdk_conv1d_silu_bwd(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy,
-                                           int64_t lddy, const float *x, int64_t ldx, const float *w,
-                                           const float *bias, int64_t batch, int64_t len, int64_t dim,
-                                           int64_t width, float *scratch, size_t scratch_floats, cudaStream_t s)
+template <typename T>
+static cudaError_t conv1d_silu_bwd(T *dx, int64_t lddx, float *dw, float *dbias, const T *dy, int64_t lddy,
+                                   const T *x, int64_t ldx, const float *w, const float *bias, int64_t batch,
+                                   int64_t len, int64_t dim, int64_t width, float *scratch, size_t scratch_floats,
+                                   cudaStream_t s)
 {
     int64_t rows = batch * len;
     if (rows * dim == 0) return cudaSuccess;
@@ -131,4 +156,23 @@ extern "C" cudaError_t mdk_conv1d_silu_bwd(float *dx, int64_t lddx, float *dw, f
     if (e != cudaSuccess) return e;
     if ((e = mdk_colsum_add(dw, scratch, slices, ldp, dim * K, s)) != cudaSuccess) return e;
     return mdk_colsum_add(dbias, scratch + dim * K, slices, ldp, dim, s);
+}
+
+extern "C" cudaError_t mdk_conv1d_silu_bwd(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy,
+                                           int64_t lddy, const float *x, int64_t ldx, const float *w,
+                                           const float *bias, int64_t batch, int64_t len, int64_t dim,
+                                           int64_t width, float *scratch, size_t scratch_floats, cudaStream_t s)
+{
+    return conv1d_silu_bwd(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, batch, len, dim, width, scratch,
+                           scratch_floats, s);
+}
+
+extern "C" cudaError_t mdk_conv1d_silu_bwd_bf16(void *dx, int64_t lddx, float *dw, float *dbias, const void *dy,
+                                                int64_t lddy, const void *x, int64_t ldx, const float *w,
+                                                const float *bias, int64_t batch, int64_t len, int64_t dim,
+                                                int64_t width, float *scratch, size_t scratch_floats, cudaStream_t s)
+{
+    typedef __nv_bfloat16 bf;
+    return conv1d_silu_bwd((bf *)dx, lddx, dw, dbias, (const bf *)dy, lddy, (const bf *)x, ldx, w, bias, batch, len,
+                           dim, width, scratch, scratch_floats, s);
 }

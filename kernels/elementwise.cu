@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+#include "storage.cuh"
+
 static unsigned grid_for(int64_t n, int threads)
 {
     int64_t g = (n + threads - 1) / threads;
@@ -140,5 +142,29 @@ extern "C" cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slic
 {
     if (n == 0) return cudaSuccess;
     colsum_add_kernel<<<grid_for(n, 128), 128, 0, s>>>(dst, src, slices, ld_src, n);
+    return cudaGetLastError();
+}
+
+/* dst = src between the storage dtypes, (rows, cols) views */
+template <typename TD, typename TS>
+__global__ void convert_kernel(TD *dst, int64_t ldd, const TS *src, int64_t lds, int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / cols, c = i - r * cols;
+        st_f(dst + r * ldd + c, ld_f(src + r * lds + c));
+    }
+}
+
+extern "C" cudaError_t mdk_convert(void *dst, int dst_bf16, int64_t ldd, const void *src, int src_bf16, int64_t lds,
+                                   int64_t rows, int64_t cols, cudaStream_t s)
+{
+    typedef __nv_bfloat16 bf;
+    if (rows * cols == 0) return cudaSuccess;
+    unsigned g = grid_for(rows * cols, 256);
+    if (dst_bf16 && !src_bf16) convert_kernel<<<g, 256, 0, s>>>((bf *)dst, ldd, (const float *)src, lds, rows, cols);
+    else if (!dst_bf16 && src_bf16) convert_kernel<<<g, 256, 0, s>>>((float *)dst, ldd, (const bf *)src, lds, rows, cols);
+    else if (dst_bf16) convert_kernel<<<g, 256, 0, s>>>((bf *)dst, ldd, (const bf *)src, lds, rows, cols);
+    else convert_kernel<<<g, 256, 0, s>>>((float *)dst, ldd, (const float *)src, lds, rows, cols);
     return cudaGetLastError();
 }

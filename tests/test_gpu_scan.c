@@ -50,22 +50,8 @@ int main(void)
 
 /* ---- host-side dtypes ---- */
 
-static uint16_t f2bf(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
-    x += 0x7fffu + ((x >> 16) & 1u);
-    return (uint16_t)(x >> 16);
-}
-
-static float bf2f(uint16_t h)
-{
-    uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
+static uint16_t f2bf(float f) { return md_test_f2bf(f); }
+static float bf2f(uint16_t h) { return md_test_bf2f(h); }
 
 static double round_to(double v, int bf16) { return bf16 ? bf2f(f2bf((float)v)) : (double)(float)v; }
 

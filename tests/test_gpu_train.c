@@ -7,8 +7,10 @@
  * L = 1024, batch 2; the same for Transformer++ (a tiny one with two
  * heads, and the 214K preset); the same for Hyena (a tiny one and the
  * 436K preset); then the Mamba pair, the tiny Transformer and the Hyena
- * pair again with bf16 matrix products
- * (md_backend_cuda_ex, MD_PRECISION_BF16) at bf16 tolerances.
+ * pair again on the bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) at
+ * bf16 tolerances: bf16 GEMMs everywhere, and for Mamba bf16 storage of
+ * the block's activations, their gradients and the GEMM weights, whose
+ * saving in the memory plan is checked against mamba.h's layout.
  *
  * Exits 77 (skipped) without CUDA or a GPU.
  */
@@ -55,6 +57,35 @@ static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
     be->adamw(be, &p, &g, &mt, &vt, reg->n_decay, &hp);
 }
 
+/* With bf16 storage (the bf16 table) the plan of a Mamba model shrinks, to
+ * the 64-byte alignment of each sub-buffer, by 2 bytes per element of what
+ * mamba.h stores in the activation dtype: per saved set hn (d), xz (2E),
+ * u, delta, y (E each) and xdbl (R + 2N); in the backward's scratch dy,
+ * du, ddelta (E each), dxz (2E), dxdbl (R + 2N) and dhn (d). */
+static void check_bf16_plan(const char *label, const md_config_t *cfg, md_model_t *mg, int64_t B, int64_t L)
+{
+    if (gpu->act_dtype != MD_DTYPE_BF16 || cfg->arch != MD_ARCH_MAMBA) return;
+    md_model_t *ref = md_model_new(cfg, md_backend_cuda(0), MD_DTYPE_F32, B, L);
+    CHECK(ref != NULL, "%s: fp32 reference model", label);
+    if (!ref) return;
+    md_model_memory_t m16, m32;
+    md_model_memory(mg, &m16);
+    md_model_memory(ref, &m32);
+    int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    double acts = (double)cfg->n_layer * M * (d + 5 * E + X) * 2, scratch = (double)M * (d + 5 * E + X) * 2;
+    double got_a = (double)(m32.activations - m16.activations), got_w = (double)(m32.workspace - m16.workspace);
+    CHECK(fabs(got_a - acts) <= 64.0 * 8 * cfg->n_layer, "%s: bf16 activations save %.0f bytes, expected %.0f", label,
+          got_a, acts);
+    CHECK(fabs(got_w - scratch) <= 64.0 * 8, "%s: bf16 scratch saves %.0f bytes, expected %.0f", label, got_w, scratch);
+    CHECK(m16.weight_copies >= md_model_params(mg)->numel * 2 && m32.weight_copies == 0,
+          "%s: weight copies %lld (bf16) and %lld (fp32) bytes", label, (long long)m16.weight_copies,
+          (long long)m32.weight_copies);
+    printf("%-8s plan: activations %.2f -> %.2f MiB, workspace %.2f -> %.2f MiB, total %.2f -> %.2f MiB\n", label,
+           m32.activations / 1048576.0, m16.activations / 1048576.0, m32.workspace / 1048576.0,
+           m16.workspace / 1048576.0, m32.total / 1048576.0, m16.total / 1048576.0);
+    md_model_free(ref);
+}
+
 static void run_config(const char *label, const md_config_t *cfg, int64_t B, int64_t L, uint64_t seed, int verbose)
 {
     /* MD_GPU_TRAIN_ARCH=hyena (say) runs one family's configs alone */
@@ -64,6 +95,7 @@ static void run_config(const char *label, const md_config_t *cfg, int64_t B, int
     md_model_t *mc = md_model_new(cfg, cpu, MD_DTYPE_F32, B, L), *mg = md_model_new(cfg, gpu, MD_DTYPE_F32, B, L);
     CHECK(mc && mg, "%s: models", label);
     if (!mc || !mg) return;
+    check_bf16_plan(label, cfg, mg, B, L);
     md_model_init_weights(mc, seed);
     md_model_init_weights(mg, seed);
     const md_params_t *reg = md_model_params(mc);
@@ -190,8 +222,9 @@ int main(void)
     /* bf16 matrix products: the same step within bf16 rounding */
     if (!(gpu = md_backend_cuda_ex(0, MD_PRECISION_BF16))) return 1;
     LOSS_TOL = 1e-2, GRAD_TOL = 5e-2, STEP_TOL = 1e-2;
-    run_config("tiny", &tiny, 2, 301, seed, 0);
-    run_config("250K", &small, 2, 1024, seed + 2, 0);
+    run_config("tiny", &tiny, 2, 301, seed, 1);
+    run_config("tiny", &tiny, 3, 1, seed + 1, 0);
+    run_config("250K", &small, 2, 1024, seed + 2, 1);
     run_config("tfm-tiny", &ttiny, 2, 301, seed + 3, 0);
     run_config("hy-tiny", &htiny, 2, 301, seed + 6, 0);
     run_config("436K", &hsmall, 2, 1024, seed + 8, 0);

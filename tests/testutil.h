@@ -5,6 +5,7 @@
 #ifndef MD_TESTS_TESTUTIL_H
 #define MD_TESTS_TESTUTIL_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,25 @@ static inline const char *md_test_tmpdir(void)
         if (!mkdtemp(dir)) { perror("mkdtemp"); exit(2); }
     }
     return dir;
+}
+
+/* bf16 on the host, for the GPU tests: round to nearest even (NaN stays a
+ * quiet NaN), and back (exact). */
+static inline uint16_t md_test_f2bf(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+static inline float md_test_bf2f(uint16_t h)
+{
+    uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
 }
 
 #endif

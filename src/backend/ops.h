@@ -16,8 +16,10 @@
  * channel with channel fastest; "(M, D)" is the same flattened, M = B*L.
  *
  * Dtypes: f32 trains; f64 runs the very same model code in double precision
- * for the gradient checks; bf16 is reserved for the GPU's matmul operands.
- * Unless an op says otherwise all its floating tensors share one dtype.
+ * for the gradient checks; bf16 is the GPU's storage dtype for activations
+ * and weight copies (md_backend_t.act_dtype). Unless an op says otherwise
+ * all its floating tensors share one dtype. The ops that accept bf16
+ * tensors say so; no CPU op accepts bf16 (its act_dtype is f32).
  *
  * Determinism: every op gives bit-identical results for identical inputs on
  * one machine whatever the thread count. Reductions are done by a fixed
@@ -49,7 +51,7 @@
 typedef enum {
     MD_DTYPE_F32 = 0,
     MD_DTYPE_F64 = 1,
-    MD_DTYPE_BF16 = 2,   /* GPU matmul operands only; no CPU op accepts it */
+    MD_DTYPE_BF16 = 2,   /* GPU storage only (act_dtype); no CPU op accepts it */
     MD_DTYPE_U8 = 3      /* token ids */
 } md_dtype_t;
 
@@ -104,6 +106,11 @@ struct md_backend {
     const char *name;              /* "cpu", "cuda" */
     md_device_kind_t device;
     void *ctx;                     /* the backend's private state */
+    /* The dtype in which an f32 model stores the Mamba block's activations,
+     * their gradients and the copies of the GEMM weights: f32 (0) on the CPU
+     * and the fp32 CUDA table, bf16 on the bf16 CUDA table (the model asks
+     * md_act_dtype and plans with it; it never looks at the device). */
+    md_dtype_t act_dtype;
 
     /* ---- memory ---- */
     /* Returns NULL (no message) when the device is out of memory. Memory is
@@ -114,13 +121,21 @@ struct md_backend {
     void (*copy)(const md_backend_t *be, void *dst, const void *src, size_t bytes, md_copy_kind_t kind);
     /* Waits for all queued work (a no-op on the CPU). */
     void (*sync)(const md_backend_t *be);
+    /* dst = src elementwise between dtypes (f32 -> bf16 rounds to nearest
+     * even; bf16 -> f32 is exact); (rows, cols) views of the same shape,
+     * row-strided allowed, no overlap. NULL on the CPU (no bf16 there):
+     * the model calls it only where md_act_dtype differs from its dtype
+     * (the bf16 weight copies; the residual stream's gradient before a
+     * bf16 GEMM). */
+    void (*convert)(const md_backend_t *be, md_tensor_t *dst, const md_tensor_t *src);
 
     /* ---- dense algebra ---- */
     /* c = alpha * op(a) @ op(b) + beta * c, op(x) = x or x^T by trans_*.
      * All three are 2-D (rows, cols) views with their own ld; beta = 0
      * ignores c's previous contents (NaN included). The CPU splits c into
      * fixed blocks of rows (or columns) over its threads, one
-     * single-threaded BLAS call each. */
+     * single-threaded BLAS call each. CUDA also takes bf16 a and b (both),
+     * with c bf16 or f32: fp32 accumulation, c rounded once at the end. */
     void (*gemm)(const md_backend_t *be, int trans_a, int trans_b, double alpha, const md_tensor_t *a,
                  const md_tensor_t *b, double beta, md_tensor_t *c);
     /* y += x (same shape), elementwise; both may be row-strided. */
@@ -146,10 +161,12 @@ struct md_backend {
 
     /* ---- RMSNorm over the last dimension ---- */
     /* y (M, D) = x * rstd * w, rstd (M) = 1/sqrt(mean(x^2) + eps) is saved
-     * for the backward. rstd is always f32 for f32 x (f64 for f64 x). */
+     * for the backward. rstd is always f32 for f32 x (f64 for f64 x).
+     * CUDA: y may be bf16 (x, w, rstd f32), here and in add_rmsnorm_fwd. */
     void (*rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
                         const md_tensor_t *w, double eps);
-    /* dx (M, D) (= or += by accumulate) and dw (D) += from dy (M, D). */
+    /* dx (M, D) (= or += by accumulate) and dw (D) += from dy (M, D).
+     * CUDA: dy may be bf16 (the others f32). */
     void (*rmsnorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
                         const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate);
     /* The residual add fused with the RMSNorm that follows it (prenorm
@@ -166,7 +183,9 @@ struct md_backend {
     /* ---- depthwise causal conv1d + SiLU, (B, L, E) layout ---- */
     /* y[b,t,e] = silu(bias[e] + sum_k w[e,k] x[b,t-K+1+k,e]), x taken as 0
      * before t = 0. x and y are (B*L, E) views (row-strided allowed), w is
-     * (E, K) (HF's [E,1,K] squeezed), bias (E). batch = B. */
+     * (E, K) (HF's [E,1,K] squeezed), bias (E). batch = B. CUDA: x and y
+     * (and in the backward dx, dy) may be bf16, all four alike; w, bias and
+     * their gradients stay f32. */
     void (*conv1d_silu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
                             const md_tensor_t *bias, int64_t batch);
     /* Recomputes the pre-activation from x; dx is written, dw/dbias added. */
@@ -191,7 +210,10 @@ struct md_backend {
      * and carves it from this buffer after the states, so one query plans
      * both and scan_fwd keeps no separate workspace argument. Only the CPU
      * backend accepts states == NULL (then the backward recomputes them);
-     * portable callers (the model) always pass the buffer. */
+     * portable callers (the model) always pass the buffer. CUDA: the
+     * sequence tensors (u, delta, z, Bm, Cm, y, and in the backward dy and
+     * du, ddelta, dz, dBm, dCm) may be bf16, all of them alike; A_log, D,
+     * dt_bias, their gradients and the states stay f32 (sums are fp32). */
     void (*scan_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
                      const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
                      const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
@@ -365,6 +387,13 @@ struct md_backend {
     /* ================= end of the Hyena section ================= */
 };
 
+/* The dtype a model of dtype dt stores its activations in on be: be's
+ * act_dtype for an f32 model, dt itself otherwise (f64 stays f64). */
+static inline md_dtype_t md_act_dtype(const md_backend_t *be, md_dtype_t dt)
+{
+    return dt == MD_DTYPE_F32 ? be->act_dtype : dt;
+}
+
 /* The CPU backend (a static table; it owns no state). */
 const md_backend_t *md_backend_cpu(void);
 
@@ -375,14 +404,16 @@ const md_backend_t *md_backend_cpu(void);
  * md_backend_cuda_ex(ordinal, MD_PRECISION_FP32). */
 const md_backend_t *md_backend_cuda(int ordinal);
 
-/* Arithmetic precision of a backend's matrix products.
+/* Arithmetic precision of a backend's matrix products and storage.
  *   fp32: fp32 operands and accumulation (cuBLAS without TF32), as the CPU.
- *   bf16: the gemm op rounds both operands to bf16 and accumulates in fp32
- *         on the tensor cores (cuBLAS CUBLAS_COMPUTE_32F_FAST_16BF): the
- *         GEMMs see bf16 copies of the weights and activations, while
- *         everything stored (master weights, gradients, optimizer moments,
- *         A_log, D, the dt bias, norm statistics, scan states, the loss)
- *         and every other op stay fp32. CUDA only. */
+ *   bf16: act_dtype is bf16: the Mamba block keeps its activations (hn, xz,
+ *         u, xdbl, delta, y) and their gradients in bf16, and its GEMMs read
+ *         bf16 copies of the weights (fp32 accumulation on the tensor
+ *         cores). f32 operands given to gemm are rounded to bf16 inside
+ *         cuBLAS (CUBLAS_COMPUTE_32F_FAST_16BF). Master weights, parameter
+ *         gradients, optimizer moments, A_log, D, the dt bias, the residual
+ *         stream and its gradient, norm statistics, scan states and the
+ *         loss stay fp32. CUDA only. */
 typedef enum { MD_PRECISION_FP32 = 0, MD_PRECISION_BF16 = 1 } md_precision_t;
 /* "fp32" or "bf16"; returns 0, or -1 after one error line naming `opt`. */
 int md_precision_parse(const char *opt, const char *s, md_precision_t *prec);

@@ -55,7 +55,8 @@ static void usage(FILE *fp)
             "      --steps INT           timed steps [10]\n"
             "      --warmup INT          untimed steps first [2]\n"
             "      --recompute           recompute each block's activations in the backward\n"
-            "      --precision STR       fp32, or bf16 matrix products (GPU only) [fp32]\n"
+            "      --precision STR       fp32, or bf16 matrix products and Mamba activations (GPU\n"
+            "                            only) [fp32]\n"
             MD_COMMON_HELP);
 }
 

@@ -18,9 +18,10 @@ static size_t mamba_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_
     return be->scan_bwd_workspace(be, dt, batch, len, cfg->d_inner, cfg->d_state);
 }
 
-static void *rows_of(const md_block_ctx_t *c, void *base, int64_t cols)
+/* base advanced to this call's first row, for elements of dtype dt */
+static void *rows_of(const md_block_ctx_t *c, void *base, int64_t cols, md_dtype_t dt)
 {
-    return (char *)base + (size_t)(c->r0 * cols) * md_dtype_size(c->dtype);
+    return (char *)base + (size_t)(c->r0 * cols) * md_dtype_size(dt);
 }
 
 /* The set at base for the plan's rows, advanced to this call's rows; the
@@ -30,15 +31,16 @@ static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
     const md_config_t *cfg = c->cfg;
     int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_mamba_acts_t a, r;
+    md_dtype_t adt = c->adtype;
     md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, base, &a);
-    r.rstd = rows_of(c, a.rstd, 1);
-    r.hn = rows_of(c, a.hn, d);
-    r.xz = rows_of(c, a.xz, 2 * E);
-    r.u = rows_of(c, a.u, E);
-    r.xdbl = rows_of(c, a.xdbl, X);
-    r.delta = rows_of(c, a.delta, E);
-    r.y = rows_of(c, a.y, E);
-    size_t states_seq = round64b(c->be->scan_states_size(c->be, c->dtype, 1, c->max_len, E, cfg->d_state));
+    r.rstd = rows_of(c, a.rstd, 1, c->dtype);
+    r.hn = rows_of(c, a.hn, d, adt);
+    r.xz = rows_of(c, a.xz, 2 * E, adt);
+    r.u = rows_of(c, a.u, E, adt);
+    r.xdbl = rows_of(c, a.xdbl, X, adt);
+    r.delta = rows_of(c, a.delta, E, adt);
+    r.y = rows_of(c, a.y, E, adt);
+    size_t states_seq = round64b(c->be->scan_states_size(c->be, adt, 1, c->max_len, E, cfg->d_state));
     r.states = (char *)a.states + (c->whole ? 0 : (size_t)c->seq * states_seq);
     return r;
 }
@@ -55,13 +57,14 @@ static void mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void
     int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_mamba_acts_t a = mamba_acts(c, acts);
     md_mamba_scratch_t s, r;
-    md_mamba_scratch_carve(cfg, c->dtype, c->max_batch * c->max_len, scratch, &s);
-    r.dy = rows_of(c, s.dy, E);
-    r.dxz = rows_of(c, s.dxz, 2 * E);
-    r.du = rows_of(c, s.du, E);
-    r.ddelta = rows_of(c, s.ddelta, E);
-    r.dxdbl = rows_of(c, s.dxdbl, X);
-    r.dhn = rows_of(c, s.dhn, d);
+    md_dtype_t adt = c->adtype;
+    md_mamba_scratch_carve(cfg, adt, c->max_batch * c->max_len, scratch, &s);
+    r.dy = rows_of(c, s.dy, E, adt);
+    r.dxz = rows_of(c, s.dxz, 2 * E, adt);
+    r.du = rows_of(c, s.du, E, adt);
+    r.ddelta = rows_of(c, s.ddelta, E, adt);
+    r.dxdbl = rows_of(c, s.dxdbl, X, adt);
+    r.dhn = rows_of(c, s.dhn, d, adt);
     md_mamba_bwd(c, layer, h_in, g, &a, &r);
 }
 
@@ -102,7 +105,7 @@ static int hyena_supported(const md_backend_t *be)
 
 static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
-                       mamba_flops, mamba_supported, .defer_residual = 1},
+                       mamba_flops, mamba_supported, .defer_residual = 1, .act_storage = 1},
     [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
                              md_tfm_flops_per_token, tfm_supported},
     [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, md_hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,

@@ -9,16 +9,27 @@ static md_tensor_t mat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t c
     return md_tensor_2d(p, c->dtype, c->be->device, rows, cols);
 }
 
-md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_param_role_t role)
+/* a matrix of the activation dtype */
+static md_tensor_t amat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t cols)
+{
+    return md_tensor_2d(p, c->adtype, c->be->device, rows, cols);
+}
+
+md_tensor_t md_param_view_as(const md_block_ctx_t *c, void *base, md_dtype_t dt, int layer, md_param_role_t role)
 {
     const md_param_t *p = md_params_get(c->reg, layer, role);
     if (!p) {
         md_error("model: internal error, no parameter of role %d in layer %d", (int)role, layer);
         abort();
     }
-    void *data = (char *)base + (size_t)p->offset * md_dtype_size(c->dtype);
-    if (p->ndim == 1) return md_tensor_1d(data, c->dtype, c->be->device, p->shape[0]);
-    return md_tensor_2d(data, c->dtype, c->be->device, p->shape[0], p->numel / p->shape[0]);
+    void *data = (char *)base + (size_t)p->offset * md_dtype_size(dt);
+    if (p->ndim == 1) return md_tensor_1d(data, dt, c->be->device, p->shape[0]);
+    return md_tensor_2d(data, dt, c->be->device, p->shape[0], p->numel / p->shape[0]);
+}
+
+md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_param_role_t role)
+{
+    return md_param_view_as(c, base, c->dtype, layer, role);
 }
 
 static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -45,8 +56,9 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
                        size_t *s)
 {
     int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
-    size_t es = md_dtype_size(dt);
-    s[0] = (size_t)M * es;           /* rstd */
+    md_dtype_t adt = md_act_dtype(be, dt);
+    size_t es = md_dtype_size(adt);
+    s[0] = (size_t)M * md_dtype_size(dt); /* rstd */
     s[1] = (size_t)(M * d) * es;     /* hn */
     s[2] = (size_t)(M * 2 * E) * es; /* xz */
     s[3] = (size_t)(M * E) * es;     /* u */
@@ -54,8 +66,8 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
     s[5] = (size_t)(M * E) * es;     /* delta */
     s[6] = (size_t)(M * E) * es;     /* y */
     /* the whole batch at once, or sequence by sequence at a fixed stride */
-    size_t whole = be->scan_states_size(be, dt, B, L, E, cfg->d_state);
-    size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, dt, 1, L, E, cfg->d_state));
+    size_t whole = be->scan_states_size(be, adt, B, L, E, cfg->d_state);
+    size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, adt, 1, L, E, cfg->d_state));
     s[7] = whole > per_seq ? whole : per_seq;
 }
 
@@ -114,24 +126,27 @@ void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
     }
 }
 
-/* One block's tensors, viewed in the parameter or the gradient buffer. */
+/* One block's tensors, viewed in the parameter or the gradient buffer;
+ * the GEMM weights (in_proj, x_proj, dt_w, out_proj) in gemm_base, of
+ * dtype gemm_dt (the parameters' copies for the GEMMs, or the gradients) */
 typedef struct {
     md_tensor_t norm_w, in_proj, conv_w, conv_b, x_proj, dt_w, dt_b, A_log, D, out_proj;
 } mamba_tensors_t;
 
-static mamba_tensors_t mamba_tensors(const md_block_ctx_t *c, void *base, int layer)
+static mamba_tensors_t mamba_tensors(const md_block_ctx_t *c, void *base, void *gemm_base, md_dtype_t gemm_dt,
+                                     int layer)
 {
     mamba_tensors_t t = {
         .norm_w = md_param_view(c, base, layer, MD_ROLE_NORM),
-        .in_proj = md_param_view(c, base, layer, MD_ROLE_IN_PROJ),
+        .in_proj = md_param_view_as(c, gemm_base, gemm_dt, layer, MD_ROLE_IN_PROJ),
         .conv_w = md_param_view(c, base, layer, MD_ROLE_CONV_W),
         .conv_b = md_param_view(c, base, layer, MD_ROLE_CONV_B),
-        .x_proj = md_param_view(c, base, layer, MD_ROLE_X_PROJ),
-        .dt_w = md_param_view(c, base, layer, MD_ROLE_DT_PROJ_W),
+        .x_proj = md_param_view_as(c, gemm_base, gemm_dt, layer, MD_ROLE_X_PROJ),
+        .dt_w = md_param_view_as(c, gemm_base, gemm_dt, layer, MD_ROLE_DT_PROJ_W),
         .dt_b = md_param_view(c, base, layer, MD_ROLE_DT_PROJ_B),
         .A_log = md_param_view(c, base, layer, MD_ROLE_A_LOG),
         .D = md_param_view(c, base, layer, MD_ROLE_D),
-        .out_proj = md_param_view(c, base, layer, MD_ROLE_OUT_PROJ),
+        .out_proj = md_param_view_as(c, gemm_base, gemm_dt, layer, MD_ROLE_OUT_PROJ),
     };
     return t;
 }
@@ -141,12 +156,12 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     const md_backend_t *be = c->be;
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank;
-    mamba_tensors_t w = mamba_tensors(c, c->params, layer);
+    mamba_tensors_t w = mamba_tensors(c, c->params, c->wparams, c->adtype, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d);
     md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
-    md_tensor_t hn = mat(c, a->hn, M, d), xz = mat(c, a->xz, M, 2 * E), u = mat(c, a->u, M, E);
-    md_tensor_t xdbl = mat(c, a->xdbl, M, R + 2 * N), delta = mat(c, a->delta, M, E), y = mat(c, a->y, M, E);
+    md_tensor_t hn = amat(c, a->hn, M, d), xz = amat(c, a->xz, M, 2 * E), u = amat(c, a->u, M, E);
+    md_tensor_t xdbl = amat(c, a->xdbl, M, R + 2 * N), delta = amat(c, a->delta, M, E), y = amat(c, a->y, M, E);
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
 
@@ -174,24 +189,31 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     const md_backend_t *be = c->be;
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, d = cfg->d_model, E = cfg->d_inner, N = cfg->d_state, R = cfg->dt_rank;
-    mamba_tensors_t w = mamba_tensors(c, c->params, layer);
-    mamba_tensors_t gw = mamba_tensors(c, c->grads, layer);
+    mamba_tensors_t w = mamba_tensors(c, c->params, c->wparams, c->adtype, layer);
+    mamba_tensors_t gw = mamba_tensors(c, c->grads, c->grads, c->dtype, layer);
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
     md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
-    md_tensor_t hn = mat(c, a->hn, M, d), xz = mat(c, a->xz, M, 2 * E), u = mat(c, a->u, M, E);
-    md_tensor_t xdbl = mat(c, a->xdbl, M, R + 2 * N), delta = mat(c, a->delta, M, E), y = mat(c, a->y, M, E);
+    md_tensor_t hn = amat(c, a->hn, M, d), xz = amat(c, a->xz, M, 2 * E), u = amat(c, a->u, M, E);
+    md_tensor_t xdbl = amat(c, a->xdbl, M, R + 2 * N), delta = amat(c, a->delta, M, E), y = amat(c, a->y, M, E);
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
 
-    md_tensor_t dy = mat(c, s->dy, M, E), dxz = mat(c, s->dxz, M, 2 * E), du = mat(c, s->du, M, E);
-    md_tensor_t ddelta = mat(c, s->ddelta, M, E), dxdbl = mat(c, s->dxdbl, M, R + 2 * N), dhn = mat(c, s->dhn, M, d);
+    md_tensor_t dy = amat(c, s->dy, M, E), dxz = amat(c, s->dxz, M, 2 * E), du = amat(c, s->du, M, E);
+    md_tensor_t ddelta = amat(c, s->ddelta, M, E), dxdbl = amat(c, s->dxdbl, M, R + 2 * N);
+    md_tensor_t dhn = amat(c, s->dhn, M, d);
     md_tensor_t dx = md_tensor_cols(dxz, 0, E), dz = md_tensor_cols(dxz, E, E);
     md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
 
-    /* out_proj */
-    be->gemm(be, 0, 0, 1.0, &g, &w.out_proj, 0.0, &dy);
-    be->gemm(be, 1, 0, 1.0, &g, &y, 1.0, &gw.out_proj);
+    /* out_proj; its GEMMs read g in the activation dtype: a copy in dhn,
+     * which is free until in_proj's backward writes it */
+    md_tensor_t g_mm = g;
+    if (c->adtype != c->dtype) {
+        be->convert(be, &dhn, &g);
+        g_mm = dhn;
+    }
+    be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
+    be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
     /* scan (with the gate, D and the dt bias) */
     be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm,
                  &w.D, &z, c->B, a->states, c->op_ws);

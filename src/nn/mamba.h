@@ -30,8 +30,13 @@ typedef struct md_block_ctx {
     const md_config_t *cfg;
     const md_params_t *reg;
     md_dtype_t dtype;
+    /* The dtype of the activations and activation gradients the block
+     * stores, and of wparams: md_act_dtype(be, dtype) for blocks that store
+     * in it (model_internal.h, act_storage), else dtype. */
+    md_dtype_t adtype;
     int64_t B, L, M;         /* this call's batch, length and B * L */
     void *params, *grads;    /* the flat buffers */
+    void *wparams;           /* the parameters in adtype (== params when adtype == dtype), for the GEMMs */
     void *op_ws;             /* the block's op workspace for this call (scan_bwd's, attention_bwd's) */
     /* Where this call's rows sit in the planned buffers: activation and
      * scratch sets hold max_batch x max_len rows, and this call uses rows
@@ -51,18 +56,24 @@ typedef struct md_block_ctx {
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).
- * states: what the backend's scan_fwd leaves for its backward. */
+ * states: what the backend's scan_fwd leaves for its backward. rstd is of
+ * the model's dtype, the others of the activation dtype (md_act_dtype: bf16
+ * on the bf16 CUDA table, halving them). */
 typedef struct md_mamba_acts {
     void *rstd, *hn, *xz, *u, *xdbl, *delta, *y, *states;
 } md_mamba_acts_t;
 
-/* The backward's temporaries (one set for all layers). */
+/* The backward's temporaries (one set for all layers), of the activation
+ * dtype: with bf16 storage the activation gradients are bf16 too, as the
+ * scan's bf16 kernels and the bf16 GEMMs take them (the parameter gradients
+ * and the residual stream's gradient stay in the model's dtype). */
 typedef struct md_mamba_scratch {
     void *dy, *dxz, *du, *ddelta, *dxdbl, *dhn;
 } md_mamba_scratch_t;
 
 /* Bytes of one set for batches of up to max_batch x max_len, every
- * sub-buffer 64-byte aligned; carve lays a set out from base. */
+ * sub-buffer 64-byte aligned; carve lays a set out from base. dt is the
+ * model's dtype; the scratch functions take the activation dtype. */
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len);
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
@@ -94,5 +105,7 @@ void md_block_slice(const md_block_ctx_t *c, void *base, const int64_t *cols, in
  * or the gradient buffer), 2-D for matrices ([E,1,K] is seen as (E, K)),
  * 1-D for vectors. */
 md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_param_role_t role);
+/* The same in a buffer of dtype dt (c->wparams: dt = c->adtype). */
+md_tensor_t md_param_view_as(const md_block_ctx_t *c, void *base, md_dtype_t dt, int layer, md_param_role_t role);
 
 #endif

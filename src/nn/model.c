@@ -1,6 +1,7 @@
 #include "nn/model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     size_t es = md_dtype_size(dt);
     if (!be) be = md_backend_cpu();   /* planning without a backend: the CPU's figures */
     const md_block_arch_t *arch = md_block_arch(cfg->arch);
+    md_dtype_t adt = md_block_act_dtype(arch, be, dt);
     p->resid_elems = round16(M * d);
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
     p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
@@ -75,7 +77,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V) +
                     cls_elems(cfg, max_batch, max_len);
     p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
-    p->scratch_bytes = arch->scratch_bytes(cfg, dt, M);
+    p->scratch_bytes = arch->scratch_bytes(cfg, adt, M);
     p->g_elems = 2 * round16(M * d);   /* g, then dhf */
     p->dlogits_elems = round16(M * V);
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
@@ -94,7 +96,8 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
                      (int64_t)p->op_ws_bytes + (int64_t)p->xent_ws_bytes;
     mem->tokens = (int64_t)p->tok_bytes;
-    mem->total = mem->params + mem->grads + mem->activations + mem->workspace + mem->tokens;
+    mem->weight_copies = adt != dt ? (int64_t)round64b((size_t)n_params * md_dtype_size(adt)) : 0;
+    mem->total = mem->params + mem->grads + mem->activations + mem->workspace + mem->tokens + mem->weight_copies;
 }
 
 int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, int64_t max_len,
@@ -110,11 +113,15 @@ static void log_plan(const md_model_t *m)
 {
     const md_model_memory_t *x = &m->mem;
     double MiB = 1048576.0;
-    md_info("%s model d=%lld x %lld blocks, %lld parameters (%s), batch <= %lld x length <= %lld%s on %s: "
-            "params %.1f MiB, grads %.1f MiB, activations %.1f MiB, workspace %.1f MiB, total %.1f MiB",
+    char copies[64] = "";
+    if (x->weight_copies)
+        snprintf(copies, sizeof copies, ", %s weight copies %.1f MiB", md_dtype_name(m->adtype),
+                 x->weight_copies / MiB);
+    md_info("%s model d=%lld x %lld blocks, %lld parameters (%s, activations %s), batch <= %lld x length <= %lld%s "
+            "on %s: params %.1f MiB%s, grads %.1f MiB, activations %.1f MiB, workspace %.1f MiB, total %.1f MiB",
             md_arch_name(m->cfg.arch), (long long)m->cfg.d_model, (long long)m->cfg.n_layer, (long long)m->reg.numel,
-            md_dtype_name(m->dtype), (long long)m->max_batch, (long long)m->max_len,
-            m->opts.recompute ? " (recompute)" : "", m->be->name, x->params / MiB, x->grads / MiB,
+            md_dtype_name(m->dtype), md_dtype_name(m->adtype), (long long)m->max_batch, (long long)m->max_len,
+            m->opts.recompute ? " (recompute)" : "", m->be->name, x->params / MiB, copies, x->grads / MiB,
             x->activations / MiB, x->workspace / MiB, x->total / MiB);
 }
 
@@ -174,6 +181,7 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     m->max_len = max_len;
     m->max_rows = max_batch * max_len;
     m->arch = arch;
+    m->adtype = md_block_act_dtype(arch, be, dtype);
     if (opts) m->opts = *opts;
     if (md_params_build(&m->cfg, &m->reg) < 0) {
         free(m);
@@ -187,11 +195,12 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     m->act = be->alloc(be, (size_t)m->mem.activations);
     m->ws = be->alloc(be, (size_t)m->mem.workspace);
     m->tok_in = be->alloc(be, p.tok_bytes);
-    if (!m->params || !m->grads || !m->act || !m->ws || !m->tok_in) {
+    m->wparams = m->mem.weight_copies ? be->alloc(be, (size_t)m->mem.weight_copies) : m->params;
+    if (!m->params || !m->grads || !m->act || !m->ws || !m->tok_in || !m->wparams) {
         const char *buf = !m->params ? "parameters" : !m->grads ? "gradients" : !m->act ? "activations"
-                        : !m->ws ? "workspace" : "token buffers";
+                        : !m->ws ? "workspace" : !m->tok_in ? "token buffers" : "weight copies";
         double asked = (double)(!m->params ? m->mem.params : !m->grads ? m->mem.grads : !m->act ? m->mem.activations
-                                : !m->ws ? m->mem.workspace : m->mem.tokens);
+                                : !m->ws ? m->mem.workspace : !m->tok_in ? m->mem.tokens : m->mem.weight_copies);
         md_error("model: out of %s memory for its %s (%.1f MiB of a %.1f MiB plan for batch %lld x length %lld); try "
                  "a smaller batch, --recompute or a shorter -L", be->name, buf, asked / 1048576.0,
                  m->mem.total / 1048576.0, (long long)max_batch, (long long)max_len);
@@ -258,6 +267,7 @@ void md_model_free(md_model_t *m)
     if (m->act) be->free(be, m->act);
     if (m->ws) be->free(be, m->ws);
     if (m->tok_in) be->free(be, m->tok_in);
+    if (m->wparams && m->wparams != m->params) be->free(be, m->wparams);
     free(m->resid);
     free(m->acts);
     free(m->seq_loss);

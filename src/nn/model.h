@@ -55,9 +55,12 @@ typedef struct md_model_opts {
     int recompute;           /* 1: keep only block inputs, recompute in the backward (see above) */
 } md_model_opts_t;
 
-/* Bytes of each category of the plan. */
+/* Bytes of each category of the plan. weight_copies: the GEMM weights in
+ * the backend's activation dtype (md_act_dtype) where it differs from the
+ * model's (the bf16 CUDA table: numel bf16 values, refreshed from the
+ * masters at the start of every forward pass), else 0. */
 typedef struct md_model_memory {
-    int64_t params, grads, activations, workspace, tokens;
+    int64_t params, grads, activations, workspace, tokens, weight_copies;
     int64_t total;
 } md_model_memory_t;
 

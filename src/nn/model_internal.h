@@ -8,7 +8,8 @@
 
 /* What the model needs of a block architecture: the sizes of its saved
  * activations (one set per layer, or one shared set with recompute), of
- * the backward's scratch (one set) and of its op workspace (scan_bwd's,
+ * the backward's scratch (one set; scratch_bytes takes the dtype it is
+ * stored in, md_block_ctx_t.adtype) and of its op workspace (scan_bwd's,
  * attention_bwd's), and the block's forward and backward. A set is laid out
  * for the plan's max_batch x max_len rows; fwd/bwd take the set's base and
  * find this call's rows from the context (md_block_ctx_t.r0, seq, whole).
@@ -33,7 +34,20 @@ typedef struct md_block_arch {
     /* 1: fwd honours md_block_ctx_t.branch_only and h_res (mamba.h), so the
      * driver defers each block's residual add into the next RMSNorm */
     int defer_residual;
+    /* 1: the block stores its activations and their gradients in the
+     * backend's activation dtype (md_act_dtype) and reads its GEMM weights
+     * from the model's copies in that dtype (md_block_ctx_t.adtype,
+     * wparams); 0: everything in the model's dtype (Transformer++ and
+     * Hyena this round) */
+    int act_storage;
 } md_block_arch_t;
+
+/* The dtype in which arch's blocks store activations on be for a model of
+ * dtype dt (md_block_ctx_t.adtype). */
+static inline md_dtype_t md_block_act_dtype(const md_block_arch_t *arch, const md_backend_t *be, md_dtype_t dt)
+{
+    return arch->act_storage ? md_act_dtype(be, dt) : dt;
+}
 
 /* The table of arch, or NULL when its block is not implemented
  * (block_arch.c). */
@@ -56,7 +70,9 @@ struct md_model {
     md_model_memory_t mem;
     const md_block_arch_t *arch;
 
+    md_dtype_t adtype;       /* md_block_act_dtype */
     void *params, *grads, *act, *ws;
+    void *wparams;           /* the parameters in adtype, refreshed at every forward; == params when adtype == dtype */
     uint8_t *tok_in, *tok_tgt;
 
     /* carved from act: every (M, ·) buffer holds max_rows rows, sequence b

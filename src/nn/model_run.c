@@ -47,10 +47,12 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.cfg = &m->cfg;
     c.reg = &m->reg;
     c.dtype = m->dtype;
+    c.adtype = m->adtype;
     c.B = s->B;
     c.L = s->L;
     c.M = s->B * s->L;
     c.params = m->params;
+    c.wparams = m->wparams;
     c.grads = s->grads;
     c.op_ws = s->op_ws;
     c.max_batch = m->max_batch;
@@ -179,6 +181,17 @@ static int check_call(const md_model_t *m, const uint8_t *inputs, int64_t B, int
     return 0;
 }
 
+/* The GEMMs' weight copies from the masters, before every forward pass:
+ * the optimizer updates the masters in place between steps, and one pass
+ * over the parameters costs next to nothing beside a step. */
+static void refresh_weight_copies(md_model_t *m)
+{
+    if (m->wparams == m->params) return;
+    md_tensor_t src = md_tensor_2d(m->params, m->dtype, m->be->device, 1, m->reg.numel);
+    md_tensor_t dst = md_tensor_2d(m->wparams, m->adtype, m->be->device, 1, m->reg.numel);
+    m->be->convert(m->be, &dst, &src);
+}
+
 static int by_sequence(const md_model_t *m, int64_t B) { return m->n_slots > 0 && B >= 2; }
 
 /* Waking the thread pool costs microseconds on an idle machine and a
@@ -222,6 +235,7 @@ typedef void (*span_fn)(md_model_t *m, const span_t *s, void *ctx, int do_backwa
  * parameter gradients zeroed first and summed in order at the end. */
 static void run_batch(md_model_t *m, int64_t B, int64_t L, int do_backward, span_fn fn, void *ctx)
 {
+    refresh_weight_copies(m);
     if (!by_sequence(m, B)) {
         span_t s = whole_span(m, B, L);
         fn(m, &s, ctx, do_backward);

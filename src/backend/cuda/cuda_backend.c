@@ -3,12 +3,16 @@
  * on the device's legacy default stream, so every op runs in program order
  * and a D2H copy (which the host waits for) sees everything before it.
  *
- * Tensors are fp32 only: the model refuses other dtypes on this backend.
- * The fp32 table's GEMMs run cublasSgemm in cuBLAS's default math mode,
- * which uses no TF32 (unless NVIDIA_TF32_OVERRIDE=1 is set in the
- * environment), so fp32 training matches the CPU up to summation order. The
- * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs in its gemm
- * (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF) and in its attention
+ * Tensors are fp32, except the bf16 storage that the ops ops.h names take
+ * (gemm, the RMSNorms' y and dy, conv1d, the scan's sequence tensors,
+ * convert): the bf16 table's act_dtype. The fp32 table's GEMMs run
+ * cublasSgemm in cuBLAS's default math mode, which uses no TF32 (unless
+ * NVIDIA_TF32_OVERRIDE=1 is set in the environment), so fp32 training
+ * matches the CPU up to summation order. The
+ * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs in its
+ * act_dtype (bf16: the Mamba block's activations and weight copies), in its
+ * gemm on f32 operands (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF;
+ * bf16 operands take the same path in both tables) and in its attention
  * (kernels/attention_mma.cu's tensor-core kernels for head dims 32, 64 and
  * 128; the fp32 kernels otherwise).
  *
@@ -77,17 +81,25 @@ static void cu_copy(const md_backend_t *be, void *dst, const void *src, size_t b
 
 static void cu_sync(const md_backend_t *be) { CK(cudaDeviceSynchronize(), "sync"); }
 
+static void cu_convert(const md_backend_t *be, md_tensor_t *dst, const md_tensor_t *src)
+{
+    int d16 = fb_dev(dst, "convert"), s16 = fb_dev(src, "convert");
+    OP_REQUIRE(NROWS(dst) == NROWS(src) && NCOLS(dst) == NCOLS(src), "convert");
+    CK(mdk_convert(dst->data, d16, dst->ld, src->data, s16, src->ld, NROWS(src), NCOLS(src), 0), "convert");
+}
+
 /* ---- dense ---- */
 
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the same
- * buffers with the operands swapped. bf16: fp32 in and out, operands
- * rounded to bf16 inside cuBLAS, fp32 accumulation on the tensor cores. */
+ * buffers with the operands swapped. fast16 (the bf16 table): fp32 in and
+ * out, operands rounded to bf16 inside cuBLAS, fp32 accumulation on the
+ * tensor cores. bf16 A and B (either table): read as they are, fp32
+ * accumulation, C f32 or bf16. */
 static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a,
-                      const md_tensor_t *b, double beta, md_tensor_t *c, int bf16)
+                      const md_tensor_t *b, double beta, md_tensor_t *c, int fast16)
 {
-    f32_dev(a, "gemm");
-    f32_dev(b, "gemm");
-    f32_dev(c, "gemm");
+    int a16 = fb_dev(a, "gemm"), c16 = fb_dev(c, "gemm");
+    OP_REQUIRE(fb_dev(b, "gemm") == a16 && (a16 || !c16), "gemm");
     int64_t m = NROWS(c), n = NCOLS(c);
     int64_t k = ta ? NROWS(a) : NCOLS(a);
     OP_REQUIRE((ta ? NCOLS(a) : NROWS(a)) == m, "gemm");
@@ -95,27 +107,33 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
     OP_REQUIRE(m < INT32_MAX && n < INT32_MAX && k < INT32_MAX, "gemm");
     if (m == 0 || n == 0) return;
     float al = (float)alpha, bt = (float)beta;
+    size_t ces = md_dtype_size(c->dtype);
     if (k == 0) {   /* C = beta C; beta = 0 ignores C's contents */
         if (beta == 0) {
-            CK(cudaMemset2DAsync(F(c), (size_t)c->ld * 4, 0, (size_t)n * 4, (size_t)m, 0), "gemm");
+            CK(cudaMemset2DAsync(c->data, (size_t)c->ld * ces, 0, (size_t)n * ces, (size_t)m, 0), "gemm");
         } else if (beta != 1) {
-            OP_REQUIRE(c->ld == n, "gemm");
+            OP_REQUIRE(c->ld == n && !c16, "gemm");
             CK(mdk_scale(F(c), m * n, beta, 0), "gemm");
         }
         return;
     }
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasStatus_t st;
+    const char *name = a16 ? "gemm bf16 storage" : fast16 ? "gemm bf16" : "gemm";
     int timed = md_op_timer_on();
-    if (timed) md_op_timer_mark(bf16 ? "gemm bf16" : "gemm", 0);
-    if (bf16)
+    if (timed) md_op_timer_mark(name, 0);
+    if (a16)
+        st = cublasGemmEx(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, b->data, CUDA_R_16BF, (int)b->ld,
+                          a->data, CUDA_R_16BF, (int)a->ld, &bt, c->data, c16 ? CUDA_R_16BF : CUDA_R_32F, (int)c->ld,
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    else if (fast16)
         st = cublasGemmEx(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), CUDA_R_32F, (int)b->ld, CF(a),
                           CUDA_R_32F, (int)a->ld, &bt, F(c), CUDA_R_32F, (int)c->ld, CUBLAS_COMPUTE_32F_FAST_16BF,
                           CUBLAS_GEMM_DEFAULT);
     else
         st = cublasSgemm(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), (int)b->ld, CF(a), (int)a->ld,
                          &bt, F(c), (int)c->ld);
-    if (timed) md_op_timer_mark(bf16 ? "gemm bf16" : "gemm", 1);
+    if (timed) md_op_timer_mark(name, 1);
     if (st != CUBLAS_STATUS_SUCCESS) {
         char msg[160];
         snprintf(msg, sizeof msg, "cuBLAS %s (status %d) for a %lld x %lld x %lld product",
@@ -209,76 +227,101 @@ static void cu_embedding_bwd(const md_backend_t *be, md_tensor_t *dw, const md_t
 static void cu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
                            const md_tensor_t *w, double eps)
 {
-    const md_tensor_t *all[] = {y, rstd, x, w};
-    for (int i = 0; i < 4; i++) f32_dev(all[i], "rmsnorm_fwd");
+    const md_tensor_t *all[] = {rstd, x, w};
+    for (int i = 0; i < 3; i++) f32_dev(all[i], "rmsnorm_fwd");
+    int y16 = fb_dev(y, "rmsnorm_fwd");
     int64_t rows = NROWS(x), dim = NCOLS(x);
     OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows,
                "rmsnorm_fwd");
-    CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
+    if (y16) CK(mdk_rmsnorm_fwd_bf16(y->data, y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
+    else CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
 }
 
 static void cu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor_t *y, md_tensor_t *rstd,
                                const md_tensor_t *hin, const md_tensor_t *xadd, const md_tensor_t *w, double eps)
 {
-    const md_tensor_t *all[] = {h, y, rstd, hin, xadd, w};
-    for (int i = 0; i < 6; i++) f32_dev(all[i], "add_rmsnorm_fwd");
+    const md_tensor_t *all[] = {h, rstd, hin, xadd, w};
+    for (int i = 0; i < 5; i++) f32_dev(all[i], "add_rmsnorm_fwd");
+    int y16 = fb_dev(y, "add_rmsnorm_fwd");
     int64_t rows = NROWS(h), dim = NCOLS(h);
     OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && NROWS(hin) == rows && NCOLS(hin) == dim, "add_rmsnorm_fwd");
     OP_REQUIRE(NROWS(xadd) == rows && NCOLS(xadd) == dim, "add_rmsnorm_fwd");
     OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows, "add_rmsnorm_fwd");
-    CK(mdk_add_rmsnorm_fwd(F(h), h->ld, F(y), y->ld, F(rstd), CF(hin), hin->ld, CF(xadd), xadd->ld, CF(w), rows, dim,
-                           eps, 0),
-       "add_rmsnorm_fwd");
+    if (y16)
+        CK(mdk_add_rmsnorm_fwd_bf16(F(h), h->ld, y->data, y->ld, F(rstd), CF(hin), hin->ld, CF(xadd), xadd->ld, CF(w),
+                                    rows, dim, eps, 0),
+           "add_rmsnorm_fwd");
+    else
+        CK(mdk_add_rmsnorm_fwd(F(h), h->ld, F(y), y->ld, F(rstd), CF(hin), hin->ld, CF(xadd), xadd->ld, CF(w), rows,
+                               dim, eps, 0),
+           "add_rmsnorm_fwd");
 }
 
 static void cu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
                            const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate)
 {
-    const md_tensor_t *all[] = {dx, dw, dy, x, w, rstd};
-    for (int i = 0; i < 6; i++) f32_dev(all[i], "rmsnorm_bwd");
+    const md_tensor_t *all[] = {dx, dw, x, w, rstd};
+    for (int i = 0; i < 5; i++) f32_dev(all[i], "rmsnorm_bwd");
+    int dy16 = fb_dev(dy, "rmsnorm_bwd");
     int64_t rows = NROWS(x), dim = NCOLS(x);
     OP_REQUIRE(NROWS(dx) == rows && NCOLS(dx) == dim && NROWS(dy) == rows && NCOLS(dy) == dim, "rmsnorm_bwd");
     OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(dw) == dim && md_tensor_numel(rstd) == rows,
                "rmsnorm_bwd");
-    CK(mdk_rmsnorm_bwd(F(dx), dx->ld, F(dw), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim, accumulate,
-                       CTX(be)->scratch, SCRATCH_FLOATS, 0),
-       "rmsnorm_bwd");
+    if (dy16)
+        CK(mdk_rmsnorm_bwd_bf16(F(dx), dx->ld, F(dw), dy->data, dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim,
+                                accumulate, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+           "rmsnorm_bwd");
+    else
+        CK(mdk_rmsnorm_bwd(F(dx), dx->ld, F(dw), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim,
+                           accumulate, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+           "rmsnorm_bwd");
 }
 
 /* ---- conv1d ---- */
 
-static void conv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *bias,
-                       int64_t batch, const char *op)
+/* returns 1 when y and x are bf16 */
+static int conv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *bias,
+                      int64_t batch, const char *op)
 {
-    const md_tensor_t *all[] = {y, x, w, bias};
-    for (int i = 0; i < 4; i++) f32_dev(all[i], op);
+    f32_dev(w, op);
+    f32_dev(bias, op);
+    int x16 = fb_dev(x, op);
+    OP_REQUIRE(fb_dev(y, op) == x16, op);
     int64_t dim = NCOLS(x);
     OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0, op);
     OP_REQUIRE(NROWS(y) == NROWS(x) && NCOLS(y) == dim, op);
     OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= MDK_CONV_MAXK &&
                    md_tensor_numel(bias) == dim, op);
+    return x16;
 }
 
 static void cu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
                                const md_tensor_t *bias, int64_t batch)
 {
-    conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
-    int64_t dim = NCOLS(x);
-    CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, NROWS(x) / batch, dim,
-                           md_tensor_numel(w) / dim, 0),
-       "conv1d_silu_fwd");
+    int x16 = conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
+    int64_t dim = NCOLS(x), len = NROWS(x) / batch, K = md_tensor_numel(w) / dim;
+    if (x16)
+        CK(mdk_conv1d_silu_fwd_bf16(y->data, y->ld, x->data, x->ld, CF(w), CF(bias), batch, len, dim, K, 0),
+           "conv1d_silu_fwd");
+    else
+        CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, len, dim, K, 0), "conv1d_silu_fwd");
 }
 
 static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
                                const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
                                const md_tensor_t *bias, int64_t batch)
 {
-    conv_check(dx, x, w, bias, batch, "conv1d_silu_bwd");
+    int x16 = conv_check(dx, x, w, bias, batch, "conv1d_silu_bwd");
     conv_check(dy, x, dw, dbias, batch, "conv1d_silu_bwd");
-    int64_t dim = NCOLS(x);
-    CK(mdk_conv1d_silu_bwd(F(dx), dx->ld, F(dw), F(dbias), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(bias), batch,
-                           NROWS(x) / batch, dim, md_tensor_numel(w) / dim, CTX(be)->scratch, SCRATCH_FLOATS, 0),
-       "conv1d_silu_bwd");
+    int64_t dim = NCOLS(x), len = NROWS(x) / batch, K = md_tensor_numel(w) / dim;
+    if (x16)
+        CK(mdk_conv1d_silu_bwd_bf16(dx->data, dx->ld, F(dw), F(dbias), dy->data, dy->ld, x->data, x->ld, CF(w),
+                                    CF(bias), batch, len, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+           "conv1d_silu_bwd");
+    else
+        CK(mdk_conv1d_silu_bwd(F(dx), dx->ld, F(dw), F(dbias), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(bias), batch,
+                               len, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+           "conv1d_silu_bwd");
 }
 
 /* ---- the selective scan (scan_api.h) ----
@@ -291,14 +334,16 @@ static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t
                       const md_tensor_t *z, int64_t batch, const char *op)
 {
     memset(s, 0, sizeof *s);
-    const md_tensor_t *all[] = {u, delta, dt_bias, A_log, Bm, Cm, D, z};
-    for (int i = 0; i < 8; i++) f32_dev(all[i], op);
+    const md_tensor_t *params[] = {dt_bias, A_log, D}, *seq[] = {delta, Bm, Cm, z};
+    for (int i = 0; i < 3; i++) f32_dev(params[i], op);
+    int u16 = fb_dev(u, op);
+    for (int i = 0; i < 4; i++) OP_REQUIRE(fb_dev(seq[i], op) == u16, op);
     int64_t E = NCOLS(u), N = NCOLS(Bm), M = NROWS(u);
     OP_REQUIRE(batch >= 1 && M % batch == 0, op);
     OP_REQUIRE(NROWS(delta) == M && NCOLS(delta) == E && NROWS(z) == M && NCOLS(z) == E, op);
     OP_REQUIRE(NROWS(Bm) == M && NROWS(Cm) == M && NCOLS(Cm) == N && N <= MD_SCAN_MAX_STATE, op);
     OP_REQUIRE(md_tensor_numel(A_log) == E * N && md_tensor_numel(D) == E && md_tensor_numel(dt_bias) == E, op);
-    s->dtype = MD_SCAN_F32;
+    s->dtype = u16 ? MD_SCAN_BF16 : MD_SCAN_F32;
     s->batch = batch;
     s->len = M / batch;
     s->d_inner = E;
@@ -333,7 +378,7 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
 {
     md_scan_args_t s;
     scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
-    f32_dev(y, "scan_fwd");
+    OP_REQUIRE(fb_dev(y, "scan_fwd") == (s.dtype == MD_SCAN_BF16), "scan_fwd");
     OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
     s.y = y->data, s.ld_y = y->ld;
     size_t sb = md_scan_states_bytes(s.batch, s.len, s.d_inner, s.d_state);
@@ -354,8 +399,9 @@ static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *dd
 {
     md_scan_args_t s;
     scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
-    const md_tensor_t *outs[] = {du, ddelta, dA_log, dBm, dCm, dD, dz, ddt_bias, dy};
-    for (int i = 0; i < 9; i++) f32_dev(outs[i], "scan_bwd");
+    const md_tensor_t *pgrads[] = {dA_log, dD, ddt_bias}, *sgrads[] = {du, ddelta, dBm, dCm, dz, dy};
+    for (int i = 0; i < 3; i++) f32_dev(pgrads[i], "scan_bwd");
+    for (int i = 0; i < 6; i++) OP_REQUIRE(fb_dev(sgrads[i], "scan_bwd") == (s.dtype == MD_SCAN_BF16), "scan_bwd");
     int64_t M = NROWS(u), E = s.d_inner, N = s.d_state;
     OP_REQUIRE(NROWS(du) == M && NCOLS(du) == E && NROWS(ddelta) == M && NCOLS(ddelta) == E, "scan_bwd");
     OP_REQUIRE(NROWS(dz) == M && NCOLS(dz) == E && NROWS(dy) == M && NCOLS(dy) == E, "scan_bwd");
@@ -531,6 +577,7 @@ static const md_backend_t cuda_template = {
     .memset0 = cu_memset0,
     .copy = cu_copy,
     .sync = cu_sync,
+    .convert = cu_convert,
     .gemm = cu_gemm,
     .add = cu_add,
     .scale = cu_scale,
@@ -599,6 +646,7 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
     md_cuda_hyena_install(be, pi);
     if (pi) {
         be->name = "cuda-bf16";
+        be->act_dtype = MD_DTYPE_BF16;
         be->gemm = cu_gemm_bf16;
         be->attention_fwd = cu_attention_fwd_bf16;
         be->attention_bwd = cu_attention_bwd_bf16;

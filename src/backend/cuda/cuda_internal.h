@@ -79,6 +79,16 @@ static inline void f32_dev(const md_tensor_t *t, const char *op)
     OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
 }
 
+/* An f32 or bf16 device tensor (the ops that take the bf16 table's
+ * activations); returns 1 for bf16. */
+static inline int fb_dev(const md_tensor_t *t, const char *op)
+{
+    OP_REQUIRE(t->dtype == MD_DTYPE_F32 || t->dtype == MD_DTYPE_BF16, op);
+    OP_REQUIRE(t->device == MD_DEVICE_CUDA, op);
+    OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
+    return t->dtype == MD_DTYPE_BF16;
+}
+
 #define NROWS(t) md_tensor_nrows(t)
 #define NCOLS(t) md_tensor_ncols(t)
 #define F(t) ((float *)(t)->data)

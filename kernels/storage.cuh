@@ -1,0 +1,14 @@
+/* Loads and stores of the two storage dtypes the kernels template over
+ * (fp32, and bf16 for the bf16 table's activations): arithmetic is always
+ * fp32; a bf16 store rounds to nearest even. */
+#ifndef MD_KERNELS_STORAGE_CUH
+#define MD_KERNELS_STORAGE_CUH
+
+#include <cuda_bf16.h>
+
+__device__ __forceinline__ float ld_f(const float *p) { return *p; }
+__device__ __forceinline__ float ld_f(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+__device__ __forceinline__ void st_f(float *p, float v) { *p = v; }
+__device__ __forceinline__ void st_f(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+#endif

@@ -1,0 +1,340 @@
+/* The bf16 storage of the CUDA backend's bf16 table (ops.h: act_dtype)
+ * against the CPU's fp32 ops on the same bf16-rounded inputs: convert,
+ * gemm on bf16 operands (C f32 or bf16, beta 0 and 1), the RMSNorms' bf16
+ * y and dy, conv1d + SiLU and the selective scan with every sequence
+ * tensor in bf16. Fresh random inputs every run (seed printed); outputs
+ * poisoned with NaN first; whole buffers compared, row padding included;
+ * strided views as the Mamba block makes them (x of xz, B/C of xdbl).
+ *
+ * Tolerances (||gpu - cpu|| / ||cpu|| over a buffer):
+ *   - an f32 output computed from bf16 inputs: 1e-5, as the fp32 ops
+ *     (a product of two bf16 values is exact in fp32, so only the order of
+ *     the fp32 sums differs);
+ *   - a bf16 output: ONE_ROUNDING = 2^-8 + 1e-5: rounding to bf16 (an
+ *     8-bit significand, nearest even: unit roundoff 2^-8) moves each value
+ *     by at most 2^-8 of itself, so the error's norm is at most 2^-8 of the
+ *     result's (uniform rounding errors average ~2^-8/sqrt(3) over many
+ *     values: ~2e-3 is what large outputs show);
+ *   - convert: bit-exact against the host's rounding.
+ *
+ * Exits 77 (skipped) without CUDA or a GPU.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ops.h"
+#include "gpu_testutil.h"
+#include "testutil.h"
+#include "util/rng.h"
+#include "util/xalloc.h"
+
+static const double ONE_ROUNDING = 1.0 / 256 + 1e-5;
+
+/* A bf16 buffer on the GPU; h is the CPU's fp32 copy: the rounded values
+ * for an input, the fp32 reference for an output. */
+typedef struct {
+    float *h;
+    uint16_t *d;
+    int64_t rows, cols, ld;
+} b16_t;
+
+static void upload16(b16_t *b)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    uint16_t *t = md_malloc((n ? n : 1) * 2);
+    for (size_t i = 0; i < n; i++) t[i] = md_test_f2bf(b->h[i]);
+    gpu->copy(gpu, b->d, t, n * 2, MD_COPY_H2D);
+    free(t);
+}
+
+static b16_t mk16(int64_t rows, int64_t cols, int64_t ld, double lo, double hi)
+{
+    b16_t b = {NULL, NULL, rows, cols, ld};
+    size_t n = (size_t)(rows * ld);
+    b.h = md_malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) b.h[i] = md_test_bf2f(md_test_f2bf((float)(lo + (hi - lo) * md_rng_uniform(&rng))));
+    b.d = gpu->alloc(gpu, (n ? n : 1) * 2);
+    upload16(&b);
+    return b;
+}
+
+static void drop16(b16_t *b)
+{
+    free(b->h);
+    gpu->free(gpu, b->d);
+}
+
+/* columns [c0, c0 + cols) of b on the CPU (f32) or the GPU (bf16) */
+static md_tensor_t cols16(const b16_t *b, int dev, int64_t c0, int64_t cols)
+{
+    md_tensor_t t = dev ? md_tensor_2d(b->d + c0, MD_DTYPE_BF16, MD_DEVICE_CUDA, b->rows, cols)
+                        : md_tensor_2d(b->h + c0, MD_DTYPE_F32, MD_DEVICE_CPU, b->rows, cols);
+    t.ld = b->ld;
+    return t;
+}
+
+static md_tensor_t h16(const b16_t *b) { return cols16(b, 0, 0, b->cols); }
+static md_tensor_t d16(const b16_t *b) { return cols16(b, 1, 0, b->cols); }
+
+/* all-ones (a NaN) over columns [c0, c0 + n) of the GPU copy: an op's
+ * output view; the other columns must come back as they were */
+static void poison16_cols(b16_t *b, int64_t c0, int64_t n_cols)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    uint16_t *t = md_malloc((n ? n : 1) * 2);
+    gpu->copy(gpu, t, b->d, n * 2, MD_COPY_D2H);
+    for (int64_t r = 0; r < b->rows; r++)
+        for (int64_t c = c0; c < c0 + n_cols; c++) t[r * b->ld + c] = 0xffff;
+    gpu->copy(gpu, b->d, t, n * 2, MD_COPY_H2D);
+    free(t);
+}
+
+static void poison16(b16_t *b) { poison16_cols(b, 0, b->cols); }
+
+static uint16_t *download16(const b16_t *b)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    uint16_t *t = md_malloc((n ? n : 1) * 2);
+    gpu->copy(gpu, t, b->d, n * 2, MD_COPY_D2H);
+    return t;
+}
+
+/* ||gpu - cpu|| / ||cpu|| over the whole buffer; +inf on any NaN */
+static double err16(const b16_t *b)
+{
+    size_t n = (size_t)(b->rows * b->ld);
+    uint16_t *t = download16(b);
+    double num = 0, den = 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = md_test_bf2f(t[i]), e = g - b->h[i];
+        if (isnan(g) || isnan(b->h[i])) bad = 1;
+        num += e * e;
+        den += (double)b->h[i] * b->h[i];
+    }
+    free(t);
+    if (bad) return INFINITY;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* f32 -> bf16 bit-exact against the host's rounding (values over many
+ * binades, ties included), and back exactly; strided views */
+static void check_convert(const md_backend_t *bf)
+{
+    int64_t rows = 333, cols = 77;
+    buf_t x = mk(rows, cols, cols + 3, -1, 1);
+    for (int64_t i = 0; i < rows * (cols + 3); i++) x.h[i] = ldexpf(x.h[i], (int)(i % 41) - 20);
+    /* exact ties: halfway between neighbours in [1, 2), whose spacing is 2^-7 */
+    for (int64_t i = 0; i < 64; i++) x.h[i * 7] = md_test_bf2f((uint16_t)(0x3f80 + i)) + ldexpf(1.0f, -8);
+    gpu->copy(gpu, x.d, x.h, (size_t)(rows * (cols + 3)) * 4, MD_COPY_H2D);
+    b16_t y = mk16(rows, cols, cols + 5, -1, 1);
+    poison16(&y);
+    md_tensor_t xd = td(&x), yd = d16(&y);
+    bf->convert(bf, &yd, &xd);
+    uint16_t *got = download16(&y);
+    int64_t wrong = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) wrong += got[r * y.ld + c] != md_test_f2bf(x.h[r * x.ld + c]);
+    /* the count of values that differ from the host's round-to-nearest-even */
+    record("convert", "f32->bf16 (values wrong)", (double)wrong, 0, "333x77 strided");
+    /* and back: exact, padding untouched */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) y.h[r * y.ld + c] = md_test_bf2f(got[r * y.ld + c]);
+    buf_t z = mk(rows, cols, cols + 1, -1, 1);
+    poison(&z);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) z.h[r * z.ld + c] = y.h[r * y.ld + c];
+    md_tensor_t zd = td(&z);
+    bf->convert(bf, &zd, &yd);
+    record("convert", "bf16->f32", relerr(&z), 0, "333x77 strided");
+    free(got);
+    drop(&x), drop16(&y), drop(&z);
+}
+
+/* bf16 A and B (strided, at odd column offsets as dt_in and B of xdbl),
+ * C f32 or bf16, beta 0 (poisoned C) or 1 */
+static void check_gemm16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1}, {37, 33, 65}, {300, 129, 256}, {2048, 48, 8}};
+    for (int s = 0; s < 4; s++)
+        for (int t = 0; t < 4; t++)
+            for (int cv = 0; cv < 4; cv++) {
+                int ta = t & 1, tb = t >> 1, c16 = cv & 1, beta1 = cv >> 1;
+                int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], off = (s + t) % 2 ? 3 : 0;
+                int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+                b16_t a = mk16(ar, ac + off, ac + off + 2, -1, 1), b = mk16(br, bc + off, bc + off + 1, -1, 1);
+                md_tensor_t ah = cols16(&a, 0, off, ac), ad = cols16(&a, 1, off, ac);
+                md_tensor_t bh = cols16(&b, 0, off, bc), bd = cols16(&b, 1, off, bc);
+                double alpha = beta1 ? 0.5 : 1.0, beta = beta1 ? 1.0 : 0.0;
+                char sh[96];
+                snprintf(sh, sizeof sh, "m=%lld n=%lld k=%lld ta=%d tb=%d beta=%g off=%lld", (long long)m, (long long)n,
+                         (long long)k, ta, tb, beta, (long long)off);
+                if (c16) {
+                    b16_t c = mk16(m, n, n + 1, -1, 1);
+                    if (!beta1) poison16(&c);
+                    md_tensor_t ch = h16(&c), cd = d16(&c);
+                    cpu->gemm(cpu, ta, tb, alpha, &ah, &bh, beta, &ch);
+                    bf->gemm(bf, ta, tb, alpha, &ad, &bd, beta, &cd);
+                    record("gemm bf16 -> bf16", "c", err16(&c), ONE_ROUNDING, sh);
+                    drop16(&c);
+                } else {
+                    buf_t c = mk(m, n, n + 1, -1, 1);
+                    if (!beta1) poison(&c);
+                    md_tensor_t ch = th(&c), cd = td(&c);
+                    cpu->gemm(cpu, ta, tb, alpha, &ah, &bh, beta, &ch);
+                    bf->gemm(bf, ta, tb, alpha, &ad, &bd, beta, &cd);
+                    record("gemm bf16 -> f32", "c", relerr(&c), TOL, sh);
+                    drop(&c);
+                }
+                drop16(&a), drop16(&b);
+            }
+}
+
+/* rmsnorm_fwd and add_rmsnorm_fwd with a bf16 y; rmsnorm_bwd with a bf16 dy */
+static void check_rmsnorm16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1];
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld D=%lld", (long long)M, (long long)D);
+        buf_t x = mk(M, D, D + 2, -2, 2), xa = mk(M, D, D + 3, -1, 1), w = mk(1, D, D, 0.5, 1.5);
+        buf_t h = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+        b16_t y = mk16(M, D, D + 1, -1, 1);
+        poison16(&y), poison(&rs);
+        md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), yh = h16(&y), yd = d16(&y);
+        md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
+        cpu->rmsnorm_fwd(cpu, &yh, &rh, &xh, &wh, 1e-5);
+        bf->rmsnorm_fwd(bf, &yd, &rd, &xd, &wd, 1e-5);
+        record("rmsnorm_fwd bf16 y", "y", err16(&y), ONE_ROUNDING, sh);
+        record("rmsnorm_fwd bf16 y", "rstd", relerr(&rs), TOL, sh);
+
+        poison16(&y), poison(&rs), poison(&h);
+        md_tensor_t ah = th(&xa), ad = td(&xa), hh = th(&h), hd = td(&h);
+        cpu->add_rmsnorm_fwd(cpu, &hh, &yh, &rh, &xh, &ah, &wh, 1e-5);
+        bf->add_rmsnorm_fwd(bf, &hd, &yd, &rd, &xd, &ad, &wd, 1e-5);
+        record("add_rmsnorm_fwd bf16 y", "y", err16(&y), ONE_ROUNDING, sh);
+        record("add_rmsnorm_fwd bf16 y", "h_out", relerr(&h), TOL, sh);
+        record("add_rmsnorm_fwd bf16 y", "rstd", relerr(&rs), TOL, sh);
+
+        for (int acc = 0; acc < 2; acc++) {
+            b16_t dy = mk16(M, D, D + 3, -1, 1);
+            buf_t dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1);
+            if (!acc) poison(&dx);
+            md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
+            gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);   /* the CPU's rstd on both sides */
+            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &hh, &wh, &rh, acc);
+            bf->rmsnorm_bwd(bf, &dxd, &dwd, &dyd, &hd, &wd, &rd, acc);
+            record("rmsnorm_bwd bf16 dy", "dx", relerr(&dx), TOL, sh);
+            record("rmsnorm_bwd bf16 dy", "dw", relerr(&dw), TOL, sh);
+            drop16(&dy), drop(&dx), drop(&dw);
+        }
+        drop(&x), drop(&xa), drop(&w), drop(&h), drop(&rs), drop16(&y);
+    }
+}
+
+/* x the first half of an xz-like bf16 matrix, as the model's */
+static void check_conv16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][3] = {{1, 1, 8}, {2, 3, 70}, {3, 777, 128}, {1, 4096, 64}};
+    for (int s = 0; s < 4; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = 4, M = B * L;
+        char sh[64];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld", (long long)B, (long long)L, (long long)E);
+        b16_t xz = mk16(M, 2 * E, 2 * E, -2, 2), y = mk16(M, E, E, 0, 1);
+        buf_t w = mk(E, K, K, -0.5, 0.5), b = mk(1, E, E, -0.5, 0.5);
+        poison16(&y);
+        md_tensor_t xh = cols16(&xz, 0, 0, E), xd = cols16(&xz, 1, 0, E), wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b);
+        md_tensor_t yh = h16(&y), yd = d16(&y);
+        cpu->conv1d_silu_fwd(cpu, &yh, &xh, &wh, &bh, B);
+        bf->conv1d_silu_fwd(bf, &yd, &xd, &wd, &bd, B);
+        record("conv1d_silu_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
+        b16_t dy = mk16(M, E, E + 1, -1, 1), dxz = mk16(M, 2 * E, 2 * E, -1, 1);
+        buf_t dw = mk(E, K, K, -1, 1), db = mk(1, E, E, -1, 1);
+        poison16_cols(&dxz, 0, E);   /* dx, the x half; the z half stays as it was */
+        md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = cols16(&dxz, 0, 0, E), dxd = cols16(&dxz, 1, 0, E);
+        md_tensor_t dwh = th(&dw), dwd = td(&dw), dbh = th(&db), dbd = td(&db);
+        cpu->conv1d_silu_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, &bh, B);
+        bf->conv1d_silu_bwd(bf, &dxd, &dwd, &dbd, &dyd, &xd, &wd, &bd, B);
+        record("conv1d_silu_bwd bf16", "dx (of dxz)", err16(&dxz), ONE_ROUNDING, sh);
+        record("conv1d_silu_bwd bf16", "dw", relerr(&dw), TOL, sh);
+        record("conv1d_silu_bwd bf16", "dbias", relerr(&db), TOL, sh);
+        drop16(&xz), drop16(&y), drop(&w), drop(&b), drop16(&dy), drop16(&dxz), drop(&dw), drop(&db);
+    }
+}
+
+/* every sequence tensor bf16, in the model's views (z of xz, B and C of
+ * xdbl); A_log, D, dt_bias and their gradients f32 */
+static void check_scan16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][4] = {{1, 1, 16, 16}, {2, 777, 64, 16}, {3, 300, 32, 5}, {1, 2048, 128, 16}};
+    for (int s = 0; s < 4; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], N = shapes[s][3], M = B * L, R = 4, X = R + 2 * N;
+        char sh[64];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld N=%lld", (long long)B, (long long)L, (long long)E, (long long)N);
+        b16_t u = mk16(M, E, E, -1, 1), xz = mk16(M, 2 * E, 2 * E, -1, 1), delta = mk16(M, E, E, -1, 1);
+        b16_t xdbl = mk16(M, X, X, -1, 1), y = mk16(M, E, E, 0, 1);
+        buf_t dtb = mk(1, E, E, -4, -2), Al = mk(E, N, N, 0, 2.77), Dp = mk(1, E, E, -1, 1);
+        poison16(&y);
+        size_t sc = cpu->scan_states_size(cpu, MD_DTYPE_F32, B, L, E, N), sg = bf->scan_states_size(bf, MD_DTYPE_BF16, B, L, E, N);
+        size_t wc = cpu->scan_bwd_workspace(cpu, MD_DTYPE_F32, B, L, E, N), wg = bf->scan_bwd_workspace(bf, MD_DTYPE_BF16, B, L, E, N);
+        void *stc = md_malloc(sc + 64), *wsc = md_malloc(wc + 64), *stg = gpu->alloc(gpu, sg + 64), *wsg = gpu->alloc(gpu, wg + 64);
+        poison_bytes(stg, sg), poison_bytes(wsg, wg);
+        md_tensor_t uh = h16(&u), ud = d16(&u), dh = h16(&delta), dd = d16(&delta), yh = h16(&y), yd = d16(&y);
+        md_tensor_t zh = cols16(&xz, 0, E, E), zd = cols16(&xz, 1, E, E);
+        md_tensor_t Bh = cols16(&xdbl, 0, R, N), Bd = cols16(&xdbl, 1, R, N), Ch = cols16(&xdbl, 0, R + N, N), Cd = cols16(&xdbl, 1, R + N, N);
+        md_tensor_t tbh = th(&dtb), tbd = td(&dtb), Ah = th(&Al), Ad = td(&Al), Dh = th(&Dp), Dd = td(&Dp);
+        cpu->scan_fwd(cpu, &yh, &uh, &dh, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B, stc);
+        bf->scan_fwd(bf, &yd, &ud, &dd, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B, stg);
+        record("scan_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
+
+        b16_t dy = mk16(M, E, E, -1, 1), du = mk16(M, E, E, 0, 1), ddl = mk16(M, E, E, 0, 1);
+        b16_t dxz = mk16(M, 2 * E, 2 * E, 0, 1), dxdbl = mk16(M, X, X, 0, 1);
+        buf_t dA = mk(E, N, N, -1, 1), dD = mk(1, E, E, -1, 1), ddtb = mk(1, E, E, -1, 1);
+        poison16(&du), poison16(&ddl), poison16_cols(&dxz, E, E), poison16_cols(&dxdbl, R, 2 * N);
+        md_tensor_t dyh = h16(&dy), dyd = d16(&dy), duh = h16(&du), dud = d16(&du), ddh = h16(&ddl), ddd = d16(&ddl);
+        md_tensor_t dzh = cols16(&dxz, 0, E, E), dzd = cols16(&dxz, 1, E, E);
+        md_tensor_t dBh = cols16(&dxdbl, 0, R, N), dBd = cols16(&dxdbl, 1, R, N);
+        md_tensor_t dCh = cols16(&dxdbl, 0, R + N, N), dCd = cols16(&dxdbl, 1, R + N, N);
+        md_tensor_t dAh = th(&dA), dAd = td(&dA), dDh = th(&dD), dDd = td(&dD), dth = th(&ddtb), dtd = td(&ddtb);
+        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &dth, &dyh, &uh, &dh, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B,
+                      stc, wsc);
+        bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, &dyd, &ud, &dd, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B,
+                     stg, wsg);
+        record("scan_bwd bf16", "du", err16(&du), ONE_ROUNDING, sh);
+        record("scan_bwd bf16", "ddelta", err16(&ddl), ONE_ROUNDING, sh);
+        record("scan_bwd bf16", "dz (of dxz)", err16(&dxz), ONE_ROUNDING, sh);
+        record("scan_bwd bf16", "dBm, dCm (of dxdbl)", err16(&dxdbl), ONE_ROUNDING, sh);
+        record("scan_bwd bf16", "dA_log", relerr(&dA), TOL, sh);
+        record("scan_bwd bf16", "dD", relerr(&dD), TOL, sh);
+        record("scan_bwd bf16", "ddt_bias", relerr(&ddtb), TOL, sh);
+        b16_t *b16s[] = {&u, &xz, &delta, &xdbl, &y, &dy, &du, &ddl, &dxz, &dxdbl};
+        buf_t *b32s[] = {&dtb, &Al, &Dp, &dA, &dD, &ddtb};
+        for (size_t i = 0; i < sizeof b16s / sizeof b16s[0]; i++) drop16(b16s[i]);
+        for (size_t i = 0; i < sizeof b32s / sizeof b32s[0]; i++) drop(b32s[i]);
+        free(stc), free(wsc);
+        gpu->free(gpu, stg), gpu->free(gpu, wsg);
+    }
+}
+
+int main(void)
+{
+    gpu_test_start();
+    const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);
+    CHECK(bf != NULL, "bf16 backend");
+    if (!bf) return md_test_done();
+    CHECK(bf->act_dtype == MD_DTYPE_BF16 && gpu->act_dtype == MD_DTYPE_F32 && cpu->act_dtype == MD_DTYPE_F32,
+          "activation dtypes: bf16 table %s, fp32 table %s, cpu %s", md_dtype_name(bf->act_dtype),
+          md_dtype_name(gpu->act_dtype), md_dtype_name(cpu->act_dtype));
+    check_convert(bf);
+    check_gemm16(bf);
+    check_rmsnorm16(bf);
+    check_conv16(bf);
+    check_scan16(bf);
+    gpu->sync(gpu);
+    print_worst();
+    return md_test_done();
+}
