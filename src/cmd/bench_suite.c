@@ -347,6 +347,7 @@ static void run_classify(suite_t *s)
     md_model_opts_t mo = {.recompute = 1};
     md_model_t *m = NULL;
     if (md_device_resolve(s->co->device, &dev) < 0 || !(be = md_backend_for_device(&dev, MD_PRECISION_FP32)) ||
+        !(be = md_backend_for_arch(cfg.arch, be, s->co->device)) ||
         !(m = md_model_new_ex(&cfg, be, MD_DTYPE_F32, B, L, &mo))) {
         cell_failed(s, c);
         return;
