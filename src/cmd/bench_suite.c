@@ -35,6 +35,7 @@
 
 #if MD_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #endif
 
 enum { OPT_ONLY = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_QUICK, OPT_BUDGET };
@@ -378,19 +379,33 @@ static void run_classify(suite_t *s)
     md_model_free(m);
 }
 
-/* The driver's version from the kernel module, "unknown" if unreadable. */
+/* The driver's release ("580.159.04"): from the kernel module's /proc file,
+ * else from NVML (loaded at run time, so that nothing links against it;
+ * sandboxes may lack the /proc file), else "unknown". */
 static void driver_version(char *buf, size_t n)
 {
     snprintf(buf, n, "unknown");
     FILE *fp = fopen("/proc/driver/nvidia/version", "r");
-    if (!fp) return;
-    char line[512];
-    if (fgets(line, sizeof line, fp)) {
-        const char *p = strstr(line, "Kernel Module");
-        char v[64];
-        if (p && sscanf(p + strlen("Kernel Module"), " %63s", v) == 1) snprintf(buf, n, "%s", v);
+    if (fp) {
+        char line[512], v[64];
+        const char *p = fgets(line, sizeof line, fp) ? strstr(line, "Kernel Module") : NULL;
+        fclose(fp);
+        if (p && sscanf(p + strlen("Kernel Module"), " %63s", v) == 1) {
+            snprintf(buf, n, "%s", v);
+            return;
+        }
     }
-    fclose(fp);
+    void *nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!nvml) return;
+    int (*init)(void) = (int (*)(void))dlsym(nvml, "nvmlInit_v2");
+    int (*get)(char *, unsigned) = (int (*)(char *, unsigned))dlsym(nvml, "nvmlSystemGetDriverVersion");
+    int (*quit)(void) = (int (*)(void))dlsym(nvml, "nvmlShutdown");
+    char v[96];
+    if (init && get && quit && init() == 0) {   /* 0 is NVML_SUCCESS */
+        if (get(v, sizeof v) == 0) snprintf(buf, n, "%s", v);
+        quit();
+    }
+    dlclose(nvml);
 }
 
 /* The GPU's description into meta, and the figures the scan floors need. */
@@ -406,7 +421,7 @@ static int gpu_setup(suite_t *s, const md_device_t *dev, int want_copy)
     s->sms = prop.multiProcessorCount;
     s->l2_bytes = prop.l2CacheSize;
     s->clock_hz = khz * 1e3;
-    char drv[64];
+    char drv[96];
     driver_version(drv, sizeof drv);
     json_t *g = json_object();
     json_object_set_new(g, "name", json_string(prop.name));
