@@ -134,7 +134,7 @@ static int over_budget(suite_t *s, md_bench_cell_t *c)
         snprintf(c->note, sizeof c->note, "time budget of %g s spent", s->budget);
         return 1;
     }
-    md_info("%s %s", c->group, c->name);
+    md_log_msg('M', "bench_all", "running %s %s", c->group, c->name);
     return 0;
 }
 
