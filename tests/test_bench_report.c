@@ -179,8 +179,26 @@ static void check_json(const md_bench_report_t *rep)
     rmdir(md_test_tmpdir());
 }
 
+static void check_driver_line(void)
+{
+    char v[64] = "none";
+    CHECK(md_bench_driver_from_proc("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 "
+                                    "01:15:15 UTC 2023\n", v, sizeof v) == 0 && !strcmp(v, "535.104.05"),
+          "proprietary module: '%s'", v);
+    CHECK(md_bench_driver_from_proc("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.159.04  Release "
+                                    "Build  (dvs-builder@U22)  Thu Oct 30 2025\n", v, sizeof v) == 0 &&
+              !strcmp(v, "580.159.04"),
+          "open module: '%s'", v);
+    snprintf(v, sizeof v, "none");
+    CHECK(md_bench_driver_from_proc("NVRM version: NVIDIA UNIX Kernel Module for x86_64\n", v, sizeof v) < 0 &&
+              !strcmp(v, "none"),
+          "no version: '%s'", v);
+    CHECK(md_bench_driver_from_proc("GCC version: gcc 12.2.0\n", v, sizeof v) < 0, "not the NVRM line");
+}
+
 int main(void)
 {
+    check_driver_line();
     check_anchors();
     md_bench_report_t rep;
     fill(&rep);

@@ -1,5 +1,6 @@
 #include "cmd/bench_report.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,4 +219,21 @@ int md_bench_report_write(const md_bench_report_t *rep, const char *path)
         return -1;
     }
     return md_outfile_commit(of);
+}
+
+int md_bench_driver_from_proc(const char *line, char *buf, size_t n)
+{
+    const char *p = strstr(line, "Kernel Module");
+    if (!p) return -1;
+    p += strlen("Kernel Module");
+    while (*p && *p != '\n') {
+        while (*p == ' ' || *p == '\t') p++;
+        size_t w = strcspn(p, " \t\n");
+        if (w && isdigit((unsigned char)*p) && memchr(p, '.', w)) {
+            snprintf(buf, n, "%.*s", (int)w, p);
+            return 0;
+        }
+        p += w;
+    }
+    return -1;
 }

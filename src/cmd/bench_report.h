@@ -118,4 +118,12 @@ json_t *md_bench_report_json(const md_bench_report_t *rep);
  * all; "-" is stdout). Returns 0, or -1 after one error line. */
 int md_bench_report_write(const md_bench_report_t *rep, const char *path);
 
+/* The driver's release ("580.159.04") from the first line of
+ * /proc/driver/nvidia/version, which reads "NVRM version: NVIDIA UNIX
+ * x86_64 Kernel Module  535.104.05  ..." or, for the open module, "...
+ * Open Kernel Module for x86_64  580.159.04  Release Build ...": the first
+ * word after "Kernel Module" that starts with a digit and holds a '.'.
+ * Returns 0, or -1 (buf untouched) when the line has none. */
+int md_bench_driver_from_proc(const char *line, char *buf, size_t n);
+
 #endif

@@ -387,13 +387,10 @@ static void driver_version(char *buf, size_t n)
     snprintf(buf, n, "unknown");
     FILE *fp = fopen("/proc/driver/nvidia/version", "r");
     if (fp) {
-        char line[512], v[64];
-        const char *p = fgets(line, sizeof line, fp) ? strstr(line, "Kernel Module") : NULL;
+        char line[512];
+        int found = fgets(line, sizeof line, fp) && md_bench_driver_from_proc(line, buf, n) == 0;
         fclose(fp);
-        if (p && sscanf(p + strlen("Kernel Module"), " %63s", v) == 1) {
-            snprintf(buf, n, "%s", v);
-            return;
-        }
+        if (found) return;
     }
     void *nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!nvml) return;
