@@ -196,9 +196,19 @@ static void check_driver_line(void)
     CHECK(md_bench_driver_from_proc("GCC version: gcc 12.2.0\n", v, sizeof v) < 0, "not the NVRM line");
 }
 
+static void check_median(void)
+{
+    double odd[] = {5, 1, 4}, even[] = {8, 2, 6, 4};
+    CHECK(md_bench_median(odd, 3) == 4 && odd[0] == 1 && odd[2] == 5, "median of 3, sorted");
+    CHECK(md_bench_median(even, 4) == 5 && even[0] == 2, "median of 4 is the middle pair's mean");
+    double one[] = {7};
+    CHECK(md_bench_median(one, 1) == 7, "median of 1");
+}
+
 int main(void)
 {
     check_driver_line();
+    check_median();
     check_anchors();
     md_bench_report_t rep;
     fill(&rep);

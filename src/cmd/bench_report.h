@@ -118,6 +118,10 @@ json_t *md_bench_report_json(const md_bench_report_t *rep);
  * all; "-" is stdout). Returns 0, or -1 after one error line. */
 int md_bench_report_write(const md_bench_report_t *rep, const char *path);
 
+/* Sorts v[0..n) ascending in place and returns its median (the mean of the
+ * middle two for even n); n >= 1. */
+double md_bench_median(double *v, int n);
+
 /* The driver's release ("580.159.04") from the first line of
  * /proc/driver/nvidia/version, which reads "NVRM version: NVIDIA UNIX
  * x86_64 Kernel Module  535.104.05  ..." or, for the open module, "...

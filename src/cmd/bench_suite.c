@@ -316,12 +316,6 @@ static void run_memory(suite_t *s)
              r.tokens_per_s, r.device_used_gib);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* classify's model path: a 1.4M Mamba classifier (5 classes, random
  * weights: throughput does not depend on them) in fp32 with one shared
  * activation set, as `classify` builds it, batches of 64 reads of 1,000
@@ -370,8 +364,7 @@ static void run_classify(suite_t *s)
     if (bad) {
         cell_failed(s, c);
     } else {
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
-        double med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+        double med = md_bench_median(t, reps);
         c->ours = B / med;
         set_num(c->extra, "batch_ms_median", med * 1e3), set_num(c->extra, "batch_ms_min", t[0] * 1e3);
     }

@@ -59,12 +59,6 @@ static void usage(FILE *fp)
             MD_COMMON_HELP);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_result_t *res)
 {
     const md_config_t *cfg = spec->cfg;
@@ -147,11 +141,10 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
         loss = tot.loss_sum / tot.n_targets;
         if (s >= warmup) ms[s - warmup] = el;
     }
-    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    res->step_ms_median = md_bench_median(ms, (int)steps);
     res->params = reg->numel;
     snprintf(res->backend, sizeof res->backend, "%s", be->name);
     snprintf(res->device_name, sizeof res->device_name, "%s", dev.name);
-    res->step_ms_median = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
     res->step_ms_min = ms[0];
     res->tokens_per_s = tps / (res->step_ms_median / 1e3);
     res->last_loss = loss;
