@@ -257,7 +257,8 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
             const md_scan_shape_t *sh = &md_scan_shapes[i];
             md_scan_bench_result_t r;
             memset(&r, 0, sizeof r);
-            if (md_bench_scan_measure(sh, d == 0, reps, co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d, l2, &r) < 0) {
+            const uint64_t seed = co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d;
+            if (md_bench_scan_measure(sh, d == 0, reps, seed, l2, &r) < 0) {
                 ret = -1;
                 break;
             }
