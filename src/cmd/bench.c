@@ -4,6 +4,7 @@
  *   mambadna bench scan [--shape S1..S5|all] [--dtype f32|bf16|both] [--reps N]
  *   mambadna bench train [--preset P] [-L N] [-B N] [--tokens-per-step N]   (bench_train.c)
  *   mambadna bench attention [-L N] [-B N] [--heads N] [--head-dim N]    (bench_attention.c)
+ *   mambadna bench all [--only LIST] [--quick] [--time-budget S] [-o FILE]  (bench_suite.c)
  *
  * `bench scan` times the fused selective scan (kernels/scan_api.h) with CUDA
  * events on random inputs, after a warm-up, and reports the medians, the
@@ -34,20 +35,7 @@
 
 enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_REPS };
 
-typedef struct {
-    const char *name;
-    int64_t B, D, L;
-    double bar_bf16_ms, bar_f32_ms;   /* official Mamba kernel, fwd+bwd, H200 */
-} scan_shape_t;
-
-static const scan_shape_t scan_shapes[] = {
-    {"S1", 64, 256, 1024, 1.478, 2.043},
-    {"S2", 8, 256, 16384, 3.387, 4.459},
-    {"S3", 1, 256, 1048576, 36.53, 41.03},
-    {"S4", 4, 4096, 2048, 2.882, 3.855},
-    {"S5", 1, 512, 1048576, 72.04, 101.8},
-};
-enum { N_SCAN_SHAPES = sizeof scan_shapes / sizeof scan_shapes[0], SCAN_STATE = 16 };
+enum { N_SCAN_SHAPES = MD_SCAN_N_SHAPES, SCAN_STATE = MD_SCAN_BENCH_STATE };
 
 static void usage_top(FILE *fp)
 {
@@ -58,6 +46,8 @@ static void usage_top(FILE *fp)
             "  scan       the fused selective scan, forward and backward, on shapes S1..S5\n"
             "  train      training throughput (tokens/s, peak memory) of a model preset\n"
             "  attention  causal attention forward and backward (ms, TFLOP/s) by length\n"
+            "  all        every figure of the performance goals (issue #9) in one table, each\n"
+            "             beside its PyTorch reference, with a JSON record (-o FILE)\n"
             "\nRun 'mambadna bench <what> -h' for its options.\n");
 }
 
@@ -101,8 +91,7 @@ static float median(float *v, int n)
     return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Device-to-device copy bandwidth in GB/s, counting bytes read plus written. */
-static int copy_bandwidth(double *gbps, double *gib)
+int md_bench_copy_bandwidth(double *gbps)
 {
     size_t bytes = (size_t)2 << 30;
     void *src = NULL, *dst = NULL;
@@ -121,7 +110,6 @@ static int copy_bandwidth(double *gbps, double *gib)
             goto out;
     }
     *gbps = 2.0 * (double)bytes / (median(t, 10) * 1e-3) / 1e9;
-    *gib = bytes / 1073741824.0;
     ret = 0;
 out:
     if (e0) cudaEventDestroy(e0);
@@ -136,14 +124,10 @@ typedef struct {
     void *u, *delta, *z, *Bm, *Cm, *dy;
 } scan_inputs_t;
 
-typedef struct {
-    double fwd_ms, bwd_ms, all_ms, bytes_fwd, bytes_bwd;
-    int sets;
-} scan_result_t;
-
-static int bench_one(const scan_shape_t *sh, md_scan_dtype_t dt, int reps, uint64_t seed, int64_t l2_bytes,
-                     scan_result_t *res)
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int reps, uint64_t seed, int64_t l2_bytes,
+                          md_scan_bench_result_t *res)
 {
+    const md_scan_dtype_t dt = bf16 ? MD_SCAN_BF16 : MD_SCAN_F32;
     const int64_t B = sh->B, E = sh->D, L = sh->L, N = SCAN_STATE, M = B * L;
     const size_t es = dt == MD_SCAN_BF16 ? 2 : 4;
     const size_t seq = (size_t)M * E * es, bc = (size_t)M * N * es;
@@ -252,9 +236,9 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
     if (CUDA_OK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev.ordinal)) < 0) return -1;
     md_info("GPU: %s", dev.name);
 
-    double copy_gbps, copy_gib;
-    if (copy_bandwidth(&copy_gbps, &copy_gib) < 0) return -1;
-    md_info("copy bandwidth: %.0f GB/s (device-to-device cudaMemcpy of %.1f GiB, read + write)", copy_gbps, copy_gib);
+    double copy_gbps;
+    if (md_bench_copy_bandwidth(&copy_gbps) < 0) return -1;
+    md_info("copy bandwidth: %.0f GB/s (device-to-device cudaMemcpy of 2 GiB, read + write)", copy_gbps);
 
     md_outfile_t *of = md_outfile_open(co->output);
     if (!of) return -1;
@@ -270,16 +254,16 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
         if (shape >= 0 && shape != i) continue;
         for (int d = 0; d < 2 && !ret; d++) {
             if (!(dtypes & (1 << d))) continue;
-            const scan_shape_t *sh = &scan_shapes[i];
-            md_scan_dtype_t dt = d == 0 ? MD_SCAN_BF16 : MD_SCAN_F32;
-            scan_result_t r;
+            const md_scan_shape_t *sh = &md_scan_shapes[i];
+            md_scan_bench_result_t r;
             memset(&r, 0, sizeof r);
-            if (bench_one(sh, dt, reps, co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d, l2, &r) < 0) {
+            const uint64_t seed = co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d;
+            if (md_bench_scan_measure(sh, d == 0, reps, seed, l2, &r) < 0) {
                 ret = -1;
                 break;
             }
             const double gbps = (r.bytes_fwd + r.bytes_bwd) / (r.all_ms * 1e-3) / 1e9;
-            const double bar = d == 0 ? sh->bar_bf16_ms : sh->bar_f32_ms;
+            const double bar = d == 0 ? sh->official_bf16_ms : sh->official_f32_ms;
             const char *dn = d == 0 ? "bf16" : "f32";
             if (co->json)
                 fprintf(fp,
@@ -300,6 +284,21 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
         return -1;
     }
     return md_outfile_commit(of);
+}
+
+#else
+
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int reps, uint64_t seed, int64_t l2_bytes,
+                          md_scan_bench_result_t *res)
+{
+    md_error("bench scan: this mambadna was built without CUDA");
+    return -1;
+}
+
+int md_bench_copy_bandwidth(double *gbps)
+{
+    md_error("bench: this mambadna was built without CUDA");
+    return -1;
 }
 
 #endif /* MD_HAVE_CUDA */
@@ -327,7 +326,7 @@ static int bench_scan(int argc, char **argv)
             }
             shape = -2;
             for (int i = 0; i < N_SCAN_SHAPES; i++)
-                if (!strcasecmp(optarg, scan_shapes[i].name)) shape = i;
+                if (!strcasecmp(optarg, md_scan_shapes[i].name)) shape = i;
             if (shape == -2) {
                 md_error("option --shape: '%s' is not one of S1, S2, S3, S4, S5, all", optarg);
                 return 1;
@@ -381,6 +380,7 @@ static const bench_sub_t bench_subs[] = {
     {"scan", bench_scan},
     {"train", md_bench_train_cmd},
     {"attention", md_bench_attention_cmd},
+    {"all", md_bench_all_cmd},
 };
 
 int cmd_bench(int argc, char **argv)
@@ -391,6 +391,6 @@ int cmd_bench(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof bench_subs / sizeof bench_subs[0]; i++)
         if (!strcmp(argv[1], bench_subs[i].name)) return bench_subs[i].run(argc - 1, argv + 1);
-    md_error("bench: unknown benchmark '%s'; one of: scan, train, attention", argv[1]);
+    md_error("bench: unknown benchmark '%s'; one of: scan, train, attention, all", argv[1]);
     return 1;
 }

@@ -60,10 +60,113 @@ static void usage(FILE *fp)
             MD_COMMON_HELP);
 }
 
-static int cmp_double(const void *a, const void *b)
+int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_result_t *res)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    const md_config_t *cfg = spec->cfg;
+    const int64_t B = spec->batch, L = spec->len, tps = spec->tokens_per_step, steps = spec->steps;
+    const int64_t warmup = spec->warmup;
+    memset(res, 0, sizeof *res);
+    md_device_t dev;
+    if (md_device_resolve(spec->device, &dev) < 0) return -1;
+    const md_backend_t *be = md_backend_for_device(&dev, spec->precision);
+    if (!be) return -1;
+    md_info("device: %s", dev.name);
+    int64_t accum = md_accum_steps(tps, B, L);
+    md_model_opts_t mo = {.recompute = spec->recompute};
+    if (!(be = md_backend_for_arch(cfg->arch, be, spec->device))) return -1;
+    md_model_t *m = md_model_new_ex(cfg, be, MD_DTYPE_F32, B, L, &mo);
+    if (!m) return -1;
+    const md_params_t *reg = md_model_params(m);
+    md_adamw_t opt;
+    md_adamw_opts_t ao;
+    md_adamw_opts_default(&ao);
+    if (md_adamw_init(&opt, be, MD_DTYPE_F32, reg->numel, reg->n_decay, &ao) < 0) {
+        md_model_free(m);
+        return -1;
+    }
+    md_model_init_weights(m, spec->seed);
+    md_rng_t r;
+    md_rng_seed(&r, spec->seed);
+    size_t nt = (size_t)(accum * B * (L + 1));
+    uint8_t *tok = md_malloc(nt);
+    for (size_t i = 0; i < nt; i++) tok[i] = (uint8_t)(7 + md_rng_below(&r, 4));
+    uint8_t *in = md_malloc((size_t)(B * L)), *tg = md_malloc((size_t)(B * L));
+    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
+    double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0;
+    int ret = -1;
+#if MD_HAVE_CUDA
+    const int is_gpu = be->device == MD_DEVICE_CUDA;
+    cudaEvent_t ev0 = NULL, ev1 = NULL;
+    if (is_gpu && (cudaEventCreate(&ev0) != cudaSuccess || cudaEventCreate(&ev1) != cudaSuccess)) {
+        md_error("bench train: cannot create CUDA events");
+        goto out;
+    }
+    if (is_gpu) md_cuda_reset_peak(be);
+#endif
+    for (int64_t s = 0; s < warmup + steps; s++) {
+        double t0 = md_realtime();
+#if MD_HAVE_CUDA
+        if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
+        if (is_gpu) cudaEventRecord(ev0, 0);
+#endif
+        md_model_zero_grad(m);
+        md_loss_t tot = {0, 0};
+        for (int64_t a = 0; a < accum; a++) {
+            for (int64_t b = 0; b < B; b++) {
+                const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
+                memcpy(in + b * L, w, (size_t)L);
+                memcpy(tg + b * L, w + 1, (size_t)L);
+            }
+            md_loss_t l;
+            if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
+            tot.loss_sum += l.loss_sum;
+            tot.n_targets += l.n_targets;
+        }
+        double gs = 1.0 / (double)tot.n_targets;
+        double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
+        md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
+        double el;
+#if MD_HAVE_CUDA
+        if (is_gpu) {
+            float f = 0;
+            cudaEventRecord(ev1, 0);
+            cudaEventSynchronize(ev1);
+            cudaEventElapsedTime(&f, ev0, ev1);
+            el = f;
+        } else
+#endif
+        {
+            be->sync(be);
+            el = 1e3 * (md_realtime() - t0);
+        }
+        loss = tot.loss_sum / tot.n_targets;
+        if (s >= warmup) ms[s - warmup] = el;
+    }
+    res->step_ms_median = md_bench_median(ms, (int)steps);
+    res->params = reg->numel;
+    snprintf(res->backend, sizeof res->backend, "%s", be->name);
+    snprintf(res->device_name, sizeof res->device_name, "%s", dev.name);
+    res->step_ms_min = ms[0];
+    res->tokens_per_s = tps / (res->step_ms_median / 1e3);
+    res->last_loss = loss;
+#if MD_HAVE_CUDA
+    if (is_gpu) {
+        size_t fr = 0, total = 0;
+        cudaMemGetInfo(&fr, &total);
+        res->peak_alloc_gib = md_cuda_peak_bytes(be) / 1073741824.0;
+        res->device_used_gib = (total - fr) / 1073741824.0;
+    }
+#endif
+    ret = 0;
+out:
+#if MD_HAVE_CUDA
+    if (ev0) cudaEventDestroy(ev0);
+    if (ev1) cudaEventDestroy(ev1);
+#endif
+    free(ms), free(tok), free(in), free(tg);
+    md_adamw_free(&opt);
+    md_model_free(m);
+    return ret;
 }
 
 int md_bench_train_cmd(int argc, char **argv)
@@ -141,111 +244,18 @@ int md_bench_train_cmd(int argc, char **argv)
     else
         snprintf(size_name, sizeof size_name, "%lldx%lld", (long long)cfg.d_model, (long long)cfg.n_layer);
     md_cpu_set_threads(co.threads);
-    md_device_t dev;
-    if (md_device_resolve(co.device, &dev) < 0) return 1;
-    const md_backend_t *be = md_backend_for_device(&dev, precision);
-    if (!be) return 1;
-    md_info("device: %s", dev.name);
-    int64_t accum = md_accum_steps(tps, B, L);
-    md_model_opts_t mo = {.recompute = recompute};
-    if (!(be = md_backend_for_arch(cfg.arch, be, co.device))) return 1;
-    md_model_t *m = md_model_new_ex(&cfg, be, MD_DTYPE_F32, B, L, &mo);
-    if (!m) return 1;
-    const md_params_t *reg = md_model_params(m);
-    md_adamw_t opt;
-    md_adamw_opts_t ao;
-    md_adamw_opts_default(&ao);
-    if (md_adamw_init(&opt, be, MD_DTYPE_F32, reg->numel, reg->n_decay, &ao) < 0) {
-        md_model_free(m);
-        return 1;
-    }
-    md_model_init_weights(m, co.seed);
-    md_rng_t r;
-    md_rng_seed(&r, co.seed);
-    size_t nt = (size_t)(accum * B * (L + 1));
-    uint8_t *tok = md_malloc(nt);
-    for (size_t i = 0; i < nt; i++) tok[i] = (uint8_t)(7 + md_rng_below(&r, 4));
-    uint8_t *in = md_malloc((size_t)(B * L)), *tg = md_malloc((size_t)(B * L));
-    md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
-    double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0;
-    int ret = 1;
-#if MD_HAVE_CUDA
-    const int is_gpu = be->device == MD_DEVICE_CUDA;
-#endif
-#if MD_HAVE_CUDA
-    cudaEvent_t ev0 = NULL, ev1 = NULL;
-    if (is_gpu && (cudaEventCreate(&ev0) != cudaSuccess || cudaEventCreate(&ev1) != cudaSuccess)) {
-        md_error("bench train: cannot create CUDA events");
-        goto out;
-    }
-    if (is_gpu) md_cuda_reset_peak(be);
-#endif
-    for (int64_t s = 0; s < warmup + steps; s++) {
-        double t0 = md_realtime();
-#if MD_HAVE_CUDA
-        if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
-        if (is_gpu) cudaEventRecord(ev0, 0);
-#endif
-        md_model_zero_grad(m);
-        md_loss_t tot = {0, 0};
-        for (int64_t a = 0; a < accum; a++) {
-            for (int64_t b = 0; b < B; b++) {
-                const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
-                memcpy(in + b * L, w, (size_t)L);
-                memcpy(tg + b * L, w + 1, (size_t)L);
-            }
-            md_loss_t l;
-            if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
-            tot.loss_sum += l.loss_sum;
-            tot.n_targets += l.n_targets;
-        }
-        double gs = 1.0 / (double)tot.n_targets;
-        double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
-        md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
-        double el;
-#if MD_HAVE_CUDA
-        if (is_gpu) {
-            float f = 0;
-            cudaEventRecord(ev1, 0);
-            cudaEventSynchronize(ev1);
-            cudaEventElapsedTime(&f, ev0, ev1);
-            el = f;
-        } else
-#endif
-        {
-            be->sync(be);
-            el = 1e3 * (md_realtime() - t0);
-        }
-        loss = tot.loss_sum / tot.n_targets;
-        if (s >= warmup) ms[s - warmup] = el;
-    }
-    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
-    double med = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-    double peak_gib = 0, used_gib = 0;
-#if MD_HAVE_CUDA
-    if (is_gpu) {
-        size_t fr = 0, total = 0;
-        cudaMemGetInfo(&fr, &total);
-        peak_gib = md_cuda_peak_bytes(be) / 1073741824.0;
-        used_gib = (total - fr) / 1073741824.0;
-    }
-#endif
+    md_train_bench_spec_t spec = {.cfg = &cfg, .device = co.device, .precision = precision, .batch = B, .len = L,
+                                  .tokens_per_step = tps, .steps = steps, .warmup = warmup,
+                                  .recompute = recompute, .seed = co.seed};
+    md_train_bench_result_t r;
+    if (md_bench_train_measure(&spec, &r) < 0) return 1;
     printf("preset\tparams\tdevice\tB\tL\ttokens_per_step\tstep_ms_median\tstep_ms_min\ttokens_per_s\tpeak_alloc_GiB\t"
            "device_used_GiB\tlast_loss\n");
-    printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", size_name, (long long)reg->numel,
-           be->name, (long long)B, (long long)L, (long long)tps, med, ms[0], tps / (med / 1e3), peak_gib, used_gib,
-           loss);
+    printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", size_name, (long long)r.params,
+           r.backend, (long long)B, (long long)L, (long long)tps, r.step_ms_median, r.step_ms_min, r.tokens_per_s,
+           r.peak_alloc_gib, r.device_used_gib, r.last_loss);
     md_info("%s on %s: %.0f tokens/s (median step %.2f ms over %lld steps, %lld x %lld tokens x %lld micro-batches)",
-            size_name, dev.name, tps / (med / 1e3), med, (long long)steps, (long long)B, (long long)L,
-            (long long)accum);
-    ret = 0;
-out:
-#if MD_HAVE_CUDA
-    if (ev0) cudaEventDestroy(ev0);
-    if (ev1) cudaEventDestroy(ev1);
-#endif
-    free(ms), free(tok), free(in), free(tg);
-    md_adamw_free(&opt);
-    md_model_free(m);
-    return ret;
+            size_name, r.device_name, r.tokens_per_s, r.step_ms_median, (long long)steps, (long long)B, (long long)L,
+            (long long)md_accum_steps(tps, B, L));
+    return 0;
 }
