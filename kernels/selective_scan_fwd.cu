@@ -21,6 +21,20 @@ constexpr int kThreads = 128;   /* threads per block of the per-chunk kernels */
 constexpr int kTile = 32;       /* steps of Bm/Cm staged in shared memory at once */
 constexpr int kGroup = 8;       /* steps whose loads are issued together */
 
+/* The L1 prefetches one group ahead and the summary kernel's occupancy bound
+ * pay off for bf16, whose loads stalled (NOTES-scan.md, v3), but slowed the
+ * f32 forward, whose loads did not (S1 0.32 -> 0.36 ms): f32 goes without. */
+template <typename T>
+struct FwdTuning {
+    static constexpr bool prefetch = true;
+    static constexpr int summary_min_blocks = 4;
+};
+template <>
+struct FwdTuning<float> {
+    static constexpr bool prefetch = false;
+    static constexpr int summary_min_blocks = 1;
+};
+
 /* What the forward-style kernels read, unpacked from md_scan_args_t. */
 template <typename T>
 struct FwdArgs {
@@ -79,7 +93,7 @@ __device__ __forceinline__ void lane_A2(const float *A_log, int64_t e, int64_t N
 
 /* Chunk c in [0, nc-1): final state from zero and sum of dt. */
 template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads, 4) chunk_summary_kernel(FwdArgs<T> a, float *sum)
+__global__ void __launch_bounds__(kThreads, FwdTuning<T>::summary_min_blocks) chunk_summary_kernel(FwdArgs<T> a, float *sum)
 {
     constexpr int Q = NPAD / 16, CPB = kThreads / Q;
     __shared__ __align__(16) float sB[kTile][NPAD];
@@ -114,7 +128,7 @@ __global__ void __launch_bounds__(kThreads, 4) chunk_summary_kernel(FwdArgs<T> a
                 const int64_t row = b * a.L + tt + j0 + k;
                 uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
                 dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                if (valid && tt + j0 + k + kGroup < t1) {
+                if (FwdTuning<T>::prefetch && valid && tt + j0 + k + kGroup < t1) {
                     md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
                     md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
                 }
@@ -192,7 +206,7 @@ __global__ void __launch_bounds__(kThreads)
                 uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
                 dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
                 zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-                if (valid && tt + j0 + k + kGroup < t1) {
+                if (FwdTuning<T>::prefetch && valid && tt + j0 + k + kGroup < t1) {
                     md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
                     md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
                     md_prefetch(a.z + (row + kGroup) * a.ld_z + ec);
