@@ -127,13 +127,6 @@ __attribute__((noreturn)) static void die(int bug)
     exit(1);
 }
 
-void md_cuda_fail_oom(const char *op, const char *what)
-{
-    char fb[96];
-    md_error("backend cuda, op %s: out of GPU memory: %s%s; " HINT_SIZE, op, what, free_memory(fb, sizeof fb));
-    die(0);
-}
-
 void md_cuda_fail_bug(const char *op, const char *what)
 {
     md_error("backend cuda, op %s: %s (a bug in mambadna; please report this line)", op, what);

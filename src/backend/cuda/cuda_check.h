@@ -133,8 +133,6 @@ __attribute__((noreturn, format(printf, 3, 4))) void md_cuda_fail_cublas(const c
 /* `what` (e.g. "planning") of `count` transforms of n points */
 __attribute__((noreturn)) void md_cuda_fail_cufft(const char *op, cufftResult r, const char *what, int64_t n,
                                                   int64_t count);
-/* out of memory inside an op, for a cause given in words */
-__attribute__((noreturn)) void md_cuda_fail_oom(const char *op, const char *what);
 /* a bug: an internal invariant does not hold */
 __attribute__((noreturn)) void md_cuda_fail_bug(const char *op, const char *what);
 

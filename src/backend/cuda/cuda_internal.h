@@ -32,14 +32,8 @@ typedef struct {
 
 #define CTX(be) ((cuda_ctx_t *)(be)->ctx)
 
-/* The reports of cuda_check.h under the names the ops use: fail for a
- * broken internal invariant (a bug: abort), fail_oom for running out of
- * memory inside an op (exit 1 with a hint). */
+/* A broken internal invariant: a bug, reported by cuda_check.h (abort). */
 static inline __attribute__((noreturn)) void fail(const char *op, const char *what) { md_cuda_fail_bug(op, what); }
-static inline __attribute__((noreturn)) void fail_oom(const char *op, const char *what)
-{
-    md_cuda_fail_oom(op, what);
-}
 
 /* Every CUDA runtime call and kernel launch of an op goes through CK, so
  * MD_CUDA_OP_TIMES (op_timer.h) sees every op's kernels, MD_CUDA_FAULT
