@@ -82,6 +82,7 @@ cufftResult md_cuda_fault_cufft_slow(cufftResult r)
 /* ---- the reports ---- */
 
 #define HINT_SIZE "try a smaller batch (-B, or finetune's --micro-batch), --recompute or a shorter -L"
+#define BUG " (a bug in mambadna; please report this line)"
 
 /* "12.0 MiB" and the like */
 static const char *human_bytes(double b, char *buf, size_t n)
@@ -129,7 +130,7 @@ __attribute__((noreturn)) static void die(int bug)
 
 void md_cuda_fail_bug(const char *op, const char *what)
 {
-    md_error("backend cuda, op %s: %s (a bug in mambadna; please report this line)", op, what);
+    md_error("backend cuda, op %s: %s" BUG, op, what);
     die(1);
 }
 
@@ -193,8 +194,7 @@ void md_cuda_fail_runtime(const char *op, cudaError_t e)
         md_error("backend cuda, op %s: the GPU failed (%s, %s)%s%s; %s", op, words, name, size, where, hint);
         die(0);
     }
-    md_error("backend cuda, op %s: CUDA call failed (%s, %s)%s%s (a bug in mambadna; please report this line)", op,
-             words, name, size, where);
+    md_error("backend cuda, op %s: CUDA call failed (%s, %s)%s%s" BUG, op, words, name, size, where);
     die(1);
 }
 
@@ -216,8 +216,7 @@ void md_cuda_fail_cublas(const char *op, cublasStatus_t st, const char *what, ..
                  call, words, name);
         die(0);
     }
-    md_error("backend cuda, op %s: cuBLAS failed (%s, %s) in %s (a bug in mambadna; please report this line)", op,
-             words, name, call);
+    md_error("backend cuda, op %s: cuBLAS failed (%s, %s) in %s" BUG, op, words, name, call);
     die(1);
 }
 
@@ -266,7 +265,6 @@ void md_cuda_fail_cufft(const char *op, cufftResult r, const char *what, int64_t
                  words, (int)r);
         die(0);
     }
-    md_error("backend cuda, op %s: cuFFT failed in %s: %s (status %d) (a bug in mambadna; please report this line)",
-             op, call, words, (int)r);
+    md_error("backend cuda, op %s: cuFFT failed in %s: %s (status %d)" BUG, op, call, words, (int)r);
     die(1);
 }
