@@ -1,11 +1,16 @@
-/* Failures inside the CUDA backend's ops, triggered on a real GPU: each
- * case runs in a fresh process (this program re-executed with the case's
- * name), which must end as cuda_check.h promises. Out of memory and a launch
- * beyond the GPU's resources (the user's settings): exactly one [E::] line
- * naming the op, a size and a hint, exit status 1, no signal. A bug: one
- * [E::] line saying so, then SIGABRT. The failures are injected through
- * MD_CUDA_FAULT at the real check points, except "real-oom", which fills
- * the GPU's memory and then asks cuFFT for a plan. Exits 77 without a GPU. */
+/* Failures inside the CUDA backend's ops: each case runs in a fresh
+ * process (this program re-executed with the case's name), which must end
+ * as cuda_check.h promises. The user's settings (out of memory, a launch
+ * beyond the GPU's limits) or the machine: exactly one [E::] line naming
+ * the op, a size and a hint, exit status 1, no signal. A bug: one [E::]
+ * line saying so, then SIGABRT.
+ *
+ * The first cases need no GPU: they call the reports directly with each
+ * kind of status, and check every ending and MD_CUDA_FAULT's parsing. The
+ * others run on a GPU: failures injected through MD_CUDA_FAULT at the real
+ * check points, and "real-oom", which fills the GPU's memory and then asks
+ * cuFFT for a plan. Without a GPU those are skipped, and so is the test
+ * (77) when the first cases pass. */
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +26,8 @@
 
 #if MD_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "backend/cuda/cuda_check.h"
 
 /* ---- the cases, run in the child ---- */
 
@@ -60,8 +67,35 @@ static void fill_gpu(void)
     cudaGetLastError();
 }
 
+/* the reports called directly: no GPU needed */
+static int run_direct(const char *name)
+{
+    static const char *const add = "add";
+    md_cuda_note_tensor(add, 300, 40);
+    md_cuda_note_tensor(add, 1, 40);
+    if (!strcmp(name, "r-oom")) md_cuda_fail_runtime(add, cudaErrorMemoryAllocation);
+    if (!strcmp(name, "r-grid")) md_cuda_fail_runtime(add, cudaErrorInvalidConfiguration);
+    if (!strcmp(name, "r-ecc")) md_cuda_fail_runtime(add, cudaErrorECCUncorrectable);
+    if (!strcmp(name, "r-arch")) md_cuda_fail_runtime(add, cudaErrorNoKernelImageForDevice);
+    if (!strcmp(name, "r-invalid")) md_cuda_fail_runtime("sync", cudaErrorInvalidValue);
+    if (!strcmp(name, "r-memset")) {
+        md_cuda_op_shape.done = 1;
+        md_cuda_note_bytes("memset0", (size_t)3 << 20);
+        md_cuda_fail_runtime("memset0", cudaErrorLaunchOutOfResources);
+    }
+    if (!strcmp(name, "r-cublas")) md_cuda_fail_cublas("gemm", CUBLAS_STATUS_ALLOC_FAILED, "cublasSgemm for a 8 x 4 x 2 product");
+    if (!strcmp(name, "r-cublas-gpu")) md_cuda_fail_cublas("gemm", CUBLAS_STATUS_ARCH_MISMATCH, "cublasGemmEx");
+    if (!strcmp(name, "r-cublas-bug")) md_cuda_fail_cublas("gemm", CUBLAS_STATUS_INVALID_VALUE, "cublasSgemm");
+    if (!strcmp(name, "r-cufft")) md_cuda_fail_cufft("fftconv_fwd", CUFFT_ALLOC_FAILED, "running the transform", 4096, 768);
+    if (!strcmp(name, "r-cufft-size")) md_cuda_fail_cufft("fftconv_workspace", CUFFT_INVALID_SIZE, "planning", 1 << 30, 2);
+    if (!strcmp(name, "r-cufft-bug")) md_cuda_fail_cufft("fftconv_bwd", CUFFT_EXEC_FAILED, "running the transform", 64, 3);
+    if (!strncmp(name, "r-knob", 6)) return md_cuda_fault_init() < 0 ? 4 : 0;
+    return 5;
+}
+
 static int run_case(const char *name)
 {
+    if (!strncmp(name, "r-", 2)) return run_direct(name);
     if (!md_cuda_compiled() || md_cuda_device_count() == 0) return 77;
     const md_backend_t *be = md_backend_cuda(0);
     if (!be) return 4;   /* "bad-knob": the error line was printed */
@@ -87,8 +121,60 @@ typedef struct {
 } case_t;
 
 #define SIZE_HINT "; try a smaller batch \\(-B, or finetune's --micro-batch\\), --recompute or a shorter -L$"
+#define FREE "(; [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB free on the GPU)?"   /* absent without a driver */
+#define DETECTED ", detected here \\(an earlier op may have queued the kernel at fault; CUDA_LAUNCH_BLOCKING=1 names it\\)"
+#define BUG " \\(a bug in mambadna; please report this line\\)$"
+#define KNOB_ERROR "^\\[E::[a-z_]+\\] environment MD_CUDA_FAULT: '.*' is not KIND@N \\(KIND one of alloc, oom, launch, bug, cublas, cufft; N from 1\\) nor 'count'$"
 
-static const case_t cases[] = {
+/* no GPU needed */
+static const case_t direct_cases[] = {
+    {"r-oom", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op add: out of GPU memory \\(out of memory, cudaErrorMemoryAllocation\\) on "
+     "tensors up to 300 x 40 \\(46\\.9 KiB\\)" FREE SIZE_HINT},
+    {"r-grid", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op add: a kernel launch exceeds the GPU's grid limits \\(.*, "
+     "cudaErrorInvalidConfiguration\\) on tensors up to 300 x 40 \\(46\\.9 KiB\\)" SIZE_HINT},
+    {"r-memset", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op memset0: a kernel launch exceeds the GPU's resources \\(.*, "
+     "cudaErrorLaunchOutOfResources\\) of 3\\.0 MiB" SIZE_HINT},
+    {"r-ecc", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op add: the GPU failed \\(.*, cudaErrorECCUncorrectable\\) on tensors up to "
+     "300 x 40 \\(46\\.9 KiB\\)" DETECTED "; the GPU's memory is failing; check it with nvidia-smi -q -d ECC$"},
+    {"r-arch", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op add: the GPU failed \\(.*, cudaErrorNoKernelImageForDevice\\) on tensors "
+     "up to 300 x 40 \\(46\\.9 KiB\\); this mambadna was not compiled for this GPU; rebuild with "
+     "CMAKE_CUDA_ARCHITECTURES set to its compute capability$"},
+    {"r-invalid", NULL, -SIGABRT,
+     "^\\[E::[a-z_]+\\] backend cuda, op sync: CUDA call failed \\(.*, cudaErrorInvalidValue\\) after op add on "
+     "tensors up to 300 x 40 \\(46\\.9 KiB\\)" BUG},
+    {"r-cublas", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op gemm: out of GPU memory: cuBLAS could not allocate its workspace \\(.*, "
+     "CUBLAS_STATUS_ALLOC_FAILED\\) in cublasSgemm for a 8 x 4 x 2 product" FREE SIZE_HINT},
+    {"r-cublas-gpu", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op gemm: cuBLAS cannot run cublasGemmEx on this GPU \\(.*, "
+     "CUBLAS_STATUS_ARCH_MISMATCH\\); a newer GPU or driver is needed$"},
+    {"r-cublas-bug", NULL, -SIGABRT,
+     "^\\[E::[a-z_]+\\] backend cuda, op gemm: cuBLAS failed \\(.*, CUBLAS_STATUS_INVALID_VALUE\\) in cublasSgemm" BUG},
+    {"r-cufft", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op fftconv_fwd: out of GPU memory: cuFFT could not allocate for running the "
+     "transform of 768 sequences of 4096 points \\(12\\.0 MiB of samples\\) \\(CUFFT_ALLOC_FAILED\\)" FREE SIZE_HINT},
+    {"r-cufft-size", NULL, 1,
+     "^\\[E::[a-z_]+\\] backend cuda, op fftconv_workspace: cuFFT refused planning of 2 sequences of 1073741824 "
+     "points \\(8\\.0 GiB of samples\\): a transform size it does not support \\(status 8\\); try a shorter -L$"},
+    {"r-cufft-bug", NULL, -SIGABRT,
+     "^\\[E::[a-z_]+\\] backend cuda, op fftconv_bwd: cuFFT failed in running the transform of 3 sequences of 64 "
+     "points \\(0\\.8 KiB of samples\\): its kernels failed to run \\(status 6\\)" BUG},
+    {"r-knob", "cublas@12", 0, NULL},
+    {"r-knob", "count", 0, NULL},
+    {"r-knob", "oom@0", 4, KNOB_ERROR},
+    {"r-knob", "launch@", 4, KNOB_ERROR},
+    {"r-knob", "bug@3x", 4, KNOB_ERROR},
+    {"r-knob", "count@1", 4, KNOB_ERROR},
+    {"r-knob", "disk@1", 4, KNOB_ERROR},
+};
+
+/* on a GPU */
+static const case_t gpu_cases[] = {
     {"oom", "oom@5", 1,
      "^\\[E::[a-z_]+\\] backend cuda, op add: out of GPU memory \\(out of memory, cudaErrorMemoryAllocation\\) "
      "on tensors up to 300 x 40 \\(46\\.9 KiB\\); [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB free on the GPU" SIZE_HINT},
@@ -115,9 +201,7 @@ static const case_t cases[] = {
      "^\\[E::[a-z_]+\\] backend cuda, op fftconv_workspace: out of GPU memory: cuFFT could not allocate for "
      "planning of [0-9]+ sequences of 8388608 points .*; [0-9.]+ [KM]iB of [0-9.]+ GiB free on the GPU" SIZE_HINT},
     {"alloc", "alloc@1", 3, NULL},
-    {"bad-knob", "oom@0", 4,
-     "^\\[E::[a-z_]+\\] environment MD_CUDA_FAULT: 'oom@0' is not KIND@N \\(KIND one of alloc, oom, launch, bug, "
-     "cublas, cufft; N from 1\\) nor 'count'$"},
+    {"bad-knob", "oom@0", 4, KNOB_ERROR},
 };
 
 /* Runs case c in a fresh process; its stderr into err (NUL-ended).
@@ -177,24 +261,33 @@ static int matches(const char *s, const char *pattern)
     return ok;
 }
 
-int main(int argc, char **argv)
+/* Runs the cases; 77 when one finds no GPU (the rest are not run). */
+static int run_cases(const case_t *cases, size_t n_cases)
 {
-    if (argc > 1) return run_case(argv[1]);
     static char err[1 << 16], line[4096];
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < n_cases; i++) {
         const case_t *c = &cases[i];
         int st = spawn("/proc/self/exe", c, err, sizeof err);
-        if (st == 77) {
-            printf("no CUDA GPU: skipped\n");
-            return 77;
-        }
+        if (st == 77) return 77;
         int n = error_lines(err, line, sizeof line);
         CHECK(st == c->status, "%s (MD_CUDA_FAULT=%s): ended with %s %d, expected %d; stderr: %s", c->name,
               c->fault ? c->fault : "", st < 0 ? "signal" : "status", st < 0 ? -st : st, c->status, err);
         CHECK(n == (c->pattern ? 1 : 0), "%s: %d error lines: %s", c->name, n, err);
         if (c->pattern) CHECK(matches(line, c->pattern), "%s: the line '%s' does not match /%s/", c->name, line, c->pattern);
-        printf("%-9s %-9s -> %s %d: %s\n", c->name, c->fault ? c->fault : "-", st < 0 ? "signal" : "exit",
+        printf("%-12s %-9s -> %s %d: %s\n", c->name, c->fault ? c->fault : "-", st < 0 ? "signal" : "exit",
                st < 0 ? -st : st, line);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) return run_case(argv[1]);
+    run_cases(direct_cases, sizeof direct_cases / sizeof direct_cases[0]);
+    if (run_cases(gpu_cases, sizeof gpu_cases / sizeof gpu_cases[0]) == 77) {
+        printf("no CUDA GPU: the GPU cases skipped\n");
+        if (md_test_done() == 0) return 77;
+        return 1;
     }
     return md_test_done();
 }
