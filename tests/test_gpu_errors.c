@@ -83,12 +83,16 @@ static int run_direct(const char *name)
         md_cuda_note_bytes("memset0", (size_t)3 << 20);
         md_cuda_fail_runtime("memset0", cudaErrorLaunchOutOfResources);
     }
-    if (!strcmp(name, "r-cublas")) md_cuda_fail_cublas("gemm", CUBLAS_STATUS_ALLOC_FAILED, "cublasSgemm for a 8 x 4 x 2 product");
+    if (!strcmp(name, "r-cublas"))
+        md_cuda_fail_cublas("gemm", CUBLAS_STATUS_ALLOC_FAILED, "cublasSgemm for a 8 x 4 x 2 product");
     if (!strcmp(name, "r-cublas-gpu")) md_cuda_fail_cublas("gemm", CUBLAS_STATUS_ARCH_MISMATCH, "cublasGemmEx");
     if (!strcmp(name, "r-cublas-bug")) md_cuda_fail_cublas("gemm", CUBLAS_STATUS_INVALID_VALUE, "cublasSgemm");
-    if (!strcmp(name, "r-cufft")) md_cuda_fail_cufft("fftconv_fwd", CUFFT_ALLOC_FAILED, "running the transform", 4096, 768);
-    if (!strcmp(name, "r-cufft-size")) md_cuda_fail_cufft("fftconv_workspace", CUFFT_INVALID_SIZE, "planning", 1 << 30, 2);
-    if (!strcmp(name, "r-cufft-bug")) md_cuda_fail_cufft("fftconv_bwd", CUFFT_EXEC_FAILED, "running the transform", 64, 3);
+    if (!strcmp(name, "r-cufft"))
+        md_cuda_fail_cufft("fftconv_fwd", CUFFT_ALLOC_FAILED, "running the transform", 4096, 768);
+    if (!strcmp(name, "r-cufft-size"))
+        md_cuda_fail_cufft("fftconv_workspace", CUFFT_INVALID_SIZE, "planning", 1 << 30, 2);
+    if (!strcmp(name, "r-cufft-bug"))
+        md_cuda_fail_cufft("fftconv_bwd", CUFFT_EXEC_FAILED, "running the transform", 64, 3);
     if (!strncmp(name, "r-knob", 6)) return md_cuda_fault_init() < 0 ? 4 : 0;
     return 5;
 }
@@ -122,9 +126,12 @@ typedef struct {
 
 #define SIZE_HINT "; try a smaller batch \\(-B, or finetune's --micro-batch\\), --recompute or a shorter -L$"
 #define FREE "(; [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB free on the GPU)?"   /* absent without a driver */
-#define DETECTED ", detected here \\(an earlier op may have queued the kernel at fault; CUDA_LAUNCH_BLOCKING=1 names it\\)"
+#define DETECTED \
+    ", detected here \\(an earlier op may have queued the kernel at fault; CUDA_LAUNCH_BLOCKING=1 names it\\)"
 #define BUG " \\(a bug in mambadna; please report this line\\)$"
-#define KNOB_ERROR "^\\[E::[a-z_]+\\] environment MD_CUDA_FAULT: '.*' is not KIND@N \\(KIND one of alloc, oom, launch, bug, cublas, cufft; N from 1\\) nor 'count'$"
+#define KNOB_ERROR                                                                                           \
+    "^\\[E::[a-z_]+\\] environment MD_CUDA_FAULT: '.*' is not KIND@N \\(KIND one of alloc, oom, launch, bug, " \
+    "cublas, cufft; N from 1\\) nor 'count'$"
 
 /* no GPU needed */
 static const case_t direct_cases[] = {
@@ -274,7 +281,8 @@ static int run_cases(const case_t *cases, size_t n_cases)
         CHECK(st == c->status, "%s (MD_CUDA_FAULT=%s): ended with %s %d, expected %d; stderr: %s", c->name,
               c->fault ? c->fault : "", st < 0 ? "signal" : "status", st < 0 ? -st : st, c->status, err);
         CHECK(n == (c->pattern ? 1 : 0), "%s: %d error lines: %s", c->name, n, err);
-        if (c->pattern) CHECK(matches(line, c->pattern), "%s: the line '%s' does not match /%s/", c->name, line, c->pattern);
+        if (c->pattern)
+            CHECK(matches(line, c->pattern), "%s: the line '%s' does not match /%s/", c->name, line, c->pattern);
         printf("%-12s %-9s -> %s %d: %s\n", c->name, c->fault ? c->fault : "-", st < 0 ? "signal" : "exit",
                st < 0 ? -st : st, line);
     }

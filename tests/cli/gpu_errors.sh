@@ -23,7 +23,8 @@ $MD simulate genomes -q --seed 3 -f 2bit --chroms 2 --length 20k -o "$T/g" || { 
 $MD simulate reads -q -n 40 -l 50-200 --seed 4 -o "$T/r.fa" "$T/g/human.2bit" "$T/g/gorilla.2bit" || bad "reads"
 SP="human=$T/g/human.2bit gorilla=$T/g/gorilla.2bit"
 SMALL="-x cuda -L 64 -B 4 --d-model 16 --n-layer 2"
-FT="-x cuda --from-scratch --d-model 16 --n-layer 1 -L 64 -B 8 --epochs 1 --steps-per-epoch 3 --val-windows 2 --test-windows 2"
+FT="-x cuda --from-scratch --d-model 16 --n-layer 1 -L 64 -B 8 --epochs 1 --steps-per-epoch 3 --val-windows 2"
+FT+=" --test-windows 2"
 for m in mamba hyena transformer; do
     $MD pretrain -q $SMALL -m $m --steps 2 -o "$T/$m.safetensors" "$T/g/human.2bit" || bad "pretrain $m"
 done
@@ -57,13 +58,21 @@ SIZE='( after op [a-z0-9_]+)?( on tensors up to [0-9]+ x [0-9]+ \([0-9.]+ [KMG]i
 FREE='; [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB free on the GPU'
 HINT="; try a smaller batch \(-B, or finetune's --micro-batch\), --recompute or a shorter -L$"
 OP='backend cuda, op [a-z0-9_]+:'
+CUBLAS="out of GPU memory: cuBLAS could not allocate its workspace \([^)]*, CUBLAS_STATUS_ALLOC_FAILED\)"
+CUFFT="out of GPU memory: cuFFT could not allocate for [a-z ]+ of [0-9]+ sequences of [0-9]+ points"
+MODEL="its [a-z ]+ \([0-9.]+ MiB of a [0-9.]+ MiB plan for batch [0-9]+ x length [0-9]+\); try a smaller batch, "
+MODEL+="--recompute or a shorter -L"
+OPT="the optimizer state \(2 x [0-9.]+ MiB, after the model's buffers\); try a smaller batch, --recompute, "
+OPT+="a shorter -L or a smaller model"
+BUG=" \(a bug in mambadna; please report this line\)$"
+DETECTED=", detected here \(an earlier op may have queued the kernel at fault; CUDA_LAUNCH_BLOCKING=1 names it\)"
 declare -A want=(
     [oom]="$OP out of GPU memory \(out of memory, cudaErrorMemoryAllocation\)$SIZE$FREE$HINT"
     [launch]="$OP a kernel launch exceeds the GPU's resources \([^)]*, cudaErrorLaunchOutOfResources\)$SIZE$HINT"
-    [cublas]="$OP out of GPU memory: cuBLAS could not allocate its workspace \([^)]*, CUBLAS_STATUS_ALLOC_FAILED\) in [A-Za-z]+ for a [0-9]+ x [0-9]+ x [0-9]+ product$FREE$HINT"
-    [cufft]="$OP out of GPU memory: cuFFT could not allocate for [a-z ]+ of [0-9]+ sequences of [0-9]+ points \([0-9.]+ [KMG]iB of samples\) \(CUFFT_ALLOC_FAILED\)$FREE$HINT"
-    [alloc]="out of cuda memory for (its [a-z ]+ \([0-9.]+ MiB of a [0-9.]+ MiB plan for batch [0-9]+ x length [0-9]+\); try a smaller batch, --recompute or a shorter -L|the optimizer state \(2 x [0-9.]+ MiB, after the model's buffers\); try a smaller batch, --recompute, a shorter -L or a smaller model)$"
-    [bug]="$OP CUDA call failed \([^)]*, cudaErrorIllegalAddress\)$SIZE, detected here \(an earlier op may have queued the kernel at fault; CUDA_LAUNCH_BLOCKING=1 names it\) \(a bug in mambadna; please report this line\)$"
+    [cublas]="$OP $CUBLAS in [A-Za-z]+ for a [0-9]+ x [0-9]+ x [0-9]+ product$FREE$HINT"
+    [cufft]="$OP $CUFFT \([0-9.]+ [KMG]iB of samples\) \(CUFFT_ALLOC_FAILED\)$FREE$HINT"
+    [alloc]="out of cuda memory for ($MODEL|$OPT)$"
+    [bug]="$OP CUDA call failed \([^)]*, cudaErrorIllegalAddress\)$SIZE$DETECTED$BUG"
 )
 
 # expect_end DESC STATUS PATTERN CMD...: the command must print exactly one
