@@ -38,7 +38,11 @@
  *
  * Programming errors (mismatched shapes or dtypes) are caught by the
  * backends with md_error + abort in debug builds only; ops do not return
- * status. The only user-visible failure is allocation (alloc returns NULL).
+ * status. The user-visible failures are allocation (alloc returns NULL)
+ * and, on the GPU, a library or launch failing inside an op (out of
+ * memory, beyond the GPU's limits, the device failing): the CUDA backend
+ * then prints one error line naming the op and a size and exits with
+ * status 1 (src/backend/cuda/cuda_check.h).
  */
 #ifndef MD_BACKEND_OPS_H
 #define MD_BACKEND_OPS_H
@@ -399,7 +403,8 @@ const md_backend_t *md_backend_cpu(void);
 
 /* The CUDA backend on GPU `ordinal` (created on first use, then shared;
  * it makes that GPU current). Returns NULL after one md_error line when the
- * GPU does not exist, cuBLAS cannot start or its scratch does not fit, and
+ * GPU does not exist, cuBLAS cannot start, its scratch does not fit or the
+ * test knob MD_CUDA_FAULT is malformed (src/backend/cuda/cuda_check.h), and
  * always in a build without CUDA. f32 tensors only. Same as
  * md_backend_cuda_ex(ordinal, MD_PRECISION_FP32). */
 const md_backend_t *md_backend_cuda(int ordinal);

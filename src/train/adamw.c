@@ -26,7 +26,8 @@ int md_adamw_init(md_adamw_t *opt, const md_backend_t *be, md_dtype_t dtype, int
     opt->m = be->alloc(be, bytes ? bytes : 1);
     opt->v = be->alloc(be, bytes ? bytes : 1);
     if (!opt->m || !opt->v) {
-        md_error("out of %s memory for the optimizer state (%.1f MB)", be->name, 2.0 * bytes / 1e6);
+        md_error("out of %s memory for the optimizer state (2 x %.1f MiB, after the model's buffers); try a smaller "
+                 "batch, --recompute, a shorter -L or a smaller model", be->name, bytes / 1048576.0);
         md_adamw_free(opt);
         return -1;
     }

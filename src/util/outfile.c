@@ -11,6 +11,36 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+/* The temporaries not yet committed or aborted, removed by exit(): a
+ * failure deep inside a computation (the CUDA backend's out of memory)
+ * exits without unwinding to the command's own md_outfile_abort. */
+static md_outfile_t **open_temps;
+static int n_open_temps, cap_open_temps;
+
+static void remove_open_temps(void)
+{
+    for (int i = 0; i < n_open_temps; i++) unlink(open_temps[i]->tmp_path);
+}
+
+static void track(md_outfile_t *o)
+{
+    if (!cap_open_temps) atexit(remove_open_temps);
+    if (n_open_temps == cap_open_temps) {
+        cap_open_temps = cap_open_temps ? 2 * cap_open_temps : 8;
+        open_temps = md_realloc(open_temps, (size_t)cap_open_temps * sizeof *open_temps);
+    }
+    open_temps[n_open_temps++] = o;
+}
+
+static void untrack(md_outfile_t *o)
+{
+    for (int i = 0; i < n_open_temps; i++)
+        if (open_temps[i] == o) {
+            open_temps[i] = open_temps[--n_open_temps];
+            return;
+        }
+}
+
 md_outfile_t *md_outfile_open(const char *path)
 {
     md_outfile_t *o = md_calloc(1, sizeof *o);
@@ -46,6 +76,7 @@ md_outfile_t *md_outfile_open(const char *path)
     umask(mask);
     fchmod(fd, 0666 & ~mask);
     setvbuf(o->fp, NULL, _IOFBF, 1 << 20);
+    track(o);
     return o;
 }
 
@@ -64,6 +95,7 @@ int md_fsync_dir_of(const char *path)
 
 static void outfile_free(md_outfile_t *o)
 {
+    untrack(o);
     free(o->tmp_path);
     free(o->path);
     free(o);

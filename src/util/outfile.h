@@ -5,7 +5,11 @@
  * fsyncs the folder (so the rename survives a power cut), and
  * md_outfile_abort() removes it. The path "-" writes to stdout directly, and
  * an existing device or FIFO (/dev/null, a named pipe) is written in place.
- * A failed command therefore never leaves a half-written output behind.
+ * A failed command therefore never leaves a half-written output behind:
+ * temporaries still open when the process calls exit() (a failure deep in
+ * a computation, such as the CUDA backend running out of memory, exits
+ * without returning to the command) are removed by an atexit handler.
+ * Only a kill or a crash leaves one behind (NAME.tmpXXXXXX, never read).
  */
 #ifndef MD_UTIL_OUTFILE_H
 #define MD_UTIL_OUTFILE_H

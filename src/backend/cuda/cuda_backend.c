@@ -16,8 +16,9 @@
  * (kernels/attention_mma.cu's tensor-core kernels for head dims 32, 64 and
  * 128; the fp32 kernels otherwise).
  *
- * A failing CUDA call is a bug or a broken device, never a user error:
- * one md_error line naming the op and the CUDA error, then abort. */
+ * Every call is checked (CK, cuda_internal.h); a failure is one md_error
+ * line naming the op and a size, then exit 1 when the user's settings or
+ * the machine caused it, abort when it is a bug (cuda_check.h). */
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -43,7 +44,8 @@ static void *cu_alloc(const md_backend_t *be, size_t bytes)
     cuda_ctx_t *c = CTX(be);
     void *p = NULL;
     size_t n = (bytes + 255) & ~(size_t)255;
-    if (cudaMalloc(&p, n + HDR) != cudaSuccess) {
+    md_cuda_note_bytes("alloc", n);
+    if (md_cuda_fault_alloc() || cudaMalloc(&p, n + HDR) != cudaSuccess) {
         cudaGetLastError();   /* out of memory is reported by the caller */
         return NULL;
     }
@@ -60,18 +62,22 @@ static void cu_free(const md_backend_t *be, void *p)
     size_t n = 0;
     char *base = (char *)p - HDR;
     CK(cudaMemcpy(&n, base, sizeof n, cudaMemcpyDeviceToHost), "free");
+    md_cuda_note_bytes("free", n);
     c->in_use -= n;
     CK(cudaFree(base), "free");
 }
 
 static void cu_memset0(const md_backend_t *be, void *p, size_t bytes)
 {
-    if (bytes) CK(cudaMemsetAsync(p, 0, bytes, 0), "memset0");
+    if (!bytes) return;
+    md_cuda_note_bytes("memset0", bytes);
+    CK(cudaMemsetAsync(p, 0, bytes, 0), "memset0");
 }
 
 static void cu_copy(const md_backend_t *be, void *dst, const void *src, size_t bytes, md_copy_kind_t kind)
 {
     if (!bytes || dst == src) return;
+    md_cuda_note_bytes("copy", bytes);
     enum cudaMemcpyKind k = kind == MD_COPY_H2D ? cudaMemcpyHostToDevice
                           : kind == MD_COPY_D2H ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
     /* synchronous for host memory: the caller may reuse or read it at once */
@@ -134,14 +140,9 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
         st = cublasSgemm(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, CF(b), (int)b->ld, CF(a), (int)a->ld,
                          &bt, F(c), (int)c->ld);
     if (timed) md_op_timer_mark(name, 1);
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "cuBLAS %s (status %d) for a %lld x %lld x %lld product",
-                 st == CUBLAS_STATUS_ALLOC_FAILED ? "workspace allocation failed" : "failed", (int)st, (long long)m,
-                 (long long)n, (long long)k);
-        if (st == CUBLAS_STATUS_ALLOC_FAILED) fail_oom("gemm", msg);
-        fail("gemm", msg);
-    }
+    if ((st = md_cuda_fault_cublas(st)) != CUBLAS_STATUS_SUCCESS)
+        md_cuda_fail_cublas("gemm", st, "%s for a %lld x %lld x %lld product",
+                            a16 || fast16 ? "cublasGemmEx" : "cublasSgemm", (long long)m, (long long)n, (long long)k);
 }
 
 static void cu_gemm(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a, const md_tensor_t *b,
@@ -614,6 +615,7 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
         return NULL;
     }
     int pi = prec == MD_PRECISION_BF16;
+    if (md_cuda_fault_init() < 0) return NULL;
     cudaError_t e;
     if ((e = cudaSetDevice(ordinal)) != cudaSuccess) {
         md_error("backend cuda: cannot use GPU %d: %s", ordinal, cudaGetErrorString(e));

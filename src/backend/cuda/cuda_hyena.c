@@ -13,7 +13,6 @@
  * sizes), so a model's planning also does the planning of cuFFT. */
 #include <cuda_runtime_api.h>
 #include <cufft.h>
-#include <stdio.h>
 
 #include "backend_kernels.h"
 #include "cuda_internal.h"
@@ -40,13 +39,11 @@ struct cuda_fft_cache {
     uint64_t clock;
 };
 
-static void cufft_fail(const char *op, const char *what, cufftResult r, int64_t n, int64_t count)
+/* Reports a failed cuFFT call (cuda_check.h) with the transform's size;
+ * planning and execution are MD_CUDA_FAULT's cufft check points. */
+static void cufft_check(cufftResult r, const char *op, const char *what, int64_t n, int64_t count)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "cuFFT %s failed (status %d) for %lld sequences of %lld points", what, (int)r,
-             (long long)count, (long long)n);
-    if (r == CUFFT_ALLOC_FAILED) fail_oom(op, msg);
-    fail(op, msg);
+    if (r != CUFFT_SUCCESS) md_cuda_fail_cufft(op, r, what, n, count);
 }
 
 /* The plan for `count` transforms of size n, real sequences n floats
@@ -73,13 +70,13 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
     }
     long long len = n, real_embed = n, cplx_embed = n / 2 + 1;
     int r2c = type == CUFFT_R2C;
-    cufftResult r;
-    if ((r = cufftCreate(&e->plan)) != CUFFT_SUCCESS) cufft_fail(op, "plan creation", r, n, count);
-    if ((r = cufftSetAutoAllocation(e->plan, 0)) != CUFFT_SUCCESS) cufft_fail(op, "plan setup", r, n, count);
-    r = cufftMakePlanMany64(e->plan, 1, &len, r2c ? &real_embed : &cplx_embed, 1, r2c ? real_embed : cplx_embed,
-                            r2c ? &cplx_embed : &real_embed, 1, r2c ? cplx_embed : real_embed, type, count, &e->work);
-    if (r != CUFFT_SUCCESS) cufft_fail(op, "planning", r, n, count);
-    if ((r = cufftSetStream(e->plan, 0)) != CUFFT_SUCCESS) cufft_fail(op, "plan setup", r, n, count);
+    cufft_check(cufftCreate(&e->plan), op, "creating the plan", n, count);
+    cufft_check(cufftSetAutoAllocation(e->plan, 0), op, "setting up the plan", n, count);
+    cufftResult r = cufftMakePlanMany64(e->plan, 1, &len, r2c ? &real_embed : &cplx_embed, 1,
+                                        r2c ? real_embed : cplx_embed, r2c ? &cplx_embed : &real_embed, 1,
+                                        r2c ? cplx_embed : real_embed, type, count, &e->work);
+    cufft_check(md_cuda_fault_cufft(r), op, "planning", n, count);
+    cufft_check(cufftSetStream(e->plan, 0), op, "setting up the plan", n, count);
     e->n = n, e->count = count, e->type = type, e->last_use = ++fc->clock;
     return e;
 }
@@ -92,7 +89,7 @@ static void run_plan(fft_plan_t *p, float *real, float *spec, void *work, const 
     if (r == CUFFT_SUCCESS)
         r = p->type == CUFFT_R2C ? cufftExecR2C(p->plan, (cufftReal *)real, (cufftComplex *)spec)
                                  : cufftExecC2R(p->plan, (cufftComplex *)spec, (cufftReal *)real);
-    if (r != CUFFT_SUCCESS) cufft_fail(op, "execution", r, p->n, p->count);
+    cufft_check(md_cuda_fault_cufft(r), op, "running the transform", p->n, p->count);
 }
 
 /* The four plans of a shape: forward [S K] -> spectra, S <- convolution;

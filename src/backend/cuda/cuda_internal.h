@@ -1,6 +1,7 @@
 /* What the host files of the CUDA backend share (cuda_backend.c: the table
  * and the Mamba/Transformer ops; cuda_hyena.c: the Hyena ops): the
- * backend's private state and the checking helpers. Not a public header. */
+ * backend's private state and the checking helpers (the reports behind
+ * them: cuda_check.h). Not a public header. */
 #ifndef MD_BACKEND_CUDA_INTERNAL_H
 #define MD_BACKEND_CUDA_INTERNAL_H
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 
 #include "backend/ops.h"
+#include "cuda_check.h"
 #include "op_timer.h"
 #include "util/log.h"
 
@@ -30,41 +32,21 @@ typedef struct {
 
 #define CTX(be) ((cuda_ctx_t *)(be)->ctx)
 
-/* A failing CUDA call is otherwise a bug or a broken device: one line, then
- * abort. */
-static inline void fail(const char *op, const char *what)
-{
-    md_error("backend cuda, op %s: %s", op, what);
-    abort();
-}
+/* A broken internal invariant: a bug, reported by cuda_check.h (abort). */
+static inline __attribute__((noreturn)) void fail(const char *op, const char *what) { md_cuda_fail_bug(op, what); }
 
-/* Out of GPU memory inside an op (the runtime, cuBLAS or cuFFT allocating
- * behind the plan): a failure the user causes with too large a batch,
- * length or model, so one line naming the op, what was asked and a hint,
- * and exit 1 -- no abort, no core dump. Checkpoints on disk are whole
- * (written atomically), so the run resumes once the settings fit. */
-static inline void fail_oom(const char *op, const char *what)
-{
-    md_error("backend cuda, op %s: out of GPU memory (%s); try a smaller batch (-B, or finetune's --micro-batch), "
-             "--recompute or a shorter -L", op, what);
-    exit(1);
-}
-
-static inline void fail_cuda(const char *op, cudaError_t e)
-{
-    if (e == cudaErrorMemoryAllocation) fail_oom(op, cudaGetErrorString(e));
-    fail(op, cudaGetErrorString(e));
-}
-
-/* Every CUDA call goes through CK, so MD_CUDA_OP_TIMES (op_timer.h) sees
- * every op's kernels. */
+/* Every CUDA runtime call and kernel launch of an op goes through CK, so
+ * MD_CUDA_OP_TIMES (op_timer.h) sees every op's kernels, MD_CUDA_FAULT
+ * (cuda_check.h) can fail any of them, and a failure is reported with the
+ * op's name and size. */
 #define CK(call, op)                                             \
     do {                                                         \
         int t_ = md_op_timer_on();                               \
         if (t_) md_op_timer_mark(op, 0);                         \
-        cudaError_t e_ = (call);                                 \
+        cudaError_t e_ = md_cuda_fault_runtime(call);            \
         if (t_) md_op_timer_mark(op, 1);                         \
-        if (e_ != cudaSuccess) fail_cuda(op, e_);                \
+        if (e_ != cudaSuccess) md_cuda_fail_runtime(op, e_);     \
+        md_cuda_op_shape.done = 1;                               \
     } while (0)
 
 #define OP_REQUIRE(cond, op)                                                                 \
@@ -72,11 +54,13 @@ static inline void fail_cuda(const char *op, cudaError_t e)
         if (!(cond)) fail(op, "internal error, " #cond " does not hold");                    \
     } while (0)
 
+/* also notes t's size for the op's failure reports (cuda_check.h) */
 static inline void f32_dev(const md_tensor_t *t, const char *op)
 {
     OP_REQUIRE(t->dtype == MD_DTYPE_F32, op);
     OP_REQUIRE(t->device == MD_DEVICE_CUDA, op);
     OP_REQUIRE(t->ld >= md_tensor_ncols(t), op);
+    md_cuda_note_tensor(op, md_tensor_nrows(t), md_tensor_ncols(t));
 }
 
 /* An f32 or bf16 device tensor (the ops that take the bf16 table's

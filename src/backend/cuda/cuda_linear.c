@@ -24,7 +24,6 @@
  * while it runs (one stream). */
 #include <cublasLt.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "cuda_internal.h"
 #include "cuda_linear.h"
@@ -32,20 +31,20 @@
 enum { MAX_LT_GPUS = 64 };
 static cublasLtHandle_t lt_handles[MAX_LT_GPUS];
 
-static cublasLtHandle_t lt_handle(const md_backend_t *be)
+static cublasLtHandle_t lt_handle(const md_backend_t *be, const char *op)
 {
     int g = CTX(be)->ordinal;
-    OP_REQUIRE(g >= 0 && g < MAX_LT_GPUS, "linear");
-    if (!lt_handles[g] && cublasLtCreate(&lt_handles[g]) != CUBLAS_STATUS_SUCCESS) fail("linear", "cannot start cuBLASLt");
+    OP_REQUIRE(g >= 0 && g < MAX_LT_GPUS, op);
+    cublasStatus_t st;
+    if (!lt_handles[g] && (st = cublasLtCreate(&lt_handles[g])) != CUBLAS_STATUS_SUCCESS)
+        md_cuda_fail_cublas(op, st, "cublasLtCreate");
     return lt_handles[g];
 }
 
+/* Reports a failed cuBLASLt call (cuda_check.h). */
 static void lt_check(cublasStatus_t st, const char *op, const char *what)
 {
-    if (st == CUBLAS_STATUS_SUCCESS) return;
-    char msg[96];
-    snprintf(msg, sizeof msg, "cuBLASLt %s failed with status %d", what, (int)st);
-    fail(op, msg);
+    if (st != CUBLAS_STATUS_SUCCESS) md_cuda_fail_cublas(op, st, "cuBLASLt's %s", what);
 }
 
 /* The largest power of two (up to 256) dividing a pointer's address. */
@@ -73,7 +72,7 @@ typedef struct {
 static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const char *op)
 {
     if (p->aux && p->ld_aux % 8) return -1;   /* cuBLASLt's rule for GELU's aux */
-    cublasLtHandle_t h = lt_handle(be);
+    cublasLtHandle_t h = lt_handle(be, op);
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc, ld;
     cublasLtMatmulPreference_t pref;
@@ -118,7 +117,9 @@ static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const
         st = cublasLtMatmul(h, desc, &one, p->a, la, p->b, lb, &p->beta, p->c, lc, p->d, ld, &res.algo,
                             CTX(be)->scratch, SCRATCH_BYTES, 0);
         if (timed) md_op_timer_mark("linear lt", 1);
-        lt_check(st, op, "matmul");
+        if ((st = md_cuda_fault_cublas(st)) != CUBLAS_STATUS_SUCCESS)   /* D is N x M column-major */
+            md_cuda_fail_cublas(op, st, "cublasLtMatmul for a %lld x %lld x %lld product", (long long)p->n,
+                                (long long)p->m, (long long)p->k);
     }
     cublasLtMatmulPreferenceDestroy(pref);
     cublasLtMatrixLayoutDestroy(ld), cublasLtMatrixLayoutDestroy(lc);
