@@ -128,12 +128,27 @@ extern "C" cudaError_t mdk_adamw(float *p, const float *g, float *m, float *v, i
     return cudaGetLastError();
 }
 
-__global__ void colsum_add_kernel(float *dst, const float *src, int64_t slices, int64_t ld_src, int64_t n)
+/* dst[i] += sum over the slices of src[k, i]. A block takes 32 columns;
+ * its 8 rows of lanes take slices y, y + 8, ... (a fixed partition, so the
+ * sum is the same every run) and are added in lane order. One thread per
+ * column walking every slice was latency-bound: 0.3 ms for 512 slices. */
+__global__ void __launch_bounds__(256) colsum_add_kernel(float *dst, const float *src, int64_t slices,
+                                                         int64_t ld_src, int64_t n)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float acc = 0;
-        for (int64_t k = 0; k < slices; k++) acc += src[k * ld_src + i];
-        dst[i] += acc;
+    __shared__ float part[8][32];
+    const int64_t i = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    float acc = 0;
+    if (i < n) {
+#pragma unroll 8
+        for (int64_t k = threadIdx.y; k < slices; k += 8) acc += src[k * ld_src + i];
+    }
+    part[threadIdx.y][threadIdx.x] = acc;
+    __syncthreads();
+    if (threadIdx.y == 0 && i < n) {
+        float sum = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) sum += part[j][threadIdx.x];
+        dst[i] += sum;
     }
 }
 
@@ -141,7 +156,9 @@ extern "C" cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slic
                                       cudaStream_t s)
 {
     if (n == 0) return cudaSuccess;
-    colsum_add_kernel<<<grid_for(n, 128), 128, 0, s>>>(dst, src, slices, ld_src, n);
+    int64_t blocks = (n + 31) / 32;
+    if (blocks > INT32_MAX) return cudaErrorInvalidConfiguration;
+    colsum_add_kernel<<<(unsigned)blocks, dim3(32, 8), 0, s>>>(dst, src, slices, ld_src, n);
     return cudaGetLastError();
 }
 

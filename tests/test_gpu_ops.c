@@ -234,11 +234,14 @@ static void check_add_rmsnorm(void)
 
 static void check_conv(void)
 {
-    static const int64_t shapes[][3] = {{1, 1, 8}, {2, 3, 70}, {3, 777, 128}, {1, 4096, 64}};
-    for (int s = 0; s < 4; s++) {
-        int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = 4, M = B * L;
+    /* B, L, E, width: the backward has its own kernel for width 4 (tiles of
+     * 16 rows crossing sequence ends at L = 3, 777) and a generic one */
+    static const int64_t shapes[][4] = {{1, 1, 8, 4}, {2, 3, 70, 4}, {3, 777, 128, 4}, {1, 4096, 64, 4},
+                                        {2, 301, 40, 3}, {1, 5, 33, 7}};
+    for (int s = 0; s < 6; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = shapes[s][3], M = B * L;
         char sh[64];
-        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld", (long long)B, (long long)L, (long long)E);
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld K=%lld", (long long)B, (long long)L, (long long)E, (long long)K);
         /* x is the first half of a wider (xz-like) buffer */
         buf_t x = mk(M, E, 2 * E, -2, 2), w = mk(E, K, K, -0.5, 0.5), b = mk(1, E, E, -0.5, 0.5), y = mk(M, E, E, 0, 1);
         poison(&y);
