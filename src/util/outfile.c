@@ -17,14 +17,14 @@
 static md_outfile_t **open_temps;
 static int n_open_temps, cap_open_temps;
 
-static void remove_open_temps(void)
+void md_outfile_remove_open_temps(void)
 {
     for (int i = 0; i < n_open_temps; i++) unlink(open_temps[i]->tmp_path);
 }
 
 static void track(md_outfile_t *o)
 {
-    if (!cap_open_temps) atexit(remove_open_temps);
+    if (!cap_open_temps) atexit(md_outfile_remove_open_temps);
     if (n_open_temps == cap_open_temps) {
         cap_open_temps = cap_open_temps ? 2 * cap_open_temps : 8;
         open_temps = md_realloc(open_temps, (size_t)cap_open_temps * sizeof *open_temps);

@@ -29,6 +29,9 @@ md_outfile_t *md_outfile_open(const char *path);
 int md_outfile_commit(md_outfile_t *o);
 /* Removes the temporary and frees o; a NULL o is ignored. */
 void md_outfile_abort(md_outfile_t *o);
+/* Removes every temporary still open, for a process about to abort()
+ * (exit() does this by itself); the md_outfile_t handles stay allocated. */
+void md_outfile_remove_open_temps(void);
 
 /* fsync()s the folder holding path, making renames and unlinks in it
  * durable. 0, or -1 with errno set (no message). */

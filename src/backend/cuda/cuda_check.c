@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/outfile.h"
 
 md_cuda_op_shape_t md_cuda_op_shape;
 
@@ -124,7 +125,10 @@ static const char *op_size(const char *op, char *buf, size_t n)
 
 __attribute__((noreturn)) static void die(int bug)
 {
-    if (bug) abort();
+    if (bug) {   /* abort() runs no atexit handler: no half-written output either way */
+        md_outfile_remove_open_temps();
+        abort();
+    }
     exit(1);
 }
 
@@ -250,9 +254,17 @@ void md_cuda_fail_cufft(const char *op, cufftResult r, const char *what, int64_t
     snprintf(call, sizeof call, "%s of %lld sequences of %lld points (%s of samples)", what, (long long)count,
              (long long)n, human_bytes((double)count * (double)n * sizeof(float), sb, sizeof sb));
     const char *words = cufft_words(r);
-    if (r == CUFFT_ALLOC_FAILED) {
-        md_error("backend cuda, op %s: out of GPU memory: cuFFT could not allocate for %s (CUFFT_ALLOC_FAILED)%s; "
-                 HINT_SIZE, op, call, free_memory(fb, sizeof fb));
+    /* cuFFT's planning reports CUFFT_INTERNAL_ERROR, not CUFFT_ALLOC_FAILED,
+     * when its work area does not fit (seen on the H200, CUDA 13.0): with
+     * less memory free than the samples it would transform, read it as that. */
+    size_t fr = 0, total = 0;
+    int starved = r == CUFFT_INTERNAL_ERROR && cudaMemGetInfo(&fr, &total) == cudaSuccess &&
+                  (double)fr < (double)count * (double)n * sizeof(float);
+    if (r == CUFFT_INTERNAL_ERROR && !starved) cudaGetLastError();
+    if (r == CUFFT_ALLOC_FAILED || starved) {
+        md_error("backend cuda, op %s: out of GPU memory: cuFFT could not allocate for %s (%s)%s; " HINT_SIZE, op,
+                 call, starved ? "CUFFT_INTERNAL_ERROR with less memory free than that" : "CUFFT_ALLOC_FAILED",
+                 free_memory(fb, sizeof fb));
         die(0);
     }
     if (r == CUFFT_INVALID_SIZE) {
