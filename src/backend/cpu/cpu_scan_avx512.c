@@ -18,8 +18,12 @@
  *  - y, the checkpoints and dz are stored past the cache: the checkpoints
  *    and dz are read an op or more later, y by the GEMM right after, which
  *    loses a third of what the scan gains (its first rows have left L2).
- * The clamp keeps 2^x normal (x >= -125): a denormal decay would make the
- * state denormal too and every later FMA on it a microcode assist.
+ * The items run with MXCSR's flush-to-zero and denormals-are-zero bits
+ * set (restored on return): a denormal decay would make the state
+ * denormal too and every later FMA on it a microcode assist. Before, a
+ * clamp (x >= -125) kept 2^x normal; flushing instead spares one of the
+ * ~14 vector operations per state and step (measured: forward 3%, backward
+ * 1% faster). What flushing changes is below 2^-126.
  *
  * One item = one sequence b and one chunk of CH = 64 channels, four
  * 16-lane vectors; the last chunk of an E that is not a multiple of 64 is
@@ -51,7 +55,6 @@ enum { MAXN = 64 };
  * memory: dB and dC came out 10x further from the f64 scan. */
 static inline AVX512 __m512 exp2_neg(__m512 x)
 {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-125.0f));
     __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 k = _mm512_sub_ps(x, f);
     __m512 p = _mm512_set1_ps(1.55946778e-4f);
@@ -62,6 +65,14 @@ static inline AVX512 __m512 exp2_neg(__m512 x)
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.93147242e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, k);
+}
+
+/* Sets flush-to-zero and denormals-are-zero; returns the MXCSR to restore */
+static inline AVX512 unsigned flush_denormals(void)
+{
+    unsigned csr = _mm_getcsr();
+    _mm_setcsr(csr | _MM_FLUSH_ZERO_ON | 0x0040u);   /* 0x0040: DAZ */
+    return csr;
 }
 
 /* e^x for x <= 0 as md_expf_neg computes it (x = k ln2 + r, ln2 split in
@@ -283,6 +294,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
                                         float *ckpt)
 {
     const int64_t L = a->len, N = a->d_state, S = seg_len;
+    unsigned csr = flush_denormals();
     chunk_params_t p;
     float h[MAXN * CH] __attribute__((aligned(64)));
     float dt[BLK * CH] __attribute__((aligned(64))), dtu[BLK * CH] __attribute__((aligned(64)));
@@ -321,6 +333,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
         }
     }
     _mm_sfence();   /* the streamed stores before anything that follows, on any thread */
+    _mm_setcsr(csr);
 }
 
 /* The reverse recurrence of one step: from dys (= dy silu(z)) and the
@@ -368,6 +381,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
 {
     const int64_t L = a->len, N = a->d_state, S = seg_len, NG = (N + 15) / 16;
     const int64_t nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
+    unsigned csr = flush_denormals();
     chunk_params_t p;
     load_params(a, e0, &p);
     /* scratch: states and decays of a segment, the checkpoints when not
@@ -487,6 +501,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
         chp[N] = dDa[c];
         chp[N + 1] = dba[c];
     }
+    _mm_setcsr(csr);
 }
 
 #endif
