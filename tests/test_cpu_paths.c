@@ -336,7 +336,14 @@ int main(int argc, char **argv)
 {
     be = md_backend_cpu();
     md_rng_seed(&rng, 777);
-    if (argc > 1 && !strcmp(argv[1], "--bench-scan")) return bench_scan(argc > 2 ? atoll(argv[2]) : 256);
+    if (argc > 1 && !strcmp(argv[1], "--bench-scan")) {
+        int64_t E = argc > 2 ? atoll(argv[2]) : 256;
+        if (E < 1 || E > 16384) {
+            fprintf(stderr, "usage: test_cpu_paths [--bench-scan [E, 1..16384]]\n");
+            return 1;
+        }
+        return bench_scan(E);
+    }
     int have_avx = md_cpu_avx512_active();
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");
     test_scan(have_avx);
