@@ -7,17 +7,32 @@
  * d_state not a multiple of 16, several segments, and row strides; a
  * forward on one path must also feed a backward on the other (shared
  * checkpoint layout), and thread count must not change a bit. Where the
- * CPU lacks AVX-512 only the portable path runs. */
+ * CPU lacks AVX-512 only the portable path runs.
+ *
+ * `test_cpu_paths --bench-scan [E]` times the f32 scan instead, on the
+ * active path: forward and backward of 4 x 1024 tokens, d_inner E (256,
+ * the 1.4M model's; 512 at 7M), d_state 16, one thread, the least CPU time
+ * of 7 calls each (on a shared machine the least is the steadiest). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/ops.h"
 #include "testutil.h"
 #include "util/rng.h"
+
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+/* MXCSR's control bits (not its sticky exception flags): the AVX-512 scan
+ * flushes denormals inside, and must leave the mode as it found it */
+static unsigned fp_mode(void) { return _mm_getcsr() & ~0x3Fu; }
+#else
+static unsigned fp_mode(void) { return 0; }
+#endif
 
 static const md_backend_t *be;
 static md_rng_t rng;
@@ -39,11 +54,13 @@ static double *rnd(int64_t n, double lo, double hi)
     return x;
 }
 
-/* (rows, cols) of dtype dt with row stride ld; the padding holds `pad` */
+/* (rows, cols) of dtype dt with row stride ld, 64-byte aligned as the
+ * model's buffers are (the scan streams aligned rows past the cache); the
+ * padding holds `pad` */
 static md_tensor_t mk(md_dtype_t dt, const double *src, int64_t rows, int64_t cols, int64_t ld, double pad)
 {
     size_t es = md_dtype_size(dt);
-    char *p = keep(malloc((size_t)(rows * ld + 1) * es));
+    char *p = keep(aligned_alloc(64, ((size_t)(rows * ld + 1) * es + 63) & ~(size_t)63));
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < ld; c++) {
             double v = c < cols ? (src ? src[r * cols + c] : 0) : pad;
@@ -128,12 +145,15 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     md_tensor_t tdA = mk(dt, NULL, E, N, N, 0), tdD = mk(dt, NULL, 1, E, E, 0), tdb = mk(dt, NULL, 1, E, E, 0);
     void *states = keep(malloc(be->scan_states_size(be, dt, B, L, E, N)));
     void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
+    unsigned mode = fp_mode();
     md_cpu_allow_avx512(fwd_avx);
     be->scan_fwd(be, &ty, &tu, &tdl, &tbias, &tA, &tB, &tC, &tD, &tz, B, states);
     md_cpu_allow_avx512(bwd_avx);
     be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &tdy, &tu, &tdl, &tbias, &tA, &tB, &tC, &tD, &tz,
                  B, recompute ? NULL : states, ws);
     md_cpu_allow_avx512(1);
+    CHECK(fp_mode() == mode, "scan (%s fwd, %s bwd) left the floating-point mode changed (MXCSR %#x, was %#x)",
+          path_name(fwd_avx), path_name(bwd_avx), fp_mode(), mode);
     CHECK(padding_is(&ty, 1e30) && padding_is(&tdu, 1e30) && padding_is(&tdz, 1e30),
           "scan (%s fwd, %s bwd) wrote into a row padding", path_name(fwd_avx), path_name(bwd_avx));
     int untouched = 1;   /* dt's columns of dxdbl are not the scan's */
@@ -269,10 +289,61 @@ static void test_gemm(int have_avx)
             }
 }
 
-int main(void)
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int bench_scan(int64_t E)
+{
+    const int64_t B = 4, L = 1024, N = 16, M = B * L, reps = 7;
+    md_dtype_t dt = MD_DTYPE_F32;
+    md_cpu_set_threads(1);
+    /* u and z halves of one matrix, as in the model; B and C plain */
+    md_tensor_t xz = mk(dt, rnd(M * 2 * E, -2, 2), M, 2 * E, 2 * E, 0);
+    md_tensor_t u = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
+    md_tensor_t Bm = mk(dt, rnd(M * N, -1, 1), M, N, N, 0), Cm = mk(dt, rnd(M * N, -1, 1), M, N, N, 0);
+    md_tensor_t delta = mk(dt, rnd(M * E, -3, 1), M, E, E, 0), dy = mk(dt, rnd(M * E, -1, 1), M, E, E, 0);
+    md_tensor_t bias = mk(dt, rnd(E, -2, 0), 1, E, E, 0), A = mk(dt, rnd(E * N, -1, 2.5), E, N, N, 0);
+    md_tensor_t D = mk(dt, rnd(E, 0.5, 1.5), 1, E, E, 0), y = mk(dt, NULL, M, E, E, 0);
+    md_tensor_t dxz = mk(dt, NULL, M, 2 * E, 2 * E, 0);
+    md_tensor_t du = md_tensor_cols(dxz, 0, E), dz = md_tensor_cols(dxz, E, E);
+    md_tensor_t dB = mk(dt, NULL, M, N, N, 0), dC = mk(dt, NULL, M, N, N, 0), dd = mk(dt, NULL, M, E, E, 0);
+    md_tensor_t dA = mk(dt, NULL, E, N, N, 0), dD = mk(dt, NULL, 1, E, E, 0), db = mk(dt, NULL, 1, E, E, 0);
+    void *states = keep(aligned_alloc(64, (be->scan_states_size(be, dt, B, L, E, N) + 63) & ~(size_t)63));
+    void *ws = keep(aligned_alloc(64, (be->scan_bwd_workspace(be, dt, B, L, E, N) + 63) & ~(size_t)63));
+    double fwd = INFINITY, bwd = INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = cpu_seconds();
+        be->scan_fwd(be, &y, &u, &delta, &bias, &A, &Bm, &Cm, &D, &z, B, states);
+        double t1 = cpu_seconds();
+        be->scan_bwd(be, &du, &dd, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, &bias, &A, &Bm, &Cm, &D, &z, B,
+                     states, ws);
+        double t2 = cpu_seconds();
+        fwd = fmin(fwd, t1 - t0), bwd = fmin(bwd, t2 - t1);
+    }
+    printf("scan f32 (%s), B %lld x L %lld, E %lld, N %lld, 1 thread: forward %.3f ms, backward %.3f ms "
+           "(least CPU time of %lld)\n",
+           path_name(md_cpu_avx512_active()), (long long)B, (long long)L, (long long)E, (long long)N, 1e3 * fwd,
+           1e3 * bwd, (long long)reps);
+    for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     be = md_backend_cpu();
     md_rng_seed(&rng, 777);
+    if (argc > 1 && !strcmp(argv[1], "--bench-scan")) {
+        int64_t E = argc > 2 ? atoll(argv[2]) : 256;
+        if (E < 1 || E > 16384) {
+            fprintf(stderr, "usage: test_cpu_paths [--bench-scan [E, 1..16384]]\n");
+            return 1;
+        }
+        return bench_scan(E);
+    }
     int have_avx = md_cpu_avx512_active();
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");
     test_scan(have_avx);
