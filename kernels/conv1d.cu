@@ -39,6 +39,52 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
     }
 }
 
+/* Width known at compile time (the Mamba block's 4): each thread owns
+ * kConvRows consecutive rows of one channel and slides the x window along
+ * them in registers, with one 64-bit division per tile where the generic
+ * kernel below takes two per element and reloads every tap. */
+constexpr int kConvRows = 16;          /* rows per thread */
+constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channels */
+
+template <typename T, int K>
+__global__ void __launch_bounds__(256) conv_fwd_rows_kernel(T *y, int64_t ldy, const T *x, int64_t ldx,
+                                                          const float *w, const float *bias, int64_t rows,
+                                                          int64_t len, int64_t dim)
+{
+    constexpr int NX = kConvRows + K - 1;
+    const int64_t e = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    if (e >= dim) return;
+    float wk[K];
+#pragma unroll
+    for (int k = 0; k < K; k++) wk[k] = w[e * K + k];
+    const float b = bias[e];
+    const int64_t ntiles = (rows + kConvRows - 1) / kConvRows;
+    for (int64_t tile = (int64_t)blockIdx.y * kConvTilesPerBlock + threadIdx.y; tile < ntiles;
+         tile += (int64_t)gridDim.y * kConvTilesPerBlock) {
+        const int64_t r0 = tile * kConvRows;
+        float xs[NX];   /* x at rows r0 - (K-1) + j */
+#pragma unroll
+        for (int j = 0; j < NX; j++) {
+            const int64_t r = r0 - (K - 1) + j;
+            xs[j] = r >= 0 && r < rows ? ld_f(x + r * ldx + e) : 0.f;
+        }
+        int64_t t = r0 % len;
+#pragma unroll
+        for (int i = 0; i < kConvRows; i++) {
+            const int64_t r = r0 + i;
+            if (r < rows) {
+                const int tc = (int)(t < K - 1 ? t : K - 1);
+                float p = b;
+#pragma unroll
+                for (int k = 0; k < K; k++)
+                    if (tc - (K - 1) + k >= 0) p += wk[k] * xs[i + k];
+                st_f(y + r * ldy + e, p * sigmoidf_(p));
+            }
+            if (++t == len) t = 0;
+        }
+    }
+}
+
 static unsigned grid_of(int64_t n)
 {
     int64_t g = (n + 255) / 256;
@@ -51,6 +97,14 @@ static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, c
 {
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
+    if (width == 4) {
+        const int64_t tiles = (batch * len + kConvRows - 1) / kConvRows;
+        const int64_t by = (tiles + kConvTilesPerBlock - 1) / kConvTilesPerBlock;
+        conv_fwd_rows_kernel<T, 4><<<dim3((unsigned)((dim + 31) / 32), (unsigned)(by < 65535 ? by : 65535)),
+                                     dim3(32, kConvTilesPerBlock), 0, s>>>(y, ldy, x, ldx, w, bias, batch * len,
+                                                                           len, dim);
+        return cudaGetLastError();
+    }
     conv_fwd_kernel<<<grid_of(batch * len * dim), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
                                                                (int)width);
     return cudaGetLastError();
@@ -143,8 +197,6 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
  * adds its rows' dw and dbias terms, which the block sums into one slice of
  * partials. The generic kernels below recompute the pre-activation K times
  * per output and were ~10x slower (27% of a 128 x 6 Mamba step). */
-constexpr int kConvRows = 16;          /* rows per thread */
-constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channels */
 
 template <typename T, int K>
 __global__ void __launch_bounds__(256)
