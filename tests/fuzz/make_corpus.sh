@@ -7,7 +7,7 @@ MD=${1:?usage: make_corpus.sh MAMBADNA}
 cd "$(dirname "$0")"
 C=corpus
 rm -rf "$C"
-mkdir -p "$C"/{reads,genome,twobit,bed,safetensors,checkpoint,config}
+mkdir -p "$C"/{reads,genome,twobit,bed,safetensors,checkpoint,config,species}
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 
@@ -64,4 +64,12 @@ for i, p in enumerate(sys.argv[1:3]):
     open(f'{sys.argv[3]}/config{i}.json', 'w').write(cfg)
 PY
 printf '{"d_model":64,"n_layer":8}' > "$C/config/minimal.json"
+# --- species TSVs (finetune --species-tsv) ---
+printf 'human\tg/human.2bit\nchimpanzee\tg/chimp.fa.gz\n# comment\n\ngorilla\tg/gorilla.2bit\nhuman\tg/human2.fa\n' \
+    > "$C/species/apes.tsv"
+printf 'a\tx\r\nb\t\n\tc\nd e\tf\n' > "$C/species/bad.tsv"
+printf 'only-a-label\n' > "$C/species/nopath.tsv"
+printf '\tg/x.fa\n' > "$C/species/emptylabel.tsv"
+
 ls -R "$C" | head -40
+
