@@ -197,7 +197,7 @@ int md_dist_setup(const md_dist_opts_t *o, const char *spec, md_precision_t prec
     }
     if (rank > 0) md_verbose = 0;
     if (make_backend(d, spec, prec) < 0) goto fail;
-    if (size == 1 && !d->mpi) {
+    if (!init && !d->mpi) {
         d->comm = md_comm_self(d->be);
         return 0;
     }

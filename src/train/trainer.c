@@ -534,7 +534,7 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
      * and the data position are the same on every rank). */
     md_comm_t *comm = o->comm;
     const int rank = comm ? md_comm_rank(comm) : 0, ranks = comm ? md_comm_size(comm) : 1, lead = rank == 0;
-    if (ranks > 1) {
+    if (comm) {
         md_tensor_t pbuf = md_model_param_buffer(m);
         if (md_comm_broadcast(comm, pbuf.data, md_model_params(m)->numel, pbuf.dtype, 0) < 0) return -1;
     }
@@ -622,7 +622,7 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         /* The ranks stop together: a rank that went on alone would wait in
          * its next collective for ever. */
         double stop_votes = md_train_stop_signal() != 0;
-        if (ranks > 1 && md_comm_allreduce_host(comm, &stop_votes, 1) < 0) goto out;
+        if (comm && md_comm_allreduce_host(comm, &stop_votes, 1) < 0) goto out;
         const int stop = stop_votes > 0;
         /* No periodic save inside a streak of skipped steps: should the
          * streak stop the run, the last checkpoint is the last good step's. */

@@ -28,6 +28,11 @@ grep -q 'rank 0 of 3 (nccl)' "$T/err" && ok || bad "--gpus: rank 0 of 3 not logg
 [ "$(grep -c '^\[E::' "$T/err")" -eq 0 ] && ok || bad "--gpus: error lines"
 close "--gpus 0,1,2" "$T/three.safetensors" "$T/one.safetensors"
 clean_tmp "--gpus run"
+# One rank through the NCCL path sums over itself: the one-process bits.
+expect_ok "--gpus 0" $MD pretrain $TINY -B 5 --gpus 0 -o "$T/g0.safetensors" "$T/g.fa"
+grep -q 'rank 0 of 1 (nccl)' "$T/err" && ok || bad "--gpus 0: not through NCCL"
+close0() { python3 "$MD_TESTS/st_close.py" "$1" "$2" 0 >/dev/null; }
+close0 "$T/g0.safetensors" "$T/one.safetensors" && ok || bad "--gpus 0 differs from one process"
 
 # A rank that fails: one error line (its own), the others stopped, no
 # checkpoint, nothing left behind; whichever rank it is.
