@@ -9,6 +9,14 @@
  * clock. Medians after --warmup untimed steps. Peak GPU memory is what the
  * backend allocated (md_cuda_peak_bytes) and what the device reports in use
  * (cudaMemGetInfo: the CUDA context and cuBLAS's workspace included).
+ *
+ * With --gpus (or under mpirun) every rank times the same steps twice:
+ * alone, and with the gradient all-reduce of data-parallel training. -B
+ * and --tokens-per-step are then each GPU's (weak scaling), the throughput
+ * is all ranks' tokens over rank 0's median step, and the scaling
+ * efficiency is the median step alone over the median step with the
+ * all-reduce: tokens/s on N GPUs over N times tokens/s on one, the one-GPU
+ * figure measured on the same GPUs in the same run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +25,7 @@
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "cmd/bench_train.h"
+#include "dist/dist.h"
 #include "nn/config.h"
 #include "nn/model.h"
 #include "nn/params.h"
@@ -34,7 +43,7 @@
 #endif
 
 enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION,
-       OPT_D_MODEL, OPT_N_LAYER };
+       OPT_D_MODEL, OPT_N_LAYER, OPT_DIST_FIRST };
 
 static void usage(FILE *fp)
 {
@@ -56,6 +65,9 @@ static void usage(FILE *fp)
             "      --warmup INT          untimed steps first [2]\n"
             "      --recompute           recompute each block's activations in the backward\n"
             "      --precision STR       fp32, or bf16 matrix products (GPU only) [fp32]\n"
+            "      --gpus LIST           also time data-parallel steps on these GPUs (one process\n"
+            "                            each; -B and --tokens-per-step per GPU): tokens/s of all\n"
+            "                            and the scaling efficiency against one GPU\n"
             MD_COMMON_HELP);
 }
 
@@ -81,11 +93,14 @@ int md_bench_train_cmd(int argc, char **argv)
                                              {"precision", required_argument, 0, OPT_PRECISION},
                                              {"d-model", required_argument, 0, OPT_D_MODEL},
                                              {"n-layer", required_argument, 0, OPT_N_LAYER},
+                                             MD_DIST_LONGOPTS(OPT_DIST_FIRST),
                                              {0, 0, 0, 0}};
     const char *preset = NULL, *arch_name = "mamba";
     int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2, d_model = 0, n_layer = 0;
     int recompute = 0, c;
     md_precision_t precision = MD_PRECISION_FP32;
+    md_dist_opts_t dopt;
+    md_dist_opts_init(&dopt);
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, MD_COMMON_SHORTOPTS "m:L:B:", longopts, NULL)) >= 0) {
@@ -103,7 +118,10 @@ int md_bench_train_cmd(int argc, char **argv)
         case OPT_D_MODEL: if (md_parse_i64("--d-model", optarg, 1, 65536, 0, &d_model) < 0) return 1; break;
         case OPT_N_LAYER: if (md_parse_i64("--n-layer", optarg, 1, 4096, 0, &n_layer) < 0) return 1; break;
         default: {
-            int r = md_common_opt(&co, c, optarg);
+            int r = c >= OPT_DIST_FIRST ? md_dist_opt(&dopt, c - OPT_DIST_FIRST, optarg) : 0;
+            if (r < 0) return 1;
+            if (r > 0) break;
+            r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
             if (r == 0) {
                 md_report_bad_option("bench train", c, argv[optind - 1]);
@@ -140,22 +158,29 @@ int md_bench_train_cmd(int argc, char **argv)
     else
         snprintf(size_name, sizeof size_name, "%lldx%lld", (long long)cfg.d_model, (long long)cfg.n_layer);
     md_cpu_set_threads(co.threads);
-    md_device_t dev;
-    if (md_device_resolve(co.device, &dev) < 0) return 1;
-    const md_backend_t *be = md_backend_for_device(&dev, precision);
-    if (!be) return 1;
+    if (md_dist_wants_launch(&dopt)) return md_dist_launch(&dopt, co.device, "bench", argc, argv);
+    md_dist_t dist;
+    if (md_dist_setup(&dopt, co.device, precision, &dist) < 0) return 1;
+    const md_device_t dev = dist.dev;
+    const md_backend_t *be = dist.be;
+    const int ranks = md_comm_size(dist.comm), lead = md_comm_rank(dist.comm) == 0;
+    const int phases = strcmp(md_comm_name(dist.comm), "self") ? 2 : 1;   /* alone, then with the all-reduce */
     md_info("device: %s", dev.name);
     int64_t accum = md_accum_steps(tps, B, L);
     md_model_opts_t mo = {.recompute = recompute};
-    if (!(be = md_backend_for_arch(cfg.arch, be, co.device))) return 1;
-    md_model_t *m = md_model_new_ex(&cfg, be, MD_DTYPE_F32, B, L, &mo);
-    if (!m) return 1;
+    md_model_t *m = NULL;
+    if (!(be = md_backend_for_arch(cfg.arch, be, co.device)) ||
+        !(m = md_model_new_ex(&cfg, be, MD_DTYPE_F32, B, L, &mo))) {
+        md_dist_end(&dist);
+        return 1;
+    }
     const md_params_t *reg = md_model_params(m);
     md_adamw_t opt;
     md_adamw_opts_t ao;
     md_adamw_opts_default(&ao);
     if (md_adamw_init(&opt, be, MD_DTYPE_F32, reg->numel, reg->n_decay, &ao) < 0) {
         md_model_free(m);
+        md_dist_end(&dist);
         return 1;
     }
     md_model_init_weights(m, co.seed);
@@ -166,7 +191,7 @@ int md_bench_train_cmd(int argc, char **argv)
     for (size_t i = 0; i < nt; i++) tok[i] = (uint8_t)(7 + md_rng_below(&r, 4));
     uint8_t *in = md_malloc((size_t)(B * L)), *tg = md_malloc((size_t)(B * L));
     md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
-    double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0;
+    double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0, med_alone = 0;
     int ret = 1;
 #if MD_HAVE_CUDA
     const int is_gpu = be->device == MD_DEVICE_CUDA;
@@ -179,44 +204,58 @@ int md_bench_train_cmd(int argc, char **argv)
     }
     if (is_gpu) md_cuda_reset_peak(be);
 #endif
-    for (int64_t s = 0; s < warmup + steps; s++) {
-        double t0 = md_realtime();
+    for (int phase = 0; phase < phases; phase++) {
+        if (phase == 1) {
+            qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+            med_alone = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+        }
+        for (int64_t s = 0; s < warmup + steps; s++) {
+            double t0 = md_realtime();
 #if MD_HAVE_CUDA
-        if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
-        if (is_gpu) cudaEventRecord(ev0, 0);
+            if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
+            if (is_gpu) cudaEventRecord(ev0, 0);
 #endif
-        md_model_zero_grad(m);
-        md_loss_t tot = {0, 0};
-        for (int64_t a = 0; a < accum; a++) {
-            for (int64_t b = 0; b < B; b++) {
-                const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
-                memcpy(in + b * L, w, (size_t)L);
-                memcpy(tg + b * L, w + 1, (size_t)L);
+            md_model_zero_grad(m);
+            md_loss_t tot = {0, 0};
+            for (int64_t a = 0; a < accum; a++) {
+                for (int64_t b = 0; b < B; b++) {
+                    const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
+                    memcpy(in + b * L, w, (size_t)L);
+                    memcpy(tg + b * L, w + 1, (size_t)L);
+                }
+                md_loss_t l;
+                if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
+                tot.loss_sum += l.loss_sum;
+                tot.n_targets += l.n_targets;
             }
-            md_loss_t l;
-            if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
-            tot.loss_sum += l.loss_sum;
-            tot.n_targets += l.n_targets;
-        }
-        double gs = 1.0 / (double)tot.n_targets;
-        double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
-        md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
-        double el;
+            if (phase == 1) {   /* as md_train_step: the ranks' sums, then the global norm */
+                double sums[2] = {tot.loss_sum, (double)tot.n_targets};
+                if (md_comm_allreduce_sum(dist.comm, gbuf.data, reg->numel, MD_DTYPE_F32) < 0 ||
+                    md_comm_allreduce_host(dist.comm, sums, 2) < 0)
+                    goto out;
+                tot.loss_sum = sums[0];
+                tot.n_targets = (int64_t)sums[1];
+            }
+            double gs = 1.0 / (double)tot.n_targets;
+            double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
+            md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
+            double el;
 #if MD_HAVE_CUDA
-        if (is_gpu) {
-            float f = 0;
-            cudaEventRecord(ev1, 0);
-            cudaEventSynchronize(ev1);
-            cudaEventElapsedTime(&f, ev0, ev1);
-            el = f;
-        } else
+            if (is_gpu) {
+                float f = 0;
+                cudaEventRecord(ev1, 0);
+                cudaEventSynchronize(ev1);
+                cudaEventElapsedTime(&f, ev0, ev1);
+                el = f;
+            } else
 #endif
-        {
-            be->sync(be);
-            el = 1e3 * (md_realtime() - t0);
+            {
+                be->sync(be);
+                el = 1e3 * (md_realtime() - t0);
+            }
+            loss = tot.loss_sum / tot.n_targets;
+            if (s >= warmup) ms[s - warmup] = el;
         }
-        loss = tot.loss_sum / tot.n_targets;
-        if (s >= warmup) ms[s - warmup] = el;
     }
     qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
     double med = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
@@ -229,6 +268,20 @@ int md_bench_train_cmd(int argc, char **argv)
         used_gib = (total - fr) / 1073741824.0;
     }
 #endif
+    if (phases == 2) {
+        const double all = (double)ranks * tps / (med / 1e3), one = tps / (med_alone / 1e3);
+        if (lead) {
+            printf("preset\tparams\tdevice\tranks\tB\tL\ttokens_per_step_per_rank\tstep_ms_median\t"
+                   "step_ms_median_alone\ttokens_per_s\ttokens_per_s_one\tscaling_efficiency\n");
+            printf("%s\t%lld\t%s\t%d\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.0f\t%.4f\n", size_name,
+                   (long long)reg->numel, be->name, ranks, (long long)B, (long long)L, (long long)tps, med, med_alone,
+                   all, one, med_alone / med);
+        }
+        md_info("%s on %d ranks: %.0f tokens/s, %.1f%% of %d x one rank's %.0f (median step %.2f ms, alone %.2f ms)",
+                size_name, ranks, all, 100 * med_alone / med, ranks, one, med, med_alone);
+        ret = 0;
+        goto out;
+    }
     printf("preset\tparams\tdevice\tB\tL\ttokens_per_step\tstep_ms_median\tstep_ms_min\ttokens_per_s\tpeak_alloc_GiB\t"
            "device_used_GiB\tlast_loss\n");
     printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", size_name, (long long)reg->numel,
@@ -246,5 +299,6 @@ out:
     free(ms), free(tok), free(in), free(tg);
     md_adamw_free(&opt);
     md_model_free(m);
+    md_dist_end(&dist);
     return ret;
 }

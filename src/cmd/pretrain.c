@@ -271,7 +271,7 @@ int cmd_pretrain(int argc, char **argv)
         return 1;
     }
     md_cpu_set_threads(co.threads);
-    if (md_dist_wants_launch(&dopt)) return md_dist_launch(&dopt, co.device, argc, argv);
+    if (md_dist_wants_launch(&dopt)) return md_dist_launch(&dopt, co.device, NULL, argc, argv);
     md_dist_t dist;
     if (md_dist_setup(&dopt, co.device, precision, &dist) < 0) return 1;
     const md_device_t dev = dist.dev;

@@ -69,7 +69,8 @@ int md_dist_wants_launch(const md_dist_opts_t *o);
 
 /* The launcher: checks the list against the GPUs present (a -x cpu run is
  * the test mode below) and that NCCL loads, then starts one child per GPU
- * (this program, the same argv; rank, size, GPU and id file in the
+ * (this program with the command's argv -- after `group` when the command
+ * is a subcommand such as "bench" -- and rank, size, GPU and id file in the
  * environment), each in a process group of its own. Rank 0's stderr is
  * passed through; the others' goes to files in the private folder. The
  * first child to fail makes the others stop (SIGKILL) and the launcher
@@ -80,7 +81,7 @@ int md_dist_wants_launch(const md_dist_opts_t *o);
  * Test mode: with -x cpu the children run on the CPU; that needs an NCCL
  * that works on host memory (the test stub, tests/nccl_stub.c, named by
  * MD_NCCL_LIBRARY); it tests the process management without a GPU. */
-int md_dist_launch(const md_dist_opts_t *o, const char *device_spec, int argc, char **argv);
+int md_dist_launch(const md_dist_opts_t *o, const char *device_spec, const char *group, int argc, char **argv);
 
 /* One rank's set-up. */
 typedef struct md_dist {

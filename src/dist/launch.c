@@ -25,7 +25,8 @@ typedef struct {
     int gpu, status, done;
 } child_t;
 
-static void child_exec(int rank, int n, int gpu, const char *dir, int err_fd, int argc, char **argv)
+static void child_exec(int rank, int n, int gpu, const char *dir, int err_fd, const char *group, int argc,
+                       char **argv)
 {
     setpgid(0, 0);   /* a terminal's Ctrl-C reaches the launcher alone, which forwards it once */
     char v[4200];
@@ -43,9 +44,11 @@ static void child_exec(int rank, int n, int gpu, const char *dir, int err_fd, in
         if (err_fd >= 0) dup2(err_fd, STDOUT_FILENO);
     }
     if (err_fd >= 0) dup2(err_fd, STDERR_FILENO);
-    char **av = md_calloc((size_t)argc + 2, sizeof *av);
-    av[0] = "mambadna";
-    memcpy(av + 1, argv, sizeof *av * (size_t)argc);
+    char **av = md_calloc((size_t)argc + 3, sizeof *av);
+    int k = 0;
+    av[k++] = "mambadna";
+    if (group) av[k++] = (char *)group;
+    memcpy(av + k, argv, sizeof *av * (size_t)argc);
     execv("/proc/self/exe", av);
     fprintf(stderr, "[E::md_dist_launch] cannot start rank %d: %s\n", rank, strerror(errno));
     _exit(1);
@@ -115,7 +118,7 @@ static int check_gpus(const int *ids, int n, const char *spec)
     return 0;
 }
 
-int md_dist_launch(const md_dist_opts_t *o, const char *spec, int argc, char **argv)
+int md_dist_launch(const md_dist_opts_t *o, const char *spec, const char *group, int argc, char **argv)
 {
     int ids[MAX_RANKS];
     const int n = md_dist_parse_gpus(o->gpus, ids, MAX_RANKS);
@@ -152,7 +155,7 @@ int md_dist_launch(const md_dist_opts_t *o, const char *spec, int argc, char **a
         pid_t pid = fork();
         if (pid == 0) {
             close(pfd[0]);
-            child_exec(r, n, ids[r], dir, r == 0 ? pfd[1] : -1, argc, argv);
+            child_exec(r, n, ids[r], dir, r == 0 ? pfd[1] : -1, group, argc, argv);
         }
         if (pid < 0) {
             md_error("cannot start rank %d: %s", r, strerror(errno));

@@ -580,7 +580,8 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         lm_batch_t lb = {t, len, W, rank, ranks};
         md_step_result_t sr;
         const double lr = md_lr_at(&t->lr, step);
-        const int stepped = md_train_step(m, comm, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
+        const int stepped =
+            md_train_step(m, comm, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
         if (stepped < 0) goto out;
         const double loss = sr.loss, gnorm = sr.grad_norm;
         t->prog.step++;
@@ -636,7 +637,8 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         }
         if (stop) {
             md_progress_clear(&pg);
-            const char *why = md_train_stop_signal() ? md_train_signal_name(md_train_stop_signal()) : "another rank's signal";
+            const int sig = md_train_stop_signal();
+            const char *why = sig ? md_train_signal_name(sig) : "another rank's signal";
             if (o->out_path) md_info("stopped by %s after step %lld; continue with --resume %s", why, (long long)s, o->out_path);
             else md_info("stopped by %s after step %lld (no -o: nothing saved)", why, (long long)s);
             ret = MD_TRAIN_INTERRUPTED;

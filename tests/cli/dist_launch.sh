@@ -80,6 +80,15 @@ touch "$T/stale"
 expect_error "rank 0 finds an old id file" "already exists" \
     $MD pretrain $TINY -B 4 --dist-init "file:$T/stale" --rank 0 --world-size 2 -o "$T/x.safetensors" "$T/g.fa"
 
+# bench train --gpus: one row from rank 0, with the ranks and an efficiency
+# that is all ranks' tokens/s over twice one rank's.
+expect_ok "bench train --gpus 0,1" $MD bench train -x cpu -t 1 --d-model 16 --n-layer 2 -L 32 -B 2 --steps 3 \
+    --warmup 1 --gpus 0,1
+[ "$(grep -c . "$T/out")" -eq 2 ] && ok || bad "bench: one header and one row: $(cat "$T/out")"
+sed -n 2p "$T/out" | awk -F '\t' '{ e = $10 / (2 * $11); exit !($4 == 2 && $12 > 0 && e / $12 > 0.99 && e / $12 < 1.01) }' && ok ||
+    bad "bench row: $(cat "$T/out")"
+clean_tmp "bench"
+
 # Bad options: one error line each.
 for bad_list in "0,,1" "a" "1," "-1"; do
     expect_error "--gpus '$bad_list'" "option --gpus" $MD pretrain $TINY --gpus "$bad_list" -o "$T/x.safetensors" "$T/g.fa"
