@@ -10,6 +10,7 @@
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "cmd/cmd.h"
+#include "dist/dist.h"
 #include "nn/checkpoint.h"
 #include "nn/config.h"
 #include "nn/model.h"
@@ -346,7 +347,7 @@ int cmd_finetune(int argc, char **argv)
     /* ---- the device, the data, the model ---- */
     md_cpu_set_threads(co.threads);
     md_device_t dev;
-    if (md_device_resolve(co.device, &dev) < 0) goto out;
+    if (md_dist_refuse("finetune") < 0 || md_device_resolve(co.device, &dev) < 0) goto out;
     const md_backend_t *be = md_backend_for_device(&dev, MD_PRECISION_FP32);
     if (!be || !(be = md_backend_for_arch(cfg.arch, be, co.device))) goto out;
     md_outfile_t *probe = md_outfile_open(co.output);   /* fail now, not after training */
