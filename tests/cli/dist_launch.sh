@@ -11,10 +11,7 @@ export MD_NCCL_LIBRARY=$MD_NCCL_STUB
 mkdir -p "$T/tmp"
 export TMPDIR=$T/tmp   # the launcher's private folder goes here: it must be gone at the end
 
-awk 'BEGIN { srand(7); split("A C G T", b, " ");
-    for (c = 1; c <= 2; c++) { printf(">ctg%d\n", c); n = c == 1 ? 30000 : 12000; s = "";
-        for (i = 1; i <= n; i++) { s = s ((c == 1 && i > 8000 && i <= 8200) ? "N" : b[int(rand() * 4) + 1]);
-            if (i % 60 == 0) { print s; s = "" } } if (s != "") print s } }' > "$T/g.fa"
+random_genome "$T/g.fa"
 TINY="-x cpu -t 1 --d-model 16 --n-layer 2 -L 96 --tokens-per-step 768 --steps 8 --lr 3e-3 --seed 5 --log-every 4"
 close() {
     local w

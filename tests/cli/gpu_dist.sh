@@ -9,10 +9,7 @@
 
 n_gpu=$($MD version | sed -n 's/^gpus: *\([0-9]*\) present/\1/p')
 [ "${n_gpu:-0}" -gt 0 ] || { echo "skipped: no GPU"; exit 77; }
-awk 'BEGIN { srand(7); split("A C G T", b, " ");
-    for (c = 1; c <= 2; c++) { printf(">ctg%d\n", c); n = c == 1 ? 30000 : 12000; s = "";
-        for (i = 1; i <= n; i++) { s = s ((c == 1 && i > 8000 && i <= 8200) ? "N" : b[int(rand() * 4) + 1]);
-            if (i % 60 == 0) { print s; s = "" } } if (s != "") print s } }' > "$T/g.fa"
+random_genome "$T/g.fa"
 TINY="--d-model 32 --n-layer 2 -L 128 -B 4 --tokens-per-step 1024 --steps 8 --lr 3e-3 --seed 5 --log-every 1"
 if ! $MD pretrain -x cuda $TINY --gpus 0 -o "$T/probe.safetensors" "$T/g.fa" 2>"$T/probe.err"; then
     grep -q 'cannot load NCCL' "$T/probe.err" && { echo "skipped: no NCCL"; exit 77; }
