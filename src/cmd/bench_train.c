@@ -18,6 +18,7 @@
  * all-reduce: tokens/s on N GPUs over N times tokens/s on one, the one-GPU
  * figure measured on the same GPUs in the same run.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,7 +213,8 @@ int md_bench_train_cmd(int argc, char **argv)
         for (int64_t s = 0; s < warmup + steps; s++) {
             double t0 = md_realtime();
 #if MD_HAVE_CUDA
-            if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
+            /* MD_CUDA_OP_TIMES: timed steps only */
+            if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();
             if (is_gpu) cudaEventRecord(ev0, 0);
 #endif
             md_model_zero_grad(m);
@@ -234,7 +236,7 @@ int md_bench_train_cmd(int argc, char **argv)
                     md_comm_allreduce_host(dist.comm, sums, 2) < 0)
                     goto out;
                 tot.loss_sum = sums[0];
-                tot.n_targets = (int64_t)sums[1];
+                tot.n_targets = llround(sums[1]);
             }
             double gs = 1.0 / (double)tot.n_targets;
             double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;

@@ -322,7 +322,8 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             const double lr = st.lr = md_lr_at(&lrs, step);
             tc.n_correct = tc.n_seen = 0;
             int64_t accum = (o->batch + micro - 1) / micro;
-            const int stepped = md_train_step(m, NULL, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &guard, &sr);
+            const int stepped =
+                md_train_step(m, NULL, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &guard, &sr);
             if (stepped < 0) goto out;
             if (stepped == 0) {   /* a skipped step stays out of the epoch's figures */
                 st.ep_loss += sr.loss_sum;

@@ -304,8 +304,7 @@ md_trainer_t *md_trainer_new(md_model_t *m, md_lm_data_t *d, const md_train_opts
         return NULL;
     }
     if (f->seq_len > md_model_max_len(m)) {
-        md_error("the model was planned for batches of %lld x %lld, smaller than -B %lld x -L %lld",
-                 (long long)md_model_max_batch(m), (long long)md_model_max_len(m), (long long)f->batch,
+        md_error("the model was planned for sequences of %lld, shorter than -L %lld", (long long)md_model_max_len(m),
                  (long long)f->seq_len);
         return NULL;
     }
