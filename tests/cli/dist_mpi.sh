@@ -46,6 +46,18 @@ grep -q 'rank 0 of 2 (mpi)' "$T/err" && ok || bad "2 ranks: $(grep rank "$T/err"
 same_losses "$T/one.tsv" "$T/two.tsv" && ok || bad "2 ranks' losses differ: $(paste "$T/one.tsv" "$T/two.tsv" | cut -f 5,15)"
 close "2 ranks" "$T/two.safetensors" "$T/one.safetensors"
 
+# Validation and periodic saves: rank 0 alone validates (the same windows
+# and figures as one process) and saves.
+VAL="--val-fraction 0.15 --val-every 4 --val-windows 5 --save-every 4"
+expect_ok "one process, validating" $MD pretrain $TINY -B 4 $VAL --metrics "$T/v1.tsv" -o "$T/v1.safetensors" "$T/g.fa"
+expect_ok "2 ranks, validating" $MPIRUN -np 2 $MD pretrain $TINY -B 4 $VAL --metrics "$T/v2.tsv" -o "$T/v2.safetensors" \
+    "$T/g.fa"
+[ "$(grep -c 'step [48] validation' "$T/err")" -eq 2 ] && [ "$(grep -c 'saved' "$T/err")" -eq 2 ] && ok ||
+    bad "2 ranks: not two validations and two saves: $(grep -E 'validation|saved' "$T/err")"
+paste <(grep -v '^#' "$T/v1.tsv" | cut -f 8) <(grep -v '^#' "$T/v2.tsv" | cut -f 8) | awk -F '\t' '
+    NR > 1 && $1 != "NA" { n++; d = $1 - $2; if (d > 2e-5 || d < -2e-5) bad++ } END { exit !(n == 2 && !bad) }' && ok ||
+    bad "validation losses differ: $(paste "$T/v1.tsv" "$T/v2.tsv" | cut -f 8,18)"
+
 # 3 ranks sharing micro-batches of 5 unevenly (2, 2, 1)
 expect_ok "one process, -B 5" $MD pretrain $TINY -B 5 --metrics "$T/one5.tsv" -o "$T/one5.safetensors" "$T/g.fa"
 expect_ok "3 ranks, -B 5" $MPIRUN -np 3 $MD pretrain $TINY -B 5 --metrics "$T/three.tsv" -o "$T/three.safetensors" "$T/g.fa"
