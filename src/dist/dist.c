@@ -144,7 +144,9 @@ static md_comm_t *join_nccl(md_dist_t *d, const char *id_path, double timeout, i
         return NULL;
     }
     md_comm_t *c = md_comm_nccl(d->be, &id, rank, size);
-    if (c && !d->mpi && rank == 0) unlink(id_path);   /* every rank has read it: NCCL's set-up waited for them all */
+    /* Once set up, every rank has read the file (NCCL's set-up waited for
+     * them all); after a failure it would only mislead the next run. */
+    if (!d->mpi && rank == 0) unlink(id_path);
     return c;
 }
 

@@ -73,6 +73,9 @@ expect_ok "one process, -B 4" $MD pretrain $TINY -B 4 -o "$T/one4.safetensors" "
 close "--dist-init" "$T/fi.safetensors" "$T/one4.safetensors"
 RANK=1 WORLD_SIZE=2 expect_error "the id file never appears" "did not appear within 0.5 s" \
     $MD pretrain $TINY -B 4 --dist-init "file:$T/never" --dist-timeout 0.5 -o "$T/x.safetensors" "$T/g.fa"
+MD_NCCL_STUB_FAIL_RANK=0 expect_error "rank 0 fails to join" "rank told to fail" \
+    $MD pretrain $TINY -B 4 --dist-init "file:$T/id0" --rank 0 --world-size 1 -o "$T/x.safetensors" "$T/g.fa"
+[ ! -e "$T/id0" ] && ok || bad "a failed rank 0 left its id file"
 touch "$T/stale"
 expect_error "rank 0 finds an old id file" "already exists" \
     $MD pretrain $TINY -B 4 --dist-init "file:$T/stale" --rank 0 --world-size 2 -o "$T/x.safetensors" "$T/g.fa"
