@@ -39,24 +39,19 @@ close() {
     if w=$(python3 "$MD_TESTS/st_close.py" "$2" "$3" 1e-4); then ok; else bad "$1: weights differ by $w"; fi
 }
 
-expect_ok "one process" $MD pretrain $TINY -B 4 --metrics "$T/one.tsv" -o "$T/one.safetensors" "$T/g.fa"
-expect_ok "2 ranks" $MPIRUN -np 2 $MD pretrain $TINY -B 4 --metrics "$T/two.tsv" -o "$T/two.safetensors" "$T/g.fa"
-grep -q 'rank 0 of 2 (mpi)' "$T/err" && ok || bad "2 ranks: $(grep rank "$T/err")"
-[ "$(grep -c 'step 8: saved' "$T/err")" -eq 1 ] && ok || bad "rank 0 alone saves"
-same_losses "$T/one.tsv" "$T/two.tsv" && ok || bad "2 ranks' losses differ: $(paste "$T/one.tsv" "$T/two.tsv" | cut -f 5,15)"
-close "2 ranks" "$T/two.safetensors" "$T/one.safetensors"
-
-# Validation and periodic saves: rank 0 alone validates (the same windows
-# and figures as one process) and saves.
+# With validation and periodic saves, which rank 0 alone does (the same
+# windows and figures as one process).
 VAL="--val-fraction 0.15 --val-every 4 --val-windows 5 --save-every 4"
-expect_ok "one process, validating" $MD pretrain $TINY -B 4 $VAL --metrics "$T/v1.tsv" -o "$T/v1.safetensors" "$T/g.fa"
-expect_ok "2 ranks, validating" $MPIRUN -np 2 $MD pretrain $TINY -B 4 $VAL --metrics "$T/v2.tsv" -o "$T/v2.safetensors" \
-    "$T/g.fa"
-[ "$(grep -c 'step [48] validation' "$T/err")" -eq 2 ] && [ "$(grep -c 'saved' "$T/err")" -eq 2 ] && ok ||
+expect_ok "one process" $MD pretrain $TINY -B 4 $VAL --metrics "$T/one.tsv" -o "$T/one.safetensors" "$T/g.fa"
+expect_ok "2 ranks" $MPIRUN -np 2 $MD pretrain $TINY -B 4 $VAL --metrics "$T/two.tsv" -o "$T/two.safetensors" "$T/g.fa"
+grep -q 'rank 0 of 2 (mpi)' "$T/err" && ok || bad "2 ranks: $(grep rank "$T/err")"
+[ "$(grep -c 'step [48] validation' "$T/err")" -eq 2 ] && [ "$(grep -c 'step [48]: saved' "$T/err")" -eq 2 ] && ok ||
     bad "2 ranks: not two validations and two saves: $(grep -E 'validation|saved' "$T/err")"
-paste <(grep -v '^#' "$T/v1.tsv" | cut -f 8) <(grep -v '^#' "$T/v2.tsv" | cut -f 8) | awk -F '\t' '
+same_losses "$T/one.tsv" "$T/two.tsv" && ok || bad "2 ranks' losses differ: $(paste "$T/one.tsv" "$T/two.tsv" | cut -f 5,15)"
+paste <(grep -v '^#' "$T/one.tsv" | cut -f 8) <(grep -v '^#' "$T/two.tsv" | cut -f 8) | awk -F '\t' '
     NR > 1 && $1 != "NA" { n++; d = $1 - $2; if (d > 2e-5 || d < -2e-5) bad++ } END { exit !(n == 2 && !bad) }' && ok ||
-    bad "validation losses differ: $(paste "$T/v1.tsv" "$T/v2.tsv" | cut -f 8,18)"
+    bad "validation losses differ: $(paste "$T/one.tsv" "$T/two.tsv" | cut -f 8,18)"
+close "2 ranks" "$T/two.safetensors" "$T/one.safetensors"
 
 # 3 ranks sharing micro-batches of 5 unevenly (2, 2, 1)
 expect_ok "one process, -B 5" $MD pretrain $TINY -B 5 --metrics "$T/one5.tsv" -o "$T/one5.safetensors" "$T/g.fa"
@@ -65,12 +60,12 @@ same_losses "$T/one5.tsv" "$T/three.tsv" && ok || bad "3 ranks' losses differ"
 close "3 ranks" "$T/three.safetensors" "$T/one5.safetensors"
 
 # Resuming on another number of ranks: 2 -> 1 and 1 -> 2 continue the run.
-expect_ok "2 ranks to step 4" $MPIRUN -np 2 $MD pretrain $TINY -B 4 --stop-at 4 -o "$T/r21.safetensors" "$T/g.fa"
-expect_ok "then 1 rank" $MD pretrain $TINY -B 4 --resume "$T/r21.safetensors" "$T/g.fa"
+expect_ok "2 ranks to step 4" $MPIRUN -np 2 $MD pretrain $TINY -B 4 $VAL --stop-at 4 -o "$T/r21.safetensors" "$T/g.fa"
+expect_ok "then 1 rank" $MD pretrain $TINY -B 4 $VAL --resume "$T/r21.safetensors" "$T/g.fa"
 grep -q 'resumed from .* at step 4' "$T/err" && ok || bad "2 -> 1: not resumed at step 4"
 close "2 ranks then 1" "$T/r21.safetensors" "$T/one.safetensors"
-expect_ok "1 rank to step 4" $MD pretrain $TINY -B 4 --stop-at 4 -o "$T/r12.safetensors" "$T/g.fa"
-expect_ok "then 2 ranks" $MPIRUN -np 2 $MD pretrain $TINY -B 4 --resume "$T/r12.safetensors" "$T/g.fa"
+expect_ok "1 rank to step 4" $MD pretrain $TINY -B 4 $VAL --stop-at 4 -o "$T/r12.safetensors" "$T/g.fa"
+expect_ok "then 2 ranks" $MPIRUN -np 2 $MD pretrain $TINY -B 4 $VAL --resume "$T/r12.safetensors" "$T/g.fa"
 close "1 rank then 2" "$T/r12.safetensors" "$T/one.safetensors"
 
 # finetune is not data-parallel yet: under mpirun it refuses rather than
