@@ -1,6 +1,7 @@
 /* A stand-in for libnccl.so.2, for tests only: the NCCL entry points that
  * dist/comm_nccl.c calls, working on HOST buffers of processes on one
- * machine through a file in /dev/shm. It lets the --gpus launcher and the
+ * machine through a file in /dev/shm (or MD_NCCL_STUB_DIR), removed once
+ * every rank has mapped it. It lets the --gpus launcher and the
  * file bootstrap run end to end on a machine without GPUs (the launcher's
  * -x cpu test mode, MD_NCCL_LIBRARY=path/to/libnccl_stub.so). Nothing of
  * it is installed or used outside the tests.
@@ -52,8 +53,10 @@ int ncclGetUniqueId(ncclUniqueId *id)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    const char *dir = getenv("MD_NCCL_STUB_DIR");
     memset(id, 0, sizeof *id);
-    snprintf(id->internal, sizeof id->internal, "/dev/shm/md-nccl-stub-%d-%ld", (int)getpid(), (long)ts.tv_nsec);
+    snprintf(id->internal, sizeof id->internal, "%.80s/md-nccl-stub-%d-%ld", dir && *dir ? dir : "/dev/shm",
+             (int)getpid(), (long)ts.tv_nsec);
     return ncclSuccess;
 }
 
@@ -85,7 +88,8 @@ int ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int rank)
     if (p == MAP_FAILED) return ncclSystemError;
     c->head = p;
     c->slots = (char *)p + 64;
-    barrier(c);   /* everyone has joined */
+    barrier(c);   /* everyone has joined and mapped it: the name can go */
+    if (rank == 0) unlink(c->name);
     *out = c;
     return ncclSuccess;
 }
@@ -93,7 +97,6 @@ int ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int rank)
 int ncclCommDestroy(ncclComm_t c)
 {
     barrier(c);
-    if (c->rank == 0) unlink(c->name);
     munmap(c->head, c->bytes);
     free(c);
     return ncclSuccess;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,9 +27,16 @@ typedef struct {
 } child_t;
 
 static void child_exec(int rank, int n, int gpu, const char *dir, int err_fd, const char *group, int argc,
-                       char **argv)
+                       char **argv, pid_t launcher)
 {
     setpgid(0, 0);   /* a terminal's Ctrl-C reaches the launcher alone, which forwards it once */
+    /* A launcher killed outright (SIGKILL) cannot forward anything: its
+     * death itself asks the ranks to save and stop. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != launcher) _exit(1);
+    /* ...and rank 0, whose stderr is the launcher's pipe, must not die of
+     * that pipe closing before it has saved: the ranks stop together. */
+    signal(SIGPIPE, SIG_IGN);
     char v[4200];
     snprintf(v, sizeof v, "%d", rank);
     setenv(MD_DIST_ENV_RANK, v, 1);
@@ -151,11 +159,12 @@ int md_dist_launch(const md_dist_opts_t *o, const char *spec, const char *group,
     fflush(stderr);
     child_t ch[MAX_RANKS];
     int started = 0;
+    const pid_t launcher = getpid();
     for (int r = 0; r < n; r++) {
         pid_t pid = fork();
         if (pid == 0) {
             close(pfd[0]);
-            child_exec(r, n, ids[r], dir, r == 0 ? pfd[1] : -1, group, argc, argv);
+            child_exec(r, n, ids[r], dir, r == 0 ? pfd[1] : -1, group, argc, argv, launcher);
         }
         if (pid < 0) {
             md_error("cannot start rank %d: %s", r, strerror(errno));

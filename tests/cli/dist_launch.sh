@@ -8,6 +8,8 @@
 
 [ -n "${MD_NCCL_STUB:-}" ] && [ -f "$MD_NCCL_STUB" ] || { echo "skipped: no NCCL stub built"; exit 77; }
 export MD_NCCL_LIBRARY=$MD_NCCL_STUB
+mkdir -p "$T/shm"
+export MD_NCCL_STUB_DIR=$T/shm   # the stand-in's shared files: gone with $T, whatever a test kills
 mkdir -p "$T/tmp"
 export TMPDIR=$T/tmp   # the launcher's private folder goes here: it must be gone at the end
 
@@ -60,6 +62,19 @@ n=$(sed -n 's/.*stopped by SIGTERM after step \([0-9]*\).*/\1/p' "$T/sig.err")
 expect_ok "resume after SIGTERM" $MD pretrain $TINY -B 4 --steps 100000 --stop-at $((n + 2)) --resume "$T/sig.safetensors" \
     "$T/g.fa"
 grep -q "resumed from .* at step $n " "$T/err" && ok || bad "not resumed at step $n"
+
+# A launcher killed outright: its death asks the ranks to save and stop
+# (rank 0 outlives its broken stderr pipe), and none is left running.
+$MD pretrain $TINY -B 4 --steps 100000 --log-every 1 --gpus 0,1 -o "$T/k9.safetensors" "$T/g.fa" 2>"$T/k9.err" &
+pid=$!
+for _ in $(seq 200); do grep -qs 'step [0-9]*/100000' "$T/k9.err" && break; sleep 0.05; done
+kill -KILL $pid
+wait $pid 2>/dev/null
+for _ in $(seq 200); do pgrep -f "$T/k9.safetensors" >/dev/null || break; sleep 0.05; done
+left=$(pgrep -f "$T/k9.safetensors")
+if [ -n "$left" ]; then kill -KILL $left; bad "kill -9 of the launcher: ranks left running"; else ok; fi
+[ -s "$T/k9.safetensors" ] && [ -s "$T/k9.state.safetensors" ] && ok || bad "kill -9 of the launcher: no checkpoint"
+rm -rf "$T"/tmp/mambadna-gpus.*   # the launcher could not remove its folder
 
 # The file bootstrap with two processes started independently.
 $MD pretrain $TINY -B 4 --dist-init "file:$T/id" --rank 1 --world-size 2 -o "$T/fi.safetensors" "$T/g.fa" \
