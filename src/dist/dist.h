@@ -76,7 +76,8 @@ int md_dist_wants_launch(const md_dist_opts_t *o);
  * first child to fail makes the others stop (SIGKILL) and the launcher
  * report one error line (rank 0's, or that child's own, or how it died);
  * SIGINT and SIGTERM are forwarded to every child (which save and stop as
- * without --gpus). Returns the exit status for the command: 0, 1, or rank
+ * without --gpus), and a launcher killed outright sends them SIGTERM
+ * through its death (its private folder is then left behind). Returns the exit status for the command: 0, 1, or rank
  * 0's status after a forwarded signal.
  * Test mode: with -x cpu the children run on the CPU; that needs an NCCL
  * that works on host memory (the test stub, tests/nccl_stub.c, named by
