@@ -138,7 +138,7 @@ static md_comm_t *join_nccl(md_dist_t *d, const char *id_path, double timeout, i
     memset(&id, 0, sizeof id);
     if (md_nccl_load() < 0) return NULL;
     if (rank == 0 && md_nccl_make_id(&id) < 0) return NULL;
-    if (d->mpi) {
+    if (d->mpi) {   /* the id's bytes as 32 floats: MPI moves them unchanged between like hosts */
         if (md_comm_broadcast(d->mpi, id.bytes, MD_NCCL_ID_BYTES / 4, MD_DTYPE_F32, 0) < 0) return NULL;
     } else if (rank == 0 ? write_id_file(id_path, &id) : read_id_file(id_path, timeout, &id)) {
         return NULL;
