@@ -79,15 +79,6 @@ static int64_t env_int(const char *a, const char *b)
     return s && *s ? strtoll(s, NULL, 10) : -1;
 }
 
-int md_dist_refuse(const char *cmd)
-{
-    const int64_t n = env_int("OMPI_COMM_WORLD_SIZE", "PMI_SIZE");
-    if (n <= 1) return 0;
-    md_error("'mambadna %s' does not train on several ranks yet, and mpirun/srun started %lld of it: run it as one "
-             "process", cmd, (long long)n);
-    return -1;
-}
-
 /* ---- the file bootstrap ---- */
 
 static int write_id_file(const char *path, const md_nccl_id_t *id)

@@ -99,12 +99,6 @@ typedef struct md_dist {
 int md_dist_setup(const md_dist_opts_t *o, const char *device_spec, md_precision_t prec, md_dist_t *d);
 void md_dist_end(md_dist_t *d);
 
-/* For commands that do not train data-parallel (yet): 0 when this process
- * runs alone; -1 after one error line naming cmd when mpirun or srun
- * started it as one of several ranks (which would otherwise all write the
- * same outputs). */
-int md_dist_refuse(const char *cmd);
-
 /* The share of a global batch of B sequences that rank r of n takes: the
  * sequences b = r, r + n, r + 2n, ... (n = 1: all of them). */
 static inline int64_t md_dist_share(int64_t B, int r, int n) { return r < B ? (B - r + n - 1) / n : 0; }

@@ -68,15 +68,6 @@ expect_ok "1 rank to step 4" $MD pretrain $TINY -B 4 $VAL --stop-at 4 -o "$T/r12
 expect_ok "then 2 ranks" $MPIRUN -np 2 $MD pretrain $TINY -B 4 $VAL --resume "$T/r12.safetensors" "$T/g.fa"
 close "1 rank then 2" "$T/r12.safetensors" "$T/one.safetensors"
 
-# finetune is not data-parallel yet: under mpirun it refuses rather than
-# run two copies writing the same files (each rank may say so, hence >= 1).
-if $MPIRUN -np 2 $MD finetune -x cpu --from-scratch -o "$T/ft.safetensors" a="$T/g.fa" b="$T/g.fa" >/dev/null 2>"$T/err"; then
-    bad "finetune under mpirun ran"
-else
-    grep -q "'mambadna finetune' does not train on several ranks yet" "$T/err" && ok || bad "finetune: $(head -n 3 "$T/err")"
-fi
-no_file "finetune under mpirun: no output" "$T/ft.safetensors"
-
 # The collectives themselves on 3 ranks
 expect_ok "test_comm on 3 ranks" $MPIRUN -np 3 "$BIN/test_comm"
 [ "$(grep -c ' 0 failed' "$T/out")" -eq 3 ] && ok || bad "test_comm: $(cat "$T/out")"
