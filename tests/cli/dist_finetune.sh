@@ -38,4 +38,12 @@ grep -q 'resumed from .* at step 2' "$T/err" && ok || bad "not resumed at step 2
 close "2 ranks then 1" "$T/r.safetensors" "$T/one.safetensors"
 figures "$T/one.epochs.tsv" "$T/r.epochs.tsv" && ok || bad "resumed epoch figures differ"
 
+# The same through the --gpus launcher (-x cpu test mode, the NCCL stand-in)
+if [ -n "${MD_NCCL_STUB:-}" ] && [ -f "$MD_NCCL_STUB" ]; then
+    mkdir -p "$T/shm"
+    MD_NCCL_LIBRARY=$MD_NCCL_STUB MD_NCCL_STUB_DIR=$T/shm expect_ok "--gpus 0,1" \
+        $MD finetune $FAST --gpus 0,1 -o "$T/g2.safetensors" $SP
+    close "--gpus 0,1" "$T/g2.safetensors" "$T/one.safetensors"
+fi
+
 finish
