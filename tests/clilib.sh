@@ -38,6 +38,15 @@ expect_error() {
     ok
 }
 
+# random_genome FILE: a seeded random genome (contigs of 30 and 12 kb, the
+# first with a 200 bp N run), the data of the training tests.
+random_genome() {
+    awk 'BEGIN { srand(7); split("A C G T", b, " ");
+        for (c = 1; c <= 2; c++) { printf(">ctg%d\n", c); n = c == 1 ? 30000 : 12000; s = "";
+            for (i = 1; i <= n; i++) { s = s ((c == 1 && i > 8000 && i <= 8200) ? "N" : b[int(rand() * 4) + 1]);
+                if (i % 60 == 0) { print s; s = "" } } if (s != "") print s } }' > "$1"
+}
+
 # no_file DESC PATH: nothing at PATH, nor any temporary beside it.
 no_file() {
     if compgen -G "$2*" >/dev/null; then bad "$1: $(compgen -G "$2*" | head -n 1) exists"; else ok; fi

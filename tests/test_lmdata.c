@@ -74,6 +74,29 @@ static void check_fraction(md_genome_t *g)
     md_window_t w2[10];
     md_lm_data_train_batch(d, W, &again, 10, tok, w2);
     CHECK(!memcmp(w, w2, sizeof w2), "training windows are not a pure function of the index");
+    /* Data-parallel parts: 3 ranks taking every third window of a batch of
+     * 11 hold, between them, exactly the one-process batch (windows and
+     * tokens), and all end at the same next index. */
+    enum { B = 11, PARTS = 3 };
+    uint64_t whole_next = 5;
+    md_window_t whole[B], part_w[B];
+    uint8_t whole_tok[B * W], part_tok[B * W];
+    md_lm_data_train_batch(d, W, &whole_next, B, whole_tok, whole);
+    int mism = 0, total = 0;
+    for (int r = 0; r < PARTS; r++) {
+        uint64_t pn = 5;
+        int64_t n = md_lm_data_train_batch_part(d, W, &pn, B, r, PARTS, part_tok, part_w);
+        CHECK(n == (B - r + PARTS - 1) / PARTS, "part %d holds %lld windows", r, (long long)n);
+        CHECK(pn == whole_next, "part %d ends at index %llu, the batch at %llu", r, (unsigned long long)pn,
+              (unsigned long long)whole_next);
+        for (int64_t k = 0; k < n; k++) {
+            const int64_t b = r + k * PARTS;
+            mism += memcmp(&part_w[k], &whole[b], sizeof *whole) != 0 ||
+                    memcmp(part_tok + k * W, whole_tok + b * W, W) != 0;
+        }
+        total += (int)n;
+    }
+    CHECK(total == B && mism == 0, "the parts hold %d windows, %d unlike the whole batch's", total, mism);
     md_window_t v[NVAL];
     md_lm_data_val_batch(d, 0, NVAL, tok, v);
     int outside = 0, overlap = 0;

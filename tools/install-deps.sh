@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config zlib1g-dev libhts-dev libjansson-dev
           libopenblas-dev libfftw3-dev libomp-dev python3 tabix
           snakemake python3-yaml)   # the workflow test and tools/nf-check.py
+# OpenMPI: data-parallel training on several processes (optional in the build;
+# the distributed tests run under mpirun)
+packages+=(libopenmpi-dev openmpi-bin)
 # clang and its sanitizer/libFuzzer runtimes, for tools/fuzz.sh
 packages+=(clang libclang-rt-dev)
 

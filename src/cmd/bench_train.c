@@ -9,7 +9,16 @@
  * clock. Medians after --warmup untimed steps. Peak GPU memory is what the
  * backend allocated (md_cuda_peak_bytes) and what the device reports in use
  * (cudaMemGetInfo: the CUDA context and cuBLAS's workspace included).
+ *
+ * With --gpus (or under mpirun) every rank times the same steps twice:
+ * alone, and with the gradient all-reduce of data-parallel training. -B
+ * and --tokens-per-step are then each GPU's (weak scaling), the throughput
+ * is all ranks' tokens over rank 0's median step, and the scaling
+ * efficiency is the median step alone over the median step with the
+ * all-reduce: tokens/s on N GPUs over N times tokens/s on one, the one-GPU
+ * figure measured on the same GPUs in the same run.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +26,7 @@
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "cmd/bench_train.h"
+#include "dist/dist.h"
 #include "nn/config.h"
 #include "nn/model.h"
 #include "nn/params.h"
@@ -34,7 +44,7 @@
 #endif
 
 enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION,
-       OPT_D_MODEL, OPT_N_LAYER };
+       OPT_D_MODEL, OPT_N_LAYER, OPT_DIST_FIRST };
 
 static void usage(FILE *fp)
 {
@@ -57,6 +67,9 @@ static void usage(FILE *fp)
             "      --recompute           recompute each block's activations in the backward\n"
             "      --precision STR       fp32, or bf16 matrix products and Mamba activations (GPU\n"
             "                            only) [fp32]\n"
+            "      --gpus LIST           also time data-parallel steps on these GPUs (one process\n"
+            "                            each; -B and --tokens-per-step per GPU): tokens/s of all\n"
+            "                            and the scaling efficiency against one GPU\n"
             MD_COMMON_HELP);
 }
 
@@ -67,9 +80,16 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
     const int64_t warmup = spec->warmup;
     memset(res, 0, sizeof *res);
     md_device_t dev;
-    if (md_device_resolve(spec->device, &dev) < 0) return -1;
-    const md_backend_t *be = md_backend_for_device(&dev, spec->precision);
-    if (!be) return -1;
+    const md_backend_t *be;
+    if (spec->dist) {
+        dev = spec->dist->dev;
+        be = spec->dist->be;
+    } else {
+        if (md_device_resolve(spec->device, &dev) < 0) return -1;
+        if (!(be = md_backend_for_device(&dev, spec->precision))) return -1;
+    }
+    md_comm_t *comm = spec->dist ? spec->dist->comm : NULL;
+    const int phases = comm && strcmp(md_comm_name(comm), "self") ? 2 : 1;   /* alone, then with the all-reduce */
     md_info("device: %s", dev.name);
     int64_t accum = md_accum_steps(tps, B, L);
     md_model_opts_t mo = {.recompute = spec->recompute};
@@ -103,46 +123,59 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
     }
     if (is_gpu) md_cuda_reset_peak(be);
 #endif
-    for (int64_t s = 0; s < warmup + steps; s++) {
-        double t0 = md_realtime();
+    for (int phase = 0; phase < phases; phase++) {
+        if (phase == 1) res->step_ms_median_alone = md_bench_median(ms, (int)steps);
+        for (int64_t s = 0; s < warmup + steps; s++) {
+            double t0 = md_realtime();
 #if MD_HAVE_CUDA
-        if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();   /* MD_CUDA_OP_TIMES: timed steps only */
-        if (is_gpu) cudaEventRecord(ev0, 0);
+            /* MD_CUDA_OP_TIMES: timed steps only */
+            if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();
+            if (is_gpu) cudaEventRecord(ev0, 0);
 #endif
-        md_model_zero_grad(m);
-        md_loss_t tot = {0, 0};
-        for (int64_t a = 0; a < accum; a++) {
-            for (int64_t b = 0; b < B; b++) {
-                const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
-                memcpy(in + b * L, w, (size_t)L);
-                memcpy(tg + b * L, w + 1, (size_t)L);
+            md_model_zero_grad(m);
+            md_loss_t tot = {0, 0};
+            for (int64_t a = 0; a < accum; a++) {
+                for (int64_t b = 0; b < B; b++) {
+                    const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
+                    memcpy(in + b * L, w, (size_t)L);
+                    memcpy(tg + b * L, w + 1, (size_t)L);
+                }
+                md_loss_t l;
+                if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
+                tot.loss_sum += l.loss_sum;
+                tot.n_targets += l.n_targets;
             }
-            md_loss_t l;
-            if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
-            tot.loss_sum += l.loss_sum;
-            tot.n_targets += l.n_targets;
-        }
-        double gs = 1.0 / (double)tot.n_targets;
-        double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
-        md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
-        double el;
+            if (phase == 1) {   /* as md_train_step: the ranks' sums, then the global norm */
+                double sums[2] = {tot.loss_sum, (double)tot.n_targets};
+                if (md_comm_allreduce_sum(comm, gbuf.data, reg->numel, MD_DTYPE_F32) < 0 ||
+                    md_comm_allreduce_host(comm, sums, 2) < 0)
+                    goto out;
+                tot.loss_sum = sums[0];
+                tot.n_targets = llround(sums[1]);
+            }
+            double gs = 1.0 / (double)tot.n_targets;
+            double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
+            md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
+            double el;
 #if MD_HAVE_CUDA
-        if (is_gpu) {
-            float f = 0;
-            cudaEventRecord(ev1, 0);
-            cudaEventSynchronize(ev1);
-            cudaEventElapsedTime(&f, ev0, ev1);
-            el = f;
-        } else
+            if (is_gpu) {
+                float f = 0;
+                cudaEventRecord(ev1, 0);
+                cudaEventSynchronize(ev1);
+                cudaEventElapsedTime(&f, ev0, ev1);
+                el = f;
+            } else
 #endif
-        {
-            be->sync(be);
-            el = 1e3 * (md_realtime() - t0);
+            {
+                be->sync(be);
+                el = 1e3 * (md_realtime() - t0);
+            }
+            loss = tot.loss_sum / tot.n_targets;
+            if (s >= warmup) ms[s - warmup] = el;
         }
-        loss = tot.loss_sum / tot.n_targets;
-        if (s >= warmup) ms[s - warmup] = el;
     }
     res->step_ms_median = md_bench_median(ms, (int)steps);
+    res->ranks = comm ? md_comm_size(comm) : 1;
     res->params = reg->numel;
     snprintf(res->backend, sizeof res->backend, "%s", be->name);
     snprintf(res->device_name, sizeof res->device_name, "%s", dev.name);
@@ -185,11 +218,14 @@ int md_bench_train_cmd(int argc, char **argv)
                                              {"precision", required_argument, 0, OPT_PRECISION},
                                              {"d-model", required_argument, 0, OPT_D_MODEL},
                                              {"n-layer", required_argument, 0, OPT_N_LAYER},
+                                             MD_DIST_LONGOPTS(OPT_DIST_FIRST),
                                              {0, 0, 0, 0}};
     const char *preset = NULL, *arch_name = "mamba";
     int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2, d_model = 0, n_layer = 0;
     int recompute = 0, c;
     md_precision_t precision = MD_PRECISION_FP32;
+    md_dist_opts_t dopt;
+    md_dist_opts_init(&dopt);
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, MD_COMMON_SHORTOPTS "m:L:B:", longopts, NULL)) >= 0) {
@@ -207,7 +243,10 @@ int md_bench_train_cmd(int argc, char **argv)
         case OPT_D_MODEL: if (md_parse_i64("--d-model", optarg, 1, 65536, 0, &d_model) < 0) return 1; break;
         case OPT_N_LAYER: if (md_parse_i64("--n-layer", optarg, 1, 4096, 0, &n_layer) < 0) return 1; break;
         default: {
-            int r = md_common_opt(&co, c, optarg);
+            int r = c >= OPT_DIST_FIRST ? md_dist_opt(&dopt, c - OPT_DIST_FIRST, optarg) : 0;
+            if (r < 0) return 1;
+            if (r > 0) break;
+            r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
             if (r == 0) {
                 md_report_bad_option("bench train", c, argv[optind - 1]);
@@ -244,11 +283,31 @@ int md_bench_train_cmd(int argc, char **argv)
     else
         snprintf(size_name, sizeof size_name, "%lldx%lld", (long long)cfg.d_model, (long long)cfg.n_layer);
     md_cpu_set_threads(co.threads);
+    if (md_dist_wants_launch(&dopt)) return md_dist_launch(&dopt, co.device, "bench", argc, argv);
+    md_dist_t dist;
+    if (md_dist_setup(&dopt, co.device, precision, &dist) < 0) return 1;
     md_train_bench_spec_t spec = {.cfg = &cfg, .device = co.device, .precision = precision, .batch = B, .len = L,
                                   .tokens_per_step = tps, .steps = steps, .warmup = warmup,
-                                  .recompute = recompute, .seed = co.seed};
+                                  .recompute = recompute, .seed = co.seed, .dist = &dist};
     md_train_bench_result_t r;
-    if (md_bench_train_measure(&spec, &r) < 0) return 1;
+    int ret = md_bench_train_measure(&spec, &r);
+    const int lead = md_comm_rank(dist.comm) == 0;
+    md_dist_end(&dist);
+    if (ret < 0) return 1;
+    if (r.step_ms_median_alone > 0) {
+        const double all = (double)r.ranks * tps / (r.step_ms_median / 1e3), one = tps / (r.step_ms_median_alone / 1e3);
+        if (lead) {
+            printf("preset\tparams\tdevice\tranks\tB\tL\ttokens_per_step_per_rank\tstep_ms_median\t"
+                   "step_ms_median_alone\ttokens_per_s\ttokens_per_s_one\tscaling_efficiency\n");
+            printf("%s\t%lld\t%s\t%d\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.0f\t%.4f\n", size_name,
+                   (long long)r.params, r.backend, r.ranks, (long long)B, (long long)L, (long long)tps,
+                   r.step_ms_median, r.step_ms_median_alone, all, one, r.step_ms_median_alone / r.step_ms_median);
+        }
+        md_info("%s on %d ranks: %.0f tokens/s, %.1f%% of %d x one rank's %.0f (median step %.2f ms, alone %.2f ms)",
+                size_name, r.ranks, all, 100 * r.step_ms_median_alone / r.step_ms_median, r.ranks, one,
+                r.step_ms_median, r.step_ms_median_alone);
+        return 0;
+    }
     printf("preset\tparams\tdevice\tB\tL\ttokens_per_step\tstep_ms_median\tstep_ms_min\ttokens_per_s\tpeak_alloc_GiB\t"
            "device_used_GiB\tlast_loss\n");
     printf("%s\t%lld\t%s\t%lld\t%lld\t%lld\t%.2f\t%.2f\t%.0f\t%.3f\t%.3f\t%.4f\n", size_name, (long long)r.params,

@@ -30,13 +30,19 @@ typedef struct md_train_bench_spec {
     int64_t steps, warmup;
     int recompute;
     uint64_t seed;
+    /* This rank's set-up (dist/dist.h), or NULL: then the device comes from
+     * `device`. With a communicator of several ranks the steps are timed
+     * twice: alone, then with the gradient all-reduce of md_train_step. */
+    const struct md_dist *dist;
 } md_train_bench_spec_t;
 
 typedef struct md_train_bench_result {
     int64_t params;
     char backend[32];            /* the backend table's name: cpu, cuda, cuda-bf16 */
     char device_name[256];
+    int ranks;
     double step_ms_median, step_ms_min, tokens_per_s;
+    double step_ms_median_alone;  /* several ranks: the median step without the all-reduce; else 0 */
     double peak_alloc_gib;       /* md_cuda_peak_bytes over the timed and warm-up steps; 0 on the CPU */
     double device_used_gib;      /* cudaMemGetInfo after the steps: the context and cuBLAS included */
     double last_loss;

@@ -10,6 +10,7 @@
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "cmd/cmd.h"
+#include "dist/dist.h"
 #include "nn/checkpoint.h"
 #include "nn/config.h"
 #include "nn/model.h"
@@ -27,7 +28,7 @@ enum {
     OPT_EPOCHS, OPT_STEPS_PER_EPOCH, OPT_LR, OPT_LR_MIN, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_POOLING,
     OPT_REVCOMP, OPT_MAX_N, OPT_VAL_CONTIGS, OPT_TEST_CONTIGS, OPT_VAL_FRACTION, OPT_TEST_FRACTION, OPT_VAL_WINDOWS,
     OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT,
-    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT
+    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT, OPT_DIST_FIRST
 };
 
 /* Default peak learning rates: the Mamba paper's for Mamba (1e-4) and
@@ -88,6 +89,9 @@ static void usage(FILE *fp)
             "      --log-every INT       steps per log line when stderr is not a terminal [100]\n"
             "      --max-bad-steps INT   stop after INT steps in a row with a non-finite loss or gradient\n"
             "                            (each is skipped: no update) [5]\n"
+            MD_DIST_HELP
+            "  (-B stays the step's examples, --micro-batch each rank's [B / ranks])\n"
+            "Common:\n"
             "  -t, --threads INT         worker threads (0 = all cores) [0]\n"
             "  -x, --device STR          auto, cpu, cuda or cuda:N [auto]\n"
             "      --seed INT            head initialisation, examples, augmentation [1]\n"
@@ -158,6 +162,8 @@ int cmd_finetune(int argc, char **argv)
     o.lr = -1, o.lr_min = 1e-6, o.warmup = 0.1, o.clip = 1.0, o.val_windows = 64, o.test_windows = 256;
     o.log_every = 100, o.seed = 1, o.max_bad_steps = MD_MAX_BAD_STEPS_DEFAULT;
     md_adamw_opts_default(&o.adamw);
+    md_dist_opts_t dopt;
+    md_dist_opts_init(&dopt);
     md_species_spec_t spec;
     memset(&spec, 0, sizeof spec);
     int model_given = 0, val_frac_given = 0, test_frac_given = 0, out_given = 0;
@@ -193,6 +199,7 @@ int cmd_finetune(int argc, char **argv)
         {"report", required_argument, 0, OPT_REPORT},
         {"resume", required_argument, 0, OPT_RESUME},
         {"stop-at", required_argument, 0, OPT_STOP_AT},
+        MD_DIST_LONGOPTS(OPT_DIST_FIRST),
         {0, 0, 0, 0}};
     int c, ret = 1;
     opterr = 0;
@@ -244,6 +251,10 @@ int cmd_finetune(int argc, char **argv)
         case OPT_RESUME: a.resume = optarg; break;
         case OPT_STOP_AT: r = md_parse_i64("--stop-at", optarg, 1, INT64_MAX / 4, 1, &o.stop_at); break;
         default:
+            if (c >= OPT_DIST_FIRST && c < OPT_DIST_FIRST + MD_DIST_N_OPTS) {
+                r = md_dist_opt(&dopt, c - OPT_DIST_FIRST, optarg) < 0 ? -1 : 0;
+                break;
+            }
             r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
             if (r == 0) { md_report_bad_option("finetune", c, argv[optind - 1]); return 1; }
@@ -258,6 +269,8 @@ int cmd_finetune(int argc, char **argv)
     md_model_t *model = NULL;
     md_ckpt_t *ck = NULL;
     char *prefix = NULL;
+    md_dist_t dist;
+    int dist_up = 0;
 
     /* ---- the arguments, checked before anything is loaded ---- */
     if (!!a.input == !!a.from_scratch) {
@@ -336,8 +349,6 @@ int cmd_finetune(int argc, char **argv)
         md_error("option --lr-min %g is above --lr %g", o.lr_min, o.lr);
         goto out;
     }
-    int64_t micro = a.micro ? a.micro : o.batch;
-    if (micro > o.batch) micro = o.batch;
     o.out_path = co.output;
     o.source = a.input;
     prefix = a.report ? md_strdup(a.report) : default_prefix(co.output);
@@ -345,10 +356,25 @@ int cmd_finetune(int argc, char **argv)
 
     /* ---- the device, the data, the model ---- */
     md_cpu_set_threads(co.threads);
-    md_device_t dev;
-    if (md_device_resolve(co.device, &dev) < 0) goto out;
-    const md_backend_t *be = md_backend_for_device(&dev, MD_PRECISION_FP32);
-    if (!be || !(be = md_backend_for_arch(cfg.arch, be, co.device))) goto out;
+    if (md_dist_wants_launch(&dopt)) {
+        ret = md_dist_launch(&dopt, co.device, NULL, argc, argv);
+        goto out;
+    }
+    if (md_dist_setup(&dopt, co.device, MD_PRECISION_FP32, &dist) < 0) goto out;
+    dist_up = 1;
+    const md_device_t dev = dist.dev;
+    const md_backend_t *be = dist.be;
+    const int ranks = md_comm_size(dist.comm);
+    o.comm = dist.comm;
+    /* each rank's micro-batch: by default its share of the step */
+    int64_t micro = a.micro ? a.micro : md_dist_share(o.batch, 0, ranks);
+    if (micro > md_dist_share(o.batch, 0, ranks)) micro = md_dist_share(o.batch, 0, ranks);
+    if (!(be = md_backend_for_arch(cfg.arch, be, co.device))) goto out;
+    if (ranks > 1 && be->device != dev.kind) {
+        md_error("the %s architecture has no kernels on %s, and ranks cannot change device", md_arch_name(cfg.arch),
+                 dev.name);
+        goto out;
+    }
     md_outfile_t *probe = md_outfile_open(co.output);   /* fail now, not after training */
     if (!probe) goto out;
     md_outfile_abort(probe);
@@ -385,5 +411,6 @@ out:
     md_species_data_free(data);
     md_species_spec_free(&spec);
     free(prefix);
+    if (dist_up) md_dist_end(&dist);
     return ret;
 }

@@ -8,6 +8,7 @@
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "cmd/cmd.h"
+#include "dist/dist.h"
 #include "train/lmopts.h"
 #include "train/markov.h"
 #include "nn/checkpoint.h"
@@ -26,7 +27,8 @@ enum {
     OPT_WARMUP, OPT_LR_MIN, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEQ_WARMUP, OPT_SEQ_WARMUP_START, OPT_VAL_EVERY,
     OPT_VAL_WINDOWS, OPT_METRICS, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG_EVERY, OPT_MAX_N, OPT_REVCOMP,
     OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX, OPT_MAX_BAD_STEPS,
-    OPT_HOLDOUT_FIRST   /* lmopts.h numbers its own from here */
+    OPT_DIST_FIRST,
+    OPT_HOLDOUT_FIRST = OPT_DIST_FIRST + MD_DIST_N_OPTS   /* lmopts.h numbers its own from here */
 };
 
 static void usage(FILE *fp)
@@ -79,13 +81,17 @@ static void usage(FILE *fp)
             "      --stop-at INT        stop and save after step INT (the schedule still spans --steps)\n"
             "      --max-bad-steps INT  stop after INT steps in a row with a non-finite loss or gradient\n"
             "                           (each is skipped: no update) [5]\n"
+            MD_DIST_HELP
+            "Common:\n"
             "  -t, --threads INT        worker threads (0 = all cores) [0]\n"
             "  -x, --device STR         auto, cpu, cuda or cuda:N [auto]\n"
             "      --seed INT           weights, windows and augmentation [1]\n"
             "  -q, --quiet              only warnings and errors on stderr\n"
             "  -h, --help               this help\n"
             "SIGINT or SIGTERM saves a checkpoint after the current step and exits with 130 or 143;\n"
-            "a second one stops at once (the last checkpoint stays whole).\n");
+            "a second one stops at once (the last checkpoint stays whole).\n"
+            "With several ranks -B and --tokens-per-step are the whole step's: each rank takes\n"
+            "every n-th sequence of a micro-batch, so the run is the one-process run (to rounding).\n");
 }
 
 int cmd_pretrain(int argc, char **argv)
@@ -102,6 +108,8 @@ int cmd_pretrain(int argc, char **argv)
     int recompute = 0, out_given = 0, model_given = 0;
     md_precision_t precision = MD_PRECISION_FP32;
     uint32_t given = 0;
+    md_dist_opts_t dopt;
+    md_dist_opts_init(&dopt);
     static const struct option longopts[] = {
         MD_COMMON_LONGOPTS,
         {"model", required_argument, 0, 'm'},
@@ -133,6 +141,7 @@ int cmd_pretrain(int argc, char **argv)
         {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"precision", required_argument, 0, OPT_PRECISION},
         MD_LMOPTS_HOLDOUT_LONGOPTS(OPT_HOLDOUT_FIRST),
+        MD_DIST_LONGOPTS(OPT_DIST_FIRST),
         {0, 0, 0, 0}};
     int c;
     opterr = 0;
@@ -233,6 +242,10 @@ int cmd_pretrain(int argc, char **argv)
             to.markov_order = (int)v;
             break;
         default:
+            if (c >= OPT_DIST_FIRST && c < OPT_HOLDOUT_FIRST) {
+                if (md_dist_opt(&dopt, c - OPT_DIST_FIRST, optarg) < 0) return 1;
+                break;
+            }
             r = md_lmopts_parse(&lo, c - OPT_HOLDOUT_FIRST, optarg);
             if (r < 0) return 1;
             if (r > 0) { given |= 1u << MD_TF_HOLDOUT; break; }
@@ -259,10 +272,13 @@ int cmd_pretrain(int argc, char **argv)
         return 1;
     }
     md_cpu_set_threads(co.threads);
-    md_device_t dev;
-    if (md_device_resolve(co.device, &dev) < 0) return 1;
-    const md_backend_t *be = md_backend_for_device(&dev, precision);
-    if (!be) return 1;
+    if (md_dist_wants_launch(&dopt)) return md_dist_launch(&dopt, co.device, NULL, argc, argv);
+    md_dist_t dist;
+    if (md_dist_setup(&dopt, co.device, precision, &dist) < 0) return 1;
+    const md_device_t dev = dist.dev;
+    const md_backend_t *be = dist.be;
+    const int ranks = md_comm_size(dist.comm);
+    to.comm = dist.comm;
 
     /* The model config: the checkpoint's on --resume, else the options. */
     md_config_t cfg;
@@ -275,17 +291,17 @@ int cmd_pretrain(int argc, char **argv)
     md_arch_t arch;
     if (md_arch_parse(arch_name, &arch) < 0) {
         md_error("option -m/--model: unknown architecture '%s' (mamba, hyena or transformer)", arch_name);
-        return 1;
+        goto out;
     }
     if (resume) {
         md_ckpt_t *ck = md_ckpt_open(resume);
-        if (!ck) return 1;
+        if (!ck) goto out;
         cfg = ck->cfg;
         md_ckpt_close(ck);
         if (model_given) {
             md_config_t want;
             if (preset) {
-                if (md_config_preset(&want, arch, preset) < 0) return 1;
+                if (md_config_preset(&want, arch, preset) < 0) goto out;
             } else {
                 md_config_init(&want, arch, d_model ? d_model : cfg.d_model, n_layer ? n_layer : cfg.n_layer);
             }
@@ -293,23 +309,23 @@ int cmd_pretrain(int argc, char **argv)
                 md_error("the model options ask for a %s %lld x %lld model, but checkpoint '%s' is a %s %lld x %lld "
                          "one", md_arch_name(want.arch), (long long)want.d_model, (long long)want.n_layer, resume,
                          md_arch_name(cfg.arch), (long long)cfg.d_model, (long long)cfg.n_layer);
-                return 1;
+                goto out;
             }
         }
         md_train_fixed_t saved;
         md_train_progress_t prog;
-        if (md_train_read_saved(resume, &saved, &prog, &keep) < 0) return 1;
+        if (md_train_read_saved(resume, &saved, &prog, &keep) < 0) goto out;
         if (md_train_merge_saved(f, &saved, given, resume) < 0) goto out;
     } else {
         if (preset) {
-            if (md_config_preset(&cfg, arch, preset) < 0) return 1;
+            if (md_config_preset(&cfg, arch, preset) < 0) goto out;
         } else if (d_model) {
             md_config_init(&cfg, arch, d_model, n_layer);
         } else if (md_config_preset(&cfg, arch, md_config_default_preset(arch)) < 0) {
-            return 1;
+            goto out;
         }
         if (arch == MD_ARCH_HYENA) cfg.l_max = l_max ? l_max : f->seq_len;
-        if (md_config_validate(&cfg, "model") < 0) return 1;
+        if (md_config_validate(&cfg, "model") < 0) goto out;
     }
     if (l_max && cfg.arch != MD_ARCH_HYENA) {
         md_error("option --l-max applies to hyena models only (this one is %s)", md_arch_name(cfg.arch));
@@ -346,7 +362,14 @@ int cmd_pretrain(int argc, char **argv)
     if (!(data = md_lm_data_new(g, &f->holdout, f->seed, f->max_n_frac, f->revcomp))) goto out;
     md_model_opts_t mo = {.recompute = recompute};
     if (!(be = md_backend_for_arch(cfg.arch, be, co.device))) goto out;
-    if (!(model = md_model_new_ex(&cfg, be, MD_DTYPE_F32, f->batch, f->seq_len, &mo))) goto out;
+    if (ranks > 1 && be->device != dev.kind) {
+        md_error("the %s architecture has no kernels on %s, and ranks cannot change device", md_arch_name(cfg.arch),
+                 dev.name);
+        goto out;
+    }
+    /* Each rank holds its share of a micro-batch (rank 0's is the largest). */
+    const int64_t share = md_dist_share(f->batch, 0, ranks);
+    if (!(model = md_model_new_ex(&cfg, be, MD_DTYPE_F32, share, f->seq_len, &mo))) goto out;
     if (!(tr = md_trainer_new(model, data, &to))) goto out;
     if (resume) {
         if (md_trainer_resume(tr, resume) < 0) goto out;
@@ -373,5 +396,6 @@ out:
     md_lm_data_free(data);
     md_genome_close(g);
     free(keep);
+    md_dist_end(&dist);
     return ret;
 }

@@ -9,6 +9,7 @@
 #include "backend/device.h"
 #include "build_info.h"
 #include "cmd/cmd.h"
+#include "dist/comm.h"
 #include "util/cli.h"
 
 char *openblas_get_config(void);
@@ -50,5 +51,6 @@ int cmd_version(int argc, char **argv)
     printf("cuda:      %s, runtime %s\n", md_cuda_compiled() ? "compiled in" : "not compiled in",
            md_cuda_version_string());
     printf("gpus:      %d present\n", n_gpu);
+    printf("mpi:       %s\n", md_comm_mpi_compiled() ? "compiled in" : "not compiled in");
     return 0;
 }

@@ -23,20 +23,45 @@ typedef struct {
     uint8_t *tokens;
     int32_t *labels;
     int64_t n_correct, n_seen;    /* this step's training accuracy */
+    int rank, ranks;              /* data parallel: this rank's part of each micro-batch */
+    uint8_t *stage;               /* a whole micro-batch of all ranks (ranks > 1) */
+    int32_t *stage_labels;
 } train_ctx_t;
 
-/* Micro-batch a's examples into c->tokens, c->labels; their number. */
+/* Micro-batches per step: each is micro x ranks examples of the step's
+ * batch (the last one fewer), of which every rank runs its share. */
+static int64_t n_micro(const train_ctx_t *c)
+{
+    const int64_t M = c->micro * c->ranks;
+    return (c->batch + M - 1) / M;
+}
+
+/* Micro-batch a: examples [a M, a M + n) of the step's batch (M = micro x
+ * ranks), drawn whole on every rank so that the species streams advance
+ * alike; this rank keeps those of index rank, rank + ranks, ... into
+ * c->tokens, c->labels. Returns their number. */
 static int64_t draw_micro_batch(train_ctx_t *c, int64_t a)
 {
-    int64_t n = c->batch - a * c->micro < c->micro ? c->batch - a * c->micro : c->micro;
-    md_species_data_train_batch(c->d, c->len, n, c->tokens, c->labels);
-    return n;
+    const int64_t M = c->micro * c->ranks, n = c->batch - a * M < M ? c->batch - a * M : M;
+    if (c->ranks == 1) {
+        md_species_data_train_batch(c->d, c->len, n, c->tokens, c->labels);
+        return n;
+    }
+    md_species_data_train_batch(c->d, c->len, n, c->stage, c->stage_labels);
+    int64_t k = 0;
+    for (int64_t b = c->rank; b < n; b += c->ranks, k++) {
+        memcpy(c->tokens + k * c->len, c->stage + b * c->len, (size_t)c->len);
+        c->labels[k] = c->stage_labels[b];
+    }
+    return k;
 }
 
 static int train_micro_batch(void *ud, int64_t a, double *loss_sum, int64_t *count)
 {
     train_ctx_t *c = ud;
     int64_t n = draw_micro_batch(c, a);
+    *loss_sum = 0, *count = 0;
+    if (n == 0) return 0;   /* a last micro-batch smaller than the ranks: nothing here */
     md_class_result_t r;
     if (md_model_classify(c->m, c->tokens, c->labels, n, c->len, 1, NULL, &r) < 0) return -1;
     *loss_sum = r.loss_sum;
@@ -231,13 +256,13 @@ static int resume(md_model_t *m, md_adamw_t *opt, const md_cls_train_opts_t *o, 
                               num_value(json_array_get(r, 4)), num_value(json_array_get(r, 5)),
                               num_value(json_array_get(r, 6)), cls};
         json_array_append_new(st->rows, row_json(&row, C));
-        if (md_epoch_log_add(elog, &row) < 0) { free(cls); goto out; }
+        if (tc->rank == 0 && md_epoch_log_add(elog, &row) < 0) { free(cls); goto out; }
     }
     free(cls);
     if (!(ck = md_ckpt_open(o->resume)) || md_ckpt_load_params(ck, m) < 0) goto out;
     /* Every example is a function of the seed and the order of the draws:
      * drawing (and dropping) the steps done puts the streams where they were. */
-    const int64_t accum = (o->batch + tc->micro - 1) / tc->micro;
+    const int64_t accum = n_micro(tc);
     for (int64_t s = 0; s < st->step; s++) {
         tc->len = md_seq_len_at(seq, s);
         for (int64_t a = 0; a < accum; a++) draw_micro_batch(tc, a);
@@ -276,8 +301,14 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     int64_t *n_val = md_calloc((size_t)C, sizeof *n_val), *n_test = md_calloc((size_t)C, sizeof *n_test);
     const char **labels = md_malloc((size_t)C * sizeof *labels);
     for (int k = 0; k < C; k++) labels[k] = md_species_data_label(d, k);
+    md_comm_t *comm = o->comm;
+    const int rank = comm ? md_comm_rank(comm) : 0, ranks = comm ? md_comm_size(comm) : 1, lead = rank == 0;
     train_ctx_t tc = {m, d, L, o->batch, micro, md_malloc((size_t)(micro * L)),
-                      md_malloc((size_t)micro * sizeof(int32_t)), 0, 0};
+                      md_malloc((size_t)micro * sizeof(int32_t)), 0, 0, rank, ranks, NULL, NULL};
+    if (ranks > 1) {
+        tc.stage = md_malloc((size_t)(micro * ranks * L));
+        tc.stage_labels = md_malloc((size_t)(micro * ranks) * sizeof(int32_t));
+    }
     float *logprobs = md_malloc((size_t)(micro * C) * sizeof *logprobs);
     char *p_epochs = report_path(o->report_prefix, "epochs.tsv"), *p_val = report_path(o->report_prefix, "val-confusion.tsv");
     char *p_test = report_path(o->report_prefix, "test-confusion.tsv");
@@ -298,14 +329,22 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     const md_params_t *reg = md_model_params(m);
     if (md_adamw_init(&opt, md_model_backend(m), md_model_dtype(m), reg->numel, reg->n_decay, &o->adamw) < 0) goto out;
     if (o->resume && resume(m, &opt, o, &st, res, elog, &tc, &seq, C) < 0) goto out;
+    /* Data parallel: every rank trains a replica from rank 0's weights;
+     * rank 0 alone evaluates, reports and saves (the moments and the data
+     * position are the same on every rank). */
+    if (comm) {
+        md_tensor_t pbuf = md_model_param_buffer(m);
+        if (md_comm_broadcast(comm, pbuf.data, reg->numel, pbuf.dtype, 0) < 0) goto out;
+    }
     md_info("%lld epoch%s of %lld steps (%lld of them sequence-length warmup from %lld), %lld examples per step "
             "(%lld micro-batch%s), lr %g -> %g",
             (long long)total_epochs, total_epochs == 1 ? "" : "s", (long long)spe, (long long)warm,
-            (long long)seq.start_len, (long long)o->batch, (long long)((o->batch + micro - 1) / micro),
-            (o->batch + micro - 1) / micro == 1 ? "" : "es", o->lr, o->lr_min);
+            (long long)seq.start_len, (long long)o->batch, (long long)n_micro(&tc), n_micro(&tc) == 1 ? "" : "es",
+            o->lr, o->lr_min);
     md_progress_t pg;
     const int64_t step0 = st.step;   /* (0 unless resumed) */
     md_progress_init(&pg, step0);
+    if (!lead) pg.active = 0;
     md_step_guard_t guard = {o->max_bad_steps > 0 ? o->max_bad_steps : MD_MAX_BAD_STEPS_DEFAULT, 0, 0};
     md_train_catch_signals();
     int64_t step = st.step;
@@ -321,9 +360,14 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             md_step_result_t sr;
             const double lr = st.lr = md_lr_at(&lrs, step);
             tc.n_correct = tc.n_seen = 0;
-            int64_t accum = (o->batch + micro - 1) / micro;
-            const int stepped = md_train_step(m, &opt, accum, train_micro_batch, &tc, lr, o->clip, step, &pg, &guard, &sr);
+            const int stepped =
+                md_train_step(m, comm, &opt, n_micro(&tc), train_micro_batch, &tc, lr, o->clip, step, &pg, &guard, &sr);
             if (stepped < 0) goto out;
+            /* the step's accuracy over all ranks, and whether any was asked to stop */
+            double sums[3] = {(double)tc.n_correct, (double)tc.n_seen, md_train_stop_signal() != 0};
+            if (comm && md_comm_allreduce_host(comm, sums, 3) < 0) goto out;
+            tc.n_correct = llround(sums[0]), tc.n_seen = llround(sums[1]);
+            const int stop = sums[2] > 0;
             if (stepped == 0) {   /* a skipped step stays out of the epoch's figures */
                 st.ep_loss += sr.loss_sum;
                 st.ep_correct += tc.n_correct;
@@ -332,28 +376,37 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             st.step = step + 1, st.epoch_steps = k + 1;
             if (o->stop_at == step + 1 && k + 1 < spe) {   /* (at an epoch's end, after its reports) */
                 md_progress_clear(&pg);
-                if (save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+                if (lead && save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
                 md_info("stopped after step %lld (epoch %lld): saved '%s'", (long long)step + 1, (long long)epoch,
                         o->out_path);
                 ret = 0;
                 goto out;
             }
-            if (md_train_stop_signal()) {
+            if (stop) {
                 md_progress_clear(&pg);
-                if (save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+                if (lead && save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+                const int sig = md_train_stop_signal();
                 md_info("stopped by %s after step %lld (epoch %lld): saved '%s' (no reports for the unfinished "
-                        "epoch); continue with --resume %s", md_train_signal_name(md_train_stop_signal()),
+                        "epoch); continue with --resume %s", sig ? md_train_signal_name(sig) : "another rank's signal",
                         (long long)step + 1, (long long)epoch, o->out_path, o->out_path);
                 ret = MD_TRAIN_INTERRUPTED;
                 goto out;
             }
             double eps = (double)((step + 1 - step0) * o->batch) / (md_realtime() - pg.t_start + 1e-9);
-            md_progress_update(&pg, step + 1, steps, sr.loss, eps * (double)tc.len);
+            if (lead) md_progress_update(&pg, step + 1, steps, sr.loss, eps * (double)tc.len);
             if (!pg.active && o->log_every > 0 && (step + 1) % o->log_every == 0)
                 md_info("step %lld/%lld: loss %.4f, lr %.3g, grad norm %.3g, %.1f examples/s", (long long)step + 1,
                         (long long)steps, sr.loss, lr, sr.grad_norm, eps);
         }
         md_progress_clear(&pg);
+        if (!lead) {   /* the figures, reports and checkpoint are rank 0's */
+            st.epoch = epoch + 1, st.epoch_steps = 0, st.ep_loss = 0, st.ep_correct = st.ep_n = 0;
+            if (o->stop_at == step && epoch < total_epochs) {
+                ret = 0;
+                goto out;
+            }
+            continue;
+        }
         if (evaluate(m, d, MD_SPLIT_VAL, L, n_val, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
         res->val_acc = md_confusion_accuracy(&cm);
         res->val_loss = md_confusion_mean_loss(&cm);
@@ -381,6 +434,10 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             goto out;
         }
     }
+    if (!lead) {
+        ret = 0;
+        goto out;
+    }
     if (evaluate(m, d, MD_SPLIT_TEST, L, n_test, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
     res->test_acc = md_confusion_accuracy(&cm);
     res->test_loss = md_confusion_mean_loss(&cm);
@@ -400,6 +457,7 @@ out:
     md_confusion_free(&cm);
     md_epoch_log_free(elog);
     free(p_epochs), free(p_val), free(p_test);
-    free(tc.tokens), free(tc.labels), free(logprobs), free(labels), free(n_val), free(n_test);
+    free(tc.tokens), free(tc.labels), free(tc.stage), free(tc.stage_labels), free(logprobs), free(labels), free(n_val),
+        free(n_test);
     return ret;
 }

@@ -8,6 +8,14 @@
  * global-norm clipping, AdamW). Learning rate: linear warmup over the first
  * warmup fraction of all steps, then cosine down to lr_min.
  *
+ * Data parallel (o->comm of several ranks): -B stays the step's number of
+ * examples and --micro-batch each rank's; a micro-batch is micro x ranks
+ * examples, drawn whole on every rank, of which rank r runs r, r + ranks,
+ * ...; gradients, counts and training accuracy are summed over the ranks,
+ * and rank 0 alone evaluates, reports and saves. The checkpoint is that of
+ * a one-process run; it continues on any number of ranks given the same
+ * --micro-batch.
+ *
  * Sequence-length warmup (the paper's rule for L > 2^14): one extra epoch
  * per doubling of length from seq_warmup_start (2^14) up to L, before the
  * `epochs` epochs at L; the batch keeps its number of examples (a
@@ -29,6 +37,7 @@
 
 #include <stdint.h>
 
+#include "dist/comm.h"
 #include "nn/model.h"
 #include "train/adamw.h"
 #include "train/species.h"
@@ -51,6 +60,7 @@ typedef struct md_cls_train_opts {
     int revcomp;
     const char *resume;           /* a checkpoint of this run to continue from, or NULL */
     int64_t stop_at;              /* stop (and save) after this step, before the test; 0 = never */
+    md_comm_t *comm;              /* data-parallel ranks (dist/comm.h); NULL = this process alone */
 } md_cls_train_opts_t;
 
 typedef struct md_cls_train_result {

@@ -324,20 +324,31 @@ void md_lm_data_test_batch(md_lm_data_t *d, uint64_t first, int64_t B, uint8_t *
 void md_lm_data_train_batch(md_lm_data_t *d, int64_t win_len, uint64_t *next, int64_t B, uint8_t *tokens,
                             md_window_t *windows)
 {
+    md_lm_data_train_batch_part(d, win_len, next, B, 0, 1, tokens, windows);
+}
+
+int64_t md_lm_data_train_batch_part(md_lm_data_t *d, int64_t win_len, uint64_t *next, int64_t B, int part,
+                                    int parts, uint8_t *tokens, md_window_t *windows)
+{
     md_sampler_t *s = train_sampler(d, win_len);
     md_window_t *w = md_malloc(sizeof *w * (size_t)(B ? B : 1));
     uint64_t i = *next;
+    int64_t n = 0;
     for (int64_t b = 0; b < B; b++) {
         /* prepare_train found an accepted window, so accepted ones recur:
-         * the walk ends. */
-        do md_sampler_window(s, i++, &w[b]);
-        while (rejected(d, &w[b]));
+         * the walk ends. Every part walks the whole batch, so that *next
+         * is the same for all of them. */
+        md_window_t win;
+        do md_sampler_window(s, i++, &win);
+        while (rejected(d, &win));
+        if (b % parts == part) w[n++] = win;
     }
     *next = i;
 #pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < B; b++) md_sampler_tokens(s, &w[b], tokens + b * win_len);
-    if (windows) memcpy(windows, w, sizeof *w * (size_t)B);
+    for (int64_t b = 0; b < n; b++) md_sampler_tokens(s, &w[b], tokens + b * win_len);
+    if (windows) memcpy(windows, w, sizeof *w * (size_t)n);
     free(w);
+    return n;
 }
 
 void md_lm_data_val_batch(md_lm_data_t *d, uint64_t first, int64_t B, uint8_t *tokens, md_window_t *windows)

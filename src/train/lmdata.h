@@ -81,6 +81,13 @@ void md_lm_data_test_batch(md_lm_data_t *d, uint64_t first, int64_t B, uint8_t *
  * one used. tokens: B x win_len; windows (may be NULL) gets B windows. */
 void md_lm_data_train_batch(md_lm_data_t *d, int64_t win_len, uint64_t *next, int64_t B, uint8_t *tokens,
                             md_window_t *windows);
+/* Part `part` of `parts` of that batch (data-parallel ranks): its windows
+ * b = part, part + parts, ... in order; the walk and *next are those of the
+ * whole batch, so the parts of one batch are disjoint and together are
+ * md_lm_data_train_batch's. Returns their number (dist/dist.h:
+ * md_dist_share); tokens and windows hold that many. */
+int64_t md_lm_data_train_batch_part(md_lm_data_t *d, int64_t win_len, uint64_t *next, int64_t B, int part,
+                                    int parts, uint8_t *tokens, md_window_t *windows);
 /* Validation windows first .. first + B - 1 (prepared length); windows may
  * be NULL. */
 void md_lm_data_val_batch(md_lm_data_t *d, uint64_t first, int64_t B, uint8_t *tokens, md_window_t *windows);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dist/dist.h"
 #include "nn/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
@@ -302,10 +303,21 @@ md_trainer_t *md_trainer_new(md_model_t *m, md_lm_data_t *d, const md_train_opts
         md_error("-L, -B and --steps must be positive");
         return NULL;
     }
-    if (f->batch > md_model_max_batch(m) || f->seq_len > md_model_max_len(m)) {
-        md_error("the model was planned for batches of %lld x %lld, smaller than -B %lld x -L %lld",
-                 (long long)md_model_max_batch(m), (long long)md_model_max_len(m), (long long)f->batch,
+    if (f->seq_len > md_model_max_len(m)) {
+        md_error("the model was planned for sequences of %lld, shorter than -L %lld", (long long)md_model_max_len(m),
                  (long long)f->seq_len);
+        return NULL;
+    }
+    const int ranks = o->comm ? md_comm_size(o->comm) : 1;
+    if (f->batch < ranks) {
+        md_error("-B %lld is smaller than the %d ranks: each rank takes its share of every micro-batch of B "
+                 "sequences, and needs at least one", (long long)f->batch, ranks);
+        return NULL;
+    }
+    const int64_t share = md_dist_share(f->batch, 0, ranks);   /* rank 0's is the largest */
+    if (share > md_model_max_batch(m)) {
+        md_error("the model was planned for batches of %lld, smaller than this rank's share %lld of -B %lld",
+                 (long long)md_model_max_batch(m), (long long)share, (long long)f->batch);
         return NULL;
     }
     md_trainer_t *t = md_calloc(1, sizeof *t);
@@ -473,7 +485,8 @@ static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
 {
     md_eval_result_t r;
     double t0 = md_realtime();
-    if (md_eval_model(t->m, t->d, t->o.f.seq_len, (int64_t)t->val_windows, t->o.f.batch, &r) < 0) return -1;
+    const int64_t batch = md_model_max_batch(t->m) < t->o.f.batch ? md_model_max_batch(t->m) : t->o.f.batch;
+    if (md_eval_model(t->m, t->d, t->o.f.seq_len, (int64_t)t->val_windows, batch, &r) < 0) return -1;
     *val_loss = r.loss;
     md_progress_clear(pg);
     char base[96] = "";
@@ -485,15 +498,17 @@ static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
     return 0;
 }
 
-/* One micro-batch of next-base prediction for md_train_step. */
-typedef struct { md_trainer_t *t; int64_t len, W; } lm_batch_t;
+/* One micro-batch of next-base prediction for md_train_step: this rank's
+ * share of the micro-batch's B windows. */
+typedef struct { md_trainer_t *t; int64_t len, W; int rank, ranks; } lm_batch_t;
 
 static int lm_micro_batch(void *ud, int64_t micro, double *loss_sum, int64_t *count)
 {
     lm_batch_t *lb = ud;
     md_trainer_t *t = lb->t;
-    const int64_t B = t->o.f.batch, len = lb->len, W = lb->W;
-    md_lm_data_train_batch(t->d, W, &t->prog.next_window, B, t->win, NULL);
+    const int64_t len = lb->len, W = lb->W;
+    const int64_t B = md_lm_data_train_batch_part(t->d, W, &t->prog.next_window, t->o.f.batch, lb->rank, lb->ranks,
+                                                  t->win, NULL);
     for (int64_t b = 0; b < B; b++) {
         memcpy(t->in + b * len, t->win + b * W, (size_t)len);
         memcpy(t->tg + b * len, t->win + b * W + 1, (size_t)len);
@@ -513,7 +528,16 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
     md_model_t *m = t->m;
     md_metrics_t *mt = NULL;
     int ret = -1;
-    if (o->val_every > 0 && o->markov_order >= 0) {
+    /* Data parallel: every rank trains a replica from rank 0's weights;
+     * rank 0 alone validates, logs, writes metrics and saves (the moments
+     * and the data position are the same on every rank). */
+    md_comm_t *comm = o->comm;
+    const int rank = comm ? md_comm_rank(comm) : 0, ranks = comm ? md_comm_size(comm) : 1, lead = rank == 0;
+    if (comm) {
+        md_tensor_t pbuf = md_model_param_buffer(m);
+        if (md_comm_broadcast(comm, pbuf.data, md_model_params(m)->numel, pbuf.dtype, 0) < 0) return -1;
+    }
+    if (lead && o->val_every > 0 && o->markov_order >= 0) {
         md_eval_result_t r;
         double t0 = md_realtime();
         md_eval_markov(t->d, o->markov_order, f->seq_len, (int64_t)t->val_windows, &r);
@@ -521,7 +545,7 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         md_info("order-%d Markov baseline (fitted on the training part): %.4f bits per base on the validation "
                 "windows (%.1f s)", o->markov_order, r.bits_per_base, md_realtime() - t0);
     }
-    if (o->metrics_path) {
+    if (lead && o->metrics_path) {
         char title[256];
         const md_config_t *c = md_model_config(m);
         snprintf(title, sizeof title, "mambadna pretrain: %s %lld x %lld, L %lld", md_arch_name(c->arch),
@@ -535,6 +559,7 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
     }
     md_progress_t pg;
     md_progress_init(&pg, t->prog.step);
+    if (!lead) pg.active = 0;
     md_step_guard_t guard = {o->max_bad_steps > 0 ? o->max_bad_steps : 1, 0, 0};
     md_train_catch_signals();
     double iv_loss = 0, iv_t0 = md_realtime();
@@ -551,10 +576,11 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
                     accum == 1 ? "" : "es");
             last_len = len;
         }
-        lm_batch_t lb = {t, len, W};
+        lm_batch_t lb = {t, len, W, rank, ranks};
         md_step_result_t sr;
         const double lr = md_lr_at(&t->lr, step);
-        const int stepped = md_train_step(m, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
+        const int stepped =
+            md_train_step(m, comm, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
         if (stepped < 0) goto out;
         const double loss = sr.loss, gnorm = sr.grad_norm;
         t->prog.step++;
@@ -570,9 +596,9 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         const int last = s == end;
         const double now = md_realtime();
         const double tps = (double)iv_tokens / (now - iv_t0 > 1e-9 ? now - iv_t0 : 1e-9);
-        md_progress_update(&pg, s, f->steps, loss, tps);
-        int do_val = o->val_every > 0 && (s % o->val_every == 0 || last);
-        int do_log = o->log_every > 0 && (s % o->log_every == 0 || last);
+        if (lead) md_progress_update(&pg, s, f->steps, loss, tps);
+        int do_val = lead && o->val_every > 0 && (s % o->val_every == 0 || last);
+        int do_log = lead && o->log_every > 0 && (s % o->log_every == 0 || last);
         double val_loss = NAN;
         if (do_val && validate(t, &pg, &val_loss) < 0) goto out;
         if (do_log || do_val) {
@@ -593,11 +619,15 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
             iv_tokens = 0;
             iv_t0 = md_realtime();
         }
-        const int stop = md_train_stop_signal() != 0;
+        /* The ranks stop together: a rank that went on alone would wait in
+         * its next collective for ever. */
+        double stop_votes = md_train_stop_signal() != 0;
+        if (comm && md_comm_allreduce_host(comm, &stop_votes, 1) < 0) goto out;
+        const int stop = stop_votes > 0;
         /* No periodic save inside a streak of skipped steps: should the
          * streak stop the run, the last checkpoint is the last good step's. */
         const int periodic = o->save_every > 0 && s % o->save_every == 0 && guard.streak == 0;
-        if (o->out_path && (periodic || last || stop)) {
+        if (lead && o->out_path && (periodic || last || stop)) {
             double t0 = md_realtime();
             if (md_trainer_save(t, o->out_path) < 0) goto out;
             md_progress_clear(&pg);
@@ -606,7 +636,8 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         }
         if (stop) {
             md_progress_clear(&pg);
-            const char *why = md_train_signal_name(md_train_stop_signal());
+            const int sig = md_train_stop_signal();
+            const char *why = sig ? md_train_signal_name(sig) : "another rank's signal";
             if (o->out_path) md_info("stopped by %s after step %lld; continue with --resume %s", why, (long long)s, o->out_path);
             else md_info("stopped by %s after step %lld (no -o: nothing saved)", why, (long long)s);
             ret = MD_TRAIN_INTERRUPTED;

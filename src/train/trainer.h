@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 
+#include "dist/comm.h"
 #include "nn/model.h"
 #include "train/adamw.h"
 #include "train/lmdata.h"
@@ -58,15 +59,18 @@ typedef struct md_step_guard {
 #define MD_MAX_BAD_STEPS_DEFAULT 5
 
 /* One optimizer step at 0-based `step`: zero the gradients, run accum
- * micro-batches through fn, scale the summed gradient by 1 / count, clip
+ * micro-batches through fn, sum the gradients and counts over comm's ranks
+ * (NULL or one rank: nothing to sum; every rank then holds the whole
+ * batch's), scale the summed gradient by 1 / count, clip
  * its global norm to clip (0 = off) and apply AdamW at lr. Returns 0; 1
  * when the loss or gradient norm was not finite and the step was skipped
  * (a warning; no update, but opt's step count still advances); or -1 after
  * one error line (fn failed; nothing counted; guard->max_bad non-finite
  * steps in a row). pg's line is cleared before a message. *r is filled
  * unless fn failed. */
-int md_train_step(md_model_t *m, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud, double lr,
-                  double clip, int64_t step, md_progress_t *pg, md_step_guard_t *guard, md_step_result_t *r);
+int md_train_step(md_model_t *m, md_comm_t *comm, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud,
+                  double lr, double clip, int64_t step, md_progress_t *pg, md_step_guard_t *guard,
+                  md_step_result_t *r);
 
 /* Options a resumed run must share with the run it continues. */
 typedef struct md_train_fixed {
@@ -97,6 +101,7 @@ typedef struct md_train_opts {
     int markov_order;             /* baseline fitted at start when validating; < 0 = none */
     int64_t stop_at;              /* stop (and save) after this step, leaving the schedule to steps; 0 = none */
     int64_t max_bad_steps;        /* non-finite steps in a row that stop the run (md_step_guard_t) */
+    md_comm_t *comm;              /* data-parallel ranks (dist/comm.h); NULL = this process alone */
 } md_train_opts_t;
 
 void md_train_opts_init(md_train_opts_t *o);
