@@ -195,15 +195,16 @@ int main(void)
     kset_t own[N_CLADES];
     double copies[N_CLADES][MD_SIM_N_SPECIES], copies2[N_CLADES][MD_SIM_N_SPECIES];
 
-    /* The default rate: 64 per Mbp per branch, on 0.5 Mbp a little under
-     * 32 copies per branch (some collide with other edits, some are 5'
+    /* The default rate: 64 per Mbp of the parent per branch, on 0.5 Mbp
+     * (a little more after the insertions above) about 32 copies per branch;
+     * fewer carry the own k-mers (some collide with other edits, some are 5'
      * truncated past the diagnostic changes, a few lose them to divergence). */
     simulate(&res, 64);
     own_kmers(&res, own);
     count_copies(&res, own, copies);
     for (int c = 0; c < N_CLADES; c++) {
         int v = branch_of(&res, clades[c].node);
-        CHECK(res.branches[v].subfamily_insertions > 20 && res.branches[v].subfamily_insertions <= 32,
+        CHECK(res.branches[v].subfamily_insertions > 20 && res.branches[v].subfamily_insertions <= 36,
               "%s: %lld subfamily copies inserted", clades[c].node, (long long)res.branches[v].subfamily_insertions);
         fprintf(stderr, "%-10s own k-mers %3lld, copies per species:", clades[c].node, (long long)own[c].n / 2);
         for (int s = 0; s < MD_SIM_N_SPECIES; s++) fprintf(stderr, " %5.1f", copies[c][s]);

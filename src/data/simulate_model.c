@@ -183,10 +183,23 @@ static void build_families(sim_model_t *m, md_rng_t *r)
 
 }
 
+/* 1 when unit[0, n) repeats a shorter unit (AAAA, ACAC): such an array
+ * would be a plain microsatellite. */
+static int unit_is_periodic(const char *unit, int n)
+{
+    for (int p = 1; p < n; p++) {
+        if (n % p) continue;
+        int same = 1;
+        for (int i = p; i < n && same; i++) same = unit[i] == unit[i - p];
+        if (same) return 1;
+    }
+    return 0;
+}
+
 /* The lineage subfamilies, root's children first, each from its parent's
  * (the SINE1 consensus below the root), as Alu subfamilies nest (AluY,
  * AluYb, AluYb8): 3% substitutions, CpG sites first as in any copy, and one
- * 16-24 bp insertion away from the ends. A node's subfamily thus carries
+ * insertion away from the ends. A node's subfamily thus carries
  * every change of its ancestors' plus its own, and differs from the SINE1
  * consensus and from its siblings' by enough to be told apart in one copy. */
 static void build_subfamilies(sim_model_t *m, const int parent[MD_SIM_N_NODES], md_rng_t *r)
@@ -201,7 +214,19 @@ static void build_subfamilies(sim_model_t *m, const int parent[MD_SIM_N_NODES], 
         int64_t at = 30 + (int64_t)md_rng_below(r, (uint64_t)(n - 60));
         sim_buf_t out = {0};
         sim_buf_put(&out, b.s, at);
-        random_bases(r, &out, 16 + (int64_t)md_rng_below(r, 9), 0.5, 0.5, 0.5);
+        /* The insertion: a tandem array of a 4-7 bp unit of the branch's
+         * own, 36-48 bp (as mouse L1 subfamilies are told apart by their
+         * 5' monomers), a local k-mer spectrum no other subfamily has. */
+        char unit[8];
+        int period = 4 + (int)md_rng_below(r, 4);
+        do {
+            sim_buf_t u = {0};
+            random_bases(r, &u, period, 0.5, 0.5, 0.5);
+            memcpy(unit, u.s, (size_t)period);
+            free(u.s);
+        } while (unit_is_periodic(unit, period));
+        int64_t ins_len = 36 + (int64_t)md_rng_below(r, 13);
+        for (int64_t i = 0; i < ins_len; i++) sim_buf_putc(&out, unit[i % period]);
         sim_buf_put(&out, b.s + at, n - at);
         free(b.s);
         m->subfamily[v] = out.s;
