@@ -8,7 +8,6 @@
  * genome, nor the subfamily of any branch outside its lineage: the k-mers
  * its diagnostic changes made. The clades are this test's own statement of
  * the tree, not the library's. */
-#include <ctype.h>
 #include <stdint.h>
 
 #include "data/simulate.h"
@@ -28,17 +27,6 @@ static const struct {
     {"gorilla", {0, 0, 0, 1, 0}},   {"orangutan", {0, 0, 0, 0, 1}},
 };
 enum { N_CLADES = sizeof clades / sizeof clades[0] };
-
-static int code(char c)
-{
-    switch (toupper((unsigned char)c)) {
-    case 'A': return 0;
-    case 'C': return 1;
-    case 'G': return 2;
-    case 'T': return 3;
-    }
-    return -1;
-}
 
 /* A sorted set of 2-bit-packed k-mers. */
 typedef struct {
@@ -64,7 +52,7 @@ static void each_kmer(const char *s, int64_t n, void (*fn)(uint32_t, void *), vo
     uint32_t fw = 0, rc = 0;
     int run = 0;
     for (int64_t i = 0; i < n; i++) {
-        int b = code(s[i]);
+        int b = md_test_base_code(s[i]);
         if (b < 0) { run = 0; continue; }
         fw = fw << 2 | (uint32_t)b;
         rc = rc >> 2 | (uint32_t)(3 - b) << (2 * K - 2);
