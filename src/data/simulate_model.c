@@ -196,12 +196,12 @@ static int unit_is_periodic(const char *unit, int n)
     return 0;
 }
 
-/* The lineage subfamilies, root's children first, each from its parent's
- * (the SINE1 consensus below the root), as Alu subfamilies nest (AluY,
- * AluYb, AluYb8): 3% substitutions, CpG sites first as in any copy, and one
- * insertion away from the ends. A node's subfamily thus carries
- * every change of its ancestors' plus its own, and differs from the SINE1
- * consensus and from its siblings' by enough to be told apart in one copy. */
+/* The lineage subfamilies in preorder, each from its parent's (the SINE1
+ * consensus below the root), as Alu subfamilies nest (AluY, AluYb, AluYb8):
+ * 3% substitutions, CpG sites first as in any copy, and one insertion away
+ * from the ends. A node's subfamily thus carries every change of its
+ * ancestors' plus its own, and differs from the SINE1 consensus and from its
+ * siblings' by enough to be told apart in one copy. */
 static void build_subfamilies(sim_model_t *m, const int parent[MD_SIM_N_NODES], md_rng_t *r)
 {
     for (int v = 1; v < MD_SIM_N_NODES; v++) {
