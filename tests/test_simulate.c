@@ -24,17 +24,6 @@ enum { HUMAN, CHIMP, BONOBO, GORILLA, ORANGUTAN };
     CHECK(fabs(g_ - w_) <= (rtol) * fabs(w_), "%s: %.5g, expected %.5g within %g%%", what, g_, w_, 100.0 * (rtol)); \
 } while (0)
 
-static int code(char c)
-{
-    switch (toupper((unsigned char)c)) {
-    case 'A': return 0;
-    case 'C': return 1;
-    case 'G': return 2;
-    case 'T': return 3;
-    }
-    return -1;
-}
-
 static void simulate(md_sim_result_t *res, uint64_t seed, int threads)
 {
     md_sim_opts_t o;
@@ -64,7 +53,7 @@ static int8_t *by_ancestor(const md_sim_result_t *res, int s, int c)
         int64_t p = ch->anc_pos[j];
         if (p < 0) continue;
         if (p <= last || p >= L) bad_order++;
-        else a[p] = (int8_t)code(ch->seq[j]);
+        else a[p] = (int8_t)md_test_base_code(ch->seq[j]);
         last = p;
     }
     CHECK(bad_order == 0, "species %d chr %d: %lld ancestral coordinates out of order", s, c, (long long)bad_order);
@@ -140,11 +129,11 @@ static void test_base_genome(const md_sim_result_t *res)
         const char *s = res->ancestor.chroms[c].seq;
         int64_t L = res->ancestor.chroms[c].len;
         for (int64_t i = 0; i < L; i++) {
-            int b = code(s[i]);
+            int b = md_test_base_code(s[i]);
             if (b < 0) continue;
             n[b]++; acgt++;
             lower += islower((unsigned char)s[i]) != 0;
-            if (i + 1 < L && code(s[i + 1]) >= 0) { dinuc++; cg += b == 1 && code(s[i + 1]) == 2; }
+            if (i + 1 < L && md_test_base_code(s[i + 1]) >= 0) { dinuc++; cg += b == 1 && md_test_base_code(s[i + 1]) == 2; }
         }
     }
     double fc = (double)n[1] / acgt, fg = (double)n[2] / acgt;
@@ -163,7 +152,7 @@ static void test_base_genome(const md_sim_result_t *res)
         const char *s = res->ancestor.chroms[r->chrom].seq;
         int64_t gc = 0, all = 0;
         for (int64_t i = r->start; i < r->end; i++) {
-            int b = code(s[i]);
+            int b = md_test_base_code(s[i]);
             if (b < 0) continue;
             all++;
             gc += b == 1 || b == 2;
@@ -188,7 +177,7 @@ static void test_base_genome(const md_sim_result_t *res)
             char fw[17], rc[17];
             for (int i = 0; i < 16; i++) {
                 fw[i] = cons[k + i];
-                rc[15 - i] = "TGCA"[code(cons[k + i])];
+                rc[15 - i] = "TGCA"[md_test_base_code(cons[k + i])];
             }
             fw[16] = rc[16] = 0;
             int64_t hits = 0, hits_lower = 0;
@@ -255,8 +244,8 @@ static char *truth(const md_sim_genome_t *g, const char *contig, int64_t start, 
         if (strand < 0)
             for (int64_t i = 0, j = n - 1; i <= j; i++, j--) {
                 char x = s[i], y = s[j];
-                s[i] = "TGCA"[code(y)];
-                s[j] = "TGCA"[code(x)];
+                s[i] = "TGCA"[md_test_base_code(y)];
+                s[j] = "TGCA"[md_test_base_code(x)];
             }
         return s;
     }

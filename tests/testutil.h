@@ -31,6 +31,18 @@ static int md_test_failures, md_test_checks;
     if (!close_) fprintf(stderr, "     %s = %.9g, %s = %.9g\n", #a, a_, #b, b_); \
 } while (0)
 
+/* A=0 C=1 G=2 T=3 in either case; -1 for anything else. */
+static inline int md_test_base_code(char c)
+{
+    switch (c | 0x20) {
+    case 'a': return 0;
+    case 'c': return 1;
+    case 'g': return 2;
+    case 't': return 3;
+    }
+    return -1;
+}
+
 static inline int md_test_done(void)
 {
     printf("%d passed, %d failed\n", md_test_checks - md_test_failures, md_test_failures);

@@ -44,6 +44,7 @@ void md_sim_opts_init(md_sim_opts_t *o)
     o->div_scale = 1.0;
     o->indel_ratio = 0.1;
     o->lineage_repeats = 10.0;
+    o->subfamily_repeats = 64.0;
     o->isochore_len = 300000;
     o->gaps = 1;
 }
@@ -68,6 +69,10 @@ static int check_opts(const md_sim_opts_t *o)
     }
     if (!(o->lineage_repeats >= 0 && o->lineage_repeats <= 1000)) {
         md_error("lineage repeat rate %g is out of range [0, 1000]", o->lineage_repeats);
+        return -1;
+    }
+    if (!(o->subfamily_repeats >= 0 && o->subfamily_repeats <= 1000)) {
+        md_error("subfamily repeat rate %g is out of range [0, 1000]", o->subfamily_repeats);
         return -1;
     }
     if (o->isochore_len < 1000) {
@@ -157,7 +162,7 @@ static void simulate_chrom(const sim_model_t *m, const md_sim_opts_t *o, int ci,
         int pv = node_parent[v];
         md_rng_t r;
         sim_rng_init(&r, o->seed, SIM_STREAM_BRANCH, (uint64_t)ci, (uint64_t)v);
-        sim_derive_chrom(m, o, &node[pv], res->branches[v].length, &r, &node[v], &st->branch[v]);
+        sim_derive_chrom(m, o, v, &node[pv], res->branches[v].length, &r, &node[v], &st->branch[v]);
         if (--children[pv] == 0) {
             if (pv == 0 && o->keep_ancestor) {
                 md_sim_chrom_t *dst = &res->ancestor.chroms[ci];
@@ -201,7 +206,7 @@ int md_simulate_genomes(const md_sim_opts_t *o, md_sim_result_t *res)
     if (check_opts(o) < 0) return -1;
     setup_tree(o, res);
     sim_model_t *m = md_malloc(sizeof *m);
-    sim_model_build(m, o->seed);
+    sim_model_build(m, o->seed, node_parent);
     int nc = o->n_chroms;
     for (int s = 0; s < MD_SIM_N_SPECIES; s++) {
         res->species[s].n_chroms = nc;
@@ -230,6 +235,7 @@ int md_simulate_genomes(const md_sim_opts_t *o, md_sim_result_t *res)
             b->indels += st[c].branch[v].indels;
             b->repeat_insertions += st[c].branch[v].repeat_insertions;
             b->slippages += st[c].branch[v].slippages;
+            b->subfamily_insertions += st[c].branch[v].subfamily_insertions;
         }
         for (int x = 0; x < MD_SIM_N_SPECIES; x++)
             for (int y = 0; y < MD_SIM_N_SPECIES; y++) {
@@ -264,6 +270,7 @@ int md_simulate_genomes(const md_sim_opts_t *o, md_sim_result_t *res)
         res->family_names[f] = sim_family_names[f];
         res->family_consensus[f] = md_strdup(m->consensus[f]);
     }
+    for (int v = 1; v < MD_SIM_N_NODES; v++) res->subfamily_consensus[v] = md_strdup(m->subfamily[v]);
     free(st);
     sim_model_free(m);
     free(m);
@@ -284,6 +291,7 @@ void md_sim_result_free(md_sim_result_t *res)
     free(res->isochores);
     free(res->cpg_islands);
     for (int f = 0; f < MD_SIM_N_FAMILIES; f++) free(res->family_consensus[f]);
+    for (int v = 0; v < MD_SIM_N_NODES; v++) free(res->subfamily_consensus[v]);
     memset(res, 0, sizeof *res);
 }
 

@@ -1,5 +1,6 @@
 /* One branch of the tree on one chromosome: substitutions in place, then
- * indels, new repeat copies and tandem-repeat slippage as a sorted list of
+ * indels, new repeat copies (of the shared young families and of the
+ * branch's own subfamily) and tandem-repeat slippage as a sorted list of
  * edits applied in a single pass, which also carries the base-genome
  * coordinates and the tandem-repeat loci over to the child. */
 #include <math.h>
@@ -11,7 +12,7 @@
 
 #define CODE(c) sim_code[(unsigned char)(c)]
 
-enum { EV_SLIP, EV_INDEL, EV_REPEAT };
+enum { EV_SLIP, EV_INDEL, EV_REPEAT, EV_SUBFAMILY };
 
 typedef struct {
     int64_t pos;       /* edit before parent base pos */
@@ -79,8 +80,28 @@ static int touches_n(const char *seq, int64_t len, int64_t pos, int64_t del)
     return 0;
 }
 
-static void propose_edits(const sim_model_t *m, const md_sim_opts_t *o, const sim_chrom_t *p, const char *seq,
-                          double length, int64_t n_sub, int64_t n_bases, md_rng_t *r, edits_t *ev)
+/* Proposes n_copies insertions of young repeat copies, each at a random
+ * position with a target-site duplication of 8-16 bp: of SINE1 (70%) or
+ * LINE1 for EV_REPEAT, of node's subfamily for EV_SUBFAMILY. */
+static void add_insertions(const sim_model_t *m, int kind, int64_t n_copies, int node, const char *seq, int64_t n,
+                           md_rng_t *r, edits_t *ev)
+{
+    sim_buf_t copy = {0};
+    for (int64_t k = 0; k < n_copies && n > 32; k++) {
+        int fam = kind == EV_SUBFAMILY ? -1 : md_rng_uniform(r) < 0.7 ? SIM_SINE1 : SIM_LINE1;
+        int64_t tsd = 8 + (int64_t)md_rng_below(r, 9);
+        int64_t pos = tsd + (int64_t)md_rng_below(r, (uint64_t)(n - tsd));
+        copy.n = 0;
+        if (kind == EV_SUBFAMILY) sim_subfamily_copy(m, node, r, &copy);
+        else sim_repeat_copy(m, fam, 1, r, &copy);
+        sim_buf_put(&copy, seq + pos - tsd, tsd);
+        edit_add(ev, kind, pos, 0, copy.s, copy.n);
+    }
+    free(copy.s);
+}
+
+static void propose_edits(const sim_model_t *m, const md_sim_opts_t *o, int node, const sim_chrom_t *p,
+                          const char *seq, double length, int64_t n_sub, int64_t n_bases, md_rng_t *r, edits_t *ev)
 {
     int64_t n = p->len;
     /* Slippage: each locus gains or loses 1-3 units. */
@@ -113,19 +134,14 @@ static void propose_edits(const sim_model_t *m, const md_sim_opts_t *o, const si
             edit_add(ev, EV_INDEL, pos, 0, buf, len);
         }
     }
-    /* New copies of the young families, each with a target-site duplication. */
+    /* New copies of the young families shared by all species, at a rate
+     * that follows the branch's length, then of the branch's own subfamily,
+     * at a rate per branch: even the short chimpanzee and bonobo branches
+     * get enough to tell them apart. */
     int64_t n_rep = (int64_t)llround(o->lineage_repeats * ((double)n_bases / 1e6) * (length * 100.0));
-    sim_buf_t copy = {0};
-    for (int64_t k = 0; k < n_rep && n > 32; k++) {
-        int fam = md_rng_uniform(r) < 0.7 ? SIM_SINE1 : SIM_LINE1;
-        int64_t tsd = 8 + (int64_t)md_rng_below(r, 9);
-        int64_t pos = tsd + (int64_t)md_rng_below(r, (uint64_t)(n - tsd));
-        copy.n = 0;
-        sim_repeat_copy(m, fam, 1, r, &copy);
-        sim_buf_put(&copy, seq + pos - tsd, tsd);
-        edit_add(ev, EV_REPEAT, pos, 0, copy.s, copy.n);
-    }
-    free(copy.s);
+    add_insertions(m, EV_REPEAT, n_rep, node, seq, n, r, ev);
+    int64_t n_subfam = (int64_t)llround(o->subfamily_repeats * ((double)n_bases / 1e6));
+    add_insertions(m, EV_SUBFAMILY, n_subfam, node, seq, n, r, ev);
 }
 
 /* Keeps edits that do not collide (earliest wins), touch N, or reach into
@@ -143,7 +159,8 @@ static void filter_edits(const sim_chrom_t *p, const char *seq, edits_t *ev, md_
         last_end = e.pos + e.del;
         if (e.kind == EV_SLIP) stats->slippages++;
         else if (e.kind == EV_INDEL) stats->indels++;
-        else stats->repeat_insertions++;
+        else if (e.kind == EV_REPEAT) stats->repeat_insertions++;
+        else stats->subfamily_insertions++;
     }
     ev->n = kept;
 }
@@ -188,8 +205,8 @@ static void apply_edits(const sim_chrom_t *p, const char *seq, const edits_t *ev
     out->anc = na;
 }
 
-void sim_derive_chrom(const sim_model_t *m, const md_sim_opts_t *o, const sim_chrom_t *parent, double length,
-                      md_rng_t *r, sim_chrom_t *out, md_sim_branch_t *stats)
+void sim_derive_chrom(const sim_model_t *m, const md_sim_opts_t *o, int node, const sim_chrom_t *parent,
+                      double length, md_rng_t *r, sim_chrom_t *out, md_sim_branch_t *stats)
 {
     int64_t n = parent->len, n_bases = 0;
     char *seq = md_malloc((size_t)n + 1);
@@ -198,7 +215,7 @@ void sim_derive_chrom(const sim_model_t *m, const md_sim_opts_t *o, const sim_ch
     int64_t n_sub = (int64_t)llround(length * (double)n_bases);
     stats->substitutions += sim_substitute(seq, n, n_sub, r);
     edits_t ev = {0};
-    propose_edits(m, o, parent, seq, length, n_sub, n_bases, r, &ev);
+    propose_edits(m, o, node, parent, seq, length, n_sub, n_bases, r, &ev);
     filter_edits(parent, seq, &ev, stats);
     memset(out, 0, sizeof *out);
     apply_edits(parent, seq, &ev, out);

@@ -24,7 +24,8 @@ enum {
     SIM_STREAM_FAMILIES,
     SIM_STREAM_BASE,
     SIM_STREAM_BRANCH,
-    SIM_STREAM_READS
+    SIM_STREAM_READS,
+    SIM_STREAM_SUBFAMILIES
 };
 static inline void sim_rng_init(md_rng_t *r, uint64_t seed, uint64_t stream, uint64_t a, uint64_t b)
 {
@@ -60,9 +61,16 @@ typedef struct sim_model {
     sim_markov_t island;
     char *consensus[MD_SIM_N_FAMILIES];    /* uppercase */
     int64_t consensus_len[MD_SIM_N_FAMILIES];
+    /* Per tree node, the SINE1 subfamily born on the branch above it (NULL
+     * for the root): its parent node's subfamily, or the SINE1 consensus
+     * below the root, with diagnostic substitutions and one insertion. */
+    char *subfamily[MD_SIM_N_NODES];       /* uppercase */
+    int64_t subfamily_len[MD_SIM_N_NODES];
 } sim_model_t;
 
-void sim_model_build(sim_model_t *m, uint64_t seed);
+/* Builds the model from the seed; parent[v] is node v's parent in the tree
+ * (preorder, parent[0] = -1), for the lineage subfamilies. */
+void sim_model_build(sim_model_t *m, uint64_t seed, const int parent[MD_SIM_N_NODES]);
 void sim_model_free(sim_model_t *m);
 extern const char *const sim_family_names[MD_SIM_N_FAMILIES];
 
@@ -81,6 +89,10 @@ void sim_buf_putc(sim_buf_t *b, char c);
  * faster) plus a tenth as many small indels, reverse complemented half the
  * time, lowercase. young draws a low divergence (new lineage insertions). */
 void sim_repeat_copy(const sim_model_t *m, int fam, int young, md_rng_t *r, sim_buf_t *out);
+
+/* Appends to out one young copy of node's lineage subfamily, made as
+ * sim_repeat_copy() makes a young SINE1 copy. */
+void sim_subfamily_copy(const sim_model_t *m, int node, md_rng_t *r, sim_buf_t *out);
 
 /* Applies n_sub substitutions to seq[0, len) in place, positions drawn
  * uniformly with CpG C/G accepted 10 times as often as other bases; N is
@@ -112,9 +124,10 @@ typedef struct sim_chrom {
 void sim_base_chrom(const sim_model_t *m, const md_sim_opts_t *o, int ci, sim_chrom_t *out,
                     md_sim_region_t **iso, int64_t *n_iso, md_sim_region_t **cgi, int64_t *n_cgi);
 
-/* Derives a child chromosome from its parent along a branch of the given
- * length (substitutions per site); fills out and adds what it did to *stats. */
-void sim_derive_chrom(const sim_model_t *m, const md_sim_opts_t *o, const sim_chrom_t *parent, double length,
-                      md_rng_t *r, sim_chrom_t *out, md_sim_branch_t *stats);
+/* Derives tree node's chromosome from its parent's along the branch above
+ * node, of the given length (substitutions per site); fills out and adds
+ * what it did to *stats. */
+void sim_derive_chrom(const sim_model_t *m, const md_sim_opts_t *o, int node, const sim_chrom_t *parent,
+                      double length, md_rng_t *r, sim_chrom_t *out, md_sim_branch_t *stats);
 
 #endif

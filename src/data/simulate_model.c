@@ -183,7 +183,58 @@ static void build_families(sim_model_t *m, md_rng_t *r)
 
 }
 
-void sim_model_build(sim_model_t *m, uint64_t seed)
+/* 1 when unit[0, n) repeats a shorter unit (AAAA, ACAC): such an array
+ * would be a plain microsatellite. */
+static int unit_is_periodic(const char *unit, int n)
+{
+    for (int p = 1; p < n; p++) {
+        if (n % p) continue;
+        int same = 1;
+        for (int i = p; i < n && same; i++) same = unit[i] == unit[i - p];
+        if (same) return 1;
+    }
+    return 0;
+}
+
+/* The lineage subfamilies in preorder, each from its parent's (the SINE1
+ * consensus below the root), as Alu subfamilies nest (AluY, AluYb, AluYb8):
+ * 3% substitutions, CpG sites first as in any copy, and one insertion away
+ * from the ends. A node's subfamily thus carries every change of its
+ * ancestors' plus its own, and differs from the SINE1 consensus and from its
+ * siblings' by enough to be told apart in one copy. */
+static void build_subfamilies(sim_model_t *m, const int parent[MD_SIM_N_NODES], md_rng_t *r)
+{
+    for (int v = 1; v < MD_SIM_N_NODES; v++) {
+        int p = parent[v];
+        const char *from = p > 0 ? m->subfamily[p] : m->consensus[SIM_SINE1];
+        int64_t n = p > 0 ? m->subfamily_len[p] : m->consensus_len[SIM_SINE1];
+        sim_buf_t b = {0};
+        sim_buf_put(&b, from, n);
+        sim_substitute(b.s, b.n, (int64_t)llround(0.03 * (double)n), r);
+        int64_t at = 30 + (int64_t)md_rng_below(r, (uint64_t)(n - 60));
+        sim_buf_t out = {0};
+        sim_buf_put(&out, b.s, at);
+        /* The insertion: a tandem array of a 4-7 bp unit of the branch's
+         * own, 36-48 bp (as mouse L1 subfamilies are told apart by their
+         * 5' monomers), a local k-mer spectrum no other subfamily has. */
+        char unit[8];
+        int period = 4 + (int)md_rng_below(r, 4);
+        do {
+            sim_buf_t u = {0};
+            random_bases(r, &u, period, 0.5, 0.5, 0.5);
+            memcpy(unit, u.s, (size_t)period);
+            free(u.s);
+        } while (unit_is_periodic(unit, period));
+        int64_t ins_len = 36 + (int64_t)md_rng_below(r, 13);
+        for (int64_t i = 0; i < ins_len; i++) sim_buf_putc(&out, unit[i % period]);
+        sim_buf_put(&out, b.s + at, n - at);
+        free(b.s);
+        m->subfamily[v] = out.s;
+        m->subfamily_len[v] = out.n;
+    }
+}
+
+void sim_model_build(sim_model_t *m, uint64_t seed, const int parent[MD_SIM_N_NODES])
 {
     memset(m, 0, sizeof *m);
     /* The human isochore families L1, L2, H1, H2, H3 and their shares. */
@@ -202,11 +253,14 @@ void sim_model_build(sim_model_t *m, uint64_t seed)
     free(lw);
     sim_rng_init(&r, seed, SIM_STREAM_FAMILIES, 0, 0);
     build_families(m, &r);
+    sim_rng_init(&r, seed, SIM_STREAM_SUBFAMILIES, 0, 0);
+    build_subfamilies(m, parent, &r);
 }
 
 void sim_model_free(sim_model_t *m)
 {
     for (int f = 0; f < MD_SIM_N_FAMILIES; f++) free(m->consensus[f]);
+    for (int v = 0; v < MD_SIM_N_NODES; v++) free(m->subfamily[v]);
     memset(m, 0, sizeof *m);
 }
 
@@ -259,12 +313,13 @@ int64_t sim_substitute(char *seq, int64_t len, int64_t n_sub, md_rng_t *r)
     return applied;
 }
 
-void sim_repeat_copy(const sim_model_t *m, int fam, int young, md_rng_t *r, sim_buf_t *out)
+/* A copy of cons[0, clen), a consensus of family fam or of one of its
+ * subfamilies: see sim_repeat_copy(). */
+static void repeat_copy(const char *cons, int64_t clen, int fam, int young, md_rng_t *r, sim_buf_t *out)
 {
     static const double div_lo[MD_SIM_N_FAMILIES] = {0.02, 0.03, 0.18, 0.06};
     static const double div_hi[MD_SIM_N_FAMILIES] = {0.16, 0.22, 0.30, 0.18};
-    const char *cons = m->consensus[fam];
-    int64_t clen = m->consensus_len[fam], from = 0, to = clen;
+    int64_t from = 0, to = clen;
     double u = md_rng_uniform(r);
     switch (fam) {
     case SIM_SINE1:
@@ -323,4 +378,14 @@ void sim_repeat_copy(const sim_model_t *m, int fam, int young, md_rng_t *r, sim_
         if (CODE(c.s[i]) < 4) c.s[i] = sim_base_lower[CODE(c.s[i])];
     sim_buf_put(out, c.s, c.n);
     free(c.s);
+}
+
+void sim_repeat_copy(const sim_model_t *m, int fam, int young, md_rng_t *r, sim_buf_t *out)
+{
+    repeat_copy(m->consensus[fam], m->consensus_len[fam], fam, young, r, out);
+}
+
+void sim_subfamily_copy(const sim_model_t *m, int node, md_rng_t *r, sim_buf_t *out)
+{
+    repeat_copy(m->subfamily[node], m->subfamily_len[node], SIM_SINE1, 1, r, out);
 }

@@ -101,6 +101,24 @@ grep -q "epoch 1: sequence length 32" "$T/err" && grep -q "epoch 2: sequence len
 take_provenance "$T/c.epochs.tsv"
 [ "$(tail -n +2 "$T/c.epochs.tsv" | wc -l)" -eq 3 ] && ok || bad "3 epochs with the warmup one"
 
+# Resume across the length warmup: from a start of 16, L 64 runs epochs at 16, 32, 64, 64 (3 steps each).
+# Stopped inside the first warmup epoch (2), at the end of the second (6, the next step changes L) and
+# inside the first epoch at L (8), the resumed run ends with the straight run's checkpoint and reports.
+WARM="--from-scratch --d-model 16 --n-layer 1 $FAST --seq-warmup-start 16 --val-contigs chr2 --test-contigs chr3"
+expect_ok "straight run with two warmup epochs" $MD finetune $WARM -o "$T/w.safetensors" $SP
+grep -q "epoch 2: sequence length 32" "$T/err" && grep -q "epoch 3: sequence length 64" "$T/err" && ok || \
+    bad "warmup epochs at 16 and 32: $(grep epoch "$T/err" | head -n 4)"
+for at in 2 6 8; do
+    R="$T/w$at"
+    expect_ok "warmup: stop at step $at" $MD finetune $WARM --stop-at $at -o "$R.safetensors" $SP
+    expect_ok "warmup: resume from step $at" $MD finetune $WARM --resume "$R.safetensors" -o "$R.safetensors" $SP
+    grep -q "resumed from '$R.safetensors' at step $at" "$T/err" && ok || bad "warmup: resume from step $at logged"
+    same_tensors "$T/w.safetensors" "$R.safetensors" && ok || bad "warmup: resumed from step $at: another checkpoint"
+    for f in epochs.tsv val-confusion.tsv test-confusion.tsv; do
+        cmp -s <(grep -v '^#' "$T/w.$f") <(grep -v '^#' "$R.$f") && ok || bad "warmup: resumed from step $at: another $f"
+    done
+done
+
 # User errors.
 O="$T/e.safetensors"
 expect_error "no starting point" "give -i" $MD finetune -o "$O" $SP

@@ -11,6 +11,8 @@ for sp in $SPECIES; do
 done
 [ "$(grep '^>' "$O/fa/human.fa" | tr '\n' ' ')" = ">chr1 >chr2 " ] && ok || bad "human.fa contigs: $(grep '^>' "$O/fa/human.fa")"
 grep -q '"realised"' "$O/fa/summary.json" && ok || bad "summary.json lacks the divergences"
+grep -q '"subfamily": "[ACGT]\{300,\}"' "$O/fa/summary.json" && grep -q '"subfamily_insertions": [1-9]' "$O/fa/summary.json" &&
+    ok || bad "summary.json lacks the branches' subfamilies"
 [ -z "$(ls "$O/fa" | grep -v -E '^(human|chimpanzee|bonobo|gorilla|orangutan)\.fa$|^summary\.json$')" ] && ok ||
     bad "stray files: $(ls "$O/fa")"
 
@@ -56,6 +58,8 @@ expect_error "bad length" "length.*'1x'" "$MD" simulate genomes -o "$O/bad3" -l 
 no_file "bad length" "$O/bad3"
 expect_error "zero chromosomes" "chroms" "$MD" simulate genomes -o "$O/bad4" --chroms 0
 no_file "zero chromosomes" "$O/bad4"
+expect_error "negative subfamily rate" "subfamily-repeats.*-1" "$MD" simulate genomes -o "$O/bad6" --subfamily-repeats -1
+no_file "negative subfamily rate" "$O/bad6"
 expect_error "no output folder" "output folder" "$MD" simulate genomes -l 10k
 expect_error "-o without a value" "'-o' needs a value" "$MD" simulate genomes -l 10k -o
 touch "$T/afile"
