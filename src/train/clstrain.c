@@ -447,8 +447,8 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             goto out;
         }
     }
-    if (!lead) {
-        ret = 0;
+    if (!lead) {   /* (its part of the final save's ZeRO-1 gather) */
+        ret = md_adamw_gather_host(&opt, comm, md_model_grad_buffer(m).data, 0) < 0 ? -1 : 0;
         goto out;
     }
     if (evaluate(m, d, MD_SPLIT_TEST, L, n_test, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
@@ -459,7 +459,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     char what[300];
     snprintf(what, sizeof what, "test confusion (%s)", o->out_path);
     if (md_confusion_write(&cm, labels, what, p_test) < 0) goto out;
-    if (save(m, d, o, &opt, &st, total_epochs, res) < 0) goto out;
+    if (gathered_save(m, d, o, &opt, comm, &st, total_epochs, res) < 0) goto out;
     md_info("saved '%s'; reports %s, %s, %s (and .svg)", o->out_path, p_epochs, p_val, p_test);
     ret = 0;
 out:
