@@ -16,12 +16,7 @@
 # were final, or a shard applied to the wrong range) moves weights by ~1e-2.
 . "$MD_TESTS/clilib.sh"
 
-command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
-$MD version | grep -q '^mpi: *compiled in' || { echo "skipped: built without MPI"; exit 77; }
-MPIRUN="mpirun --oversubscribe --mca btl_vader_single_copy_mechanism none"   # no CMA: containers forbid it
-[ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
-# (leak checks off for the MPI ranks: see dist_mpi.sh)
-MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 $MPIRUN"
+need_mpi
 
 random_genome "$T/g.fa"
 # two micro-batches per step (only the last one's backward starts buckets);
@@ -29,10 +24,6 @@ random_genome "$T/g.fa"
 # learns of its final gradients only at the end, ranks 1 and 2 block by
 # block -- the buckets must still start in one order on all.
 TINY="-x cpu -t 1 --d-model 16 --n-layer 2 -L 96 -B 4 --tokens-per-step 768 --steps 6 --lr 3e-3 --seed 5 --log-every 1"
-same() {   # DESC A B TOL
-    local w
-    if w=$(python3 "$MD_TESTS/st_close.py" "$2" "$3" "$4"); then ok; else bad "$1: differ by $w"; fi
-}
 
 for np in 2 3; do
     expect_ok "$np ranks, one all-reduce" $MPIRUN -np $np $MD pretrain $TINY --bucket-mb 0 \
@@ -42,7 +33,7 @@ for np in 2 3; do
         -o "$T/b$np.safetensors" "$T/g.fa"
     grep -q '[0-9][0-9]* buckets of about 0.002 MiB, all-reduced during the backward' "$T/err" && ok ||
         bad "--bucket-mb 0.002: $(grep 'gradient exchange' "$T/err")"
-    same "$np ranks: buckets against one all-reduce" "$T/b$np.safetensors" "$T/one$np.safetensors" 0
+    tensors_close "$np ranks: buckets against one all-reduce" "$T/b$np.safetensors" "$T/one$np.safetensors" 0
     # (the default, 25 MiB, is one bucket for this model)
     expect_ok "$np ranks, ZeRO-1" $MPIRUN -np $np $MD pretrain $TINY --zero1 --metrics "$T/z$np.tsv" \
         -o "$T/z$np.safetensors" "$T/g.fa"
@@ -51,8 +42,8 @@ for np in 2 3; do
     paste <(grep -v '^#' "$T/b$np.tsv" | cut -f 5) <(grep -v '^#' "$T/z$np.tsv" | cut -f 5) | awk -F '\t' '
         NR > 1 { n++; d = $1 - $2; if (d > 2e-6 || d < -2e-6) bad++ } END { exit !(n == 6 && !bad) }' && ok ||
         bad "$np ranks: ZeRO-1's losses differ: $(paste "$T/b$np.tsv" "$T/z$np.tsv" | cut -f 5,15)"
-    same "$np ranks: ZeRO-1's weights" "$T/z$np.safetensors" "$T/one$np.safetensors" 1e-5
-    same "$np ranks: ZeRO-1's gathered moments" "$T/z$np.state.safetensors" "$T/one$np.state.safetensors" 1e-5
+    tensors_close "$np ranks: ZeRO-1's weights" "$T/z$np.safetensors" "$T/one$np.safetensors" 1e-5
+    tensors_close "$np ranks: ZeRO-1's gathered moments" "$T/z$np.state.safetensors" "$T/one$np.state.safetensors" 1e-5
 done
 
 # A ZeRO-1 checkpoint continues on another number of ranks, with or without
@@ -62,11 +53,11 @@ expect_ok "ZeRO-1 on 3 ranks to step 3" $MPIRUN -np 3 $MD pretrain $TINY --zero1
     -o "$T/r32.safetensors" "$T/g.fa"
 expect_ok "then ZeRO-1 on 2" $MPIRUN -np 2 $MD pretrain $TINY --zero1 --resume "$T/r32.safetensors" "$T/g.fa"
 grep -q 'resumed from .* at step 3' "$T/err" && ok || bad "3 -> 2: not resumed at step 3"
-same "ZeRO-1 3 ranks then 2" "$T/r32.safetensors" "$T/z3.safetensors" 1e-4
+tensors_close "ZeRO-1 3 ranks then 2" "$T/r32.safetensors" "$T/z3.safetensors" 1e-4
 expect_ok "ZeRO-1 on 2 ranks to step 3" $MPIRUN -np 2 $MD pretrain $TINY --zero1 --stop-at 3 \
     -o "$T/r21.safetensors" "$T/g.fa"
 expect_ok "then one process without" $MD pretrain $TINY --resume "$T/r21.safetensors" "$T/g.fa"
-same "ZeRO-1 2 ranks then 1" "$T/r21.safetensors" "$T/z2.safetensors" 1e-4
+tensors_close "ZeRO-1 2 ranks then 1" "$T/r21.safetensors" "$T/z2.safetensors" 1e-4
 
 # finetune shares the step and saves at every epoch's end (rank 0 after
 # its evaluation, the others gathering with it) and at --stop-at
@@ -76,12 +67,12 @@ FT="-x cpu -t 1 --from-scratch --d-model 16 --n-layer 2 -L 64 -B 7 --micro-batch
     --val-windows 4 --test-windows 6 --val-contigs chr2 --test-contigs chr3"
 expect_ok "finetune, 2 ranks" $MPIRUN -np 2 $MD finetune $FT --bucket-mb 0.002 -o "$T/f.safetensors" $SP
 expect_ok "finetune, 2 ranks, ZeRO-1" $MPIRUN -np 2 $MD finetune $FT --zero1 -o "$T/fz.safetensors" $SP
-same "finetune ZeRO-1" "$T/fz.safetensors" "$T/f.safetensors" 1e-5
-same "finetune ZeRO-1's moments" "$T/fz.state.safetensors" "$T/f.state.safetensors" 1e-5
+tensors_close "finetune ZeRO-1" "$T/fz.safetensors" "$T/f.safetensors" 1e-5
+tensors_close "finetune ZeRO-1's moments" "$T/fz.state.safetensors" "$T/f.state.safetensors" 1e-5
 expect_ok "finetune ZeRO-1 to step 4" $MPIRUN -np 2 $MD finetune $FT --zero1 --stop-at 4 -o "$T/fr.safetensors" $SP
 expect_ok "then on 3 ranks" $MPIRUN -np 3 $MD finetune $FT --zero1 --resume "$T/fr.safetensors" \
     -o "$T/fr.safetensors" $SP
-same "finetune ZeRO-1 2 ranks then 3" "$T/fr.safetensors" "$T/f.safetensors" 1e-4
+tensors_close "finetune ZeRO-1 2 ranks then 3" "$T/fr.safetensors" "$T/f.safetensors" 1e-4
 
 # The same exchange through the NCCL stand-in (--gpus, -x cpu test mode)
 if [ -n "${MD_NCCL_STUB:-}" ] && [ -f "$MD_NCCL_STUB" ]; then
@@ -89,7 +80,7 @@ if [ -n "${MD_NCCL_STUB:-}" ] && [ -f "$MD_NCCL_STUB" ]; then
     for opt in "--bucket-mb 0.002" "--zero1"; do
         MD_NCCL_LIBRARY=$MD_NCCL_STUB MD_NCCL_STUB_DIR=$T/shm TMPDIR=$T/tmp expect_ok "--gpus 0,1,2 $opt" \
             $MD pretrain $TINY --gpus 0,1,2 $opt -o "$T/n.safetensors" "$T/g.fa"
-        same "NCCL stand-in, $opt" "$T/n.safetensors" "$T/one3.safetensors" 1e-5
+        tensors_close "NCCL stand-in, $opt" "$T/n.safetensors" "$T/one3.safetensors" 1e-5
     done
 fi
 

@@ -11,18 +11,9 @@
 # says why that is the bound). Skipped without a GPU or NCCL.
 . "$MD_TESTS/clilib.sh"
 
-n_gpu=$($MD version | sed -n 's/^gpus: *\([0-9]*\) present/\1/p')
-[ "${n_gpu:-0}" -gt 0 ] || { echo "skipped: no GPU"; exit 77; }
+need_gpu_nccl
 random_genome "$T/g.fa"
 TINY="--d-model 32 --n-layer 2 -L 128 -B 4 --tokens-per-step 1024 --steps 8 --lr 3e-3 --seed 5 --log-every 1"
-if ! $MD pretrain -x cuda $TINY --gpus 0 -o "$T/probe.safetensors" "$T/g.fa" 2>"$T/probe.err"; then
-    grep -q 'cannot load NCCL' "$T/probe.err" && { echo "skipped: no NCCL"; exit 77; }
-    bad "--gpus 0: $(tail -n 2 "$T/probe.err")"
-fi
-same() {   # DESC A B TOL
-    local w
-    if w=$(python3 "$MD_TESTS/st_close.py" "$2" "$3" "$4"); then ok; else bad "$1: differ by $w"; fi
-}
 losses() { grep -v '^#' "$1" | cut -f 1,4,5,6; }
 
 expect_ok "one GPU" $MD pretrain -x cuda $TINY --metrics "$T/one.tsv" -o "$T/one.safetensors" "$T/g.fa"
@@ -30,12 +21,12 @@ for opt in "--bucket-mb 0.01" "--bucket-mb 0" "--zero1"; do
     expect_ok "--gpus 0 $opt" $MD pretrain $TINY --gpus 0 $opt --metrics "$T/g.tsv" -o "$T/g.safetensors" "$T/g.fa"
     [ "$(losses "$T/one.tsv")" = "$(losses "$T/g.tsv")" ] && ok ||
         bad "--gpus 0 $opt: losses differ: $(paste "$T/one.tsv" "$T/g.tsv" | cut -f 5,15 | tail -n 3)"
-    same "--gpus 0 $opt: weights" "$T/g.safetensors" "$T/one.safetensors" 0
-    same "--gpus 0 $opt: moments" "$T/g.state.safetensors" "$T/one.state.safetensors" 0
+    tensors_close "--gpus 0 $opt: weights" "$T/g.safetensors" "$T/one.safetensors" 0
+    tensors_close "--gpus 0 $opt: moments" "$T/g.state.safetensors" "$T/one.state.safetensors" 0
 done
 expect_ok "--gpus 0 --zero1 to step 4" $MD pretrain $TINY --gpus 0 --zero1 --stop-at 4 -o "$T/r.safetensors" "$T/g.fa"
 expect_ok "then without" $MD pretrain -x cuda $TINY --resume "$T/r.safetensors" "$T/g.fa"
-same "ZeRO-1 then without" "$T/r.safetensors" "$T/one.safetensors" 0
+tensors_close "ZeRO-1 then without" "$T/r.safetensors" "$T/one.safetensors" 0
 
 expect_ok "bench train --gpus 0" $MD bench train --d-model 32 --n-layer 2 -L 128 -B 4 --steps 3 --warmup 1 \
     --gpus 0 --bucket-mb 0.01
@@ -45,8 +36,8 @@ if [ "$n_gpu" -ge 2 ]; then
     expect_ok "--gpus 0,1, one all-reduce" $MD pretrain $TINY --gpus 0,1 --bucket-mb 0 -o "$T/a.safetensors" "$T/g.fa"
     expect_ok "--gpus 0,1, buckets" $MD pretrain $TINY --gpus 0,1 --bucket-mb 0.01 -o "$T/b.safetensors" "$T/g.fa"
     grep -q 'buckets of about 0.01 MiB, all-reduced during the backward' "$T/err" && ok || bad "--gpus 0,1: no buckets"
-    same "--gpus 0,1: buckets" "$T/b.safetensors" "$T/a.safetensors" 0
+    tensors_close "--gpus 0,1: buckets" "$T/b.safetensors" "$T/a.safetensors" 0
     expect_ok "--gpus 0,1, ZeRO-1" $MD pretrain $TINY --gpus 0,1 --zero1 -o "$T/z.safetensors" "$T/g.fa"
-    same "--gpus 0,1: ZeRO-1" "$T/z.safetensors" "$T/a.safetensors" 1e-5
+    tensors_close "--gpus 0,1: ZeRO-1" "$T/z.safetensors" "$T/a.safetensors" 1e-5
 fi
 finish
