@@ -117,7 +117,7 @@ int md_comm_allreduce_start(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt);
  * host does not block), so that the next op on it sees the sums. */
 int md_comm_wait(md_comm_t *c);
 
-/* The group's gradient exchange (dist/gradsync.h), from --bucket-mb and
+/* The group's gradient exchange (train/gradsync.h), from --bucket-mb and
  * --zero1: buckets of about bucket_mb MiB all-reduced while the backward
  * runs (0: one all-reduce of the whole buffer after it), and with zero1 the
  * optimizer state sharded over the ranks. Default MD_COMM_BUCKET_MB_DEFAULT

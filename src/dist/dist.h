@@ -103,8 +103,8 @@ typedef struct md_dist {
 /* Decides this process's rank, device and communicator as above, creates
  * the backend for the device (md_backend_for_device with prec) and joins
  * the group; the communicator carries --bucket-mb and --zero1
- * (md_comm_set_sync). Ranks other than 0 are made quiet (md_verbose = 0: warnings and
- * errors only). 0, or -1 after one error line. */
+ * (md_comm_set_sync). Ranks other than 0 are made quiet (md_verbose = 0:
+ * warnings and errors only). 0, or -1 after one error line. */
 int md_dist_setup(const md_dist_opts_t *o, const char *device_spec, md_precision_t prec, md_dist_t *d);
 void md_dist_end(md_dist_t *d);
 

@@ -130,7 +130,7 @@ md_tensor_t md_model_param_buffer(md_model_t *m);
 md_tensor_t md_model_grad_buffer(md_model_t *m);
 
 /* Gradient readiness, for data parallelism to exchange gradients while the
- * backward still runs (dist/gradsync.h). With fn set, every backward pass
+ * backward still runs (train/gradsync.h). With fn set, every backward pass
  * (md_model_forward_backward, md_model_classify) calls fn(ud, layer) as
  * parameter gradients become final for this call: layer = n_layer once the
  * head and the final norm are done, then l after block l's backward

@@ -62,8 +62,9 @@ int md_adamw_init_zero1(md_adamw_t *opt, const md_backend_t *be, md_dtype_t dtyp
                         const md_adamw_opts_t *opts, int rank, int size);
 void md_adamw_free(md_adamw_t *opt);
 
-/* 1 when opt keeps the moments of only part of the parameters (ZeRO-1). */
-static inline int md_adamw_sharded(const md_adamw_t *opt) { return opt->state_numel != opt->numel; }
+/* 1 when opt was made by md_adamw_init_zero1 (also on one rank, whose
+ * shard is every parameter: the same path, for tests on one GPU). */
+static inline int md_adamw_sharded(const md_adamw_t *opt) { return opt->n_ranges > 1; }
 
 /* ZeRO-1's checkpoint: every rank's shard of both moments gathered into
  * host_m and host_v (numel floats each, allocated here), which the state

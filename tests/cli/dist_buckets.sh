@@ -46,6 +46,16 @@ for np in 2 3; do
     tensors_close "$np ranks: ZeRO-1's gathered moments" "$T/z$np.state.safetensors" "$T/one$np.state.safetensors" 1e-5
 done
 
+# One process through ZeRO-1's path (its shard is everything): the plain
+# run's bits, also across a resume
+expect_ok "one process" $MD pretrain $TINY -o "$T/p1.safetensors" "$T/g.fa"
+expect_ok "one process, ZeRO-1" $MD pretrain $TINY --zero1 --stop-at 3 -o "$T/z1.safetensors" "$T/g.fa"
+grep -q "ZeRO-1: AdamW moments of [0-9]* of the [0-9]* parameters on each of 1 rank:" "$T/err" && ok ||
+    bad "--zero1 alone: no plan line"
+expect_ok "one process, ZeRO-1 resumed" $MD pretrain $TINY --zero1 --resume "$T/z1.safetensors" "$T/g.fa"
+tensors_close "one process, ZeRO-1" "$T/z1.safetensors" "$T/p1.safetensors" 0
+tensors_close "one process, ZeRO-1's moments" "$T/z1.state.safetensors" "$T/p1.state.safetensors" 0
+
 # A ZeRO-1 checkpoint continues on another number of ranks, with or without
 # ZeRO-1 (the state file holds the whole moments). Another rank count adds
 # the ranks' sums in another order: dist_mpi.sh's tolerance, 1e-4.
