@@ -16,6 +16,41 @@ need_shared() {
     [ -d "$SHARED_DATA" ] || { echo "skipped: $SHARED_DATA is absent"; exit 77; }
 }
 
+# need_mpi: exit 77 without mpirun or an MPI build; else MPIRUN is the
+# command to start ranks with: no CMA (containers forbid it), as root where
+# need be, and no leak checks for the ranks under AddressSanitizer (Open
+# MPI's components leak at MPI_Finalize and are unloaded before
+# LeakSanitizer reports, so no suppression can name them; the same training
+# code is leak-checked without MPI in the other tests).
+need_mpi() {
+    command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
+    $MD version | grep -q '^mpi: *compiled in' || { echo "skipped: built without MPI"; exit 77; }
+    MPIRUN="mpirun --oversubscribe --mca btl_vader_single_copy_mechanism none"
+    [ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
+    MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 $MPIRUN"
+}
+
+# need_gpu_nccl: exit 77 without a GPU or without NCCL (a one-step
+# --gpus 0 run that cannot load it); else n_gpu is the GPUs present. A
+# probe that fails otherwise is a failure.
+need_gpu_nccl() {
+    n_gpu=$($MD version | sed -n 's/^gpus: *\([0-9]*\) present/\1/p')
+    [ "${n_gpu:-0}" -gt 0 ] || { echo "skipped: no GPU"; exit 77; }
+    random_genome "$T/probe.fa"
+    if ! $MD pretrain -x cuda --d-model 16 --n-layer 1 -L 64 -B 2 --steps 1 --gpus 0 -o "$T/probe.safetensors" \
+        "$T/probe.fa" 2>"$T/probe.err"; then
+        grep -q 'cannot load NCCL' "$T/probe.err" && { echo "skipped: no NCCL"; exit 77; }
+        bad "--gpus 0: $(tail -n 2 "$T/probe.err")"
+    fi
+}
+
+# tensors_close DESC A B RTOL: the safetensors files A and B hold the same
+# tensors, equal to RTOL relative (tests/st_close.py; 0: the same bits).
+tensors_close() {
+    local w
+    if w=$(python3 "$MD_TESTS/st_close.py" "$2" "$3" "$4"); then ok; else bad "$1: differ by $w"; fi
+}
+
 # expect_ok DESC CMD...: the command must exit 0.
 expect_ok() {
     local desc=$1; shift

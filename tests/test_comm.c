@@ -2,7 +2,8 @@
  * ctest, and every rank of an MPI group when started by mpirun
  * (tests/cli/dist_mpi.sh runs it on 3 ranks). Each rank contributes values
  * that depend on its rank, so that a collective that dropped, repeated or
- * misplaced a rank's part gives a different result; the expected results
+ * misplaced a rank's part gives a different result (the all-reduces
+ * started and waited for, train/gradsync.h's, too); the expected results
  * are computed here from the formula, not taken from a run. Also the
  * --gpus list parser and the batch shares. */
 #include <math.h>
@@ -62,6 +63,20 @@ static void check_collectives(md_comm_t *c)
     bad = 0;
     for (int64_t i = 0; i < n; i++) bad += f[i] != (float)value(N - 1, i);
     CHECK(bad == 0, "%d broadcast elements differ from rank %d's on rank %d", bad, N - 1, R);
+    /* started all-reduces, several pending at once, done at the wait */
+    for (int64_t i = 0; i < n; i++) d[i] = value(R, i), f[i] = (float)value(R, i);
+    CHECK(md_comm_allreduce_start(c, d, n / 2, MD_DTYPE_F64) == 0 &&
+          md_comm_allreduce_start(c, f, n, MD_DTYPE_F32) == 0 &&
+          md_comm_allreduce_start(c, d + n / 2, n - n / 2, MD_DTYPE_F64) == 0 && md_comm_wait(c) == 0,
+          "started all-reduces");
+    CHECK(md_comm_wait(c) == 0, "a wait with nothing started");
+    bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double want = 0;
+        for (int r = 0; r < N; r++) want += value(r, i);
+        bad += d[i] != want || f[i] != (float)want;
+    }
+    CHECK(bad == 0, "%d started all-reduce sums wrong on rank %d of %d", bad, R, N);
     /* host values and the barrier */
     double h[3] = {1, (double)R, 0.5};
     CHECK(md_comm_allreduce_host(c, h, 3) == 0, "host allreduce");

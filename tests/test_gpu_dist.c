@@ -55,6 +55,18 @@ int main(void)
     bad = 0;
     for (int i = 0; i < N; i++) bad += back[i] != 2 * h[i];
     CHECK(bad == 0, "%d elements wrong after broadcast, reduce-scatter and all-gather", bad);
+    /* a started all-reduce on NCCL's own stream, between two ops on the
+     * backend's: the stream and events work (the ordering itself cannot
+     * show on one rank, whose in-place sum changes nothing: that needs two
+     * GPUs) */
+    be->copy(be, d, h, sizeof *d * N, MD_COPY_H2D);
+    be->scale(be, &t, 2.0);
+    CHECK(md_comm_allreduce_start(c, d, N, MD_DTYPE_F32) == 0 && md_comm_wait(c) == 0, "started all-reduce");
+    be->scale(be, &t, 2.0);
+    be->copy(be, back, d, sizeof *d * N, MD_COPY_D2H);
+    bad = 0;
+    for (int i = 0; i < N; i++) bad += back[i] != 4 * h[i];
+    CHECK(bad == 0, "%d elements wrong around a started all-reduce", bad);
     double v[3] = {1.5, -2, 1e300};
     CHECK(md_comm_allreduce_host(c, v, 3) == 0 && v[0] == 1.5 && v[1] == -2 && v[2] == 1e300, "host values");
     CHECK(md_comm_barrier(c) == 0, "barrier");

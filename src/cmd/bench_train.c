@@ -11,7 +11,9 @@
  * (cudaMemGetInfo: the CUDA context and cuBLAS's workspace included).
  *
  * With --gpus (or under mpirun) every rank times the same steps twice:
- * alone, and with the gradient all-reduce of data-parallel training. -B
+ * alone, and with the gradient exchange of data-parallel training (as
+ * pretrain does it: buckets of --bucket-mb all-reduced during the last
+ * micro-batch's backward, train/gradsync.h). -B
  * and --tokens-per-step are then each GPU's (weak scaling), the throughput
  * is all ranks' tokens over rank 0's median step, and the scaling
  * efficiency is the median step alone over the median step with the
@@ -28,6 +30,7 @@
 #include "cmd/bench_train.h"
 #include "dist/dist.h"
 #include "nn/config.h"
+#include "train/gradsync.h"
 #include "nn/model.h"
 #include "nn/params.h"
 #include "train/adamw.h"
@@ -70,6 +73,8 @@ static void usage(FILE *fp)
             "      --gpus LIST           also time data-parallel steps on these GPUs (one process\n"
             "                            each; -B and --tokens-per-step per GPU): tokens/s of all\n"
             "                            and the scaling efficiency against one GPU\n"
+            "      --bucket-mb MB        the gradients' all-reduce in buckets of this size during\n"
+            "                            the backward; 0: all at once after it [25]\n"
             MD_COMMON_HELP);
 }
 
@@ -113,6 +118,7 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
     uint8_t *in = md_malloc((size_t)(B * L)), *tg = md_malloc((size_t)(B * L));
     md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
     double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0;
+    md_grad_sync_t *sync = phases == 2 ? md_grad_sync_new(m, comm) : NULL;
     int ret = -1;
 #if MD_HAVE_CUDA
     const int is_gpu = be->device == MD_DEVICE_CUDA;
@@ -135,6 +141,7 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
             md_model_zero_grad(m);
             md_loss_t tot = {0, 0};
             for (int64_t a = 0; a < accum; a++) {
+                if (phase == 1 && a == accum - 1) md_grad_sync_arm(sync);
                 for (int64_t b = 0; b < B; b++) {
                     const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
                     memcpy(in + b * L, w, (size_t)L);
@@ -147,9 +154,7 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
             }
             if (phase == 1) {   /* as md_train_step: the ranks' sums, then the global norm */
                 double sums[2] = {tot.loss_sum, (double)tot.n_targets};
-                if (md_comm_allreduce_sum(comm, gbuf.data, reg->numel, MD_DTYPE_F32) < 0 ||
-                    md_comm_allreduce_host(comm, sums, 2) < 0)
-                    goto out;
+                if (md_grad_sync_finish(sync) < 0 || md_comm_allreduce_host(comm, sums, 2) < 0) goto out;
                 tot.loss_sum = sums[0];
                 tot.n_targets = llround(sums[1]);
             }
@@ -196,6 +201,7 @@ out:
     if (ev0) cudaEventDestroy(ev0);
     if (ev1) cudaEventDestroy(ev1);
 #endif
+    md_grad_sync_free(sync);
     free(ms), free(tok), free(in), free(tg);
     md_adamw_free(&opt);
     md_model_free(m);
@@ -284,6 +290,10 @@ int md_bench_train_cmd(int argc, char **argv)
         snprintf(size_name, sizeof size_name, "%lldx%lld", (long long)cfg.d_model, (long long)cfg.n_layer);
     md_cpu_set_threads(co.threads);
     if (md_dist_wants_launch(&dopt)) return md_dist_launch(&dopt, co.device, "bench", argc, argv);
+    if (dopt.zero1) {
+        md_error("option --zero1: bench train times the bucketed all-reduce; ZeRO-1 is not benchmarked");
+        return 1;
+    }
     md_dist_t dist;
     if (md_dist_setup(&dopt, co.device, precision, &dist) < 0) return 1;
     md_train_bench_spec_t spec = {.cfg = &cfg, .device = co.device, .precision = precision, .batch = B, .len = L,

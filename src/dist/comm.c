@@ -40,7 +40,7 @@ md_comm_t *md_comm_self(const md_backend_t *be)
     md_comm_t *c = md_calloc(1, sizeof *c);
     *c = (md_comm_t){"self", 0, 1, (void *)(be && be->device != MD_DEVICE_CPU ? be : NULL),
                      self_allreduce, self_reduce_scatter, self_all_gather, self_broadcast, self_barrier,
-                     self_allreduce_host, self_destroy};
+                     self_allreduce_host, self_destroy, NULL, NULL, MD_COMM_BUCKET_MB_DEFAULT, 0};
     return c;
 }
 
@@ -76,6 +76,23 @@ int md_comm_broadcast(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt, int roo
 }
 
 int md_comm_barrier(md_comm_t *c) { return c->barrier(c); }
+
+int md_comm_allreduce_start(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt)
+{
+    if (n <= 0) return 0;
+    return c->allreduce_start ? c->allreduce_start(c, buf, n, dt) : c->allreduce_sum(c, buf, n, dt);
+}
+
+int md_comm_wait(md_comm_t *c) { return c->wait ? c->wait(c) : 0; }
+
+void md_comm_set_sync(md_comm_t *c, double bucket_mb, int zero1)
+{
+    c->bucket_mb = bucket_mb;
+    c->zero1 = zero1;
+}
+
+double md_comm_bucket_mb(const md_comm_t *c) { return c->bucket_mb; }
+int md_comm_zero1(const md_comm_t *c) { return c->zero1; }
 
 int md_comm_allreduce_host(md_comm_t *c, double *x, int n)
 {

@@ -101,6 +101,32 @@ int md_comm_all_gather(md_comm_t *c, const void *send, void *recv, int64_t n, md
 /* buf (n elements) = root's buf, on every rank. */
 int md_comm_broadcast(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt, int root);
 
+/* Starts buf's all-reduce (as md_comm_allreduce_sum) and returns at once;
+ * buf is neither read nor written by the caller until md_comm_wait. The
+ * sums are the same bits as md_comm_allreduce_sum's over the same n
+ * elements. mpi: MPI_Iallreduce (progress at the next MPI call at the
+ * latest); nccl on a GPU: ncclAllReduce on a second (non-blocking) stream,
+ * after an event recorded on the backend's stream, so that it runs behind
+ * the work queued so far and beside the work queued next; self and the
+ * host-memory NCCL stub: done at once. Every rank starts the same
+ * sequence of (n, dt). 0, or -1 after one error line. */
+int md_comm_allreduce_start(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt);
+
+/* Completes every md_comm_allreduce_start since the last wait: mpi waits
+ * on the host; nccl makes the backend's stream wait for the second one (the
+ * host does not block), so that the next op on it sees the sums. */
+int md_comm_wait(md_comm_t *c);
+
+/* The group's gradient exchange (train/gradsync.h), from --bucket-mb and
+ * --zero1: buckets of about bucket_mb MiB all-reduced while the backward
+ * runs (0: one all-reduce of the whole buffer after it), and with zero1 the
+ * optimizer state sharded over the ranks. Default MD_COMM_BUCKET_MB_DEFAULT
+ * and no sharding. */
+#define MD_COMM_BUCKET_MB_DEFAULT 25.0
+void md_comm_set_sync(md_comm_t *c, double bucket_mb, int zero1);
+double md_comm_bucket_mb(const md_comm_t *c);
+int md_comm_zero1(const md_comm_t *c);
+
 /* Returns when every rank has called it. */
 int md_comm_barrier(md_comm_t *c);
 

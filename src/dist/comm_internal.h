@@ -15,6 +15,12 @@ struct md_comm {
     int (*barrier)(md_comm_t *c);
     int (*allreduce_host)(md_comm_t *c, double *x, int n);
     void (*destroy)(md_comm_t *c);
+    /* md_comm_allreduce_start and md_comm_wait; NULL: the blocking
+     * all-reduce, nothing to wait for */
+    int (*allreduce_start)(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt);
+    int (*wait)(md_comm_t *c);
+    double bucket_mb;   /* md_comm_set_sync */
+    int zero1;
 };
 
 #endif

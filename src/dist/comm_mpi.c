@@ -75,6 +75,39 @@ static int mpi_broadcast(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt, int 
     return 0;
 }
 
+/* The requests of the all-reduces started since the last wait. */
+typedef struct {
+    MPI_Request *req;
+    int n, cap;
+} mpi_ctx_t;
+
+static int mpi_allreduce_start(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt)
+{
+    mpi_ctx_t *x = c->ctx;
+    const int64_t chunk = INT64_C(1) << 30;
+    const size_t es = md_dtype_size(dt);
+    for (int64_t i = 0; i < n; i += chunk) {
+        if (x->n == x->cap) {
+            x->cap = x->cap ? 2 * x->cap : 64;
+            x->req = md_realloc(x->req, (size_t)x->cap * sizeof *x->req);
+        }
+        int k = (int)(n - i < chunk ? n - i : chunk);
+        if (check(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + (size_t)i * es, k, mpi_type(dt), MPI_SUM,
+                                 MPI_COMM_WORLD, &x->req[x->n]), "allreduce") < 0)
+            return -1;
+        x->n++;
+    }
+    return 0;
+}
+
+static int mpi_wait(md_comm_t *c)
+{
+    mpi_ctx_t *x = c->ctx;
+    int n = x->n;
+    x->n = 0;
+    return n ? check(MPI_Waitall(n, x->req, MPI_STATUSES_IGNORE), "allreduce") : 0;
+}
+
 static int mpi_barrier(md_comm_t *c) { return check(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
 
 static int mpi_allreduce_host(md_comm_t *c, double *x, int n)
@@ -87,6 +120,9 @@ static void mpi_destroy(md_comm_t *c)
     int done = 0;
     MPI_Finalized(&done);
     if (!done) MPI_Finalize();
+    mpi_ctx_t *x = c->ctx;
+    free(x->req);
+    free(x);
     free(c);
 }
 
@@ -98,8 +134,9 @@ md_comm_t *md_comm_mpi(int *local_rank)
     /* Errors come back as codes, to be reported as one line each. */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     md_comm_t *c = md_calloc(1, sizeof *c);
-    *c = (md_comm_t){"mpi", 0, 1, NULL, mpi_allreduce, mpi_reduce_scatter, mpi_all_gather, mpi_broadcast,
-                     mpi_barrier, mpi_allreduce_host, mpi_destroy};
+    *c = (md_comm_t){"mpi", 0, 1, md_calloc(1, sizeof(mpi_ctx_t)), mpi_allreduce, mpi_reduce_scatter, mpi_all_gather,
+                     mpi_broadcast, mpi_barrier, mpi_allreduce_host, mpi_destroy, mpi_allreduce_start, mpi_wait,
+                     MD_COMM_BUCKET_MB_DEFAULT, 0};
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->size);
     MPI_Comm node;

@@ -11,6 +11,10 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+#if MD_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 static md_nccl_api_t nccl;
 static void *nccl_lib;
 static int nccl_host_memory;   /* the test stub (tests/nccl_stub.c) works on host buffers */
@@ -115,6 +119,16 @@ typedef struct {
     ncclComm_t comm;
     const md_backend_t *be;
     void *scratch;   /* MD_COMM_HOST_MAX doubles of device memory */
+#if MD_HAVE_CUDA
+    /* md_comm_allreduce_start's stream (non-blocking: the backend runs on
+     * the legacy default stream, which would otherwise serialise with it)
+     * and its two events: `ready` on the backend's stream before each
+     * start, `done` on the second stream at the wait. Made at the first
+     * start; NULL before. */
+    cudaStream_t stream;
+    cudaEvent_t ready, done;
+    int pending;
+#endif
 } nccl_ctx_t;
 
 static ncclDataType_t nccl_type(md_dtype_t dt) { return dt == MD_DTYPE_F64 ? ncclFloat64 : ncclFloat32; }
@@ -143,6 +157,47 @@ static int nccl_broadcast(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt, int
     return check(nccl.Broadcast(buf, buf, (size_t)n, nccl_type(dt), root, x->comm, NULL), "broadcast");
 }
 
+#if MD_HAVE_CUDA
+static int cuda_check(cudaError_t e, const char *what)
+{
+    if (e == cudaSuccess) return 0;
+    md_error("CUDA %s for NCCL's overlapped all-reduce failed: %s", what, cudaGetErrorString(e));
+    return -1;
+}
+#endif
+
+static int nccl_allreduce_start(md_comm_t *c, void *buf, int64_t n, md_dtype_t dt)
+{
+#if MD_HAVE_CUDA
+    nccl_ctx_t *x = c->ctx;
+    if (!nccl_host_memory) {
+        if (!x->stream && (cuda_check(cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking), "stream") < 0 ||
+                           cuda_check(cudaEventCreateWithFlags(&x->ready, cudaEventDisableTiming), "event") < 0 ||
+                           cuda_check(cudaEventCreateWithFlags(&x->done, cudaEventDisableTiming), "event") < 0))
+            return -1;
+        if (cuda_check(cudaEventRecord(x->ready, 0), "event record") < 0 ||
+            cuda_check(cudaStreamWaitEvent(x->stream, x->ready, 0), "stream wait") < 0)
+            return -1;
+        x->pending = 1;
+        return check(nccl.AllReduce(buf, buf, (size_t)n, nccl_type(dt), ncclSum, x->comm, x->stream), "allreduce");
+    }
+#endif
+    return nccl_allreduce(c, buf, n, dt);   /* host memory: at once */
+}
+
+static int nccl_wait(md_comm_t *c)
+{
+#if MD_HAVE_CUDA
+    nccl_ctx_t *x = c->ctx;
+    if (!x->pending) return 0;
+    x->pending = 0;
+    if (cuda_check(cudaEventRecord(x->done, x->stream), "event record") < 0 ||
+        cuda_check(cudaStreamWaitEvent(0, x->done, 0), "stream wait") < 0)
+        return -1;
+#endif
+    return 0;
+}
+
 static int nccl_allreduce_host(md_comm_t *c, double *v, int n)
 {
     nccl_ctx_t *x = c->ctx;
@@ -163,6 +218,14 @@ static void nccl_destroy(md_comm_t *c)
 {
     nccl_ctx_t *x = c->ctx;
     x->be->sync(x->be);
+#if MD_HAVE_CUDA
+    if (x->stream) {
+        cudaStreamSynchronize(x->stream);
+        cudaEventDestroy(x->ready);
+        cudaEventDestroy(x->done);
+        cudaStreamDestroy(x->stream);
+    }
+#endif
     nccl.CommDestroy(x->comm);
     x->be->free(x->be, x->scratch);
     free(x);
@@ -191,6 +254,7 @@ md_comm_t *md_comm_nccl(const md_backend_t *be, const md_nccl_id_t *id, int rank
     }
     md_comm_t *c = md_calloc(1, sizeof *c);
     *c = (md_comm_t){"nccl", rank, size, x, nccl_allreduce, nccl_reduce_scatter, nccl_all_gather, nccl_broadcast,
-                     nccl_barrier, nccl_allreduce_host, nccl_destroy};
+                     nccl_barrier, nccl_allreduce_host, nccl_destroy, nccl_allreduce_start, nccl_wait,
+                     MD_COMM_BUCKET_MB_DEFAULT, 0};
     return c;
 }

@@ -17,7 +17,7 @@
 
 void md_dist_opts_init(md_dist_opts_t *o)
 {
-    *o = (md_dist_opts_t){NULL, NULL, -1, -1, 300};
+    *o = (md_dist_opts_t){NULL, NULL, -1, -1, 300, MD_COMM_BUCKET_MB_DEFAULT, 0};
 }
 
 int md_dist_opt(md_dist_opts_t *o, int which, const char *arg)
@@ -34,6 +34,8 @@ int md_dist_opt(md_dist_opts_t *o, int which, const char *arg)
     case 2: return md_parse_i64("--rank", arg, 0, 1 << 20, 0, &o->rank) < 0 ? -1 : 1;
     case 3: return md_parse_i64("--world-size", arg, 1, 1 << 20, 0, &o->world) < 0 ? -1 : 1;
     case 4: return md_parse_double("--dist-timeout", arg, 0.1, 1e7, &o->timeout) < 0 ? -1 : 1;
+    case 5: return md_parse_double("--bucket-mb", arg, 0, 1e6, &o->bucket_mb) < 0 ? -1 : 1;
+    case 6: o->zero1 = 1; return 1;
     default: return 0;
     }
 }
@@ -201,6 +203,7 @@ int md_dist_setup(const md_dist_opts_t *o, const char *spec, md_precision_t prec
     if (make_backend(d, spec, prec) < 0) goto fail;
     if (!init && !d->mpi) {
         d->comm = md_comm_self(d->be);
+        md_comm_set_sync(d->comm, o->bucket_mb, o->zero1);
         return 0;
     }
     if (d->mpi && d->dev.kind == MD_DEVICE_CPU) {
@@ -208,6 +211,7 @@ int md_dist_setup(const md_dist_opts_t *o, const char *spec, md_precision_t prec
     } else if (!(d->comm = join_nccl(d, init ? init + 5 : NULL, o->timeout, rank, size))) {
         goto fail;
     }
+    md_comm_set_sync(d->comm, o->bucket_mb, o->zero1);
     md_info("rank %d of %d (%s) on %s", rank, size, md_comm_name(d->comm), d->dev.name);
     return 0;
 fail:

@@ -34,25 +34,33 @@ typedef struct md_dist_opts {
     const char *init;        /* --dist-init file:PATH, or NULL */
     int64_t rank, world;     /* --rank, --world-size; -1: from the environment */
     double timeout;          /* --dist-timeout: seconds to wait for the id file */
+    double bucket_mb;        /* --bucket-mb: gradient bucket size, MiB (0: one bucket) */
+    int zero1;               /* --zero1: shard the optimizer state */
 } md_dist_opts_t;
 
 void md_dist_opts_init(md_dist_opts_t *o);
 
-/* getopt_long entries numbered from `first` (4 codes), and their help. */
+/* getopt_long entries numbered from `first` (MD_DIST_N_OPTS codes), and their help. */
 #define MD_DIST_LONGOPTS(first) \
     {"gpus", required_argument, 0, (first)}, \
     {"dist-init", required_argument, 0, (first) + 1}, \
     {"rank", required_argument, 0, (first) + 2}, \
     {"world-size", required_argument, 0, (first) + 3}, \
-    {"dist-timeout", required_argument, 0, (first) + 4}
-#define MD_DIST_N_OPTS 5
+    {"dist-timeout", required_argument, 0, (first) + 4}, \
+    {"bucket-mb", required_argument, 0, (first) + 5}, \
+    {"zero1", no_argument, 0, (first) + 6}
+#define MD_DIST_N_OPTS 7
 #define MD_DIST_HELP \
     "Several GPUs or processes (data parallel; also under mpirun or srun):\n" \
     "      --gpus LIST          train on these GPUs, one process each, e.g. 0,1,2,3\n" \
     "      --dist-init file:PATH  join ranks through a file all of them see (rank 0 writes it)\n" \
     "      --rank INT           this process's rank with --dist-init [$RANK]\n" \
     "      --world-size INT     number of ranks with --dist-init [$WORLD_SIZE]\n" \
-    "      --dist-timeout SEC   wait this long for the --dist-init file [300]\n"
+    "      --dist-timeout SEC   wait this long for the --dist-init file [300]\n" \
+    "      --bucket-mb MB       all-reduce the gradients in buckets of this size while the\n" \
+    "                           backward runs; 0: all at once after it [25]\n" \
+    "      --zero1              shard the optimizer state over the ranks (ZeRO-1): each\n" \
+    "                           rank keeps and updates 1/N of the AdamW moments\n"
 
 /* Handles option code `which` (0 .. MD_DIST_N_OPTS-1, i.e. c - first).
  * 1 when handled, 0 when not ours, -1 after one error line. */
@@ -94,8 +102,9 @@ typedef struct md_dist {
 
 /* Decides this process's rank, device and communicator as above, creates
  * the backend for the device (md_backend_for_device with prec) and joins
- * the group. Ranks other than 0 are made quiet (md_verbose = 0: warnings and
- * errors only). 0, or -1 after one error line. */
+ * the group; the communicator carries --bucket-mb and --zero1
+ * (md_comm_set_sync). Ranks other than 0 are made quiet (md_verbose = 0:
+ * warnings and errors only). 0, or -1 after one error line. */
 int md_dist_setup(const md_dist_opts_t *o, const char *device_spec, md_precision_t prec, md_dist_t *d);
 void md_dist_end(md_dist_t *d);
 

@@ -296,6 +296,18 @@ md_tensor_t md_model_grad_buffer(md_model_t *m)
     return md_tensor_1d(m->grads, m->dtype, m->be->device, m->reg.numel);
 }
 
+void md_model_set_grad_ready(md_model_t *m, md_grad_ready_fn fn, void *ud)
+{
+    m->grad_ready = fn;
+    m->grad_ready_ud = fn ? ud : NULL;
+}
+
+int64_t md_param_ready_layer(const md_params_t *reg, const md_param_t *p)
+{
+    if (p->layer >= 0) return p->layer;
+    return p->role == MD_ROLE_EMBEDDING ? -1 : reg->n_layer;
+}
+
 void md_model_zero_grad(md_model_t *m)
 {
     m->be->memset0(m->be, m->grads, (size_t)m->reg.numel * md_dtype_size(m->dtype));

@@ -129,6 +129,28 @@ void md_model_memory(const md_model_t *m, md_model_memory_t *mem);
 md_tensor_t md_model_param_buffer(md_model_t *m);
 md_tensor_t md_model_grad_buffer(md_model_t *m);
 
+/* Gradient readiness, for data parallelism to exchange gradients while the
+ * backward still runs (train/gradsync.h). With fn set, every backward pass
+ * (md_model_forward_backward, md_model_classify) calls fn(ud, layer) as
+ * parameter gradients become final for this call: layer = n_layer once the
+ * head and the final norm are done, then l after block l's backward
+ * (n_layer-1 down to 0), then -1 after the embedding. After fn(ud, l) no
+ * element of a tensor whose md_param_ready_layer is >= l is written again
+ * by this call; after fn(ud, -1) none at all. "Written" is in the order of
+ * the backend's stream: fn runs on the host when the work is queued, not
+ * done, so an asynchronous reader must be ordered after the work queued so
+ * far. Calls may be left out, never reordered: the CPU's per-sequence path
+ * (B >= 2) sums its gradient slots at the end and calls fn(ud, -1) alone.
+ * The hook sees every backward while set (arm it for the last micro-batch
+ * of an accumulation); fn = NULL removes it. */
+typedef void (*md_grad_ready_fn)(void *ud, int64_t layer);
+void md_model_set_grad_ready(md_model_t *m, md_grad_ready_fn fn, void *ud);
+
+/* The `layer` of md_model_set_grad_ready after which entry p's gradient is
+ * final: its block, n_layer for the head, the final norm and the
+ * classifier, -1 for the embedding (which a tied LM head also writes). */
+int64_t md_param_ready_layer(const md_params_t *reg, const md_param_t *p);
+
 /* Sets every gradient to 0. Gradients otherwise only accumulate. */
 void md_model_zero_grad(md_model_t *m);
 

@@ -98,6 +98,9 @@ struct md_model {
     void *cls_pooled, *cls_logits, *cls_dlogits, *cls_dpooled, *cls_ones;
     double *cls_host;                   /* host, max_batch x C: logits in, log-probabilities out */
     void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
+    /* md_model_set_grad_ready's notification, or NULL */
+    md_grad_ready_fn grad_ready;
+    void *grad_ready_ud;
 };
 
 #endif

@@ -122,6 +122,15 @@ static double span_loss(md_model_t *m, const span_t *s, int with_grad, int64_t *
     return be->xent(be, with_grad ? &dlogits : NULL, &logits, &tgt, 1.0, count, s->xent_ws);
 }
 
+/* Tells md_model_set_grad_ready's hook that the gradients outside blocks
+ * 0 .. layer-1 (and the embedding, unless layer is -1) are final -- only
+ * when the span writes the model's own gradient buffer: the CPU's
+ * per-sequence slots are summed into it at the end (run_batch). */
+static void grads_ready(md_model_t *m, const span_t *s, int64_t layer)
+{
+    if (m->grad_ready && s->grads == m->grads) m->grad_ready(m->grad_ready_ud, layer);
+}
+
 /* The backward over the span. lm_head = 1: from the LM head's dlogits;
  * 0: from dhf, which the caller (the classification head) has written. */
 static void span_backward(md_model_t *m, const span_t *s, int lm_head)
@@ -151,17 +160,20 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     } else {
         be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
     }
+    grads_ready(m, s, nl);
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
     for (int64_t l = nl - 1; l >= 0; l--) {
         void *h_in = rows(m, m->resid[l], s, d);
         if (m->n_acts == 1 && l != nl - 1) m->arch->fwd(&c, (int)l, h_in, NULL, layer_acts(m, l));
         m->arch->bwd(&c, (int)l, h_in, g_rows, layer_acts(m, l), m->scratch);
+        grads_ready(m, s, l);
     }
     /* embedding */
     md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t g_emb = md_param_view(&c, s->grads, -1, MD_ROLE_EMBEDDING);
     be->embedding_bwd(be, &g_emb, &g, &tok);
+    grads_ready(m, s, -1);
 }
 
 static int check_call(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L)
@@ -252,7 +264,10 @@ static void run_batch(md_model_t *m, int64_t B, int64_t L, int do_backward, span
             fn(m, &s, ctx, do_backward);
         }
     }
-    if (do_backward) sum_slots(m, n_slots);
+    if (do_backward) {
+        sum_slots(m, n_slots);
+        if (m->grad_ready) m->grad_ready(m->grad_ready_ud, -1);
+    }
 }
 
 /* Next-base prediction over a span: its loss sum and count in seq_loss and

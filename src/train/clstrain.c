@@ -194,6 +194,18 @@ static int save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *
     return ret;
 }
 
+/* Every rank's part of a save: under ZeRO-1 the moments gathered from all
+ * ranks (a collective), then rank 0's save. */
+static int gathered_save(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, md_adamw_t *opt,
+                         md_comm_t *comm, const cls_state_t *st, int64_t epoch, const md_cls_train_result_t *res)
+{
+    const int lead = !comm || md_comm_rank(comm) == 0;
+    if (md_adamw_gather_host(opt, comm, md_model_grad_buffer(m).data, lead) < 0) return -1;
+    int ret = lead ? save(m, d, o, opt, st, epoch, res) : 0;
+    md_adamw_drop_host(opt);
+    return ret;
+}
+
 /* The state JSON text of a finetune run, or NULL after one error line. */
 static json_t *finetune_state(const char *text, const char *sp)
 {
@@ -327,7 +339,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
         md_species_data_prepare_eval(d, MD_SPLIT_TEST, L, o->test_windows, n_test) < 0)
         goto out;
     const md_params_t *reg = md_model_params(m);
-    if (md_adamw_init(&opt, md_model_backend(m), md_model_dtype(m), reg->numel, reg->n_decay, &o->adamw) < 0) goto out;
+    if (md_train_adamw_init(&opt, m, comm, &o->adamw) < 0) goto out;
     if (o->resume && resume(m, &opt, o, &st, res, elog, &tc, &seq, C) < 0) goto out;
     /* Data parallel: every rank trains a replica from rank 0's weights;
      * rank 0 alone evaluates, reports and saves (the moments and the data
@@ -376,7 +388,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             st.step = step + 1, st.epoch_steps = k + 1;
             if (o->stop_at == step + 1 && k + 1 < spe) {   /* (at an epoch's end, after its reports) */
                 md_progress_clear(&pg);
-                if (lead && save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+                if (gathered_save(m, d, o, &opt, comm, &st, epoch, res) < 0) goto out;
                 md_info("stopped after step %lld (epoch %lld): saved '%s'", (long long)step + 1, (long long)epoch,
                         o->out_path);
                 ret = 0;
@@ -384,7 +396,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
             }
             if (stop) {
                 md_progress_clear(&pg);
-                if (lead && save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+                if (gathered_save(m, d, o, &opt, comm, &st, epoch, res) < 0) goto out;
                 const int sig = md_train_stop_signal();
                 md_info("stopped by %s after step %lld (epoch %lld): saved '%s' (no reports for the unfinished "
                         "epoch); continue with --resume %s", sig ? md_train_signal_name(sig) : "another rank's signal",
@@ -400,6 +412,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
         }
         md_progress_clear(&pg);
         if (!lead) {   /* the figures, reports and checkpoint are rank 0's */
+            if (gathered_save(m, d, o, &opt, comm, &st, epoch, res) < 0) goto out;   /* (rank 0's ZeRO-1 moments) */
             st.epoch = epoch + 1, st.epoch_steps = 0, st.ep_loss = 0, st.ep_correct = st.ep_n = 0;
             if (o->stop_at == step && epoch < total_epochs) {
                 ret = 0;
@@ -427,15 +440,15 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
         if (md_confusion_write(&cm, labels, what, p_val) < 0) goto out;
         /* the next epoch, not yet begun, is where a resumed run starts */
         st.epoch = epoch + 1, st.epoch_steps = 0, st.ep_loss = 0, st.ep_correct = st.ep_n = 0;
-        if (save(m, d, o, &opt, &st, epoch, res) < 0) goto out;
+        if (gathered_save(m, d, o, &opt, comm, &st, epoch, res) < 0) goto out;
         if (o->stop_at == step && epoch < total_epochs) {
             md_info("stopped after step %lld (epoch %lld): saved '%s'", (long long)step, (long long)epoch, o->out_path);
             ret = 0;
             goto out;
         }
     }
-    if (!lead) {
-        ret = 0;
+    if (!lead) {   /* (its part of the final save's ZeRO-1 gather) */
+        ret = md_adamw_gather_host(&opt, comm, md_model_grad_buffer(m).data, 0) < 0 ? -1 : 0;
         goto out;
     }
     if (evaluate(m, d, MD_SPLIT_TEST, L, n_test, &cm, tc.tokens, tc.labels, logprobs) < 0) goto out;
@@ -446,7 +459,7 @@ int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t 
     char what[300];
     snprintf(what, sizeof what, "test confusion (%s)", o->out_path);
     if (md_confusion_write(&cm, labels, what, p_test) < 0) goto out;
-    if (save(m, d, o, &opt, &st, total_epochs, res) < 0) goto out;
+    if (gathered_save(m, d, o, &opt, comm, &st, total_epochs, res) < 0) goto out;
     md_info("saved '%s'; reports %s, %s, %s (and .svg)", o->out_path, p_epochs, p_val, p_test);
     ret = 0;
 out:

@@ -331,9 +331,7 @@ md_trainer_t *md_trainer_new(md_model_t *m, md_lm_data_t *d, const md_train_opts
     t->lr = (md_lr_schedule_t){tf->lr, tf->lr_min, (int64_t)llround(tf->warmup * (double)tf->steps), tf->steps};
     t->seq = (md_seq_schedule_t){tf->seq_len, tf->seq_warmup_steps > 0 ? tf->seq_warmup_start : tf->seq_len,
                                  tf->seq_warmup_steps};
-    const md_params_t *reg = md_model_params(m);
-    if (md_adamw_init(&t->opt, md_model_backend(m), md_model_dtype(m), reg->numel, reg->n_decay, &tf->adamw) < 0)
-        goto fail;
+    if (md_train_adamw_init(&t->opt, m, o->comm, &tf->adamw) < 0) goto fail;
     /* Say plainly when no window fits at all (the samplers would word it in
      * window lengths, L + 1). */
     const md_genome_t *g = md_lm_data_genome(d);
@@ -627,9 +625,14 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         /* No periodic save inside a streak of skipped steps: should the
          * streak stop the run, the last checkpoint is the last good step's. */
         const int periodic = o->save_every > 0 && s % o->save_every == 0 && guard.streak == 0;
+        if (o->out_path && (periodic || last || stop) &&   /* (ZeRO-1: every rank's moments for rank 0's save) */
+            md_adamw_gather_host(&t->opt, comm, md_model_grad_buffer(m).data, lead) < 0)
+            goto out;
         if (lead && o->out_path && (periodic || last || stop)) {
             double t0 = md_realtime();
-            if (md_trainer_save(t, o->out_path) < 0) goto out;
+            int saved = md_trainer_save(t, o->out_path);
+            md_adamw_drop_host(&t->opt);
+            if (saved < 0) goto out;
             md_progress_clear(&pg);
             md_info("step %lld: saved '%s'", (long long)s, o->out_path);
             iv_t0 += md_realtime() - t0;   /* keep the save out of tokens/s */

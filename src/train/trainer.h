@@ -60,8 +60,11 @@ typedef struct md_step_guard {
 
 /* One optimizer step at 0-based `step`: zero the gradients, run accum
  * micro-batches through fn, sum the gradients and counts over comm's ranks
- * (NULL or one rank: nothing to sum; every rank then holds the whole
- * batch's), scale the summed gradient by 1 / count, clip
+ * (NULL: nothing to sum; every rank then holds the whole batch's) -- in
+ * buckets during the last micro-batch's backward (train/gradsync.h), or,
+ * when opt is sharded (ZeRO-1, md_train_adamw_init), by a reduce-scatter
+ * after it, AdamW on this rank's shard alone and an all-gather of the
+ * updated parameters -- scale the summed gradient by 1 / count, clip
  * its global norm to clip (0 = off) and apply AdamW at lr. Returns 0; 1
  * when the loss or gradient norm was not finite and the step was skipped
  * (a warning; no update, but opt's step count still advances); or -1 after
@@ -71,6 +74,11 @@ typedef struct md_step_guard {
 int md_train_step(md_model_t *m, md_comm_t *comm, md_adamw_t *opt, int64_t accum, md_micro_batch_fn fn, void *ud,
                   double lr, double clip, int64_t step, md_progress_t *pg, md_step_guard_t *guard,
                   md_step_result_t *r);
+
+/* The optimizer for m's parameters: md_adamw_init_zero1 for comm's rank
+ * when comm asks for ZeRO-1 (md_comm_zero1), else md_adamw_init over all
+ * of them. comm may be NULL. 0, or -1 after one error line. */
+int md_train_adamw_init(md_adamw_t *opt, md_model_t *m, md_comm_t *comm, const md_adamw_opts_t *ao);
 
 /* Options a resumed run must share with the run it continues. */
 typedef struct md_train_fixed {

@@ -66,6 +66,15 @@ static int moments_to_host(const md_adamw_t *opt, float *m, float *v)
 {
     const md_backend_t *be = opt->be;
     size_t n = (size_t)opt->numel;
+    if (opt->host_m) {   /* ZeRO-1: gathered by md_adamw_gather_host */
+        memcpy(m, opt->host_m, n * 4);
+        memcpy(v, opt->host_v, n * 4);
+        return 0;
+    }
+    if (md_adamw_sharded(opt)) {
+        md_error("internal: the sharded optimizer state was not gathered before the save");
+        return -1;
+    }
     if (opt->dtype == MD_DTYPE_F32) {
         be->copy(be, m, opt->m, n * 4, MD_COPY_D2H);
         be->copy(be, v, opt->v, n * 4, MD_COPY_D2H);
@@ -80,21 +89,32 @@ static int moments_to_host(const md_adamw_t *opt, float *m, float *v)
     return 0;
 }
 
-static void moments_from_host(md_adamw_t *opt, const float *m, const float *v)
+/* One moment's ranges (all of it, or a ZeRO-1 rank's shard and tail) from
+ * the whole host copy. */
+static void moment_from_host(md_adamw_t *opt, void *dev, const float *host)
 {
     const md_backend_t *be = opt->be;
-    size_t n = (size_t)opt->numel;
-    if (opt->dtype == MD_DTYPE_F32) {
-        be->copy(be, opt->m, m, n * 4, MD_COPY_H2D);
-        be->copy(be, opt->v, v, n * 4, MD_COPY_H2D);
-        return;
+    const size_t es = md_dtype_size(opt->dtype);
+    int64_t at = 0;
+    for (int i = 0; i < opt->n_ranges; i++) {
+        const int64_t off = opt->range[i].off, n = opt->range[i].n;
+        char *dst = (char *)dev + (size_t)at * es;
+        if (opt->dtype == MD_DTYPE_F32) {
+            be->copy(be, dst, host + off, (size_t)n * 4, MD_COPY_H2D);
+        } else {
+            double *tmp = md_malloc((size_t)n * 8 + 8);
+            for (int64_t k = 0; k < n; k++) tmp[k] = host[off + k];
+            be->copy(be, dst, tmp, (size_t)n * 8, MD_COPY_H2D);
+            free(tmp);
+        }
+        at += n;
     }
-    double *tmp = md_malloc(n * 8 + 8);
-    for (size_t i = 0; i < n; i++) tmp[i] = m[i];
-    be->copy(be, opt->m, tmp, n * 8, MD_COPY_H2D);
-    for (size_t i = 0; i < n; i++) tmp[i] = v[i];
-    be->copy(be, opt->v, tmp, n * 8, MD_COPY_H2D);
-    free(tmp);
+}
+
+static void moments_from_host(md_adamw_t *opt, const float *m, const float *v)
+{
+    moment_from_host(opt, opt->m, m);
+    moment_from_host(opt, opt->v, v);
 }
 
 /* Puts the set-aside state back after a failed save, so that the weights
@@ -116,7 +136,11 @@ int md_train_save_pair(const char *path, const md_adamw_t *opt, const char *stat
 {
     size_t n = (size_t)opt->numel;
     float *m = md_malloc(n * 4 + 4), *v = md_malloc(n * 4 + 4);
-    moments_to_host(opt, m, v);
+    if (moments_to_host(opt, m, v) < 0) {
+        free(m);
+        free(v);
+        return -1;
+    }
     char *sp = md_ckpt_state_path(path), *prev = prev_state_path(sp);
     int ret = 0, have_old = access(sp, F_OK) == 0 && access(path, F_OK) == 0;
     if (have_old && (rename(sp, prev) != 0 || md_fsync_dir_of(sp) != 0)) {

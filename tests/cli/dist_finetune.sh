@@ -4,11 +4,7 @@
 # stopped on 2 ranks continues on 1. Tolerances as in dist_mpi.sh.
 . "$MD_TESTS/clilib.sh"
 
-command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
-$MD version | grep -q '^mpi: *compiled in' || { echo "skipped: built without MPI"; exit 77; }
-MPIRUN="mpirun --oversubscribe --mca btl_vader_single_copy_mechanism none"
-[ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
-MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 $MPIRUN"   # see dist_mpi.sh
+need_mpi
 
 $MD simulate genomes -q --seed 3 -f 2bit --chroms 3 --length 20k -o "$T/g" || { bad "simulate"; finish; exit 1; }
 SP="human=$T/g/human.2bit chimp=$T/g/chimpanzee.2bit bonobo=$T/g/bonobo.2bit"

@@ -12,15 +12,7 @@
 # the losses by ~1e-3 and the weights by ~1e-1.
 . "$MD_TESTS/clilib.sh"
 
-command -v mpirun >/dev/null || { echo "skipped: no mpirun"; exit 77; }
-$MD version | grep -q '^mpi: *compiled in' || { echo "skipped: built without MPI"; exit 77; }
-MPIRUN="mpirun --oversubscribe --mca btl_vader_single_copy_mechanism none"   # no CMA: containers forbid it
-[ "$(id -u)" -eq 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
-# Under AddressSanitizer: Open MPI's components leak at MPI_Finalize and are
-# unloaded before LeakSanitizer reports, so no suppression can name them;
-# leak checks stay off for the MPI ranks alone (the same training code is
-# leak-checked without MPI in pretrain.sh and dist_launch.sh).
-MPIRUN="env ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 $MPIRUN"
+need_mpi
 BIN=${MD_TEST_BIN:-$(dirname "$MD")/tests}
 
 random_genome "$T/g.fa"

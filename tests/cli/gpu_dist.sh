@@ -7,14 +7,9 @@
 # install of PyTorch, or MD_NCCL_LIBRARY).
 . "$MD_TESTS/clilib.sh"
 
-n_gpu=$($MD version | sed -n 's/^gpus: *\([0-9]*\) present/\1/p')
-[ "${n_gpu:-0}" -gt 0 ] || { echo "skipped: no GPU"; exit 77; }
+need_gpu_nccl
 random_genome "$T/g.fa"
 TINY="--d-model 32 --n-layer 2 -L 128 -B 4 --tokens-per-step 1024 --steps 8 --lr 3e-3 --seed 5 --log-every 1"
-if ! $MD pretrain -x cuda $TINY --gpus 0 -o "$T/probe.safetensors" "$T/g.fa" 2>"$T/probe.err"; then
-    grep -q 'cannot load NCCL' "$T/probe.err" && { echo "skipped: no NCCL"; exit 77; }
-    bad "--gpus 0: $(tail -n 2 "$T/probe.err")"
-fi
 
 expect_ok "one GPU" $MD pretrain -x cuda $TINY --metrics "$T/one.tsv" -o "$T/one.safetensors" "$T/g.fa"
 expect_ok "--gpus 0" $MD pretrain $TINY --gpus 0 --metrics "$T/g0.tsv" -o "$T/g0.safetensors" "$T/g.fa"
