@@ -22,7 +22,10 @@
  * (m = 512: 40% slower). It does take those with m <= 128 and n <= 256
  * (x_proj's and out_proj's in the 1.4M model: 25% and 6% faster), whose
  * A^T fits in L2, and the narrow products below (n <= 8: dt_proj's two
- * gradients), where OpenBLAS ran at 20-60 GFLOP/s.
+ * gradients), where OpenBLAS ran at 20-60 GFLOP/s. The forward products
+ * with K = 256 (out_proj's, x_proj's) went back to OpenBLAS: their B^T
+ * panel (K x 64, 64 KiB) no longer fits in L1, and per shape
+ * (test_cpu_paths --bench-gemm) this kernel ran 5-12% slower there.
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -33,7 +36,7 @@
 
 #include "backend/cpu/cpu_avx512.h"
 
-enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 256, NARROW = 8, MAX_K_NARROW = 1024 };
+enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 128, NARROW = 8, MAX_K_NARROW = 1024 };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
  * the last vector of each row has mask last. */
@@ -206,7 +209,9 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
     /* TN, the weight gradients: x_proj's and out_proj's in the 1.4M model
      * (m = 40, 128; n = 256), where A^T's few columns stay in L2 */
     if (ta) return !tb && m <= 128 && n >= 64 && n <= 256;
-    /* NT: the forward projections (K <= 256, B^T's panel on the stack);
+    /* NT: the forward projections with K <= 128, whose B^T panel (K x 64)
+     * stays in L1; at K = 256 (out_proj's and x_proj's) it does not, and
+     * OpenBLAS was 5-12% faster;
      * NN: the input gradients, except the small-K one (x_proj's, K = 40)
      * where OpenBLAS is as fast */
     return tb ? k <= MAX_K_TRANSPOSED : (k >= 128 || n < 64);
