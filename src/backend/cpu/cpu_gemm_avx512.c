@@ -12,17 +12,23 @@
  * Tile: MR = 6 rows of C by 64 columns (four 16-lane vectors), 24
  * accumulators; per k, the 64-wide row of the B panel is loaded once and
  * A(r, k) of the 6 rows is broadcast. Every C element is the sum over k in
- * increasing order, whatever the tiling or the split of C over threads.
+ * increasing order (for op(A) = A^T: of blocks of KC = 128 k, each summed
+ * in a register and added into C), whatever the tiling or the split of C
+ * over threads: the blocks depend on K alone.
  *
  * In the 1.4M model at L = 1024 on one core this takes in_proj's forward
  * from 1.27 to 0.94 ms per sequence, and all the GEMMs of a training step
  * of 4 x 1024 tokens from about 277 to 259 ms. The weight gradients (op(A) = A^T,
- * K = L) mostly stay with OpenBLAS: an unpacked A^T is read 6 values per
- * row here, and this kernel did no better than OpenBLAS on in_proj's
- * (m = 512: 40% slower). It does take those with m <= 128 and n <= 256
- * (x_proj's and out_proj's in the 1.4M model: 25% and 6% faster), whose
- * A^T fits in L2, and the narrow products below (n <= 8: dt_proj's two
- * gradients), where OpenBLAS ran at 20-60 GFLOP/s. The forward products
+ * K = L) first stayed with OpenBLAS on in_proj's (m = 512: 40% slower).
+ * Over all of K = 1024, the B panel (K x 64, 256 KiB) streams from L2 at
+ * every tile, and the six values of A^T that a tile broadcasts per k lie
+ * in a new cache line at every k, evicted before the next tile's rows use
+ * the same lines. In blocks of KC = 128 k, the panel (32 KiB) and the
+ * tile's lines of A^T stay in L1: per shape (test_cpu_paths --bench-gemm,
+ * one thread) in_proj's weight gradient went from 117 GFLOP/s (unblocked,
+ * A^T packed) to 138, past OpenBLAS's 128, and out_proj's from 140 to 152.
+ * The narrow products below (n <= 8: dt_proj's two gradients) are where
+ * OpenBLAS ran at 20-60 GFLOP/s. The forward products
  * with K = 256 (out_proj's, x_proj's) went back to OpenBLAS: their B^T
  * panel (K x 64, 64 KiB) no longer fits in L1, and per shape
  * (test_cpu_paths --bench-gemm) this kernel ran 5-12% slower there.
@@ -36,7 +42,7 @@
 
 #include "backend/cpu/cpu_avx512.h"
 
-enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 128, NARROW = 8, MAX_K_NARROW = 1024 };
+enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 128, NARROW = 8, MAX_K_NARROW = 1024, KC = 128 };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
  * the last vector of each row has mask last. */
@@ -206,9 +212,8 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
 {
     if (!md_cpu_avx512_active() || m < 1 || n < 1 || k < 1) return 0;
     if (n <= NARROW && !tb) return ta || k <= MAX_K_NARROW;
-    /* TN, the weight gradients: x_proj's and out_proj's in the 1.4M model
-     * (m = 40, 128; n = 256), where A^T's few columns stay in L2 */
-    if (ta) return !tb && m <= 128 && n >= 64 && n <= 256;
+    /* TN: the weight gradients (n = 128, 256 in the 1.4M model) */
+    if (ta) return !tb && n >= 64 && n <= 256;
     /* NT: the forward projections with K <= 128, whose B^T panel (K x 64)
      * stays in L1; at K = 256 (out_proj's and x_proj's) it does not, and
      * OpenBLAS was 5-12% faster;
@@ -216,6 +221,9 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
      * where OpenBLAS is as fast */
     return tb ? k <= MAX_K_TRANSPOSED : (k >= 128 || n < 64);
 }
+
+static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
@@ -228,6 +236,18 @@ AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K,
         narrow_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
+    if (ta) {   /* C = beta C + block 0 + block 1 + ...: one block's panel and A^T lines in L1 */
+        for (int64_t k0 = 0; k0 < K; k0 += KC)
+            panels(1, 0, M, N, K - k0 < KC ? K - k0 : KC, alpha, A + k0 * lda, lda, B + k0 * ldb, ldb,
+                   k0 ? 1.0f : beta, C, ldc);
+        return;
+    }
+    panels(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
     float panel[MAX_K_TRANSPOSED * PANEL] __attribute__((aligned(64)));
     for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
         int64_t nw = N - n0 < PANEL ? N - n0 : PANEL;
