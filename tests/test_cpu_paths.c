@@ -250,7 +250,7 @@ static void test_scan_threads(void)
 static void test_gemm(int have_avx)
 {
     /* m, n, k: partial tiles (m % 6), partial panels (n % 64, n < 16), the
-     * model's shapes, the limit of op(B) = B^T's panel (k = 128), and for
+     * model's shapes, K in blocks of 128 (k = 128, 256, and partial last blocks), and for
      * the narrow products (n <= 8) odd m, m % 32, k % 16 and k past their
      * copy of B^T (k > 1024); with op(A) = A^T, the tiles for m <= 128 and
      * 64 <= n <= 256, K in blocks of 128 (the last partial), and m > 128 */

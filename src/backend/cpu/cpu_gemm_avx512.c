@@ -11,10 +11,12 @@
  *
  * Tile: MR = 6 rows of C by 64 columns (four 16-lane vectors), 24
  * accumulators; per k, the 64-wide row of the B panel is loaded once and
- * A(r, k) of the 6 rows is broadcast. Every C element is the sum over k in
- * increasing order (for op(A) = A^T: of blocks of KC = 128 k, each summed
- * in a register and added into C), whatever the tiling or the split of C
- * over threads: the blocks depend on K alone.
+ * A(r, k) of the 6 rows is broadcast. K runs in blocks of KC = 128, so
+ * that a block's panel of B (128 x 64 floats, 32 KiB) and the lines of A
+ * a tile reads stay in L1; every C element is beta C plus the blocks'
+ * sums in increasing order, each summed over k in increasing order in a
+ * register, whatever the tiling or the split of C over threads (the
+ * blocks depend on K alone).
  *
  * In the 1.4M model at L = 1024 on one core this takes in_proj's forward
  * from 1.27 to 0.94 ms per sequence, and all the GEMMs of a training step
@@ -23,15 +25,14 @@
  * Over all of K = 1024, the B panel (K x 64, 256 KiB) streams from L2 at
  * every tile, and the six values of A^T that a tile broadcasts per k lie
  * in a new cache line at every k, evicted before the next tile's rows use
- * the same lines. In blocks of KC = 128 k, the panel (32 KiB) and the
- * tile's lines of A^T stay in L1: per shape (test_cpu_paths --bench-gemm,
- * one thread) in_proj's weight gradient went from 117 GFLOP/s (unblocked,
- * A^T packed) to 138, past OpenBLAS's 128, and out_proj's from 140 to 152.
+ * the same lines. In blocks of KC = 128 k, they stay in L1: per shape
+ * (test_cpu_paths --bench-gemm, one thread) in_proj's weight gradient went
+ * from 117 GFLOP/s (unblocked, A^T packed) to 138, past OpenBLAS's 128, and
+ * out_proj's from 140 to 152.
  * The narrow products below (n <= 8: dt_proj's two gradients) are where
- * OpenBLAS ran at 20-60 GFLOP/s. The forward products
- * with K = 256 (out_proj's, x_proj's) went back to OpenBLAS: their B^T
- * panel (K x 64, 64 KiB) no longer fits in L1, and per shape
- * (test_cpu_paths --bench-gemm) this kernel ran 5-12% slower there.
+ * OpenBLAS ran at 20-60 GFLOP/s. The forward products with K = 256
+ * (out_proj's, x_proj's), whose B^T panel had outgrown L1 (64 KiB), ran
+ * 5-12% below OpenBLAS unblocked, and 5-7% above it in blocks.
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -42,7 +43,7 @@
 
 #include "backend/cpu/cpu_avx512.h"
 
-enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 128, NARROW = 8, MAX_K_NARROW = 1024, KC = 128 };
+enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128 };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
  * the last vector of each row has mask last. */
@@ -214,41 +215,17 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
     if (n <= NARROW && !tb) return ta || k <= MAX_K_NARROW;
     /* TN: the weight gradients (n = 128, 256 in the 1.4M model) */
     if (ta) return !tb && n >= 64 && n <= 256;
-    /* NT: the forward projections with K <= 128, whose B^T panel (K x 64)
-     * stays in L1; at K = 256 (out_proj's and x_proj's) it does not, and
-     * OpenBLAS was 5-12% faster;
+    /* NT: the forward projections;
      * NN: the input gradients, except the small-K one (x_proj's, K = 40)
      * where OpenBLAS is as fast */
-    return tb ? k <= MAX_K_TRANSPOSED : (k >= 128 || n < 64);
+    return tb || k >= 128 || n < 64;
 }
 
-static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
-
-AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
-{
-    if (ta && N <= NARROW) {
-        narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (!tb && N <= NARROW) {
-        narrow_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (ta) {   /* C = beta C + block 0 + block 1 + ...: one block's panel and A^T lines in L1 */
-        for (int64_t k0 = 0; k0 < K; k0 += KC)
-            panels(1, 0, M, N, K - k0 < KC ? K - k0 : KC, alpha, A + k0 * lda, lda, B + k0 * ldb, ldb,
-                   k0 ? 1.0f : beta, C, ldc);
-        return;
-    }
-    panels(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
+/* C = alpha op(A) op(B) + beta C for one block of K <= KC, panel by panel of B. */
 static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                           const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    float panel[MAX_K_TRANSPOSED * PANEL] __attribute__((aligned(64)));
+    float panel[KC * PANEL] __attribute__((aligned(64)));
     for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
         int64_t nw = N - n0 < PANEL ? N - n0 : PANEL;
         int nv = (int)((nw + 15) / 16);
@@ -270,6 +247,23 @@ static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float
         default: rows_4(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
         }
     }
+}
+
+AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (ta && N <= NARROW) {
+        narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!tb && N <= NARROW) {
+        narrow_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* C = beta C + block 0 + block 1 + ... (blocks of KC k, see the top) */
+    for (int64_t k0 = 0; k0 < K; k0 += KC)
+        panels(ta, tb, M, N, K - k0 < KC ? K - k0 : KC, alpha, A + (ta ? k0 * lda : k0), lda,
+               B + (tb ? k0 : k0 * ldb), ldb, k0 ? 1.0f : beta, C, ldc);
 }
 
 #else
