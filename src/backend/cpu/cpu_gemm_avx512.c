@@ -11,9 +11,12 @@
  *
  * Tile: MR = 6 rows of C by 64 columns (four 16-lane vectors), 24
  * accumulators; per k, the 64-wide row of the B panel is loaded once and
- * A(r, k) of the 6 rows is broadcast. K runs in blocks of KC = 128, so
- * that a block's panel of B (128 x 64 floats, 32 KiB) and the lines of A
- * a tile reads stay in L1; every C element is beta C plus the blocks'
+ * A(r, k) of the 6 rows is broadcast. With op(A) = A^T or op(B) = B^T, K
+ * runs in blocks of KC = 128, so that a block's panel of B (128 x 64
+ * floats, 32 KiB) and the lines of A a tile reads stay in L1 (NN, whose
+ * panel is read in place, runs K whole as before: blocked, in_proj's
+ * input gradient, K = 512, gained nothing per shape, and its C would
+ * cross the bus once per block); every C element is beta C plus the blocks'
  * sums in increasing order, each summed over k in increasing order in a
  * register, whatever the tiling or the split of C over threads (the
  * blocks depend on K alone).
@@ -221,7 +224,7 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
     return tb || k >= 128 || n < 64;
 }
 
-/* C = alpha op(A) op(B) + beta C for one block of K <= KC, panel by panel of B. */
+/* C = alpha op(A) op(B) + beta C, panel by panel of B (K <= KC for op(B) = B^T). */
 static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                           const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
@@ -261,8 +264,9 @@ AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K,
         return;
     }
     /* C = beta C + block 0 + block 1 + ... (blocks of KC k, see the top) */
-    for (int64_t k0 = 0; k0 < K; k0 += KC)
-        panels(ta, tb, M, N, K - k0 < KC ? K - k0 : KC, alpha, A + (ta ? k0 * lda : k0), lda,
+    int64_t kc = ta || tb ? KC : K;
+    for (int64_t k0 = 0; k0 < K; k0 += kc)
+        panels(ta, tb, M, N, K - k0 < kc ? K - k0 : kc, alpha, A + (ta ? k0 * lda : k0), lda,
                B + (tb ? k0 : k0 * ldb), ldb, k0 ? 1.0f : beta, C, ldc);
 }
 
