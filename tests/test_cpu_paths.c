@@ -15,11 +15,12 @@
  * of 7 calls each (on a shared machine the least is the steadiest).
  *
  * `test_cpu_paths --bench-gemm` times the f32 GEMMs of a 1.4M model's
- * training step at L = 1024 (one sequence: m or k = 1024), each on
- * OpenBLAS and, where md_cpu_sgemm_avx512_takes it, on the AVX-512
- * kernel (nan where not), one thread, alternating the two, the
- * least CPU time of 9 rounds, each with the model's beta; A and C rotate over 8 copies, so that, as
- * in the model, they do not stay in L2 from one call to the next. */
+ * training step at L = 1024 (one sequence: m or k = 1024), with the
+ * model's beta, on OpenBLAS and, where md_cpu_sgemm_avx512_takes the
+ * shape, on the AVX-512 kernel (nan where not): one thread, the two
+ * alternating, the least CPU time of 9 rounds. A and C rotate over 8
+ * copies so that, as in the model, they do not stay in L2 from one call
+ * to the next. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -250,10 +251,10 @@ static void test_scan_threads(void)
 static void test_gemm(int have_avx)
 {
     /* m, n, k: partial tiles (m % 6), partial panels (n % 64, n < 16), the
-     * model's shapes, K in blocks of 128 (k = 128, 256, and partial last blocks), and for
-     * the narrow products (n <= 8) odd m, m % 32, k % 16 and k past their
-     * copy of B^T (k > 1024); with op(A) = A^T, the tiles for m <= 128 and
-     * 64 <= n <= 256, K in blocks of 128 (the last partial), and m > 128 */
+     * model's shapes, K in blocks of 128 (whole, and a partial last one:
+     * k = 256, 257, 260, 300), and for the narrow products (n <= 8) odd m,
+     * m % 32, k % 16 and k past their copy of B^T (k > 1024); with op(A) =
+     * A^T, the tiles for 64 <= n <= 256, m <= 128 and m > 128 */
     int64_t shapes[][3] = {{1, 1, 1},     {7, 5, 3},      {13, 70, 40},  {64, 17, 128}, {100, 300, 256},
                            {61, 8, 257},  {200, 40, 256}, {130, 512, 128}, {6, 64, 9},  {257, 16, 130},
                            {256, 8, 100}, {37, 3, 1030},  {50, 9, 17},   {40, 256, 300},

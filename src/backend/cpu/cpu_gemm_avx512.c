@@ -16,10 +16,10 @@
  * floats, 32 KiB) and the lines of A a tile reads stay in L1 (NN, whose
  * panel is read in place, runs K whole as before: blocked, in_proj's
  * input gradient, K = 512, gained nothing per shape, and its C would
- * cross the bus once per block); every C element is beta C plus the blocks'
- * sums in increasing order, each summed over k in increasing order in a
- * register, whatever the tiling or the split of C over threads (the
- * blocks depend on K alone).
+ * cross the bus once per block). Every C element is beta C plus the
+ * blocks' sums in increasing order, each summed over k in increasing
+ * order in a register, whatever the tiling or the split of C over threads
+ * (the blocks depend on K alone).
  *
  * In the 1.4M model at L = 1024 on one core this takes in_proj's forward
  * from 1.27 to 0.94 ms per sequence, and all the GEMMs of a training step
@@ -31,11 +31,11 @@
  * the same lines. In blocks of KC = 128 k, they stay in L1: per shape
  * (test_cpu_paths --bench-gemm, one thread) in_proj's weight gradient went
  * from 117 GFLOP/s (unblocked, A^T packed) to 138, past OpenBLAS's 128, and
- * out_proj's from 140 to 152.
- * The narrow products below (n <= 8: dt_proj's two gradients) are where
- * OpenBLAS ran at 20-60 GFLOP/s. The forward products with K = 256
+ * out_proj's from 130-140 to 149-152. The forward products with K = 256
  * (out_proj's, x_proj's), whose B^T panel had outgrown L1 (64 KiB), ran
- * 5-12% below OpenBLAS unblocked, and 5-7% above it in blocks.
+ * 5-12% below OpenBLAS unblocked, and 1-7% above it in blocks. The narrow
+ * products below (n <= 8: dt_proj's two gradients) are where OpenBLAS ran
+ * at 20-60 GFLOP/s.
  */
 #include "backend/cpu/cpu_kernels.h"
 
