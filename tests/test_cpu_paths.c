@@ -12,7 +12,16 @@
  * `test_cpu_paths --bench-scan [E]` times the f32 scan instead, on the
  * active path: forward and backward of 4 x 1024 tokens, d_inner E (256,
  * the 1.4M model's; 512 at 7M), d_state 16, one thread, the least CPU time
- * of 7 calls each (on a shared machine the least is the steadiest). */
+ * of 7 calls each (on a shared machine the least is the steadiest).
+ *
+ * `test_cpu_paths --bench-gemm` times the f32 GEMMs of a 1.4M model's
+ * training step at L = 1024 (one sequence: m or k = 1024), with the
+ * model's beta, on OpenBLAS and, where md_cpu_sgemm_avx512_takes the
+ * shape, on the AVX-512 kernel (nan where not): one thread, the two
+ * alternating, the least CPU time of 9 rounds. A and C rotate over 8
+ * copies so that, as in the model, they do not stay in L2 from one call
+ * to the next. */
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -242,13 +251,14 @@ static void test_scan_threads(void)
 static void test_gemm(int have_avx)
 {
     /* m, n, k: partial tiles (m % 6), partial panels (n % 64, n < 16), the
-     * model's shapes, the limit of op(B) = B^T's panel (k = 256), and for
-     * the narrow products (n <= 8) odd m, m % 32, k % 16 and k past their
-     * copy of B^T (k > 1024); with op(A) = A^T, the tiles for m <= 128 and
-     * 64 <= n <= 256 */
+     * model's shapes, K in blocks of 128 (whole, and a partial last one:
+     * k = 256, 257, 260, 300), and for the narrow products (n <= 8) odd m,
+     * m % 32, k % 16 and k past their copy of B^T (k > 1024); with op(A) =
+     * A^T, the tiles for 64 <= n <= 256, m <= 128 and m > 128 */
     int64_t shapes[][3] = {{1, 1, 1},     {7, 5, 3},      {13, 70, 40},  {64, 17, 128}, {100, 300, 256},
                            {61, 8, 257},  {200, 40, 256}, {130, 512, 128}, {6, 64, 9},  {257, 16, 130},
-                           {256, 8, 100}, {37, 3, 1030},  {50, 9, 17},   {40, 256, 300}};
+                           {256, 8, 100}, {37, 3, 1030},  {50, 9, 17},   {40, 256, 300},
+                           {150, 70, 260}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)
@@ -332,6 +342,65 @@ static int bench_scan(int64_t E)
     return 0;
 }
 
+/* One GEMM shape of --bench-gemm: op(A) m x k, op(B) k x n. */
+typedef struct {
+    int ta, tb;
+    int64_t m, n, k;
+    int beta;   /* 1 where the model adds into C (a residual, a gradient) */
+    const char *what;
+} gemm_shape_t;
+
+static int bench_gemm(void)
+{
+    enum { COPIES = 8, ROUNDS = 9, CALLS = 8 };
+    static const gemm_shape_t shapes[] = {
+        {0, 1, 1024, 512, 128, 0, "in_proj forward"},  {0, 0, 1024, 128, 512, 0, "in_proj dx"},
+        {1, 0, 512, 128, 1024, 1, "in_proj dW"},       {0, 1, 1024, 128, 256, 1, "out_proj forward"},
+        {0, 0, 1024, 256, 128, 0, "out_proj dx"},      {1, 0, 128, 256, 1024, 1, "out_proj dW"},
+        {0, 1, 1024, 40, 256, 0, "x_proj forward"},    {0, 0, 1024, 256, 40, 1, "x_proj dx"},
+        {1, 0, 40, 256, 1024, 1, "x_proj dW"},         {0, 1, 1024, 256, 8, 0, "dt_proj forward"},
+        {0, 0, 1024, 8, 256, 0, "dt_proj dx"},         {1, 0, 256, 8, 1024, 1, "dt_proj dW"},
+    };
+    md_cpu_set_threads(1);
+    openblas_set_num_threads(1);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const gemm_shape_t *g = &shapes[s];
+        int64_t ar = g->ta ? g->k : g->m, ac = g->ta ? g->m : g->k;
+        int64_t br = g->tb ? g->n : g->k, bc = g->tb ? g->k : g->n;
+        float *a[COPIES], *c[COPIES], *b = keep(aligned_alloc(64, (size_t)(br * bc) * sizeof(float)));
+        for (int64_t i = 0; i < br * bc; i++) b[i] = (float)md_rng_uniform(&rng) - 0.5f;
+        for (int j = 0; j < COPIES; j++) {
+            a[j] = keep(aligned_alloc(64, (size_t)(ar * ac) * sizeof(float)));
+            c[j] = keep(aligned_alloc(64, (size_t)(g->m * g->n) * sizeof(float)));
+            for (int64_t i = 0; i < ar * ac; i++) a[j][i] = (float)md_rng_uniform(&rng) - 0.5f;
+            memset(c[j], 0, (size_t)(g->m * g->n) * sizeof(float));
+        }
+        int takes = md_cpu_sgemm_avx512_takes(g->ta, g->tb, g->m, g->n, g->k);
+        double best[2] = {INFINITY, INFINITY};
+        for (int r = 0; r < ROUNDS; r++)
+            for (int own = 0; own <= takes; own++) {
+                double t0 = cpu_seconds();
+                for (int i = 0; i < CALLS; i++) {
+                    int j = i % COPIES;
+                    if (own)
+                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b, bc, (float)g->beta, c[j],
+                                            g->n);
+                    else
+                        cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+                                    g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, 1.0f, a[j],
+                                    (int)ac, b, (int)bc, (float)g->beta, c[j], (int)g->n);
+                }
+                best[own] = fmin(best[own], (cpu_seconds() - t0) / CALLS);
+            }
+        double gflop = 2e-9 * (double)(g->m * g->n * g->k);
+        printf("gemm %c%c %5lld x %4lld x %4lld  %-17s openblas %6.1f  avx512 %6.1f GFLOP/s\n", g->ta ? 'T' : 'N',
+               g->tb ? 'T' : 'N', (long long)g->m, (long long)g->n, (long long)g->k, g->what, gflop / best[0],
+               takes ? gflop / best[1] : NAN);
+    }
+    for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     be = md_backend_cpu();
@@ -343,6 +412,13 @@ int main(int argc, char **argv)
             return 1;
         }
         return bench_scan(E);
+    }
+    if (argc > 1 && !strcmp(argv[1], "--bench-gemm")) {
+        if (!md_cpu_avx512_active()) {
+            fprintf(stderr, "test_cpu_paths --bench-gemm: this CPU lacks AVX-512\n");
+            return 1;
+        }
+        return bench_gemm();
     }
     int have_avx = md_cpu_avx512_active();
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");

@@ -11,18 +11,31 @@
  *
  * Tile: MR = 6 rows of C by 64 columns (four 16-lane vectors), 24
  * accumulators; per k, the 64-wide row of the B panel is loaded once and
- * A(r, k) of the 6 rows is broadcast. Every C element is the sum over k in
- * increasing order, whatever the tiling or the split of C over threads.
+ * A(r, k) of the 6 rows is broadcast. With op(A) = A^T or op(B) = B^T, K
+ * runs in blocks of KC = 128, so that a block's panel of B (128 x 64
+ * floats, 32 KiB) and the lines of A a tile reads stay in L1 (NN, whose
+ * panel is read in place, runs K whole as before: blocked, in_proj's
+ * input gradient, K = 512, gained nothing per shape, and its C would
+ * cross the bus once per block). Every C element is beta C plus the
+ * blocks' sums in increasing order, each summed over k in increasing
+ * order in a register, whatever the tiling or the split of C over threads
+ * (the blocks depend on K alone).
  *
  * In the 1.4M model at L = 1024 on one core this takes in_proj's forward
  * from 1.27 to 0.94 ms per sequence, and all the GEMMs of a training step
  * of 4 x 1024 tokens from about 277 to 259 ms. The weight gradients (op(A) = A^T,
- * K = L) mostly stay with OpenBLAS: an unpacked A^T is read 6 values per
- * row here, and this kernel did no better than OpenBLAS on in_proj's
- * (m = 512: 40% slower). It does take those with m <= 128 and n <= 256
- * (x_proj's and out_proj's in the 1.4M model: 25% and 6% faster), whose
- * A^T fits in L2, and the narrow products below (n <= 8: dt_proj's two
- * gradients), where OpenBLAS ran at 20-60 GFLOP/s.
+ * K = L) first stayed with OpenBLAS on in_proj's (m = 512: 40% slower).
+ * Over all of K = 1024, the B panel (K x 64, 256 KiB) streams from L2 at
+ * every tile, and the six values of A^T that a tile broadcasts per k lie
+ * in a new cache line at every k, evicted before the next tile's rows use
+ * the same lines. In blocks of KC = 128 k, they stay in L1: per shape
+ * (test_cpu_paths --bench-gemm, one thread) in_proj's weight gradient went
+ * from 117 GFLOP/s (unblocked, A^T packed) to 138, past OpenBLAS's 128, and
+ * out_proj's from 130-140 to 149-152. The forward products with K = 256
+ * (out_proj's, x_proj's), whose B^T panel had outgrown L1 (64 KiB), ran
+ * 5-12% below OpenBLAS unblocked, and 1-7% above it in blocks. The narrow
+ * products below (n <= 8: dt_proj's two gradients) are where OpenBLAS ran
+ * at 20-60 GFLOP/s.
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -33,7 +46,7 @@
 
 #include "backend/cpu/cpu_avx512.h"
 
-enum { MR = 6, PANEL = 64, MAX_K_TRANSPOSED = 256, NARROW = 8, MAX_K_NARROW = 1024 };
+enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128 };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
  * the last vector of each row has mask last. */
@@ -203,27 +216,19 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
 {
     if (!md_cpu_avx512_active() || m < 1 || n < 1 || k < 1) return 0;
     if (n <= NARROW && !tb) return ta || k <= MAX_K_NARROW;
-    /* TN, the weight gradients: x_proj's and out_proj's in the 1.4M model
-     * (m = 40, 128; n = 256), where A^T's few columns stay in L2 */
-    if (ta) return !tb && m <= 128 && n >= 64 && n <= 256;
-    /* NT: the forward projections (K <= 256, B^T's panel on the stack);
+    /* TN: the weight gradients (n = 128, 256 in the 1.4M model) */
+    if (ta) return !tb && n >= 64 && n <= 256;
+    /* NT: the forward projections;
      * NN: the input gradients, except the small-K one (x_proj's, K = 40)
      * where OpenBLAS is as fast */
-    return tb ? k <= MAX_K_TRANSPOSED : (k >= 128 || n < 64);
+    return tb || k >= 128 || n < 64;
 }
 
-AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+/* C = alpha op(A) op(B) + beta C, panel by panel of B (K <= KC for op(B) = B^T). */
+static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
-    if (ta && N <= NARROW) {
-        narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (!tb && N <= NARROW) {
-        narrow_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    float panel[MAX_K_TRANSPOSED * PANEL] __attribute__((aligned(64)));
+    float panel[KC * PANEL] __attribute__((aligned(64)));
     for (int64_t n0 = 0; n0 < N; n0 += PANEL) {
         int64_t nw = N - n0 < PANEL ? N - n0 : PANEL;
         int nv = (int)((nw + 15) / 16);
@@ -245,6 +250,24 @@ AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K,
         default: rows_4(M, K, A, ta ? 1 : lda, ta ? lda : 1, p, ldp, last, alpha, beta, C + n0, ldc); break;
         }
     }
+}
+
+AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                                int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    if (ta && N <= NARROW) {
+        narrow_tn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (!tb && N <= NARROW) {
+        narrow_nn(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* C = beta C + block 0 + block 1 + ... (blocks of KC k, see the top) */
+    int64_t kc = ta || tb ? KC : K;
+    for (int64_t k0 = 0; k0 < K; k0 += kc)
+        panels(ta, tb, M, N, K - k0 < kc ? K - k0 : kc, alpha, A + (ta ? k0 * lda : k0), lda,
+               B + (tb ? k0 : k0 * ldb), ldb, k0 ? 1.0f : beta, C, ldc);
 }
 
 #else
