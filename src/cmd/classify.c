@@ -39,7 +39,7 @@
 #include "util/provenance.h"
 #include "util/xalloc.h"
 
-enum { OPT_MIN_PROB = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_BOTH_STRANDS, OPT_SUMMARY, OPT_LABELS };
+enum { OPT_MIN_PROB = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_BOTH_STRANDS, OPT_SUMMARY, OPT_LABELS, OPT_PRECISION };
 
 #define CHUNK_READS 16384
 #define CHUNK_BASES (16 << 20)
@@ -56,12 +56,15 @@ static void usage(FILE *fp)
             "log-probabilities are summed.\n\n"
             "  -i FILE               classifier checkpoint\n"
             "  -L INT                window length [the length the classifier was trained at]\n"
-            "  -B INT                windows per batch [64, fewer for windows above 32 kb: 2^21 bases]\n"
+            "  -B INT                windows per batch [CPU: 64, fewer for windows above 32 kb (2^21\n"
+            "                        bases); GPU: 4096, fewer for windows above 1 kb (2^22 bases)]\n"
             "      --min-prob FLOAT  below this probability a read is 'unclassified' [0]\n"
             "      --both-strands    average the forward and reverse-complement predictions\n"
             "      --summary FILE    a Kraken2-style report: reads and percent per label, mean\n"
             "                        confidence, unclassified and skipped reads\n"
             "      --labels STR      labels the model must have, comma-separated (an error otherwise)\n"
+            "      --precision STR   fp32, or bf16 (GPU only): bf16 matrix products and Mamba\n"
+            "                        activations, fp32 scan state and head [GPU: bf16; CPU: fp32]\n"
             "  -o, --output FILE     per-read TSV, - for stdout [-]\n"
             "  -t, --threads INT     worker threads (0 = all cores) [0]\n"
             "  -x, --device STR      auto, cpu, cuda or cuda:N [auto]\n"
@@ -241,6 +244,8 @@ int cmd_classify(int argc, char **argv)
     md_common_opts_t co;
     md_common_init(&co);
     const char *input = NULL, *summary = NULL, *labels = NULL;
+    md_precision_t precision = MD_PRECISION_FP32;
+    int have_precision = 0;
     classify_t k;
     memset(&k, 0, sizeof k);
     k.batch = 0;   /* 0: from the window length */
@@ -250,6 +255,7 @@ int cmd_classify(int argc, char **argv)
         {"both-strands", no_argument, 0, OPT_BOTH_STRANDS},
         {"summary", required_argument, 0, OPT_SUMMARY},
         {"labels", required_argument, 0, OPT_LABELS},
+        {"precision", required_argument, 0, OPT_PRECISION},
         {0, 0, 0, 0}};
     int c, r;
     opterr = 0;
@@ -264,6 +270,10 @@ int cmd_classify(int argc, char **argv)
         case OPT_BOTH_STRANDS: k.both = 1; break;
         case OPT_SUMMARY: summary = optarg; break;
         case OPT_LABELS: labels = optarg; break;
+        case OPT_PRECISION:
+            r = md_precision_parse("--precision", optarg, &precision);
+            have_precision = 1;
+            break;
         default:
             r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
@@ -291,18 +301,25 @@ int cmd_classify(int argc, char **argv)
     if (labels && check_labels(&k.info, labels, input) < 0) goto done;
     k.C = (int)k.info.n_classes;
     if (!k.W) k.W = k.info.seq_len;
-    if (!k.batch) {
-        /* a batch of about 2^21 bases at most: the model's buffers scale with batch x window */
-        k.batch = (INT64_C(1) << 21) / k.W;
-        k.batch = k.batch < 1 ? 1 : k.batch > 64 ? 64 : k.batch;
-    }
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) goto done;
-    const md_backend_t *be = md_backend_for_device(&dev, MD_PRECISION_FP32);
+    if (!have_precision) precision = dev.kind != MD_DEVICE_CPU ? MD_PRECISION_BF16 : MD_PRECISION_FP32;
+    const md_backend_t *be = md_backend_for_device(&dev, precision);
     if (!be || !(be = md_backend_for_arch(ck->cfg.arch, be, co.device))) goto done;
-    /* forward only: one shared activation set instead of one per layer */
-    md_model_opts_t mo = {.recompute = 1};
+    int gpu = be->device != MD_DEVICE_CPU;
+    if (!gpu) precision = MD_PRECISION_FP32;   /* -x auto fell back to the CPU */
+    if (!k.batch) {
+        /* the model's buffers scale with batch x window: about 2^21 bases
+         * at most on the CPU, whose threads need only a few sequences each;
+         * 2^22 on a GPU, whose one-pass scan wants thousands of sequences */
+        int64_t cap = gpu ? 4096 : 64;
+        k.batch = (INT64_C(1) << (gpu ? 22 : 21)) / k.W;
+        k.batch = k.batch < 1 ? 1 : k.batch > cap ? cap : k.batch;
+    }
+    /* forward only: one shared activation set, two residual streams, no
+     * scan states (model.h) */
+    md_model_opts_t mo = {.inference = 1};
     if (!(k.m = md_model_new_ex(&ck->cfg, be, MD_DTYPE_F32, k.batch, k.W, &mo))) goto done;
     if (md_ckpt_load_params(ck, k.m) < 0) goto done;
     k.tokens = md_malloc((size_t)(k.batch * k.W));
@@ -314,10 +331,10 @@ int cmd_classify(int argc, char **argv)
     md_provenance_comment(out->fp, "#");
     if (sum) md_provenance_comment(sum->fp, "#");
     fprintf(out->fp, "# mambadna %s classify; model %s (%s %lld x %lld, %lld labels, trained at L %lld); window %lld%s; "
-                     "device %s; seed %llu\nread_id\tlength\tlabel\tprob",
+                     "device %s, %s; seed %llu\nread_id\tlength\tlabel\tprob",
             MD_VERSION, input, md_arch_name(ck->cfg.arch), (long long)ck->cfg.d_model, (long long)ck->cfg.n_layer,
             (long long)k.C, (long long)k.info.seq_len, (long long)k.W, k.both ? ", both strands" : "", dev.name,
-            (unsigned long long)co.seed);
+            md_precision_name(precision), (unsigned long long)co.seed);
     for (int i = 0; i < k.C; i++) fprintf(out->fp, "\tp_%s", k.info.labels[i]);
     fputc('\n', out->fp);
     double t0 = md_realtime();
