@@ -19,8 +19,14 @@
  * order. Reads with no sequence are skipped with a warning and counted in
  * the summary; the summary report follows Kraken2's (percent, reads,
  * label), with the mean confidence of each label's reads.
+ *
+ * On a GPU the next chunk is read on a second thread while this one runs
+ * (the main thread, which owns the device, runs the model and writes the
+ * rows), so the reader is not the limit; on the CPU the model's threads
+ * have the cores and chunks run one after the other.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +208,62 @@ static void write_rows(classify_t *k, const md_read_batch_t *rb, FILE *fp, const
     free(p);
 }
 
+/* The inputs, read chunk by chunk across their files. */
+typedef struct {
+    char **files;
+    int n_files, next_file;
+    md_reads_t *rd;          /* the file being read, or NULL between files */
+} reader_t;
+
+/* The next chunk into rb (its file's name in *path): the number of reads,
+ * 0 after the last file, or -1 after one error line. */
+static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, const char **path)
+{
+    for (;;) {
+        if (!r->rd) {
+            if (r->next_file == r->n_files) return 0;
+            if (!(r->rd = md_reads_open(r->files[r->next_file++]))) return -1;
+        }
+        int64_t n = md_reads_next_batch(r->rd, rb, CHUNK_READS, CHUNK_BASES);
+        if (n != 0) {
+            *path = md_reads_path(r->rd);
+            return n;
+        }
+        md_reads_close(r->rd);
+        r->rd = NULL;
+    }
+}
+
+/* Classifies every chunk of the inputs and writes its rows, reading the
+ * next chunk meanwhile when overlap is set. 0, or -1 after one error line. */
+static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
+{
+    md_read_batch_t rb[2];
+    const char *path[2] = {NULL, NULL};
+    md_read_batch_init(&rb[0]);
+    md_read_batch_init(&rb[1]);
+    int cur = 0, failed = 0;
+    int64_t n = read_chunk(r, &rb[0], &path[0]), next = 0;
+    while (n > 0 && !failed) {
+        /* thread 0, the one that set the device up, runs the model; with a
+         * single thread it reads first, then runs */
+#pragma omp parallel num_threads(2) if (overlap)
+        {
+            int t = omp_get_thread_num();
+            if (t == omp_get_num_threads() - 1) next = read_chunk(r, &rb[cur ^ 1], &path[cur ^ 1]);
+            if (t == 0) {
+                failed = run_chunk(k, &rb[cur]) < 0;
+                if (!failed) write_rows(k, &rb[cur], fp, path[cur]);
+            }
+        }
+        n = next;
+        cur ^= 1;
+    }
+    md_read_batch_free(&rb[0]);
+    md_read_batch_free(&rb[1]);
+    return failed || n < 0 ? -1 : 0;
+}
+
 static void write_summary(const classify_t *k, md_outfile_t *o, const char *model)
 {
     double tot = k->n_reads ? (double)k->n_reads : 1;
@@ -293,9 +355,7 @@ int cmd_classify(int argc, char **argv)
     int ret = 1;
     md_ckpt_t *ck = NULL;
     md_outfile_t *out = NULL, *sum = NULL;
-    md_reads_t *rd = NULL;
-    md_read_batch_t rb;
-    md_read_batch_init(&rb);
+    reader_t rd = {argv + optind, argc - optind, 0, NULL};
     if (!(ck = md_ckpt_open(input))) goto done;
     if (md_ckpt_classifier(ck, &k.info) < 0) goto done;
     if (labels && check_labels(&k.info, labels, input) < 0) goto done;
@@ -338,17 +398,7 @@ int cmd_classify(int argc, char **argv)
     for (int i = 0; i < k.C; i++) fprintf(out->fp, "\tp_%s", k.info.labels[i]);
     fputc('\n', out->fp);
     double t0 = md_realtime();
-    for (int f = optind; f < argc; f++) {
-        if (!(rd = md_reads_open(argv[f]))) goto done;
-        int64_t n;
-        while ((n = md_reads_next_batch(rd, &rb, CHUNK_READS, CHUNK_BASES)) > 0) {
-            if (run_chunk(&k, &rb) < 0) goto done;
-            write_rows(&k, &rb, out->fp, md_reads_path(rd));
-        }
-        if (n < 0) goto done;
-        md_reads_close(rd);
-        rd = NULL;
-    }
+    if (classify_all(&k, &rd, out->fp, gpu) < 0) goto done;
     if (k.n_reads == 0) {
         md_error("no reads in %s", argc - optind > 1 ? "the inputs" : argv[optind]);
         goto done;
@@ -369,8 +419,7 @@ int cmd_classify(int argc, char **argv)
 done:
     md_outfile_abort(out);
     md_outfile_abort(sum);
-    md_reads_close(rd);
-    md_read_batch_free(&rb);
+    md_reads_close(rd.rd);
     md_model_free(k.m);
     md_ckpt_close(ck);
     md_cls_info_free(&k.info);
