@@ -215,9 +215,10 @@ typedef struct {
     md_reads_t *rd;          /* the file being read, or NULL between files */
 } reader_t;
 
-/* The next chunk into rb (its file's name in *path): the number of reads,
- * 0 after the last file, or -1 after one error line. */
-static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, const char **path)
+/* The next chunk into rb and a copy of its file's name into *path (the
+ * file may be closed before the chunk's rows are written): the number of
+ * reads, 0 after the last file, or -1 after one error line. */
+static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, char **path)
 {
     for (;;) {
         if (!r->rd) {
@@ -226,7 +227,8 @@ static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, const char **path)
         }
         int64_t n = md_reads_next_batch(r->rd, rb, CHUNK_READS, CHUNK_BASES);
         if (n != 0) {
-            *path = md_reads_path(r->rd);
+            free(*path);
+            *path = md_strdup(md_reads_path(r->rd));
             return n;
         }
         md_reads_close(r->rd);
@@ -239,7 +241,7 @@ static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, const char **path)
 static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
 {
     md_read_batch_t rb[2];
-    const char *path[2] = {NULL, NULL};
+    char *path[2] = {NULL, NULL};
     md_read_batch_init(&rb[0]);
     md_read_batch_init(&rb[1]);
     int cur = 0, failed = 0;
@@ -261,6 +263,7 @@ static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
     }
     md_read_batch_free(&rb[0]);
     md_read_batch_free(&rb[1]);
+    free(path[0]), free(path[1]);
     return failed || n < 0 ? -1 : 0;
 }
 
