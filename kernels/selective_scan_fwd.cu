@@ -12,6 +12,12 @@
  * both the serial depth and the thread count stay near sqrt(nc)), and the
  * output pass from the true start states. A single chunk runs only the
  * output pass.
+ *
+ * Forward only (neither states nor workspace given: inference), the output
+ * pass walks each sequence whole, as one "chunk" of L steps: no summaries,
+ * no propagation, no scratch, half the reads and exps of the chunked path.
+ * Its parallelism is B x E lanes rather than B x E x nc, which the many
+ * sequences of an inference batch provide.
  */
 #include "selective_scan.cuh"
 
@@ -44,10 +50,11 @@ struct FwdArgs {
     T *y;
     int64_t ld_y;
     int64_t B, L, E, N, nc;
+    int64_t clen;            /* steps per chunk: MD_SCAN_CHUNK, or L in the one-pass forward */
 };
 
 template <typename T>
-FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
+FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc, int64_t clen)
 {
     FwdArgs<T> f;
     f.u = (const T *)a->u, f.delta = (const T *)a->delta, f.z = (const T *)a->z;
@@ -55,7 +62,7 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.ld_u = a->ld_u, f.ld_delta = a->ld_delta, f.ld_z = a->ld_z, f.ld_B = a->ld_B, f.ld_C = a->ld_C;
     f.A_log = a->A_log, f.D = a->D, f.dt_bias = a->dt_bias;
     f.y = (T *)a->y, f.ld_y = a->ld_y;
-    f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
+    f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc, f.clen = clen;
     return f;
 }
 
@@ -114,7 +121,7 @@ __global__ void __launch_bounds__(kThreads, FwdTuning<T>::summary_min_blocks) ch
     for (int s = 0; s < 16; s++) h[s] = 0.f;
     float S = 0.f;
 
-    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
+    const int64_t t0 = c * a.clen, t1 = min(a.L, t0 + a.clen);
     for (int64_t tt = t0; tt < t1; tt += kTile) {
         const int nt = (int)min((int64_t)kTile, t1 - tt);
         __syncthreads();
@@ -190,7 +197,7 @@ __global__ void __launch_bounds__(kThreads)
         h[s] = v;
     }
 
-    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
+    const int64_t t0 = c * a.clen, t1 = min(a.L, t0 + a.clen);
     for (int64_t tt = t0; tt < t1; tt += kTile) {
         const int nt = (int)min((int64_t)kTile, t1 - tt);
         __syncthreads();
@@ -322,7 +329,7 @@ cudaError_t summary_t(const md_scan_args_t *a, const md_scan_layout_t *w, float 
 {
     constexpr int CPB = kThreads / (NPAD / 16);
     const int64_t blocks = w->B * (w->nc - 1) * ((w->E + CPB - 1) / CPB);
-    chunk_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), sum);
+    chunk_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc, MD_SCAN_CHUNK), sum);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
@@ -332,7 +339,8 @@ cudaError_t output_t(const md_scan_args_t *a, const md_scan_layout_t *w, const f
 {
     constexpr int CPB = kThreads / (NPAD / 16);
     const int64_t blocks = w->B * w->nc * ((w->E + CPB - 1) / CPB);
-    output_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), st, a->h0, a->hT);
+    const int64_t clen = w->nc == 1 ? w->L : MD_SCAN_CHUNK;
+    output_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc, clen), st, a->h0, a->hT);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
@@ -425,6 +433,7 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
     if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_y < E || a->ld_B < N || a->ld_C < N)
         return cudaErrorInvalidValue;
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
+    if (!a->states && !a->workspace) w.nc = 1;   /* forward only: one pass per sequence */
     const float *st = NULL;
     if (w.nc > 1) {
         if (!a->workspace || a->workspace_bytes < w.fwd_bytes) return cudaErrorInvalidValue;

@@ -10,6 +10,7 @@
  *     an unlabelled sequence contributing nothing;
  *   - the LM head gets no gradient; a second call adds the same gradient;
  *   - the f32 classifier does not depend on the thread count;
+ *   - a model planned for inference gives the same bits in less memory;
  *   - errors: a language model, a label out of range. */
 #include "gradcheck.h"
 #include "nn/params.h"
@@ -169,6 +170,52 @@ static void check_threads_cls(md_arch_t arch)
     free(g[0]), free(g[1]), free(in), free(tgt);
 }
 
+/* A model planned for inference (forward only: two residual streams in
+ * turn, no scan states) gives the same bits as the training model, over
+ * enough blocks for the streams to wrap, in the whole-batch (B = 1) and
+ * sequence-parallel (B = 3) paths; it refuses a backward and plans less. */
+static void check_inference(md_arch_t arch)
+{
+    md_config_t cfg;
+    md_config_init(&cfg, arch, 16, 5);
+    cfg.n_heads = 2;
+    cfg.n_classes = 4;
+    const int64_t L = 150, MB = 3, d = 16, C = 4;
+    uint8_t in[3 * 150], tgt[3 * 150];
+    random_tokens(in, tgt, MB * L);
+    md_model_opts_t inf = {.inference = 1};
+    md_model_t *ref = md_model_new(&cfg, be, MD_DTYPE_F32, MB, L), *m = md_model_new_ex(&cfg, be, MD_DTYPE_F32, MB, L, &inf);
+    md_model_init_weights(ref, 11);
+    md_model_init_weights(m, 11);
+    for (int64_t B = 1; B <= MB; B += 2) {
+        float lp[2][3 * 4], hid[2][3 * 150 * 16];
+        md_class_result_t r;
+        CHECK(md_model_classify(ref, in, NULL, B, L, 0, lp[0], &r) == 0 && md_model_classify(m, in, NULL, B, L, 0, lp[1], &r) == 0,
+              "%s: classify", md_arch_name(arch));
+        CHECK(!memcmp(lp[0], lp[1], (size_t)(B * C) * sizeof(float)), "%s B=%lld: inference log-probabilities differ",
+              md_arch_name(arch), (long long)B);
+        CHECK(md_model_hidden(ref, in, B, L, hid[0]) == 0 && md_model_hidden(m, in, B, L, hid[1]) == 0, "hidden");
+        CHECK(!memcmp(hid[0], hid[1], (size_t)(B * L * d) * sizeof(float)), "%s B=%lld: inference hidden states differ",
+              md_arch_name(arch), (long long)B);
+    }
+    md_class_result_t r;
+    int32_t lab[3] = {0, 1, 2};
+    CHECK(md_model_classify(m, in, lab, MB, L, 1, NULL, &r) < 0, "%s: an inference model ran a backward", md_arch_name(arch));
+    md_loss_t loss;
+    CHECK(md_model_forward_backward(m, in, tgt, MB, L, 1, &loss) < 0, "%s: an inference model ran a backward",
+          md_arch_name(arch));
+    CHECK(md_model_forward_backward(m, in, tgt, MB, L, 0, &loss) == 0, "%s: an inference model's forward loss",
+          md_arch_name(arch));
+    md_model_memory_t a, b;
+    md_model_memory(ref, &a);
+    md_model_memory(m, &b);
+    CHECK(b.activations < a.activations && b.workspace < a.workspace, "%s: inference plans %lld + %lld bytes vs %lld + %lld",
+          md_arch_name(arch), (long long)b.activations, (long long)b.workspace, (long long)a.activations,
+          (long long)a.workspace);
+    md_model_free(ref);
+    md_model_free(m);
+}
+
 static void check_errors(void)
 {
     md_config_t cfg;
@@ -216,6 +263,7 @@ int main(void)
             check_gradients(archs[a], pool);
         }
         check_threads_cls(archs[a]);
+        check_inference(archs[a]);
     }
     check_errors();
     printf("worst relative error %.2e\n", worst);

@@ -428,6 +428,16 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     gpu_results(&G, &p, &again, &pad_ok);
     CHECK(same_bits(&G, &got, &again, &p), "%s %s: two identical runs differ", s->what, dn);
 
+    /* 4: forward only (no states, no workspace): one pass per sequence */
+    poison_outputs(&G);
+    G.a.states = NULL, G.a.workspace = NULL, G.a.workspace_bytes = 0;
+    CU(md_scan_fwd(&G.a, 0));
+    CU(cudaDeviceSynchronize());
+    dmat_download(&G.y, again.y, &pad_ok);
+    double err1 = relerr(again.y, ref.y, M * E);
+    CHECK(err1 < tol, "%s %s: one-pass forward y relative error %.3g >= %g", s->what, dn, err1, tol);
+    CHECK(pad_ok, "%s %s: the one-pass forward wrote into the padding between rows", s->what, dn);
+
     gpu_free(&G);
     grads_free(&ref), grads_free(&got), grads_free(&again);
     problem_free(&p);

@@ -123,7 +123,10 @@ for s in $stages; do
             done &&
             "$bin/mambadna" classify -x cpu -t 16 --both-strands -i /tmp/md_cls.safetensors -o /tmp/md_cls_cpu.tsv \
                 <(head -n 8000 /tmp/md_reads.fa) &&
-            paste <(grep -v '^#' /tmp/md_cls_cpu.tsv) <(grep -v '^#' /tmp/md_cls.tsv | head -n 4001) | awk -F '\t' '
+            # the CPU's reference arithmetic is fp32: compare with the GPU's fp32 (bf16 is the GPU's default)
+            "$bin/mambadna" classify -x cuda --precision fp32 --both-strands -i /tmp/md_cls.safetensors \
+                -o /tmp/md_cls_f32.tsv <(head -n 8000 /tmp/md_reads.fa) &&
+            paste <(grep -v '^#' /tmp/md_cls_cpu.tsv) <(grep -v '^#' /tmp/md_cls_f32.tsv) | awk -F '\t' '
                 NR > 1 { n++; same += ($3 == $(3 + NF / 2)); d = $4 - $(4 + NF / 2); if (d < 0) d = -d; if (d > w) w = d }
                 END { printf("GPU and CPU agree on %d of %d labels; largest probability difference %.2g\n", same, n, w) }'
         ) >"$out/classify.log" 2>&1

@@ -212,9 +212,12 @@ struct md_backend {
      * every 128-step chunk; the layout is the backend's). The size also
      * covers the forward's scratch: the CUDA forward needs some when L > 128
      * and carves it from this buffer after the states, so one query plans
-     * both and scan_fwd keeps no separate workspace argument. Only the CPU
-     * backend accepts states == NULL (then the backward recomputes them);
-     * portable callers (the model) always pass the buffer. CUDA: the
+     * both and scan_fwd keeps no separate workspace argument. states ==
+     * NULL: forward only, nothing kept (the CPU's backward then recomputes
+     * the states; CUDA's forward walks each sequence in one pass, with
+     * B x E lanes of parallelism instead of B x E x L/128: for inference
+     * over many sequences). The model passes NULL only when planned for
+     * inference (model.h). CUDA: the
      * sequence tensors (u, delta, z, Bm, Cm, y, and in the backward dy and
      * du, ddelta, dz, dBm, dCm) may be bf16, all of them alike; A_log, D,
      * dt_bias, their gradients and the states stay f32 (sums are fp32). */

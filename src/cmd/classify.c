@@ -19,8 +19,14 @@
  * order. Reads with no sequence are skipped with a warning and counted in
  * the summary; the summary report follows Kraken2's (percent, reads,
  * label), with the mean confidence of each label's reads.
+ *
+ * On a GPU the next chunk is read on a second thread while this one runs
+ * (the main thread, which owns the device, runs the model and writes the
+ * rows), so the reader is not the limit; on the CPU the model's threads
+ * have the cores and chunks run one after the other.
  */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +45,7 @@
 #include "util/provenance.h"
 #include "util/xalloc.h"
 
-enum { OPT_MIN_PROB = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_BOTH_STRANDS, OPT_SUMMARY, OPT_LABELS };
+enum { OPT_MIN_PROB = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_BOTH_STRANDS, OPT_SUMMARY, OPT_LABELS, OPT_PRECISION };
 
 #define CHUNK_READS 16384
 #define CHUNK_BASES (16 << 20)
@@ -56,12 +62,15 @@ static void usage(FILE *fp)
             "log-probabilities are summed.\n\n"
             "  -i FILE               classifier checkpoint\n"
             "  -L INT                window length [the length the classifier was trained at]\n"
-            "  -B INT                windows per batch [64, fewer for windows above 32 kb: 2^21 bases]\n"
+            "  -B INT                windows per batch [CPU: 64, fewer for windows above 32 kb (2^21\n"
+            "                        bases); GPU: 4096, fewer for windows above 1 kb (2^22 bases)]\n"
             "      --min-prob FLOAT  below this probability a read is 'unclassified' [0]\n"
             "      --both-strands    average the forward and reverse-complement predictions\n"
             "      --summary FILE    a Kraken2-style report: reads and percent per label, mean\n"
             "                        confidence, unclassified and skipped reads\n"
             "      --labels STR      labels the model must have, comma-separated (an error otherwise)\n"
+            "      --precision STR   fp32, or bf16 (GPU only): bf16 matrix products and Mamba\n"
+            "                        activations, fp32 scan state and head [GPU: bf16; CPU: fp32]\n"
             "  -o, --output FILE     per-read TSV, - for stdout [-]\n"
             "  -t, --threads INT     worker threads (0 = all cores) [0]\n"
             "  -x, --device STR      auto, cpu, cuda or cuda:N [auto]\n"
@@ -199,6 +208,65 @@ static void write_rows(classify_t *k, const md_read_batch_t *rb, FILE *fp, const
     free(p);
 }
 
+/* The inputs, read chunk by chunk across their files. */
+typedef struct {
+    char **files;
+    int n_files, next_file;
+    md_reads_t *rd;          /* the file being read, or NULL between files */
+} reader_t;
+
+/* The next chunk into rb and a copy of its file's name into *path (the
+ * file may be closed before the chunk's rows are written): the number of
+ * reads, 0 after the last file, or -1 after one error line. */
+static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, char **path)
+{
+    for (;;) {
+        if (!r->rd) {
+            if (r->next_file == r->n_files) return 0;
+            if (!(r->rd = md_reads_open(r->files[r->next_file++]))) return -1;
+        }
+        int64_t n = md_reads_next_batch(r->rd, rb, CHUNK_READS, CHUNK_BASES);
+        if (n != 0) {
+            free(*path);
+            *path = md_strdup(md_reads_path(r->rd));
+            return n;
+        }
+        md_reads_close(r->rd);
+        r->rd = NULL;
+    }
+}
+
+/* Classifies every chunk of the inputs and writes its rows, reading the
+ * next chunk meanwhile when overlap is set. 0, or -1 after one error line. */
+static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
+{
+    md_read_batch_t rb[2];
+    char *path[2] = {NULL, NULL};
+    md_read_batch_init(&rb[0]);
+    md_read_batch_init(&rb[1]);
+    int cur = 0, failed = 0;
+    int64_t n = read_chunk(r, &rb[0], &path[0]), next = 0;
+    while (n > 0 && !failed) {
+        /* thread 0, the one that set the device up, runs the model; with a
+         * single thread it reads first, then runs */
+#pragma omp parallel num_threads(2) if (overlap)
+        {
+            int t = omp_get_thread_num();
+            if (t == omp_get_num_threads() - 1) next = read_chunk(r, &rb[cur ^ 1], &path[cur ^ 1]);
+            if (t == 0) {
+                failed = run_chunk(k, &rb[cur]) < 0;
+                if (!failed) write_rows(k, &rb[cur], fp, path[cur]);
+            }
+        }
+        n = next;
+        cur ^= 1;
+    }
+    md_read_batch_free(&rb[0]);
+    md_read_batch_free(&rb[1]);
+    free(path[0]), free(path[1]);
+    return failed || n < 0 ? -1 : 0;
+}
+
 static void write_summary(const classify_t *k, md_outfile_t *o, const char *model)
 {
     double tot = k->n_reads ? (double)k->n_reads : 1;
@@ -241,6 +309,8 @@ int cmd_classify(int argc, char **argv)
     md_common_opts_t co;
     md_common_init(&co);
     const char *input = NULL, *summary = NULL, *labels = NULL;
+    md_precision_t precision = MD_PRECISION_FP32;
+    int have_precision = 0;
     classify_t k;
     memset(&k, 0, sizeof k);
     k.batch = 0;   /* 0: from the window length */
@@ -250,6 +320,7 @@ int cmd_classify(int argc, char **argv)
         {"both-strands", no_argument, 0, OPT_BOTH_STRANDS},
         {"summary", required_argument, 0, OPT_SUMMARY},
         {"labels", required_argument, 0, OPT_LABELS},
+        {"precision", required_argument, 0, OPT_PRECISION},
         {0, 0, 0, 0}};
     int c, r;
     opterr = 0;
@@ -264,6 +335,10 @@ int cmd_classify(int argc, char **argv)
         case OPT_BOTH_STRANDS: k.both = 1; break;
         case OPT_SUMMARY: summary = optarg; break;
         case OPT_LABELS: labels = optarg; break;
+        case OPT_PRECISION:
+            r = md_precision_parse("--precision", optarg, &precision);
+            have_precision = 1;
+            break;
         default:
             r = md_common_opt(&co, c, optarg);
             if (r < 0) return 1;
@@ -283,26 +358,31 @@ int cmd_classify(int argc, char **argv)
     int ret = 1;
     md_ckpt_t *ck = NULL;
     md_outfile_t *out = NULL, *sum = NULL;
-    md_reads_t *rd = NULL;
-    md_read_batch_t rb;
-    md_read_batch_init(&rb);
+    reader_t rd = {argv + optind, argc - optind, 0, NULL};
     if (!(ck = md_ckpt_open(input))) goto done;
     if (md_ckpt_classifier(ck, &k.info) < 0) goto done;
     if (labels && check_labels(&k.info, labels, input) < 0) goto done;
     k.C = (int)k.info.n_classes;
     if (!k.W) k.W = k.info.seq_len;
-    if (!k.batch) {
-        /* a batch of about 2^21 bases at most: the model's buffers scale with batch x window */
-        k.batch = (INT64_C(1) << 21) / k.W;
-        k.batch = k.batch < 1 ? 1 : k.batch > 64 ? 64 : k.batch;
-    }
     md_cpu_set_threads(co.threads);
     md_device_t dev;
     if (md_device_resolve(co.device, &dev) < 0) goto done;
-    const md_backend_t *be = md_backend_for_device(&dev, MD_PRECISION_FP32);
+    if (!have_precision) precision = dev.kind != MD_DEVICE_CPU ? MD_PRECISION_BF16 : MD_PRECISION_FP32;
+    const md_backend_t *be = md_backend_for_device(&dev, precision);
     if (!be || !(be = md_backend_for_arch(ck->cfg.arch, be, co.device))) goto done;
-    /* forward only: one shared activation set instead of one per layer */
-    md_model_opts_t mo = {.recompute = 1};
+    int gpu = be->device != MD_DEVICE_CPU;
+    if (!gpu) precision = MD_PRECISION_FP32;   /* -x auto fell back to the CPU */
+    if (!k.batch) {
+        /* the model's buffers scale with batch x window: about 2^21 bases
+         * at most on the CPU, whose threads need only a few sequences each;
+         * 2^22 on a GPU, whose one-pass scan wants thousands of sequences */
+        int64_t cap = gpu ? 4096 : 64;
+        k.batch = (INT64_C(1) << (gpu ? 22 : 21)) / k.W;
+        k.batch = k.batch < 1 ? 1 : k.batch > cap ? cap : k.batch;
+    }
+    /* forward only: one shared activation set, two residual streams, no
+     * scan states (model.h) */
+    md_model_opts_t mo = {.inference = 1};
     if (!(k.m = md_model_new_ex(&ck->cfg, be, MD_DTYPE_F32, k.batch, k.W, &mo))) goto done;
     if (md_ckpt_load_params(ck, k.m) < 0) goto done;
     k.tokens = md_malloc((size_t)(k.batch * k.W));
@@ -314,24 +394,14 @@ int cmd_classify(int argc, char **argv)
     md_provenance_comment(out->fp, "#");
     if (sum) md_provenance_comment(sum->fp, "#");
     fprintf(out->fp, "# mambadna %s classify; model %s (%s %lld x %lld, %lld labels, trained at L %lld); window %lld%s; "
-                     "device %s; seed %llu\nread_id\tlength\tlabel\tprob",
+                     "device %s, %s; seed %llu\nread_id\tlength\tlabel\tprob",
             MD_VERSION, input, md_arch_name(ck->cfg.arch), (long long)ck->cfg.d_model, (long long)ck->cfg.n_layer,
             (long long)k.C, (long long)k.info.seq_len, (long long)k.W, k.both ? ", both strands" : "", dev.name,
-            (unsigned long long)co.seed);
+            md_precision_name(precision), (unsigned long long)co.seed);
     for (int i = 0; i < k.C; i++) fprintf(out->fp, "\tp_%s", k.info.labels[i]);
     fputc('\n', out->fp);
     double t0 = md_realtime();
-    for (int f = optind; f < argc; f++) {
-        if (!(rd = md_reads_open(argv[f]))) goto done;
-        int64_t n;
-        while ((n = md_reads_next_batch(rd, &rb, CHUNK_READS, CHUNK_BASES)) > 0) {
-            if (run_chunk(&k, &rb) < 0) goto done;
-            write_rows(&k, &rb, out->fp, md_reads_path(rd));
-        }
-        if (n < 0) goto done;
-        md_reads_close(rd);
-        rd = NULL;
-    }
+    if (classify_all(&k, &rd, out->fp, gpu) < 0) goto done;
     if (k.n_reads == 0) {
         md_error("no reads in %s", argc - optind > 1 ? "the inputs" : argv[optind]);
         goto done;
@@ -352,8 +422,7 @@ int cmd_classify(int argc, char **argv)
 done:
     md_outfile_abort(out);
     md_outfile_abort(sum);
-    md_reads_close(rd);
-    md_read_batch_free(&rb);
+    md_reads_close(rd.rd);
     md_model_free(k.m);
     md_ckpt_close(ck);
     md_cls_info_free(&k.info);

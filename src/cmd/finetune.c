@@ -28,7 +28,7 @@ enum {
     OPT_EPOCHS, OPT_STEPS_PER_EPOCH, OPT_LR, OPT_LR_MIN, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_POOLING,
     OPT_REVCOMP, OPT_MAX_N, OPT_VAL_CONTIGS, OPT_TEST_CONTIGS, OPT_VAL_FRACTION, OPT_TEST_FRACTION, OPT_VAL_WINDOWS,
     OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT,
-    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT, OPT_DIST_FIRST
+    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT, OPT_PRECISION, OPT_DIST_FIRST
 };
 
 /* Default peak learning rates: the Mamba paper's for Mamba (1e-4) and
@@ -57,6 +57,9 @@ static void usage(FILE *fp)
             "      --d-model INT, --n-layer INT   a custom size, with --from-scratch\n"
             "      --pooling STR         last (the last position's state) or mean [last]\n"
             "      --recompute           recompute activations in the backward (long L)\n"
+            "      --precision STR       fp32, or bf16 (GPU only): bf16 matrix products and Mamba\n"
+            "                            activations; fp32 master weights, optimizer, scan state,\n"
+            "                            head and loss [fp32]\n"
             "Training:\n"
             "  -L INT                    window length [1024]\n"
             "  -B INT                    examples per optimizer step [64]\n"
@@ -108,6 +111,7 @@ typedef struct {
     double val_fraction, test_fraction, max_n;
     int from_scratch, fraction_given, revcomp, recompute;
     int64_t d_model, n_layer, micro;
+    md_precision_t precision;
 } ft_args_t;
 
 /* The model config: the pretrained checkpoint's backbone, or the options'. */
@@ -194,6 +198,7 @@ int cmd_finetune(int argc, char **argv)
         {"species-tsv", required_argument, 0, OPT_SPECIES_TSV},
         {"seq-warmup-start", required_argument, 0, OPT_SEQ_WARMUP_START},
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
+        {"precision", required_argument, 0, OPT_PRECISION},
         {"log-every", required_argument, 0, OPT_LOG_EVERY},
         {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"report", required_argument, 0, OPT_REPORT},
@@ -243,6 +248,7 @@ int cmd_finetune(int argc, char **argv)
             r = md_parse_i64("--seq-warmup-start", optarg, 2, 1 << 24, 1, &o.seq_warmup_start);
             break;
         case OPT_RECOMPUTE: a.recompute = 1; break;
+        case OPT_PRECISION: r = md_precision_parse("--precision", optarg, &a.precision); break;
         case OPT_MAX_BAD_STEPS:
             r = md_parse_i64("--max-bad-steps", optarg, 1, INT64_MAX / 4, 0, &o.max_bad_steps);
             break;
@@ -360,7 +366,7 @@ int cmd_finetune(int argc, char **argv)
         ret = md_dist_launch(&dopt, co.device, NULL, argc, argv);
         goto out;
     }
-    if (md_dist_setup(&dopt, co.device, MD_PRECISION_FP32, &dist) < 0) goto out;
+    if (md_dist_setup(&dopt, co.device, a.precision, &dist) < 0) goto out;
     dist_up = 1;
     const md_device_t dev = dist.dev;
     const md_backend_t *be = dist.be;

@@ -175,7 +175,7 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
     be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
-    be->scan_fwd(be, &y, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B, a->states);
+    be->scan_fwd(be, &y, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B, c->inference ? NULL : a->states);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
         if (!c->branch_only) be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);

@@ -53,6 +53,9 @@ typedef struct md_block_ctx {
      * h_in += h_res, fused with its prenorm. 0 and NULL: whole blocks. */
     int branch_only;
     const void *h_res;
+    /* 1: forward only (md_model_opts_t.inference): nothing needs to be kept
+     * for a backward, so the scan gets no states buffer */
+    int inference;
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).

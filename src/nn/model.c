@@ -16,7 +16,7 @@ static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* Element counts (act, ws) and byte counts (scan and xent workspaces). */
 typedef struct {
-    int64_t resid_elems, n_acts, head_elems;
+    int64_t resid_elems, n_resid, n_acts, head_elems;
     int64_t g_elems, dlogits_elems, n_slots;
     size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes, consts_bytes;
     size_t op_ws_seq, xent_ws_seq;
@@ -71,15 +71,20 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     md_dtype_t adt = md_block_act_dtype(arch, be, dt);
     p->resid_elems = round16(M * d);
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
-    p->n_acts = opts && opts->recompute ? 1 : cfg->n_layer;
+    int inference = opts && opts->inference;
+    /* forward only: block l reads h_l (and, with a deferred residual add,
+     * first of all h_{l-1}, into h_l) and then writes h_{l+1}, so two
+     * streams in turn suffice: h_{l+1} overwrites h_{l-1} once read */
+    p->n_resid = inference && cfg->n_layer + 1 > 2 ? 2 : cfg->n_layer + 1;
+    p->n_acts = opts && (opts->recompute || inference) ? 1 : cfg->n_layer;
     /* hf, the final norm's statistics (rstd, and mean for a LayerNorm),
      * logits, and a classifier's head buffers */
     p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V) +
                     cls_elems(cfg, max_batch, max_len);
     p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
-    p->scratch_bytes = arch->scratch_bytes(cfg, adt, M);
-    p->g_elems = 2 * round16(M * d);   /* g, then dhf */
-    p->dlogits_elems = round16(M * V);
+    p->scratch_bytes = inference ? 0 : arch->scratch_bytes(cfg, adt, M);
+    p->g_elems = inference ? 0 : 2 * round16(M * d);   /* g, then dhf */
+    p->dlogits_elems = inference ? 0 : round16(M * V);
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
     p->n_slots = 0;
     if (be->device == MD_DEVICE_CPU && max_batch >= 2) p->n_slots = max_batch < MD_MAX_SLOTS ? max_batch : MD_MAX_SLOTS;
@@ -91,7 +96,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     p->tok_bytes = 2 * round64b((size_t)M);
     mem->params = n_params * (int64_t)es;
     mem->grads = (1 + p->n_slots) * n_params * (int64_t)es;
-    mem->activations = ((cfg->n_layer + 1) * p->resid_elems + p->head_elems) * (int64_t)es +
+    mem->activations = (p->n_resid * p->resid_elems + p->head_elems) * (int64_t)es +
                        p->n_acts * (int64_t)p->acts_bytes + (int64_t)p->consts_bytes;
     mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
                      (int64_t)p->op_ws_bytes + (int64_t)p->xent_ws_bytes;
@@ -121,7 +126,7 @@ static void log_plan(const md_model_t *m)
             "on %s: params %.1f MiB%s, grads %.1f MiB, activations %.1f MiB, workspace %.1f MiB, total %.1f MiB",
             md_arch_name(m->cfg.arch), (long long)m->cfg.d_model, (long long)m->cfg.n_layer, (long long)m->reg.numel,
             md_dtype_name(m->dtype), md_dtype_name(m->adtype), (long long)m->max_batch, (long long)m->max_len,
-            m->opts.recompute ? " (recompute)" : "", m->be->name, x->params / MiB, copies, x->grads / MiB,
+            m->opts.inference ? " (inference)" : m->opts.recompute ? " (recompute)" : "", m->be->name, x->params / MiB, copies, x->grads / MiB,
             x->activations / MiB, x->workspace / MiB, x->total / MiB);
 }
 
@@ -215,8 +220,9 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
 
     int64_t M = m->max_rows, d = m->cfg.d_model, V = m->cfg.vocab_size;
     char *a = m->act;
-    m->resid = md_malloc((size_t)(m->cfg.n_layer + 1) * sizeof *m->resid);
-    for (int64_t l = 0; l <= m->cfg.n_layer; l++, a += p.resid_elems * es) m->resid[l] = a;
+    m->n_resid = p.n_resid;
+    m->resid = md_malloc((size_t)p.n_resid * sizeof *m->resid);
+    for (int64_t l = 0; l < p.n_resid; l++, a += p.resid_elems * es) m->resid[l] = a;
     m->n_acts = p.n_acts;
     m->acts = md_malloc((size_t)p.n_acts * sizeof *m->acts);
     for (int64_t l = 0; l < p.n_acts; l++, a += p.acts_bytes) m->acts[l] = a;
@@ -238,13 +244,15 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     }
 
     char *w = m->ws;
-    m->scratch = w;
-    w += p.scratch_bytes;
-    m->g = w;
-    m->dhf = w + round16(M * d) * es;
-    w += p.g_elems * es;
-    m->dlogits = w;
-    w += p.dlogits_elems * es;
+    if (!m->opts.inference) {   /* the backward's buffers */
+        m->scratch = w;
+        w += p.scratch_bytes;
+        m->g = w;
+        m->dhf = w + round16(M * d) * es;
+        w += p.g_elems * es;
+        m->dlogits = w;
+        w += p.dlogits_elems * es;
+    }
     m->op_ws = w;
     w += p.op_ws_bytes;
     m->xent_ws = w;

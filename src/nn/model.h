@@ -53,6 +53,12 @@ typedef struct md_model md_model_t;
 
 typedef struct md_model_opts {
     int recompute;           /* 1: keep only block inputs, recompute in the backward (see above) */
+    /* 1: forward only (classification, logits, hidden states, evaluation
+     * losses): one shared activation set, two residual streams in turn
+     * instead of n_layer + 1, no backward scratch, and the scan keeps no
+     * states for a backward (the CUDA scan then walks each sequence in one
+     * pass). Calls asking for a backward fail with one error line. */
+    int inference;
 } md_model_opts_t;
 
 /* Bytes of each category of the plan. weight_copies: the GEMM weights in

@@ -77,7 +77,8 @@ struct md_model {
 
     /* carved from act: every (M, ·) buffer holds max_rows rows, sequence b
      * of a call at rows [b L, (b+1) L) */
-    void **resid;            /* n_layer + 1 residual streams h_0 .. h_L, (M, d) each */
+    void **resid;            /* n_resid residual streams, (M, d) each: h_0 .. h_L, or (inference) h_l in resid[l % 2] */
+    int64_t n_resid;
     void **acts;             /* n_layer activation sets, or 1 shared set with recompute */
     int64_t n_acts;
     void *hf, *rstd_f, *mean_f, *logits;   /* mean_f: a LayerNorm final norm only */

@@ -63,10 +63,14 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.consts = m->consts;
     c.branch_only = 0;
     c.h_res = NULL;
+    c.inference = m->opts.inference;
     return c;
 }
 
 static void *layer_acts(const md_model_t *m, int64_t layer) { return m->acts[m->n_acts == 1 ? 0 : layer]; }
+
+/* The residual stream h_l (model_internal.h: all of them, or two in turn). */
+static void *resid(const md_model_t *m, int64_t l) { return m->resid[l % m->n_resid]; }
 
 /* Embedding, blocks and norm_f over the span: h_L in resid[n_layer], the
  * normalised output in hf. Where the block allows it, each residual add
@@ -81,14 +85,14 @@ static void span_trunk(md_model_t *m, const span_t *s)
     int defer = m->arch->defer_residual;
     md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
-    md_tensor_t h0 = mat(m, rows(m, m->resid[0], s, d), M, d);
+    md_tensor_t h0 = mat(m, rows(m, resid(m, 0), s, d), M, d);
     be->embedding_fwd(be, &h0, &tok, &emb);
     c.branch_only = defer;
     for (int64_t l = 0; l < nl; l++) {
-        c.h_res = defer && l > 0 ? rows(m, m->resid[l - 1], s, d) : NULL;
-        m->arch->fwd(&c, (int)l, rows(m, m->resid[l], s, d), rows(m, m->resid[l + 1], s, d), layer_acts(m, l));
+        c.h_res = defer && l > 0 ? rows(m, resid(m, l - 1), s, d) : NULL;
+        m->arch->fwd(&c, (int)l, rows(m, resid(m, l), s, d), rows(m, resid(m, l + 1), s, d), layer_acts(m, l));
     }
-    md_tensor_t hL = mat(m, rows(m, m->resid[nl], s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
+    md_tensor_t hL = mat(m, rows(m, resid(m, nl), s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
     if (m->arch->final_layernorm) {
@@ -96,7 +100,7 @@ static void span_trunk(md_model_t *m, const span_t *s)
         md_tensor_t nb = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F_B);
         be->layernorm_fwd(be, &hf, &mean, &rstd, &hL, &nw, &nb, m->cfg.norm_eps);
     } else if (defer) {
-        md_tensor_t hprev = mat(m, rows(m, m->resid[nl - 1], s, d), M, d);
+        md_tensor_t hprev = mat(m, rows(m, resid(m, nl - 1), s, d), M, d);
         be->add_rmsnorm_fwd(be, &hL, &hf, &rstd, &hL, &hprev, &nw, m->cfg.norm_eps);
     } else {
         be->rmsnorm_fwd(be, &hf, &rstd, &hL, &nw, m->cfg.norm_eps);
@@ -149,7 +153,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     }
     /* norm_f */
     void *g_rows = rows(m, m->g, s, d);
-    md_tensor_t g = mat(m, g_rows, M, d), hL = mat(m, rows(m, m->resid[nl], s, d), M, d);
+    md_tensor_t g = mat(m, g_rows, M, d), hL = mat(m, rows(m, resid(m, nl), s, d), M, d);
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
     md_tensor_t g_nw = md_param_view(&c, s->grads, -1, MD_ROLE_NORM_F);
@@ -164,7 +168,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
     for (int64_t l = nl - 1; l >= 0; l--) {
-        void *h_in = rows(m, m->resid[l], s, d);
+        void *h_in = rows(m, resid(m, l), s, d);
         if (m->n_acts == 1 && l != nl - 1) m->arch->fwd(&c, (int)l, h_in, NULL, layer_acts(m, l));
         m->arch->bwd(&c, (int)l, h_in, g_rows, layer_acts(m, l), m->scratch);
         grads_ready(m, s, l);
@@ -176,8 +180,12 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     grads_ready(m, s, -1);
 }
 
-static int check_call(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L)
+static int check_call(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, int do_backward)
 {
+    if (do_backward && m->opts.inference) {
+        md_error("model: a backward pass was asked of a model planned for inference (forward only)");
+        return -1;
+    }
     if (B < 1 || L < 1 || B > m->max_batch || L > m->max_len) {
         md_error("model: batch %lld x length %lld exceeds the planned %lld x %lld", (long long)B, (long long)L,
                  (long long)m->max_batch, (long long)m->max_len);
@@ -285,7 +293,7 @@ static void lm_span(md_model_t *m, const span_t *s, void *ctx, int do_backward)
 int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
                               int do_backward, md_loss_t *out)
 {
-    if (check_call(m, inputs, B, L) < 0) return -1;
+    if (check_call(m, inputs, B, L, do_backward) < 0) return -1;
     const md_backend_t *be = m->be;
     be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     be->copy(be, m->tok_tgt, targets, (size_t)(B * L), MD_COPY_H2D);
@@ -327,7 +335,7 @@ static void rows_to_host(md_model_t *m, const void *src, int64_t n, float *dst)
 
 int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *logits)
 {
-    if (check_call(m, inputs, B, L) < 0) return -1;
+    if (check_call(m, inputs, B, L, 0) < 0) return -1;
     m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     forward_only(m, B, L, 1);
     m->be->sync(m->be);
@@ -337,7 +345,7 @@ int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, 
 
 int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *hidden)
 {
-    if (check_call(m, inputs, B, L) < 0) return -1;
+    if (check_call(m, inputs, B, L, 0) < 0) return -1;
     m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     forward_only(m, B, L, 0);
     m->be->sync(m->be);
@@ -462,7 +470,7 @@ int md_model_classify(md_model_t *m, const uint8_t *inputs, const int32_t *label
         md_error("model: not a classifier (it has no classification head)");
         return -1;
     }
-    if (check_call(m, inputs, B, L) < 0) return -1;
+    if (check_call(m, inputs, B, L, do_backward) < 0) return -1;
     for (int64_t b = 0; labels && b < B; b++) {
         if (labels[b] >= C) {
             md_error("model: label %d of sequence %lld is not below the %lld classes", labels[b], (long long)b,

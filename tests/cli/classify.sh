@@ -74,6 +74,12 @@ paste "$T/l" "$T/r" <(tail -n 1 "$T/b.tsv") | awk -F '\t' '{ for (k = 5; k <= 7;
     if ((d = ($k + $(k + 7)) / 2 - $(k + 14)) > 1e-3 || d < -1e-3) bad = 1 } END { exit bad }' && ok || \
     bad "both strands is not the mean: $(cat "$T/l" "$T/r"; tail -n 1 "$T/b.tsv")"
 
+# --precision: fp32 is the CPU's default; bf16 is for GPUs
+expect_ok "precision fp32" $MD classify -i "$T/m.safetensors" --precision fp32 -o "$T/p.tsv" "$T/r.fa" "$T/r2.fq"
+take_provenance "$T/p.tsv"
+head -n 1 "$T/p.tsv" | grep -q 'device CPU.*, fp32; seed 1$' && ok || bad "header line names the precision: $(head -n 1 "$T/p.tsv")"
+cmp -s <(tail -n +3 "$T/c.tsv") <(tail -n +3 "$T/p.tsv") && ok || bad "--precision fp32 changed the CPU's results"
+
 # User errors: one [E::] line, exit 1, no output left.
 O="$T/e.tsv"
 expect_error "no -i" "no classifier given" $MD classify -o "$O" "$T/r.fa"
@@ -89,6 +95,8 @@ expect_error "bad FASTQ" "badq.fq" $MD classify -i "$T/m.safetensors" -o "$O" "$
 : > "$T/none.fa"
 expect_error "no reads in the input" "no reads in" $MD classify -i "$T/m.safetensors" -o "$O" "$T/none.fa"
 expect_error "bad --min-prob" "--min-prob" $MD classify -i "$T/m.safetensors" --min-prob 2 -o "$O" "$T/r.fa"
+expect_error "bf16 on the CPU" "--precision" $MD classify -x cpu --precision bf16 -i "$T/m.safetensors" -o "$O" "$T/r.fa"
+expect_error "bad --precision" "--precision" $MD classify --precision fp16 -i "$T/m.safetensors" -o "$O" "$T/r.fa"
 expect_error "CUDA without a GPU" "-x/--device|GPU|CUDA" $MD classify -x cuda -i "$T/m.safetensors" -o "$O" "$T/r.fa"
 expect_error "summary in a missing folder" "nofolder" $MD classify -i "$T/m.safetensors" --summary "$T/nofolder/s.tsv" -o "$O" "$T/r.fa"
 no_file "no output after the errors" "$O"

@@ -78,6 +78,10 @@ expect_error "resume from a pretrained LM" "is not a finetune run's" $MD finetun
 expect_error "resume from a missing checkpoint" "option --resume: cannot read '.*nothere.safetensors'" $MD finetune \
     -i "$T/lm.safetensors" $FAST --val-contigs chr2 --test-contigs chr3 --resume "$T/nothere.safetensors" \
     -o "$T/s2.safetensors" $SP
+expect_error "bf16 on the CPU" "--precision" $MD finetune -x cpu --precision bf16 -i "$T/lm.safetensors" $FAST \
+    --val-contigs chr2 --test-contigs chr3 -o "$T/s2.safetensors" $SP
+expect_error "bad --precision" "option --precision: 'fp16'" $MD finetune --precision fp16 -i "$T/lm.safetensors" $FAST \
+    --val-contigs chr2 --test-contigs chr3 -o "$T/s2.safetensors" $SP
 no_file "no checkpoint after the resume errors" "$T/s2.safetensors"
 
 # Contigs named per species (LABEL:NAME) hold out the same as plain names.

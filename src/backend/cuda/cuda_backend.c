@@ -384,10 +384,10 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     s.y = y->data, s.ld_y = y->ld;
     size_t sb = md_scan_states_bytes(s.batch, s.len, s.d_inner, s.d_state);
     size_t wb = md_scan_fwd_workspace(s.batch, s.len, s.d_inner, s.d_state);
-    OP_REQUIRE(states != NULL || sb + wb == 0, "scan_fwd");
-    s.states = sb ? (float *)states : NULL;
-    s.workspace = wb ? (char *)states + round256(sb) : NULL;
-    s.workspace_bytes = wb;
+    /* states == NULL: forward only, one pass per sequence (scan_api.h) */
+    s.states = sb && states ? (float *)states : NULL;
+    s.workspace = wb && states ? (char *)states + round256(sb) : NULL;
+    s.workspace_bytes = s.workspace ? wb : 0;
     CK(md_scan_fwd(&s, 0), "scan_fwd");
 }
 
