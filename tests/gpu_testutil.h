@@ -177,10 +177,7 @@ static inline int same_bits(const buf_t *b, const float *prev)
  * exits 77 (skipped) without CUDA or a GPU, 1 when the backend fails. */
 static inline void gpu_test_start(void)
 {
-    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
-        printf("no CUDA GPU: skipped\n");
-        exit(77);
-    }
+    md_test_need_gpu();
     cpu = md_backend_cpu();
     if (!(gpu = md_backend_cuda(0))) exit(1);
     const char *seed = getenv("MD_TEST_SEED");

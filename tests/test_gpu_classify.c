@@ -89,10 +89,7 @@ static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64
 
 int main(void)
 {
-    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
-        printf("no CUDA GPU: skipped\n");
-        return 77;
-    }
+    md_test_need_gpu();
     if (!(gpu = md_backend_cuda(0))) return 1;
     run("mamba last", MD_ARCH_MAMBA, MD_POOL_LAST, 3, 301);
     run("mamba mean", MD_ARCH_MAMBA, MD_POOL_MEAN, 3, 301);

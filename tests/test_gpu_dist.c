@@ -14,10 +14,7 @@ enum { N = 1 << 20 };
 
 int main(void)
 {
-    if (md_cuda_device_count() == 0) {
-        printf("skipped: no GPU\n");
-        return 77;
-    }
+    md_test_need_gpu();
     if (md_nccl_load() < 0) {
         printf("skipped: no NCCL\n");
         return 77;

@@ -577,10 +577,7 @@ static void check_refusals(void)
 
 int main(void)
 {
-    if (md_cuda_device_count() == 0) {
-        printf("skipped: no GPU is visible\n");
-        return 77;
-    }
+    md_test_need_gpu();
     md_cpu_set_threads(0);
     const char *q = getenv("MD_GPU_SCAN_QUICK");
     const int quick = q && *q && strcmp(q, "0");

@@ -188,10 +188,7 @@ static void run_config(const char *label, const md_config_t *cfg, int64_t B, int
 
 int main(void)
 {
-    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
-        printf("no CUDA GPU: skipped\n");
-        return 77;
-    }
+    md_test_need_gpu();
     if (!(gpu = md_backend_cuda(0))) return 1;
     const char *s = getenv("MD_TEST_SEED");
     uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);

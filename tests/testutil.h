@@ -1,7 +1,8 @@
 /* A minimal test harness: CHECK records a failure and carries on, so one run
  * shows every broken assertion; md_test_done() prints the tally and returns
  * the exit status. Tests that need ../shared/data call md_test_shared(),
- * which exits 77 (ctest's "skipped") when it is absent. */
+ * which exits 77 (ctest's "skipped") when it is absent; GPU tests call
+ * md_test_need_gpu(), which does the same without a CUDA GPU. */
 #ifndef MD_TESTS_TESTUTIL_H
 #define MD_TESTS_TESTUTIL_H
 
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "backend/device.h"
 
 static int md_test_failures, md_test_checks;
 
@@ -61,6 +64,15 @@ static inline const char *md_test_shared(void)
         exit(77);
     }
     return path;
+}
+
+/* Exits 77 (skipped) in a build without CUDA or on a machine without a GPU. */
+static inline void md_test_need_gpu(void)
+{
+    if (!md_cuda_compiled() || md_cuda_device_count() == 0) {
+        printf("no CUDA GPU: skipped\n");
+        exit(77);
+    }
 }
 
 /* A fresh temporary folder for this test's files (left for inspection on failure). */
