@@ -28,17 +28,6 @@
 
 static const md_backend_t *gpu;
 
-static float *grads_to_host(md_model_t *m)
-{
-    md_tensor_t g = md_model_grad_buffer(m);
-    int64_t n = md_model_params(m)->numel;
-    float *h = md_malloc((size_t)n * sizeof(float));
-    const md_backend_t *be = md_model_backend(m);
-    be->sync(be);
-    be->copy(be, h, g.data, (size_t)n * sizeof(float), MD_COPY_D2H);
-    return h;
-}
-
 static double rel_diff(const float *a, const float *b, int64_t n)
 {
     double d = 0, s = 0;
@@ -76,7 +65,7 @@ static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64
     CHECK(fabs(rc.loss_sum - rg.loss_sum) <= 1e-5 * fabs(rc.loss_sum) + 1e-6, "%s: loss %.9g vs %.9g", label,
           rg.loss_sum, rc.loss_sum);
     CHECK(rc.n_labelled == rg.n_labelled && rc.n_labelled == B - (B > 1), "%s: labelled counts", label);
-    float *gc = grads_to_host(mc), *gg = grads_to_host(mg);
+    float *gc = md_test_grads_to_host(mc), *gg = md_test_grads_to_host(mg);
     const md_params_t *reg = md_model_params(mc);
     const md_param_t *w = md_params_get(reg, -1, MD_ROLE_CLS_W);
     double all = rel_diff(gg, gc, reg->numel), head = rel_diff(gg + w->offset, gc + w->offset, w->numel);

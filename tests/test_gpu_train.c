@@ -34,17 +34,6 @@
 static double LOSS_TOL = 1e-5, GRAD_TOL = 1e-4, STEP_TOL = 1e-4;
 static const md_backend_t *gpu;
 
-static float *grads_to_host(md_model_t *m)
-{
-    md_tensor_t g = md_model_grad_buffer(m);
-    int64_t n = md_model_params(m)->numel;
-    float *h = md_malloc((size_t)n * sizeof(float));
-    const md_backend_t *be = md_model_backend(m);
-    be->sync(be);
-    be->copy(be, h, g.data, (size_t)n * sizeof(float), MD_COPY_D2H);
-    return h;
-}
-
 static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
 {
     const md_backend_t *be = md_model_backend(m);
@@ -124,7 +113,7 @@ static void run_config(const char *label, const md_config_t *cfg, int64_t B, int
     CHECK(le <= LOSS_TOL, "%s: loss %.9g (cpu) vs %.9g (gpu): relative error %.3g", label, lc.loss_sum / lc.n_targets,
           lg.loss_sum / lg.n_targets, le);
 
-    float *gc = grads_to_host(mc), *gg = grads_to_host(mg);
+    float *gc = md_test_grads_to_host(mc), *gg = md_test_grads_to_host(mg);
     double worst = 0, total = 0;
     const char *worst_name = "";
     for (int64_t i = 0; i < reg->n; i++)

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "backend/device.h"
+#include "nn/model.h"
+#include "nn/params.h"
+#include "util/xalloc.h"
 
 static int md_test_failures, md_test_checks;
 
@@ -73,6 +76,19 @@ static inline void md_test_need_gpu(void)
         printf("no CUDA GPU: skipped\n");
         exit(77);
     }
+}
+
+/* A copy on the host of an f32 model's whole gradient buffer (registry
+ * layout), from any backend; free() it. */
+static inline float *md_test_grads_to_host(md_model_t *m)
+{
+    md_tensor_t g = md_model_grad_buffer(m);
+    int64_t n = md_model_params(m)->numel;
+    float *h = md_malloc((size_t)n * sizeof(float));
+    const md_backend_t *be = md_model_backend(m);
+    be->sync(be);
+    be->copy(be, h, g.data, (size_t)n * sizeof(float), MD_COPY_D2H);
+    return h;
 }
 
 /* A fresh temporary folder for this test's files (left for inspection on failure). */
