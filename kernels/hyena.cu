@@ -26,6 +26,26 @@ static unsigned row_grid(int64_t rows)
     return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
 }
 
+/* Two adjacent columns as one 4-byte (bf16) or 8-byte (fp32) access: where
+ * a kernel's columns and row strides are even and its pointers aligned,
+ * so that a warp moves 128 or 256 contiguous bytes per access instead of
+ * 64 or 128 (bf16 elementwise kernels are bound by their access count). */
+__device__ __forceinline__ float2 ld_pair(const float *p) { return *(const float2 *)p; }
+__device__ __forceinline__ float2 ld_pair(const __nv_bfloat16 *p)
+{
+    return __bfloat1622float2(*(const __nv_bfloat162 *)p);
+}
+__device__ __forceinline__ void st_pair(float *p, float2 v) { *(float2 *)p = v; }
+__device__ __forceinline__ void st_pair(__nv_bfloat16 *p, float2 v) { *(__nv_bfloat162 *)p = __float22bfloat162_rn(v); }
+
+/* 1 when every (pointer, row stride) pair allows the pair accesses above */
+static int pairs_ok(int64_t cols, size_t es, const void *p0, int64_t ld0, const void *p1, int64_t ld1, const void *p2,
+                    int64_t ld2)
+{
+    return cols % 2 == 0 && ld0 % 2 == 0 && ld1 % 2 == 0 && ld2 % 2 == 0 && (uintptr_t)p0 % (2 * es) == 0 &&
+           (uintptr_t)p1 % (2 * es) == 0 && (uintptr_t)p2 % (2 * es) == 0;
+}
+
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
@@ -204,7 +224,14 @@ __global__ void gelu_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, int6
     }
 }
 
-template <class T>
+__device__ __forceinline__ float gelu_grad(float v)
+{
+    float th = tanhf(GELU_A * (v + GELU_B * v * v * v));
+    return 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_A * (1.0f + 3.0f * GELU_B * v * v);
+}
+
+/* PAIRS: two columns per lane (pairs_ok) */
+template <class T, bool PAIRS>
 __global__ void gelu_bwd_kernel(T *dx, int64_t lddx, const T *dy, int64_t lddy, const T *x, int64_t ldx, int64_t rows,
                                 int64_t cols)
 {
@@ -212,13 +239,25 @@ __global__ void gelu_bwd_kernel(T *dx, int64_t lddx, const T *dy, int64_t lddy, 
     {
         const T *xr = x + r * ldx, *dyr = dy + r * lddy;
         T *dxr = dx + r * lddx;
-        FOR_COLS(c, cols)
-        {
-            float v = ld_f(xr + c), th = tanhf(GELU_A * (v + GELU_B * v * v * v));
-            float d = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * GELU_A * (1.0f + 3.0f * GELU_B * v * v);
-            st_f(dxr + c, ld_f(dyr + c) * d);
+        if (PAIRS) {
+            for (int64_t c = 2 * (threadIdx.x & 31); c < cols; c += 64) {
+                float2 v = ld_pair(xr + c), g = ld_pair(dyr + c);
+                st_pair(dxr + c, make_float2(g.x * gelu_grad(v.x), g.y * gelu_grad(v.y)));
+            }
+        } else {
+            FOR_COLS(c, cols) st_f(dxr + c, ld_f(dyr + c) * gelu_grad(ld_f(xr + c)));
         }
     }
+}
+
+template <class T>
+static void gelu_bwd(T *dx, int64_t lddx, const T *dy, int64_t lddy, const T *x, int64_t ldx, int64_t rows,
+                     int64_t cols, cudaStream_t s)
+{
+    if (pairs_ok(cols, sizeof(T), dx, lddx, dy, lddy, x, ldx))
+        gelu_bwd_kernel<T, true><<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, rows, cols);
+    else
+        gelu_bwd_kernel<T, false><<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, rows, cols);
 }
 
 extern "C" cudaError_t mdk_gelu_fwd(void *y, int64_t ldy, const void *x, int64_t ldx, int64_t rows, int64_t cols,
@@ -234,8 +273,7 @@ extern "C" cudaError_t mdk_gelu_bwd(void *dx, int64_t lddx, const void *dy, int6
                                     int64_t ldx, int64_t rows, int64_t cols, int act_bf16, cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    WITH_ACT_TYPE(act_bf16, (gelu_bwd_kernel<T><<<row_grid(rows), 256, 0, s>>>(
-                                (T *)dx, lddx, (const T *)dy, lddy, (const T *)x, ldx, rows, cols)));
+    WITH_ACT_TYPE(act_bf16, gelu_bwd<T>((T *)dx, lddx, (const T *)dy, lddy, (const T *)x, ldx, rows, cols, s));
     return cudaGetLastError();
 }
 
@@ -344,14 +382,113 @@ __global__ void dwconv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, co
     }
 }
 
+/* The short conv over channel pairs, for the common case (width <= 4,
+ * even dim and row strides, pair-aligned pointers): a thread owns channels
+ * (c, c+1) (ld_pair), and DW_RUN consecutive rows, walked
+ * with the K - 1 neighbouring rows of x (dy) kept in registers, so each
+ * input is loaded once instead of K times; w and the bias are loaded once
+ * per thread. Blocks are 32 pairs x 8 runs. */
+enum { DW_RUN = 16, DW_PAIR_MAXK = 4 };
+
+__device__ __forceinline__ void fma_pair(float2 *acc, float2 w, float2 x) { acc->x += w.x * x.x, acc->y += w.y * x.y; }
+
+/* The pair kernels' grid, or a zero grid when the shape needs the generic kernels. */
+static dim3 dw_pair_grid(const void *a, int64_t lda, const void *b, int64_t ldb, size_t es, int64_t rows, int64_t dim,
+                         int K)
+{
+    int64_t gy = (rows + 8 * DW_RUN - 1) / (8 * DW_RUN);
+    int ok = K <= DW_PAIR_MAXK && gy <= 65535 && pairs_ok(dim, es, a, lda, b, ldb, a, lda);
+    return ok ? dim3((unsigned)((dim / 2 + 31) / 32), (unsigned)gy) : dim3(0, 0);
+}
+
+/* y = bias + sum_j w[j] x[t-K+1+j]; win[j] holds x at row r - K + 1 + j */
+template <class T>
+__global__ void __launch_bounds__(256) dwconv_fwd_pairs_kernel(T *y, int64_t ldy, const T *x, int64_t ldx,
+                                                             const float *w, const float *bias, int64_t rows,
+                                                             int64_t len, int64_t dim, int K)
+{
+    int64_t c = ((int64_t)blockIdx.x * 32 + threadIdx.x) * 2, a = ((int64_t)blockIdx.y * 8 + threadIdx.y) * DW_RUN;
+    if (c >= dim || a >= rows) return;
+    int64_t b = a + DW_RUN < rows ? a + DW_RUN : rows, t = a % len;
+    float2 wj[DW_PAIR_MAXK], win[DW_PAIR_MAXK], bs = make_float2(bias[c], bias[c + 1]);
+#pragma unroll
+    for (int j = 0; j < DW_PAIR_MAXK; j++) {
+        wj[j] = j < K ? make_float2(w[c * K + j], w[(c + 1) * K + j]) : make_float2(0, 0);
+        win[j] = j < K - 1 && t - K + 1 + j >= 0 ? ld_pair(x + (a - K + 1 + j) * ldx + c) : make_float2(0, 0);
+    }
+    for (int64_t r = a; r < b; r++) {
+        float2 acc = bs, xr = ld_pair(x + r * ldx + c);
+#pragma unroll
+        for (int j = 0; j < DW_PAIR_MAXK; j++) {
+            if (j == K - 1) win[j] = xr;
+            if (j < K) fma_pair(&acc, wj[j], win[j]);
+        }
+        st_pair(y + r * ldy + c, acc);
+        if (++t == len) {   /* the next row starts a sequence */
+            t = 0;
+#pragma unroll
+            for (int j = 0; j < DW_PAIR_MAXK; j++) win[j] = make_float2(0, 0);
+        } else {
+#pragma unroll
+            for (int j = 0; j + 1 < DW_PAIR_MAXK; j++) win[j] = win[j + 1];
+        }
+    }
+}
+
+/* dx[t] = sum_j w[j] dy[t + K-1-j] within the sequence: the rows walked
+ * downwards, nxt[i] holding dy at row r + i (zeros past a sequence's end) */
+template <class T>
+__global__ void __launch_bounds__(256) dwconv_dx_pairs_kernel(T *dx, int64_t lddx, const T *dy, int64_t lddy,
+                                                            const float *w, int64_t rows, int64_t len, int64_t dim,
+                                                            int K)
+{
+    int64_t c = ((int64_t)blockIdx.x * 32 + threadIdx.x) * 2, a = ((int64_t)blockIdx.y * 8 + threadIdx.y) * DW_RUN;
+    if (c >= dim || a >= rows) return;
+    int64_t b = a + DW_RUN < rows ? a + DW_RUN : rows, t = (b - 1) % len;
+    float2 wr[DW_PAIR_MAXK], nxt[DW_PAIR_MAXK];   /* wr[i] = w[K-1-i] */
+#pragma unroll
+    for (int i = 0; i < DW_PAIR_MAXK; i++) {
+        wr[i] = i < K ? make_float2(w[c * K + K - 1 - i], w[(c + 1) * K + K - 1 - i]) : make_float2(0, 0);
+        nxt[i] = i >= 1 && i < K && t + i < len ? ld_pair(dy + (b - 1 + i) * lddy + c) : make_float2(0, 0);
+    }
+    for (int64_t r = b - 1; r >= a; r--) {
+        nxt[0] = ld_pair(dy + r * lddy + c);
+        float2 acc = make_float2(0, 0);
+#pragma unroll
+        for (int i = 0; i < DW_PAIR_MAXK; i++)
+            if (i < K) fma_pair(&acc, wr[i], nxt[i]);
+        st_pair(dx + r * lddx + c, acc);
+        if (t == 0) {   /* the row before ends the previous sequence */
+            t = len - 1;
+#pragma unroll
+            for (int i = 0; i < DW_PAIR_MAXK; i++) nxt[i] = make_float2(0, 0);
+        } else {
+            t--;
+#pragma unroll
+            for (int i = DW_PAIR_MAXK - 1; i >= 1; i--) nxt[i] = nxt[i - 1];
+        }
+    }
+}
+
+template <class T>
+static void dwconv_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w, const float *bias, int64_t rows,
+                       int64_t len, int64_t dim, int K, cudaStream_t s)
+{
+    dim3 g = dw_pair_grid(y, ldy, x, ldx, sizeof(T), rows, dim, K);
+    if (g.x)
+        dwconv_fwd_pairs_kernel<T><<<g, dim3(32, 8), 0, s>>>(y, ldy, x, ldx, w, bias, rows, len, dim, K);
+    else
+        dwconv_fwd_kernel<T><<<row_grid(rows), 256, 0, s>>>(y, ldy, x, ldx, w, bias, rows, len, dim, K);
+}
+
 extern "C" cudaError_t mdk_dwconv_fwd(void *y, int64_t ldy, const void *x, int64_t ldx, const float *w,
                                       const float *bias, int64_t batch, int64_t len, int64_t dim, int64_t width,
                                       int act_bf16, cudaStream_t s)
 {
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_DWCONV_MAXK) return cudaErrorInvalidValue;
-    WITH_ACT_TYPE(act_bf16, (dwconv_fwd_kernel<T><<<row_grid(batch * len), 256, 0, s>>>(
-                                (T *)y, ldy, (const T *)x, ldx, w, bias, batch * len, len, dim, (int)width)));
+    WITH_ACT_TYPE(act_bf16, dwconv_fwd<T>((T *)y, ldy, (const T *)x, ldx, w, bias, batch * len, len, dim, (int)width,
+                                          s));
     return cudaGetLastError();
 }
 
@@ -449,7 +586,11 @@ static cudaError_t dwconv_bwd(T *dx, int64_t lddx, float *dw, float *dbias, cons
                               int64_t ldx, const float *w, int64_t rows, int64_t len, int64_t dim, int K,
                               float *scratch, size_t scratch_floats, cudaStream_t s)
 {
-    dwconv_dx_kernel<T><<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, w, rows, len, dim, K);
+    dim3 g = dw_pair_grid(dx, lddx, dy, lddy, sizeof(T), rows, dim, K);
+    if (g.x)
+        dwconv_dx_pairs_kernel<T><<<g, dim3(32, 8), 0, s>>>(dx, lddx, dy, lddy, w, rows, len, dim, K);
+    else
+        dwconv_dx_kernel<T><<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, w, rows, len, dim, K);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     int64_t width_p = (int64_t)(K + 1) * dim;
