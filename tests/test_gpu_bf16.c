@@ -378,7 +378,8 @@ static void check_pointwise16(const md_backend_t *bf)
         int64_t M = shapes[s][0], N = shapes[s][1];
         char sh[64];
         snprintf(sh, sizeof sh, "M=%lld N=%lld", (long long)M, (long long)N);
-        b16_t y = mk16(M, N, N + 3, -1, 1), bias = mk16(1, N, N, -1, 1), x = mk16(M, N, N + 1, -4, 4);
+        /* 2048 x 1024: x, g even-strided, gelu_bwd's two-column path */
+        b16_t y = mk16(M, N, N + 3, -1, 1), bias = mk16(1, N, N, -1, 1), x = mk16(M, N, N + 1 + (s == 2), -4, 4);
         b16_t g = mk16(M, N, N + 2, -1, 1);
         buf_t db = mk(1, N, N, -1, 1);
         md_tensor_t yh = h16(&y), yd = d16(&y), bh = h16(&bias), bd = d16(&bias), xh = h16(&x), xd = d16(&x);
@@ -404,11 +405,14 @@ static void check_pointwise16(const md_backend_t *bf)
 static void check_dwconv16(const md_backend_t *bf)
 {
     static const int64_t shapes[][3] = {{1, 1, 8}, {2, 2, 24}, {3, 301, 96}, {1, 2048, 768}};
-    for (int s = 0; s < 4; s++) {
+    /* odd strides of y and dy: the generic kernels; even: the pair kernels */
+    for (int t = 0; t < 8; t++) {
+        int s = t % 4, even = t / 4;
         int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], K = 3, M = B * L;
         char sh[64];
-        snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld", (long long)B, (long long)L, (long long)C);
-        b16_t x = mk16(M, 3 * C, 3 * C + 2, -2, 2), y = mk16(M, C, C + 1, -1, 1);
+        snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld%s", (long long)B, (long long)L, (long long)C,
+                 even ? " even strides" : "");
+        b16_t x = mk16(M, 3 * C, 3 * C + 2, -2, 2), y = mk16(M, C, C + 1 + even, -1, 1);
         buf_t w = mk(C, K, K, -0.5, 0.5), b = mk(1, C, C, -0.5, 0.5), dw = mk(C, K, K, -1, 1), db = mk(1, C, C, -1, 1);
         poison16(&y);
         md_tensor_t xh = cols16(&x, 0, C, C), xd = cols16(&x, 1, C, C), yh = h16(&y), yd = d16(&y);
@@ -417,7 +421,7 @@ static void check_dwconv16(const md_backend_t *bf)
         cpu->dwconv_fwd(cpu, &yh, &xh, &wh, &bh, B);
         bf->dwconv_fwd(bf, &yd, &xd, &wd, &bd, B);
         record("dwconv_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
-        b16_t dy = mk16(M, C, C + 3, -1, 1), dx = mk16(M, 3 * C, 3 * C, -1, 1);
+        b16_t dy = mk16(M, C, C + 3 + even, -1, 1), dx = mk16(M, 3 * C, 3 * C, -1, 1);
         poison16_cols(&dx, C, C);
         md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = cols16(&dx, 0, C, C), dxd = cols16(&dx, 1, C, C);
         cpu->dwconv_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, B);
