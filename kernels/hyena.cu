@@ -384,10 +384,11 @@ __global__ void dwconv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, co
 
 /* The short conv over channel pairs, for the common case (width <= 4,
  * even dim and row strides, pair-aligned pointers): a thread owns channels
- * (c, c+1) (ld_pair), and DW_RUN consecutive rows, walked
- * with the K - 1 neighbouring rows of x (dy) kept in registers, so each
- * input is loaded once instead of K times; w and the bias are loaded once
- * per thread. Blocks are 32 pairs x 8 runs. */
+ * (c, c+1) (ld_pair) and DW_RUN consecutive rows, walked with the K - 1
+ * neighbouring rows of x (dy) kept in registers, so each input is loaded
+ * once instead of K times; w and the bias are loaded once per thread.
+ * Blocks are 32 pairs x 8 runs. The sums run in the generic kernels'
+ * order: the same bits. */
 enum { DW_RUN = 16, DW_PAIR_MAXK = 4 };
 
 __device__ __forceinline__ void fma_pair(float2 *acc, float2 w, float2 x) { acc->x += w.x * x.x, acc->y += w.y * x.y; }
