@@ -167,25 +167,29 @@ cudaError_t mdk_swiglu_bwd(float *dgate, int64_t lddg, float *dup, int64_t lddu,
  * (rows, cols) views with a row stride; (B, L, C) layout where a batch and
  * a length are given. Column sums (the bias, LayerNorm, Sin and dwconv
  * parameter gradients) go through per-slice partials in `scratch` as the
- * other backward kernels do. */
-/* y += bias on every row */
-cudaError_t mdk_bias_add(float *y, int64_t ldy, const float *bias, int64_t rows, int64_t cols, cudaStream_t s);
+ * other backward kernels do. A launcher with an act_bf16 argument takes its
+ * activation tensors (the void pointers) in bf16 when it is 1, fp32 when 0;
+ * its float pointers are fp32 either way. */
+/* y += bias on every row (bias of y's dtype: a bf16 weight copy with bf16 y) */
+cudaError_t mdk_bias_add(void *y, int64_t ldy, const void *bias, int64_t rows, int64_t cols, int act_bf16,
+                         cudaStream_t s);
 /* dbias += column sums of dy */
-cudaError_t mdk_bias_bwd(float *dbias, const float *dy, int64_t lddy, int64_t rows, int64_t cols, float *scratch,
-                         size_t scratch_floats, cudaStream_t s);
+cudaError_t mdk_bias_bwd(float *dbias, const void *dy, int64_t lddy, int64_t rows, int64_t cols, float *scratch,
+                         size_t scratch_floats, int act_bf16, cudaStream_t s);
 /* LayerNorm with biased variance; mean and rstd (rows) saved */
-cudaError_t mdk_layernorm_fwd(float *y, int64_t ldy, float *mean, float *rstd, const float *x, int64_t ldx,
-                              const float *w, const float *b, int64_t rows, int64_t dim, double eps, cudaStream_t s);
+cudaError_t mdk_layernorm_fwd(void *y, int64_t ldy, float *mean, float *rstd, const float *x, int64_t ldx,
+                              const float *w, const float *b, int64_t rows, int64_t dim, double eps, int act_bf16,
+                              cudaStream_t s);
 /* dx = or += (accumulate); dw, db += */
-cudaError_t mdk_layernorm_bwd(float *dx, int64_t lddx, float *dw, float *db, const float *dy, int64_t lddy,
+cudaError_t mdk_layernorm_bwd(float *dx, int64_t lddx, float *dw, float *db, const void *dy, int64_t lddy,
                               const float *x, int64_t ldx, const float *w, const float *mean, const float *rstd,
                               int64_t rows, int64_t dim, int accumulate, float *scratch, size_t scratch_floats,
-                              cudaStream_t s);
+                              int act_bf16, cudaStream_t s);
 /* GELU, tanh form; y may alias x, dx may alias dy */
-cudaError_t mdk_gelu_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t rows, int64_t cols,
+cudaError_t mdk_gelu_fwd(void *y, int64_t ldy, const void *x, int64_t ldx, int64_t rows, int64_t cols, int act_bf16,
                          cudaStream_t s);
-cudaError_t mdk_gelu_bwd(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
-                         int64_t rows, int64_t cols, cudaStream_t s);
+cudaError_t mdk_gelu_bwd(void *dx, int64_t lddx, const void *dy, int64_t lddy, const void *x, int64_t ldx,
+                         int64_t rows, int64_t cols, int act_bf16, cudaStream_t s);
 /* y = sin(freq[c] x); the backward adds dfreq (before writing dx, which
  * may alias dy) */
 cudaError_t mdk_sin_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *freq, int64_t rows,
@@ -198,12 +202,12 @@ cudaError_t mdk_hyena_modulate(float *k, int64_t rows, int64_t cols, int64_t l_m
                                double slow_pct, cudaStream_t s);
 /* depthwise causal conv with bias, no activation; w (dim, width) */
 #define MDK_DWCONV_MAXK 16
-cudaError_t mdk_dwconv_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, const float *bias,
-                           int64_t batch, int64_t len, int64_t dim, int64_t width, cudaStream_t s);
+cudaError_t mdk_dwconv_fwd(void *y, int64_t ldy, const void *x, int64_t ldx, const float *w, const float *bias,
+                           int64_t batch, int64_t len, int64_t dim, int64_t width, int act_bf16, cudaStream_t s);
 /* dx written; dw (dim, width) and dbias (dim) added */
-cudaError_t mdk_dwconv_bwd(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy, int64_t lddy,
-                           const float *x, int64_t ldx, const float *w, int64_t batch, int64_t len, int64_t dim,
-                           int64_t width, float *scratch, size_t scratch_floats, cudaStream_t s);
+cudaError_t mdk_dwconv_bwd(void *dx, int64_t lddx, float *dw, float *dbias, const void *dy, int64_t lddy,
+                           const void *x, int64_t ldx, const float *w, int64_t batch, int64_t len, int64_t dim,
+                           int64_t width, float *scratch, size_t scratch_floats, int act_bf16, cudaStream_t s);
 
 /* ---- fftconv.cu: the gated FFT long convolution (ops.h fftconv_*) ----
  * The host (src/backend/cuda/cuda_hyena.c) runs cuFFT between these
@@ -212,29 +216,31 @@ cudaError_t mdk_dwconv_bwd(float *dx, int64_t lddx, float *dw, float *dbias, con
  * per (batch, channel), where n (mdk_fftconv_size) >= 2 len, so the
  * circular convolution of two zero-padded length-len sequences never wraps.
  * Forward: [S: batch*C sequences of s = x1 v][K: C sequences of k].
- * Backward: [S][G: batch*C sequences of g = dy x0][K]. */
+ * Backward: [S][G: batch*C sequences of g = dy x0][K]. The (B*L, C)
+ * tensors (void *) are bf16 by act_bf16 as above; k, dk, D, dD and the
+ * buffers between the transforms are fp32. */
 /* the smallest even n >= 2 len with no prime factor above 7 */
 int64_t mdk_fftconv_size(int64_t len);
 /* fills the real buffer's S and K (forward, dy == NULL) or S, G and K
  * (backward: dy, x0 given), zero padding each sequence from len to n */
-cudaError_t mdk_fftconv_pack(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv, const float *dy,
-                             int64_t lddy, const float *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
-                             int64_t C, int64_t n, cudaStream_t s);
+cudaError_t mdk_fftconv_pack(float *buf, const void *x1, int64_t ldx1, const void *v, int64_t ldv, const void *dy,
+                             int64_t lddy, const void *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
+                             int64_t C, int64_t n, int act_bf16, cudaStream_t s);
 /* on the spectrum buffer, scaled by 1/n for the inverse transforms:
  * forward  S <- S K;
  * backward S <- S K, G <- G conj(K), K <- sum over b of G_b conj(S_b) */
 cudaError_t mdk_fftconv_mul(float *spec, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s);
 /* forward: y = x0 (conv + D s), conv read from the real buffer's S */
-cudaError_t mdk_fftconv_unpack_fwd(float *y, int64_t ldy, const float *x0, int64_t ldx0, const float *x1,
-                                   int64_t ldx1, const float *v, int64_t ldv, const float *D, const float *buf,
-                                   int64_t batch, int64_t len, int64_t C, int64_t n, cudaStream_t s);
+cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, const void *x0, int64_t ldx0, const void *x1, int64_t ldx1,
+                                   const void *v, int64_t ldv, const float *D, const float *buf, int64_t batch,
+                                   int64_t len, int64_t C, int64_t n, int act_bf16, cudaStream_t s);
 /* backward: dx0, dx1, dv written from conv (S) and the correlation with k
  * (G); dk (len, C) += the K sequences; dD += column sums of dy x0 x1 v */
-cudaError_t mdk_fftconv_unpack_bwd(float *dx0, int64_t lddx0, float *dx1, int64_t lddx1, float *dv, int64_t lddv,
-                                   float *dk, float *dD, const float *dy, int64_t lddy, const float *x0, int64_t ldx0,
-                                   const float *x1, int64_t ldx1, const float *v, int64_t ldv, const float *D,
+cudaError_t mdk_fftconv_unpack_bwd(void *dx0, int64_t lddx0, void *dx1, int64_t lddx1, void *dv, int64_t lddv,
+                                   float *dk, float *dD, const void *dy, int64_t lddy, const void *x0, int64_t ldx0,
+                                   const void *x1, int64_t ldx1, const void *v, int64_t ldv, const float *D,
                                    const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch,
-                                   size_t scratch_floats, cudaStream_t s);
+                                   size_t scratch_floats, int act_bf16, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -8,9 +8,12 @@
  * way in, y = x0 (conv + D s) and dx0, dx1, dv on the way out, so the
  * (B*L, C) tensors are read once per pass. The pointwise spectrum products
  * run in place, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
- * ...), and dD is a column sum through hyena_reduce.cuh: no atomics. */
+ * ...), and dD is a column sum through hyena_reduce.cuh: no atomics.
+ * The (B*L, C) tensors (void * in the launchers) are fp32 or bf16 by
+ * act_bf16; k, dk, D, dD and everything between the transforms are fp32. */
 #include "backend_kernels.h"
 #include "hyena_reduce.cuh"
+#include "storage.cuh"
 
 enum { TILE = 32, TROWS = 8 };
 
@@ -27,16 +30,17 @@ extern "C" int64_t mdk_fftconv_size(int64_t len)
 
 /* Plane z of the buffer: S of batch z (z < batch), G of batch z - batch
  * (backward, z < 2 batch), then K; sequence (z, c) starts at (z C + c) n. */
+template <class T>
 __global__ void __launch_bounds__(TILE *TROWS)
-    fftconv_pack_kernel(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv, const float *dy,
-                        int64_t lddy, const float *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
-                        int64_t C, int64_t n)
+    fftconv_pack_kernel(float *buf, const T *x1, int64_t ldx1, const T *v, int64_t ldv, const T *dy, int64_t lddy,
+                        const T *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len, int64_t C, int64_t n)
 {
     __shared__ float tile[TILE][TILE + 1];
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, z = blockIdx.z;
     int64_t pitch = n;
-    const float *a = k, *b = NULL;
-    int64_t lda = C, ldb = 0, row0 = 0;
+    /* a product of two activations, or (plane K) the fp32 filter */
+    const T *a = NULL, *b = NULL;
+    int64_t lda = 0, ldb = 0, row0 = 0;
     if (z < batch) {
         a = x1, lda = ldx1, b = v, ldb = ldv, row0 = z * len;
     } else if (dy && z < 2 * batch) {
@@ -46,10 +50,8 @@ __global__ void __launch_bounds__(TILE *TROWS)
         for (int i = threadIdx.y; i < TILE; i += TROWS) {
             int64_t t = t0 + i, c = c0 + threadIdx.x;
             float val = 0;
-            if (t < len && c < C) {
-                val = a[(row0 + t) * lda + c];
-                if (b) val *= b[(row0 + t) * ldb + c];
-            }
+            if (t < len && c < C)
+                val = a ? ld_f(a + (row0 + t) * lda + c) * ld_f(b + (row0 + t) * ldb + c) : k[t * C + c];
             tile[i][threadIdx.x] = val;
         }
     __syncthreads();
@@ -59,16 +61,17 @@ __global__ void __launch_bounds__(TILE *TROWS)
     }
 }
 
-extern "C" cudaError_t mdk_fftconv_pack(float *buf, const float *x1, int64_t ldx1, const float *v, int64_t ldv,
-                                        const float *dy, int64_t lddy, const float *x0, int64_t ldx0, const float *k,
-                                        int64_t batch, int64_t len, int64_t C, int64_t n, cudaStream_t s)
+extern "C" cudaError_t mdk_fftconv_pack(float *buf, const void *x1, int64_t ldx1, const void *v, int64_t ldv,
+                                        const void *dy, int64_t lddy, const void *x0, int64_t ldx0, const float *k,
+                                        int64_t batch, int64_t len, int64_t C, int64_t n, int act_bf16, cudaStream_t s)
 {
     if (batch * len * C == 0) return cudaSuccess;
     int64_t planes = (dy ? 2 * batch : batch) + 1;
     if (planes > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
     dim3 grid((unsigned)((n + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)planes);
-    fftconv_pack_kernel<<<grid, dim3(TILE, TROWS), 0, s>>>(buf, x1, ldx1, v, ldv, dy, lddy, x0, ldx0, k, batch, len,
-                                                            C, n);
+    WITH_ACT_TYPE(act_bf16, (fftconv_pack_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(
+                                buf, (const T *)x1, ldx1, (const T *)v, ldv, (const T *)dy, lddy, (const T *)x0, ldx0,
+                                k, batch, len, C, n)));
     return cudaGetLastError();
 }
 
@@ -147,10 +150,10 @@ __device__ static inline void load_seq_tile(float (*tile)[TILE + 1], const float
     }
 }
 
+template <class T>
 __global__ void __launch_bounds__(TILE *TROWS)
-    fftconv_unpack_fwd_kernel(float *y, int64_t ldy, const float *x0, int64_t ldx0, const float *x1, int64_t ldx1,
-                              const float *v, int64_t ldv, const float *D, const float *buf, int64_t len, int64_t C,
-                              int64_t n)
+    fftconv_unpack_fwd_kernel(T *y, int64_t ldy, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1, const T *v,
+                              int64_t ldv, const float *D, const float *buf, int64_t len, int64_t C, int64_t n)
 {
     __shared__ float tile[TILE][TILE + 1];
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
@@ -162,30 +165,32 @@ __global__ void __launch_bounds__(TILE *TROWS)
     for (int i = threadIdx.y; i < TILE; i += TROWS) {
         int64_t t = t0 + i, r = b * len + t;
         if (t >= len) break;
-        float sv = x1[r * ldx1 + c] * v[r * ldv + c];
-        y[r * ldy + c] = x0[r * ldx0 + c] * (tile[threadIdx.x][i] + d * sv);
+        float sv = ld_f(x1 + r * ldx1 + c) * ld_f(v + r * ldv + c);
+        st_f(y + r * ldy + c, ld_f(x0 + r * ldx0 + c) * (tile[threadIdx.x][i] + d * sv));
     }
 }
 
-extern "C" cudaError_t mdk_fftconv_unpack_fwd(float *y, int64_t ldy, const float *x0, int64_t ldx0, const float *x1,
-                                              int64_t ldx1, const float *v, int64_t ldv, const float *D,
+extern "C" cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, const void *x0, int64_t ldx0, const void *x1,
+                                              int64_t ldx1, const void *v, int64_t ldv, const float *D,
                                               const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n,
-                                              cudaStream_t s)
+                                              int act_bf16, cudaStream_t s)
 {
     if (batch * len * C == 0) return cudaSuccess;
     if (batch > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
     dim3 grid((unsigned)((len + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)batch);
-    fftconv_unpack_fwd_kernel<<<grid, dim3(TILE, TROWS), 0, s>>>(y, ldy, x0, ldx0, x1, ldx1, v, ldv, D, buf, len, C,
-                                                                  n);
+    WITH_ACT_TYPE(act_bf16, (fftconv_unpack_fwd_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(
+                                (T *)y, ldy, (const T *)x0, ldx0, (const T *)x1, ldx1, (const T *)v, ldv, D, buf, len,
+                                C, n)));
     return cudaGetLastError();
 }
 
 /* Planes z < batch: dx0, dx1, dv of batch z; plane z = batch: dk += K. */
+template <class T>
 __global__ void __launch_bounds__(TILE *TROWS)
-    fftconv_unpack_bwd_kernel(float *dx0, int64_t lddx0, float *dx1, int64_t lddx1, float *dv, int64_t lddv, float *dk,
-                              const float *dy, int64_t lddy, const float *x0, int64_t ldx0, const float *x1,
-                              int64_t ldx1, const float *v, int64_t ldv, const float *D, const float *buf,
-                              int64_t batch, int64_t len, int64_t C, int64_t n)
+    fftconv_unpack_bwd_kernel(T *dx0, int64_t lddx0, T *dx1, int64_t lddx1, T *dv, int64_t lddv, float *dk,
+                              const T *dy, int64_t lddy, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1,
+                              const T *v, int64_t ldv, const float *D, const float *buf, int64_t batch, int64_t len,
+                              int64_t C, int64_t n)
 {
     __shared__ float conv[TILE][TILE + 1], corr[TILE][TILE + 1];
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
@@ -209,41 +214,56 @@ __global__ void __launch_bounds__(TILE *TROWS)
     for (int i = threadIdx.y; i < TILE; i += TROWS) {
         int64_t t = t0 + i, r = b * len + t;
         if (t >= len) break;
-        float x1v = x1[r * ldx1 + c], vv = v[r * ldv + c], x0v = x0[r * ldx0 + c], g = dy[r * lddy + c];
-        dx0[r * lddx0 + c] = g * (conv[threadIdx.x][i] + d * (x1v * vv));
+        float x1v = ld_f(x1 + r * ldx1 + c), vv = ld_f(v + r * ldv + c), x0v = ld_f(x0 + r * ldx0 + c);
+        float g = ld_f(dy + r * lddy + c);
+        st_f(dx0 + r * lddx0 + c, g * (conv[threadIdx.x][i] + d * (x1v * vv)));
         float ds = corr[threadIdx.x][i] + d * (g * x0v);
-        dx1[r * lddx1 + c] = ds * vv;
-        dv[r * lddv + c] = ds * x1v;
+        st_f(dx1 + r * lddx1 + c, ds * vv);
+        st_f(dv + r * lddv + c, ds * x1v);
     }
 }
 
 /* dD: sum over rows of dy x0 x1 v */
+template <class T>
 struct fftconv_dD_term {
-    const float *dy, *x0, *x1, *v;
+    const T *dy, *x0, *x1, *v;
     int64_t lddy, ldx0, ldx1, ldv;
     __device__ void operator()(int64_t r, int64_t c, float *acc) const
     {
-        acc[0] += (dy[r * lddy + c] * x0[r * ldx0 + c]) * (x1[r * ldx1 + c] * v[r * ldv + c]);
+        acc[0] += (ld_f(dy + r * lddy + c) * ld_f(x0 + r * ldx0 + c)) * (ld_f(x1 + r * ldx1 + c) * ld_f(v + r * ldv + c));
     }
 };
 
-extern "C" cudaError_t mdk_fftconv_unpack_bwd(float *dx0, int64_t lddx0, float *dx1, int64_t lddx1, float *dv,
-                                              int64_t lddv, float *dk, float *dD, const float *dy, int64_t lddy,
-                                              const float *x0, int64_t ldx0, const float *x1, int64_t ldx1,
-                                              const float *v, int64_t ldv, const float *D, const float *buf,
-                                              int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch,
-                                              size_t scratch_floats, cudaStream_t s)
+template <class T>
+static cudaError_t unpack_bwd(T *dx0, int64_t lddx0, T *dx1, int64_t lddx1, T *dv, int64_t lddv, float *dk, float *dD,
+                              const T *dy, int64_t lddy, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1,
+                              const T *v, int64_t ldv, const float *D, const float *buf, int64_t batch, int64_t len,
+                              int64_t C, int64_t n, float *scratch, size_t scratch_floats, cudaStream_t s)
 {
-    if (batch * len * C == 0) return cudaSuccess;
-    if (batch + 1 > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
     /* dD reads only the inputs: first, whatever the outputs' placement */
     float *dst[1] = {dD};
     cudaError_t e = hyena_colsum_add<1>(dst, 1, batch * len, C,
-                                        fftconv_dD_term{dy, x0, x1, v, lddy, ldx0, ldx1, ldv}, scratch,
+                                        fftconv_dD_term<T>{dy, x0, x1, v, lddy, ldx0, ldx1, ldv}, scratch,
                                         scratch_floats, s);
     if (e != cudaSuccess) return e;
     dim3 grid((unsigned)((len + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)(batch + 1));
-    fftconv_unpack_bwd_kernel<<<grid, dim3(TILE, TROWS), 0, s>>>(dx0, lddx0, dx1, lddx1, dv, lddv, dk, dy, lddy, x0,
-                                                                  ldx0, x1, ldx1, v, ldv, D, buf, batch, len, C, n);
+    fftconv_unpack_bwd_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(dx0, lddx0, dx1, lddx1, dv, lddv, dk, dy, lddy, x0,
+                                                                     ldx0, x1, ldx1, v, ldv, D, buf, batch, len, C, n);
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t mdk_fftconv_unpack_bwd(void *dx0, int64_t lddx0, void *dx1, int64_t lddx1, void *dv,
+                                              int64_t lddv, float *dk, float *dD, const void *dy, int64_t lddy,
+                                              const void *x0, int64_t ldx0, const void *x1, int64_t ldx1,
+                                              const void *v, int64_t ldv, const float *D, const float *buf,
+                                              int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch,
+                                              size_t scratch_floats, int act_bf16, cudaStream_t s)
+{
+    if (batch * len * C == 0) return cudaSuccess;
+    if (batch + 1 > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
+    cudaError_t e;
+    WITH_ACT_TYPE(act_bf16, e = unpack_bwd<T>((T *)dx0, lddx0, (T *)dx1, lddx1, (T *)dv, lddv, dk, dD, (const T *)dy,
+                                              lddy, (const T *)x0, ldx0, (const T *)x1, ldx1, (const T *)v, ldv, D,
+                                              buf, batch, len, C, n, scratch, scratch_floats, s));
+    return e;
 }

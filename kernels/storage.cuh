@@ -11,4 +11,17 @@ __device__ __forceinline__ float ld_f(const __nv_bfloat16 *p) { return __bfloat1
 __device__ __forceinline__ void st_f(float *p, float v) { *p = v; }
 __device__ __forceinline__ void st_f(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
+/* Runs `body` with T the storage type a launcher's act_bf16 flag names
+ * (float or __nv_bfloat16), for launchers that take either. */
+#define WITH_ACT_TYPE(act_bf16, ...)   \
+    do {                               \
+        if (act_bf16) {                \
+            typedef __nv_bfloat16 T;   \
+            __VA_ARGS__;               \
+        } else {                       \
+            typedef float T;           \
+            __VA_ARGS__;               \
+        }                              \
+    } while (0)
+
 #endif

@@ -2,7 +2,8 @@
  * against the CPU's fp32 ops on the same bf16-rounded inputs: convert,
  * gemm on bf16 operands (C f32 or bf16, beta 0 and 1), the RMSNorms' bf16
  * y and dy, conv1d + SiLU and the selective scan with every sequence
- * tensor in bf16. Fresh random inputs every run (seed printed); outputs
+ * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
+ * long convolution and Linear with bf16 activations. Fresh random inputs every run (seed printed); outputs
  * poisoned with NaN first; whole buffers compared, row padding included;
  * strided views as the Mamba block makes them (x of xz, B/C of xdbl).
  *
@@ -320,6 +321,208 @@ static void check_scan16(const md_backend_t *bf)
     }
 }
 
+/* ---- the Hyena block's ops with bf16 activations ----
+ * Limits beyond the two above: the long convolution's bf16 outputs
+ * ONE_ROUNDING + TOL_FFT (its fp32 FFTs differ from the CPU's by up to
+ * TOL_FFT, test_gpu_hyena); a bf16 output computed from bf16 values the
+ * op rounded itself: one rounding more for each (linear_bwd_dx's gelu'
+ * applied to its rounded product: two; the composed Linear, where
+ * cuBLASLt has no algorithm: the product rounded, the bias added and
+ * rounded (two), GELU of that (|gelu'| < 1.13, so just over three: four)). */
+static const double TOL_FFT = 5e-5, TWO_ROUNDINGS = 2.0 / 256 + 1e-5, FOUR_ROUNDINGS = 4.0 / 256 + 1e-5;
+
+/* LayerNorm with a bf16 y (x f32), its backward with a bf16 dy */
+static void check_layernorm16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1];
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld D=%lld", (long long)M, (long long)D);
+        buf_t x = mk(M, D, D + 2, -2, 3), w = mk(1, D, D, 0.5, 1.5), b = mk(1, D, D, -1, 1);
+        buf_t mean = mk(1, M, M, 0, 1), rs = mk(1, M, M, 0, 1);
+        b16_t y = mk16(M, D, D + 1, -1, 1);
+        poison16(&y), poison(&mean), poison(&rs);
+        md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b);
+        md_tensor_t yh = h16(&y), yd = d16(&y);
+        md_tensor_t mh = md_tensor_1d(mean.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), md = md_tensor_1d(mean.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
+        md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
+        cpu->layernorm_fwd(cpu, &yh, &mh, &rh, &xh, &wh, &bh, 1e-5);
+        bf->layernorm_fwd(bf, &yd, &md, &rd, &xd, &wd, &bd, 1e-5);
+        record("layernorm_fwd bf16 y", "y", err16(&y), ONE_ROUNDING, sh);
+        record("layernorm_fwd bf16 y", "mean, rstd", fmax(relerr(&mean), relerr(&rs)), TOL, sh);
+        gpu->copy(gpu, mean.d, mean.h, (size_t)M * 4, MD_COPY_H2D);   /* the CPU's statistics on both sides */
+        gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);
+        for (int acc = 0; acc < 2; acc++) {
+            b16_t dy = mk16(M, D, D + 3, -1, 1);
+            buf_t dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1), db = mk(1, D, D, -1, 1);
+            if (!acc) poison(&dx);
+            md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
+            md_tensor_t dbh = th(&db), dbd = td(&db);
+            cpu->layernorm_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, &mh, &rh, acc);
+            bf->layernorm_bwd(bf, &dxd, &dwd, &dbd, &dyd, &xd, &wd, &md, &rd, acc);
+            record("layernorm_bwd bf16 dy", acc ? "dx (added)" : "dx", relerr(&dx), TOL, sh);
+            record("layernorm_bwd bf16 dy", "dw, db", fmax(relerr(&dw), relerr(&db)), TOL, sh);
+            drop16(&dy), drop(&dx), drop(&dw), drop(&db);
+        }
+        drop(&x), drop(&w), drop(&b), drop(&mean), drop(&rs), drop16(&y);
+    }
+}
+
+/* bias_add (bf16 y and bias), bias_bwd (bf16 dy), GELU both ways in bf16
+ * (in place too) */
+static void check_pointwise16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][2] = {{37, 65}, {1000, 512}, {2048, 1024}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1];
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld N=%lld", (long long)M, (long long)N);
+        /* 2048 x 1024: x, g even-strided, gelu_bwd's two-column path */
+        b16_t y = mk16(M, N, N + 3, -1, 1), bias = mk16(1, N, N, -1, 1), x = mk16(M, N, N + 1 + (s == 2), -4, 4);
+        b16_t g = mk16(M, N, N + 2, -1, 1);
+        buf_t db = mk(1, N, N, -1, 1);
+        md_tensor_t yh = h16(&y), yd = d16(&y), bh = h16(&bias), bd = d16(&bias), xh = h16(&x), xd = d16(&x);
+        md_tensor_t gh = h16(&g), gd = d16(&g), dbh = th(&db), dbd = td(&db);
+        cpu->bias_add(cpu, &yh, &bh);
+        bf->bias_add(bf, &yd, &bd);
+        record("bias_add bf16", "y", err16(&y), ONE_ROUNDING, sh);
+        cpu->bias_bwd(cpu, &dbh, &gh);
+        bf->bias_bwd(bf, &dbd, &gd);
+        record("bias_bwd bf16 dy", "dbias", relerr(&db), TOL, sh);
+        poison16(&y);
+        cpu->gelu_fwd(cpu, &yh, &xh);
+        bf->gelu_fwd(bf, &yd, &xd);
+        record("gelu_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
+        cpu->gelu_bwd(cpu, &gh, &gh, &xh);   /* in place, dx = dy */
+        bf->gelu_bwd(bf, &gd, &gd, &xd);
+        record("gelu_bwd bf16", "dx (in place)", err16(&g), ONE_ROUNDING, sh);
+        drop16(&y), drop16(&bias), drop16(&x), drop16(&g), drop(&db);
+    }
+}
+
+/* the short conv with x, y, dx, dy bf16, x and dx column slices of a 3C-wide matrix */
+static void check_dwconv16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][3] = {{1, 1, 8}, {2, 2, 24}, {3, 301, 96}, {1, 2048, 768}};
+    /* odd strides of y and dy: the generic kernels; even: the pair kernels */
+    for (int t = 0; t < 8; t++) {
+        int s = t % 4, even = t / 4;
+        int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], K = 3, M = B * L;
+        char sh[64];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld%s", (long long)B, (long long)L, (long long)C,
+                 even ? " even strides" : "");
+        b16_t x = mk16(M, 3 * C, 3 * C + 2, -2, 2), y = mk16(M, C, C + 1 + even, -1, 1);
+        buf_t w = mk(C, K, K, -0.5, 0.5), b = mk(1, C, C, -0.5, 0.5), dw = mk(C, K, K, -1, 1), db = mk(1, C, C, -1, 1);
+        poison16(&y);
+        md_tensor_t xh = cols16(&x, 0, C, C), xd = cols16(&x, 1, C, C), yh = h16(&y), yd = d16(&y);
+        md_tensor_t wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b), dwh = th(&dw), dwd = td(&dw), dbh = th(&db),
+                    dbd = td(&db);
+        cpu->dwconv_fwd(cpu, &yh, &xh, &wh, &bh, B);
+        bf->dwconv_fwd(bf, &yd, &xd, &wd, &bd, B);
+        record("dwconv_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
+        b16_t dy = mk16(M, C, C + 3 + even, -1, 1), dx = mk16(M, 3 * C, 3 * C, -1, 1);
+        poison16_cols(&dx, C, C);
+        md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = cols16(&dx, 0, C, C), dxd = cols16(&dx, 1, C, C);
+        cpu->dwconv_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, B);
+        bf->dwconv_bwd(bf, &dxd, &dwd, &dbd, &dyd, &xd, &wd, B);
+        record("dwconv_bwd bf16", "dx (of a 3C matrix)", err16(&dx), ONE_ROUNDING, sh);
+        record("dwconv_bwd bf16", "dw, dbias", fmax(relerr(&dw), relerr(&db)), TOL, sh);
+        drop16(&x), drop16(&y), drop16(&dy), drop16(&dx), drop(&w), drop(&b), drop(&dw), drop(&db);
+    }
+}
+
+/* the long convolution with x0, x1, v (slices of one matrix), y, dy and
+ * dx0, dx1, dv in bf16; k, dk, D, dD f32 */
+static void check_fftconv16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][3] = {{1, 1, 8}, {3, 1, 16}, {2, 301, 64}, {1, 2048, 256}, {1, 1009, 24}};
+    size_t wg = bf->fftconv_workspace(bf, MD_DTYPE_BF16, 3, 2048, 256);
+    void *wsg = gpu->alloc(gpu, wg ? wg : 1);
+    CHECK(wsg != NULL, "fftconv workspace of %zu bytes", wg);
+    if (!wsg) return;
+    for (int s = 0; s < 5; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], M = B * L, pad = s % 2 ? 5 : 0;
+        char sh[64];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld", (long long)B, (long long)L, (long long)C);
+        size_t wc = cpu->fftconv_workspace(cpu, MD_DTYPE_F32, B, L, C);
+        void *wsc = md_malloc(wc ? wc : 1);
+        poison_bytes(wsg, wg);
+        b16_t xs = mk16(M, 3 * C, 3 * C + pad, -1, 1), y = mk16(M, C, C + pad, -1, 1);
+        buf_t k = mk(L, C, C, -1, 1), D = mk(1, C, C, -1, 1), dk = mk(L, C, C, -1, 1), dD = mk(1, C, C, -1, 1);
+        poison16(&y);
+        md_tensor_t x0h = cols16(&xs, 0, 0, C), x1h = cols16(&xs, 0, C, C), vh = cols16(&xs, 0, 2 * C, C);
+        md_tensor_t x0d = cols16(&xs, 1, 0, C), x1d = cols16(&xs, 1, C, C), vd = cols16(&xs, 1, 2 * C, C);
+        md_tensor_t kh = th(&k), kd = td(&k), Dh = th(&D), Dd = td(&D), yh = h16(&y), yd = d16(&y);
+        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
+        bf->fftconv_fwd(bf, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        record("fftconv_fwd bf16", "y", err16(&y), ONE_ROUNDING + TOL_FFT, sh);
+        b16_t dy = mk16(M, C, C + pad, -1, 1), dxs = mk16(M, 3 * C, 3 * C + pad, -1, 1);
+        poison16_cols(&dxs, 0, 3 * C);
+        md_tensor_t dx0h = cols16(&dxs, 0, 0, C), dx1h = cols16(&dxs, 0, C, C), dvh = cols16(&dxs, 0, 2 * C, C);
+        md_tensor_t dx0d = cols16(&dxs, 1, 0, C), dx1d = cols16(&dxs, 1, C, C), dvd = cols16(&dxs, 1, 2 * C, C);
+        md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dkh = th(&dk), dkd = td(&dk), dDh = th(&dD), dDd = td(&dD);
+        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
+        bf->fftconv_bwd(bf, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        record("fftconv_bwd bf16", "dx0,dx1,dv", err16(&dxs), ONE_ROUNDING + TOL_FFT, sh);
+        record("fftconv_bwd bf16", "dk (added)", relerr(&dk), TOL_FFT, sh);
+        record("fftconv_bwd bf16", "dD (added)", relerr(&dD), TOL, sh);
+        drop16(&xs), drop16(&y), drop16(&dy), drop16(&dxs), drop(&k), drop(&D), drop(&dk), drop(&dD);
+        free(wsc);
+    }
+    gpu->free(gpu, wsg);
+}
+
+/* The Linear on bf16 x and weights: a bf16 y with its bf16 bias (plain, and
+ * GELU with a bf16 pre-activation: aux row strides 1024 fused, 515
+ * composed), an f32 y with an f32 bias and residual (out_proj and fc2 into
+ * the residual stream); the input gradient in bf16, plain and through
+ * GELU'. Weights ~ U(-sqrt(3/K), sqrt(3/K)). */
+static void check_linear16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][4] = {{301, 64, 192, 200}, {777, 128, 512, 515}, {2048, 256, 1024, 1024}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2], fused = shapes[s][3] % 8 == 0;
+        double a = sqrt(3.0 / (double)K);
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld K=%lld N=%lld aux ld %lld", (long long)M, (long long)K, (long long)N,
+                 (long long)shapes[s][3]);
+        b16_t x = mk16(M, K, K + 8, -1, 1), w = mk16(N, K, K + 8, -a, a), b16 = mk16(1, N, N, -1, 1);
+        b16_t y = mk16(M, N, N + 8, -1, 1), pre = mk16(M, N, shapes[s][3], -1, 1);
+        buf_t b32 = mk(1, N, N, -1, 1), r = mk(M, N, N + 2, -1, 1), y32 = mk(M, N, N + 1, -1, 1);
+        md_tensor_t xh = h16(&x), xd = d16(&x), wh = h16(&w), wd = d16(&w), bh = h16(&b16), bd = d16(&b16);
+        md_tensor_t yh = h16(&y), yd = d16(&y), ph = h16(&pre), pd = d16(&pre);
+        md_tensor_t b32h = th(&b32), b32d = td(&b32), rh = th(&r), rd = td(&r), y32h = th(&y32), y32d = td(&y32);
+        poison16(&y);
+        cpu->linear_fwd(cpu, &yh, NULL, &xh, &wh, &bh, NULL, MD_ACT_NONE);
+        bf->linear_fwd(bf, &yd, NULL, &xd, &wd, &bd, NULL, MD_ACT_NONE);
+        record("linear_fwd bf16", "y bf16 (bias)", err16(&y), ONE_ROUNDING, sh);
+        poison16(&y), poison16(&pre);
+        cpu->linear_fwd(cpu, &yh, &ph, &xh, &wh, &bh, NULL, MD_ACT_GELU_TANH);
+        bf->linear_fwd(bf, &yd, &pd, &xd, &wd, &bd, NULL, MD_ACT_GELU_TANH);
+        record("linear_fwd bf16", "y bf16 (gelu)", err16(&y), fused ? ONE_ROUNDING : FOUR_ROUNDINGS, sh);
+        record("linear_fwd bf16", "pre_act bf16 (gelu)", err16(&pre), fused ? ONE_ROUNDING : TWO_ROUNDINGS, sh);
+        poison(&y32);
+        cpu->linear_fwd(cpu, &y32h, NULL, &xh, &wh, &b32h, &rh, MD_ACT_NONE);
+        bf->linear_fwd(bf, &y32d, NULL, &xd, &wd, &b32d, &rd, MD_ACT_NONE);
+        record("linear_fwd bf16", "y f32 (residual)", relerr(&y32), TOL, sh);
+
+        b16_t dy = mk16(M, N, N + 8, -1, 1), dx = mk16(M, K, K + 8, -1, 1), pk = mk16(M, K, K + 8, -2, 2);
+        md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = h16(&dx), dxd = d16(&dx), pkh = h16(&pk), pkd = d16(&pk);
+        poison16(&dx);
+        cpu->linear_bwd_dx(cpu, &dxh, &dyh, &wh, NULL, MD_ACT_NONE);
+        bf->linear_bwd_dx(bf, &dxd, &dyd, &wd, NULL, MD_ACT_NONE);
+        record("linear_bwd_dx bf16", "dx", err16(&dx), ONE_ROUNDING, sh);
+        poison16(&dx);
+        cpu->linear_bwd_dx(cpu, &dxh, &dyh, &wh, &pkh, MD_ACT_GELU_TANH);
+        bf->linear_bwd_dx(bf, &dxd, &dyd, &wd, &pkd, MD_ACT_GELU_TANH);
+        record("linear_bwd_dx bf16", "dx (gelu)", err16(&dx), TWO_ROUNDINGS, sh);
+        b16_t *b16s[] = {&x, &w, &b16, &y, &pre, &dy, &dx, &pk};
+        for (size_t i = 0; i < sizeof b16s / sizeof b16s[0]; i++) drop16(b16s[i]);
+        drop(&b32), drop(&r), drop(&y32);
+    }
+}
+
 int main(void)
 {
     gpu_test_start();
@@ -334,6 +537,11 @@ int main(void)
     check_rmsnorm16(bf);
     check_conv16(bf);
     check_scan16(bf);
+    check_layernorm16(bf);
+    check_pointwise16(bf);
+    check_dwconv16(bf);
+    check_fftconv16(bf);
+    check_linear16(bf);
     gpu->sync(gpu);
     print_worst();
     return md_test_done();

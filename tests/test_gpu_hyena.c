@@ -120,7 +120,9 @@ static void check_activations(void)
             int64_t M = shapes[s][0], C = shapes[s][1];
             char sh[64];
             snprintf(sh, sizeof sh, "%lldx%lld inplace=%d", (long long)M, (long long)C, inplace);
-            buf_t x = mk(M, C, C + 2, -5, 5), y = mk(M, C, C + 1, -1, 1), dy = mk(M, C, C + 3, -1, 1);
+            /* 1000 x 512: every gelu_bwd stride even, its two-column path */
+            int64_t dy_ld = C + (s == 2 ? 4 : 3);
+            buf_t x = mk(M, C, C + 2, -5, 5), y = mk(M, C, C + 1, -1, 1), dy = mk(M, C, dy_ld, -1, 1);
             buf_t dx = mk(M, C, C, -1, 1), fr = mk(1, C, C, 0.5, 10), dfr = mk(1, C, C, -1, 1);
             md_tensor_t xh = th(&x), xd = td(&x), yh = th(&y), yd = td(&y), dyh = th(&dy), dyd = td(&dy),
                         dxh = th(&dx), dxd = td(&dx), frh = th(&fr), frd = td(&fr), dfrh = th(&dfr), dfrd = td(&dfr);
@@ -145,7 +147,7 @@ static void check_activations(void)
             }
             /* Sin on fresh values, x in the range the filter MLP feeds it */
             drop(&x), drop(&dy);
-            x = mk(M, C, C + 2, -1, 1), dy = mk(M, C, C + 3, -1, 1);
+            x = mk(M, C, C + 2, -1, 1), dy = mk(M, C, dy_ld, -1, 1);
             xh = th(&x), xd = td(&x), dyh = th(&dy), dyd = td(&dy);
             if (HAVE(sin_fwd) && HAVE(sin_bwd)) {
                 if (!inplace) poison(&y), poison(&dx);
@@ -183,17 +185,23 @@ static void check_dwconv(void)
     if (!HAVE(dwconv_fwd) || !HAVE(dwconv_bwd)) return;
     static const int64_t shapes[][4] = {{1, 1, 8, 3}, {2, 2, 24, 3}, {3, 301, 96, 3}, {1, 2048, 768, 3},
                                         {2, 777, 40, 5}};
-    for (int s = 0; s < 5; s++) {
+    /* odd row strides: the generic kernels; even ones (and K <= 4): the
+     * kernels over channel pairs, as the model's views take them */
+    for (int t = 0; t < 10; t++) {
+        int s = t % 5, even = t / 5;
         int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], K = shapes[s][3], M = B * L;
         char sh[64];
-        snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld K=%lld", (long long)B, (long long)L, (long long)C, (long long)K);
-        buf_t x = mk(M, C, C + 3, -2, 2), w = mk(C, K, K, -0.5, 0.5), b = mk(1, C, C, -0.5, 0.5), y = mk(M, C, C + 1, 0, 1);
+        snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld K=%lld%s", (long long)B, (long long)L, (long long)C, (long long)K,
+                 even ? " even strides" : "");
+        buf_t x = mk(M, C, C + 3 + even, -2, 2), w = mk(C, K, K, -0.5, 0.5), b = mk(1, C, C, -0.5, 0.5);
+        buf_t y = mk(M, C, C + 1 + even, 0, 1);
         poison(&y);
         md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b), yh = th(&y), yd = td(&y);
         cpu->dwconv_fwd(cpu, &yh, &xh, &wh, &bh, B);
         gpu->dwconv_fwd(gpu, &yd, &xd, &wd, &bd, B);
         record("dwconv_fwd", "y", relerr(&y), TOL, sh);
-        buf_t dy = mk(M, C, C + 1, -1, 1), dx = mk(M, C, C + 2, -1, 1), dw = mk(C, K, K, -1, 1), db = mk(1, C, C, -1, 1);
+        buf_t dy = mk(M, C, C + 1 + even, -1, 1), dx = mk(M, C, C + 2, -1, 1), dw = mk(C, K, K, -1, 1);
+        buf_t db = mk(1, C, C, -1, 1);
         poison(&dx);
         md_tensor_t dyh = th(&dy), dyd = td(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw),
                     dbh = th(&db), dbd = td(&db);

@@ -8,9 +8,10 @@
  * heads, and the 214K preset); the same for Hyena (a tiny one and the
  * 436K preset); then the Mamba pair, the tiny Transformer and the Hyena
  * pair again on the bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) at
- * bf16 tolerances: bf16 GEMMs everywhere, and for Mamba bf16 storage of
- * the block's activations, their gradients and the GEMM weights, whose
- * saving in the memory plan is checked against mamba.h's layout.
+ * bf16 tolerances: bf16 GEMMs everywhere, and for Mamba and Hyena bf16
+ * storage of the block's activations, their gradients and the GEMM
+ * weights, whose saving in the memory plan is checked against the blocks'
+ * layouts.
  *
  * Exits 77 (skipped) without CUDA or a GPU.
  */
@@ -46,22 +47,27 @@ static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
     be->adamw(be, &p, &g, &mt, &vt, reg->n_decay, &hp);
 }
 
-/* With bf16 storage (the bf16 table) the plan of a Mamba model shrinks, to
- * the 64-byte alignment of each sub-buffer, by 2 bytes per element of what
- * mamba.h stores in the activation dtype: per saved set hn (d), xz (2E),
- * u, delta, y (E each) and xdbl (R + 2N); in the backward's scratch dy,
- * du, ddelta (E each), dxz (2E), dxdbl (R + 2N) and dhn (d). */
+/* With bf16 storage (the bf16 table) the plan shrinks, to the 64-byte
+ * alignment of each sub-buffer, by 2 bytes per element of what the block
+ * stores in the activation dtype. Mamba (mamba.h): per saved set hn (d),
+ * xz (2E), u, delta, y (E each) and xdbl (R + 2N); in the backward's
+ * scratch dy, du, ddelta (E each), dxz (2E), dxdbl (R + 2N) and dhn (d).
+ * Hyena (hyena.c): per set hn1, y, hn2 (d each), p, c (3d each), f1, act
+ * (F each); in the scratch dact/dc (max(F, 3d)), dhn/dy (d) and dp (3d).
+ * Transformer++ stores in fp32: nothing changes. */
 static void check_bf16_plan(const char *label, const md_config_t *cfg, md_model_t *mg, int64_t B, int64_t L)
 {
-    if (gpu->act_dtype != MD_DTYPE_BF16 || cfg->arch != MD_ARCH_MAMBA) return;
+    if (gpu->act_dtype != MD_DTYPE_BF16 || cfg->arch == MD_ARCH_TRANSFORMER) return;
     md_model_t *ref = md_model_new(cfg, md_backend_cuda(0), MD_DTYPE_F32, B, L);
     CHECK(ref != NULL, "%s: fp32 reference model", label);
     if (!ref) return;
     md_model_memory_t m16, m32;
     md_model_memory(mg, &m16);
     md_model_memory(ref, &m32);
-    int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
-    double acts = (double)cfg->n_layer * M * (d + 5 * E + X) * 2, scratch = (double)M * (d + 5 * E + X) * 2;
+    int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state, F = cfg->d_ff;
+    double per_set = (double)(d + 5 * E + X), per_scratch = per_set;
+    if (cfg->arch == MD_ARCH_HYENA) per_set = (double)(9 * d + 2 * F), per_scratch = (double)((F > 3 * d ? F : 3 * d) + 4 * d);
+    double acts = (double)cfg->n_layer * M * per_set * 2, scratch = (double)M * per_scratch * 2;
     double got_a = (double)(m32.activations - m16.activations), got_w = (double)(m32.workspace - m16.workspace);
     CHECK(fabs(got_a - acts) <= 64.0 * 8 * cfg->n_layer, "%s: bf16 activations save %.0f bytes, expected %.0f", label,
           got_a, acts);

@@ -110,8 +110,8 @@ struct md_backend {
     const char *name;              /* "cpu", "cuda" */
     md_device_kind_t device;
     void *ctx;                     /* the backend's private state */
-    /* The dtype in which an f32 model stores the Mamba block's activations,
-     * their gradients and the copies of the GEMM weights: f32 (0) on the CPU
+    /* The dtype in which an f32 model stores the Mamba and Hyena blocks'
+     * activations, their gradients and the copies of the GEMM weights: f32 (0) on the CPU
      * and the fp32 CUDA table, bf16 on the bf16 CUDA table (the model asks
      * md_act_dtype and plans with it; it never looks at the device). */
     md_dtype_t act_dtype;
@@ -300,27 +300,35 @@ struct md_backend {
      * Entries a backend lacks are NULL; the model refuses the hyena
      * architecture on such a backend with one error line (as for the
      * Transformer section). All (M, C) tensors are views in (B, L, C) layout,
-     * row-strided allowed, M = batch * L.
+     * row-strided allowed, M = batch * L. CUDA takes the activations in
+     * bf16 where an op says so (the bf16 table's storage): the tensors an
+     * op names as bf16-capable then share one dtype, f32 or bf16;
+     * parameters, their gradients, statistics and the filter (k, dk) are
+     * f32 always.
      */
-    /* y (M, C) += bias (C) on every row. */
+    /* y (M, C) += bias (C) on every row. CUDA: y and bias may be bf16
+     * (both). */
     void (*bias_add)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *bias);
     /* dbias (C) += column sums of dy (M, C), summed over a fixed partition
      * of the rows whatever the thread count (the Linear layers' bias
-     * gradients). */
+     * gradients). CUDA: dy may be bf16. */
     void (*bias_bwd)(const md_backend_t *be, md_tensor_t *dbias, const md_tensor_t *dy);
     /* LayerNorm over the last dimension (torch.nn.LayerNorm, biased
      * variance): y = (x - mean) * rstd * w + b; mean and rstd (M) are saved
-     * for the backward (f32 for f32 x, f64 for f64 x). */
+     * for the backward (f32 for f32 x, f64 for f64 x). CUDA: y may be bf16
+     * (x f32). */
     void (*layernorm_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *mean, md_tensor_t *rstd,
                           const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *b, double eps);
-    /* dx (= or += by accumulate); dw and db added. */
+    /* dx (= or += by accumulate); dw and db added. CUDA: dy may be bf16
+     * (x, dx f32). */
     void (*layernorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
                           const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
                           const md_tensor_t *mean, const md_tensor_t *rstd, int accumulate);
     /* GELU in its tanh form, as HyenaDNA's MLP (F.gelu(approximate='tanh')):
      *   y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)));
      * y may alias x. The backward writes dx = dy * gelu'(x) (the derivative
-     * of this tanh form); dx may alias dy. */
+     * of this tanh form); dx may alias dy. CUDA: x, y (dx, dy) may be bf16,
+     * all alike. */
     void (*gelu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
     void (*gelu_bwd)(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x);
     /* Sine activation with a trainable frequency per column (HyenaDNA's Sin):
@@ -341,7 +349,8 @@ struct md_backend {
     /* Depthwise causal conv1d with bias and no activation (the Hyena short
      * filter): y[b,t,c] = bias[c] + sum_j w[c,j] x[b,t-K+1+j,c], x taken as 0
      * before t = 0; w (C, K), bias (C); x, y (B*L, C) views, y not aliasing
-     * x. The backward writes dx and adds dw, dbias. */
+     * x. The backward writes dx and adds dw, dbias. CUDA: x, y (dx, dy) may
+     * be bf16, all alike; w, bias and their gradients f32. */
     void (*dwconv_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,
                        const md_tensor_t *bias, int64_t batch);
     void (*dwconv_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
@@ -355,7 +364,9 @@ struct md_backend {
      * so nothing wraps around), in fp32 or better, whatever the backend's
      * precision. Workspace: fftconv_workspace bytes for these sizes (enough
      * for any smaller batch and len); FFT plans are made once per shape and
-     * kept by the backend, and use this workspace rather than allocating. */
+     * kept by the backend, and use this workspace rather than allocating.
+     * CUDA: x0, x1, v, y (and in the backward dy, dx0, dx1, dv) may be
+     * bf16, all alike; k, dk, D, dD and the transforms are f32. */
     size_t (*fftconv_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                 int64_t channels);
     void (*fftconv_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
@@ -378,14 +389,17 @@ struct md_backend {
      * pre is also written to pre_act (M, N) for the backward; residual must
      * be NULL; pre_act aliases neither x nor y. All row-strided views. The
      * CPU composes its own ops (row copy of the residual, gemm with beta 1,
-     * bias_add, gelu_fwd): the same bits as calling them. */
+     * bias_add, gelu_fwd): the same bits as calling them. CUDA: x and w
+     * may be bf16 (both); y then too, with bias, residual and pre_act of
+     * y's dtype (an f32 y keeps an f32 bias and residual). */
     void (*linear_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
                        const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act);
     /* The input gradient of the Linear that produced pre_act, through the
      * activation that followed it: dx (M, K) = act'(pre_act) * (dy w), dy
      * (M, N), w (N, K); MD_ACT_NONE: dx = dy w and pre_act is NULL;
      * MD_ACT_GELU_TANH: pre_act (M, K) is the pre-activation saved by
-     * linear_fwd (gelu_bwd's derivative). dx aliases nothing. Both
+     * linear_fwd (gelu_bwd's derivative). dx aliases nothing. CUDA: bf16 as
+     * gemm takes it, pre_act of dx's dtype. Both
      * backends compose gemm and gelu_bwd (the same bits as calling them;
      * cuBLASLt's DGELU epilogue measured slower on the H200). The bias and weight
      * gradients stay with bias_bwd and gemm (deterministic column sums). */
@@ -415,7 +429,8 @@ const md_backend_t *md_backend_cuda(int ordinal);
 /* Arithmetic precision of a backend's matrix products and storage.
  *   fp32: fp32 operands and accumulation (cuBLAS without TF32), as the CPU.
  *   bf16: act_dtype is bf16: the Mamba block keeps its activations (hn, xz,
- *         u, xdbl, delta, y) and their gradients in bf16, and its GEMMs read
+ *         u, xdbl, delta, y) and their gradients in bf16, and so does the
+ *         Hyena block (its per-token tensors: hyena.c); their GEMMs read
  *         bf16 copies of the weights (fp32 accumulation on the tensor
  *         cores). f32 operands given to gemm are rounded to bf16 inside
  *         cuBLAS (CUBLAS_COMPUTE_32F_FAST_16BF). Master weights, parameter

@@ -110,7 +110,7 @@ static const md_block_arch_t archs[] = {
                              md_tfm_flops_per_token, tfm_supported},
     [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, md_hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
                        md_hyena_flops_per_token, hyena_supported, .consts_bytes = md_hyena_consts_bytes,
-                       .consts_init = md_hyena_consts_init, .final_layernorm = 1},
+                       .consts_init = md_hyena_consts_init, .final_layernorm = 1, .act_storage = 1},
 };
 
 const md_block_arch_t *md_block_arch(md_arch_t arch)

@@ -8,12 +8,17 @@
 
 /* Columns of each activation sub-buffer, in carve order. The filter's
  * (FP* before Sin, FA* after, K the modulated filter) use the call's first
- * L rows. */
+ * L rows. The per-token tensors the GEMMs, the short conv and the long
+ * convolution read and write are stored in the activation dtype (bf16 on
+ * the bf16 table); the LayerNorm statistics, the residual stream's h_mid
+ * and the filter (L rows, fp32 into the FFTs) in the model's. */
 enum { A_MEAN1, A_RSTD1, A_HN1, A_P, A_C, A_Y, A_HMID, A_MEAN2, A_RSTD2, A_HN2, A_F1, A_ACT,
        A_FP1, A_FA1, A_FP2, A_FA2, A_FP3, A_FA3, A_K, N_ACTS };
 /* The backward's buffers; lifetimes that do not overlap share one: the
  * MLP's dact and then the mixer's dc (dx0 | dx1 | dv); dhn and, between the
- * two LayerNorm backwards, dy. */
+ * two LayerNorm backwards, dy; dp's first d columns hold g in the
+ * activation dtype for the GEMMs before dwconv_bwd writes dp. dk and the
+ * filter's are of the model's dtype. */
 enum { S_DACT_DC, S_DHN_DY, S_DP, S_DK, S_DFA, S_DFB, N_SCRATCH };
 
 static void act_cols(const md_config_t *c, int64_t *cols)
@@ -23,6 +28,14 @@ static void act_cols(const md_config_t *c, int64_t *cols)
     for (int i = 0; i < N_ACTS; i++) cols[i] = v[i];
 }
 
+/* dt: the model's dtype, adt: the activation dtype */
+static void act_dtypes(md_dtype_t dt, md_dtype_t adt, md_dtype_t *dts)
+{
+    for (int i = 0; i < N_ACTS; i++) dts[i] = dt;
+    const int stored[] = {A_HN1, A_P, A_C, A_Y, A_HN2, A_F1, A_ACT};
+    for (size_t i = 0; i < sizeof stored / sizeof stored[0]; i++) dts[stored[i]] = adt;
+}
+
 static void scratch_cols(const md_config_t *c, int64_t *cols)
 {
     int64_t d = c->d_model, F = c->d_ff, O = c->filter_order;
@@ -30,19 +43,32 @@ static void scratch_cols(const md_config_t *c, int64_t *cols)
     for (int i = 0; i < N_SCRATCH; i++) cols[i] = v[i];
 }
 
+static void scratch_dtypes(md_dtype_t dt, md_dtype_t adt, md_dtype_t *dts)
+{
+    for (int i = 0; i < N_SCRATCH; i++) dts[i] = i < S_DK ? adt : dt;
+}
+
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len)
 {
     int64_t cols[N_ACTS];
+    md_dtype_t dts[N_ACTS];
     act_cols(cfg, cols);
-    return md_block_set_bytes(cols, N_ACTS, dt, max_batch * max_len);
+    act_dtypes(dt, md_act_dtype(be, dt), dts);
+    return md_block_set_bytes_dt(cols, dts, N_ACTS, max_batch * max_len);
 }
 
-size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows)
+/* The model's dtype behind an activation dtype: only f32 models store in
+ * bf16 (md_act_dtype). */
+static md_dtype_t model_dtype(md_dtype_t adt) { return adt == MD_DTYPE_BF16 ? MD_DTYPE_F32 : adt; }
+
+size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t adt, int64_t max_rows)
 {
     int64_t cols[N_SCRATCH];
+    md_dtype_t dts[N_SCRATCH];
     scratch_cols(cfg, cols);
-    return md_block_set_bytes(cols, N_SCRATCH, dt, max_rows);
+    scratch_dtypes(model_dtype(adt), adt, dts);
+    return md_block_set_bytes_dt(cols, dts, N_SCRATCH, max_rows);
 }
 
 size_t md_hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len)
@@ -83,6 +109,12 @@ static md_tensor_t mat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t c
     return md_tensor_2d(p, c->dtype, c->be->device, rows, cols);
 }
 
+/* a matrix of the activation dtype */
+static md_tensor_t amat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t cols)
+{
+    return md_tensor_2d(p, c->adtype, c->be->device, rows, cols);
+}
+
 static md_tensor_t vec(const md_block_ctx_t *c, void *p, int64_t n) { return md_tensor_1d(p, c->dtype, c->be->device, n); }
 
 /* One block's tensors, viewed in the parameter or the gradient buffer. */
@@ -92,16 +124,24 @@ typedef struct {
     md_tensor_t ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
 } hyena_tensors_t;
 
-static hyena_tensors_t hyena_tensors(const md_block_ctx_t *c, void *base, int layer)
+/* The GEMMs over stored activations (in_proj, out_proj, fc1, fc2) read
+ * their weights in gemm_base, of dtype gemm_dt (the parameters' copies in
+ * the activation dtype, or the gradients), and so do the biases of the
+ * layers whose output is stored (in_proj, fc1): a Linear's bias has its
+ * output's dtype. */
+static hyena_tensors_t hyena_tensors(const md_block_ctx_t *c, void *base, void *gemm_base, md_dtype_t gemm_dt,
+                                     int layer)
 {
 #define V(role) md_param_view(c, base, layer, role)
+#define G(role) md_param_view_as(c, gemm_base, gemm_dt, layer, role)
     hyena_tensors_t t = {
-        V(MD_ROLE_LN1_W), V(MD_ROLE_LN1_B), V(MD_ROLE_HY_IN_W), V(MD_ROLE_HY_IN_B), V(MD_ROLE_HY_OUT_W),
+        V(MD_ROLE_LN1_W), V(MD_ROLE_LN1_B), G(MD_ROLE_HY_IN_W), G(MD_ROLE_HY_IN_B), G(MD_ROLE_HY_OUT_W),
         V(MD_ROLE_HY_OUT_B), V(MD_ROLE_SHORT_W), V(MD_ROLE_SHORT_B), V(MD_ROLE_FILTER_D),
         V(MD_ROLE_FILT0_W), V(MD_ROLE_FILT0_B), V(MD_ROLE_FILT_FREQ), V(MD_ROLE_FILT2_W), V(MD_ROLE_FILT2_B),
         V(MD_ROLE_FILT4_W), V(MD_ROLE_FILT4_B), V(MD_ROLE_FILT6_W),
-        V(MD_ROLE_LN2_W), V(MD_ROLE_LN2_B), V(MD_ROLE_FC1_W), V(MD_ROLE_FC1_B), V(MD_ROLE_FC2_W), V(MD_ROLE_FC2_B),
+        V(MD_ROLE_LN2_W), V(MD_ROLE_LN2_B), G(MD_ROLE_FC1_W), G(MD_ROLE_FC1_B), G(MD_ROLE_FC2_W), V(MD_ROLE_FC2_B),
     };
+#undef G
 #undef V
     return t;
 }
@@ -117,16 +157,18 @@ static hyena_acts_t acts_view(const md_block_ctx_t *c, void *acts)
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, L = c->L, d = cfg->d_model, F = cfg->d_ff, O = cfg->filter_order;
     int64_t cols[N_ACTS];
+    md_dtype_t dts[N_ACTS];
     void *a[N_ACTS];
     act_cols(cfg, cols);
-    md_block_slice(c, acts, cols, N_ACTS, a);
+    act_dtypes(c->dtype, c->adtype, dts);
+    md_block_slice_dt(c, acts, cols, dts, N_ACTS, a);
     hyena_acts_t t;
-    t.mean1 = vec(c, a[A_MEAN1], M), t.rstd1 = vec(c, a[A_RSTD1], M), t.hn1 = mat(c, a[A_HN1], M, d);
-    t.p = mat(c, a[A_P], M, 3 * d), t.cc = mat(c, a[A_C], M, 3 * d);
+    t.mean1 = vec(c, a[A_MEAN1], M), t.rstd1 = vec(c, a[A_RSTD1], M), t.hn1 = amat(c, a[A_HN1], M, d);
+    t.p = amat(c, a[A_P], M, 3 * d), t.cc = amat(c, a[A_C], M, 3 * d);
     t.x0 = md_tensor_cols(t.cc, 0, d), t.x1 = md_tensor_cols(t.cc, d, d), t.v = md_tensor_cols(t.cc, 2 * d, d);
-    t.y = mat(c, a[A_Y], M, d), t.hmid = mat(c, a[A_HMID], M, d);
-    t.mean2 = vec(c, a[A_MEAN2], M), t.rstd2 = vec(c, a[A_RSTD2], M), t.hn2 = mat(c, a[A_HN2], M, d);
-    t.f1 = mat(c, a[A_F1], M, F), t.act = mat(c, a[A_ACT], M, F);
+    t.y = amat(c, a[A_Y], M, d), t.hmid = mat(c, a[A_HMID], M, d);
+    t.mean2 = vec(c, a[A_MEAN2], M), t.rstd2 = vec(c, a[A_RSTD2], M), t.hn2 = amat(c, a[A_HN2], M, d);
+    t.f1 = amat(c, a[A_F1], M, F), t.act = amat(c, a[A_ACT], M, F);
     t.z = mat(c, (void *)c->consts, L, MD_HYENA_EMB_DIM);
     for (int i = 0; i < 3; i++) t.fp[i] = mat(c, a[A_FP1 + 2 * i], L, O), t.fa[i] = mat(c, a[A_FA1 + 2 * i], L, O);
     t.k = mat(c, a[A_K], L, d);
@@ -175,7 +217,7 @@ void md_hyena_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, d = cfg->d_model;
     hyena_acts_t a = acts_view(c, acts);
-    hyena_tensors_t w = hyena_tensors(c, c->params, layer);
+    hyena_tensors_t w = hyena_tensors(c, c->params, c->wparams, c->adtype, layer);
     md_tensor_t hin = mat(c, (void *)h_in, M, d);
 
     be->layernorm_fwd(be, &a.hn1, &a.mean1, &a.rstd1, &hin, &w.ln1_w, &w.ln1_b, cfg->norm_eps);
@@ -198,29 +240,36 @@ void md_hyena_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     const md_config_t *cfg = c->cfg;
     int64_t M = c->M, L = c->L, d = cfg->d_model, F = cfg->d_ff, O = cfg->filter_order;
     hyena_acts_t a = acts_view(c, acts);
-    hyena_tensors_t w = hyena_tensors(c, c->params, layer), gw = hyena_tensors(c, c->grads, layer);
+    hyena_tensors_t w = hyena_tensors(c, c->params, c->wparams, c->adtype, layer);
+    hyena_tensors_t gw = hyena_tensors(c, c->grads, c->grads, c->dtype, layer);
     int64_t scols[N_SCRATCH];
+    md_dtype_t sdts[N_SCRATCH];
     void *s[N_SCRATCH];
     scratch_cols(cfg, scols);
-    md_block_slice(c, scratch, scols, N_SCRATCH, s);
+    scratch_dtypes(c->dtype, c->adtype, sdts);
+    md_block_slice_dt(c, scratch, scols, sdts, N_SCRATCH, s);
     md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
-    md_tensor_t dact = mat(c, s[S_DACT_DC], M, F), dc = mat(c, s[S_DACT_DC], M, 3 * d);
-    md_tensor_t dhn = mat(c, s[S_DHN_DY], M, d), dy = mat(c, s[S_DHN_DY], M, d);
-    md_tensor_t dp = mat(c, s[S_DP], M, 3 * d), dk = mat(c, s[S_DK], L, d);
+    md_tensor_t dact = amat(c, s[S_DACT_DC], M, F), dc = amat(c, s[S_DACT_DC], M, 3 * d);
+    md_tensor_t dhn = amat(c, s[S_DHN_DY], M, d), dy = amat(c, s[S_DHN_DY], M, d);
+    md_tensor_t dp = amat(c, s[S_DP], M, 3 * d), dk = mat(c, s[S_DK], L, d);
     md_tensor_t dfa = mat(c, s[S_DFA], L, O), dfb = mat(c, s[S_DFB], L, O);
     md_tensor_t dx0 = md_tensor_cols(dc, 0, d), dx1 = md_tensor_cols(dc, d, d), dv = md_tensor_cols(dc, 2 * d, d);
+    /* g as the GEMMs read it: a copy in the activation dtype, in dp */
+    md_tensor_t g_mm = c->adtype != c->dtype ? md_tensor_cols(dp, 0, d) : g;
 
     /* MLP: h_out = h_mid + gelu(hn2 fc1^T + b1) fc2^T + b2 */
-    be->linear_bwd_dx(be, &dact, &g, &w.fc2_w, &a.f1, MD_ACT_GELU_TANH);
-    be->gemm(be, 1, 0, 1.0, &g, &a.act, 1.0, &gw.fc2_w);
+    if (c->adtype != c->dtype) be->convert(be, &g_mm, &g);
+    be->linear_bwd_dx(be, &dact, &g_mm, &w.fc2_w, &a.f1, MD_ACT_GELU_TANH);
+    be->gemm(be, 1, 0, 1.0, &g_mm, &a.act, 1.0, &gw.fc2_w);
     be->bias_bwd(be, &gw.fc2_b, &g);
     be->gemm(be, 0, 0, 1.0, &dact, &w.fc1_w, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dact, &a.hn2, 1.0, &gw.fc1_w);
     be->bias_bwd(be, &gw.fc1_b, &dact);
     be->layernorm_bwd(be, &g, &gw.ln2_w, &gw.ln2_b, &dhn, &a.hmid, &w.ln2_w, &a.mean2, &a.rstd2, 1);
     /* mixer: h_mid = h_in + y out_proj^T + b */
-    be->gemm(be, 0, 0, 1.0, &g, &w.out_w, 0.0, &dy);
-    be->gemm(be, 1, 0, 1.0, &g, &a.y, 1.0, &gw.out_w);
+    if (c->adtype != c->dtype) be->convert(be, &g_mm, &g);
+    be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_w, 0.0, &dy);
+    be->gemm(be, 1, 0, 1.0, &g_mm, &a.y, 1.0, &gw.out_w);
     be->bias_bwd(be, &gw.out_b, &g);
     be->memset0(be, dk.data, (size_t)(L * d) * md_dtype_size(c->dtype));
     be->fftconv_bwd(be, &dx0, &dx1, &dv, &dk, &gw.D, &dy, &a.x0, &a.x1, &a.v, &a.k, &w.D, c->B, c->op_ws);

@@ -46,10 +46,13 @@
 #define MD_HYENA_EMB_DIM 5
 
 /* Bytes of one activation set, of the backward's scratch and of the op
- * workspace (fftconv's), as in transformer.h. */
+ * workspace (fftconv's), as in transformer.h. acts_bytes takes the model's
+ * dtype dt (its per-token tensors stored in md_act_dtype(be, dt), the
+ * statistics, h_mid and the filter in dt); scratch_bytes the activation
+ * dtype adt (dk and the filter's gradients in the model's). */
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len);
-size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
+size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t adt, int64_t max_rows);
 size_t md_hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len);
 
 /* The model's constant buffer: the positional features z (max_len, 5) of

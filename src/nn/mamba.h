@@ -103,6 +103,11 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g,
  * whose activations are plain (M, cols) matrices (transformer.c, hyena.c). */
 size_t md_block_set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t rows);
 void md_block_slice(const md_block_ctx_t *c, void *base, const int64_t *cols, int n, void **out);
+/* The same for a set whose sub-buffer i holds elements of dtype dts[i]
+ * (activations in c->adtype beside statistics in c->dtype: hyena.c). */
+size_t md_block_set_bytes_dt(const int64_t *cols, const md_dtype_t *dts, int n, int64_t rows);
+void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols, const md_dtype_t *dts, int n,
+                       void **out);
 
 /* A tensor view of registry entry (layer, role) inside base (the parameter
  * or the gradient buffer), 2-D for matrices ([E,1,K] is seen as (E, K)),

@@ -37,8 +37,8 @@ typedef struct md_block_arch {
     /* 1: the block stores its activations and their gradients in the
      * backend's activation dtype (md_act_dtype) and reads its GEMM weights
      * from the model's copies in that dtype (md_block_ctx_t.adtype,
-     * wparams); 0: everything in the model's dtype (Transformer++ and
-     * Hyena this round) */
+     * wparams); 0: everything in the model's dtype (Transformer++ this
+     * round) */
     int act_storage;
 } md_block_arch_t;
 

@@ -10,7 +10,7 @@
  * NVIDIA_TF32_OVERRIDE=1 is set in the environment), so fp32 training
  * matches the CPU up to summation order. The
  * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs in its
- * act_dtype (bf16: the Mamba block's activations and weight copies), in its
+ * act_dtype (bf16: the Mamba and Hyena blocks' activations and weight copies), in its
  * gemm on f32 operands (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF;
  * bf16 operands take the same path in both tables) and in its attention
  * (kernels/attention_mma.cu's tensor-core kernels for head dims 32, 64 and

@@ -10,7 +10,12 @@
  * without a work area (cufftSetAutoAllocation 0) and given the caller's
  * workspace before each run, so the op never allocates. fftconv_workspace
  * makes the shape's plans up front (it must ask cuFFT for their work
- * sizes), so a model's planning also does the planning of cuFFT. */
+ * sizes), so a model's planning also does the planning of cuFFT.
+ *
+ * Activations may be bf16 (the bf16 table's storage, ops.h): every (M, C)
+ * tensor of an op shares one dtype, f32 or bf16, checked by act_*() below;
+ * LayerNorm's input and dx, the filter's tensors (Sin, the modulation, k,
+ * dk), parameters, their gradients and statistics are f32. */
 #include <cuda_runtime_api.h>
 #include <cufft.h>
 
@@ -127,6 +132,27 @@ static void same_shape(const md_tensor_t *x, const md_tensor_t *ref, const char 
     OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
 }
 
+/* An activation tensor (f32 or bf16); returns 1 for bf16. */
+static int act_dev(const md_tensor_t *t, const char *op)
+{
+    int b = fb_dev(t, op);
+    md_cuda_note_tensor(op, NROWS(t), NCOLS(t));
+    return b;
+}
+
+/* An activation tensor of ref's shape; returns 1 for bf16. */
+static int act_shape(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
+{
+    OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
+    return act_dev(x, op);
+}
+
+/* An activation tensor of ref's shape and dtype. */
+static void act_like(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
+{
+    OP_REQUIRE(act_shape(x, ref, op) == (ref->dtype == MD_DTYPE_BF16), op);
+}
+
 static void vec(const md_tensor_t *x, int64_t n, const char *op)
 {
     f32_dev(x, op);
@@ -135,16 +161,18 @@ static void vec(const md_tensor_t *x, int64_t n, const char *op)
 
 static void cu_bias_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *bias)
 {
-    f32_dev(y, "bias_add");
-    vec(bias, NCOLS(y), "bias_add");
-    CK(mdk_bias_add(F(y), y->ld, CF(bias), NROWS(y), NCOLS(y), 0), "bias_add");
+    int b16 = act_dev(y, "bias_add");
+    OP_REQUIRE(act_dev(bias, "bias_add") == b16 && md_tensor_numel(bias) == NCOLS(y) && bias->ld == NCOLS(bias),
+               "bias_add");
+    CK(mdk_bias_add(y->data, y->ld, bias->data, NROWS(y), NCOLS(y), b16, 0), "bias_add");
 }
 
 static void cu_bias_bwd(const md_backend_t *be, md_tensor_t *dbias, const md_tensor_t *dy)
 {
-    f32_dev(dy, "bias_bwd");
+    int b16 = act_dev(dy, "bias_bwd");
     vec(dbias, NCOLS(dy), "bias_bwd");
-    CK(mdk_bias_bwd(F(dbias), CF(dy), dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, 0), "bias_bwd");
+    CK(mdk_bias_bwd(F(dbias), dy->data, dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, b16, 0),
+       "bias_bwd");
 }
 
 static void cu_layernorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *mean, md_tensor_t *rstd,
@@ -152,10 +180,10 @@ static void cu_layernorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t
 {
     const char *op = "layernorm_fwd";
     f32_dev(x, op);
-    same_shape(y, x, op);
+    int y16 = act_shape(y, x, op);
     int64_t rows = NROWS(x), dim = NCOLS(x);
     vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(b, dim, op);
-    CK(mdk_layernorm_fwd(F(y), y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, 0), op);
+    CK(mdk_layernorm_fwd(y->data, y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, y16, 0), op);
 }
 
 static void cu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
@@ -165,27 +193,27 @@ static void cu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_
     const char *op = "layernorm_bwd";
     f32_dev(x, op);
     same_shape(dx, x, op);
-    same_shape(dy, x, op);
+    int dy16 = act_shape(dy, x, op);
     int64_t rows = NROWS(x), dim = NCOLS(x);
     vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(dw, dim, op), vec(db, dim, op);
-    CK(mdk_layernorm_bwd(F(dx), dx->ld, F(dw), F(db), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(mean), CF(rstd), rows,
-                         dim, accumulate, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+    CK(mdk_layernorm_bwd(F(dx), dx->ld, F(dw), F(db), dy->data, dy->ld, CF(x), x->ld, CF(w), CF(mean), CF(rstd), rows,
+                         dim, accumulate, CTX(be)->scratch, SCRATCH_FLOATS, dy16, 0),
        op);
 }
 
 static void cu_gelu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x)
 {
-    f32_dev(x, "gelu_fwd");
-    same_shape(y, x, "gelu_fwd");
-    CK(mdk_gelu_fwd(F(y), y->ld, CF(x), x->ld, NROWS(x), NCOLS(x), 0), "gelu_fwd");
+    int b16 = act_dev(x, "gelu_fwd");
+    act_like(y, x, "gelu_fwd");
+    CK(mdk_gelu_fwd(y->data, y->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, 0), "gelu_fwd");
 }
 
 static void cu_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x)
 {
-    f32_dev(x, "gelu_bwd");
-    same_shape(dx, x, "gelu_bwd");
-    same_shape(dy, x, "gelu_bwd");
-    CK(mdk_gelu_bwd(F(dx), dx->ld, CF(dy), dy->ld, CF(x), x->ld, NROWS(x), NCOLS(x), 0), "gelu_bwd");
+    int b16 = act_dev(x, "gelu_bwd");
+    act_like(dx, x, "gelu_bwd");
+    act_like(dy, x, "gelu_bwd");
+    CK(mdk_gelu_bwd(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, 0), "gelu_bwd");
 }
 
 static void cu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq)
@@ -220,8 +248,8 @@ static void cu_hyena_modulate(const md_backend_t *be, md_tensor_t *k, int64_t l_
 static int64_t dwconv_check(const md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w, int64_t batch,
                             const char *op)
 {
-    f32_dev(x, op);
-    same_shape(y, x, op);
+    act_dev(x, op);
+    act_like(y, x, op);
     f32_dev(w, op);
     int64_t dim = NCOLS(x);
     OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0 && w->ld == NCOLS(w), op);
@@ -234,17 +262,19 @@ static void cu_dwconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tenso
 {
     int64_t K = dwconv_check(y, x, w, batch, "dwconv_fwd"), dim = NCOLS(x);
     vec(bias, dim, "dwconv_fwd");
-    CK(mdk_dwconv_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, NROWS(x) / batch, dim, K, 0), "dwconv_fwd");
+    CK(mdk_dwconv_fwd(y->data, y->ld, x->data, x->ld, CF(w), CF(bias), batch, NROWS(x) / batch, dim, K,
+                      x->dtype == MD_DTYPE_BF16, 0),
+       "dwconv_fwd");
 }
 
 static void cu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
                           const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w, int64_t batch)
 {
     int64_t K = dwconv_check(dx, x, w, batch, "dwconv_bwd"), dim = NCOLS(x);
-    same_shape(dy, x, "dwconv_bwd");
+    act_like(dy, x, "dwconv_bwd");
     vec(dw, dim * K, "dwconv_bwd"), vec(dbias, dim, "dwconv_bwd");
-    CK(mdk_dwconv_bwd(F(dx), dx->ld, F(dw), F(dbias), CF(dy), dy->ld, CF(x), x->ld, CF(w), batch, NROWS(x) / batch,
-                      dim, K, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+    CK(mdk_dwconv_bwd(dx->data, dx->ld, F(dw), F(dbias), dy->data, dy->ld, x->data, x->ld, CF(w), batch,
+                      NROWS(x) / batch, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, x->dtype == MD_DTYPE_BF16, 0),
        "dwconv_bwd");
 }
 
@@ -262,9 +292,9 @@ static size_t cu_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_
 static int64_t fftconv_check(const md_tensor_t *x0, const md_tensor_t *x1, const md_tensor_t *v,
                              const md_tensor_t *k, const md_tensor_t *D, int64_t batch, const char *op)
 {
-    f32_dev(x0, op);
-    same_shape(x1, x0, op);
-    same_shape(v, x0, op);
+    act_dev(x0, op);
+    act_like(x1, x0, op);
+    act_like(v, x0, op);
     f32_dev(k, op);
     OP_REQUIRE(batch >= 1 && NROWS(x0) % batch == 0, op);
     int64_t len = NROWS(x0) / batch, C = NCOLS(x0);
@@ -289,8 +319,9 @@ static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, 
     *n = s.fwd_r2c->n;
     float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
     void *work = (char *)spec + s.spec_bytes;
-    CK(mdk_fftconv_pack(buf, CF(x1), x1->ld, CF(v), v->ld, bwd ? CF(dy) : NULL, bwd ? dy->ld : 0, bwd ? CF(x0) : NULL,
-                        bwd ? x0->ld : 0, CF(k), batch, len, C, *n, 0),
+    CK(mdk_fftconv_pack(buf, x1->data, x1->ld, v->data, v->ld, bwd ? dy->data : NULL, bwd ? dy->ld : 0,
+                        bwd ? x0->data : NULL, bwd ? x0->ld : 0, CF(k), batch, len, C, *n, x1->dtype == MD_DTYPE_BF16,
+                        0),
        op);
     run_plan(bwd ? s.bwd_r2c : s.fwd_r2c, buf, spec, work, op);
     CK(mdk_fftconv_mul(spec, bwd, batch, C, *n, 0), op);
@@ -304,12 +335,12 @@ static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
 {
     const char *op = "fftconv_fwd";
     int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
-    same_shape(y, x0, op);
+    act_like(y, x0, op);
     if (len * C == 0) return;
     int64_t n;
     const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, &n, op);
-    CK(mdk_fftconv_unpack_fwd(F(y), y->ld, CF(x0), x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n,
-                              0),
+    CK(mdk_fftconv_unpack_fwd(y->data, y->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf, batch,
+                              len, C, n, x0->dtype == MD_DTYPE_BF16, 0),
        op);
 }
 
@@ -320,19 +351,19 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
 {
     const char *op = "fftconv_bwd";
     int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
-    same_shape(dx0, x0, op);
-    same_shape(dx1, x0, op);
-    same_shape(dv, x0, op);
-    same_shape(dy, x0, op);
+    act_like(dx0, x0, op);
+    act_like(dx1, x0, op);
+    act_like(dv, x0, op);
+    act_like(dy, x0, op);
     same_shape(dk, k, op);
     OP_REQUIRE(dk->ld == C, op);
     vec(dD, C, op);
     if (len * C == 0) return;
     int64_t n;
     const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, &n, op);
-    CK(mdk_fftconv_unpack_bwd(F(dx0), dx0->ld, F(dx1), dx1->ld, F(dv), dv->ld, F(dk), F(dD), CF(dy), dy->ld, CF(x0),
-                              x0->ld, CF(x1), x1->ld, CF(v), v->ld, CF(D), buf, batch, len, C, n, CTX(be)->scratch,
-                              SCRATCH_FLOATS, 0),
+    CK(mdk_fftconv_unpack_bwd(dx0->data, dx0->ld, dx1->data, dx1->ld, dv->data, dv->ld, F(dk), F(dD), dy->data,
+                              dy->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf, batch, len, C,
+                              n, CTX(be)->scratch, SCRATCH_FLOATS, x0->dtype == MD_DTYPE_BF16, 0),
        op);
 }
 

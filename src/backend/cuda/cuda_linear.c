@@ -8,7 +8,10 @@
  * transposed), B = x (stored K x M), D = y (N x M), so the bias runs along
  * D's rows as cuBLASLt's epilogues want it. The arithmetic is the table's:
  * CUBLAS_COMPUTE_32F (no TF32) for fp32, CUBLAS_COMPUTE_32F_FAST_16BF for
- * bf16, fp32 in and out as the gemm op. The bias gradient stays with
+ * bf16, fp32 in and out as the gemm op; bf16 operands (the bf16 table's
+ * stored activations and weight copies) are read as they are, with
+ * CUBLAS_COMPUTE_32F, and y may then be bf16 too, its bias (cuBLASLt wants
+ * the bias in D's type) and GELU's aux with it. The bias gradient stays with
  * bias_bwd: cuBLASLt's BGRAD epilogues overwrite rather than add and give
  * no promise about their summation order. The backward's input gradient
  * is the table's gemm then gelu_bwd, not the DGELU epilogue: on the H200
@@ -55,17 +58,19 @@ static uint32_t align_of(const void *p)
     return a;
 }
 
-/* D (m x n) = epilogue(op(A) B + beta C), column-major. */
+/* D (m x n) = epilogue(op(A) B + beta C), column-major; A and B of
+ * ab_type, C, D, the bias and the aux of cd_type. */
 typedef struct {
     cublasOperation_t op_a;
-    const float *a, *b, *c;
-    float *d;
+    const void *a, *b, *c;
+    void *d;
     int64_t m, n, k, lda, ldb, ldc, ldd;
     float beta;
     cublasLtEpilogue_t epilogue;
-    const float *bias;
-    float *aux;   /* GELU's input, written by GELU_AUX_BIAS for the backward */
+    const void *bias;
+    void *aux;   /* GELU's input, written by GELU_AUX_BIAS for the backward */
     int64_t ld_aux;
+    cudaDataType_t ab_type, cd_type;
 } lt_call_t;
 
 /* Runs the call; returns 0, or -1 when cuBLASLt has no algorithm for it. */
@@ -76,7 +81,8 @@ static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc, ld;
     cublasLtMatmulPreference_t pref;
-    cublasComputeType_t ct = bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+    /* bf16 storage is read as it is; fp32 operands round inside cuBLAS on the bf16 table */
+    cublasComputeType_t ct = bf16 && p->ab_type == CUDA_R_32F ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
     cublasOperation_t op_b = CUBLAS_OP_N;
     lt_check(cublasLtMatmulDescCreate(&desc, ct, CUDA_R_32F), op, "descriptor");
     lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &p->op_a, sizeof p->op_a), op, "transa");
@@ -93,10 +99,10 @@ static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const
                  op, "aux ld");
     }
     int ta = p->op_a == CUBLAS_OP_T;
-    lt_check(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, ta ? p->k : p->m, ta ? p->m : p->k, p->lda), op, "layout");
-    lt_check(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, p->k, p->n, p->ldb), op, "layout");
-    lt_check(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, p->m, p->n, p->ldc), op, "layout");
-    lt_check(cublasLtMatrixLayoutCreate(&ld, CUDA_R_32F, p->m, p->n, p->ldd), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&la, p->ab_type, ta ? p->k : p->m, ta ? p->m : p->k, p->lda), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&lb, p->ab_type, p->k, p->n, p->ldb), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&lc, p->cd_type, p->m, p->n, p->ldc), op, "layout");
+    lt_check(cublasLtMatrixLayoutCreate(&ld, p->cd_type, p->m, p->n, p->ldd), op, "layout");
     lt_check(cublasLtMatmulPreferenceCreate(&pref), op, "preference");
     uint64_t ws = SCRATCH_BYTES;
     uint32_t al[4] = {align_of(p->a), align_of(p->b), align_of(p->c), align_of(p->d)};
@@ -128,10 +134,11 @@ static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const
     return st == CUBLAS_STATUS_SUCCESS && found > 0 ? 0 : -1;
 }
 
-static void check_mat(const md_tensor_t *t, int64_t rows, int64_t cols, const char *op)
+/* an f32 or bf16 matrix of this shape; returns 1 for bf16 */
+static int check_mat(const md_tensor_t *t, int64_t rows, int64_t cols, const char *op)
 {
-    f32_dev(t, op);
     OP_REQUIRE(NROWS(t) == rows && NCOLS(t) == cols, op);
+    return fb_dev(t, op);
 }
 
 static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
@@ -140,21 +147,26 @@ static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_
 {
     const char *op = "linear_fwd";
     int64_t M = NROWS(x), K = NCOLS(x), N = NROWS(w);
-    check_mat(x, M, K, op), check_mat(w, N, K, op), check_mat(y, M, N, op), check_mat(bias, 1, N, op);
+    int x16 = check_mat(x, M, K, op), y16 = check_mat(y, M, N, op);
+    OP_REQUIRE(check_mat(w, N, K, op) == x16 && (x16 || !y16), op);
+    OP_REQUIRE(check_mat(bias, 1, N, op) == y16, op);
     OP_REQUIRE(act == MD_ACT_NONE ? !pre_act : act == MD_ACT_GELU_TANH && pre_act && !residual, op);
-    if (pre_act) check_mat(pre_act, M, N, op);
-    if (residual) check_mat(residual, M, N, op);
+    if (pre_act) OP_REQUIRE(check_mat(pre_act, M, N, op) == y16, op);
+    if (residual) OP_REQUIRE(check_mat(residual, M, N, op) == y16, op);
     OP_REQUIRE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX, op);
     if (M == 0 || N == 0) return;
     const md_tensor_t *c = residual ? residual : y;
-    lt_call_t p = {CUBLAS_OP_T, CF(w), CF(x), CF(c), F(y), N, M, K, w->ld, x->ld, c->ld, y->ld, residual ? 1.0f : 0.0f,
-                   act == MD_ACT_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_BIAS, CF(bias),
-                   pre_act ? F(pre_act) : NULL, pre_act ? pre_act->ld : 0};
+    lt_call_t p = {CUBLAS_OP_T, w->data, x->data, c->data, y->data, N, M, K, w->ld, x->ld, c->ld, y->ld,
+                   residual ? 1.0f : 0.0f,
+                   act == MD_ACT_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_BIAS, bias->data,
+                   pre_act ? pre_act->data : NULL, pre_act ? pre_act->ld : 0, x16 ? CUDA_R_16BF : CUDA_R_32F,
+                   y16 ? CUDA_R_16BF : CUDA_R_32F};
     if (K > 0 && lt_matmul(be, &p, bf16, op) == 0) return;
     md_tensor_t *z = pre_act ? pre_act : y;
     if (residual && residual->data != y->data) {
-        CK(cudaMemcpy2DAsync(F(y), (size_t)y->ld * 4, CF(residual), (size_t)residual->ld * 4, (size_t)N * 4, (size_t)M,
-                             cudaMemcpyDeviceToDevice, 0),
+        size_t es = md_dtype_size(y->dtype);
+        CK(cudaMemcpy2DAsync(y->data, (size_t)y->ld * es, residual->data, (size_t)residual->ld * es, (size_t)N * es,
+                             (size_t)M, cudaMemcpyDeviceToDevice, 0),
            op);
     }
     be->gemm(be, 0, 1, 1.0, x, w, residual ? 1.0 : 0.0, z);
@@ -168,9 +180,10 @@ static void cu_linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_t
 {
     const char *op = "linear_bwd_dx";
     int64_t M = NROWS(dy), N = NCOLS(dy), K = NCOLS(w);
-    check_mat(dy, M, N, op), check_mat(w, N, K, op), check_mat(dx, M, K, op);
+    check_mat(dy, M, N, op), check_mat(w, N, K, op);
+    int dx16 = check_mat(dx, M, K, op);
     OP_REQUIRE(act == MD_ACT_NONE ? !pre_act : act == MD_ACT_GELU_TANH && pre_act, op);
-    if (pre_act) check_mat(pre_act, M, K, op);
+    if (pre_act) OP_REQUIRE(check_mat(pre_act, M, K, op) == dx16, op);
     OP_REQUIRE(M < INT32_MAX && N < INT32_MAX && K < INT32_MAX, op);
     if (M == 0 || K == 0) return;
     be->gemm(be, 0, 0, 1.0, dy, w, 0.0, dx);
