@@ -37,9 +37,7 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, attn_ws w, int64_t len, int64_t 
     int64_t head_off = hp.bh * len * HD;
     const __nv_bfloat16 *kh = w.k + head_off, *vh = w.v + head_off;
     auto fetch = [&](int stage, int64_t j0) {
-        int n_in = rows_in<FK>(j0, len);
-        copy_tile_async<FK, HD, FTHREADS>(tiles + 2 * stage * TILE, kh + j0 * HD, n_in);
-        copy_tile_async<FK, HD, FTHREADS>(tiles + (2 * stage + 1) * TILE, vh + j0 * HD, n_in);
+        copy_pair_async<FK, HD, FTHREADS>(tiles + 2 * stage * TILE, tiles + (2 * stage + 1) * TILE, kh, vh, j0, len);
     };
 
     fetch(0, 0);

@@ -258,6 +258,18 @@ __device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bf
     }
 }
 
+/* Queues the copies of rows [r0, r0 + R) of two head-major bf16 (len, HD)
+ * matrices a and b into the shared tiles sa and sb: the K and V (or Q and
+ * dO) tiles of one pipeline stage. */
+template <int R, int HD, int NT>
+__device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16 *sb, const __nv_bfloat16 *a,
+                                                const __nv_bfloat16 *b, int64_t r0, int64_t len)
+{
+    int n_in = rows_in<R>(r0, len);
+    copy_tile_async<R, HD, NT>(sa, a + r0 * HD, n_in);
+    copy_tile_async<R, HD, NT>(sb, b + r0 * HD, n_in);
+}
+
 /* The A fragments (16 rows from r0, all HD columns) of a head-major bf16
  * (len, HD) matrix, straight from global memory; rows past len are zeros. */
 template <int HD>

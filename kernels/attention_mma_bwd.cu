@@ -61,10 +61,9 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, attn_ws w, c
     const __nv_bfloat16 *qh = w.q + head_off, *doh = w.dout + head_off;
     const float *lh = lse + hp.bh * len, *Dh = w.D + hp.bh * len;
     auto fetch = [&](int stage, int64_t i0) {
-        int n_in = rows_in<BQ>(i0, len);
-        copy_tile_async<BQ, HD, THREADS>(tiles + 2 * stage * TILE, qh + i0 * HD, n_in);
-        copy_tile_async<BQ, HD, THREADS>(tiles + (2 * stage + 1) * TILE, doh + i0 * HD, n_in);
-        copy_rowvals_async<BQ, THREADS>(rowv + 2 * stage * BQ, rowv + (2 * stage + 1) * BQ, lh + i0, Dh + i0, n_in);
+        copy_pair_async<BQ, HD, THREADS>(tiles + 2 * stage * TILE, tiles + (2 * stage + 1) * TILE, qh, doh, i0, len);
+        copy_rowvals_async<BQ, THREADS>(rowv + 2 * stage * BQ, rowv + (2 * stage + 1) * BQ, lh + i0, Dh + i0,
+                                        rows_in<BQ>(i0, len));
     };
 
     fetch(0, j0);
