@@ -113,8 +113,9 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, attn_ws w, int64_t len, int64_t 
     }
 }
 
-/* 8 warps (128 queries) per forward block: 15-25% faster than 4 (64) on an
- * H200 (NOTES-attention.md) */
+/* 8 warps (128 queries) per forward block: on an H200 3% faster than 4
+ * (64) at L 16384, 2.5% slower at L 1024, with the bf16 copies; 15-25%
+ * faster with fp32 staging tiles (NOTES-attention.md) */
 enum { FWD_WARPS = 8 };
 
 template <int HD>

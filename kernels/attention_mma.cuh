@@ -1,7 +1,9 @@
 /* The tensor-core pieces shared by attention_mma.cu (forward) and
  * attention_mma_bwd.cu (backward): one m16n8k16 bf16 product with fp32
  * accumulation, fragment loads from shared tiles, C -> A re-packing, fp32
- * stores of C tiles, cp.async, and a (sequence, head) pair's offsets.
+ * stores of C tiles, a (sequence, head) pair's offsets, the workspace's
+ * layout, the pass that fills its bf16 copies, and the cp.async tile
+ * copies from them.
  *
  * Fragment layouts of m16n8k16 (g = lane / 4, c = lane % 4): A (16 x 16,
  * row) holds rows g and g + 8, columns 2c, 2c + 1 and 2c + 8, 2c + 9; B

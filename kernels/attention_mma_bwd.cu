@@ -13,8 +13,8 @@
  * copies straight into the padded bf16 shared layout, so each kernel
  * double-buffers its tiles: the next tile's copies run under this tile's
  * products, at half the shared memory an fp32 staging tile costs (which
- * made the backward slower: NOTES-attention.md). The copies round exactly
- * as the previous load-time rounding did, so results are unchanged.
+ * made the backward slower: NOTES-attention.md). The copies round q, k, v
+ * and dO exactly as the earlier load-time rounding did.
  *
  * Each output element is summed by one thread in an order fixed by the
  * sizes, so reruns give identical bits. Rows past the sequence end load as
@@ -190,7 +190,7 @@ struct bwd_tiles {
 };
 
 /* Warps per block (16 keys or queries each) of the dK/dV kernel (4: 8
- * measured 3-5% slower, 1 block of 182 registers per multiprocessor) and of
+ * measured 5-7% slower, 1 block of 182 registers per multiprocessor) and of
  * the dQ kernel (8: 1-3% faster than 4 at L >= 4096, NOTES-attention.md). */
 enum { DKDV_WARPS = 4, DQ_WARPS = 8 };
 
