@@ -137,14 +137,19 @@ cudaError_t mdk_attention_bwd(float *dq, int64_t lddq, float *dk, int64_t lddk, 
 cudaError_t mdk_attention_rowdot(float *D, const float *dout, int64_t lddo, const float *o, int64_t ldo,
                                  int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim, cudaStream_t s);
 
-/* ---- attention_mma.cu: the same two ops on the tensor cores (bf16
- * operands rounded from the fp32 tensors, fp32 accumulation), for the bf16
- * precision table; same arguments, workspace and outputs as above. Only for
- * head dims where mdk_attention_mma_head_dim() is true (32, 64, 128). */
+/* ---- attention_mma.cu, attention_mma_bwd.cu: the same two ops on the
+ * tensor cores (bf16 operands rounded from the fp32 tensors, fp32
+ * accumulation), for the bf16 precision table; same arguments and outputs
+ * as above. Only for head dims where mdk_attention_mma_head_dim() is true
+ * (32, 64, 128). Both take a workspace of mdk_attention_mma_workspace
+ * bytes (16-byte aligned): bf16 copies of q, k, v (and dout), and D. */
 int mdk_attention_mma_head_dim(int64_t head_dim);
+/* Bytes of the mma ops' workspace; for a head dim outside the mma set,
+ * mdk_attention_bwd's. */
+size_t mdk_attention_mma_workspace(int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim);
 cudaError_t mdk_attention_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k,
                                   int64_t ldk, const float *v, int64_t ldv, int64_t batch, int64_t len,
-                                  int64_t n_heads, int64_t head_dim, double scale, cudaStream_t s);
+                                  int64_t n_heads, int64_t head_dim, double scale, void *workspace, cudaStream_t s);
 cudaError_t mdk_attention_bwd_mma(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
                                   const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
                                   int64_t ldk, const float *v, int64_t ldv, const float *o, int64_t ldo,

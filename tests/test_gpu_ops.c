@@ -355,8 +355,12 @@ static void check_attention_case(const md_backend_t *be, buf_t *qkv, int64_t B, 
     buf_t o = mk(M, W, W + pad, -1, 1), lse = mk(B * H, L, L, -1, 1);
     poison(&o), poison(&lse);
     md_tensor_t oh = th(&o), od = td(&o), lh = th(&lse), ld = td(&lse);
-    cpu->attention_fwd(cpu, &oh, &lh, &qh, &kh, &vh, B, H, scale);
-    be->attention_fwd(be, &od, &ld, &qd, &kd, &vd, B, H, scale);
+    size_t wc = cpu->attention_workspace(cpu, MD_DTYPE_F32, B, L, H, hd);
+    size_t wg = be->attention_workspace(be, MD_DTYPE_F32, B, L, H, hd);
+    void *wsc = md_malloc(wc), *wsg = be->alloc(be, wg);
+    poison_bytes(wsg, wg);
+    cpu->attention_fwd(cpu, &oh, &lh, &qh, &kh, &vh, B, H, scale, wsc);
+    be->attention_fwd(be, &od, &ld, &qd, &kd, &vd, B, H, scale, wsg);
     double eo = relerr(&o);
     record(fwd, "o", eo, tol, sh);
     /* lse enters the backward as exp(s - lse): its absolute error is what
@@ -374,9 +378,6 @@ static void check_attention_case(const md_backend_t *be, buf_t *qkv, int64_t B, 
     md_tensor_t doh = th(&dout), dod = td(&dout);
     md_tensor_t dqh = slice(&dqkv, 0, 0, W), dkh = slice(&dqkv, 0, W, W), dvh = slice(&dqkv, 0, 2 * W, W);
     md_tensor_t dqd = slice(&dqkv, 1, 0, W), dkd = slice(&dqkv, 1, W, W), dvd = slice(&dqkv, 1, 2 * W, W);
-    size_t wc = cpu->attention_bwd_workspace(cpu, MD_DTYPE_F32, B, L, H, hd);
-    size_t wg = be->attention_bwd_workspace(be, MD_DTYPE_F32, B, L, H, hd);
-    void *wsc = md_malloc(wc), *wsg = be->alloc(be, wg);
     poison_bytes(wsg, wg);
     cpu->attention_bwd(cpu, &dqh, &dkh, &dvh, &doh, &qh, &kh, &vh, &oh, &lh, B, H, scale, wsc);
     be->attention_bwd(be, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);

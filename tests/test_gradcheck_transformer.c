@@ -11,7 +11,7 @@
 #include "gradcheck.h"
 #include "util/log.h"
 
-typedef struct { int64_t B, L, H, dh; double scale, *qkv, *R, *o, *lse; } attn_ctx_t;
+typedef struct { int64_t B, L, H, dh; double scale, *qkv, *R, *o, *lse, *ws; } attn_ctx_t;
 
 static void attn_views(attn_ctx_t *c, double *base, md_tensor_t *q, md_tensor_t *k, md_tensor_t *v)
 {
@@ -26,17 +26,19 @@ static double attn_loss(void *p)
     md_tensor_t q, k, v, o = T2(c->o, c->B * c->L, c->H * c->dh);
     md_tensor_t lse = md_tensor_1d(c->lse, F64, MD_DEVICE_CPU, c->B * c->H * c->L);
     attn_views(c, c->qkv, &q, &k, &v);
-    be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, c->H, c->scale);
+    be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, c->H, c->scale, c->ws);
     return dot(c->o, c->R, c->B * c->L * c->H * c->dh);
 }
 
 static void check_attention(int64_t B, int64_t L, int64_t H, int64_t dh, int sample)
 {
-    attn_ctx_t c = {B, L, H, dh, 1.0 / sqrt((double)dh), NULL, NULL, NULL, NULL};
+    attn_ctx_t c = {B, L, H, dh, 1.0 / sqrt((double)dh), NULL, NULL, NULL, NULL, NULL};
     int64_t M = B * L, d = H * dh;
     c.qkv = rnd(M * 3 * d, -1.5, 1.5), c.R = rnd(M * d, -1, 1), c.o = zeros(M * d), c.lse = zeros(B * H * L);
+    double *ws = zeros(B * H * L);   /* the CPU's attention_workspace: one double per row and head */
+    c.ws = ws;
     attn_loss(&c);
-    double *g = zeros(M * 3 * d), *ws = zeros(B * H * L);
+    double *g = zeros(M * 3 * d);
     md_tensor_t q, k, v, dq, dk, dv, o = T2(c.o, M, d), dout = T2(c.R, M, d);
     md_tensor_t lse = md_tensor_1d(c.lse, F64, MD_DEVICE_CPU, B * H * L);
     attn_views(&c, c.qkv, &q, &k, &v);

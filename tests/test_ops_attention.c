@@ -159,8 +159,8 @@ static void check_attention(int64_t B, int64_t L, int64_t H, int64_t dh, md_dtyp
     md_tensor_t oo = md_tensor_cols(to, 0, d), dd = md_tensor_cols(tdo, 0, d);
     md_tensor_t dq = md_tensor_cols(tdqkv, 0, d), dk = md_tensor_cols(tdqkv, d, d), dv = md_tensor_cols(tdqkv, 2 * d, d);
     md_tensor_t tl = md_tensor_1d(lse, dt, MD_DEVICE_CPU, B * H * L);
-    be->attention_fwd(be, &oo, &tl, &q, &k, &v, B, H, scale);
-    void *ws = malloc(be->attention_bwd_workspace(be, dt, B, L, H, dh) + 1);
+    void *ws = malloc(be->attention_workspace(be, dt, B, L, H, dh) + 1);
+    be->attention_fwd(be, &oo, &tl, &q, &k, &v, B, H, scale, ws);
     be->attention_bwd(be, &dq, &dk, &dv, &dd, &q, &k, &v, &oo, &tl, B, H, scale, ws);
 
     /* f32: the reference's inputs are exact, so this is the f32 op's own error */
@@ -202,7 +202,7 @@ static void check_attention_threads(void)
         md_tensor_t tk = md_tensor_2d(dk, MD_DTYPE_F32, MD_DEVICE_CPU, M, d);
         md_tensor_t tv = md_tensor_2d(dv, MD_DTYPE_F32, MD_DEVICE_CPU, M, d);
         float ws[2 * 3 * 150];
-        be->attention_fwd(be, &to, &tl, &q, &k, &v, B, H, 0.25);
+        be->attention_fwd(be, &to, &tl, &q, &k, &v, B, H, 0.25, ws);
         be->attention_bwd(be, &tq, &tk, &tv, &dd, &q, &k, &v, &to, &tl, B, H, 0.25, ws);
     }
     omp_set_num_threads(2);

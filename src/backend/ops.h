@@ -275,13 +275,16 @@ struct md_backend {
      * computed flash-style (tiles of queries and keys, online softmax); the
      * L x L matrix is never formed. lse (B, H, L) contiguous receives the
      * natural-log sum of exp(scale q_t . k_s) over s <= t, for the backward
-     * (same dtype as q on the CPU). */
+     * (same dtype as q on the CPU). workspace: attention_workspace bytes
+     * (the GPU's tensor-core kernels keep bf16 copies of q, k, v there). */
     void (*attention_fwd)(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
-                          const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale);
-    /* Bytes of attention_bwd's workspace for these sizes (enough for any
-     * smaller batch and len). */
-    size_t (*attention_bwd_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
-                                      int64_t n_heads, int64_t head_dim);
+                          const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale,
+                          void *workspace);
+    /* Bytes of attention_fwd's and attention_bwd's workspace for these
+     * sizes (enough for any smaller batch and len); the workspace pointer
+     * must be 16-byte aligned. */
+    size_t (*attention_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                  int64_t n_heads, int64_t head_dim);
     /* Writes dq, dk, dv from do, recomputing the probabilities tile by tile
      * from q, k and the forward's lse; o is the forward's output (for
      * rowsum(do * o)). */

@@ -85,7 +85,7 @@ static int bench_len(const md_backend_t *be, attn_result_t *r, int reps, uint64_
     enum { SETS = 2 };
     float *qkv[SETS] = {0}, *dout[SETS] = {0}, *o = NULL, *lse = NULL, *dqkv = NULL;
     void *ws = NULL;
-    size_t ws_bytes = be->attention_bwd_workspace(be, MD_DTYPE_F32, r->B, r->L, r->H, r->hd);
+    size_t ws_bytes = be->attention_workspace(be, MD_DTYPE_F32, r->B, r->L, r->H, r->hd);
     float *tf = calloc((size_t)reps, sizeof *tf), *tb = calloc((size_t)reps, sizeof *tb);
     cudaEvent_t ev[3] = {0};
     int ret = -1;
@@ -110,7 +110,7 @@ static int bench_len(const md_backend_t *be, attn_result_t *r, int reps, uint64_
         md_tensor_t q = view(qkv[s], M, W, 3 * W), k = view(qkv[s] + W, M, W, 3 * W);
         md_tensor_t v = view(qkv[s] + 2 * W, M, W, 3 * W), dd = view(dout[s], M, W, W);
         if (cuda_ok(cudaEventRecord(ev[0], 0), "event") < 0) goto out;
-        be->attention_fwd(be, &od, &ld, &q, &k, &v, r->B, r->H, scale);
+        be->attention_fwd(be, &od, &ld, &q, &k, &v, r->B, r->H, scale, ws);
         if (cuda_ok(cudaEventRecord(ev[1], 0), "event") < 0) goto out;
         be->attention_bwd(be, &dq, &dk, &dv, &dd, &q, &k, &v, &od, &ld, r->B, r->H, scale, ws);
         if (cuda_ok(cudaEventRecord(ev[2], 0), "event") < 0 || cuda_ok(cudaEventSynchronize(ev[2]), "run") < 0)

@@ -90,7 +90,7 @@ static int mamba_supported(const md_backend_t *be)
 
 static int tfm_supported(const md_backend_t *be)
 {
-    return be->rope && be->attention_fwd && be->attention_bwd && be->attention_bwd_workspace && be->swiglu_fwd &&
+    return be->rope && be->attention_fwd && be->attention_bwd && be->attention_workspace && be->swiglu_fwd &&
            be->swiglu_bwd;
 }
 

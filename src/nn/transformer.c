@@ -40,7 +40,7 @@ size_t md_tfm_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
 
 size_t md_tfm_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len)
 {
-    return be->attention_bwd_workspace(be, dt, batch, len, cfg->n_heads, cfg->d_model / cfg->n_heads);
+    return be->attention_workspace(be, dt, batch, len, cfg->n_heads, cfg->d_model / cfg->n_heads);
 }
 
 static md_tensor_t mat(const md_block_ctx_t *c, void *p, int64_t rows, int64_t cols)
@@ -109,7 +109,7 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     be->gemm(be, 0, 1, 1.0, &hn1, &w.qkv, 0.0, &qkv);
     /* q and k side by side are 2H heads of the same width: one pass */
     be->rope(be, &qk, c->B, 2 * H, cfg->rope_theta, 0);
-    be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, H, 1.0 / sqrt((double)(d / H)));
+    be->attention_fwd(be, &o, &lse, &q, &k, &v, c->B, H, 1.0 / sqrt((double)(d / H)), c->op_ws);
     /* h_mid = h_in + o Wo^T: the product alone, then the add fused into the norm */
     be->gemm(be, 0, 1, 1.0, &o, &w.o, 0.0, &hmid);
     be->add_rmsnorm_fwd(be, &hmid, &hn2, &rstd2, &hmid, &hin, &w.mlp_norm, cfg->norm_eps);

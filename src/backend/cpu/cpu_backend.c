@@ -513,7 +513,7 @@ static void cpu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int6
 
 static void cpu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
                               const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
-                              double scale)
+                              double scale, void *workspace)
 {
     PROF_BEGIN;
     int d = is_f64(q, "attention_fwd");
@@ -530,8 +530,9 @@ static void cpu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_
     PROF_END(P_ATTN_F);
 }
 
-static size_t cpu_attention_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
-                                          int64_t n_heads, int64_t head_dim)
+/* the backward's alone: the forward needs none */
+static size_t cpu_attention_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                      int64_t n_heads, int64_t head_dim)
 {
     return md_cpu_attention_bwd_workspace(md_dtype_size(dt), batch, len, n_heads);
 }
@@ -614,7 +615,7 @@ static const md_backend_t cpu_backend = {
     .xent = cpu_xent,
     .rope = cpu_rope,
     .attention_fwd = cpu_attention_fwd,
-    .attention_bwd_workspace = cpu_attention_bwd_workspace,
+    .attention_workspace = cpu_attention_workspace,
     .attention_bwd = cpu_attention_bwd,
     .swiglu_fwd = cpu_swiglu_fwd,
     .swiglu_bwd = cpu_swiglu_bwd,

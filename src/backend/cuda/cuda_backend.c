@@ -474,7 +474,8 @@ static void cu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64
 
 /* mma: the bf16 table's tensor-core kernels, where they cover the head dim */
 static void attention_fwd(md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q, const md_tensor_t *k,
-                          const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale, int mma)
+                          const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale, void *workspace,
+                          int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_fwd");
     attn_check(k, q, batch, n_heads, "attention_fwd");
@@ -482,32 +483,43 @@ static void attention_fwd(md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q
     attn_check(o, q, batch, n_heads, "attention_fwd");
     f32_dev(lse, "attention_fwd");
     OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && lse->ld == NCOLS(lse), "attention_fwd");
-    cudaError_t (*fwd)(float *, int64_t, float *, const float *, int64_t, const float *, int64_t, const float *,
-                       int64_t, int64_t, int64_t, int64_t, int64_t, double, cudaStream_t) =
-        mma && mdk_attention_mma_head_dim(hd) ? mdk_attention_fwd_mma : mdk_attention_fwd;
-    CK(fwd(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, NROWS(q) / batch, n_heads, hd, scale,
-           0),
-       "attention_fwd");
+    int64_t len = NROWS(q) / batch;
+    if (mma && mdk_attention_mma_head_dim(hd)) {
+        OP_REQUIRE(workspace != NULL, "attention_fwd");
+        CK(mdk_attention_fwd_mma(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, len, n_heads,
+                                 hd, scale, workspace, 0),
+           "attention_fwd");
+    } else {
+        CK(mdk_attention_fwd(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, len, n_heads, hd,
+                             scale, 0),
+           "attention_fwd");
+    }
 }
 
 static void cu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
                              const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
-                             double scale)
+                             double scale, void *workspace)
 {
-    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, 0);
+    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, workspace, 0);
 }
 
 static void cu_attention_fwd_bf16(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
                                   const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
-                                  double scale)
+                                  double scale, void *workspace)
 {
-    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, 1);
+    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, workspace, 1);
 }
 
-static size_t cu_attention_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
-                                         int64_t n_heads, int64_t head_dim)
+static size_t cu_attention_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                     int64_t n_heads, int64_t head_dim)
 {
     return mdk_attention_bwd_workspace(batch, len, n_heads);
+}
+
+static size_t cu_attention_workspace_bf16(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                          int64_t n_heads, int64_t head_dim)
+{
+    return mdk_attention_mma_workspace(batch, len, n_heads, head_dim);
 }
 
 static void attention_bwd(md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv, const md_tensor_t *dout,
@@ -599,7 +611,7 @@ static const md_backend_t cuda_template = {
     .xent = cu_xent,
     .rope = cu_rope,
     .attention_fwd = cu_attention_fwd,
-    .attention_bwd_workspace = cu_attention_bwd_workspace,
+    .attention_workspace = cu_attention_workspace,
     .attention_bwd = cu_attention_bwd,
     .swiglu_fwd = cu_swiglu_fwd,
     .swiglu_bwd = cu_swiglu_bwd,
@@ -651,6 +663,7 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
         be->act_dtype = MD_DTYPE_BF16;
         be->gemm = cu_gemm_bf16;
         be->attention_fwd = cu_attention_fwd_bf16;
+        be->attention_workspace = cu_attention_workspace_bf16;
         be->attention_bwd = cu_attention_bwd_bf16;
     }
     backends[ordinal][pi] = be;

@@ -1,0 +1,303 @@
+/* The tensor-core pieces shared by attention_mma.cu (forward) and
+ * attention_mma_bwd.cu (backward): one m16n8k16 bf16 product with fp32
+ * accumulation, fragment loads from shared tiles, C -> A re-packing, fp32
+ * stores of C tiles, a (sequence, head) pair's offsets, the workspace's
+ * layout, the pass that fills its bf16 copies, and the cp.async tile
+ * copies from them.
+ *
+ * Fragment layouts of m16n8k16 (g = lane / 4, c = lane % 4): A (16 x 16,
+ * row) holds rows g and g + 8, columns 2c, 2c + 1 and 2c + 8, 2c + 9; B
+ * (16 x 8, col) holds rows (the k index) 2c, 2c + 1 and 2c + 8, 2c + 9 of
+ * column g; C holds rows g, g + 8 and columns 2c, 2c + 1. So a C tile pair
+ * (keys 16t .. 16t + 15) re-packs into an A fragment in registers
+ * (FlashAttention-2's trick). A B operand whose columns are rows of a
+ * shared tile (K in Q K^T) is read as 32-bit pairs; one whose rows are rows
+ * of a tile (V in P V) comes from ldmatrix.trans, so every tile is stored
+ * once, row-major. Shared rows are padded by PAD bf16 (16 bytes): the 8 rows
+ * a 32-bit read or an ldmatrix phase touches fall in 8 different 4-bank
+ * groups.
+ */
+#ifndef MD_KERNELS_ATTENTION_MMA_CUH
+#define MD_KERNELS_ATTENTION_MMA_CUH
+
+#include "backend_kernels.h"
+
+#include <cuda_bf16.h>
+#include <math.h>
+
+namespace {
+
+enum { PAD = 8 };   /* bf16 padding of a shared tile's rows */
+constexpr float LOG2E = 1.4426950408889634f;
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* d += a b: one m16n8k16 bf16 product with fp32 accumulation */
+__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+/* waits until at most N committed cp.async groups are still in flight */
+template <int N>
+__device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+/* fast 2^x (ex2.approx.ftz: 2^-inf = 0) */
+__device__ __forceinline__ float fast_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* acc[N / 8][4] (16 x N) += A (16 x 16 KD, fragments a) times the matrix
+ * whose columns are the rows [0, N) of the n-major shared tile bt (row
+ * stride ldb, KD * 16 columns). */
+template <int N, int KD>
+__device__ __forceinline__ void mma_rows(float acc[N / 8][4], const uint32_t a[KD][4], const __nv_bfloat16 *bt,
+                                         int ldb)
+{
+    int lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
+#pragma unroll
+    for (int nt = 0; nt < N / 8; nt++) {
+        const __nv_bfloat16 *row = bt + (8 * nt + gr) * ldb + c2;
+#pragma unroll
+        for (int kd = 0; kd < KD; kd++) mma16816(acc[nt], a[kd], ld32(row + 16 * kd), ld32(row + 16 * kd + 8));
+    }
+}
+
+/* acc[N / 8][4] (16 x N) += A (16 x 16 KD, fragments a) times the matrix
+ * held row-major in the shared tile b (KD * 16 rows from 0, columns [0, N),
+ * row stride ldb): ldmatrix.x4.trans gives the B fragments of two n-tiles
+ * (lanes 0-15 name rows k0 .. k0 + 15 at column n0, lanes 16-31 the same
+ * rows at n0 + 8). */
+template <int N, int KD>
+__device__ __forceinline__ void mma_rows_trans(float acc[N / 8][4], const uint32_t a[KD][4],
+                                               const __nv_bfloat16 *b, int ldb)
+{
+    int lane = threadIdx.x & 31;
+    uint32_t base = (uint32_t)__cvta_generic_to_shared(b + (lane & 15) * ldb + 8 * (lane >> 4));
+#pragma unroll
+    for (int kd = 0; kd < KD; kd++)
+#pragma unroll
+        for (int nt = 0; nt < N / 8; nt += 2) {
+            uint32_t b0, b1, b2, b3;
+            uint32_t addr = base + (uint32_t)((16 * kd * ldb + 8 * nt) * sizeof(__nv_bfloat16));
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                         : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
+                         : "r"(addr));
+            mma16816(acc[nt], a[kd], b0, b1);
+            mma16816(acc[nt + 1], a[kd], b2, b3);
+        }
+}
+
+/* C fragments of a 16 x (16 KT) tile re-packed as bf16 A fragments */
+template <int KT>
+__device__ __forceinline__ void c_to_a(uint32_t a[KT][4], const float c[2 * KT][4])
+{
+#pragma unroll
+    for (int t = 0; t < KT; t++) {
+        a[t][0] = pack_bf16(c[2 * t][0], c[2 * t][1]);
+        a[t][1] = pack_bf16(c[2 * t][2], c[2 * t][3]);
+        a[t][2] = pack_bf16(c[2 * t + 1][0], c[2 * t + 1][1]);
+        a[t][3] = pack_bf16(c[2 * t + 1][2], c[2 * t + 1][3]);
+    }
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float a[N][4])
+{
+#pragma unroll
+    for (int i = 0; i < N; i++) a[i][0] = a[i][1] = a[i][2] = a[i][3] = 0.0f;
+}
+
+/* Stores a 16 x HD fp32 C tile (rows from r0, times mul) into a head view. */
+template <int HD>
+__device__ __forceinline__ void store_rows(float *g, int64_t ld, int64_t r0, int64_t len, const float acc[HD / 8][4],
+                                           float mul_a, float mul_b)
+{
+    int lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
+    int64_t ra = r0 + gr, rb = ra + 8;
+#pragma unroll
+    for (int nt = 0; nt < HD / 8; nt++) {
+        int d = 8 * nt + c2;
+        if (ra < len) g[ra * ld + d] = acc[nt][0] * mul_a, g[ra * ld + d + 1] = acc[nt][1] * mul_a;
+        if (rb < len) g[rb * ld + d] = acc[nt][2] * mul_b, g[rb * ld + d + 1] = acc[nt][3] * mul_b;
+    }
+}
+
+__device__ __forceinline__ float quad_max(float v)
+{
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+/* (sequence, head) pair bh of a (B*L, H*hd) view: its first row and column */
+struct head_t {
+    int64_t bh, row0, col;
+};
+
+__device__ __forceinline__ head_t head_of(int64_t bh, int64_t n_heads, int64_t len, int hd)
+{
+    head_t x;
+    int64_t b = bh / n_heads;
+    x.bh = bh;
+    x.row0 = b * len;
+    x.col = (bh - b * n_heads) * hd;
+    return x;
+}
+
+template <typename K>
+cudaError_t allow_smem(K kernel, size_t bytes)
+{
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+}
+
+/* The ops' workspace (mdk_attention_mma_workspace bytes): D (B H L fp32,
+ * the backward's rowsum(dO o)), then bf16 copies of q, k, v and dO, each
+ * (B, H, L, hd) contiguous (head-major, so a tile of rows is one run of
+ * 16-byte copies); every part 256-byte aligned. The forward fills q, k, v;
+ * the backward all five. */
+struct attn_ws {
+    float *D;
+    __nv_bfloat16 *q, *k, *v, *dout;
+};
+
+size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+size_t ws_copy_bytes(int64_t rows, int64_t hd) { return align256((size_t)(rows * hd) * sizeof(__nv_bfloat16)); }
+
+attn_ws carve_ws(void *workspace, int64_t rows, int64_t hd)
+{
+    char *p = (char *)workspace;
+    size_t copy = ws_copy_bytes(rows, hd);
+    attn_ws w;
+    w.D = (float *)p;
+    p += align256((size_t)rows * sizeof(float));
+    w.q = (__nv_bfloat16 *)p;
+    w.k = (__nv_bfloat16 *)(p + copy);
+    w.v = (__nv_bfloat16 *)(p + 2 * copy);
+    w.dout = (__nv_bfloat16 *)(p + 3 * copy);
+    return w;
+}
+
+/* The (B*L, H*HD) fp32 views to copy (blockIdx.y picks one of the first
+ * gridDim.y). */
+struct pack_job {
+    const float *src[4];
+    int64_t ld[4];
+    __nv_bfloat16 *dst[4];
+};
+
+/* One thread per 8 columns of one (sequence, head, position): 32 bytes in,
+ * one 16-byte store out. */
+template <int HD>
+__global__ void pack_heads_bf16(pack_job job, int64_t len, int64_t n_heads, int64_t n_chunks)
+{
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= n_chunks) return;
+    int which = blockIdx.y;   /* selected by value: an indexed kernel parameter array would go to the stack */
+    const float *src = which == 0 ? job.src[0] : which == 1 ? job.src[1] : which == 2 ? job.src[2] : job.src[3];
+    int64_t ld = which == 0 ? job.ld[0] : which == 1 ? job.ld[1] : which == 2 ? job.ld[2] : job.ld[3];
+    __nv_bfloat16 *dst = which == 0 ? job.dst[0] : which == 1 ? job.dst[1] : which == 2 ? job.dst[2] : job.dst[3];
+    int64_t row = i / (HD / 8);   /* (bh, t) */
+    int d = 8 * (int)(i - row * (HD / 8));
+    int64_t bh = row / len, t = row - bh * len, b = bh / n_heads, h = bh - b * n_heads;
+    const float *s = src + (b * len + t) * ld + h * HD + d;
+    float x[8];
+    if (((uintptr_t)s & 15) == 0) {
+        float4 lo = *reinterpret_cast<const float4 *>(s), hi = *reinterpret_cast<const float4 *>(s + 4);
+        x[0] = lo.x, x[1] = lo.y, x[2] = lo.z, x[3] = lo.w, x[4] = hi.x, x[5] = hi.y, x[6] = hi.z, x[7] = hi.w;
+    } else {
+#pragma unroll
+        for (int e = 0; e < 8; e++) x[e] = s[e];
+    }
+    uint4 out = make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+    *reinterpret_cast<uint4 *>(dst + row * HD + d) = out;
+}
+
+/* Rows left in [r0, r0 + R) of a matrix of len rows (0 .. R) */
+template <int R>
+__device__ __forceinline__ int rows_in(int64_t r0, int64_t len)
+{
+    return len - r0 < R ? (int)(len - r0) : R;
+}
+
+/* Queues the copies of the first R rows of a head-major bf16 (., HD) matrix
+ * g into the padded shared tile sh (row stride HD + PAD), 16 bytes per
+ * cp.async by NT threads; rows from n_in on are zero-filled (source size
+ * 0). */
+template <int R, int HD, int NT>
+__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bfloat16 *g, int n_in)
+{
+    for (int i = threadIdx.x; i < R * HD / 8; i += NT) {
+        int r = i / (HD / 8), d = 8 * (i - r * (HD / 8));
+        bool in = r < n_in;
+        uint32_t sa = (uint32_t)__cvta_generic_to_shared(sh + r * (HD + PAD) + d);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * HD + d : 0)),
+                     "r"(in ? 16 : 0));
+    }
+}
+
+/* Queues the copies of rows [r0, r0 + R) of two head-major bf16 (len, HD)
+ * matrices a and b into the shared tiles sa and sb: the K and V (or Q and
+ * dO) tiles of one pipeline stage. */
+template <int R, int HD, int NT>
+__device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16 *sb, const __nv_bfloat16 *a,
+                                                const __nv_bfloat16 *b, int64_t r0, int64_t len)
+{
+    int n_in = rows_in<R>(r0, len);
+    copy_tile_async<R, HD, NT>(sa, a + r0 * HD, n_in);
+    copy_tile_async<R, HD, NT>(sb, b + r0 * HD, n_in);
+}
+
+/* The A fragments (16 rows from r0, all HD columns) of a head-major bf16
+ * (len, HD) matrix, straight from global memory; rows past len are zeros. */
+template <int HD>
+__device__ __forceinline__ void load_a_frags(uint32_t a[HD / 16][4], const __nv_bfloat16 *g, int64_t r0, int64_t len)
+{
+    int lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
+    int64_t ra = r0 + gr, rb = ra + 8;
+    const __nv_bfloat16 *pa = g + ra * HD + c2, *pb = g + rb * HD + c2;
+#pragma unroll
+    for (int kd = 0; kd < HD / 16; kd++) {
+        a[kd][0] = ra < len ? ld32(pa + 16 * kd) : 0u;
+        a[kd][1] = rb < len ? ld32(pb + 16 * kd) : 0u;
+        a[kd][2] = ra < len ? ld32(pa + 16 * kd + 8) : 0u;
+        a[kd][3] = rb < len ? ld32(pb + 16 * kd + 8) : 0u;
+    }
+}
+
+/* Copies the first n (<= 4) views of job to their bf16 copies. */
+template <int HD>
+cudaError_t pack_heads(const pack_job &job, int n, int64_t batch, int64_t len, int64_t n_heads, cudaStream_t s)
+{
+    int64_t chunks = batch * n_heads * len * (HD / 8);
+    pack_heads_bf16<HD><<<dim3((unsigned)((chunks + 255) / 256), (unsigned)n), 256, 0, s>>>(job, len, n_heads, chunks);
+    return cudaGetLastError();
+}
+
+}   // namespace
+
+#endif

@@ -1,0 +1,239 @@
+/* The backward of attention_mma.cu's causal attention on the tensor cores
+ * (FlashAttention-2's recomputation from lse), deterministic (no atomics):
+ *
+ *   D_t = rowsum(dO_t * O_t)                  (attention.cu's kernel, fp32)
+ *   q, k, v, dO -> bf16 copies in the workspace, head-major (B, H, L, hd)
+ *   dK, dV: a block per 64 keys (16 per warp) walks the query tiles from
+ *           the diagonal down: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO,
+ *           dK += dS^T Q
+ *   dQ:     a block per 128 queries walks the key tiles up to the diagonal:
+ *           S = Q K^T, dP = dO V^T, dQ += dS K
+ *
+ * The bf16 copies make every tile a contiguous run of 16-byte cp.async
+ * copies straight into the padded bf16 shared layout, so each kernel
+ * double-buffers its tiles: the next tile's copies run under this tile's
+ * products, at half the shared memory an fp32 staging tile costs (which
+ * made the backward slower: NOTES-attention.md). The copies round q, k, v
+ * and dO exactly as the earlier load-time rounding did.
+ *
+ * Each output element is summed by one thread in an order fixed by the
+ * sizes, so reruns give identical bits. Rows past the sequence end load as
+ * zeros (lse and D too), so they add nothing.
+ */
+#include "attention_mma.cuh"
+
+namespace {
+
+/* Queues 4-byte copies of lse[0, R) and D[0, R) into lse_s and D_s; zeros
+ * from n_in on (past the sequence end), where the zero Q and dO rows
+ * already make every term (p dO, p (dP - D) Q with dP = 0) vanish. */
+template <int R, int NT>
+__device__ __forceinline__ void copy_rowvals_async(float *lse_s, float *D_s, const float *lse, const float *D,
+                                                   int n_in)
+{
+    for (int i = threadIdx.x; i < 2 * R; i += NT) {
+        int r = i < R ? i : i - R;
+        bool in = r < n_in;
+        const float *src = (i < R ? lse : D) + (in ? r : 0);
+        uint32_t sa = (uint32_t)__cvta_generic_to_shared((i < R ? lse_s : D_s) + r);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(sa), "l"(src), "r"(in ? 4 : 0));
+    }
+}
+
+/* dK, dV for 16 W keys per block (W warps); query tiles of BQ, two stages
+ * of (Q, dO, lse, D) */
+template <int HD, int BQ, int W>
+__global__ void __launch_bounds__(32 * W, HD <= 64 ? 12 / W : 1)
+attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, attn_ws w, const float *lse, int64_t len,
+                  int64_t n_heads, float scale, int64_t n_tiles)
+{
+    enum { TILE = BQ * (HD + PAD), THREADS = 32 * W };
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *tiles = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* stage s: Q at 2s TILE, dO next */
+    float *rowv = reinterpret_cast<float *>(tiles + 4 * TILE);             /* stage s: lse at 2s BQ, D next */
+
+    int64_t tile = blockIdx.x % n_tiles;
+    head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
+    int64_t j0 = tile * 16 * W, jw = j0 + 16 * warp;   /* this warp's first key */
+    const float scale_log2 = scale * LOG2E;
+    int64_t head_off = hp.bh * len * HD;
+    const __nv_bfloat16 *qh = w.q + head_off, *doh = w.dout + head_off;
+    const float *lh = lse + hp.bh * len, *Dh = w.D + hp.bh * len;
+    auto fetch = [&](int stage, int64_t i0) {
+        copy_pair_async<BQ, HD, THREADS>(tiles + 2 * stage * TILE, tiles + (2 * stage + 1) * TILE, qh, doh, i0, len);
+        copy_rowvals_async<BQ, THREADS>(rowv + 2 * stage * BQ, rowv + (2 * stage + 1) * BQ, lh + i0, Dh + i0,
+                                        rows_in<BQ>(i0, len));
+    };
+
+    fetch(0, j0);
+    cp_async_commit();
+    uint32_t ka[HD / 16][4], va[HD / 16][4];
+    load_a_frags<HD>(ka, w.k + head_off, jw, len);
+    load_a_frags<HD>(va, w.v + head_off, jw, len);
+    float adk[HD / 8][4], adv[HD / 8][4];
+    zero<HD / 8>(adk);
+    zero<HD / 8>(adv);
+    int stage = 0;
+    for (int64_t i0 = j0; i0 < len; i0 += BQ, stage ^= 1) {
+        if (i0 + BQ < len) fetch(stage ^ 1, i0 + BQ);   /* the last reader of that stage passed the barrier below */
+        cp_async_commit();
+        cp_async_wait<1>();   /* this stage's copies landed */
+        __syncthreads();
+        const __nv_bfloat16 *Qs = tiles + 2 * stage * TILE, *dOs = Qs + TILE;
+        const float *lse_s = rowv + 2 * stage * BQ, *D_s = lse_s + BQ;
+        if (i0 + BQ - 1 >= jw) {   /* some query of the tile sees this warp's keys */
+            float st[BQ / 8][4], dpt[BQ / 8][4];   /* rows: keys; columns: queries */
+            zero<BQ / 8>(st);
+            zero<BQ / 8>(dpt);
+            mma_rows<BQ, HD / 16>(st, ka, Qs, HD + PAD);
+            mma_rows<BQ, HD / 16>(dpt, va, dOs, HD + PAD);
+            bool diag = jw + 15 > i0;
+#pragma unroll
+            for (int nt = 0; nt < BQ / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int ic = 8 * nt + c2 + (e & 1);
+                    float p = fast_exp2(fmaf(st[nt][e], scale_log2, -LOG2E * lse_s[ic]));
+                    if (diag && jw + gr + 8 * (e >> 1) > i0 + ic) p = 0.0f;
+                    st[nt][e] = p;
+                    dpt[nt][e] = p * (dpt[nt][e] - D_s[ic]);
+                }
+            uint32_t pa[BQ / 16][4];
+            c_to_a<BQ / 16>(pa, st);
+            mma_rows_trans<HD, BQ / 16>(adv, pa, dOs, HD + PAD);
+            c_to_a<BQ / 16>(pa, dpt);
+            mma_rows_trans<HD, BQ / 16>(adk, pa, Qs, HD + PAD);
+        }
+        __syncthreads();   /* this stage is free for the copies two tiles on */
+    }
+    store_rows<HD>(dk + hp.row0 * lddk + hp.col, lddk, jw, len, adk, scale, scale);
+    store_rows<HD>(dv + hp.row0 * lddv + hp.col, lddv, jw, len, adv, 1.0f, 1.0f);
+}
+
+/* dQ for 16 W queries per block (W warps); key tiles of BK, two stages of
+ * (K, V) */
+template <int HD, int BK, int W>
+__global__ void __launch_bounds__(32 * W, HD <= 64 ? 16 / W : 1)
+attn_bwd_dq_mma(float *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, int64_t n_heads, float scale,
+                int64_t n_tiles)
+{
+    enum { TILE = BK * (HD + PAD), THREADS = 32 * W, BQ_Q = 16 * W };
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __nv_bfloat16 *tiles = reinterpret_cast<__nv_bfloat16 *>(smem_raw);   /* stage s: K at 2s TILE, V next */
+
+    int64_t tile = n_tiles - 1 - blockIdx.x % n_tiles;   /* the costly tiles first */
+    head_t hp = head_of(blockIdx.x / n_tiles, n_heads, len, HD);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
+    int64_t i0 = tile * BQ_Q, iw = i0 + 16 * warp;
+    const float scale_log2 = scale * LOG2E;
+    int64_t head_off = hp.bh * len * HD;
+    const __nv_bfloat16 *kh = w.k + head_off, *vh = w.v + head_off;
+    auto fetch = [&](int stage, int64_t j0) {
+        int n_in = rows_in<BK>(j0, len);
+        copy_tile_async<BK, HD, THREADS>(tiles + 2 * stage * TILE, kh + j0 * HD, n_in);
+        copy_tile_async<BK, HD, THREADS>(tiles + (2 * stage + 1) * TILE, vh + j0 * HD, n_in);
+    };
+
+    fetch(0, 0);
+    cp_async_commit();
+    uint32_t qa[HD / 16][4], doa[HD / 16][4];
+    load_a_frags<HD>(qa, w.q + head_off, iw, len);
+    load_a_frags<HD>(doa, w.dout + head_off, iw, len);
+    float lse_r[2], D_r[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        int64_t i = iw + gr + 8 * h;
+        lse_r[h] = i < len ? lse[hp.bh * len + i] * LOG2E : INFINITY;
+        D_r[h] = i < len ? w.D[hp.bh * len + i] : 0.0f;
+    }
+    float adq[HD / 8][4];
+    zero<HD / 8>(adq);
+    int64_t i_end = i0 + BQ_Q < len ? i0 + BQ_Q : len;
+    int stage = 0;
+    for (int64_t j0 = 0; j0 < i_end; j0 += BK, stage ^= 1) {
+        if (j0 + BK < i_end) fetch(stage ^ 1, j0 + BK);
+        cp_async_commit();
+        cp_async_wait<1>();
+        __syncthreads();
+        const __nv_bfloat16 *Ks = tiles + 2 * stage * TILE, *Vs = Ks + TILE;
+        if (j0 <= iw + 15) {   /* some key of the tile precedes some query of this warp */
+            float s[BK / 8][4], dp[BK / 8][4];
+            zero<BK / 8>(s);
+            zero<BK / 8>(dp);
+            mma_rows<BK, HD / 16>(s, qa, Ks, HD + PAD);
+            mma_rows<BK, HD / 16>(dp, doa, Vs, HD + PAD);
+            bool diag = j0 + BK - 1 > iw;
+#pragma unroll
+            for (int nt = 0; nt < BK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int h = e >> 1;
+                    float p = fast_exp2(s[nt][e] * scale_log2 - lse_r[h]);
+                    if (diag && j0 + 8 * nt + c2 + (e & 1) > iw + gr + 8 * h) p = 0.0f;
+                    s[nt][e] = p * (dp[nt][e] - D_r[h]);
+                }
+            uint32_t dsa[BK / 16][4];
+            c_to_a<BK / 16>(dsa, s);
+            mma_rows_trans<HD, BK / 16>(adq, dsa, Ks, HD + PAD);
+        }
+        __syncthreads();
+    }
+    store_rows<HD>(dq + hp.row0 * lddq + hp.col, lddq, iw, len, adq, scale, scale);
+}
+
+/* tile sizes per head dim: fewer queries (keys) per inner tile at 128 keep
+ * the accumulators in registers */
+template <int HD>
+struct bwd_tiles {
+    enum { BQ = HD <= 64 ? 64 : 32, BK = HD <= 64 ? 64 : 32 };
+};
+
+/* Warps per block (16 keys or queries each) of the dK/dV kernel (4: 8
+ * measured 5-7% slower, 1 block of 182 registers per multiprocessor) and of
+ * the dQ kernel (8: 1-3% faster than 4 at L >= 4096, NOTES-attention.md). */
+enum { DKDV_WARPS = 4, DQ_WARPS = 8 };
+
+template <int HD, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
+cudaError_t bwd_launch(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
+                       const pack_job &job, const attn_ws &w, const float *lse, int64_t batch, int64_t len,
+                       int64_t n_heads, float scale, cudaStream_t s)
+{
+    enum { BQ = bwd_tiles<HD>::BQ, BK = bwd_tiles<HD>::BK };
+    size_t sm_kv = 2 * (2 * (size_t)BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float));
+    size_t sm_q = 2 * 2 * (size_t)BK * (HD + PAD) * sizeof(__nv_bfloat16);
+    cudaError_t e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV>, sm_kv);
+    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ>, sm_q);
+    if (e != cudaSuccess) return e;
+    if ((e = pack_heads<HD>(job, 4, batch, len, n_heads, s)) != cudaSuccess) return e;
+    int64_t nk = (len + 16 * WKV - 1) / (16 * WKV), nq = (len + 16 * WQ - 1) / (16 * WQ);
+    attn_bwd_dkdv_mma<HD, BQ, WKV><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
+        dk, lddk, dv, lddv, w, lse, len, n_heads, scale, nk);
+    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    attn_bwd_dq_mma<HD, BK, WQ><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>(dq, lddq, w, lse, len,
+                                                                                        n_heads, scale, nq);
+    return cudaGetLastError();
+}
+
+}   // namespace
+
+extern "C" cudaError_t mdk_attention_bwd_mma(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv,
+                                             int64_t lddv, const float *dout, int64_t lddo, const float *q,
+                                             int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                             const float *o, int64_t ldo, const float *lse, int64_t batch,
+                                             int64_t len, int64_t n_heads, int64_t head_dim, double scale,
+                                             void *workspace, cudaStream_t s)
+{
+    if (batch * len * n_heads == 0) return cudaSuccess;
+    if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
+    attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
+    pack_job job = {{q, k, v, dout}, {ldq, ldk, ldv, lddo}, {w.q, w.k, w.v, w.dout}};
+    float sc = (float)scale;
+    cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, s);
+    if (e != cudaSuccess) return e;
+    switch (head_dim) {
+    case 32: return bwd_launch<32>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    case 64: return bwd_launch<64>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    default: return bwd_launch<128>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    }
+}
