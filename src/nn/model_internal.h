@@ -40,6 +40,10 @@ typedef struct md_block_arch {
      * wparams); 0: everything in the model's dtype (Transformer++ and
      * Hyena this round) */
     int act_storage;
+    /* 1: only bwd uses md_block_ctx_t.op_ws, so a whole-batch training plan
+     * may lay it over the buffers the backward is done with before the
+     * blocks (model.c, make_plan) */
+    int ws_bwd_only;
 } md_block_arch_t;
 
 /* The dtype in which arch's blocks store activations on be for a model of
@@ -85,7 +89,10 @@ struct md_model {
     void *consts;            /* the architecture's constants (model_internal.h), or NULL */
     /* carved from ws */
     void *scratch;           /* the blocks' backward scratch */
-    void *g, *dhf, *dlogits, *op_ws, *xent_ws;   /* g: dL/dh through the blocks; dhf: dL/d(norm_f output) */
+    /* g: dL/dh through the blocks; dhf: dL/d(norm_f output), in hf's place
+     * (the head's weight gradient reads hf first); op_ws: in ws, or laid
+     * over h_L .. logits in act (make_plan) */
+    void *g, *dhf, *dlogits, *op_ws, *xent_ws;
     /* sequence-parallel CPU path (n_slots = 0: never used) */
     int64_t n_slots;
     void *slot_grads;                   /* n_slots x numel */
