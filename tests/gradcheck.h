@@ -126,10 +126,6 @@ static inline void check_model_tensors(model_ctx_t *c, double *grad, const char 
     fd_check("model, random subset", p, grad, reg->numel, model_loss, c, 60);
 }
 
-/* The recomputing model gives c->m's loss (out) and gradients (grad) bit
- * for bit; and, for B >= 2, B = 1 (the whole-batch path, ops in parallel)
- * adds up to the same loss and agrees with finite differences. grad is
- * overwritten. */
 /* A model planned for one sequence runs every batch whole, so an op
  * workspace only the backward uses lies over h_L .. logits (model.c,
  * make_plan): a B = 1 call on it must give the loss and gradients (out,
@@ -153,6 +149,11 @@ static inline void check_one_sequence_plan(const model_ctx_t *c, const md_config
     }
 }
 
+/* The recomputing model gives c->m's loss (out) and gradients (grad) bit
+ * for bit; and, for B >= 2, B = 1 (the whole-batch path, ops in parallel)
+ * adds up to the same loss, agrees with finite differences and is what a
+ * model planned for one sequence gives (check_one_sequence_plan). grad is
+ * overwritten. */
 static inline void check_recompute_and_b1(model_ctx_t *c, const md_config_t *cfg, const md_loss_t *out, double *grad)
 {
     md_model_t *m = c->m;
