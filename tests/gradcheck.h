@@ -127,17 +127,20 @@ static inline void check_model_tensors(model_ctx_t *c, double *grad, const char 
 }
 
 /* A model planned for one sequence runs every batch whole, so an op
- * workspace only the backward uses lies over h_L .. logits (model.c,
- * make_plan): a B = 1 call on it must give the loss and gradients (out,
- * grad) of the same call on c's model, planned for more sequences, bit for
- * bit, with and without recompute. */
+ * workspace only the backward uses lies over h_L .. logits where it fits
+ * (model.c, make_plan), and with MD_POISON_DEAD those are zeroed once dead
+ * whether or not it does: a B = 1 call on it must give the loss and
+ * gradients (out, grad) of the same call on c's model, planned for more
+ * sequences, bit for bit, with and without recompute. */
 static inline void check_one_sequence_plan(const model_ctx_t *c, const md_config_t *cfg, const md_loss_t *out,
                                            const double *grad)
 {
     int64_t n = md_model_params(c->m)->numel;
     for (int recompute = 0; recompute < 2; recompute++) {
         md_model_opts_t opts = {.recompute = recompute};
+        setenv("MD_POISON_DEAD", "1", 1);   /* h_L .. logits zeroed once dead (model_internal.h) */
         md_model_t *m1 = md_model_new_ex(cfg, be, F64, 1, c->L, &opts);
+        unsetenv("MD_POISON_DEAD");
         memcpy(md_model_param_buffer(m1).data, md_model_param_buffer(c->m).data, (size_t)n * sizeof(double));
         md_model_zero_grad(m1);
         md_loss_t o;

@@ -249,6 +249,9 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     }
     m->logits = a;
     a += round16(M * V) * es;
+    m->tail_bytes = (size_t)(a - (char *)m->resid[m->n_resid - 1]);
+    const char *poison = getenv("MD_POISON_DEAD");
+    m->poison_dead = poison && !strcmp(poison, "1");
     carve_cls(m, a);
     a += cls_elems(&m->cfg, m->max_batch, m->max_len) * es;
     if (arch->consts_bytes) {

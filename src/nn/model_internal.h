@@ -106,6 +106,12 @@ struct md_model {
     void *cls_pooled, *cls_logits, *cls_dlogits, *cls_dpooled, *cls_ones;
     double *cls_host;                   /* host, max_batch x C: logits in, log-probabilities out */
     void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
+    /* MD_POISON_DEAD=1 in the environment when the model was made: a
+     * whole-batch backward zeroes the tail h_L .. logits (tail_bytes from
+     * resid[n_layer]) once the final norm's backward has read it, so that
+     * tests see any buffer still live there (make_plan lays op_ws over it) */
+    int poison_dead;
+    size_t tail_bytes;
     /* md_model_set_grad_ready's notification, or NULL */
     md_grad_ready_fn grad_ready;
     void *grad_ready_ud;

@@ -166,6 +166,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
         be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
     }
     grads_ready(m, s, nl);
+    if (m->poison_dead && s->whole) be->memset0(be, resid(m, nl), m->tail_bytes);
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
     for (int64_t l = nl - 1; l >= 0; l--) {
