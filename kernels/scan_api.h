@@ -77,7 +77,9 @@ typedef struct md_scan_args {
 
     /* Chunk-start states, optional, md_scan_states_bytes() long: the forward
      * writes them when not NULL, and a backward given them skips recomputing
-     * them. Only meaningful for the same inputs and h0. */
+     * them. Only meaningful for the same inputs and h0. A forward given a
+     * workspace and no states writes them at the workspace's start, so a
+     * backward can take the forward's workspace as its states. */
     float *states;
 
     /* backward */

@@ -126,9 +126,36 @@ static inline void check_model_tensors(model_ctx_t *c, double *grad, const char 
     fd_check("model, random subset", p, grad, reg->numel, model_loss, c, 60);
 }
 
+/* A model planned for one sequence runs every batch whole, so an op
+ * workspace only the backward uses lies over h_L .. logits where it fits
+ * (model.c, make_plan), and with MD_POISON_DEAD those are zeroed once dead
+ * whether or not it does: a B = 1 call on it must give the loss and
+ * gradients (out, grad) of the same call on c's model, planned for more
+ * sequences, bit for bit, with and without recompute. */
+static inline void check_one_sequence_plan(const model_ctx_t *c, const md_config_t *cfg, const md_loss_t *out,
+                                           const double *grad)
+{
+    int64_t n = md_model_params(c->m)->numel;
+    for (int recompute = 0; recompute < 2; recompute++) {
+        md_model_opts_t opts = {.recompute = recompute};
+        setenv("MD_POISON_DEAD", "1", 1);   /* h_L .. logits zeroed once dead (model_internal.h) */
+        md_model_t *m1 = md_model_new_ex(cfg, be, F64, 1, c->L, &opts);
+        unsetenv("MD_POISON_DEAD");
+        memcpy(md_model_param_buffer(m1).data, md_model_param_buffer(c->m).data, (size_t)n * sizeof(double));
+        md_model_zero_grad(m1);
+        md_loss_t o;
+        CHECK(md_model_forward_backward(m1, c->in, c->tgt, 1, c->L, 1, &o) == 0, "one-sequence plan");
+        CHECK(o.loss_sum == out->loss_sum, "one-sequence plan%s: same loss", recompute ? ", recompute" : "");
+        CHECK(!memcmp(md_model_grad_buffer(m1).data, grad, (size_t)n * sizeof(double)),
+              "one-sequence plan%s: same gradients", recompute ? ", recompute" : "");
+        md_model_free(m1);
+    }
+}
+
 /* The recomputing model gives c->m's loss (out) and gradients (grad) bit
  * for bit; and, for B >= 2, B = 1 (the whole-batch path, ops in parallel)
- * adds up to the same loss and agrees with finite differences. grad is
+ * adds up to the same loss, agrees with finite differences and is what a
+ * model planned for one sequence gives (check_one_sequence_plan). grad is
  * overwritten. */
 static inline void check_recompute_and_b1(model_ctx_t *c, const md_config_t *cfg, const md_loss_t *out, double *grad)
 {
@@ -153,6 +180,7 @@ static inline void check_recompute_and_b1(model_ctx_t *c, const md_config_t *cfg
     CHECK(fabs(o1.loss_sum + o2.loss_sum - out->loss_sum) <= 1e-12 * out->loss_sum, "sequence losses add up");
     model_ctx_t c1 = {m, c->in, c->tgt, 1, L};
     fd_check("model B = 1, random subset", p, grad, n, model_loss, &c1, 40);
+    check_one_sequence_plan(&c1, cfg, &o1, grad);
 }
 
 /* The f32 model's loss and gradients must not depend on the thread count:

@@ -427,6 +427,25 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     run_fwd_bwd(&G, 1);
     gpu_results(&G, &p, &again, &pad_ok);
     CHECK(same_bits(&G, &got, &again, &p), "%s %s: two identical runs differ", s->what, dn);
+    /* 3b: a forward given a workspace and no states leaves them at the
+     * workspace's start, for a backward to take (scan_api.h; the CUDA
+     * backend's scan_fwd relies on it) */
+    size_t fwd_bytes = md_scan_fwd_workspace(p.B, p.L, E, N);
+    if (md_scan_states_bytes(p.B, p.L, E, N)) {
+        float *fwd_ws = NULL;
+        CU(cudaMalloc((void **)&fwd_ws, fwd_bytes));
+        poison_outputs(&G);
+        reset_param_grads(&G, &p);
+        G.a.states = NULL, G.a.workspace = fwd_ws, G.a.workspace_bytes = fwd_bytes;
+        CU(md_scan_fwd(&G.a, 0));
+        G.a.states = fwd_ws, G.a.workspace = G.ws, G.a.workspace_bytes = G.ws_bytes;
+        CU(md_scan_bwd(&G.a, 0));
+        CU(cudaDeviceSynchronize());
+        gpu_results(&G, &p, &again, &pad_ok);
+        CHECK(same_bits(&G, &got, &again, &p), "%s %s: backward from the states in the forward's workspace differs",
+              s->what, dn);
+        CU(cudaFree(fwd_ws));
+    }
 
     /* 4: forward only (no states, no workspace): one pass per sequence */
     poison_outputs(&G);

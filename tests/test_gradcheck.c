@@ -287,6 +287,7 @@ static void check_model(void)
           o1.loss_sum, o2.loss_sum, out.loss_sum);
     model_ctx_t c1 = {m, in, tgt, 1, L};
     fd_check("model B = 1, random subset", P, grad, n, model_loss, &c1, 100);
+    check_one_sequence_plan(&c1, &cfg, &o1, grad);
     free(grad);
     md_model_free(m);
 }

@@ -211,8 +211,8 @@ struct md_backend {
      * entering every ~sqrt(L)-step segment; CUDA: the fp32 state entering
      * every 128-step chunk; the layout is the backend's). The size also
      * covers the forward's scratch: the CUDA forward needs some when L > 128
-     * and carves it from this buffer after the states, so one query plans
-     * both and scan_fwd keeps no separate workspace argument. states ==
+     * and keeps the states at its start, so one query plans both and
+     * scan_fwd keeps no separate workspace argument. states ==
      * NULL: forward only, nothing kept (the CPU's backward then recomputes
      * the states; CUDA's forward walks each sequence in one pass, with
      * B x E lanes of parallelism instead of B x E x L/128: for inference

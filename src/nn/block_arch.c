@@ -54,17 +54,15 @@ static void mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void
 static void mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch)
 {
     const md_config_t *cfg = c->cfg;
-    int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    int64_t E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_mamba_acts_t a = mamba_acts(c, acts);
     md_mamba_scratch_t s, r;
     md_dtype_t adt = c->adtype;
     md_mamba_scratch_carve(cfg, adt, c->max_batch * c->max_len, scratch, &s);
-    r.dy = rows_of(c, s.dy, E, adt);
     r.dxz = rows_of(c, s.dxz, 2 * E, adt);
     r.du = rows_of(c, s.du, E, adt);
     r.ddelta = rows_of(c, s.ddelta, E, adt);
     r.dxdbl = rows_of(c, s.dxdbl, X, adt);
-    r.dhn = rows_of(c, s.dhn, d, adt);
     md_mamba_bwd(c, layer, h_in, g, &a, &r);
 }
 
@@ -105,9 +103,9 @@ static int hyena_supported(const md_backend_t *be)
 
 static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
-                       mamba_flops, mamba_supported, .defer_residual = 1, .act_storage = 1},
+                       mamba_flops, mamba_supported, .defer_residual = 1, .act_storage = 1, .ws_bwd_only = 1},
     [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
-                             md_tfm_flops_per_token, tfm_supported},
+                             md_tfm_flops_per_token, tfm_supported, .ws_bwd_only = 1},
     [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, md_hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
                        md_hyena_flops_per_token, hyena_supported, .consts_bytes = md_hyena_consts_bytes,
                        .consts_init = md_hyena_consts_init, .final_layernorm = 1, .act_storage = 1},

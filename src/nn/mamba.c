@@ -119,34 +119,34 @@ void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtyp
     }
 }
 
+enum { N_SCRATCH = 4 };
+
 static void scratch_sizes(const md_config_t *cfg, md_dtype_t dt, int64_t M, size_t *s)
 {
-    int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    int64_t E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     size_t es = md_dtype_size(dt);
-    s[0] = (size_t)(M * E) * es;     /* dy */
-    s[1] = (size_t)(M * 2 * E) * es; /* dxz */
-    s[2] = (size_t)(M * E) * es;     /* du */
-    s[3] = (size_t)(M * E) * es;     /* ddelta */
-    s[4] = (size_t)(M * X) * es;     /* dxdbl */
-    s[5] = (size_t)(M * d) * es;     /* dhn */
+    s[0] = (size_t)(M * 2 * E) * es; /* dxz */
+    s[1] = (size_t)(M * E) * es;     /* du */
+    s[2] = (size_t)(M * E) * es;     /* ddelta */
+    s[3] = (size_t)(M * X) * es;     /* dxdbl */
 }
 
 size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows)
 {
-    size_t s[6], n = 0;
+    size_t s[N_SCRATCH], n = 0;
     scratch_sizes(cfg, dt, max_rows, s);
-    for (int i = 0; i < 6; i++) n += round64b(s[i]);
+    for (int i = 0; i < N_SCRATCH; i++) n += round64b(s[i]);
     return n;
 }
 
 void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows, void *base,
                             md_mamba_scratch_t *sc)
 {
-    size_t s[6];
+    size_t s[N_SCRATCH];
     scratch_sizes(cfg, dt, max_rows, s);
-    void **slot[6] = {&sc->dy, &sc->dxz, &sc->du, &sc->ddelta, &sc->dxdbl, &sc->dhn};
+    void **slot[N_SCRATCH] = {&sc->dxz, &sc->du, &sc->ddelta, &sc->dxdbl};
     char *p = base;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < N_SCRATCH; i++) {
         *slot[i] = p;
         p += round64b(s[i]);
     }
@@ -225,21 +225,25 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
 
-    md_tensor_t dy = amat(c, s->dy, M, E), dxz = amat(c, s->dxz, M, 2 * E), du = amat(c, s->du, M, E);
+    md_tensor_t dxz = amat(c, s->dxz, M, 2 * E), du = amat(c, s->du, M, E);
     md_tensor_t ddelta = amat(c, s->ddelta, M, E), dxdbl = amat(c, s->dxdbl, M, R + 2 * N);
-    md_tensor_t dhn = amat(c, s->dhn, M, d);
     md_tensor_t dx = md_tensor_cols(dxz, 0, E), dz = md_tensor_cols(dxz, E, E);
     md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
+    /* Two gradients take the slots of activations they outlive (mamba.h):
+     * dy y's, written once out_proj's weight gradient has read y; dhn
+     * delta's (d <= E columns of each row), written after the scan's
+     * backward, delta's last reader. */
+    md_tensor_t dy = amat(c, a->y, M, E), dhn = amat(c, a->delta, M, d);
 
-    /* out_proj; its GEMMs read g in the activation dtype: a copy in dhn,
-     * which is free until in_proj's backward writes it */
+    /* out_proj; its GEMMs read g in the activation dtype: a copy in
+     * ddelta's slot, free until the scan's backward writes it */
     md_tensor_t g_mm = g;
     if (c->adtype != c->dtype) {
-        be->convert(be, &dhn, &g);
-        g_mm = dhn;
+        g_mm = amat(c, s->ddelta, M, d);
+        be->convert(be, &g_mm, &g);
     }
-    be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
     be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
+    be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
     /* scan (with the gate, D and the dt bias) */
     be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm,
                  &w.D, &z, c->B, a->states, c->op_ws);

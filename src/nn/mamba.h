@@ -69,9 +69,11 @@ typedef struct md_mamba_acts {
 /* The backward's temporaries (one set for all layers), of the activation
  * dtype: with bf16 storage the activation gradients are bf16 too, as the
  * scan's bf16 kernels and the bf16 GEMMs take them (the parameter gradients
- * and the residual stream's gradient stay in the model's dtype). */
+ * and the residual stream's gradient stay in the model's dtype). The other
+ * activation gradients live in the saved set's slots once these are dead
+ * (md_mamba_bwd): dy in y's, dhn in delta's. */
 typedef struct md_mamba_scratch {
-    void *dy, *dxz, *du, *ddelta, *dxdbl, *dhn;
+    void *dxz, *du, *ddelta, *dxdbl;
 } md_mamba_scratch_t;
 
 /* Bytes of one set for batches of up to max_batch x max_len, every
@@ -93,7 +95,9 @@ void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a);
 
 /* Backward of block `layer`: g is dL/dh_out on entry and dL/dh_in on
- * return; the block's parameter gradients are added into c->grads. */
+ * return; the block's parameter gradients are added into c->grads. It
+ * overwrites a's y and delta (their slots hold gradients once read): a set
+ * serves one backward. */
 void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, const md_mamba_acts_t *a,
                   const md_mamba_scratch_t *s);
 

@@ -20,6 +20,7 @@ typedef struct {
     int64_t g_elems, dlogits_elems, n_slots;
     size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes, consts_bytes;
     size_t op_ws_seq, xent_ws_seq;
+    int op_ws_in_act;   /* op_ws laid over h_L .. logits (make_plan) */
 } plan_t;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -83,7 +84,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
                     cls_elems(cfg, max_batch, max_len);
     p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
     p->scratch_bytes = inference ? 0 : arch->scratch_bytes(cfg, adt, M);
-    p->g_elems = inference ? 0 : 2 * round16(M * d);   /* g, then dhf */
+    p->g_elems = inference ? 0 : round16(M * d);   /* g; dhf takes hf's place */
     p->dlogits_elems = inference ? 0 : round16(M * V);
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
     p->n_slots = 0;
@@ -93,13 +94,23 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     size_t op_ws_batch = arch->ws_bytes(cfg, be, dt, max_batch, max_len);
     p->op_ws_bytes = max_size(round64b(op_ws_batch), (size_t)p->n_slots * p->op_ws_seq);
     p->xent_ws_bytes = max_size(round64b(be->xent_workspace(be, M)), (size_t)p->n_slots * p->xent_ws_seq);
+    /* The blocks' backward starts once the final norm's backward has read
+     * h_L, hf (holding dhf) and its statistics, and xent the logits: from
+     * then on they are dead, and a workspace only the backward uses fits
+     * there when it is no larger. Not with sequences on threads: one
+     * sequence's backward would overwrite another's forward. md_model_new
+     * carves h_L, hf, the statistics and logits in this order, back to
+     * back. */
+    int64_t tail_elems = p->resid_elems + p->head_elems - cls_elems(cfg, max_batch, max_len);
+    p->op_ws_in_act = !inference && p->n_slots == 0 && arch->ws_bwd_only &&
+                      p->op_ws_bytes <= (size_t)tail_elems * es;
     p->tok_bytes = 2 * round64b((size_t)M);
     mem->params = n_params * (int64_t)es;
     mem->grads = (1 + p->n_slots) * n_params * (int64_t)es;
     mem->activations = (p->n_resid * p->resid_elems + p->head_elems) * (int64_t)es +
                        p->n_acts * (int64_t)p->acts_bytes + (int64_t)p->consts_bytes;
     mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
-                     (int64_t)p->op_ws_bytes + (int64_t)p->xent_ws_bytes;
+                     (int64_t)(p->op_ws_in_act ? 0 : p->op_ws_bytes) + (int64_t)p->xent_ws_bytes;
     mem->tokens = (int64_t)p->tok_bytes;
     mem->weight_copies = adt != dt ? (int64_t)round64b((size_t)n_params * md_dtype_size(adt)) : 0;
     mem->total = mem->params + mem->grads + mem->activations + mem->workspace + mem->tokens + mem->weight_copies;
@@ -220,12 +231,14 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
 
     int64_t M = m->max_rows, d = m->cfg.d_model, V = m->cfg.vocab_size;
     char *a = m->act;
-    m->n_resid = p.n_resid;
-    m->resid = md_malloc((size_t)p.n_resid * sizeof *m->resid);
-    for (int64_t l = 0; l < p.n_resid; l++, a += p.resid_elems * es) m->resid[l] = a;
     m->n_acts = p.n_acts;
     m->acts = md_malloc((size_t)p.n_acts * sizeof *m->acts);
     for (int64_t l = 0; l < p.n_acts; l++, a += p.acts_bytes) m->acts[l] = a;
+    /* the last stream, hf, the statistics and logits back to back: the
+     * tail an op workspace may lie over (make_plan) */
+    m->n_resid = p.n_resid;
+    m->resid = md_malloc((size_t)p.n_resid * sizeof *m->resid);
+    for (int64_t l = 0; l < p.n_resid; l++, a += p.resid_elems * es) m->resid[l] = a;
     m->hf = a;
     a += round16(M * d) * es;
     m->rstd_f = a;
@@ -236,6 +249,9 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     }
     m->logits = a;
     a += round16(M * V) * es;
+    m->tail_bytes = (size_t)(a - (char *)m->resid[m->n_resid - 1]);
+    const char *poison = getenv("MD_POISON_DEAD");
+    m->poison_dead = poison && !strcmp(poison, "1");
     carve_cls(m, a);
     a += cls_elems(&m->cfg, m->max_batch, m->max_len) * es;
     if (arch->consts_bytes) {
@@ -248,13 +264,17 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
         m->scratch = w;
         w += p.scratch_bytes;
         m->g = w;
-        m->dhf = w + round16(M * d) * es;
+        m->dhf = m->hf;
         w += p.g_elems * es;
         m->dlogits = w;
         w += p.dlogits_elems * es;
     }
-    m->op_ws = w;
-    w += p.op_ws_bytes;
+    if (p.op_ws_in_act) {
+        m->op_ws = m->resid[m->cfg.n_layer];   /* h_L, then hf .. logits */
+    } else {
+        m->op_ws = w;
+        w += p.op_ws_bytes;
+    }
     m->xent_ws = w;
     m->n_slots = p.n_slots;
     m->slot_grads = (char *)m->grads + (size_t)m->reg.numel * es;

@@ -40,6 +40,10 @@ typedef struct md_block_arch {
      * wparams); 0: everything in the model's dtype (Transformer++ this
      * round) */
     int act_storage;
+    /* 1: only bwd uses md_block_ctx_t.op_ws, so a whole-batch training plan
+     * may lay it over the buffers the backward is done with before the
+     * blocks (model.c, make_plan) */
+    int ws_bwd_only;
 } md_block_arch_t;
 
 /* The dtype in which arch's blocks store activations on be for a model of
@@ -85,7 +89,10 @@ struct md_model {
     void *consts;            /* the architecture's constants (model_internal.h), or NULL */
     /* carved from ws */
     void *scratch;           /* the blocks' backward scratch */
-    void *g, *dhf, *dlogits, *op_ws, *xent_ws;   /* g: dL/dh through the blocks; dhf: dL/d(norm_f output) */
+    /* g: dL/dh through the blocks; dhf: dL/d(norm_f output), in hf's place
+     * (the head's weight gradient reads hf first); op_ws: in ws, or laid
+     * over h_L .. logits in act (make_plan) */
+    void *g, *dhf, *dlogits, *op_ws, *xent_ws;
     /* sequence-parallel CPU path (n_slots = 0: never used) */
     int64_t n_slots;
     void *slot_grads;                   /* n_slots x numel */
@@ -99,6 +106,12 @@ struct md_model {
     void *cls_pooled, *cls_logits, *cls_dlogits, *cls_dpooled, *cls_ones;
     double *cls_host;                   /* host, max_batch x C: logits in, log-probabilities out */
     void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
+    /* MD_POISON_DEAD=1 in the environment when the model was made: a
+     * whole-batch backward zeroes the tail h_L .. logits (tail_bytes from
+     * resid[n_layer]) once the final norm's backward has read it, so that
+     * tests see any buffer still live there (make_plan lays op_ws over it) */
+    int poison_dead;
+    size_t tail_bytes;
     /* md_model_set_grad_ready's notification, or NULL */
     md_grad_ready_fn grad_ready;
     void *grad_ready_ud;

@@ -144,12 +144,13 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     int64_t M = c.M, d = m->cfg.d_model, V = m->cfg.vocab_size, nl = m->cfg.n_layer;
     md_tensor_t dhf = mat(m, rows(m, m->dhf, s, d), M, d);
     if (lm_head) {
-        /* head: logits = hf head^T, the head tied to the embedding */
+        /* head: logits = hf head^T, the head tied to the embedding; dhf
+         * overwrites hf (model_internal.h), so the weight gradient first */
         md_tensor_t dlogits = mat(m, rows(m, m->dlogits, s, V), M, V), hf = mat(m, rows(m, m->hf, s, d), M, d);
         md_tensor_t head = md_param_view(&c, m->params, -1, MD_ROLE_LM_HEAD);
         md_tensor_t g_head = md_param_view(&c, s->grads, -1, MD_ROLE_LM_HEAD);
-        be->gemm(be, 0, 0, 1.0, &dlogits, &head, 0.0, &dhf);
         be->gemm(be, 1, 0, 1.0, &dlogits, &hf, 1.0, &g_head);
+        be->gemm(be, 0, 0, 1.0, &dlogits, &head, 0.0, &dhf);
     }
     /* norm_f */
     void *g_rows = rows(m, m->g, s, d);
@@ -165,6 +166,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
         be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
     }
     grads_ready(m, s, nl);
+    if (m->poison_dead && s->whole) be->memset0(be, resid(m, nl), m->tail_bytes);
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
     for (int64_t l = nl - 1; l >= 0; l--) {

@@ -326,9 +326,11 @@ static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tenso
 }
 
 /* ---- the selective scan (scan_api.h) ----
- * scan_states_size = the chunk-start states (md_scan_states_bytes, kept for
- * the backward) + the forward's scratch (md_scan_fwd_workspace), carved
- * from the caller's states buffer in that order. */
+ * The caller's states buffer is the forward's scratch
+ * (md_scan_fwd_workspace): given no separate states, the forward keeps the
+ * chunk-start states at the scratch's start (scan_api.h), where the
+ * backward takes them. One buffer, not the states and a scratch holding a
+ * second, unused region of the states' size. */
 
 static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta, const md_tensor_t *dt_bias,
                       const md_tensor_t *A_log, const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
@@ -362,8 +364,7 @@ static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t
 static size_t cu_scan_states_size(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len, int64_t d_inner,
                                   int64_t d_state)
 {
-    return round256(md_scan_states_bytes(batch, len, d_inner, d_state)) +
-           md_scan_fwd_workspace(batch, len, d_inner, d_state);
+    return md_scan_fwd_workspace(batch, len, d_inner, d_state);
 }
 
 static size_t cu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
@@ -382,11 +383,10 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     OP_REQUIRE(fb_dev(y, "scan_fwd") == (s.dtype == MD_SCAN_BF16), "scan_fwd");
     OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
     s.y = y->data, s.ld_y = y->ld;
-    size_t sb = md_scan_states_bytes(s.batch, s.len, s.d_inner, s.d_state);
     size_t wb = md_scan_fwd_workspace(s.batch, s.len, s.d_inner, s.d_state);
-    /* states == NULL: forward only, one pass per sequence (scan_api.h) */
-    s.states = sb && states ? (float *)states : NULL;
-    s.workspace = wb && states ? (char *)states + round256(sb) : NULL;
+    /* states == NULL: forward only, one pass per sequence (scan_api.h);
+     * else the states land at the workspace's start */
+    s.workspace = wb && states ? states : NULL;
     s.workspace_bytes = s.workspace ? wb : 0;
     CK(md_scan_fwd(&s, 0), "scan_fwd");
 }
