@@ -542,9 +542,20 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, uint64_
         printf(" %s %.1e", nm2[k], errs[k]);
         CHECK(errs[k] < 1e-5, "streaming %s: split differs from whole by %.3g", nm2[k], errs[k]);
     }
-    printf("\n");
-    /* h0 and dhT matter: without them the whole run differs */
+    /* the forward for inference (neither states nor workspace) carries h0 and hT too */
     double *y0 = md_malloc((size_t)(M * E) * 8);
+    W.a.states = NULL, W.a.workspace = NULL, W.a.workspace_bytes = 0;
+    poison_outputs(&W);
+    CU(cudaMemset(W.hT, 0xff, (size_t)S * sizeof(float)));
+    CU(md_scan_fwd(&W.a, 0));
+    CU(cudaDeviceSynchronize());
+    dmat_download(&W.y, y0, NULL);
+    dvec_download(W.hT, hT2, S);
+    errs[0] = relerr(y0, gw.y, M * E), errs[1] = relerr(hT2, hTw, S);
+    printf(" forward-only y %.1e hT %.1e\n", errs[0], errs[1]);
+    CHECK(errs[0] < 1e-5 && errs[1] < 1e-5, "streaming: the forward for inference differs (y %.3g, hT %.3g)", errs[0],
+          errs[1]);
+    /* h0 and dhT matter: without them the whole run differs */
     W.a.h0 = NULL, W.a.hT = NULL;
     poison_outputs(&W);
     CU(md_scan_fwd(&W.a, 0));

@@ -384,8 +384,10 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     s.y = y->data, s.ld_y = y->ld;
     size_t sb = md_scan_states_bytes(s.batch, s.len, s.d_inner, s.d_state);
     size_t wb = md_scan_fwd_workspace(s.batch, s.len, s.d_inner, s.d_state);
-    /* states == NULL: forward only, one pass per sequence (scan_api.h) */
-    s.states = sb && states ? (float *)states : NULL;
+    /* states == NULL: forward only, the inference kernel (scan_api.h); a
+     * training forward hands its states pointer on even when one chunk
+     * needs none (sb == 0), so that it keeps the training kernels */
+    s.states = states ? (float *)states : NULL;
     s.workspace = wb && states ? (char *)states + round256(sb) : NULL;
     s.workspace_bytes = s.workspace ? wb : 0;
     CK(md_scan_fwd(&s, 0), "scan_fwd");
