@@ -15,10 +15,8 @@
  *      threads per channel, y summed over them with shuffles) and leaves
  *      y = (Cm.h) silu(z) + D u silu(z) in shared memory;
  *   W  the tile's y goes out with coalesced stores.
- * R is bound by the exponentials, exp(dt A) for every state: MUFU.EX2 does
- * 16 a clock per SM against 128 FMAs, so POLY of each thread's S exps run
- * as a polynomial on the FMA pipe instead, which the issue slots can
- * afford (NOTES-scan.md, v5, for the split).
+ * Every exp goes to MUFU.EX2: moving part of them to an FMA-pipe
+ * polynomial was measured slower (NOTES-scan.md, v5).
  */
 #include "selective_scan.cuh"
 #include "storage.cuh"
@@ -26,9 +24,6 @@
 /* Tuning (NOTES-scan.md, v5); the benchmark builds override them. */
 #ifndef MD_SCAN_INFER_STATES
 #define MD_SCAN_INFER_STATES 16   /* states per thread when N <= 16 */
-#endif
-#ifndef MD_SCAN_INFER_POLY
-#define MD_SCAN_INFER_POLY 0      /* of a thread's 16 states' exps on the FMA pipe (scaled for 8) */
 #endif
 #ifndef MD_SCAN_INFER_TILE
 #define MD_SCAN_INFER_TILE 16     /* steps per tile */
@@ -38,26 +33,6 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kTile = MD_SCAN_INFER_TILE;
-
-/* 2^x for x <= 0 on the FMA pipe: x = n + f with n an integer and |f| <=
- * 1/2, 2^f by a degree-5 polynomial (Chebyshev fit, relative error 3e-7,
- * as MUFU.EX2's 2^-22), 2^n added to the exponent bits. Below -125 it
- * returns 2^-125 rather than a denormal or 0: against a state that decays
- * by that factor in one step, the difference is nothing a float keeps. */
-__device__ __forceinline__ float ex2_fma(float x)
-{
-    x = fmaxf(x, -125.f);
-    const float shifted = __fadd_rn(x, 12582912.f);   /* 1.5 * 2^23: the integer lands in the low bits */
-    const float n = __fadd_rn(shifted, -12582912.f);
-    const float f = __fadd_rn(x, -n);
-    float p = 1.3400432653725147e-3f;
-    p = fmaf(p, f, 9.676037356257439e-3f);
-    p = fmaf(p, f, 5.550327152013779e-2f);
-    p = fmaf(p, f, 2.402210682630539e-1f);
-    p = fmaf(p, f, 6.931471824645996e-1f);
-    p = fmaf(p, f, 1.0000001192092896f);
-    return __int_as_float(__float_as_int(p) + (__float_as_int(shifted) << 23));
-}
 
 /* softplus(x) (= x above 20, as md_softplus) with log1p from the SFU's log:
  * log1p(e) = log(1+e) * e / ((1+e) - 1) cancels the rounding of 1+e
@@ -109,12 +84,12 @@ struct InferArgs {
     int64_t L, E, N;
 };
 
-/* S states per thread, POLY of whose exps on the FMA pipe; PAIR: E is even
+/* S states per thread; PAIR: E is even
  * and every sequence tensor's rows start at a pair's alignment, so that
  * phases A and W move two channels per thread (consecutive threads,
  * consecutive pairs: coalesced loads and stores, and shared-memory accesses
  * free of bank conflicts). */
-template <typename T, int NPAD, int S, int POLY, bool PAIR>
+template <typename T, int NPAD, int S, bool PAIR>
 __global__ void __launch_bounds__(kThreads) infer_kernel(InferArgs<T> a)
 {
     constexpr int Q = NPAD / S, CH = kThreads / Q, VW = PAIR ? 2 : 1;
@@ -192,9 +167,7 @@ __global__ void __launch_bounds__(kThreads) infer_kernel(InferArgs<T> a)
 #pragma unroll
                 for (int k = 0; k < 4; k++) {
                     const int s = 4 * s4 + k;
-                    const float x = d.x * A2[s];
-                    const float decay = s < POLY ? ex2_fma(x) : md_ex2(x);
-                    h[s] = fmaf(decay, h[s], d.y * bs[k]);
+                    h[s] = fmaf(md_ex2(d.x * A2[s]), h[s], d.y * bs[k]);
                     acc = fmaf(cs[k], h[s], acc);
                 }
             }
@@ -226,10 +199,8 @@ template <typename T, int NPAD, int S, bool PAIR>
 cudaError_t launch(const InferArgs<T> &ia, int64_t batch, cudaStream_t st)
 {
     constexpr int CH = kThreads / (NPAD / S);
-    /* the FMA pipe's share scales with the states a thread runs */
-    constexpr int POLY = MD_SCAN_INFER_POLY * S / 16;
     const int64_t blocks = batch * ((ia.E + CH - 1) / CH);
-    infer_kernel<T, NPAD, S, POLY, PAIR><<<(unsigned)blocks, kThreads, 0, st>>>(ia);
+    infer_kernel<T, NPAD, S, PAIR><<<(unsigned)blocks, kThreads, 0, st>>>(ia);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
