@@ -6,8 +6,11 @@
  * run and the padding between strided rows checked untouched afterwards,
  * input padding filled with NaN so that a read outside a view shows. Every
  * output and gradient must have ||gpu - ref|| / ||ref|| under 1e-5 (f32) or
- * 1e-2 (bf16). Then, on the GPU alone: the backward from the forward's saved
- * chunk states equals the one that recomputes them, bit for bit; two runs
+ * 1e-2 (bf16); the forward for inference (neither states nor workspace)
+ * too, also with delta's rows unpadded so that it takes channel pairs
+ * where the strides allow. Then, on the GPU alone: the backward from the
+ * forward's saved chunk states equals the one that recomputes them, bit
+ * for bit; two runs
  * give identical bits; and a sequence split in two, carried through h0/hT
  * and dhT/dh0, matches the whole.
  *
@@ -437,6 +440,20 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     double err1 = relerr(again.y, ref.y, M * E);
     CHECK(err1 < tol, "%s %s: one-pass forward y relative error %.3g >= %g", s->what, dn, err1, tol);
     CHECK(pad_ok, "%s %s: the one-pass forward wrote into the padding between rows", s->what, dn);
+    /* 4b: the same with delta's rows unpadded (the others keep theirs): where
+     * E and every row stride are even, the inference kernel moves channel
+     * pairs, else single channels; gpu_setup pads delta by one more */
+    dmat_t delta2 = dmat_new(M, E, 0, bf16);
+    dmat_upload(&delta2, p.delta);
+    poison_outputs(&G);
+    G.a.delta = delta2.p, G.a.ld_delta = delta2.ld;
+    CU(md_scan_fwd(&G.a, 0));
+    CU(cudaDeviceSynchronize());
+    dmat_download(&G.y, again.y, &pad_ok);
+    err1 = relerr(again.y, ref.y, M * E);
+    CHECK(err1 < tol, "%s %s: one-pass forward, delta unpadded, y relative error %.3g >= %g", s->what, dn, err1, tol);
+    CHECK(pad_ok, "%s %s: the one-pass forward (delta unpadded) wrote into the padding between rows", s->what, dn);
+    dmat_free(&delta2);
 
     gpu_free(&G);
     grads_free(&ref), grads_free(&got), grads_free(&again);
