@@ -84,11 +84,10 @@ struct InferArgs {
     int64_t L, E, N;
 };
 
-/* S states per thread; PAIR: E is even
- * and every sequence tensor's rows start at a pair's alignment, so that
- * phases A and W move two channels per thread (consecutive threads,
- * consecutive pairs: coalesced loads and stores, and shared-memory accesses
- * free of bank conflicts). */
+/* S states per thread. PAIR: E is even and every sequence tensor's rows
+ * start at a pair's alignment, so that phases A and W move two channels per
+ * thread (consecutive threads, consecutive pairs: coalesced loads and
+ * stores, and shared-memory accesses free of bank conflicts). */
 template <typename T, int NPAD, int S, bool PAIR>
 __global__ void __launch_bounds__(kThreads) infer_kernel(InferArgs<T> a)
 {
