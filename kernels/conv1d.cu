@@ -40,33 +40,46 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
 }
 
 /* Width known at compile time (the Mamba block's 4): each thread owns
- * kConvRows consecutive rows of one channel and slides the x window along
- * them in registers, with one 64-bit division per tile where the generic
- * kernel below takes two per element and reloads every tap. */
+ * kConvRows consecutive rows of V adjacent channels (2 where the rows'
+ * alignment allows: one load or store for both, so that a warp moves whole
+ * 128-byte lines in bf16) and slides the x window along them in registers,
+ * with one 64-bit division per tile where the generic kernel below takes
+ * two per element and reloads every tap. */
 constexpr int kConvRows = 16;          /* rows per thread */
-constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channels */
+constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channel groups */
 
-template <typename T, int K>
+template <typename T, int K, int V>
 __global__ void __launch_bounds__(256) conv_fwd_rows_kernel(T *y, int64_t ldy, const T *x, int64_t ldx,
                                                           const float *w, const float *bias, int64_t rows,
                                                           int64_t len, int64_t dim)
 {
     constexpr int NX = kConvRows + K - 1;
-    const int64_t e = (int64_t)blockIdx.x * 32 + threadIdx.x;
+    const int64_t e = ((int64_t)blockIdx.x * 32 + threadIdx.x) * V;
     if (e >= dim) return;
-    float wk[K];
+    float wk[V][K], b[V];
 #pragma unroll
-    for (int k = 0; k < K; k++) wk[k] = w[e * K + k];
-    const float b = bias[e];
+    for (int v = 0; v < V; v++) {
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[v][k] = w[(e + v) * K + k];
+        b[v] = bias[e + v];
+    }
     const int64_t ntiles = (rows + kConvRows - 1) / kConvRows;
     for (int64_t tile = (int64_t)blockIdx.y * kConvTilesPerBlock + threadIdx.y; tile < ntiles;
          tile += (int64_t)gridDim.y * kConvTilesPerBlock) {
         const int64_t r0 = tile * kConvRows;
-        float xs[NX];   /* x at rows r0 - (K-1) + j */
+        float xs[NX][V];   /* x at rows r0 - (K-1) + j */
 #pragma unroll
         for (int j = 0; j < NX; j++) {
             const int64_t r = r0 - (K - 1) + j;
-            xs[j] = r >= 0 && r < rows ? ld_f(x + r * ldx + e) : 0.f;
+            if (r < 0 || r >= rows) {
+#pragma unroll
+                for (int v = 0; v < V; v++) xs[j][v] = 0.f;
+            } else if constexpr (V == 2) {
+                const float2 xp = ld_pair(x + r * ldx + e);
+                xs[j][0] = xp.x, xs[j][1] = xp.y;
+            } else {
+                xs[j][0] = ld_f(x + r * ldx + e);
+            }
         }
         int64_t t = r0 % len;
 #pragma unroll
@@ -74,11 +87,17 @@ __global__ void __launch_bounds__(256) conv_fwd_rows_kernel(T *y, int64_t ldy, c
             const int64_t r = r0 + i;
             if (r < rows) {
                 const int tc = (int)(t < K - 1 ? t : K - 1);
-                float p = b;
+                float out[V];
 #pragma unroll
-                for (int k = 0; k < K; k++)
-                    if (tc - (K - 1) + k >= 0) p += wk[k] * xs[i + k];
-                st_f(y + r * ldy + e, p * sigmoidf_(p));
+                for (int v = 0; v < V; v++) {
+                    float p = b[v];
+#pragma unroll
+                    for (int k = 0; k < K; k++)
+                        if (tc - (K - 1) + k >= 0) p += wk[v][k] * xs[i + k][v];
+                    out[v] = p * sigmoidf_(p);
+                }
+                if constexpr (V == 2) st_pair(y + r * ldy + e, make_float2(out[0], out[1]));
+                else st_f(y + r * ldy + e, out[0]);
             }
             if (++t == len) t = 0;
         }
@@ -100,9 +119,16 @@ static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, c
     if (width == 4) {
         const int64_t tiles = (batch * len + kConvRows - 1) / kConvRows;
         const int64_t by = (tiles + kConvTilesPerBlock - 1) / kConvTilesPerBlock;
-        conv_fwd_rows_kernel<T, 4><<<dim3((unsigned)((dim + 31) / 32), (unsigned)(by < 65535 ? by : 65535)),
-                                     dim3(32, kConvTilesPerBlock), 0, s>>>(y, ldy, x, ldx, w, bias, batch * len,
-                                                                           len, dim);
+        const dim3 block(32, kConvTilesPerBlock);
+        const unsigned gy = (unsigned)(by < 65535 ? by : 65535);
+        const bool pair = dim % 2 == 0 && ldx % 2 == 0 && ldy % 2 == 0 && (uintptr_t)x % (2 * sizeof(T)) == 0 &&
+                          (uintptr_t)y % (2 * sizeof(T)) == 0;
+        if (pair)
+            conv_fwd_rows_kernel<T, 4, 2><<<dim3((unsigned)((dim / 2 + 31) / 32), gy), block, 0, s>>>(
+                y, ldy, x, ldx, w, bias, batch * len, len, dim);
+        else
+            conv_fwd_rows_kernel<T, 4, 1><<<dim3((unsigned)((dim + 31) / 32), gy), block, 0, s>>>(
+                y, ldy, x, ldx, w, bias, batch * len, len, dim);
         return cudaGetLastError();
     }
     conv_fwd_kernel<<<grid_of(batch * len * dim), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,

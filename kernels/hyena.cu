@@ -26,19 +26,7 @@ static unsigned row_grid(int64_t rows)
     return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
 }
 
-/* Two adjacent columns as one 4-byte (bf16) or 8-byte (fp32) access: where
- * a kernel's columns and row strides are even and its pointers aligned,
- * so that a warp moves 128 or 256 contiguous bytes per access instead of
- * 64 or 128 (bf16 elementwise kernels are bound by their access count). */
-__device__ __forceinline__ float2 ld_pair(const float *p) { return *(const float2 *)p; }
-__device__ __forceinline__ float2 ld_pair(const __nv_bfloat16 *p)
-{
-    return __bfloat1622float2(*(const __nv_bfloat162 *)p);
-}
-__device__ __forceinline__ void st_pair(float *p, float2 v) { *(float2 *)p = v; }
-__device__ __forceinline__ void st_pair(__nv_bfloat16 *p, float2 v) { *(__nv_bfloat162 *)p = __float22bfloat162_rn(v); }
-
-/* 1 when every (pointer, row stride) pair allows the pair accesses above */
+/* 1 when every (pointer, row stride) pair allows storage.cuh's pair accesses */
 static int pairs_ok(int64_t cols, size_t es, const void *p0, int64_t ld0, const void *p1, int64_t ld1, const void *p2,
                     int64_t ld2)
 {

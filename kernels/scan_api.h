@@ -106,9 +106,13 @@ size_t md_scan_fwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_
 size_t md_scan_bwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);
 
 /* Reads u, delta, z, Bm, Cm, A_log, D, dt_bias (and h0); writes y (and hT,
- * states). With neither states nor workspace, the forward only: each
- * sequence runs in one pass (no chunk states, no scratch, B x E lanes of
- * parallelism), which suits inference over many sequences. */
+ * states). With neither states nor workspace, the forward for inference
+ * (selective_scan_infer.cu): each sequence runs in one pass (no chunk
+ * states, no scratch, B x E lanes of parallelism), which suits inference
+ * over many sequences; its y agrees
+ * with the training forward's to float rounding, not bit for bit, so a
+ * training forward passes its states pointer even where one chunk needs
+ * none (md_scan_states_bytes() = 0). */
 cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t stream);
 /* Reads dy, the forward's inputs (and h0, dhT, states); writes du, ddelta,
  * dz, dBm, dCm (and dh0); adds into dA_log, dD, ddt_bias. */

@@ -151,6 +151,10 @@ cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_l
                                      const float *init, float *st, float *gsum, float *gstart, int reverse,
                                      cudaStream_t s);
 
+/* The forward for inference (selective_scan_infer.cu): md_scan_fwd with
+ * neither states nor workspace, arguments already checked. */
+cudaError_t md_scan_fwd_infer(const md_scan_args_t *a, cudaStream_t s);
+
 #define MD_CU_TRY(call)                          \
     do {                                         \
         cudaError_t md_err_ = (call);            \

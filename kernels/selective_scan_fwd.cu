@@ -13,11 +13,8 @@
  * output pass from the true start states. A single chunk runs only the
  * output pass.
  *
- * Forward only (neither states nor workspace given: inference), the output
- * pass walks each sequence whole, as one "chunk" of L steps: no summaries,
- * no propagation, no scratch, half the reads and exps of the chunked path.
- * Its parallelism is B x E lanes rather than B x E x nc, which the many
- * sequences of an inference batch provide.
+ * Forward only (neither states nor workspace given: inference) goes to
+ * selective_scan_infer.cu, which walks each sequence whole.
  */
 #include "selective_scan.cuh"
 
@@ -432,8 +429,8 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
     const int64_t E = a->d_inner, N = a->d_state;
     if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_y < E || a->ld_B < N || a->ld_C < N)
         return cudaErrorInvalidValue;
+    if (!a->states && !a->workspace) return md_scan_fwd_infer(a, s);
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
-    if (!a->states && !a->workspace) w.nc = 1;   /* forward only: one pass per sequence */
     const float *st = NULL;
     if (w.nc > 1) {
         if (!a->workspace || a->workspace_bytes < w.fwd_bytes) return cudaErrorInvalidValue;

@@ -235,10 +235,12 @@ static void check_add_rmsnorm(void)
 static void check_conv(void)
 {
     /* B, L, E, width: the backward has its own kernel for width 4 (tiles of
-     * 16 rows crossing sequence ends at L = 3, 777) and a generic one */
+     * 16 rows crossing sequence ends at L = 3, 777) and a generic one; the
+     * width-4 forward takes channel pairs for even E, single channels for
+     * odd E (35) */
     static const int64_t shapes[][4] = {{1, 1, 8, 4}, {2, 3, 70, 4}, {3, 777, 128, 4}, {1, 4096, 64, 4},
-                                        {2, 301, 40, 3}, {1, 5, 33, 7}};
-    for (int s = 0; s < 6; s++) {
+                                        {2, 301, 40, 3}, {1, 5, 33, 7}, {2, 150, 35, 4}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = shapes[s][3], M = B * L;
         char sh[64];
         snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld K=%lld", (long long)B, (long long)L, (long long)E, (long long)K);

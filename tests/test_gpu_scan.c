@@ -6,8 +6,11 @@
  * run and the padding between strided rows checked untouched afterwards,
  * input padding filled with NaN so that a read outside a view shows. Every
  * output and gradient must have ||gpu - ref|| / ||ref|| under 1e-5 (f32) or
- * 1e-2 (bf16). Then, on the GPU alone: the backward from the forward's saved
- * chunk states equals the one that recomputes them, bit for bit; two runs
+ * 1e-2 (bf16); the forward for inference (neither states nor workspace)
+ * too, also with delta's rows unpadded so that it takes channel pairs
+ * where the strides allow. Then, on the GPU alone: the backward from the
+ * forward's saved chunk states equals the one that recomputes them, bit
+ * for bit; two runs
  * give identical bits; and a sequence split in two, carried through h0/hT
  * and dhT/dh0, matches the whole.
  *
@@ -456,6 +459,20 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     double err1 = relerr(again.y, ref.y, M * E);
     CHECK(err1 < tol, "%s %s: one-pass forward y relative error %.3g >= %g", s->what, dn, err1, tol);
     CHECK(pad_ok, "%s %s: the one-pass forward wrote into the padding between rows", s->what, dn);
+    /* 4b: the same with delta's rows unpadded (the others keep theirs): where
+     * E and every row stride are even, the inference kernel moves channel
+     * pairs, else single channels; gpu_setup pads delta by one more */
+    dmat_t delta2 = dmat_new(M, E, 0, bf16);
+    dmat_upload(&delta2, p.delta);
+    poison_outputs(&G);
+    G.a.delta = delta2.p, G.a.ld_delta = delta2.ld;
+    CU(md_scan_fwd(&G.a, 0));
+    CU(cudaDeviceSynchronize());
+    dmat_download(&G.y, again.y, &pad_ok);
+    err1 = relerr(again.y, ref.y, M * E);
+    CHECK(err1 < tol, "%s %s: one-pass forward, delta unpadded, y relative error %.3g >= %g", s->what, dn, err1, tol);
+    CHECK(pad_ok, "%s %s: the one-pass forward (delta unpadded) wrote into the padding between rows", s->what, dn);
+    dmat_free(&delta2);
 
     gpu_free(&G);
     grads_free(&ref), grads_free(&got), grads_free(&again);
@@ -561,9 +578,20 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, uint64_
         printf(" %s %.1e", nm2[k], errs[k]);
         CHECK(errs[k] < 1e-5, "streaming %s: split differs from whole by %.3g", nm2[k], errs[k]);
     }
-    printf("\n");
-    /* h0 and dhT matter: without them the whole run differs */
+    /* the forward for inference (neither states nor workspace) carries h0 and hT too */
     double *y0 = md_malloc((size_t)(M * E) * 8);
+    W.a.states = NULL, W.a.workspace = NULL, W.a.workspace_bytes = 0;
+    poison_outputs(&W);
+    CU(cudaMemset(W.hT, 0xff, (size_t)S * sizeof(float)));
+    CU(md_scan_fwd(&W.a, 0));
+    CU(cudaDeviceSynchronize());
+    dmat_download(&W.y, y0, NULL);
+    dvec_download(W.hT, hT2, S);
+    errs[0] = relerr(y0, gw.y, M * E), errs[1] = relerr(hT2, hTw, S);
+    printf(" forward-only y %.1e hT %.1e\n", errs[0], errs[1]);
+    CHECK(errs[0] < 1e-5 && errs[1] < 1e-5, "streaming: the forward for inference differs (y %.3g, hT %.3g)", errs[0],
+          errs[1]);
+    /* h0 and dhT matter: without them the whole run differs */
     W.a.h0 = NULL, W.a.hT = NULL;
     poison_outputs(&W);
     CU(md_scan_fwd(&W.a, 0));

@@ -12,10 +12,11 @@ static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 
 /* ---- Mamba ---- */
 
+/* scan_bwd's workspace: none for the forward alone */
 static size_t mamba_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch,
-                             int64_t len)
+                             int64_t len, int inference)
 {
-    return be->scan_bwd_workspace(be, dt, batch, len, cfg->d_inner, cfg->d_state);
+    return inference ? 0 : be->scan_bwd_workspace(be, dt, batch, len, cfg->d_inner, cfg->d_state);
 }
 
 /* base advanced to this call's first row, for elements of dtype dt */
@@ -32,7 +33,7 @@ static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
     int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_mamba_acts_t a, r;
     md_dtype_t adt = c->adtype;
-    md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, base, &a);
+    md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, c->inference, base, &a);
     r.rstd = rows_of(c, a.rstd, 1, c->dtype);
     r.hn = rows_of(c, a.hn, d, adt);
     r.xz = rows_of(c, a.xz, 2 * E, adt);
@@ -84,6 +85,37 @@ static int mamba_supported(const md_backend_t *be)
     return be->scan_fwd && be->scan_bwd && be->conv1d_silu_fwd && be->conv1d_silu_bwd;
 }
 
+/* ---- Transformer++ and Hyena: their sizes, the same for the forward alone ---- */
+
+static size_t tfm_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                             int64_t max_len, int inference)
+{
+    (void)inference;
+    return md_tfm_acts_bytes(cfg, be, dt, max_batch, max_len);
+}
+
+static size_t tfm_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                           int inference)
+{
+    (void)inference;
+    return md_tfm_ws_bytes(cfg, be, dt, batch, len);
+}
+
+static size_t hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                               int64_t max_len, int inference)
+{
+    (void)inference;
+    return md_hyena_acts_bytes(cfg, be, dt, max_batch, max_len);
+}
+
+/* fftconv_fwd uses its workspace too */
+static size_t hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch,
+                             int64_t len, int inference)
+{
+    (void)inference;
+    return md_hyena_ws_bytes(cfg, be, dt, batch, len);
+}
+
 /* ---- Transformer++ ---- */
 
 static int tfm_supported(const md_backend_t *be)
@@ -104,9 +136,9 @@ static int hyena_supported(const md_backend_t *be)
 static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
                        mamba_flops, mamba_supported, .defer_residual = 1, .act_storage = 1, .ws_bwd_only = 1},
-    [MD_ARCH_TRANSFORMER] = {md_tfm_acts_bytes, md_tfm_scratch_bytes, md_tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
-                             md_tfm_flops_per_token, tfm_supported, .ws_bwd_only = 1},
-    [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, md_hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
+    [MD_ARCH_TRANSFORMER] = {tfm_acts_bytes, md_tfm_scratch_bytes, tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
+                             md_tfm_flops_per_token, tfm_supported},   /* attention_fwd uses op_ws too */
+    [MD_ARCH_HYENA] = {hyena_acts_bytes, md_hyena_scratch_bytes, hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
                        md_hyena_flops_per_token, hyena_supported, .consts_bytes = md_hyena_consts_bytes,
                        .consts_init = md_hyena_consts_init, .final_layernorm = 1, .act_storage = 1},
 };

@@ -79,7 +79,7 @@ void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols,
 
 /* sizes of the sub-buffers in bytes, in carve order */
 static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t B, int64_t L,
-                       size_t *s)
+                       int inference, size_t *s)
 {
     int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_dtype_t adt = md_act_dtype(be, dt);
@@ -94,23 +94,23 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
     /* the whole batch at once, or sequence by sequence at a fixed stride */
     size_t whole = be->scan_states_size(be, adt, B, L, E, cfg->d_state);
     size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, adt, 1, L, E, cfg->d_state));
-    s[7] = whole > per_seq ? whole : per_seq;
+    s[7] = inference ? 0 : whole > per_seq ? whole : per_seq;
 }
 
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len)
+                           int64_t max_len, int inference)
 {
     size_t s[8], n = 0;
-    acts_sizes(cfg, be, dt, max_batch, max_len, s);
+    acts_sizes(cfg, be, dt, max_batch, max_len, inference, s);
     for (int i = 0; i < 8; i++) n += round64b(s[i]);
     return n;
 }
 
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                         int64_t max_len, void *base, md_mamba_acts_t *a)
+                         int64_t max_len, int inference, void *base, md_mamba_acts_t *a)
 {
     size_t s[8];
-    acts_sizes(cfg, be, dt, max_batch, max_len, s);
+    acts_sizes(cfg, be, dt, max_batch, max_len, inference, s);
     void **slot[8] = {&a->rstd, &a->hn, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states};
     char *p = base;
     for (int i = 0; i < 8; i++) {

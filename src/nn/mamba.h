@@ -78,11 +78,13 @@ typedef struct md_mamba_scratch {
 
 /* Bytes of one set for batches of up to max_batch x max_len, every
  * sub-buffer 64-byte aligned; carve lays a set out from base. dt is the
- * model's dtype; the scratch functions take the activation dtype. */
+ * model's dtype; the scratch functions take the activation dtype.
+ * inference = 1: no room for scan states (md_mamba_fwd passes the scan
+ * none when md_block_ctx_t.inference is set). */
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len);
+                           int64_t max_len, int inference);
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                         int64_t max_len, void *base, md_mamba_acts_t *a);
+                         int64_t max_len, int inference, void *base, md_mamba_acts_t *a);
 size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
 void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows, void *base,
                             md_mamba_scratch_t *s);

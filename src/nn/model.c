@@ -71,8 +71,8 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     const md_block_arch_t *arch = md_block_arch(cfg->arch);
     md_dtype_t adt = md_block_act_dtype(arch, be, dt);
     p->resid_elems = round16(M * d);
-    p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len);
     int inference = opts && opts->inference;
+    p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len, inference);
     /* forward only: block l reads h_l (and, with a deferred residual add,
      * first of all h_{l-1}, into h_l) and then writes h_{l+1}, so two
      * streams in turn suffice: h_{l+1} overwrites h_{l-1} once read */
@@ -89,9 +89,9 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
     p->n_slots = 0;
     if (be->device == MD_DEVICE_CPU && max_batch >= 2) p->n_slots = max_batch < MD_MAX_SLOTS ? max_batch : MD_MAX_SLOTS;
-    p->op_ws_seq = round64b(arch->ws_bytes(cfg, be, dt, 1, max_len));
+    p->op_ws_seq = round64b(arch->ws_bytes(cfg, be, dt, 1, max_len, inference));
     p->xent_ws_seq = round64b(be->xent_workspace(be, max_len));
-    size_t op_ws_batch = arch->ws_bytes(cfg, be, dt, max_batch, max_len);
+    size_t op_ws_batch = arch->ws_bytes(cfg, be, dt, max_batch, max_len, inference);
     p->op_ws_bytes = max_size(round64b(op_ws_batch), (size_t)p->n_slots * p->op_ws_seq);
     p->xent_ws_bytes = max_size(round64b(be->xent_workspace(be, M)), (size_t)p->n_slots * p->xent_ws_seq);
     /* The blocks' backward starts once the final norm's backward has read

@@ -10,15 +10,19 @@
  * activations (one set per layer, or one shared set with recompute), of
  * the backward's scratch (one set; scratch_bytes takes the dtype it is
  * stored in, md_block_ctx_t.adtype) and of its op workspace (scan_bwd's,
- * attention_bwd's), and the block's forward and backward. A set is laid out
+ * attention_bwd's), and the block's forward and backward. inference = 1
+ * (md_model_opts_t.inference): the sizes for the forward alone, which may
+ * leave out what only the backward reads (the Mamba block's scan states
+ * and scan_bwd workspace); fwd then finds md_block_ctx_t.inference set. A set is laid out
  * for the plan's max_batch x max_len rows; fwd/bwd take the set's base and
  * find this call's rows from the context (md_block_ctx_t.r0, seq, whole).
  * supported() says whether the backend has the block's ops. */
 typedef struct md_block_arch {
     size_t (*acts_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                         int64_t max_len);
+                         int64_t max_len, int inference);
     size_t (*scratch_bytes)(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
-    size_t (*ws_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len);
+    size_t (*ws_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                       int inference);
     void (*fwd)(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, void *acts);
     void (*bwd)(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch);
     double (*flops_per_token)(const md_config_t *cfg, int64_t L, double *matmul_only);

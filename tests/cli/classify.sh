@@ -2,6 +2,8 @@
 # the TSV (header, columns, one row per read in input order), long reads as
 # windows, both strands, --min-prob, the summary and its counts, stdin and
 # gzip, independence from threads and batch size; and every user error.
+# These run on the CPU (-x cpu) also where a GPU is present; with one, the
+# GPU's probabilities must match the CPU's (fp32, and bf16 more loosely).
 . "$MD_TESTS/clilib.sh"
 
 $MD simulate genomes -q --seed 3 -f 2bit --chroms 3 --length 20k -o "$T/g" || { bad "simulate"; finish; exit 1; }
@@ -15,7 +17,7 @@ printf '>empty read\n\n' >> "$T/r.fa"
 $MD simulate reads -q -n 5 -l 100 --seed 5 -o "$T/r2.fq" "$T/g/orangutan.2bit" || bad "reads 2"
 
 expect_ok "help" $MD classify -h
-expect_ok "classify" $MD classify -i "$T/m.safetensors" --summary "$T/s.tsv" -o "$T/c.tsv" "$T/r.fa" "$T/r2.fq"
+expect_ok "classify" $MD classify -x cpu -i "$T/m.safetensors" --summary "$T/s.tsv" -o "$T/c.tsv" "$T/r.fa" "$T/r2.fq"
 grep -q "has no sequence; skipped" "$T/err" && ok || bad "the empty read is warned about"
 take_provenance "$T/c.tsv"
 take_provenance "$T/s.tsv"
@@ -42,40 +44,40 @@ for l in unclassified human gorilla orang skipped; do
 done
 
 # --min-prob 1: every read unclassified
-expect_ok "min-prob 1" $MD classify -i "$T/m.safetensors" --min-prob 1 --summary "$T/s1.tsv" -o "$T/c1.tsv" "$T/r.fa"
+expect_ok "min-prob 1" $MD classify -x cpu -i "$T/m.safetensors" --min-prob 1 --summary "$T/s1.tsv" -o "$T/c1.tsv" "$T/r.fa"
 take_provenance "$T/c1.tsv"
 [ "$(tail -n +3 "$T/c1.tsv" | cut -f 3 | sort -u)" = unclassified ] && ok || bad "min-prob 1 leaves reads classified"
 grep -q ' 0 classified, 60 unclassified, 1 skipped' "$T/s1.tsv" && ok || bad "summary with min-prob: $(head -n 1 "$T/s1.tsv")"
 
 # The same result whatever the thread count and batch size; stdin and gzip read the same.
 tail -n +2 "$T/c.tsv" > "$T/ref"
-$MD classify -q -t 1 -B 3 -i "$T/m.safetensors" "$T/r.fa" "$T/r2.fq" 2>/dev/null | tail -n +4 > "$T/t1"
+$MD classify -x cpu -q -t 1 -B 3 -i "$T/m.safetensors" "$T/r.fa" "$T/r2.fq" 2>/dev/null | tail -n +4 > "$T/t1"
 cmp -s "$T/ref" "$T/t1" && ok || bad "1 thread, batches of 3 differ"
 gzip -c "$T/r2.fq" > "$T/r2.fq.gz"
-cat "$T/r.fa" | $MD classify -q -i "$T/m.safetensors" - "$T/r2.fq.gz" 2>/dev/null | tail -n +4 > "$T/t2"
+cat "$T/r.fa" | $MD classify -x cpu -q -i "$T/m.safetensors" - "$T/r2.fq.gz" 2>/dev/null | tail -n +4 > "$T/t2"
 cmp -s "$T/ref" "$T/t2" && ok || bad "stdin + gzip differ"
 
 # A long read is the sum of its windows: a 128 bp read gives the normalised
 # product of its two 64 bp halves' probabilities.
 awk 'BEGIN { srand(9); split("A C G T", b, " "); printf(">long\n"); for (i = 0; i < 128; i++) printf("%s", b[int(rand() * 4) + 1]); print "" }' > "$T/long.fa"
 awk 'NR == 2 { print ">h1"; print substr($0, 1, 64); print ">h2"; print substr($0, 65) }' "$T/long.fa" > "$T/halves.fa"
-$MD classify -q -i "$T/m.safetensors" "$T/long.fa" 2>/dev/null | tail -n 1 > "$T/l"
-$MD classify -q -i "$T/m.safetensors" "$T/halves.fa" 2>/dev/null | tail -n 2 > "$T/h"
+$MD classify -x cpu -q -i "$T/m.safetensors" "$T/long.fa" 2>/dev/null | tail -n 1 > "$T/l"
+$MD classify -x cpu -q -i "$T/m.safetensors" "$T/halves.fa" 2>/dev/null | tail -n 2 > "$T/h"
 paste <(cut -f 5-7 "$T/h" | head -n 1) <(cut -f 5-7 "$T/h" | tail -n 1) "$T/l" |
     awk -F '\t' '{ s = 0; for (k = 1; k <= 3; k++) { q[k] = $k * $(k + 3); s += q[k] }
         for (k = 1; k <= 3; k++) if ((d = q[k] / s - $(k + 10)) > 2e-3 || d < -2e-3) bad = 1 } END { exit bad }' && ok || \
     bad "a long read is not its windows' product: $(cat "$T/h" "$T/l")"
 # both strands: the average of the read's and its reverse complement's probabilities
-expect_ok "both strands" $MD classify -i "$T/m.safetensors" --both-strands -o "$T/b.tsv" "$T/long.fa"
+expect_ok "both strands" $MD classify -x cpu -i "$T/m.safetensors" --both-strands -o "$T/b.tsv" "$T/long.fa"
 grep -q 'both strands' "$T/b.tsv" && ok || bad "the header says both strands"
 awk 'NR == 2 { print ">rc"; print $0 }' "$T/long.fa" | rev | tr ACGT TGCA | sed '1s/.*/>rc/' > "$T/rc.fa"
-$MD classify -q -i "$T/m.safetensors" "$T/rc.fa" 2>/dev/null | tail -n 1 > "$T/r"
+$MD classify -x cpu -q -i "$T/m.safetensors" "$T/rc.fa" 2>/dev/null | tail -n 1 > "$T/r"
 paste "$T/l" "$T/r" <(tail -n 1 "$T/b.tsv") | awk -F '\t' '{ for (k = 5; k <= 7; k++)
     if ((d = ($k + $(k + 7)) / 2 - $(k + 14)) > 1e-3 || d < -1e-3) bad = 1 } END { exit bad }' && ok || \
     bad "both strands is not the mean: $(cat "$T/l" "$T/r"; tail -n 1 "$T/b.tsv")"
 
 # --precision: fp32 is the CPU's default; bf16 is for GPUs
-expect_ok "precision fp32" $MD classify -i "$T/m.safetensors" --precision fp32 -o "$T/p.tsv" "$T/r.fa" "$T/r2.fq"
+expect_ok "precision fp32" $MD classify -x cpu -i "$T/m.safetensors" --precision fp32 -o "$T/p.tsv" "$T/r.fa" "$T/r2.fq"
 take_provenance "$T/p.tsv"
 head -n 1 "$T/p.tsv" | grep -q 'device CPU.*, fp32; seed 1$' && ok || bad "header line names the precision: $(head -n 1 "$T/p.tsv")"
 cmp -s <(tail -n +3 "$T/c.tsv") <(tail -n +3 "$T/p.tsv") && ok || bad "--precision fp32 changed the CPU's results"
@@ -97,7 +99,19 @@ expect_error "no reads in the input" "no reads in" $MD classify -i "$T/m.safeten
 expect_error "bad --min-prob" "--min-prob" $MD classify -i "$T/m.safetensors" --min-prob 2 -o "$O" "$T/r.fa"
 expect_error "bf16 on the CPU" "--precision" $MD classify -x cpu --precision bf16 -i "$T/m.safetensors" -o "$O" "$T/r.fa"
 expect_error "bad --precision" "--precision" $MD classify --precision fp16 -i "$T/m.safetensors" -o "$O" "$T/r.fa"
-expect_error "CUDA without a GPU" "-x/--device|GPU|CUDA" $MD classify -x cuda -i "$T/m.safetensors" -o "$O" "$T/r.fa"
+if [ "$($MD version | sed -n 's/^gpus: *\([0-9]*\) present/\1/p')" -gt 0 ] 2>/dev/null; then
+    # on a GPU: the CPU's probabilities, within fp32's rounding (bf16's)
+    for p in "fp32 1e-4" "bf16 2e-2"; do
+        set -- $p
+        expect_ok "GPU $1" $MD classify -x cuda --precision $1 -i "$T/m.safetensors" -o "$T/g.tsv" "$T/r.fa" "$T/r2.fq"
+        take_provenance "$T/g.tsv"
+        paste <(tail -n +3 "$T/c.tsv") <(tail -n +3 "$T/g.tsv") | awk -F '\t' -v tol=$2 '
+            { n++; for (k = 5; k <= 7; k++) if ((d = $k - $(k + 7)) > tol || d < -tol) bad = 1 }
+            END { exit bad || n != 65 }' && ok || bad "GPU $1 probabilities differ from the CPU's by more than $2"
+    done
+else
+    expect_error "CUDA without a GPU" "-x/--device|GPU|CUDA" $MD classify -x cuda -i "$T/m.safetensors" -o "$O" "$T/r.fa"
+fi
 expect_error "summary in a missing folder" "nofolder" $MD classify -i "$T/m.safetensors" --summary "$T/nofolder/s.tsv" -o "$O" "$T/r.fa"
 no_file "no output after the errors" "$O"
 finish

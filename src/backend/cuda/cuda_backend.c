@@ -384,9 +384,12 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
     s.y = y->data, s.ld_y = y->ld;
     size_t wb = md_scan_fwd_workspace(s.batch, s.len, s.d_inner, s.d_state);
-    /* states == NULL: forward only, one pass per sequence (scan_api.h);
-     * else the states land at the workspace's start */
+    /* states == NULL: forward only, the inference kernel (scan_api.h); else
+     * the states land at the workspace's start. A training forward whose one
+     * chunk needs neither still hands its states pointer on, so that it keeps
+     * the training kernels (the inference kernel's y is not bit-identical). */
     s.workspace = wb && states ? states : NULL;
+    if (states && !wb) s.states = (float *)states;
     s.workspace_bytes = s.workspace ? wb : 0;
     CK(md_scan_fwd(&s, 0), "scan_fwd");
 }
