@@ -40,17 +40,6 @@ __device__ __forceinline__ void md_prefetch(const T *p)
 {
     asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
 }
-/* v[k] = element (row + dir * k, col) of a row-major view with row stride
- * ld, for k < n; 0 beyond. The summary kernels load the group of steps
- * after the one they compute, so that the loads are in flight while it
- * runs (registers, not L1 hints: the hints left L1 hit rates at 26%). */
-template <int K, typename T>
-__device__ __forceinline__ void md_ld_steps(float (&v)[K], const T *p, int64_t ld, int64_t row, int64_t col, int dir,
-                                            int64_t n)
-{
-#pragma unroll
-    for (int k = 0; k < K; k++) v[k] = k < n ? md_ld(p + (row + dir * k) * ld + col) : 0.f;
-}
 __device__ __forceinline__ void md_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void md_st(__nv_bfloat16 *p, float v)
 {

@@ -30,7 +30,7 @@ namespace {
 
 constexpr int kThreads = 128;   /* reverse-summary kernel */
 constexpr int kTile = 32;
-constexpr int kGroup = 4;   /* steps loaded a group ahead (8 would spill at 128 registers) */
+constexpr int kGroup = 8;
 
 template <typename T>
 struct BwdArgs {
@@ -84,47 +84,47 @@ __global__ void __launch_bounds__(kThreads, 4) reverse_summary_kernel(BwdArgs<T>
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     float S = 0.f;
 
-    /* groups of kGroup steps from the chunk's last step down; sC holds the
-     * kTile steps from row lo up */
-    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK), rb = b * a.L;
-    float ny[kGroup], nz[kGroup], nd[kGroup];   /* the next group's steps */
-    md_ld_steps(ny, a.dy, a.ld_dy, rb + t1 - 1, ec, -1, valid ? t1 - t0 : 0);
-    md_ld_steps(nz, a.z, a.ld_z, rb + t1 - 1, ec, -1, valid ? t1 - t0 : 0);
-    md_ld_steps(nd, a.delta, a.ld_delta, rb + t1 - 1, ec, -1, valid ? t1 - t0 : 0);
-    int64_t lo = t0;
-    for (int64_t thi = t1 - 1; thi >= t0; thi -= kGroup) {
-        if ((t1 - 1 - thi) % kTile == 0) {
-            lo = max(t0, thi - kTile + 1);
-            const int nt = (int)(thi - lo + 1);
-            __syncthreads();
-            for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
-                const int j = i / NPAD, n = i % NPAD;
-                sC[j][n] = (j < nt && n < a.N) ? md_ld(a.Cm + (rb + lo + j) * a.ld_C + n) : 0.f;
-            }
-            __syncthreads();
+    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
+    for (int64_t tend = t1; tend > t0; tend -= kTile) {
+        const int64_t tt = max(t0, tend - kTile);
+        const int nt = (int)(tend - tt);
+        __syncthreads();
+        for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
+            const int j = i / NPAD, n = i % NPAD;
+            sC[j][n] = (j < nt && n < a.N) ? md_ld(a.Cm + (b * a.L + tt + j) * a.ld_C + n) : 0.f;
         }
-        float gy[kGroup], zz[kGroup], dd[kGroup];
+        __syncthreads();
+        for (int j0 = nt - 1; j0 >= 0; j0 -= kGroup) {
+            float gy[kGroup], zz[kGroup], dd[kGroup];
 #pragma unroll
-        for (int k = 0; k < kGroup; k++) gy[k] = ny[k], zz[k] = nz[k], dd[k] = nd[k];
-        const int64_t left = valid ? thi - kGroup - t0 + 1 : 0;
-        md_ld_steps(ny, a.dy, a.ld_dy, rb + thi - kGroup, ec, -1, left);
-        md_ld_steps(nz, a.z, a.ld_z, rb + thi - kGroup, ec, -1, left);
-        md_ld_steps(nd, a.delta, a.ld_delta, rb + thi - kGroup, ec, -1, left);
+            for (int k = 0; k < kGroup; k++) {
+                const bool ok = valid && j0 - k >= 0;
+                const int64_t row = b * a.L + tt + j0 - k;
+                gy[k] = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
+                zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
+                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                if (valid && tt + j0 - k - kGroup >= t0) {
+                    md_prefetch(a.dy + (row - kGroup) * a.ld_dy + ec);
+                    md_prefetch(a.z + (row - kGroup) * a.ld_z + ec);
+                    md_prefetch(a.delta + (row - kGroup) * a.ld_delta + ec);
+                }
+            }
 #pragma unroll
-        for (int k = 0; k < kGroup; k++) {
-            if (thi - k >= t0) {
-                const float dys = gy[k] * zz[k] * md_sigmoid(zz[k]);
-                const float dt = md_softplus(dd[k] + bias);
-                S += dt;
-                const float4 *cp = reinterpret_cast<const float4 *>(&sC[thi - k - lo][q * 16]);
+            for (int k = 0; k < kGroup; k++) {
+                if (j0 - k >= 0) {
+                    const float dys = gy[k] * zz[k] * md_sigmoid(zz[k]);
+                    const float dt = md_softplus(dd[k] + bias);
+                    S += dt;
+                    const float4 *cp = reinterpret_cast<const float4 *>(&sC[j0 - k][q * 16]);
 #pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const float4 cv = cp[i];
-                    const float cs[4] = {cv.x, cv.y, cv.z, cv.w};
+                    for (int i = 0; i < 4; i++) {
+                        const float4 cv = cp[i];
+                        const float cs[4] = {cv.x, cv.y, cv.z, cv.w};
 #pragma unroll
-                    for (int r = 0; r < 4; r++) {
-                        const int s = 4 * i + r;
-                        g[s] = md_ex2(dt * A2[s]) * (dys * cs[r] + g[s]);
+                        for (int r = 0; r < 4; r++) {
+                            const int s = 4 * i + r;
+                            g[s] = md_ex2(dt * A2[s]) * (dys * cs[r] + g[s]);
+                        }
                     }
                 }
             }

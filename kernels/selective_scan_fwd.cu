@@ -26,7 +26,6 @@ namespace {
 constexpr int kThreads = 128;   /* threads per block of the per-chunk kernels */
 constexpr int kTile = 32;       /* steps of Bm/Cm staged in shared memory at once */
 constexpr int kGroup = 8;       /* steps whose loads are issued together */
-constexpr int kSumGroup = 4;    /* the summary's, issued a group ahead (8 would spill at 128 registers) */
 
 /* The L1 prefetches one group ahead and the summary kernel's occupancy bound
  * pay off for bf16, whose loads stalled (NOTES-scan.md, v3), but slowed the
@@ -122,32 +121,35 @@ __global__ void __launch_bounds__(kThreads, FwdTuning<T>::summary_min_blocks) ch
     for (int s = 0; s < 16; s++) h[s] = 0.f;
     float S = 0.f;
 
-    const int64_t t0 = c * a.clen, t1 = min(a.L, t0 + a.clen), rb = b * a.L;
-    float nu[kSumGroup], nd[kSumGroup];   /* the next group's steps */
-    md_ld_steps(nu, a.u, a.ld_u, rb + t0, ec, 1, valid ? t1 - t0 : 0);
-    md_ld_steps(nd, a.delta, a.ld_delta, rb + t0, ec, 1, valid ? t1 - t0 : 0);
-    for (int64_t tt = t0; tt < t1; tt += kSumGroup) {
-        const int jt = (int)((tt - t0) % kTile);
-        if (jt == 0) {
-            __syncthreads();
-            stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, rb + tt, (int)min((int64_t)kTile, t1 - tt), a.N);
-            __syncthreads();
-        }
-        float uu[kSumGroup], dd[kSumGroup];
+    const int64_t t0 = c * a.clen, t1 = min(a.L, t0 + a.clen);
+    for (int64_t tt = t0; tt < t1; tt += kTile) {
+        const int nt = (int)min((int64_t)kTile, t1 - tt);
+        __syncthreads();
+        stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, b * a.L + tt, nt, a.N);
+        __syncthreads();
+        for (int j0 = 0; j0 < nt; j0 += kGroup) {
+            float uu[kGroup], dd[kGroup];
 #pragma unroll
-        for (int k = 0; k < kSumGroup; k++) uu[k] = nu[k], dd[k] = nd[k];
-        const int64_t left = valid ? t1 - tt - kSumGroup : 0;
-        md_ld_steps(nu, a.u, a.ld_u, rb + tt + kSumGroup, ec, 1, left);
-        md_ld_steps(nd, a.delta, a.ld_delta, rb + tt + kSumGroup, ec, 1, left);
+            for (int k = 0; k < kGroup; k++) {
+                const bool ok = valid && j0 + k < nt;
+                const int64_t row = b * a.L + tt + j0 + k;
+                uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                if (FwdTuning<T>::prefetch && valid && tt + j0 + k + kGroup < t1) {
+                    md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
+                    md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
+                }
+            }
 #pragma unroll
-        for (int k = 0; k < kSumGroup; k++) {
-            if (tt + k < t1) {
-                const float dt = md_softplus(dd[k] + bias), dtu = dt * uu[k];
-                S += dt;
-                float Bv[16];
-                tile16(&sB[jt + k][q * 16], Bv);
+            for (int k = 0; k < kGroup; k++) {
+                if (j0 + k < nt) {
+                    const float dt = md_softplus(dd[k] + bias), dtu = dt * uu[k];
+                    S += dt;
+                    float Bv[16];
+                    tile16(&sB[j0 + k][q * 16], Bv);
 #pragma unroll
-                for (int s = 0; s < 16; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * Bv[s];
+                    for (int s = 0; s < 16; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * Bv[s];
+                }
             }
         }
     }
