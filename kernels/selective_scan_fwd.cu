@@ -252,50 +252,20 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-/* A thread's share of a kTile x NPAD tile of Bm or Cm: rows [row0, row0+nt)
- * of M (N columns), zero-padded, loaded into registers (r) one tile before
- * the whole-sequence forward stores them to shared memory (s). */
-template <int NPAD>
-struct TileShare {
-    static constexpr int PER = kTile * NPAD / kThreads;
-};
-template <typename T, int NPAD>
-__device__ __forceinline__ void tile_load(float (&r)[TileShare<NPAD>::PER], const T *M, int64_t ld, int64_t row0,
-                                          int64_t nt, int64_t N)
-{
-#pragma unroll
-    for (int i = 0; i < TileShare<NPAD>::PER; i++) {
-        const int k = threadIdx.x + i * kThreads, j = k / NPAD, n = k % NPAD;
-        r[i] = j < nt && n < N ? md_ld(M + (row0 + j) * ld + n) : 0.f;
-    }
-}
-template <int NPAD>
-__device__ __forceinline__ void tile_store(float (*s)[NPAD], const float (&r)[TileShare<NPAD>::PER])
-{
-#pragma unroll
-    for (int i = 0; i < TileShare<NPAD>::PER; i++) {
-        const int k = threadIdx.x + i * kThreads;
-        s[k / NPAD][k % NPAD] = r[i];
-    }
-}
-
 /* The whole-sequence training forward: a block of kThreads lanes covers
  * kThreads/Q channels of one sequence from step 0 to L-1, the lanes laid
- * out as md_lanes<NPAD>. Its parallelism is fixed by B x E, so latency is
- * hidden inside the thread rather than by more warps: the owned steps of
- * u, delta, z and the next Bm/Cm tile are loaded one segment (tile) ahead
- * into registers, and a segment's broadcasts and decays are all issued
- * before its recurrence, which then waits only on its 4-cycle FMA chain.
- * Each lane sums C.h over its 4 states per step, and a transposing
- * reduction leaves it the finished sums of its owned steps. */
+ * out as md_lanes<NPAD>. Each lane loads its owned steps of u, delta, z one
+ * segment ahead (in registers, so that the loads' latency overlaps the
+ * segment before), sums C.h over its 4 states per step, and a transposing
+ * reduction leaves each lane the finished sums of its owned steps. */
 template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads, 4) whole_fwd_kernel(FwdArgs<T> a, float *st, const float *h0, float *hT)
+__global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float *st, const float *h0, float *hT)
 {
     using P = md_lanes<NPAD>;
     constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
     static_assert(kTile % TS == 0 && MD_SCAN_CHUNK % TS == 0, "segments must not straddle tiles or chunks");
-    __shared__ __align__(16) float sB[2][kTile][NPAD];
-    __shared__ __align__(16) float sC[2][kTile][NPAD];
+    __shared__ __align__(16) float sB[kTile][NPAD];
+    __shared__ __align__(16) float sC[kTile][NPAD];
     const int64_t ncb = (a.E + CPB - 1) / CPB;
     const int64_t cb = blockIdx.x % ncb, b = blockIdx.x / ncb;
     const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
@@ -325,22 +295,14 @@ __global__ void __launch_bounds__(kThreads, 4) whole_fwd_kernel(FwdArgs<T> a, fl
         nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
     }
 
-    float rB[TileShare<NPAD>::PER], rC[TileShare<NPAD>::PER];   /* the next tile */
-    tile_load<T, NPAD>(rB, a.Bm, a.ld_B, row0, a.L, N);
-    tile_load<T, NPAD>(rC, a.Cm, a.ld_C, row0, a.y ? a.L : 0, N);
-
-    int buf = 0;
     for (int64_t t0 = 0; t0 < a.L; t0 += TS) {
         const int jt = (int)(t0 % kTile);
         if (jt == 0) {
-            /* buf was last read two tiles ago, before the barrier of the tile between */
-            buf = (int)((t0 / kTile) & 1);
-            tile_store<NPAD>(sB[buf], rB);
-            tile_store<NPAD>(sC[buf], rC);
+            const int nt = (int)min((int64_t)kTile, a.L - t0);
             __syncthreads();
-            const int64_t t1 = t0 + kTile;
-            tile_load<T, NPAD>(rB, a.Bm, a.ld_B, row0 + t1, a.L - t1, N);
-            tile_load<T, NPAD>(rC, a.Cm, a.ld_C, row0 + t1, a.y ? a.L - t1 : 0, N);
+            stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, row0 + t0, nt, N);
+            if (a.y) stage_rows<T, NPAD>(sC, a.Cm, a.ld_C, row0 + t0, nt, N);
+            __syncthreads();
         }
         if (st && t0 % MD_SCAN_CHUNK == 0) {
             float *rec = st + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
@@ -364,27 +326,19 @@ __global__ void __launch_bounds__(kThreads, 4) whole_fwd_kernel(FwdArgs<T> a, fl
             nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
         }
 
-        /* the segment's broadcasts and decays first (steps past nv compute
-         * harmless values from zero inputs and are not used) */
-        float dtu[TS], av[TS][4];
-#pragma unroll
-        for (int j = 0; j < TS; j++) {
-            const int src = md_owner<NPAD>(lane, j);
-            const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-            dtu[j] = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-#pragma unroll
-            for (int s = 0; s < 4; s++) av[j][s] = md_ex2(dt * A2[s]);
-        }
         float ys[TS];
 #pragma unroll
         for (int j = 0; j < TS; j++) {
             ys[j] = 0.f;
             if (j < nv) {
-                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+                const int src = md_owner<NPAD>(lane, j);
+                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[jt + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[jt + j][q * 4]);
                 const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
-                for (int s = 0; s < 4; s++) h[s] = av[j][s] * h[s] + dtu[j] * bs[s];
+                for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
                 ys[j] = (cs[0] * h[0] + cs[1] * h[1]) + (cs[2] * h[2] + cs[3] * h[3]);
             }
         }
