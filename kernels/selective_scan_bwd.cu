@@ -5,7 +5,9 @@
  * is a linear recurrence like the forward's, so long sequences use the same
  * chunked scheme: chunk summaries of the reverse recurrence from zero, a
  * reverse propagation of the carry entering each chunk, and a main pass per
- * chunk from the true start state and carry.
+ * chunk from the true start state and carry. Under md_scan_pass_t WHOLE a
+ * main-pass block walks all chunks of its sequence right to left instead,
+ * carrying g in registers: no reverse summaries, no propagation.
  *
  * The main pass (main_kernel) gives each channel Q = NPAD/4 lanes of 4
  * states each, so that a lane can hold a segment of TS steps of its states

@@ -11,7 +11,9 @@
  * decay), a propagation of the chunk-start states (two levels, so that
  * both the serial depth and the thread count stay near sqrt(nc)), and the
  * output pass from the true start states. A single chunk runs only the
- * output pass.
+ * output pass. A training call with many channels (md_scan_pass_t WHOLE)
+ * runs none of the three: whole_fwd_kernel walks each sequence once, 4
+ * states per lane, and writes the chunk-start states as it passes them.
  *
  * Forward only (neither states nor workspace given: inference), the output
  * pass walks each sequence whole, as one "chunk" of L steps: no summaries,
