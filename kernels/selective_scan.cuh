@@ -18,6 +18,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "scan_api.h"
 
 #define MD_LOG2E 1.4426950408889634f
@@ -84,6 +86,18 @@ __device__ __forceinline__ float md_sigmoid(float z) { return md_rcp(1.f + md_ex
 /* ---- the plan ---- */
 
 static inline int md_scan_npad(int64_t n) { return n <= 16 ? 16 : n <= 32 ? 32 : 64; }
+
+/* Returns f(std::integral_constant<int, NPAD>()) for the padding of n
+ * states: how the launchers pick a kernel's template instance. */
+template <typename F>
+static inline cudaError_t md_scan_npad_switch(int64_t n, F &&f)
+{
+    switch (md_scan_npad(n)) {
+    case 16: return f(std::integral_constant<int, 16>());
+    case 32: return f(std::integral_constant<int, 32>());
+    default: return f(std::integral_constant<int, 64>());
+    }
+}
 
 /* Whether a training call with nc > 1 chunks walks each sequence whole
  * (scan_api.h's md_scan_pass_t). The forward and the backward decide

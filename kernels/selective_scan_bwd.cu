@@ -490,22 +490,16 @@ cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const flo
 template <typename T>
 cudaError_t reverse_summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return reverse_summary_t<T, 16>(a, w, sum, s);
-    case 32: return reverse_summary_t<T, 32>(a, w, sum, s);
-    default: return reverse_summary_t<T, 64>(a, w, sum, s);
-    }
+    return md_scan_npad_switch(w->N,
+                               [&](auto np) { return reverse_summary_t<T, decltype(np)::value>(a, w, sum, s); });
 }
 
 template <typename T>
 cudaError_t main_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, const float *rend,
                           float *dbc_part, float *pp, int carry, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return main_t<T, 16>(a, w, st, rend, dbc_part, pp, carry, s);
-    case 32: return main_t<T, 32>(a, w, st, rend, dbc_part, pp, carry, s);
-    default: return main_t<T, 64>(a, w, st, rend, dbc_part, pp, carry, s);
-    }
+    return md_scan_npad_switch(
+        w->N, [&](auto np) { return main_t<T, decltype(np)::value>(a, w, st, rend, dbc_part, pp, carry, s); });
 }
 
 unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }

@@ -465,21 +465,13 @@ cudaError_t whole_fwd_t(const md_scan_args_t *a, const md_scan_layout_t *w, floa
 template <typename T>
 cudaError_t whole_fwd_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return whole_fwd_t<T, 16>(a, w, st, s);
-    case 32: return whole_fwd_t<T, 32>(a, w, st, s);
-    default: return whole_fwd_t<T, 64>(a, w, st, s);
-    }
+    return md_scan_npad_switch(w->N, [&](auto np) { return whole_fwd_t<T, decltype(np)::value>(a, w, st, s); });
 }
 
 template <typename T>
 cudaError_t summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return summary_t<T, 16>(a, w, sum, s);
-    case 32: return summary_t<T, 32>(a, w, sum, s);
-    default: return summary_t<T, 64>(a, w, sum, s);
-    }
+    return md_scan_npad_switch(w->N, [&](auto np) { return summary_t<T, decltype(np)::value>(a, w, sum, s); });
 }
 
 template <typename T>
@@ -515,7 +507,8 @@ cudaError_t md_scan_launch_chunk_summary(const md_scan_args_t *a, const md_scan_
 
 cudaError_t md_scan_launch_whole_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
 {
-    return a->dtype == MD_SCAN_BF16 ? whole_fwd_dispatch<__nv_bfloat16>(a, w, st, s) : whole_fwd_dispatch<float>(a, w, st, s);
+    return a->dtype == MD_SCAN_BF16 ? whole_fwd_dispatch<__nv_bfloat16>(a, w, st, s)
+                                    : whole_fwd_dispatch<float>(a, w, st, s);
 }
 
 cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_log, const float *sum,

@@ -407,9 +407,11 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
             const char *name;
             const double *x, *r;
             int64_t n;
-        } outs[] = {{"y", got.y, ref.y, M * E},       {"du", got.du, ref.du, M * E},  {"ddelta", got.ddelta, ref.ddelta, M * E},
-                    {"dz", got.dz, ref.dz, M * E},    {"dBm", got.dB, ref.dB, M * N}, {"dCm", got.dC, ref.dC, M * N},
-                    {"dA_log", got.dA, ref.dA, E * N}, {"dD", got.dD, ref.dD, E},     {"ddt_bias", got.db, ref.db, E}};
+        } outs[] = {{"y", got.y, ref.y, M * E},         {"du", got.du, ref.du, M * E},
+                    {"ddelta", got.ddelta, ref.ddelta, M * E}, {"dz", got.dz, ref.dz, M * E},
+                    {"dBm", got.dB, ref.dB, M * N},       {"dCm", got.dC, ref.dC, M * N},
+                    {"dA_log", got.dA, ref.dA, E * N},    {"dD", got.dD, ref.dD, E},
+                    {"ddt_bias", got.db, ref.db, E}};
         printf("%-34s %-4s %-7s B=%lld L=%lld E=%lld N=%lld (cpu ref %.1fs):", s->what, dn, pn, (long long)p.B,
                (long long)p.L, (long long)E, (long long)N, t_ref);
         for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
