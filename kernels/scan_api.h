@@ -58,9 +58,28 @@ extern "C" {
 
 typedef enum { MD_SCAN_F32 = 0, MD_SCAN_BF16 = 1 } md_scan_dtype_t;
 
+/* How a training call (states or workspace given) covers a sequence longer
+ * than a chunk.
+ *   CHUNKED: the chunks run in parallel (summaries, a propagation, then the
+ *     chunks from their true start), for few channels and long sequences.
+ *   WHOLE: each channel walks its sequence once, so a call needs B x E x
+ *     NPAD/4 lanes of parallelism: the forward writes the chunk-start
+ *     states as it passes them (no summaries, no propagation), the backward
+ *     carries d(loss)/dh from chunk to chunk (no reverse summaries).
+ *   AUTO: WHOLE when B x E x NPAD/4 >= MD_SCAN_WHOLE_LANES, else CHUNKED.
+ * Both give the same results up to float rounding; a backward that
+ * recomputes the states uses the forward's scheme, so its bits equal those
+ * of a backward from saved states. The inference forward (neither states
+ * nor workspace) ignores this. */
+typedef enum { MD_SCAN_PASS_AUTO = 0, MD_SCAN_PASS_CHUNKED = 1, MD_SCAN_PASS_WHOLE = 2 } md_scan_pass_t;
+/* 2048 warps, ~16 per SM of an H200 (132 SMs): below it, the whole-sequence
+ * backward leaves SMs idle (two 256-thread blocks per SM at N = 16). */
+#define MD_SCAN_WHOLE_LANES 65536
+
 typedef struct md_scan_args {
     md_scan_dtype_t dtype;
     int64_t batch, len, d_inner, d_state;   /* B, L, E, N; all >= 1, N <= 64 */
+    md_scan_pass_t pass;                    /* AUTO (0) unless testing or measuring */
 
     /* inputs */
     const void *u, *delta, *z, *Bm, *Cm;

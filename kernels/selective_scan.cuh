@@ -18,6 +18,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "scan_api.h"
 
 #define MD_LOG2E 1.4426950408889634f
@@ -85,6 +87,70 @@ __device__ __forceinline__ float md_sigmoid(float z) { return md_rcp(1.f + md_ex
 
 static inline int md_scan_npad(int64_t n) { return n <= 16 ? 16 : n <= 32 ? 32 : 64; }
 
+/* Returns f(std::integral_constant<int, NPAD>()) for the padding of n
+ * states: how the launchers pick a kernel's template instance. */
+template <typename F>
+static inline cudaError_t md_scan_npad_switch(int64_t n, F &&f)
+{
+    switch (md_scan_npad(n)) {
+    case 16: return f(std::integral_constant<int, 16>());
+    case 32: return f(std::integral_constant<int, 32>());
+    default: return f(std::integral_constant<int, 64>());
+    }
+}
+
+/* Whether a training call with nc > 1 chunks walks each sequence whole
+ * (scan_api.h's md_scan_pass_t). The forward and the backward decide
+ * alike, so that a backward recomputing the states matches the forward's. */
+static inline int md_scan_pass_whole(const md_scan_args_t *a)
+{
+    if (a->pass != MD_SCAN_PASS_AUTO) return a->pass == MD_SCAN_PASS_WHOLE;
+    return a->batch * a->d_inner * (md_scan_npad(a->d_state) / 4) >= MD_SCAN_WHOLE_LANES;
+}
+
+/* The lanes of the whole-sequence forward and of the backward's main pass:
+ * Q = NPAD/4 lanes of 4 states per channel, steps in segments of TS, of
+ * which each lane owns R consecutive ones (loads them, computes their
+ * per-channel values and broadcasts them by shuffles, finishes their
+ * outputs). */
+template <int NPAD>
+struct md_lanes {
+    static constexpr int Q = NPAD / 4;
+    static constexpr int TS = Q > 8 ? Q : 8;
+    static constexpr int R = TS / Q;
+};
+
+/* The lane of the channel's group (of Q lanes) that owns step j of a segment. */
+template <int NPAD>
+__device__ __forceinline__ int md_owner(int lane, int j)
+{
+    return (lane & ~(md_lanes<NPAD>::Q - 1)) | (j / md_lanes<NPAD>::R);
+}
+
+__host__ __device__ constexpr int md_ilog2(int x) { return x <= 1 ? 0 : 1 + md_ilog2(x / 2); }
+
+/* Sums v over the lanes that differ in the LEVELS mask bits hi_mask,
+ * hi_mask/2, ...: each level sends half the values to the partner and adds
+ * the half it receives, so the lane keeps V >> LEVELS finished sums, of the
+ * original indices off + k with off = sum over levels l of
+ * (lane & mask_l ? V >> (l+1) : 0). With V = TS, LEVELS = log2(Q) and
+ * hi_mask = Q/2, that is: lane q keeps the sums of its owned steps. */
+template <int V, int LEVELS>
+__device__ __forceinline__ void md_transpose_reduce(float (&v)[V], int lane, int hi_mask)
+{
+#pragma unroll
+    for (int l = 0; l < LEVELS; l++) {
+        const int half = V >> (l + 1), m = hi_mask >> l;
+        const bool up = lane & m;
+#pragma unroll
+        for (int i = 0; i < half; i++) {
+            const float send = up ? v[i] : v[i + half];
+            const float keep = up ? v[i + half] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, m);
+        }
+    }
+}
+
 typedef struct md_scan_layout {
     int64_t B, L, E, N, nc;
     int64_t G, ng, ng_max;      /* chunks per propagation group, groups, bound on groups */
@@ -143,6 +209,10 @@ static inline md_scan_layout_t md_scan_layout(int64_t B, int64_t L, int64_t E, i
 /* Each chunk's effect on a zero state, for chunks 0..nc-2: sum (see top). */
 cudaError_t md_scan_launch_chunk_summary(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum,
                                          cudaStream_t s);
+/* The whole-sequence forward (md_scan_pass_t WHOLE): y (skipped when a->y
+ * is NULL: a backward recomputing the states), every chunk's start state
+ * into st (when not NULL), hT (when a->hT). */
+cudaError_t md_scan_launch_whole_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s);
 /* The chunk-start states from the chunk summaries: st[c] for every chunk.
  * Forward (reverse = 0): from init (B, E, N) or zero, chunk 0 first.
  * Reverse: the carry entering each chunk from its right, from init or zero

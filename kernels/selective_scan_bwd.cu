@@ -5,7 +5,9 @@
  * is a linear recurrence like the forward's, so long sequences use the same
  * chunked scheme: chunk summaries of the reverse recurrence from zero, a
  * reverse propagation of the carry entering each chunk, and a main pass per
- * chunk from the true start state and carry.
+ * chunk from the true start state and carry. Under md_scan_pass_t WHOLE a
+ * main-pass block walks all chunks of its sequence right to left instead,
+ * carrying g in registers: no reverse summaries, no propagation.
  *
  * The main pass (main_kernel) gives each channel Q = NPAD/4 lanes of 4
  * states each, so that a lane can hold a segment of TS steps of its states
@@ -55,29 +57,6 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.ld_du = a->ld_du, f.ld_ddelta = a->ld_ddelta, f.ld_dz = a->ld_dz, f.ld_dB = a->ld_dB, f.ld_dC = a->ld_dC;
     f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
     return f;
-}
-
-__host__ __device__ constexpr int ilog2(int x) { return x <= 1 ? 0 : 1 + ilog2(x / 2); }
-
-/* Sums v over the lanes that differ in the LEVELS mask bits hi_mask,
- * hi_mask/2, ...: each level sends half the values to the partner and adds
- * the half it receives, so the lane keeps V >> LEVELS finished sums, of the
- * original indices off + k with off = sum over levels l of
- * (lane & mask_l ? V >> (l+1) : 0). */
-template <int V, int LEVELS>
-__device__ __forceinline__ void transpose_reduce(float (&v)[V], int lane, int hi_mask)
-{
-#pragma unroll
-    for (int l = 0; l < LEVELS; l++) {
-        const int half = V >> (l + 1), m = hi_mask >> l;
-        const bool up = lane & m;
-#pragma unroll
-        for (int i = 0; i < half; i++) {
-            const float send = up ? v[i] : v[i + half];
-            const float keep = up ? v[i + half] : v[i];
-            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, m);
-        }
-    }
 }
 
 /* ---- reverse chunk summaries: chunks 1..nc-1, carry to the left from zero ---- */
@@ -167,14 +146,13 @@ __global__ void __launch_bounds__(kThreads, 4) reverse_summary_kernel(BwdArgs<T>
 
 template <int NPAD>
 struct MainCfg {
-    static constexpr int SPT = 4;                  /* states per lane */
-    static constexpr int Q = NPAD / SPT;           /* lanes per channel */
+    static constexpr int Q = md_lanes<NPAD>::Q;    /* lanes per channel, of 4 states */
     static constexpr int NT = 256;                 /* threads per block */
     static constexpr int CPB = NT / Q;             /* channels per block */
     static constexpr int NW = NT / 32;
     static constexpr int G = 32 / Q;               /* channels per warp */
-    static constexpr int TS = Q > 8 ? Q : 8;       /* steps per segment */
-    static constexpr int R = TS / Q;               /* steps each lane owns in a segment */
+    static constexpr int TS = md_lanes<NPAD>::TS;  /* steps per segment */
+    static constexpr int R = md_lanes<NPAD>::R;    /* steps each lane owns in a segment */
     static constexpr int NSEG = MD_SCAN_CHUNK / TS;
     /* Keeping the segment's decays in registers saves one exp per state
      * and step but needs more than the 128 registers that 2 blocks/SM
@@ -189,7 +167,7 @@ struct MainCfg {
 template <typename T, int NPAD>
 __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     main_kernel(BwdArgs<T> a, const float *st, const float *h0, const float *rend, const float *dhT, float *dh0,
-                float *dbc_part, float *pp)
+                float *dbc_part, float *pp, int carry)
 {
     using C = MainCfg<NPAD>;
     constexpr int Q = C::Q, TS = C::TS, R = C::R, NT = C::NT, NW = C::NW, G = C::G;
@@ -204,7 +182,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     int64_t bid = blockIdx.x;
     const int64_t cb = bid % ncb;
     bid /= ncb;
-    const int64_t c = bid % a.nc, b = bid / a.nc;
+    /* carry: the block walks every chunk of its sequence right to left,
+     * g carried across; else it runs chunk c_hi = c_lo from rend's carry */
+    const int64_t c_hi = carry ? a.nc - 1 : bid % a.nc, c_lo = carry ? 0 : c_hi, b = carry ? bid : bid / a.nc;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, q = tid % Q, cw = lane / Q;
     const int64_t e = cb * C::CPB + tid / Q;
     const bool valid = e < a.E;
@@ -217,215 +197,222 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         const int64_t n = q * 4 + s;
         const bool ok = valid && n < N;
         A2[s] = ok ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
-        float hv = 0.f, gv = 0.f;
-        if (ok) {
-            const int64_t si = ((b * a.nc + c) * N + n) * E + e, pi = (b * E + e) * N + n;
-            hv = st ? st[si] : h0 ? h0[pi] : 0.f;
-            gv = rend ? rend[si] : dhT ? dhT[pi] : 0.f;
-        }
-        h[s] = hv, g[s] = gv;
+        float gv = 0.f;
+        if (ok) gv = rend ? rend[((b * a.nc + c_hi) * N + n) * E + e] : dhT ? dhT[(b * E + e) * N + n] : 0.f;
+        g[s] = gv;
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
 
-    const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
-    const int64_t row0 = b * a.L + t0;
-    const int nseg = (int)((len + TS - 1) / TS);
-    for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
-        const int j = i / NPAD, n = i % NPAD;
-        const bool ok = j < len && n < N;
-        sB[j][n] = ok ? md_ld(a.Bm + (row0 + j) * a.ld_B + n) : 0.f;
-        sC[j][n] = ok ? md_ld(a.Cm + (row0 + j) * a.ld_C + n) : 0.f;
-    }
-    __syncthreads();
-
-    /* Phase 1: the state entering each segment. */
-    for (int seg = 0; seg < nseg; seg++) {
-        ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
-        if (seg == nseg - 1) break;
-        float odt[R], odtu[R];
+    for (int64_t c = c_hi; c >= c_lo; c--) {
 #pragma unroll
-        for (int k = 0; k < R; k++) {
-            const int64_t row = row0 + seg * TS + q * R + k;
-            const float uu = valid ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-            const float dd = valid ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-            odt[k] = md_softplus(dd + bias);
-            odtu[k] = odt[k] * uu;
-            if (valid && (seg + 1) * TS + q * R + k < len) {
-                const int64_t nr = row + TS;
-                md_prefetch(a.u + nr * a.ld_u + ec);
-                md_prefetch(a.delta + nr * a.ld_delta + ec);
-                if (seg + 2 == nseg) {   /* the segment phase 2 starts with */
-                    md_prefetch(a.z + nr * a.ld_z + ec);
-                    md_prefetch(a.dy + nr * a.ld_dy + ec);
-                }
-            }
+        for (int s = 0; s < 4; s++) {
+            const int64_t n = q * 4 + s;
+            float hv = 0.f;
+            if (valid && n < N) hv = st ? st[((b * a.nc + c) * N + n) * E + e] : h0 ? h0[(b * E + e) * N + n] : 0.f;
+            h[s] = hv;
         }
-#pragma unroll
-        for (int j = 0; j < TS; j++) {
-            const int src = (lane & ~(Q - 1)) | (j / R);
-            const float dt = __shfl_sync(0xffffffffu, odt[j % R], src);
-            const float dtu = __shfl_sync(0xffffffffu, odtu[j % R], src);
-            const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-            const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
-#pragma unroll
-            for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
+        const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
+        const int64_t row0 = b * a.L + t0;
+        const int nseg = (int)((len + TS - 1) / TS);
+        __syncthreads();   /* the chunk before is done with sB, sC and red */
+        for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
+            const int j = i / NPAD, n = i % NPAD;
+            const bool ok = j < len && n < N;
+            sB[j][n] = ok ? md_ld(a.Bm + (row0 + j) * a.ld_B + n) : 0.f;
+            sC[j][n] = ok ? md_ld(a.Cm + (row0 + j) * a.ld_C + n) : 0.f;
         }
-    }
+        __syncthreads();
 
-    /* Phase 2: the segments backwards. */
-    float dA[4] = {0.f, 0.f, 0.f, 0.f};
-    float dDacc = 0.f, dbacc = 0.f;
-    int buf = 0;
-    for (int seg = nseg - 1; seg >= 0; seg--) {
-        const int nv = (int)min((int64_t)TS, len - seg * TS);
-        const float4 hc = ckpt[seg * NT + tid];
-        const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
-
-        /* the owned steps' per-channel values */
-        float o_u[R], o_dt[R], o_dtu[R], o_dys[R], o_dzf[R], o_sig[R];
+        /* Phase 1: the state entering each segment. */
+        for (int seg = 0; seg < nseg; seg++) {
+            ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
+            if (seg == nseg - 1) break;
+            float odt[R], odtu[R];
 #pragma unroll
-        for (int k = 0; k < R; k++) {
-            const int j = q * R + k;
-            const bool ok = valid && j < nv;
-            const int64_t row = row0 + seg * TS + j;
-            const float uu = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-            const float dd = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-            const float zz = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-            const float gy = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
-            float dt, sig;
-            md_softplus_grad(dd + bias, &dt, &sig);
-            const float sz = md_sigmoid(zz);
-            o_u[k] = uu, o_dt[k] = dt, o_dtu[k] = dt * uu, o_sig[k] = sig;
-            o_dys[k] = gy * zz * sz;
-            o_dzf[k] = gy * sz * (1.f + zz * (1.f - sz));
-            if (valid && seg > 0) {   /* the next segment back is always full */
-                const int64_t pr = row - TS;
-                md_prefetch(a.u + pr * a.ld_u + ec);
-                md_prefetch(a.delta + pr * a.ld_delta + ec);
-                md_prefetch(a.z + pr * a.ld_z + ec);
-                md_prefetch(a.dy + pr * a.ld_dy + ec);
-            }
-        }
-
-        /* recompute the segment's states (and decays) */
-        float hs[TS][4], as[C::KEEPA ? TS : 1][4];
-        {
-            float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
-#pragma unroll
-            for (int j = 0; j < TS; j++) {
-                if (j < nv) {
-                    const int src = (lane & ~(Q - 1)) | (j / R);
-                    const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                    const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                    const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-                    const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
-#pragma unroll
-                    for (int s = 0; s < 4; s++) {
-                        const float av = md_ex2(dt * A2[s]);
-                        if (C::KEEPA) as[j][s] = av;
-                        hcur[s] = av * hcur[s] + dtu * bs[s];
-                        hs[j][s] = hcur[s];
+            for (int k = 0; k < R; k++) {
+                const int64_t row = row0 + seg * TS + q * R + k;
+                const float uu = valid ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+                const float dd = valid ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                odt[k] = md_softplus(dd + bias);
+                odtu[k] = odt[k] * uu;
+                if (valid && (seg + 1) * TS + q * R + k < len) {
+                    const int64_t nr = row + TS;
+                    md_prefetch(a.u + nr * a.ld_u + ec);
+                    md_prefetch(a.delta + nr * a.ld_delta + ec);
+                    if (seg + 2 == nseg) {   /* the segment phase 2 starts with */
+                        md_prefetch(a.z + nr * a.ld_z + ec);
+                        md_prefetch(a.dy + nr * a.ld_dy + ec);
                     }
                 }
             }
-        }
-
-        /* the reverse recurrence over the segment */
-        float l_dhB[TS], l_eaA[TS], l_ys[TS];
 #pragma unroll
-        for (int j = TS - 1; j >= 0; j--) {
-            l_dhB[j] = 0.f, l_eaA[j] = 0.f, l_ys[j] = 0.f;
-            if (j < nv) {
-                const int src = (lane & ~(Q - 1)) | (j / R);
-                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+            for (int j = 0; j < TS; j++) {
+                const int src = md_owner<NPAD>(lane, j);
+                const float dt = __shfl_sync(0xffffffffu, odt[j % R], src);
+                const float dtu = __shfl_sync(0xffffffffu, odtu[j % R], src);
                 const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
-                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-                float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
+                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
 #pragma unroll
-                for (int s = 0; s < 4; s++) {
-                    const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
-                    const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
-                    const float dh = dys * cs[s] + g[s];
-                    const float ea = dh * av * hprev;   /* d loss / d(dt A) */
-                    eaA += ea * A2[s];
-                    dA[s] += ea * dt;
-                    dhB += dh * bs[s];
-                    v[s] = dh * dtu;
-                    v[4 + s] = dys * hs[j][s];
-                    ysp += cs[s] * hs[j][s];
-                    g[s] = av * dh;
-                }
-                l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
-                transpose_reduce<8, ilog2(G)>(v, lane, 16);
-                float *rj = red + ((buf * TS + j) * NW + warp) * 2 * NPAD;
-#pragma unroll
-                for (int k = 0; k < 8 / G; k++) {
-                    const int i = cw * (8 / G) + k;
-                    rj[i < 4 ? q * 4 + i : NPAD + q * 4 + i - 4] = v[k];
-                }
+                for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
             }
         }
 
-        /* finish the owned steps */
-        transpose_reduce<TS, ilog2(Q)>(l_dhB, lane, Q / 2);
-        transpose_reduce<TS, ilog2(Q)>(l_eaA, lane, Q / 2);
-        transpose_reduce<TS, ilog2(Q)>(l_ys, lane, Q / 2);
+        /* Phase 2: the segments backwards. */
+        float dA[4] = {0.f, 0.f, 0.f, 0.f};
+        float dDacc = 0.f, dbacc = 0.f;
+        int buf = 0;
+        for (int seg = nseg - 1; seg >= 0; seg--) {
+            const int nv = (int)min((int64_t)TS, len - seg * TS);
+            const float4 hc = ckpt[seg * NT + tid];
+            const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
+
+            /* the owned steps' per-channel values */
+            float o_u[R], o_dt[R], o_dtu[R], o_dys[R], o_dzf[R], o_sig[R];
 #pragma unroll
-        for (int k = 0; k < R; k++) {
-            const int j = q * R + k;
-            if (valid && j < nv) {
+            for (int k = 0; k < R; k++) {
+                const int j = q * R + k;
+                const bool ok = valid && j < nv;
                 const int64_t row = row0 + seg * TS + j;
-                const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
-                const float ddt = l_eaA[k] * MD_LN2 + o_u[k] * l_dhB[k];
-                const float ddel = ddt * o_sig[k];
-                const float dzv = o_dzf[k] * (l_ys[k] + Dv * o_u[k]);
-                md_st(a.du + row * a.ld_du + e, du);
-                md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
-                md_st(a.dz + row * a.ld_dz + e, dzv);
-                dDacc += o_dys[k] * o_u[k];
-                dbacc += ddel;
+                const float uu = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
+                const float dd = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
+                const float zz = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
+                const float gy = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
+                float dt, sig;
+                md_softplus_grad(dd + bias, &dt, &sig);
+                const float sz = md_sigmoid(zz);
+                o_u[k] = uu, o_dt[k] = dt, o_dtu[k] = dt * uu, o_sig[k] = sig;
+                o_dys[k] = gy * zz * sz;
+                o_dzf[k] = gy * sz * (1.f + zz * (1.f - sz));
+                if (valid && seg > 0) {   /* the next segment back is always full */
+                    const int64_t pr = row - TS;
+                    md_prefetch(a.u + pr * a.ld_u + ec);
+                    md_prefetch(a.delta + pr * a.ld_delta + ec);
+                    md_prefetch(a.z + pr * a.ld_z + ec);
+                    md_prefetch(a.dy + pr * a.ld_dy + ec);
+                }
             }
+
+            /* recompute the segment's states (and decays) */
+            float hs[TS][4], as[C::KEEPA ? TS : 1][4];
+            {
+                float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
+#pragma unroll
+                for (int j = 0; j < TS; j++) {
+                    if (j < nv) {
+                        const int src = md_owner<NPAD>(lane, j);
+                        const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                        const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+                        const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+                        const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
+#pragma unroll
+                        for (int s = 0; s < 4; s++) {
+                            const float av = md_ex2(dt * A2[s]);
+                            if (C::KEEPA) as[j][s] = av;
+                            hcur[s] = av * hcur[s] + dtu * bs[s];
+                            hs[j][s] = hcur[s];
+                        }
+                    }
+                }
+            }
+
+            /* the reverse recurrence over the segment */
+            float l_dhB[TS], l_eaA[TS], l_ys[TS];
+#pragma unroll
+            for (int j = TS - 1; j >= 0; j--) {
+                l_dhB[j] = 0.f, l_eaA[j] = 0.f, l_ys[j] = 0.f;
+                if (j < nv) {
+                    const int src = md_owner<NPAD>(lane, j);
+                    const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                    const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+                    const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+                    const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+                    const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
+                    const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+                    float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
+#pragma unroll
+                    for (int s = 0; s < 4; s++) {
+                        const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
+                        const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
+                        const float dh = dys * cs[s] + g[s];
+                        const float ea = dh * av * hprev;   /* d loss / d(dt A) */
+                        eaA += ea * A2[s];
+                        dA[s] += ea * dt;
+                        dhB += dh * bs[s];
+                        v[s] = dh * dtu;
+                        v[4 + s] = dys * hs[j][s];
+                        ysp += cs[s] * hs[j][s];
+                        g[s] = av * dh;
+                    }
+                    l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
+                    md_transpose_reduce<8, md_ilog2(G)>(v, lane, 16);
+                    float *rj = red + ((buf * TS + j) * NW + warp) * 2 * NPAD;
+#pragma unroll
+                    for (int k = 0; k < 8 / G; k++) {
+                        const int i = cw * (8 / G) + k;
+                        rj[i < 4 ? q * 4 + i : NPAD + q * 4 + i - 4] = v[k];
+                    }
+                }
+            }
+
+            /* finish the owned steps */
+            md_transpose_reduce<TS, md_ilog2(Q)>(l_dhB, lane, Q / 2);
+            md_transpose_reduce<TS, md_ilog2(Q)>(l_eaA, lane, Q / 2);
+            md_transpose_reduce<TS, md_ilog2(Q)>(l_ys, lane, Q / 2);
+#pragma unroll
+            for (int k = 0; k < R; k++) {
+                const int j = q * R + k;
+                if (valid && j < nv) {
+                    const int64_t row = row0 + seg * TS + j;
+                    const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
+                    const float ddt = l_eaA[k] * MD_LN2 + o_u[k] * l_dhB[k];
+                    const float ddel = ddt * o_sig[k];
+                    const float dzv = o_dzf[k] * (l_ys[k] + Dv * o_u[k]);
+                    md_st(a.du + row * a.ld_du + e, du);
+                    md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
+                    md_st(a.dz + row * a.ld_dz + e, dzv);
+                    dDacc += o_dys[k] * o_u[k];
+                    dbacc += ddel;
+                }
+            }
+
+            /* dBm, dCm of the segment: the warps' partials in warp order */
+            __syncthreads();
+            for (int i = tid; i < nv * 2 * NPAD; i += NT) {
+                const int j = i / (2 * NPAD), o = i % (2 * NPAD), n = o % NPAD;
+                if (n >= N) continue;
+                const float *rj = red + (buf * TS + j) * NW * 2 * NPAD + o;
+                float sum = 0.f;
+#pragma unroll
+                for (int w = 0; w < NW; w++) sum += rj[w * 2 * NPAD];
+                const int64_t row = row0 + seg * TS + j;
+                if (dbc_part) dbc_part[(cb * a.B * a.L + row) * 2 * N + (o < NPAD ? n : N + n)] = sum;
+                else if (o < NPAD) md_st(a.dBm + row * a.ld_dB + n, sum);
+                else md_st(a.dCm + row * a.ld_dC + n, sum);
+            }
+            if (C::NRED == 1) __syncthreads();
+            else buf ^= 1;
         }
 
-        /* dBm, dCm of the segment: the warps' partials in warp order */
-        __syncthreads();
-        for (int i = tid; i < nv * 2 * NPAD; i += NT) {
-            const int j = i / (2 * NPAD), o = i % (2 * NPAD), n = o % NPAD;
-            if (n >= N) continue;
-            const float *rj = red + (buf * TS + j) * NW * 2 * NPAD + o;
-            float sum = 0.f;
+        /* this chunk's parameter-gradient partials */
 #pragma unroll
-            for (int w = 0; w < NW; w++) sum += rj[w * 2 * NPAD];
-            const int64_t row = row0 + seg * TS + j;
-            if (dbc_part) dbc_part[(cb * a.B * a.L + row) * 2 * N + (o < NPAD ? n : N + n)] = sum;
-            else if (o < NPAD) md_st(a.dBm + row * a.ld_dB + n, sum);
-            else md_st(a.dCm + row * a.ld_dC + n, sum);
+        for (int m = 1; m < Q; m <<= 1) {
+            dDacc += __shfl_xor_sync(0xffffffffu, dDacc, m);
+            dbacc += __shfl_xor_sync(0xffffffffu, dbacc, m);
         }
-        if (C::NRED == 1) __syncthreads();
-        else buf ^= 1;
-    }
-
-    /* this chunk's parameter-gradient partials */
+        if (valid) {
+            float *prow = pp + ((b * a.nc + c) * E + e) * (N + 2);
 #pragma unroll
-    for (int m = 1; m < Q; m <<= 1) {
-        dDacc += __shfl_xor_sync(0xffffffffu, dDacc, m);
-        dbacc += __shfl_xor_sync(0xffffffffu, dbacc, m);
-    }
-    if (!valid) return;
-    float *prow = pp + ((b * a.nc + c) * E + e) * (N + 2);
-#pragma unroll
-    for (int s = 0; s < 4; s++) {
-        const int64_t n = q * 4 + s;
-        if (n < N) {
-            prow[n] = dA[s];
-            if (dh0 && c == 0) dh0[(b * E + e) * N + n] = g[s];
+            for (int s = 0; s < 4; s++) {
+                const int64_t n = q * 4 + s;
+                if (n < N) {
+                    prow[n] = dA[s];
+                    if (dh0 && c == 0) dh0[(b * E + e) * N + n] = g[s];
+                }
+            }
+            if (q == 0) prow[N] = dDacc, prow[N + 1] = dbacc;
         }
     }
-    if (q == 0) prow[N] = dDacc, prow[N + 1] = dbacc;
 }
 
 /* dBm, dCm = the channel blocks' partials summed in block order. */
@@ -489,13 +476,13 @@ cudaError_t reverse_summary_t(const md_scan_args_t *a, const md_scan_layout_t *w
 
 template <typename T, int NPAD>
 cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, const float *rend,
-                   float *dbc_part, float *pp, cudaStream_t s)
+                   float *dbc_part, float *pp, int carry, cudaStream_t s)
 {
     using C = MainCfg<NPAD>;
     MD_CU_TRY(cudaFuncSetAttribute(main_kernel<T, NPAD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
-    const int64_t blocks = w->B * w->nc * w->ncb;
+    const int64_t blocks = w->B * (carry ? 1 : w->nc) * w->ncb;
     main_kernel<T, NPAD><<<(unsigned)blocks, C::NT, C::SMEM, s>>>(unpack<T>(a, w->nc), st, a->h0, rend, a->dhT,
-                                                                  a->dh0, dbc_part, pp);
+                                                                  a->dh0, dbc_part, pp, carry);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
@@ -503,22 +490,16 @@ cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const flo
 template <typename T>
 cudaError_t reverse_summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return reverse_summary_t<T, 16>(a, w, sum, s);
-    case 32: return reverse_summary_t<T, 32>(a, w, sum, s);
-    default: return reverse_summary_t<T, 64>(a, w, sum, s);
-    }
+    return md_scan_npad_switch(w->N,
+                               [&](auto np) { return reverse_summary_t<T, decltype(np)::value>(a, w, sum, s); });
 }
 
 template <typename T>
 cudaError_t main_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, const float *rend,
-                          float *dbc_part, float *pp, cudaStream_t s)
+                          float *dbc_part, float *pp, int carry, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return main_t<T, 16>(a, w, st, rend, dbc_part, pp, s);
-    case 32: return main_t<T, 32>(a, w, st, rend, dbc_part, pp, s);
-    default: return main_t<T, 64>(a, w, st, rend, dbc_part, pp, s);
-    }
+    return md_scan_npad_switch(
+        w->N, [&](auto np) { return main_t<T, decltype(np)::value>(a, w, st, rend, dbc_part, pp, carry, s); });
 }
 
 unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
@@ -548,7 +529,18 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
     char *ws = (char *)a->workspace;
     float *sum = (float *)(ws + w.sum), *gsum = (float *)(ws + w.gsum), *gstart = (float *)(ws + w.gstart);
     const float *st = NULL, *rend = NULL;
-    if (w.nc > 1) {
+    const int carry = w.nc > 1 && md_scan_pass_whole(a);
+    if (carry) {
+        if (a->states) {
+            st = a->states;
+        } else {   /* the states as the whole-sequence forward makes them, y not written */
+            md_scan_args_t f = *a;
+            f.y = NULL, f.hT = NULL;
+            float *states = (float *)(ws + w.states);
+            MD_CU_TRY(md_scan_launch_whole_fwd(&f, &w, states, s));
+            st = states;
+        }
+    } else if (w.nc > 1) {
         if (a->states) {
             st = a->states;
         } else {
@@ -566,8 +558,8 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
     }
     float *dbc_part = w.ncb > 1 ? (float *)(ws + w.dbc) : NULL;
     float *pp = (float *)(ws + w.pp), *cs = (float *)(ws + w.cs);
-    if (a->dtype == MD_SCAN_BF16) MD_CU_TRY(main_dispatch<__nv_bfloat16>(a, &w, st, rend, dbc_part, pp, s));
-    else MD_CU_TRY(main_dispatch<float>(a, &w, st, rend, dbc_part, pp, s));
+    if (a->dtype == MD_SCAN_BF16) MD_CU_TRY(main_dispatch<__nv_bfloat16>(a, &w, st, rend, dbc_part, pp, carry, s));
+    else MD_CU_TRY(main_dispatch<float>(a, &w, st, rend, dbc_part, pp, carry, s));
 
     const int64_t rows = a->batch * a->len;
     if (dbc_part) {

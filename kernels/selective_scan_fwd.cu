@@ -11,7 +11,9 @@
  * decay), a propagation of the chunk-start states (two levels, so that
  * both the serial depth and the thread count stay near sqrt(nc)), and the
  * output pass from the true start states. A single chunk runs only the
- * output pass.
+ * output pass. A training call with many channels (md_scan_pass_t WHOLE)
+ * runs none of the three: whole_fwd_kernel walks each sequence once, 4
+ * states per lane, and writes the chunk-start states as it passes them.
  *
  * Forward only (neither states nor workspace given: inference) goes to
  * selective_scan_infer.cu, which walks each sequence whole.
@@ -249,6 +251,111 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+/* The whole-sequence training forward: a block of kThreads lanes covers
+ * kThreads/Q channels of one sequence from step 0 to L-1, the lanes laid
+ * out as md_lanes<NPAD>. Each lane loads its owned steps of u, delta, z one
+ * segment ahead (in registers, so that the loads' latency overlaps the
+ * segment before), sums C.h over its 4 states per step, and a transposing
+ * reduction leaves each lane the finished sums of its owned steps. */
+template <typename T, int NPAD>
+__global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float *st, const float *h0, float *hT)
+{
+    using P = md_lanes<NPAD>;
+    constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
+    static_assert(kTile % TS == 0 && MD_SCAN_CHUNK % TS == 0, "segments must not straddle tiles or chunks");
+    __shared__ __align__(16) float sB[kTile][NPAD];
+    __shared__ __align__(16) float sC[kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB;
+    const int64_t cb = blockIdx.x % ncb, b = blockIdx.x / ncb;
+    const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
+    const int64_t e = cb * CPB + tid / Q;
+    const bool valid = e < a.E;
+    const int64_t ec = valid ? e : 0, N = a.N, E = a.E, row0 = b * a.L;
+
+    float A2[4], h[4];
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const int64_t n = q * 4 + s;
+        const bool ok = valid && n < N;
+        A2[s] = ok ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
+        h[s] = ok && h0 ? h0[(b * E + e) * N + n] : 0.f;
+    }
+    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
+    const float Dv = valid ? __ldg(a.D + ec) : 0.f;
+
+    /* the owned steps of the next segment, loaded one segment ahead */
+    float nu[R], nd[R], nz[R];
+#pragma unroll
+    for (int k = 0; k < R; k++) {
+        const int64_t t = q * R + k;
+        const bool ok = valid && t < a.L;
+        nu[k] = ok ? md_ld(a.u + (row0 + t) * a.ld_u + ec) : 0.f;
+        nd[k] = ok ? md_ld(a.delta + (row0 + t) * a.ld_delta + ec) : 0.f;
+        nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
+    }
+
+    for (int64_t t0 = 0; t0 < a.L; t0 += TS) {
+        const int jt = (int)(t0 % kTile);
+        if (jt == 0) {
+            const int nt = (int)min((int64_t)kTile, a.L - t0);
+            __syncthreads();
+            stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, row0 + t0, nt, N);
+            if (a.y) stage_rows<T, NPAD>(sC, a.Cm, a.ld_C, row0 + t0, nt, N);
+            __syncthreads();
+        }
+        if (st && t0 % MD_SCAN_CHUNK == 0) {
+            float *rec = st + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
+#pragma unroll
+            for (int s = 0; s < 4; s++)
+                if (valid && q * 4 + s < N) rec[(q * 4 + s) * E] = h[s];
+        }
+        const int nv = (int)min((int64_t)TS, a.L - t0);
+
+        float o_u[R], o_dt[R], o_dtu[R], o_gate[R];
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            o_u[k] = nu[k];
+            o_dt[k] = md_softplus(nd[k] + bias);
+            o_dtu[k] = o_dt[k] * nu[k];
+            o_gate[k] = nz[k] * md_sigmoid(nz[k]);
+            const int64_t t = t0 + TS + q * R + k;
+            const bool ok = valid && t < a.L;
+            nu[k] = ok ? md_ld(a.u + (row0 + t) * a.ld_u + ec) : 0.f;
+            nd[k] = ok ? md_ld(a.delta + (row0 + t) * a.ld_delta + ec) : 0.f;
+            nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
+        }
+
+        float ys[TS];
+#pragma unroll
+        for (int j = 0; j < TS; j++) {
+            ys[j] = 0.f;
+            if (j < nv) {
+                const int src = md_owner<NPAD>(lane, j);
+                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[jt + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[jt + j][q * 4]);
+                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+#pragma unroll
+                for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
+                ys[j] = (cs[0] * h[0] + cs[1] * h[1]) + (cs[2] * h[2] + cs[3] * h[3]);
+            }
+        }
+        if (!a.y) continue;
+        md_transpose_reduce<TS, md_ilog2(Q)>(ys, lane, Q / 2);
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            const int j = q * R + k;
+            if (valid && j < nv) md_st(a.y + (row0 + t0 + j) * a.ld_y + e, (ys[k] + Dv * o_u[k]) * o_gate[k]);
+        }
+    }
+    if (hT && valid) {
+#pragma unroll
+        for (int s = 0; s < 4; s++)
+            if (q * 4 + s < N) hT[(b * E + e) * N + q * 4 + s] = h[s];
+    }
+}
+
 /* ---- propagation of the chunk-start states ----
  * Chunk k in the order of travel is c = k forward and nc-1-k in reverse;
  * group g holds travel positions [g*G, g*G + G). */
@@ -342,14 +449,26 @@ cudaError_t output_t(const md_scan_args_t *a, const md_scan_layout_t *w, const f
     return cudaSuccess;
 }
 
+template <typename T, int NPAD>
+cudaError_t whole_fwd_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
+{
+    constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
+    const int64_t blocks = w->B * ((w->E + CPB - 1) / CPB);
+    whole_fwd_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc, w->L), st, a->h0, a->hT);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+template <typename T>
+cudaError_t whole_fwd_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
+{
+    return md_scan_npad_switch(w->N, [&](auto np) { return whole_fwd_t<T, decltype(np)::value>(a, w, st, s); });
+}
+
 template <typename T>
 cudaError_t summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    switch (md_scan_npad(w->N)) {
-    case 16: return summary_t<T, 16>(a, w, sum, s);
-    case 32: return summary_t<T, 32>(a, w, sum, s);
-    default: return summary_t<T, 64>(a, w, sum, s);
-    }
+    return md_scan_npad_switch(w->N, [&](auto np) { return summary_t<T, decltype(np)::value>(a, w, sum, s); });
 }
 
 template <typename T>
@@ -381,6 +500,12 @@ cudaError_t md_scan_launch_chunk_summary(const md_scan_args_t *a, const md_scan_
                                          cudaStream_t s)
 {
     return a->dtype == MD_SCAN_BF16 ? summary_dispatch<__nv_bfloat16>(a, w, sum, s) : summary_dispatch<float>(a, w, sum, s);
+}
+
+cudaError_t md_scan_launch_whole_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
+{
+    return a->dtype == MD_SCAN_BF16 ? whole_fwd_dispatch<__nv_bfloat16>(a, w, st, s)
+                                    : whole_fwd_dispatch<float>(a, w, st, s);
 }
 
 cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_log, const float *sum,
@@ -432,6 +557,11 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
     if (!a->states && !a->workspace) return md_scan_fwd_infer(a, s);
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
     const float *st = NULL;
+    if (w.nc > 1 && md_scan_pass_whole(a)) {
+        /* given a workspace and no states, the states go to its start, as below */
+        float *states = a->states ? a->states : a->workspace ? (float *)((char *)a->workspace + w.states) : NULL;
+        return md_scan_launch_whole_fwd(a, &w, states, s);
+    }
     if (w.nc > 1) {
         if (!a->workspace || a->workspace_bytes < w.fwd_bytes) return cudaErrorInvalidValue;
         char *ws = (char *)a->workspace;

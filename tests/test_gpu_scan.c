@@ -12,7 +12,8 @@
  * forward's saved chunk states equals the one that recomputes them, bit
  * for bit; two runs
  * give identical bits; and a sequence split in two, carried through h0/hT
- * and dhT/dh0, matches the whole.
+ * and dhT/dh0, matches the whole. All of it for both training schemes
+ * (md_scan_pass_t CHUNKED and WHOLE), whichever AUTO would pick.
  *
  * Exits 77 (skipped) without CUDA or a GPU. MD_GPU_SCAN_QUICK=1 keeps the
  * small shapes only (for compute-sanitizer runs).
@@ -395,59 +396,66 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     gpu_setup(&G, &p, s->pad, 0);
     const double tol = bf16 ? 1e-2 : 1e-5;
     const char *dn = bf16 ? "bf16" : "f32";
-
-    /* 1: against the reference, states saved by the forward */
-    poison_outputs(&G);
-    reset_param_grads(&G, &p);
-    run_fwd_bwd(&G, 1);
     int pad_ok;
-    gpu_results(&G, &p, &got, &pad_ok);
-    struct {
-        const char *name;
-        const double *x, *r;
-        int64_t n;
-    } outs[] = {{"y", got.y, ref.y, M * E},       {"du", got.du, ref.du, M * E},  {"ddelta", got.ddelta, ref.ddelta, M * E},
-                {"dz", got.dz, ref.dz, M * E},    {"dBm", got.dB, ref.dB, M * N}, {"dCm", got.dC, ref.dC, M * N},
-                {"dA_log", got.dA, ref.dA, E * N}, {"dD", got.dD, ref.dD, E},     {"ddt_bias", got.db, ref.db, E}};
-    printf("%-34s %-4s B=%lld L=%lld E=%lld N=%lld (cpu ref %.1fs):", s->what, dn, (long long)p.B, (long long)p.L,
-           (long long)E, (long long)N, t_ref);
-    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
-        double err = relerr(outs[i].x, outs[i].r, outs[i].n);
-        printf(" %s %.1e", outs[i].name, err);
-        CHECK(err < tol, "%s %s %s: relative error %.3g >= %g", s->what, dn, outs[i].name, err, tol);
-    }
-    printf("\n");
-    CHECK(pad_ok, "%s %s: an output wrote into the padding between rows", s->what, dn);
+    for (int pass = MD_SCAN_PASS_CHUNKED; pass <= MD_SCAN_PASS_WHOLE; pass++) {
+        G.a.pass = (md_scan_pass_t)pass;
+        const char *pn = pass == MD_SCAN_PASS_WHOLE ? "whole" : "chunked";
 
-    /* 2: recomputed chunk states give the same bits; 3: a second run too */
-    poison_outputs(&G);
-    reset_param_grads(&G, &p);
-    run_fwd_bwd(&G, 0);
-    gpu_results(&G, &p, &again, &pad_ok);
-    CHECK(same_bits(&G, &got, &again, &p), "%s %s: backward from saved states differs from recomputed", s->what, dn);
-    poison_outputs(&G);
-    reset_param_grads(&G, &p);
-    run_fwd_bwd(&G, 1);
-    gpu_results(&G, &p, &again, &pad_ok);
-    CHECK(same_bits(&G, &got, &again, &p), "%s %s: two identical runs differ", s->what, dn);
-    /* 3b: a forward given a workspace and no states leaves them at the
-     * workspace's start, for a backward to take (scan_api.h; the CUDA
-     * backend's scan_fwd relies on it) */
-    size_t fwd_bytes = md_scan_fwd_workspace(p.B, p.L, E, N);
-    if (md_scan_states_bytes(p.B, p.L, E, N)) {
-        float *fwd_ws = NULL;
-        CU(cudaMalloc((void **)&fwd_ws, fwd_bytes));
+        /* 1: against the reference, states saved by the forward */
         poison_outputs(&G);
         reset_param_grads(&G, &p);
-        G.a.states = NULL, G.a.workspace = fwd_ws, G.a.workspace_bytes = fwd_bytes;
-        CU(md_scan_fwd(&G.a, 0));
-        G.a.states = fwd_ws, G.a.workspace = G.ws, G.a.workspace_bytes = G.ws_bytes;
-        CU(md_scan_bwd(&G.a, 0));
-        CU(cudaDeviceSynchronize());
+        run_fwd_bwd(&G, 1);
+        gpu_results(&G, &p, &got, &pad_ok);
+        struct {
+            const char *name;
+            const double *x, *r;
+            int64_t n;
+        } outs[] = {{"y", got.y, ref.y, M * E},         {"du", got.du, ref.du, M * E},
+                    {"ddelta", got.ddelta, ref.ddelta, M * E}, {"dz", got.dz, ref.dz, M * E},
+                    {"dBm", got.dB, ref.dB, M * N},       {"dCm", got.dC, ref.dC, M * N},
+                    {"dA_log", got.dA, ref.dA, E * N},    {"dD", got.dD, ref.dD, E},
+                    {"ddt_bias", got.db, ref.db, E}};
+        printf("%-34s %-4s %-7s B=%lld L=%lld E=%lld N=%lld (cpu ref %.1fs):", s->what, dn, pn, (long long)p.B,
+               (long long)p.L, (long long)E, (long long)N, t_ref);
+        for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+            double err = relerr(outs[i].x, outs[i].r, outs[i].n);
+            printf(" %s %.1e", outs[i].name, err);
+            CHECK(err < tol, "%s %s %s %s: relative error %.3g >= %g", s->what, dn, pn, outs[i].name, err, tol);
+        }
+        printf("\n");
+        CHECK(pad_ok, "%s %s %s: an output wrote into the padding between rows", s->what, dn, pn);
+
+        /* 2: recomputed chunk states give the same bits; 3: a second run too */
+        poison_outputs(&G);
+        reset_param_grads(&G, &p);
+        run_fwd_bwd(&G, 0);
         gpu_results(&G, &p, &again, &pad_ok);
-        CHECK(same_bits(&G, &got, &again, &p), "%s %s: backward from the states in the forward's workspace differs",
-              s->what, dn);
-        CU(cudaFree(fwd_ws));
+        CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: backward from saved states differs from recomputed", s->what,
+              dn, pn);
+        poison_outputs(&G);
+        reset_param_grads(&G, &p);
+        run_fwd_bwd(&G, 1);
+        gpu_results(&G, &p, &again, &pad_ok);
+        CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: two identical runs differ", s->what, dn, pn);
+        /* 3b: a forward given a workspace and no states leaves them at the
+         * workspace's start, for a backward to take (scan_api.h; the CUDA
+         * backend's scan_fwd relies on it) */
+        size_t fwd_bytes = md_scan_fwd_workspace(p.B, p.L, E, N);
+        if (md_scan_states_bytes(p.B, p.L, E, N)) {
+            float *fwd_ws = NULL;
+            CU(cudaMalloc((void **)&fwd_ws, fwd_bytes));
+            poison_outputs(&G);
+            reset_param_grads(&G, &p);
+            G.a.states = NULL, G.a.workspace = fwd_ws, G.a.workspace_bytes = fwd_bytes;
+            CU(md_scan_fwd(&G.a, 0));
+            G.a.states = fwd_ws, G.a.workspace = G.ws, G.a.workspace_bytes = G.ws_bytes;
+            CU(md_scan_bwd(&G.a, 0));
+            CU(cudaDeviceSynchronize());
+            gpu_results(&G, &p, &again, &pad_ok);
+            CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: backward from the states in the forward's workspace differs",
+                  s->what, dn, pn);
+            CU(cudaFree(fwd_ws));
+        }
     }
 
     /* 4: forward only (no states, no workspace): one pass per sequence */
@@ -499,7 +507,7 @@ static void sub_problem(problem_t *q, const problem_t *p, int64_t t0, int64_t t1
     q->Bm = slice_rows(p->Bm, p->B, p->L, p->N, t0, t1), q->Cm = slice_rows(p->Cm, p->B, p->L, p->N, t0, t1);
 }
 
-static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, uint64_t seed)
+static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, md_scan_pass_t pass, uint64_t seed)
 {
     problem_t p, p1, p2;
     problem_init(&p, B, L, E, 16, 0, -1, 1, seed);
@@ -515,6 +523,7 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, uint64_
     /* whole */
     gpu_t W, A, Bq;
     gpu_setup(&W, &p, 0, 1);
+    W.a.pass = pass;
     reset_param_grads(&W, &p);
     poison_outputs(&W);
     dvec_upload(W.h0, h0, S), dvec_upload(W.dhT, dhT, S);
@@ -524,6 +533,7 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, uint64_
     /* second part first for the backward: its h0 is the first part's hT */
     gpu_setup(&A, &p1, 0, 1);
     gpu_setup(&Bq, &p2, 0, 1);
+    A.a.pass = Bq.a.pass = pass;
     reset_param_grads(&A, &p), reset_param_grads(&Bq, &p);
     poison_outputs(&A), poison_outputs(&Bq);
     dvec_upload(A.h0, h0, S);
@@ -557,7 +567,8 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, uint64_
     const double *a_[] = {g1.y, g1.du, g1.ddelta, g1.dz, g1.dB, g1.dC};
     const double *b_[] = {g2.y, g2.du, g2.ddelta, g2.dz, g2.dB, g2.dC};
     const char *nm[] = {"y", "du", "ddelta", "dz", "dBm", "dCm"};
-    printf("streaming B=%lld L=%lld cut at %lld E=%lld:", (long long)B, (long long)L, (long long)L1, (long long)E);
+    printf("streaming %s B=%lld L=%lld cut at %lld E=%lld:", pass == MD_SCAN_PASS_WHOLE ? "whole" : "chunked",
+           (long long)B, (long long)L, (long long)L1, (long long)E);
     for (int k = 0; k < 6; k++) {
         const int64_t cols = k < 4 ? E : N;
         for (int64_t b = 0; b < B; b++) {
@@ -635,9 +646,11 @@ int main(void)
         for (int bf = 0; bf < 2; bf++) check_shape(&shapes[i], bf, seed++);
         fflush(stdout);
     }
-    check_streaming(2, 777, 300, 96, seed++);
-    check_streaming(2, 200, 1, 40, seed++);
-    if (!quick) check_streaming(1, 5000, 2345, 64, seed++);
+    for (int pass = MD_SCAN_PASS_CHUNKED; pass <= MD_SCAN_PASS_WHOLE; pass++) {
+        check_streaming(2, 777, 300, 96, (md_scan_pass_t)pass, seed++);
+        check_streaming(2, 200, 1, 40, (md_scan_pass_t)pass, seed++);
+        if (!quick) check_streaming(1, 5000, 2345, 64, (md_scan_pass_t)pass, seed++);
+    }
     return md_test_done();
 }
 

@@ -1,7 +1,7 @@
 /* mambadna bench: benchmarks of the GPU kernels (and, later, of training) on
  * this machine.
  *
- *   mambadna bench scan [--shape S1..S5|all] [--dtype f32|bf16|both] [--reps N]
+ *   mambadna bench scan [--shape S1..S5|all] [--dtype f32|bf16|both] [--pass auto|chunked|whole] [--reps N]
  *   mambadna bench train [--preset P] [-L N] [-B N] [--tokens-per-step N]   (bench_train.c)
  *   mambadna bench attention [-L N] [-B N] [--heads N] [--head-dim N]    (bench_attention.c)
  *   mambadna bench all [--only LIST] [--quick] [--time-budget S] [-o FILE]  (bench_suite.c)
@@ -33,7 +33,10 @@
 #include "scan_api.h"
 #endif
 
-enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_REPS };
+enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_PASS, OPT_REPS };
+
+/* --pass, in md_scan_pass_t's order */
+static const char *const pass_names[] = {"auto", "chunked", "whole"};
 
 enum { N_SCAN_SHAPES = MD_SCAN_N_SHAPES, SCAN_STATE = MD_SCAN_BENCH_STATE };
 
@@ -65,6 +68,8 @@ static void usage_scan(FILE *fp)
             "Options:\n"
             "      --shape STR     S1..S5 or all [all]\n"
             "      --dtype STR     f32, bf16 or both [both]\n"
+            "      --pass STR      auto, chunked or whole: how a sequence longer than a\n"
+            "                      chunk is covered (scan_api.h's md_scan_pass_t) [auto]\n"
             "      --reps INT      timed runs per shape [10]\n"
             MD_COMMON_HELP);
 }
@@ -124,7 +129,7 @@ typedef struct {
     void *u, *delta, *z, *Bm, *Cm, *dy;
 } scan_inputs_t;
 
-int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int reps, uint64_t seed, int64_t l2_bytes,
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int reps, uint64_t seed, int64_t l2_bytes,
                           md_scan_bench_result_t *res)
 {
     const md_scan_dtype_t dt = bf16 ? MD_SCAN_BF16 : MD_SCAN_F32;
@@ -178,6 +183,7 @@ int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int reps, uint64_
     md_scan_args_t a;
     memset(&a, 0, sizeof a);
     a.dtype = dt;
+    a.pass = (md_scan_pass_t)pass;
     a.batch = B, a.len = L, a.d_inner = E, a.d_state = N;
     a.ld_u = a.ld_delta = a.ld_z = a.ld_y = a.ld_dy = a.ld_du = a.ld_ddelta = a.ld_dz = E;
     a.ld_B = a.ld_C = a.ld_dB = a.ld_dC = N;
@@ -222,7 +228,7 @@ out:
     return ret;
 }
 
-static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int reps)
+static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int pass, int reps)
 {
     md_device_t dev;
     const char *spec = strcmp(co->device, "auto") ? co->device : "cuda";
@@ -245,8 +251,8 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
     FILE *fp = of->fp;
     if (!co->json) {
         md_provenance_comment(fp, "#");
-        fprintf(fp, "# %s; copy bandwidth %.0f GB/s; N = %d; medians of %d runs\n", dev.name, copy_gbps, SCAN_STATE,
-                reps);
+        fprintf(fp, "# %s; copy bandwidth %.0f GB/s; N = %d; pass %s; medians of %d runs\n", dev.name, copy_gbps,
+                SCAN_STATE, pass_names[pass], reps);
         fprintf(fp, "#shape\tB\tD\tL\tdtype\tfwd_ms\tbwd_ms\tfwdbwd_ms\tGB/s\t%%copy\tbar_ms\tbar/ours\n");
     }
     int ret = 0;
@@ -258,7 +264,7 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
             md_scan_bench_result_t r;
             memset(&r, 0, sizeof r);
             const uint64_t seed = co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d;
-            if (md_bench_scan_measure(sh, d == 0, reps, seed, l2, &r) < 0) {
+            if (md_bench_scan_measure(sh, d == 0, pass, reps, seed, l2, &r) < 0) {
                 ret = -1;
                 break;
             }
@@ -288,7 +294,7 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
 
 #else
 
-int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int reps, uint64_t seed, int64_t l2_bytes,
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int reps, uint64_t seed, int64_t l2_bytes,
                           md_scan_bench_result_t *res)
 {
     md_error("bench scan: this mambadna was built without CUDA");
@@ -310,9 +316,10 @@ static int bench_scan(int argc, char **argv)
     static const struct option longopts[] = {MD_COMMON_LONGOPTS,
                                              {"shape", required_argument, 0, OPT_SHAPE},
                                              {"dtype", required_argument, 0, OPT_DTYPE},
+                                             {"pass", required_argument, 0, OPT_PASS},
                                              {"reps", required_argument, 0, OPT_REPS},
                                              {0, 0, 0, 0}};
-    int shape = -1, dtypes = 3, c;
+    int shape = -1, dtypes = 3, pass = 0, c;
     int64_t reps = 10;
     opterr = 0;
     optind = 1;
@@ -341,6 +348,13 @@ static int bench_scan(int argc, char **argv)
                 return 1;
             }
             break;
+        case OPT_PASS:
+            for (pass = 0; pass < 3 && strcmp(optarg, pass_names[pass]); pass++) continue;
+            if (pass == 3) {
+                md_error("option --pass: '%s' is not one of auto, chunked, whole", optarg);
+                return 1;
+            }
+            break;
         case OPT_REPS:
             if (md_parse_i64("--reps", optarg, 1, 100000, 0, &reps) < 0) return 1;
             break;
@@ -363,9 +377,9 @@ static int bench_scan(int argc, char **argv)
         md_error("bench scan: no GPU is visible (CUDA %s)", md_cuda_version_string());
         return 1;
     }
-    return bench_scan_run(&co, shape, dtypes, (int)reps) < 0 ? 1 : 0;
+    return bench_scan_run(&co, shape, dtypes, pass, (int)reps) < 0 ? 1 : 0;
 #else
-    (void)shape, (void)dtypes, (void)reps;
+    (void)shape, (void)dtypes, (void)pass, (void)reps;
     md_error("bench scan: this mambadna was built without CUDA");
     return 1;
 #endif

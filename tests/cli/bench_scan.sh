@@ -1,0 +1,18 @@
+# mambadna bench scan without a GPU (CUDA_VISIBLE_DEVICES hides any): -h
+# lists the options; a run is one clear error; bad options are caught before
+# any device work.
+. "$MD_TESTS/clilib.sh"
+
+expect_ok "help" $MD bench scan -h
+for o in --shape --dtype --pass --reps; do
+    grep -q -- "$o" "$T/out" && ok || bad "help lists $o"
+done
+
+expect_error "no GPU" "bench scan: (no GPU is visible|this mambadna was built without CUDA)" \
+    env CUDA_VISIBLE_DEVICES= $MD bench scan --shape S1
+expect_error "bad shape" "option --shape: 'S6'" $MD bench scan --shape S6
+expect_error "bad dtype" "option --dtype: 'fp16'" $MD bench scan --dtype fp16
+expect_error "bad pass" "option --pass: 'both' is not one of auto, chunked, whole" $MD bench scan --pass both
+expect_error "bad reps" "reps" $MD bench scan --reps 0
+expect_error "stray argument" "takes no arguments" $MD bench scan foo
+finish
