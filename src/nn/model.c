@@ -21,6 +21,7 @@ typedef struct {
     size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes, consts_bytes;
     size_t op_ws_seq, xent_ws_seq;
     int op_ws_in_act;   /* op_ws laid over h_L .. logits (make_plan) */
+    int g_in_h0;        /* g laid over h_0 (make_plan) */
 } plan_t;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -84,7 +85,15 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
                     cls_elems(cfg, max_batch, max_len);
     p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
     p->scratch_bytes = inference ? 0 : arch->scratch_bytes(cfg, adt, M);
-    p->g_elems = inference ? 0 : round16(M * d);   /* g; dhf takes hf's place */
+    /* g, dL/dh, lives from the final norm's backward on; the stream h_0
+     * (the embedding's output) is read only by block 0 and, with a deferred
+     * residual add, block 1, so g may take its place once the blocks'
+     * forward is done, and block 0's backward gets h_0 again from the
+     * embedding, in h_1's place (dead after block 1's backward). Not with a
+     * single block, whose h_1 is h_L, where op_ws may lie. dhf takes hf's
+     * place. */
+    p->g_in_h0 = !inference && cfg->n_layer >= 2;
+    p->g_elems = inference || p->g_in_h0 ? 0 : round16(M * d);
     p->dlogits_elems = inference ? 0 : round16(M * V);
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
     p->n_slots = 0;
@@ -263,7 +272,7 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     if (!m->opts.inference) {   /* the backward's buffers */
         m->scratch = w;
         w += p.scratch_bytes;
-        m->g = w;
+        m->g = p.g_in_h0 ? m->resid[0] : w;
         m->dhf = m->hf;
         w += p.g_elems * es;
         m->dlogits = w;

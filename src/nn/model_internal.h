@@ -89,9 +89,11 @@ struct md_model {
     void *consts;            /* the architecture's constants (model_internal.h), or NULL */
     /* carved from ws */
     void *scratch;           /* the blocks' backward scratch */
-    /* g: dL/dh through the blocks; dhf: dL/d(norm_f output), in hf's place
-     * (the head's weight gradient reads hf first); op_ws: in ws, or laid
-     * over h_L .. logits in act (make_plan) */
+    /* g: dL/dh through the blocks, in ws or laid over h_0 (make_plan; the
+     * backward then embeds h_0 again in h_1's place for block 0); dhf:
+     * dL/d(norm_f output), in hf's place (the head's weight gradient reads
+     * hf first); op_ws: in ws, or laid over h_L .. logits in act
+     * (make_plan) */
     void *g, *dhf, *dlogits, *op_ws, *xent_ws;
     /* sequence-parallel CPU path (n_slots = 0: never used) */
     int64_t n_slots;
