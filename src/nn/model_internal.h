@@ -110,8 +110,10 @@ struct md_model {
     void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
     /* MD_POISON_DEAD=1 in the environment when the model was made: a
      * whole-batch backward zeroes the tail h_L .. logits (tail_bytes from
-     * resid[n_layer]) once the final norm's backward has read it, so that
-     * tests see any buffer still live there (make_plan lays op_ws over it) */
+     * resid[n_layer]) once the final norm's backward has read it, and each
+     * block input h_l, l >= 1, once block l's backward has, so that tests
+     * see any buffer still live there (make_plan lays op_ws over the tail;
+     * block 0's backward takes h_0 again in h_1's place) */
     int poison_dead;
     size_t tail_bytes;
     /* md_model_set_grad_ready's notification, or NULL */

@@ -180,6 +180,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
         }
         if (m->n_acts == 1 && l != nl - 1) m->arch->fwd(&c, (int)l, h_in, NULL, layer_acts(m, l));
         m->arch->bwd(&c, (int)l, h_in, g_rows, layer_acts(m, l), m->scratch);
+        if (m->poison_dead && s->whole && l >= 1) be->memset0(be, h_in, (size_t)(M * d) * es_of(m));   /* h_l is dead */
         grads_ready(m, s, l);
     }
     /* embedding */
