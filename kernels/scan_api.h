@@ -32,7 +32,10 @@
  * outputs on one GPU model.
  *
  * Gradients: du, ddelta, dz, dBm, dCm are WRITTEN; dA_log, dD, ddt_bias are
- * ADDED into (as in ops.h). No output may overlap an input.
+ * ADDED into (as in ops.h). ddelta may be delta itself (same pointer and
+ * ld): the backward reads every element of delta before the thread that
+ * owns it writes its gradient there, and no later read of it follows. No
+ * other output may overlap an input.
  *
  * Every function returns cudaSuccess or the first error (a launch error, or
  * cudaErrorInvalidValue for bad sizes, NULL required pointers or too small a

@@ -46,7 +46,7 @@ static unsigned fp_mode(void) { return 0; }
 static const md_backend_t *be;
 static md_rng_t rng;
 
-enum { MAX_BUFS = 4096 };
+enum { MAX_BUFS = 8192 };
 static void *bufs[MAX_BUFS];
 static int n_bufs;
 
@@ -131,8 +131,10 @@ typedef struct {
 } scan_out_t;
 
 /* Forward (path fwd_avx) and backward (path bwd_avx) on dtype dt; the
- * backward takes the forward's states unless recompute. */
-static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_avx, int recompute, scan_out_t *o)
+ * backward takes the forward's states unless recompute, and writes ddelta
+ * over delta when in_place (ops.h allows it; the model does it). */
+static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_avx, int recompute, int in_place,
+                     scan_out_t *o)
 {
     int64_t B = in->B, L = in->L, E = in->E, N = in->N, M = B * L, X = 3 + 2 * N;
     /* B and C inside a wider matrix, u and z row-strided, as in the model */
@@ -148,7 +150,7 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     md_tensor_t tbias = mk(dt, in->bias, 1, E, E, 0), tA = mk(dt, in->A_log, E, N, N, 0), tD = mk(dt, in->D, 1, E, E, 0);
     md_tensor_t tz = mk(dt, in->z, M, E, E + 3, 1e30), ty = mk(dt, NULL, M, E, E + 1, 1e30);
     md_tensor_t tdy = mk(dt, in->dy, M, E, E + 2, 1e30), tdu = mk(dt, NULL, M, E, E + 1, 1e30);
-    md_tensor_t tdd = mk(dt, NULL, M, E, E, 0), tdz = mk(dt, NULL, M, E, E + 5, 1e30);
+    md_tensor_t tdd = in_place ? tdl : mk(dt, NULL, M, E, E, 0), tdz = mk(dt, NULL, M, E, E + 5, 1e30);
     md_tensor_t tdxd = mk(dt, NULL, M, X, X, 0);
     md_tensor_t tdB = md_tensor_cols(tdxd, 3, N), tdC = md_tensor_cols(tdxd, 3 + N, N);
     md_tensor_t tdA = mk(dt, NULL, E, N, N, 0), tdD = mk(dt, NULL, 1, E, E, 0), tdb = mk(dt, NULL, 1, E, E, 0);
@@ -198,19 +200,25 @@ static void test_scan(int have_avx)
         in.delta[0] = 25;                      /* softplus's threshold */
         if (M * E > 5) in.delta[5] = -40;      /* dt ~ 0 */
         scan_out_t ref;
-        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, &ref);
+        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, 0, &ref);
         int64_t sz[N_SCAN_OUT] = {M * E, M * E, M * E, E * N, M * N, M * N, E, M * E, E};
         /* (forward path, backward path, recompute) */
         int runs[][3] = {{0, 0, 0}, {0, 0, 1}, {1, 1, 0}, {1, 1, 1}, {1, 0, 0}, {0, 1, 0}};
         for (int r = 0; r < 6; r++) {
             if (!have_avx && (runs[r][0] || runs[r][1])) continue;
-            scan_out_t got;
-            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], &got);
+            scan_out_t got, over;
+            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 0, &got);
+            /* ddelta written over delta: the same bits */
+            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 1, &over);
             for (int k = 0; k < N_SCAN_OUT; k++) {
                 double e = relerr(got.v[k], ref.v[k], sz[k]);
                 CHECK(e <= 2e-5, "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): relative error %.3g",
                       scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
                       path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "", e);
+                CHECK(!memcmp(got.v[k], over.v[k], (size_t)sz[k] * sizeof(double)),
+                      "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): ddelta over delta changes it",
+                      scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
+                      path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "");
             }
         }
     }
@@ -235,7 +243,7 @@ static void test_scan_threads(void)
     scan_out_t o[2];
     for (int t = 0; t < 2; t++) {
         omp_set_num_threads(t + 1);
-        run_scan(&in, MD_DTYPE_F32, 1, 1, 0, &o[t]);
+        run_scan(&in, MD_DTYPE_F32, 1, 1, 0, 0, &o[t]);
     }
     omp_set_num_threads(2);
     int same = 1;

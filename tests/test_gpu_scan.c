@@ -456,6 +456,22 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
                   s->what, dn, pn);
             CU(cudaFree(fwd_ws));
         }
+        /* 3c: ddelta written over delta (scan_api.h allows it; the model does
+         * it) gives the same bits; delta is uploaded again afterwards */
+        {
+            dmat_t own = G.ddelta;
+            poison_outputs(&G);
+            reset_param_grads(&G, &p);
+            G.ddelta = G.delta;
+            G.a.ddelta = G.delta.p, G.a.ld_ddelta = G.delta.ld;
+            run_fwd_bwd(&G, 1);
+            gpu_results(&G, &p, &again, &pad_ok);
+            CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: backward with ddelta over delta differs", s->what, dn,
+                  pn);
+            G.ddelta = own;
+            G.a.ddelta = own.p, G.a.ld_ddelta = own.ld;
+            dmat_upload(&G.delta, p.delta);
+        }
     }
 
     /* 4: forward only (no states, no workspace): one pass per sequence */

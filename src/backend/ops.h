@@ -235,7 +235,10 @@ struct md_backend {
      * into dA_log, dD, ddt_bias. The states h_t are recomputed, segment by
      * segment in reverse, from `states` as left by scan_fwd on the same
      * inputs (or, when states is NULL, from a first forward pass of its
-     * own); memory O(sqrt(L)) per channel, not O(L). */
+     * own); memory O(sqrt(L)) per channel, not O(L). ddelta may be delta
+     * itself (the same view: each element is read before its gradient is
+     * written over it, which lets the model drop a buffer); no other output
+     * may overlap an input. */
     void (*scan_bwd)(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                      md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz,
                      md_tensor_t *ddt_bias, const md_tensor_t *dy, const md_tensor_t *u,

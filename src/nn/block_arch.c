@@ -30,12 +30,11 @@ static void *rows_of(const md_block_ctx_t *c, void *base, int64_t cols, md_dtype
 static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
 {
     const md_config_t *cfg = c->cfg;
-    int64_t d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    int64_t E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_mamba_acts_t a, r;
     md_dtype_t adt = c->adtype;
     md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, c->inference, base, &a);
     r.rstd = rows_of(c, a.rstd, 1, c->dtype);
-    r.hn = rows_of(c, a.hn, d, adt);
     r.xz = rows_of(c, a.xz, 2 * E, adt);
     r.u = rows_of(c, a.u, E, adt);
     r.xdbl = rows_of(c, a.xdbl, X, adt);
@@ -62,7 +61,6 @@ static void mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void
     md_mamba_scratch_carve(cfg, adt, c->max_batch * c->max_len, scratch, &s);
     r.dxz = rows_of(c, s.dxz, 2 * E, adt);
     r.du = rows_of(c, s.du, E, adt);
-    r.ddelta = rows_of(c, s.ddelta, E, adt);
     r.dxdbl = rows_of(c, s.dxdbl, X, adt);
     md_mamba_bwd(c, layer, h_in, g, &a, &r);
 }

@@ -77,49 +77,50 @@ void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols,
     set_slice(c, base, cols, dts, n, out);
 }
 
+enum { N_ACTS = 7 };
+
 /* sizes of the sub-buffers in bytes, in carve order */
 static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t B, int64_t L,
                        int inference, size_t *s)
 {
-    int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
+    int64_t M = B * L, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_dtype_t adt = md_act_dtype(be, dt);
     size_t es = md_dtype_size(adt);
     s[0] = (size_t)M * md_dtype_size(dt); /* rstd */
-    s[1] = (size_t)(M * d) * es;     /* hn */
-    s[2] = (size_t)(M * 2 * E) * es; /* xz */
-    s[3] = (size_t)(M * E) * es;     /* u */
-    s[4] = (size_t)(M * X) * es;     /* xdbl */
-    s[5] = (size_t)(M * E) * es;     /* delta */
-    s[6] = (size_t)(M * E) * es;     /* y */
+    s[1] = (size_t)(M * 2 * E) * es; /* xz */
+    s[2] = (size_t)(M * E) * es;     /* u */
+    s[3] = (size_t)(M * X) * es;     /* xdbl */
+    s[4] = (size_t)(M * E) * es;     /* delta */
+    s[5] = (size_t)(M * E) * es;     /* y (and hn before it: md_mamba_fwd) */
     /* the whole batch at once, or sequence by sequence at a fixed stride */
     size_t whole = be->scan_states_size(be, adt, B, L, E, cfg->d_state);
     size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, adt, 1, L, E, cfg->d_state));
-    s[7] = inference ? 0 : whole > per_seq ? whole : per_seq;
+    s[6] = inference ? 0 : whole > per_seq ? whole : per_seq;
 }
 
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len, int inference)
 {
-    size_t s[8], n = 0;
+    size_t s[N_ACTS], n = 0;
     acts_sizes(cfg, be, dt, max_batch, max_len, inference, s);
-    for (int i = 0; i < 8; i++) n += round64b(s[i]);
+    for (int i = 0; i < N_ACTS; i++) n += round64b(s[i]);
     return n;
 }
 
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                          int64_t max_len, int inference, void *base, md_mamba_acts_t *a)
 {
-    size_t s[8];
+    size_t s[N_ACTS];
     acts_sizes(cfg, be, dt, max_batch, max_len, inference, s);
-    void **slot[8] = {&a->rstd, &a->hn, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states};
+    void **slot[N_ACTS] = {&a->rstd, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states};
     char *p = base;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < N_ACTS; i++) {
         *slot[i] = p;
         p += round64b(s[i]);
     }
 }
 
-enum { N_SCRATCH = 4 };
+enum { N_SCRATCH = 3 };
 
 static void scratch_sizes(const md_config_t *cfg, md_dtype_t dt, int64_t M, size_t *s)
 {
@@ -127,8 +128,7 @@ static void scratch_sizes(const md_config_t *cfg, md_dtype_t dt, int64_t M, size
     size_t es = md_dtype_size(dt);
     s[0] = (size_t)(M * 2 * E) * es; /* dxz */
     s[1] = (size_t)(M * E) * es;     /* du */
-    s[2] = (size_t)(M * E) * es;     /* ddelta */
-    s[3] = (size_t)(M * X) * es;     /* dxdbl */
+    s[2] = (size_t)(M * X) * es;     /* dxdbl */
 }
 
 size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows)
@@ -144,7 +144,7 @@ void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
 {
     size_t s[N_SCRATCH];
     scratch_sizes(cfg, dt, max_rows, s);
-    void **slot[N_SCRATCH] = {&sc->dxz, &sc->du, &sc->ddelta, &sc->dxdbl};
+    void **slot[N_SCRATCH] = {&sc->dxz, &sc->du, &sc->dxdbl};
     char *p = base;
     for (int i = 0; i < N_SCRATCH; i++) {
         *slot[i] = p;
@@ -186,10 +186,13 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d);
     md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
-    md_tensor_t hn = amat(c, a->hn, M, d), xz = amat(c, a->xz, M, 2 * E), u = amat(c, a->u, M, E);
+    md_tensor_t xz = amat(c, a->xz, M, 2 * E), u = amat(c, a->u, M, E);
     md_tensor_t xdbl = amat(c, a->xdbl, M, R + 2 * N), delta = amat(c, a->delta, M, E), y = amat(c, a->y, M, E);
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
+    /* hn in y's slot (d <= E columns of each row): in_proj reads it before
+     * the scan writes y, and the backward recomputes it */
+    md_tensor_t hn = amat(c, a->y, M, d);
 
     if (c->h_res) {   /* h_in = previous branch + h_res, completed here (mamba.h) */
         md_tensor_t hres = mat(c, (void *)c->h_res, M, d);
@@ -220,26 +223,27 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
 
     md_tensor_t hin = mat(c, (void *)h_in, M, d), g = mat(c, g_, M, d);
     md_tensor_t rstd = md_tensor_1d(a->rstd, c->dtype, be->device, M);
-    md_tensor_t hn = amat(c, a->hn, M, d), xz = amat(c, a->xz, M, 2 * E), u = amat(c, a->u, M, E);
+    md_tensor_t xz = amat(c, a->xz, M, 2 * E), u = amat(c, a->u, M, E);
     md_tensor_t xdbl = amat(c, a->xdbl, M, R + 2 * N), delta = amat(c, a->delta, M, E), y = amat(c, a->y, M, E);
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
 
-    md_tensor_t dxz = amat(c, s->dxz, M, 2 * E), du = amat(c, s->du, M, E);
-    md_tensor_t ddelta = amat(c, s->ddelta, M, E), dxdbl = amat(c, s->dxdbl, M, R + 2 * N);
+    md_tensor_t dxz = amat(c, s->dxz, M, 2 * E), du = amat(c, s->du, M, E), dxdbl = amat(c, s->dxdbl, M, R + 2 * N);
     md_tensor_t dx = md_tensor_cols(dxz, 0, E), dz = md_tensor_cols(dxz, E, E);
     md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
-    /* Two gradients take the slots of activations they outlive (mamba.h):
-     * dy y's, written once out_proj's weight gradient has read y; dhn
-     * delta's (d <= E columns of each row), written after the scan's
-     * backward, delta's last reader. */
-    md_tensor_t dy = amat(c, a->y, M, E), dhn = amat(c, a->delta, M, d);
+    /* Gradients take the slots of activations they outlive (mamba.h): dy
+     * y's, written once out_proj's weight gradient has read y; ddelta
+     * delta's, written over it by the scan's backward (ops.h allows it);
+     * dhn delta's too (d <= E columns of each row), once dt_proj's backward
+     * has read ddelta; hn, recomputed for in_proj's weight gradient, y's
+     * again, dead after the scan's backward. */
+    md_tensor_t dy = amat(c, a->y, M, E), ddelta = delta, dhn = amat(c, a->delta, M, d), hn = amat(c, a->y, M, d);
 
-    /* out_proj; its GEMMs read g in the activation dtype: a copy in
-     * ddelta's slot, free until the scan's backward writes it */
+    /* out_proj; its GEMMs read g in the activation dtype: a copy in du's
+     * slot, free until the scan's backward writes it */
     md_tensor_t g_mm = g;
     if (c->adtype != c->dtype) {
-        g_mm = amat(c, s->ddelta, M, d);
+        g_mm = amat(c, s->du, M, d);
         be->convert(be, &g_mm, &g);
     }
     be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
@@ -255,7 +259,8 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &gw.x_proj);
     /* conv1d + SiLU */
     be->conv1d_silu_bwd(be, &dx, &gw.conv_w, &gw.conv_b, &du, &x, &w.conv_w, &w.conv_b, c->B);
-    /* in_proj */
+    /* in_proj; hn again, as the forward made it (rstd gets the same bits) */
+    be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
     be->gemm(be, 0, 0, 1.0, &dxz, &w.in_proj, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &gw.in_proj);
     /* RMSNorm; the residual path keeps g itself */

@@ -61,9 +61,11 @@ typedef struct md_block_ctx {
 /* Saved for the backward (per layer, or one shared set when recomputing).
  * states: what the backend's scan_fwd leaves for its backward. rstd is of
  * the model's dtype, the others of the activation dtype (md_act_dtype: bf16
- * on the bf16 CUDA table, halving them). */
+ * on the bf16 CUDA table, halving them). The normalised input hn has no
+ * buffer of its own: it lives in y's slot until in_proj has read it, and
+ * the backward recomputes it there (md_mamba_bwd). */
 typedef struct md_mamba_acts {
-    void *rstd, *hn, *xz, *u, *xdbl, *delta, *y, *states;
+    void *rstd, *xz, *u, *xdbl, *delta, *y, *states;
 } md_mamba_acts_t;
 
 /* The backward's temporaries (one set for all layers), of the activation
@@ -71,9 +73,9 @@ typedef struct md_mamba_acts {
  * scan's bf16 kernels and the bf16 GEMMs take them (the parameter gradients
  * and the residual stream's gradient stay in the model's dtype). The other
  * activation gradients live in the saved set's slots once these are dead
- * (md_mamba_bwd): dy in y's, dhn in delta's. */
+ * (md_mamba_bwd): dy in y's, ddelta over delta, dhn in delta's. */
 typedef struct md_mamba_scratch {
-    void *dxz, *du, *ddelta, *dxdbl;
+    void *dxz, *du, *dxdbl;
 } md_mamba_scratch_t;
 
 /* Bytes of one set for batches of up to max_batch x max_len, every
@@ -98,8 +100,8 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
 
 /* Backward of block `layer`: g is dL/dh_out on entry and dL/dh_in on
  * return; the block's parameter gradients are added into c->grads. It
- * overwrites a's y and delta (their slots hold gradients once read): a set
- * serves one backward. */
+ * overwrites a's y and delta (their slots hold gradients once read, and y's
+ * the recomputed hn): a set serves one backward. */
 void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, const md_mamba_acts_t *a,
                   const md_mamba_scratch_t *s);
 

@@ -21,6 +21,8 @@ typedef struct {
     size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes, consts_bytes;
     size_t op_ws_seq, xent_ws_seq;
     int op_ws_in_act;   /* op_ws laid over h_L .. logits (make_plan) */
+    int g_in_h0;        /* g laid over h_0 (make_plan) */
+    int loss_in_scratch; /* dlogits and xent's workspace laid over the blocks' scratch (make_plan) */
 } plan_t;
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -84,7 +86,15 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
                     cls_elems(cfg, max_batch, max_len);
     p->consts_bytes = arch->consts_bytes ? round64b(arch->consts_bytes(cfg, dt, max_len)) : 0;
     p->scratch_bytes = inference ? 0 : arch->scratch_bytes(cfg, adt, M);
-    p->g_elems = inference ? 0 : round16(M * d);   /* g; dhf takes hf's place */
+    /* g, dL/dh, lives from the final norm's backward on; the stream h_0
+     * (the embedding's output) is read only by block 0 and, with a deferred
+     * residual add, block 1, so g may take its place once the blocks'
+     * forward is done, and block 0's backward gets h_0 again from the
+     * embedding, in h_1's place (dead after block 1's backward). Not with a
+     * single block, whose h_1 is h_L, where op_ws may lie. dhf takes hf's
+     * place. */
+    p->g_in_h0 = !inference && cfg->n_layer >= 2;
+    p->g_elems = inference || p->g_in_h0 ? 0 : round16(M * d);
     p->dlogits_elems = inference ? 0 : round16(M * V);
     /* the CPU runs batches of >= 2 sequence by sequence (model_internal.h) */
     p->n_slots = 0;
@@ -104,13 +114,19 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     int64_t tail_elems = p->resid_elems + p->head_elems - cls_elems(cfg, max_batch, max_len);
     p->op_ws_in_act = !inference && p->n_slots == 0 && arch->ws_bwd_only &&
                       p->op_ws_bytes <= (size_t)tail_elems * es;
+    /* dlogits and the loss's workspace live from xent to the head's
+     * backward, before the first block's backward touches its scratch:
+     * they fit there when it is large enough (not with sequences on
+     * threads, for the same reason as op_ws) */
+    size_t loss_bytes = (size_t)p->dlogits_elems * es + p->xent_ws_bytes;
+    p->loss_in_scratch = !inference && p->n_slots == 0 && loss_bytes <= p->scratch_bytes;
     p->tok_bytes = 2 * round64b((size_t)M);
     mem->params = n_params * (int64_t)es;
     mem->grads = (1 + p->n_slots) * n_params * (int64_t)es;
     mem->activations = (p->n_resid * p->resid_elems + p->head_elems) * (int64_t)es +
                        p->n_acts * (int64_t)p->acts_bytes + (int64_t)p->consts_bytes;
-    mem->workspace = (p->g_elems + p->dlogits_elems) * (int64_t)es + (int64_t)p->scratch_bytes +
-                     (int64_t)(p->op_ws_in_act ? 0 : p->op_ws_bytes) + (int64_t)p->xent_ws_bytes;
+    mem->workspace = p->g_elems * (int64_t)es + (int64_t)p->scratch_bytes +
+                     (int64_t)(p->op_ws_in_act ? 0 : p->op_ws_bytes) + (int64_t)(p->loss_in_scratch ? 0 : loss_bytes);
     mem->tokens = (int64_t)p->tok_bytes;
     mem->weight_copies = adt != dt ? (int64_t)round64b((size_t)n_params * md_dtype_size(adt)) : 0;
     mem->total = mem->params + mem->grads + mem->activations + mem->workspace + mem->tokens + mem->weight_copies;
@@ -259,15 +275,16 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
         arch->consts_init(&m->cfg, be, dtype, max_len, m->consts);
     }
 
-    char *w = m->ws;
+    char *w = m->ws, *loss = NULL;   /* loss: dlogits, then xent's workspace, over the scratch (make_plan) */
     if (!m->opts.inference) {   /* the backward's buffers */
         m->scratch = w;
         w += p.scratch_bytes;
-        m->g = w;
+        m->g = p.g_in_h0 ? m->resid[0] : w;
         m->dhf = m->hf;
         w += p.g_elems * es;
-        m->dlogits = w;
-        w += p.dlogits_elems * es;
+        if (p.loss_in_scratch) loss = m->scratch;
+        m->dlogits = loss ? loss : w;
+        if (!loss) w += p.dlogits_elems * es;
     }
     if (p.op_ws_in_act) {
         m->op_ws = m->resid[m->cfg.n_layer];   /* h_L, then hf .. logits */
@@ -275,7 +292,7 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
         m->op_ws = w;
         w += p.op_ws_bytes;
     }
-    m->xent_ws = w;
+    m->xent_ws = loss ? loss + p.dlogits_elems * es : w;
     m->n_slots = p.n_slots;
     m->slot_grads = (char *)m->grads + (size_t)m->reg.numel * es;
     m->op_ws_seq = p.op_ws_seq;

@@ -93,9 +93,11 @@ struct md_model {
     void *consts;            /* the architecture's constants (model_internal.h), or NULL */
     /* carved from ws */
     void *scratch;           /* the blocks' backward scratch */
-    /* g: dL/dh through the blocks; dhf: dL/d(norm_f output), in hf's place
-     * (the head's weight gradient reads hf first); op_ws: in ws, or laid
-     * over h_L .. logits in act (make_plan) */
+    /* g: dL/dh through the blocks, in ws or laid over h_0 (make_plan; the
+     * backward then embeds h_0 again in h_1's place for block 0); dhf:
+     * dL/d(norm_f output), in hf's place (the head's weight gradient reads
+     * hf first); op_ws: in ws, or laid over h_L .. logits in act
+     * (make_plan) */
     void *g, *dhf, *dlogits, *op_ws, *xent_ws;
     /* sequence-parallel CPU path (n_slots = 0: never used) */
     int64_t n_slots;
@@ -112,8 +114,10 @@ struct md_model {
     void *cls_host_io;                  /* host, max_batch x C of the model dtype: the copies' staging */
     /* MD_POISON_DEAD=1 in the environment when the model was made: a
      * whole-batch backward zeroes the tail h_L .. logits (tail_bytes from
-     * resid[n_layer]) once the final norm's backward has read it, so that
-     * tests see any buffer still live there (make_plan lays op_ws over it) */
+     * resid[n_layer]) once the final norm's backward has read it, and each
+     * block input h_l, l >= 1, once block l's backward has, so that tests
+     * see any buffer still live there (make_plan lays op_ws over the tail;
+     * block 0's backward takes h_0 again in h_1's place) */
     int poison_dead;
     size_t tail_bytes;
     /* md_model_set_grad_ready's notification, or NULL */

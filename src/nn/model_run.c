@@ -169,14 +169,21 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     if (m->poison_dead && s->whole) be->memset0(be, resid(m, nl), m->tail_bytes);
     /* blocks, last to first; with one shared activation set every block
      * but the last is recomputed from its input first */
+    md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
+    md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
     for (int64_t l = nl - 1; l >= 0; l--) {
         void *h_in = rows(m, resid(m, l), s, d);
+        if (l == 0 && m->g == m->resid[0]) {   /* g holds h_0's place: the same bits again in h_1's */
+            h_in = rows(m, resid(m, 1), s, d);
+            md_tensor_t h0 = mat(m, h_in, M, d);
+            be->embedding_fwd(be, &h0, &tok, &emb);
+        }
         if (m->n_acts == 1 && l != nl - 1) m->arch->fwd(&c, (int)l, h_in, NULL, layer_acts(m, l));
         m->arch->bwd(&c, (int)l, h_in, g_rows, layer_acts(m, l), m->scratch);
+        if (m->poison_dead && s->whole && l >= 1) be->memset0(be, h_in, (size_t)(M * d) * es_of(m));   /* h_l is dead */
         grads_ready(m, s, l);
     }
     /* embedding */
-    md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t g_emb = md_param_view(&c, s->grads, -1, MD_ROLE_EMBEDDING);
     be->embedding_bwd(be, &g_emb, &g, &tok);
     grads_ready(m, s, -1);
