@@ -83,18 +83,17 @@ static inline AVX512 unsigned flush_denormals(void)
     return csr;
 }
 
-/* e^x for x <= 0 as md_expf_neg computes it (x = k ln2 + r, ln2 split in
- * two so r is exact, the same polynomial), the rounding of k one
- * VRNDSCALEPS and the scaling one VSCALEFPS. */
+/* e^x for x <= 0 as 2^(x log2 e) by exp2_neg (x clamped at -87 as
+ * md_expf_neg does, so -inf gives e^-87 and not 2^(-inf)'s NaN): 8
+ * vector operations where md_expf_neg's exact reduction (ln 2 in two
+ * parts) and degree-6 polynomial took 12. Rounding x log2 e errs by
+ * |x| 2^-24 in the exponent, a relative error of |x| 6e-8 in e^x; in
+ * softplus and sigmoid, where e^x is added to 1 or 2, at most 2.2e-8 of
+ * the sum (x e^x peaks at x = -1). */
 static inline AVX512 __m512 exp_neg(__m512 x)
 {
     x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187045e-06f), r);
-    static const float c[] = {0.00138888892f, 0.00833333377f, 0.0416666679f, 0.166666672f, 0.5f, 1.0f, 1.0f};
-    return _mm512_scalef_ps(horner(r, c, 7), k);
+    return exp2_neg(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
 }
 
 /* 1 / d for d in [1, 3]: VRCP14PS (relative error below 2^-14) and one
