@@ -540,6 +540,12 @@ static void check_linear16(const md_backend_t *bf)
  * is checked alone. Tolerances: the fallback (fp32 math) one rounding;
  * the tensor-core kernels also round P and dS to bf16 (test_gpu_ops.c's
  * bound for them, 1e-2, 2e-2 with wide q/k) plus the output's rounding. */
+/* the q, k, v (or dq, dk, dv) column slices of a (M, 3W) matrix */
+static void thirds16(const b16_t *b, int dev, int64_t W, md_tensor_t t[3])
+{
+    for (int i = 0; i < 3; i++) t[i] = cols16(b, dev, i * W, W);
+}
+
 static void check_transformer16(const md_backend_t *bf)
 {
     static const int64_t shapes[][5] = {/* B, L, H, dh, q/k/v range */
@@ -555,12 +561,13 @@ static void check_transformer16(const md_backend_t *bf)
         snprintf(sh, sizeof sh, "B=%lld L=%lld H=%lld dh=%lld pad=%lld r=%g%s", (long long)B, (long long)L,
                  (long long)H, (long long)hd, (long long)pad, r, mma ? "" : " fallback");
         b16_t qkv = mk16(M, 3 * W, 3 * W + pad, -r, r);
-        md_tensor_t qh = cols16(&qkv, 0, 0, W), kh = cols16(&qkv, 0, W, W), vh = cols16(&qkv, 0, 2 * W, W);
-        md_tensor_t qd = cols16(&qkv, 1, 0, W), kd = cols16(&qkv, 1, W, W), vd = cols16(&qkv, 1, 2 * W, W);
-        cpu->rope(cpu, &qh, B, H, 10000.0, 0);
-        bf->rope(bf, &qd, B, H, 10000.0, 0);
-        cpu->rope(cpu, &kh, B, H, 500.0, 1);
-        bf->rope(bf, &kd, B, H, 500.0, 1);
+        md_tensor_t h[3], g[3];   /* q, k, v on the CPU and the GPU */
+        thirds16(&qkv, 0, W, h);
+        thirds16(&qkv, 1, W, g);
+        cpu->rope(cpu, &h[0], B, H, 10000.0, 0);
+        bf->rope(bf, &g[0], B, H, 10000.0, 0);
+        cpu->rope(cpu, &h[1], B, H, 500.0, 1);
+        bf->rope(bf, &g[1], B, H, 500.0, 1);
         record("rope bf16", "qkv", err16(&qkv), ONE_ROUNDING, sh);
         round16(&qkv);
 
@@ -572,8 +579,8 @@ static void check_transformer16(const md_backend_t *bf)
         size_t wg = bf->attention_workspace(bf, MD_DTYPE_BF16, B, L, H, hd);
         void *wsc = md_malloc(wc ? wc : 1), *wsg = gpu->alloc(gpu, wg ? wg : 1);
         poison_bytes(wsg, wg);
-        cpu->attention_fwd(cpu, &oh, &lh, &qh, &kh, &vh, B, H, scale, wsc);
-        bf->attention_fwd(bf, &od, &ld, &qd, &kd, &vd, B, H, scale, wsg);
+        cpu->attention_fwd(cpu, &oh, &lh, &h[0], &h[1], &h[2], B, H, scale, wsc);
+        bf->attention_fwd(bf, &od, &ld, &g[0], &g[1], &g[2], B, H, scale, wsg);
         record("attention_fwd bf16 act", "o", err16(&o), tol, sh);
         record("attention_fwd bf16 act", "lse (rms abs)", rmserr(&lse), mma ? tol : TOL, sh);
         round16(&o);
@@ -581,12 +588,12 @@ static void check_transformer16(const md_backend_t *bf)
 
         b16_t dout = mk16(M, W, W + pad, -1, 1), dqkv = mk16(M, 3 * W, 3 * W + pad, -1, 1);
         poison16(&dqkv);
-        md_tensor_t doh = h16(&dout), dod = d16(&dout);
-        md_tensor_t dqh = cols16(&dqkv, 0, 0, W), dkh = cols16(&dqkv, 0, W, W), dvh = cols16(&dqkv, 0, 2 * W, W);
-        md_tensor_t dqd = cols16(&dqkv, 1, 0, W), dkd = cols16(&dqkv, 1, W, W), dvd = cols16(&dqkv, 1, 2 * W, W);
+        md_tensor_t doh = h16(&dout), dod = d16(&dout), dh[3], dg[3];
+        thirds16(&dqkv, 0, W, dh);
+        thirds16(&dqkv, 1, W, dg);
         poison_bytes(wsg, wg);
-        cpu->attention_bwd(cpu, &dqh, &dkh, &dvh, &doh, &qh, &kh, &vh, &oh, &lh, B, H, scale, wsc);
-        bf->attention_bwd(bf, &dqd, &dkd, &dvd, &dod, &qd, &kd, &vd, &od, &ld, B, H, scale, wsg);
+        cpu->attention_bwd(cpu, &dh[0], &dh[1], &dh[2], &doh, &h[0], &h[1], &h[2], &oh, &lh, B, H, scale, wsc);
+        bf->attention_bwd(bf, &dg[0], &dg[1], &dg[2], &dod, &g[0], &g[1], &g[2], &od, &ld, B, H, scale, wsg);
         record("attention_bwd bf16 act", "dq,dk,dv", err16(&dqkv), tol, sh);
         free(wsc);
         gpu->free(gpu, wsg);
