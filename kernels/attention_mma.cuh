@@ -1,8 +1,8 @@
 /* The tensor-core pieces shared by attention_mma.cu (forward) and
  * attention_mma_bwd.cu (backward): one m16n8k16 bf16 product with fp32
- * accumulation, fragment loads from shared tiles, C -> A re-packing, fp32
- * stores of C tiles (fp32 or bf16, storage.cuh), a (sequence, head)
- * pair's offsets, the workspace's layout, the pass that fills its bf16
+ * accumulation, fragment loads from shared tiles, C -> A re-packing,
+ * stores of fp32 C tiles into fp32 or bf16 views (storage.cuh), a
+ * (sequence, head) pair's offsets, the workspace's layout, the pass that fills its bf16
  * copies (from fp32 or bf16 views), and the cp.async tile copies from
  * them.
  *
