@@ -1,5 +1,8 @@
-/* Causal multi-head attention, flash-style, fp32 in and out with fp32 FMA
- * math (backend_kernels.h; the math of backend/ops.h).
+/* Causal multi-head attention, flash-style, with fp32 FMA math
+ * (backend_kernels.h; the math of backend/ops.h). q, k, v, o and their
+ * gradients are stored in fp32 or bf16 (S, storage.cuh: the bf16 table's
+ * activations at head dims the tensor-core kernels do not cover); the
+ * shared tiles, lse and D are fp32.
  *
  * Tiles of T = 32 queries by T = 32 keys; a block of 4 warps owns one
  * (sequence, head, tile). In every T x T score tile a warp owns rows
@@ -22,6 +25,7 @@
  * model's limit) take up to 140 KB of shared memory per block (opted in).
  */
 #include "backend_kernels.h"
+#include "storage.cuh"
 
 #include <math.h>
 
@@ -43,13 +47,14 @@ __device__ inline float warp_sum(float v)
 
 /* rows [r0, r0 + T) of a (len, hd) head view into a padded tile; rows past
  * len are zero */
-__device__ inline void load_tile(float *sh, const float *g, int64_t ld, int64_t r0, int64_t len, int hd)
+template <typename S>
+__device__ inline void load_tile(float *sh, const S *g, int64_t ld, int64_t r0, int64_t len, int hd)
 {
     int ldp = hd + 1;
     for (int i = threadIdx.x; i < T * hd; i += THREADS) {
         int r = i / hd, d = i - r * hd;
         int64_t row = r0 + r;
-        sh[r * ldp + d] = row < len ? g[row * ld + d] : 0.0f;
+        sh[r * ldp + d] = row < len ? ld_f(g + row * ld + d) : 0.0f;
     }
 }
 
@@ -78,10 +83,10 @@ __device__ inline head_t head_of(int64_t bh, int64_t n_heads, int64_t len)
 /* ---------------------------------------------------------------- */
 /* forward                                                          */
 
-template <int NC>
+template <typename S, int NC>
 __global__ void __launch_bounds__(THREADS)
-attn_fwd_kernel(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
-                const float *v, int64_t ldv, int64_t len, int64_t n_heads, int hd, float scale, int64_t n_tiles)
+attn_fwd_kernel(S *o, int64_t ldo, float *lse, const S *q, int64_t ldq, const S *k, int64_t ldk, const S *v,
+                int64_t ldv, int64_t len, int64_t n_heads, int hd, float scale, int64_t n_tiles)
 {
     extern __shared__ float sm[];
     int ldp = hd + 1;
@@ -144,11 +149,11 @@ attn_fwd_kernel(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, 
         int64_t i = i0 + warp + WARPS * rr;
         if (i >= len) continue;
         float inv = 1.0f / l[rr];
-        float *orow = o + (hp.row0 + i) * ldo + col;
+        S *orow = o + (hp.row0 + i) * ldo + col;
 #pragma unroll
         for (int c = 0; c < NC; c++) {
             int d = lane + 32 * c;
-            if (d < hd) orow[d] = acc[rr][c] * inv;
+            if (d < hd) st_f(orow + d, acc[rr][c] * inv);
         }
         if (lane == 0) lse[bh * len + i] = m[rr] + (float)log((double)l[rr]);
     }
@@ -158,7 +163,8 @@ attn_fwd_kernel(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, 
 /* backward                                                         */
 
 /* D_t = rowsum(dO_t * O_t), one warp per (sequence, head, position) */
-__global__ void attn_rowdot_kernel(float *D, const float *dout, int64_t lddo, const float *o, int64_t ldo,
+template <typename S>
+__global__ void attn_rowdot_kernel(float *D, const S *dout, int64_t lddo, const S *o, int64_t ldo,
                                    int64_t len, int64_t n_heads, int hd, int64_t n_items)
 {
     int64_t w = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
@@ -166,9 +172,9 @@ __global__ void attn_rowdot_kernel(float *D, const float *dout, int64_t lddo, co
     if (w >= n_items) return;
     int64_t bh = w / len, t = w - bh * len;
     head_t hp = head_of(bh, n_heads, len);
-    const float *dr = dout + (hp.row0 + t) * lddo + hp.h * hd, *orow = o + (hp.row0 + t) * ldo + hp.h * hd;
+    const S *dr = dout + (hp.row0 + t) * lddo + hp.h * hd, *orow = o + (hp.row0 + t) * ldo + hp.h * hd;
     float acc = 0.0f;
-    for (int d = lane; d < hd; d += 32) acc = fmaf(dr[d], orow[d], acc);
+    for (int d = lane; d < hd; d += 32) acc = fmaf(ld_f(dr + d), ld_f(orow + d), acc);
     acc = warp_sum(acc);
     if (lane == 0) D[w] = acc;
 }
@@ -202,10 +208,10 @@ __device__ inline void load_rowvals(float *sh, const float *g, int64_t i0, int64
     if (threadIdx.x < T) sh[threadIdx.x] = i0 + threadIdx.x < len ? g[i0 + threadIdx.x] : 0.0f;
 }
 
-template <int NC>
+template <typename S, int NC>
 __global__ void __launch_bounds__(THREADS)
-attn_bwd_dkdv_kernel(float *dk, int64_t lddk, float *dv, int64_t lddv, const float *dout, int64_t lddo,
-                     const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
+attn_bwd_dkdv_kernel(S *dk, int64_t lddk, S *dv, int64_t lddv, const S *dout, int64_t lddo, const S *q, int64_t ldq,
+                     const S *k, int64_t ldk, const S *v, int64_t ldv,
                      const float *lse, const float *D, int64_t len, int64_t n_heads, int hd, float scale,
                      int64_t n_tiles)
 {
@@ -256,19 +262,19 @@ attn_bwd_dkdv_kernel(float *dk, int64_t lddk, float *dv, int64_t lddv, const flo
     for (int rr = 0; rr < RPW; rr++) {
         int64_t j = j0 + warp + WARPS * rr;
         if (j >= len) continue;
-        float *dkr = dk + (hp.row0 + j) * lddk + col, *dvr = dv + (hp.row0 + j) * lddv + col;
+        S *dkr = dk + (hp.row0 + j) * lddk + col, *dvr = dv + (hp.row0 + j) * lddv + col;
 #pragma unroll
         for (int c = 0; c < NC; c++) {
             int d = lane + 32 * c;
-            if (d < hd) dkr[d] = scale * adk[rr][c], dvr[d] = adv[rr][c];
+            if (d < hd) st_f(dkr + d, scale * adk[rr][c]), st_f(dvr + d, adv[rr][c]);
         }
     }
 }
 
-template <int NC>
+template <typename S, int NC>
 __global__ void __launch_bounds__(THREADS)
-attn_bwd_dq_kernel(float *dq, int64_t lddq, const float *dout, int64_t lddo, const float *q, int64_t ldq,
-                   const float *k, int64_t ldk, const float *v, int64_t ldv, const float *lse, const float *D,
+attn_bwd_dq_kernel(S *dq, int64_t lddq, const S *dout, int64_t lddo, const S *q, int64_t ldq, const S *k,
+                   int64_t ldk, const S *v, int64_t ldv, const float *lse, const float *D,
                    int64_t len, int64_t n_heads, int hd, float scale, int64_t n_tiles)
 {
     extern __shared__ float sm[];
@@ -316,11 +322,11 @@ attn_bwd_dq_kernel(float *dq, int64_t lddq, const float *dout, int64_t lddo, con
     for (int rr = 0; rr < RPW; rr++) {
         int64_t i = i0 + warp + WARPS * rr;
         if (i >= len) continue;
-        float *dqr = dq + (hp.row0 + i) * lddq + col;
+        S *dqr = dq + (hp.row0 + i) * lddq + col;
 #pragma unroll
         for (int c = 0; c < NC; c++) {
             int d = lane + 32 * c;
-            if (d < hd) dqr[d] = scale * adq[rr][c];
+            if (d < hd) st_f(dqr + d, scale * adq[rr][c]);
         }
     }
 }
@@ -338,67 +344,99 @@ cudaError_t allow_smem(K kernel, size_t bytes)
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
-template <int NC>
-cudaError_t fwd_launch(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k, int64_t ldk,
-                       const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, int hd, float scale,
+/* The storage type's kernels for the head dim's column chunks. */
+template <typename S, int NC>
+cudaError_t fwd_launch(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k, int64_t ldk,
+                       const void *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, int hd, float scale,
                        cudaStream_t s)
 {
     int64_t nt = (len + T - 1) / T;
     size_t sm = fwd_smem(hd);
-    cudaError_t e = allow_smem(attn_fwd_kernel<NC>, sm);
+    cudaError_t e = allow_smem(attn_fwd_kernel<S, NC>, sm);
     if (e != cudaSuccess) return e;
-    attn_fwd_kernel<NC><<<(unsigned)(batch * n_heads * nt), THREADS, sm, s>>>(o, ldo, lse, q, ldq, k, ldk, v, ldv, len,
-                                                                              n_heads, hd, scale, nt);
+    attn_fwd_kernel<S, NC><<<(unsigned)(batch * n_heads * nt), THREADS, sm, s>>>(
+        (S *)o, ldo, lse, (const S *)q, ldq, (const S *)k, ldk, (const S *)v, ldv, len, n_heads, hd, scale, nt);
     return cudaGetLastError();
 }
 
-template <int NC>
-cudaError_t bwd_launch(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv, const float *dout,
-                       int64_t lddo, const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+template <typename S, int NC>
+cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const void *dout,
+                       int64_t lddo, const void *q, int64_t ldq, const void *k, int64_t ldk, const void *v,
                        int64_t ldv, const float *lse, const float *D, int64_t batch, int64_t len, int64_t n_heads,
                        int hd, float scale, cudaStream_t s)
 {
     int64_t nt = (len + T - 1) / T;
     unsigned grid = (unsigned)(batch * n_heads * nt);
     size_t sm = bwd_smem(hd);
-    cudaError_t e = allow_smem(attn_bwd_dkdv_kernel<NC>, sm);
-    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_kernel<NC>, sm);
+    cudaError_t e = allow_smem(attn_bwd_dkdv_kernel<S, NC>, sm);
+    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_kernel<S, NC>, sm);
     if (e != cudaSuccess) return e;
-    attn_bwd_dkdv_kernel<NC><<<grid, THREADS, sm, s>>>(dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D,
-                                                       len, n_heads, hd, scale, nt);
+    attn_bwd_dkdv_kernel<S, NC><<<grid, THREADS, sm, s>>>((S *)dk, lddk, (S *)dv, lddv, (const S *)dout, lddo,
+                                                          (const S *)q, ldq, (const S *)k, ldk, (const S *)v, ldv,
+                                                          lse, D, len, n_heads, hd, scale, nt);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    attn_bwd_dq_kernel<NC><<<grid, THREADS, sm, s>>>(dq, lddq, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, len,
-                                                     n_heads, hd, scale, nt);
+    attn_bwd_dq_kernel<S, NC><<<grid, THREADS, sm, s>>>((S *)dq, lddq, (const S *)dout, lddo, (const S *)q, ldq,
+                                                        (const S *)k, ldk, (const S *)v, ldv, lse, D, len, n_heads,
+                                                        hd, scale, nt);
     return cudaGetLastError();
+}
+
+/* fwd_launch<S, NC> for the head dim's chunk count */
+template <typename S>
+cudaError_t fwd_chunks(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k, int64_t ldk,
+                       const void *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads, int hd, float sc,
+                       cudaStream_t s)
+{
+    switch (chunks_for(hd)) {
+    case 1: return fwd_launch<S, 1>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
+    case 2: return fwd_launch<S, 2>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
+    case 4: return fwd_launch<S, 4>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
+    default: return fwd_launch<S, 8>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
+    }
+}
+
+template <typename S>
+cudaError_t bwd_chunks(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const void *dout,
+                       int64_t lddo, const void *q, int64_t ldq, const void *k, int64_t ldk, const void *v,
+                       int64_t ldv, const float *lse, const float *D, int64_t batch, int64_t len, int64_t n_heads,
+                       int hd, float sc, cudaStream_t s)
+{
+#define BWD_ARGS dq, lddq, dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, batch, len, n_heads, hd, sc, s
+    switch (chunks_for(hd)) {
+    case 1: return bwd_launch<S, 1>(BWD_ARGS);
+    case 2: return bwd_launch<S, 2>(BWD_ARGS);
+    case 4: return bwd_launch<S, 4>(BWD_ARGS);
+    default: return bwd_launch<S, 8>(BWD_ARGS);
+    }
+#undef BWD_ARGS
 }
 
 }   // namespace
 
-extern "C" cudaError_t mdk_attention_fwd(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq,
-                                         const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t batch,
-                                         int64_t len, int64_t n_heads, int64_t head_dim, double scale,
+extern "C" cudaError_t mdk_attention_fwd(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k,
+                                         int64_t ldk, const void *v, int64_t ldv, int64_t batch, int64_t len,
+                                         int64_t n_heads, int64_t head_dim, double scale, int act_bf16,
                                          cudaStream_t s)
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (head_dim < 1 || head_dim > MDK_ATTN_MAX_HD) return cudaErrorInvalidValue;
-    int hd = (int)head_dim;
-    float sc = (float)scale;
-    switch (chunks_for(hd)) {
-    case 1: return fwd_launch<1>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
-    case 2: return fwd_launch<2>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
-    case 4: return fwd_launch<4>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
-    default: return fwd_launch<8>(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, hd, sc, s);
-    }
+    return (act_bf16 ? fwd_chunks<__nv_bfloat16> : fwd_chunks<float>)(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len,
+                                                                      n_heads, (int)head_dim, (float)scale, s);
 }
 
-extern "C" cudaError_t mdk_attention_rowdot(float *D, const float *dout, int64_t lddo, const float *o, int64_t ldo,
+extern "C" cudaError_t mdk_attention_rowdot(float *D, const void *dout, int64_t lddo, const void *o, int64_t ldo,
                                             int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
-                                            cudaStream_t s)
+                                            int act_bf16, cudaStream_t s)
 {
     int64_t items = batch * n_heads * len;
     if (items == 0) return cudaSuccess;
-    attn_rowdot_kernel<<<(unsigned)((items + 7) / 8), 256, 0, s>>>(D, dout, lddo, o, ldo, len, n_heads,
-                                                                   (int)head_dim, items);
+    unsigned grid = (unsigned)((items + 7) / 8);
+    if (act_bf16)
+        attn_rowdot_kernel<<<grid, 256, 0, s>>>(D, (const __nv_bfloat16 *)dout, lddo, (const __nv_bfloat16 *)o, ldo,
+                                                len, n_heads, (int)head_dim, items);
+    else
+        attn_rowdot_kernel<<<grid, 256, 0, s>>>(D, (const float *)dout, lddo, (const float *)o, ldo, len, n_heads,
+                                                (int)head_dim, items);
     return cudaGetLastError();
 }
 
@@ -407,31 +445,19 @@ extern "C" size_t mdk_attention_bwd_workspace(int64_t batch, int64_t len, int64_
     return (size_t)(batch * n_heads * len) * sizeof(float);
 }
 
-extern "C" cudaError_t mdk_attention_bwd(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
-                                         const float *dout, int64_t lddo, const float *q, int64_t ldq,
-                                         const float *k, int64_t ldk, const float *v, int64_t ldv, const float *o,
-                                         int64_t ldo, const float *lse, int64_t batch, int64_t len,
-                                         int64_t n_heads, int64_t head_dim, double scale, void *workspace,
+extern "C" cudaError_t mdk_attention_bwd(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
+                                         const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k,
+                                         int64_t ldk, const void *v, int64_t ldv, const void *o, int64_t ldo,
+                                         const float *lse, int64_t batch, int64_t len, int64_t n_heads,
+                                         int64_t head_dim, double scale, void *workspace, int act_bf16,
                                          cudaStream_t s)
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (head_dim < 1 || head_dim > MDK_ATTN_MAX_HD) return cudaErrorInvalidValue;
-    int hd = (int)head_dim;
-    float sc = (float)scale, *D = (float *)workspace;
-    cudaError_t e = mdk_attention_rowdot(D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, s);
+    float *D = (float *)workspace;
+    cudaError_t e = mdk_attention_rowdot(D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
-    switch (chunks_for(hd)) {
-    case 1:
-        return bwd_launch<1>(dq, lddq, dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, batch, len,
-                             n_heads, hd, sc, s);
-    case 2:
-        return bwd_launch<2>(dq, lddq, dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, batch, len,
-                             n_heads, hd, sc, s);
-    case 4:
-        return bwd_launch<4>(dq, lddq, dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, batch, len,
-                             n_heads, hd, sc, s);
-    default:
-        return bwd_launch<8>(dq, lddq, dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, D, batch, len,
-                             n_heads, hd, sc, s);
-    }
+    return (act_bf16 ? bwd_chunks<__nv_bfloat16> : bwd_chunks<float>)(dq, lddq, dk, lddk, dv, lddv, dout, lddo, q, ldq,
+                                                                       k, ldk, v, ldv, lse, D, batch, len, n_heads,
+                                                                       (int)head_dim, (float)scale, s);
 }

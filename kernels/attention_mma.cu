@@ -4,7 +4,8 @@
  * attention_mma_bwd.cu. Head dims 32, 64 and 128; attention.cu's fp32
  * kernels serve every other head dim and the fp32 table.
  *
- * Forward: q, k, v are first copied to bf16 head-major copies in the
+ * Forward: q, k, v (fp32, or bf16 with the bf16 table's activation
+ * storage: then o too) are first copied to bf16 head-major copies in the
  * workspace (attention_mma.cuh), so that every K/V tile is a run of
  * 16-byte cp.async copies straight into the padded bf16 shared layout. A
  * block of 8 warps owns 128 queries of one (sequence, head), each warp 16;
@@ -22,9 +23,9 @@ enum { FK = 64 };   /* keys per tile */
 
 /* FW warps of 16 queries each; at head dims <= 64 capped at 128 registers
  * (512 threads per multiprocessor) */
-template <int HD, int FW>
+template <int HD, int FW, typename S>
 __global__ void __launch_bounds__(32 * FW, HD <= 64 ? 16 / FW : 1)
-attn_fwd_mma(float *o, int64_t ldo, float *lse, attn_ws w, int64_t len, int64_t n_heads, float scale_log2,
+attn_fwd_mma(S *o, int64_t ldo, float *lse, attn_ws w, int64_t len, int64_t n_heads, float scale_log2,
              int64_t n_tiles)
 {
     enum { FTHREADS = 32 * FW, FQ = 16 * FW, TILE = FK * (HD + PAD) };
@@ -118,18 +119,30 @@ attn_fwd_mma(float *o, int64_t ldo, float *lse, attn_ws w, int64_t len, int64_t 
  * faster with fp32 staging tiles (NOTES-attention.md) */
 enum { FWD_WARPS = 8 };
 
-template <int HD>
-cudaError_t fwd_launch(float *o, int64_t ldo, float *lse, const pack_job &job, const attn_ws &w, int64_t batch,
+/* S: the storage type of q, k, v and o */
+template <int HD, typename S>
+cudaError_t fwd_launch(void *o, int64_t ldo, float *lse, const pack_job &job, const attn_ws &w, int64_t batch,
                        int64_t len, int64_t n_heads, double scale, cudaStream_t s)
 {
     int64_t nt = (len + 16 * FWD_WARPS - 1) / (16 * FWD_WARPS);
     size_t sm = 2 * 2 * (size_t)FK * (HD + PAD) * sizeof(__nv_bfloat16);
-    cudaError_t e = allow_smem(attn_fwd_mma<HD, FWD_WARPS>, sm);
-    if (e == cudaSuccess) e = pack_heads<HD>(job, 3, batch, len, n_heads, s);
+    cudaError_t e = allow_smem(attn_fwd_mma<HD, FWD_WARPS, S>, sm);
+    if (e == cudaSuccess) e = pack_heads<HD, S>(job, 3, batch, len, n_heads, s);
     if (e != cudaSuccess) return e;
-    attn_fwd_mma<HD, FWD_WARPS><<<(unsigned)(batch * n_heads * nt), 32 * FWD_WARPS, sm, s>>>(
-        o, ldo, lse, w, len, n_heads, (float)(scale * 1.4426950408889634), nt);
+    attn_fwd_mma<HD, FWD_WARPS, S><<<(unsigned)(batch * n_heads * nt), 32 * FWD_WARPS, sm, s>>>(
+        (S *)o, ldo, lse, w, len, n_heads, (float)(scale * 1.4426950408889634), nt);
     return cudaGetLastError();
+}
+
+template <typename S>
+cudaError_t fwd_head_dim(void *o, int64_t ldo, float *lse, const pack_job &job, const attn_ws &w, int64_t batch,
+                         int64_t len, int64_t n_heads, int64_t head_dim, double scale, cudaStream_t s)
+{
+    switch (head_dim) {
+    case 32: return fwd_launch<32, S>(o, ldo, lse, job, w, batch, len, n_heads, scale, s);
+    case 64: return fwd_launch<64, S>(o, ldo, lse, job, w, batch, len, n_heads, scale, s);
+    default: return fwd_launch<128, S>(o, ldo, lse, job, w, batch, len, n_heads, scale, s);
+    }
 }
 
 }   // namespace
@@ -146,18 +159,15 @@ extern "C" size_t mdk_attention_mma_workspace(int64_t batch, int64_t len, int64_
     return align256((size_t)rows * sizeof(float)) + 4 * ws_copy_bytes(rows, head_dim);
 }
 
-extern "C" cudaError_t mdk_attention_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq,
-                                             const float *k, int64_t ldk, const float *v, int64_t ldv, int64_t batch,
+extern "C" cudaError_t mdk_attention_fwd_mma(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq,
+                                             const void *k, int64_t ldk, const void *v, int64_t ldv, int64_t batch,
                                              int64_t len, int64_t n_heads, int64_t head_dim, double scale,
-                                             void *workspace, cudaStream_t s)
+                                             void *workspace, int act_bf16, cudaStream_t s)
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
     attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
     pack_job job = {{q, k, v, NULL}, {ldq, ldk, ldv, 0}, {w.q, w.k, w.v, NULL}};
-    switch (head_dim) {
-    case 32: return fwd_launch<32>(o, ldo, lse, job, w, batch, len, n_heads, scale, s);
-    case 64: return fwd_launch<64>(o, ldo, lse, job, w, batch, len, n_heads, scale, s);
-    default: return fwd_launch<128>(o, ldo, lse, job, w, batch, len, n_heads, scale, s);
-    }
+    return (act_bf16 ? fwd_head_dim<__nv_bfloat16> : fwd_head_dim<float>)(o, ldo, lse, job, w, batch, len, n_heads,
+                                                                           head_dim, scale, s);
 }

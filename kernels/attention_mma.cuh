@@ -1,9 +1,10 @@
 /* The tensor-core pieces shared by attention_mma.cu (forward) and
  * attention_mma_bwd.cu (backward): one m16n8k16 bf16 product with fp32
- * accumulation, fragment loads from shared tiles, C -> A re-packing, fp32
- * stores of C tiles, a (sequence, head) pair's offsets, the workspace's
- * layout, the pass that fills its bf16 copies, and the cp.async tile
- * copies from them.
+ * accumulation, fragment loads from shared tiles, C -> A re-packing,
+ * stores of fp32 C tiles into fp32 or bf16 views (storage.cuh), a
+ * (sequence, head) pair's offsets, the workspace's layout, the pass that fills its bf16
+ * copies (from fp32 or bf16 views), and the cp.async tile copies from
+ * them.
  *
  * Fragment layouts of m16n8k16 (g = lane / 4, c = lane % 4): A (16 x 16,
  * row) holds rows g and g + 8, columns 2c, 2c + 1 and 2c + 8, 2c + 9; B
@@ -21,6 +22,7 @@
 #define MD_KERNELS_ATTENTION_MMA_CUH
 
 #include "backend_kernels.h"
+#include "storage.cuh"
 
 #include <cuda_bf16.h>
 #include <math.h>
@@ -125,9 +127,10 @@ __device__ __forceinline__ void zero(float a[N][4])
     for (int i = 0; i < N; i++) a[i][0] = a[i][1] = a[i][2] = a[i][3] = 0.0f;
 }
 
-/* Stores a 16 x HD fp32 C tile (rows from r0, times mul) into a head view. */
-template <int HD>
-__device__ __forceinline__ void store_rows(float *g, int64_t ld, int64_t r0, int64_t len, const float acc[HD / 8][4],
+/* Stores a 16 x HD fp32 C tile (rows from r0, times mul) into a head view
+ * of storage type S. */
+template <int HD, typename S>
+__device__ __forceinline__ void store_rows(S *g, int64_t ld, int64_t r0, int64_t len, const float acc[HD / 8][4],
                                            float mul_a, float mul_b)
 {
     int lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
@@ -135,8 +138,8 @@ __device__ __forceinline__ void store_rows(float *g, int64_t ld, int64_t r0, int
 #pragma unroll
     for (int nt = 0; nt < HD / 8; nt++) {
         int d = 8 * nt + c2;
-        if (ra < len) g[ra * ld + d] = acc[nt][0] * mul_a, g[ra * ld + d + 1] = acc[nt][1] * mul_a;
-        if (rb < len) g[rb * ld + d] = acc[nt][2] * mul_b, g[rb * ld + d + 1] = acc[nt][3] * mul_b;
+        if (ra < len) st_f(g + ra * ld + d, acc[nt][0] * mul_a), st_f(g + ra * ld + d + 1, acc[nt][1] * mul_a);
+        if (rb < len) st_f(g + rb * ld + d, acc[nt][2] * mul_b), st_f(g + rb * ld + d + 1, acc[nt][3] * mul_b);
     }
 }
 
@@ -202,29 +205,18 @@ attn_ws carve_ws(void *workspace, int64_t rows, int64_t hd)
     return w;
 }
 
-/* The (B*L, H*HD) fp32 views to copy (blockIdx.y picks one of the first
- * gridDim.y). */
+/* The (B*L, H*HD) views to copy, fp32 or bf16 (blockIdx.y picks one of
+ * the first gridDim.y). */
 struct pack_job {
-    const float *src[4];
+    const void *src[4];
     int64_t ld[4];
     __nv_bfloat16 *dst[4];
 };
 
-/* One thread per 8 columns of one (sequence, head, position): 32 bytes in,
- * one 16-byte store out. */
-template <int HD>
-__global__ void pack_heads_bf16(pack_job job, int64_t len, int64_t n_heads, int64_t n_chunks)
+/* 8 consecutive values of a view as bf16 pairs: fp32 rounded, bf16 as is;
+ * 16-byte loads where aligned */
+__device__ __forceinline__ uint4 load8_bf16(const float *s)
 {
-    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-    if (i >= n_chunks) return;
-    int which = blockIdx.y;   /* selected by value: an indexed kernel parameter array would go to the stack */
-    const float *src = which == 0 ? job.src[0] : which == 1 ? job.src[1] : which == 2 ? job.src[2] : job.src[3];
-    int64_t ld = which == 0 ? job.ld[0] : which == 1 ? job.ld[1] : which == 2 ? job.ld[2] : job.ld[3];
-    __nv_bfloat16 *dst = which == 0 ? job.dst[0] : which == 1 ? job.dst[1] : which == 2 ? job.dst[2] : job.dst[3];
-    int64_t row = i / (HD / 8);   /* (bh, t) */
-    int d = 8 * (int)(i - row * (HD / 8));
-    int64_t bh = row / len, t = row - bh * len, b = bh / n_heads, h = bh - b * n_heads;
-    const float *s = src + (b * len + t) * ld + h * HD + d;
     float x[8];
     if (((uintptr_t)s & 15) == 0) {
         float4 lo = *reinterpret_cast<const float4 *>(s), hi = *reinterpret_cast<const float4 *>(s + 4);
@@ -233,8 +225,39 @@ __global__ void pack_heads_bf16(pack_job job, int64_t len, int64_t n_heads, int6
 #pragma unroll
         for (int e = 0; e < 8; e++) x[e] = s[e];
     }
-    uint4 out = make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
-    *reinterpret_cast<uint4 *>(dst + row * HD + d) = out;
+    return make_uint4(pack_bf16(x[0], x[1]), pack_bf16(x[2], x[3]), pack_bf16(x[4], x[5]), pack_bf16(x[6], x[7]));
+}
+
+__device__ __forceinline__ uint4 load8_bf16(const __nv_bfloat16 *s)
+{
+    if (((uintptr_t)s & 15) == 0) return *reinterpret_cast<const uint4 *>(s);
+    uint32_t w[4];
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        __nv_bfloat162 v = __halves2bfloat162(s[2 * e], s[2 * e + 1]);
+        w[e] = *reinterpret_cast<uint32_t *>(&v);
+    }
+    return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+/* One thread per 8 columns of one (sequence, head, position) of views of
+ * storage type S: one 16-byte store out (a relayout alone for bf16). */
+template <int HD, typename S>
+__global__ void pack_heads_bf16(pack_job job, int64_t len, int64_t n_heads, int64_t n_chunks)
+{
+    int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (i >= n_chunks) return;
+    int which = blockIdx.y;   /* selected by value: an indexed kernel parameter array would go to the stack */
+    const S *src = (const S *)(which == 0   ? job.src[0]
+                               : which == 1 ? job.src[1]
+                               : which == 2 ? job.src[2]
+                                            : job.src[3]);
+    int64_t ld = which == 0 ? job.ld[0] : which == 1 ? job.ld[1] : which == 2 ? job.ld[2] : job.ld[3];
+    __nv_bfloat16 *dst = which == 0 ? job.dst[0] : which == 1 ? job.dst[1] : which == 2 ? job.dst[2] : job.dst[3];
+    int64_t row = i / (HD / 8);   /* (bh, t) */
+    int d = 8 * (int)(i - row * (HD / 8));
+    int64_t bh = row / len, t = row - bh * len, b = bh / n_heads, h = bh - b * n_heads;
+    *reinterpret_cast<uint4 *>(dst + row * HD + d) = load8_bf16(src + (b * len + t) * ld + h * HD + d);
 }
 
 /* Rows left in [r0, r0 + R) of a matrix of len rows (0 .. R) */
@@ -289,12 +312,14 @@ __device__ __forceinline__ void load_a_frags(uint32_t a[HD / 16][4], const __nv_
     }
 }
 
-/* Copies the first n (<= 4) views of job to their bf16 copies. */
-template <int HD>
+/* Copies the first n (<= 4) views of job (of storage type S) to their
+ * bf16 copies. */
+template <int HD, typename S>
 cudaError_t pack_heads(const pack_job &job, int n, int64_t batch, int64_t len, int64_t n_heads, cudaStream_t s)
 {
     int64_t chunks = batch * n_heads * len * (HD / 8);
-    pack_heads_bf16<HD><<<dim3((unsigned)((chunks + 255) / 256), (unsigned)n), 256, 0, s>>>(job, len, n_heads, chunks);
+    pack_heads_bf16<HD, S><<<dim3((unsigned)((chunks + 255) / 256), (unsigned)n), 256, 0, s>>>(job, len, n_heads,
+                                                                                             chunks);
     return cudaGetLastError();
 }
 

@@ -1,8 +1,9 @@
 /* The backward of attention_mma.cu's causal attention on the tensor cores
  * (FlashAttention-2's recomputation from lse), deterministic (no atomics):
  *
- *   D_t = rowsum(dO_t * O_t)                  (attention.cu's kernel, fp32)
+ *   D_t = rowsum(dO_t * O_t)                  (attention.cu's kernel, fp32 sums)
  *   q, k, v, dO -> bf16 copies in the workspace, head-major (B, H, L, hd)
+ *                  (from fp32, or from bf16 activations: a relayout)
  *   dK, dV: a block per 64 keys (16 per warp) walks the query tiles from
  *           the diagonal down: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO,
  *           dK += dS^T Q
@@ -42,9 +43,9 @@ __device__ __forceinline__ void copy_rowvals_async(float *lse_s, float *D_s, con
 
 /* dK, dV for 16 W keys per block (W warps); query tiles of BQ, two stages
  * of (Q, dO, lse, D) */
-template <int HD, int BQ, int W>
+template <int HD, int BQ, int W, typename S>
 __global__ void __launch_bounds__(32 * W, HD <= 64 ? 12 / W : 1)
-attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, attn_ws w, const float *lse, int64_t len,
+attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const float *lse, int64_t len,
                   int64_t n_heads, float scale, int64_t n_tiles)
 {
     enum { TILE = BQ * (HD + PAD), THREADS = 32 * W };
@@ -113,9 +114,9 @@ attn_bwd_dkdv_mma(float *dk, int64_t lddk, float *dv, int64_t lddv, attn_ws w, c
 
 /* dQ for 16 W queries per block (W warps); key tiles of BK, two stages of
  * (K, V) */
-template <int HD, int BK, int W>
+template <int HD, int BK, int W, typename S>
 __global__ void __launch_bounds__(32 * W, HD <= 64 ? 16 / W : 1)
-attn_bwd_dq_mma(float *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, int64_t n_heads, float scale,
+attn_bwd_dq_mma(S *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, int64_t n_heads, float scale,
                 int64_t n_tiles)
 {
     enum { TILE = BK * (HD + PAD), THREADS = 32 * W, BQ_Q = 16 * W };
@@ -194,46 +195,56 @@ struct bwd_tiles {
  * the dQ kernel (8: 1-3% faster than 4 at L >= 4096, NOTES-attention.md). */
 enum { DKDV_WARPS = 4, DQ_WARPS = 8 };
 
-template <int HD, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
-cudaError_t bwd_launch(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
-                       const pack_job &job, const attn_ws &w, const float *lse, int64_t batch, int64_t len,
-                       int64_t n_heads, float scale, cudaStream_t s)
+/* S: the storage type of q, k, v, o, dO and the gradients */
+template <int HD, typename S, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
+cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
+                       const attn_ws &w, const float *lse, int64_t batch, int64_t len, int64_t n_heads, float scale,
+                       cudaStream_t s)
 {
     enum { BQ = bwd_tiles<HD>::BQ, BK = bwd_tiles<HD>::BK };
     size_t sm_kv = 2 * (2 * (size_t)BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float));
     size_t sm_q = 2 * 2 * (size_t)BK * (HD + PAD) * sizeof(__nv_bfloat16);
-    cudaError_t e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV>, sm_kv);
-    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ>, sm_q);
+    cudaError_t e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, S>, sm_kv);
+    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, S>, sm_q);
     if (e != cudaSuccess) return e;
-    if ((e = pack_heads<HD>(job, 4, batch, len, n_heads, s)) != cudaSuccess) return e;
+    if ((e = pack_heads<HD, S>(job, 4, batch, len, n_heads, s)) != cudaSuccess) return e;
     int64_t nk = (len + 16 * WKV - 1) / (16 * WKV), nq = (len + 16 * WQ - 1) / (16 * WQ);
-    attn_bwd_dkdv_mma<HD, BQ, WKV><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
-        dk, lddk, dv, lddv, w, lse, len, n_heads, scale, nk);
+    attn_bwd_dkdv_mma<HD, BQ, WKV, S><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
+        (S *)dk, lddk, (S *)dv, lddv, w, lse, len, n_heads, scale, nk);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    attn_bwd_dq_mma<HD, BK, WQ><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>(dq, lddq, w, lse, len,
-                                                                                        n_heads, scale, nq);
+    attn_bwd_dq_mma<HD, BK, WQ, S><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>((S *)dq, lddq, w, lse, len,
+                                                                                           n_heads, scale, nq);
     return cudaGetLastError();
+}
+
+template <typename S>
+cudaError_t bwd_head_dim(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
+                         const attn_ws &w, const float *lse, int64_t batch, int64_t len, int64_t n_heads,
+                         int64_t head_dim, float sc, cudaStream_t s)
+{
+    switch (head_dim) {
+    case 32: return bwd_launch<32, S>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    case 64: return bwd_launch<64, S>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    default: return bwd_launch<128, S>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    }
 }
 
 }   // namespace
 
-extern "C" cudaError_t mdk_attention_bwd_mma(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv,
-                                             int64_t lddv, const float *dout, int64_t lddo, const float *q,
-                                             int64_t ldq, const float *k, int64_t ldk, const float *v, int64_t ldv,
-                                             const float *o, int64_t ldo, const float *lse, int64_t batch,
-                                             int64_t len, int64_t n_heads, int64_t head_dim, double scale,
-                                             void *workspace, cudaStream_t s)
+extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
+                                             const void *dout, int64_t lddo, const void *q, int64_t ldq,
+                                             const void *k, int64_t ldk, const void *v, int64_t ldv, const void *o,
+                                             int64_t ldo, const float *lse, int64_t batch, int64_t len,
+                                             int64_t n_heads, int64_t head_dim, double scale, void *workspace,
+                                             int act_bf16, cudaStream_t s)
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
     attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
     pack_job job = {{q, k, v, dout}, {ldq, ldk, ldv, lddo}, {w.q, w.k, w.v, w.dout}};
-    float sc = (float)scale;
-    cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, s);
+    cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
-    switch (head_dim) {
-    case 32: return bwd_launch<32>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
-    case 64: return bwd_launch<64>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
-    default: return bwd_launch<128>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
-    }
+    return (act_bf16 ? bwd_head_dim<__nv_bfloat16> : bwd_head_dim<float>)(dq, lddq, dk, lddk, dv, lddv, job, w, lse,
+                                                                           batch, len, n_heads, head_dim,
+                                                                           (float)scale, s);
 }

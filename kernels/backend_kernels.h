@@ -118,55 +118,60 @@ cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, c
 
 /* ---- attention.cu: causal attention (the Transformer section of ops.h) ----
  * q, k, v, o (and gradients) point at column 0 of head 0 of (B*L, H*hd)
- * row-strided views; lse is (B, H, L) contiguous. head_dim <= MDK_ATTN_MAX_HD. */
+ * row-strided views, all fp32 (act_bf16 0) or all bf16 (1: the bf16
+ * table's activation storage); lse (B, H, L) contiguous and D are fp32.
+ * head_dim <= MDK_ATTN_MAX_HD. */
 #define MDK_ATTN_MAX_HD 256
-cudaError_t mdk_attention_fwd(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k,
-                              int64_t ldk, const float *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads,
-                              int64_t head_dim, double scale, cudaStream_t s);
+cudaError_t mdk_attention_fwd(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k,
+                              int64_t ldk, const void *v, int64_t ldv, int64_t batch, int64_t len, int64_t n_heads,
+                              int64_t head_dim, double scale, int act_bf16, cudaStream_t s);
 /* Bytes of mdk_attention_bwd's workspace (rowsum(dout * o) per position). */
 size_t mdk_attention_bwd_workspace(int64_t batch, int64_t len, int64_t n_heads);
 /* dq, dk, dv written (not added). */
-cudaError_t mdk_attention_bwd(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
-                              const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
-                              int64_t ldk, const float *v, int64_t ldv, const float *o, int64_t ldo,
-                              const float *lse, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
-                              double scale, void *workspace, cudaStream_t s);
+cudaError_t mdk_attention_bwd(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
+                              const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k, int64_t ldk,
+                              const void *v, int64_t ldv, const void *o, int64_t ldo, const float *lse, int64_t batch,
+                              int64_t len, int64_t n_heads, int64_t head_dim, double scale, void *workspace,
+                              int act_bf16, cudaStream_t s);
 
-/* D (B, H, L) = rowsum(dout * o) per head and position: the backward's
- * first pass (mdk_attention_bwd runs it into its workspace). */
-cudaError_t mdk_attention_rowdot(float *D, const float *dout, int64_t lddo, const float *o, int64_t ldo,
-                                 int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim, cudaStream_t s);
+/* D (B, H, L) = rowsum(dout * o) per head and position, fp32 sums: the
+ * backward's first pass (mdk_attention_bwd runs it into its workspace). */
+cudaError_t mdk_attention_rowdot(float *D, const void *dout, int64_t lddo, const void *o, int64_t ldo, int64_t batch,
+                                 int64_t len, int64_t n_heads, int64_t head_dim, int act_bf16, cudaStream_t s);
 
 /* ---- attention_mma.cu, attention_mma_bwd.cu: the same two ops on the
- * tensor cores (bf16 operands rounded from the fp32 tensors, fp32
- * accumulation), for the bf16 precision table; same arguments and outputs
- * as above. Only for head dims where mdk_attention_mma_head_dim() is true
- * (32, 64, 128). Both take a workspace of mdk_attention_mma_workspace
- * bytes (16-byte aligned): bf16 copies of q, k, v (and dout), and D. */
+ * tensor cores (bf16 operands: copies of the fp32 tensors rounded, or of
+ * the bf16 ones relaid; fp32 accumulation), for the bf16 precision table;
+ * same arguments and outputs as above. Only for head dims where
+ * mdk_attention_mma_head_dim() is true (32, 64, 128). Both take a
+ * workspace of mdk_attention_mma_workspace bytes (16-byte aligned): bf16
+ * head-major copies of q, k, v (and dout), and D. */
 int mdk_attention_mma_head_dim(int64_t head_dim);
 /* Bytes of the mma ops' workspace; for a head dim outside the mma set,
  * mdk_attention_bwd's. */
 size_t mdk_attention_mma_workspace(int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim);
-cudaError_t mdk_attention_fwd_mma(float *o, int64_t ldo, float *lse, const float *q, int64_t ldq, const float *k,
-                                  int64_t ldk, const float *v, int64_t ldv, int64_t batch, int64_t len,
-                                  int64_t n_heads, int64_t head_dim, double scale, void *workspace, cudaStream_t s);
-cudaError_t mdk_attention_bwd_mma(float *dq, int64_t lddq, float *dk, int64_t lddk, float *dv, int64_t lddv,
-                                  const float *dout, int64_t lddo, const float *q, int64_t ldq, const float *k,
-                                  int64_t ldk, const float *v, int64_t ldv, const float *o, int64_t ldo,
+cudaError_t mdk_attention_fwd_mma(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k,
+                                  int64_t ldk, const void *v, int64_t ldv, int64_t batch, int64_t len,
+                                  int64_t n_heads, int64_t head_dim, double scale, void *workspace, int act_bf16,
+                                  cudaStream_t s);
+cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
+                                  const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k,
+                                  int64_t ldk, const void *v, int64_t ldv, const void *o, int64_t ldo,
                                   const float *lse, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
-                                  double scale, void *workspace, cudaStream_t s);
+                                  double scale, void *workspace, int act_bf16, cudaStream_t s);
 
-/* ---- rope_swiglu.cu ---- */
+/* ---- rope_swiglu.cu ----
+ * The tensors (void *) are fp32, or bf16 when act_bf16 is 1. */
 /* RoPE in place on a (B*L, H*hd) view, HF rotate_half; inverse rotates back */
-cudaError_t mdk_rope(float *x, int64_t ldx, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
-                     double theta, int inverse, cudaStream_t s);
+cudaError_t mdk_rope(void *x, int64_t ldx, int64_t batch, int64_t len, int64_t n_heads, int64_t head_dim,
+                     double theta, int inverse, int act_bf16, cudaStream_t s);
 /* y = silu(gate) * up, (rows, cols) views */
-cudaError_t mdk_swiglu_fwd(float *y, int64_t ldy, const float *gate, int64_t ldg, const float *up, int64_t ldu,
-                           int64_t rows, int64_t cols, cudaStream_t s);
+cudaError_t mdk_swiglu_fwd(void *y, int64_t ldy, const void *gate, int64_t ldg, const void *up, int64_t ldu,
+                           int64_t rows, int64_t cols, int act_bf16, cudaStream_t s);
 /* dgate = dy * up * silu'(gate), dup = dy * silu(gate), both written */
-cudaError_t mdk_swiglu_bwd(float *dgate, int64_t lddg, float *dup, int64_t lddu, const float *dy, int64_t lddy,
-                           const float *gate, int64_t ldg, const float *up, int64_t ldu, int64_t rows, int64_t cols,
-                           cudaStream_t s);
+cudaError_t mdk_swiglu_bwd(void *dgate, int64_t lddg, void *dup, int64_t lddu, const void *dy, int64_t lddy,
+                           const void *gate, int64_t ldg, const void *up, int64_t ldu, int64_t rows, int64_t cols,
+                           int act_bf16, cudaStream_t s);
 
 /* ---- hyena.cu: the Hyena section of ops.h ----
  * (rows, cols) views with a row stride; (B, L, C) layout where a batch and

@@ -3,7 +3,9 @@
  * gemm on bf16 operands (C f32 or bf16, beta 0 and 1), the RMSNorms' bf16
  * y and dy, conv1d + SiLU and the selective scan with every sequence
  * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
- * long convolution and Linear with bf16 activations. Fresh random inputs every run (seed printed); outputs
+ * long convolution and Linear with bf16 activations; the Transformer++
+ * block's RoPE, causal attention (the tensor-core kernels and the fp32
+ * fallback's head dims) and SwiGLU with bf16 activations. Fresh random inputs every run (seed printed); outputs
  * poisoned with NaN first; whole buffers compared, row padding included;
  * strided views as the Mamba block makes them (x of xz, B/C of xdbl).
  *
@@ -94,6 +96,14 @@ static void poison16_cols(b16_t *b, int64_t c0, int64_t n_cols)
 }
 
 static void poison16(b16_t *b) { poison16_cols(b, 0, b->cols); }
+
+/* h rounded to bf16 in place and uploaded: an op's fp32 reference output
+ * made the next op's input on both sides */
+static void round16(b16_t *b)
+{
+    for (int64_t i = 0; i < b->rows * b->ld; i++) b->h[i] = md_test_bf2f(md_test_f2bf(b->h[i]));
+    upload16(b);
+}
 
 static uint16_t *download16(const b16_t *b)
 {
@@ -523,6 +533,100 @@ static void check_linear16(const md_backend_t *bf)
     }
 }
 
+/* RoPE (q forward, k inverse: column slices), causal attention and its
+ * backward with q, k, v, o, dO, dq, dk, dv bf16 (lse f32), on the views the
+ * model makes: slices of one padded (B*L, 3 H dh) matrix. Each op's inputs
+ * are the CPU's previous outputs rounded to bf16 on both sides, so each
+ * is checked alone. Tolerances: the fallback (fp32 math) one rounding;
+ * the tensor-core kernels also round P and dS to bf16 (test_gpu_ops.c's
+ * bound for them, 1e-2, 2e-2 with wide q/k) plus the output's rounding. */
+/* the q, k, v (or dq, dk, dv) column slices of a (M, 3W) matrix */
+static void thirds16(const b16_t *b, int dev, int64_t W, md_tensor_t t[3])
+{
+    for (int i = 0; i < 3; i++) t[i] = cols16(b, dev, i * W, W);
+}
+
+static void check_transformer16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][5] = {/* B, L, H, dh, q/k/v range */
+                                        {1, 1, 1, 64},   {2, 37, 3, 64}, {1, 129, 2, 32}, {3, 65, 2, 128, 3},
+                                        {2, 300, 2, 64}, {2, 301, 2, 16}, {2, 77, 2, 96}, {1, 1025, 4, 32}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], H = shapes[s][2], hd = shapes[s][3], M = B * L, W = H * hd;
+        int64_t pad = s % 2 ? 3 : 0;
+        double r = shapes[s][4] ? (double)shapes[s][4] : 1.0, scale = 1.0 / sqrt((double)hd);
+        int mma = hd == 32 || hd == 64 || hd == 128;
+        double tol = mma ? (r > 1 ? 2e-2 : 1e-2) + ONE_ROUNDING : ONE_ROUNDING;
+        char sh[112];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld H=%lld dh=%lld pad=%lld r=%g%s", (long long)B, (long long)L,
+                 (long long)H, (long long)hd, (long long)pad, r, mma ? "" : " fallback");
+        b16_t qkv = mk16(M, 3 * W, 3 * W + pad, -r, r);
+        md_tensor_t h[3], g[3];   /* q, k, v on the CPU and the GPU */
+        thirds16(&qkv, 0, W, h);
+        thirds16(&qkv, 1, W, g);
+        cpu->rope(cpu, &h[0], B, H, 10000.0, 0);
+        bf->rope(bf, &g[0], B, H, 10000.0, 0);
+        cpu->rope(cpu, &h[1], B, H, 500.0, 1);
+        bf->rope(bf, &g[1], B, H, 500.0, 1);
+        record("rope bf16", "qkv", err16(&qkv), ONE_ROUNDING, sh);
+        round16(&qkv);
+
+        b16_t o = mk16(M, W, W + pad, -1, 1);
+        buf_t lse = mk(B * H, L, L, -1, 1);
+        poison16(&o), poison(&lse);
+        md_tensor_t oh = h16(&o), od = d16(&o), lh = th(&lse), ld = td(&lse);
+        size_t wc = cpu->attention_workspace(cpu, MD_DTYPE_F32, B, L, H, hd);
+        size_t wg = bf->attention_workspace(bf, MD_DTYPE_BF16, B, L, H, hd);
+        void *wsc = md_malloc(wc ? wc : 1), *wsg = gpu->alloc(gpu, wg ? wg : 1);
+        poison_bytes(wsg, wg);
+        cpu->attention_fwd(cpu, &oh, &lh, &h[0], &h[1], &h[2], B, H, scale, wsc);
+        bf->attention_fwd(bf, &od, &ld, &g[0], &g[1], &g[2], B, H, scale, wsg);
+        record("attention_fwd bf16 act", "o", err16(&o), tol, sh);
+        record("attention_fwd bf16 act", "lse (rms abs)", rmserr(&lse), mma ? tol : TOL, sh);
+        round16(&o);
+        gpu->copy(gpu, lse.d, lse.h, (size_t)(B * H * L) * sizeof(float), MD_COPY_H2D);
+
+        b16_t dout = mk16(M, W, W + pad, -1, 1), dqkv = mk16(M, 3 * W, 3 * W + pad, -1, 1);
+        poison16(&dqkv);
+        md_tensor_t doh = h16(&dout), dod = d16(&dout), dh[3], dg[3];
+        thirds16(&dqkv, 0, W, dh);
+        thirds16(&dqkv, 1, W, dg);
+        poison_bytes(wsg, wg);
+        cpu->attention_bwd(cpu, &dh[0], &dh[1], &dh[2], &doh, &h[0], &h[1], &h[2], &oh, &lh, B, H, scale, wsc);
+        bf->attention_bwd(bf, &dg[0], &dg[1], &dg[2], &dod, &g[0], &g[1], &g[2], &od, &ld, B, H, scale, wsg);
+        record("attention_bwd bf16 act", "dq,dk,dv", err16(&dqkv), tol, sh);
+        free(wsc);
+        gpu->free(gpu, wsg);
+        drop16(&qkv), drop16(&o), drop16(&dout), drop16(&dqkv), drop(&lse);
+    }
+}
+
+/* SwiGLU both ways with gate and up (and dgate, dup) column slices of one
+ * bf16 (M, 2F) matrix, as the model's */
+static void check_swiglu16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][2] = {{1, 8}, {301, 96}, {2048, 1024}};
+    for (int s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], F = shapes[s][1], pad = s % 2 ? 3 : 0;
+        char sh[64];
+        snprintf(sh, sizeof sh, "M=%lld F=%lld pad=%lld", (long long)M, (long long)F, (long long)pad);
+        b16_t gu = mk16(M, 2 * F, 2 * F + pad, -4, 4), y = mk16(M, F, F + pad, -1, 1);
+        b16_t dy = mk16(M, F, F + 1, -1, 1), dgu = mk16(M, 2 * F, 2 * F + pad, -1, 1);
+        md_tensor_t gh = cols16(&gu, 0, 0, F), uh = cols16(&gu, 0, F, F), gd = cols16(&gu, 1, 0, F), ud = cols16(&gu, 1, F, F);
+        md_tensor_t yh = h16(&y), yd = d16(&y), dyh = h16(&dy), dyd = d16(&dy);
+        md_tensor_t dgh = cols16(&dgu, 0, 0, F), duh = cols16(&dgu, 0, F, F);
+        md_tensor_t dgd = cols16(&dgu, 1, 0, F), dud = cols16(&dgu, 1, F, F);
+        poison16(&y), poison16(&dgu);
+        cpu->swiglu_fwd(cpu, &yh, &gh, &uh);
+        bf->swiglu_fwd(bf, &yd, &gd, &ud);
+        record("swiglu_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
+        cpu->swiglu_bwd(cpu, &dgh, &duh, &dyh, &gh, &uh);
+        bf->swiglu_bwd(bf, &dgd, &dud, &dyd, &gd, &ud);
+        record("swiglu_bwd bf16", "dgate,dup", err16(&dgu), ONE_ROUNDING, sh);
+        drop16(&gu), drop16(&y), drop16(&dy), drop16(&dgu);
+    }
+}
+
 int main(void)
 {
     gpu_test_start();
@@ -542,6 +646,8 @@ int main(void)
     check_dwconv16(bf);
     check_fftconv16(bf);
     check_linear16(bf);
+    check_transformer16(bf);
+    check_swiglu16(bf);
     gpu->sync(gpu);
     print_worst();
     return md_test_done();

@@ -8,10 +8,11 @@
  * heads, and the 214K preset); the same for Hyena (a tiny one and the
  * 436K preset); then the Mamba pair, the tiny Transformer and the Hyena
  * pair again on the bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) at
- * bf16 tolerances: bf16 GEMMs everywhere, and for Mamba and Hyena bf16
- * storage of the block's activations, their gradients and the GEMM
- * weights, whose saving in the memory plan is checked against the blocks'
- * layouts.
+ * bf16 tolerances, with the Transformer++ pair and a tiny Transformer of
+ * head dim 16 (the fp32 attention kernels on bf16 tensors): bf16 GEMMs
+ * and bf16 storage of every block's activations, their gradients and the
+ * GEMM weights, whose saving in the memory plan is checked against the
+ * blocks' layouts.
  *
  * Exits 77 (skipped) without CUDA or a GPU.
  */
@@ -54,11 +55,18 @@ static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
  * dxz (2E) and dxdbl (R + 2N) -- hn, dy, ddelta and dhn take y's and
  * delta's slots in the saved set. Hyena (hyena.c): per set
  * hn1, y, hn2 (d each), p, c (3d each), f1, act (F each); in the scratch
- * dact/dc (max(F, 3d)), dhn/dy (d) and dp (3d). Transformer++ stores in
- * fp32: nothing changes. */
+ * dact/dc (max(F, 3d)), dhn/dy (d) and dp (3d). Transformer++
+ * (transformer.c): per set hn1, o, hn2 (d each), qkv (3d), gu (2F), act
+ * (F); in the scratch dhn, dout (d each), dqkv (3d), dact (F), dgu (2F).
+ * Transformer++'s op workspace differs between the tables (the
+ * tensor-core attention's bf16 copies); it lies over the dead head
+ * buffers where it fits (ws_bwd_only, model.c), which at a tiny B x L
+ * only the fp32 table's does: the workspace saving is the scratch's, less
+ * the bf16 table's op workspace and plus the fp32 one's where they are
+ * planned apart. */
 static void check_bf16_plan(const char *label, const md_config_t *cfg, md_model_t *mg, int64_t B, int64_t L)
 {
-    if (gpu->act_dtype != MD_DTYPE_BF16 || cfg->arch == MD_ARCH_TRANSFORMER) return;
+    if (gpu->act_dtype != MD_DTYPE_BF16) return;
     md_model_t *ref = md_model_new(cfg, md_backend_cuda(0), MD_DTYPE_F32, B, L);
     CHECK(ref != NULL, "%s: fp32 reference model", label);
     if (!ref) return;
@@ -68,11 +76,23 @@ static void check_bf16_plan(const char *label, const md_config_t *cfg, md_model_
     int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state, F = cfg->d_ff;
     double per_set = (double)(5 * E + X), per_scratch = (double)(3 * E + X);
     if (cfg->arch == MD_ARCH_HYENA) per_set = (double)(9 * d + 2 * F), per_scratch = (double)((F > 3 * d ? F : 3 * d) + 4 * d);
+    if (cfg->arch == MD_ARCH_TRANSFORMER) per_set = (double)(6 * d + 3 * F), per_scratch = (double)(5 * d + 3 * F);
     double acts = (double)cfg->n_layer * M * per_set * 2, scratch = (double)M * per_scratch * 2;
     double got_a = (double)(m32.activations - m16.activations), got_w = (double)(m32.workspace - m16.workspace);
     CHECK(fabs(got_a - acts) <= 64.0 * 8 * cfg->n_layer, "%s: bf16 activations save %.0f bytes, expected %.0f", label,
           got_a, acts);
-    CHECK(fabs(got_w - scratch) <= 64.0 * 8, "%s: bf16 scratch saves %.0f bytes, expected %.0f", label, got_w, scratch);
+    double ws16 = 0, ws32 = 0;
+    if (cfg->arch == MD_ARCH_TRANSFORMER) {
+        int64_t H = cfg->n_heads, hd = d / H;
+        const md_backend_t *f32 = md_backend_cuda(0);
+        ws16 = (double)((gpu->attention_workspace(gpu, MD_DTYPE_F32, B, L, H, hd) + 63) & ~(size_t)63);
+        ws32 = (double)((f32->attention_workspace(f32, MD_DTYPE_F32, B, L, H, hd) + 63) & ~(size_t)63);
+    }
+    int ok_w = 0;
+    for (int apart = 0; apart < 4; apart++)   /* bit 0: the fp32 op workspace planned apart, bit 1: the bf16 one */
+        ok_w |= fabs(got_w - (scratch + (apart & 1 ? ws32 : 0) - (apart & 2 ? ws16 : 0))) <= 64.0 * 8;
+    CHECK(ok_w, "%s: bf16 scratch saves %.0f bytes, expected %.0f (op workspaces %.0f bf16, %.0f fp32)", label, got_w,
+          scratch, ws16, ws32);
     CHECK(m16.weight_copies >= md_model_params(mg)->numel * 2 && m32.weight_copies == 0,
           "%s: weight copies %lld (bf16) and %lld (fp32) bytes", label, (long long)m16.weight_copies,
           (long long)m32.weight_copies);
@@ -247,6 +267,11 @@ int main(void)
     run_config("tiny", &tiny, 3, 1, seed + 1, 0);
     run_config("250K", &small, 2, 1024, seed + 2, 1);
     run_config("tfm-tiny", &ttiny, 2, 301, seed + 3, 0);
+    run_config("tfm-tiny", &ttiny, 3, 1, seed + 4, 0);
+    run_config("214K", &tsmall, 2, 1024, seed + 5, 0);
+    md_config_t thd16 = ttiny;   /* head dim 16: no tensor-core kernel */
+    thd16.n_heads = 4;
+    run_config("tfm-hd16", &thd16, 2, 301, seed + 9, 0);
     run_config("hy-tiny", &htiny, 2, 301, seed + 6, 0);
     run_config("436K", &hsmall, 2, 1024, seed + 8, 0);
     return md_test_done();

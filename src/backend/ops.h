@@ -110,8 +110,9 @@ struct md_backend {
     const char *name;              /* "cpu", "cuda" */
     md_device_kind_t device;
     void *ctx;                     /* the backend's private state */
-    /* The dtype in which an f32 model stores the Mamba and Hyena blocks'
-     * activations, their gradients and the copies of the GEMM weights: f32 (0) on the CPU
+    /* The dtype in which an f32 model stores the blocks' activations
+     * (Mamba, Transformer++, Hyena), their gradients and the copies of the
+     * GEMM weights: f32 (0) on the CPU
      * and the fp32 CUDA table, bf16 on the bf16 CUDA table (the model asks
      * md_act_dtype and plans with it; it never looks at the device). */
     md_dtype_t act_dtype;
@@ -266,7 +267,8 @@ struct md_backend {
      * of row t -- row-strided allowed, so q, k and v may be column slices of
      * one (B*L, 3 H dh) projection. batch = B, n_heads = H; L = rows / B.
      */
-    /* RoPE in place, HF Llama's rotate_half convention: within each head,
+    /* RoPE in place, HF Llama's rotate_half convention (CUDA: x may be
+     * bf16): within each head,
      * for i < dh/2 and position t (the row's index within its sequence),
      *   a = t * theta^(-2i/dh);
      *   (x_i, x_{i+dh/2}) <- (x_i cos a - x_{i+dh/2} sin a, x_{i+dh/2} cos a + x_i sin a).
@@ -279,7 +281,9 @@ struct md_backend {
      * L x L matrix is never formed. lse (B, H, L) contiguous receives the
      * natural-log sum of exp(scale q_t . k_s) over s <= t, for the backward
      * (same dtype as q on the CPU). workspace: attention_workspace bytes
-     * (the GPU's tensor-core kernels keep bf16 copies of q, k, v there). */
+     * (the GPU's tensor-core kernels keep bf16 copies of q, k, v there).
+     * CUDA: q, k, v, o (and in the backward dq, dk, dv, dout) may be bf16,
+     * all alike; lse stays f32. */
     void (*attention_fwd)(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
                           const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale,
                           void *workspace);
@@ -295,7 +299,8 @@ struct md_backend {
                           const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v,
                           const md_tensor_t *o, const md_tensor_t *lse, int64_t batch, int64_t n_heads,
                           double scale, void *workspace);
-    /* SwiGLU: y = silu(gate) * up, all (M, F) views (row-strided allowed). */
+    /* SwiGLU: y = silu(gate) * up, all (M, F) views (row-strided allowed).
+     * CUDA: the tensors of either call may be bf16, all alike. */
     void (*swiglu_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *gate, const md_tensor_t *up);
     /* Writes dgate = dy * up * silu'(gate) and dup = dy * silu(gate). */
     void (*swiglu_bwd)(const md_backend_t *be, md_tensor_t *dgate, md_tensor_t *dup, const md_tensor_t *dy,
@@ -435,14 +440,16 @@ const md_backend_t *md_backend_cuda(int ordinal);
 /* Arithmetic precision of a backend's matrix products and storage.
  *   fp32: fp32 operands and accumulation (cuBLAS without TF32), as the CPU.
  *   bf16: act_dtype is bf16: the Mamba block keeps its activations (hn, xz,
- *         u, xdbl, delta, y) and their gradients in bf16, and so does the
- *         Hyena block (its per-token tensors: hyena.c); their GEMMs read
+ *         u, xdbl, delta, y) and their gradients in bf16, and so do the
+ *         Transformer++ block (hn, qkv, o, gate/up, SwiGLU's output:
+ *         transformer.h) and the Hyena block (its per-token tensors:
+ *         hyena.c); their GEMMs read
  *         bf16 copies of the weights (fp32 accumulation on the tensor
  *         cores). f32 operands given to gemm are rounded to bf16 inside
  *         cuBLAS (CUBLAS_COMPUTE_32F_FAST_16BF). Master weights, parameter
  *         gradients, optimizer moments, A_log, D, the dt bias, the residual
- *         stream and its gradient, norm statistics, scan states and the
- *         loss stay fp32. CUDA only. */
+ *         stream and its gradient, norm statistics, attention's lse, scan
+ *         states and the loss stay fp32. CUDA only. */
 typedef enum { MD_PRECISION_FP32 = 0, MD_PRECISION_BF16 = 1 } md_precision_t;
 /* "fp32" or "bf16"; returns 0, or -1 after one error line naming `opt`. */
 int md_precision_parse(const char *opt, const char *s, md_precision_t *prec);

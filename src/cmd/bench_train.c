@@ -68,7 +68,7 @@ static void usage(FILE *fp)
             "      --steps INT           timed steps [10]\n"
             "      --warmup INT          untimed steps first [2]\n"
             "      --recompute           recompute each block's activations in the backward\n"
-            "      --precision STR       fp32, or bf16 matrix products and Mamba/Hyena activations (GPU\n"
+            "      --precision STR       fp32, or bf16 matrix products and block activations (GPU\n"
             "                            only) [fp32]\n"
             "      --gpus LIST           also time data-parallel steps on these GPUs (one process\n"
             "                            each; -B and --tokens-per-step per GPU): tokens/s of all\n"

@@ -69,7 +69,7 @@ static void usage(FILE *fp)
             "      --summary FILE    a Kraken2-style report: reads and percent per label, mean\n"
             "                        confidence, unclassified and skipped reads\n"
             "      --labels STR      labels the model must have, comma-separated (an error otherwise)\n"
-            "      --precision STR   fp32, or bf16 (GPU only): bf16 matrix products and Mamba\n"
+            "      --precision STR   fp32, or bf16 (GPU only): bf16 matrix products and block\n"
             "                        activations, fp32 scan state and head [GPU: bf16; CPU: fp32]\n"
             "  -o, --output FILE     per-read TSV, - for stdout [-]\n"
             "  -t, --threads INT     worker threads (0 = all cores) [0]\n"

@@ -44,7 +44,7 @@ static void usage(FILE *fp)
             "      --dump-logits FILE  write the first windows' input_ids (I64 [n, L]) and logits\n"
             "                        (F32 [n, L, 16]) as safetensors, for tools/check_hf.py\n"
             "      --dump-windows INT  windows to dump [2]\n"
-            "      --precision STR   fp32, or bf16 matrix products and Mamba/Hyena activations (GPU only)\n"
+            "      --precision STR   fp32, or bf16 matrix products and block activations (GPU only)\n"
             "                        [fp32]\n"
             MD_LMOPTS_HOLDOUT_HELP
             "Common:\n"

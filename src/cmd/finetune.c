@@ -57,7 +57,7 @@ static void usage(FILE *fp)
             "      --d-model INT, --n-layer INT   a custom size, with --from-scratch\n"
             "      --pooling STR         last (the last position's state) or mean [last]\n"
             "      --recompute           recompute activations in the backward (long L)\n"
-            "      --precision STR       fp32, or bf16 (GPU only): bf16 matrix products and Mamba\n"
+            "      --precision STR       fp32, or bf16 (GPU only): bf16 matrix products and block\n"
             "                            activations; fp32 master weights, optimizer, scan state,\n"
             "                            head and loss [fp32]\n"
             "Training:\n"

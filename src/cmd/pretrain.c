@@ -47,7 +47,7 @@ static void usage(FILE *fp)
             "      --n-layer INT        number of blocks\n"
             "      --l-max INT          hyena: length of the implicit filter, >= L [L]\n"
             "      --recompute          keep only block inputs; recompute activations in the backward\n"
-            "      --precision STR      fp32, or bf16 (GPU only): bf16 matrix products and Mamba\n"
+            "      --precision STR      fp32, or bf16 (GPU only): bf16 matrix products and block\n"
             "                           activations; fp32 master weights, optimizer, scan state\n"
             "                           and loss [fp32]\n"
             "Optimisation:\n"

@@ -135,7 +135,7 @@ static const md_block_arch_t archs[] = {
     [MD_ARCH_MAMBA] = {md_mamba_acts_bytes, md_mamba_scratch_bytes, mamba_ws_bytes, mamba_fwd, mamba_bwd,
                        mamba_flops, mamba_supported, .defer_residual = 1, .act_storage = 1, .ws_bwd_only = 1},
     [MD_ARCH_TRANSFORMER] = {tfm_acts_bytes, md_tfm_scratch_bytes, tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
-                             md_tfm_flops_per_token, tfm_supported},   /* attention_fwd uses op_ws too */
+                             md_tfm_flops_per_token, tfm_supported, .act_storage = 1},   /* attention_fwd uses op_ws too */
     [MD_ARCH_HYENA] = {hyena_acts_bytes, md_hyena_scratch_bytes, hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
                        md_hyena_flops_per_token, hyena_supported, .consts_bytes = md_hyena_consts_bytes,
                        .consts_init = md_hyena_consts_init, .final_layernorm = 1, .act_storage = 1},

@@ -61,11 +61,6 @@ size_t md_block_set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t row
     return set_bytes(cols, NULL, dt, n, rows);
 }
 
-void md_block_slice(const md_block_ctx_t *c, void *base, const int64_t *cols, int n, void **out)
-{
-    set_slice(c, base, cols, NULL, n, out);
-}
-
 size_t md_block_set_bytes_dt(const int64_t *cols, const md_dtype_t *dts, int n, int64_t rows)
 {
     return set_bytes(cols, dts, MD_DTYPE_F32, n, rows);

@@ -41,8 +41,7 @@ typedef struct md_block_arch {
     /* 1: the block stores its activations and their gradients in the
      * backend's activation dtype (md_act_dtype) and reads its GEMM weights
      * from the model's copies in that dtype (md_block_ctx_t.adtype,
-     * wparams); 0: everything in the model's dtype (Transformer++ this
-     * round) */
+     * wparams); 0: everything in the model's dtype */
     int act_storage;
     /* 1: only bwd uses md_block_ctx_t.op_ws, so a whole-batch training plan
      * may lay it over the buffers the backward is done with before the

@@ -19,7 +19,11 @@
  * Saved per block for the backward (per token, values): rstd1 1, hn1 d,
  * qkv 3d (q and k after RoPE), o d, lse n_heads, h_mid d, rstd2 1, hn2 d,
  * gu 2F, a F -- about 7d + 3F; never an L x L matrix (the attention
- * backward recomputes the probabilities from q, k and lse).
+ * backward recomputes the probabilities from q, k and lse). hn1, qkv, o,
+ * hn2, gu and a (6d + 3F) are stored in the activation dtype
+ * (md_act_dtype: bf16 on the bf16 table), as are the backward's scratch
+ * and its GEMMs' weight copies (md_block_ctx_t.wparams); rstd, lse, h_mid
+ * and the residual stream's gradient stay in the model's dtype.
  *
  * Initialisation (md_model_init_weights): every matrix and the embedding
  * N(0, initializer_range = 0.02), o_proj and down_proj further scaled by
@@ -35,12 +39,13 @@
 
 #include "nn/mamba.h"   /* md_block_ctx_t, md_param_view */
 
-/* Bytes of one activation set for max_batch x max_len tokens, and of the
- * backward's scratch (one set for all layers), every sub-buffer 64-byte
- * aligned; and of attention_bwd's workspace for batch x len. */
+/* Bytes of one activation set for max_batch x max_len tokens (dt: the
+ * model's dtype), and of the backward's scratch (one set for all layers;
+ * adt: the activation dtype), every sub-buffer 64-byte aligned; and of
+ * attention_bwd's workspace for batch x len. */
 size_t md_tfm_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                          int64_t max_len);
-size_t md_tfm_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
+size_t md_tfm_scratch_bytes(const md_config_t *cfg, md_dtype_t adt, int64_t max_rows);
 size_t md_tfm_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len);
 
 /* Forward of block `layer` over the rows of c: fills the activation set at

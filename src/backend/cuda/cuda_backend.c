@@ -5,12 +5,13 @@
  *
  * Tensors are fp32, except the bf16 storage that the ops ops.h names take
  * (gemm, the RMSNorms' y and dy, conv1d, the scan's sequence tensors,
- * convert): the bf16 table's act_dtype. The fp32 table's GEMMs run
+ * RoPE, attention and SwiGLU, convert): the bf16 table's act_dtype. The
+ * fp32 table's GEMMs run
  * cublasSgemm in cuBLAS's default math mode, which uses no TF32 (unless
  * NVIDIA_TF32_OVERRIDE=1 is set in the environment), so fp32 training
  * matches the CPU up to summation order. The
  * bf16 table (md_backend_cuda_ex, MD_PRECISION_BF16) differs in its
- * act_dtype (bf16: the Mamba and Hyena blocks' activations and weight copies), in its
+ * act_dtype (bf16: the blocks' activations and weight copies), in its
  * gemm on f32 operands (cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF;
  * bf16 operands take the same path in both tables) and in its attention
  * (kernels/attention_mma.cu's tensor-core kernels for head dims 32, 64 and
@@ -454,15 +455,27 @@ static double cu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_ten
     return r[0];
 }
 
-/* ---- Transformer: RoPE, causal attention, SwiGLU ---- */
+/* ---- Transformer: RoPE, causal attention, SwiGLU ----
+ * The (M, ·) tensors of one call share a dtype, f32 or bf16 (the bf16
+ * table's activation storage, ops.h); lse is f32. */
 
-/* q, k, v, o-like (B*L, H*dh) views; returns dh. */
+/* an f32 or bf16 tensor of ref's dtype and shape */
+static void act_like_ref(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
+{
+    OP_REQUIRE(fb_dev(x, op) == (ref->dtype == MD_DTYPE_BF16), op);
+    OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
+    md_cuda_note_tensor(op, NROWS(x), NCOLS(x));
+}
+
+#define IS_BF16(t) ((t)->dtype == MD_DTYPE_BF16)
+
+/* q, k, v, o-like (B*L, H*dh) views of ref's dtype and shape; returns dh. */
 static int64_t attn_check(const md_tensor_t *x, const md_tensor_t *ref, int64_t batch, int64_t n_heads,
                           const char *op)
 {
-    f32_dev(x, op);
-    OP_REQUIRE(batch >= 1 && n_heads >= 1 && NROWS(x) == NROWS(ref) && NROWS(x) % batch == 0, op);
-    OP_REQUIRE(NCOLS(x) == NCOLS(ref) && NCOLS(x) % n_heads == 0, op);
+    act_like_ref(x, ref, op);
+    OP_REQUIRE(batch >= 1 && n_heads >= 1 && NROWS(x) % batch == 0, op);
+    OP_REQUIRE(NCOLS(x) % n_heads == 0, op);
     int64_t hd = NCOLS(x) / n_heads;
     OP_REQUIRE(hd % 2 == 0 && hd <= MDK_ATTN_MAX_HD, op);
     return hd;
@@ -472,7 +485,7 @@ static void cu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64
                     int inverse)
 {
     int64_t hd = attn_check(x, x, batch, n_heads, "rope");
-    CK(mdk_rope(F(x), x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse, 0), "rope");
+    CK(mdk_rope(x->data, x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse, IS_BF16(x), 0), "rope");
 }
 
 /* mma: the bf16 table's tensor-core kernels, where they cover the head dim */
@@ -489,12 +502,12 @@ static void attention_fwd(md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q
     int64_t len = NROWS(q) / batch;
     if (mma && mdk_attention_mma_head_dim(hd)) {
         OP_REQUIRE(workspace != NULL, "attention_fwd");
-        CK(mdk_attention_fwd_mma(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, len, n_heads,
-                                 hd, scale, workspace, 0),
+        CK(mdk_attention_fwd_mma(o->data, o->ld, F(lse), q->data, q->ld, k->data, k->ld, v->data, v->ld, batch, len,
+                                 n_heads, hd, scale, workspace, IS_BF16(q), 0),
            "attention_fwd");
     } else {
-        CK(mdk_attention_fwd(F(o), o->ld, F(lse), CF(q), q->ld, CF(k), k->ld, CF(v), v->ld, batch, len, n_heads, hd,
-                             scale, 0),
+        CK(mdk_attention_fwd(o->data, o->ld, F(lse), q->data, q->ld, k->data, k->ld, v->data, v->ld, batch, len,
+                             n_heads, hd, scale, IS_BF16(q), 0),
            "attention_fwd");
     }
 }
@@ -535,12 +548,13 @@ static void attention_bwd(md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv, con
     for (int i = 0; i < 7; i++) attn_check(all[i], q, batch, n_heads, "attention_bwd");
     f32_dev(lse, "attention_bwd");
     OP_REQUIRE(md_tensor_numel(lse) == NROWS(q) * n_heads && workspace != NULL, "attention_bwd");
-    cudaError_t (*bwd)(float *, int64_t, float *, int64_t, float *, int64_t, const float *, int64_t, const float *,
-                       int64_t, const float *, int64_t, const float *, int64_t, const float *, int64_t,
-                       const float *, int64_t, int64_t, int64_t, int64_t, double, void *, cudaStream_t) =
+    cudaError_t (*bwd)(void *, int64_t, void *, int64_t, void *, int64_t, const void *, int64_t, const void *,
+                       int64_t, const void *, int64_t, const void *, int64_t, const void *, int64_t, const float *,
+                       int64_t, int64_t, int64_t, int64_t, double, void *, int, cudaStream_t) =
         mma && mdk_attention_mma_head_dim(hd) ? mdk_attention_bwd_mma : mdk_attention_bwd;
-    CK(bwd(F(dq), dq->ld, F(dk), dk->ld, F(dv), dv->ld, CF(dout), dout->ld, CF(q), q->ld, CF(k), k->ld, CF(v), v->ld,
-           CF(o), o->ld, CF(lse), batch, NROWS(q) / batch, n_heads, hd, scale, workspace, 0),
+    CK(bwd(dq->data, dq->ld, dk->data, dk->ld, dv->data, dv->ld, dout->data, dout->ld, q->data, q->ld, k->data, k->ld,
+           v->data, v->ld, o->data, o->ld, CF(lse), batch, NROWS(q) / batch, n_heads, hd, scale, workspace,
+           IS_BF16(q), 0),
        "attention_bwd");
 }
 
@@ -560,28 +574,23 @@ static void cu_attention_bwd_bf16(const md_backend_t *be, md_tensor_t *dq, md_te
     attention_bwd(dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 1);
 }
 
-static void swiglu_check(const md_tensor_t *x, const md_tensor_t *ref, const char *op)
-{
-    f32_dev(x, op);
-    OP_REQUIRE(NROWS(x) == NROWS(ref) && NCOLS(x) == NCOLS(ref), op);
-}
-
 static void cu_swiglu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *gate, const md_tensor_t *up)
 {
-    f32_dev(y, "swiglu_fwd");
-    swiglu_check(gate, y, "swiglu_fwd");
-    swiglu_check(up, y, "swiglu_fwd");
-    CK(mdk_swiglu_fwd(F(y), y->ld, CF(gate), gate->ld, CF(up), up->ld, NROWS(y), NCOLS(y), 0), "swiglu_fwd");
+    act_like_ref(y, y, "swiglu_fwd");
+    act_like_ref(gate, y, "swiglu_fwd");
+    act_like_ref(up, y, "swiglu_fwd");
+    CK(mdk_swiglu_fwd(y->data, y->ld, gate->data, gate->ld, up->data, up->ld, NROWS(y), NCOLS(y), IS_BF16(y), 0),
+       "swiglu_fwd");
 }
 
 static void cu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor_t *dup, const md_tensor_t *dy,
                           const md_tensor_t *gate, const md_tensor_t *up)
 {
-    f32_dev(dy, "swiglu_bwd");
+    act_like_ref(dy, dy, "swiglu_bwd");
     const md_tensor_t *all[] = {dgate, dup, gate, up};
-    for (int i = 0; i < 4; i++) swiglu_check(all[i], dy, "swiglu_bwd");
-    CK(mdk_swiglu_bwd(F(dgate), dgate->ld, F(dup), dup->ld, CF(dy), dy->ld, CF(gate), gate->ld, CF(up), up->ld,
-                      NROWS(dy), NCOLS(dy), 0),
+    for (int i = 0; i < 4; i++) act_like_ref(all[i], dy, "swiglu_bwd");
+    CK(mdk_swiglu_bwd(dgate->data, dgate->ld, dup->data, dup->ld, dy->data, dy->ld, gate->data, gate->ld, up->data,
+                      up->ld, NROWS(dy), NCOLS(dy), IS_BF16(dy), 0),
        "swiglu_bwd");
 }
 
