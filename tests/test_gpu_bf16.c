@@ -121,17 +121,15 @@ static double err16(const b16_t *b)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-/* f32 -> bf16 bit-exact against the host's rounding (values over many
- * binades, ties included), and back exactly; strided views */
-static void check_convert(const md_backend_t *bf)
+static void check_convert_shape(const md_backend_t *bf, int64_t rows, int64_t cols, int64_t xpad, int64_t ypad,
+                                int64_t zpad, const char *sh)
 {
-    int64_t rows = 333, cols = 77;
-    buf_t x = mk(rows, cols, cols + 3, -1, 1);
-    for (int64_t i = 0; i < rows * (cols + 3); i++) x.h[i] = ldexpf(x.h[i], (int)(i % 41) - 20);
+    buf_t x = mk(rows, cols, cols + xpad, -1, 1);
+    for (int64_t i = 0; i < rows * (cols + xpad); i++) x.h[i] = ldexpf(x.h[i], (int)(i % 41) - 20);
     /* exact ties: halfway between neighbours in [1, 2), whose spacing is 2^-7 */
     for (int64_t i = 0; i < 64; i++) x.h[i * 7] = md_test_bf2f((uint16_t)(0x3f80 + i)) + ldexpf(1.0f, -8);
-    gpu->copy(gpu, x.d, x.h, (size_t)(rows * (cols + 3)) * 4, MD_COPY_H2D);
-    b16_t y = mk16(rows, cols, cols + 5, -1, 1);
+    gpu->copy(gpu, x.d, x.h, (size_t)(rows * (cols + xpad)) * 4, MD_COPY_H2D);
+    b16_t y = mk16(rows, cols, cols + ypad, -1, 1);
     poison16(&y);
     md_tensor_t xd = td(&x), yd = d16(&y);
     bf->convert(bf, &yd, &xd);
@@ -140,19 +138,37 @@ static void check_convert(const md_backend_t *bf)
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) wrong += got[r * y.ld + c] != md_test_f2bf(x.h[r * x.ld + c]);
     /* the count of values that differ from the host's round-to-nearest-even */
-    record("convert", "f32->bf16 (values wrong)", (double)wrong, 0, "333x77 strided");
+    record("convert", "f32->bf16 (values wrong)", (double)wrong, 0, sh);
     /* and back: exact, padding untouched */
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) y.h[r * y.ld + c] = md_test_bf2f(got[r * y.ld + c]);
-    buf_t z = mk(rows, cols, cols + 1, -1, 1);
+    buf_t z = mk(rows, cols, cols + zpad, -1, 1);
     poison(&z);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) z.h[r * z.ld + c] = y.h[r * y.ld + c];
     md_tensor_t zd = td(&z);
     bf->convert(bf, &zd, &yd);
-    record("convert", "bf16->f32", relerr(&z), 0, "333x77 strided");
+    record("convert", "bf16->f32", relerr(&z), 0, sh);
     free(got);
     drop(&x), drop16(&y), drop(&z);
+}
+
+/* f32 -> bf16 bit-exact against the host's rounding (values over many
+ * binades, ties included), and back exactly. Shapes: odd strides (one
+ * element a lane); even ones with g's copy into a column slice of dp (two
+ * a lane); contiguous views folded into one long row (the weight copies),
+ * of even and odd length. */
+static void check_convert(const md_backend_t *bf)
+{
+    /* rows, cols, then the row padding of x (f32), y (bf16), z (f32) */
+    static const int64_t shapes[][5] = {
+        {333, 77, 3, 5, 1}, {512, 256, 0, 512, 0}, {64, 1000, 0, 0, 0}, {3, 999, 0, 0, 0}};
+    for (int s = 0; s < 4; s++) {
+        char sh[64];
+        snprintf(sh, sizeof sh, "%lldx%lld pads %lld,%lld,%lld", (long long)shapes[s][0], (long long)shapes[s][1],
+                 (long long)shapes[s][2], (long long)shapes[s][3], (long long)shapes[s][4]);
+        check_convert_shape(bf, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4], sh);
+    }
 }
 
 /* bf16 A and B (strided, at odd column offsets as dt_in and B of xdbl),
