@@ -449,44 +449,47 @@ static void check_dwconv16(const md_backend_t *bf)
 }
 
 /* the long convolution with x0, x1, v (slices of one matrix), y, dy and
- * dx0, dx1, dv in bf16; k, dk, D, dD f32 */
+ * dx0, dx1, dv in bf16; k, dk, D, dD f32; the forward's spectra kept for
+ * the backward, as the model runs it (the workspace poisoned between) */
 static void check_fftconv16(const md_backend_t *bf)
 {
     static const int64_t shapes[][3] = {{1, 1, 8}, {3, 1, 16}, {2, 301, 64}, {1, 2048, 256}, {1, 1009, 24}};
     size_t wg = bf->fftconv_workspace(bf, MD_DTYPE_BF16, 3, 2048, 256);
-    void *wsg = gpu->alloc(gpu, wg ? wg : 1);
-    CHECK(wsg != NULL, "fftconv workspace of %zu bytes", wg);
-    if (!wsg) return;
+    size_t kb = bf->fftconv_spectra_bytes(bf, 3, 2048, 256);
+    void *wsg = gpu->alloc(gpu, wg ? wg : 1), *kept = gpu->alloc(gpu, kb ? kb : 1);
+    CHECK(wsg != NULL && kept != NULL, "fftconv workspace of %zu bytes, spectra of %zu", wg, kb);
+    if (!wsg || !kept) return;
     for (int s = 0; s < 5; s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], M = B * L, pad = s % 2 ? 5 : 0;
         char sh[64];
         snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld", (long long)B, (long long)L, (long long)C);
         size_t wc = cpu->fftconv_workspace(cpu, MD_DTYPE_F32, B, L, C);
         void *wsc = md_malloc(wc ? wc : 1);
-        poison_bytes(wsg, wg);
+        poison_bytes(wsg, wg), poison_bytes(kept, kb);
         b16_t xs = mk16(M, 3 * C, 3 * C + pad, -1, 1), y = mk16(M, C, C + pad, -1, 1);
         buf_t k = mk(L, C, C, -1, 1), D = mk(1, C, C, -1, 1), dk = mk(L, C, C, -1, 1), dD = mk(1, C, C, -1, 1);
         poison16(&y);
         md_tensor_t x0h = cols16(&xs, 0, 0, C), x1h = cols16(&xs, 0, C, C), vh = cols16(&xs, 0, 2 * C, C);
         md_tensor_t x0d = cols16(&xs, 1, 0, C), x1d = cols16(&xs, 1, C, C), vd = cols16(&xs, 1, 2 * C, C);
         md_tensor_t kh = th(&k), kd = td(&k), Dh = th(&D), Dd = td(&D), yh = h16(&y), yd = d16(&y);
-        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
-        bf->fftconv_fwd(bf, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc, NULL);
+        bf->fftconv_fwd(bf, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, kept);
         record("fftconv_fwd bf16", "y", err16(&y), ONE_ROUNDING + TOL_FFT, sh);
         b16_t dy = mk16(M, C, C + pad, -1, 1), dxs = mk16(M, 3 * C, 3 * C + pad, -1, 1);
         poison16_cols(&dxs, 0, 3 * C);
         md_tensor_t dx0h = cols16(&dxs, 0, 0, C), dx1h = cols16(&dxs, 0, C, C), dvh = cols16(&dxs, 0, 2 * C, C);
         md_tensor_t dx0d = cols16(&dxs, 1, 0, C), dx1d = cols16(&dxs, 1, C, C), dvd = cols16(&dxs, 1, 2 * C, C);
         md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dkh = th(&dk), dkd = td(&dk), dDh = th(&dD), dDd = td(&dD);
-        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
-        bf->fftconv_bwd(bf, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc, NULL);
+        poison_bytes(wsg, wg);
+        bf->fftconv_bwd(bf, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, kept);
         record("fftconv_bwd bf16", "dx0,dx1,dv", err16(&dxs), ONE_ROUNDING + TOL_FFT, sh);
         record("fftconv_bwd bf16", "dk (added)", relerr(&dk), TOL_FFT, sh);
         record("fftconv_bwd bf16", "dD (added)", relerr(&dD), TOL, sh);
         drop16(&xs), drop16(&y), drop16(&dy), drop16(&dxs), drop(&k), drop(&D), drop(&dk), drop(&dD);
         free(wsc);
     }
-    gpu->free(gpu, wsg);
+    gpu->free(gpu, wsg), gpu->free(gpu, kept);
 }
 
 /* The Linear on bf16 x and weights: a bf16 y with its bf16 bias (plain, and
