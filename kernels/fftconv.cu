@@ -7,7 +7,8 @@
  * the elementwise work: the gating products s = x1 v and g = dy x0 on the
  * way in, y = x0 (conv + D s) and dx0, dx1, dv on the way out, so the
  * (B*L, C) tensors are read once per pass. The pointwise spectrum products
- * run in place, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
+ * run in place, or from the forward's kept S and K spectra (read only) into
+ * the workspace's, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
  * ...), and dD is a column sum through hyena_reduce.cuh: no atomics.
  * The (B*L, C) tensors (void * in the launchers) are fp32 or bf16 by
  * act_bf16; k, dk, D, dD and everything between the transforms are fp32. */
