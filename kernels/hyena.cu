@@ -114,8 +114,10 @@ extern "C" cudaError_t mdk_layernorm_fwd(void *y, int64_t ldy, float *mean, floa
     return cudaGetLastError();
 }
 
-/* dx = rstd (w dy - mean(w dy) - xhat mean(w dy xhat)) */
-template <class T>
+/* dx = rstd (w dy - mean(w dy) - xhat mean(w dy xhat)). PAIRS: two columns
+ * a lane (storage.cuh), where the shapes allow: a bf16 dy went 64 bytes a
+ * warp access. */
+template <class T, bool PAIRS>
 __global__ void __launch_bounds__(LN_ROWS * 32) layernorm_dx_kernel(float *dx, int64_t lddx, const T *dy,
                                                                   int64_t lddy, const float *x, int64_t ldx,
                                                                   const float *w, const float *mean,
@@ -129,16 +131,38 @@ __global__ void __launch_bounds__(LN_ROWS * 32) layernorm_dx_kernel(float *dx, i
     const T *dyr = dy + r * lddy;
     float *dxr = dx + r * lddx;
     float mu = mean[r], rs = rstd[r], s1 = 0, s2 = 0;
-    for (int64_t c = lane; c < dim; c += 32) {
-        float g = ld_f(dyr + c) * w[c];
-        s1 += g;
-        s2 += g * (xr[c] - mu) * rs;
+    if (PAIRS) {
+        for (int64_t c = 2 * lane; c < dim; c += 64) {
+            float2 g = ld_pair(dyr + c), xv = ld_pair(xr + c), wv = ld_pair(w + c);
+            g.x *= wv.x, g.y *= wv.y;
+            s1 += g.x, s2 += g.x * (xv.x - mu) * rs;
+            s1 += g.y, s2 += g.y * (xv.y - mu) * rs;
+        }
+    } else {
+        for (int64_t c = lane; c < dim; c += 32) {
+            float g = ld_f(dyr + c) * w[c];
+            s1 += g;
+            s2 += g * (xr[c] - mu) * rs;
+        }
     }
     s1 = warp_sum(s1) / (float)dim;
     s2 = warp_sum(s2) / (float)dim;
-    for (int64_t c = lane; c < dim; c += 32) {
-        float v = rs * (ld_f(dyr + c) * w[c] - s1 - (xr[c] - mu) * rs * s2);
-        dxr[c] = accumulate ? dxr[c] + v : v;
+    if (PAIRS) {
+        for (int64_t c = 2 * lane; c < dim; c += 64) {
+            float2 g = ld_pair(dyr + c), xv = ld_pair(xr + c), wv = ld_pair(w + c);
+            float2 v = make_float2(rs * (g.x * wv.x - s1 - (xv.x - mu) * rs * s2),
+                                   rs * (g.y * wv.y - s1 - (xv.y - mu) * rs * s2));
+            if (accumulate) {
+                float2 o = ld_pair(dxr + c);
+                v.x += o.x, v.y += o.y;
+            }
+            st_pair(dxr + c, v);
+        }
+    } else {
+        for (int64_t c = lane; c < dim; c += 32) {
+            float v = rs * (ld_f(dyr + c) * w[c] - s1 - (xr[c] - mu) * rs * s2);
+            dxr[c] = accumulate ? dxr[c] + v : v;
+        }
     }
 }
 
@@ -166,8 +190,13 @@ static cudaError_t layernorm_bwd(float *dx, int64_t lddx, float *dw, float *db, 
     cudaError_t e = hyena_colsum_add<2>(dst, 2, rows, dim, layernorm_dw_term<T>{dy, x, mean, rstd, lddy, ldx},
                                         scratch, scratch_floats, s);
     if (e != cudaSuccess) return e;
-    layernorm_dx_kernel<T><<<(unsigned)((rows + LN_ROWS - 1) / LN_ROWS), LN_ROWS * 32, 0, s>>>(
-        dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows, dim, accumulate);
+    unsigned grid = (unsigned)((rows + LN_ROWS - 1) / LN_ROWS);
+    if (pairs_ok(dim, sizeof(T), dy, lddy, dy, lddy, dy, lddy) && pairs_ok(dim, sizeof(float), x, ldx, dx, lddx, w, 0))
+        layernorm_dx_kernel<T, true><<<grid, LN_ROWS * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows, dim,
+                                                                   accumulate);
+    else
+        layernorm_dx_kernel<T, false><<<grid, LN_ROWS * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows,
+                                                                    dim, accumulate);
     return cudaGetLastError();
 }
 

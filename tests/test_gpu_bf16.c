@@ -369,16 +369,20 @@ static void check_layernorm16(const md_backend_t *bf)
         record("layernorm_fwd bf16 y", "mean, rstd", fmax(relerr(&mean), relerr(&rs)), TOL, sh);
         gpu->copy(gpu, mean.d, mean.h, (size_t)M * 4, MD_COPY_H2D);   /* the CPU's statistics on both sides */
         gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);
-        for (int acc = 0; acc < 2; acc++) {
-            b16_t dy = mk16(M, D, D + 3, -1, 1);
+        /* dy's odd row stride: dx one column a lane; even (D even): two */
+        for (int t = 0; t < 4; t++) {
+            int acc = t & 1;
+            char shd[80];
+            snprintf(shd, sizeof shd, "%s ld(dy)=%lld", sh, (long long)(D + (t < 2 ? 3 : 0)));
+            b16_t dy = mk16(M, D, D + (t < 2 ? 3 : 0), -1, 1);
             buf_t dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1), db = mk(1, D, D, -1, 1);
             if (!acc) poison(&dx);
             md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
             md_tensor_t dbh = th(&db), dbd = td(&db);
             cpu->layernorm_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, &mh, &rh, acc);
             bf->layernorm_bwd(bf, &dxd, &dwd, &dbd, &dyd, &xd, &wd, &md, &rd, acc);
-            record("layernorm_bwd bf16 dy", acc ? "dx (added)" : "dx", relerr(&dx), TOL, sh);
-            record("layernorm_bwd bf16 dy", "dw, db", fmax(relerr(&dw), relerr(&db)), TOL, sh);
+            record("layernorm_bwd bf16 dy", acc ? "dx (added)" : "dx", relerr(&dx), TOL, shd);
+            record("layernorm_bwd bf16 dy", "dw, db", fmax(relerr(&dw), relerr(&db)), TOL, shd);
             drop16(&dy), drop(&dx), drop(&dw), drop(&db);
         }
         drop(&x), drop(&w), drop(&b), drop(&mean), drop(&rs), drop16(&y);

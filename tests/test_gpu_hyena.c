@@ -73,8 +73,9 @@ static void check_bias(void)
 static void check_layernorm(void)
 {
     if (!HAVE(layernorm_fwd) || !HAVE(layernorm_bwd)) return;
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {300, 1024}};
-    for (int s = 0; s < 4; s++)
+    /* odd widths: layernorm_bwd's dx one column a lane; even: two */
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {300, 1024}, {33, 77}};
+    for (int s = 0; s < 5; s++)
         for (int acc = 0; acc < 2; acc++) {
             int64_t M = shapes[s][0], D = shapes[s][1];
             char sh[64];
