@@ -226,20 +226,27 @@ cudaError_t mdk_dwconv_bwd(void *dx, int64_t lddx, float *dw, float *dbias, cons
  * per (batch, channel), where n (mdk_fftconv_size) >= 2 len, so the
  * circular convolution of two zero-padded length-len sequences never wraps.
  * Forward: [S: batch*C sequences of s = x1 v][K: C sequences of k].
- * Backward: [S][G: batch*C sequences of g = dy x0][K]. The (B*L, C)
+ * Backward: [S][G: batch*C sequences of g = dy x0][K]. The forward's [S][K]
+ * spectra may be kept (in the caller's buffer) for the backward, which then
+ * packs and transforms G alone. The (B*L, C)
  * tensors (void *) are bf16 by act_bf16 as above; k, dk, D, dD and the
  * buffers between the transforms are fp32. */
 /* the smallest even n >= 2 len with no prime factor above 7 */
 int64_t mdk_fftconv_size(int64_t len);
 /* fills the real buffer's S and K (forward, dy == NULL) or S, G and K
- * (backward: dy, x0 given), zero padding each sequence from len to n */
+ * (backward: dy, x0 given), zero padding each sequence from len to n;
+ * g_only (backward): G alone, from the buffer's start */
 cudaError_t mdk_fftconv_pack(float *buf, const void *x1, int64_t ldx1, const void *v, int64_t ldv, const void *dy,
                              int64_t lddy, const void *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len,
-                             int64_t C, int64_t n, int act_bf16, cudaStream_t s);
+                             int64_t C, int64_t n, int g_only, int act_bf16, cudaStream_t s);
 /* on the spectrum buffer, scaled by 1/n for the inverse transforms:
  * forward  S <- S K;
- * backward S <- S K, G <- G conj(K), K <- sum over b of G_b conj(S_b) */
-cudaError_t mdk_fftconv_mul(float *spec, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s);
+ * backward S <- S K, G <- G conj(K), K <- sum over b of G_b conj(S_b).
+ * kept: NULL (S and K are spec's own planes) or the forward's [S][K]
+ * spectra, read only, S and K taken from there (spec's S planes are then
+ * written, not read). */
+cudaError_t mdk_fftconv_mul(float *spec, const float *kept, int backward, int64_t batch, int64_t C, int64_t n,
+                            cudaStream_t s);
 /* forward: y = x0 (conv + D s), conv read from the real buffer's S */
 cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, const void *x0, int64_t ldx0, const void *x1, int64_t ldx1,
                                    const void *v, int64_t ldv, const float *D, const float *buf, int64_t batch,

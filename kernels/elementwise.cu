@@ -162,15 +162,42 @@ extern "C" cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slic
     return cudaGetLastError();
 }
 
-/* dst = src between the storage dtypes, (rows, cols) views */
-template <typename TD, typename TS>
+/* dst = src between the storage dtypes, (rows, cols) views: a warp per row
+ * (no division per element), two columns a lane where the pointers and
+ * strides allow (storage.cuh's pairs); one long row (the launcher folds a
+ * contiguous view into one: the weight copies) spreads over the whole
+ * grid. g's bf16 copy for the Hyena GEMMs (twice a block) went ~2.7x its
+ * byte floor with one element and one 64-bit division a thread. */
+template <typename TD, typename TS, bool PAIRS>
 __global__ void convert_kernel(TD *dst, int64_t ldd, const TS *src, int64_t lds, int64_t rows, int64_t cols)
 {
-    int64_t n = rows * cols;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = i / cols, c = i - r * cols;
-        st_f(dst + r * ldd + c, ld_f(src + r * lds + c));
+    int one_row = rows == 1;
+    int64_t c0 = one_row ? (int64_t)blockIdx.x * blockDim.x + threadIdx.x : threadIdx.x & 31;
+    int64_t cstep = one_row ? (int64_t)gridDim.x * blockDim.x : 32;
+    int64_t r0 = one_row ? 0 : (int64_t)blockIdx.x * 8 + (threadIdx.x >> 5);
+    int64_t rstep = one_row ? 1 : (int64_t)gridDim.x * 8;
+    for (int64_t r = r0; r < rows; r += rstep) {
+        TD *dr = dst + r * ldd;
+        const TS *sr = src + r * lds;
+        if (PAIRS)
+            for (int64_t c = 2 * c0; c < cols; c += 2 * cstep) st_pair(dr + c, ld_pair(sr + c));
+        else
+            for (int64_t c = c0; c < cols; c += cstep) st_f(dr + c, ld_f(sr + c));
     }
+}
+
+template <typename TD, typename TS>
+static void convert_launch(void *dst, int64_t ldd, const void *src, int64_t lds, int64_t rows, int64_t cols,
+                           cudaStream_t s)
+{
+    if (ldd == cols && lds == cols) cols *= rows, rows = 1, ldd = lds = cols;
+    int pairs = pairs_ok(cols, sizeof(TD), dst, ldd, dst, ldd, dst, ldd) &&
+                pairs_ok(cols, sizeof(TS), src, lds, src, lds, src, lds);
+    unsigned g = rows == 1 ? grid_for(pairs ? cols / 2 : cols, 256) : grid_for(rows, 8);
+    if (pairs)
+        convert_kernel<TD, TS, true><<<g, 256, 0, s>>>((TD *)dst, ldd, (const TS *)src, lds, rows, cols);
+    else
+        convert_kernel<TD, TS, false><<<g, 256, 0, s>>>((TD *)dst, ldd, (const TS *)src, lds, rows, cols);
 }
 
 extern "C" cudaError_t mdk_convert(void *dst, int dst_bf16, int64_t ldd, const void *src, int src_bf16, int64_t lds,
@@ -178,10 +205,9 @@ extern "C" cudaError_t mdk_convert(void *dst, int dst_bf16, int64_t ldd, const v
 {
     typedef __nv_bfloat16 bf;
     if (rows * cols == 0) return cudaSuccess;
-    unsigned g = grid_for(rows * cols, 256);
-    if (dst_bf16 && !src_bf16) convert_kernel<<<g, 256, 0, s>>>((bf *)dst, ldd, (const float *)src, lds, rows, cols);
-    else if (!dst_bf16 && src_bf16) convert_kernel<<<g, 256, 0, s>>>((float *)dst, ldd, (const bf *)src, lds, rows, cols);
-    else if (dst_bf16) convert_kernel<<<g, 256, 0, s>>>((bf *)dst, ldd, (const bf *)src, lds, rows, cols);
-    else convert_kernel<<<g, 256, 0, s>>>((float *)dst, ldd, (const float *)src, lds, rows, cols);
+    if (dst_bf16 && !src_bf16) convert_launch<bf, float>(dst, ldd, src, lds, rows, cols, s);
+    else if (!dst_bf16 && src_bf16) convert_launch<float, bf>(dst, ldd, src, lds, rows, cols, s);
+    else if (dst_bf16) convert_launch<bf, bf>(dst, ldd, src, lds, rows, cols, s);
+    else convert_launch<float, float>(dst, ldd, src, lds, rows, cols, s);
     return cudaGetLastError();
 }

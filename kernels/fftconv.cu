@@ -7,7 +7,8 @@
  * the elementwise work: the gating products s = x1 v and g = dy x0 on the
  * way in, y = x0 (conv + D s) and dx0, dx1, dv on the way out, so the
  * (B*L, C) tensors are read once per pass. The pointwise spectrum products
- * run in place, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
+ * run in place, or from the forward's kept S and K spectra (read only) into
+ * the workspace's, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
  * ...), and dD is a column sum through hyena_reduce.cuh: no atomics.
  * The (B*L, C) tensors (void * in the launchers) are fp32 or bf16 by
  * act_bf16; k, dk, D, dD and everything between the transforms are fp32. */
@@ -28,15 +29,17 @@ extern "C" int64_t mdk_fftconv_size(int64_t len)
     }
 }
 
-/* Plane z of the buffer: S of batch z (z < batch), G of batch z - batch
- * (backward, z < 2 batch), then K; sequence (z, c) starts at (z C + c) n. */
+/* Logical plane z = blockIdx.z + z0: S of batch z (z < batch), G of batch
+ * z - batch (backward, z < 2 batch), then K; written to the buffer's plane
+ * blockIdx.z, whose sequence c starts at (blockIdx.z C + c) n. */
 template <class T>
 __global__ void __launch_bounds__(TILE *TROWS)
     fftconv_pack_kernel(float *buf, const T *x1, int64_t ldx1, const T *v, int64_t ldv, const T *dy, int64_t lddy,
-                        const T *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len, int64_t C, int64_t n)
+                        const T *x0, int64_t ldx0, const float *k, int64_t batch, int64_t len, int64_t C, int64_t n,
+                        int64_t z0)
 {
     __shared__ float tile[TILE][TILE + 1];
-    int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, z = blockIdx.z;
+    int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, z = blockIdx.z + z0;
     int64_t pitch = n;
     /* a product of two activations, or (plane K) the fp32 filter */
     const T *a = NULL, *b = NULL;
@@ -57,21 +60,23 @@ __global__ void __launch_bounds__(TILE *TROWS)
     __syncthreads();
     for (int i = threadIdx.y; i < TILE; i += TROWS) {
         int64_t c = c0 + i, t = t0 + threadIdx.x;
-        if (c < C && t < n) buf[(z * C + c) * pitch + t] = t < len ? tile[threadIdx.x][i] : 0.0f;
+        if (c < C && t < n) buf[((z - z0) * C + c) * pitch + t] = t < len ? tile[threadIdx.x][i] : 0.0f;
     }
 }
 
 extern "C" cudaError_t mdk_fftconv_pack(float *buf, const void *x1, int64_t ldx1, const void *v, int64_t ldv,
                                         const void *dy, int64_t lddy, const void *x0, int64_t ldx0, const float *k,
-                                        int64_t batch, int64_t len, int64_t C, int64_t n, int act_bf16, cudaStream_t s)
+                                        int64_t batch, int64_t len, int64_t C, int64_t n, int g_only, int act_bf16,
+                                        cudaStream_t s)
 {
     if (batch * len * C == 0) return cudaSuccess;
-    int64_t planes = (dy ? 2 * batch : batch) + 1;
+    if (g_only && !dy) return cudaErrorInvalidValue;
+    int64_t planes = g_only ? batch : (dy ? 2 * batch : batch) + 1, z0 = g_only ? batch : 0;
     if (planes > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
     dim3 grid((unsigned)((n + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)planes);
     WITH_ACT_TYPE(act_bf16, (fftconv_pack_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(
                                 buf, (const T *)x1, ldx1, (const T *)v, ldv, (const T *)dy, lddy, (const T *)x0, ldx0,
-                                k, batch, len, C, n)));
+                                k, batch, len, C, n, z0)));
     return cudaGetLastError();
 }
 
@@ -94,31 +99,36 @@ static dim3 spectrum_grid(int64_t nf, int64_t nseq)
     return dim3((unsigned)gx, (unsigned)(gy > 0 ? gy : 1));
 }
 
-/* forward: S_bc *= K_c / n */
-__global__ void fftconv_mul_fwd_kernel(float2 *buf, int64_t batch, int64_t C, int64_t nf, float inv_n)
+/* forward: out's S_bc = S_bc K_c / n, S and K read from sk ([S][K]; it
+ * may be out itself: each element is read, then written, by one thread) */
+__global__ void fftconv_mul_fwd_kernel(float2 *out, const float2 *sk, int64_t batch, int64_t C, int64_t nf,
+                                       float inv_n)
 {
-    const float2 *K = buf + batch * C * nf;
+    const float2 *K = sk + batch * C * nf;
     FOR_SEQ(q, batch * C)
     {
-        float2 *S = buf + q * nf;
-        const float2 *Kc = K + (q % C) * nf;
-        FOR_FREQ(f, nf) S[f] = cscale(cmul(S[f], Kc[f]), inv_n);
+        const float2 *S = sk + q * nf, *Kc = K + (q % C) * nf;
+        float2 *Y = out + q * nf;
+        FOR_FREQ(f, nf) Y[f] = cscale(cmul(S[f], Kc[f]), inv_n);
     }
 }
 
 /* backward, per (c, f): the convolution and the correlation with k for
- * every b, and dk's spectrum summed over b in order */
-__global__ void fftconv_mul_bwd_kernel(float2 *buf, int64_t batch, int64_t C, int64_t nf, float inv_n)
+ * every b, and dk's spectrum summed over b in order, into out ([S][G][K]);
+ * S and K read from Sin and Kin (out's own planes, or the forward's kept
+ * spectra) */
+__global__ void fftconv_mul_bwd_kernel(float2 *out, const float2 *Sin, const float2 *Kin, int64_t batch, int64_t C,
+                                       int64_t nf, float inv_n)
 {
     int64_t bc = batch * C;
-    float2 *S = buf, *G = buf + bc * nf, *K = buf + 2 * bc * nf;
+    float2 *S = out, *G = out + bc * nf, *K = out + 2 * bc * nf;
     FOR_SEQ(c, C) FOR_FREQ(f, nf)
     {
         int64_t i = c * nf + f;
-        float2 kf = K[i], acc = make_float2(0, 0);
+        float2 kf = Kin[i], acc = make_float2(0, 0);
         for (int64_t b = 0; b < batch; b++) {
             int64_t j = (b * C + c) * nf + f;
-            float2 sv = S[j], gv = G[j];
+            float2 sv = Sin[j], gv = G[j];
             S[j] = cscale(cmul(sv, kf), inv_n);
             G[j] = cscale(cmulc(gv, kf), inv_n);
             float2 p = cmulc(gv, sv);
@@ -128,15 +138,21 @@ __global__ void fftconv_mul_bwd_kernel(float2 *buf, int64_t batch, int64_t C, in
     }
 }
 
-extern "C" cudaError_t mdk_fftconv_mul(float *spec, int backward, int64_t batch, int64_t C, int64_t n, cudaStream_t s)
+extern "C" cudaError_t mdk_fftconv_mul(float *spec, const float *kept, int backward, int64_t batch, int64_t C,
+                                       int64_t n, cudaStream_t s)
 {
     int64_t nf = n / 2 + 1;
     if (batch * C == 0) return cudaSuccess;
     float inv_n = (float)(1.0 / (double)n);
-    if (backward)
-        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>((float2 *)spec, batch, C, nf, inv_n);
-    else
-        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>((float2 *)spec, batch, C, nf, inv_n);
+    float2 *out = (float2 *)spec;
+    if (backward) {
+        const float2 *Sin = kept ? (const float2 *)kept : out;
+        const float2 *Kin = kept ? Sin + batch * C * nf : out + 2 * batch * C * nf;
+        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>(out, Sin, Kin, batch, C, nf, inv_n);
+    } else {
+        const float2 *sk = kept ? (const float2 *)kept : out;
+        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>(out, sk, batch, C, nf, inv_n);
+    }
     return cudaGetLastError();
 }
 

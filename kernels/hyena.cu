@@ -26,14 +26,6 @@ static unsigned row_grid(int64_t rows)
     return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
 }
 
-/* 1 when every (pointer, row stride) pair allows storage.cuh's pair accesses */
-static int pairs_ok(int64_t cols, size_t es, const void *p0, int64_t ld0, const void *p1, int64_t ld1, const void *p2,
-                    int64_t ld2)
-{
-    return cols % 2 == 0 && ld0 % 2 == 0 && ld1 % 2 == 0 && ld2 % 2 == 0 && (uintptr_t)p0 % (2 * es) == 0 &&
-           (uintptr_t)p1 % (2 * es) == 0 && (uintptr_t)p2 % (2 * es) == 0;
-}
-
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
@@ -122,8 +114,10 @@ extern "C" cudaError_t mdk_layernorm_fwd(void *y, int64_t ldy, float *mean, floa
     return cudaGetLastError();
 }
 
-/* dx = rstd (w dy - mean(w dy) - xhat mean(w dy xhat)) */
-template <class T>
+/* dx = rstd (w dy - mean(w dy) - xhat mean(w dy xhat)). PAIRS: two columns
+ * a lane (storage.cuh), where the shapes allow: a bf16 dy went 64 bytes a
+ * warp access. */
+template <class T, bool PAIRS>
 __global__ void __launch_bounds__(LN_ROWS * 32) layernorm_dx_kernel(float *dx, int64_t lddx, const T *dy,
                                                                   int64_t lddy, const float *x, int64_t ldx,
                                                                   const float *w, const float *mean,
@@ -137,16 +131,38 @@ __global__ void __launch_bounds__(LN_ROWS * 32) layernorm_dx_kernel(float *dx, i
     const T *dyr = dy + r * lddy;
     float *dxr = dx + r * lddx;
     float mu = mean[r], rs = rstd[r], s1 = 0, s2 = 0;
-    for (int64_t c = lane; c < dim; c += 32) {
-        float g = ld_f(dyr + c) * w[c];
-        s1 += g;
-        s2 += g * (xr[c] - mu) * rs;
+    if (PAIRS) {
+        for (int64_t c = 2 * lane; c < dim; c += 64) {
+            float2 g = ld_pair(dyr + c), xv = ld_pair(xr + c), wv = ld_pair(w + c);
+            g.x *= wv.x, g.y *= wv.y;
+            s1 += g.x, s2 += g.x * (xv.x - mu) * rs;
+            s1 += g.y, s2 += g.y * (xv.y - mu) * rs;
+        }
+    } else {
+        for (int64_t c = lane; c < dim; c += 32) {
+            float g = ld_f(dyr + c) * w[c];
+            s1 += g;
+            s2 += g * (xr[c] - mu) * rs;
+        }
     }
     s1 = warp_sum(s1) / (float)dim;
     s2 = warp_sum(s2) / (float)dim;
-    for (int64_t c = lane; c < dim; c += 32) {
-        float v = rs * (ld_f(dyr + c) * w[c] - s1 - (xr[c] - mu) * rs * s2);
-        dxr[c] = accumulate ? dxr[c] + v : v;
+    if (PAIRS) {
+        for (int64_t c = 2 * lane; c < dim; c += 64) {
+            float2 g = ld_pair(dyr + c), xv = ld_pair(xr + c), wv = ld_pair(w + c);
+            float2 v = make_float2(rs * (g.x * wv.x - s1 - (xv.x - mu) * rs * s2),
+                                   rs * (g.y * wv.y - s1 - (xv.y - mu) * rs * s2));
+            if (accumulate) {
+                float2 o = ld_pair(dxr + c);
+                v.x += o.x, v.y += o.y;
+            }
+            st_pair(dxr + c, v);
+        }
+    } else {
+        for (int64_t c = lane; c < dim; c += 32) {
+            float v = rs * (ld_f(dyr + c) * w[c] - s1 - (xr[c] - mu) * rs * s2);
+            dxr[c] = accumulate ? dxr[c] + v : v;
+        }
     }
 }
 
@@ -174,8 +190,13 @@ static cudaError_t layernorm_bwd(float *dx, int64_t lddx, float *dw, float *db, 
     cudaError_t e = hyena_colsum_add<2>(dst, 2, rows, dim, layernorm_dw_term<T>{dy, x, mean, rstd, lddy, ldx},
                                         scratch, scratch_floats, s);
     if (e != cudaSuccess) return e;
-    layernorm_dx_kernel<T><<<(unsigned)((rows + LN_ROWS - 1) / LN_ROWS), LN_ROWS * 32, 0, s>>>(
-        dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows, dim, accumulate);
+    unsigned grid = (unsigned)((rows + LN_ROWS - 1) / LN_ROWS);
+    if (pairs_ok(dim, sizeof(T), dy, lddy, dy, lddy, dy, lddy) && pairs_ok(dim, sizeof(float), x, ldx, dx, lddx, w, 0))
+        layernorm_dx_kernel<T, true><<<grid, LN_ROWS * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows, dim,
+                                                                   accumulate);
+    else
+        layernorm_dx_kernel<T, false><<<grid, LN_ROWS * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, mean, rstd, rows,
+                                                                    dim, accumulate);
     return cudaGetLastError();
 }
 
@@ -328,17 +349,19 @@ extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const 
 /* ---- HyenaDNA's ExponentialModulation ---- */
 
 /* torch.linspace(lo, hi, n)[c] as computed in double; t_l = l / (l_max - 1) */
-__global__ void modulate_kernel(float *k, int64_t rows, int64_t cols, int64_t l_max, double lo, double hi)
+/* The decay's exponent -t_l |delta_c| is formed in double as the CPU forms
+ * it (delta's step passed in), then exponentiated in float: the exponent
+ * lies in [-ln(1/target)/fast_pct, 0] (-15.4 for HyenaDNA's), so its
+ * rounding to float costs ~1e-6 of the factor, well inside the fp32
+ * checks, while an exp in double per element made this pass ~2.5x its byte
+ * floor at L = 131072. */
+__global__ void modulate_kernel(float *k, int64_t rows, int64_t cols, int64_t l_max, double lo, double step)
 {
     FOR_ROWS(l, rows)
     {
         double t = l_max > 1 ? (double)l / (double)(l_max - 1) : 0.0;
         float *kr = k + l * cols;
-        FOR_COLS(c, cols)
-        {
-            double delta = cols > 1 ? lo + (double)c * (hi - lo) / (double)(cols - 1) : lo;
-            kr[c] = (float)((double)kr[c] * exp(-t * fabs(delta)));
-        }
+        FOR_COLS(c, cols) kr[c] *= expf((float)(-t * fabs(lo + (double)c * step)));
     }
 }
 
@@ -347,7 +370,8 @@ extern "C" cudaError_t mdk_hyena_modulate(float *k, int64_t rows, int64_t cols, 
 {
     if (rows * cols == 0) return cudaSuccess;
     double lo = log(target) / slow_pct, hi = log(target) / fast_pct;
-    modulate_kernel<<<row_grid(rows), 256, 0, s>>>(k, rows, cols, l_max, lo, hi);
+    double step = cols > 1 ? (hi - lo) / (double)(cols - 1) : 0.0;
+    modulate_kernel<<<row_grid(rows), 256, 0, s>>>(k, rows, cols, l_max, lo, step);
     return cudaGetLastError();
 }
 

@@ -131,17 +131,15 @@ static double err16(const b16_t *b)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-/* f32 -> bf16 bit-exact against the host's rounding (values over many
- * binades, ties included), and back exactly; strided views */
-static void check_convert(const md_backend_t *bf)
+static void check_convert_shape(const md_backend_t *bf, int64_t rows, int64_t cols, int64_t xpad, int64_t ypad,
+                                int64_t zpad, const char *sh)
 {
-    int64_t rows = 333, cols = 77;
-    buf_t x = mk(rows, cols, cols + 3, -1, 1);
-    for (int64_t i = 0; i < rows * (cols + 3); i++) x.h[i] = ldexpf(x.h[i], (int)(i % 41) - 20);
+    buf_t x = mk(rows, cols, cols + xpad, -1, 1);
+    for (int64_t i = 0; i < rows * (cols + xpad); i++) x.h[i] = ldexpf(x.h[i], (int)(i % 41) - 20);
     /* exact ties: halfway between neighbours in [1, 2), whose spacing is 2^-7 */
     for (int64_t i = 0; i < 64; i++) x.h[i * 7] = md_test_bf2f((uint16_t)(0x3f80 + i)) + ldexpf(1.0f, -8);
-    gpu->copy(gpu, x.d, x.h, (size_t)(rows * (cols + 3)) * 4, MD_COPY_H2D);
-    b16_t y = mk16(rows, cols, cols + 5, -1, 1);
+    gpu->copy(gpu, x.d, x.h, (size_t)(rows * (cols + xpad)) * 4, MD_COPY_H2D);
+    b16_t y = mk16(rows, cols, cols + ypad, -1, 1);
     poison16(&y);
     md_tensor_t xd = td(&x), yd = d16(&y);
     bf->convert(bf, &yd, &xd);
@@ -150,19 +148,37 @@ static void check_convert(const md_backend_t *bf)
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) wrong += got[r * y.ld + c] != md_test_f2bf(x.h[r * x.ld + c]);
     /* the count of values that differ from the host's round-to-nearest-even */
-    record("convert", "f32->bf16 (values wrong)", (double)wrong, 0, "333x77 strided");
+    record("convert", "f32->bf16 (values wrong)", (double)wrong, 0, sh);
     /* and back: exact, padding untouched */
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) y.h[r * y.ld + c] = md_test_bf2f(got[r * y.ld + c]);
-    buf_t z = mk(rows, cols, cols + 1, -1, 1);
+    buf_t z = mk(rows, cols, cols + zpad, -1, 1);
     poison(&z);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) z.h[r * z.ld + c] = y.h[r * y.ld + c];
     md_tensor_t zd = td(&z);
     bf->convert(bf, &zd, &yd);
-    record("convert", "bf16->f32", relerr(&z), 0, "333x77 strided");
+    record("convert", "bf16->f32", relerr(&z), 0, sh);
     free(got);
     drop(&x), drop16(&y), drop(&z);
+}
+
+/* f32 -> bf16 bit-exact against the host's rounding (values over many
+ * binades, ties included), and back exactly. Shapes: odd strides (one
+ * element a lane); even ones with g's copy into a column slice of dp (two
+ * a lane); contiguous views folded into one long row (the weight copies),
+ * of even and odd length. */
+static void check_convert(const md_backend_t *bf)
+{
+    /* rows, cols, then the row padding of x (f32), y (bf16), z (f32) */
+    static const int64_t shapes[][5] = {
+        {333, 77, 3, 5, 1}, {512, 256, 0, 512, 0}, {64, 1000, 0, 0, 0}, {3, 999, 0, 0, 0}};
+    for (int s = 0; s < 4; s++) {
+        char sh[64];
+        snprintf(sh, sizeof sh, "%lldx%lld pads %lld,%lld,%lld", (long long)shapes[s][0], (long long)shapes[s][1],
+                 (long long)shapes[s][2], (long long)shapes[s][3], (long long)shapes[s][4]);
+        check_convert_shape(bf, shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3], shapes[s][4], sh);
+    }
 }
 
 /* bf16 A and B (strided, at odd column offsets as dt_in and B of xdbl),
@@ -363,16 +379,20 @@ static void check_layernorm16(const md_backend_t *bf)
         record("layernorm_fwd bf16 y", "mean, rstd", fmax(relerr(&mean), relerr(&rs)), TOL, sh);
         gpu->copy(gpu, mean.d, mean.h, (size_t)M * 4, MD_COPY_H2D);   /* the CPU's statistics on both sides */
         gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);
-        for (int acc = 0; acc < 2; acc++) {
-            b16_t dy = mk16(M, D, D + 3, -1, 1);
+        /* dy's odd row stride: dx one column a lane; even (D even): two */
+        for (int t = 0; t < 4; t++) {
+            int acc = t & 1;
+            char shd[80];
+            snprintf(shd, sizeof shd, "%s ld(dy)=%lld", sh, (long long)(D + (t < 2 ? 3 : 0)));
+            b16_t dy = mk16(M, D, D + (t < 2 ? 3 : 0), -1, 1);
             buf_t dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1), db = mk(1, D, D, -1, 1);
             if (!acc) poison(&dx);
             md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
             md_tensor_t dbh = th(&db), dbd = td(&db);
             cpu->layernorm_bwd(cpu, &dxh, &dwh, &dbh, &dyh, &xh, &wh, &mh, &rh, acc);
             bf->layernorm_bwd(bf, &dxd, &dwd, &dbd, &dyd, &xd, &wd, &md, &rd, acc);
-            record("layernorm_bwd bf16 dy", acc ? "dx (added)" : "dx", relerr(&dx), TOL, sh);
-            record("layernorm_bwd bf16 dy", "dw, db", fmax(relerr(&dw), relerr(&db)), TOL, sh);
+            record("layernorm_bwd bf16 dy", acc ? "dx (added)" : "dx", relerr(&dx), TOL, shd);
+            record("layernorm_bwd bf16 dy", "dw, db", fmax(relerr(&dw), relerr(&db)), TOL, shd);
             drop16(&dy), drop(&dx), drop(&dw), drop(&db);
         }
         drop(&x), drop(&w), drop(&b), drop(&mean), drop(&rs), drop16(&y);
@@ -443,44 +463,47 @@ static void check_dwconv16(const md_backend_t *bf)
 }
 
 /* the long convolution with x0, x1, v (slices of one matrix), y, dy and
- * dx0, dx1, dv in bf16; k, dk, D, dD f32 */
+ * dx0, dx1, dv in bf16; k, dk, D, dD f32; the forward's spectra kept for
+ * the backward, as the model runs it (the workspace poisoned between) */
 static void check_fftconv16(const md_backend_t *bf)
 {
     static const int64_t shapes[][3] = {{1, 1, 8}, {3, 1, 16}, {2, 301, 64}, {1, 2048, 256}, {1, 1009, 24}};
     size_t wg = bf->fftconv_workspace(bf, MD_DTYPE_BF16, 3, 2048, 256);
-    void *wsg = gpu->alloc(gpu, wg ? wg : 1);
-    CHECK(wsg != NULL, "fftconv workspace of %zu bytes", wg);
-    if (!wsg) return;
+    size_t kb = bf->fftconv_spectra_bytes(bf, 3, 2048, 256);
+    void *wsg = gpu->alloc(gpu, wg ? wg : 1), *kept = gpu->alloc(gpu, kb ? kb : 1);
+    CHECK(wsg != NULL && kept != NULL, "fftconv workspace of %zu bytes, spectra of %zu", wg, kb);
+    if (!wsg || !kept) return;
     for (int s = 0; s < 5; s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], M = B * L, pad = s % 2 ? 5 : 0;
         char sh[64];
         snprintf(sh, sizeof sh, "B=%lld L=%lld C=%lld", (long long)B, (long long)L, (long long)C);
         size_t wc = cpu->fftconv_workspace(cpu, MD_DTYPE_F32, B, L, C);
         void *wsc = md_malloc(wc ? wc : 1);
-        poison_bytes(wsg, wg);
+        poison_bytes(wsg, wg), poison_bytes(kept, kb);
         b16_t xs = mk16(M, 3 * C, 3 * C + pad, -1, 1), y = mk16(M, C, C + pad, -1, 1);
         buf_t k = mk(L, C, C, -1, 1), D = mk(1, C, C, -1, 1), dk = mk(L, C, C, -1, 1), dD = mk(1, C, C, -1, 1);
         poison16(&y);
         md_tensor_t x0h = cols16(&xs, 0, 0, C), x1h = cols16(&xs, 0, C, C), vh = cols16(&xs, 0, 2 * C, C);
         md_tensor_t x0d = cols16(&xs, 1, 0, C), x1d = cols16(&xs, 1, C, C), vd = cols16(&xs, 1, 2 * C, C);
         md_tensor_t kh = th(&k), kd = td(&k), Dh = th(&D), Dd = td(&D), yh = h16(&y), yd = d16(&y);
-        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
-        bf->fftconv_fwd(bf, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc, NULL);
+        bf->fftconv_fwd(bf, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, kept);
         record("fftconv_fwd bf16", "y", err16(&y), ONE_ROUNDING + TOL_FFT, sh);
         b16_t dy = mk16(M, C, C + pad, -1, 1), dxs = mk16(M, 3 * C, 3 * C + pad, -1, 1);
         poison16_cols(&dxs, 0, 3 * C);
         md_tensor_t dx0h = cols16(&dxs, 0, 0, C), dx1h = cols16(&dxs, 0, C, C), dvh = cols16(&dxs, 0, 2 * C, C);
         md_tensor_t dx0d = cols16(&dxs, 1, 0, C), dx1d = cols16(&dxs, 1, C, C), dvd = cols16(&dxs, 1, 2 * C, C);
         md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dkh = th(&dk), dkd = td(&dk), dDh = th(&dD), dDd = td(&dD);
-        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
-        bf->fftconv_bwd(bf, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc, NULL);
+        poison_bytes(wsg, wg);
+        bf->fftconv_bwd(bf, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, kept);
         record("fftconv_bwd bf16", "dx0,dx1,dv", err16(&dxs), ONE_ROUNDING + TOL_FFT, sh);
         record("fftconv_bwd bf16", "dk (added)", relerr(&dk), TOL_FFT, sh);
         record("fftconv_bwd bf16", "dD (added)", relerr(&dD), TOL, sh);
         drop16(&xs), drop16(&y), drop16(&dy), drop16(&dxs), drop(&k), drop(&D), drop(&dk), drop(&dD);
         free(wsc);
     }
-    gpu->free(gpu, wsg);
+    gpu->free(gpu, wsg), gpu->free(gpu, kept);
 }
 
 /* The Linear on bf16 x and weights: a bf16 y with its bf16 bias (plain, and

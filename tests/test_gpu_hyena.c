@@ -73,8 +73,9 @@ static void check_bias(void)
 static void check_layernorm(void)
 {
     if (!HAVE(layernorm_fwd) || !HAVE(layernorm_bwd)) return;
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {300, 1024}};
-    for (int s = 0; s < 4; s++)
+    /* odd widths: layernorm_bwd's dx one column a lane; even: two */
+    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {300, 1024}, {33, 77}};
+    for (int s = 0; s < 5; s++)
         for (int acc = 0; acc < 2; acc++) {
             int64_t M = shapes[s][0], D = shapes[s][1];
             char sh[64];
@@ -215,25 +216,32 @@ static void check_dwconv(void)
     }
 }
 
-/* The gated long convolution on the model's views. The GPU workspace is
- * sized for the largest shape once and reused by every smaller one (the
- * query promises enough for any smaller batch and len). */
+/* The gated long convolution on the model's views. The GPU workspace and
+ * the kept spectra are sized for the largest shape once and reused by
+ * every smaller one (the queries promise enough for any smaller batch and
+ * len). Both ways checked: the forward keeping its spectra and the
+ * backward reading them (the model's way), and neither (the workspace
+ * poisoned before each backward: the kept path must not read what the
+ * forward left there). */
 static void check_fftconv(void)
 {
-    if (!HAVE(fftconv_fwd) || !HAVE(fftconv_bwd) || !HAVE(fftconv_workspace)) return;
+    if (!HAVE(fftconv_fwd) || !HAVE(fftconv_bwd) || !HAVE(fftconv_workspace) || !HAVE(fftconv_spectra_bytes)) return;
     static const int64_t shapes[][3] = {/* B, L, C */
                                         {1, 1, 8},     {3, 1, 16},   {1, 2, 8},     {2, 301, 64},
                                         {3, 777, 32},  {1, 2048, 256}, {2, 2048, 128}, {1, 1009, 24}};
     int64_t maxB = 3, maxL = 2048, maxC = 256;
     size_t wg = gpu->fftconv_workspace(gpu, MD_DTYPE_F32, maxB, maxL, maxC);
-    void *wsg = gpu->alloc(gpu, wg ? wg : 1);
-    CHECK(wsg != NULL, "fftconv workspace of %zu bytes", wg);
-    if (!wsg) return;
+    size_t kb = gpu->fftconv_spectra_bytes(gpu, maxB, maxL, maxC);
+    void *wsg = gpu->alloc(gpu, wg ? wg : 1), *kept = gpu->alloc(gpu, kb ? kb : 1);
+    CHECK(wsg != NULL && kept != NULL, "fftconv workspace of %zu bytes, spectra of %zu", wg, kb);
+    if (!wsg || !kept) return;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], C = shapes[s][2], M = B * L, pad = s % 2 ? 5 : 0;
         char sh[64];
         shape_str(sh, sizeof sh, B, L, C);
         CHECK(gpu->fftconv_workspace(gpu, MD_DTYPE_F32, B, L, C) <= wg, "fftconv workspace %s exceeds the largest", sh);
+        CHECK(gpu->fftconv_spectra_bytes(gpu, B, L, C) <= kb, "fftconv spectra %s exceed the largest", sh);
+        poison_bytes(kept, kb);
         size_t wc = cpu->fftconv_workspace(cpu, MD_DTYPE_F32, B, L, C);
         void *wsc = md_malloc(wc ? wc : 1);
         poison_bytes(wsg, wg);
@@ -244,17 +252,20 @@ static void check_fftconv(void)
         md_tensor_t x0h = slice(&xs, 0, 0, C), x1h = slice(&xs, 0, C, C), vh = slice(&xs, 0, 2 * C, C);
         md_tensor_t x0d = slice(&xs, 1, 0, C), x1d = slice(&xs, 1, C, C), vd = slice(&xs, 1, 2 * C, C);
         md_tensor_t kh = th(&k), kd = td(&k), Dh = th(&D), Dd = td(&D), yh = th(&y), yd = td(&y);
-        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
-        gpu->fftconv_fwd(gpu, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
-        record("fftconv_fwd", "y", relerr(&y), TOL_FFT, sh);
+        cpu->fftconv_fwd(cpu, &yh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc, NULL);
+        gpu->fftconv_fwd(gpu, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, kept);
+        record("fftconv_fwd", "y (spectra kept)", relerr(&y), TOL_FFT, sh);
         /* no atomics: a second run gives the same bits */
         size_t nb = (size_t)(M * y.ld) * sizeof(float);
         float *first = md_malloc(nb ? nb : 1);
         gpu->copy(gpu, first, y.d, nb, MD_COPY_D2H);
         poison(&y);
-        gpu->fftconv_fwd(gpu, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
+        gpu->fftconv_fwd(gpu, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, kept);
         CHECK(same_bits(&y, first), "fftconv_fwd %s: a second run differs", sh);
         free(first);
+        poison(&y);
+        gpu->fftconv_fwd(gpu, &yd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg, NULL);
+        record("fftconv_fwd", "y", relerr(&y), TOL_FFT, sh);
 
         buf_t dy = mk(M, C, C + pad, -1, 1), dxs = mk(M, 3 * C, 3 * C + pad, -1, 1);
         buf_t dk = mk(L, C, C, -1, 1), dD = mk(1, C, C, -1, 1);
@@ -262,16 +273,32 @@ static void check_fftconv(void)
         md_tensor_t dx0h = slice(&dxs, 0, 0, C), dx1h = slice(&dxs, 0, C, C), dvh = slice(&dxs, 0, 2 * C, C);
         md_tensor_t dx0d = slice(&dxs, 1, 0, C), dx1d = slice(&dxs, 1, C, C), dvd = slice(&dxs, 1, 2 * C, C);
         md_tensor_t dyh = th(&dy), dyd = td(&dy), dkh = th(&dk), dkd = td(&dk), dDh = th(&dD), dDd = td(&dD);
-        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc);
-        gpu->fftconv_bwd(gpu, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg);
-        record("fftconv_bwd", "dx0,dx1,dv", relerr(&dxs), TOL_FFT, sh);
-        record("fftconv_bwd", "dk (added)", relerr(&dk), TOL_FFT, sh);
-        record("fftconv_bwd", "dD (added)", relerr(&dD), TOL, sh);
+        /* dk and dD are added to: their starting values, for the second way */
+        float *dk0 = md_malloc((size_t)(L * C) * sizeof(float)), *dD0 = md_malloc((size_t)C * sizeof(float));
+        memcpy(dk0, dk.h, (size_t)(L * C) * sizeof(float)), memcpy(dD0, dD.h, (size_t)C * sizeof(float));
+        cpu->fftconv_bwd(cpu, &dx0h, &dx1h, &dvh, &dkh, &dDh, &dyh, &x0h, &x1h, &vh, &kh, &Dh, B, wsc, NULL);
+        for (int way = 0; way < 2; way++) {   /* the kept spectra, then none */
+            const char *what[2][3] = {
+                {"dx0,dx1,dv (spectra kept)", "dk (added, spectra kept)", "dD (added, spectra kept)"},
+                {"dx0,dx1,dv", "dk (added)", "dD (added)"}};
+            if (way) {
+                gpu->copy(gpu, dk.d, dk0, (size_t)(L * C) * sizeof(float), MD_COPY_H2D);
+                gpu->copy(gpu, dD.d, dD0, (size_t)C * sizeof(float), MD_COPY_H2D);
+                poison(&dxs);
+            }
+            poison_bytes(wsg, wg);
+            gpu->fftconv_bwd(gpu, &dx0d, &dx1d, &dvd, &dkd, &dDd, &dyd, &x0d, &x1d, &vd, &kd, &Dd, B, wsg,
+                             way ? NULL : kept);
+            record("fftconv_bwd", what[way][0], relerr(&dxs), TOL_FFT, sh);
+            record("fftconv_bwd", what[way][1], relerr(&dk), TOL_FFT, sh);
+            record("fftconv_bwd", what[way][2], relerr(&dD), TOL, sh);
+        }
+        free(dk0), free(dD0);
         buf_t *all[] = {&xs, &k, &D, &y, &dy, &dxs, &dk, &dD};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
         free(wsc);
     }
-    gpu->free(gpu, wsg);
+    gpu->free(gpu, wsg), gpu->free(gpu, kept);
 }
 
 /* The fused Linear (cuBLASLt epilogues on the GPU) against the CPU's
@@ -364,20 +391,20 @@ static double time_ms(void (*fn)(void *), void *arg)
 typedef struct {
     md_tensor_t y, x0, x1, v, k, D, dy, dx0, dx1, dv, dk, dD;
     int64_t B;
-    void *ws;
+    void *ws, *kept;
 } fft_bench_t;
 
 static void run_fwd(void *p)
 {
     fft_bench_t *a = p;
-    gpu->fftconv_fwd(gpu, &a->y, &a->x0, &a->x1, &a->v, &a->k, &a->D, a->B, a->ws);
+    gpu->fftconv_fwd(gpu, &a->y, &a->x0, &a->x1, &a->v, &a->k, &a->D, a->B, a->ws, a->kept);
 }
 
 static void run_bwd(void *p)
 {
     fft_bench_t *a = p;
     gpu->fftconv_bwd(gpu, &a->dx0, &a->dx1, &a->dv, &a->dk, &a->dD, &a->dy, &a->x0, &a->x1, &a->v, &a->k, &a->D, a->B,
-                     a->ws);
+                     a->ws, a->kept);
 }
 
 /* the pointwise ops at 2^17 rows of the model's widths (d = 256) */
@@ -530,17 +557,17 @@ static void bench(void)
         size_t wb = gpu->fftconv_workspace(gpu, MD_DTYPE_F32, B, L, C);
         fft_bench_t a = {td(&y), slice(&xs, 1, 0, C), slice(&xs, 1, C, C), slice(&xs, 1, 2 * C, C), td(&k), td(&D),
                          td(&dy), slice(&dxs, 1, 0, C), slice(&dxs, 1, C, C), slice(&dxs, 1, 2 * C, C), td(&dk),
-                         td(&dD), B, gpu->alloc(gpu, wb)};
-        CHECK(a.ws != NULL, "bench workspace");
-        if (a.ws) {
+                         td(&dD), B, gpu->alloc(gpu, wb), gpu->alloc(gpu, gpu->fftconv_spectra_bytes(gpu, B, L, C))};
+        CHECK(a.ws != NULL && a.kept != NULL, "bench workspace");
+        if (a.ws && a.kept) {
             double tf = time_ms(run_fwd, &a), tb = time_ms(run_bwd, &a);
             /* at least: the (M, C) tensors read and written once (fwd 4, bwd 8) */
             double gbs = (double)M * C * 4 * 12 / ((tf + tb) * 1e-3) / 1e9;
             char sh[48];
             snprintf(sh, sizeof sh, "%lld x %lld x %lld", (long long)B, (long long)L, (long long)C);
             printf("%-24s %9.2f GiB %10.3f %10.3f %10.0f\n", sh, wb / 1073741824.0, tf, tb, gbs);
-            gpu->free(gpu, a.ws);
         }
+        gpu->free(gpu, a.ws), gpu->free(gpu, a.kept);
         buf_t *all[] = {&xs, &dxs, &y, &dy, &k, &D, &dk, &dD};
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) drop(all[i]);
     }

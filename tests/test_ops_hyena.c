@@ -32,7 +32,7 @@ static void fc_forward(fc_ctx_t *c)
 {
     md_tensor_t x0, x1, v, k = T2(c->k, c->L, c->C), D = T1(c->D, c->C), y = T2(c->y, c->B * c->L, c->C);
     fc_views(c, c->p, &x0, &x1, &v);
-    be->fftconv_fwd(be, &y, &x0, &x1, &v, &k, &D, c->B, c->ws);
+    be->fftconv_fwd(be, &y, &x0, &x1, &v, &k, &D, c->B, c->ws, NULL);
 }
 
 static double fc_loss(void *p)
@@ -85,7 +85,7 @@ static void check_fftconv(int64_t B, int64_t L, int64_t C)
     md_tensor_t tdk = T2(dk, L, C), tdD = T1(dD, C);
     fc_views(&c, c.p, &x0, &x1, &v);
     fc_views(&c, g, &dx0, &dx1, &dv);
-    be->fftconv_bwd(be, &dx0, &dx1, &dv, &tdk, &tdD, &dy, &x0, &x1, &v, &k, &D, B, c.ws);
+    be->fftconv_bwd(be, &dx0, &dx1, &dv, &tdk, &tdD, &dy, &x0, &x1, &v, &k, &D, B, c.ws, NULL);
     for (int64_t i = 0; i < L * C; i++) dk[i] -= dk0[i];
     for (int64_t i = 0; i < C; i++) dD[i] -= dD0[i];
     char what[96];
@@ -121,8 +121,8 @@ static void check_fftconv_f32(void)
     md_tensor_t x0 = md_tensor_cols(all, 0, C), x1 = md_tensor_cols(all, C, C), v = md_tensor_cols(all, 2 * C, C);
     md_tensor_t dx0 = md_tensor_cols(gall, 0, C), dx1 = md_tensor_cols(gall, C, C), dv = md_tensor_cols(gall, 2 * C, C);
     md_tensor_t tk = T2(k, L, C), tD = T1(D, C), ty = T2(y, M, C), tdy = T2(dy, M, C), tdk = T2(dk, L, C), tdD = T1(dD, C);
-    be->fftconv_fwd(be, &ty, &x0, &x1, &v, &tk, &tD, B, ws64);
-    be->fftconv_bwd(be, &dx0, &dx1, &dv, &tdk, &tdD, &tdy, &x0, &x1, &v, &tk, &tD, B, ws64);
+    be->fftconv_fwd(be, &ty, &x0, &x1, &v, &tk, &tD, B, ws64, NULL);
+    be->fftconv_bwd(be, &dx0, &dx1, &dv, &tdk, &tdD, &tdy, &x0, &x1, &v, &tk, &tD, B, ws64, NULL);
     float *yf[2], *gf[2], *dkf[2], *dDf[2];
     for (int run = 0; run < 2; run++) {
         omp_set_num_threads(run + 1);
@@ -133,8 +133,8 @@ static void check_fftconv_f32(void)
         md_tensor_t fdx0 = md_tensor_cols(ga, 0, C), fdx1 = md_tensor_cols(ga, C, C), fdv = md_tensor_cols(ga, 2 * C, C);
         md_tensor_t fk = T2f(kf, L, C), fD = T1f(Df, C), fy = T2f(yf[run], M, C), fdy = T2f(dyf, M, C);
         md_tensor_t fdk = T2f(dkf[run], L, C), fdD = T1f(dDf[run], C);
-        be->fftconv_fwd(be, &fy, &fx0, &fx1, &fv, &fk, &fD, B, ws);
-        be->fftconv_bwd(be, &fdx0, &fdx1, &fdv, &fdk, &fdD, &fdy, &fx0, &fx1, &fv, &fk, &fD, B, ws);
+        be->fftconv_fwd(be, &fy, &fx0, &fx1, &fv, &fk, &fD, B, ws, NULL);
+        be->fftconv_bwd(be, &fdx0, &fdx1, &fdv, &fdk, &fdD, &fdy, &fx0, &fx1, &fv, &fk, &fD, B, ws, NULL);
     }
     omp_set_num_threads(2);
     double ey = 0, eg = 0, ek = 0, eD = 0, sy = 0, sg = 0, sk = 0, sD = 0;

@@ -377,19 +377,30 @@ struct md_backend {
      * for any smaller batch and len); FFT plans are made once per shape and
      * kept by the backend, and use this workspace rather than allocating.
      * CUDA: x0, x1, v, y (and in the backward dy, dx0, dx1, dv) may be
-     * bf16, all alike; k, dk, D, dD and the transforms are f32. */
+     * bf16, all alike; k, dk, D, dD and the transforms are f32.
+     *
+     * Spectra kept for the backward: fftconv_spectra_bytes is the size of
+     * the forward's transforms of s and k that the backward can reuse
+     * instead of redoing them (0: the backend keeps none and ignores the
+     * spectra arguments; CPU). fftconv_fwd writes them to `spectra` when it
+     * is not NULL; fftconv_bwd reads them from `spectra` when it is not NULL
+     * (then they must be what fftconv_fwd wrote for the same x1, v, k and
+     * batch, unchanged since), else transforms s and k again. The buffer is
+     * not the workspace's: it lives from the forward to the backward. */
     size_t (*fftconv_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                 int64_t channels);
+    size_t (*fftconv_spectra_bytes)(const md_backend_t *be, int64_t batch, int64_t len, int64_t channels);
     void (*fftconv_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
                         const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
-                        void *workspace);
+                        void *workspace, void *spectra);
     /* Writes dx0, dx1, dv (views like their inputs; they may be column
      * slices of one matrix) and adds dk (L, C) (summed over the batch) and
-     * dD (C), from dy; recomputes the convolution from x1, v and k. */
+     * dD (C), from dy; recomputes the convolution from x1, v and k (or
+     * their kept spectra). */
     void (*fftconv_bwd)(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
                         md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
                         const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
-                        int64_t batch, void *workspace);
+                        int64_t batch, void *workspace, const void *spectra);
     /* A Linear layer (torch.nn.Linear, weight w (N, K)) with what follows
      * its product fused in, where the backend can (cuBLASLt epilogues on
      * CUDA):

@@ -128,7 +128,8 @@ static int hyena_supported(const md_backend_t *be)
 {
     return be->bias_add && be->bias_bwd && be->layernorm_fwd && be->layernorm_bwd && be->gelu_fwd && be->gelu_bwd &&
            be->sin_fwd && be->sin_bwd && be->hyena_modulate && be->dwconv_fwd && be->dwconv_bwd &&
-           be->fftconv_workspace && be->fftconv_fwd && be->fftconv_bwd && be->linear_fwd && be->linear_bwd_dx;
+           be->fftconv_workspace && be->fftconv_spectra_bytes && be->fftconv_fwd && be->fftconv_bwd && be->linear_fwd &&
+           be->linear_bwd_dx;
 }
 
 static const md_block_arch_t archs[] = {

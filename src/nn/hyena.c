@@ -48,14 +48,34 @@ static void scratch_dtypes(md_dtype_t dt, md_dtype_t adt, md_dtype_t *dts)
     for (int i = 0; i < N_SCRATCH; i++) dts[i] = i < S_DK ? adt : dt;
 }
 
-size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len)
+/* The set's (M, ·) and filter buffers, before the kept spectra */
+static size_t matrices_bytes(const md_config_t *cfg, md_dtype_t dt, md_dtype_t adt, int64_t max_rows)
 {
     int64_t cols[N_ACTS];
     md_dtype_t dts[N_ACTS];
     act_cols(cfg, cols);
-    act_dtypes(dt, md_act_dtype(be, dt), dts);
-    return md_block_set_bytes_dt(cols, dts, N_ACTS, max_batch * max_len);
+    act_dtypes(dt, adt, dts);
+    return md_block_set_bytes_dt(cols, dts, N_ACTS, max_rows);
+}
+
+/* After the matrices, the long convolution's forward spectra, kept for
+ * the backward where the backend keeps any (fftconv_spectra_bytes: CUDA;
+ * its transforms of s and k are ~2/9 of the long convolution's). */
+size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                           int64_t max_len)
+{
+    size_t spectra = be->fftconv_spectra_bytes(be, max_batch, max_len, cfg->d_model);
+    return matrices_bytes(cfg, dt, md_act_dtype(be, dt), max_batch * max_len) + (spectra + 63) / 64 * 64;
+}
+
+/* The kept spectra of this call, or NULL: none kept by the backend, a
+ * forward pass with no backward to follow, or one sequence of a batch
+ * (the CPU's per-sequence calls; it keeps none anyway). The forward and
+ * the backward of one call find the same buffer. */
+static void *kept_spectra(const md_block_ctx_t *c, void *acts)
+{
+    if (c->inference || !c->whole || !c->be->fftconv_spectra_bytes(c->be, c->B, c->L, c->cfg->d_model)) return NULL;
+    return (char *)acts + matrices_bytes(c->cfg, c->dtype, c->adtype, c->max_batch * c->max_len);
 }
 
 /* The model's dtype behind an activation dtype: only f32 models store in
@@ -224,7 +244,7 @@ void md_hyena_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->linear_fwd(be, &a.p, NULL, &a.hn1, &w.in_w, &w.in_b, NULL, MD_ACT_NONE);
     be->dwconv_fwd(be, &a.cc, &a.p, &w.short_w, &w.short_b, c->B);
     filter_fwd(c, &w, &a);
-    be->fftconv_fwd(be, &a.y, &a.x0, &a.x1, &a.v, &a.k, &w.D, c->B, c->op_ws);
+    be->fftconv_fwd(be, &a.y, &a.x0, &a.x1, &a.v, &a.k, &w.D, c->B, c->op_ws, kept_spectra(c, acts));
     be->linear_fwd(be, &a.hmid, NULL, &a.y, &w.out_w, &w.out_b, &hin, MD_ACT_NONE);
     be->layernorm_fwd(be, &a.hn2, &a.mean2, &a.rstd2, &a.hmid, &w.ln2_w, &w.ln2_b, cfg->norm_eps);
     be->linear_fwd(be, &a.act, &a.f1, &a.hn2, &w.fc1_w, &w.fc1_b, NULL, MD_ACT_GELU_TANH);
@@ -272,7 +292,8 @@ void md_hyena_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 1, 0, 1.0, &g_mm, &a.y, 1.0, &gw.out_w);
     be->bias_bwd(be, &gw.out_b, &g);
     be->memset0(be, dk.data, (size_t)(L * d) * md_dtype_size(c->dtype));
-    be->fftconv_bwd(be, &dx0, &dx1, &dv, &dk, &gw.D, &dy, &a.x0, &a.x1, &a.v, &a.k, &w.D, c->B, c->op_ws);
+    be->fftconv_bwd(be, &dx0, &dx1, &dv, &dk, &gw.D, &dy, &a.x0, &a.x1, &a.v, &a.k, &w.D, c->B, c->op_ws,
+                    kept_spectra(c, acts));
     filter_bwd(c, &w, &gw, &a, &dk, &dfa, &dfb);
     be->dwconv_bwd(be, &dp, &gw.short_w, &gw.short_b, &dc, &a.p, &w.short_w, c->B);
     be->gemm(be, 0, 0, 1.0, &dp, &w.in_w, 0.0, &dhn);

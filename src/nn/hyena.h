@@ -48,8 +48,10 @@
 /* Bytes of one activation set, of the backward's scratch and of the op
  * workspace (fftconv's), as in transformer.h. acts_bytes takes the model's
  * dtype dt (its per-token tensors stored in md_act_dtype(be, dt), the
- * statistics, h_mid and the filter in dt); scratch_bytes the activation
- * dtype adt (dk and the filter's gradients in the model's). */
+ * statistics, h_mid and the filter in dt), and the long convolution's
+ * forward spectra kept for the backward (fftconv_spectra_bytes: fp32,
+ * ~(B + 1) L d complex values on CUDA, none on the CPU); scratch_bytes the
+ * activation dtype adt (dk and the filter's gradients in the model's). */
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len);
 size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t adt, int64_t max_rows);

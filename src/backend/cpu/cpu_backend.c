@@ -631,6 +631,7 @@ static const md_backend_t cpu_backend = {
     .dwconv_fwd = md_cpu_op_dwconv_fwd,
     .dwconv_bwd = md_cpu_op_dwconv_bwd,
     .fftconv_workspace = md_cpu_op_fftconv_workspace,
+    .fftconv_spectra_bytes = md_cpu_op_fftconv_spectra_bytes,
     .fftconv_fwd = md_cpu_op_fftconv_fwd,
     .fftconv_bwd = md_cpu_op_fftconv_bwd,
     .linear_fwd = md_cpu_linear_fwd,

@@ -159,6 +159,13 @@ size_t md_cpu_op_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_
     return (dt == MD_DTYPE_F64 ? md_cpu_fftconv_workspace_f64 : md_cpu_fftconv_workspace_f32)(len, channels);
 }
 
+/* The CPU transforms sequence by sequence inside its workspace and keeps
+ * nothing for the backward: fftconv_fwd/bwd ignore `spectra`. */
+size_t md_cpu_op_fftconv_spectra_bytes(const md_backend_t *be, int64_t batch, int64_t len, int64_t channels)
+{
+    return 0;
+}
+
 static void fftconv_fill(md_cpu_fftconv_args_t *s, const md_tensor_t *x0, const md_tensor_t *x1,
                          const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
                          void *workspace, const char *op)
@@ -181,7 +188,7 @@ static void fftconv_fill(md_cpu_fftconv_args_t *s, const md_tensor_t *x0, const 
 
 void md_cpu_op_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
                            const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
-                           void *workspace)
+                           void *workspace, void *spectra)
 {
     PROF_BEGIN;
     int d = is_f64(x0, "fftconv_fwd");
@@ -196,7 +203,7 @@ void md_cpu_op_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
 void md_cpu_op_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
                            md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
                            const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
-                           int64_t batch, void *workspace)
+                           int64_t batch, void *workspace, const void *spectra)
 {
     PROF_BEGIN;
     int d = is_f64(x0, "fftconv_bwd");

@@ -85,12 +85,13 @@ void md_cpu_op_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *
                           const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w, int64_t batch);
 size_t md_cpu_op_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                    int64_t channels);
+size_t md_cpu_op_fftconv_spectra_bytes(const md_backend_t *be, int64_t batch, int64_t len, int64_t channels);
 void md_cpu_op_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
                            const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
-                           void *workspace);
+                           void *workspace, void *spectra);
 void md_cpu_op_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
                            md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
                            const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
-                           int64_t batch, void *workspace);
+                           int64_t batch, void *workspace, const void *spectra);
 
 #endif

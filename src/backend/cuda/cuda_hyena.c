@@ -97,12 +97,14 @@ static void run_plan(fft_plan_t *p, float *real, float *spec, void *work, const 
     cufft_check(md_cuda_fault_cufft(r), op, "running the transform", p->n, p->count);
 }
 
-/* The four plans of a shape: forward [S K] -> spectra, S <- convolution;
- * backward [S G K] both ways. */
+/* The plans of a shape: forward [S K] -> spectra, S <- convolution;
+ * backward [S G K] both ways, or G alone forward when the forward's S and
+ * K spectra were kept. */
 typedef struct {
-    fft_plan_t *fwd_r2c, *fwd_c2r, *bwd_r2c, *bwd_c2r;
-    /* the backward's sequences (the more), real and spectra; the largest work area */
-    size_t real_bytes, spec_bytes, work_bytes;
+    fft_plan_t *fwd_r2c, *fwd_c2r, *bwd_r2c, *bwd_c2r, *g_r2c;
+    /* the backward's sequences (the more), real and spectra; the largest
+     * work area; the forward's [S][K] spectra, kept for the backward */
+    size_t real_bytes, spec_bytes, work_bytes, kept_bytes;
 } fft_shape_t;
 
 /* The workspace: [real sequences][spectra][cuFFT's work area]. */
@@ -115,11 +117,13 @@ static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len,
     s.fwd_c2r = get_plan(be, n, bc, CUFFT_C2R, op);
     s.bwd_r2c = get_plan(be, n, 2 * bc + C, CUFFT_R2C, op);
     s.bwd_c2r = get_plan(be, n, 2 * bc + C, CUFFT_C2R, op);
+    s.g_r2c = get_plan(be, n, bc, CUFFT_R2C, op);
     s.real_bytes = round256((size_t)(2 * bc + C) * (size_t)n * sizeof(float));
     s.spec_bytes = round256((size_t)(2 * bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
+    s.kept_bytes = round256((size_t)(bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
     s.work_bytes = s.fwd_r2c->work;
-    fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r};
-    for (int i = 0; i < 3; i++)
+    fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r, s.g_r2c};
+    for (int i = 0; i < 4; i++)
         if (all[i]->work > s.work_bytes) s.work_bytes = all[i]->work;
     return s;
 }
@@ -288,6 +292,12 @@ static size_t cu_fftconv_workspace(const md_backend_t *be, md_dtype_t dt, int64_
     return s.real_bytes + s.spec_bytes + s.work_bytes;
 }
 
+static size_t cu_fftconv_spectra_bytes(const md_backend_t *be, int64_t batch, int64_t len, int64_t channels)
+{
+    if (batch * len * channels == 0) return 0;
+    return fft_shape(be, batch, len, channels, "fftconv_spectra_bytes").kept_bytes;
+}
+
 /* returns len */
 static int64_t fftconv_check(const md_tensor_t *x0, const md_tensor_t *x1, const md_tensor_t *v,
                              const md_tensor_t *k, const md_tensor_t *D, int64_t batch, const char *op)
@@ -306,39 +316,46 @@ static int64_t fftconv_check(const md_tensor_t *x0, const md_tensor_t *x1, const
 /* Everything between the op's inputs and its unpack kernel, in `workspace`
  * ([reals][spectra][cuFFT's work area]): pack, transform, multiply, transform
  * back. Forward (dy == NULL): the real buffer then holds the convolution of
- * each (batch, channel); backward: the convolution, the correlation with k
- * and dk's sequences. Returns the real buffer and sets *n, the FFT size. */
+ * each (batch, channel), and `kept` (if not NULL) S's and K's spectra;
+ * backward: the convolution, the correlation with k and dk's sequences,
+ * transforming G alone when `kept` holds the forward's spectra. Returns the
+ * real buffer and sets *n, the FFT size. */
 static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, const md_tensor_t *v,
                                  const md_tensor_t *dy, const md_tensor_t *x0, const md_tensor_t *k, int64_t batch,
-                                 int64_t len, void *workspace, int64_t *n, const char *op)
+                                 int64_t len, void *workspace, float *kept, int64_t *n, const char *op)
 {
     OP_REQUIRE(workspace != NULL, op);
     int64_t C = NCOLS(x1);
-    int bwd = dy != NULL;
+    int bwd = dy != NULL, g_only = bwd && kept;
     fft_shape_t s = fft_shape(be, batch, len, C, op);
     *n = s.fwd_r2c->n;
     float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
     void *work = (char *)spec + s.spec_bytes;
     CK(mdk_fftconv_pack(buf, x1->data, x1->ld, v->data, v->ld, bwd ? dy->data : NULL, bwd ? dy->ld : 0,
-                        bwd ? x0->data : NULL, bwd ? x0->ld : 0, CF(k), batch, len, C, *n, x1->dtype == MD_DTYPE_BF16,
-                        0),
+                        bwd ? x0->data : NULL, bwd ? x0->ld : 0, CF(k), batch, len, C, *n, g_only,
+                        x1->dtype == MD_DTYPE_BF16, 0),
        op);
-    run_plan(bwd ? s.bwd_r2c : s.fwd_r2c, buf, spec, work, op);
-    CK(mdk_fftconv_mul(spec, bwd, batch, C, *n, 0), op);
+    if (g_only) /* into spec's G planes, after batch C spectra */
+        run_plan(s.g_r2c, buf, spec + batch * C * (*n / 2 + 1) * 2, work, op);
+    else if (bwd)
+        run_plan(s.bwd_r2c, buf, spec, work, op);
+    else
+        run_plan(s.fwd_r2c, buf, kept ? kept : spec, work, op);
+    CK(mdk_fftconv_mul(spec, kept, bwd, batch, C, *n, 0), op);
     run_plan(bwd ? s.bwd_c2r : s.fwd_c2r, buf, spec, work, op);
     return buf;
 }
 
 static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x0, const md_tensor_t *x1,
                            const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D, int64_t batch,
-                           void *workspace)
+                           void *workspace, void *spectra)
 {
     const char *op = "fftconv_fwd";
     int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
     act_like(y, x0, op);
     if (len * C == 0) return;
     int64_t n;
-    const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, &n, op);
+    const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, spectra, &n, op);
     CK(mdk_fftconv_unpack_fwd(y->data, y->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf, batch,
                               len, C, n, x0->dtype == MD_DTYPE_BF16, 0),
        op);
@@ -347,7 +364,7 @@ static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
 static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t *dx1, md_tensor_t *dv,
                            md_tensor_t *dk, md_tensor_t *dD, const md_tensor_t *dy, const md_tensor_t *x0,
                            const md_tensor_t *x1, const md_tensor_t *v, const md_tensor_t *k, const md_tensor_t *D,
-                           int64_t batch, void *workspace)
+                           int64_t batch, void *workspace, const void *spectra)
 {
     const char *op = "fftconv_bwd";
     int64_t len = fftconv_check(x0, x1, v, k, D, batch, op), C = NCOLS(x0);
@@ -360,7 +377,8 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
     vec(dD, C, op);
     if (len * C == 0) return;
     int64_t n;
-    const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, &n, op);
+    /* read only: the mul kernel takes S and K from it and writes spec */
+    const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, (float *)spectra, &n, op);
     CK(mdk_fftconv_unpack_bwd(dx0->data, dx0->ld, dx1->data, dx1->ld, dv->data, dv->ld, F(dk), F(dD), dy->data,
                               dy->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf, batch, len, C,
                               n, CTX(be)->scratch, SCRATCH_FLOATS, x0->dtype == MD_DTYPE_BF16, 0),
@@ -382,6 +400,7 @@ void md_cuda_hyena_install(md_backend_t *be, int bf16)
     be->dwconv_fwd = cu_dwconv_fwd;
     be->dwconv_bwd = cu_dwconv_bwd;
     be->fftconv_workspace = cu_fftconv_workspace;
+    be->fftconv_spectra_bytes = cu_fftconv_spectra_bytes;
     be->fftconv_fwd = cu_fftconv_fwd;
     be->fftconv_bwd = cu_fftconv_bwd;
 }
