@@ -3,9 +3,9 @@
  * Event pairs go into a fixed pool; when it is full (and at the end) the host
  * waits for the last event and adds every pair's elapsed time to its op's
  * total, so the pool never grows and timing costs one wait per pool. The
- * host clock is read at three points of each call: where the previous call
- * ended (its mark), before and after the wait that starts this one, and at
- * this call's end mark; the gaps between those are the host's own work.
+ * host clock is read before and after the wait that starts each call and
+ * at its end mark: from the previous call's end to the wait is the host's
+ * work between calls, from the wait to the end its work in the call.
  */
 #include "op_timer.h"
 
@@ -33,7 +33,7 @@ static int n_ops;
 /* the host clock (ms): the reset, the last end mark, the open call's start */
 static double t_reset, t_prev_end, t_start;
 static double wait_ms;    /* host time in the waits before each call */
-static double wall_ms = -1;   /* reset to stop; -1 while running */
+static double wall_ms = -1;   /* the timed region's, set at the stop; -1 while it runs */
 static int paused;            /* stopped: no timing until the next reset */
 
 static op_total_t *find(const char *op)
@@ -82,9 +82,9 @@ static void report(void)
                 o->calls, 1e3 * o->ms / o->calls, 1e3 * o->host_ms / o->calls, 1e3 * o->gap_ms / o->calls);
     }
     if (wall_ms < 0) wall_ms = md_realtime() * 1e3 - t_reset;
-    /* Each call waits for the device first, so wall = GPU + host + the
-     * waits' own latency; without the variable, the host's work overlaps
-     * the GPU's except where the GPU outruns the host. */
+    /* Each call waits for the device first, so the GPU idles while the
+     * host works and the busy share is a floor; without the variable the
+     * host's work overlaps the GPU's, except where the host falls behind. */
     md_info("wall %.1f ms: GPU busy %.1f%%; host issuing %.1f ms (%.0f%% of the GPU time), waiting %.1f ms",
             wall_ms, wall_ms > 0 ? 100.0 * gpu / wall_ms : 0.0, host + gap, gpu > 0 ? 100.0 * (host + gap) / gpu : 0.0,
             wait_ms);
