@@ -178,6 +178,9 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
             loss = tot.loss_sum / tot.n_targets;
             if (s >= warmup) ms[s - warmup] = el;
         }
+#if MD_HAVE_CUDA
+        if (is_gpu && md_op_timer_on()) md_op_timer_stop();   /* the timed steps' table, without the teardown */
+#endif
     }
     res->step_ms_median = md_bench_median(ms, (int)steps);
     res->ranks = comm ? md_comm_size(comm) : 1;

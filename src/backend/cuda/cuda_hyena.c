@@ -91,9 +91,14 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
 static void run_plan(fft_plan_t *p, float *real, float *spec, void *work, const char *op)
 {
     cufftResult r = cufftSetWorkArea(p->plan, work);
+    /* timed apart from the op's kernels: the transforms are most of its GPU time */
+    const char *name = p->type == CUFFT_R2C ? "cufft r2c" : "cufft c2r";
+    int timed = md_op_timer_on();
+    if (timed) md_op_timer_mark(name, 0);
     if (r == CUFFT_SUCCESS)
         r = p->type == CUFFT_R2C ? cufftExecR2C(p->plan, (cufftReal *)real, (cufftComplex *)spec)
                                  : cufftExecC2R(p->plan, (cufftComplex *)spec, (cufftReal *)real);
+    if (timed) md_op_timer_mark(name, 1);
     cufft_check(md_cuda_fault_cufft(r), op, "running the transform", p->n, p->count);
 }
 

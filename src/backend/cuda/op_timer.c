@@ -1,8 +1,11 @@
-/* MD_CUDA_OP_TIMES: per-op GPU time of the CUDA backend (op_timer.h).
+/* MD_CUDA_OP_TIMES: per-op GPU and host time of the CUDA backend (op_timer.h).
  *
- * Event pairs go into a fixed pool; when it is full (and at exit) the host
+ * Event pairs go into a fixed pool; when it is full (and at the end) the host
  * waits for the last event and adds every pair's elapsed time to its op's
- * total, so the pool never grows and timing costs one wait per pool.
+ * total, so the pool never grows and timing costs one wait per pool. The
+ * host clock is read before and after the wait that starts each call and
+ * at its end mark: from the previous call's end to the wait is the host's
+ * work between calls, from the wait to the end its work in the call.
  */
 #include "op_timer.h"
 
@@ -20,22 +23,28 @@ static const char *ev_op[POOL];
 static int n_used, n_open;
 typedef struct {
     const char *name;
-    double ms;
+    double ms;        /* GPU time between the call's events */
+    double host_ms;   /* host time inside the call (its launches) */
+    double gap_ms;    /* host time since the previous call ended, before this one */
     long calls;
 } op_total_t;
 static op_total_t ops[MAX_OPS];
 static int n_ops;
+/* the host clock (ms): the reset, the last end mark, the open call's start */
+static double t_reset, t_prev_end, t_start;
+static double wait_ms;    /* host time in the waits before each call */
+static double wall_ms = -1;   /* the timed region's, set at the stop; -1 while it runs */
+static int paused;            /* stopped: no timing until the next reset */
 
-static void add(const char *op, double ms)
+static op_total_t *find(const char *op)
 {
     int i;
     for (i = 0; i < n_ops && strcmp(ops[i].name, op); i++) {}
     if (i == n_ops) {
-        if (n_ops == MAX_OPS) return;
+        if (n_ops == MAX_OPS) return NULL;
         ops[n_ops++].name = op;
     }
-    ops[i].ms += ms;
-    ops[i].calls++;
+    return &ops[i];
 }
 
 /* adds the finished pairs to the totals and empties the pool */
@@ -45,7 +54,8 @@ static void drain(void)
     cudaEventSynchronize(ev[n_used - 1][1]);
     for (int i = 0; i < n_used; i++) {
         float ms = 0;
-        if (cudaEventElapsedTime(&ms, ev[i][0], ev[i][1]) == cudaSuccess) add(ev_op[i], ms);
+        op_total_t *o = find(ev_op[i]);
+        if (o && cudaEventElapsedTime(&ms, ev[i][0], ev[i][1]) == cudaSuccess) o->ms += ms;
     }
     n_used = 0;
 }
@@ -58,14 +68,26 @@ static int by_time(const void *a, const void *b)
 
 static void report(void)
 {
+    if (!n_ops) return;
     drain();
-    double total = 0;
-    for (int i = 0; i < n_ops; i++) total += ops[i].ms;
+    double gpu = 0, host = 0, gap = 0;
+    for (int i = 0; i < n_ops; i++) gpu += ops[i].ms, host += ops[i].host_ms, gap += ops[i].gap_ms;
     qsort(ops, (size_t)n_ops, sizeof ops[0], by_time);
-    md_info("GPU time per op (MD_CUDA_OP_TIMES), %.1f ms in all:", total);
-    for (int i = 0; i < n_ops; i++)
-        md_info("%-22s %10.2f ms %5.1f%% %8ld calls %9.1f us/call", ops[i].name, ops[i].ms,
-                total > 0 ? 100.0 * ops[i].ms / total : 0.0, ops[i].calls, 1e3 * ops[i].ms / ops[i].calls);
+    md_info("GPU time per op (MD_CUDA_OP_TIMES), %.1f ms in all; host: %.1f ms in the calls, %.1f ms between them",
+            gpu, host, gap);
+    md_info("%-22s %10s %6s %8s %9s %9s %9s", "op", "GPU ms", "%", "calls", "GPU us", "host us", "gap us");
+    for (int i = 0; i < n_ops; i++) {
+        const op_total_t *o = &ops[i];
+        md_info("%-22s %10.2f %5.1f%% %8ld %9.1f %9.1f %9.1f", o->name, o->ms, gpu > 0 ? 100.0 * o->ms / gpu : 0.0,
+                o->calls, 1e3 * o->ms / o->calls, 1e3 * o->host_ms / o->calls, 1e3 * o->gap_ms / o->calls);
+    }
+    if (wall_ms < 0) wall_ms = md_realtime() * 1e3 - t_reset;
+    /* Each call waits for the device first, so the GPU idles while the
+     * host works and the busy share is a floor; without the variable the
+     * host's work overlaps the GPU's, except where the host falls behind. */
+    md_info("wall %.1f ms: GPU busy %.1f%%; host issuing %.1f ms (%.0f%% of the GPU time), waiting %.1f ms",
+            wall_ms, wall_ms > 0 ? 100.0 * gpu / wall_ms : 0.0, host + gap, gpu > 0 ? 100.0 * (host + gap) / gpu : 0.0,
+            wait_ms);
 }
 
 void md_op_timer_reset(void)
@@ -73,6 +95,20 @@ void md_op_timer_reset(void)
     drain();
     memset(ops, 0, sizeof ops);
     n_ops = 0;
+    wait_ms = 0;
+    wall_ms = -1;
+    paused = 0;
+    t_reset = t_prev_end = md_realtime() * 1e3;
+}
+
+void md_op_timer_stop(void)
+{
+    if (on <= 0) return;
+    drain();
+    wall_ms = md_realtime() * 1e3 - t_reset;
+    report();
+    n_ops = 0;
+    paused = 1;
 }
 
 int md_op_timer_on(void)
@@ -80,7 +116,10 @@ int md_op_timer_on(void)
     if (on < 0) {
         const char *s = getenv("MD_CUDA_OP_TIMES");
         on = s && *s && strcmp(s, "0");
-        if (on) atexit(report);
+        if (on) {
+            atexit(report);
+            t_reset = t_prev_end = md_realtime() * 1e3;
+        }
     }
     return on;
 }
@@ -88,6 +127,7 @@ int md_op_timer_on(void)
 void md_op_timer_mark(const char *op, int end)
 {
     static int recording;   /* the open pair's start was recorded */
+    if (paused) return;
     if (!end) {
         /* an op inside an op (none today) is timed by the outer one */
         if (n_open++) return;
@@ -96,10 +136,18 @@ void md_op_timer_mark(const char *op, int end)
                                       cudaEventCreate(&ev[n_used][1]) == cudaSuccess);
         if (!recording) return;
         ev_op[n_used] = op;
+        double t0 = md_realtime() * 1e3;
         cudaDeviceSynchronize();
+        t_start = md_realtime() * 1e3;
+        wait_ms += t_start - t0;
+        op_total_t *o = find(op);
+        if (o) o->gap_ms += t0 - t_prev_end, o->calls++;
         cudaEventRecord(ev[n_used][0], 0);
     } else if (!--n_open && recording) {
         cudaEventRecord(ev[n_used][1], 0);
+        t_prev_end = md_realtime() * 1e3;
+        op_total_t *o = find(ev_op[n_used]);
+        if (o) o->host_ms += t_prev_end - t_start;
         n_used++;
     }
 }
