@@ -22,19 +22,8 @@ __global__ void __launch_bounds__(256) hyena_colsum_part_kernel(float *part, int
     float acc[NMAX];
 #pragma unroll
     for (int k = 0; k < NMAX; k++) acc[k] = 0;
-    if (c < cols) {
-        /* Four rows a step, added in row order (the same sums as one row a
-         * step), so a term that only loads has four loads in flight where
-         * one left each thread waiting on memory. */
-        int64_t r = r0 + threadIdx.y;
-        for (; r + 24 < r1; r += 32) {
-            term(r, c, acc);
-            term(r + 8, c, acc);
-            term(r + 16, c, acc);
-            term(r + 24, c, acc);
-        }
-        for (; r < r1; r += 8) term(r, c, acc);
-    }
+    if (c < cols)
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) term(r, c, acc);
 #pragma unroll
     for (int k = 0; k < NMAX; k++) sh[k][threadIdx.y][threadIdx.x] = acc[k];
     __syncthreads();
