@@ -28,7 +28,8 @@ int md_op_timer_shapes(void);
  * (base, a string literal, once SHAPE_NAMES distinct shapes are taken). */
 const char *md_op_timer_shape_name(const char *base, long long m, long long n, long long k, int ta, int tb);
 /* Marks the start (end = 0) or the end (end = 1) of one call of op `op`
- * (a string literal: kept by pointer) on the legacy default stream. */
+ * (a string literal or md_op_timer_shape_name's: kept by pointer) on the
+ * legacy default stream. */
 void md_op_timer_mark(const char *op, int end);
 /* Forgets the totals so far (e.g. after warm-up steps) and starts the
  * wall clock of the timed region. */
