@@ -200,8 +200,8 @@ cudaError_t mdk_gelu_fwd(void *y, int64_t ldy, const void *x, int64_t ldx, int64
                          cudaStream_t s);
 cudaError_t mdk_gelu_bwd(void *dx, int64_t lddx, const void *dy, int64_t lddy, const void *x, int64_t ldx,
                          int64_t rows, int64_t cols, int act_bf16, cudaStream_t s);
-/* y = sin(freq[c] x); the backward adds dfreq (before writing dx, which
- * may alias dy) */
+/* y = sin(freq[c] x); the backward adds dfreq and writes dx in one pass
+ * (dx may alias dy) */
 cudaError_t mdk_sin_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *freq, int64_t rows,
                         int64_t cols, cudaStream_t s);
 cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const float *dy, int64_t lddy, const float *x,

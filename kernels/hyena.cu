@@ -299,28 +299,19 @@ __global__ void sin_fwd_kernel(float *y, int64_t ldy, const float *x, int64_t ld
     }
 }
 
-__global__ void sin_dx_kernel(float *dx, int64_t lddx, const float *dy, int64_t lddy, const float *x, int64_t ldx,
-                              const float *freq, int64_t rows, int64_t cols)
-{
-    FOR_ROWS(r, rows)
-    {
-        const float *xr = x + r * ldx, *dyr = dy + r * lddy;
-        float *dxr = dx + r * lddx;
-        FOR_COLS(c, cols)
-        {
-            float f = freq[c];
-            dxr[c] = dyr[c] * f * cosf(f * xr[c]);
-        }
-    }
-}
-
-struct sin_dfreq_term {
+/* One pass for both gradients: each (r, c) is read and then written by
+ * the same thread, so dx may alias dy. The two products keep the order of
+ * the CPU's (dy x cos, dy f cos). */
+struct sin_bwd_term {
+    float *dx;
     const float *dy, *x, *freq;
-    int64_t lddy, ldx;
+    int64_t lddx, lddy, ldx;
     __device__ void operator()(int64_t r, int64_t c, float *acc) const
     {
-        float xv = x[r * ldx + c];
-        acc[0] += dy[r * lddy + c] * xv * cosf(freq[c] * xv);
+        float xv = x[r * ldx + c], dyv = dy[r * lddy + c], f = freq[c];
+        float cs = cosf(f * xv);
+        acc[0] += dyv * xv * cs;
+        dx[r * lddx + c] = dyv * f * cs;
     }
 };
 
@@ -337,13 +328,9 @@ extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const 
                                    float *scratch, size_t scratch_floats, cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    /* dfreq reads dy: before dx, which may alias it, is written */
     float *dst[1] = {dfreq};
-    cudaError_t e =
-        hyena_colsum_add<1>(dst, 1, rows, cols, sin_dfreq_term{dy, x, freq, lddy, ldx}, scratch, scratch_floats, s);
-    if (e != cudaSuccess) return e;
-    sin_dx_kernel<<<row_grid(rows), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, freq, rows, cols);
-    return cudaGetLastError();
+    return hyena_colsum_add<1>(dst, 1, rows, cols, sin_bwd_term{dx, dy, x, freq, lddx, lddy, ldx}, scratch,
+                               scratch_floats, s);
 }
 
 /* ---- HyenaDNA's ExponentialModulation ---- */

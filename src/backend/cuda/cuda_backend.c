@@ -128,6 +128,7 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
     cublasStatus_t st;
     const char *name = a16 ? "gemm bf16 storage" : fast16 ? "gemm bf16" : "gemm";
     int timed = md_op_timer_on();
+    if (timed && md_op_timer_shapes()) name = md_op_timer_shape_name(name, m, n, k, ta, tb);
     if (timed) md_op_timer_mark(name, 0);
     if (a16)
         st = cublasGemmEx(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, b->data, CUDA_R_16BF, (int)b->ld,

@@ -10,14 +10,15 @@
 #include "op_timer.h"
 
 #include <cuda_runtime_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/log.h"
 
-enum { POOL = 4096, MAX_OPS = 64 };
+enum { POOL = 4096, MAX_OPS = 128, SHAPE_NAMES = 64 };
 
-static int on = -1;
+static int on = -1, shapes;
 static cudaEvent_t ev[POOL][2];
 static const char *ev_op[POOL];
 static int n_used, n_open;
@@ -75,10 +76,10 @@ static void report(void)
     qsort(ops, (size_t)n_ops, sizeof ops[0], by_time);
     md_info("GPU time per op (MD_CUDA_OP_TIMES), %.1f ms in all; host: %.1f ms in the calls, %.1f ms between them",
             gpu, host, gap);
-    md_info("%-22s %10s %6s %8s %9s %9s %9s", "op", "GPU ms", "%", "calls", "GPU us", "host us", "gap us");
+    md_info("%-38s %10s %6s %8s %9s %9s %9s", "op", "GPU ms", "%", "calls", "GPU us", "host us", "gap us");
     for (int i = 0; i < n_ops; i++) {
         const op_total_t *o = &ops[i];
-        md_info("%-22s %10.2f %5.1f%% %8ld %9.1f %9.1f %9.1f", o->name, o->ms, gpu > 0 ? 100.0 * o->ms / gpu : 0.0,
+        md_info("%-38s %10.2f %5.1f%% %8ld %9.1f %9.1f %9.1f", o->name, o->ms, gpu > 0 ? 100.0 * o->ms / gpu : 0.0,
                 o->calls, 1e3 * o->ms / o->calls, 1e3 * o->host_ms / o->calls, 1e3 * o->gap_ms / o->calls);
     }
     if (wall_ms < 0) wall_ms = md_realtime() * 1e3 - t_reset;
@@ -116,12 +117,28 @@ int md_op_timer_on(void)
     if (on < 0) {
         const char *s = getenv("MD_CUDA_OP_TIMES");
         on = s && *s && strcmp(s, "0");
+        shapes = on && !strcmp(s, "shapes");
         if (on) {
             atexit(report);
             t_reset = t_prev_end = md_realtime() * 1e3;
         }
     }
     return on;
+}
+
+int md_op_timer_shapes(void) { return md_op_timer_on() && shapes; }
+
+const char *md_op_timer_shape_name(const char *base, long long m, long long n, long long k, int ta, int tb)
+{
+    static char names[SHAPE_NAMES][64];
+    static int n_names;
+    char name[64];
+    snprintf(name, sizeof name, "%s %lldx%lldx%lld t%d%d", base, m, n, k, ta, tb);
+    int i;
+    for (i = 0; i < n_names && strcmp(names[i], name); i++) {}
+    if (i == SHAPE_NAMES) return base;
+    if (i == n_names) memcpy(names[n_names++], name, sizeof name);
+    return names[i];
 }
 
 void md_op_timer_mark(const char *op, int end)

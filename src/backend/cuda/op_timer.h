@@ -21,8 +21,15 @@
 
 /* 1 when MD_CUDA_OP_TIMES is set to a value other than 0 */
 int md_op_timer_on(void);
+/* 1 when MD_CUDA_OP_TIMES=shapes: the GEMMs are then timed per shape, one
+ * row for each (op, m x n x k, transposes), not per op. */
+int md_op_timer_shapes(void);
+/* The row name "base m x n x k tAB" for a timed GEMM, kept for the process
+ * (base, a string literal, once SHAPE_NAMES distinct shapes are taken). */
+const char *md_op_timer_shape_name(const char *base, long long m, long long n, long long k, int ta, int tb);
 /* Marks the start (end = 0) or the end (end = 1) of one call of op `op`
- * (a string literal: kept by pointer) on the legacy default stream. */
+ * (a string literal or md_op_timer_shape_name's: kept by pointer) on the
+ * legacy default stream. */
 void md_op_timer_mark(const char *op, int end);
 /* Forgets the totals so far (e.g. after warm-up steps) and starts the
  * wall clock of the timed region. */
