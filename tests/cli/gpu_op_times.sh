@@ -30,6 +30,12 @@ m = [re.search(r"wall ([0-9.]+) ms: GPU busy ([0-9.]+)%", l) for l in lines]
 m = [x for x in m if x]
 assert len(m) == 1 and float(m[0].group(1)) > 0 and 0 < float(m[0].group(2)) <= 100, m
 PY
+# =shapes: the GEMM rows carry their shape (m x n x k and the transposes)
+expect_ok "timed bench train, GEMMs by shape" env MD_CUDA_OP_TIMES=shapes $MD "${args[@]}"
+grep -Eq '^\[M::report\] gemm[a-z0-9 ]* [0-9]+x[0-9]+x[0-9]+ t[01][01] ' "$T/err" && ok ||
+    bad "no GEMM row by shape under MD_CUDA_OP_TIMES=shapes"
+grep -Eq '^\[M::report\] gemm[a-z0-9 ]* [0-9]+x[0-9]+x[0-9]+ t[01][01] ' "$T/timed.err" &&
+    bad "GEMM rows by shape under MD_CUDA_OP_TIMES=1" || ok
 expect_ok "bench train without the variable" $MD "${args[@]}"
 grep -q "GPU time per op" "$T/err" && bad "a table without MD_CUDA_OP_TIMES" || ok
 finish
