@@ -3,8 +3,9 @@
  * md_backend_cuda(0) with the same weights, tokens and labels; the class
  * log-probabilities, the loss, the correct count and every parameter's
  * gradient (||gpu - cpu|| / ||cpu|| over the whole buffer and over the
- * head). Mamba and Transformer++, last and mean pooling, an unlabelled
- * sequence among them. The head adds no kernel of its own (model.h): this
+ * head), and the log-probabilities of the same weights planned for
+ * inference (md_model_opts_t.inference) on the GPU. Mamba, Transformer++
+ * and Hyena, last and mean pooling, an unlabelled sequence among them. The head adds no kernel of its own (model.h): this
  * checks the strided views, the ones-vector gemms and the host softmax
  * through the CUDA backend's ops.
  *
@@ -70,7 +71,24 @@ static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64
     const md_param_t *w = md_params_get(reg, -1, MD_ROLE_CLS_W);
     double all = rel_diff(gg, gc, reg->numel), head = rel_diff(gg + w->offset, gc + w->offset, w->numel);
     CHECK(all < 1e-4 && head < 1e-4, "%s: gradients differ (all %.3g, head %.3g)", label, all, head);
-    printf("%-24s max |dlogp| %.2e, gradient rel. diff %.2e (head %.2e)\n", label, lp, all, head);
+    /* the same weights planned for inference on the GPU (one activation set,
+     * no backward buffers, the scan's inference kernel, Hyena's transforms
+     * not kept): the forward alone, against the CPU's log-probabilities */
+    md_model_opts_t fwd_only = {.inference = 1};
+    md_model_t *mi = md_model_new_ex(&cfg, gpu, MD_DTYPE_F32, B, L, &fwd_only);
+    double li = INFINITY;
+    CHECK(mi != NULL, "%s: inference model", label);
+    if (mi) {
+        md_model_init_weights(mi, 17);
+        md_class_result_t ri;
+        CHECK(md_model_classify(mi, tok, lab, B, L, 0, lg, &ri) == 0, "%s: GPU inference", label);
+        li = 0;
+        for (int64_t i = 0; i < B * 5; i++) li = fmax(li, fabs((double)lc[i] - lg[i]));
+        CHECK(li < 1e-4, "%s: inference log-probabilities differ by %.3g", label, li);
+        md_model_free(mi);
+    }
+    printf("%-24s max |dlogp| %.2e (inference plan %.2e), gradient rel. diff %.2e (head %.2e)\n", label, lp, li, all,
+           head);
     free(gc), free(gg), free(tok), free(lab), free(lc), free(lg);
     md_model_free(mc);
     md_model_free(mg);
@@ -85,5 +103,7 @@ int main(void)
     run("mamba last B=1", MD_ARCH_MAMBA, MD_POOL_LAST, 1, 200);
     run("transformer last", MD_ARCH_TRANSFORMER, MD_POOL_LAST, 3, 130);
     run("transformer mean", MD_ARCH_TRANSFORMER, MD_POOL_MEAN, 2, 130);
+    run("hyena last", MD_ARCH_HYENA, MD_POOL_LAST, 3, 301);
+    run("hyena mean", MD_ARCH_HYENA, MD_POOL_MEAN, 2, 130);
     return md_test_done();
 }

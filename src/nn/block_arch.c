@@ -83,7 +83,7 @@ static int mamba_supported(const md_backend_t *be)
     return be->scan_fwd && be->scan_bwd && be->conv1d_silu_fwd && be->conv1d_silu_bwd;
 }
 
-/* ---- Transformer++ and Hyena: their sizes, the same for the forward alone ---- */
+/* ---- Transformer++ and Hyena's workspace: their sizes, the same for the forward alone ---- */
 
 static size_t tfm_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                              int64_t max_len, int inference)
@@ -97,13 +97,6 @@ static size_t tfm_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dt
 {
     (void)inference;
     return md_tfm_ws_bytes(cfg, be, dt, batch, len);
-}
-
-static size_t hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                               int64_t max_len, int inference)
-{
-    (void)inference;
-    return md_hyena_acts_bytes(cfg, be, dt, max_batch, max_len);
 }
 
 /* fftconv_fwd uses its workspace too */
@@ -137,7 +130,7 @@ static const md_block_arch_t archs[] = {
                        mamba_flops, mamba_supported, .defer_residual = 1, .act_storage = 1, .ws_bwd_only = 1},
     [MD_ARCH_TRANSFORMER] = {tfm_acts_bytes, md_tfm_scratch_bytes, tfm_ws_bytes, md_tfm_fwd, md_tfm_bwd,
                              md_tfm_flops_per_token, tfm_supported, .act_storage = 1},   /* attention_fwd uses op_ws too */
-    [MD_ARCH_HYENA] = {hyena_acts_bytes, md_hyena_scratch_bytes, hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
+    [MD_ARCH_HYENA] = {md_hyena_acts_bytes, md_hyena_scratch_bytes, hyena_ws_bytes, md_hyena_fwd, md_hyena_bwd,
                        md_hyena_flops_per_token, hyena_supported, .consts_bytes = md_hyena_consts_bytes,
                        .consts_init = md_hyena_consts_init, .final_layernorm = 1, .act_storage = 1},
 };

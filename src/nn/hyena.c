@@ -60,11 +60,12 @@ static size_t matrices_bytes(const md_config_t *cfg, md_dtype_t dt, md_dtype_t a
 
 /* After the matrices, the long convolution's forward spectra, kept for
  * the backward where the backend keeps any (fftconv_spectra_bytes: CUDA;
- * its transforms of s and k are ~2/9 of the long convolution's). */
+ * its transforms of s and k are ~2/9 of the long convolution's); none
+ * for a forward with no backward to follow (kept_spectra). */
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len)
+                           int64_t max_len, int inference)
 {
-    size_t spectra = be->fftconv_spectra_bytes(be, max_batch, max_len, cfg->d_model);
+    size_t spectra = inference ? 0 : be->fftconv_spectra_bytes(be, max_batch, max_len, cfg->d_model);
     return matrices_bytes(cfg, dt, md_act_dtype(be, dt), max_batch * max_len) + (spectra + 63) / 64 * 64;
 }
 
