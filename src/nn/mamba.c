@@ -34,42 +34,23 @@ md_tensor_t md_param_view(const md_block_ctx_t *c, void *base, int layer, md_par
 
 static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 
-/* sub-buffer i of dtype dts[i], or dt when dts is NULL */
-static md_dtype_t set_dtype(const md_dtype_t *dts, md_dtype_t dt, int i) { return dts ? dts[i] : dt; }
-
-static size_t set_bytes(const int64_t *cols, const md_dtype_t *dts, md_dtype_t dt, int n, int64_t rows)
-{
-    size_t b = 0;
-    for (int i = 0; i < n; i++) b += round64b((size_t)(rows * cols[i]) * md_dtype_size(set_dtype(dts, dt, i)));
-    return b;
-}
-
-static void set_slice(const md_block_ctx_t *c, void *base, const int64_t *cols, const md_dtype_t *dts, int n,
-                      void **out)
-{
-    size_t rows = (size_t)(c->max_batch * c->max_len);
-    char *p = base;
-    for (int i = 0; i < n; i++) {
-        size_t es = md_dtype_size(set_dtype(dts, c->dtype, i));
-        out[i] = p + (size_t)(c->r0 * cols[i]) * es;
-        p += round64b(rows * (size_t)cols[i] * es);
-    }
-}
-
-size_t md_block_set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t rows)
-{
-    return set_bytes(cols, NULL, dt, n, rows);
-}
-
 size_t md_block_set_bytes_dt(const int64_t *cols, const md_dtype_t *dts, int n, int64_t rows)
 {
-    return set_bytes(cols, dts, MD_DTYPE_F32, n, rows);
+    size_t b = 0;
+    for (int i = 0; i < n; i++) b += round64b((size_t)(rows * cols[i]) * md_dtype_size(dts[i]));
+    return b;
 }
 
 void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols, const md_dtype_t *dts, int n,
                        void **out)
 {
-    set_slice(c, base, cols, dts, n, out);
+    size_t rows = (size_t)(c->max_batch * c->max_len);
+    char *p = base;
+    for (int i = 0; i < n; i++) {
+        size_t es = md_dtype_size(dts[i]);
+        out[i] = p + (size_t)(c->r0 * cols[i]) * es;
+        p += round64b(rows * (size_t)cols[i] * es);
+    }
 }
 
 enum { N_ACTS = 7 };

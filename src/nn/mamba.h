@@ -105,14 +105,12 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
 void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, const md_mamba_acts_t *a,
                   const md_mamba_scratch_t *s);
 
-/* A set of n sub-buffers of cols[i] columns of dtype dt for max rows,
- * each 64-byte aligned: its bytes. For blocks whose activations are plain
- * (M, cols) matrices (transformer.c, hyena.c). */
-size_t md_block_set_bytes(const int64_t *cols, int n, md_dtype_t dt, int64_t rows);
-/* The same for a set whose sub-buffer i holds elements of dtype dts[i]
- * (activations in c->adtype beside statistics in c->dtype), and, for the
- * plan's rows (max_batch x max_len), its sub-buffers advanced to the
- * call's first row c->r0 (out[i]). */
+/* A set of n sub-buffers of cols[i] columns of dtype dts[i] (activations
+ * in c->adtype beside statistics in c->dtype) for `rows` rows, each 64-byte
+ * aligned, for blocks whose activations are plain (M, cols) matrices
+ * (transformer.c, hyena.c): its bytes, and, for the plan's rows (max_batch
+ * x max_len), its sub-buffers advanced to the call's first row c->r0
+ * (out[i]). */
 size_t md_block_set_bytes_dt(const int64_t *cols, const md_dtype_t *dts, int n, int64_t rows);
 void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols, const md_dtype_t *dts, int n,
                        void **out);

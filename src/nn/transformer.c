@@ -50,8 +50,10 @@ size_t md_tfm_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtyp
 size_t md_tfm_scratch_bytes(const md_config_t *cfg, md_dtype_t adt, int64_t max_rows)
 {
     int64_t cols[N_SCRATCH];
+    md_dtype_t dts[N_SCRATCH];
     scratch_cols(cfg, cols);
-    return md_block_set_bytes(cols, N_SCRATCH, adt, max_rows);
+    for (int i = 0; i < N_SCRATCH; i++) dts[i] = adt;
+    return md_block_set_bytes_dt(cols, dts, N_SCRATCH, max_rows);
 }
 
 size_t md_tfm_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len)
