@@ -222,7 +222,8 @@ cudaError_t mdk_dwconv_bwd(void *dx, int64_t lddx, float *dw, float *dbias, cons
 /* ---- fftconv.cu: the gated FFT long convolution (ops.h fftconv_*) ----
  * The host (src/backend/cuda/cuda_hyena.c) runs cuFFT between these
  * kernels, out of place: a real buffer of sequences n floats apart and a
- * spectrum buffer of the same sequences n/2 + 1 complex apart, one sequence
+ * spectrum buffer of the same sequences, n/2 + 1 complex values each
+ * mdk_fftconv_pitch(n) apart, one sequence
  * per (batch, channel), where n (mdk_fftconv_size) >= 2 len, so the
  * circular convolution of two zero-padded length-len sequences never wraps.
  * Forward: [S: batch*C sequences of s = x1 v][K: C sequences of k].
@@ -234,6 +235,9 @@ cudaError_t mdk_dwconv_bwd(void *dx, int64_t lddx, float *dw, float *dbias, cons
  * buffers between the transforms are fp32. */
 /* the smallest even n >= 2 len with no prime factor above 7 */
 int64_t mdk_fftconv_size(int64_t len);
+/* the spectrum buffer's sequence pitch in complex values: n / 2 + 1
+ * rounded up to 32, so every sequence starts 256-byte aligned */
+int64_t mdk_fftconv_pitch(int64_t n);
 /* fills the real buffer's S and K (forward, dy == NULL) or S, G and K
  * (backward: dy, x0 given), zero padding each sequence from len to n;
  * g_only (backward): G alone, from the buffer's start */

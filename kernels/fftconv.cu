@@ -32,6 +32,9 @@ extern "C" int64_t mdk_fftconv_size(int64_t len)
     }
 }
 
+/* n / 2 + 1 rounded up to 32 complex: each spectrum starts 256-byte aligned */
+extern "C" int64_t mdk_fftconv_pitch(int64_t n) { return (n / 2 + 1 + 31) / 32 * 32; }
+
 /* Logical plane z = blockIdx.z + z0: S of batch z (z < batch), G of batch
  * z - batch (backward, z < 2 batch), then K; written to the buffer's plane
  * blockIdx.z, whose sequence c starts at (blockIdx.z C + c) n. */
@@ -103,15 +106,16 @@ static dim3 spectrum_grid(int64_t nf, int64_t nseq)
 }
 
 /* forward: out's S_bc = S_bc K_c / n, S and K read from sk ([S][K]; it
- * may be out itself: each element is read, then written, by one thread) */
+ * may be out itself: each element is read, then written, by one thread);
+ * nf frequencies a sequence, sequences sp apart */
 __global__ void fftconv_mul_fwd_kernel(float2 *out, const float2 *sk, int64_t batch, int64_t C, int64_t nf,
-                                       float inv_n)
+                                       int64_t sp, float inv_n)
 {
-    const float2 *K = sk + batch * C * nf;
+    const float2 *K = sk + batch * C * sp;
     FOR_SEQ(q, batch * C)
     {
-        const float2 *S = sk + q * nf, *Kc = K + (q % C) * nf;
-        float2 *Y = out + q * nf;
+        const float2 *S = sk + q * sp, *Kc = K + (q % C) * sp;
+        float2 *Y = out + q * sp;
         FOR_FREQ(f, nf) Y[f] = cscale(cmul(S[f], Kc[f]), inv_n);
     }
 }
@@ -121,16 +125,16 @@ __global__ void fftconv_mul_fwd_kernel(float2 *out, const float2 *sk, int64_t ba
  * over b in order, into out ([S][G][K]); S and K read from Sin and Kin
  * (out's own planes, or the forward's kept spectra) */
 __global__ void fftconv_mul_bwd_kernel(float2 *out, const float2 *Sin, const float2 *Kin, int kept, int64_t batch,
-                                       int64_t C, int64_t nf, float inv_n)
+                                       int64_t C, int64_t nf, int64_t sp, float inv_n)
 {
     int64_t bc = batch * C;
-    float2 *S = out, *G = out + bc * nf, *K = out + 2 * bc * nf;
+    float2 *S = out, *G = out + bc * sp, *K = out + 2 * bc * sp;
     FOR_SEQ(c, C) FOR_FREQ(f, nf)
     {
-        int64_t i = c * nf + f;
+        int64_t i = c * sp + f;
         float2 kf = Kin[i], acc = make_float2(0, 0);
         for (int64_t b = 0; b < batch; b++) {
-            int64_t j = (b * C + c) * nf + f;
+            int64_t j = (b * C + c) * sp + f;
             float2 sv = Sin[j], gv = G[j];
             if (!kept) S[j] = cscale(cmul(sv, kf), inv_n);
             G[j] = cscale(cmulc(gv, kf), inv_n);
@@ -144,18 +148,18 @@ __global__ void fftconv_mul_bwd_kernel(float2 *out, const float2 *Sin, const flo
 extern "C" cudaError_t mdk_fftconv_mul(float *spec, const float *kept, int backward, int64_t batch, int64_t C,
                                        int64_t n, cudaStream_t s)
 {
-    int64_t nf = n / 2 + 1;
+    int64_t nf = n / 2 + 1, sp = mdk_fftconv_pitch(n);
     if (batch * C == 0) return cudaSuccess;
     float inv_n = (float)(1.0 / (double)n);
     float2 *out = (float2 *)spec;
     if (backward) {
         const float2 *Sin = kept ? (const float2 *)kept : out;
-        const float2 *Kin = kept ? Sin + batch * C * nf : out + 2 * batch * C * nf;
-        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>(out, Sin, Kin, kept != NULL, batch, C, nf,
+        const float2 *Kin = kept ? Sin + batch * C * sp : out + 2 * batch * C * sp;
+        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>(out, Sin, Kin, kept != NULL, batch, C, nf, sp,
                                                                      inv_n);
     } else {
         const float2 *sk = kept ? (const float2 *)kept : out;
-        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>(out, sk, batch, C, nf, inv_n);
+        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>(out, sk, batch, C, nf, sp, inv_n);
     }
     return cudaGetLastError();
 }

@@ -52,7 +52,8 @@ static void cufft_check(cufftResult r, const char *op, const char *what, int64_t
 }
 
 /* The plan for `count` transforms of size n, real sequences n floats
- * apart, spectra n / 2 + 1 complex apart, made on first use. */
+ * apart, spectra mdk_fftconv_pitch(n) complex apart (n / 2 + 1 of them
+ * used), made on first use. */
 static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cufftType type, const char *op)
 {
     cuda_ctx_t *c = CTX(be);
@@ -73,7 +74,7 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
         CK(cudaDeviceSynchronize(), op);
         cufftDestroy(e->plan);
     }
-    long long len = n, real_embed = n, cplx_embed = n / 2 + 1;
+    long long len = n, real_embed = n, cplx_embed = mdk_fftconv_pitch(n);
     int r2c = type == CUFFT_R2C;
     cufft_check(cufftCreate(&e->plan), op, "creating the plan", n, count);
     cufft_check(cufftSetAutoAllocation(e->plan, 0), op, "setting up the plan", n, count);
@@ -129,8 +130,9 @@ static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len,
     s.g_r2c = get_plan(be, n, bc, CUFFT_R2C, op);
     s.gk_c2r = get_plan(be, n, bc + C, CUFFT_C2R, op);
     s.real_bytes = round256((size_t)(2 * bc + C) * (size_t)n * sizeof(float));
-    s.spec_bytes = round256((size_t)(2 * bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
-    s.kept_spec_bytes = round256((size_t)(bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
+    size_t pitch = (size_t)mdk_fftconv_pitch(n);
+    s.spec_bytes = round256((size_t)(2 * bc + C) * pitch * 2 * sizeof(float));
+    s.kept_spec_bytes = round256((size_t)(bc + C) * pitch * 2 * sizeof(float));
     s.kept_bytes = s.kept_spec_bytes + round256((size_t)bc * (size_t)len * sizeof(float));
     s.work_bytes = s.fwd_r2c->work;
     fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r, s.g_r2c, s.gk_c2r};
@@ -345,7 +347,7 @@ static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, 
     fft_shape_t s = fft_shape(be, batch, len, C, op);
     *n = s.fwd_r2c->n;
     float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
-    float *spec_g = spec + batch * C * (*n / 2 + 1) * 2;   /* spec's G planes, then K */
+    float *spec_g = spec + batch * C * mdk_fftconv_pitch(*n) * 2;   /* spec's G planes, then K */
     void *work = (char *)spec + s.spec_bytes;
     *kept_conv = kept ? (float *)((char *)kept + s.kept_spec_bytes) : NULL;
     CK(mdk_fftconv_pack(buf, x1->data, x1->ld, v->data, v->ld, bwd ? dy->data : NULL, bwd ? dy->ld : 0,
