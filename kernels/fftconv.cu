@@ -280,8 +280,8 @@ struct fftconv_part_term {
     __device__ void operator()(int64_t r, int64_t c, float *acc) const { acc[0] += part[r * ld + c]; }
 };
 
-/* the units of the unpack's grid-stride loop per block: enough blocks to
- * fill the GPU, few enough partial rows of dD to add up after it */
+/* the backward unpack's blocks along x (a grid-stride loop over its units):
+ * enough to fill the GPU, few enough partial rows of dD to add up after it */
 static const int64_t UNPACK_BWD_MAX_BLOCKS = 1024;
 
 template <class T>
