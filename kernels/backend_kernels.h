@@ -200,12 +200,12 @@ cudaError_t mdk_gelu_fwd(void *y, int64_t ldy, const void *x, int64_t ldx, int64
                          cudaStream_t s);
 cudaError_t mdk_gelu_bwd(void *dx, int64_t lddx, const void *dy, int64_t lddy, const void *x, int64_t ldx,
                          int64_t rows, int64_t cols, int act_bf16, cudaStream_t s);
-/* y = sin(freq[c] x); the backward adds dfreq and writes dx in one pass
- * (dx may alias dy) */
+/* y = sin(freq[c] x); the backward adds dfreq (and, dbias not NULL, the
+ * column sums of dx) and writes dx in one pass (dx may alias dy) */
 cudaError_t mdk_sin_fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *freq, int64_t rows,
                         int64_t cols, cudaStream_t s);
-cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const float *dy, int64_t lddy, const float *x,
-                        int64_t ldx, const float *freq, int64_t rows, int64_t cols, float *scratch,
+cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, float *dbias, const float *dy, int64_t lddy,
+                        const float *x, int64_t ldx, const float *freq, int64_t rows, int64_t cols, float *scratch,
                         size_t scratch_floats, cudaStream_t s);
 /* k (rows, cols) contiguous *= exp(-t_l |delta_c|) (ops.h hyena_modulate) */
 cudaError_t mdk_hyena_modulate(float *k, int64_t rows, int64_t cols, int64_t l_max, double target, double fast_pct,
@@ -222,17 +222,22 @@ cudaError_t mdk_dwconv_bwd(void *dx, int64_t lddx, float *dw, float *dbias, cons
 /* ---- fftconv.cu: the gated FFT long convolution (ops.h fftconv_*) ----
  * The host (src/backend/cuda/cuda_hyena.c) runs cuFFT between these
  * kernels, out of place: a real buffer of sequences n floats apart and a
- * spectrum buffer of the same sequences n/2 + 1 complex apart, one sequence
+ * spectrum buffer of the same sequences, n/2 + 1 complex values each
+ * mdk_fftconv_pitch(n) apart, one sequence
  * per (batch, channel), where n (mdk_fftconv_size) >= 2 len, so the
  * circular convolution of two zero-padded length-len sequences never wraps.
  * Forward: [S: batch*C sequences of s = x1 v][K: C sequences of k].
  * Backward: [S][G: batch*C sequences of g = dy x0][K]. The forward's [S][K]
- * spectra may be kept (in the caller's buffer) for the backward, which then
- * packs and transforms G alone. The (B*L, C)
+ * spectra and its convolution may be kept (in the caller's buffer) for the
+ * backward, which then packs and transforms G alone and transforms back
+ * only [G][K]. The (B*L, C)
  * tensors (void *) are bf16 by act_bf16 as above; k, dk, D, dD and the
  * buffers between the transforms are fp32. */
 /* the smallest even n >= 2 len with no prime factor above 7 */
 int64_t mdk_fftconv_size(int64_t len);
+/* the spectrum buffer's sequence pitch in complex values: n / 2 + 1
+ * rounded up to 32, so every sequence starts 256-byte aligned */
+int64_t mdk_fftconv_pitch(int64_t n);
 /* fills the real buffer's S and K (forward, dy == NULL) or S, G and K
  * (backward: dy, x0 given), zero padding each sequence from len to n;
  * g_only (backward): G alone, from the buffer's start */
@@ -243,21 +248,25 @@ cudaError_t mdk_fftconv_pack(float *buf, const void *x1, int64_t ldx1, const voi
  * forward  S <- S K;
  * backward S <- S K, G <- G conj(K), K <- sum over b of G_b conj(S_b).
  * kept: NULL (S and K are spec's own planes) or the forward's [S][K]
- * spectra, read only, S and K taken from there (spec's S planes are then
- * written, not read). */
+ * spectra, read only, S and K taken from there; the backward then leaves
+ * spec's S planes alone (the forward kept its convolution too). */
 cudaError_t mdk_fftconv_mul(float *spec, const float *kept, int backward, int64_t batch, int64_t C, int64_t n,
                             cudaStream_t s);
-/* forward: y = x0 (conv + D s), conv read from the real buffer's S */
-cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, const void *x0, int64_t ldx0, const void *x1, int64_t ldx1,
-                                   const void *v, int64_t ldv, const float *D, const float *buf, int64_t batch,
-                                   int64_t len, int64_t C, int64_t n, int act_bf16, cudaStream_t s);
-/* backward: dx0, dx1, dv written from conv (S) and the correlation with k
- * (G); dk (len, C) += the K sequences; dD += column sums of dy x0 x1 v */
+/* forward: y = x0 (conv + D s), conv read from the real buffer's S; conv
+ * also written to `conv` ((batch len, C) fp32 rows) when not NULL */
+cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, float *conv, const void *x0, int64_t ldx0, const void *x1,
+                                   int64_t ldx1, const void *v, int64_t ldv, const float *D, const float *buf,
+                                   int64_t batch, int64_t len, int64_t C, int64_t n, int act_bf16, cudaStream_t s);
+/* backward: dx0, dx1, dv written from conv and the correlation with k
+ * (G); dk (len, C) += the K sequences; dD += column sums of dy x0 x1 v.
+ * kept_conv NULL: the real buffer holds [S = conv][G][K]; else the
+ * forward's convolution in (batch len, C) fp32 rows (unpack_fwd's conv)
+ * and the real buffer [G][K]. */
 cudaError_t mdk_fftconv_unpack_bwd(void *dx0, int64_t lddx0, void *dx1, int64_t lddx1, void *dv, int64_t lddv,
                                    float *dk, float *dD, const void *dy, int64_t lddy, const void *x0, int64_t ldx0,
                                    const void *x1, int64_t ldx1, const void *v, int64_t ldv, const float *D,
-                                   const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch,
-                                   size_t scratch_floats, int act_bf16, cudaStream_t s);
+                                   const float *kept_conv, const float *buf, int64_t batch, int64_t len, int64_t C,
+                                   int64_t n, float *scratch, size_t scratch_floats, int act_bf16, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,10 @@
  * (B*L, C) tensors are read once per pass. The pointwise spectrum products
  * run in place, or from the forward's kept S and K spectra (read only) into
  * the workspace's, the batch sum of dk's spectrum in a fixed order (b = 0, 1,
- * ...), and dD is a column sum through hyena_reduce.cuh: no atomics.
+ * ...), and dD's column sums are the backward unpack's per-block partials,
+ * added in block order through hyena_reduce.cuh: no atomics. The forward
+ * may keep its convolution (the real buffer's S) for the backward, which
+ * then transforms back only G and K.
  * The (B*L, C) tensors (void * in the launchers) are fp32 or bf16 by
  * act_bf16; k, dk, D, dD and everything between the transforms are fp32. */
 #include "backend_kernels.h"
@@ -28,6 +31,9 @@ extern "C" int64_t mdk_fftconv_size(int64_t len)
         if (m == 1) return n;
     }
 }
+
+/* n / 2 + 1 rounded up to 32 complex: each spectrum starts 256-byte aligned */
+extern "C" int64_t mdk_fftconv_pitch(int64_t n) { return (n / 2 + 1 + 31) / 32 * 32; }
 
 /* Logical plane z = blockIdx.z + z0: S of batch z (z < batch), G of batch
  * z - batch (backward, z < 2 batch), then K; written to the buffer's plane
@@ -100,36 +106,37 @@ static dim3 spectrum_grid(int64_t nf, int64_t nseq)
 }
 
 /* forward: out's S_bc = S_bc K_c / n, S and K read from sk ([S][K]; it
- * may be out itself: each element is read, then written, by one thread) */
+ * may be out itself: each element is read, then written, by one thread);
+ * nf frequencies a sequence, sequences sp apart */
 __global__ void fftconv_mul_fwd_kernel(float2 *out, const float2 *sk, int64_t batch, int64_t C, int64_t nf,
-                                       float inv_n)
+                                       int64_t sp, float inv_n)
 {
-    const float2 *K = sk + batch * C * nf;
+    const float2 *K = sk + batch * C * sp;
     FOR_SEQ(q, batch * C)
     {
-        const float2 *S = sk + q * nf, *Kc = K + (q % C) * nf;
-        float2 *Y = out + q * nf;
+        const float2 *S = sk + q * sp, *Kc = K + (q % C) * sp;
+        float2 *Y = out + q * sp;
         FOR_FREQ(f, nf) Y[f] = cscale(cmul(S[f], Kc[f]), inv_n);
     }
 }
 
-/* backward, per (c, f): the convolution and the correlation with k for
- * every b, and dk's spectrum summed over b in order, into out ([S][G][K]);
- * S and K read from Sin and Kin (out's own planes, or the forward's kept
- * spectra) */
-__global__ void fftconv_mul_bwd_kernel(float2 *out, const float2 *Sin, const float2 *Kin, int64_t batch, int64_t C,
-                                       int64_t nf, float inv_n)
+/* backward, per (c, f): the convolution (unless kept: the forward kept it
+ * too) and the correlation with k for every b, and dk's spectrum summed
+ * over b in order, into out ([S][G][K]); S and K read from Sin and Kin
+ * (out's own planes, or the forward's kept spectra) */
+__global__ void fftconv_mul_bwd_kernel(float2 *out, const float2 *Sin, const float2 *Kin, int kept, int64_t batch,
+                                       int64_t C, int64_t nf, int64_t sp, float inv_n)
 {
     int64_t bc = batch * C;
-    float2 *S = out, *G = out + bc * nf, *K = out + 2 * bc * nf;
+    float2 *S = out, *G = out + bc * sp, *K = out + 2 * bc * sp;
     FOR_SEQ(c, C) FOR_FREQ(f, nf)
     {
-        int64_t i = c * nf + f;
+        int64_t i = c * sp + f;
         float2 kf = Kin[i], acc = make_float2(0, 0);
         for (int64_t b = 0; b < batch; b++) {
-            int64_t j = (b * C + c) * nf + f;
+            int64_t j = (b * C + c) * sp + f;
             float2 sv = Sin[j], gv = G[j];
-            S[j] = cscale(cmul(sv, kf), inv_n);
+            if (!kept) S[j] = cscale(cmul(sv, kf), inv_n);
             G[j] = cscale(cmulc(gv, kf), inv_n);
             float2 p = cmulc(gv, sv);
             acc.x += p.x, acc.y += p.y;
@@ -141,17 +148,18 @@ __global__ void fftconv_mul_bwd_kernel(float2 *out, const float2 *Sin, const flo
 extern "C" cudaError_t mdk_fftconv_mul(float *spec, const float *kept, int backward, int64_t batch, int64_t C,
                                        int64_t n, cudaStream_t s)
 {
-    int64_t nf = n / 2 + 1;
+    int64_t nf = n / 2 + 1, sp = mdk_fftconv_pitch(n);
     if (batch * C == 0) return cudaSuccess;
     float inv_n = (float)(1.0 / (double)n);
     float2 *out = (float2 *)spec;
     if (backward) {
         const float2 *Sin = kept ? (const float2 *)kept : out;
-        const float2 *Kin = kept ? Sin + batch * C * nf : out + 2 * batch * C * nf;
-        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>(out, Sin, Kin, batch, C, nf, inv_n);
+        const float2 *Kin = kept ? Sin + batch * C * sp : out + 2 * batch * C * sp;
+        fftconv_mul_bwd_kernel<<<spectrum_grid(nf, C), 256, 0, s>>>(out, Sin, Kin, kept != NULL, batch, C, nf, sp,
+                                                                     inv_n);
     } else {
         const float2 *sk = kept ? (const float2 *)kept : out;
-        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>(out, sk, batch, C, nf, inv_n);
+        fftconv_mul_fwd_kernel<<<spectrum_grid(nf, batch * C), 256, 0, s>>>(out, sk, batch, C, nf, sp, inv_n);
     }
     return cudaGetLastError();
 }
@@ -168,8 +176,9 @@ __device__ static inline void load_seq_tile(float (*tile)[TILE + 1], const float
 
 template <class T>
 __global__ void __launch_bounds__(TILE *TROWS)
-    fftconv_unpack_fwd_kernel(T *y, int64_t ldy, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1, const T *v,
-                              int64_t ldv, const float *D, const float *buf, int64_t len, int64_t C, int64_t n)
+    fftconv_unpack_fwd_kernel(T *y, int64_t ldy, float *conv, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1,
+                              const T *v, int64_t ldv, const float *D, const float *buf, int64_t len, int64_t C,
+                              int64_t n)
 {
     __shared__ float tile[TILE][TILE + 1];
     int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
@@ -181,105 +190,136 @@ __global__ void __launch_bounds__(TILE *TROWS)
     for (int i = threadIdx.y; i < TILE; i += TROWS) {
         int64_t t = t0 + i, r = b * len + t;
         if (t >= len) break;
-        float sv = ld_f(x1 + r * ldx1 + c) * ld_f(v + r * ldv + c);
-        st_f(y + r * ldy + c, ld_f(x0 + r * ldx0 + c) * (tile[threadIdx.x][i] + d * sv));
+        float sv = ld_f(x1 + r * ldx1 + c) * ld_f(v + r * ldv + c), cv = tile[threadIdx.x][i];
+        st_f(y + r * ldy + c, ld_f(x0 + r * ldx0 + c) * (cv + d * sv));
+        if (conv) conv[r * C + c] = cv;
     }
 }
 
-extern "C" cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, const void *x0, int64_t ldx0, const void *x1,
-                                              int64_t ldx1, const void *v, int64_t ldv, const float *D,
-                                              const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n,
-                                              int act_bf16, cudaStream_t s)
+extern "C" cudaError_t mdk_fftconv_unpack_fwd(void *y, int64_t ldy, float *conv, const void *x0, int64_t ldx0,
+                                              const void *x1, int64_t ldx1, const void *v, int64_t ldv,
+                                              const float *D, const float *buf, int64_t batch, int64_t len, int64_t C,
+                                              int64_t n, int act_bf16, cudaStream_t s)
 {
     if (batch * len * C == 0) return cudaSuccess;
     if (batch > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
     dim3 grid((unsigned)((len + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)batch);
     WITH_ACT_TYPE(act_bf16, (fftconv_unpack_fwd_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(
-                                (T *)y, ldy, (const T *)x0, ldx0, (const T *)x1, ldx1, (const T *)v, ldv, D, buf, len,
-                                C, n)));
+                                (T *)y, ldy, conv, (const T *)x0, ldx0, (const T *)x1, ldx1, (const T *)v, ldv, D,
+                                buf, len, C, n)));
     return cudaGetLastError();
 }
 
-/* Planes z < batch: dx0, dx1, dv of batch z; plane z = batch: dk += K. */
+/* Blocks z = 0: dx0, dx1, dv over (batch, 32-row tile) units, a
+ * grid-stride loop over them, and the block's partial column sums of dD's
+ * terms dy x0 x1 v into dD_part's row blockIdx.x (its 8 row lanes added in
+ * lane order: no atomics); z = 1: dk += K over the row tiles. The buffer
+ * holds [conv][corr][K] sequences, or [corr][K] where the forward kept the
+ * convolution in (batch len, C) rows (kept_conv). Each thread reads an
+ * element's inputs before it writes that element's outputs, so dD needs
+ * no pass of its own before the outputs are written. */
 template <class T>
 __global__ void __launch_bounds__(TILE *TROWS)
     fftconv_unpack_bwd_kernel(T *dx0, int64_t lddx0, T *dx1, int64_t lddx1, T *dv, int64_t lddv, float *dk,
-                              const T *dy, int64_t lddy, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1,
-                              const T *v, int64_t ldv, const float *D, const float *buf, int64_t batch, int64_t len,
-                              int64_t C, int64_t n)
+                              float *dD_part, const T *dy, int64_t lddy, const T *x0, int64_t ldx0, const T *x1,
+                              int64_t ldx1, const T *v, int64_t ldv, const float *D, const float *kept_conv,
+                              const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n)
 {
     __shared__ float conv[TILE][TILE + 1], corr[TILE][TILE + 1];
-    int64_t t0 = (int64_t)blockIdx.x * TILE, c0 = (int64_t)blockIdx.y * TILE, b = blockIdx.z;
-    int64_t c = c0 + threadIdx.x;
-    if (b == batch) {   /* dk (len, C) += K's sequences */
-        load_seq_tile(conv, buf, 2 * batch, t0, c0, len, C, n);
-        __syncthreads();
-        if (c >= C) return;
-        for (int i = threadIdx.y; i < TILE; i += TROWS) {
-            int64_t t = t0 + i;
-            if (t >= len) break;
-            dk[t * C + c] += conv[threadIdx.x][i];
+    int64_t c0 = (int64_t)blockIdx.y * TILE, c = c0 + threadIdx.x, corr0 = kept_conv ? 0 : batch;
+    int64_t tiles = (len + TILE - 1) / TILE;
+    if (blockIdx.z == 1) {   /* dk (len, C) += K's sequences */
+        for (int64_t tb = blockIdx.x; tb < tiles; tb += gridDim.x) {
+            int64_t t0 = tb * TILE;
+            __syncthreads();   /* the previous tile's readers are done */
+            load_seq_tile(conv, buf, corr0 + batch, t0, c0, len, C, n);
+            __syncthreads();
+            if (c < C)
+                for (int i = threadIdx.y; i < TILE; i += TROWS) {
+                    int64_t t = t0 + i;
+                    if (t >= len) break;
+                    dk[t * C + c] += conv[threadIdx.x][i];
+                }
         }
         return;
     }
-    load_seq_tile(conv, buf, b, t0, c0, len, C, n);
-    load_seq_tile(corr, buf, batch + b, t0, c0, len, C, n);
+    float d = c < C ? D[c] : 0.0f, dd = 0;
+    for (int64_t u = blockIdx.x; u < batch * tiles; u += gridDim.x) {
+        int64_t b = u / tiles, t0 = (u - b * tiles) * TILE;
+        __syncthreads();
+        if (!kept_conv) load_seq_tile(conv, buf, b, t0, c0, len, C, n);
+        load_seq_tile(corr, buf, corr0 + b, t0, c0, len, C, n);
+        __syncthreads();
+        if (c < C)
+            for (int i = threadIdx.y; i < TILE; i += TROWS) {
+                int64_t t = t0 + i, r = b * len + t;
+                if (t >= len) break;
+                float x1v = ld_f(x1 + r * ldx1 + c), vv = ld_f(v + r * ldv + c), x0v = ld_f(x0 + r * ldx0 + c);
+                float g = ld_f(dy + r * lddy + c), cv = kept_conv ? kept_conv[r * C + c] : conv[threadIdx.x][i];
+                st_f(dx0 + r * lddx0 + c, g * (cv + d * (x1v * vv)));
+                float ds = corr[threadIdx.x][i] + d * (g * x0v);
+                st_f(dx1 + r * lddx1 + c, ds * vv);
+                st_f(dv + r * lddv + c, ds * x1v);
+                dd += (g * x0v) * (x1v * vv);
+            }
+    }
     __syncthreads();
-    if (c >= C) return;
-    float d = D[c];
-    for (int i = threadIdx.y; i < TILE; i += TROWS) {
-        int64_t t = t0 + i, r = b * len + t;
-        if (t >= len) break;
-        float x1v = ld_f(x1 + r * ldx1 + c), vv = ld_f(v + r * ldv + c), x0v = ld_f(x0 + r * ldx0 + c);
-        float g = ld_f(dy + r * lddy + c);
-        st_f(dx0 + r * lddx0 + c, g * (conv[threadIdx.x][i] + d * (x1v * vv)));
-        float ds = corr[threadIdx.x][i] + d * (g * x0v);
-        st_f(dx1 + r * lddx1 + c, ds * vv);
-        st_f(dv + r * lddv + c, ds * x1v);
+    conv[threadIdx.y][threadIdx.x] = dd;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        float sum = 0;
+        for (int j = 0; j < TROWS; j++) sum += conv[j][threadIdx.x];
+        dD_part[(int64_t)blockIdx.x * C + c] = sum;
     }
 }
 
-/* dD: sum over rows of dy x0 x1 v */
-template <class T>
-struct fftconv_dD_term {
-    const T *dy, *x0, *x1, *v;
-    int64_t lddy, ldx0, ldx1, ldv;
-    __device__ void operator()(int64_t r, int64_t c, float *acc) const
-    {
-        acc[0] += (ld_f(dy + r * lddy + c) * ld_f(x0 + r * ldx0 + c)) * (ld_f(x1 + r * ldx1 + c) * ld_f(v + r * ldv + c));
-    }
+/* a (rows, ld) fp32 matrix's columns, for hyena_colsum_add */
+struct fftconv_part_term {
+    const float *part;
+    int64_t ld;
+    __device__ void operator()(int64_t r, int64_t c, float *acc) const { acc[0] += part[r * ld + c]; }
 };
+
+/* the backward unpack's blocks along x (a grid-stride loop over its units):
+ * enough to fill the GPU, few enough partial rows of dD to add up after it */
+static const int64_t UNPACK_BWD_MAX_BLOCKS = 1024;
 
 template <class T>
 static cudaError_t unpack_bwd(T *dx0, int64_t lddx0, T *dx1, int64_t lddx1, T *dv, int64_t lddv, float *dk, float *dD,
                               const T *dy, int64_t lddy, const T *x0, int64_t ldx0, const T *x1, int64_t ldx1,
-                              const T *v, int64_t ldv, const float *D, const float *buf, int64_t batch, int64_t len,
-                              int64_t C, int64_t n, float *scratch, size_t scratch_floats, cudaStream_t s)
+                              const T *v, int64_t ldv, const float *D, const float *kept_conv, const float *buf,
+                              int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch, size_t scratch_floats,
+                              cudaStream_t s)
 {
-    /* dD reads only the inputs: first, whatever the outputs' placement */
-    float *dst[1] = {dD};
-    cudaError_t e = hyena_colsum_add<1>(dst, 1, batch * len, C,
-                                        fftconv_dD_term<T>{dy, x0, x1, v, lddy, ldx0, ldx1, ldv}, scratch,
-                                        scratch_floats, s);
+    /* dD's partials: gx rows of C at the scratch's start, half of it at most */
+    int64_t units = batch * ((len + TILE - 1) / TILE);
+    int64_t gx = units < UNPACK_BWD_MAX_BLOCKS ? units : UNPACK_BWD_MAX_BLOCKS;
+    if (gx > (int64_t)(scratch_floats / 2) / C) gx = (int64_t)(scratch_floats / 2) / C;
+    if (gx < 1) return cudaErrorInvalidValue;
+    dim3 grid((unsigned)gx, (unsigned)((C + TILE - 1) / TILE), 2);
+    fftconv_unpack_bwd_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(dx0, lddx0, dx1, lddx1, dv, lddv, dk, scratch, dy,
+                                                                     lddy, x0, ldx0, x1, ldx1, v, ldv, D, kept_conv,
+                                                                     buf, batch, len, C, n);
+    cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
-    dim3 grid((unsigned)((len + TILE - 1) / TILE), (unsigned)((C + TILE - 1) / TILE), (unsigned)(batch + 1));
-    fftconv_unpack_bwd_kernel<T><<<grid, dim3(TILE, TROWS), 0, s>>>(dx0, lddx0, dx1, lddx1, dv, lddv, dk, dy, lddy, x0,
-                                                                     ldx0, x1, ldx1, v, ldv, D, buf, batch, len, C, n);
-    return cudaGetLastError();
+    /* dD += the partials in row order */
+    float *dst[1] = {dD};
+    return hyena_colsum_add<1>(dst, 1, gx, C, fftconv_part_term{scratch, C}, scratch + gx * C,
+                               scratch_floats - (size_t)(gx * C), s);
 }
 
 extern "C" cudaError_t mdk_fftconv_unpack_bwd(void *dx0, int64_t lddx0, void *dx1, int64_t lddx1, void *dv,
                                               int64_t lddv, float *dk, float *dD, const void *dy, int64_t lddy,
                                               const void *x0, int64_t ldx0, const void *x1, int64_t ldx1,
-                                              const void *v, int64_t ldv, const float *D, const float *buf,
-                                              int64_t batch, int64_t len, int64_t C, int64_t n, float *scratch,
-                                              size_t scratch_floats, int act_bf16, cudaStream_t s)
+                                              const void *v, int64_t ldv, const float *D, const float *kept_conv,
+                                              const float *buf, int64_t batch, int64_t len, int64_t C, int64_t n,
+                                              float *scratch, size_t scratch_floats, int act_bf16, cudaStream_t s)
 {
     if (batch * len * C == 0) return cudaSuccess;
-    if (batch + 1 > 65535 || (C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
+    if ((C + TILE - 1) / TILE > 65535) return cudaErrorInvalidValue;
     cudaError_t e;
     WITH_ACT_TYPE(act_bf16, e = unpack_bwd<T>((T *)dx0, lddx0, (T *)dx1, lddx1, (T *)dv, lddv, dk, dD, (const T *)dy,
                                               lddy, (const T *)x0, ldx0, (const T *)x1, ldx1, (const T *)v, ldv, D,
-                                              buf, batch, len, C, n, scratch, scratch_floats, s));
+                                              kept_conv, buf, batch, len, C, n, scratch, scratch_floats, s));
     return e;
 }

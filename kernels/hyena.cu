@@ -310,8 +310,10 @@ struct sin_bwd_term {
     {
         float xv = x[r * ldx + c], dyv = dy[r * lddy + c], f = freq[c];
         float cs = cosf(f * xv);
+        float dxv = dyv * f * cs;
         acc[0] += dyv * xv * cs;
-        dx[r * lddx + c] = dyv * f * cs;
+        acc[1] += dxv;   /* the bias's sum, when asked for (nout 2) */
+        dx[r * lddx + c] = dxv;
     }
 };
 
@@ -323,14 +325,14 @@ extern "C" cudaError_t mdk_sin_fwd(float *y, int64_t ldy, const float *x, int64_
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, const float *dy, int64_t lddy,
-                                   const float *x, int64_t ldx, const float *freq, int64_t rows, int64_t cols,
-                                   float *scratch, size_t scratch_floats, cudaStream_t s)
+extern "C" cudaError_t mdk_sin_bwd(float *dx, int64_t lddx, float *dfreq, float *dbias, const float *dy,
+                                   int64_t lddy, const float *x, int64_t ldx, const float *freq, int64_t rows,
+                                   int64_t cols, float *scratch, size_t scratch_floats, cudaStream_t s)
 {
     if (rows * cols == 0) return cudaSuccess;
-    float *dst[1] = {dfreq};
-    return hyena_colsum_add<1>(dst, 1, rows, cols, sin_bwd_term{dx, dy, x, freq, lddx, lddy, ldx}, scratch,
-                               scratch_floats, s);
+    float *dst[2] = {dfreq, dbias};
+    return hyena_colsum_add<2>(dst, dbias ? 2 : 1, rows, cols, sin_bwd_term{dx, dy, x, freq, lddx, lddy, ldx},
+                               scratch, scratch_floats, s);
 }
 
 /* ---- HyenaDNA's ExponentialModulation ---- */

@@ -125,8 +125,10 @@ static void check_activations(void)
             int64_t dy_ld = C + (s == 2 ? 4 : 3);
             buf_t x = mk(M, C, C + 2, -5, 5), y = mk(M, C, C + 1, -1, 1), dy = mk(M, C, dy_ld, -1, 1);
             buf_t dx = mk(M, C, C, -1, 1), fr = mk(1, C, C, 0.5, 10), dfr = mk(1, C, C, -1, 1);
+            buf_t dbi = mk(1, C, C, -1, 1);
             md_tensor_t xh = th(&x), xd = td(&x), yh = th(&y), yd = td(&y), dyh = th(&dy), dyd = td(&dy),
-                        dxh = th(&dx), dxd = td(&dx), frh = th(&fr), frd = td(&fr), dfrh = th(&dfr), dfrd = td(&dfr);
+                        dxh = th(&dx), dxd = td(&dx), frh = th(&fr), frd = td(&fr), dfrh = th(&dfr), dfrd = td(&dfr),
+                        dbih = th(&dbi), dbid = td(&dbi);
             /* in place: the output view is the input's */
             buf_t *yb = inplace ? &x : &y, *dxb = inplace ? &dy : &dx;
             md_tensor_t *yhp = inplace ? &xh : &yh, *ydp = inplace ? &xd : &yd;
@@ -152,15 +154,18 @@ static void check_activations(void)
             xh = th(&x), xd = td(&x), dyh = th(&dy), dyd = td(&dy);
             if (HAVE(sin_fwd) && HAVE(sin_bwd)) {
                 if (!inplace) poison(&y), poison(&dx);
-                cpu->sin_bwd(cpu, dxhp, &dfrh, &dyh, &xh, &frh);
-                gpu->sin_bwd(gpu, dxdp, &dfrd, &dyd, &xd, &frd);
+                /* with the bias's sum (the model's way) on the large shape */
+                int with_db = s == 2;
+                cpu->sin_bwd(cpu, dxhp, &dfrh, with_db ? &dbih : NULL, &dyh, &xh, &frh);
+                gpu->sin_bwd(gpu, dxdp, &dfrd, with_db ? &dbid : NULL, &dyd, &xd, &frd);
                 record("sin_bwd", "dx", relerr(dxb), TOL, sh);
                 record("sin_bwd", "dfreq", relerr(&dfr), TOL, sh);
+                if (with_db) record("sin_bwd", "dbias (added)", relerr(&dbi), TOL, sh);
                 cpu->sin_fwd(cpu, yhp, &xh, &frh);
                 gpu->sin_fwd(gpu, ydp, &xd, &frd);
                 record("sin_fwd", "y", relerr(yb), TOL, sh);
             }
-            drop(&x), drop(&y), drop(&dy), drop(&dx), drop(&fr), drop(&dfr);
+            drop(&x), drop(&y), drop(&dy), drop(&dx), drop(&fr), drop(&dfr), drop(&dbi);
         }
 }
 

@@ -237,9 +237,15 @@ static void check_elementwise(void)
     double *dyc = malloc((size_t)n * sizeof *dyc);   /* the backward in place: dx aliases dy */
     memcpy(dyc, c.R, (size_t)n * sizeof *dyc);
     md_tensor_t tdyc = T2(dyc, M, C);
-    be->sin_bwd(be, &tdyc, &tdf, &tdyc, &x, &f);
+    /* the bias's sum folded in: the same bits as bias_bwd on dx after it */
+    double *dbias = calloc((size_t)C, sizeof *dbias), *dbias_ref = calloc((size_t)C, sizeof *dbias_ref);
+    md_tensor_t tdb = T1(dbias, C), tdb_ref = T1(dbias_ref, C);
+    be->sin_bwd(be, &tdyc, &tdf, &tdb, &tdyc, &x, &f);
     fd_check("sin d/dx (in place)", c.x, dyc, n, ew_loss, &c, 200);
     fd_check("sin d/dfreq", c.f, df, C, ew_loss, &c, 50);
+    be->bias_bwd(be, &tdb_ref, &tdyc);
+    CHECK(memcmp(dbias, dbias_ref, (size_t)C * sizeof *dbias) == 0, "sin_bwd's dbias differs from bias_bwd on dx");
+    free(dbias), free(dbias_ref);
     c.which = 2;
     memset(df, 0, (size_t)C * sizeof *df);
     be->bias_bwd(be, &tdf, &dy);

@@ -345,10 +345,13 @@ struct md_backend {
     /* Sine activation with a trainable frequency per column (HyenaDNA's Sin):
      * y[m, c] = sin(freq[c] * x[m, c]); y may alias x. The backward writes
      * dx = dy * freq cos(freq x) (dx may alias dy) and adds
-     * dfreq[c] += sum_m dy x cos(freq x) (fixed row partition). */
+     * dfreq[c] += sum_m dy x cos(freq x) (fixed row partition); dbias, NULL
+     * or (C): += the column sums of dx, as bias_bwd(dbias, dx) would add
+     * them (the bias gradient of the Linear before the sine, in the same
+     * pass on CUDA). */
     void (*sin_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq);
-    void (*sin_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
-                    const md_tensor_t *x, const md_tensor_t *freq);
+    void (*sin_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, md_tensor_t *dbias,
+                    const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *freq);
     /* HyenaDNA's ExponentialModulation, in place on a filter k (L, C),
      * contiguous, whose row l is position l of a filter of length l_max:
      *   k[l, c] *= exp(-t_l |delta_c|),  t_l = l / (l_max - 1)  (0 when l_max = 1),
@@ -380,13 +383,14 @@ struct md_backend {
      * bf16, all alike; k, dk, D, dD and the transforms are f32.
      *
      * Spectra kept for the backward: fftconv_spectra_bytes is the size of
-     * the forward's transforms of s and k that the backward can reuse
-     * instead of redoing them (0: the backend keeps none and ignores the
-     * spectra arguments; CPU). fftconv_fwd writes them to `spectra` when it
-     * is not NULL; fftconv_bwd reads them from `spectra` when it is not NULL
-     * (then they must be what fftconv_fwd wrote for the same x1, v, k and
-     * batch, unchanged since), else transforms s and k again. The buffer is
-     * not the workspace's: it lives from the forward to the backward. */
+     * what the forward keeps that the backward can reuse instead of redoing
+     * it (CUDA: the transforms of s and k and the convolution itself; 0: the
+     * backend keeps none and ignores the spectra arguments; CPU).
+     * fftconv_fwd writes them to `spectra` when it is not NULL; fftconv_bwd
+     * reads them from `spectra` when it is not NULL (then they must be what
+     * fftconv_fwd wrote for the same x1, v, k and batch, unchanged since),
+     * else transforms s and k again. The buffer is not the workspace's: it
+     * lives from the forward to the backward. */
     size_t (*fftconv_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                 int64_t channels);
     size_t (*fftconv_spectra_bytes)(const md_backend_t *be, int64_t batch, int64_t len, int64_t channels);

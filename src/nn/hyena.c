@@ -59,9 +59,10 @@ static size_t matrices_bytes(const md_config_t *cfg, md_dtype_t dt, md_dtype_t a
 }
 
 /* After the matrices, the long convolution's forward spectra, kept for
- * the backward where the backend keeps any (fftconv_spectra_bytes: CUDA;
- * its transforms of s and k are ~2/9 of the long convolution's); none
- * for a forward with no backward to follow (kept_spectra). */
+ * the backward where the backend keeps any (fftconv_spectra_bytes: CUDA,
+ * its transforms of s and k and the convolution spare the backward 3 of
+ * the 9 transforms of C sequences it would redo at B = 1); none for a
+ * forward with no backward to follow (kept_spectra). */
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len, int inference)
 {
@@ -221,9 +222,9 @@ static void filter_bwd(const md_block_ctx_t *c, const hyena_tensors_t *w, hyena_
     be->gemm(be, 1, 0, 1.0, dk, &a->fa[2], 1.0, &gw->f6_w);
     md_tensor_t *cur = dfa, *next = dfb;   /* dL/d(fa[i]) in cur */
     for (int i = 2; i >= 0; i--) {
-        be->sin_bwd(be, cur, &gw->freq, cur, &a->fp[i], &w->freq);   /* now dL/d(fp[i]) */
+        /* now dL/d(fp[i]), and the bias's gradient from it */
+        be->sin_bwd(be, cur, &gw->freq, gb[i], cur, &a->fp[i], &w->freq);
         be->gemm(be, 1, 0, 1.0, cur, i ? &a->fa[i - 1] : &a->z, 1.0, gW[i]);
-        be->bias_bwd(be, gb[i], cur);
         if (i) {
             be->gemm(be, 0, 0, 1.0, cur, W[i], 0.0, next);
             md_tensor_t *t = cur;

@@ -100,8 +100,8 @@ void md_cpu_op_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t
     PROF_END(P_HYENA_EW);
 }
 
-void md_cpu_op_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
-                       const md_tensor_t *x, const md_tensor_t *freq)
+void md_cpu_op_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, md_tensor_t *dbias,
+                       const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *freq)
 {
     PROF_BEGIN;
     int d = is_f64(x, "sin_bwd");
@@ -112,6 +112,7 @@ void md_cpu_op_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfr
     (d ? md_cpu_sin_bwd_f64 : md_cpu_sin_bwd_f32)(dx->data, dx->ld, dfreq->data, dy->data, dy->ld, x->data, x->ld,
                                                   freq->data, NROWS(x), NCOLS(x));
     PROF_END(P_HYENA_EW);
+    if (dbias) md_cpu_op_bias_bwd(be, dbias, dx);
 }
 
 void md_cpu_op_hyena_modulate(const md_backend_t *be, md_tensor_t *k, int64_t l_max, double target, double fast_pct,

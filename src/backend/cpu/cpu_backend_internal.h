@@ -75,8 +75,8 @@ void md_cpu_op_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_
 void md_cpu_op_gelu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
 void md_cpu_op_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x);
 void md_cpu_op_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq);
-void md_cpu_op_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
-                       const md_tensor_t *x, const md_tensor_t *freq);
+void md_cpu_op_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, md_tensor_t *dbias,
+                       const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *freq);
 void md_cpu_op_hyena_modulate(const md_backend_t *be, md_tensor_t *k, int64_t l_max, double target, double fast_pct,
                               double slow_pct);
 void md_cpu_op_dwconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *w,

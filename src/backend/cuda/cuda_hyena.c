@@ -36,7 +36,7 @@ typedef struct {
     uint64_t last_use;
 } fft_plan_t;
 
-/* When full, the least recently used plan is replaced: the four plans of
+/* When full, the least recently used plan is replaced: the six plans of
  * one shape, asked for in a row, never push each other out. */
 struct cuda_fft_cache {
     fft_plan_t p[MAX_PLANS];
@@ -52,7 +52,8 @@ static void cufft_check(cufftResult r, const char *op, const char *what, int64_t
 }
 
 /* The plan for `count` transforms of size n, real sequences n floats
- * apart, spectra n / 2 + 1 complex apart, made on first use. */
+ * apart, spectra mdk_fftconv_pitch(n) complex apart (n / 2 + 1 of them
+ * used), made on first use. */
 static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cufftType type, const char *op)
 {
     cuda_ctx_t *c = CTX(be);
@@ -73,7 +74,7 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
         CK(cudaDeviceSynchronize(), op);
         cufftDestroy(e->plan);
     }
-    long long len = n, real_embed = n, cplx_embed = n / 2 + 1;
+    long long len = n, real_embed = n, cplx_embed = mdk_fftconv_pitch(n);
     int r2c = type == CUFFT_R2C;
     cufft_check(cufftCreate(&e->plan), op, "creating the plan", n, count);
     cufft_check(cufftSetAutoAllocation(e->plan, 0), op, "setting up the plan", n, count);
@@ -103,16 +104,20 @@ static void run_plan(fft_plan_t *p, float *real, float *spec, void *work, const 
 }
 
 /* The plans of a shape: forward [S K] -> spectra, S <- convolution;
- * backward [S G K] both ways, or G alone forward when the forward's S and
- * K spectra were kept. */
+ * backward [S G K] both ways, or, when the forward kept its S and K
+ * spectra and its convolution, G alone forward and [G K] back. */
 typedef struct {
-    fft_plan_t *fwd_r2c, *fwd_c2r, *bwd_r2c, *bwd_c2r, *g_r2c;
+    fft_plan_t *fwd_r2c, *fwd_c2r, *bwd_r2c, *bwd_c2r, *g_r2c, *gk_c2r;
     /* the backward's sequences (the more), real and spectra; the largest
-     * work area; the forward's [S][K] spectra, kept for the backward */
-    size_t real_bytes, spec_bytes, work_bytes, kept_bytes;
+     * work area; what the forward keeps for the backward: its [S][K]
+     * spectra (kept_spec_bytes), then its convolution in (B L, C) fp32
+     * rows (kept_bytes in all) */
+    size_t real_bytes, spec_bytes, work_bytes, kept_spec_bytes, kept_bytes;
 } fft_shape_t;
 
-/* The workspace: [real sequences][spectra][cuFFT's work area]. */
+/* The workspace: [real sequences][spectra][cuFFT's work area].
+ * Keeping the convolution spares the backward a third of its inverse
+ * transform (the S sequences) for B L C floats of the kept buffer. */
 
 static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len, int64_t C, const char *op)
 {
@@ -123,12 +128,15 @@ static fft_shape_t fft_shape(const md_backend_t *be, int64_t batch, int64_t len,
     s.bwd_r2c = get_plan(be, n, 2 * bc + C, CUFFT_R2C, op);
     s.bwd_c2r = get_plan(be, n, 2 * bc + C, CUFFT_C2R, op);
     s.g_r2c = get_plan(be, n, bc, CUFFT_R2C, op);
+    s.gk_c2r = get_plan(be, n, bc + C, CUFFT_C2R, op);
     s.real_bytes = round256((size_t)(2 * bc + C) * (size_t)n * sizeof(float));
-    s.spec_bytes = round256((size_t)(2 * bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
-    s.kept_bytes = round256((size_t)(bc + C) * (size_t)(n / 2 + 1) * 2 * sizeof(float));
+    size_t pitch = (size_t)mdk_fftconv_pitch(n);
+    s.spec_bytes = round256((size_t)(2 * bc + C) * pitch * 2 * sizeof(float));
+    s.kept_spec_bytes = round256((size_t)(bc + C) * pitch * 2 * sizeof(float));
+    s.kept_bytes = s.kept_spec_bytes + round256((size_t)bc * (size_t)len * sizeof(float));
     s.work_bytes = s.fwd_r2c->work;
-    fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r, s.g_r2c};
-    for (int i = 0; i < 4; i++)
+    fft_plan_t *all[] = {s.fwd_c2r, s.bwd_r2c, s.bwd_c2r, s.g_r2c, s.gk_c2r};
+    for (int i = 0; i < 5; i++)
         if (all[i]->work > s.work_bytes) s.work_bytes = all[i]->work;
     return s;
 }
@@ -233,15 +241,16 @@ static void cu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t
     CK(mdk_sin_fwd(F(y), y->ld, CF(x), x->ld, CF(freq), NROWS(x), NCOLS(x), 0), "sin_fwd");
 }
 
-static void cu_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, const md_tensor_t *dy,
-                       const md_tensor_t *x, const md_tensor_t *freq)
+static void cu_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, md_tensor_t *dbias,
+                       const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *freq)
 {
     f32_dev(x, "sin_bwd");
     same_shape(dx, x, "sin_bwd");
     same_shape(dy, x, "sin_bwd");
     vec(freq, NCOLS(x), "sin_bwd"), vec(dfreq, NCOLS(x), "sin_bwd");
-    CK(mdk_sin_bwd(F(dx), dx->ld, F(dfreq), CF(dy), dy->ld, CF(x), x->ld, CF(freq), NROWS(x), NCOLS(x),
-                   CTX(be)->scratch, SCRATCH_FLOATS, 0),
+    if (dbias) vec(dbias, NCOLS(x), "sin_bwd");
+    CK(mdk_sin_bwd(F(dx), dx->ld, F(dfreq), dbias ? F(dbias) : NULL, CF(dy), dy->ld, CF(x), x->ld, CF(freq),
+                   NROWS(x), NCOLS(x), CTX(be)->scratch, SCRATCH_FLOATS, 0),
        "sin_bwd");
 }
 
@@ -323,11 +332,14 @@ static int64_t fftconv_check(const md_tensor_t *x0, const md_tensor_t *x1, const
  * back. Forward (dy == NULL): the real buffer then holds the convolution of
  * each (batch, channel), and `kept` (if not NULL) S's and K's spectra;
  * backward: the convolution, the correlation with k and dk's sequences,
- * transforming G alone when `kept` holds the forward's spectra. Returns the
- * real buffer and sets *n, the FFT size. */
+ * or, when `kept` holds what the forward kept, the last two alone (from G
+ * alone transformed). Returns the real buffer and sets *n, the FFT size,
+ * and *kept_conv, where in `kept` the convolution's rows go (NULL without
+ * `kept`). */
 static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, const md_tensor_t *v,
                                  const md_tensor_t *dy, const md_tensor_t *x0, const md_tensor_t *k, int64_t batch,
-                                 int64_t len, void *workspace, float *kept, int64_t *n, const char *op)
+                                 int64_t len, void *workspace, float *kept, int64_t *n, float **kept_conv,
+                                 const char *op)
 {
     OP_REQUIRE(workspace != NULL, op);
     int64_t C = NCOLS(x1);
@@ -335,19 +347,24 @@ static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, 
     fft_shape_t s = fft_shape(be, batch, len, C, op);
     *n = s.fwd_r2c->n;
     float *buf = workspace, *spec = (float *)((char *)workspace + s.real_bytes);
+    float *spec_g = spec + batch * C * mdk_fftconv_pitch(*n) * 2;   /* spec's G planes, then K */
     void *work = (char *)spec + s.spec_bytes;
+    *kept_conv = kept ? (float *)((char *)kept + s.kept_spec_bytes) : NULL;
     CK(mdk_fftconv_pack(buf, x1->data, x1->ld, v->data, v->ld, bwd ? dy->data : NULL, bwd ? dy->ld : 0,
                         bwd ? x0->data : NULL, bwd ? x0->ld : 0, CF(k), batch, len, C, *n, g_only,
                         x1->dtype == MD_DTYPE_BF16, 0),
        op);
-    if (g_only) /* into spec's G planes, after batch C spectra */
-        run_plan(s.g_r2c, buf, spec + batch * C * (*n / 2 + 1) * 2, work, op);
+    if (g_only)
+        run_plan(s.g_r2c, buf, spec_g, work, op);
     else if (bwd)
         run_plan(s.bwd_r2c, buf, spec, work, op);
     else
         run_plan(s.fwd_r2c, buf, kept ? kept : spec, work, op);
     CK(mdk_fftconv_mul(spec, kept, bwd, batch, C, *n, 0), op);
-    run_plan(bwd ? s.bwd_c2r : s.fwd_c2r, buf, spec, work, op);
+    if (g_only)
+        run_plan(s.gk_c2r, buf, spec_g, work, op);
+    else
+        run_plan(bwd ? s.bwd_c2r : s.fwd_c2r, buf, spec, work, op);
     return buf;
 }
 
@@ -360,9 +377,10 @@ static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
     act_like(y, x0, op);
     if (len * C == 0) return;
     int64_t n;
-    const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, spectra, &n, op);
-    CK(mdk_fftconv_unpack_fwd(y->data, y->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf, batch,
-                              len, C, n, x0->dtype == MD_DTYPE_BF16, 0),
+    float *conv;
+    const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, spectra, &n, &conv, op);
+    CK(mdk_fftconv_unpack_fwd(y->data, y->ld, conv, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf,
+                              batch, len, C, n, x0->dtype == MD_DTYPE_BF16, 0),
        op);
 }
 
@@ -382,11 +400,13 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
     vec(dD, C, op);
     if (len * C == 0) return;
     int64_t n;
-    /* read only: the mul kernel takes S and K from it and writes spec */
-    const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, (float *)spectra, &n, op);
+    float *conv;
+    /* read only: the mul kernel takes S and K from it and writes spec, the
+     * unpack reads the convolution */
+    const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, (float *)spectra, &n, &conv, op);
     CK(mdk_fftconv_unpack_bwd(dx0->data, dx0->ld, dx1->data, dx1->ld, dv->data, dv->ld, F(dk), F(dD), dy->data,
-                              dy->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf, batch, len, C,
-                              n, CTX(be)->scratch, SCRATCH_FLOATS, x0->dtype == MD_DTYPE_BF16, 0),
+                              dy->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), conv, buf, batch,
+                              len, C, n, CTX(be)->scratch, SCRATCH_FLOATS, x0->dtype == MD_DTYPE_BF16, 0),
        op);
 }
 
