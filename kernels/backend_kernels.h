@@ -235,8 +235,8 @@ cudaError_t mdk_dwconv_bwd(void *dx, int64_t lddx, float *dw, float *dbias, cons
  * buffers between the transforms are fp32. */
 /* the smallest even n >= 2 len with no prime factor above 7 */
 int64_t mdk_fftconv_size(int64_t len);
-/* the spectrum buffer's sequence pitch in complex values: n / 2 + 1
- * rounded up to 32, so every sequence starts 256-byte aligned */
+/* the spectrum buffer's sequence pitch in complex values: n / 2 + 1, from
+ * n = 2^18 up rounded up to 32, so every sequence starts 256-byte aligned */
 int64_t mdk_fftconv_pitch(int64_t n);
 /* fills the real buffer's S and K (forward, dy == NULL) or S, G and K
  * (backward: dy, x0 given), zero padding each sequence from len to n;

@@ -32,8 +32,15 @@ extern "C" int64_t mdk_fftconv_size(int64_t len)
     }
 }
 
-/* n / 2 + 1 rounded up to 32 complex: each spectrum starts 256-byte aligned */
-extern "C" int64_t mdk_fftconv_pitch(int64_t n) { return (n / 2 + 1 + 31) / 32 * 32; }
+/* Spectra n / 2 + 1 complex apart, rounded up to 32 complex (each spectrum
+ * 256-byte aligned) from n = 2^18 up: there cuFFT's R2C ran 876 -> 652 us a
+ * call with the aligned pitch, while at n <= 2^15 the aligned pitch cost the
+ * Hyena step 2-4% (NOTES-hyena.md, "Spectra 256-byte aligned"). */
+extern "C" int64_t mdk_fftconv_pitch(int64_t n)
+{
+    int64_t nf = n / 2 + 1;
+    return n >= (INT64_C(1) << 18) ? (nf + 31) / 32 * 32 : nf;
+}
 
 /* Logical plane z = blockIdx.z + z0: S of batch z (z < batch), G of batch
  * z - batch (backward, z < 2 batch), then K; written to the buffer's plane

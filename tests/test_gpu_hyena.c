@@ -233,10 +233,15 @@ static void check_fftconv(void)
     if (!HAVE(fftconv_fwd) || !HAVE(fftconv_bwd) || !HAVE(fftconv_workspace) || !HAVE(fftconv_spectra_bytes)) return;
     static const int64_t shapes[][3] = {/* B, L, C */
                                         {1, 1, 8},     {3, 1, 16},   {1, 2, 8},     {2, 301, 64},
-                                        {3, 777, 32},  {1, 2048, 256}, {2, 2048, 128}, {1, 1009, 24}};
-    int64_t maxB = 3, maxL = 2048, maxC = 256;
+                                        {3, 777, 32},  {1, 2048, 256}, {2, 2048, 128}, {1, 1009, 24},
+                                        {1, 131073, 8} /* n >= 2^18: the aligned spectrum pitch */};
+    /* every shape but the long one lies within these */
+    int64_t maxB = 3, maxL = 2048, maxC = 256, longL = 131073, longC = 8;
     size_t wg = gpu->fftconv_workspace(gpu, MD_DTYPE_F32, maxB, maxL, maxC);
     size_t kb = gpu->fftconv_spectra_bytes(gpu, maxB, maxL, maxC);
+    size_t wl = gpu->fftconv_workspace(gpu, MD_DTYPE_F32, 1, longL, longC);
+    size_t kl = gpu->fftconv_spectra_bytes(gpu, 1, longL, longC);
+    wg = wl > wg ? wl : wg, kb = kl > kb ? kl : kb;
     void *wsg = gpu->alloc(gpu, wg ? wg : 1), *kept = gpu->alloc(gpu, kb ? kb : 1);
     CHECK(wsg != NULL && kept != NULL, "fftconv workspace of %zu bytes, spectra of %zu", wg, kb);
     if (!wsg || !kept) return;
