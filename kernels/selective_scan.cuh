@@ -35,6 +35,29 @@ __device__ __forceinline__ float md_ld(const __nv_bfloat16 *p)
 {
     return __uint_as_float((unsigned)__ldg(reinterpret_cast<const unsigned short *>(p)) << 16);
 }
+/* A load kept in its storage form: a kernel that loads a step's values one
+ * segment ahead carries them across the loop in this form and converts
+ * them where they are used. Converting at the load (md_ld) would make the
+ * bf16 shift wait for the load in the iteration that issues it, exposing
+ * the whole latency the early load was meant to hide. */
+template <typename T>
+struct md_raw;
+template <>
+struct md_raw<float> {
+    typedef float type;
+};
+template <>
+struct md_raw<__nv_bfloat16> {
+    typedef unsigned type;
+};
+__device__ __forceinline__ float md_ld_raw(const float *p) { return __ldg(p); }
+__device__ __forceinline__ unsigned md_ld_raw(const __nv_bfloat16 *p)
+{
+    return __ldg(reinterpret_cast<const unsigned short *>(p));
+}
+__device__ __forceinline__ float md_from_raw(float v) { return v; }
+__device__ __forceinline__ float md_from_raw(unsigned v) { return __uint_as_float(v << 16); }
+
 /* Asks for the line holding p in L1 without waiting for it: the kernels
  * issue these one group of steps ahead, so that the real loads hit L1. */
 template <typename T>

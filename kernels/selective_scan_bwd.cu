@@ -15,7 +15,11 @@
  * state at each segment start in shared memory, then walks the segments
  * backwards: recompute the segment's states into registers, then run the
  * reverse recurrence over them. Per-channel step values (dt, silu, ...) are
- * computed once by the lane that owns the step and broadcast by shuffles.
+ * computed once by the lane that owns the step and broadcast by shuffles;
+ * the lane loads its owned steps' inputs one segment ahead of their use in
+ * both phases, into registers in storage form (md_raw). At N <= 16 that
+ * costs ptxas 24 bytes of spills under the 128-register bound of two blocks
+ * an SM, and still took S1's backward from 0.80 to 0.70 ms (NOTES-scan.md, v6).
  *
  * Reductions, all in a fixed order (no atomics):
  *   dBm, dCm (a sum over channels per (b, t)): a transposing shuffle
@@ -203,8 +207,29 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
+    using raw = typename md_raw<T>::type;
 
     for (int64_t c = c_hi; c >= c_lo; c--) {
+        const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
+        const int64_t row0 = b * a.L + t0;
+        const int nseg = (int)((len + TS - 1) / TS);
+        /* The owned steps' inputs, one segment ahead of their use in storage
+         * form (md_raw): phase 1's first segment (u, delta; only segments
+         * before the last, which are full) and phase 2's first, the last
+         * segment (u, delta, z, dy), issued here so that their latency
+         * overlaps the Bm/Cm staging and phase 1. */
+        raw pu[R], pd[R], ru[R], rd[R], rz[R], ry[R];
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            const int j = q * R + k, jl = (nseg - 1) * TS + j;
+            const bool ok1 = valid && nseg > 1, ok2 = valid && jl < len;
+            pu[k] = ok1 ? md_ld_raw(a.u + (row0 + j) * a.ld_u + ec) : 0;
+            pd[k] = ok1 ? md_ld_raw(a.delta + (row0 + j) * a.ld_delta + ec) : 0;
+            ru[k] = ok2 ? md_ld_raw(a.u + (row0 + jl) * a.ld_u + ec) : 0;
+            rd[k] = ok2 ? md_ld_raw(a.delta + (row0 + jl) * a.ld_delta + ec) : 0;
+            rz[k] = ok2 ? md_ld_raw(a.z + (row0 + jl) * a.ld_z + ec) : 0;
+            ry[k] = ok2 ? md_ld_raw(a.dy + (row0 + jl) * a.ld_dy + ec) : 0;
+        }
 #pragma unroll
         for (int s = 0; s < 4; s++) {
             const int64_t n = q * 4 + s;
@@ -212,9 +237,6 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             if (valid && n < N) hv = st ? st[((b * a.nc + c) * N + n) * E + e] : h0 ? h0[(b * E + e) * N + n] : 0.f;
             h[s] = hv;
         }
-        const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
-        const int64_t row0 = b * a.L + t0;
-        const int nseg = (int)((len + TS - 1) / TS);
         __syncthreads();   /* the chunk before is done with sB, sC and red */
         for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
             const int j = i / NPAD, n = i % NPAD;
@@ -231,20 +253,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             float odt[R], odtu[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                const int64_t row = row0 + seg * TS + q * R + k;
-                const float uu = valid ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-                const float dd = valid ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                odt[k] = md_softplus(dd + bias);
-                odtu[k] = odt[k] * uu;
-                if (valid && (seg + 1) * TS + q * R + k < len) {
-                    const int64_t nr = row + TS;
-                    md_prefetch(a.u + nr * a.ld_u + ec);
-                    md_prefetch(a.delta + nr * a.ld_delta + ec);
-                    if (seg + 2 == nseg) {   /* the segment phase 2 starts with */
-                        md_prefetch(a.z + nr * a.ld_z + ec);
-                        md_prefetch(a.dy + nr * a.ld_dy + ec);
-                    }
-                }
+                odt[k] = md_softplus(md_from_raw(pd[k]) + bias);
+                odtu[k] = odt[k] * md_from_raw(pu[k]);
+                const int64_t nr = row0 + (seg + 1) * TS + q * R + k;
+                const bool ok = valid && seg + 2 < nseg;
+                pu[k] = ok ? md_ld_raw(a.u + nr * a.ld_u + ec) : 0;
+                pd[k] = ok ? md_ld_raw(a.delta + nr * a.ld_delta + ec) : 0;
             }
 #pragma unroll
             for (int j = 0; j < TS; j++) {
@@ -271,26 +285,21 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             float o_u[R], o_dt[R], o_dtu[R], o_dys[R], o_dzf[R], o_sig[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                const int j = q * R + k;
-                const bool ok = valid && j < nv;
-                const int64_t row = row0 + seg * TS + j;
-                const float uu = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-                const float dd = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                const float zz = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-                const float gy = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
+                const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
+                const float zz = md_from_raw(rz[k]), gy = md_from_raw(ry[k]);
                 float dt, sig;
                 md_softplus_grad(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
                 o_u[k] = uu, o_dt[k] = dt, o_dtu[k] = dt * uu, o_sig[k] = sig;
                 o_dys[k] = gy * zz * sz;
                 o_dzf[k] = gy * sz * (1.f + zz * (1.f - sz));
-                if (valid && seg > 0) {   /* the next segment back is always full */
-                    const int64_t pr = row - TS;
-                    md_prefetch(a.u + pr * a.ld_u + ec);
-                    md_prefetch(a.delta + pr * a.ld_delta + ec);
-                    md_prefetch(a.z + pr * a.ld_z + ec);
-                    md_prefetch(a.dy + pr * a.ld_dy + ec);
-                }
+                /* the segment before (always full), for the next iteration */
+                const int64_t pr = row0 + (seg - 1) * TS + q * R + k;
+                const bool ok = valid && seg > 0;
+                ru[k] = ok ? md_ld_raw(a.u + pr * a.ld_u + ec) : 0;
+                rd[k] = ok ? md_ld_raw(a.delta + pr * a.ld_delta + ec) : 0;
+                rz[k] = ok ? md_ld_raw(a.z + pr * a.ld_z + ec) : 0;
+                ry[k] = ok ? md_ld_raw(a.dy + pr * a.ld_dy + ec) : 0;
             }
 
             /* recompute the segment's states (and decays) */

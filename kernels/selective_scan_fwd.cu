@@ -251,26 +251,71 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+/* The next tile's Bm/Cm rows, loaded a tile ahead in storage form: thread
+ * tid holds elements tid, tid + kThreads, ... of the tile's kTile x NPAD
+ * (zero outside the rows and the N columns). */
+template <typename T, int NPAD>
+struct TileAhead {
+    static constexpr int PER = kTile * NPAD / kThreads;
+    typename md_raw<T>::type v[PER];
+
+    __device__ __forceinline__ void load(const T *M, int64_t ld, int64_t row0, int nt, int64_t N)
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = k * kThreads + threadIdx.x, j = i / NPAD, n = i % NPAD;
+            v[k] = j < nt && n < N ? md_ld_raw(M + (row0 + j) * ld + n) : 0;
+        }
+    }
+    __device__ __forceinline__ void store(float (*s)[NPAD]) const
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = k * kThreads + threadIdx.x;
+            s[i / NPAD][i % NPAD] = md_from_raw(v[k]);
+        }
+    }
+};
+
 /* The whole-sequence training forward: a block of kThreads lanes covers
  * kThreads/Q channels of one sequence from step 0 to L-1, the lanes laid
  * out as md_lanes<NPAD>. Each lane loads its owned steps of u, delta, z one
- * segment ahead (in registers, so that the loads' latency overlaps the
- * segment before), sums C.h over its 4 states per step, and a transposing
- * reduction leaves each lane the finished sums of its owned steps. */
+ * segment ahead, and the block the next tile's Bm/Cm rows one tile ahead
+ * (into registers in storage form, see md_raw, so that the loads' latency
+ * overlaps the work before; two shared tiles, one barrier a tile). Each
+ * lane sums C.h over its 4 states per step, and a transposing reduction
+ * leaves each lane the finished sums of its owned steps. */
 template <typename T, int NPAD>
 __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float *st, const float *h0, float *hT)
 {
     using P = md_lanes<NPAD>;
+    using raw = typename md_raw<T>::type;
     constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
     static_assert(kTile % TS == 0 && MD_SCAN_CHUNK % TS == 0, "segments must not straddle tiles or chunks");
-    __shared__ __align__(16) float sB[kTile][NPAD];
-    __shared__ __align__(16) float sC[kTile][NPAD];
+    __shared__ __align__(16) float sB[2][kTile][NPAD];
+    __shared__ __align__(16) float sC[2][kTile][NPAD];
     const int64_t ncb = (a.E + CPB - 1) / CPB;
     const int64_t cb = blockIdx.x % ncb, b = blockIdx.x / ncb;
     const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
     const int64_t e = cb * CPB + tid / Q;
-    const bool valid = e < a.E;
+    const bool valid = e < a.E, want_y = a.y != NULL;
     const int64_t ec = valid ? e : 0, N = a.N, E = a.E, row0 = b * a.L;
+
+    /* the tile after the current one; tile 0 is loaded and stored first */
+    TileAhead<T, NPAD> nB, nC;
+    nB.load(a.Bm, a.ld_B, row0, (int)min((int64_t)kTile, a.L), N);
+    if (want_y) nC.load(a.Cm, a.ld_C, row0, (int)min((int64_t)kTile, a.L), N);
+
+    /* the owned steps of the next segment */
+    raw nu[R], nd[R], nz[R];
+#pragma unroll
+    for (int k = 0; k < R; k++) {
+        const int64_t t = q * R + k;
+        const bool ok = valid && t < a.L;
+        nu[k] = ok ? md_ld_raw(a.u + (row0 + t) * a.ld_u + ec) : 0;
+        nd[k] = ok ? md_ld_raw(a.delta + (row0 + t) * a.ld_delta + ec) : 0;
+        nz[k] = ok && want_y ? md_ld_raw(a.z + (row0 + t) * a.ld_z + ec) : 0;
+    }
 
     float A2[4], h[4];
 #pragma unroll
@@ -283,25 +328,21 @@ __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
 
-    /* the owned steps of the next segment, loaded one segment ahead */
-    float nu[R], nd[R], nz[R];
-#pragma unroll
-    for (int k = 0; k < R; k++) {
-        const int64_t t = q * R + k;
-        const bool ok = valid && t < a.L;
-        nu[k] = ok ? md_ld(a.u + (row0 + t) * a.ld_u + ec) : 0.f;
-        nd[k] = ok ? md_ld(a.delta + (row0 + t) * a.ld_delta + ec) : 0.f;
-        nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
-    }
-
+    int buf = 1;
     for (int64_t t0 = 0; t0 < a.L; t0 += TS) {
         const int jt = (int)(t0 % kTile);
         if (jt == 0) {
-            const int nt = (int)min((int64_t)kTile, a.L - t0);
+            /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
+            buf ^= 1;
+            nB.store(sB[buf]);
+            if (want_y) nC.store(sC[buf]);
             __syncthreads();
-            stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, row0 + t0, nt, N);
-            if (a.y) stage_rows<T, NPAD>(sC, a.Cm, a.ld_C, row0 + t0, nt, N);
-            __syncthreads();
+            const int64_t tn = t0 + kTile;
+            if (tn < a.L) {
+                const int nt = (int)min((int64_t)kTile, a.L - tn);
+                nB.load(a.Bm, a.ld_B, row0 + tn, nt, N);
+                if (want_y) nC.load(a.Cm, a.ld_C, row0 + tn, nt, N);
+            }
         }
         if (st && t0 % MD_SCAN_CHUNK == 0) {
             float *rec = st + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
@@ -314,15 +355,16 @@ __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float
         float o_u[R], o_dt[R], o_dtu[R], o_gate[R];
 #pragma unroll
         for (int k = 0; k < R; k++) {
-            o_u[k] = nu[k];
-            o_dt[k] = md_softplus(nd[k] + bias);
-            o_dtu[k] = o_dt[k] * nu[k];
-            o_gate[k] = nz[k] * md_sigmoid(nz[k]);
+            const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
+            o_u[k] = uu;
+            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
+            o_dtu[k] = o_dt[k] * uu;
+            o_gate[k] = zz * md_sigmoid(zz);
             const int64_t t = t0 + TS + q * R + k;
             const bool ok = valid && t < a.L;
-            nu[k] = ok ? md_ld(a.u + (row0 + t) * a.ld_u + ec) : 0.f;
-            nd[k] = ok ? md_ld(a.delta + (row0 + t) * a.ld_delta + ec) : 0.f;
-            nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
+            nu[k] = ok ? md_ld_raw(a.u + (row0 + t) * a.ld_u + ec) : 0;
+            nd[k] = ok ? md_ld_raw(a.delta + (row0 + t) * a.ld_delta + ec) : 0;
+            nz[k] = ok && want_y ? md_ld_raw(a.z + (row0 + t) * a.ld_z + ec) : 0;
         }
 
         float ys[TS];
@@ -333,15 +375,15 @@ __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float
                 const int src = md_owner<NPAD>(lane, j);
                 const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
                 const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[jt + j][q * 4]);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[jt + j][q * 4]);
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
                 const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
                 for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
                 ys[j] = (cs[0] * h[0] + cs[1] * h[1]) + (cs[2] * h[2] + cs[3] * h[3]);
             }
         }
-        if (!a.y) continue;
+        if (!want_y) continue;
         md_transpose_reduce<TS, md_ilog2(Q)>(ys, lane, Q / 2);
 #pragma unroll
         for (int k = 0; k < R; k++) {
