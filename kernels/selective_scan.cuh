@@ -58,13 +58,6 @@ __device__ __forceinline__ unsigned md_ld_raw(const __nv_bfloat16 *p)
 __device__ __forceinline__ float md_from_raw(float v) { return v; }
 __device__ __forceinline__ float md_from_raw(unsigned v) { return __uint_as_float(v << 16); }
 
-/* Asks for the line holding p in L1 without waiting for it: the kernels
- * issue these one group of steps ahead, so that the real loads hit L1. */
-template <typename T>
-__device__ __forceinline__ void md_prefetch(const T *p)
-{
-    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
-}
 __device__ __forceinline__ void md_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void md_st(__nv_bfloat16 *p, float v)
 {
@@ -149,6 +142,33 @@ __device__ __forceinline__ int md_owner(int lane, int j)
 {
     return (lane & ~(md_lanes<NPAD>::Q - 1)) | (j / md_lanes<NPAD>::R);
 }
+
+/* A TILE x NPAD tile of Bm or Cm rows, loaded a tile ahead of its use into
+ * registers in storage form (md_raw), then stored to shared memory as
+ * fp32: thread tid of THREADS holds elements tid, tid + THREADS, ... (zero
+ * outside the nt rows and the N columns). */
+template <typename T, int NPAD, int TILE, int THREADS>
+struct md_tile_ahead {
+    static constexpr int PER = TILE * NPAD / THREADS;
+    typename md_raw<T>::type v[PER];
+
+    __device__ __forceinline__ void load(const T *M, int64_t ld, int64_t row0, int nt, int64_t N)
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = k * THREADS + threadIdx.x, j = i / NPAD, n = i % NPAD;
+            v[k] = j < nt && n < N ? md_ld_raw(M + (row0 + j) * ld + n) : 0;
+        }
+    }
+    __device__ __forceinline__ void store(float (*s)[NPAD]) const
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = k * THREADS + threadIdx.x;
+            s[i / NPAD][i % NPAD] = md_from_raw(v[k]);
+        }
+    }
+};
 
 __host__ __device__ constexpr int md_ilog2(int x) { return x <= 1 ? 0 : 1 + md_ilog2(x / 2); }
 

@@ -35,8 +35,7 @@
 namespace {
 
 constexpr int kThreads = 128;   /* reverse-summary kernel */
-constexpr int kTile = 32;
-constexpr int kGroup = 8;
+constexpr int kTile = 32;       /* its steps of Cm staged in shared memory at once */
 
 template <typename T>
 struct BwdArgs {
@@ -63,87 +62,103 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     return f;
 }
 
-/* ---- reverse chunk summaries: chunks 1..nc-1, carry to the left from zero ---- */
+/* ---- reverse chunk summaries: chunks 1..nc-1, carry to the left from zero ----
+ * g_s <- exp(dt A_s) (dys C_s + g_s) over the chunk right to left, and the
+ * chunk's sum of dt. The lanes are laid out as the forward's (md_lanes: Q
+ * lanes of 4 states a channel, kThreads/Q channels a block); each lane
+ * loads its owned steps of dy, z, delta one segment ahead and the block
+ * the Cm tile before the current one a tile ahead (storage form, md_raw),
+ * and the owners' dt and dys reach the channel's lanes by shuffles. */
 
 template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads, 4) reverse_summary_kernel(BwdArgs<T> a, float *sum)
+__global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a, float *sum)
 {
-    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
-    __shared__ __align__(16) float sC[kTile][NPAD];
-    const int64_t ncb = (a.E + CPB - 1) / CPB;
-    int64_t bid = blockIdx.x;
-    const int64_t cb = bid % ncb;
-    bid /= ncb;
-    const int64_t c = 1 + bid % (a.nc - 1), b = bid / (a.nc - 1);
-    const int q = threadIdx.x % Q;
-    const int64_t e = cb * CPB + threadIdx.x / Q;
-    const bool valid = e < a.E;
+    using P = md_lanes<NPAD>;
+    using raw = typename md_raw<T>::type;
+    constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
+    static_assert(kTile % TS == 0, "segments must not straddle tiles");
+    __shared__ __align__(16) float sC[2][kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB, N = a.N, E = a.E;
+    const int64_t cb = blockIdx.x % ncb, rest = blockIdx.x / ncb;
+    const int64_t c = 1 + rest % (a.nc - 1), b = rest / (a.nc - 1);
+    const int64_t t_begin = c * MD_SCAN_CHUNK, row0 = b * a.L + t_begin;
+    const int len = (int)min(a.L - t_begin, (int64_t)MD_SCAN_CHUNK);
+    const int nseg = (len + TS - 1) / TS, ntile = (len + kTile - 1) / kTile;
+    const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
+    const int64_t e = cb * CPB + tid / Q;
+    const bool valid = e < E;
     const int64_t ec = valid ? e : 0;
 
-    float A2[16], g[16];
+    md_tile_ahead<T, NPAD, kTile, kThreads> nC;   /* the tile before the current one */
+    nC.load(a.Cm, a.ld_C, row0 + (ntile - 1) * kTile, len - (ntile - 1) * kTile, N);
+    raw ny[R], nz[R], nd[R];                      /* the owned steps of the next segment */
 #pragma unroll
-    for (int s = 0; s < 16; s++) {
-        const int64_t n = q * 16 + s;
-        A2[s] = (valid && n < a.N) ? -expf(__ldg(a.A_log + ec * a.N + n)) * MD_LOG2E : 0.f;
+    for (int k = 0; k < R; k++) {
+        const int j = (nseg - 1) * TS + q * R + k;
+        const bool ok = valid && j < len;
+        ny[k] = ok ? md_ld_raw(a.dy + (row0 + j) * a.ld_dy + ec) : 0;
+        nz[k] = ok ? md_ld_raw(a.z + (row0 + j) * a.ld_z + ec) : 0;
+        nd[k] = ok ? md_ld_raw(a.delta + (row0 + j) * a.ld_delta + ec) : 0;
+    }
+
+    float A2[4], g[4];
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const int64_t n = q * 4 + s;
+        A2[s] = valid && n < N ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
         g[s] = 0.f;
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
-    float S = 0.f;
+    float dt_sum = 0.f;   /* over the lane's owned steps */
 
-    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
-    for (int64_t tend = t1; tend > t0; tend -= kTile) {
-        const int64_t tt = max(t0, tend - kTile);
-        const int nt = (int)(tend - tt);
-        __syncthreads();
-        for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
-            const int j = i / NPAD, n = i % NPAD;
-            sC[j][n] = (j < nt && n < a.N) ? md_ld(a.Cm + (b * a.L + tt + j) * a.ld_C + n) : 0.f;
+    int buf = 1, tile = ntile;
+    for (int seg = nseg - 1; seg >= 0; seg--) {
+        const int j0 = seg * TS, jt = j0 % kTile;
+        if (j0 / kTile != tile) {
+            /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
+            tile = j0 / kTile;
+            buf ^= 1;
+            nC.store(sC[buf]);
+            __syncthreads();
+            if (tile > 0) nC.load(a.Cm, a.ld_C, row0 + (tile - 1) * kTile, kTile, N);
         }
-        __syncthreads();
-        for (int j0 = nt - 1; j0 >= 0; j0 -= kGroup) {
-            float gy[kGroup], zz[kGroup], dd[kGroup];
+        const int nv = min(TS, len - j0);
+
+        float o_dt[R], o_dys[R];
 #pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                const bool ok = valid && j0 - k >= 0;
-                const int64_t row = b * a.L + tt + j0 - k;
-                gy[k] = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
-                zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                if (valid && tt + j0 - k - kGroup >= t0) {
-                    md_prefetch(a.dy + (row - kGroup) * a.ld_dy + ec);
-                    md_prefetch(a.z + (row - kGroup) * a.ld_z + ec);
-                    md_prefetch(a.delta + (row - kGroup) * a.ld_delta + ec);
-                }
-            }
+        for (int k = 0; k < R; k++) {
+            const float zz = md_from_raw(nz[k]);
+            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
+            o_dys[k] = md_from_raw(ny[k]) * zz * md_sigmoid(zz);
+            if (q * R + k < nv) dt_sum += o_dt[k];
+            /* the segment before (always full) */
+            const int64_t row = row0 + j0 - TS + q * R + k;
+            const bool ok = valid && seg > 0;
+            ny[k] = ok ? md_ld_raw(a.dy + row * a.ld_dy + ec) : 0;
+            nz[k] = ok ? md_ld_raw(a.z + row * a.ld_z + ec) : 0;
+            nd[k] = ok ? md_ld_raw(a.delta + row * a.ld_delta + ec) : 0;
+        }
 #pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                if (j0 - k >= 0) {
-                    const float dys = gy[k] * zz[k] * md_sigmoid(zz[k]);
-                    const float dt = md_softplus(dd[k] + bias);
-                    S += dt;
-                    const float4 *cp = reinterpret_cast<const float4 *>(&sC[j0 - k][q * 16]);
+        for (int j = TS - 1; j >= 0; j--) {
+            if (j < nv) {
+                const int src = md_owner<NPAD>(lane, j);
+                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+                const float cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const float4 cv = cp[i];
-                        const float cs[4] = {cv.x, cv.y, cv.z, cv.w};
-#pragma unroll
-                        for (int r = 0; r < 4; r++) {
-                            const int s = 4 * i + r;
-                            g[s] = md_ex2(dt * A2[s]) * (dys * cs[r] + g[s]);
-                        }
-                    }
-                }
+                for (int s = 0; s < 4; s++) g[s] = md_ex2(dt * A2[s]) * (dys * cs[s] + g[s]);
             }
         }
     }
+#pragma unroll
+    for (int m = 1; m < Q; m <<= 1) dt_sum += __shfl_xor_sync(0xffffffffu, dt_sum, m);
     if (!valid) return;
-    float *rec = sum + (b * a.nc + c) * (a.N + 1) * a.E + e;
+    float *rec = sum + (b * a.nc + c) * (N + 1) * E + e;
 #pragma unroll
-    for (int s = 0; s < 16; s++) {
-        const int64_t n = q * 16 + s;
-        if (n < a.N) rec[n * a.E] = g[s];
-    }
-    if (q == 0) rec[a.N * a.E] = S;
+    for (int s = 0; s < 4; s++)
+        if (q * 4 + s < N) rec[(q * 4 + s) * E] = g[s];
+    if (q == 0) rec[N * E] = dt_sum;
 }
 
 /* ---- the main pass ---- */
@@ -476,7 +491,7 @@ __global__ void colsum2_kernel(const float *cs, int64_t groups, int64_t E, int64
 template <typename T, int NPAD>
 cudaError_t reverse_summary_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    constexpr int CPB = kThreads / (NPAD / 16);
+    constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
     const int64_t blocks = w->B * (w->nc - 1) * ((w->E + CPB - 1) / CPB);
     reverse_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), sum);
     MD_CU_LAUNCHED();
