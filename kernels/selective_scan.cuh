@@ -80,21 +80,30 @@ __device__ __forceinline__ float md_rcp(float x)
     return y;
 }
 
-/* dt = softplus(x) (= x above 20, as mamba_ssm) and d(dt)/dx = sigmoid(x). */
+__device__ __forceinline__ float md_lg2(float x)
+{
+    float y;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* dt = softplus(x) (= x above 20, as mamba_ssm), with log1p from the SFU's
+ * log: log1p(e) = log(1+e) * e / ((1+e) - 1) cancels the rounding of 1+e
+ * (Goldberg), so the small dt of a strongly negative x keep their digits.
+ * Branch-free: both sides are computed and one is selected. */
 __device__ __forceinline__ float md_softplus(float x)
 {
-    return x > 20.f ? x : log1pf(md_ex2(x * MD_LOG2E));
+    const float e = md_ex2(fminf(x, 20.f) * MD_LOG2E), u = 1.f + e;
+    const float sp = u == 1.f ? e : md_lg2(u) * MD_LN2 * e * md_rcp(u - 1.f);
+    return x > 20.f ? x : sp;
 }
+/* The same and d(dt)/dx = sigmoid(x). */
 __device__ __forceinline__ void md_softplus_grad(float x, float *dt, float *sig)
 {
-    if (x > 20.f) {
-        *dt = x;
-        *sig = 1.f;
-    } else {
-        float e = md_ex2(x * MD_LOG2E);
-        *dt = log1pf(e);
-        *sig = e * md_rcp(1.f + e);
-    }
+    const float e = md_ex2(fminf(x, 20.f) * MD_LOG2E), u = 1.f + e;
+    const float sp = u == 1.f ? e : md_lg2(u) * MD_LN2 * e * md_rcp(u - 1.f);
+    *dt = x > 20.f ? x : sp;
+    *sig = x > 20.f ? 1.f : e * md_rcp(u);
 }
 /* sigmoid(z); 0 for z below about -88 (rcp of +inf). */
 __device__ __forceinline__ float md_sigmoid(float z) { return md_rcp(1.f + md_ex2(-z * MD_LOG2E)); }
