@@ -179,8 +179,12 @@ struct MainCfg {
     static constexpr bool KEEPA = false;
     static constexpr int NRED = NPAD <= 32 ? 2 : 1;
     static constexpr int BLOCKS = NPAD == 16 ? 2 : 1;
+    /* The owned steps' u, sigmoid(delta + bias) and dz factor wait for the
+     * segment's end in shared memory, per thread: in registers they made
+     * ptxas spill at N <= 16. */
+    static constexpr int NFIN = 3 * R;
     static constexpr size_t SMEM = sizeof(float) * (2 * MD_SCAN_CHUNK * NPAD) + sizeof(float4) * NSEG * NT +
-                                   sizeof(float) * NRED * TS * NW * 2 * NPAD;
+                                   sizeof(float) * NRED * TS * NW * 2 * NPAD + sizeof(float) * NFIN * NT;
 };
 
 template <typename T, int NPAD>
@@ -196,6 +200,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     float(*sC)[NPAD] = reinterpret_cast<float(*)[NPAD]>(smem + MD_SCAN_CHUNK * NPAD);
     float4 *ckpt = reinterpret_cast<float4 *>(smem + 2 * MD_SCAN_CHUNK * NPAD);
     float *red = reinterpret_cast<float *>(ckpt + C::NSEG * NT);
+    float *fin = red + C::NRED * TS * NW * 2 * NPAD;   /* [NFIN][NT] */
 
     const int64_t ncb = (a.E + C::CPB - 1) / C::CPB;
     int64_t bid = blockIdx.x;
@@ -297,7 +302,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
 
             /* the owned steps' per-channel values */
-            float o_u[R], o_dt[R], o_dtu[R], o_dys[R], o_dzf[R], o_sig[R];
+            float o_dt[R], o_dtu[R], o_dys[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
@@ -305,9 +310,11 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 float dt, sig;
                 md_softplus_grad(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
-                o_u[k] = uu, o_dt[k] = dt, o_dtu[k] = dt * uu, o_sig[k] = sig;
+                o_dt[k] = dt, o_dtu[k] = dt * uu;
                 o_dys[k] = gy * zz * sz;
-                o_dzf[k] = gy * sz * (1.f + zz * (1.f - sz));
+                fin[(3 * k) * NT + tid] = uu;
+                fin[(3 * k + 1) * NT + tid] = sig;
+                fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
                 /* the segment before (always full), for the next iteration */
                 const int64_t pr = row0 + (seg - 1) * TS + q * R + k;
                 const bool ok = valid && seg > 0;
@@ -388,14 +395,16 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 const int j = q * R + k;
                 if (valid && j < nv) {
                     const int64_t row = row0 + seg * TS + j;
+                    const float uu = fin[(3 * k) * NT + tid], sig = fin[(3 * k + 1) * NT + tid];
+                    const float dzf = fin[(3 * k + 2) * NT + tid];
                     const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
-                    const float ddt = l_eaA[k] * MD_LN2 + o_u[k] * l_dhB[k];
-                    const float ddel = ddt * o_sig[k];
-                    const float dzv = o_dzf[k] * (l_ys[k] + Dv * o_u[k]);
+                    const float ddt = l_eaA[k] * MD_LN2 + uu * l_dhB[k];
+                    const float ddel = ddt * sig;
+                    const float dzv = dzf * (l_ys[k] + Dv * uu);
                     md_st(a.du + row * a.ld_du + e, du);
                     md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
                     md_st(a.dz + row * a.ld_dz + e, dzv);
-                    dDacc += o_dys[k] * o_u[k];
+                    dDacc += o_dys[k] * uu;
                     dbacc += ddel;
                 }
             }
