@@ -179,6 +179,23 @@ struct md_tile_ahead {
     }
 };
 
+/* Writes the lane's part of a chunk summary record (sum, see the top; rec
+ * points at n = 0 of channel e): its 4 states v (states q*4 .. q*4+3) and,
+ * from lane q = 0, the channel's sum of dt, summed here over the channel's
+ * Q lanes from each lane's dt_sum: every lane of the warp must call it. */
+template <int Q>
+__device__ __forceinline__ void md_write_summary(float *rec, int64_t N, int64_t E, int q, bool valid,
+                                                 const float (&v)[4], float dt_sum)
+{
+#pragma unroll
+    for (int m = 1; m < Q; m <<= 1) dt_sum += __shfl_xor_sync(0xffffffffu, dt_sum, m);
+    if (!valid) return;
+#pragma unroll
+    for (int s = 0; s < 4; s++)
+        if (q * 4 + s < N) rec[(q * 4 + s) * E] = v[s];
+    if (q == 0) rec[N * E] = dt_sum;
+}
+
 __host__ __device__ constexpr int md_ilog2(int x) { return x <= 1 ? 0 : 1 + md_ilog2(x / 2); }
 
 /* Sums v over the lanes that differ in the LEVELS mask bits hi_mask,

@@ -151,14 +151,7 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
             }
         }
     }
-#pragma unroll
-    for (int m = 1; m < Q; m <<= 1) dt_sum += __shfl_xor_sync(0xffffffffu, dt_sum, m);
-    if (!valid) return;
-    float *rec = sum + (b * a.nc + c) * (N + 1) * E + e;
-#pragma unroll
-    for (int s = 0; s < 4; s++)
-        if (q * 4 + s < N) rec[(q * 4 + s) * E] = g[s];
-    if (q == 0) rec[N * E] = dt_sum;
+    md_write_summary<Q>(sum + (b * a.nc + c) * (N + 1) * E + ec, N, E, q, valid, g, dt_sum);
 }
 
 /* ---- the main pass ---- */

@@ -184,14 +184,7 @@ __global__ void __launch_bounds__(kThreads) lane_fwd_kernel(FwdArgs<T> a, LaneMo
         }
     }
     if (mode == LANE_SUMMARY) {
-#pragma unroll
-        for (int m = 1; m < Q; m <<= 1) dt_sum += __shfl_xor_sync(0xffffffffu, dt_sum, m);
-        if (!valid) return;
-        float *rec = sum + (b * a.nc + c0) * (N + 1) * E + e;
-#pragma unroll
-        for (int s = 0; s < 4; s++)
-            if (q * 4 + s < N) rec[(q * 4 + s) * E] = h[s];
-        if (q == 0) rec[N * E] = dt_sum;
+        md_write_summary<Q>(sum + (b * a.nc + c0) * (N + 1) * E + ec, N, E, q, valid, h, dt_sum);
         return;
     }
     if (hT && valid && t_end == a.L) {
