@@ -35,13 +35,29 @@ __device__ __forceinline__ float md_ld(const __nv_bfloat16 *p)
 {
     return __uint_as_float((unsigned)__ldg(reinterpret_cast<const unsigned short *>(p)) << 16);
 }
-/* Asks for the line holding p in L1 without waiting for it: the kernels
- * issue these one group of steps ahead, so that the real loads hit L1. */
+/* A load kept in its storage form: a kernel that loads a step's values one
+ * segment ahead carries them across the loop in this form and converts
+ * them where they are used. Converting at the load (md_ld) would make the
+ * bf16 shift wait for the load in the iteration that issues it, exposing
+ * the whole latency the early load was meant to hide. */
 template <typename T>
-__device__ __forceinline__ void md_prefetch(const T *p)
+struct md_raw;
+template <>
+struct md_raw<float> {
+    typedef float type;
+};
+template <>
+struct md_raw<__nv_bfloat16> {
+    typedef unsigned type;
+};
+__device__ __forceinline__ float md_ld_raw(const float *p) { return __ldg(p); }
+__device__ __forceinline__ unsigned md_ld_raw(const __nv_bfloat16 *p)
 {
-    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+    return __ldg(reinterpret_cast<const unsigned short *>(p));
 }
+__device__ __forceinline__ float md_from_raw(float v) { return v; }
+__device__ __forceinline__ float md_from_raw(unsigned v) { return __uint_as_float(v << 16); }
+
 __device__ __forceinline__ void md_st(float *p, float v) { *p = v; }
 __device__ __forceinline__ void md_st(__nv_bfloat16 *p, float v)
 {
@@ -64,21 +80,30 @@ __device__ __forceinline__ float md_rcp(float x)
     return y;
 }
 
-/* dt = softplus(x) (= x above 20, as mamba_ssm) and d(dt)/dx = sigmoid(x). */
+__device__ __forceinline__ float md_lg2(float x)
+{
+    float y;
+    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+/* dt = softplus(x) (= x above 20, as mamba_ssm), with log1p from the SFU's
+ * log: log1p(e) = log(1+e) * e / ((1+e) - 1) cancels the rounding of 1+e
+ * (Goldberg), so the small dt of a strongly negative x keep their digits.
+ * Branch-free: both sides are computed and one is selected. */
 __device__ __forceinline__ float md_softplus(float x)
 {
-    return x > 20.f ? x : log1pf(md_ex2(x * MD_LOG2E));
+    const float e = md_ex2(fminf(x, 20.f) * MD_LOG2E), u = 1.f + e;
+    const float sp = u == 1.f ? e : md_lg2(u) * MD_LN2 * e * md_rcp(u - 1.f);
+    return x > 20.f ? x : sp;
 }
+/* The same and d(dt)/dx = sigmoid(x). */
 __device__ __forceinline__ void md_softplus_grad(float x, float *dt, float *sig)
 {
-    if (x > 20.f) {
-        *dt = x;
-        *sig = 1.f;
-    } else {
-        float e = md_ex2(x * MD_LOG2E);
-        *dt = log1pf(e);
-        *sig = e * md_rcp(1.f + e);
-    }
+    const float e = md_ex2(fminf(x, 20.f) * MD_LOG2E), u = 1.f + e;
+    const float sp = u == 1.f ? e : md_lg2(u) * MD_LN2 * e * md_rcp(u - 1.f);
+    *dt = x > 20.f ? x : sp;
+    *sig = x > 20.f ? 1.f : e * md_rcp(u);
 }
 /* sigmoid(z); 0 for z below about -88 (rcp of +inf). */
 __device__ __forceinline__ float md_sigmoid(float z) { return md_rcp(1.f + md_ex2(-z * MD_LOG2E)); }
@@ -125,6 +150,50 @@ template <int NPAD>
 __device__ __forceinline__ int md_owner(int lane, int j)
 {
     return (lane & ~(md_lanes<NPAD>::Q - 1)) | (j / md_lanes<NPAD>::R);
+}
+
+/* A TILE x NPAD tile of Bm or Cm rows, loaded a tile ahead of its use into
+ * registers in storage form (md_raw), then stored to shared memory as
+ * fp32: thread tid of THREADS holds elements tid, tid + THREADS, ... (zero
+ * outside the nt rows and the N columns). */
+template <typename T, int NPAD, int TILE, int THREADS>
+struct md_tile_ahead {
+    static constexpr int PER = TILE * NPAD / THREADS;
+    typename md_raw<T>::type v[PER];
+
+    __device__ __forceinline__ void load(const T *M, int64_t ld, int64_t row0, int nt, int64_t N)
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = k * THREADS + threadIdx.x, j = i / NPAD, n = i % NPAD;
+            v[k] = j < nt && n < N ? md_ld_raw(M + (row0 + j) * ld + n) : 0;
+        }
+    }
+    __device__ __forceinline__ void store(float (*s)[NPAD]) const
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = k * THREADS + threadIdx.x;
+            s[i / NPAD][i % NPAD] = md_from_raw(v[k]);
+        }
+    }
+};
+
+/* Writes the lane's part of a chunk summary record (sum, see the top; rec
+ * points at n = 0 of channel e): its 4 states v (states q*4 .. q*4+3) and,
+ * from lane q = 0, the channel's sum of dt, summed here over the channel's
+ * Q lanes from each lane's dt_sum: every lane of the warp must call it. */
+template <int Q>
+__device__ __forceinline__ void md_write_summary(float *rec, int64_t N, int64_t E, int q, bool valid,
+                                                 const float (&v)[4], float dt_sum)
+{
+#pragma unroll
+    for (int m = 1; m < Q; m <<= 1) dt_sum += __shfl_xor_sync(0xffffffffu, dt_sum, m);
+    if (!valid) return;
+#pragma unroll
+    for (int s = 0; s < 4; s++)
+        if (q * 4 + s < N) rec[(q * 4 + s) * E] = v[s];
+    if (q == 0) rec[N * E] = dt_sum;
 }
 
 __host__ __device__ constexpr int md_ilog2(int x) { return x <= 1 ? 0 : 1 + md_ilog2(x / 2); }

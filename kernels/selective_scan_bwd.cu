@@ -15,7 +15,11 @@
  * state at each segment start in shared memory, then walks the segments
  * backwards: recompute the segment's states into registers, then run the
  * reverse recurrence over them. Per-channel step values (dt, silu, ...) are
- * computed once by the lane that owns the step and broadcast by shuffles.
+ * computed once by the lane that owns the step and broadcast by shuffles;
+ * the lane loads its owned steps' inputs one segment ahead of their use in
+ * both phases, into registers in storage form (md_raw). At N <= 16 that
+ * costs ptxas 24 bytes of spills under the 128-register bound of two blocks
+ * an SM, and still took S1's backward from 0.80 to 0.70 ms (NOTES-scan.md, v6).
  *
  * Reductions, all in a fixed order (no atomics):
  *   dBm, dCm (a sum over channels per (b, t)): a transposing shuffle
@@ -31,8 +35,7 @@
 namespace {
 
 constexpr int kThreads = 128;   /* reverse-summary kernel */
-constexpr int kTile = 32;
-constexpr int kGroup = 8;
+constexpr int kTile = 32;       /* its steps of Cm staged in shared memory at once */
 
 template <typename T>
 struct BwdArgs {
@@ -59,87 +62,96 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     return f;
 }
 
-/* ---- reverse chunk summaries: chunks 1..nc-1, carry to the left from zero ---- */
+/* ---- reverse chunk summaries: chunks 1..nc-1, carry to the left from zero ----
+ * g_s <- exp(dt A_s) (dys C_s + g_s) over the chunk right to left, and the
+ * chunk's sum of dt. The lanes are laid out as the forward's (md_lanes: Q
+ * lanes of 4 states a channel, kThreads/Q channels a block); each lane
+ * loads its owned steps of dy, z, delta one segment ahead and the block
+ * the Cm tile before the current one a tile ahead (storage form, md_raw),
+ * and the owners' dt and dys reach the channel's lanes by shuffles. */
 
 template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads, 4) reverse_summary_kernel(BwdArgs<T> a, float *sum)
+__global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a, float *sum)
 {
-    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
-    __shared__ __align__(16) float sC[kTile][NPAD];
-    const int64_t ncb = (a.E + CPB - 1) / CPB;
-    int64_t bid = blockIdx.x;
-    const int64_t cb = bid % ncb;
-    bid /= ncb;
-    const int64_t c = 1 + bid % (a.nc - 1), b = bid / (a.nc - 1);
-    const int q = threadIdx.x % Q;
-    const int64_t e = cb * CPB + threadIdx.x / Q;
-    const bool valid = e < a.E;
+    using P = md_lanes<NPAD>;
+    using raw = typename md_raw<T>::type;
+    constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
+    static_assert(kTile % TS == 0, "segments must not straddle tiles");
+    __shared__ __align__(16) float sC[2][kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB, N = a.N, E = a.E;
+    const int64_t cb = blockIdx.x % ncb, rest = blockIdx.x / ncb;
+    const int64_t c = 1 + rest % (a.nc - 1), b = rest / (a.nc - 1);
+    const int64_t t_begin = c * MD_SCAN_CHUNK, row0 = b * a.L + t_begin;
+    const int len = (int)min(a.L - t_begin, (int64_t)MD_SCAN_CHUNK);
+    const int nseg = (len + TS - 1) / TS, ntile = (len + kTile - 1) / kTile;
+    const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
+    const int64_t e = cb * CPB + tid / Q;
+    const bool valid = e < E;
     const int64_t ec = valid ? e : 0;
 
-    float A2[16], g[16];
+    md_tile_ahead<T, NPAD, kTile, kThreads> nC;   /* the tile before the current one */
+    nC.load(a.Cm, a.ld_C, row0 + (ntile - 1) * kTile, len - (ntile - 1) * kTile, N);
+    raw ny[R], nz[R], nd[R];                      /* the owned steps of the next segment */
 #pragma unroll
-    for (int s = 0; s < 16; s++) {
-        const int64_t n = q * 16 + s;
-        A2[s] = (valid && n < a.N) ? -expf(__ldg(a.A_log + ec * a.N + n)) * MD_LOG2E : 0.f;
+    for (int k = 0; k < R; k++) {
+        const int j = (nseg - 1) * TS + q * R + k;
+        const bool ok = valid && j < len;
+        ny[k] = ok ? md_ld_raw(a.dy + (row0 + j) * a.ld_dy + ec) : 0;
+        nz[k] = ok ? md_ld_raw(a.z + (row0 + j) * a.ld_z + ec) : 0;
+        nd[k] = ok ? md_ld_raw(a.delta + (row0 + j) * a.ld_delta + ec) : 0;
+    }
+
+    float A2[4], g[4];
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        const int64_t n = q * 4 + s;
+        A2[s] = valid && n < N ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
         g[s] = 0.f;
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
-    float S = 0.f;
+    float dt_sum = 0.f;   /* over the lane's owned steps */
 
-    const int64_t t0 = c * MD_SCAN_CHUNK, t1 = min(a.L, t0 + MD_SCAN_CHUNK);
-    for (int64_t tend = t1; tend > t0; tend -= kTile) {
-        const int64_t tt = max(t0, tend - kTile);
-        const int nt = (int)(tend - tt);
-        __syncthreads();
-        for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
-            const int j = i / NPAD, n = i % NPAD;
-            sC[j][n] = (j < nt && n < a.N) ? md_ld(a.Cm + (b * a.L + tt + j) * a.ld_C + n) : 0.f;
+    int buf = 1, tile = ntile;
+    for (int seg = nseg - 1; seg >= 0; seg--) {
+        const int j0 = seg * TS, jt = j0 % kTile;
+        if (j0 / kTile != tile) {
+            /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
+            tile = j0 / kTile;
+            buf ^= 1;
+            nC.store(sC[buf]);
+            __syncthreads();
+            if (tile > 0) nC.load(a.Cm, a.ld_C, row0 + (tile - 1) * kTile, kTile, N);
         }
-        __syncthreads();
-        for (int j0 = nt - 1; j0 >= 0; j0 -= kGroup) {
-            float gy[kGroup], zz[kGroup], dd[kGroup];
+        const int nv = min(TS, len - j0);
+
+        float o_dt[R], o_dys[R];
 #pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                const bool ok = valid && j0 - k >= 0;
-                const int64_t row = b * a.L + tt + j0 - k;
-                gy[k] = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
-                zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                if (valid && tt + j0 - k - kGroup >= t0) {
-                    md_prefetch(a.dy + (row - kGroup) * a.ld_dy + ec);
-                    md_prefetch(a.z + (row - kGroup) * a.ld_z + ec);
-                    md_prefetch(a.delta + (row - kGroup) * a.ld_delta + ec);
-                }
-            }
+        for (int k = 0; k < R; k++) {
+            const float zz = md_from_raw(nz[k]);
+            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
+            o_dys[k] = md_from_raw(ny[k]) * zz * md_sigmoid(zz);
+            if (q * R + k < nv) dt_sum += o_dt[k];
+            /* the segment before (always full) */
+            const int64_t row = row0 + j0 - TS + q * R + k;
+            const bool ok = valid && seg > 0;
+            ny[k] = ok ? md_ld_raw(a.dy + row * a.ld_dy + ec) : 0;
+            nz[k] = ok ? md_ld_raw(a.z + row * a.ld_z + ec) : 0;
+            nd[k] = ok ? md_ld_raw(a.delta + row * a.ld_delta + ec) : 0;
+        }
 #pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                if (j0 - k >= 0) {
-                    const float dys = gy[k] * zz[k] * md_sigmoid(zz[k]);
-                    const float dt = md_softplus(dd[k] + bias);
-                    S += dt;
-                    const float4 *cp = reinterpret_cast<const float4 *>(&sC[j0 - k][q * 16]);
+        for (int j = TS - 1; j >= 0; j--) {
+            if (j < nv) {
+                const int src = md_owner<NPAD>(lane, j);
+                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+                const float cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        const float4 cv = cp[i];
-                        const float cs[4] = {cv.x, cv.y, cv.z, cv.w};
-#pragma unroll
-                        for (int r = 0; r < 4; r++) {
-                            const int s = 4 * i + r;
-                            g[s] = md_ex2(dt * A2[s]) * (dys * cs[r] + g[s]);
-                        }
-                    }
-                }
+                for (int s = 0; s < 4; s++) g[s] = md_ex2(dt * A2[s]) * (dys * cs[s] + g[s]);
             }
         }
     }
-    if (!valid) return;
-    float *rec = sum + (b * a.nc + c) * (a.N + 1) * a.E + e;
-#pragma unroll
-    for (int s = 0; s < 16; s++) {
-        const int64_t n = q * 16 + s;
-        if (n < a.N) rec[n * a.E] = g[s];
-    }
-    if (q == 0) rec[a.N * a.E] = S;
+    md_write_summary<Q>(sum + (b * a.nc + c) * (N + 1) * E + ec, N, E, q, valid, g, dt_sum);
 }
 
 /* ---- the main pass ---- */
@@ -160,8 +172,12 @@ struct MainCfg {
     static constexpr bool KEEPA = false;
     static constexpr int NRED = NPAD <= 32 ? 2 : 1;
     static constexpr int BLOCKS = NPAD == 16 ? 2 : 1;
+    /* The owned steps' u, sigmoid(delta + bias) and dz factor wait for the
+     * segment's end in shared memory, per thread: in registers they made
+     * ptxas spill at N <= 16. */
+    static constexpr int NFIN = 3 * R;
     static constexpr size_t SMEM = sizeof(float) * (2 * MD_SCAN_CHUNK * NPAD) + sizeof(float4) * NSEG * NT +
-                                   sizeof(float) * NRED * TS * NW * 2 * NPAD;
+                                   sizeof(float) * NRED * TS * NW * 2 * NPAD + sizeof(float) * NFIN * NT;
 };
 
 template <typename T, int NPAD>
@@ -177,6 +193,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     float(*sC)[NPAD] = reinterpret_cast<float(*)[NPAD]>(smem + MD_SCAN_CHUNK * NPAD);
     float4 *ckpt = reinterpret_cast<float4 *>(smem + 2 * MD_SCAN_CHUNK * NPAD);
     float *red = reinterpret_cast<float *>(ckpt + C::NSEG * NT);
+    float *fin = red + C::NRED * TS * NW * 2 * NPAD;   /* [NFIN][NT] */
 
     const int64_t ncb = (a.E + C::CPB - 1) / C::CPB;
     int64_t bid = blockIdx.x;
@@ -203,8 +220,29 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
+    using raw = typename md_raw<T>::type;
 
     for (int64_t c = c_hi; c >= c_lo; c--) {
+        const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
+        const int64_t row0 = b * a.L + t0;
+        const int nseg = (int)((len + TS - 1) / TS);
+        /* The owned steps' inputs, one segment ahead of their use in storage
+         * form (md_raw): phase 1's first segment (u, delta; only segments
+         * before the last, which are full) and phase 2's first, the last
+         * segment (u, delta, z, dy), issued here so that their latency
+         * overlaps the Bm/Cm staging and phase 1. */
+        raw pu[R], pd[R], ru[R], rd[R], rz[R], ry[R];
+#pragma unroll
+        for (int k = 0; k < R; k++) {
+            const int j = q * R + k, jl = (nseg - 1) * TS + j;
+            const bool ok1 = valid && nseg > 1, ok2 = valid && jl < len;
+            pu[k] = ok1 ? md_ld_raw(a.u + (row0 + j) * a.ld_u + ec) : 0;
+            pd[k] = ok1 ? md_ld_raw(a.delta + (row0 + j) * a.ld_delta + ec) : 0;
+            ru[k] = ok2 ? md_ld_raw(a.u + (row0 + jl) * a.ld_u + ec) : 0;
+            rd[k] = ok2 ? md_ld_raw(a.delta + (row0 + jl) * a.ld_delta + ec) : 0;
+            rz[k] = ok2 ? md_ld_raw(a.z + (row0 + jl) * a.ld_z + ec) : 0;
+            ry[k] = ok2 ? md_ld_raw(a.dy + (row0 + jl) * a.ld_dy + ec) : 0;
+        }
 #pragma unroll
         for (int s = 0; s < 4; s++) {
             const int64_t n = q * 4 + s;
@@ -212,9 +250,6 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             if (valid && n < N) hv = st ? st[((b * a.nc + c) * N + n) * E + e] : h0 ? h0[(b * E + e) * N + n] : 0.f;
             h[s] = hv;
         }
-        const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
-        const int64_t row0 = b * a.L + t0;
-        const int nseg = (int)((len + TS - 1) / TS);
         __syncthreads();   /* the chunk before is done with sB, sC and red */
         for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
             const int j = i / NPAD, n = i % NPAD;
@@ -231,20 +266,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             float odt[R], odtu[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                const int64_t row = row0 + seg * TS + q * R + k;
-                const float uu = valid ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-                const float dd = valid ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                odt[k] = md_softplus(dd + bias);
-                odtu[k] = odt[k] * uu;
-                if (valid && (seg + 1) * TS + q * R + k < len) {
-                    const int64_t nr = row + TS;
-                    md_prefetch(a.u + nr * a.ld_u + ec);
-                    md_prefetch(a.delta + nr * a.ld_delta + ec);
-                    if (seg + 2 == nseg) {   /* the segment phase 2 starts with */
-                        md_prefetch(a.z + nr * a.ld_z + ec);
-                        md_prefetch(a.dy + nr * a.ld_dy + ec);
-                    }
-                }
+                odt[k] = md_softplus(md_from_raw(pd[k]) + bias);
+                odtu[k] = odt[k] * md_from_raw(pu[k]);
+                const int64_t nr = row0 + (seg + 1) * TS + q * R + k;
+                const bool ok = valid && seg + 2 < nseg;
+                pu[k] = ok ? md_ld_raw(a.u + nr * a.ld_u + ec) : 0;
+                pd[k] = ok ? md_ld_raw(a.delta + nr * a.ld_delta + ec) : 0;
             }
 #pragma unroll
             for (int j = 0; j < TS; j++) {
@@ -268,29 +295,26 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
 
             /* the owned steps' per-channel values */
-            float o_u[R], o_dt[R], o_dtu[R], o_dys[R], o_dzf[R], o_sig[R];
+            float o_dt[R], o_dtu[R], o_dys[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                const int j = q * R + k;
-                const bool ok = valid && j < nv;
-                const int64_t row = row0 + seg * TS + j;
-                const float uu = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-                const float dd = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                const float zz = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-                const float gy = ok ? md_ld(a.dy + row * a.ld_dy + ec) : 0.f;
+                const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
+                const float zz = md_from_raw(rz[k]), gy = md_from_raw(ry[k]);
                 float dt, sig;
                 md_softplus_grad(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
-                o_u[k] = uu, o_dt[k] = dt, o_dtu[k] = dt * uu, o_sig[k] = sig;
+                o_dt[k] = dt, o_dtu[k] = dt * uu;
                 o_dys[k] = gy * zz * sz;
-                o_dzf[k] = gy * sz * (1.f + zz * (1.f - sz));
-                if (valid && seg > 0) {   /* the next segment back is always full */
-                    const int64_t pr = row - TS;
-                    md_prefetch(a.u + pr * a.ld_u + ec);
-                    md_prefetch(a.delta + pr * a.ld_delta + ec);
-                    md_prefetch(a.z + pr * a.ld_z + ec);
-                    md_prefetch(a.dy + pr * a.ld_dy + ec);
-                }
+                fin[(3 * k) * NT + tid] = uu;
+                fin[(3 * k + 1) * NT + tid] = sig;
+                fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
+                /* the segment before (always full), for the next iteration */
+                const int64_t pr = row0 + (seg - 1) * TS + q * R + k;
+                const bool ok = valid && seg > 0;
+                ru[k] = ok ? md_ld_raw(a.u + pr * a.ld_u + ec) : 0;
+                rd[k] = ok ? md_ld_raw(a.delta + pr * a.ld_delta + ec) : 0;
+                rz[k] = ok ? md_ld_raw(a.z + pr * a.ld_z + ec) : 0;
+                ry[k] = ok ? md_ld_raw(a.dy + pr * a.ld_dy + ec) : 0;
             }
 
             /* recompute the segment's states (and decays) */
@@ -364,14 +388,16 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 const int j = q * R + k;
                 if (valid && j < nv) {
                     const int64_t row = row0 + seg * TS + j;
+                    const float uu = fin[(3 * k) * NT + tid], sig = fin[(3 * k + 1) * NT + tid];
+                    const float dzf = fin[(3 * k + 2) * NT + tid];
                     const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
-                    const float ddt = l_eaA[k] * MD_LN2 + o_u[k] * l_dhB[k];
-                    const float ddel = ddt * o_sig[k];
-                    const float dzv = o_dzf[k] * (l_ys[k] + Dv * o_u[k]);
+                    const float ddt = l_eaA[k] * MD_LN2 + uu * l_dhB[k];
+                    const float ddel = ddt * sig;
+                    const float dzv = dzf * (l_ys[k] + Dv * uu);
                     md_st(a.du + row * a.ld_du + e, du);
                     md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
                     md_st(a.dz + row * a.ld_dz + e, dzv);
-                    dDacc += o_dys[k] * o_u[k];
+                    dDacc += o_dys[k] * uu;
                     dbacc += ddel;
                 }
             }
@@ -467,7 +493,7 @@ __global__ void colsum2_kernel(const float *cs, int64_t groups, int64_t E, int64
 template <typename T, int NPAD>
 cudaError_t reverse_summary_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    constexpr int CPB = kThreads / (NPAD / 16);
+    constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
     const int64_t blocks = w->B * (w->nc - 1) * ((w->E + CPB - 1) / CPB);
     reverse_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), sum);
     MD_CU_LAUNCHED();

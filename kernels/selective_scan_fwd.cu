@@ -1,19 +1,19 @@
 /* The selective scan's forward on the GPU (see scan_api.h for the contract).
  *
- * One thread runs the recurrence of one channel over one chunk with the 16
- * states of its lane in registers (for N > 16, NPAD/16 lanes share a
- * channel and y sums over them with shuffles). A warp covers consecutive
+ * One kernel, lane_fwd_kernel, does every training-forward walk. A channel
+ * gets Q = NPAD/4 lanes of 4 states (md_lanes), a warp covers consecutive
  * channels, so the loads of u, delta, z and the stores of y are coalesced;
  * Bm and Cm rows are shared by every channel and go through shared memory.
- *
- * L > MD_SCAN_CHUNK runs three stages: chunk summaries (each chunk's final
- * state from zero, and its sum of dt, whose exp(A * sum) is the chunk's
- * decay), a propagation of the chunk-start states (two levels, so that
- * both the serial depth and the thread count stay near sqrt(nc)), and the
- * output pass from the true start states. A single chunk runs only the
- * output pass. A training call with many channels (md_scan_pass_t WHOLE)
- * runs none of the three: whole_fwd_kernel walks each sequence once, 4
- * states per lane, and writes the chunk-start states as it passes them.
+ * A block walks kThreads/Q channels of one sequence over a range of chunks:
+ *   WHOLE    all of it from h0 (md_scan_pass_t WHOLE): y, and every
+ *            chunk-start state as it passes, so no summaries and no
+ *            propagation are needed;
+ *   SUMMARY  chunk c in [0, nc-1) from zero: its final state and its sum of
+ *            dt (the chunk's decay is exp(A * sum), A being constant in time);
+ *   OUTPUT   chunk c from its true start state: y.
+ * L > MD_SCAN_CHUNK under CHUNKED runs SUMMARY, a propagation of the
+ * chunk-start states (two levels, so that both the serial depth and the
+ * thread count stay near sqrt(nc)) and OUTPUT; a single chunk runs OUTPUT.
  *
  * Forward only (neither states nor workspace given: inference) goes to
  * selective_scan_infer.cu, which walks each sequence whole.
@@ -22,23 +22,8 @@
 
 namespace {
 
-constexpr int kThreads = 128;   /* threads per block of the per-chunk kernels */
+constexpr int kThreads = 128;   /* threads per block of lane_fwd_kernel */
 constexpr int kTile = 32;       /* steps of Bm/Cm staged in shared memory at once */
-constexpr int kGroup = 8;       /* steps whose loads are issued together */
-
-/* The L1 prefetches one group ahead and the summary kernel's occupancy bound
- * pay off for bf16, whose loads stalled (NOTES-scan.md, v3), but slowed the
- * f32 forward, whose loads did not (S1 0.32 -> 0.36 ms): f32 goes without. */
-template <typename T>
-struct FwdTuning {
-    static constexpr bool prefetch = true;
-    static constexpr int summary_min_blocks = 4;
-};
-template <>
-struct FwdTuning<float> {
-    static constexpr bool prefetch = false;
-    static constexpr int summary_min_blocks = 1;
-};
 
 /* What the forward-style kernels read, unpacked from md_scan_args_t. */
 template <typename T>
@@ -49,11 +34,10 @@ struct FwdArgs {
     T *y;
     int64_t ld_y;
     int64_t B, L, E, N, nc;
-    int64_t clen;            /* steps per chunk: MD_SCAN_CHUNK, or L in the one-pass forward */
 };
 
 template <typename T>
-FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc, int64_t clen)
+FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
 {
     FwdArgs<T> f;
     f.u = (const T *)a->u, f.delta = (const T *)a->delta, f.z = (const T *)a->z;
@@ -61,216 +45,64 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc, int64_t clen)
     f.ld_u = a->ld_u, f.ld_delta = a->ld_delta, f.ld_z = a->ld_z, f.ld_B = a->ld_B, f.ld_C = a->ld_C;
     f.A_log = a->A_log, f.D = a->D, f.dt_bias = a->dt_bias;
     f.y = (T *)a->y, f.ld_y = a->ld_y;
-    f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc, f.clen = clen;
+    f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
     return f;
 }
 
-/* Stages rows [t, t+nt) of M (N columns) into s[kTile][NPAD], zero-padded. */
+/* What a block of lane_fwd_kernel walks (see the top of this file). */
+enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
+
+/* The training forward's walks (modes above): a block of kThreads lanes
+ * covers kThreads/Q channels of one sequence, the lanes laid out as
+ * md_lanes<NPAD>. Each lane loads its owned steps of u, delta, z one
+ * segment ahead, and the block the next tile's Bm/Cm rows one tile ahead
+ * (into registers in storage form, see md_raw, so that the loads' latency
+ * overlaps the work before; two shared tiles, one barrier a tile). Each
+ * lane sums C.h over its 4 states per step, and a transposing reduction
+ * leaves each lane the finished sums of its owned steps.
+ *   st_out  WHOLE: every chunk's start state (may be NULL)
+ *   st_in   OUTPUT: the chunks' start states (NULL: h0, else zero)
+ *   sum     SUMMARY: the chunk records (selective_scan.cuh)
+ * y is written unless a.y is NULL or the mode is SUMMARY; hT (may be NULL)
+ * after the last step, by WHOLE and by OUTPUT's last chunk. */
 template <typename T, int NPAD>
-__device__ __forceinline__ void stage_rows(float (*s)[NPAD], const T *M, int64_t ld, int64_t row0, int nt, int64_t N)
-{
-    for (int i = threadIdx.x; i < kTile * NPAD; i += kThreads) {
-        int j = i / NPAD, n = i % NPAD;
-        s[j][n] = (j < nt && n < N) ? md_ld(M + (row0 + j) * ld + n) : 0.f;
-    }
-}
-
-/* The lane's 16 states' values of row j of a staged tile. */
-__device__ __forceinline__ void tile16(const float *row, float (&v)[16])
-{
-    const float4 *p = reinterpret_cast<const float4 *>(row);
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        float4 x = p[i];
-        v[4 * i] = x.x, v[4 * i + 1] = x.y, v[4 * i + 2] = x.z, v[4 * i + 3] = x.w;
-    }
-}
-
-/* Per-lane constants: A * log2(e) for the lane's states (0 for padding). */
-template <int NPAD>
-__device__ __forceinline__ void lane_A2(const float *A_log, int64_t e, int64_t N, int q, bool valid, float (&A2)[16])
-{
-#pragma unroll
-    for (int s = 0; s < 16; s++) {
-        int64_t n = q * 16 + s;
-        A2[s] = (valid && n < N) ? -expf(__ldg(A_log + e * N + n)) * MD_LOG2E : 0.f;
-    }
-}
-
-/* Chunk c in [0, nc-1): final state from zero and sum of dt. */
-template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads, FwdTuning<T>::summary_min_blocks) chunk_summary_kernel(FwdArgs<T> a, float *sum)
-{
-    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
-    __shared__ __align__(16) float sB[kTile][NPAD];
-    const int64_t ncb = (a.E + CPB - 1) / CPB;
-    int64_t bid = blockIdx.x;
-    const int64_t cb = bid % ncb;
-    bid /= ncb;
-    const int64_t c = bid % (a.nc - 1), b = bid / (a.nc - 1);
-    const int q = threadIdx.x % Q;
-    const int64_t e = cb * CPB + threadIdx.x / Q;
-    const bool valid = e < a.E;
-    const int64_t ec = valid ? e : 0;
-
-    float A2[16], h[16];
-    lane_A2<NPAD>(a.A_log, ec, a.N, q, valid, A2);
-    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
-#pragma unroll
-    for (int s = 0; s < 16; s++) h[s] = 0.f;
-    float S = 0.f;
-
-    const int64_t t0 = c * a.clen, t1 = min(a.L, t0 + a.clen);
-    for (int64_t tt = t0; tt < t1; tt += kTile) {
-        const int nt = (int)min((int64_t)kTile, t1 - tt);
-        __syncthreads();
-        stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, b * a.L + tt, nt, a.N);
-        __syncthreads();
-        for (int j0 = 0; j0 < nt; j0 += kGroup) {
-            float uu[kGroup], dd[kGroup];
-#pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                const bool ok = valid && j0 + k < nt;
-                const int64_t row = b * a.L + tt + j0 + k;
-                uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                if (FwdTuning<T>::prefetch && valid && tt + j0 + k + kGroup < t1) {
-                    md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
-                    md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
-                }
-            }
-#pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                if (j0 + k < nt) {
-                    const float dt = md_softplus(dd[k] + bias), dtu = dt * uu[k];
-                    S += dt;
-                    float Bv[16];
-                    tile16(&sB[j0 + k][q * 16], Bv);
-#pragma unroll
-                    for (int s = 0; s < 16; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * Bv[s];
-                }
-            }
-        }
-    }
-    if (!valid) return;
-    float *rec = sum + (b * a.nc + c) * (a.N + 1) * a.E + e;
-#pragma unroll
-    for (int s = 0; s < 16; s++) {
-        const int64_t n = q * 16 + s;
-        if (n < a.N) rec[n * a.E] = h[s];
-    }
-    if (q == 0) rec[a.N * a.E] = S;
-}
-
-/* The output pass: y for chunk c from its start state (st, else h0, else
- * zero); the last chunk writes hT. */
-template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads)
-    output_kernel(FwdArgs<T> a, const float *st, const float *h0, float *hT)
-{
-    constexpr int Q = NPAD / 16, CPB = kThreads / Q;
-    __shared__ __align__(16) float sB[kTile][NPAD];
-    __shared__ __align__(16) float sC[kTile][NPAD];
-    const int64_t ncb = (a.E + CPB - 1) / CPB;
-    int64_t bid = blockIdx.x;
-    const int64_t cb = bid % ncb;
-    bid /= ncb;
-    const int64_t c = bid % a.nc, b = bid / a.nc;
-    const int q = threadIdx.x % Q;
-    const int64_t e = cb * CPB + threadIdx.x / Q;
-    const bool valid = e < a.E;
-    const int64_t ec = valid ? e : 0;
-
-    float A2[16], h[16];
-    lane_A2<NPAD>(a.A_log, ec, a.N, q, valid, A2);
-    const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
-    const float Dv = valid ? __ldg(a.D + ec) : 0.f;
-#pragma unroll
-    for (int s = 0; s < 16; s++) {
-        const int64_t n = q * 16 + s;
-        float v = 0.f;
-        if (valid && n < a.N) {
-            if (st) v = st[((b * a.nc + c) * a.N + n) * a.E + e];
-            else if (h0) v = h0[(b * a.E + e) * a.N + n];
-        }
-        h[s] = v;
-    }
-
-    const int64_t t0 = c * a.clen, t1 = min(a.L, t0 + a.clen);
-    for (int64_t tt = t0; tt < t1; tt += kTile) {
-        const int nt = (int)min((int64_t)kTile, t1 - tt);
-        __syncthreads();
-        stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, b * a.L + tt, nt, a.N);
-        stage_rows<T, NPAD>(sC, a.Cm, a.ld_C, b * a.L + tt, nt, a.N);
-        __syncthreads();
-        for (int j0 = 0; j0 < nt; j0 += kGroup) {
-            float uu[kGroup], dd[kGroup], zz[kGroup];
-#pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                const bool ok = valid && j0 + k < nt;
-                const int64_t row = b * a.L + tt + j0 + k;
-                uu[k] = ok ? md_ld(a.u + row * a.ld_u + ec) : 0.f;
-                dd[k] = ok ? md_ld(a.delta + row * a.ld_delta + ec) : 0.f;
-                zz[k] = ok ? md_ld(a.z + row * a.ld_z + ec) : 0.f;
-                if (FwdTuning<T>::prefetch && valid && tt + j0 + k + kGroup < t1) {
-                    md_prefetch(a.u + (row + kGroup) * a.ld_u + ec);
-                    md_prefetch(a.delta + (row + kGroup) * a.ld_delta + ec);
-                    md_prefetch(a.z + (row + kGroup) * a.ld_z + ec);
-                }
-            }
-#pragma unroll
-            for (int k = 0; k < kGroup; k++) {
-                if (j0 + k < nt) {
-                    const float dt = md_softplus(dd[k] + bias), dtu = dt * uu[k];
-                    float Bv[16], Cv[16];
-                    tile16(&sB[j0 + k][q * 16], Bv);
-                    tile16(&sC[j0 + k][q * 16], Cv);
-                    float acc = 0.f;
-#pragma unroll
-                    for (int s = 0; s < 16; s++) {
-                        h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * Bv[s];
-                        acc += Cv[s] * h[s];
-                    }
-#pragma unroll
-                    for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-                    if (valid && q == 0) {
-                        const float zv = zz[k];
-                        const float yv = (acc + Dv * uu[k]) * (zv * md_sigmoid(zv));
-                        md_st(a.y + (b * a.L + tt + j0 + k) * a.ld_y + e, yv);
-                    }
-                }
-            }
-        }
-    }
-    if (hT && valid && c == a.nc - 1) {
-#pragma unroll
-        for (int s = 0; s < 16; s++) {
-            const int64_t n = q * 16 + s;
-            if (n < a.N) hT[(b * a.E + e) * a.N + n] = h[s];
-        }
-    }
-}
-
-/* The whole-sequence training forward: a block of kThreads lanes covers
- * kThreads/Q channels of one sequence from step 0 to L-1, the lanes laid
- * out as md_lanes<NPAD>. Each lane loads its owned steps of u, delta, z one
- * segment ahead (in registers, so that the loads' latency overlaps the
- * segment before), sums C.h over its 4 states per step, and a transposing
- * reduction leaves each lane the finished sums of its owned steps. */
-template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float *st, const float *h0, float *hT)
+__global__ void __launch_bounds__(kThreads) lane_fwd_kernel(FwdArgs<T> a, LaneMode mode, float *st_out,
+                                                            const float *st_in, const float *h0, float *hT, float *sum)
 {
     using P = md_lanes<NPAD>;
+    using raw = typename md_raw<T>::type;
     constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
     static_assert(kTile % TS == 0 && MD_SCAN_CHUNK % TS == 0, "segments must not straddle tiles or chunks");
-    __shared__ __align__(16) float sB[kTile][NPAD];
-    __shared__ __align__(16) float sC[kTile][NPAD];
-    const int64_t ncb = (a.E + CPB - 1) / CPB;
-    const int64_t cb = blockIdx.x % ncb, b = blockIdx.x / ncb;
+    __shared__ __align__(16) float sB[2][kTile][NPAD];
+    __shared__ __align__(16) float sC[2][kTile][NPAD];
+    const int64_t ncb = (a.E + CPB - 1) / CPB, N = a.N, E = a.E;
+    const int64_t cb = blockIdx.x % ncb, rest = blockIdx.x / ncb;
+    const int64_t nrange = mode == LANE_WHOLE ? 1 : mode == LANE_SUMMARY ? a.nc - 1 : a.nc;
+    const int64_t b = rest / nrange, c0 = mode == LANE_WHOLE ? 0 : rest % nrange;
+    const int64_t t_begin = c0 * MD_SCAN_CHUNK, t_end = mode == LANE_WHOLE ? a.L : min(a.L, t_begin + MD_SCAN_CHUNK);
     const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
     const int64_t e = cb * CPB + tid / Q;
-    const bool valid = e < a.E;
-    const int64_t ec = valid ? e : 0, N = a.N, E = a.E, row0 = b * a.L;
+    const bool valid = e < E, want_y = a.y != NULL && mode != LANE_SUMMARY;
+    const int64_t ec = valid ? e : 0, row0 = b * a.L;
+
+    /* the tile after the current one; the first is loaded and stored first */
+    md_tile_ahead<T, NPAD, kTile, kThreads> nB, nC;
+    {
+        const int nt = (int)min((int64_t)kTile, t_end - t_begin);
+        nB.load(a.Bm, a.ld_B, row0 + t_begin, nt, N);
+        if (want_y) nC.load(a.Cm, a.ld_C, row0 + t_begin, nt, N);
+    }
+
+    /* the owned steps of the next segment */
+    raw nu[R], nd[R], nz[R];
+#pragma unroll
+    for (int k = 0; k < R; k++) {
+        const int64_t t = t_begin + q * R + k;
+        const bool ok = valid && t < t_end;
+        nu[k] = ok ? md_ld_raw(a.u + (row0 + t) * a.ld_u + ec) : 0;
+        nd[k] = ok ? md_ld_raw(a.delta + (row0 + t) * a.ld_delta + ec) : 0;
+        nz[k] = ok && want_y ? md_ld_raw(a.z + (row0 + t) * a.ld_z + ec) : 0;
+    }
 
     float A2[4], h[4];
 #pragma unroll
@@ -278,51 +110,53 @@ __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float
         const int64_t n = q * 4 + s;
         const bool ok = valid && n < N;
         A2[s] = ok ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
-        h[s] = ok && h0 ? h0[(b * E + e) * N + n] : 0.f;
+        float hv = 0.f;
+        if (ok && mode == LANE_OUTPUT && st_in) hv = st_in[((b * a.nc + c0) * N + n) * E + e];
+        else if (ok && mode != LANE_SUMMARY && h0) hv = h0[(b * E + e) * N + n];
+        h[s] = hv;
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
+    float dt_sum = 0.f;   /* over the lane's owned steps, for SUMMARY */
 
-    /* the owned steps of the next segment, loaded one segment ahead */
-    float nu[R], nd[R], nz[R];
-#pragma unroll
-    for (int k = 0; k < R; k++) {
-        const int64_t t = q * R + k;
-        const bool ok = valid && t < a.L;
-        nu[k] = ok ? md_ld(a.u + (row0 + t) * a.ld_u + ec) : 0.f;
-        nd[k] = ok ? md_ld(a.delta + (row0 + t) * a.ld_delta + ec) : 0.f;
-        nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
-    }
-
-    for (int64_t t0 = 0; t0 < a.L; t0 += TS) {
+    int buf = 1;
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += TS) {
         const int jt = (int)(t0 % kTile);
         if (jt == 0) {
-            const int nt = (int)min((int64_t)kTile, a.L - t0);
+            /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
+            buf ^= 1;
+            nB.store(sB[buf]);
+            if (want_y) nC.store(sC[buf]);
             __syncthreads();
-            stage_rows<T, NPAD>(sB, a.Bm, a.ld_B, row0 + t0, nt, N);
-            if (a.y) stage_rows<T, NPAD>(sC, a.Cm, a.ld_C, row0 + t0, nt, N);
-            __syncthreads();
+            const int64_t tn = t0 + kTile;
+            if (tn < t_end) {
+                const int nt = (int)min((int64_t)kTile, t_end - tn);
+                nB.load(a.Bm, a.ld_B, row0 + tn, nt, N);
+                if (want_y) nC.load(a.Cm, a.ld_C, row0 + tn, nt, N);
+            }
         }
-        if (st && t0 % MD_SCAN_CHUNK == 0) {
-            float *rec = st + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
+        if (st_out && t0 % MD_SCAN_CHUNK == 0) {
+            float *rec = st_out + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
 #pragma unroll
             for (int s = 0; s < 4; s++)
                 if (valid && q * 4 + s < N) rec[(q * 4 + s) * E] = h[s];
         }
-        const int nv = (int)min((int64_t)TS, a.L - t0);
+        const int nv = (int)min((int64_t)TS, t_end - t0);
 
         float o_u[R], o_dt[R], o_dtu[R], o_gate[R];
 #pragma unroll
         for (int k = 0; k < R; k++) {
-            o_u[k] = nu[k];
-            o_dt[k] = md_softplus(nd[k] + bias);
-            o_dtu[k] = o_dt[k] * nu[k];
-            o_gate[k] = nz[k] * md_sigmoid(nz[k]);
+            const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
+            o_u[k] = uu;
+            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
+            o_dtu[k] = o_dt[k] * uu;
+            o_gate[k] = zz * md_sigmoid(zz);
+            if (q * R + k < nv) dt_sum += o_dt[k];
             const int64_t t = t0 + TS + q * R + k;
-            const bool ok = valid && t < a.L;
-            nu[k] = ok ? md_ld(a.u + (row0 + t) * a.ld_u + ec) : 0.f;
-            nd[k] = ok ? md_ld(a.delta + (row0 + t) * a.ld_delta + ec) : 0.f;
-            nz[k] = ok && a.y ? md_ld(a.z + (row0 + t) * a.ld_z + ec) : 0.f;
+            const bool ok = valid && t < t_end;
+            nu[k] = ok ? md_ld_raw(a.u + (row0 + t) * a.ld_u + ec) : 0;
+            nd[k] = ok ? md_ld_raw(a.delta + (row0 + t) * a.ld_delta + ec) : 0;
+            nz[k] = ok && want_y ? md_ld_raw(a.z + (row0 + t) * a.ld_z + ec) : 0;
         }
 
         float ys[TS];
@@ -333,15 +167,15 @@ __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float
                 const int src = md_owner<NPAD>(lane, j);
                 const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
                 const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[jt + j][q * 4]);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[jt + j][q * 4]);
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
                 const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
                 for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
                 ys[j] = (cs[0] * h[0] + cs[1] * h[1]) + (cs[2] * h[2] + cs[3] * h[3]);
             }
         }
-        if (!a.y) continue;
+        if (!want_y) continue;
         md_transpose_reduce<TS, md_ilog2(Q)>(ys, lane, Q / 2);
 #pragma unroll
         for (int k = 0; k < R; k++) {
@@ -349,7 +183,11 @@ __global__ void __launch_bounds__(kThreads) whole_fwd_kernel(FwdArgs<T> a, float
             if (valid && j < nv) md_st(a.y + (row0 + t0 + j) * a.ld_y + e, (ys[k] + Dv * o_u[k]) * o_gate[k]);
         }
     }
-    if (hT && valid) {
+    if (mode == LANE_SUMMARY) {
+        md_write_summary<Q>(sum + (b * a.nc + c0) * (N + 1) * E + ec, N, E, q, valid, h, dt_sum);
+        return;
+    }
+    if (hT && valid && t_end == a.L) {
 #pragma unroll
         for (int s = 0; s < 4; s++)
             if (q * 4 + s < N) hT[(b * E + e) * N + q * 4 + s] = h[s];
@@ -428,57 +266,29 @@ __global__ void prop_fill_kernel(PropArgs p)
 
 unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
+/* Launches lane_fwd_kernel over every (sequence, channel block) and, but
+ * for WHOLE, every chunk of the mode's range. */
 template <typename T, int NPAD>
-cudaError_t summary_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
-{
-    constexpr int CPB = kThreads / (NPAD / 16);
-    const int64_t blocks = w->B * (w->nc - 1) * ((w->E + CPB - 1) / CPB);
-    chunk_summary_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc, MD_SCAN_CHUNK), sum);
-    MD_CU_LAUNCHED();
-    return cudaSuccess;
-}
-
-template <typename T, int NPAD>
-cudaError_t output_t(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, cudaStream_t s)
-{
-    constexpr int CPB = kThreads / (NPAD / 16);
-    const int64_t blocks = w->B * w->nc * ((w->E + CPB - 1) / CPB);
-    const int64_t clen = w->nc == 1 ? w->L : MD_SCAN_CHUNK;
-    output_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc, clen), st, a->h0, a->hT);
-    MD_CU_LAUNCHED();
-    return cudaSuccess;
-}
-
-template <typename T, int NPAD>
-cudaError_t whole_fwd_t(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
+cudaError_t lane_fwd_t(const md_scan_args_t *a, const md_scan_layout_t *w, LaneMode mode, float *st_out,
+                       const float *st_in, float *sum, cudaStream_t s)
 {
     constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
-    const int64_t blocks = w->B * ((w->E + CPB - 1) / CPB);
-    whole_fwd_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc, w->L), st, a->h0, a->hT);
+    const int64_t ranges = mode == LANE_WHOLE ? 1 : mode == LANE_SUMMARY ? w->nc - 1 : w->nc;
+    const int64_t blocks = w->B * ranges * ((w->E + CPB - 1) / CPB);
+    lane_fwd_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), mode, st_out, st_in, a->h0,
+                                                                  a->hT, sum);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
 
-template <typename T>
-cudaError_t whole_fwd_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
+cudaError_t lane_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, LaneMode mode, float *st_out,
+                     const float *st_in, float *sum, cudaStream_t s)
 {
-    return md_scan_npad_switch(w->N, [&](auto np) { return whole_fwd_t<T, decltype(np)::value>(a, w, st, s); });
-}
-
-template <typename T>
-cudaError_t summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
-{
-    return md_scan_npad_switch(w->N, [&](auto np) { return summary_t<T, decltype(np)::value>(a, w, sum, s); });
-}
-
-template <typename T>
-cudaError_t output_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, cudaStream_t s)
-{
-    switch (md_scan_npad(w->N)) {
-    case 16: return output_t<T, 16>(a, w, st, s);
-    case 32: return output_t<T, 32>(a, w, st, s);
-    default: return output_t<T, 64>(a, w, st, s);
-    }
+    return md_scan_npad_switch(w->N, [&](auto np) {
+        constexpr int NPAD = decltype(np)::value;
+        return a->dtype == MD_SCAN_BF16 ? lane_fwd_t<__nv_bfloat16, NPAD>(a, w, mode, st_out, st_in, sum, s)
+                                        : lane_fwd_t<float, NPAD>(a, w, mode, st_out, st_in, sum, s);
+    });
 }
 
 __global__ void fill_kernel(void *p, int is_bf16, int64_t n, uint64_t seed, float lo, float hi)
@@ -499,13 +309,12 @@ __global__ void fill_kernel(void *p, int is_bf16, int64_t n, uint64_t seed, floa
 cudaError_t md_scan_launch_chunk_summary(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum,
                                          cudaStream_t s)
 {
-    return a->dtype == MD_SCAN_BF16 ? summary_dispatch<__nv_bfloat16>(a, w, sum, s) : summary_dispatch<float>(a, w, sum, s);
+    return lane_fwd(a, w, LANE_SUMMARY, NULL, NULL, sum, s);
 }
 
 cudaError_t md_scan_launch_whole_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, float *st, cudaStream_t s)
 {
-    return a->dtype == MD_SCAN_BF16 ? whole_fwd_dispatch<__nv_bfloat16>(a, w, st, s)
-                                    : whole_fwd_dispatch<float>(a, w, st, s);
+    return lane_fwd(a, w, LANE_WHOLE, st, NULL, NULL, s);
 }
 
 cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_log, const float *sum,
@@ -572,7 +381,7 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
                                            (float *)(ws + w.gstart), 0, s));
         st = states;
     }
-    return a->dtype == MD_SCAN_BF16 ? output_dispatch<__nv_bfloat16>(a, &w, st, s) : output_dispatch<float>(a, &w, st, s);
+    return lane_fwd(a, &w, LANE_OUTPUT, NULL, st, NULL, s);
 }
 
 cudaError_t md_scan_fill_uniform(void *p, md_scan_dtype_t dt, int64_t n, uint64_t seed, float lo, float hi,

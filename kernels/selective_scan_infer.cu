@@ -34,19 +34,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kTile = MD_SCAN_INFER_TILE;
 
-/* softplus(x) (= x above 20, as md_softplus) with log1p from the SFU's log:
- * log1p(e) = log(1+e) * e / ((1+e) - 1) cancels the rounding of 1+e
- * (Goldberg), so the small dt of a strongly negative x keep their digits.
- * Branch-free: both sides are computed and one is selected. */
-__device__ __forceinline__ float softplus_sfu(float x)
-{
-    const float e = md_ex2(fminf(x, 20.f) * MD_LOG2E), u = 1.f + e;
-    float l;
-    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(l) : "f"(u));
-    const float sp = u == 1.f ? e : l * MD_LN2 * e * md_rcp(u - 1.f);
-    return x > 20.f ? x : sp;
-}
-
 /* Two adjacent channels (PAIR), else one, as floats. */
 template <typename T, bool PAIR>
 __device__ __forceinline__ void load_elems(const T *p, float *v)
@@ -142,7 +129,7 @@ __global__ void __launch_bounds__(kThreads) infer_kernel(InferArgs<T> a)
 #pragma unroll
             for (int k = 0; k < VW; k++) {
                 /* padding (past L or E) gets dt = 0: the state keeps */
-                dt[k] = in ? softplus_sfu(dd[k] + s_bias[c0 + k]) : 0.f;
+                dt[k] = in ? md_softplus(dd[k] + s_bias[c0 + k]) : 0.f;
                 dtu[k] = dt[k] * uu[k];
                 g[k] = zz[k] * md_sigmoid(zz[k]);
                 dug[k] = s_D[c0 + k] * uu[k] * g[k];

@@ -61,7 +61,7 @@ for s in $stages; do
         for d in ${NCU_DTYPES:-bf16 f32}; do
             run_stage ncu_$d 200 ncu --clock-control none --section SpeedOfLight --section Occupancy \
                 --section WarpStateStats --section ComputeWorkloadAnalysis --section SchedulerStats \
-                --section MemoryWorkloadAnalysis -k regex:'output_kernel|summary_kernel|main_kernel|prop_' \
+                --section MemoryWorkloadAnalysis -k regex:'lane_fwd_kernel|summary_kernel|main_kernel|prop_' \
                 --launch-count 10 "$bin/mambadna" bench scan --shape "${SHAPE:-S1}" --dtype $d --reps 1 -o /dev/null
         done ;;
     *) echo "[E::gpu-check-scan] unknown stage '$s'" >&2; exit 2 ;;
