@@ -101,7 +101,8 @@ static void run_family(const char *label, const md_config_t *cfg, const md_backe
         int ret[N_WAYS];
         for (int w = 0; w < N_WAYS; w++) {
             micro_t mc = {s, len_at(s), in, tg, m[w]};
-            ret[w] = w == HOST ? md_train_step(m[w], NULL, &opt[w], ACCUM, host_micro, &mc, lr, clip, s, &pg, &guard[w], &r[w])
+            ret[w] = w == HOST ? md_train_step(m[w], NULL, &opt[w], ACCUM, host_micro, &mc, lr, clip, s, &pg,
+                                               &guard[w], &r[w])
                                : md_graph_step_run(gs[w], &opt[w], BATCH, mc.len, ACCUM, tokens, &mc, lr, clip, s, &pg,
                                                    &guard[w], &r[w]);
         }

@@ -168,7 +168,7 @@ int cmd_pretrain(int argc, char **argv)
         case OPT_RECOMPUTE: recompute = 1; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case OPT_CUDA_GRAPH: {
-            md_cuda_graph_t g;
+            md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;
             if (md_cuda_graph_parse("--cuda-graph", optarg, &g) < 0) return 1;
             to.cuda_graph = g;
             break;

@@ -604,7 +604,8 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         md_step_result_t sr;
         const double lr = md_lr_at(&t->lr, step);
         const int stepped =
-            gs ? md_graph_step_run(gs, &t->opt, B, len, accum, lm_micro_tokens, &lb, lr, f->clip, step, &pg, &guard, &sr)
+            gs ? md_graph_step_run(gs, &t->opt, B, len, accum, lm_micro_tokens, &lb, lr, f->clip, step, &pg, &guard,
+                                   &sr)
                : md_train_step(m, comm, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
         if (stepped < 0) goto out;
         const double loss = sr.loss, gnorm = sr.grad_norm;

@@ -33,4 +33,17 @@ for mode in auto off; do
     same_tensors "$T/plain.state.safetensors" "$T/$mode.state.safetensors" && ok || bad "$mode: another training state"
 done
 expect_ok "bench train, off" $MD bench train -x cpu -t 1 --preset 250K -L 16 -B 2 --steps 1 --warmup 0 --cuda-graph off
+
+# finetune: never a graph (its head's softmax is on the host); "on" refused
+$MD simulate genomes -q --seed 3 -f 2bit --chroms 2 --length 8k -o "$T/sp" || bad "simulate"
+SP="human=$T/sp/human.2bit chimp=$T/sp/chimpanzee.2bit"
+tune() { $MD finetune -x cpu -t 1 --from-scratch --d-model 16 --n-layer 1 -L 32 -B 4 --epochs 1 --steps-per-epoch 2 \
+    --val-windows 2 --test-windows 2 --val-fraction 0.2 --test-fraction 0.2 "$@" $SP; }
+expect_error "finetune, bad value" "option --cuda-graph: 'yes' is not one of auto, on, off" \
+    tune --cuda-graph yes -o "$T/ft_bad.safetensors"
+no_file "no classifier after a bad value" "$T/ft_bad"
+expect_error "finetune, on with -x cpu" "option --cuda-graph on: the CPU has no CUDA graphs" \
+    tune --cuda-graph on -o "$T/ft_on.safetensors"
+no_file "no classifier or report when refused" "$T/ft_on"
+expect_ok "finetune, off" tune --cuda-graph off -o "$T/ft_off.safetensors"
 finish

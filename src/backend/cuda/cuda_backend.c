@@ -249,8 +249,11 @@ static void cu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *
     int64_t rows = NROWS(x), dim = NCOLS(x);
     OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows,
                "rmsnorm_fwd");
-    if (y16) CK(mdk_rmsnorm_fwd_bf16(y->data, y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, STREAM(be)), "rmsnorm_fwd");
-    else CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, STREAM(be)), "rmsnorm_fwd");
+    if (y16)
+        CK(mdk_rmsnorm_fwd_bf16(y->data, y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, STREAM(be)),
+           "rmsnorm_fwd");
+    else
+        CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, STREAM(be)), "rmsnorm_fwd");
 }
 
 static void cu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor_t *y, md_tensor_t *rstd,
@@ -320,7 +323,8 @@ static void cu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_
         CK(mdk_conv1d_silu_fwd_bf16(y->data, y->ld, x->data, x->ld, CF(w), CF(bias), batch, len, dim, K, STREAM(be)),
            "conv1d_silu_fwd");
     else
-        CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, len, dim, K, STREAM(be)), "conv1d_silu_fwd");
+        CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, len, dim, K, STREAM(be)),
+           "conv1d_silu_fwd");
 }
 
 static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
@@ -517,9 +521,9 @@ static void cu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64
 }
 
 /* mma: the bf16 table's tensor-core kernels, where they cover the head dim */
-static void attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q, const md_tensor_t *k,
-                          const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale, void *workspace,
-                          int mma)
+static void attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                          const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale,
+                          void *workspace, int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_fwd");
     attn_check(k, q, batch, n_heads, "attention_fwd");
@@ -566,10 +570,10 @@ static size_t cu_attention_workspace_bf16(const md_backend_t *be, md_dtype_t dt,
     return mdk_attention_mma_workspace(batch, len, n_heads, head_dim);
 }
 
-static void attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv, const md_tensor_t *dout,
-                          const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v, const md_tensor_t *o,
-                          const md_tensor_t *lse, int64_t batch, int64_t n_heads, double scale, void *workspace,
-                          int mma)
+static void attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                          const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v,
+                          const md_tensor_t *o, const md_tensor_t *lse, int64_t batch, int64_t n_heads, double scale,
+                          void *workspace, int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_bwd");
     const md_tensor_t *all[] = {dq, dk, dv, dout, k, v, o};
@@ -607,7 +611,8 @@ static void cu_swiglu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tenso
     act_like_ref(y, y, "swiglu_fwd");
     act_like_ref(gate, y, "swiglu_fwd");
     act_like_ref(up, y, "swiglu_fwd");
-    CK(mdk_swiglu_fwd(y->data, y->ld, gate->data, gate->ld, up->data, up->ld, NROWS(y), NCOLS(y), IS_BF16(y), STREAM(be)),
+    CK(mdk_swiglu_fwd(y->data, y->ld, gate->data, gate->ld, up->data, up->ld, NROWS(y), NCOLS(y), IS_BF16(y),
+                      STREAM(be)),
        "swiglu_fwd");
 }
 
@@ -695,6 +700,8 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
         }
         if (cudaStreamCreate(&c->stream) != cudaSuccess) {
             md_error("backend cuda: cannot create a stream on GPU %d", ordinal);
+            cudaFree(c->scratch);
+            cudaFree(c->result);
             cublasDestroy(c->blas);
             free(c);
             return NULL;

@@ -181,7 +181,8 @@ static void cu_bias_bwd(const md_backend_t *be, md_tensor_t *dbias, const md_ten
 {
     int b16 = act_dev(dy, "bias_bwd");
     vec(dbias, NCOLS(dy), "bias_bwd");
-    CK(mdk_bias_bwd(F(dbias), dy->data, dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, b16, STREAM(be)),
+    CK(mdk_bias_bwd(F(dbias), dy->data, dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, b16,
+                    STREAM(be)),
        "bias_bwd");
 }
 
@@ -193,7 +194,9 @@ static void cu_layernorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t
     int y16 = act_shape(y, x, op);
     int64_t rows = NROWS(x), dim = NCOLS(x);
     vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(b, dim, op);
-    CK(mdk_layernorm_fwd(y->data, y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, y16, STREAM(be)), op);
+    CK(mdk_layernorm_fwd(y->data, y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, y16,
+                         STREAM(be)),
+       op);
 }
 
 static void cu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
@@ -223,7 +226,8 @@ static void cu_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor
     int b16 = act_dev(x, "gelu_bwd");
     act_like(dx, x, "gelu_bwd");
     act_like(dy, x, "gelu_bwd");
-    CK(mdk_gelu_bwd(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, STREAM(be)), "gelu_bwd");
+    CK(mdk_gelu_bwd(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, STREAM(be)),
+       "gelu_bwd");
 }
 
 static void cu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq)
@@ -284,7 +288,8 @@ static void cu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *
     act_like(dy, x, "dwconv_bwd");
     vec(dw, dim * K, "dwconv_bwd"), vec(dbias, dim, "dwconv_bwd");
     CK(mdk_dwconv_bwd(dx->data, dx->ld, F(dw), F(dbias), dy->data, dy->ld, x->data, x->ld, CF(w), batch,
-                      NROWS(x) / batch, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, x->dtype == MD_DTYPE_BF16, STREAM(be)),
+                      NROWS(x) / batch, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, x->dtype == MD_DTYPE_BF16,
+                      STREAM(be)),
        "dwconv_bwd");
 }
 
