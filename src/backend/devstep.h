@@ -88,9 +88,10 @@ int md_devstep_capturable(const md_backend_t *be, const char **why);
 /* Starts recording the backend's stream (the previous graph, if any, is
  * dropped). */
 void md_devstep_capture_begin(md_devstep_t *d);
-/* Ends the recording and makes the graph; 0, or -1 after one error line
- * (something in the step cannot be captured: nothing was run, the caller
- * runs the step uncaptured). */
+/* Ends the recording and makes the graph; 0, or -1 after one warning
+ * line (the graph could not be made: nothing was run, the caller runs the
+ * step uncaptured). A call inside the step that cannot be captured fails
+ * at once instead, as any failing op does (cuda_check.h). */
 int md_devstep_capture_end(md_devstep_t *d);
 /* 1 when a graph was captured and is still good: no FFT plan that it may
  * use has been destroyed since (the backend keeps a bounded cache). */

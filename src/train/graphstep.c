@@ -145,16 +145,26 @@ int md_graph_step_run(md_graph_step_t *g, md_adamw_t *opt, int64_t B, int64_t le
                           md_train_step_poisoned(step + 1)};
     md_devstep_set(g->ds, &in);
     const int64_t shape[3] = {B, len, accum};
+    if (g->shape[0] >= 0 && !md_devstep_has_graph(g->ds)) {
+        /* an FFT plan the graph ran was evicted: the next step makes it
+         * again op by op (plans cannot be made during a capture) */
+        g->shape[0] = g->warm[0] = -1;
+    }
     if (g->graphs && same_shape(shape, g->shape) && md_devstep_has_graph(g->ds)) {
         md_devstep_replay(g->ds);
         g->replays++;
     } else if (g->graphs && same_shape(shape, g->warm)) {
         md_devstep_capture_begin(g->ds);
         int q = queue_step(g, opt, B, len, accum);
-        if (md_devstep_capture_end(g->ds) < 0 || q < 0) return -1;
-        memcpy(g->shape, shape, sizeof shape);
-        md_devstep_replay(g->ds);
-        g->replays++;
+        if (md_devstep_capture_end(g->ds) < 0) {   /* nothing ran: this step and the rest op by op */
+            g->graphs = 0;
+            if (q < 0 || queue_step(g, opt, B, len, accum) < 0) return -1;
+        } else {
+            if (q < 0) return -1;
+            memcpy(g->shape, shape, sizeof shape);
+            md_devstep_replay(g->ds);
+            g->replays++;
+        }
     } else {
         if (queue_step(g, opt, B, len, accum) < 0) return -1;
         memcpy(g->warm, shape, sizeof shape);

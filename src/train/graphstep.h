@@ -15,7 +15,10 @@
  * the FFT plans and cuBLAS's choices the capture needs), the second is
  * captured and every later one at that shape replays the graph: a few
  * launches instead of some hundred per micro-batch. A step at another
- * shape (sequence-length warmup's stages) starts over. The same kernels
+ * shape (sequence-length warmup's stages) starts over, and so does the
+ * step after an FFT plan the graph ran was pushed out of the backend's
+ * cache; should a graph fail to be made, a warning says so and the steps
+ * run op by op from then on. The same kernels
  * run in the same order either way: graph and op by op give the same bits,
  * and so does the host path of md_train_step on the same backend. */
 #ifndef MD_TRAIN_GRAPHSTEP_H
