@@ -43,6 +43,29 @@ cudaError_t mdk_sumsq(const float *x, int64_t n, double *out, void *scratch, cud
 /* one AdamW step over [0, n); decay_mul applies to [0, n_decay) */
 cudaError_t mdk_adamw(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay, float decay_mul,
                       float b1, float b2, float gs, float step_size, float bc2_sqrt, float eps, cudaStream_t s);
+/* The scalars of one optimizer step kept on the device (src/backend/
+ * devstep.h): what the host sets before the step, and what the step
+ * computes from the gradient, the host reading it back after. */
+typedef struct mdk_step_block {
+    /* set by the host */
+    double clip;                     /* gradient-norm limit; <= 0: off */
+    float decay_mul, b1, b2, step_size, bc2_sqrt, eps;   /* mdk_adamw's, as cu_adamw rounds them */
+    int poison;                      /* test hook: the gradient's first element made NaN (trainguard.h) */
+    /* written by the step */
+    double loss_sum, count;          /* mdk_xent_acc's totals over the micro-batches */
+    double sumsq;                    /* of the summed gradient (mdk_sumsq) */
+    double grad_norm;                /* sqrt(sumsq) / count */
+    float grad_scale;                /* 1 / count times the clip factor */
+    int skip;                        /* the loss or norm is not finite: no update */
+} mdk_step_block_t;
+/* grad_norm, grad_scale and skip from loss_sum, count, sumsq and clip
+ * (one thread; the host's double arithmetic, operation for operation) */
+cudaError_t mdk_step_finalize(mdk_step_block_t *b, cudaStream_t s);
+/* mdk_adamw with its scalars read from b; nothing when b->skip */
+cudaError_t mdk_adamw_dev(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
+                          const mdk_step_block_t *b, cudaStream_t s);
+/* g[0] = NaN when b->poison */
+cudaError_t mdk_step_poison(float *g, const mdk_step_block_t *b, cudaStream_t s);
 /* dst[i] += sum over s in order of src[s * ld_src + i], i < n */
 cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slices, int64_t ld_src, int64_t n,
                            cudaStream_t s);
@@ -115,6 +138,10 @@ size_t mdk_xent_workspace(int64_t rows);
 cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets,
                      int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *result,
                      cudaStream_t s);
+/* mdk_xent adding the two totals to acc[0], acc[1] (device) instead */
+cudaError_t mdk_xent_acc(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets,
+                         int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *acc,
+                         cudaStream_t s);
 
 /* ---- attention.cu: causal attention (the Transformer section of ops.h) ----
  * q, k, v, o (and gradients) point at column 0 of head 0 of (B*L, H*hd)

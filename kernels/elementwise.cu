@@ -103,19 +103,24 @@ extern "C" cudaError_t mdk_sumsq(const float *x, int64_t n, double *out, void *s
 
 /* ---- AdamW: the CPU's expression, including its double-precision
  * denominator (C's sqrt of a float promotes) ---- */
+__device__ static inline void adamw_elem(float *p, const float *g, float *m, float *v, int64_t i, float decay_mul,
+                                         float b1, float b2, float gs, float step_size, float bc2_sqrt, float eps)
+{
+    float gi = g[i] * gs;
+    float pi = p[i] * decay_mul;
+    float mi = b1 * m[i] + (1 - b1) * gi;
+    float vi = b2 * v[i] + (1 - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = (float)((double)pi - (double)(step_size * mi) / (sqrt((double)vi) / (double)bc2_sqrt + (double)eps));
+}
+
 __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
                              float decay_mul, float b1, float b2, float gs, float step_size, float bc2_sqrt,
                              float eps)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float gi = g[i] * gs;
-        float pi = p[i] * (i < n_decay ? decay_mul : 1.0f);
-        float mi = b1 * m[i] + (1 - b1) * gi;
-        float vi = b2 * v[i] + (1 - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = (float)((double)pi - (double)(step_size * mi) / (sqrt((double)vi) / (double)bc2_sqrt + (double)eps));
-    }
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        adamw_elem(p, g, m, v, i, i < n_decay ? decay_mul : 1.0f, b1, b2, gs, step_size, bc2_sqrt, eps);
 }
 
 extern "C" cudaError_t mdk_adamw(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
@@ -209,5 +214,57 @@ extern "C" cudaError_t mdk_convert(void *dst, int dst_bf16, int64_t ldd, const v
     else if (!dst_bf16 && src_bf16) convert_launch<float, bf>(dst, ldd, src, lds, rows, cols, s);
     else if (dst_bf16) convert_launch<bf, bf>(dst, ldd, src, lds, rows, cols, s);
     else convert_launch<float, float>(dst, ldd, src, lds, rows, cols, s);
+    return cudaGetLastError();
+}
+
+/* ---- the device-resident step (mdk_step_block_t) ---- */
+
+/* The same scalars as AdamW's host path (train/adamw.c, md_clip_scale),
+ * in the same double operations, each rounded alone (no FMA contraction):
+ * the same bits. */
+__global__ void step_finalize_kernel(mdk_step_block_t *b)
+{
+    double gscale = __ddiv_rn(1.0, b->count);
+    double gnorm = __dmul_rn(__dsqrt_rn(b->sumsq), gscale);
+    double loss = __ddiv_rn(b->loss_sum, b->count);
+    double clip = b->clip, cs = 1.0;
+    if (clip > 0 && gnorm > clip) cs = __ddiv_rn(clip, __dadd_rn(gnorm, 1e-6));
+    b->grad_norm = gnorm;
+    b->grad_scale = (float)__dmul_rn(gscale, cs);
+    b->skip = !isfinite(loss) || !isfinite(gnorm);
+}
+
+extern "C" cudaError_t mdk_step_finalize(mdk_step_block_t *b, cudaStream_t s)
+{
+    step_finalize_kernel<<<1, 1, 0, s>>>(b);
+    return cudaGetLastError();
+}
+
+__global__ void adamw_dev_kernel(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
+                                 const mdk_step_block_t *b)
+{
+    if (b->skip) return;
+    const float dm = b->decay_mul, b1 = b->b1, b2 = b->b2, gs = b->grad_scale, ss = b->step_size;
+    const float bc2 = b->bc2_sqrt, eps = b->eps;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        adamw_elem(p, g, m, v, i, i < n_decay ? dm : 1.0f, b1, b2, gs, ss, bc2, eps);
+}
+
+extern "C" cudaError_t mdk_adamw_dev(float *p, const float *g, float *m, float *v, int64_t n, int64_t n_decay,
+                                     const mdk_step_block_t *b, cudaStream_t s)
+{
+    if (n == 0) return cudaSuccess;
+    adamw_dev_kernel<<<grid_for(n, 256), 256, 0, s>>>(p, g, m, v, n, n_decay, b);
+    return cudaGetLastError();
+}
+
+__global__ void step_poison_kernel(float *g, const mdk_step_block_t *b)
+{
+    if (b->poison) g[0] = __int_as_float(0x7fc00000);
+}
+
+extern "C" cudaError_t mdk_step_poison(float *g, const mdk_step_block_t *b, cudaStream_t s)
+{
+    step_poison_kernel<<<1, 1, 0, s>>>(g, b);
     return cudaGetLastError();
 }

@@ -57,12 +57,16 @@ __global__ void __launch_bounds__(XB) xent_part_kernel(const double *loss, int64
     if (threadIdx.x == 0) part[2 * blockIdx.x] = s, part[2 * blockIdx.x + 1] = n;
 }
 
-__global__ void __launch_bounds__(XB) xent_total_kernel(const double *part, int nb, double *result)
+/* result = the totals, or (accumulate) result += them */
+__global__ void __launch_bounds__(XB) xent_total_kernel(const double *part, int nb, double *result, int accumulate)
 {
     double s = 0, n = 0;
     for (int i = threadIdx.x; i < nb; i += XB) s += part[2 * i], n += part[2 * i + 1];
     block_sum2(&s, &n);
-    if (threadIdx.x == 0) result[0] = s, result[1] = n;
+    if (threadIdx.x == 0) {
+        if (accumulate) s += result[0], n += result[1];
+        result[0] = s, result[1] = n;
+    }
 }
 
 extern "C" size_t mdk_xent_workspace(int64_t rows)
@@ -70,9 +74,9 @@ extern "C" size_t mdk_xent_workspace(int64_t rows)
     return ((size_t)(rows > 0 ? rows : 1) * sizeof(double) + 255) / 256 * 256 + 2 * XPARTS * sizeof(double);
 }
 
-extern "C" cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets,
-                                int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *result,
-                                cudaStream_t s)
+static cudaError_t xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets, int64_t rows,
+                        int64_t vocab, double grad_scale, void *workspace, double *result, int accumulate,
+                        cudaStream_t s)
 {
     double *loss = (double *)workspace;
     double *part = (double *)((char *)workspace + ((size_t)(rows > 0 ? rows : 1) * sizeof(double) + 255) / 256 * 256);
@@ -84,6 +88,20 @@ extern "C" cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int
     int nb = (int)((rows + per - 1) / per);
     if (nb < 1) nb = 1;
     xent_part_kernel<<<nb, XB, 0, s>>>(loss, rows, per, part);
-    xent_total_kernel<<<1, XB, 0, s>>>(part, nb, result);
+    xent_total_kernel<<<1, XB, 0, s>>>(part, nb, result, accumulate);
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t mdk_xent(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets,
+                                int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *result,
+                                cudaStream_t s)
+{
+    return xent(dl, ldd, logits, ldl, targets, rows, vocab, grad_scale, workspace, result, 0, s);
+}
+
+extern "C" cudaError_t mdk_xent_acc(float *dl, int64_t ldd, const float *logits, int64_t ldl, const uint8_t *targets,
+                                    int64_t rows, int64_t vocab, double grad_scale, void *workspace, double *acc,
+                                    cudaStream_t s)
+{
+    return xent(dl, ldd, logits, ldl, targets, rows, vocab, grad_scale, workspace, acc, 1, s);
 }

@@ -605,6 +605,14 @@ static void test_xent(void)
         int64_t n2 = -1;
         double loss2 = be->xent(be, NULL, &tl, &tt, scale, &n2, ws);
         CHECK(loss2 == loss && n2 == n, "xent without gradient differs");
+        /* xent_acc adds the same sum and count to what acc holds, in
+         * double: twice onto a start of 1.25 and 3 */
+        double acc[2] = {1.25, 3}, want0 = (1.25 + loss) + loss, want1 = 3 + 2 * (double)n;
+        be->xent_acc(be, &tdl, &tl, &tt, scale, acc, ws);
+        be->xent_acc(be, NULL, &tl, &tt, scale, acc, ws);
+        CHECK(acc[0] == want0 && acc[1] == want1, "xent_acc: %.17g, %g; expected %.17g, %g", acc[0], acc[1], want0,
+              want1);
+        CHECK_REL(rd(&tdl), dref, M * V, dtypes[d], "xent_acc dlogits");
     }
 }
 

@@ -257,6 +257,14 @@ struct md_backend {
     size_t (*xent_workspace)(const md_backend_t *be, int64_t rows);
     double (*xent)(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
                    const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace);
+    /* xent that ADDS the loss sum and the count (as a double) to acc[0]
+     * and acc[1], two doubles of the backend's device memory, instead of
+     * returning them: on a GPU nothing waits for the result, so that the
+     * micro-batches of a training step can be queued, or captured into a
+     * graph (backend/devstep.h), without a copy to the host each. The same
+     * bits as acc[0] += xent(...), acc[1] += *n_counted. */
+    void (*xent_acc)(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
+                     const md_tensor_t *targets, double grad_scale, double *acc, void *workspace);
 
     /* ================= Transformer (Transformer++ blocks) =================
      * Entries a backend lacks are NULL; the model refuses the transformer

@@ -4,8 +4,10 @@
  * One timed step is what pretrain does per optimizer step: zero the
  * gradients, forward + backward over every micro-batch of --tokens-per-step
  * (random A/C/G/T windows, drawn once), the global gradient norm, one
- * AdamW update. On a GPU each step is timed with CUDA events on the
- * backend's stream (the legacy default stream); on the CPU with the wall
+ * AdamW update, as train/graphstep.h runs it on one GPU (a CUDA graph
+ * unless --cuda-graph says otherwise) and md_train_step elsewhere. On a
+ * GPU each step is timed with CUDA events on the legacy default stream
+ * (which waits for the backend's stream); on the CPU with the wall
  * clock. Medians after --warmup untimed steps. Peak GPU memory is what the
  * backend allocated (md_cuda_peak_bytes) and what the device reports in use
  * (cudaMemGetInfo: the CUDA context and cuBLAS's workspace included).
@@ -34,6 +36,7 @@
 #include "nn/model.h"
 #include "nn/params.h"
 #include "train/adamw.h"
+#include "train/graphstep.h"
 #include "train/schedule.h"
 #include "util/cli.h"
 #include "util/log.h"
@@ -47,7 +50,7 @@
 #endif
 
 enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION,
-       OPT_D_MODEL, OPT_N_LAYER, OPT_DIST_FIRST };
+       OPT_D_MODEL, OPT_N_LAYER, OPT_CUDA_GRAPH, OPT_DIST_FIRST };
 
 static void usage(FILE *fp)
 {
@@ -70,12 +73,31 @@ static void usage(FILE *fp)
             "      --recompute           recompute each block's activations in the backward\n"
             "      --precision STR       fp32, or bf16 matrix products and block activations (GPU\n"
             "                            only) [fp32]\n"
+            "      --cuda-graph STR      the step as a CUDA graph (one GPU): auto, on or off [auto]\n"
             "      --gpus LIST           also time data-parallel steps on these GPUs (one process\n"
             "                            each; -B and --tokens-per-step per GPU): tokens/s of all\n"
             "                            and the scaling efficiency against one GPU\n"
             "      --bucket-mb MB        the gradients' all-reduce in buckets of this size during\n"
             "                            the backward; 0: all at once after it [25]\n"
             MD_COMMON_HELP);
+}
+
+/* The benchmark's windows: micro-batch a's B windows of L + 1 bases. */
+typedef struct { const uint8_t *tok; int64_t B, L; } bench_tokens_t;
+
+static void bench_window_rows(const bench_tokens_t *bt, int64_t a, uint8_t *in, uint8_t *tg)
+{
+    for (int64_t b = 0; b < bt->B; b++) {
+        const uint8_t *w = bt->tok + (size_t)((a * bt->B + b) * (bt->L + 1));
+        memcpy(in + b * bt->L, w, (size_t)bt->L);
+        memcpy(tg + b * bt->L, w + 1, (size_t)bt->L);
+    }
+}
+
+static int bench_tokens(void *ud, int64_t micro, uint8_t *in, uint8_t *tg)
+{
+    bench_window_rows(ud, micro, in, tg);
+    return 0;
 }
 
 int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_result_t *res)
@@ -119,6 +141,7 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
     md_tensor_t pbuf = md_model_param_buffer(m), gbuf = md_model_grad_buffer(m);
     double *ms = md_malloc((size_t)steps * sizeof *ms), loss = 0;
     md_grad_sync_t *sync = phases == 2 ? md_grad_sync_new(m, comm) : NULL;
+    md_graph_step_t *gs = NULL;
     int ret = -1;
 #if MD_HAVE_CUDA
     const int is_gpu = be->device == MD_DEVICE_CUDA;
@@ -129,6 +152,14 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
     }
     if (is_gpu) md_cuda_reset_peak(be);
 #endif
+    md_step_kind_t kind;
+    if (md_step_kind_choose(spec->cuda_graph, m, comm ? md_comm_size(comm) : 1, NULL, &kind) < 0) goto out;
+    if (kind != MD_STEP_HOST && !(gs = md_graph_step_new(m, kind))) goto out;
+    md_progress_t pg;
+    md_progress_init(&pg, 0);
+    pg.active = 0;
+    md_step_guard_t guard = {INT64_MAX, 0, 0};   /* random bases: every step is finite */
+    bench_tokens_t bt = {tok, B, L};
     for (int phase = 0; phase < phases; phase++) {
         if (phase == 1) res->step_ms_median_alone = md_bench_median(ms, (int)steps);
         for (int64_t s = 0; s < warmup + steps; s++) {
@@ -138,29 +169,33 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
             if (is_gpu && s == warmup && md_op_timer_on()) md_op_timer_reset();
             if (is_gpu) cudaEventRecord(ev0, 0);
 #endif
-            md_model_zero_grad(m);
-            md_loss_t tot = {0, 0};
-            for (int64_t a = 0; a < accum; a++) {
-                if (phase == 1 && a == accum - 1) md_grad_sync_arm(sync);
-                for (int64_t b = 0; b < B; b++) {
-                    const uint8_t *w = tok + (size_t)((a * B + b) * (L + 1));
-                    memcpy(in + b * L, w, (size_t)L);
-                    memcpy(tg + b * L, w + 1, (size_t)L);
+            if (gs) {
+                md_step_result_t sr;
+                if (md_graph_step_run(gs, &opt, B, L, accum, bench_tokens, &bt, 1e-3, 1.0, s, &pg, &guard, &sr) < 0)
+                    goto out;
+                loss = sr.loss;
+            } else {
+                md_model_zero_grad(m);
+                md_loss_t tot = {0, 0};
+                for (int64_t a = 0; a < accum; a++) {
+                    if (phase == 1 && a == accum - 1) md_grad_sync_arm(sync);
+                    bench_window_rows(&bt, a, in, tg);
+                    md_loss_t l;
+                    if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
+                    tot.loss_sum += l.loss_sum;
+                    tot.n_targets += l.n_targets;
                 }
-                md_loss_t l;
-                if (md_model_forward_backward(m, in, tg, B, L, 1, &l) < 0) goto out;
-                tot.loss_sum += l.loss_sum;
-                tot.n_targets += l.n_targets;
+                if (phase == 1) {   /* as md_train_step: the ranks' sums, then the global norm */
+                    double sums[2] = {tot.loss_sum, (double)tot.n_targets};
+                    if (md_grad_sync_finish(sync) < 0 || md_comm_allreduce_host(comm, sums, 2) < 0) goto out;
+                    tot.loss_sum = sums[0];
+                    tot.n_targets = llround(sums[1]);
+                }
+                double gsc = 1.0 / (double)tot.n_targets;
+                double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gsc;
+                md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gsc * md_clip_scale(gnorm, 1.0));
+                loss = tot.loss_sum / tot.n_targets;
             }
-            if (phase == 1) {   /* as md_train_step: the ranks' sums, then the global norm */
-                double sums[2] = {tot.loss_sum, (double)tot.n_targets};
-                if (md_grad_sync_finish(sync) < 0 || md_comm_allreduce_host(comm, sums, 2) < 0) goto out;
-                tot.loss_sum = sums[0];
-                tot.n_targets = llround(sums[1]);
-            }
-            double gs = 1.0 / (double)tot.n_targets;
-            double gnorm = md_flat_norm(be, gbuf.data, MD_DTYPE_F32, reg->numel) * gs;
-            md_adamw_step(&opt, pbuf.data, gbuf.data, 1e-3, gs * md_clip_scale(gnorm, 1.0));
             double el;
 #if MD_HAVE_CUDA
             if (is_gpu) {
@@ -175,7 +210,6 @@ int md_bench_train_measure(const md_train_bench_spec_t *spec, md_train_bench_res
                 be->sync(be);
                 el = 1e3 * (md_realtime() - t0);
             }
-            loss = tot.loss_sum / tot.n_targets;
             if (s >= warmup) ms[s - warmup] = el;
         }
 #if MD_HAVE_CUDA
@@ -205,6 +239,7 @@ out:
     if (ev1) cudaEventDestroy(ev1);
 #endif
     md_grad_sync_free(sync);
+    md_graph_step_free(gs);
     free(ms), free(tok), free(in), free(tg);
     md_adamw_free(&opt);
     md_model_free(m);
@@ -227,11 +262,13 @@ int md_bench_train_cmd(int argc, char **argv)
                                              {"precision", required_argument, 0, OPT_PRECISION},
                                              {"d-model", required_argument, 0, OPT_D_MODEL},
                                              {"n-layer", required_argument, 0, OPT_N_LAYER},
+                                             {"cuda-graph", required_argument, 0, OPT_CUDA_GRAPH},
                                              MD_DIST_LONGOPTS(OPT_DIST_FIRST),
                                              {0, 0, 0, 0}};
     const char *preset = NULL, *arch_name = "mamba";
     int64_t L = 1024, B = 8, tps = 0, steps = 10, warmup = 2, d_model = 0, n_layer = 0;
     int recompute = 0, c;
+    md_cuda_graph_t cuda_graph = MD_CUDA_GRAPH_AUTO;
     md_precision_t precision = MD_PRECISION_FP32;
     md_dist_opts_t dopt;
     md_dist_opts_init(&dopt);
@@ -249,6 +286,7 @@ int md_bench_train_cmd(int argc, char **argv)
         case OPT_WARMUP: if (md_parse_i64("--warmup", optarg, 0, 100000, 0, &warmup) < 0) return 1; break;
         case OPT_RECOMPUTE: recompute = 1; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
+        case OPT_CUDA_GRAPH: if (md_cuda_graph_parse("--cuda-graph", optarg, &cuda_graph) < 0) return 1; break;
         case OPT_D_MODEL: if (md_parse_i64("--d-model", optarg, 1, 65536, 0, &d_model) < 0) return 1; break;
         case OPT_N_LAYER: if (md_parse_i64("--n-layer", optarg, 1, 4096, 0, &n_layer) < 0) return 1; break;
         default: {
@@ -301,7 +339,8 @@ int md_bench_train_cmd(int argc, char **argv)
     if (md_dist_setup(&dopt, co.device, precision, &dist) < 0) return 1;
     md_train_bench_spec_t spec = {.cfg = &cfg, .device = co.device, .precision = precision, .batch = B, .len = L,
                                   .tokens_per_step = tps, .steps = steps, .warmup = warmup,
-                                  .recompute = recompute, .seed = co.seed, .dist = &dist};
+                                  .recompute = recompute, .cuda_graph = cuda_graph, .seed = co.seed,
+                                  .dist = &dist};
     md_train_bench_result_t r;
     int ret = md_bench_train_measure(&spec, &r);
     const int lead = md_comm_rank(dist.comm) == 0;

@@ -15,6 +15,7 @@
 #include "nn/config.h"
 #include "nn/model.h"
 #include "train/clstrain.h"
+#include "train/graphstep.h"
 #include "train/species.h"
 #include "train/trainer.h"
 #include "train/trainguard.h"
@@ -28,7 +29,7 @@ enum {
     OPT_EPOCHS, OPT_STEPS_PER_EPOCH, OPT_LR, OPT_LR_MIN, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_POOLING,
     OPT_REVCOMP, OPT_MAX_N, OPT_VAL_CONTIGS, OPT_TEST_CONTIGS, OPT_VAL_FRACTION, OPT_TEST_FRACTION, OPT_VAL_WINDOWS,
     OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT,
-    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT, OPT_PRECISION, OPT_DIST_FIRST
+    OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT, OPT_PRECISION, OPT_CUDA_GRAPH, OPT_DIST_FIRST
 };
 
 /* Default peak learning rates: the Mamba paper's for Mamba (1e-4) and
@@ -60,6 +61,8 @@ static void usage(FILE *fp)
             "      --precision STR       fp32, or bf16 (GPU only): bf16 matrix products and block\n"
             "                            activations; fp32 master weights, optimizer, scan state,\n"
             "                            head and loss [fp32]\n"
+            "      --cuda-graph STR      auto, on or off [auto]: finetune's step is never a CUDA graph\n"
+            "                            (its head's softmax is on the host); on is an error\n"
             "Training:\n"
             "  -L INT                    window length [1024]\n"
             "  -B INT                    examples per optimizer step [64]\n"
@@ -199,6 +202,7 @@ int cmd_finetune(int argc, char **argv)
         {"seq-warmup-start", required_argument, 0, OPT_SEQ_WARMUP_START},
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
         {"precision", required_argument, 0, OPT_PRECISION},
+        {"cuda-graph", required_argument, 0, OPT_CUDA_GRAPH},
         {"log-every", required_argument, 0, OPT_LOG_EVERY},
         {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"report", required_argument, 0, OPT_REPORT},
@@ -249,6 +253,12 @@ int cmd_finetune(int argc, char **argv)
             break;
         case OPT_RECOMPUTE: a.recompute = 1; break;
         case OPT_PRECISION: r = md_precision_parse("--precision", optarg, &a.precision); break;
+        case OPT_CUDA_GRAPH: {
+            md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;
+            r = md_cuda_graph_parse("--cuda-graph", optarg, &g);
+            o.cuda_graph = g;
+            break;
+        }
         case OPT_MAX_BAD_STEPS:
             r = md_parse_i64("--max-bad-steps", optarg, 1, INT64_MAX / 4, 0, &o.max_bad_steps);
             break;

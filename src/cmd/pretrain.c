@@ -15,6 +15,7 @@
 #include "nn/config.h"
 #include "nn/model.h"
 #include "seq/genome.h"
+#include "train/graphstep.h"
 #include "train/lmdata.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -27,7 +28,7 @@ enum {
     OPT_WARMUP, OPT_LR_MIN, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEQ_WARMUP, OPT_SEQ_WARMUP_START, OPT_VAL_EVERY,
     OPT_VAL_WINDOWS, OPT_METRICS, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG_EVERY, OPT_MAX_N, OPT_REVCOMP,
     OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX, OPT_MAX_BAD_STEPS,
-    OPT_DIST_FIRST,
+    OPT_CUDA_GRAPH, OPT_DIST_FIRST,
     OPT_HOLDOUT_FIRST = OPT_DIST_FIRST + MD_DIST_N_OPTS   /* lmopts.h numbers its own from here */
 };
 
@@ -65,6 +66,7 @@ static void usage(FILE *fp)
             "      --seq-warmup INT     sequence-length warmup: steps per stage, doubling from\n"
             "                           --seq-warmup-start up to L with the same tokens per step; 0 = off [0]\n"
             "      --seq-warmup-start INT  first stage's length [1024]\n"
+            MD_CUDA_GRAPH_HELP
             "Data:\n"
             "      --max-n FLOAT        skip windows with more than this fraction of N [0.1]\n"
             "      --revcomp            reverse-complement half of the training windows\n"
@@ -140,6 +142,7 @@ int cmd_pretrain(int argc, char **argv)
         {"stop-at", required_argument, 0, OPT_STOP_AT},
         {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
         {"precision", required_argument, 0, OPT_PRECISION},
+        {"cuda-graph", required_argument, 0, OPT_CUDA_GRAPH},
         MD_LMOPTS_HOLDOUT_LONGOPTS(OPT_HOLDOUT_FIRST),
         MD_DIST_LONGOPTS(OPT_DIST_FIRST),
         {0, 0, 0, 0}};
@@ -164,6 +167,12 @@ int cmd_pretrain(int argc, char **argv)
             break;
         case OPT_RECOMPUTE: recompute = 1; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
+        case OPT_CUDA_GRAPH: {
+            md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;
+            if (md_cuda_graph_parse("--cuda-graph", optarg, &g) < 0) return 1;
+            to.cuda_graph = g;
+            break;
+        }
         case 'L':
             if (md_parse_i64("-L", optarg, 2, 1 << 24, 1, &f->seq_len) < 0) return 1;
             given |= 1u << MD_TF_SEQ_LEN;

@@ -120,8 +120,9 @@ typedef struct {
     const md_backend_t *be;
     void *scratch;   /* MD_COMM_HOST_MAX doubles of device memory */
 #if MD_HAVE_CUDA
-    /* md_comm_allreduce_start's stream (non-blocking: the backend runs on
-     * the legacy default stream, which would otherwise serialise with it)
+    /* md_comm_allreduce_start's stream (non-blocking: the legacy default
+     * stream's work, which the backend's blocking stream is ordered with,
+     * would otherwise serialise with it)
      * and its two events: `ready` on the backend's stream before each
      * start, `done` on the second stream at the wait. Made at the first
      * start; NULL before. */

@@ -191,6 +191,25 @@ typedef struct md_loss {
 int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
                               int do_backward, md_loss_t *out);
 
+/* The checks md_model_forward_backward makes of its arguments (sizes
+ * within the plan, token ids within the vocabulary, no backward of a model
+ * planned for inference): 0, or -1 after that one error line. */
+int md_model_check_inputs(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, int do_backward);
+
+/* md_model_forward_backward (with the backward) for a training step that
+ * the host does not wait on (backend/devstep.h): inputs and targets are
+ * B*L token ids already in the backend's device memory, checked by the
+ * caller (md_model_check_inputs on the host copy), and the loss sum and
+ * the count are ADDED to loss_acc[0] and loss_acc[1], two doubles of
+ * device memory (the backend's xent_acc), instead of being returned. Every
+ * operation is queued on the backend's stream, none waits for it: the
+ * call can be captured into a CUDA graph and replayed. Only where the
+ * batch runs as one span (a GPU; the CPU's B = 1): -1 after one error line
+ * otherwise, and for sizes beyond the plan or a model planned for
+ * inference. */
+int md_model_forward_backward_dev(md_model_t *m, const void *inputs, const void *targets, int64_t B, int64_t L,
+                                  double *loss_acc);
+
 /* Forward only: writes host logits (B, L, vocab_size) as floats (natural
  * log-odds; log-softmax them for probabilities). Same limits and return
  * as above. */

@@ -119,6 +119,9 @@ struct md_model {
      * block 0's backward takes h_0 again in h_1's place) */
     int poison_dead;
     size_t tail_bytes;
+    /* md_model_forward_backward_dev's loss accumulator (device), set for
+     * the call; NULL otherwise */
+    double *loss_acc;
     /* md_model_set_grad_ready's notification, or NULL */
     md_grad_ready_fn grad_ready;
     void *grad_ready_ud;

@@ -123,6 +123,11 @@ static double span_loss(md_model_t *m, const span_t *s, int with_grad, int64_t *
     int64_t M = s->B * s->L, V = m->cfg.vocab_size;
     md_tensor_t tgt = md_tensor_1d(m->tok_tgt + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t logits = mat(m, rows(m, m->logits, s, V), M, V), dlogits = mat(m, rows(m, m->dlogits, s, V), M, V);
+    if (m->loss_acc) {   /* md_model_forward_backward_dev: the totals stay on the device */
+        be->xent_acc(be, with_grad ? &dlogits : NULL, &logits, &tgt, 1.0, m->loss_acc, s->xent_ws);
+        *count = 0;
+        return 0;
+    }
     return be->xent(be, with_grad ? &dlogits : NULL, &logits, &tgt, 1.0, count, s->xent_ws);
 }
 
@@ -189,7 +194,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
     grads_ready(m, s, -1);
 }
 
-static int check_call(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, int do_backward)
+int md_model_check_inputs(const md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, int do_backward)
 {
     if (do_backward && m->opts.inference) {
         md_error("model: a backward pass was asked of a model planned for inference (forward only)");
@@ -302,7 +307,7 @@ static void lm_span(md_model_t *m, const span_t *s, void *ctx, int do_backward)
 int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_t *targets, int64_t B, int64_t L,
                               int do_backward, md_loss_t *out)
 {
-    if (check_call(m, inputs, B, L, do_backward) < 0) return -1;
+    if (md_model_check_inputs(m, inputs, B, L, do_backward) < 0) return -1;
     const md_backend_t *be = m->be;
     be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     be->copy(be, m->tok_tgt, targets, (size_t)(B * L), MD_COPY_H2D);
@@ -313,6 +318,23 @@ int md_model_forward_backward(md_model_t *m, const uint8_t *inputs, const uint8_
         out->loss_sum += m->seq_loss[b];
         out->n_targets += m->seq_count[b];
     }
+    return 0;
+}
+
+int md_model_forward_backward_dev(md_model_t *m, const void *inputs, const void *targets, int64_t B, int64_t L,
+                                  double *loss_acc)
+{
+    if (B < 1 || L < 1 || B > m->max_batch || L > m->max_len || m->opts.inference || by_sequence(m, B)) {
+        md_error("model: a %lld x %lld batch cannot run as one span with the loss kept on the device",
+                 (long long)B, (long long)L);
+        return -1;
+    }
+    const md_backend_t *be = m->be;
+    be->copy(be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_D2D);
+    be->copy(be, m->tok_tgt, targets, (size_t)(B * L), MD_COPY_D2D);
+    m->loss_acc = loss_acc;
+    run_batch(m, B, L, 1, lm_span, NULL);
+    m->loss_acc = NULL;
     return 0;
 }
 
@@ -344,7 +366,7 @@ static void rows_to_host(md_model_t *m, const void *src, int64_t n, float *dst)
 
 int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *logits)
 {
-    if (check_call(m, inputs, B, L, 0) < 0) return -1;
+    if (md_model_check_inputs(m, inputs, B, L, 0) < 0) return -1;
     m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     forward_only(m, B, L, 1);
     m->be->sync(m->be);
@@ -354,7 +376,7 @@ int md_model_logits(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, 
 
 int md_model_hidden(md_model_t *m, const uint8_t *inputs, int64_t B, int64_t L, float *hidden)
 {
-    if (check_call(m, inputs, B, L, 0) < 0) return -1;
+    if (md_model_check_inputs(m, inputs, B, L, 0) < 0) return -1;
     m->be->copy(m->be, m->tok_in, inputs, (size_t)(B * L), MD_COPY_H2D);
     forward_only(m, B, L, 0);
     m->be->sync(m->be);
@@ -479,7 +501,7 @@ int md_model_classify(md_model_t *m, const uint8_t *inputs, const int32_t *label
         md_error("model: not a classifier (it has no classification head)");
         return -1;
     }
-    if (check_call(m, inputs, B, L, do_backward) < 0) return -1;
+    if (md_model_check_inputs(m, inputs, B, L, do_backward) < 0) return -1;
     for (int64_t b = 0; labels && b < B; b++) {
         if (labels[b] >= C) {
             md_error("model: label %d of sequence %lld is not below the %lld classes", labels[b], (long long)b,

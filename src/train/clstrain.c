@@ -8,6 +8,7 @@
 
 #include "nn/checkpoint.h"
 #include "train/clsreport.h"
+#include "train/graphstep.h"
 #include "train/progress.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
@@ -302,6 +303,10 @@ static void log_eval(const char *what, const md_confusion_t *cm, md_species_data
 
 int md_cls_train(md_model_t *m, md_species_data_t *d, const md_cls_train_opts_t *o, md_cls_train_result_t *res)
 {
+    md_step_kind_t kind;   /* always the host's step: said in a log line, or refused for --cuda-graph on */
+    if (md_step_kind_choose(o->cuda_graph, m, o->comm ? md_comm_size(o->comm) : 1,
+                            "the classification head takes its softmax on the host", &kind) < 0)
+        return -1;
     const int C = md_species_data_n(d);
     const int64_t L = o->seq_len, micro = md_model_max_batch(m), spe = o->steps_per_epoch;
     md_seq_schedule_t seq = {L, L > o->seq_warmup_start ? o->seq_warmup_start : L, spe};

@@ -61,6 +61,8 @@ typedef struct md_cls_train_opts {
     const char *resume;           /* a checkpoint of this run to continue from, or NULL */
     int64_t stop_at;              /* stop (and save) after this step, before the test; 0 = never */
     md_comm_t *comm;              /* data-parallel ranks (dist/comm.h); NULL = this process alone */
+    int cuda_graph;               /* md_cuda_graph_t (train/graphstep.h): never a graph here (the head's
+                                     softmax is on the host); "on" is an error */
 } md_cls_train_opts_t;
 
 typedef struct md_cls_train_result {

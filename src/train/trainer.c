@@ -10,6 +10,7 @@
 #include "dist/dist.h"
 #include "nn/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/graphstep.h"
 #include "train/metrics.h"
 #include "train/progress.h"
 #include "train/schedule.h"
@@ -500,17 +501,32 @@ static int validate(md_trainer_t *t, md_progress_t *pg, double *val_loss)
  * share of the micro-batch's B windows. */
 typedef struct { md_trainer_t *t; int64_t len, W; int rank, ranks; } lm_batch_t;
 
-static int lm_micro_batch(void *ud, int64_t micro, double *loss_sum, int64_t *count)
+/* The next windows of this rank's share into in and tg; returns how many. */
+static int64_t lm_draw(lm_batch_t *lb, uint8_t *in, uint8_t *tg)
 {
-    lm_batch_t *lb = ud;
     md_trainer_t *t = lb->t;
     const int64_t len = lb->len, W = lb->W;
     const int64_t B = md_lm_data_train_batch_part(t->d, W, &t->prog.next_window, t->o.f.batch, lb->rank, lb->ranks,
                                                   t->win, NULL);
     for (int64_t b = 0; b < B; b++) {
-        memcpy(t->in + b * len, t->win + b * W, (size_t)len);
-        memcpy(t->tg + b * len, t->win + b * W + 1, (size_t)len);
+        memcpy(in + b * len, t->win + b * W, (size_t)len);
+        memcpy(tg + b * len, t->win + b * W + 1, (size_t)len);
     }
+    return B;
+}
+
+/* md_graph_step_run's micro-batch (one rank: every window of it) */
+static int lm_micro_tokens(void *ud, int64_t micro, uint8_t *in, uint8_t *tg)
+{
+    lm_draw(ud, in, tg);
+    return 0;
+}
+
+static int lm_micro_batch(void *ud, int64_t micro, double *loss_sum, int64_t *count)
+{
+    lm_batch_t *lb = ud;
+    md_trainer_t *t = lb->t;
+    const int64_t B = lm_draw(lb, t->in, t->tg), len = lb->len;
     md_loss_t l;
     if (md_model_forward_backward(t->m, t->in, t->tg, B, len, 1, &l) < 0) return -1;
     *loss_sum = l.loss_sum;
@@ -535,6 +551,13 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         md_tensor_t pbuf = md_model_param_buffer(m);
         if (md_comm_broadcast(comm, pbuf.data, md_model_params(m)->numel, pbuf.dtype, 0) < 0) return -1;
     }
+    md_step_kind_t kind;
+    if (md_step_kind_choose(o->cuda_graph, m, ranks,
+                            md_adamw_sharded(&t->opt) ? "ZeRO-1's sharded optimizer is not captured" : NULL,
+                            &kind) < 0)
+        return -1;
+    md_graph_step_t *gs = kind == MD_STEP_HOST ? NULL : md_graph_step_new(m, kind);
+    if (kind != MD_STEP_HOST && !gs) return -1;
     if (lead && o->val_every > 0 && o->markov_order >= 0) {
         md_eval_result_t r;
         double t0 = md_realtime();
@@ -548,7 +571,10 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         const md_config_t *c = md_model_config(m);
         snprintf(title, sizeof title, "mambadna pretrain: %s %lld x %lld, L %lld", md_arch_name(c->arch),
                  (long long)c->d_model, (long long)c->n_layer, (long long)f->seq_len);
-        if (!(mt = md_metrics_open(o->metrics_path, t->prog.step > 0 ? t->prog.step : -1, title))) return -1;
+        if (!(mt = md_metrics_open(o->metrics_path, t->prog.step > 0 ? t->prog.step : -1, title))) {
+            md_graph_step_free(gs);
+            return -1;
+        }
         if (!isnan(t->baseline_bpb)) {
             char lab[64];
             snprintf(lab, sizeof lab, "order-%d Markov", o->markov_order);
@@ -578,7 +604,9 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
         md_step_result_t sr;
         const double lr = md_lr_at(&t->lr, step);
         const int stepped =
-            md_train_step(m, comm, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
+            gs ? md_graph_step_run(gs, &t->opt, B, len, accum, lm_micro_tokens, &lb, lr, f->clip, step, &pg, &guard,
+                                   &sr)
+               : md_train_step(m, comm, &t->opt, accum, lm_micro_batch, &lb, lr, f->clip, step, &pg, &guard, &sr);
         if (stepped < 0) goto out;
         const double loss = sr.loss, gnorm = sr.grad_norm;
         t->prog.step++;
@@ -652,5 +680,6 @@ int md_trainer_run(md_trainer_t *t, md_train_step_fn fn, void *ud)
 out:
     md_train_release_signals();
     md_metrics_close(mt);
+    md_graph_step_free(gs);
     return ret;
 }

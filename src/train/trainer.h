@@ -75,6 +75,16 @@ int md_train_step(md_model_t *m, md_comm_t *comm, md_adamw_t *opt, int64_t accum
                   double lr, double clip, int64_t step, md_progress_t *pg, md_step_guard_t *guard,
                   md_step_result_t *r);
 
+/* The guard's verdict on a step (after its loss and gradient norm are
+ * known, before the update): fills *r; returns 0 to update; 1 when the
+ * loss or the norm is not finite (a warning; guard counts it; the caller
+ * skips the update but still advances the optimizer's step count, so
+ * that it always equals the steps taken, as a resume sets it); -1 after
+ * one error line when count is 0 or guard->max_bad such steps came in a
+ * row. pg's line is cleared before a message. */
+int md_train_step_verdict(double loss_sum, int64_t count, double gnorm, int64_t step, md_progress_t *pg,
+                          md_step_guard_t *guard, md_step_result_t *r);
+
 /* The optimizer for m's parameters: md_adamw_init_zero1 for comm's rank
  * when comm asks for ZeRO-1 (md_comm_zero1), else md_adamw_init over all
  * of them. comm may be NULL. 0, or -1 after one error line. */
@@ -110,6 +120,7 @@ typedef struct md_train_opts {
     int64_t stop_at;              /* stop (and save) after this step, leaving the schedule to steps; 0 = none */
     int64_t max_bad_steps;        /* non-finite steps in a row that stop the run (md_step_guard_t) */
     md_comm_t *comm;              /* data-parallel ranks (dist/comm.h); NULL = this process alone */
+    int cuda_graph;               /* md_cuda_graph_t (train/graphstep.h): the step as a CUDA graph */
 } md_train_opts_t;
 
 void md_train_opts_init(md_train_opts_t *o);

@@ -56,7 +56,7 @@ const char *md_train_signal_name(int sig)
 
 int md_train_interrupted_status(void) { return 128 + (stop_signal ? stop_signal : SIGTERM); }
 
-static int step_is_poisoned(int64_t step1)
+int md_train_step_poisoned(int64_t step1)
 {
     const char *p = getenv("MD_TEST_POISON_STEPS");
     while (p && *p) {
@@ -72,7 +72,7 @@ static int step_is_poisoned(int64_t step1)
 
 void md_train_poison_gradient(md_model_t *m, int64_t step1)
 {
-    if (!step_is_poisoned(step1)) return;
+    if (!md_train_step_poisoned(step1)) return;
     const md_backend_t *be = md_model_backend(m);
     md_tensor_t g = md_model_grad_buffer(m);
     if (g.dtype == MD_DTYPE_F64) {

@@ -42,5 +42,8 @@ int md_train_interrupted_status(void);
 /* MD_TEST_POISON_STEPS: writes a NaN into m's gradient when the 1-based step
  * `step1` is listed. */
 void md_train_poison_gradient(md_model_t *m, int64_t step1);
+/* 1 when MD_TEST_POISON_STEPS lists the 1-based step step1 (the device
+ * step's form of the hook, train/graphstep.h). */
+int md_train_step_poisoned(int64_t step1);
 
 #endif

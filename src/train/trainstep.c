@@ -82,20 +82,36 @@ int md_train_step(md_model_t *m, md_comm_t *comm, md_adamw_t *opt, int64_t accum
     }
     loss_sum = sums[0];
     count = llround(sums[1]);
+    const double gscale = count ? 1.0 / (double)count : 0;
+    double gnorm = 0;
+    if (zero1) {
+        gnorm = sqrt(sums[2]) * gscale;
+    } else if (count) {
+        md_train_poison_gradient(m, step + 1);
+        gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
+    }
+    const int verdict = md_train_step_verdict(loss_sum, count, gnorm, step, pg, guard, r);
+    if (verdict == 1) opt->step++;   /* the moments stay; the count moves on (md_train_step_verdict) */
+    if (verdict != 0) return verdict;
+    md_adamw_step(opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, clip));
+    if (zero1) {   /* every rank's updated shard to every rank (the tail is updated everywhere) */
+        const md_adamw_range_t *shard = &opt->range[0];
+        char *p = (char *)pbuf.data + (size_t)shard->off * md_dtype_size(pbuf.dtype);
+        if (md_comm_all_gather(comm, p, pbuf.data, shard->n, pbuf.dtype) < 0) return -1;
+    }
+    return 0;
+}
+
+int md_train_step_verdict(double loss_sum, int64_t count, double gnorm, int64_t step, md_progress_t *pg,
+                          md_step_guard_t *guard, md_step_result_t *r)
+{
     if (count == 0) {
         md_progress_clear(pg);
         md_error("step %lld: the batch holds nothing to learn from (no A/C/G/T target or label; lower --max-n)",
                  (long long)step + 1);
         return -1;
     }
-    const double loss = loss_sum / (double)count, gscale = 1.0 / (double)count;
-    double gnorm;
-    if (zero1) {
-        gnorm = sqrt(sums[2]) * gscale;
-    } else {
-        md_train_poison_gradient(m, step + 1);
-        gnorm = md_flat_norm(be, gbuf.data, gbuf.dtype, md_model_params(m)->numel) * gscale;
-    }
+    const double loss = loss_sum / (double)count;
     *r = (md_step_result_t){loss_sum, count, loss, gnorm};
     if (!isfinite(loss) || !isfinite(gnorm)) {
         md_progress_clear(pg);
@@ -110,17 +126,8 @@ int md_train_step(md_model_t *m, md_comm_t *comm, md_adamw_t *opt, int64_t accum
         md_warn("step %lld skipped: non-finite loss or gradient (loss %g, gradient norm %g); the weights are not "
                 "updated (%lld in a row; %lld stop the run)", (long long)step + 1, loss, gnorm,
                 (long long)guard->streak, (long long)guard->max_bad);
-        /* The moments stay as they were, but the step count moves on, so
-         * that it always equals the steps taken (a resume sets it so). */
-        opt->step++;
         return 1;
     }
     guard->streak = 0;
-    md_adamw_step(opt, pbuf.data, gbuf.data, lr, gscale * md_clip_scale(gnorm, clip));
-    if (zero1) {   /* every rank's updated shard to every rank (the tail is updated everywhere) */
-        const md_adamw_range_t *shard = &opt->range[0];
-        char *p = (char *)pbuf.data + (size_t)shard->off * md_dtype_size(pbuf.dtype);
-        if (md_comm_all_gather(comm, p, pbuf.data, shard->n, pbuf.dtype) < 0) return -1;
-    }
     return 0;
 }

@@ -485,6 +485,14 @@ static double cpu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_te
     return loss;
 }
 
+static void cpu_xent_acc(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
+                         const md_tensor_t *targets, double grad_scale, double *acc, void *workspace)
+{
+    int64_t n = 0;
+    acc[0] += cpu_xent(be, dlogits, logits, targets, grad_scale, &n, workspace);
+    acc[1] += (double)n;
+}
+
 /* ---- Transformer: RoPE, causal attention, SwiGLU ---- */
 
 /* q, k, v, o-like (B*L, H*dh) views; returns dh. */
@@ -613,6 +621,7 @@ static const md_backend_t cpu_backend = {
     .scan_bwd = cpu_scan_bwd,
     .xent_workspace = cpu_xent_workspace,
     .xent = cpu_xent,
+    .xent_acc = cpu_xent_acc,
     .rope = cpu_rope,
     .attention_fwd = cpu_attention_fwd,
     .attention_workspace = cpu_attention_workspace,

@@ -1,7 +1,8 @@
 /* md_backend_cuda(): the CUDA backend. Unwraps tensors, checks them, and
  * queues the kernels of kernels/ (backend_kernels.h, scan_api.h) and cuBLAS
- * on the device's legacy default stream, so every op runs in program order
- * and a D2H copy (which the host waits for) sees everything before it.
+ * on one stream of the backend's (cuda_internal.h), so every op runs in
+ * program order and a D2H copy (which the host waits for) sees everything
+ * before it.
  *
  * Tensors are fp32, except the bf16 storage that the ops ops.h names take
  * (gemm, the RMSNorms' y and dy, conv1d, the scan's sequence tensors,
@@ -72,7 +73,7 @@ static void cu_memset0(const md_backend_t *be, void *p, size_t bytes)
 {
     if (!bytes) return;
     md_cuda_note_bytes("memset0", bytes);
-    CK(cudaMemsetAsync(p, 0, bytes, 0), "memset0");
+    CK(cudaMemsetAsync(p, 0, bytes, STREAM(be)), "memset0");
 }
 
 static void cu_copy(const md_backend_t *be, void *dst, const void *src, size_t bytes, md_copy_kind_t kind)
@@ -82,7 +83,7 @@ static void cu_copy(const md_backend_t *be, void *dst, const void *src, size_t b
     enum cudaMemcpyKind k = kind == MD_COPY_H2D ? cudaMemcpyHostToDevice
                           : kind == MD_COPY_D2H ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
     /* synchronous for host memory: the caller may reuse or read it at once */
-    if (kind == MD_COPY_D2D) CK(cudaMemcpyAsync(dst, src, bytes, k, 0), "copy");
+    if (kind == MD_COPY_D2D) CK(cudaMemcpyAsync(dst, src, bytes, k, STREAM(be)), "copy");
     else CK(cudaMemcpy(dst, src, bytes, k), "copy");
 }
 
@@ -92,7 +93,7 @@ static void cu_convert(const md_backend_t *be, md_tensor_t *dst, const md_tensor
 {
     int d16 = fb_dev(dst, "convert"), s16 = fb_dev(src, "convert");
     OP_REQUIRE(NROWS(dst) == NROWS(src) && NCOLS(dst) == NCOLS(src), "convert");
-    CK(mdk_convert(dst->data, d16, dst->ld, src->data, s16, src->ld, NROWS(src), NCOLS(src), 0), "convert");
+    CK(mdk_convert(dst->data, d16, dst->ld, src->data, s16, src->ld, NROWS(src), NCOLS(src), STREAM(be)), "convert");
 }
 
 /* ---- dense ---- */
@@ -117,10 +118,10 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
     size_t ces = md_dtype_size(c->dtype);
     if (k == 0) {   /* C = beta C; beta = 0 ignores C's contents */
         if (beta == 0) {
-            CK(cudaMemset2DAsync(c->data, (size_t)c->ld * ces, 0, (size_t)n * ces, (size_t)m, 0), "gemm");
+            CK(cudaMemset2DAsync(c->data, (size_t)c->ld * ces, 0, (size_t)n * ces, (size_t)m, STREAM(be)), "gemm");
         } else if (beta != 1) {
             OP_REQUIRE(c->ld == n && !c16, "gemm");
-            CK(mdk_scale(F(c), m * n, beta, 0), "gemm");
+            CK(mdk_scale(F(c), m * n, beta, STREAM(be)), "gemm");
         }
         return;
     }
@@ -164,14 +165,14 @@ static void cu_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x)
     f32_dev(y, "add");
     f32_dev(x, "add");
     OP_REQUIRE(NROWS(x) == NROWS(y) && NCOLS(x) == NCOLS(y), "add");
-    CK(mdk_add(F(y), y->ld, CF(x), x->ld, NROWS(y), NCOLS(y), 0), "add");
+    CK(mdk_add(F(y), y->ld, CF(x), x->ld, NROWS(y), NCOLS(y), STREAM(be)), "add");
 }
 
 static void cu_scale(const md_backend_t *be, md_tensor_t *x, double alpha)
 {
     f32_dev(x, "scale");
     OP_REQUIRE(x->ld == NCOLS(x), "scale");
-    CK(mdk_scale(F(x), md_tensor_numel(x), alpha, 0), "scale");
+    CK(mdk_scale(F(x), md_tensor_numel(x), alpha, STREAM(be)), "scale");
 }
 
 static double cu_sumsq(const md_backend_t *be, const md_tensor_t *x)
@@ -180,7 +181,7 @@ static double cu_sumsq(const md_backend_t *be, const md_tensor_t *x)
     OP_REQUIRE(x->ld == NCOLS(x), "sumsq");
     cuda_ctx_t *c = CTX(be);
     double r = 0;
-    CK(mdk_sumsq(CF(x), md_tensor_numel(x), c->result, c->scratch, 0), "sumsq");
+    CK(mdk_sumsq(CF(x), md_tensor_numel(x), c->result, c->scratch, STREAM(be)), "sumsq");
     CK(cudaMemcpy(&r, c->result, sizeof r, cudaMemcpyDeviceToHost), "sumsq");
     return r;
 }
@@ -193,13 +194,25 @@ static void cu_adamw(const md_backend_t *be, md_tensor_t *p, const md_tensor_t *
     int64_t n = md_tensor_numel(p);
     OP_REQUIRE(md_tensor_numel(g) == n && md_tensor_numel(m) == n && md_tensor_numel(v) == n, "adamw");
     OP_REQUIRE(hp->step >= 1, "adamw");
+    mdk_step_block_t b;
+    md_cuda_adamw_scalars(hp, &b);
+    if (n_decay > n) n_decay = n;
+    CK(mdk_adamw(F(p), CF(g), F(m), F(v), n, n_decay, b.decay_mul, b.b1, b.b2, (float)hp->grad_scale, b.step_size,
+                 b.bc2_sqrt, b.eps, STREAM(be)),
+       "adamw");
+}
+
+void md_cuda_adamw_scalars(const md_adamw_hparams_t *hp, mdk_step_block_t *b)
+{
     /* the scalars exactly as the CPU rounds them */
     double bc1 = 1.0 - pow(hp->beta1, (double)hp->step);
     double bc2 = 1.0 - pow(hp->beta2, (double)hp->step);
-    if (n_decay > n) n_decay = n;
-    CK(mdk_adamw(F(p), CF(g), F(m), F(v), n, n_decay, (float)(1.0 - hp->lr * hp->weight_decay), (float)hp->beta1,
-                 (float)hp->beta2, (float)hp->grad_scale, (float)(hp->lr / bc1), (float)sqrt(bc2), (float)hp->eps, 0),
-       "adamw");
+    b->decay_mul = (float)(1.0 - hp->lr * hp->weight_decay);
+    b->b1 = (float)hp->beta1;
+    b->b2 = (float)hp->beta2;
+    b->step_size = (float)(hp->lr / bc1);
+    b->bc2_sqrt = (float)sqrt(bc2);
+    b->eps = (float)hp->eps;
 }
 
 /* ---- embedding ---- */
@@ -210,7 +223,7 @@ static void cu_embedding_fwd(const md_backend_t *be, md_tensor_t *out, const md_
     f32_dev(w, "embedding_fwd");
     OP_REQUIRE(tok->dtype == MD_DTYPE_U8 && md_tensor_numel(tok) == NROWS(out), "embedding_fwd");
     OP_REQUIRE(NCOLS(w) == NCOLS(out) && w->ld == NCOLS(w), "embedding_fwd");
-    CK(mdk_embedding_fwd(F(out), out->ld, tok->data, CF(w), NROWS(out), NCOLS(out), 0), "embedding_fwd");
+    CK(mdk_embedding_fwd(F(out), out->ld, tok->data, CF(w), NROWS(out), NCOLS(out), STREAM(be)), "embedding_fwd");
 }
 
 static void cu_embedding_bwd(const md_backend_t *be, md_tensor_t *dw, const md_tensor_t *dout, const md_tensor_t *tok)
@@ -221,7 +234,7 @@ static void cu_embedding_bwd(const md_backend_t *be, md_tensor_t *dw, const md_t
     OP_REQUIRE(NCOLS(dw) == NCOLS(dout) && dw->ld == NCOLS(dw), "embedding_bwd");
     OP_REQUIRE(NROWS(dw) <= MDK_EMB_MAX_VOCAB, "embedding_bwd");
     CK(mdk_embedding_bwd(F(dw), CF(dout), dout->ld, tok->data, NROWS(dout), NCOLS(dout), NROWS(dw),
-                         CTX(be)->scratch, SCRATCH_FLOATS, 0),
+                         CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
        "embedding_bwd");
 }
 
@@ -236,8 +249,11 @@ static void cu_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *
     int64_t rows = NROWS(x), dim = NCOLS(x);
     OP_REQUIRE(NROWS(y) == rows && NCOLS(y) == dim && md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows,
                "rmsnorm_fwd");
-    if (y16) CK(mdk_rmsnorm_fwd_bf16(y->data, y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
-    else CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, 0), "rmsnorm_fwd");
+    if (y16)
+        CK(mdk_rmsnorm_fwd_bf16(y->data, y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, STREAM(be)),
+           "rmsnorm_fwd");
+    else
+        CK(mdk_rmsnorm_fwd(F(y), y->ld, F(rstd), CF(x), x->ld, CF(w), rows, dim, eps, STREAM(be)), "rmsnorm_fwd");
 }
 
 static void cu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor_t *y, md_tensor_t *rstd,
@@ -252,11 +268,11 @@ static void cu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor
     OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(rstd) == rows, "add_rmsnorm_fwd");
     if (y16)
         CK(mdk_add_rmsnorm_fwd_bf16(F(h), h->ld, y->data, y->ld, F(rstd), CF(hin), hin->ld, CF(xadd), xadd->ld, CF(w),
-                                    rows, dim, eps, 0),
+                                    rows, dim, eps, STREAM(be)),
            "add_rmsnorm_fwd");
     else
         CK(mdk_add_rmsnorm_fwd(F(h), h->ld, F(y), y->ld, F(rstd), CF(hin), hin->ld, CF(xadd), xadd->ld, CF(w), rows,
-                               dim, eps, 0),
+                               dim, eps, STREAM(be)),
            "add_rmsnorm_fwd");
 }
 
@@ -272,11 +288,11 @@ static void cu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t 
                "rmsnorm_bwd");
     if (dy16)
         CK(mdk_rmsnorm_bwd_bf16(F(dx), dx->ld, F(dw), dy->data, dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim,
-                                accumulate, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+                                accumulate, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
            "rmsnorm_bwd");
     else
         CK(mdk_rmsnorm_bwd(F(dx), dx->ld, F(dw), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim,
-                           accumulate, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+                           accumulate, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
            "rmsnorm_bwd");
 }
 
@@ -304,10 +320,11 @@ static void cu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_
     int x16 = conv_check(y, x, w, bias, batch, "conv1d_silu_fwd");
     int64_t dim = NCOLS(x), len = NROWS(x) / batch, K = md_tensor_numel(w) / dim;
     if (x16)
-        CK(mdk_conv1d_silu_fwd_bf16(y->data, y->ld, x->data, x->ld, CF(w), CF(bias), batch, len, dim, K, 0),
+        CK(mdk_conv1d_silu_fwd_bf16(y->data, y->ld, x->data, x->ld, CF(w), CF(bias), batch, len, dim, K, STREAM(be)),
            "conv1d_silu_fwd");
     else
-        CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, len, dim, K, 0), "conv1d_silu_fwd");
+        CK(mdk_conv1d_silu_fwd(F(y), y->ld, CF(x), x->ld, CF(w), CF(bias), batch, len, dim, K, STREAM(be)),
+           "conv1d_silu_fwd");
 }
 
 static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
@@ -319,11 +336,11 @@ static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tenso
     int64_t dim = NCOLS(x), len = NROWS(x) / batch, K = md_tensor_numel(w) / dim;
     if (x16)
         CK(mdk_conv1d_silu_bwd_bf16(dx->data, dx->ld, F(dw), F(dbias), dy->data, dy->ld, x->data, x->ld, CF(w),
-                                    CF(bias), batch, len, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+                                    CF(bias), batch, len, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
            "conv1d_silu_bwd");
     else
         CK(mdk_conv1d_silu_bwd(F(dx), dx->ld, F(dw), F(dbias), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(bias), batch,
-                               len, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, 0),
+                               len, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
            "conv1d_silu_bwd");
 }
 
@@ -393,7 +410,7 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     s.workspace = wb && states ? states : NULL;
     if (states && !wb) s.states = (float *)states;
     s.workspace_bytes = s.workspace ? wb : 0;
-    CK(md_scan_fwd(&s, 0), "scan_fwd");
+    CK(md_scan_fwd(&s, STREAM(be)), "scan_fwd");
 }
 
 static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
@@ -428,32 +445,46 @@ static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *dd
     s.states = md_scan_states_bytes(s.batch, s.len, E, N) ? (float *)states : NULL;
     s.workspace = workspace;
     s.workspace_bytes = wb;
-    CK(md_scan_bwd(&s, 0), "scan_bwd");
+    CK(md_scan_bwd(&s, STREAM(be)), "scan_bwd");
 }
 
 /* ---- cross-entropy ---- */
 
 static size_t cu_xent_workspace(const md_backend_t *be, int64_t rows) { return mdk_xent_workspace(rows); }
 
+static void xent_check(const md_tensor_t *dlogits, const md_tensor_t *logits, const md_tensor_t *targets,
+                       const void *workspace)
+{
+    f32_dev(logits, "xent");
+    OP_REQUIRE(targets->dtype == MD_DTYPE_U8 && md_tensor_numel(targets) == NROWS(logits), "xent");
+    if (dlogits) {
+        f32_dev(dlogits, "xent");
+        OP_REQUIRE(NROWS(dlogits) == NROWS(logits) && NCOLS(dlogits) == NCOLS(logits), "xent");
+    }
+    OP_REQUIRE(workspace != NULL, "xent");
+}
+
 static double cu_xent(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
                       const md_tensor_t *targets, double grad_scale, int64_t *n_counted, void *workspace)
 {
-    f32_dev(logits, "xent");
-    int64_t rows = NROWS(logits), vocab = NCOLS(logits);
-    OP_REQUIRE(targets->dtype == MD_DTYPE_U8 && md_tensor_numel(targets) == rows, "xent");
-    if (dlogits) {
-        f32_dev(dlogits, "xent");
-        OP_REQUIRE(NROWS(dlogits) == rows && NCOLS(dlogits) == vocab, "xent");
-    }
-    OP_REQUIRE(workspace != NULL, "xent");
+    xent_check(dlogits, logits, targets, workspace);
     cuda_ctx_t *c = CTX(be);
-    CK(mdk_xent(dlogits ? F(dlogits) : NULL, dlogits ? dlogits->ld : 0, CF(logits), logits->ld, targets->data, rows,
-                vocab, grad_scale, workspace, c->result, 0),
+    CK(mdk_xent(dlogits ? F(dlogits) : NULL, dlogits ? dlogits->ld : 0, CF(logits), logits->ld, targets->data,
+                NROWS(logits), NCOLS(logits), grad_scale, workspace, c->result, STREAM(be)),
        "xent");
     double r[2];
     CK(cudaMemcpy(r, c->result, sizeof r, cudaMemcpyDeviceToHost), "xent");
     *n_counted = (int64_t)r[1];
     return r[0];
+}
+
+static void cu_xent_acc(const md_backend_t *be, md_tensor_t *dlogits, const md_tensor_t *logits,
+                        const md_tensor_t *targets, double grad_scale, double *acc, void *workspace)
+{
+    xent_check(dlogits, logits, targets, workspace);
+    CK(mdk_xent_acc(dlogits ? F(dlogits) : NULL, dlogits ? dlogits->ld : 0, CF(logits), logits->ld, targets->data,
+                    NROWS(logits), NCOLS(logits), grad_scale, workspace, acc, STREAM(be)),
+       "xent");
 }
 
 /* ---- Transformer: RoPE, causal attention, SwiGLU ----
@@ -486,13 +517,13 @@ static void cu_rope(const md_backend_t *be, md_tensor_t *x, int64_t batch, int64
                     int inverse)
 {
     int64_t hd = attn_check(x, x, batch, n_heads, "rope");
-    CK(mdk_rope(x->data, x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse, IS_BF16(x), 0), "rope");
+    CK(mdk_rope(x->data, x->ld, batch, NROWS(x) / batch, n_heads, hd, theta, inverse, IS_BF16(x), STREAM(be)), "rope");
 }
 
 /* mma: the bf16 table's tensor-core kernels, where they cover the head dim */
-static void attention_fwd(md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q, const md_tensor_t *k,
-                          const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale, void *workspace,
-                          int mma)
+static void attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
+                          const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads, double scale,
+                          void *workspace, int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_fwd");
     attn_check(k, q, batch, n_heads, "attention_fwd");
@@ -504,11 +535,11 @@ static void attention_fwd(md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q
     if (mma && mdk_attention_mma_head_dim(hd)) {
         OP_REQUIRE(workspace != NULL, "attention_fwd");
         CK(mdk_attention_fwd_mma(o->data, o->ld, F(lse), q->data, q->ld, k->data, k->ld, v->data, v->ld, batch, len,
-                                 n_heads, hd, scale, workspace, IS_BF16(q), 0),
+                                 n_heads, hd, scale, workspace, IS_BF16(q), STREAM(be)),
            "attention_fwd");
     } else {
         CK(mdk_attention_fwd(o->data, o->ld, F(lse), q->data, q->ld, k->data, k->ld, v->data, v->ld, batch, len,
-                             n_heads, hd, scale, IS_BF16(q), 0),
+                             n_heads, hd, scale, IS_BF16(q), STREAM(be)),
            "attention_fwd");
     }
 }
@@ -517,14 +548,14 @@ static void cu_attention_fwd(const md_backend_t *be, md_tensor_t *o, md_tensor_t
                              const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
                              double scale, void *workspace)
 {
-    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, workspace, 0);
+    attention_fwd(be, o, lse, q, k, v, batch, n_heads, scale, workspace, 0);
 }
 
 static void cu_attention_fwd_bf16(const md_backend_t *be, md_tensor_t *o, md_tensor_t *lse, const md_tensor_t *q,
                                   const md_tensor_t *k, const md_tensor_t *v, int64_t batch, int64_t n_heads,
                                   double scale, void *workspace)
 {
-    attention_fwd(o, lse, q, k, v, batch, n_heads, scale, workspace, 1);
+    attention_fwd(be, o, lse, q, k, v, batch, n_heads, scale, workspace, 1);
 }
 
 static size_t cu_attention_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
@@ -539,10 +570,10 @@ static size_t cu_attention_workspace_bf16(const md_backend_t *be, md_dtype_t dt,
     return mdk_attention_mma_workspace(batch, len, n_heads, head_dim);
 }
 
-static void attention_bwd(md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv, const md_tensor_t *dout,
-                          const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v, const md_tensor_t *o,
-                          const md_tensor_t *lse, int64_t batch, int64_t n_heads, double scale, void *workspace,
-                          int mma)
+static void attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
+                          const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v,
+                          const md_tensor_t *o, const md_tensor_t *lse, int64_t batch, int64_t n_heads, double scale,
+                          void *workspace, int mma)
 {
     int64_t hd = attn_check(q, q, batch, n_heads, "attention_bwd");
     const md_tensor_t *all[] = {dq, dk, dv, dout, k, v, o};
@@ -555,7 +586,7 @@ static void attention_bwd(md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv, con
         mma && mdk_attention_mma_head_dim(hd) ? mdk_attention_bwd_mma : mdk_attention_bwd;
     CK(bwd(dq->data, dq->ld, dk->data, dk->ld, dv->data, dv->ld, dout->data, dout->ld, q->data, q->ld, k->data, k->ld,
            v->data, v->ld, o->data, o->ld, CF(lse), batch, NROWS(q) / batch, n_heads, hd, scale, workspace,
-           IS_BF16(q), 0),
+           IS_BF16(q), STREAM(be)),
        "attention_bwd");
 }
 
@@ -564,7 +595,7 @@ static void cu_attention_bwd(const md_backend_t *be, md_tensor_t *dq, md_tensor_
                              const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
                              int64_t n_heads, double scale, void *workspace)
 {
-    attention_bwd(dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 0);
+    attention_bwd(be, dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 0);
 }
 
 static void cu_attention_bwd_bf16(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
@@ -572,7 +603,7 @@ static void cu_attention_bwd_bf16(const md_backend_t *be, md_tensor_t *dq, md_te
                                   const md_tensor_t *v, const md_tensor_t *o, const md_tensor_t *lse, int64_t batch,
                                   int64_t n_heads, double scale, void *workspace)
 {
-    attention_bwd(dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 1);
+    attention_bwd(be, dq, dk, dv, dout, q, k, v, o, lse, batch, n_heads, scale, workspace, 1);
 }
 
 static void cu_swiglu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *gate, const md_tensor_t *up)
@@ -580,7 +611,8 @@ static void cu_swiglu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tenso
     act_like_ref(y, y, "swiglu_fwd");
     act_like_ref(gate, y, "swiglu_fwd");
     act_like_ref(up, y, "swiglu_fwd");
-    CK(mdk_swiglu_fwd(y->data, y->ld, gate->data, gate->ld, up->data, up->ld, NROWS(y), NCOLS(y), IS_BF16(y), 0),
+    CK(mdk_swiglu_fwd(y->data, y->ld, gate->data, gate->ld, up->data, up->ld, NROWS(y), NCOLS(y), IS_BF16(y),
+                      STREAM(be)),
        "swiglu_fwd");
 }
 
@@ -591,7 +623,7 @@ static void cu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor_
     const md_tensor_t *all[] = {dgate, dup, gate, up};
     for (int i = 0; i < 4; i++) act_like_ref(all[i], dy, "swiglu_bwd");
     CK(mdk_swiglu_bwd(dgate->data, dgate->ld, dup->data, dup->ld, dy->data, dy->ld, gate->data, gate->ld, up->data,
-                      up->ld, NROWS(dy), NCOLS(dy), IS_BF16(dy), 0),
+                      up->ld, NROWS(dy), NCOLS(dy), IS_BF16(dy), STREAM(be)),
        "swiglu_bwd");
 }
 
@@ -622,6 +654,7 @@ static const md_backend_t cuda_template = {
     .scan_bwd = cu_scan_bwd,
     .xent_workspace = cu_xent_workspace,
     .xent = cu_xent,
+    .xent_acc = cu_xent_acc,
     .rope = cu_rope,
     .attention_fwd = cu_attention_fwd,
     .attention_workspace = cu_attention_workspace,
@@ -656,7 +689,6 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
             free(c);
             return NULL;
         }
-        cublasSetStream(c->blas, 0);
         cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);   /* no TF32 in cublasSgemm */
         if (cudaMalloc((void **)&c->scratch, SCRATCH_BYTES) != cudaSuccess ||
             cudaMalloc((void **)&c->result, 2 * sizeof(double)) != cudaSuccess) {
@@ -666,6 +698,20 @@ const md_backend_t *md_backend_cuda_ex(int ordinal, md_precision_t prec)
             free(c);
             return NULL;
         }
+        if (cudaStreamCreate(&c->stream) != cudaSuccess) {
+            md_error("backend cuda: cannot create a stream on GPU %d", ordinal);
+            cudaFree(c->scratch);
+            cudaFree(c->result);
+            cublasDestroy(c->blas);
+            free(c);
+            return NULL;
+        }
+        /* cuBLAS's work area is the scratch, as cuBLASLt's (one stream: no
+         * other op uses it while a product runs): set, not left to cuBLAS's
+         * own pool, so that a product captured into a graph allocates
+         * nothing. (cublasSetStream resets it: the stream first.) */
+        cublasSetStream(c->blas, c->stream);
+        cublasSetWorkspace(c->blas, c->scratch, SCRATCH_BYTES);
     }
     md_backend_t *be = md_malloc(sizeof *be);
     *be = cuda_template;

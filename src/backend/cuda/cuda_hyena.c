@@ -73,6 +73,7 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
             if (fc->p[i].last_use < e->last_use) e = &fc->p[i];
         CK(cudaDeviceSynchronize(), op);
         cufftDestroy(e->plan);
+        c->plan_evictions++;
     }
     long long len = n, real_embed = n, cplx_embed = mdk_fftconv_pitch(n);
     int r2c = type == CUFFT_R2C;
@@ -82,7 +83,7 @@ static fft_plan_t *get_plan(const md_backend_t *be, int64_t n, int64_t count, cu
                                         r2c ? real_embed : cplx_embed, r2c ? &cplx_embed : &real_embed, 1,
                                         r2c ? cplx_embed : real_embed, type, count, &e->work);
     cufft_check(md_cuda_fault_cufft(r), op, "planning", n, count);
-    cufft_check(cufftSetStream(e->plan, 0), op, "setting up the plan", n, count);
+    cufft_check(cufftSetStream(e->plan, c->stream), op, "setting up the plan", n, count);
     e->n = n, e->count = count, e->type = type, e->last_use = ++fc->clock;
     return e;
 }
@@ -181,14 +182,15 @@ static void cu_bias_add(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     int b16 = act_dev(y, "bias_add");
     OP_REQUIRE(act_dev(bias, "bias_add") == b16 && md_tensor_numel(bias) == NCOLS(y) && bias->ld == NCOLS(bias),
                "bias_add");
-    CK(mdk_bias_add(y->data, y->ld, bias->data, NROWS(y), NCOLS(y), b16, 0), "bias_add");
+    CK(mdk_bias_add(y->data, y->ld, bias->data, NROWS(y), NCOLS(y), b16, STREAM(be)), "bias_add");
 }
 
 static void cu_bias_bwd(const md_backend_t *be, md_tensor_t *dbias, const md_tensor_t *dy)
 {
     int b16 = act_dev(dy, "bias_bwd");
     vec(dbias, NCOLS(dy), "bias_bwd");
-    CK(mdk_bias_bwd(F(dbias), dy->data, dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, b16, 0),
+    CK(mdk_bias_bwd(F(dbias), dy->data, dy->ld, NROWS(dy), NCOLS(dy), CTX(be)->scratch, SCRATCH_FLOATS, b16,
+                    STREAM(be)),
        "bias_bwd");
 }
 
@@ -200,7 +202,9 @@ static void cu_layernorm_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t
     int y16 = act_shape(y, x, op);
     int64_t rows = NROWS(x), dim = NCOLS(x);
     vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(b, dim, op);
-    CK(mdk_layernorm_fwd(y->data, y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, y16, 0), op);
+    CK(mdk_layernorm_fwd(y->data, y->ld, F(mean), F(rstd), CF(x), x->ld, CF(w), CF(b), rows, dim, eps, y16,
+                         STREAM(be)),
+       op);
 }
 
 static void cu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *db,
@@ -214,7 +218,7 @@ static void cu_layernorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_
     int64_t rows = NROWS(x), dim = NCOLS(x);
     vec(mean, rows, op), vec(rstd, rows, op), vec(w, dim, op), vec(dw, dim, op), vec(db, dim, op);
     CK(mdk_layernorm_bwd(F(dx), dx->ld, F(dw), F(db), dy->data, dy->ld, CF(x), x->ld, CF(w), CF(mean), CF(rstd), rows,
-                         dim, accumulate, CTX(be)->scratch, SCRATCH_FLOATS, dy16, 0),
+                         dim, accumulate, CTX(be)->scratch, SCRATCH_FLOATS, dy16, STREAM(be)),
        op);
 }
 
@@ -222,7 +226,7 @@ static void cu_gelu_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
 {
     int b16 = act_dev(x, "gelu_fwd");
     act_like(y, x, "gelu_fwd");
-    CK(mdk_gelu_fwd(y->data, y->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, 0), "gelu_fwd");
+    CK(mdk_gelu_fwd(y->data, y->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, STREAM(be)), "gelu_fwd");
 }
 
 static void cu_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor_t *dy, const md_tensor_t *x)
@@ -230,7 +234,8 @@ static void cu_gelu_bwd(const md_backend_t *be, md_tensor_t *dx, const md_tensor
     int b16 = act_dev(x, "gelu_bwd");
     act_like(dx, x, "gelu_bwd");
     act_like(dy, x, "gelu_bwd");
-    CK(mdk_gelu_bwd(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, 0), "gelu_bwd");
+    CK(mdk_gelu_bwd(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, NROWS(x), NCOLS(x), b16, STREAM(be)),
+       "gelu_bwd");
 }
 
 static void cu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x, const md_tensor_t *freq)
@@ -238,7 +243,7 @@ static void cu_sin_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t
     f32_dev(x, "sin_fwd");
     same_shape(y, x, "sin_fwd");
     vec(freq, NCOLS(x), "sin_fwd");
-    CK(mdk_sin_fwd(F(y), y->ld, CF(x), x->ld, CF(freq), NROWS(x), NCOLS(x), 0), "sin_fwd");
+    CK(mdk_sin_fwd(F(y), y->ld, CF(x), x->ld, CF(freq), NROWS(x), NCOLS(x), STREAM(be)), "sin_fwd");
 }
 
 static void cu_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfreq, md_tensor_t *dbias,
@@ -250,7 +255,7 @@ static void cu_sin_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dfr
     vec(freq, NCOLS(x), "sin_bwd"), vec(dfreq, NCOLS(x), "sin_bwd");
     if (dbias) vec(dbias, NCOLS(x), "sin_bwd");
     CK(mdk_sin_bwd(F(dx), dx->ld, F(dfreq), dbias ? F(dbias) : NULL, CF(dy), dy->ld, CF(x), x->ld, CF(freq),
-                   NROWS(x), NCOLS(x), CTX(be)->scratch, SCRATCH_FLOATS, 0),
+                   NROWS(x), NCOLS(x), CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
        "sin_bwd");
 }
 
@@ -259,7 +264,7 @@ static void cu_hyena_modulate(const md_backend_t *be, md_tensor_t *k, int64_t l_
 {
     f32_dev(k, "hyena_modulate");
     OP_REQUIRE(k->ld == NCOLS(k) && NROWS(k) <= l_max, "hyena_modulate");
-    CK(mdk_hyena_modulate(F(k), NROWS(k), NCOLS(k), l_max, target, fast_pct, slow_pct, 0), "hyena_modulate");
+    CK(mdk_hyena_modulate(F(k), NROWS(k), NCOLS(k), l_max, target, fast_pct, slow_pct, STREAM(be)), "hyena_modulate");
 }
 
 /* returns the filter width */
@@ -281,7 +286,7 @@ static void cu_dwconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tenso
     int64_t K = dwconv_check(y, x, w, batch, "dwconv_fwd"), dim = NCOLS(x);
     vec(bias, dim, "dwconv_fwd");
     CK(mdk_dwconv_fwd(y->data, y->ld, x->data, x->ld, CF(w), CF(bias), batch, NROWS(x) / batch, dim, K,
-                      x->dtype == MD_DTYPE_BF16, 0),
+                      x->dtype == MD_DTYPE_BF16, STREAM(be)),
        "dwconv_fwd");
 }
 
@@ -292,7 +297,8 @@ static void cu_dwconv_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *
     act_like(dy, x, "dwconv_bwd");
     vec(dw, dim * K, "dwconv_bwd"), vec(dbias, dim, "dwconv_bwd");
     CK(mdk_dwconv_bwd(dx->data, dx->ld, F(dw), F(dbias), dy->data, dy->ld, x->data, x->ld, CF(w), batch,
-                      NROWS(x) / batch, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, x->dtype == MD_DTYPE_BF16, 0),
+                      NROWS(x) / batch, dim, K, CTX(be)->scratch, SCRATCH_FLOATS, x->dtype == MD_DTYPE_BF16,
+                      STREAM(be)),
        "dwconv_bwd");
 }
 
@@ -352,7 +358,7 @@ static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, 
     *kept_conv = kept ? (float *)((char *)kept + s.kept_spec_bytes) : NULL;
     CK(mdk_fftconv_pack(buf, x1->data, x1->ld, v->data, v->ld, bwd ? dy->data : NULL, bwd ? dy->ld : 0,
                         bwd ? x0->data : NULL, bwd ? x0->ld : 0, CF(k), batch, len, C, *n, g_only,
-                        x1->dtype == MD_DTYPE_BF16, 0),
+                        x1->dtype == MD_DTYPE_BF16, STREAM(be)),
        op);
     if (g_only)
         run_plan(s.g_r2c, buf, spec_g, work, op);
@@ -360,7 +366,7 @@ static const float *fft_convolve(const md_backend_t *be, const md_tensor_t *x1, 
         run_plan(s.bwd_r2c, buf, spec, work, op);
     else
         run_plan(s.fwd_r2c, buf, kept ? kept : spec, work, op);
-    CK(mdk_fftconv_mul(spec, kept, bwd, batch, C, *n, 0), op);
+    CK(mdk_fftconv_mul(spec, kept, bwd, batch, C, *n, STREAM(be)), op);
     if (g_only)
         run_plan(s.gk_c2r, buf, spec_g, work, op);
     else
@@ -380,7 +386,7 @@ static void cu_fftconv_fwd(const md_backend_t *be, md_tensor_t *y, const md_tens
     float *conv;
     const float *buf = fft_convolve(be, x1, v, NULL, NULL, k, batch, len, workspace, spectra, &n, &conv, op);
     CK(mdk_fftconv_unpack_fwd(y->data, y->ld, conv, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), buf,
-                              batch, len, C, n, x0->dtype == MD_DTYPE_BF16, 0),
+                              batch, len, C, n, x0->dtype == MD_DTYPE_BF16, STREAM(be)),
        op);
 }
 
@@ -406,7 +412,7 @@ static void cu_fftconv_bwd(const md_backend_t *be, md_tensor_t *dx0, md_tensor_t
     const float *buf = fft_convolve(be, x1, v, dy, x0, k, batch, len, workspace, (float *)spectra, &n, &conv, op);
     CK(mdk_fftconv_unpack_bwd(dx0->data, dx0->ld, dx1->data, dx1->ld, dv->data, dv->ld, F(dk), F(dD), dy->data,
                               dy->ld, x0->data, x0->ld, x1->data, x1->ld, v->data, v->ld, CF(D), conv, buf, batch,
-                              len, C, n, CTX(be)->scratch, SCRATCH_FLOATS, x0->dtype == MD_DTYPE_BF16, 0),
+                              len, C, n, CTX(be)->scratch, SCRATCH_FLOATS, x0->dtype == MD_DTYPE_BF16, STREAM(be)),
        op);
 }
 

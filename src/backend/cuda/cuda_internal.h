@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "backend/ops.h"
+#include "backend_kernels.h"
 #include "cuda_check.h"
 #include "op_timer.h"
 #include "util/log.h"
@@ -23,14 +24,24 @@ struct cuda_fft_cache;   /* cuda_hyena.c: the cuFFT plans kept per shape */
 
 typedef struct {
     int ordinal;
+    /* The stream every op queues on: one stream, so the ops run in program
+     * order. A blocking stream (cudaStreamCreate), so that the synchronous
+     * copies and NCCL's calls on the legacy default stream stay ordered
+     * with it as before; its own stream (not the legacy one) so that a
+     * training step can be captured into a CUDA graph (devstep.h). */
+    cudaStream_t stream;
     cublasHandle_t blas;
     float *scratch;        /* SCRATCH_BYTES */
     double *result;        /* 2 doubles: a reduction's result on the device */
     size_t in_use, peak;   /* bytes from alloc, this process */
     struct cuda_fft_cache *fft;   /* made on the first FFT op or query */
+    /* FFT plans destroyed to make room (cuda_hyena.c): a captured graph
+     * that ran one of them is stale (devstep.h) */
+    unsigned plan_evictions;
 } cuda_ctx_t;
 
 #define CTX(be) ((cuda_ctx_t *)(be)->ctx)
+#define STREAM(be) (CTX(be)->stream)
 
 /* A broken internal invariant: a bug, reported by cuda_check.h (abort). */
 static inline __attribute__((noreturn)) void fail(const char *op, const char *what) { md_cuda_fail_bug(op, what); }
@@ -80,6 +91,11 @@ static inline int fb_dev(const md_tensor_t *t, const char *op)
 #define SCRATCH_FLOATS (SCRATCH_BYTES / sizeof(float))
 
 static inline size_t round256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+/* AdamW's per-step factors of hp as the adamw op rounds them, into b's
+ * decay_mul, b1, b2, step_size, bc2_sqrt and eps (cuda_backend.c; the
+ * device-resident step, cuda_step.c, sets the same). */
+void md_cuda_adamw_scalars(const md_adamw_hparams_t *hp, mdk_step_block_t *b);
 
 /* cuda_hyena.c: fills the Hyena section of a table (bf16: the bf16 table's). */
 void md_cuda_hyena_install(md_backend_t *be, int bf16);

@@ -121,7 +121,7 @@ static int lt_matmul(const md_backend_t *be, const lt_call_t *p, int bf16, const
         int timed = md_op_timer_on();
         if (timed) md_op_timer_mark("linear lt", 0);
         st = cublasLtMatmul(h, desc, &one, p->a, la, p->b, lb, &p->beta, p->c, lc, p->d, ld, &res.algo,
-                            CTX(be)->scratch, SCRATCH_BYTES, 0);
+                            CTX(be)->scratch, SCRATCH_BYTES, STREAM(be));
         if (timed) md_op_timer_mark("linear lt", 1);
         if ((st = md_cuda_fault_cublas(st)) != CUBLAS_STATUS_SUCCESS)   /* D is N x M column-major */
             md_cuda_fail_cublas(op, st, "cublasLtMatmul for a %lld x %lld x %lld product", (long long)p->n,
@@ -166,7 +166,7 @@ static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_
     if (residual && residual->data != y->data) {
         size_t es = md_dtype_size(y->dtype);
         CK(cudaMemcpy2DAsync(y->data, (size_t)y->ld * es, residual->data, (size_t)residual->ld * es, (size_t)N * es,
-                             (size_t)M, cudaMemcpyDeviceToDevice, 0),
+                             (size_t)M, cudaMemcpyDeviceToDevice, STREAM(be)),
            op);
     }
     be->gemm(be, 0, 1, 1.0, x, w, residual ? 1.0 : 0.0, z);

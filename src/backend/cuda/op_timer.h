@@ -29,7 +29,8 @@ int md_op_timer_shapes(void);
 const char *md_op_timer_shape_name(const char *base, long long m, long long n, long long k, int ta, int tb);
 /* Marks the start (end = 0) or the end (end = 1) of one call of op `op`
  * (a string literal or md_op_timer_shape_name's: kept by pointer) on the
- * legacy default stream. */
+ * legacy default stream (ordered after and before the backend's blocking
+ * stream's work). */
 void md_op_timer_mark(const char *op, int end);
 /* Forgets the totals so far (e.g. after warm-up steps) and starts the
  * wall clock of the timed region. */
