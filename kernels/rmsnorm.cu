@@ -106,30 +106,63 @@ extern "C" cudaError_t mdk_add_rmsnorm_fwd_bf16(float *h, int64_t ldh, void *y, 
     return add_rmsnorm_fwd(h, ldh, (__nv_bfloat16 *)y, ldy, rstd, hin, ldhin, xadd, ldxadd, w, rows, dim, eps, s);
 }
 
+/* dx of row r (= or += by accumulate); returns nothing, but adds the row's
+ * dy * x * rstd into dw_acc[c] for the lane's columns when dw_acc is set */
+template <typename TD>
+__device__ static void rmsnorm_dx_row(float *dxr, const TD *dyr, const float *xr, const float *w, float rs,
+                                      int64_t dim, int accumulate, float *dw_acc, int lane)
+{
+    float gx = 0;
+    for (int64_t c = lane; c < dim; c += 32) gx += ld_f(dyr + c) * w[c] * xr[c];
+    gx = warp_sum(gx);
+    float k = rs * rs * gx / (float)dim;
+    for (int64_t c = lane; c < dim; c += 32) {
+        float g = ld_f(dyr + c), x = xr[c], d = rs * (g * w[c] - x * k);
+        dxr[c] = accumulate ? dxr[c] + d : d;
+        if (dw_acc) dw_acc[c] += g * x * rs;
+    }
+}
+
 template <typename TD>
 __global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t lddx, const TD *dy,
                                                            int64_t lddy, const float *x, int64_t ldx,
                                                            const float *w, const float *rstd, int64_t rows,
                                                            int64_t dim, int accumulate)
 {
-    int lane = threadIdx.x & 31;
     int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
     if (r >= rows) return;
-    const float *xr = x + r * ldx;
-    const TD *dyr = dy + r * lddy;
-    float *dxr = dx + r * lddx;
-    float rs = rstd[r], gx = 0;
-    for (int64_t c = lane; c < dim; c += 32) gx += ld_f(dyr + c) * w[c] * xr[c];
-    gx = warp_sum(gx);
-    float k = rs * rs * gx / (float)dim;
-    if (accumulate)
-        for (int64_t c = lane; c < dim; c += 32) dxr[c] += rs * (ld_f(dyr + c) * w[c] - xr[c] * k);
-    else
-        for (int64_t c = lane; c < dim; c += 32) dxr[c] = rs * (ld_f(dyr + c) * w[c] - xr[c] * k);
+    rmsnorm_dx_row(dx + r * lddx, dy + r * lddy, x + r * ldx, w, rstd[r], dim, accumulate, (float *)NULL,
+                   threadIdx.x & 31);
+}
+
+/* dx and the weight gradient's partials in one pass over dy and x: block b
+ * (one slice) walks rows b RW + warp, stepping gridDim.x RW; each warp
+ * sums its rows' dy * x * rstd into a row of shared memory of its own
+ * (RW x dim floats), and the block writes part[b][c] = the warps' sums
+ * added in warp order. A fixed grid for a given row count: fixed order. */
+template <typename TD>
+__global__ void __launch_bounds__(RW * 32) rmsnorm_bwd_fused_kernel(float *dx, int64_t lddx, float *part,
+                                                                  const TD *dy, int64_t lddy, const float *x,
+                                                                  int64_t ldx, const float *w, const float *rstd,
+                                                                  int64_t rows, int64_t dim, int accumulate)
+{
+    extern __shared__ float dw_acc[];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *mine = dw_acc + warp * dim;
+    for (int64_t c = lane; c < dim; c += 32) mine[c] = 0;
+    for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += (int64_t)gridDim.x * RW)
+        rmsnorm_dx_row(dx + r * lddx, dy + r * lddy, x + r * ldx, w, rstd[r], dim, accumulate, mine, lane);
+    __syncthreads();
+    for (int64_t c = threadIdx.x; c < dim; c += RW * 32) {
+        float sum = 0;
+        for (int k = 0; k < RW; k++) sum += dw_acc[k * dim + c];
+        part[(int64_t)blockIdx.x * dim + c] = sum;
+    }
 }
 
 /* partial[slice][c] = sum over the slice's rows of dy * x * rstd; 32
- * columns x 8 row lanes per block, the lanes added in order */
+ * columns x 8 row lanes per block, the lanes added in order (the weight
+ * gradient of rows wider than the fused kernel's shared memory holds) */
 template <typename TD>
 __global__ void __launch_bounds__(256) rmsnorm_dw_kernel(float *part, const TD *dy, int64_t lddy, const float *x,
                                                        int64_t ldx, const float *rstd, int64_t rows, int64_t dim,
@@ -150,18 +183,34 @@ __global__ void __launch_bounds__(256) rmsnorm_dw_kernel(float *part, const TD *
     }
 }
 
+/* The fused kernel's widest row: RW rows of partials in the 48 KB of
+ * shared memory a block gets without opting in. */
+enum { FUSED_MAX_DIM = 48 * 1024 / (RW * 4) };
+
 template <typename TD>
 static cudaError_t rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const TD *dy, int64_t lddy, const float *x,
                                int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
                                int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s)
 {
     if (rows == 0) return cudaSuccess;
-    rmsnorm_dx_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, rstd,
-                                                                           rows, dim, accumulate);
-    int64_t slices = mdk_reduce_slices(rows, dim, scratch_floats);
-    int64_t per = (rows + slices - 1) / slices;
-    rmsnorm_dw_kernel<<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
-        scratch, dy, lddy, x, ldx, rstd, rows, dim, per);
+    int64_t slices;
+    if (dim <= FUSED_MAX_DIM) {
+        /* 16 rows per warp at most: enough warps in flight to cover the
+         * memory latency, at most 1024 partial rows to add */
+        slices = (rows + 16 * RW - 1) / (16 * RW);
+        int64_t fit = (int64_t)(scratch_floats / (size_t)dim);
+        slices = slices > 1024 ? 1024 : slices > fit ? fit : slices;
+        if (slices < 1) slices = 1;
+        rmsnorm_bwd_fused_kernel<<<(unsigned)slices, RW * 32, (size_t)RW * (size_t)dim * sizeof(float), s>>>(
+            dx, lddx, scratch, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate);
+    } else {
+        rmsnorm_dx_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, rstd,
+                                                                               rows, dim, accumulate);
+        slices = mdk_reduce_slices(rows, dim, scratch_floats);
+        int64_t per = (rows + slices - 1) / slices;
+        rmsnorm_dw_kernel<<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
+            scratch, dy, lddy, x, ldx, rstd, rows, dim, per);
+    }
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     return mdk_colsum_add(dw, scratch, slices, dim, dim, s);

@@ -628,13 +628,14 @@ static void check_transformer16(const md_backend_t *bf)
  * bf16 (M, 2F) matrix, as the model's */
 static void check_swiglu16(const md_backend_t *bf)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {301, 96}, {2048, 1024}};
-    for (int s = 0; s < 3; s++) {
+    static const int64_t shapes[][2] = {{1, 8}, {301, 96}, {2048, 1024}, {1024, 12}, {4096, 384}};
+    for (int s = 0; s < 5; s++) {
         int64_t M = shapes[s][0], F = shapes[s][1], pad = s % 2 ? 3 : 0;
         char sh[64];
         snprintf(sh, sizeof sh, "M=%lld F=%lld pad=%lld", (long long)M, (long long)F, (long long)pad);
         b16_t gu = mk16(M, 2 * F, 2 * F + pad, -4, 4), y = mk16(M, F, F + pad, -1, 1);
-        b16_t dy = mk16(M, F, F + 1, -1, 1), dgu = mk16(M, 2 * F, 2 * F + pad, -1, 1);
+        /* unpadded shapes whose F is a multiple of 8 take the 16-byte path */
+        b16_t dy = mk16(M, F, F + pad, -1, 1), dgu = mk16(M, 2 * F, 2 * F + pad, -1, 1);
         md_tensor_t gh = cols16(&gu, 0, 0, F), uh = cols16(&gu, 0, F, F), gd = cols16(&gu, 1, 0, F), ud = cols16(&gu, 1, F, F);
         md_tensor_t yh = h16(&y), yd = d16(&y), dyh = h16(&dy), dyd = d16(&dy);
         md_tensor_t dgh = cols16(&dgu, 0, 0, F), duh = cols16(&dgu, 0, F, F);
