@@ -539,6 +539,11 @@ static void check_linear16(const md_backend_t *bf)
         cpu->linear_fwd(cpu, &y32h, NULL, &xh, &wh, &b32h, &rh, MD_ACT_NONE);
         bf->linear_fwd(bf, &y32d, NULL, &xd, &wd, &b32d, &rd, MD_ACT_NONE);
         record("linear_fwd bf16", "y f32 (residual)", relerr(&y32), TOL, sh);
+        /* no bias, the residual a buffer of its own (Transformer++'s residual adds) */
+        poison(&y32);
+        cpu->linear_fwd(cpu, &y32h, NULL, &xh, &wh, NULL, &rh, MD_ACT_NONE);
+        bf->linear_fwd(bf, &y32d, NULL, &xd, &wd, NULL, &rd, MD_ACT_NONE);
+        record("linear_fwd bf16", "y f32 (residual, no bias)", relerr(&y32), TOL, sh);
 
         b16_t dy = mk16(M, N, N + 8, -1, 1), dx = mk16(M, K, K + 8, -1, 1), pk = mk16(M, K, K + 8, -2, 2);
         md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = h16(&dx), dxd = d16(&dx), pkh = h16(&pk), pkd = d16(&pk);

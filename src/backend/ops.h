@@ -404,14 +404,17 @@ struct md_backend {
     /* A Linear layer (torch.nn.Linear, weight w (N, K)) with what follows
      * its product fused in, where the backend can (cuBLASLt epilogues on
      * CUDA):
-     *   pre = x w^T + bias [+ residual],   y = act(pre)
-     * x (M, K), y (M, N), bias (N); residual NULL or (M, N), which may alias
-     * y (the residual stream updated in place) but not x. act MD_ACT_NONE:
+     *   pre = x w^T [+ bias] [+ residual],   y = act(pre)
+     * x (M, K), y (M, N), bias NULL (none) or (N); residual NULL or (M, N),
+     * which may alias y (the residual stream updated in place) but not x;
+     * without an alias it is the product's C operand, so that y = residual +
+     * x w^T costs no copy (Transformer++'s residual adds). act MD_ACT_NONE:
      * y = pre and pre_act is NULL. MD_ACT_GELU_TANH (gelu_fwd's tanh form):
      * pre is also written to pre_act (M, N) for the backward; residual must
      * be NULL; pre_act aliases neither x nor y. All row-strided views. The
      * CPU composes its own ops (row copy of the residual, gemm with beta 1,
-     * bias_add, gelu_fwd): the same bits as calling them. CUDA: x and w
+     * bias_add where there is a bias, gelu_fwd): the same bits as calling
+     * them. CUDA: x and w
      * may be bf16 (both); y then too, with bias, residual and pre_act of
      * y's dtype (an f32 y keeps an f32 bias and residual). */
     void (*linear_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,

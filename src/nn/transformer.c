@@ -153,15 +153,16 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     be->gemm(be, 0, 1, 1.0, &a.hn1, &w.qkv, 0.0, &a.qkv);
     be->rope(be, &qk, c->B, 2 * H, cfg->rope_theta, 0);
     be->attention_fwd(be, &a.o, &a.lse, &a.q, &a.k, &a.v, c->B, H, 1.0 / sqrt((double)(d / H)), c->op_ws);
-    /* h_mid = h_in + o Wo^T: the product alone, then the add fused into the norm */
-    be->gemm(be, 0, 1, 1.0, &a.o, &w.o, 0.0, &a.hmid);
-    be->add_rmsnorm_fwd(be, &a.hmid, &a.hn2, &a.rstd2, &a.hmid, &hin, &w.mlp_norm, cfg->norm_eps);
+    /* the residual adds in the products: h_mid = h_in + o Wo^T and h_out =
+     * h_mid + act Wdown^T, each residual the GEMM's C operand (no copy, no
+     * pass of its own) */
+    be->linear_fwd(be, &a.hmid, NULL, &a.o, &w.o, NULL, &hin, MD_ACT_NONE);
+    be->rmsnorm_fwd(be, &a.hn2, &a.rstd2, &a.hmid, &w.mlp_norm, cfg->norm_eps);
     be->gemm(be, 0, 1, 1.0, &a.hn2, &w.gate_up, 0.0, &a.gu);
     be->swiglu_fwd(be, &a.act, &a.gate, &a.up);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
-        be->copy(be, h_out, a.hmid.data, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
-        be->gemm(be, 0, 1, 1.0, &a.act, &w.down, 1.0, &hout);
+        be->linear_fwd(be, &hout, NULL, &a.act, &w.down, NULL, &a.hmid, MD_ACT_NONE);
     }
 }
 
