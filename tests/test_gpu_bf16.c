@@ -223,14 +223,15 @@ static void check_gemm16(const md_backend_t *bf)
 /* rmsnorm_fwd and add_rmsnorm_fwd with a bf16 y; rmsnorm_bwd with a bf16 dy */
 static void check_rmsnorm16(const md_backend_t *bf)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}};
-    for (int s = 0; s < 3; s++) {
-        int64_t M = shapes[s][0], D = shapes[s][1];
+    /* M, D, and whether every row stride is a multiple of 4 (the kernels' 4-wide path) */
+    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {4096, 128, 1}};
+    for (int s = 0; s < 4; s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
         char sh[64];
-        snprintf(sh, sizeof sh, "M=%lld D=%lld", (long long)M, (long long)D);
-        buf_t x = mk(M, D, D + 2, -2, 2), xa = mk(M, D, D + 3, -1, 1), w = mk(1, D, D, 0.5, 1.5);
-        buf_t h = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
-        b16_t y = mk16(M, D, D + 1, -1, 1);
+        snprintf(sh, sizeof sh, "M=%lld D=%lld%s", (long long)M, (long long)D, al ? " 4-wide" : "");
+        buf_t x = mk(M, D, D + (al ? 4 : 2), -2, 2), xa = mk(M, D, D + (al ? 0 : 3), -1, 1), w = mk(1, D, D, 0.5, 1.5);
+        buf_t h = mk(M, D, D + (al ? 4 : 1), -1, 1), rs = mk(1, M, M, 0, 1);
+        b16_t y = mk16(M, D, D + (al ? 8 : 1), -1, 1);
         poison16(&y), poison(&rs);
         md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), yh = h16(&y), yd = d16(&y);
         md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
@@ -248,16 +249,31 @@ static void check_rmsnorm16(const md_backend_t *bf)
         record("add_rmsnorm_fwd bf16 y", "rstd", relerr(&rs), TOL, sh);
 
         for (int acc = 0; acc < 2; acc++) {
-            b16_t dy = mk16(M, D, D + 3, -1, 1);
+            b16_t dy = mk16(M, D, D + (al ? 0 : 3), -1, 1);
             buf_t dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1);
             if (!acc) poison(&dx);
             md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
             gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);   /* the CPU's rstd on both sides */
-            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &hh, &wh, &rh, acc);
-            bf->rmsnorm_bwd(bf, &dxd, &dwd, &dyd, &hd, &wd, &rd, acc);
+            b16_t copy = mk16(M, D, D + (al ? 4 : 2), -1, 1);
+            poison16(&copy);
+            md_tensor_t cd = d16(&copy);
+            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &hh, &wh, &rh, acc, NULL);
+            bf->rmsnorm_bwd(bf, &dxd, &dwd, &dyd, &hd, &wd, &rd, acc, &cd);
             record("rmsnorm_bwd bf16 dy", "dx", relerr(&dx), TOL, sh);
             record("rmsnorm_bwd bf16 dy", "dw", relerr(&dw), TOL, sh);
-            drop16(&dy), drop(&dx), drop(&dw);
+            /* dx_act: the GPU's final dx rounded to bf16 bit for bit (as
+             * convert rounds), its padding as it was */
+            float *dxg = md_malloc((size_t)(M * dx.ld) * sizeof(float));
+            gpu->copy(gpu, dxg, dx.d, (size_t)(M * dx.ld) * sizeof(float), MD_COPY_D2H);
+            uint16_t *cg = download16(&copy);
+            int64_t differ = 0;
+            for (int64_t r = 0; r < M; r++)
+                for (int64_t c = 0; c < copy.ld; c++)
+                    differ += cg[r * copy.ld + c] !=
+                              md_test_f2bf(c < D ? dxg[r * dx.ld + c] : copy.h[r * copy.ld + c]);
+            record("rmsnorm_bwd bf16 dy", "dx_act != bf16(dx) (count)", (double)differ, 0, sh);
+            free(dxg), free(cg);
+            drop16(&dy), drop16(&copy), drop(&dx), drop(&dw);
         }
         drop(&x), drop(&xa), drop(&w), drop(&h), drop(&rs), drop16(&y);
     }

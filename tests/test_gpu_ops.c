@@ -177,14 +177,17 @@ static void check_embedding(void)
 
 static void check_rmsnorm(void)
 {
-    /* D 2000: wider than the fused backward kernel's shared memory holds */
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {33, 2000}};
-    for (int s = 0; s < 4; s++)
+    /* M, D, and whether every row stride is a multiple of 4 (the kernels'
+     * 4-wide path); D 2000: wider than the fused backward kernel's shared
+     * memory holds */
+    static const int64_t shapes[][3] = {{1, 8, 1}, {777, 70, 0}, {4096, 256, 0}, {33, 2000, 0}, {4096, 128, 1}, {40, 2000, 1}};
+    for (int s = 0; s < 6; s++)
         for (int acc = 0; acc < 2; acc++) {
-            int64_t M = shapes[s][0], D = shapes[s][1];
+            int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
             char sh[64];
-            snprintf(sh, sizeof sh, "M=%lld D=%lld acc=%d", (long long)M, (long long)D, acc);
-            buf_t x = mk(M, D, D + 2, -2, 2), w = mk(1, D, D, 0.5, 1.5), y = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+            snprintf(sh, sizeof sh, "M=%lld D=%lld acc=%d%s", (long long)M, (long long)D, acc, al ? " 4-wide" : "");
+            buf_t x = mk(M, D, D + (al ? 4 : 2), -2, 2), w = mk(1, D, D, 0.5, 1.5), y = mk(M, D, D + !al, -1, 1);
+            buf_t rs = mk(1, M, M, 0, 1);
             poison(&y), poison(&rs);
             md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), yh = th(&y), yd = td(&y);
             md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
@@ -197,8 +200,8 @@ static void check_rmsnorm(void)
             md_tensor_t dyh = th(&dy), dyd = td(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
             /* the same rstd on both sides: the CPU's */
             gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);
-            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh, &rh, acc);
-            gpu->rmsnorm_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd, &rd, acc);
+            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh, &rh, acc, NULL);
+            gpu->rmsnorm_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd, &rd, acc, NULL);
             record("rmsnorm_bwd", "dx", relerr(&dx), TOL, sh);
             record("rmsnorm_bwd", "dw", relerr(&dw), TOL, sh);
             drop(&x), drop(&w), drop(&y), drop(&rs), drop(&dy), drop(&dx), drop(&dw);
@@ -209,15 +212,16 @@ static void check_rmsnorm(void)
  * or h_in, or x_add updated in place */
 static void check_add_rmsnorm(void)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {3, 1}};
-    for (int s = 0; s < 4; s++)
+    /* M, D, 4-wide row strides (as check_rmsnorm) */
+    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {3, 1, 0}, {4096, 128, 1}};
+    for (int s = 0; s < 5; s++)
         for (int alias = 0; alias < 3; alias++) {
-            int64_t M = shapes[s][0], D = shapes[s][1];
+            int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
             char sh[64];
-            snprintf(sh, sizeof sh, "M=%lld D=%lld h_out=%s", (long long)M, (long long)D,
-                     alias == 0 ? "own" : alias == 1 ? "h_in" : "x_add");
-            buf_t hin = mk(M, D, D + 2, -2, 2), xa = mk(M, D, D + 3, -1, 1), w = mk(1, D, D, 0.5, 1.5);
-            buf_t h = mk(M, D, D + 1, -1, 1), y = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+            snprintf(sh, sizeof sh, "M=%lld D=%lld h_out=%s%s", (long long)M, (long long)D,
+                     alias == 0 ? "own" : alias == 1 ? "h_in" : "x_add", al ? " 4-wide" : "");
+            buf_t hin = mk(M, D, D + (al ? 4 : 2), -2, 2), xa = mk(M, D, D + (al ? 0 : 3), -1, 1), w = mk(1, D, D, 0.5, 1.5);
+            buf_t h = mk(M, D, D + (al ? 4 : 1), -1, 1), y = mk(M, D, D + !al, -1, 1), rs = mk(1, M, M, 0, 1);
             poison(&h), poison(&y), poison(&rs);
             buf_t *out = alias == 0 ? &h : alias == 1 ? &hin : &xa;
             md_tensor_t ih = th(&hin), id = td(&hin), ah = th(&xa), ad = td(&xa), wh = th(&w), wd = td(&w);

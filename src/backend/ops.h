@@ -171,9 +171,15 @@ struct md_backend {
     void (*rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
                         const md_tensor_t *w, double eps);
     /* dx (M, D) (= or += by accumulate) and dw (D) += from dy (M, D).
-     * CUDA: dy may be bf16 (the others f32). */
+     * CUDA: dy may be bf16 (the others f32). dx_act: NULL, or an (M, D)
+     * view that also receives dx's final values, in its own dtype (the
+     * model's activation dtype: bf16 on the bf16 CUDA table, rounded to
+     * nearest even as convert does; dx's dtype on the CPU): the copy a
+     * bf16 GEMM reads, without a convert pass of its own. It aliases
+     * nothing else. */
     void (*rmsnorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
-                        const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate);
+                        const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate,
+                        md_tensor_t *dx_act);
     /* The residual add fused with the RMSNorm that follows it (prenorm
      * blocks: h = h + branch; y = norm(h)): h_out (M, D) = h_in + x_add, then
      * y and rstd as rmsnorm_fwd(y, rstd, h_out, w, eps) (on the CPU the
