@@ -420,9 +420,9 @@ struct md_backend {
      * be NULL; pre_act aliases neither x nor y. All row-strided views. The
      * CPU composes its own ops (row copy of the residual, gemm with beta 1,
      * bias_add where there is a bias, gelu_fwd): the same bits as calling
-     * them. CUDA: x and w
-     * may be bf16 (both); y then too, with bias, residual and pre_act of
-     * y's dtype (an f32 y keeps an f32 bias and residual). */
+     * them. CUDA: x and w may be bf16 (both); y then too, with bias,
+     * residual and pre_act of y's dtype (an f32 y keeps an f32 bias and
+     * residual). */
     void (*linear_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
                        const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act);
     /* The input gradient of the Linear that produced pre_act, through the

@@ -1,6 +1,7 @@
 /* The fused Linear ops of the CUDA backend through cuBLASLt epilogues:
- * the bias (CUBLASLT_EPILOGUE_BIAS; none: DEFAULT), the bias and GELU with its input kept
- * for the backward (GELU_AUX_BIAS), so that neither is a pass of its own; a
+ * the bias (CUBLASLT_EPILOGUE_BIAS; no bias: DEFAULT), the bias and GELU
+ * with its input kept for the backward (GELU_AUX_BIAS, or GELU_AUX without
+ * a bias), so that neither is a pass of its own; a
  * residual comes in as the product's C operand (beta = 1) instead of a
  * copy. cuBLASLt's GELU is the tanh form, as gelu_fwd.
  *
