@@ -98,15 +98,18 @@ cudaError_t mdk_rmsnorm_fwd_bf16(void *y, int64_t ldy, float *rstd, const float 
 cudaError_t mdk_add_rmsnorm_fwd_bf16(float *h, int64_t ldh, void *y, int64_t ldy, float *rstd, const float *hin,
                                      int64_t ldhin, const float *xadd, int64_t ldxadd, const float *w, int64_t rows,
                                      int64_t dim, double eps, cudaStream_t s);
-/* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1) */
+/* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1);
+ * dx16: NULL, or a bf16 (rows, dim) copy of the final dx (ld ld16) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,
                             int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
-                            int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s);
+                            int accumulate, void *dx16, int64_t ld16, float *scratch, size_t scratch_floats,
+                            cudaStream_t s);
 
 /* dy in bf16 */
 cudaError_t mdk_rmsnorm_bwd_bf16(float *dx, int64_t lddx, float *dw, const void *dy, int64_t lddy, const float *x,
                                  int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
-                                 int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s);
+                                 int accumulate, void *dx16, int64_t ld16, float *scratch, size_t scratch_floats,
+                                 cudaStream_t s);
 
 /* ---- conv1d.cu: causal depthwise conv + SiLU, width <= MDK_CONV_MAXK ---- */
 #define MDK_CONV_MAXK 16

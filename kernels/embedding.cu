@@ -7,27 +7,38 @@
  * in warp order, the slices' by mdk_colsum_add in slice order. */
 #include "backend_kernels.h"
 
-__global__ void embedding_fwd_kernel(float *out, int64_t ldo, const uint8_t *tok, const float *w, int64_t rows,
-                                     int64_t dim)
+enum { EW = 8 };   /* warps per block */
+
+/* One warp per row (grid-stride), lanes over the columns, V = 4 (float4)
+ * where out's rows and the table allow it: no division per element, and
+ * at d = 128 one 16-byte copy a lane per row */
+template <int V>
+__global__ void __launch_bounds__(EW * 32) embedding_fwd_kernel(float *out, int64_t ldo, const uint8_t *tok,
+                                                              const float *w, int64_t rows, int64_t dim)
 {
-    int64_t n = rows * dim;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = i / dim, c = i - r * dim;
-        out[r * ldo + c] = w[(int64_t)tok[r] * dim + c];
+    int lane = threadIdx.x & 31;
+    for (int64_t r = (int64_t)blockIdx.x * EW + (threadIdx.x >> 5); r < rows; r += (int64_t)gridDim.x * EW) {
+        const float *wr = w + (int64_t)tok[r] * dim;
+        float *o = out + r * ldo;
+        for (int64_t c = lane * V; c < dim; c += 32 * V) {
+            if (V == 4) *(float4 *)(o + c) = *(const float4 *)(wr + c);
+            else o[c] = wr[c];
+        }
     }
 }
 
 extern "C" cudaError_t mdk_embedding_fwd(float *out, int64_t ldo, const uint8_t *tok, const float *w, int64_t rows,
                                          int64_t dim, cudaStream_t s)
 {
-    int64_t n = rows * dim;
-    if (n == 0) return cudaSuccess;
-    int64_t g = (n + 255) / 256;
-    embedding_fwd_kernel<<<(unsigned)(g > 1048576 ? 1048576 : g), 256, 0, s>>>(out, ldo, tok, w, rows, dim);
+    if (rows * dim == 0) return cudaSuccess;
+    int64_t g = (rows + EW - 1) / EW;
+    unsigned grid = (unsigned)(g > 65536 ? 65536 : g);
+    if (dim % 4 == 0 && ldo % 4 == 0 && (uintptr_t)out % 16 == 0 && (uintptr_t)w % 16 == 0)
+        embedding_fwd_kernel<4><<<grid, EW * 32, 0, s>>>(out, ldo, tok, w, rows, dim);
+    else
+        embedding_fwd_kernel<1><<<grid, EW * 32, 0, s>>>(out, ldo, tok, w, rows, dim);
     return cudaGetLastError();
 }
-
-enum { EW = 8 };   /* warps per block */
 
 __global__ void __launch_bounds__(EW * 32) embedding_bwd_kernel(float *part, const float *dout, int64_t ldd,
                                                               const uint8_t *tok, int64_t rows, int64_t dim,

@@ -15,22 +15,81 @@ __device__ static float warp_sum(float v)
     return v;
 }
 
+/* V consecutive values as floats, V = 1 or 4 (one 16-byte fp32 or 8-byte
+ * bf16 access a lane: a d = 128 row is then one access per lane and
+ * tensor, where single values took four dependent rounds) */
+template <int V> __device__ __forceinline__ void ld_v(const float *p, float *o)
+{
+    if (V == 4) {
+        float4 a = *(const float4 *)p;
+        o[0] = a.x, o[1] = a.y, o[2] = a.z, o[3] = a.w;
+    } else {
+        o[0] = *p;
+    }
+}
+template <int V> __device__ __forceinline__ void ld_v(const __nv_bfloat16 *p, float *o)
+{
+    if (V == 4) {
+        uint2 a = *(const uint2 *)p;
+        float2 lo = __bfloat1622float2(*(const __nv_bfloat162 *)&a.x);
+        float2 hi = __bfloat1622float2(*(const __nv_bfloat162 *)&a.y);
+        o[0] = lo.x, o[1] = lo.y, o[2] = hi.x, o[3] = hi.y;
+    } else {
+        o[0] = ld_f(p);
+    }
+}
+template <int V> __device__ __forceinline__ void st_v(float *p, const float *v)
+{
+    if (V == 4) *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
+    else *p = v[0];
+}
+template <int V> __device__ __forceinline__ void st_v(__nv_bfloat16 *p, const float *v)
+{
+    if (V == 4) {
+        __nv_bfloat162 lo = __float22bfloat162_rn(make_float2(v[0], v[1]));
+        __nv_bfloat162 hi = __float22bfloat162_rn(make_float2(v[2], v[3]));
+        uint2 a;
+        a.x = *(const unsigned *)&lo, a.y = *(const unsigned *)&hi;
+        *(uint2 *)p = a;
+    } else {
+        st_f(p, v[0]);
+    }
+}
+
+/* 1 when dim and every (pointer, row stride, element size) of a call allow
+ * the 4-wide accesses (ld 0: a vector, no stride) */
+static int v4_ok(int64_t dim, int n, const void *const *p, const int64_t *ld, const size_t *es)
+{
+    if (dim % 4) return 0;
+    for (int i = 0; i < n; i++)
+        if (ld[i] % 4 || (uintptr_t)p[i] % (4 * es[i])) return 0;
+    return 1;
+}
+
 /* y = x * rstd * w of row r, x read at xr (the input, or the fused add's
- * h_out); lane `lane` touches columns lane, lane + 32, ... only. TY: the
- * output's storage (f32, or bf16 for the bf16 table's activations). */
-template <typename TY>
+ * h_out); lane `lane` touches columns [lane V, lane V + V), + 32 V, ...
+ * only. TY: the output's storage (f32, or bf16 for the bf16 table's
+ * activations). */
+template <int V, typename TY>
 __device__ static void rmsnorm_row(TY *yr, float *rstd, int64_t r, const float *xr, const float *w, int64_t dim,
                                    double eps, int lane)
 {
-    float ss = 0;
-    for (int64_t c = lane; c < dim; c += 32) ss += xr[c] * xr[c];
+    float ss = 0, xv[V], wv[V], out[V];
+    for (int64_t c = lane * V; c < dim; c += 32 * V) {
+        ld_v<V>(xr + c, xv);
+        for (int k = 0; k < V; k++) ss += xv[k] * xv[k];
+    }
     ss = warp_sum(ss);
     float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
     if (lane == 0) rstd[r] = rs;
-    for (int64_t c = lane; c < dim; c += 32) st_f(yr + c, xr[c] * rs * w[c]);
+    for (int64_t c = lane * V; c < dim; c += 32 * V) {
+        ld_v<V>(xr + c, xv), ld_v<V>(w + c, wv);
+        for (int k = 0; k < V; k++) out[k] = xv[k] * rs * wv[k];
+        st_v<V>(yr + c, out);
+    }
 }
 
-template <typename TY>
+template <int V, typename TY>
 __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(TY *y, int64_t ldy, float *rstd, const float *x,
                                                             int64_t ldx, const float *w, int64_t rows,
                                                             int64_t dim, double eps)
@@ -38,7 +97,7 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(TY *y, int64_t ldy
     int lane = threadIdx.x & 31;
     int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
     if (r >= rows) return;
-    rmsnorm_row(y + r * ldy, rstd, r, x + r * ldx, w, dim, eps, lane);
+    rmsnorm_row<V>(y + r * ldy, rstd, r, x + r * ldx, w, dim, eps, lane);
 }
 
 template <typename TY>
@@ -46,7 +105,14 @@ static cudaError_t rmsnorm_fwd(TY *y, int64_t ldy, float *rstd, const float *x, 
                                int64_t rows, int64_t dim, double eps, cudaStream_t s)
 {
     if (rows == 0) return cudaSuccess;
-    rmsnorm_fwd_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    const void *p[] = {y, x, w};
+    const int64_t ld[] = {ldy, ldx, 0};
+    const size_t es[] = {sizeof(TY), 4, 4};
+    unsigned grid = (unsigned)((rows + RW - 1) / RW);
+    if (v4_ok(dim, 3, p, ld, es))
+        rmsnorm_fwd_kernel<4><<<grid, RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    else
+        rmsnorm_fwd_kernel<1><<<grid, RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
     return cudaGetLastError();
 }
 
@@ -65,7 +131,7 @@ extern "C" cudaError_t mdk_rmsnorm_fwd_bf16(void *y, int64_t ldy, float *rstd, c
 /* h = hin + xadd, then the norm of h: each lane reads back only the
  * columns it wrote itself, so h may alias hin or xadd and no barrier is
  * needed between the two passes */
-template <typename TY>
+template <int V, typename TY>
 __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int64_t ldh, TY *y, int64_t ldy,
                                                                 float *rstd, const float *hin, int64_t ldhin,
                                                                 const float *xadd, int64_t ldxadd, const float *w,
@@ -76,8 +142,13 @@ __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int6
     if (r >= rows) return;
     float *hr = h + r * ldh;
     const float *ar = hin + r * ldhin, *br = xadd + r * ldxadd;
-    for (int64_t c = lane; c < dim; c += 32) hr[c] = ar[c] + br[c];
-    rmsnorm_row(y + r * ldy, rstd, r, hr, w, dim, eps, lane);
+    for (int64_t c = lane * V; c < dim; c += 32 * V) {
+        float av[V], bv[V];
+        ld_v<V>(ar + c, av), ld_v<V>(br + c, bv);
+        for (int k = 0; k < V; k++) av[k] += bv[k];
+        st_v<V>(hr + c, av);
+    }
+    rmsnorm_row<V>(y + r * ldy, rstd, r, hr, w, dim, eps, lane);
 }
 
 template <typename TY>
@@ -86,8 +157,16 @@ static cudaError_t add_rmsnorm_fwd(float *h, int64_t ldh, TY *y, int64_t ldy, fl
                                    int64_t dim, double eps, cudaStream_t s)
 {
     if (rows == 0) return cudaSuccess;
-    add_rmsnorm_fwd_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(h, ldh, y, ldy, rstd, hin, ldhin,
-                                                                                xadd, ldxadd, w, rows, dim, eps);
+    const void *p[] = {h, y, hin, xadd, w};
+    const int64_t ld[] = {ldh, ldy, ldhin, ldxadd, 0};
+    const size_t es[] = {4, sizeof(TY), 4, 4, 4};
+    unsigned grid = (unsigned)((rows + RW - 1) / RW);
+    if (v4_ok(dim, 5, p, ld, es))
+        add_rmsnorm_fwd_kernel<4><<<grid, RW * 32, 0, s>>>(h, ldh, y, ldy, rstd, hin, ldhin, xadd, ldxadd, w, rows,
+                                                           dim, eps);
+    else
+        add_rmsnorm_fwd_kernel<1><<<grid, RW * 32, 0, s>>>(h, ldh, y, ldy, rstd, hin, ldhin, xadd, ldxadd, w, rows,
+                                                           dim, eps);
     return cudaGetLastError();
 }
 
@@ -106,30 +185,76 @@ extern "C" cudaError_t mdk_add_rmsnorm_fwd_bf16(float *h, int64_t ldh, void *y, 
     return add_rmsnorm_fwd(h, ldh, (__nv_bfloat16 *)y, ldy, rstd, hin, ldhin, xadd, ldxadd, w, rows, dim, eps, s);
 }
 
-template <typename TD>
-__global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t lddx, const TD *dy,
+/* dx of row r (= or += by accumulate), and its bf16 copy at d16r when
+ * that is set; adds the row's dy * x * rstd into dw_acc[c] for the lane's
+ * columns when dw_acc is set */
+template <int V, typename TD>
+__device__ static void rmsnorm_dx_row(float *dxr, __nv_bfloat16 *d16r, const TD *dyr, const float *xr,
+                                      const float *w, float rs, int64_t dim, int accumulate, float *dw_acc, int lane)
+{
+    float gx = 0, g[V], x[V], wv[V], d[V];
+    for (int64_t c = lane * V; c < dim; c += 32 * V) {
+        ld_v<V>(dyr + c, g), ld_v<V>(xr + c, x), ld_v<V>(w + c, wv);
+        for (int k = 0; k < V; k++) gx += g[k] * wv[k] * x[k];
+    }
+    gx = warp_sum(gx);
+    float kx = rs * rs * gx / (float)dim;
+    for (int64_t c = lane * V; c < dim; c += 32 * V) {
+        ld_v<V>(dyr + c, g), ld_v<V>(xr + c, x), ld_v<V>(w + c, wv);
+        if (accumulate) ld_v<V>(dxr + c, d);
+        for (int k = 0; k < V; k++) {
+            float dk = rs * (g[k] * wv[k] - x[k] * kx);
+            d[k] = accumulate ? d[k] + dk : dk;
+            if (dw_acc) dw_acc[c + k] += g[k] * x[k] * rs;
+        }
+        st_v<V>(dxr + c, d);
+        if (d16r) st_v<V>(d16r + c, d);
+    }
+}
+
+template <int V, typename TD>
+__global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t lddx, __nv_bfloat16 *d16,
+                                                           int64_t ld16, const TD *dy,
                                                            int64_t lddy, const float *x, int64_t ldx,
                                                            const float *w, const float *rstd, int64_t rows,
                                                            int64_t dim, int accumulate)
 {
-    int lane = threadIdx.x & 31;
     int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
     if (r >= rows) return;
-    const float *xr = x + r * ldx;
-    const TD *dyr = dy + r * lddy;
-    float *dxr = dx + r * lddx;
-    float rs = rstd[r], gx = 0;
-    for (int64_t c = lane; c < dim; c += 32) gx += ld_f(dyr + c) * w[c] * xr[c];
-    gx = warp_sum(gx);
-    float k = rs * rs * gx / (float)dim;
-    if (accumulate)
-        for (int64_t c = lane; c < dim; c += 32) dxr[c] += rs * (ld_f(dyr + c) * w[c] - xr[c] * k);
-    else
-        for (int64_t c = lane; c < dim; c += 32) dxr[c] = rs * (ld_f(dyr + c) * w[c] - xr[c] * k);
+    rmsnorm_dx_row<V>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w, rstd[r], dim,
+                      accumulate, (float *)NULL, threadIdx.x & 31);
+}
+
+/* dx and the weight gradient's partials in one pass over dy and x: block b
+ * (one slice) walks rows b RW + warp, stepping gridDim.x RW; each warp
+ * sums its rows' dy * x * rstd into a row of shared memory of its own
+ * (RW x dim floats), and the block writes part[b][c] = the warps' sums
+ * added in warp order. A fixed grid for a given row count: fixed order. */
+template <int V, typename TD>
+__global__ void __launch_bounds__(RW * 32) rmsnorm_bwd_fused_kernel(float *dx, int64_t lddx, __nv_bfloat16 *d16,
+                                                                  int64_t ld16, float *part,
+                                                                  const TD *dy, int64_t lddy, const float *x,
+                                                                  int64_t ldx, const float *w, const float *rstd,
+                                                                  int64_t rows, int64_t dim, int accumulate)
+{
+    extern __shared__ float dw_acc[];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *mine = dw_acc + warp * dim;
+    for (int64_t c = lane; c < dim; c += 32) mine[c] = 0;
+    for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += (int64_t)gridDim.x * RW)
+        rmsnorm_dx_row<V>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w, rstd[r], dim,
+                          accumulate, mine, lane);
+    __syncthreads();
+    for (int64_t c = threadIdx.x; c < dim; c += RW * 32) {
+        float sum = 0;
+        for (int k = 0; k < RW; k++) sum += dw_acc[k * dim + c];
+        part[(int64_t)blockIdx.x * dim + c] = sum;
+    }
 }
 
 /* partial[slice][c] = sum over the slice's rows of dy * x * rstd; 32
- * columns x 8 row lanes per block, the lanes added in order */
+ * columns x 8 row lanes per block, the lanes added in order (the weight
+ * gradient of rows wider than the fused kernel's shared memory holds) */
 template <typename TD>
 __global__ void __launch_bounds__(256) rmsnorm_dw_kernel(float *part, const TD *dy, int64_t lddy, const float *x,
                                                        int64_t ldx, const float *rstd, int64_t rows, int64_t dim,
@@ -150,18 +275,49 @@ __global__ void __launch_bounds__(256) rmsnorm_dw_kernel(float *part, const TD *
     }
 }
 
+/* The fused kernel's widest row: RW rows of partials in the 48 KB of
+ * shared memory a block gets without opting in. */
+enum { FUSED_MAX_DIM = 48 * 1024 / (RW * 4) };
+
 template <typename TD>
 static cudaError_t rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const TD *dy, int64_t lddy, const float *x,
                                int64_t ldx, const float *w, const float *rstd, int64_t rows, int64_t dim,
-                               int accumulate, float *scratch, size_t scratch_floats, cudaStream_t s)
+                               int accumulate, __nv_bfloat16 *d16, int64_t ld16, float *scratch,
+                               size_t scratch_floats, cudaStream_t s)
 {
     if (rows == 0) return cudaSuccess;
-    rmsnorm_dx_kernel<<<(unsigned)((rows + RW - 1) / RW), RW * 32, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, rstd,
-                                                                           rows, dim, accumulate);
-    int64_t slices = mdk_reduce_slices(rows, dim, scratch_floats);
-    int64_t per = (rows + slices - 1) / slices;
-    rmsnorm_dw_kernel<<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
-        scratch, dy, lddy, x, ldx, rstd, rows, dim, per);
+    const void *p[] = {dx, dy, x, w, d16};
+    const int64_t ld[] = {lddx, lddy, ldx, 0, ld16};
+    const size_t es[] = {4, sizeof(TD), 4, 4, 2};
+    int v4 = v4_ok(dim, d16 ? 5 : 4, p, ld, es);
+    int64_t slices;
+    if (dim <= FUSED_MAX_DIM) {
+        /* 16 rows per warp at most: enough warps in flight to cover the
+         * memory latency, at most 1024 partial rows to add */
+        slices = (rows + 16 * RW - 1) / (16 * RW);
+        int64_t fit = (int64_t)(scratch_floats / (size_t)dim);
+        slices = slices > 1024 ? 1024 : slices > fit ? fit : slices;
+        if (slices < 1) slices = 1;
+        size_t shared = (size_t)RW * (size_t)dim * sizeof(float);
+        if (v4)
+            rmsnorm_bwd_fused_kernel<4><<<(unsigned)slices, RW * 32, shared, s>>>(
+                dx, lddx, d16, ld16, scratch, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate);
+        else
+            rmsnorm_bwd_fused_kernel<1><<<(unsigned)slices, RW * 32, shared, s>>>(
+                dx, lddx, d16, ld16, scratch, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate);
+    } else {
+        unsigned grid = (unsigned)((rows + RW - 1) / RW);
+        if (v4)
+            rmsnorm_dx_kernel<4><<<grid, RW * 32, 0, s>>>(dx, lddx, d16, ld16, dy, lddy, x, ldx, w, rstd, rows, dim,
+                                                          accumulate);
+        else
+            rmsnorm_dx_kernel<1><<<grid, RW * 32, 0, s>>>(dx, lddx, d16, ld16, dy, lddy, x, ldx, w, rstd, rows, dim,
+                                                          accumulate);
+        slices = mdk_reduce_slices(rows, dim, scratch_floats);
+        int64_t per = (rows + slices - 1) / slices;
+        rmsnorm_dw_kernel<<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, 8), 0, s>>>(
+            scratch, dy, lddy, x, ldx, rstd, rows, dim, per);
+    }
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     return mdk_colsum_add(dw, scratch, slices, dim, dim, s);
@@ -169,17 +325,18 @@ static cudaError_t rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const TD *dy,
 
 extern "C" cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy,
                                        const float *x, int64_t ldx, const float *w, const float *rstd, int64_t rows,
-                                       int64_t dim, int accumulate, float *scratch, size_t scratch_floats,
-                                       cudaStream_t s)
+                                       int64_t dim, int accumulate, void *dx16, int64_t ld16, float *scratch,
+                                       size_t scratch_floats, cudaStream_t s)
 {
-    return rmsnorm_bwd(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate, scratch, scratch_floats, s);
+    return rmsnorm_bwd(dx, lddx, dw, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate, (__nv_bfloat16 *)dx16, ld16,
+                       scratch, scratch_floats, s);
 }
 
 extern "C" cudaError_t mdk_rmsnorm_bwd_bf16(float *dx, int64_t lddx, float *dw, const void *dy, int64_t lddy,
                                             const float *x, int64_t ldx, const float *w, const float *rstd,
-                                            int64_t rows, int64_t dim, int accumulate, float *scratch,
-                                            size_t scratch_floats, cudaStream_t s)
+                                            int64_t rows, int64_t dim, int accumulate, void *dx16, int64_t ld16,
+                                            float *scratch, size_t scratch_floats, cudaStream_t s)
 {
     return rmsnorm_bwd(dx, lddx, dw, (const __nv_bfloat16 *)dy, lddy, x, ldx, w, rstd, rows, dim, accumulate,
-                       scratch, scratch_floats, s);
+                       (__nv_bfloat16 *)dx16, ld16, scratch, scratch_floats, s);
 }

@@ -223,14 +223,15 @@ static void check_gemm16(const md_backend_t *bf)
 /* rmsnorm_fwd and add_rmsnorm_fwd with a bf16 y; rmsnorm_bwd with a bf16 dy */
 static void check_rmsnorm16(const md_backend_t *bf)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}};
-    for (int s = 0; s < 3; s++) {
-        int64_t M = shapes[s][0], D = shapes[s][1];
+    /* M, D, and whether every row stride is a multiple of 4 (the kernels' 4-wide path) */
+    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {4096, 128, 1}};
+    for (int s = 0; s < 4; s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
         char sh[64];
-        snprintf(sh, sizeof sh, "M=%lld D=%lld", (long long)M, (long long)D);
-        buf_t x = mk(M, D, D + 2, -2, 2), xa = mk(M, D, D + 3, -1, 1), w = mk(1, D, D, 0.5, 1.5);
-        buf_t h = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
-        b16_t y = mk16(M, D, D + 1, -1, 1);
+        snprintf(sh, sizeof sh, "M=%lld D=%lld%s", (long long)M, (long long)D, al ? " 4-wide" : "");
+        buf_t x = mk(M, D, D + (al ? 4 : 2), -2, 2), xa = mk(M, D, D + (al ? 0 : 3), -1, 1), w = mk(1, D, D, 0.5, 1.5);
+        buf_t h = mk(M, D, D + (al ? 4 : 1), -1, 1), rs = mk(1, M, M, 0, 1);
+        b16_t y = mk16(M, D, D + (al ? 8 : 1), -1, 1);
         poison16(&y), poison(&rs);
         md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), yh = h16(&y), yd = d16(&y);
         md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
@@ -248,16 +249,31 @@ static void check_rmsnorm16(const md_backend_t *bf)
         record("add_rmsnorm_fwd bf16 y", "rstd", relerr(&rs), TOL, sh);
 
         for (int acc = 0; acc < 2; acc++) {
-            b16_t dy = mk16(M, D, D + 3, -1, 1);
+            b16_t dy = mk16(M, D, D + (al ? 0 : 3), -1, 1);
             buf_t dx = mk(M, D, D + 4, -1, 1), dw = mk(1, D, D, -1, 1);
             if (!acc) poison(&dx);
             md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
             gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);   /* the CPU's rstd on both sides */
-            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &hh, &wh, &rh, acc);
-            bf->rmsnorm_bwd(bf, &dxd, &dwd, &dyd, &hd, &wd, &rd, acc);
+            b16_t copy = mk16(M, D, D + (al ? 4 : 2), -1, 1);
+            poison16(&copy);
+            md_tensor_t cd = d16(&copy);
+            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &hh, &wh, &rh, acc, NULL);
+            bf->rmsnorm_bwd(bf, &dxd, &dwd, &dyd, &hd, &wd, &rd, acc, &cd);
             record("rmsnorm_bwd bf16 dy", "dx", relerr(&dx), TOL, sh);
             record("rmsnorm_bwd bf16 dy", "dw", relerr(&dw), TOL, sh);
-            drop16(&dy), drop(&dx), drop(&dw);
+            /* dx_act: the GPU's final dx rounded to bf16 bit for bit (as
+             * convert rounds), its padding as it was */
+            float *dxg = md_malloc((size_t)(M * dx.ld) * sizeof(float));
+            gpu->copy(gpu, dxg, dx.d, (size_t)(M * dx.ld) * sizeof(float), MD_COPY_D2H);
+            uint16_t *cg = download16(&copy);
+            int64_t differ = 0;
+            for (int64_t r = 0; r < M; r++)
+                for (int64_t c = 0; c < copy.ld; c++)
+                    differ += cg[r * copy.ld + c] !=
+                              md_test_f2bf(c < D ? dxg[r * dx.ld + c] : copy.h[r * copy.ld + c]);
+            record("rmsnorm_bwd bf16 dy", "dx_act != bf16(dx) (count)", (double)differ, 0, sh);
+            free(dxg), free(cg);
+            drop16(&dy), drop16(&copy), drop(&dx), drop(&dw);
         }
         drop(&x), drop(&xa), drop(&w), drop(&h), drop(&rs), drop16(&y);
     }
@@ -539,6 +555,11 @@ static void check_linear16(const md_backend_t *bf)
         cpu->linear_fwd(cpu, &y32h, NULL, &xh, &wh, &b32h, &rh, MD_ACT_NONE);
         bf->linear_fwd(bf, &y32d, NULL, &xd, &wd, &b32d, &rd, MD_ACT_NONE);
         record("linear_fwd bf16", "y f32 (residual)", relerr(&y32), TOL, sh);
+        /* no bias, the residual a buffer of its own (Transformer++'s residual adds) */
+        poison(&y32);
+        cpu->linear_fwd(cpu, &y32h, NULL, &xh, &wh, NULL, &rh, MD_ACT_NONE);
+        bf->linear_fwd(bf, &y32d, NULL, &xd, &wd, NULL, &rd, MD_ACT_NONE);
+        record("linear_fwd bf16", "y f32 (residual, no bias)", relerr(&y32), TOL, sh);
 
         b16_t dy = mk16(M, N, N + 8, -1, 1), dx = mk16(M, K, K + 8, -1, 1), pk = mk16(M, K, K + 8, -2, 2);
         md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = h16(&dx), dxd = d16(&dx), pkh = h16(&pk), pkd = d16(&pk);
@@ -628,13 +649,14 @@ static void check_transformer16(const md_backend_t *bf)
  * bf16 (M, 2F) matrix, as the model's */
 static void check_swiglu16(const md_backend_t *bf)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {301, 96}, {2048, 1024}};
-    for (int s = 0; s < 3; s++) {
+    static const int64_t shapes[][2] = {{1, 8}, {301, 96}, {2048, 1024}, {1024, 12}, {4096, 384}};
+    for (int s = 0; s < 5; s++) {
         int64_t M = shapes[s][0], F = shapes[s][1], pad = s % 2 ? 3 : 0;
         char sh[64];
         snprintf(sh, sizeof sh, "M=%lld F=%lld pad=%lld", (long long)M, (long long)F, (long long)pad);
         b16_t gu = mk16(M, 2 * F, 2 * F + pad, -4, 4), y = mk16(M, F, F + pad, -1, 1);
-        b16_t dy = mk16(M, F, F + 1, -1, 1), dgu = mk16(M, 2 * F, 2 * F + pad, -1, 1);
+        /* unpadded shapes whose F is a multiple of 8 take the 16-byte path */
+        b16_t dy = mk16(M, F, F + pad, -1, 1), dgu = mk16(M, 2 * F, 2 * F + pad, -1, 1);
         md_tensor_t gh = cols16(&gu, 0, 0, F), uh = cols16(&gu, 0, F, F), gd = cols16(&gu, 1, 0, F), ud = cols16(&gu, 1, F, F);
         md_tensor_t yh = h16(&y), yd = d16(&y), dyh = h16(&dy), dyd = d16(&dy);
         md_tensor_t dgh = cols16(&dgu, 0, 0, F), duh = cols16(&dgu, 0, F, F);

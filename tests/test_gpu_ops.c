@@ -157,7 +157,8 @@ static void check_embedding(void)
         uint8_t *tk = tokens(M, 1), *tkd = tokens_dev(tk, M);
         md_tensor_t th_ = md_tensor_1d(tk, MD_DTYPE_U8, MD_DEVICE_CPU, M);
         md_tensor_t td_ = md_tensor_1d(tkd, MD_DTYPE_U8, MD_DEVICE_CUDA, M);
-        buf_t w = mk(V, D, D, -1, 1), out = mk(M, D, D + 3, -1, 1);
+        /* the last two shapes unpadded: the forward's float4 path */
+        buf_t w = mk(V, D, D, -1, 1), out = mk(M, D, D + (s < 2 ? 3 : 0), -1, 1);
         poison(&out);
         md_tensor_t wh = th(&w), wd = td(&w), oh = th(&out), od = td(&out);
         cpu->embedding_fwd(cpu, &oh, &th_, &wh);
@@ -176,13 +177,17 @@ static void check_embedding(void)
 
 static void check_rmsnorm(void)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}};
-    for (int s = 0; s < 3; s++)
+    /* M, D, and whether every row stride is a multiple of 4 (the kernels'
+     * 4-wide path); D 2000: wider than the fused backward kernel's shared
+     * memory holds */
+    static const int64_t shapes[][3] = {{1, 8, 1}, {777, 70, 0}, {4096, 256, 0}, {33, 2000, 0}, {4096, 128, 1}, {40, 2000, 1}};
+    for (int s = 0; s < 6; s++)
         for (int acc = 0; acc < 2; acc++) {
-            int64_t M = shapes[s][0], D = shapes[s][1];
+            int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
             char sh[64];
-            snprintf(sh, sizeof sh, "M=%lld D=%lld acc=%d", (long long)M, (long long)D, acc);
-            buf_t x = mk(M, D, D + 2, -2, 2), w = mk(1, D, D, 0.5, 1.5), y = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+            snprintf(sh, sizeof sh, "M=%lld D=%lld acc=%d%s", (long long)M, (long long)D, acc, al ? " 4-wide" : "");
+            buf_t x = mk(M, D, D + (al ? 4 : 2), -2, 2), w = mk(1, D, D, 0.5, 1.5), y = mk(M, D, D + !al, -1, 1);
+            buf_t rs = mk(1, M, M, 0, 1);
             poison(&y), poison(&rs);
             md_tensor_t xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w), yh = th(&y), yd = td(&y);
             md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
@@ -195,8 +200,8 @@ static void check_rmsnorm(void)
             md_tensor_t dyh = th(&dy), dyd = td(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
             /* the same rstd on both sides: the CPU's */
             gpu->copy(gpu, rs.d, rs.h, (size_t)M * 4, MD_COPY_H2D);
-            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh, &rh, acc);
-            gpu->rmsnorm_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd, &rd, acc);
+            cpu->rmsnorm_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh, &rh, acc, NULL);
+            gpu->rmsnorm_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd, &rd, acc, NULL);
             record("rmsnorm_bwd", "dx", relerr(&dx), TOL, sh);
             record("rmsnorm_bwd", "dw", relerr(&dw), TOL, sh);
             drop(&x), drop(&w), drop(&y), drop(&rs), drop(&dy), drop(&dx), drop(&dw);
@@ -207,15 +212,16 @@ static void check_rmsnorm(void)
  * or h_in, or x_add updated in place */
 static void check_add_rmsnorm(void)
 {
-    static const int64_t shapes[][2] = {{1, 8}, {777, 70}, {4096, 256}, {3, 1}};
-    for (int s = 0; s < 4; s++)
+    /* M, D, 4-wide row strides (as check_rmsnorm) */
+    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {3, 1, 0}, {4096, 128, 1}};
+    for (int s = 0; s < 5; s++)
         for (int alias = 0; alias < 3; alias++) {
-            int64_t M = shapes[s][0], D = shapes[s][1];
+            int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
             char sh[64];
-            snprintf(sh, sizeof sh, "M=%lld D=%lld h_out=%s", (long long)M, (long long)D,
-                     alias == 0 ? "own" : alias == 1 ? "h_in" : "x_add");
-            buf_t hin = mk(M, D, D + 2, -2, 2), xa = mk(M, D, D + 3, -1, 1), w = mk(1, D, D, 0.5, 1.5);
-            buf_t h = mk(M, D, D + 1, -1, 1), y = mk(M, D, D + 1, -1, 1), rs = mk(1, M, M, 0, 1);
+            snprintf(sh, sizeof sh, "M=%lld D=%lld h_out=%s%s", (long long)M, (long long)D,
+                     alias == 0 ? "own" : alias == 1 ? "h_in" : "x_add", al ? " 4-wide" : "");
+            buf_t hin = mk(M, D, D + (al ? 4 : 2), -2, 2), xa = mk(M, D, D + (al ? 0 : 3), -1, 1), w = mk(1, D, D, 0.5, 1.5);
+            buf_t h = mk(M, D, D + (al ? 4 : 1), -1, 1), y = mk(M, D, D + !al, -1, 1), rs = mk(1, M, M, 0, 1);
             poison(&h), poison(&y), poison(&rs);
             buf_t *out = alias == 0 ? &h : alias == 1 ? &hin : &xa;
             md_tensor_t ih = th(&hin), id = td(&hin), ah = th(&xa), ad = td(&xa), wh = th(&w), wd = td(&w);
@@ -472,9 +478,11 @@ static void check_swiglu(void)
         int64_t M = shapes[s][0], F = shapes[s][1];
         char sh[64];
         snprintf(sh, sizeof sh, "%lldx%lld", (long long)M, (long long)F);
-        /* gate and up: the halves of one (M, 2F) projection, as in the model */
-        buf_t gu = mk(M, 2 * F, 2 * F + 3, -6, 6), y = mk(M, F, F + 1, -1, 1), dy = mk(M, F, F, -1, 1);
-        buf_t dgu = mk(M, 2 * F, 2 * F + 3, -1, 1);
+        /* gate and up: the halves of one (M, 2F) projection, as in the model;
+         * 1000 x 344 unpadded: the 16-byte path */
+        int64_t pad = s == 2 ? 0 : 3;
+        buf_t gu = mk(M, 2 * F, 2 * F + pad, -6, 6), y = mk(M, F, F + pad / 3, -1, 1), dy = mk(M, F, F, -1, 1);
+        buf_t dgu = mk(M, 2 * F, 2 * F + pad, -1, 1);
         poison(&y), poison(&dgu);
         md_tensor_t gh = slice(&gu, 0, 0, F), uh = slice(&gu, 0, F, F), gd = slice(&gu, 1, 0, F), ud = slice(&gu, 1, F, F);
         md_tensor_t yh = th(&y), yd = td(&y), dyh = th(&dy), dyd = td(&dy);

@@ -33,7 +33,7 @@ static void check_rmsnorm(void)
     rms_loss(&c);
     md_tensor_t tdx = T2(dx, 3, 5), tdw = T1(dw, 5), dy = T2(c.R, 3, 5), x = T2(c.x, 3, 5), w = T1(c.w, 5),
                 r = T1(c.r, 3);
-    be->rmsnorm_bwd(be, &tdx, &tdw, &dy, &x, &w, &r, 0);
+    be->rmsnorm_bwd(be, &tdx, &tdw, &dy, &x, &w, &r, 0, NULL);
     fd_check("rmsnorm d/dx", c.x, dx, 15, rms_loss, &c, 100);
     fd_check("rmsnorm d/dw", c.w, dw, 5, rms_loss, &c, 100);
     free(c.x), free(c.w), free(c.R), free(c.y), free(c.r), free(dx), free(dw);

@@ -300,15 +300,22 @@ static void test_rmsnorm(void)
             CHECK_REL(rd(&tr), r, M, dtypes[d], "rmsnorm rstd");
             md_tensor_t tdy = mk(dtypes[d], dy, M, D, D + 3), tdw = mk1(dtypes[d], dw0, D);
             md_tensor_t tdx = mk(dtypes[d], zeros(M * D), M, D, D);
-            be->rmsnorm_bwd(be, &tdx, &tdw, &tdy, &tx, &tw, &tr, 0);
+            be->rmsnorm_bwd(be, &tdx, &tdw, &tdy, &tx, &tw, &tr, 0, NULL);
             CHECK_REL(rd(&tdx), dx, M * D, dtypes[d], "rmsnorm_bwd dx");
             CHECK_REL(rd(&tdw), dw, D, dtypes[d], "rmsnorm_bwd dw");
             /* accumulate mode adds to what is there */
             md_tensor_t tdx2 = mk(dtypes[d], dx0, M, D, D + 1);
             double *sum = zeros(M * D);
             for (int64_t i = 0; i < M * D; i++) sum[i] = dx0[i] + dx[i];
-            be->rmsnorm_bwd(be, &tdx2, &tdw, &tdy, &tx, &tw, &tr, 1);
+            /* dx_act: a second copy of the final dx (same dtype on the CPU) */
+            md_tensor_t tcopy = mk(dtypes[d], zeros(M * D), M, D, D + 2);
+            be->rmsnorm_bwd(be, &tdx2, &tdw, &tdy, &tx, &tw, &tr, 1, &tcopy);
             CHECK_REL(rd(&tdx2), sum, M * D, dtypes[d], "rmsnorm_bwd accumulate");
+            double *got = rd(&tdx2), *copy = rd(&tcopy);
+            int same = 1;
+            for (int64_t i = 0; i < M * D; i++) same &= got[i] == copy[i];
+            CHECK(same, "rmsnorm_bwd's dx_act differs from dx %s", ctx);
+            CHECK(padding_intact(&tcopy), "rmsnorm_bwd wrote into dx_act's padding");
         }
     }
 }

@@ -171,9 +171,15 @@ struct md_backend {
     void (*rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *rstd, const md_tensor_t *x,
                         const md_tensor_t *w, double eps);
     /* dx (M, D) (= or += by accumulate) and dw (D) += from dy (M, D).
-     * CUDA: dy may be bf16 (the others f32). */
+     * CUDA: dy may be bf16 (the others f32). dx_act: NULL, or an (M, D)
+     * view that also receives dx's final values, in its own dtype (the
+     * model's activation dtype: bf16 on the bf16 CUDA table, rounded to
+     * nearest even as convert does; dx's dtype on the CPU): the copy a
+     * bf16 GEMM reads, without a convert pass of its own. It aliases
+     * nothing else. */
     void (*rmsnorm_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
-                        const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate);
+                        const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate,
+                        md_tensor_t *dx_act);
     /* The residual add fused with the RMSNorm that follows it (prenorm
      * blocks: h = h + branch; y = norm(h)): h_out (M, D) = h_in + x_add, then
      * y and rstd as rmsnorm_fwd(y, rstd, h_out, w, eps) (on the CPU the
@@ -416,16 +422,19 @@ struct md_backend {
     /* A Linear layer (torch.nn.Linear, weight w (N, K)) with what follows
      * its product fused in, where the backend can (cuBLASLt epilogues on
      * CUDA):
-     *   pre = x w^T + bias [+ residual],   y = act(pre)
-     * x (M, K), y (M, N), bias (N); residual NULL or (M, N), which may alias
-     * y (the residual stream updated in place) but not x. act MD_ACT_NONE:
+     *   pre = x w^T [+ bias] [+ residual],   y = act(pre)
+     * x (M, K), y (M, N), bias NULL (none) or (N); residual NULL or (M, N),
+     * which may alias y (the residual stream updated in place) but not x;
+     * without an alias it is the product's C operand, so that y = residual +
+     * x w^T costs no copy (Transformer++'s residual adds). act MD_ACT_NONE:
      * y = pre and pre_act is NULL. MD_ACT_GELU_TANH (gelu_fwd's tanh form):
      * pre is also written to pre_act (M, N) for the backward; residual must
      * be NULL; pre_act aliases neither x nor y. All row-strided views. The
      * CPU composes its own ops (row copy of the residual, gemm with beta 1,
-     * bias_add, gelu_fwd): the same bits as calling them. CUDA: x and w
-     * may be bf16 (both); y then too, with bias, residual and pre_act of
-     * y's dtype (an f32 y keeps an f32 bias and residual). */
+     * bias_add where there is a bias, gelu_fwd): the same bits as calling
+     * them. CUDA: x and w may be bf16 (both); y then too, with bias,
+     * residual and pre_act of y's dtype (an f32 y keeps an f32 bias and
+     * residual). */
     void (*linear_fwd)(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_act, const md_tensor_t *x,
                        const md_tensor_t *w, const md_tensor_t *bias, const md_tensor_t *residual, md_act_t act);
     /* The input gradient of the Linear that produced pre_act, through the

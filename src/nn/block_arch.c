@@ -112,7 +112,7 @@ static size_t hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_
 static int tfm_supported(const md_backend_t *be)
 {
     return be->rope && be->attention_fwd && be->attention_bwd && be->attention_workspace && be->swiglu_fwd &&
-           be->swiglu_bwd;
+           be->swiglu_bwd && be->linear_fwd;
 }
 
 /* ---- Hyena ---- */

@@ -240,5 +240,5 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 0, 0, 1.0, &dxz, &w.in_proj, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &gw.in_proj);
     /* RMSNorm; the residual path keeps g itself */
-    be->rmsnorm_bwd(be, &g, &gw.norm_w, &dhn, &hin, &w.norm_w, &rstd, 1);
+    be->rmsnorm_bwd(be, &g, &gw.norm_w, &dhn, &hin, &w.norm_w, &rstd, 1, NULL);
 }

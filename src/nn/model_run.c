@@ -168,7 +168,7 @@ static void span_backward(md_model_t *m, const span_t *s, int lm_head)
         md_tensor_t g_nb = md_param_view(&c, s->grads, -1, MD_ROLE_NORM_F_B);
         be->layernorm_bwd(be, &g, &g_nw, &g_nb, &dhf, &hL, &nw, &mean, &rstd, 0);
     } else {
-        be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0);
+        be->rmsnorm_bwd(be, &g, &g_nw, &dhf, &hL, &nw, &rstd, 0, NULL);
     }
     grads_ready(m, s, nl);
     if (m->poison_dead && s->whole) be->memset0(be, resid(m, nl), m->tail_bytes);

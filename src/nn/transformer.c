@@ -13,7 +13,10 @@
 enum { A_RSTD1, A_HN1, A_QKV, A_O, A_LSE, A_HMID, A_RSTD2, A_HN2, A_GU, A_ACT, N_ACTS };
 /* The backward's buffers, all of the activation dtype. dqkv's first d
  * columns hold g in that dtype for the GEMMs before attention_bwd writes
- * dqkv. */
+ * dqkv: the RMSNorm backwards write it beside g (rmsnorm_bwd's dx_act),
+ * the last one of block l for block l - 1 (one scratch set for all blocks,
+ * nothing else writes it between their backwards); the top block converts
+ * the g it is given. */
 enum { S_DACT, S_DGU, S_DHN, S_DO, S_DQKV, N_SCRATCH };
 
 static void act_cols(const md_config_t *c, int64_t *cols)
@@ -153,15 +156,16 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
     be->gemm(be, 0, 1, 1.0, &a.hn1, &w.qkv, 0.0, &a.qkv);
     be->rope(be, &qk, c->B, 2 * H, cfg->rope_theta, 0);
     be->attention_fwd(be, &a.o, &a.lse, &a.q, &a.k, &a.v, c->B, H, 1.0 / sqrt((double)(d / H)), c->op_ws);
-    /* h_mid = h_in + o Wo^T: the product alone, then the add fused into the norm */
-    be->gemm(be, 0, 1, 1.0, &a.o, &w.o, 0.0, &a.hmid);
-    be->add_rmsnorm_fwd(be, &a.hmid, &a.hn2, &a.rstd2, &a.hmid, &hin, &w.mlp_norm, cfg->norm_eps);
+    /* the residual adds in the products: h_mid = h_in + o Wo^T and h_out =
+     * h_mid + act Wdown^T, each residual the GEMM's C operand (no copy, no
+     * pass of its own) */
+    be->linear_fwd(be, &a.hmid, NULL, &a.o, &w.o, NULL, &hin, MD_ACT_NONE);
+    be->rmsnorm_fwd(be, &a.hn2, &a.rstd2, &a.hmid, &w.mlp_norm, cfg->norm_eps);
     be->gemm(be, 0, 1, 1.0, &a.hn2, &w.gate_up, 0.0, &a.gu);
     be->swiglu_fwd(be, &a.act, &a.gate, &a.up);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
-        be->copy(be, h_out, a.hmid.data, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
-        be->gemm(be, 0, 1, 1.0, &a.act, &w.down, 1.0, &hout);
+        be->linear_fwd(be, &hout, NULL, &a.act, &w.down, NULL, &a.hmid, MD_ACT_NONE);
     }
 }
 
@@ -187,18 +191,19 @@ void md_tfm_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_, 
     md_tensor_t dq = md_tensor_cols(dqkv, 0, d), dk = md_tensor_cols(dqkv, d, d), dv = md_tensor_cols(dqkv, 2 * d, d);
     md_tensor_t dqk = md_tensor_cols(dqkv, 0, 2 * d);
     /* g as the GEMMs read it: a copy in the activation dtype, in dqkv */
-    md_tensor_t g_mm = c->adtype != c->dtype ? md_tensor_cols(dqkv, 0, d) : g;
+    int g_copy = c->adtype != c->dtype;
+    md_tensor_t g_mm = g_copy ? md_tensor_cols(dqkv, 0, d) : g;
 
     /* MLP: h_out = h_mid + act Wdown^T */
-    if (c->adtype != c->dtype) be->convert(be, &g_mm, &g);
+    if (g_copy && layer == cfg->n_layer - 1) be->convert(be, &g_mm, &g);
     be->gemm(be, 0, 0, 1.0, &g_mm, &w.down, 0.0, &dact);
     be->gemm(be, 1, 0, 1.0, &g_mm, &a.act, 1.0, &gw.down);
     be->swiglu_bwd(be, &dgate, &dup, &dact, &a.gate, &a.up);
     be->gemm(be, 0, 0, 1.0, &dgu, &w.gate_up, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dgu, &a.hn2, 1.0, &gw.gate_up);
-    be->rmsnorm_bwd(be, &g, &gw.mlp_norm, &dhn, &a.hmid, &w.mlp_norm, &a.rstd2, 1);   /* g is now dL/dh_mid */
+    /* g is now dL/dh_mid */
+    be->rmsnorm_bwd(be, &g, &gw.mlp_norm, &dhn, &a.hmid, &w.mlp_norm, &a.rstd2, 1, g_copy ? &g_mm : NULL);
     /* attention: h_mid = h_in + o Wo^T */
-    if (c->adtype != c->dtype) be->convert(be, &g_mm, &g);
     be->gemm(be, 0, 0, 1.0, &g_mm, &w.o, 0.0, &dout);
     be->gemm(be, 1, 0, 1.0, &g_mm, &a.o, 1.0, &gw.o);
     be->attention_bwd(be, &dq, &dk, &dv, &dout, &a.q, &a.k, &a.v, &a.o, &a.lse, c->B, H, 1.0 / sqrt((double)(d / H)),
@@ -206,7 +211,9 @@ void md_tfm_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_, 
     be->rope(be, &dqk, c->B, 2 * H, cfg->rope_theta, 1);
     be->gemm(be, 0, 0, 1.0, &dqkv, &w.qkv, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dqkv, &a.hn1, 1.0, &gw.qkv);
-    be->rmsnorm_bwd(be, &g, &gw.attn_norm, &dhn, &hin, &w.attn_norm, &a.rstd1, 1);
+    /* dL/dh_in, and its copy for block layer - 1's GEMMs */
+    md_tensor_t *g_next = g_copy && layer > 0 ? &g_mm : NULL;
+    be->rmsnorm_bwd(be, &g, &gw.attn_norm, &dhn, &hin, &w.attn_norm, &a.rstd1, 1, g_next);
 }
 
 double md_tfm_flops_per_token(const md_config_t *c, int64_t L, double *matmul_only)

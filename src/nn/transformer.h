@@ -56,7 +56,10 @@ void md_tfm_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_ou
 
 /* Backward of block `layer`: g is dL/dh_out on entry and dL/dh_in on
  * return; parameter gradients are added into c->grads; scratch is a set of
- * md_tfm_scratch_bytes for the plan's rows. */
+ * md_tfm_scratch_bytes for the plan's rows. The blocks' backwards run from
+ * the top block (n_layer - 1) down over the same scratch with nothing else
+ * writing it in between: with bf16 activations, block l leaves g's bf16
+ * copy there for block l - 1 (transformer.c). */
 void md_tfm_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, void *acts, void *scratch);
 
 /* Forward FLOPs per token at length L: the projections and MLP (2 per

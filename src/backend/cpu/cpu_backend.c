@@ -321,7 +321,8 @@ static void cpu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tenso
 }
 
 static void cpu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
-                            const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate)
+                            const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate,
+                            md_tensor_t *dx_act)
 {
     PROF_BEGIN;
     int d = is_f64(dx, "rmsnorm_bwd");
@@ -334,6 +335,14 @@ static void cpu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t
                "rmsnorm_bwd");
     (d ? md_cpu_rmsnorm_bwd_f64 : md_cpu_rmsnorm_bwd_f32)(dx->data, dx->ld, dw->data, dy->data, dy->ld, x->data,
                                                           x->ld, w->data, rstd->data, rows, dim, accumulate);
+    if (dx_act) {   /* the CPU stores activations in the model's dtype: a plain copy */
+        SAME_DTYPE(dx_act, dx, "rmsnorm_bwd");
+        OP_REQUIRE(NROWS(dx_act) == rows && NCOLS(dx_act) == dim, "rmsnorm_bwd");
+        size_t es = md_dtype_size(dx->dtype);
+        for (int64_t r = 0; r < rows; r++)
+            memcpy((char *)dx_act->data + (size_t)(r * dx_act->ld) * es,
+                   (const char *)dx->data + (size_t)(r * dx->ld) * es, (size_t)dim * es);
+    }
     PROF_END(P_RMS_B);
 }
 

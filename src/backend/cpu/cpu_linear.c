@@ -32,12 +32,12 @@ void md_cpu_linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_
         require(!pre_act, "linear_fwd", "pre_act given without an activation");
         if (residual && residual->data != y->data) copy_rows(y, residual);
         be->gemm(be, 0, 1, 1.0, x, w, residual ? 1.0 : 0.0, y);
-        be->bias_add(be, y, bias);
+        if (bias) be->bias_add(be, y, bias);
         return;
     }
     require(act == MD_ACT_GELU_TANH && pre_act && !residual, "linear_fwd", "unknown activation or arguments");
     be->gemm(be, 0, 1, 1.0, x, w, 0.0, pre_act);
-    be->bias_add(be, pre_act, bias);
+    if (bias) be->bias_add(be, pre_act, bias);
     be->gelu_fwd(be, y, pre_act);
 }
 

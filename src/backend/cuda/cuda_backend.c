@@ -277,7 +277,8 @@ static void cu_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h, md_tensor
 }
 
 static void cu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
-                           const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate)
+                           const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *rstd, int accumulate,
+                           md_tensor_t *dx_act)
 {
     const md_tensor_t *all[] = {dx, dw, x, w, rstd};
     for (int i = 0; i < 5; i++) f32_dev(all[i], "rmsnorm_bwd");
@@ -286,13 +287,18 @@ static void cu_rmsnorm_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t 
     OP_REQUIRE(NROWS(dx) == rows && NCOLS(dx) == dim && NROWS(dy) == rows && NCOLS(dy) == dim, "rmsnorm_bwd");
     OP_REQUIRE(md_tensor_numel(w) == dim && md_tensor_numel(dw) == dim && md_tensor_numel(rstd) == rows,
                "rmsnorm_bwd");
+    /* the bf16 table's copy for its GEMMs; an f32 copy is convert's business */
+    if (dx_act)
+        OP_REQUIRE(fb_dev(dx_act, "rmsnorm_bwd") && NROWS(dx_act) == rows && NCOLS(dx_act) == dim, "rmsnorm_bwd");
+    void *d16 = dx_act ? dx_act->data : NULL;
+    int64_t ld16 = dx_act ? dx_act->ld : 0;
     if (dy16)
         CK(mdk_rmsnorm_bwd_bf16(F(dx), dx->ld, F(dw), dy->data, dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim,
-                                accumulate, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
+                                accumulate, d16, ld16, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
            "rmsnorm_bwd");
     else
         CK(mdk_rmsnorm_bwd(F(dx), dx->ld, F(dw), CF(dy), dy->ld, CF(x), x->ld, CF(w), CF(rstd), rows, dim,
-                           accumulate, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
+                           accumulate, d16, ld16, CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
            "rmsnorm_bwd");
 }
 

@@ -1,6 +1,7 @@
 /* The fused Linear ops of the CUDA backend through cuBLASLt epilogues:
- * the bias (CUBLASLT_EPILOGUE_BIAS), the bias and GELU with its input kept
- * for the backward (GELU_AUX_BIAS), so that neither is a pass of its own; a
+ * the bias (CUBLASLT_EPILOGUE_BIAS; no bias: DEFAULT), the bias and GELU
+ * with its input kept for the backward (GELU_AUX_BIAS, or GELU_AUX without
+ * a bias), so that neither is a pass of its own; a
  * residual comes in as the product's C operand (beta = 1) instead of a
  * copy. cuBLASLt's GELU is the tanh form, as gelu_fwd.
  *
@@ -149,7 +150,7 @@ static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_
     int64_t M = NROWS(x), K = NCOLS(x), N = NROWS(w);
     int x16 = check_mat(x, M, K, op), y16 = check_mat(y, M, N, op);
     OP_REQUIRE(check_mat(w, N, K, op) == x16 && (x16 || !y16), op);
-    OP_REQUIRE(check_mat(bias, 1, N, op) == y16, op);
+    if (bias) OP_REQUIRE(check_mat(bias, 1, N, op) == y16, op);
     OP_REQUIRE(act == MD_ACT_NONE ? !pre_act : act == MD_ACT_GELU_TANH && pre_act && !residual, op);
     if (pre_act) OP_REQUIRE(check_mat(pre_act, M, N, op) == y16, op);
     if (residual) OP_REQUIRE(check_mat(residual, M, N, op) == y16, op);
@@ -158,7 +159,9 @@ static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_
     const md_tensor_t *c = residual ? residual : y;
     lt_call_t p = {CUBLAS_OP_T, w->data, x->data, c->data, y->data, N, M, K, w->ld, x->ld, c->ld, y->ld,
                    residual ? 1.0f : 0.0f,
-                   act == MD_ACT_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_BIAS, bias->data,
+                   act == MD_ACT_GELU_TANH ? (bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX)
+                                           : (bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT),
+                   bias ? bias->data : NULL,
                    pre_act ? pre_act->data : NULL, pre_act ? pre_act->ld : 0, x16 ? CUDA_R_16BF : CUDA_R_32F,
                    y16 ? CUDA_R_16BF : CUDA_R_32F};
     if (K > 0 && lt_matmul(be, &p, bf16, op) == 0) return;
@@ -170,7 +173,7 @@ static void linear_fwd(const md_backend_t *be, md_tensor_t *y, md_tensor_t *pre_
            op);
     }
     be->gemm(be, 0, 1, 1.0, x, w, residual ? 1.0 : 0.0, z);
-    be->bias_add(be, z, bias);
+    if (bias) be->bias_add(be, z, bias);
     if (pre_act) be->gelu_fwd(be, y, pre_act);
 }
 
