@@ -312,19 +312,18 @@ __device__ __forceinline__ int rows_in(int64_t r0, int64_t len)
     return len - r0 < R ? (int)(len - r0) : R;
 }
 
-/* Queues the copies of rows [r0, r0 + R) of the bf16 matrix m into the
- * padded shared tile sh (row stride HD + PAD), 16 bytes per cp.async by NT
- * threads; rows past len are zero-filled (source size 0). */
+/* Queues the copies of the first R rows of the bf16 matrix at g (row
+ * stride ld) into the padded shared tile sh (row stride HD + PAD), 16
+ * bytes per cp.async by NT threads; rows from n_in on are zero-filled
+ * (source size 0: the address is g's). */
 template <int R, int HD, int NT>
-__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, rows_t m, int64_t r0, int64_t len)
+__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bfloat16 *g, int ld, int n_in)
 {
-    int n_in = rows_in<R>(r0, len);
-    const __nv_bfloat16 *g = m.p + r0 * m.ld;
     for (int i = threadIdx.x; i < R * HD / 8; i += NT) {
         int r = i / (HD / 8), d = 8 * (i - r * (HD / 8));
         bool in = r < n_in;
         uint32_t sa = (uint32_t)__cvta_generic_to_shared(sh + r * (HD + PAD) + d);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(in ? g + r * m.ld + d : m.p),
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * ld + d : 0)),
                      "r"(in ? 16 : 0));
     }
 }
@@ -336,8 +335,9 @@ template <int R, int HD, int NT>
 __device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16 *sb, rows_t a, rows_t b, int64_t r0,
                                                 int64_t len)
 {
-    copy_tile_async<R, HD, NT>(sa, a, r0, len);
-    copy_tile_async<R, HD, NT>(sb, b, r0, len);
+    int n_in = rows_in<R>(r0, len);
+    copy_tile_async<R, HD, NT>(sa, a.p + r0 * a.ld, a.ld, n_in);
+    copy_tile_async<R, HD, NT>(sb, b.p + r0 * b.ld, b.ld, n_in);
 }
 
 /* The A fragments (16 rows from r0, all HD columns) of the bf16 matrix m,
