@@ -19,15 +19,14 @@
  */
 #include "attention_mma.cuh"
 
-
 namespace {
 
 enum { FK = 64 };   /* keys per tile */
 
 /* The forward's shape per head dim: FW warps of QT row tiles (16 queries
  * each), registers capped for MINB blocks per multiprocessor. At 64 two
- * row tiles per warp (4 warps, 2 blocks of up to 255 registers): 3-8%
- * faster on an H200 than one (8 warps, 2 blocks of 128 registers), which
+ * row tiles per warp (4 warps, 2 blocks of up to 255 registers): on an
+ * H200 5-8% faster than one (8 warps, 2 blocks of 128 registers), which
  * stays at 32 (not measured) and 128 (its accumulators would not fit
  * twice). NOTES-attention.md has the figures. */
 template <int HD>
@@ -201,13 +200,9 @@ extern "C" cudaError_t mdk_attention_fwd_mma(void *o, int64_t ldo, float *lse, c
     attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
     const void *src[3] = {q, k, v};
     const int64_t ld[3] = {ldq, ldk, ldv};
-    bool view = views_in_place(act_bf16, src, ld, 3);
-    pack_job job = {};
-    int n = 0;
-    attn_in in = {};
-    in.q = input_heads(view, q, ldq, w.q, len, n_heads, head_dim, job, n);
-    in.k = input_heads(view, k, ldk, w.k, len, n_heads, head_dim, job, n);
-    in.v = input_heads(view, v, ldv, w.v, len, n_heads, head_dim, job, n);
+    pack_job job;
+    bool view;
+    attn_in in = plan_inputs(src, ld, 3, act_bf16, w, len, n_heads, head_dim, &job, &view);
     if (view) return fwd_head_dim<__nv_bfloat16, true>(o, ldo, lse, job, in, batch, len, n_heads, head_dim, scale, s);
     return (act_bf16 ? fwd_head_dim<__nv_bfloat16, false> : fwd_head_dim<float, false>)(o, ldo, lse, job, in, batch,
                                                                                          len, n_heads, head_dim,

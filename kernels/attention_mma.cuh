@@ -380,18 +380,26 @@ bool views_in_place(int act_bf16, const void *const *src, const int64_t *ld, int
     return true;
 }
 
-/* The view src as the kernels read it: in place, or from its head-major
- * bf16 copy, which is queued as job's n-th. */
-bf16_heads input_heads(bool in_place, const void *src, int64_t ld, __nv_bfloat16 *copy, int64_t len,
-                       int64_t n_heads, int64_t hd, pack_job &job, int &n)
+/* The kernels' inputs from the n views src (q, k, v, then dO when n is
+ * 4): the views themselves when *view (views_in_place), else their
+ * head-major copies in the workspace w, whose copying is queued in *job. */
+attn_in plan_inputs(const void *const *src, const int64_t *ld, int n, int act_bf16, const attn_ws &w, int64_t len,
+                    int64_t n_heads, int64_t hd, pack_job *job, bool *view)
 {
-    if (in_place) {
-        bf16_heads x = {(const __nv_bfloat16 *)src, len * ld, hd, (int)ld};
-        return x;
+    __nv_bfloat16 *copies[4] = {w.q, w.k, w.v, w.dout};
+    bf16_heads x[4] = {};
+    *view = views_in_place(act_bf16, src, ld, n);
+    *job = pack_job{};
+    for (int i = 0; i < n; i++) {
+        if (*view) {
+            x[i] = {(const __nv_bfloat16 *)src[i], len * ld[i], hd, (int)ld[i]};
+        } else {
+            job->src[i] = src[i], job->ld[i] = ld[i], job->dst[i] = copies[i];
+            x[i] = {copies[i], n_heads * len * hd, len * hd, (int)hd};
+        }
     }
-    job.src[n] = src, job.ld[n] = ld, job.dst[n] = copy, n++;
-    bf16_heads x = {copy, n_heads * len * hd, len * hd, (int)hd};
-    return x;
+    attn_in in = {x[0], x[1], x[2], x[3], w.D};
+    return in;
 }
 
 }   // namespace

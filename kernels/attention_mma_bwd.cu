@@ -243,15 +243,9 @@ extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, i
     attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
     const void *src[4] = {q, k, v, dout};
     const int64_t ld[4] = {ldq, ldk, ldv, lddo};
-    bool view = views_in_place(act_bf16, src, ld, 4);
-    pack_job job = {};
-    int n = 0;
-    attn_in in = {};
-    in.q = input_heads(view, q, ldq, w.q, len, n_heads, head_dim, job, n);
-    in.k = input_heads(view, k, ldk, w.k, len, n_heads, head_dim, job, n);
-    in.v = input_heads(view, v, ldv, w.v, len, n_heads, head_dim, job, n);
-    in.dout = input_heads(view, dout, lddo, w.dout, len, n_heads, head_dim, job, n);
-    in.D = w.D;
+    pack_job job;
+    bool view;
+    attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, head_dim, &job, &view);
     cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
     if (view)
