@@ -2,9 +2,10 @@
  * attention_mma_bwd.cu (backward): one m16n8k16 bf16 product with fp32
  * accumulation, fragment loads from shared tiles, C -> A re-packing,
  * stores of fp32 C tiles into fp32 or bf16 views (storage.cuh), a
- * (sequence, head) pair's offsets, the workspace's layout, the pass that fills its bf16
- * copies (from fp32 or bf16 views), and the cp.async tile copies from
- * them.
+ * (sequence, head) pair's offsets, the workspace's layout, the pass that
+ * fills its bf16 copies (from fp32 or bf16 views), the choice between
+ * those copies and the views themselves (views_in_place), and the
+ * cp.async tile copies from either.
  *
  * Fragment layouts of m16n8k16 (g = lane / 4, c = lane % 4): A (16 x 16,
  * row) holds rows g and g + 8, columns 2c, 2c + 1 and 2c + 8, 2c + 9; B
@@ -25,6 +26,7 @@
 #include "storage.cuh"
 
 #include <cuda_bf16.h>
+#include <limits.h>
 #include <math.h>
 
 namespace {
@@ -66,11 +68,12 @@ __device__ __forceinline__ float fast_exp2(float x)
     return y;
 }
 
-/* acc[N / 8][4] (16 x N) += A (16 x 16 KD, fragments a) times the matrix
- * whose columns are the rows [0, N) of the n-major shared tile bt (row
- * stride ldb, KD * 16 columns). */
-template <int N, int KD>
-__device__ __forceinline__ void mma_rows(float acc[N / 8][4], const uint32_t a[KD][4], const __nv_bfloat16 *bt,
+/* acc[QT][N / 8][4] (QT row tiles of 16 x N) += A (QT tiles of 16 x 16 KD,
+ * fragments a) times the matrix whose columns are the rows [0, N) of the
+ * n-major shared tile bt (row stride ldb, KD * 16 columns); each B
+ * fragment read serves the QT row tiles. */
+template <int N, int KD, int QT = 1>
+__device__ __forceinline__ void mma_rows(float (*acc)[N / 8][4], uint32_t (*a)[KD][4], const __nv_bfloat16 *bt,
                                          int ldb)
 {
     int lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
@@ -78,18 +81,23 @@ __device__ __forceinline__ void mma_rows(float acc[N / 8][4], const uint32_t a[K
     for (int nt = 0; nt < N / 8; nt++) {
         const __nv_bfloat16 *row = bt + (8 * nt + gr) * ldb + c2;
 #pragma unroll
-        for (int kd = 0; kd < KD; kd++) mma16816(acc[nt], a[kd], ld32(row + 16 * kd), ld32(row + 16 * kd + 8));
+        for (int kd = 0; kd < KD; kd++) {
+            uint32_t b0 = ld32(row + 16 * kd), b1 = ld32(row + 16 * kd + 8);
+#pragma unroll
+            for (int q = 0; q < QT; q++) mma16816(acc[q][nt], a[q][kd], b0, b1);
+        }
     }
 }
 
-/* acc[N / 8][4] (16 x N) += A (16 x 16 KD, fragments a) times the matrix
- * held row-major in the shared tile b (KD * 16 rows from 0, columns [0, N),
- * row stride ldb): ldmatrix.x4.trans gives the B fragments of two n-tiles
- * (lanes 0-15 name rows k0 .. k0 + 15 at column n0, lanes 16-31 the same
- * rows at n0 + 8). */
-template <int N, int KD>
-__device__ __forceinline__ void mma_rows_trans(float acc[N / 8][4], const uint32_t a[KD][4],
-                                               const __nv_bfloat16 *b, int ldb)
+/* acc[QT][N / 8][4] (QT row tiles of 16 x N) += A (QT tiles of 16 x 16 KD,
+ * fragments a) times the matrix held row-major in the shared tile b (KD *
+ * 16 rows from 0, columns [0, N), row stride ldb): ldmatrix.x4.trans gives
+ * the B fragments of two n-tiles (lanes 0-15 name rows k0 .. k0 + 15 at
+ * column n0, lanes 16-31 the same rows at n0 + 8), shared by the QT row
+ * tiles. */
+template <int N, int KD, int QT = 1>
+__device__ __forceinline__ void mma_rows_trans(float (*acc)[N / 8][4], uint32_t (*a)[KD][4], const __nv_bfloat16 *b,
+                                               int ldb)
 {
     int lane = threadIdx.x & 31;
     uint32_t base = (uint32_t)__cvta_generic_to_shared(b + (lane & 15) * ldb + 8 * (lane >> 4));
@@ -102,8 +110,11 @@ __device__ __forceinline__ void mma_rows_trans(float acc[N / 8][4], const uint32
             asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                          : "=r"(b0), "=r"(b1), "=r"(b2), "=r"(b3)
                          : "r"(addr));
-            mma16816(acc[nt], a[kd], b0, b1);
-            mma16816(acc[nt + 1], a[kd], b2, b3);
+#pragma unroll
+            for (int q = 0; q < QT; q++) {
+                mma16816(acc[q][nt], a[q][kd], b0, b1);
+                mma16816(acc[q][nt + 1], a[q][kd], b2, b3);
+            }
         }
 }
 
@@ -155,19 +166,53 @@ __device__ __forceinline__ float quad_sum(float v)
     return v + __shfl_xor_sync(0xffffffffu, v, 2);
 }
 
-/* (sequence, head) pair bh of a (B*L, H*hd) view: its first row and column */
+/* (sequence, head) pair bh of a (B*L, H*hd) view: its sequence b, head h,
+ * first row and column */
 struct head_t {
-    int64_t bh, row0, col;
+    int64_t bh, b, h, row0, col;
 };
 
 __device__ __forceinline__ head_t head_of(int64_t bh, int64_t n_heads, int64_t len, int hd)
 {
     head_t x;
-    int64_t b = bh / n_heads;
     x.bh = bh;
-    x.row0 = b * len;
-    x.col = (bh - b * n_heads) * hd;
+    x.b = bh / n_heads;
+    x.h = bh - x.b * n_heads;
+    x.row0 = x.b * len;
+    x.col = x.h * hd;
     return x;
+}
+
+/* One of q, k, v, dO as the kernels read it, bf16: row t of sequence b,
+ * head h at p + b seq + h head + t ld. Either the model's (B*L, H*hd) view
+ * itself or its head-major copy in the workspace (attn_ws); either way
+ * every row starts 16-byte aligned (views_in_place). */
+struct bf16_heads {
+    const __nv_bfloat16 *p;
+    int64_t seq, head;
+    int ld;
+};
+
+/* The kernels' inputs: q, k, v, dO and the backward's D (attn_ws) */
+struct attn_in {
+    bf16_heads q, k, v, dout;
+    const float *D;
+};
+
+/* One head's (len, hd) matrix: row t at p + t ld */
+struct rows_t {
+    const __nv_bfloat16 *p;
+    int ld;
+};
+
+/* Head hp's matrix in x. VIEW false: x is a head-major copy, whose row
+ * stride HD is then a constant to the compiler (a runtime stride costs
+ * registers the tighter kernels spill). */
+template <int HD, bool VIEW>
+__device__ __forceinline__ rows_t head_rows(const bf16_heads &x, const head_t &hp)
+{
+    rows_t r = {x.p + hp.b * x.seq + hp.h * x.head, VIEW ? x.ld : HD};
+    return r;
 }
 
 template <typename K>
@@ -267,42 +312,42 @@ __device__ __forceinline__ int rows_in(int64_t r0, int64_t len)
     return len - r0 < R ? (int)(len - r0) : R;
 }
 
-/* Queues the copies of the first R rows of a head-major bf16 (., HD) matrix
- * g into the padded shared tile sh (row stride HD + PAD), 16 bytes per
- * cp.async by NT threads; rows from n_in on are zero-filled (source size
- * 0). */
+/* Queues the copies of the first R rows of the bf16 matrix at g (row
+ * stride ld) into the padded shared tile sh (row stride HD + PAD), 16
+ * bytes per cp.async by NT threads; rows from n_in on are zero-filled
+ * (source size 0: the address is g's). */
 template <int R, int HD, int NT>
-__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bfloat16 *g, int n_in)
+__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bfloat16 *g, int ld, int n_in)
 {
     for (int i = threadIdx.x; i < R * HD / 8; i += NT) {
         int r = i / (HD / 8), d = 8 * (i - r * (HD / 8));
         bool in = r < n_in;
         uint32_t sa = (uint32_t)__cvta_generic_to_shared(sh + r * (HD + PAD) + d);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * HD + d : 0)),
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * ld + d : 0)),
                      "r"(in ? 16 : 0));
     }
 }
 
-/* Queues the copies of rows [r0, r0 + R) of two head-major bf16 (len, HD)
- * matrices a and b into the shared tiles sa and sb: the K and V (or Q and
- * dO) tiles of one pipeline stage. */
+/* Queues the copies of rows [r0, r0 + R) of the bf16 matrices a and b into
+ * the shared tiles sa and sb: the K and V (or Q and dO) tiles of one
+ * pipeline stage. */
 template <int R, int HD, int NT>
-__device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16 *sb, const __nv_bfloat16 *a,
-                                                const __nv_bfloat16 *b, int64_t r0, int64_t len)
+__device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16 *sb, rows_t a, rows_t b, int64_t r0,
+                                                int64_t len)
 {
     int n_in = rows_in<R>(r0, len);
-    copy_tile_async<R, HD, NT>(sa, a + r0 * HD, n_in);
-    copy_tile_async<R, HD, NT>(sb, b + r0 * HD, n_in);
+    copy_tile_async<R, HD, NT>(sa, a.p + r0 * a.ld, a.ld, n_in);
+    copy_tile_async<R, HD, NT>(sb, b.p + r0 * b.ld, b.ld, n_in);
 }
 
-/* The A fragments (16 rows from r0, all HD columns) of a head-major bf16
- * (len, HD) matrix, straight from global memory; rows past len are zeros. */
+/* The A fragments (16 rows from r0, all HD columns) of the bf16 matrix m,
+ * straight from global memory; rows past len are zeros. */
 template <int HD>
-__device__ __forceinline__ void load_a_frags(uint32_t a[HD / 16][4], const __nv_bfloat16 *g, int64_t r0, int64_t len)
+__device__ __forceinline__ void load_a_frags(uint32_t a[HD / 16][4], rows_t m, int64_t r0, int64_t len)
 {
     int lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
     int64_t ra = r0 + gr, rb = ra + 8;
-    const __nv_bfloat16 *pa = g + ra * HD + c2, *pb = g + rb * HD + c2;
+    const __nv_bfloat16 *pa = m.p + ra * m.ld + c2, *pb = m.p + rb * m.ld + c2;
 #pragma unroll
     for (int kd = 0; kd < HD / 16; kd++) {
         a[kd][0] = ra < len ? ld32(pa + 16 * kd) : 0u;
@@ -321,6 +366,40 @@ cudaError_t pack_heads(const pack_job &job, int n, int64_t batch, int64_t len, i
     pack_heads_bf16<HD, S><<<dim3((unsigned)((chunks + 255) / 256), (unsigned)n), 256, 0, s>>>(job, len, n_heads,
                                                                                              chunks);
     return cudaGetLastError();
+}
+
+/* Whether the kernels can read the n (B*L, H*hd) views src in place: bf16
+ * views whose rows 16-byte copies can read (aligned bases, ld a multiple
+ * of 8 values, as at the model's widths). Otherwise (fp32, or misaligned)
+ * every one is first copied head-major into the workspace. */
+bool views_in_place(int act_bf16, const void *const *src, const int64_t *ld, int n)
+{
+    if (!act_bf16) return false;
+    for (int i = 0; i < n; i++)
+        if (((uintptr_t)src[i] & 15) != 0 || ld[i] % 8 != 0 || ld[i] > INT_MAX) return false;
+    return true;
+}
+
+/* The kernels' inputs from the n views src (q, k, v, then dO when n is
+ * 4): the views themselves when *view (views_in_place), else their
+ * head-major copies in the workspace w, whose copying is queued in *job. */
+attn_in plan_inputs(const void *const *src, const int64_t *ld, int n, int act_bf16, const attn_ws &w, int64_t len,
+                    int64_t n_heads, int64_t hd, pack_job *job, bool *view)
+{
+    __nv_bfloat16 *copies[4] = {w.q, w.k, w.v, w.dout};
+    bf16_heads x[4] = {};
+    *view = views_in_place(act_bf16, src, ld, n);
+    *job = pack_job{};
+    for (int i = 0; i < n; i++) {
+        if (*view) {
+            x[i] = {(const __nv_bfloat16 *)src[i], len * ld[i], hd, (int)ld[i]};
+        } else {
+            job->src[i] = src[i], job->ld[i] = ld[i], job->dst[i] = copies[i];
+            x[i] = {copies[i], n_heads * len * hd, len * hd, (int)hd};
+        }
+    }
+    attn_in in = {x[0], x[1], x[2], x[3], w.D};
+    return in;
 }
 
 }   // namespace

@@ -2,20 +2,22 @@
  * (FlashAttention-2's recomputation from lse), deterministic (no atomics):
  *
  *   D_t = rowsum(dO_t * O_t)                  (attention.cu's kernel, fp32 sums)
- *   q, k, v, dO -> bf16 copies in the workspace, head-major (B, H, L, hd)
- *                  (from fp32, or from bf16 activations: a relayout)
+ *   q, k, v, dO:   read in place where they are bf16 views whose rows
+ *                  16-byte copies can read (the model's, under bf16
+ *                  activation storage), else first copied to head-major
+ *                  (B, H, L, hd) bf16 copies in the workspace (from fp32:
+ *                  the rounding the earlier load-time conversion did)
  *   dK, dV: a block per 64 keys (16 per warp) walks the query tiles from
  *           the diagonal down: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO,
  *           dK += dS^T Q
  *   dQ:     a block per 128 queries walks the key tiles up to the diagonal:
  *           S = Q K^T, dP = dO V^T, dQ += dS K
  *
- * The bf16 copies make every tile a contiguous run of 16-byte cp.async
- * copies straight into the padded bf16 shared layout, so each kernel
- * double-buffers its tiles: the next tile's copies run under this tile's
- * products, at half the shared memory an fp32 staging tile costs (which
- * made the backward slower: NOTES-attention.md). The copies round q, k, v
- * and dO exactly as the earlier load-time rounding did.
+ * Either way every tile row is a run of 16-byte cp.async copies straight
+ * into the padded bf16 shared layout, so each kernel double-buffers its
+ * tiles: the next tile's copies run under this tile's products, at half
+ * the shared memory an fp32 staging tile costs (which made the backward
+ * slower: NOTES-attention.md). The inputs must not overlap dq, dk, dv.
  *
  * Each output element is summed by one thread in an order fixed by the
  * sizes, so reruns give identical bits. Rows past the sequence end load as
@@ -43,9 +45,9 @@ __device__ __forceinline__ void copy_rowvals_async(float *lse_s, float *D_s, con
 
 /* dK, dV for 16 W keys per block (W warps); query tiles of BQ, two stages
  * of (Q, dO, lse, D) */
-template <int HD, int BQ, int W, typename S>
+template <int HD, int BQ, int W, bool VIEW, typename S>
 __global__ void __launch_bounds__(32 * W, HD <= 64 ? 12 / W : 1)
-attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const float *lse, int64_t len,
+attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_in in, const float *lse, int64_t len,
                   int64_t n_heads, float scale, int64_t n_tiles)
 {
     enum { TILE = BQ * (HD + PAD), THREADS = 32 * W };
@@ -58,9 +60,8 @@ attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const flo
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
     int64_t j0 = tile * 16 * W, jw = j0 + 16 * warp;   /* this warp's first key */
     const float scale_log2 = scale * LOG2E;
-    int64_t head_off = hp.bh * len * HD;
-    const __nv_bfloat16 *qh = w.q + head_off, *doh = w.dout + head_off;
-    const float *lh = lse + hp.bh * len, *Dh = w.D + hp.bh * len;
+    const rows_t qh = head_rows<HD, VIEW>(in.q, hp), doh = head_rows<HD, VIEW>(in.dout, hp);
+    const float *lh = lse + hp.bh * len, *Dh = in.D + hp.bh * len;
     auto fetch = [&](int stage, int64_t i0) {
         copy_pair_async<BQ, HD, THREADS>(tiles + 2 * stage * TILE, tiles + (2 * stage + 1) * TILE, qh, doh, i0, len);
         copy_rowvals_async<BQ, THREADS>(rowv + 2 * stage * BQ, rowv + (2 * stage + 1) * BQ, lh + i0, Dh + i0,
@@ -70,8 +71,8 @@ attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const flo
     fetch(0, j0);
     cp_async_commit();
     uint32_t ka[HD / 16][4], va[HD / 16][4];
-    load_a_frags<HD>(ka, w.k + head_off, jw, len);
-    load_a_frags<HD>(va, w.v + head_off, jw, len);
+    load_a_frags<HD>(ka, head_rows<HD, VIEW>(in.k, hp), jw, len);
+    load_a_frags<HD>(va, head_rows<HD, VIEW>(in.v, hp), jw, len);
     float adk[HD / 8][4], adv[HD / 8][4];
     zero<HD / 8>(adk);
     zero<HD / 8>(adv);
@@ -87,8 +88,8 @@ attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const flo
             float st[BQ / 8][4], dpt[BQ / 8][4];   /* rows: keys; columns: queries */
             zero<BQ / 8>(st);
             zero<BQ / 8>(dpt);
-            mma_rows<BQ, HD / 16>(st, ka, Qs, HD + PAD);
-            mma_rows<BQ, HD / 16>(dpt, va, dOs, HD + PAD);
+            mma_rows<BQ, HD / 16>(&st, &ka, Qs, HD + PAD);
+            mma_rows<BQ, HD / 16>(&dpt, &va, dOs, HD + PAD);
             bool diag = jw + 15 > i0;
 #pragma unroll
             for (int nt = 0; nt < BQ / 8; nt++)
@@ -102,9 +103,9 @@ attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const flo
                 }
             uint32_t pa[BQ / 16][4];
             c_to_a<BQ / 16>(pa, st);
-            mma_rows_trans<HD, BQ / 16>(adv, pa, dOs, HD + PAD);
+            mma_rows_trans<HD, BQ / 16>(&adv, &pa, dOs, HD + PAD);
             c_to_a<BQ / 16>(pa, dpt);
-            mma_rows_trans<HD, BQ / 16>(adk, pa, Qs, HD + PAD);
+            mma_rows_trans<HD, BQ / 16>(&adk, &pa, Qs, HD + PAD);
         }
         __syncthreads();   /* this stage is free for the copies two tiles on */
     }
@@ -114,9 +115,9 @@ attn_bwd_dkdv_mma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_ws w, const flo
 
 /* dQ for 16 W queries per block (W warps); key tiles of BK, two stages of
  * (K, V) */
-template <int HD, int BK, int W, typename S>
+template <int HD, int BK, int W, bool VIEW, typename S>
 __global__ void __launch_bounds__(32 * W, HD <= 64 ? 16 / W : 1)
-attn_bwd_dq_mma(S *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, int64_t n_heads, float scale,
+attn_bwd_dq_mma(S *dq, int64_t lddq, attn_in in, const float *lse, int64_t len, int64_t n_heads, float scale,
                 int64_t n_tiles)
 {
     enum { TILE = BK * (HD + PAD), THREADS = 32 * W, BQ_Q = 16 * W };
@@ -128,25 +129,22 @@ attn_bwd_dq_mma(S *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, i
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gr = lane >> 2, c2 = 2 * (lane & 3);
     int64_t i0 = tile * BQ_Q, iw = i0 + 16 * warp;
     const float scale_log2 = scale * LOG2E;
-    int64_t head_off = hp.bh * len * HD;
-    const __nv_bfloat16 *kh = w.k + head_off, *vh = w.v + head_off;
+    const rows_t kh = head_rows<HD, VIEW>(in.k, hp), vh = head_rows<HD, VIEW>(in.v, hp);
     auto fetch = [&](int stage, int64_t j0) {
-        int n_in = rows_in<BK>(j0, len);
-        copy_tile_async<BK, HD, THREADS>(tiles + 2 * stage * TILE, kh + j0 * HD, n_in);
-        copy_tile_async<BK, HD, THREADS>(tiles + (2 * stage + 1) * TILE, vh + j0 * HD, n_in);
+        copy_pair_async<BK, HD, THREADS>(tiles + 2 * stage * TILE, tiles + (2 * stage + 1) * TILE, kh, vh, j0, len);
     };
 
     fetch(0, 0);
     cp_async_commit();
     uint32_t qa[HD / 16][4], doa[HD / 16][4];
-    load_a_frags<HD>(qa, w.q + head_off, iw, len);
-    load_a_frags<HD>(doa, w.dout + head_off, iw, len);
+    load_a_frags<HD>(qa, head_rows<HD, VIEW>(in.q, hp), iw, len);
+    load_a_frags<HD>(doa, head_rows<HD, VIEW>(in.dout, hp), iw, len);
     float lse_r[2], D_r[2];
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         int64_t i = iw + gr + 8 * h;
         lse_r[h] = i < len ? lse[hp.bh * len + i] * LOG2E : INFINITY;
-        D_r[h] = i < len ? w.D[hp.bh * len + i] : 0.0f;
+        D_r[h] = i < len ? in.D[hp.bh * len + i] : 0.0f;
     }
     float adq[HD / 8][4];
     zero<HD / 8>(adq);
@@ -162,8 +160,8 @@ attn_bwd_dq_mma(S *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, i
             float s[BK / 8][4], dp[BK / 8][4];
             zero<BK / 8>(s);
             zero<BK / 8>(dp);
-            mma_rows<BK, HD / 16>(s, qa, Ks, HD + PAD);
-            mma_rows<BK, HD / 16>(dp, doa, Vs, HD + PAD);
+            mma_rows<BK, HD / 16>(&s, &qa, Ks, HD + PAD);
+            mma_rows<BK, HD / 16>(&dp, &doa, Vs, HD + PAD);
             bool diag = j0 + BK - 1 > iw;
 #pragma unroll
             for (int nt = 0; nt < BK / 8; nt++)
@@ -176,7 +174,7 @@ attn_bwd_dq_mma(S *dq, int64_t lddq, attn_ws w, const float *lse, int64_t len, i
                 }
             uint32_t dsa[BK / 16][4];
             c_to_a<BK / 16>(dsa, s);
-            mma_rows_trans<HD, BK / 16>(adq, dsa, Ks, HD + PAD);
+            mma_rows_trans<HD, BK / 16>(&adq, &dsa, Ks, HD + PAD);
         }
         __syncthreads();
     }
@@ -195,37 +193,39 @@ struct bwd_tiles {
  * the dQ kernel (8: 1-3% faster than 4 at L >= 4096, NOTES-attention.md). */
 enum { DKDV_WARPS = 4, DQ_WARPS = 8 };
 
-/* S: the storage type of q, k, v, o, dO and the gradients */
-template <int HD, typename S, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
+/* S: the storage type of q, k, v, o, dO and the gradients; VIEW: q, k, v
+ * and dO read in place (views_in_place), else from their copies, made
+ * here */
+template <int HD, typename S, bool VIEW, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
 cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
-                       const attn_ws &w, const float *lse, int64_t batch, int64_t len, int64_t n_heads, float scale,
+                       const attn_in &in, const float *lse, int64_t batch, int64_t len, int64_t n_heads, float scale,
                        cudaStream_t s)
 {
     enum { BQ = bwd_tiles<HD>::BQ, BK = bwd_tiles<HD>::BK };
     size_t sm_kv = 2 * (2 * (size_t)BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float));
     size_t sm_q = 2 * 2 * (size_t)BK * (HD + PAD) * sizeof(__nv_bfloat16);
-    cudaError_t e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, S>, sm_kv);
-    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, S>, sm_q);
+    cudaError_t e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S>, sm_kv);
+    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, VIEW, S>, sm_q);
+    if (e == cudaSuccess && !VIEW) e = pack_heads<HD, S>(job, 4, batch, len, n_heads, s);
     if (e != cudaSuccess) return e;
-    if ((e = pack_heads<HD, S>(job, 4, batch, len, n_heads, s)) != cudaSuccess) return e;
     int64_t nk = (len + 16 * WKV - 1) / (16 * WKV), nq = (len + 16 * WQ - 1) / (16 * WQ);
-    attn_bwd_dkdv_mma<HD, BQ, WKV, S><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
-        (S *)dk, lddk, (S *)dv, lddv, w, lse, len, n_heads, scale, nk);
+    attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
+        (S *)dk, lddk, (S *)dv, lddv, in, lse, len, n_heads, scale, nk);
     if ((e = cudaGetLastError()) != cudaSuccess) return e;
-    attn_bwd_dq_mma<HD, BK, WQ, S><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>((S *)dq, lddq, w, lse, len,
-                                                                                           n_heads, scale, nq);
+    attn_bwd_dq_mma<HD, BK, WQ, VIEW, S><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>(
+        (S *)dq, lddq, in, lse, len, n_heads, scale, nq);
     return cudaGetLastError();
 }
 
-template <typename S>
+template <typename S, bool VIEW>
 cudaError_t bwd_head_dim(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
-                         const attn_ws &w, const float *lse, int64_t batch, int64_t len, int64_t n_heads,
+                         const attn_in &in, const float *lse, int64_t batch, int64_t len, int64_t n_heads,
                          int64_t head_dim, float sc, cudaStream_t s)
 {
     switch (head_dim) {
-    case 32: return bwd_launch<32, S>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
-    case 64: return bwd_launch<64, S>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
-    default: return bwd_launch<128, S>(dq, lddq, dk, lddk, dv, lddv, job, w, lse, batch, len, n_heads, sc, s);
+    case 32: return bwd_launch<32, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, s);
+    case 64: return bwd_launch<64, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, s);
+    default: return bwd_launch<128, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, s);
     }
 }
 
@@ -241,10 +241,16 @@ extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, i
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
     attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
-    pack_job job = {{q, k, v, dout}, {ldq, ldk, ldv, lddo}, {w.q, w.k, w.v, w.dout}};
+    const void *src[4] = {q, k, v, dout};
+    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
+    pack_job job;
+    bool view;
+    attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, head_dim, &job, &view);
     cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
-    return (act_bf16 ? bwd_head_dim<__nv_bfloat16> : bwd_head_dim<float>)(dq, lddq, dk, lddk, dv, lddv, job, w, lse,
-                                                                           batch, len, n_heads, head_dim,
-                                                                           (float)scale, s);
+    if (view)
+        return bwd_head_dim<__nv_bfloat16, true>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads,
+                                                 head_dim, (float)scale, s);
+    return (act_bf16 ? bwd_head_dim<__nv_bfloat16, false> : bwd_head_dim<float, false>)(
+        dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, head_dim, (float)scale, s);
 }

@@ -308,7 +308,8 @@ struct md_backend {
                                   int64_t n_heads, int64_t head_dim);
     /* Writes dq, dk, dv from do, recomputing the probabilities tile by tile
      * from q, k and the forward's lse; o is the forward's output (for
-     * rowsum(do * o)). */
+     * rowsum(do * o)). dq, dk, dv must not overlap the inputs (CUDA reads
+     * bf16 inputs in place while it writes them). */
     void (*attention_bwd)(const md_backend_t *be, md_tensor_t *dq, md_tensor_t *dk, md_tensor_t *dv,
                           const md_tensor_t *dout, const md_tensor_t *q, const md_tensor_t *k, const md_tensor_t *v,
                           const md_tensor_t *o, const md_tensor_t *lse, int64_t batch, int64_t n_heads,
