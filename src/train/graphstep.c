@@ -101,7 +101,9 @@ static int reserve_tokens(md_graph_step_t *g, size_t bytes)
     g->host_tok = md_malloc(bytes);
     g->tok_cap = 0;
     if (!(g->dev_tok = g->be->alloc(g->be, bytes))) {
-        md_error("out of %s memory for the training step's %.1f MiB of tokens", g->be->name, bytes / 1048576.0);
+        md_error("out of %s memory for the training step's tokens (%.3f MiB, after the model's buffers and the "
+                 "optimizer state); try a smaller batch, --recompute, a shorter -L or a smaller model",
+                 g->be->name, bytes / 1048576.0);
         return -1;
     }
     g->tok_cap = bytes;

@@ -64,6 +64,8 @@ MODEL="its [a-z ]+ \([0-9.]+ MiB of a [0-9.]+ MiB plan for batch [0-9]+ x length
 MODEL+="--recompute or a shorter -L"
 OPT="the optimizer state \(2 x [0-9.]+ MiB, after the model's buffers\); try a smaller batch, --recompute, "
 OPT+="a shorter -L or a smaller model"
+TOKENS="the training step's tokens \([0-9.]+ MiB, after the model's buffers and the optimizer state\); try a "
+TOKENS+="smaller batch, --recompute, a shorter -L or a smaller model"
 BUG=" \(a bug in mambadna; please report this line\)$"
 DETECTED=", detected here \(an earlier op may have queued the kernel at fault; CUDA_LAUNCH_BLOCKING=1 names it\)"
 declare -A want=(
@@ -71,7 +73,7 @@ declare -A want=(
     [launch]="$OP a kernel launch exceeds the GPU's resources \([^)]*, cudaErrorLaunchOutOfResources\)$SIZE$HINT"
     [cublas]="$OP $CUBLAS in [A-Za-z]+ for a [0-9]+ x [0-9]+ x [0-9]+ product$FREE$HINT"
     [cufft]="$OP $CUFFT \([0-9.]+ [KMG]iB of samples\) \(CUFFT_ALLOC_FAILED\)$FREE$HINT"
-    [alloc]="out of cuda memory for ($MODEL|$OPT)$"
+    [alloc]="out of cuda memory for ($MODEL|$OPT|$TOKENS)$"
     [bug]="$OP CUDA call failed \([^)]*, cudaErrorIllegalAddress\)$SIZE$DETECTED$BUG"
 )
 

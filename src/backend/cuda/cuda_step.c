@@ -55,8 +55,8 @@ void md_devstep_begin(md_devstep_t *d)
 {
     const md_backend_t *be = d->be;
     CK(cudaMemcpyAsync(d->dev, d->host, offsetof(mdk_step_block_t, loss_sum), cudaMemcpyHostToDevice, STREAM(be)),
-       "step scalars");
-    CK(cudaMemsetAsync(&d->dev->loss_sum, 0, 2 * sizeof(double), STREAM(be)), "step scalars");
+       "step_scalars");
+    CK(cudaMemsetAsync(&d->dev->loss_sum, 0, 2 * sizeof(double), STREAM(be)), "step_scalars");
 }
 
 void md_devstep_update(md_devstep_t *d, void *param, void *grad, void *m, void *v, int64_t n,
@@ -66,16 +66,16 @@ void md_devstep_update(md_devstep_t *d, void *param, void *grad, void *m, void *
     cuda_ctx_t *c = CTX(be);
     if (n_decay > n) n_decay = n;
     md_cuda_note_tensor("adamw", 1, n);
-    if (poison_hook) CK(mdk_step_poison(grad, d->dev, STREAM(be)), "step poison");
+    if (poison_hook) CK(mdk_step_poison(grad, d->dev, STREAM(be)), "step_poison");
     CK(mdk_sumsq(grad, n, &d->dev->sumsq, c->scratch, STREAM(be)), "sumsq");
-    CK(mdk_step_finalize(d->dev, STREAM(be)), "step scalars");
+    CK(mdk_step_finalize(d->dev, STREAM(be)), "step_scalars");
     CK(mdk_adamw_dev(param, grad, m, v, n, n_decay, d->dev, STREAM(be)), "adamw");
-    CK(cudaMemcpyAsync(d->host, d->dev, sizeof *d->host, cudaMemcpyDeviceToHost, STREAM(be)), "step scalars");
+    CK(cudaMemcpyAsync(d->host, d->dev, sizeof *d->host, cudaMemcpyDeviceToHost, STREAM(be)), "step_scalars");
 }
 
 void md_devstep_wait(md_devstep_t *d, md_devstep_out_t *out)
 {
-    CK(cudaStreamSynchronize(STREAM(d->be)), "training step");
+    CK(cudaStreamSynchronize(STREAM(d->be)), "step_wait");
     const mdk_step_block_t *h = d->host;
     *out = (md_devstep_out_t){h->loss_sum, (int64_t)h->count, h->grad_norm, h->skip};
 }
@@ -94,7 +94,7 @@ void md_devstep_capture_begin(md_devstep_t *d)
     md_devstep_drop_graph(d);
     /* thread-local: a call in this thread that would wait for the GPU
      * fails the capture instead of passing unnoticed */
-    CK(cudaStreamBeginCapture(STREAM(d->be), cudaStreamCaptureModeThreadLocal), "graph capture");
+    CK(cudaStreamBeginCapture(STREAM(d->be), cudaStreamCaptureModeThreadLocal), "graph_capture");
 }
 
 int md_devstep_capture_end(md_devstep_t *d)
@@ -119,7 +119,7 @@ int md_devstep_has_graph(const md_devstep_t *d)
     return d->exec && d->plan_evictions == CTX(d->be)->plan_evictions;
 }
 
-void md_devstep_replay(md_devstep_t *d) { CK(cudaGraphLaunch(d->exec, STREAM(d->be)), "graph launch"); }
+void md_devstep_replay(md_devstep_t *d) { CK(cudaGraphLaunch(d->exec, STREAM(d->be)), "graph_launch"); }
 
 void md_devstep_drop_graph(md_devstep_t *d)
 {
