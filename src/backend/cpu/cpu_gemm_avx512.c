@@ -224,7 +224,8 @@ int md_cpu_sgemm_avx512_takes(int ta, int tb, int64_t m, int64_t n, int64_t k)
     return tb || k >= 128 || n < 64;
 }
 
-/* C = alpha op(A) op(B) + beta C, panel by panel of B (K <= KC for op(B) = B^T). */
+/* C = alpha op(A) op(B) + beta C, panel by panel of B (K <= KC for op(B) = B^T; a copied panel for
+ * NN with K <= KC). */
 static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                           const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
@@ -240,6 +241,17 @@ static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float
                 const float *src = B + (n0 + j) * ldb;
                 for (int64_t kk = 0; kk < K; kk++) panel[kk * PANEL + j] = src[kk];
             }
+            p = panel;
+            ldp = PANEL;
+        } else if (!ta && K <= KC) {
+            /* NN with a short K (out_proj's input gradient, K = 128): B's
+             * rows are ldb apart, and a panel read in place, 256 bytes of
+             * each row, falls on a quarter of L1's sets for ldb = 256 and is
+             * evicted between tiles; copied together it stays. (Longer K do
+             * not fit L1 anyway, and the TN weight gradients ran slower with
+             * their blocks copied.) */
+            for (int64_t kk = 0; kk < K; kk++)
+                memcpy(panel + kk * PANEL, B + kk * ldb + n0, (size_t)nw * sizeof(float));
             p = panel;
             ldp = PANEL;
         }
