@@ -280,8 +280,8 @@ AVX512 void md_cpu_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K,
      * every panel: the lines of A^T their tiles read (one per k, lda apart,
      * from DRAM at the first panel) are read again by the next panels while
      * still in L2, where over all of M they had left it (7M's in_proj
-     * weight gradient, 1024 x 256 x 1024: 121 -> 136 GFLOP/s; no change at
-     * 1.4M's shapes). */
+     * weight gradient, 1024 x 256 x 1024: 114-122 -> 129-136 GFLOP/s; no
+     * change beyond the noise at 1.4M's shapes). */
     int64_t kc = ta || tb ? KC : K, mc = ta ? MC_TN : M;
     for (int64_t k0 = 0; k0 < K; k0 += kc)
         for (int64_t m0 = 0; m0 < M; m0 += mc)

@@ -370,7 +370,9 @@ void KFN(scan_bwd)(const md_cpu_scan_args_t *a)
      * by side, so that the adds run along the vector lanes) */
 #pragma omp parallel for schedule(static) if (PAR(par))
     for (int64_t row = 0; row < B * L; row++) {
-        REAL s[2 * MAXN] = {0};
+        REAL s[2 * MAXN];
+#pragma omp simd
+        for (int64_t n = 0; n < 2 * N; n++) s[n] = 0;
         for (int64_t k = 0; k < w.nchunk; k++) {
             const REAL *restrict part = bc_all + k * (B * L * 2 * N) + row * 2 * N;
 #pragma omp simd
