@@ -366,16 +366,20 @@ void KFN(scan_bwd)(const md_cpu_scan_args_t *a)
         (void)fast;
         scan_bwd_item(a, &w, b, k * CH, ckpt, ws + i * w.item_elems, bc_all + k * (B * L * 2 * N), chan);
     }
-    /* dB, dC: sum the chunks' partials in chunk order */
+    /* dB, dC: sum the chunks' partials in chunk order (a row's 2N sums side
+     * by side, so that the adds run along the vector lanes) */
 #pragma omp parallel for schedule(static) if (PAR(par))
     for (int64_t row = 0; row < B * L; row++) {
-        REAL *dB = (REAL *)a->dBm + row * a->ld_dB, *dC = (REAL *)a->dCm + row * a->ld_dC;
-        for (int64_t n = 0; n < 2 * N; n++) {
-            REAL s = 0;
-            for (int64_t k = 0; k < w.nchunk; k++) s += bc_all[k * (B * L * 2 * N) + row * 2 * N + n];
-            if (n < N) dB[n] = s;
-            else dC[n - N] = s;
+        REAL s[2 * MAXN];
+#pragma omp simd
+        for (int64_t n = 0; n < 2 * N; n++) s[n] = 0;
+        for (int64_t k = 0; k < w.nchunk; k++) {
+            const REAL *restrict part = bc_all + k * (B * L * 2 * N) + row * 2 * N;
+#pragma omp simd
+            for (int64_t n = 0; n < 2 * N; n++) s[n] += part[n];
         }
+        memcpy((REAL *)a->dBm + row * a->ld_dB, s, (size_t)N * sizeof(REAL));
+        memcpy((REAL *)a->dCm + row * a->ld_dC, s + N, (size_t)N * sizeof(REAL));
     }
     /* dA_log, dD, d(dt_bias): sum the sequences' partials in batch order */
     const REAL *A_log = a->A_log;
