@@ -3,6 +3,7 @@
 #include "seq/genome.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <htslib/faidx.h>
 #include <htslib/hts.h>
 #include <htslib/khash.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "seq/genome_internal.h"
 #include "seq/limits.h"
@@ -167,45 +169,94 @@ static uint64_t le64(const uint8_t *p)
     return v;
 }
 
-/* Checks a .gzi against the bgzip file it indexes (file_size bytes) before
- * htslib reads it, which allocates from its entry count, and bounds the
- * file's uncompressed size: the last block starts at the last entry's
- * offset. 0, or -1 with the reason in why. */
-static int check_gzi(const char *gzi_path, uint64_t file_size, uint64_t *max_bytes, char *why, size_t why_n)
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* The BGZF block of the file fd at byte c (file_size bytes in all): its
+ * size and its uncompressed size, from its header and its last four bytes
+ * (two small reads: the data is not read). 0, or -1 when no well-formed
+ * block starts there (htslib's reader wants the BC subfield first, at
+ * byte 12). */
+static int bgzf_block_at(int fd, uint64_t c, uint64_t file_size, uint64_t *bsize, uint32_t *isize)
+{
+    uint8_t h[18], t[4];
+    if (file_size - c < 28 || pread(fd, h, 18, (off_t)c) != 18 || h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 ||
+        !(h[3] & 4) || h[12] != 'B' || h[13] != 'C' || h[14] != 2 || h[15] != 0)
+        return -1;
+    *bsize = (uint64_t)(h[16] | h[17] << 8) + 1;
+    if (*bsize < 28 || *bsize > file_size - c || pread(fd, t, 4, (off_t)(c + *bsize - 4)) != 4 ||
+        (*isize = le32(t)) > BGZF_MAX_BLOCK)
+        return -1;
+    return 0;
+}
+
+/* Checks a .gzi against the bgzip file bgz_path (file_size bytes) before
+ * htslib reads it: htslib allocates from its entry count, and its seek
+ * asserts (aborting the program) where an entry is not the start of a
+ * block or a block is missing. So every entry must be a block's offset
+ * with the uncompressed offset the blocks before it add up to, and every
+ * block with data but the first must be listed (the end-of-file block may
+ * or may not be). *total_bytes is the file's uncompressed size. 0, or -1
+ * with the reason in why. */
+static int check_gzi(const char *gzi_path, const char *bgz_path, uint64_t file_size, uint64_t *total_bytes,
+                     char *why, size_t why_n)
 {
     FILE *fp = fopen(gzi_path, "rb");
+    int bgz = open(bgz_path, O_RDONLY);
     struct stat st;
-    if (!fp || fstat(fileno(fp), &st) != 0) {
+    if (!fp || bgz < 0 || fstat(fileno(fp), &st) != 0) {
         snprintf(why, why_n, "%s", strerror(errno));
         if (fp) fclose(fp);
+        if (bgz >= 0) close(bgz);
         return -1;
     }
     uint8_t b[16];
-    uint64_t n = 0, prev_c = 0, prev_u = 0;
+    uint64_t n = 0, i = 0, c = 0, u = 0;
     int ret = -1;
     if (fread(b, 1, 8, fp) != 8 || (n = le64(b)) > ((uint64_t)st.st_size - 8) / 16 ||
         (uint64_t)st.st_size != 8 + 16 * n) {
         snprintf(why, why_n, "its .gzi's size does not match its entry count");
         goto out;
     }
-    for (uint64_t i = 0; i < n; i++) {
-        if (fread(b, 1, 16, fp) != 16) {
-            snprintf(why, why_n, "its .gzi cannot be read");
+    uint64_t ec = 0, eu = 0;   /* entry i, read ahead */
+    if (n > 0 && fread(b, 1, 16, fp) == 16) ec = le64(b), eu = le64(b + 8);
+    for (uint64_t k = 0; c < file_size; k++) {
+        uint64_t bsize;
+        uint32_t isize;
+        if (bgzf_block_at(bgz, c, file_size, &bsize, &isize) < 0) {
+            snprintf(why, why_n, "no bgzip block starts at byte %llu of the file", (unsigned long long)c);
             goto out;
         }
-        uint64_t c = le64(b), u = le64(b + 8);
-        if (c <= prev_c || c >= file_size || u < prev_u) {
-            snprintf(why, why_n, "its .gzi entry %llu (%llu, %llu) is out of order or past the end of the file",
-                     (unsigned long long)i + 1, (unsigned long long)c, (unsigned long long)u);
+        int listed = k > 0 && i < n && ec == c;
+        if (k > 0 && i < n && ec < c) break;   /* an entry between blocks: reported below */
+        if (listed && eu != u) {
+            snprintf(why, why_n, "its .gzi entry %llu gives the block at byte %llu the offset %llu, not %llu",
+                     (unsigned long long)i + 1, (unsigned long long)c, (unsigned long long)eu,
+                     (unsigned long long)u);
             goto out;
         }
-        prev_c = c;
-        prev_u = u;
+        if (k > 0 && !listed && isize > 0) {
+            snprintf(why, why_n, "its .gzi does not list the block at byte %llu", (unsigned long long)c);
+            goto out;
+        }
+        if (listed && ++i < n) {
+            if (fread(b, 1, 16, fp) != 16) {
+                snprintf(why, why_n, "its .gzi cannot be read");
+                goto out;
+            }
+            ec = le64(b), eu = le64(b + 8);
+        }
+        c += bsize, u += isize;
     }
-    *max_bytes = prev_u + BGZF_MAX_BLOCK;
+    if (i < n) {
+        snprintf(why, why_n, "its .gzi entry %llu (byte %llu) is not where a bgzip block starts",
+                 (unsigned long long)i + 1, (unsigned long long)ec);
+        goto out;
+    }
+    *total_bytes = u;
     ret = 0;
 out:
     fclose(fp);
+    close(bgz);
     return ret;
 }
 
@@ -309,7 +360,7 @@ static int open_faidx(md_genome_t *g, int fi)
     if (!file_exists(fai_path) || (f->compression == MD_FASTA_BGZF && !file_exists(gzi_path))) goto out;
     char why[256];
     uint64_t max_bytes = (uint64_t)st.st_size;
-    if ((f->compression == MD_FASTA_BGZF && check_gzi(gzi_path, max_bytes, &max_bytes, why, sizeof why) < 0) ||
+    if ((f->compression == MD_FASTA_BGZF && check_gzi(gzi_path, f->path, max_bytes, &max_bytes, why, sizeof why) < 0) ||
         read_fai(fai_path, max_bytes, &cs, &f->fai_recs, &n_cs, why, sizeof why) < 0) {
         md_warn("%s: ignoring its index %s (%s); reading the whole file instead", f->path, fai_path, why);
         goto out;
