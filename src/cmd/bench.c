@@ -283,10 +283,16 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
                         "\"gbps\": %.1f, \"copy_gbps\": %.1f, \"bar_ms\": %.3f, \"input_sets\": %d}\n",
                         sh->name, (long long)sh->B, (long long)sh->D, (long long)sh->L, SCAN_STATE, dn, r.fwd_ms,
                         r.bwd_ms, r.all_ms, r.bytes_fwd + r.bytes_bwd, gbps, copy_gbps, bar, r.sets);
-            else
-                fprintf(fp, "%s\t%lld\t%lld\t%lld\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.1f\t%.3f\t%.2fx\n", sh->name,
+            else {
+                char bar_s[32] = "-", ratio_s[32] = "-";   /* a custom shape has no bar */
+                if (bar > 0) {
+                    snprintf(bar_s, sizeof bar_s, "%.3f", bar);
+                    snprintf(ratio_s, sizeof ratio_s, "%.2fx", bar / r.all_ms);
+                }
+                fprintf(fp, "%s\t%lld\t%lld\t%lld\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.1f\t%s\t%s\n", sh->name,
                         (long long)sh->B, (long long)sh->D, (long long)sh->L, dn, r.fwd_ms, r.bwd_ms, r.all_ms, gbps,
-                        100.0 * gbps / copy_gbps, bar, bar > 0 ? bar / r.all_ms : 0.0);
+                        100.0 * gbps / copy_gbps, bar_s, ratio_s);
+            }
             fflush(fp);
         }
     }
