@@ -52,8 +52,8 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
 
 /* What a block of lane_fwd_kernel walks (see the top of this file); a
  * template parameter, so that each walk compiles to only its own work (with
- * the mode known at run time, the WHOLE walk ran 19-23% slower than its
- * own kernel had, NOTES-scan.md v6). */
+ * the walk known only at run time, the forward ran 7% slower on S1 and S4
+ * and 15% on the chunked shapes: NOTES-scan.md v6 call 4). */
 enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
 
 /* Blocks an SM must hold, i.e. the registers a thread may use (65536 /

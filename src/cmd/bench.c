@@ -231,7 +231,7 @@ out:
     return ret;
 }
 
-/* shape: an index into md_scan_shapes, SHAPE_ALL, or SHAPE_CUSTOM (custom). */
+/* shape: an index into md_scan_shapes, SHAPE_ALL, or SHAPE_CUSTOM (the sizes in custom). */
 static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_shape_t *custom, int dtypes, int pass,
                           int reps)
 {
