@@ -1,8 +1,9 @@
 /* The selective scan's forward on the GPU (see scan_api.h for the contract).
  *
- * One kernel, lane_fwd_kernel, does every training-forward walk. A channel
- * gets Q = NPAD/4 lanes of 4 states (md_lanes), a warp covers consecutive
- * channels, so the loads of u, delta, z and the stores of y are coalesced;
+ * One kernel, lane_fwd_kernel, does every training-forward walk (the walk is
+ * a template parameter: an instance each). A channel gets Q = NPAD/4 lanes
+ * of 4 states (md_lanes), a warp covers consecutive channels, so the loads
+ * of u, delta, z and the stores of y are coalesced;
  * Bm and Cm rows are shared by every channel and go through shared memory.
  * A block walks kThreads/Q channels of one sequence over a range of chunks:
  *   WHOLE    all of it from h0 (md_scan_pass_t WHOLE): y, and every
@@ -49,8 +50,24 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     return f;
 }
 
-/* What a block of lane_fwd_kernel walks (see the top of this file). */
+/* What a block of lane_fwd_kernel walks (see the top of this file); a
+ * template parameter, so that each walk compiles to only its own work (with
+ * the walk known only at run time, the forward ran 7% slower on S1 and S4
+ * and 15% on the chunked shapes: NOTES-scan.md v6 call 4). */
 enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
+
+/* Blocks an SM must hold, i.e. the registers a thread may use (65536 /
+ * (kThreads x this); ptxas -v at N = 16, NOTES-scan.md v6 call 4). WHOLE:
+ * 4, since the one-wave grids it is for (S1, S4: 512 blocks on 132 SMs)
+ * take two waves at 3, which is where ptxas puts it unbounded (140
+ * registers; 110 bounded, no spills). OUTPUT: 5 (96 registers), measured
+ * 7% faster on the chunked shapes than 4 (108). At N = 64 a bound spills
+ * hundreds of bytes, and its grids are 4x larger anyway. */
+template <LaneMode MODE, int NPAD>
+constexpr int lane_min_blocks()
+{
+    return NPAD == 64 ? 1 : MODE == LANE_OUTPUT ? 5 : 4;
+}
 
 /* The training forward's walks (modes above): a block of kThreads lanes
  * covers kThreads/Q channels of one sequence, the lanes laid out as
@@ -65,9 +82,9 @@ enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
  *   sum     SUMMARY: the chunk records (selective_scan.cuh)
  * y is written unless a.y is NULL or the mode is SUMMARY; hT (may be NULL)
  * after the last step, by WHOLE and by OUTPUT's last chunk. */
-template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads) lane_fwd_kernel(FwdArgs<T> a, LaneMode mode, float *st_out,
-                                                            const float *st_in, const float *h0, float *hT, float *sum)
+template <typename T, int NPAD, LaneMode MODE>
+__global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
+    lane_fwd_kernel(FwdArgs<T> a, float *st_out, const float *st_in, const float *h0, float *hT, float *sum)
 {
     using P = md_lanes<NPAD>;
     using raw = typename md_raw<T>::type;
@@ -77,12 +94,12 @@ __global__ void __launch_bounds__(kThreads) lane_fwd_kernel(FwdArgs<T> a, LaneMo
     __shared__ __align__(16) float sC[2][kTile][NPAD];
     const int64_t ncb = (a.E + CPB - 1) / CPB, N = a.N, E = a.E;
     const int64_t cb = blockIdx.x % ncb, rest = blockIdx.x / ncb;
-    const int64_t nrange = mode == LANE_WHOLE ? 1 : mode == LANE_SUMMARY ? a.nc - 1 : a.nc;
-    const int64_t b = rest / nrange, c0 = mode == LANE_WHOLE ? 0 : rest % nrange;
-    const int64_t t_begin = c0 * MD_SCAN_CHUNK, t_end = mode == LANE_WHOLE ? a.L : min(a.L, t_begin + MD_SCAN_CHUNK);
+    const int64_t nrange = MODE == LANE_WHOLE ? 1 : MODE == LANE_SUMMARY ? a.nc - 1 : a.nc;
+    const int64_t b = rest / nrange, c0 = MODE == LANE_WHOLE ? 0 : rest % nrange;
+    const int64_t t_begin = c0 * MD_SCAN_CHUNK, t_end = MODE == LANE_WHOLE ? a.L : min(a.L, t_begin + MD_SCAN_CHUNK);
     const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
     const int64_t e = cb * CPB + tid / Q;
-    const bool valid = e < E, want_y = a.y != NULL && mode != LANE_SUMMARY;
+    const bool valid = e < E, want_y = a.y != NULL && MODE != LANE_SUMMARY;
     const int64_t ec = valid ? e : 0, row0 = b * a.L;
 
     /* the tile after the current one; the first is loaded and stored first */
@@ -111,8 +128,8 @@ __global__ void __launch_bounds__(kThreads) lane_fwd_kernel(FwdArgs<T> a, LaneMo
         const bool ok = valid && n < N;
         A2[s] = ok ? -expf(__ldg(a.A_log + ec * N + n)) * MD_LOG2E : 0.f;
         float hv = 0.f;
-        if (ok && mode == LANE_OUTPUT && st_in) hv = st_in[((b * a.nc + c0) * N + n) * E + e];
-        else if (ok && mode != LANE_SUMMARY && h0) hv = h0[(b * E + e) * N + n];
+        if (ok && MODE == LANE_OUTPUT && st_in) hv = st_in[((b * a.nc + c0) * N + n) * E + e];
+        else if (ok && MODE != LANE_SUMMARY && h0) hv = h0[(b * E + e) * N + n];
         h[s] = hv;
     }
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
@@ -183,7 +200,7 @@ __global__ void __launch_bounds__(kThreads) lane_fwd_kernel(FwdArgs<T> a, LaneMo
             if (valid && j < nv) md_st(a.y + (row0 + t0 + j) * a.ld_y + e, (ys[k] + Dv * o_u[k]) * o_gate[k]);
         }
     }
-    if (mode == LANE_SUMMARY) {
+    if (MODE == LANE_SUMMARY) {
         md_write_summary<Q>(sum + (b * a.nc + c0) * (N + 1) * E + ec, N, E, q, valid, h, dt_sum);
         return;
     }
@@ -275,8 +292,11 @@ cudaError_t lane_fwd_t(const md_scan_args_t *a, const md_scan_layout_t *w, LaneM
     constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
     const int64_t ranges = mode == LANE_WHOLE ? 1 : mode == LANE_SUMMARY ? w->nc - 1 : w->nc;
     const int64_t blocks = w->B * ranges * ((w->E + CPB - 1) / CPB);
-    lane_fwd_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), mode, st_out, st_in, a->h0,
-                                                                  a->hT, sum);
+    void (*kernel)(FwdArgs<T>, float *, const float *, const float *, float *, float *) =
+        mode == LANE_WHOLE     ? lane_fwd_kernel<T, NPAD, LANE_WHOLE>
+        : mode == LANE_SUMMARY ? lane_fwd_kernel<T, NPAD, LANE_SUMMARY>
+                               : lane_fwd_kernel<T, NPAD, LANE_OUTPUT>;
+    kernel<<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), st_out, st_in, a->h0, a->hT, sum);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }

@@ -1,7 +1,7 @@
 /* mambadna bench: benchmarks of the GPU kernels (and, later, of training) on
  * this machine.
  *
- *   mambadna bench scan [--shape S1..S5|all] [--dtype f32|bf16|both] [--pass auto|chunked|whole] [--reps N]
+ *   mambadna bench scan [--shape S1..S5|all|BxDxL] [--dtype f32|bf16|both] [--pass auto|chunked|whole] [--reps N]
  *   mambadna bench train [--preset P] [-L N] [-B N] [--tokens-per-step N]   (bench_train.c)
  *   mambadna bench attention [-L N] [-B N] [--heads N] [--head-dim N]    (bench_attention.c)
  *   mambadna bench all [--only LIST] [--quick] [--time-budget S] [-o FILE]  (bench_suite.c)
@@ -39,6 +39,8 @@ enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_PASS, OPT_REPS 
 static const char *const pass_names[] = {"auto", "chunked", "whole"};
 
 enum { N_SCAN_SHAPES = MD_SCAN_N_SHAPES, SCAN_STATE = MD_SCAN_BENCH_STATE };
+/* --shape, besides an index into md_scan_shapes */
+enum { SHAPE_ALL = -1, SHAPE_CUSTOM = -2, SHAPE_BAD = -3 };
 
 static void usage_top(FILE *fp)
 {
@@ -66,7 +68,8 @@ static void usage_scan(FILE *fp)
             "Shapes (B, D, L): S1 64x256x1024, S2 8x256x16384, S3 1x256x1048576,\n"
             "S4 4x4096x2048, S5 1x512x1048576.\n\n"
             "Options:\n"
-            "      --shape STR     S1..S5 or all [all]\n"
+            "      --shape STR     S1..S5, all, or BxDxL (e.g. 16x256x4096: batch, channels,\n"
+            "                      length; no bar to compare with) [all]\n"
             "      --dtype STR     f32, bf16 or both [both]\n"
             "      --pass STR      auto, chunked or whole: how a sequence longer than a\n"
             "                      chunk is covered (scan_api.h's md_scan_pass_t) [auto]\n"
@@ -228,7 +231,9 @@ out:
     return ret;
 }
 
-static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int pass, int reps)
+/* shape: an index into md_scan_shapes, SHAPE_ALL, or SHAPE_CUSTOM (the sizes in custom). */
+static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_shape_t *custom, int dtypes, int pass,
+                          int reps)
 {
     md_device_t dev;
     const char *spec = strcmp(co->device, "auto") ? co->device : "cuda";
@@ -257,10 +262,10 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
     }
     int ret = 0;
     for (int i = 0; i < N_SCAN_SHAPES && !ret; i++) {
-        if (shape >= 0 && shape != i) continue;
+        if (shape == SHAPE_CUSTOM ? i > 0 : shape != SHAPE_ALL && shape != i) continue;
         for (int d = 0; d < 2 && !ret; d++) {
             if (!(dtypes & (1 << d))) continue;
-            const md_scan_shape_t *sh = &md_scan_shapes[i];
+            const md_scan_shape_t *sh = shape == SHAPE_CUSTOM ? custom : &md_scan_shapes[i];
             md_scan_bench_result_t r;
             memset(&r, 0, sizeof r);
             const uint64_t seed = co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d;
@@ -278,10 +283,16 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, int dtypes, int
                         "\"gbps\": %.1f, \"copy_gbps\": %.1f, \"bar_ms\": %.3f, \"input_sets\": %d}\n",
                         sh->name, (long long)sh->B, (long long)sh->D, (long long)sh->L, SCAN_STATE, dn, r.fwd_ms,
                         r.bwd_ms, r.all_ms, r.bytes_fwd + r.bytes_bwd, gbps, copy_gbps, bar, r.sets);
-            else
-                fprintf(fp, "%s\t%lld\t%lld\t%lld\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.1f\t%.3f\t%.2fx\n", sh->name,
+            else {
+                char bar_s[32] = "-", ratio_s[32] = "-";   /* a custom shape has no bar */
+                if (bar > 0) {
+                    snprintf(bar_s, sizeof bar_s, "%.3f", bar);
+                    snprintf(ratio_s, sizeof ratio_s, "%.2fx", bar / r.all_ms);
+                }
+                fprintf(fp, "%s\t%lld\t%lld\t%lld\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t%.1f\t%s\t%s\n", sh->name,
                         (long long)sh->B, (long long)sh->D, (long long)sh->L, dn, r.fwd_ms, r.bwd_ms, r.all_ms, gbps,
-                        100.0 * gbps / copy_gbps, bar, bar / r.all_ms);
+                        100.0 * gbps / copy_gbps, bar_s, ratio_s);
+            }
             fflush(fp);
         }
     }
@@ -309,6 +320,19 @@ int md_bench_copy_bandwidth(double *gbps)
 
 #endif /* MD_HAVE_CUDA */
 
+/* "BxDxL" (e.g. 16x256x4096) into sh's sizes; -1 unless it is exactly that,
+ * each >= 1 and B*D*L <= 2^30 (S5 is 2^29). */
+static int parse_scan_shape(const char *s, md_scan_shape_t *sh)
+{
+    long long B, D, L;
+    int end = 0;
+    if (sscanf(s, "%lldx%lldx%lld%n", &B, &D, &L, &end) != 3 || s[end] || B < 1 || D < 1 || L < 1) return -1;
+    const long long cap = 1ll << 30;
+    if (B > cap || D > cap || L > cap || B * D > cap || B * D * L > cap) return -1;
+    sh->B = B, sh->D = D, sh->L = L;
+    return 0;
+}
+
 static int bench_scan(int argc, char **argv)
 {
     md_common_opts_t co;
@@ -319,7 +343,8 @@ static int bench_scan(int argc, char **argv)
                                              {"pass", required_argument, 0, OPT_PASS},
                                              {"reps", required_argument, 0, OPT_REPS},
                                              {0, 0, 0, 0}};
-    int shape = -1, dtypes = 3, pass = 0, c;
+    int shape = SHAPE_ALL, dtypes = 3, pass = 0, c;
+    md_scan_shape_t custom = {"custom", 0, 0, 0, 0.0, 0.0};
     int64_t reps = 10;
     opterr = 0;
     optind = 1;
@@ -328,14 +353,17 @@ static int bench_scan(int argc, char **argv)
         case 'h': usage_scan(stdout); return 0;
         case OPT_SHAPE:
             if (!strcmp(optarg, "all")) {
-                shape = -1;
+                shape = SHAPE_ALL;
                 break;
             }
-            shape = -2;
+            shape = SHAPE_BAD;
             for (int i = 0; i < N_SCAN_SHAPES; i++)
                 if (!strcasecmp(optarg, md_scan_shapes[i].name)) shape = i;
-            if (shape == -2) {
-                md_error("option --shape: '%s' is not one of S1, S2, S3, S4, S5, all", optarg);
+            if (shape == SHAPE_BAD && parse_scan_shape(optarg, &custom) == 0) shape = SHAPE_CUSTOM;
+            if (shape == SHAPE_BAD) {
+                md_error("option --shape: '%s' is not one of S1, S2, S3, S4, S5, all, or BxDxL with each >= 1 "
+                         "and B*D*L <= 2^30",
+                         optarg);
                 return 1;
             }
             break;
@@ -377,9 +405,9 @@ static int bench_scan(int argc, char **argv)
         md_error("bench scan: no GPU is visible (CUDA %s)", md_cuda_version_string());
         return 1;
     }
-    return bench_scan_run(&co, shape, dtypes, pass, (int)reps) < 0 ? 1 : 0;
+    return bench_scan_run(&co, shape, &custom, dtypes, pass, (int)reps) < 0 ? 1 : 0;
 #else
-    (void)shape, (void)dtypes, (void)pass, (void)reps;
+    (void)shape, (void)custom, (void)dtypes, (void)pass, (void)reps;
     md_error("bench scan: this mambadna was built without CUDA");
     return 1;
 #endif
