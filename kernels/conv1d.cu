@@ -40,11 +40,14 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
 }
 
 /* Width known at compile time (the Mamba block's 4): each thread owns
- * kConvRows consecutive rows of V adjacent channels (4 or 2 where the rows'
- * alignment allows: one 8- or 4-byte access for them in bf16, so that a
- * warp moves 256 or 128 contiguous bytes per access) and slides the x
- * window along them in registers, with one 64-bit division per tile where
- * the generic kernel below takes two per element and reloads every tap. */
+ * kConvRows consecutive rows of V adjacent channels (2 where the rows'
+ * alignment allows: one load or store for both, so that a warp moves whole
+ * 128-byte lines in bf16) and slides the x window along them in registers,
+ * with one 64-bit division per tile where the generic kernel below takes
+ * two per element and reloads every tap. 4 channels a lane (8-byte bf16
+ * accesses) measured slower in both directions on the H200 (NOTES-backend.md,
+ * mamba6: forward 98 -> 109 us, backward 351 -> 426 us at E 256, B x L
+ * 131072): the registers of the wider window halve the warps per SM. */
 constexpr int kConvRows = 16;          /* rows per thread */
 constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channel groups */
 
@@ -100,12 +103,11 @@ __global__ void __launch_bounds__(256) conv_fwd_rows_kernel(T *y, int64_t ldy, c
     }
 }
 
-/* the widest access (4, 2 or 1 columns) that dim, the strides and the
- * pointers of a call allow */
+/* the channels a lane (2 or 1) that dim, the strides and the pointers of
+ * a call allow */
 static int conv_vec_width(int64_t dim, size_t es, const void *a, int64_t lda, const void *b, int64_t ldb,
                           const void *c, int64_t ldc)
 {
-    if (vec_ok(4, dim, es, a, lda, b, ldb, c, ldc)) return 4;
     return vec_ok(2, dim, es, a, lda, b, ldb, c, ldc) ? 2 : 1;
 }
 
@@ -128,8 +130,7 @@ static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, c
         const unsigned gy = (unsigned)(by < 65535 ? by : 65535);
         const int V = conv_vec_width(dim, sizeof(T), x, ldx, y, ldy, x, ldx);
         const dim3 grid((unsigned)((dim / V + 31) / 32), gy);
-        if (V == 4) conv_fwd_rows_kernel<T, 4, 4><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim);
-        else if (V == 2)
+        if (V == 2)
             conv_fwd_rows_kernel<T, 4, 2><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim);
         else conv_fwd_rows_kernel<T, 4, 1><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim);
         return cudaGetLastError();
@@ -226,9 +227,9 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
  * writes dx and adds its rows' dw and dbias terms, which the block sums into
  * one slice of partials. The generic kernels below recompute the
  * pre-activation K times per output and were ~10x slower (27% of a 128 x 6
- * Mamba step); one channel a lane was bound by its access count (4x the
- * forward's time). R is smaller than the forward's kConvRows so that the
- * 4-wide windows stay in registers. */
+ * Mamba step); with one channel a lane and 16 rows a thread it took 4x
+ * the forward's time, with pairs and 8 rows (123 registers, 2 blocks an
+ * SM) 13-17% less than that (NOTES-backend.md, mamba6). */
 constexpr int kConvBwdRows = 8;
 
 template <typename T, int K, int V, int R>
@@ -369,7 +370,7 @@ static cudaError_t conv1d_silu_bwd(T *dx, int64_t lddx, float *dw, float *dbias,
         const int V = conv_vec_width(dim, sizeof(T), dx, lddx, dy, lddy, x, ldx);
 #define CONV_BWD_ROWS(V) \
     conv1d_silu_bwd_rows<T, 4, V>(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch, scratch_floats, s)
-        return V == 4 ? CONV_BWD_ROWS(4) : V == 2 ? CONV_BWD_ROWS(2) : CONV_BWD_ROWS(1);
+        return V == 2 ? CONV_BWD_ROWS(2) : CONV_BWD_ROWS(1);
 #undef CONV_BWD_ROWS
     }
     conv_dx_kernel<<<grid_of(rows * dim), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, bias, rows, len, dim, K);

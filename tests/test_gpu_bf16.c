@@ -280,8 +280,7 @@ static void check_rmsnorm16(const md_backend_t *bf)
 }
 
 /* x the first half of an xz-like bf16 matrix, as the model's; B, L, E and
- * dy's row padding: 4 channels a lane (E = 8, 128, padding 0), pairs
- * (E = 70) and single channels (padding 1) */
+ * dy's row padding: channel pairs (padding 0) and single channels (1) */
 static void check_conv16(const md_backend_t *bf)
 {
     static const int64_t shapes[][4] = {{1, 1, 8, 0}, {2, 3, 70, 0}, {3, 777, 128, 0}, {3, 777, 128, 1}, {1, 4096, 64, 1}};

@@ -242,9 +242,9 @@ static void check_conv(void)
 {
     /* B, L, E, width, dy's row padding: the backward has its own kernel for
      * width 4 (tiles of 8 rows crossing sequence ends at L = 3, 777) and a
-     * generic one; the width-4 kernels take 4 channels a lane where E and
-     * every row stride are multiples of 4, pairs where they are even,
-     * single channels otherwise (odd E, or the backward's dy padded by 1) */
+     * generic one; the width-4 kernels take channel pairs where E and every
+     * row stride are even, single channels otherwise (odd E, or the
+     * backward's dy padded by 1) */
     static const int64_t shapes[][5] = {{1, 1, 8, 4, 0},    {2, 3, 70, 4, 0},  {3, 777, 128, 4, 0},
                                         {3, 777, 128, 4, 1}, {1, 4096, 64, 4, 1}, {2, 301, 40, 3, 1},
                                         {1, 5, 33, 7, 0},    {2, 150, 35, 4, 0}};
