@@ -16,7 +16,9 @@ __device__ static float warp_sum(float v)
 }
 
 /* 1 when dim and every (pointer, row stride, element size) of a call allow
- * the 4-wide accesses (ld 0: a vector, no stride) */
+ * the 4-wide accesses of storage.cuh's ld_v / st_v (ld 0: a vector, no
+ * stride): a d = 128 row is then one access per lane and tensor, where
+ * single values took four dependent rounds */
 static int v4_ok(int64_t dim, int n, const void *const *p, const int64_t *ld, const size_t *es)
 {
     if (dim % 4) return 0;
