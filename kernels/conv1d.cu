@@ -368,8 +368,9 @@ static cudaError_t conv1d_silu_bwd(T *dx, int64_t lddx, float *dw, float *dbias,
     int K = (int)width;
     if (K == 4) {
         const int V = conv_vec_width(dim, sizeof(T), dx, lddx, dy, lddy, x, ldx);
-#define CONV_BWD_ROWS(V) \
-    conv1d_silu_bwd_rows<T, 4, V>(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch, scratch_floats, s)
+#define CONV_BWD_ROWS(V)                                                                                   \
+    conv1d_silu_bwd_rows<T, 4, V>(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch, \
+                                  scratch_floats, s)
         return V == 2 ? CONV_BWD_ROWS(2) : CONV_BWD_ROWS(1);
 #undef CONV_BWD_ROWS
     }
