@@ -44,7 +44,10 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
  * alignment allows: one load or store for both, so that a warp moves whole
  * 128-byte lines in bf16) and slides the x window along them in registers,
  * with one 64-bit division per tile where the generic kernel below takes
- * two per element and reloads every tap. */
+ * two per element and reloads every tap. 4 channels a lane (8-byte bf16
+ * accesses) measured slower in both directions on the H200 (NOTES-backend.md,
+ * mamba6: forward 98 -> 109 us, backward 351 -> 426 us at E 256, B x L
+ * 131072): the registers of the wider window halve the warps per SM. */
 constexpr int kConvRows = 16;          /* rows per thread */
 constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channel groups */
 
@@ -74,11 +77,8 @@ __global__ void __launch_bounds__(256) conv_fwd_rows_kernel(T *y, int64_t ldy, c
             if (r < 0 || r >= rows) {
 #pragma unroll
                 for (int v = 0; v < V; v++) xs[j][v] = 0.f;
-            } else if constexpr (V == 2) {
-                const float2 xp = ld_pair(x + r * ldx + e);
-                xs[j][0] = xp.x, xs[j][1] = xp.y;
             } else {
-                xs[j][0] = ld_f(x + r * ldx + e);
+                ld_v<V>(x + r * ldx + e, xs[j]);
             }
         }
         int64_t t = r0 % len;
@@ -96,12 +96,19 @@ __global__ void __launch_bounds__(256) conv_fwd_rows_kernel(T *y, int64_t ldy, c
                         if (tc - (K - 1) + k >= 0) p += wk[v][k] * xs[i + k][v];
                     out[v] = p * sigmoidf_(p);
                 }
-                if constexpr (V == 2) st_pair(y + r * ldy + e, make_float2(out[0], out[1]));
-                else st_f(y + r * ldy + e, out[0]);
+                st_v<V>(y + r * ldy + e, out);
             }
             if (++t == len) t = 0;
         }
     }
+}
+
+/* the channels a lane (2 or 1) that dim, the strides and the pointers of
+ * a call allow */
+static int conv_vec_width(int64_t dim, size_t es, const void *a, int64_t lda, const void *b, int64_t ldb,
+                          const void *c, int64_t ldc)
+{
+    return vec_ok(2, dim, es, a, lda, b, ldb, c, ldc) ? 2 : 1;
 }
 
 static unsigned grid_of(int64_t n)
@@ -121,14 +128,11 @@ static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, c
         const int64_t by = (tiles + kConvTilesPerBlock - 1) / kConvTilesPerBlock;
         const dim3 block(32, kConvTilesPerBlock);
         const unsigned gy = (unsigned)(by < 65535 ? by : 65535);
-        const bool pair = dim % 2 == 0 && ldx % 2 == 0 && ldy % 2 == 0 && (uintptr_t)x % (2 * sizeof(T)) == 0 &&
-                          (uintptr_t)y % (2 * sizeof(T)) == 0;
-        if (pair)
-            conv_fwd_rows_kernel<T, 4, 2><<<dim3((unsigned)((dim / 2 + 31) / 32), gy), block, 0, s>>>(
-                y, ldy, x, ldx, w, bias, batch * len, len, dim);
-        else
-            conv_fwd_rows_kernel<T, 4, 1><<<dim3((unsigned)((dim + 31) / 32), gy), block, 0, s>>>(
-                y, ldy, x, ldx, w, bias, batch * len, len, dim);
+        const int V = conv_vec_width(dim, sizeof(T), x, ldx, y, ldy, x, ldx);
+        const dim3 grid((unsigned)((dim / V + 31) / 32), gy);
+        if (V == 2)
+            conv_fwd_rows_kernel<T, 4, 2><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim);
+        else conv_fwd_rows_kernel<T, 4, 1><<<grid, block, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim);
         return cudaGetLastError();
     }
     conv_fwd_kernel<<<grid_of(batch * len * dim), 256, 0, s>>>(y, ldy, x, ldx, w, bias, batch * len, len, dim,
@@ -217,100 +221,135 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
 }
 
 /* The backward for a width known at compile time (the Mamba block's 4), in
- * one pass: each thread owns kConvRows consecutive rows of one channel,
- * keeps the x window and the pre-activation gradients of its rows (and of
- * the K - 1 rows after them, which its dx needs) in registers, writes dx and
- * adds its rows' dw and dbias terms, which the block sums into one slice of
- * partials. The generic kernels below recompute the pre-activation K times
- * per output and were ~10x slower (27% of a 128 x 6 Mamba step). */
+ * one pass: each thread owns R consecutive rows of V adjacent channels (as
+ * the forward's), keeps the x window and the pre-activation gradients of its
+ * rows (and of the K - 1 rows after them, which its dx needs) in registers,
+ * writes dx and adds its rows' dw and dbias terms, which the block sums into
+ * one slice of partials. The generic kernels below recompute the
+ * pre-activation K times per output and were ~10x slower (27% of a 128 x 6
+ * Mamba step); with one channel a lane and 16 rows a thread it took 4x
+ * the forward's time, with pairs and 8 rows (123 registers, 2 blocks an
+ * SM) 13-17% less than that (NOTES-backend.md, mamba6). */
+constexpr int kConvBwdRows = 8;
 
-template <typename T, int K>
+template <typename T, int K, int V, int R>
 __global__ void __launch_bounds__(256)
     conv_bwd_rows_kernel(T *dx, int64_t lddx, float *part, int64_t ld_part, const T *dy, int64_t lddy, const T *x,
                          int64_t ldx, const float *w, const float *bias, int64_t rows, int64_t len, int64_t dim)
 {
-    constexpr int NX = kConvRows + 2 * (K - 1), NP = kConvRows + K - 1;
-    __shared__ float sh[kConvTilesPerBlock][K + 1][32];
-    const int64_t e = (int64_t)blockIdx.x * 32 + threadIdx.x;
-    const int64_t ntiles = (rows + kConvRows - 1) / kConvRows;
-    float acc[K + 1];
+    constexpr int NX = R + 2 * (K - 1), NP = R + K - 1;
+    __shared__ float sh[kConvTilesPerBlock][K + 1][32 * V];
+    const int64_t e = ((int64_t)blockIdx.x * 32 + threadIdx.x) * V;
+    const int64_t ntiles = (rows + R - 1) / R;
+    float acc[K + 1][V];
 #pragma unroll
-    for (int k = 0; k <= K; k++) acc[k] = 0;
-    float wk[K];
+    for (int k = 0; k <= K; k++)
 #pragma unroll
-    for (int k = 0; k < K; k++) wk[k] = e < dim ? w[e * K + k] : 0.f;
-    const float b = e < dim ? bias[e] : 0.f;
+        for (int v = 0; v < V; v++) acc[k][v] = 0;
+    float wk[V][K], b[V];
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[v][k] = e < dim ? w[(e + v) * K + k] : 0.f;
+        b[v] = e < dim ? bias[e + v] : 0.f;
+    }
 
     for (int64_t tile = (int64_t)blockIdx.y * kConvTilesPerBlock + threadIdx.y; e < dim && tile < ntiles;
          tile += (int64_t)gridDim.y * kConvTilesPerBlock) {
-        const int64_t r0 = tile * kConvRows;
+        const int64_t r0 = tile * R;
         const int64_t t0 = r0 % len;
-        float xs[NX];   /* x at rows r0 - (K-1) + j */
+        float xs[NX][V];   /* x at rows r0 - (K-1) + j */
 #pragma unroll
         for (int j = 0; j < NX; j++) {
             const int64_t r = r0 - (K - 1) + j;
-            xs[j] = r >= 0 && r < rows ? ld_f(x + r * ldx + e) : 0.f;
+            if (r >= 0 && r < rows) {
+                ld_v<V>(x + r * ldx + e, xs[j]);
+            } else {
+#pragma unroll
+                for (int v = 0; v < V; v++) xs[j][v] = 0.f;
+            }
         }
-        float dp[NP];   /* dL/d(pre-activation) at rows r0 + i */
-        int tpos[NP];   /* their positions in their sequences, capped at K - 1 for the masks */
+        float dp[NP][V];   /* dL/d(pre-activation) at rows r0 + i */
+        int tpos[NP];      /* their positions in their sequences, capped at K - 1 for the masks */
         int64_t t = t0;
 #pragma unroll
         for (int i = 0; i < NP; i++) {
             const int64_t r = r0 + i;
             tpos[i] = (int)(t < K - 1 ? t : K - 1);
-            float p = b;
+            float g[V];
+            if (r < rows) {
+                ld_v<V>(dy + r * lddy + e, g);
+            } else {
 #pragma unroll
-            for (int k = 0; k < K; k++)
-                if (tpos[i] - (K - 1) + k >= 0) p += wk[k] * xs[i + k];
-            const float sg = sigmoidf_(p);
-            dp[i] = r < rows ? ld_f(dy + r * lddy + e) * sg * (1 + p * (1 - sg)) : 0.f;
+                for (int v = 0; v < V; v++) g[v] = 0.f;
+            }
+#pragma unroll
+            for (int v = 0; v < V; v++) {
+                float p = b[v];
+#pragma unroll
+                for (int k = 0; k < K; k++)
+                    if (tpos[i] - (K - 1) + k >= 0) p += wk[v][k] * xs[i + k][v];
+                const float sg = sigmoidf_(p);
+                dp[i][v] = g[v] * sg * (1 + p * (1 - sg));
+            }
             if (++t == len) t = 0;
         }
         /* rows left in the sequence after row r0 + i, capped at K - 1 */
         int64_t left = len - 1 - t0;
 #pragma unroll
-        for (int i = 0; i < kConvRows; i++) {
+        for (int i = 0; i < R; i++) {
             const int64_t r = r0 + i;
             if (r < rows) {
-                float a = 0;
+                float a[V];
 #pragma unroll
-                for (int k = K - 1; k >= 0; k--)
-                    if (K - 1 - k <= left) a += wk[k] * dp[i + K - 1 - k];
-                st_f(dx + r * lddx + e, a);
+                for (int v = 0; v < V; v++) {
+                    a[v] = 0;
 #pragma unroll
-                for (int k = 0; k < K; k++)
-                    if (tpos[i] - (K - 1) + k >= 0) acc[k] += dp[i] * xs[i + k];
-                acc[K] += dp[i];
+                    for (int k = K - 1; k >= 0; k--)
+                        if (K - 1 - k <= left) a[v] += wk[v][k] * dp[i + K - 1 - k][v];
+#pragma unroll
+                    for (int k = 0; k < K; k++)
+                        if (tpos[i] - (K - 1) + k >= 0) acc[k][v] += dp[i][v] * xs[i + k][v];
+                    acc[K][v] += dp[i][v];
+                }
+                st_v<V>(dx + r * lddx + e, a);
             }
             left = left == 0 ? len - 1 : left - 1;
         }
     }
 #pragma unroll
-    for (int k = 0; k <= K; k++) sh[threadIdx.y][k][threadIdx.x] = acc[k];
+    for (int k = 0; k <= K; k++)
+#pragma unroll
+        for (int v = 0; v < V; v++) sh[threadIdx.y][k][threadIdx.x * V + v] = acc[k][v];
     __syncthreads();
-    if (e >= dim) return;
-    for (int k = threadIdx.y; k <= K; k += kConvTilesPerBlock) {
-        float sum = 0;
-        for (int j = 0; j < kConvTilesPerBlock; j++) sum += sh[j][k][threadIdx.x];
-        part[(int64_t)blockIdx.y * ld_part + (k == K ? dim * K + e : e * K + k)] = sum;
-    }
+    for (int k = threadIdx.y; k <= K; k += kConvTilesPerBlock)
+#pragma unroll
+        for (int v = 0; v < V; v++) {
+            const int64_t ev = e + v;
+            if (ev >= dim) break;
+            float sum = 0;
+            for (int j = 0; j < kConvTilesPerBlock; j++) sum += sh[j][k][threadIdx.x * V + v];
+            part[(int64_t)blockIdx.y * ld_part + (k == K ? dim * K + ev : ev * K + k)] = sum;
+        }
 }
 
-template <typename T, int K>
+template <typename T, int K, int V>
 static cudaError_t conv1d_silu_bwd_rows(T *dx, int64_t lddx, float *dw, float *dbias, const T *dy, int64_t lddy,
                                         const T *x, int64_t ldx, const float *w, const float *bias, int64_t rows,
                                         int64_t len, int64_t dim, float *scratch, size_t scratch_floats,
                                         cudaStream_t s)
 {
+    constexpr int R = kConvBwdRows;
     const int64_t ldp = dim * (K + 1);
-    const int64_t ntiles = (rows + kConvRows - 1) / kConvRows;
+    const int64_t ntiles = (rows + R - 1) / R;
     int64_t slices = (ntiles + kConvTilesPerBlock - 1) / kConvTilesPerBlock;
     const int64_t fit = (int64_t)(scratch_floats / (size_t)ldp);
     if (slices > fit) slices = fit;
     if (slices > 65535) slices = 65535;
-    if (slices < 1 || (dim + 31) / 32 > INT32_MAX) return cudaErrorInvalidConfiguration;
-    conv_bwd_rows_kernel<T, K><<<dim3((unsigned)((dim + 31) / 32), (unsigned)slices), dim3(32, kConvTilesPerBlock), 0,
-                                 s>>>(dx, lddx, scratch, ldp, dy, lddy, x, ldx, w, bias, rows, len, dim);
+    if (slices < 1 || (dim / V + 31) / 32 > INT32_MAX) return cudaErrorInvalidConfiguration;
+    conv_bwd_rows_kernel<T, K, V, R><<<dim3((unsigned)((dim / V + 31) / 32), (unsigned)slices),
+                                       dim3(32, kConvTilesPerBlock), 0, s>>>(dx, lddx, scratch, ldp, dy, lddy, x, ldx,
+                                                                             w, bias, rows, len, dim);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     if ((e = mdk_colsum_add(dw, scratch, slices, ldp, dim * K, s)) != cudaSuccess) return e;
@@ -327,9 +366,14 @@ static cudaError_t conv1d_silu_bwd(T *dx, int64_t lddx, float *dw, float *dbias,
     if (rows * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
     int K = (int)width;
-    if (K == 4)
-        return conv1d_silu_bwd_rows<T, 4>(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch,
-                                          scratch_floats, s);
+    if (K == 4) {
+        const int V = conv_vec_width(dim, sizeof(T), dx, lddx, dy, lddy, x, ldx);
+#define CONV_BWD_ROWS(V)                                                                                   \
+    conv1d_silu_bwd_rows<T, 4, V>(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch, \
+                                  scratch_floats, s)
+        return V == 2 ? CONV_BWD_ROWS(2) : CONV_BWD_ROWS(1);
+#undef CONV_BWD_ROWS
+    }
     conv_dx_kernel<<<grid_of(rows * dim), 256, 0, s>>>(dx, lddx, dy, lddy, x, ldx, w, bias, rows, len, dim, K);
     int64_t ldp = dim * (K + 1);
     int64_t slices = mdk_reduce_slices(rows, ldp, scratch_floats);

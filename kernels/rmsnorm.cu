@@ -15,49 +15,10 @@ __device__ static float warp_sum(float v)
     return v;
 }
 
-/* V consecutive values as floats, V = 1 or 4 (one 16-byte fp32 or 8-byte
- * bf16 access a lane: a d = 128 row is then one access per lane and
- * tensor, where single values took four dependent rounds) */
-template <int V> __device__ __forceinline__ void ld_v(const float *p, float *o)
-{
-    if (V == 4) {
-        float4 a = *(const float4 *)p;
-        o[0] = a.x, o[1] = a.y, o[2] = a.z, o[3] = a.w;
-    } else {
-        o[0] = *p;
-    }
-}
-template <int V> __device__ __forceinline__ void ld_v(const __nv_bfloat16 *p, float *o)
-{
-    if (V == 4) {
-        uint2 a = *(const uint2 *)p;
-        float2 lo = __bfloat1622float2(*(const __nv_bfloat162 *)&a.x);
-        float2 hi = __bfloat1622float2(*(const __nv_bfloat162 *)&a.y);
-        o[0] = lo.x, o[1] = lo.y, o[2] = hi.x, o[3] = hi.y;
-    } else {
-        o[0] = ld_f(p);
-    }
-}
-template <int V> __device__ __forceinline__ void st_v(float *p, const float *v)
-{
-    if (V == 4) *(float4 *)p = make_float4(v[0], v[1], v[2], v[3]);
-    else *p = v[0];
-}
-template <int V> __device__ __forceinline__ void st_v(__nv_bfloat16 *p, const float *v)
-{
-    if (V == 4) {
-        __nv_bfloat162 lo = __float22bfloat162_rn(make_float2(v[0], v[1]));
-        __nv_bfloat162 hi = __float22bfloat162_rn(make_float2(v[2], v[3]));
-        uint2 a;
-        a.x = *(const unsigned *)&lo, a.y = *(const unsigned *)&hi;
-        *(uint2 *)p = a;
-    } else {
-        st_f(p, v[0]);
-    }
-}
-
 /* 1 when dim and every (pointer, row stride, element size) of a call allow
- * the 4-wide accesses (ld 0: a vector, no stride) */
+ * the 4-wide accesses of storage.cuh's ld_v / st_v (ld 0: a vector, no
+ * stride): a d = 128 row is then one access per lane and tensor, where
+ * single values took four dependent rounds */
 static int v4_ok(int64_t dim, int n, const void *const *p, const int64_t *ld, const size_t *es)
 {
     if (dim % 4) return 0;

@@ -279,14 +279,16 @@ static void check_rmsnorm16(const md_backend_t *bf)
     }
 }
 
-/* x the first half of an xz-like bf16 matrix, as the model's */
+/* x the first half of an xz-like bf16 matrix, as the model's; B, L, E and
+ * dy's row padding: channel pairs (padding 0) and single channels (1) */
 static void check_conv16(const md_backend_t *bf)
 {
-    static const int64_t shapes[][3] = {{1, 1, 8}, {2, 3, 70}, {3, 777, 128}, {1, 4096, 64}};
-    for (int s = 0; s < 4; s++) {
+    static const int64_t shapes[][4] = {{1, 1, 8, 0}, {2, 3, 70, 0}, {3, 777, 128, 0}, {3, 777, 128, 1}, {1, 4096, 64, 1}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = 4, M = B * L;
-        char sh[64];
-        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld", (long long)B, (long long)L, (long long)E);
+        char sh[80];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld dy pad %lld", (long long)B, (long long)L, (long long)E,
+                 (long long)shapes[s][3]);
         b16_t xz = mk16(M, 2 * E, 2 * E, -2, 2), y = mk16(M, E, E, 0, 1);
         buf_t w = mk(E, K, K, -0.5, 0.5), b = mk(1, E, E, -0.5, 0.5);
         poison16(&y);
@@ -295,7 +297,7 @@ static void check_conv16(const md_backend_t *bf)
         cpu->conv1d_silu_fwd(cpu, &yh, &xh, &wh, &bh, B);
         bf->conv1d_silu_fwd(bf, &yd, &xd, &wd, &bd, B);
         record("conv1d_silu_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
-        b16_t dy = mk16(M, E, E + 1, -1, 1), dxz = mk16(M, 2 * E, 2 * E, -1, 1);
+        b16_t dy = mk16(M, E, E + shapes[s][3], -1, 1), dxz = mk16(M, 2 * E, 2 * E, -1, 1);
         buf_t dw = mk(E, K, K, -1, 1), db = mk(1, E, E, -1, 1);
         poison16_cols(&dxz, 0, E);   /* dx, the x half; the z half stays as it was */
         md_tensor_t dyh = h16(&dy), dyd = d16(&dy), dxh = cols16(&dxz, 0, 0, E), dxd = cols16(&dxz, 1, 0, E);

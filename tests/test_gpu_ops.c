@@ -240,16 +240,19 @@ static void check_add_rmsnorm(void)
 
 static void check_conv(void)
 {
-    /* B, L, E, width: the backward has its own kernel for width 4 (tiles of
-     * 16 rows crossing sequence ends at L = 3, 777) and a generic one; the
-     * width-4 forward takes channel pairs for even E, single channels for
-     * odd E (35) */
-    static const int64_t shapes[][4] = {{1, 1, 8, 4}, {2, 3, 70, 4}, {3, 777, 128, 4}, {1, 4096, 64, 4},
-                                        {2, 301, 40, 3}, {1, 5, 33, 7}, {2, 150, 35, 4}};
+    /* B, L, E, width, dy's row padding: the backward has its own kernel for
+     * width 4 (tiles of 8 rows crossing sequence ends at L = 3, 777) and a
+     * generic one; the width-4 kernels take channel pairs where E and every
+     * row stride are even, single channels otherwise (odd E, or the
+     * backward's dy padded by 1) */
+    static const int64_t shapes[][5] = {{1, 1, 8, 4, 0},    {2, 3, 70, 4, 0},  {3, 777, 128, 4, 0},
+                                        {3, 777, 128, 4, 1}, {1, 4096, 64, 4, 1}, {2, 301, 40, 3, 1},
+                                        {1, 5, 33, 7, 0},    {2, 150, 35, 4, 0}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = shapes[s][3], M = B * L;
-        char sh[64];
-        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld K=%lld", (long long)B, (long long)L, (long long)E, (long long)K);
+        char sh[80];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld E=%lld K=%lld dy pad %lld", (long long)B, (long long)L, (long long)E,
+                 (long long)K, (long long)shapes[s][4]);
         /* x is the first half of a wider (xz-like) buffer */
         buf_t x = mk(M, E, 2 * E, -2, 2), w = mk(E, K, K, -0.5, 0.5), b = mk(1, E, E, -0.5, 0.5), y = mk(M, E, E, 0, 1);
         poison(&y);
@@ -257,7 +260,7 @@ static void check_conv(void)
         cpu->conv1d_silu_fwd(cpu, &yh, &xh, &wh, &bh, B);
         gpu->conv1d_silu_fwd(gpu, &yd, &xd, &wd, &bd, B);
         record("conv1d_silu_fwd", "y", relerr(&y), TOL, sh);
-        buf_t dy = mk(M, E, E + 1, -1, 1), dx = mk(M, E, 2 * E, -1, 1), dw = mk(E, K, K, -1, 1), db = mk(1, E, E, -1, 1);
+        buf_t dy = mk(M, E, E + shapes[s][4], -1, 1), dx = mk(M, E, 2 * E, -1, 1), dw = mk(E, K, K, -1, 1), db = mk(1, E, E, -1, 1);
         poison(&dx);
         md_tensor_t dyh = th(&dy), dyd = td(&dy), dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw),
                     dbh = th(&db), dbd = td(&db);

@@ -216,12 +216,13 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     md_tensor_t dy = amat(c, a->y, M, E), ddelta = delta, dhn = amat(c, a->delta, M, d), hn = amat(c, a->y, M, d);
 
     /* out_proj; its GEMMs read g in the activation dtype: a copy in du's
-     * slot, free until the scan's backward writes it */
-    md_tensor_t g_mm = g;
-    if (c->adtype != c->dtype) {
-        g_mm = amat(c, s->du, M, d);
-        be->convert(be, &g_mm, &g);
-    }
+     * slot, free until the scan's backward writes it. The RMSNorm backward
+     * at the end of block layer + 1 wrote it there (its dx_act: one scratch
+     * set for all blocks, which nothing else writes between their
+     * backwards); the top block converts the g it is given. */
+    int g_copy = c->adtype != c->dtype;
+    md_tensor_t g_mm = g_copy ? amat(c, s->du, M, d) : g;
+    if (g_copy && layer == cfg->n_layer - 1) be->convert(be, &g_mm, &g);
     be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
     be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
     /* scan (with the gate, D and the dt bias) */
@@ -239,6 +240,7 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
     be->gemm(be, 0, 0, 1.0, &dxz, &w.in_proj, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &gw.in_proj);
-    /* RMSNorm; the residual path keeps g itself */
-    be->rmsnorm_bwd(be, &g, &gw.norm_w, &dhn, &hin, &w.norm_w, &rstd, 1, NULL);
+    /* RMSNorm; the residual path keeps g itself, and its copy for block
+     * layer - 1's GEMMs goes to du's slot, dead since the conv's backward */
+    be->rmsnorm_bwd(be, &g, &gw.norm_w, &dhn, &hin, &w.norm_w, &rstd, 1, g_copy && layer > 0 ? &g_mm : NULL);
 }
