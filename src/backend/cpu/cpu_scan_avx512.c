@@ -13,8 +13,9 @@
  *    dC (2 N horizontal sums per step) become one 16 x 16 transpose-and-add
  *    per 16 states instead of 16 separate reductions; and the input
  *    term of d(dt) and du, sum_n (d loss / d h_n) B_n, is summed once;
- *  - steps are processed in blocks, the per-channel work (softplus, gates)
- *    apart from the recurrence, with the next block's rows prefetched;
+ *  - steps are processed in blocks, the inputs' per-channel work
+ *    (softplus) apart from the recurrence, with the next block's rows
+ *    prefetched;
  *  - y, the checkpoints and dz are stored past the cache: the checkpoints
  *    and dz are read an op or more later, y by the GEMM right after, which
  *    loses a third of what the scan gains (its first rows have left L2).
@@ -258,11 +259,15 @@ static inline void prefetch_BC(const md_cpu_scan_args_t *a, int64_t row)
 }
 
 /* Steps are processed in blocks: first everything per (step, channel)
- * that does not depend on the recurrence (softplus, gates, ...) over the
- * whole block, then the recurrence alone, then the per-channel outputs.
- * Interleaved step by step, each step's long softplus chain would have to
- * finish before its ~1000 instructions of recurrence could start, and an
- * out-of-order window of a few hundred cannot hide that. */
+ * that the recurrence needs (softplus, ...) over the whole block, then the
+ * recurrence. Interleaved step by step, each step's long softplus chain
+ * would have to finish before its ~1000 instructions of recurrence could
+ * start, and an out-of-order window of a few hundred cannot hide that.
+ * The forward's gate, which only reads the recurrence, runs right after
+ * each step's: the next step does not wait on it, and its loads of z
+ * (from DRAM in the model) and streamed stores of y overlap that step's
+ * arithmetic (scan_fwd ~12% less CPU time in the model than with the gate
+ * in a pass of its own after the block's recurrence). */
 enum { BLK = 16 };
 
 /* dt, dt u and (when Du) D u of steps t0 .. t0+nT of sequence b, rows of CH */
@@ -316,9 +321,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             }
             state_step(&p, N, h, h, NULL, dt + j * CH, dtu + j * CH, (const float *)a->Bm + row * a->ld_B,
                        (const float *)a->Cm + row * a->ld_C, y + j * CH);
-        }
-        for (int64_t j = 0; j < nT; j++) {
-            int64_t row = b * L + t0 + j;
+            /* the gate y silu(z), overlapping the next step's recurrence */
             float zz[CH] __attribute__((aligned(64))), sg[CH] __attribute__((aligned(64)));
             float *restrict yj = y + j * CH;
             chunk_load(zz, (const float *)a->z + row * a->ld_z + e0, p.m);
