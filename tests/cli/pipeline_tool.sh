@@ -70,8 +70,12 @@ kill -9 $pid; wait $pid 2>/dev/null
 # for an instant before main stops it).
 max_threads() {   # CMD...: runs it, prints the most threads seen at once
     "$@" 2>"$T/thr_err" >/dev/null &
-    local pid=$! most=0 n
+    local pid=$! most=0 n st
     while kill -0 $pid 2>/dev/null; do
+        # an exited child stays a zombie until bash reaps it, which a loop of
+        # builtins alone may never let it do: stop at the zombie state
+        st=; { read -r st </proc/$pid/stat; } 2>/dev/null; st=${st##*) }
+        [ "${st%% *}" = Z ] && break
         [ -s "$T/thr_err" ] || continue
         n=(/proc/$pid/task/*)
         [ -e "${n[0]}" ] && [ ${#n[@]} -gt $most ] && most=${#n[@]}
