@@ -261,11 +261,13 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
         fprintf(fp, "#shape\tB\tD\tL\tdtype\tfwd_ms\tbwd_ms\tfwdbwd_ms\tGB/s\t%%copy\tbar_ms\tbar/ours\n");
     }
     int ret = 0;
-    for (int i = 0; i < N_SCAN_SHAPES && !ret; i++) {
-        if (shape == SHAPE_CUSTOM ? i > 0 : shape != SHAPE_ALL && shape != i) continue;
+    const md_scan_shape_t *shapes = shape == SHAPE_CUSTOM ? custom : md_scan_shapes;
+    const int n_shapes = shape == SHAPE_CUSTOM ? 1 : N_SCAN_SHAPES;
+    for (int i = 0; i < n_shapes && !ret; i++) {
+        if (shape >= 0 && shape != i) continue;
         for (int d = 0; d < 2 && !ret; d++) {
             if (!(dtypes & (1 << d))) continue;
-            const md_scan_shape_t *sh = shape == SHAPE_CUSTOM ? custom : &md_scan_shapes[i];
+            const md_scan_shape_t *sh = &shapes[i];
             md_scan_bench_result_t r;
             memset(&r, 0, sizeof r);
             const uint64_t seed = co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d;
