@@ -156,6 +156,25 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
 
 /* ---- the main pass ---- */
 
+/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, with dt and
+ * dt u taken from the lane that owns the step (src) and the step's Bm row
+ * (this lane's four entries) from shared memory; the decays go to av.
+ * Phase 1's walk to the segment entries and phase 2's recompute of a
+ * segment both take it, so that the two give the same states bit for bit. */
+__device__ __forceinline__ void advance4(float h[4], float av[4], float dt_own, float dtu_own, int src,
+                                         const float *B4, const float A2[4])
+{
+    const float dt = __shfl_sync(0xffffffffu, dt_own, src);
+    const float dtu = __shfl_sync(0xffffffffu, dtu_own, src);
+    const float4 Bv = *reinterpret_cast<const float4 *>(B4);
+    const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        av[s] = md_ex2(dt * A2[s]);
+        h[s] = av[s] * h[s] + dtu * bs[s];
+    }
+}
+
 template <int NPAD>
 struct MainCfg {
     static constexpr int Q = md_lanes<NPAD>::Q;    /* lanes per channel, of 4 states */
@@ -275,13 +294,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             }
 #pragma unroll
             for (int j = 0; j < TS; j++) {
-                const int src = md_owner<NPAD>(lane, j);
-                const float dt = __shfl_sync(0xffffffffu, odt[j % R], src);
-                const float dtu = __shfl_sync(0xffffffffu, odtu[j % R], src);
-                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
-#pragma unroll
-                for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
+                float av[4];
+                advance4(h, av, odt[j % R], odtu[j % R], md_owner<NPAD>(lane, j), &sB[seg * TS + j][q * 4], A2);
             }
         }
 
@@ -324,16 +338,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
 #pragma unroll
                 for (int j = 0; j < TS; j++) {
                     if (j < nv) {
-                        const int src = md_owner<NPAD>(lane, j);
-                        const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                        const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                        const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-                        const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
+                        float av[4];
+                        advance4(hcur, av, o_dt[j % R], o_dtu[j % R], md_owner<NPAD>(lane, j),
+                                 &sB[seg * TS + j][q * 4], A2);
 #pragma unroll
                         for (int s = 0; s < 4; s++) {
-                            const float av = md_ex2(dt * A2[s]);
-                            if (C::KEEPA) as[j][s] = av;
-                            hcur[s] = av * hcur[s] + dtu * bs[s];
+                            if (C::KEEPA) as[j][s] = av[s];
                             hs[j][s] = hcur[s];
                         }
                     }
