@@ -13,24 +13,28 @@
  * Bm/Cm rows, which every thread of the block reads, a tile of kTile steps
  * ahead into registers, then as fp32 into one of two shared tiles: one
  * barrier a tile.
- * Every exp goes to MUFU.EX2: moving part of them to an FMA-pipe
- * polynomial was measured slower (NOTES-scan.md, v5).
+ * The states' exps go to MUFU.EX2 (moving part of them to an FMA-pipe
+ * polynomial was measured slower, NOTES-scan.md v5); softplus takes one
+ * MUFU op and a polynomial for its log1p instead of three MUFU ops.
  */
 #include "selective_scan.cuh"
 #include "storage.cuh"
+
+#include <climits>
+#include <type_traits>
 
 /* Tuning (NOTES-scan.md, v6 inference); the benchmark builds override them. */
 #ifndef MD_SCAN_INFER_TILE
 #define MD_SCAN_INFER_TILE 16   /* steps per Bm/Cm tile */
 #endif
 #ifndef MD_SCAN_INFER_AHEAD
-#define MD_SCAN_INFER_AHEAD 2   /* steps between a delta/u/z load and its use */
+#define MD_SCAN_INFER_AHEAD 4   /* steps between a delta/u/z load and its use */
 #endif
 #ifndef MD_SCAN_INFER_MINB
 #define MD_SCAN_INFER_MINB 5    /* __launch_bounds__ minimum blocks an SM at N <= 16 */
 #endif
 #ifndef MD_SCAN_INFER_SP_POLY
-#define MD_SCAN_INFER_SP_POLY 0 /* 1: softplus's log1p as a polynomial (one MUFU instead of three) */
+#define MD_SCAN_INFER_SP_POLY 1 /* 1: softplus's log1p as a polynomial (one MUFU instead of three) */
 #endif
 
 namespace {
@@ -77,11 +81,13 @@ struct StepLoads {
     typename md_raw<T>::type delta, u, z;
 };
 
-/* A thread's channel in the rows of delta, u and z, a row at a time. */
+/* A thread's channel in the rows of delta, u and z, a row at a time. The
+ * strides as int: a pointer advanced by an int is one instruction (the
+ * launcher checks that they fit). */
 template <typename T>
 struct RowCursor {
     const T *delta, *u, *z;
-    int64_t ld_delta, ld_u, ld_z;
+    int ld_delta, ld_u, ld_z;
 
     __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
     {
@@ -120,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
     RowCursor<T> cur = {a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec, a.z + row0 * a.ld_z + ec,
-                        a.ld_delta, a.ld_u, a.ld_z};
+                        (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
@@ -135,27 +141,24 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
     }
     __syncthreads();
 
-    int buf = 0;
-    for (int64_t t0 = 0; t0 < a.L; t0 += kTile, buf ^= 1) {
-        const int64_t tn = t0 + kTile;
-        if (tn < a.L) {
-            const int ntn = (int)min((int64_t)kTile, a.L - tn);
-            nB.load(a.Bm, a.ld_B, row0 + tn, ntn, a.N);
-            nC.load(a.Cm, a.ld_C, row0 + tn, ntn, a.N);
-        }
-        /* unrolled kAhead steps at a time: the ring's slots are registers,
-         * and the scheduler's window stays small enough for the registers */
-#pragma unroll 1
-        for (int jr = 0; jr < kTile; jr += kAhead)
+    /* kAhead steps from step t0 + jr, unrolled: the ring's slots are
+     * registers, and the scheduler's window stays small enough for the
+     * registers. FULL: every step and every load ahead lies inside the
+     * sequence, so that neither needs a check (a thread past E loads
+     * channel 0's values and stores nothing). */
+    const int ld_y = (int)a.ld_y;
+    auto steps = [&](auto full, int64_t t0, int jr, int buf) {
+        constexpr bool FULL = decltype(full)::value;
 #pragma unroll
         for (int k = 0; k < kAhead; k++) {
             const int j = jr + k;
             const int64_t t = t0 + j;
+            const bool in = FULL || t < a.L;
             StepLoads<T> &r = ring[k];
             const float u = md_from_raw(r.u), zv = md_from_raw(r.z);
             /* steps past L get dt = 0: the state keeps */
-            const float dt = t < a.L ? infer_softplus(md_from_raw(r.delta) + bias) : 0.f, dtu = dt * u;
-            cur.load_next(r, valid && t + kAhead < a.L);
+            const float dt = in ? infer_softplus(md_from_raw(r.delta) + bias) : 0.f, dtu = dt * u;
+            cur.load_next(r, FULL || t + kAhead < a.L);
             const float4 *Bv = reinterpret_cast<const float4 *>(&s_B[buf][j][q * kStates]);
             const float4 *Cv = reinterpret_cast<const float4 *>(&s_C[buf][j][q * kStates]);
             float acc = 0.f;
@@ -173,8 +176,24 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
 #pragma unroll
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
             const float g = zv * md_sigmoid(zv);
-            if (q == 0 && valid && t < a.L) md_st(yp, fmaf(acc, g, Dv * u * g));
-            yp += a.ld_y;
+            if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
+            yp += ld_y;
+        }
+    };
+    int buf = 0;
+    for (int64_t t0 = 0; t0 < a.L; t0 += kTile, buf ^= 1) {
+        const int64_t tn = t0 + kTile;
+        if (tn < a.L) {
+            const int ntn = (int)min((int64_t)kTile, a.L - tn);
+            nB.load(a.Bm, a.ld_B, row0 + tn, ntn, a.N);
+            nC.load(a.Cm, a.ld_C, row0 + tn, ntn, a.N);
+        }
+        if (tn + kAhead <= a.L) {
+#pragma unroll 1
+            for (int jr = 0; jr < kTile; jr += kAhead) steps(std::true_type(), t0, jr, buf);
+        } else {
+#pragma unroll 1
+            for (int jr = 0; jr < kTile; jr += kAhead) steps(std::false_type(), t0, jr, buf);
         }
         /* the other tile was last read before the previous barrier */
         nB.store(s_B[buf ^ 1]);
@@ -200,6 +219,7 @@ cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
     ia.A_log = a->A_log, ia.D = a->D, ia.dt_bias = a->dt_bias, ia.h0 = a->h0, ia.hT = a->hT;
     ia.y = (T *)a->y, ia.ld_y = a->ld_y;
     ia.L = a->len, ia.E = a->d_inner, ia.N = a->d_state;
+    if (ia.ld_u > INT_MAX || ia.ld_delta > INT_MAX || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX) return cudaErrorInvalidValue;
     return md_scan_npad_switch(ia.N, [&](auto npad) {
         constexpr int NPAD = decltype(npad)::value, CH = kThreads / (NPAD / kStates);
         const int64_t blocks = a->batch * ((ia.E + CH - 1) / CH);
