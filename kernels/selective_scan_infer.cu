@@ -33,12 +33,6 @@
 #ifndef MD_SCAN_INFER_MINB
 #define MD_SCAN_INFER_MINB 5    /* __launch_bounds__ minimum blocks an SM at N <= 16 */
 #endif
-#ifndef MD_SCAN_INFER_SP_POLY
-#define MD_SCAN_INFER_SP_POLY 1 /* 1: softplus's log1p as a polynomial (one MUFU instead of three) */
-#endif
-#ifndef MD_SCAN_INFER_SIG_NR
-#define MD_SCAN_INFER_SIG_NR 0  /* 1: the gate's reciprocal by Newton steps on the FMA pipe */
-#endif
 
 namespace {
 
@@ -46,9 +40,10 @@ constexpr int kThreads = 128, kStates = 16;
 constexpr int kTile = MD_SCAN_INFER_TILE, kAhead = MD_SCAN_INFER_AHEAD;
 static_assert(kTile % kAhead == 0, "a step's ring slot must be the same in every tile");
 
-#if MD_SCAN_INFER_SP_POLY
 /* softplus(x) = max(x, 0) + log1p(exp(-|x|)), log1p(w) = w p(w) on [0, 1]
- * (p: degree 8, fitted to the relative error, 1.9e-7 at most in fp32). */
+ * (p: degree 8, least squares reweighted toward the largest relative error
+ * on Chebyshev nodes; 1.9e-7 at most in fp32 Horner form). Equals
+ * mamba_ssm's x above 20 in fp32. */
 __device__ __forceinline__ float infer_softplus(float x)
 {
     const float w = md_ex2(-fabsf(x) * MD_LOG2E);
@@ -63,25 +58,6 @@ __device__ __forceinline__ float infer_softplus(float x)
     p = fmaf(p, w, 0.9999999403953552f);
     return fmaf(w, p, fmaxf(x, 0.f));
 }
-#else
-__device__ __forceinline__ float infer_softplus(float x) { return md_softplus(x); }
-#endif
-
-#if MD_SCAN_INFER_SIG_NR
-/* silu(z) = z / (1 + exp(-z)), the reciprocal from an exponent-bit guess
- * (within 5.1% for d in [1, 2^116]) and three Newton steps (1e-7). z is
- * clamped at -80, where silu is below 2e-33 anyway, so that d stays finite. */
-__device__ __forceinline__ float infer_silu(float z)
-{
-    const float d = 1.f + md_ex2(-fmaxf(z, -80.f) * MD_LOG2E);
-    float r = __int_as_float(0x7EF311C3 - __float_as_int(d));
-#pragma unroll
-    for (int i = 0; i < 3; i++) r = fmaf(r, fmaf(-d, r, 1.f), r);
-    return z * r;
-}
-#else
-__device__ __forceinline__ float infer_silu(float z) { return z * md_sigmoid(z); }
-#endif
 
 template <typename T>
 struct InferArgs {
@@ -194,7 +170,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
             }
 #pragma unroll
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-            const float g = infer_silu(zv);
+            const float g = zv * md_sigmoid(zv);
             if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
             yp += ld_y;
         }
@@ -238,7 +214,8 @@ cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
     ia.A_log = a->A_log, ia.D = a->D, ia.dt_bias = a->dt_bias, ia.h0 = a->h0, ia.hT = a->hT;
     ia.y = (T *)a->y, ia.ld_y = a->ld_y;
     ia.L = a->len, ia.E = a->d_inner, ia.N = a->d_state;
-    if (ia.ld_u > INT_MAX || ia.ld_delta > INT_MAX || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX) return cudaErrorInvalidValue;
+    if (ia.ld_u > INT_MAX || ia.ld_delta > INT_MAX || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX)
+        return cudaErrorInvalidValue;
     return md_scan_npad_switch(ia.N, [&](auto npad) {
         constexpr int NPAD = decltype(npad)::value, CH = kThreads / (NPAD / kStates);
         const int64_t blocks = a->batch * ((ia.E + CH - 1) / CH);

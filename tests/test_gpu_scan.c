@@ -484,9 +484,9 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     double err1 = relerr(again.y, ref.y, M * E);
     CHECK(err1 < tol, "%s %s: one-pass forward y relative error %.3g >= %g", s->what, dn, err1, tol);
     CHECK(pad_ok, "%s %s: the one-pass forward wrote into the padding between rows", s->what, dn);
-    /* 4b: the same with delta's rows unpadded (the others keep theirs): where
-     * E and every row stride are even, the inference kernel moves channel
-     * pairs, else single channels; gpu_setup pads delta by one more */
+    /* 4b: the same with delta's rows unpadded (the others keep theirs;
+     * gpu_setup pads delta by one more): even row strides everywhere, as in
+     * the model (v5's inference kernel moved channel pairs only then) */
     dmat_t delta2 = dmat_new(M, E, 0, bf16);
     dmat_upload(&delta2, p.delta);
     poison_outputs(&G);

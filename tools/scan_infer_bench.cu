@@ -112,7 +112,8 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
     std::vector<T> rxz(L * 2 * E), ru(L * E), rd(L * E), rx(L * X), ry(L * E);
     double num = 0, den = 0;
     for (int k = 0; k < 64; k++) {
-        const int64_t b = (int64_t)(hash_uniform(k, 99, 0.f, 1.f) * B), e = (int64_t)(hash_uniform(k, 98, 0.f, 1.f) * E);
+        const int64_t b = (int64_t)(hash_uniform(k, 99, 0.f, 1.f) * B);
+        const int64_t e = (int64_t)(hash_uniform(k, 98, 0.f, 1.f) * E);
         CK(cudaMemcpy(rxz.data(), xz + b * L * 2 * E, sizeof(T) * L * 2 * E, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(ru.data(), u + b * L * E, sizeof(T) * L * E, cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(rd.data(), delta + b * L * E, sizeof(T) * L * E, cudaMemcpyDeviceToHost));
