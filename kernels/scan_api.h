@@ -134,7 +134,8 @@ size_t md_scan_bwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_
  * over many sequences; its y agrees
  * with the training forward's to float rounding, not bit for bit, so a
  * training forward passes its states pointer even where one chunk needs
- * none (md_scan_states_bytes() = 0). */
+ * none (md_scan_states_bytes() = 0). The inference forward refuses row
+ * strides of u, delta, z or y above INT_MAX (cudaErrorInvalidValue). */
 cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t stream);
 /* Reads dy, the forward's inputs (and h0, dhT, states); writes du, ddelta,
  * dz, dBm, dCm (and dh0); adds into dA_log, dD, ddt_bias. */

@@ -1,67 +1,62 @@
 /* The selective scan's forward for inference: neither chunk states nor
  * workspace (see scan_api.h; md_scan_fwd hands such calls here).
  *
- * Each sequence runs in one pass, as the v4 one-pass forward did, but the
- * per-(step, channel) work is taken out of the recurrence's inner loop
- * (NOTES-scan.md, v5). A block owns one sequence and CH consecutive
- * channels and walks the sequence in tiles of kTile steps, three phases a
- * tile:
- *   A  every thread prepares a share of the tile's (step, channel)
- *      elements from coalesced loads of delta, u and z: dt =
- *      softplus(delta + bias) and dt*u for the recurrence, silu(z) and
- *      D*u*silu(z) for the output, into shared memory; the tile's Bm and Cm
- *      rows too;
- *   R  each thread runs S states of one channel over the tile (Q = NPAD/S
- *      threads per channel, y summed over them with shuffles) and leaves
- *      y = (Cm.h) silu(z) + D u silu(z) in shared memory;
- *   W  the tile's y goes out with coalesced stores.
- * Every exp goes to MUFU.EX2: moving part of them to an FMA-pipe
- * polynomial was measured slower (NOTES-scan.md, v5).
+ * Each sequence runs in one pass (NOTES-scan.md, v4-v6 inference). A block
+ * owns one sequence and CH channels; each thread owns S = 16 states of one
+ * channel (Q = NPAD/16 threads a channel, y summed over them with
+ * shuffles) and does everything of its channel itself, step by step:
+ * dt = softplus(delta + bias), the recurrence, y = (Cm.h) silu(z) +
+ * D u silu(z). A warp's loads and stores of a step are 32/Q consecutive
+ * channels of one row, whole 32-byte sectors, so they need no staging.
+ * Latency is hidden inside the thread: the step's delta, u and z are
+ * loaded kAhead steps before their use (in storage form, md_raw), and the
+ * Bm/Cm rows, which every thread of the block reads, a tile of kTile steps
+ * ahead into registers, then as fp32 into one of two shared tiles: one
+ * barrier a tile.
+ * The states' exps go to MUFU.EX2 (moving part of them to an FMA-pipe
+ * polynomial was measured slower, NOTES-scan.md v5); softplus takes one
+ * MUFU op and a polynomial for its log1p instead of three MUFU ops.
  */
 #include "selective_scan.cuh"
 #include "storage.cuh"
 
-/* Tuning (NOTES-scan.md, v5); the benchmark builds override them. */
-#ifndef MD_SCAN_INFER_STATES
-#define MD_SCAN_INFER_STATES 16   /* states per thread when N <= 16 */
-#endif
+#include <climits>
+#include <type_traits>
+
+/* Tuning (NOTES-scan.md, v6 inference); the benchmark builds override them. */
 #ifndef MD_SCAN_INFER_TILE
-#define MD_SCAN_INFER_TILE 16     /* steps per tile */
+#define MD_SCAN_INFER_TILE 16   /* steps per Bm/Cm tile */
+#endif
+#ifndef MD_SCAN_INFER_AHEAD
+#define MD_SCAN_INFER_AHEAD 4   /* steps between a delta/u/z load and its use */
+#endif
+#ifndef MD_SCAN_INFER_MINB
+#define MD_SCAN_INFER_MINB 5    /* __launch_bounds__ minimum blocks an SM at N <= 16 */
 #endif
 
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kTile = MD_SCAN_INFER_TILE;
+constexpr int kThreads = 128, kStates = 16;
+constexpr int kTile = MD_SCAN_INFER_TILE, kAhead = MD_SCAN_INFER_AHEAD;
+static_assert(kTile % kAhead == 0, "a step's ring slot must be the same in every tile");
 
-/* Two adjacent channels (PAIR), else one, as floats. */
-template <typename T, bool PAIR>
-__device__ __forceinline__ void load_elems(const T *p, float *v)
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)), log1p(w) = w p(w) on [0, 1]
+ * (p: degree 8, least squares reweighted toward the largest relative error
+ * on Chebyshev nodes; 1.9e-7 at most in fp32 Horner form). Equals
+ * mamba_ssm's x above 20 in fp32. */
+__device__ __forceinline__ float infer_softplus(float x)
 {
-    if constexpr (PAIR) {
-        const float2 pv = ld_pair(p);
-        v[0] = pv.x, v[1] = pv.y;
-    } else {
-        v[0] = md_ld(p);
-    }
-}
-
-template <typename T, bool PAIR>
-__device__ __forceinline__ void store_elems(T *p, const float *v)
-{
-    if constexpr (PAIR) st_pair(p, make_float2(v[0], v[1]));
-    else md_st(p, v[0]);
-}
-
-/* Stores VW consecutive float2 of shared memory, one 16-byte store for 2. */
-template <int VW>
-__device__ __forceinline__ void sts_float2(float2 *p, const float *a, const float *b)
-{
-    if constexpr (VW == 2) {
-        *reinterpret_cast<float4 *>(p) = make_float4(a[0], b[0], a[1], b[1]);
-    } else {
-        *p = make_float2(a[0], b[0]);
-    }
+    const float w = md_ex2(-fabsf(x) * MD_LOG2E);
+    float p = 0.005109514109790325f;
+    p = fmaf(p, w, -0.029006922617554665f);
+    p = fmaf(p, w, 0.07740543782711029f);
+    p = fmaf(p, w, -0.1359272450208664f);
+    p = fmaf(p, w, 0.1907232254743576f);
+    p = fmaf(p, w, -0.24834208190441132f);
+    p = fmaf(p, w, 0.33317968249320984f);
+    p = fmaf(p, w, -0.4999943673610687f);
+    p = fmaf(p, w, 0.9999999403953552f);
+    return fmaf(w, p, fmaxf(x, 0.f));
 }
 
 template <typename T>
@@ -75,138 +70,139 @@ struct InferArgs {
     int64_t L, E, N;
 };
 
-/* S states per thread. PAIR: E is even and every sequence tensor's rows
- * start at a pair's alignment, so that phases A and W move two channels per
- * thread (consecutive threads, consecutive pairs: coalesced loads and
- * stores, and shared-memory accesses free of bank conflicts). */
-template <typename T, int NPAD, int S, bool PAIR>
-__global__ void __launch_bounds__(kThreads) infer_kernel(InferArgs<T> a)
+/* One step's delta, u and z in storage form. */
+template <typename T>
+struct StepLoads {
+    typename md_raw<T>::type delta, u, z;
+};
+
+/* A thread's channel in the rows of delta, u and z, a row at a time. The
+ * strides as int: a pointer advanced by an int is one instruction (the
+ * launcher checks that they fit). */
+template <typename T>
+struct RowCursor {
+    const T *delta, *u, *z;
+    int ld_delta, ld_u, ld_z;
+
+    __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
+    {
+        r.delta = in ? md_ld_raw(delta) : 0;
+        r.u = in ? md_ld_raw(u) : 0;
+        r.z = in ? md_ld_raw(z) : 0;
+        delta += ld_delta, u += ld_u, z += ld_z;
+    }
+};
+
+/* The minimum-blocks bound for N <= 16 alone: ptxas spills the wider
+ * states' (Q > 1) instances under it. */
+template <typename T, int NPAD>
+__global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1) infer_kernel(InferArgs<T> a)
 {
-    constexpr int Q = NPAD / S, CH = kThreads / Q, VW = PAIR ? 2 : 1;
-    __shared__ __align__(16) float2 s_dt[kTile][CH];   /* dt, dt*u */
-    __shared__ __align__(16) float2 s_gate[kTile][CH]; /* silu(z), D*u*silu(z) */
-    __shared__ __align__(16) float s_y[kTile][CH];
-    __shared__ __align__(16) float s_B[kTile][NPAD];
-    __shared__ __align__(16) float s_C[kTile][NPAD];
-    __shared__ float s_bias[CH], s_D[CH];
+    constexpr int Q = NPAD / kStates, CH = kThreads / Q;
+    __shared__ __align__(16) float s_B[2][kTile][NPAD];
+    __shared__ __align__(16) float s_C[2][kTile][NPAD];
 
     const int64_t ncb = (a.E + CH - 1) / CH;
     const int64_t b = blockIdx.x / ncb, e0 = (blockIdx.x % ncb) * CH;
-    const int tid = threadIdx.x, q = tid % Q, c = tid / Q;
-    const int64_t e = e0 + c;
+    const int q = threadIdx.x % Q;
+    const int64_t e = e0 + threadIdx.x / Q;
     const bool valid = e < a.E;
-    const int64_t ec = valid ? e : 0;
-
-    for (int i = tid; i < CH; i += kThreads) {
-        const bool ok = e0 + i < a.E;
-        s_bias[i] = ok ? __ldg(a.dt_bias + e0 + i) : 0.f;
-        s_D[i] = ok ? __ldg(a.D + e0 + i) : 0.f;
-    }
-    float A2[S], h[S];
+    const float bias = valid ? __ldg(a.dt_bias + e) : 0.f, Dv = valid ? __ldg(a.D + e) : 0.f;
+    float A2[kStates], h[kStates];
 #pragma unroll
-    for (int s = 0; s < S; s++) {
-        const int64_t n = q * S + s;
+    for (int s = 0; s < kStates; s++) {
+        const int64_t n = q * kStates + s;
         const bool ok = valid && n < a.N;
-        A2[s] = ok ? -expf(__ldg(a.A_log + ec * a.N + n)) * MD_LOG2E : 0.f;
+        A2[s] = ok ? -expf(__ldg(a.A_log + e * a.N + n)) * MD_LOG2E : 0.f;
         h[s] = ok && a.h0 ? a.h0[(b * a.E + e) * a.N + n] : 0.f;
     }
 
     const int64_t row0 = b * a.L;
-    for (int64_t t0 = 0; t0 < a.L; t0 += kTile) {
-        const int nt = (int)min((int64_t)kTile, a.L - t0);
-        __syncthreads();   /* the previous tile's W has read s_y; s_bias is in */
-        /* A: the tile's elements, VW channels at a time */
-        for (int i = tid; i < kTile * (CH / VW); i += kThreads) {
-            const int j = i / (CH / VW), c0 = (i % (CH / VW)) * VW;
-            const int64_t row = row0 + t0 + j, ee = e0 + c0;
-            const bool in = j < nt && ee < a.E;
-            float dd[VW] = {}, uu[VW] = {}, zz[VW] = {}, dt[VW], dtu[VW], g[VW], dug[VW];
-            if (in) {
-                load_elems<T, PAIR>(a.delta + row * a.ld_delta + ee, dd);
-                load_elems<T, PAIR>(a.u + row * a.ld_u + ee, uu);
-                load_elems<T, PAIR>(a.z + row * a.ld_z + ee, zz);
-            }
+    /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
+    const int64_t ec = valid ? e : 0;
+    RowCursor<T> cur = {a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec, a.z + row0 * a.ld_z + ec,
+                        (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
+    StepLoads<T> ring[kAhead];
 #pragma unroll
-            for (int k = 0; k < VW; k++) {
-                /* padding (past L or E) gets dt = 0: the state keeps */
-                dt[k] = in ? md_softplus(dd[k] + s_bias[c0 + k]) : 0.f;
-                dtu[k] = dt[k] * uu[k];
-                g[k] = zz[k] * md_sigmoid(zz[k]);
-                dug[k] = s_D[c0 + k] * uu[k] * g[k];
-            }
-            sts_float2<VW>(&s_dt[j][c0], dt, dtu);
-            sts_float2<VW>(&s_gate[j][c0], g, dug);
-        }
-        for (int i = tid; i < kTile * NPAD; i += kThreads) {
-            const int j = i / NPAD, n = i % NPAD;
-            const bool ok = j < nt && n < a.N;
-            s_B[j][n] = ok ? md_ld(a.Bm + (row0 + t0 + j) * a.ld_B + n) : 0.f;
-            s_C[j][n] = ok ? md_ld(a.Cm + (row0 + t0 + j) * a.ld_C + n) : 0.f;
-        }
-        __syncthreads();
-        /* R: the recurrence over the tile */
-        for (int j = 0; j < nt; j++) {
-            const float2 d = s_dt[j][c];
-            const float4 *Bv = reinterpret_cast<const float4 *>(&s_B[j][q * S]);
-            const float4 *Cv = reinterpret_cast<const float4 *>(&s_C[j][q * S]);
+    for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
+    T *yp = a.y + row0 * a.ld_y + ec;
+    md_tile_ahead<T, NPAD, kTile, kThreads> nB, nC;
+    {
+        const int nt = (int)min((int64_t)kTile, a.L);
+        nB.load(a.Bm, a.ld_B, row0, nt, a.N);
+        nC.load(a.Cm, a.ld_C, row0, nt, a.N);
+        nB.store(s_B[0]);
+        nC.store(s_C[0]);
+    }
+    __syncthreads();
+
+    /* kAhead steps from step t0 + jr, unrolled: the ring's slots are
+     * registers, and the scheduler's window stays small enough for the
+     * registers. FULL: every step and every load ahead lies inside the
+     * sequence, so that neither needs a check (a thread past E loads
+     * channel 0's values and stores nothing). */
+    const int ld_y = (int)a.ld_y;
+    auto steps = [&](auto full, int64_t t0, int jr, int buf) {
+        constexpr bool FULL = decltype(full)::value;
+#pragma unroll
+        for (int k = 0; k < kAhead; k++) {
+            const int j = jr + k;
+            const int64_t t = t0 + j;
+            const bool in = FULL || t < a.L;
+            StepLoads<T> &r = ring[k];
+            const float u = md_from_raw(r.u), zv = md_from_raw(r.z);
+            /* steps past L get dt = 0: the state keeps */
+            const float dt = in ? infer_softplus(md_from_raw(r.delta) + bias) : 0.f, dtu = dt * u;
+            cur.load_next(r, FULL || t + kAhead < a.L);
+            const float4 *Bv = reinterpret_cast<const float4 *>(&s_B[buf][j][q * kStates]);
+            const float4 *Cv = reinterpret_cast<const float4 *>(&s_C[buf][j][q * kStates]);
             float acc = 0.f;
 #pragma unroll
-            for (int s4 = 0; s4 < S / 4; s4++) {
+            for (int s4 = 0; s4 < kStates / 4; s4++) {
                 const float4 bb = Bv[s4], cc = Cv[s4];
                 const float bs[4] = {bb.x, bb.y, bb.z, bb.w}, cs[4] = {cc.x, cc.y, cc.z, cc.w};
 #pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    const int s = 4 * s4 + k;
-                    h[s] = fmaf(md_ex2(d.x * A2[s]), h[s], d.y * bs[k]);
-                    acc = fmaf(cs[k], h[s], acc);
+                for (int i = 0; i < 4; i++) {
+                    const int s = 4 * s4 + i;
+                    h[s] = fmaf(md_ex2(dt * A2[s]), h[s], dtu * bs[i]);
+                    acc = fmaf(cs[i], h[s], acc);
                 }
             }
 #pragma unroll
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
-            if (q == 0) {
-                const float2 g = s_gate[j][c];
-                s_y[j][c] = fmaf(acc, g.x, g.y);
-            }
+            const float g = zv * md_sigmoid(zv);
+            if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
+            yp += ld_y;
         }
+    };
+    int buf = 0;
+    for (int64_t t0 = 0; t0 < a.L; t0 += kTile, buf ^= 1) {
+        const int64_t tn = t0 + kTile;
+        if (tn < a.L) {
+            const int ntn = (int)min((int64_t)kTile, a.L - tn);
+            nB.load(a.Bm, a.ld_B, row0 + tn, ntn, a.N);
+            nC.load(a.Cm, a.ld_C, row0 + tn, ntn, a.N);
+        }
+        if (tn + kAhead <= a.L) {
+#pragma unroll 1
+            for (int jr = 0; jr < kTile; jr += kAhead) steps(std::true_type(), t0, jr, buf);
+        } else {
+#pragma unroll 1
+            for (int jr = 0; jr < kTile; jr += kAhead) steps(std::false_type(), t0, jr, buf);
+        }
+        /* the other tile was last read before the previous barrier */
+        nB.store(s_B[buf ^ 1]);
+        nC.store(s_C[buf ^ 1]);
         __syncthreads();
-        /* W: the tile's y */
-        for (int i = tid; i < kTile * (CH / VW); i += kThreads) {
-            const int j = i / (CH / VW), c0 = (i % (CH / VW)) * VW;
-            const int64_t ee = e0 + c0;
-            if (j < nt && ee < a.E) store_elems<T, PAIR>(a.y + (row0 + t0 + j) * a.ld_y + ee, &s_y[j][c0]);
-        }
     }
     if (a.hT && valid) {
 #pragma unroll
-        for (int s = 0; s < S; s++) {
-            const int64_t n = q * S + s;
+        for (int s = 0; s < kStates; s++) {
+            const int64_t n = q * kStates + s;
             if (n < a.N) a.hT[(b * a.E + e) * a.N + n] = h[s];
         }
     }
 }
-
-template <typename T, int NPAD, int S, bool PAIR>
-cudaError_t launch(const InferArgs<T> &ia, int64_t batch, cudaStream_t st)
-{
-    constexpr int CH = kThreads / (NPAD / S);
-    const int64_t blocks = batch * ((ia.E + CH - 1) / CH);
-    infer_kernel<T, NPAD, S, PAIR><<<(unsigned)blocks, kThreads, 0, st>>>(ia);
-    MD_CU_LAUNCHED();
-    return cudaSuccess;
-}
-
-template <typename T, bool PAIR>
-cudaError_t dispatch_npad(const InferArgs<T> &ia, int64_t batch, cudaStream_t st)
-{
-    switch (md_scan_npad(ia.N)) {
-    case 16: return launch<T, 16, MD_SCAN_INFER_STATES, PAIR>(ia, batch, st);
-    case 32: return launch<T, 32, 16, PAIR>(ia, batch, st);
-    default: return launch<T, 64, 16, PAIR>(ia, batch, st);
-    }
-}
-
-template <typename T>
-bool pair_ok(const void *p, int64_t ld) { return (uintptr_t)p % (2 * sizeof(T)) == 0 && ld % 2 == 0; }
 
 template <typename T>
 cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
@@ -218,9 +214,15 @@ cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
     ia.A_log = a->A_log, ia.D = a->D, ia.dt_bias = a->dt_bias, ia.h0 = a->h0, ia.hT = a->hT;
     ia.y = (T *)a->y, ia.ld_y = a->ld_y;
     ia.L = a->len, ia.E = a->d_inner, ia.N = a->d_state;
-    const bool pair = a->d_inner % 2 == 0 && pair_ok<T>(a->u, a->ld_u) && pair_ok<T>(a->delta, a->ld_delta) &&
-                      pair_ok<T>(a->z, a->ld_z) && pair_ok<T>(a->y, a->ld_y);
-    return pair ? dispatch_npad<T, true>(ia, a->batch, st) : dispatch_npad<T, false>(ia, a->batch, st);
+    if (ia.ld_u > INT_MAX || ia.ld_delta > INT_MAX || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX)
+        return cudaErrorInvalidValue;
+    return md_scan_npad_switch(ia.N, [&](auto npad) {
+        constexpr int NPAD = decltype(npad)::value, CH = kThreads / (NPAD / kStates);
+        const int64_t blocks = a->batch * ((ia.E + CH - 1) / CH);
+        infer_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, st>>>(ia);
+        MD_CU_LAUNCHED();
+        return cudaSuccess;
+    });
 }
 
 }   // namespace

@@ -18,6 +18,7 @@
  * Exits 77 (skipped) without CUDA or a GPU. MD_GPU_SCAN_QUICK=1 keeps the
  * small shapes only (for compute-sanitizer runs).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -483,9 +484,9 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     double err1 = relerr(again.y, ref.y, M * E);
     CHECK(err1 < tol, "%s %s: one-pass forward y relative error %.3g >= %g", s->what, dn, err1, tol);
     CHECK(pad_ok, "%s %s: the one-pass forward wrote into the padding between rows", s->what, dn);
-    /* 4b: the same with delta's rows unpadded (the others keep theirs): where
-     * E and every row stride are even, the inference kernel moves channel
-     * pairs, else single channels; gpu_setup pads delta by one more */
+    /* 4b: the same with delta's rows unpadded (the others keep theirs;
+     * gpu_setup pads delta by one more): even row strides everywhere, as in
+     * the model (v5's inference kernel moved channel pairs only then) */
     dmat_t delta2 = dmat_new(M, E, 0, bf16);
     dmat_upload(&delta2, p.delta);
     poison_outputs(&G);
@@ -643,6 +644,14 @@ static void check_refusals(void)
     a.batch = 1, a.len = 1000, a.d_inner = 8, a.d_state = 65;
     CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "d_state 65 accepted");
     CHECK(md_scan_bwd_workspace(1, 1000, 8, 65) == 0, "workspace for d_state 65");
+    /* the inference forward's row strides must fit in an int (refused
+     * before any launch, so the pointers are never read) */
+    static float dummy[4];
+    a.d_state = 16;
+    a.u = a.delta = a.z = a.Bm = a.Cm = a.y = dummy;
+    a.A_log = a.D = a.dt_bias = dummy;
+    a.ld_u = a.ld_delta = a.ld_y = 8, a.ld_z = (int64_t)INT_MAX + 1, a.ld_B = a.ld_C = 16;
+    CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "inference forward: a row stride above INT_MAX accepted");
     CHECK(md_scan_bwd_workspace(1, 1000, 8, 16) >= md_scan_bwd_workspace(1, 999, 8, 16) &&
               md_scan_bwd_workspace(2, 1000, 8, 16) >= md_scan_bwd_workspace(1, 1000, 8, 16),
           "workspace not monotone");

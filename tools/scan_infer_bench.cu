@@ -1,0 +1,164 @@
+/* The inference scan (kernels/selective_scan_infer.cu) alone, at
+ * classify's shape with the Mamba block's strides: z a column slice of xz
+ * (ld 2E), Bm and Cm slices of xdbl (ld R + 2N, R = 8), u, delta, y
+ * contiguous. Times md_scan_fwd_infer with CUDA events (median of REPS
+ * after 2 warm-ups) and checks y: every element written (y poisoned
+ * first), and 64 random channels against a float64 reference of the
+ * dtype-rounded inputs (||gpu - ref|| / ||ref|| over them).
+ *
+ * Built by tools/scan-infer-bench.sh, once per variant of the kernel
+ * (its -D switches), not by CMake:
+ *   scan_infer_bench [bf16|f32] [B L E N REPS]     (bf16 4096 1000 256 16 10)
+ * Prints one line: dtype B L E N median_ms min_ms rel_err nonfinite.
+ */
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "selective_scan.cuh"
+
+#define CK(x)                                                                              \
+    do {                                                                                   \
+        cudaError_t e_ = (x);                                                              \
+        if (e_ != cudaSuccess) {                                                           \
+            fprintf(stderr, "[E::scan_infer_bench] %s: %s\n", #x, cudaGetErrorString(e_)); \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
+
+__host__ __device__ static inline float hash_uniform(uint64_t i, uint32_t seed, float lo, float hi)
+{
+    uint64_t x = i * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
+    x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29, x *= 0x94D049BB133111EBull, x ^= x >> 32;
+    return lo + (hi - lo) * (float)(x & 0xFFFFFF) / 16777216.f;
+}
+
+template <typename T>
+__global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        md_st(p + i, hash_uniform(i, seed, lo, hi));
+}
+
+template <typename T>
+__global__ void count_nonfinite(const T *p, int64_t n, unsigned long long *cnt)
+{
+    unsigned long long c = 0;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        c += !isfinite(md_ld(p + i));
+    if (c) atomicAdd(cnt, c);
+}
+
+static float to_f(float v) { return v; }
+static float to_f(__nv_bfloat16 v)
+{
+    unsigned short s;
+    memcpy(&s, &v, 2);
+    unsigned w = (unsigned)s << 16;
+    float f;
+    memcpy(&f, &w, 4);
+    return f;
+}
+
+template <typename T>
+static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char *name)
+{
+    const int64_t R = 8, X = R + 2 * N, M = B * L;
+    T *xz, *u, *delta, *xdbl, *y;
+    CK(cudaMalloc(&xz, sizeof(T) * M * 2 * E));
+    CK(cudaMalloc(&u, sizeof(T) * M * E));
+    CK(cudaMalloc(&delta, sizeof(T) * M * E));
+    CK(cudaMalloc(&xdbl, sizeof(T) * M * X));
+    CK(cudaMalloc(&y, sizeof(T) * M * E));
+    float *A_log, *D, *bias;
+    CK(cudaMalloc(&A_log, sizeof(float) * E * N));
+    CK(cudaMalloc(&D, sizeof(float) * E));
+    CK(cudaMalloc(&bias, sizeof(float) * E));
+    fill<<<1024, 256>>>(xz, M * 2 * E, 1, -1.f, 1.f);
+    fill<<<1024, 256>>>(u, M * E, 2, -1.f, 1.f);
+    fill<<<1024, 256>>>(delta, M * E, 3, -1.f, 1.f);
+    fill<<<1024, 256>>>(xdbl, M * X, 4, -1.f, 1.f);
+    fill<<<64, 256>>>(A_log, E * N, 5, 0.f, 2.77f);
+    fill<<<1, 256>>>(D, E, 6, -1.f, 1.f);
+    fill<<<1, 256>>>(bias, E, 7, -4.f, -2.f);
+    CK(cudaGetLastError());
+
+    md_scan_args_t a;
+    memset(&a, 0, sizeof a);
+    a.dtype = sizeof(T) == 2 ? MD_SCAN_BF16 : MD_SCAN_F32;
+    a.batch = B, a.len = L, a.d_inner = E, a.d_state = N;
+    a.u = u, a.delta = delta, a.z = xz + E, a.Bm = xdbl + R, a.Cm = xdbl + R + N;
+    a.ld_u = E, a.ld_delta = E, a.ld_z = 2 * E, a.ld_B = X, a.ld_C = X;
+    a.A_log = A_log, a.D = D, a.dt_bias = bias;
+    a.y = y, a.ld_y = E;
+
+    CK(cudaMemset(y, 0xFF, sizeof(T) * M * E));
+    CK(md_scan_fwd_infer(&a, 0));
+    CK(cudaDeviceSynchronize());
+    unsigned long long *cnt, nonfinite = 0;
+    CK(cudaMalloc(&cnt, sizeof *cnt));
+    CK(cudaMemset(cnt, 0, sizeof *cnt));
+    count_nonfinite<<<1024, 256>>>(y, M * E, cnt);
+    CK(cudaMemcpy(&nonfinite, cnt, sizeof *cnt, cudaMemcpyDeviceToHost));
+
+    /* float64 reference of 64 random channels */
+    std::vector<float> hA(E * N), hD(E), hb(E);
+    CK(cudaMemcpy(hA.data(), A_log, sizeof(float) * E * N, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hD.data(), D, sizeof(float) * E, cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hb.data(), bias, sizeof(float) * E, cudaMemcpyDeviceToHost));
+    std::vector<T> rxz(L * 2 * E), ru(L * E), rd(L * E), rx(L * X), ry(L * E);
+    double num = 0, den = 0;
+    for (int k = 0; k < 64; k++) {
+        const int64_t b = (int64_t)(hash_uniform(k, 99, 0.f, 1.f) * B);
+        const int64_t e = (int64_t)(hash_uniform(k, 98, 0.f, 1.f) * E);
+        CK(cudaMemcpy(rxz.data(), xz + b * L * 2 * E, sizeof(T) * L * 2 * E, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(ru.data(), u + b * L * E, sizeof(T) * L * E, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(rd.data(), delta + b * L * E, sizeof(T) * L * E, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(rx.data(), xdbl + b * L * X, sizeof(T) * L * X, cudaMemcpyDeviceToHost));
+        CK(cudaMemcpy(ry.data(), y + b * L * E, sizeof(T) * L * E, cudaMemcpyDeviceToHost));
+        std::vector<double> h(N, 0.0);
+        for (int64_t t = 0; t < L; t++) {
+            const double x = (double)to_f(rd[t * E + e]) + hb[e];
+            const double dt = x > 20 ? x : log1p(exp(x)), uu = to_f(ru[t * E + e]), z = to_f(rxz[t * 2 * E + E + e]);
+            double acc = 0;
+            for (int64_t n = 0; n < N; n++) {
+                h[n] = exp(-dt * exp((double)hA[e * N + n])) * h[n] + dt * uu * to_f(rx[t * X + R + n]);
+                acc += to_f(rx[t * X + R + N + n]) * h[n];
+            }
+            const double ref = (acc + hD[e] * uu) * z / (1 + exp(-z)), got = to_f(ry[t * E + e]);
+            num += (got - ref) * (got - ref), den += ref * ref;
+        }
+    }
+
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::vector<float> ms;
+    for (int i = 0; i < reps + 2; i++) {
+        CK(cudaEventRecord(e0));
+        CK(md_scan_fwd_infer(&a, 0));
+        CK(cudaEventRecord(e1));
+        CK(cudaEventSynchronize(e1));
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        if (i >= 2) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    printf("%s\t%s\t%lld\t%lld\t%lld\t%lld\t%.3f\t%.3f\t%.2e\t%llu\n", name, sizeof(T) == 2 ? "bf16" : "f32",
+           (long long)B, (long long)L, (long long)E, (long long)N, ms[ms.size() / 2], ms[0], sqrt(num / den),
+           nonfinite);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dt = argc > 1 ? argv[1] : "bf16";
+    const int64_t B = argc > 2 ? atoll(argv[2]) : 4096, L = argc > 3 ? atoll(argv[3]) : 1000;
+    const int64_t E = argc > 4 ? atoll(argv[4]) : 256, N = argc > 5 ? atoll(argv[5]) : 16;
+    const int reps = argc > 6 ? atoi(argv[6]) : 10;
+    const char *name = getenv("VARIANT") ? getenv("VARIANT") : argv[0];
+    return strcmp(dt, "f32") == 0 ? run<float>(B, L, E, N, reps, name) : run<__nv_bfloat16>(B, L, E, N, reps, name);
+}
