@@ -103,7 +103,7 @@ __device__ __forceinline__ void fence_async_shared()
 }
 
 /* Pins the compiler's view of an accumulator: it may not move reads or
- * writes of v across this point (the wgmma write v asynchronously, which
+ * writes of v across this point (wgmma writes v asynchronously, which
  * the compiler does not see). */
 template <int N>
 __device__ __forceinline__ void reg_fence(float (*v)[4])
