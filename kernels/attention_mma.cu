@@ -197,12 +197,15 @@ extern "C" cudaError_t mdk_attention_fwd_mma(void *o, int64_t ldo, float *lse, c
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
-    attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
-    const void *src[3] = {q, k, v};
-    const int64_t ld[3] = {ldq, ldk, ldv};
+#if MD_HAVE_WGMMA
+    /* (its tile copies keep row offsets in 32 bits) */
+    if (head_dim == 64 && ldk <= INT_MAX / 256 && ldv <= INT_MAX / 256 && mdk_attention_wgmma_variant() != 0)
+        return mdk_attention_fwd_wgmma(o, ldo, lse, q, ldq, k, ldk, v, ldv, batch, len, n_heads, scale, workspace,
+                                       act_bf16, s);
+#endif
     pack_job job;
     bool view;
-    attn_in in = plan_inputs(src, ld, 3, act_bf16, w, len, n_heads, head_dim, &job, &view);
+    attn_in in = plan_forward(q, ldq, k, ldk, v, ldv, workspace, batch, len, n_heads, head_dim, act_bf16, &job, &view);
     if (view) return fwd_head_dim<__nv_bfloat16, true>(o, ldo, lse, job, in, batch, len, n_heads, head_dim, scale, s);
     return (act_bf16 ? fwd_head_dim<__nv_bfloat16, false> : fwd_head_dim<float, false>)(o, ldo, lse, job, in, batch,
                                                                                          len, n_heads, head_dim,

@@ -402,6 +402,18 @@ attn_in plan_inputs(const void *const *src, const int64_t *ld, int n, int act_bf
     return in;
 }
 
+/* The forward's inputs: plan_inputs on q, k, v with the workspace's
+ * copies */
+attn_in plan_forward(const void *q, int64_t ldq, const void *k, int64_t ldk, const void *v, int64_t ldv,
+                     void *workspace, int64_t batch, int64_t len, int64_t n_heads, int64_t hd, int act_bf16,
+                     pack_job *job, bool *view)
+{
+    attn_ws w = carve_ws(workspace, batch * n_heads * len, hd);
+    const void *src[3] = {q, k, v};
+    const int64_t ld[3] = {ldq, ldk, ldv};
+    return plan_inputs(src, ld, 3, act_bf16, w, len, n_heads, hd, job, view);
+}
+
 }   // namespace
 
 #endif

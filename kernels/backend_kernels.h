@@ -184,6 +184,18 @@ cudaError_t mdk_attention_fwd_mma(void *o, int64_t ldo, float *lse, const void *
                                   int64_t ldk, const void *v, int64_t ldv, int64_t batch, int64_t len,
                                   int64_t n_heads, int64_t head_dim, double scale, void *workspace, int act_bf16,
                                   cudaStream_t s);
+/* kernels/sm90a/attention_wgmma.cu: the forward at head dim 64 on Hopper's
+ * warpgroup MMA, which mdk_attention_fwd_mma calls where
+ * mdk_attention_wgmma_variant() is nonzero (same arguments, outputs and
+ * workspace). The variant: 0 where the device is not compute capability
+ * 9.0 (the kernels exist only as sm_90a machine code) or MD_ATTN_WGMMA=0
+ * (A/B against the mma.sync kernel); else MD_ATTN_WGMMA's number when it
+ * names one of the built kernel shapes, else the default. Decided once per
+ * process. Only in builds with MD_HAVE_WGMMA (nvcc 12 or later). */
+int mdk_attention_wgmma_variant(void);
+cudaError_t mdk_attention_fwd_wgmma(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k,
+                                    int64_t ldk, const void *v, int64_t ldv, int64_t batch, int64_t len,
+                                    int64_t n_heads, double scale, void *workspace, int act_bf16, cudaStream_t s);
 cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
                                   const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k,
                                   int64_t ldk, const void *v, int64_t ldv, const void *o, int64_t ldo,

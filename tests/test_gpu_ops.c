@@ -441,7 +441,14 @@ static void check_transformer(void)
  * the fp32 CPU: within bf16 rounding, and visibly not fp32. L = 1, odd L,
  * L not a multiple of the 64-row tile, batch > 1, several heads, padded
  * column slices; wider q/k (peaked softmax) on some shapes; a head dim
- * outside the mma set (the fp32 fallback) once. */
+ * outside the mma set (the fp32 fallback) once. For the wgmma forward at
+ * head dim 64 (kernels/sm90a: blocks of 128 queries in two warpgroups, key
+ * tiles of 64 in a ring of 4 or 5 stages), L a multiple of 64 but not 128
+ * (a last block whose second warpgroup has no rows), L odd over 3 blocks,
+ * L one past a multiple of 128 (a last key tile of one key), 320
+ * (sequence, head) pairs (several waves of blocks). MD_ATTN_WGMMA picks
+ * its variant (0: the mma.sync kernel); MD_GPU_OPS_ATTENTION runs these
+ * checks alone. */
 static void check_attention_bf16(void)
 {
     const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);
@@ -450,7 +457,8 @@ static void check_attention_bf16(void)
     static const int64_t shapes[][5] = {/* B, L, H, dh, q/k range */
                                         {1, 1, 1, 64},    {2, 37, 3, 64},   {1, 129, 2, 32}, {3, 65, 2, 128, 3},
                                         {2, 300, 2, 64, 3}, {1, 1025, 2, 64}, {4, 64, 2, 32, 3}, {1, 200, 2, 128},
-                                        {1, 2000, 1, 64, 4}, {2, 77, 2, 96}};
+                                        {1, 2000, 1, 64, 4}, {2, 77, 2, 96}, {1, 192, 1, 64},
+                                        {2, 383, 2, 64, 3}, {8, 256, 40, 64}, {1, 4097, 1, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], H = shapes[s][2], hd = shapes[s][3];
         double r = shapes[s][4] ? (double)shapes[s][4] : 1.0;
@@ -503,6 +511,13 @@ static void check_swiglu(void)
 int main(void)
 {
     gpu_test_start();
+    if (getenv("MD_GPU_OPS_ATTENTION")) {
+        /* the tensor-core attention alone: A/B of its kernel variants
+         * (MD_ATTN_WGMMA) without the rest of the suite */
+        check_attention_bf16();
+        print_worst();
+        return md_test_done();
+    }
     check_gemm();
     check_gemm_bf16();
     check_elementwise();
