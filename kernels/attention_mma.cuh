@@ -340,6 +340,22 @@ __device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16
     copy_tile_async<R, HD, NT>(sb, b.p + r0 * b.ld, b.ld, n_in);
 }
 
+/* Queues 4-byte copies of lse[0, R) and D[0, R) into lse_s and D_s; zeros
+ * from n_in on (past the sequence end), where the zero Q and dO rows
+ * already make every term (p dO, p (dP - D) Q with dP = 0) vanish. */
+template <int R, int NT>
+__device__ __forceinline__ void copy_rowvals_async(float *lse_s, float *D_s, const float *lse, const float *D,
+                                                   int n_in)
+{
+    for (int i = threadIdx.x; i < 2 * R; i += NT) {
+        int r = i < R ? i : i - R;
+        bool in = r < n_in;
+        const float *src = (i < R ? lse : D) + (in ? r : 0);
+        uint32_t sa = (uint32_t)__cvta_generic_to_shared((i < R ? lse_s : D_s) + r);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(sa), "l"(src), "r"(in ? 4 : 0));
+    }
+}
+
 /* The A fragments (16 rows from r0, all HD columns) of the bf16 matrix m,
  * straight from global memory; rows past len are zeros. */
 template <int HD>
