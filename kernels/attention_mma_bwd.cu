@@ -180,18 +180,18 @@ enum { DKDV_WARPS = 4, DQ_WARPS = 8 };
 /* S: the storage type of q, k, v, o, dO and the gradients; VIEW: q, k, v
  * and dO read in place (views_in_place), else from their copies, made
  * here unless kv_done: dK and dV are written (and the copies made) by
- * the wgmma kernel already, the dQ kernel alone is left */
+ * the wgmma kernel already; q_done: dQ too (all is done) */
 template <int HD, typename S, bool VIEW, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
 cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
                        const attn_in &in, const float *lse, int64_t batch, int64_t len, int64_t n_heads, float scale,
-                       bool kv_done, cudaStream_t s)
+                       bool kv_done, bool q_done, cudaStream_t s)
 {
     enum { BQ = bwd_tiles<HD>::BQ, BK = bwd_tiles<HD>::BK };
     size_t sm_kv = 2 * (2 * (size_t)BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float));
     size_t sm_q = 2 * 2 * (size_t)BK * (HD + PAD) * sizeof(__nv_bfloat16);
-    cudaError_t e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, VIEW, S>, sm_q);
+    cudaError_t e = cudaSuccess;
     if (!kv_done) {
-        if (e == cudaSuccess) e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S>, sm_kv);
+        e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S>, sm_kv);
         if (e == cudaSuccess && !VIEW) e = pack_heads<HD, S>(job, 4, batch, len, n_heads, s);
         if (e != cudaSuccess) return e;
         int64_t nk = (len + 16 * WKV - 1) / (16 * WKV);
@@ -199,7 +199,8 @@ cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv,
             (S *)dk, lddk, (S *)dv, lddv, in, lse, len, n_heads, scale, nk);
         e = cudaGetLastError();
     }
-    if (e != cudaSuccess) return e;
+    if (e != cudaSuccess || q_done) return e;
+    if ((e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, VIEW, S>, sm_q)) != cudaSuccess) return e;
     int64_t nq = (len + 16 * WQ - 1) / (16 * WQ);
     attn_bwd_dq_mma<HD, BK, WQ, VIEW, S><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>(
         (S *)dq, lddq, in, lse, len, n_heads, scale, nq);
@@ -209,16 +210,18 @@ cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv,
 template <typename S, bool VIEW>
 cudaError_t bwd_head_dim(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
                          const attn_in &in, const float *lse, int64_t batch, int64_t len, int64_t n_heads,
-                         int64_t head_dim, float sc, bool kv_done, cudaStream_t s)
+                         int64_t head_dim, float sc, bool kv_done, bool q_done, cudaStream_t s)
 {
     switch (head_dim) {
     case 32:
-        return bwd_launch<32, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done, s);
+        return bwd_launch<32, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done,
+                                       q_done, s);
     case 64:
-        return bwd_launch<64, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done, s);
+        return bwd_launch<64, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done,
+                                       q_done, s);
     default:
         return bwd_launch<128, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done,
-                                        s);
+                                        q_done, s);
     }
 }
 
@@ -241,7 +244,7 @@ extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, i
     attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, head_dim, &job, &view);
     cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
-    bool kv_done = false;
+    bool kv_done = false, q_done = false;
 #if MD_HAVE_WGMMA
     /* (its tile copies keep row offsets in 32 bits) */
     if (head_dim == 64 && ldq <= INT_MAX / 256 && ldk <= INT_MAX / 256 && ldv <= INT_MAX / 256 &&
@@ -250,11 +253,17 @@ extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, i
                                          n_heads, scale, workspace, act_bf16, s);
         if (e != cudaSuccess) return e;
         kv_done = true;
+        if (mdk_attention_wgmma_dq_variant() != 0) {
+            e = mdk_attention_bwd_dq_wgmma(dq, lddq, dout, lddo, q, ldq, k, ldk, v, ldv, lse, batch, len, n_heads,
+                                           scale, workspace, act_bf16, s);
+            if (e != cudaSuccess) return e;
+            q_done = true;
+        }
     }
 #endif
     if (view)
         return bwd_head_dim<__nv_bfloat16, true>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads,
-                                                 head_dim, (float)scale, kv_done, s);
+                                                 head_dim, (float)scale, kv_done, q_done, s);
     return (act_bf16 ? bwd_head_dim<__nv_bfloat16, false> : bwd_head_dim<float, false>)(
-        dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, head_dim, (float)scale, kv_done, s);
+        dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, head_dim, (float)scale, kv_done, q_done, s);
 }

@@ -213,6 +213,16 @@ cudaError_t mdk_attention_bwd_dkdv_wgmma(void *dk, int64_t lddk, void *dv, int64
                                          const void *v, int64_t ldv, const float *lse, int64_t batch, int64_t len,
                                          int64_t n_heads, double scale, void *workspace, int act_bf16,
                                          cudaStream_t s);
+/* kernels/sm90a/attention_wgmma_dq.cu: the dQ half likewise, called in
+ * place of the op's own dQ kernel after mdk_attention_bwd_dkdv_wgmma
+ * (whose workspace copies it reads) where mdk_attention_wgmma_dq_variant()
+ * is nonzero: 0 where mdk_attention_wgmma_bwd_variant() is or
+ * MD_ATTN_WGMMA_DQ=0, else MD_ATTN_WGMMA_DQ's shape or the default. */
+int mdk_attention_wgmma_dq_variant(void);
+cudaError_t mdk_attention_bwd_dq_wgmma(void *dq, int64_t lddq, const void *dout, int64_t lddo, const void *q,
+                                       int64_t ldq, const void *k, int64_t ldk, const void *v, int64_t ldv,
+                                       const float *lse, int64_t batch, int64_t len, int64_t n_heads, double scale,
+                                       void *workspace, int act_bf16, cudaStream_t s);
 cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
                                   const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k,
                                   int64_t ldk, const void *v, int64_t ldv, const void *o, int64_t ldo,
