@@ -5,7 +5,7 @@
  * (sequence, head) pair's offsets, the workspace's layout, the pass that
  * fills its bf16 copies (from fp32 or bf16 views), the choice between
  * those copies and the views themselves (views_in_place), and the
- * cp.async tile copies from either.
+ * cp.async tile copies from either (and of the backward's lse and D).
  *
  * Fragment layouts of m16n8k16 (g = lane / 4, c = lane % 4): A (16 x 16,
  * row) holds rows g and g + 8, columns 2c, 2c + 1 and 2c + 8, 2c + 9; B

@@ -19,6 +19,11 @@
  * the shared memory an fp32 staging tile costs (which made the backward
  * slower: NOTES-attention.md). The inputs must not overlap dq, dk, dv.
  *
+ * At head dim 64 on a compute-capability-9.0 device both kernels give way
+ * to their Hopper wgmma counterparts (kernels/sm90a/attention_wgmma_bwd.cu
+ * and attention_wgmma_dq.cu; MD_ATTN_WGMMA_BWD=0 / MD_ATTN_WGMMA_DQ=0 keep
+ * these).
+ *
  * Each output element is summed by one thread in an order fixed by the
  * sizes, so reruns give identical bits. Rows past the sequence end load as
  * zeros (lse and D too), so they add nothing.
