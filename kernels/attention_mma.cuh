@@ -430,6 +430,18 @@ attn_in plan_forward(const void *q, int64_t ldq, const void *k, int64_t ldk, con
     return plan_inputs(src, ld, 3, act_bf16, w, len, n_heads, hd, job, view);
 }
 
+/* The backward's inputs: plan_inputs on q, k, v, dO with the workspace's
+ * copies (and its D) */
+attn_in plan_backward(const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k, int64_t ldk,
+                      const void *v, int64_t ldv, void *workspace, int64_t batch, int64_t len, int64_t n_heads,
+                      int64_t hd, int act_bf16, pack_job *job, bool *view)
+{
+    attn_ws w = carve_ws(workspace, batch * n_heads * len, hd);
+    const void *src[4] = {q, k, v, dout};
+    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
+    return plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, hd, job, view);
+}
+
 }   // namespace
 
 #endif

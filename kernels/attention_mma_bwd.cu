@@ -241,13 +241,12 @@ extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, i
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
-    attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
-    const void *src[4] = {q, k, v, dout};
-    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
     pack_job job;
     bool view;
-    attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, head_dim, &job, &view);
-    cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
+    attn_in in = plan_backward(dout, lddo, q, ldq, k, ldk, v, ldv, workspace, batch, len, n_heads, head_dim, act_bf16,
+                               &job, &view);
+    float *D = carve_ws(workspace, batch * n_heads * len, head_dim).D;   /* in.D, writable */
+    cudaError_t e = mdk_attention_rowdot(D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
     bool kv_done = false, q_done = false;
 #if MD_HAVE_WGMMA

@@ -231,12 +231,10 @@ extern "C" cudaError_t mdk_attention_bwd_dkdv_wgmma(void *dk, int64_t lddk, void
     int variant = mdk_attention_wgmma_bwd_variant();
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (variant == 0 || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
-    attn_ws w = carve_ws(workspace, batch * n_heads * len, WHD);
-    const void *src[4] = {q, k, v, dout};
-    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
     pack_job job;
     bool view;
-    attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, WHD, &job, &view);
+    attn_in in = plan_backward(dout, lddo, q, ldq, k, ldk, v, ldv, workspace, batch, len, n_heads, WHD, act_bf16, &job,
+                               &view);
     float sc = (float)scale;
     if (variant == 2)
         return bwd_wg_variant<2>(dk, lddk, dv, lddv, job, in, view, act_bf16, lse, batch, len, n_heads, sc, s);

@@ -191,12 +191,10 @@ extern "C" cudaError_t mdk_attention_bwd_dq_wgmma(void *dq, int64_t lddq, const 
     int variant = mdk_attention_wgmma_dq_variant();
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (variant == 0 || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
-    attn_ws w = carve_ws(workspace, batch * n_heads * len, WHD);
-    const void *src[4] = {q, k, v, dout};
-    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
     pack_job job;   /* (the dK / dV kernel ran it) */
     bool view;
-    attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, WHD, &job, &view);
+    attn_in in = plan_backward(dout, lddo, q, ldq, k, ldk, v, ldv, workspace, batch, len, n_heads, WHD, act_bf16, &job,
+                               &view);
     if (variant == 2) return dq_variant<2>(dq, lddq, in, view, act_bf16, lse, batch, len, n_heads, (float)scale, s);
     return dq_variant<1>(dq, lddq, in, view, act_bf16, lse, batch, len, n_heads, (float)scale, s);
 }
