@@ -9,7 +9,8 @@
  *
  * A block owns 64 NWG keys of one (sequence, head); each of its NWG
  * warpgroups 64 of them (warp w % 4: 16), their K and V fragments in
- * registers as wgmma's A operands. Query tiles of FK from the block's
+ * registers as wgmma's A operands (variant 2: read from shared memory by
+ * descriptor instead). Query tiles of FK from the block's
  * first key to the sequence end run through a ring of STAGES shared
  * stages (Q and dO in the 128-byte-swizzled layout, lse and D as 64
  * floats each), filled by cp.async from all threads STAGES - 1 tiles
