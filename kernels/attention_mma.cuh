@@ -5,7 +5,7 @@
  * (sequence, head) pair's offsets, the workspace's layout, the pass that
  * fills its bf16 copies (from fp32 or bf16 views), the choice between
  * those copies and the views themselves (views_in_place), and the
- * cp.async tile copies from either.
+ * cp.async tile copies from either (and of the backward's lse and D).
  *
  * Fragment layouts of m16n8k16 (g = lane / 4, c = lane % 4): A (16 x 16,
  * row) holds rows g and g + 8, columns 2c, 2c + 1 and 2c + 8, 2c + 9; B
@@ -340,6 +340,22 @@ __device__ __forceinline__ void copy_pair_async(__nv_bfloat16 *sa, __nv_bfloat16
     copy_tile_async<R, HD, NT>(sb, b.p + r0 * b.ld, b.ld, n_in);
 }
 
+/* Queues 4-byte copies of lse[0, R) and D[0, R) into lse_s and D_s; zeros
+ * from n_in on (past the sequence end), where the zero Q and dO rows
+ * already make every term (p dO, p (dP - D) Q with dP = 0) vanish. */
+template <int R, int NT>
+__device__ __forceinline__ void copy_rowvals_async(float *lse_s, float *D_s, const float *lse, const float *D,
+                                                   int n_in)
+{
+    for (int i = threadIdx.x; i < 2 * R; i += NT) {
+        int r = i < R ? i : i - R;
+        bool in = r < n_in;
+        const float *src = (i < R ? lse : D) + (in ? r : 0);
+        uint32_t sa = (uint32_t)__cvta_generic_to_shared((i < R ? lse_s : D_s) + r);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(sa), "l"(src), "r"(in ? 4 : 0));
+    }
+}
+
 /* The A fragments (16 rows from r0, all HD columns) of the bf16 matrix m,
  * straight from global memory; rows past len are zeros. */
 template <int HD>
@@ -412,6 +428,18 @@ attn_in plan_forward(const void *q, int64_t ldq, const void *k, int64_t ldk, con
     const void *src[3] = {q, k, v};
     const int64_t ld[3] = {ldq, ldk, ldv};
     return plan_inputs(src, ld, 3, act_bf16, w, len, n_heads, hd, job, view);
+}
+
+/* The backward's inputs: plan_inputs on q, k, v, dO with the workspace's
+ * copies (and its D) */
+attn_in plan_backward(const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k, int64_t ldk,
+                      const void *v, int64_t ldv, void *workspace, int64_t batch, int64_t len, int64_t n_heads,
+                      int64_t hd, int act_bf16, pack_job *job, bool *view)
+{
+    attn_ws w = carve_ws(workspace, batch * n_heads * len, hd);
+    const void *src[4] = {q, k, v, dout};
+    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
+    return plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, hd, job, view);
 }
 
 }   // namespace

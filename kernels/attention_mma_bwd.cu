@@ -19,6 +19,11 @@
  * the shared memory an fp32 staging tile costs (which made the backward
  * slower: NOTES-attention.md). The inputs must not overlap dq, dk, dv.
  *
+ * At head dim 64 on a compute-capability-9.0 device both kernels give way
+ * to their Hopper wgmma counterparts (kernels/sm90a/attention_wgmma_bwd.cu
+ * and attention_wgmma_dq.cu; MD_ATTN_WGMMA_BWD=0 / MD_ATTN_WGMMA_DQ=0 keep
+ * these).
+ *
  * Each output element is summed by one thread in an order fixed by the
  * sizes, so reruns give identical bits. Rows past the sequence end load as
  * zeros (lse and D too), so they add nothing.
@@ -26,22 +31,6 @@
 #include "attention_mma.cuh"
 
 namespace {
-
-/* Queues 4-byte copies of lse[0, R) and D[0, R) into lse_s and D_s; zeros
- * from n_in on (past the sequence end), where the zero Q and dO rows
- * already make every term (p dO, p (dP - D) Q with dP = 0) vanish. */
-template <int R, int NT>
-__device__ __forceinline__ void copy_rowvals_async(float *lse_s, float *D_s, const float *lse, const float *D,
-                                                   int n_in)
-{
-    for (int i = threadIdx.x; i < 2 * R; i += NT) {
-        int r = i < R ? i : i - R;
-        bool in = r < n_in;
-        const float *src = (i < R ? lse : D) + (in ? r : 0);
-        uint32_t sa = (uint32_t)__cvta_generic_to_shared((i < R ? lse_s : D_s) + r);
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(sa), "l"(src), "r"(in ? 4 : 0));
-    }
-}
 
 /* dK, dV for 16 W keys per block (W warps); query tiles of BQ, two stages
  * of (Q, dO, lse, D) */
@@ -195,23 +184,29 @@ enum { DKDV_WARPS = 4, DQ_WARPS = 8 };
 
 /* S: the storage type of q, k, v, o, dO and the gradients; VIEW: q, k, v
  * and dO read in place (views_in_place), else from their copies, made
- * here */
+ * here unless kv_done: dK and dV are written (and the copies made) by
+ * the wgmma kernel already; q_done: dQ too (all is done) */
 template <int HD, typename S, bool VIEW, int WKV = DKDV_WARPS, int WQ = DQ_WARPS>
 cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
                        const attn_in &in, const float *lse, int64_t batch, int64_t len, int64_t n_heads, float scale,
-                       cudaStream_t s)
+                       bool kv_done, bool q_done, cudaStream_t s)
 {
     enum { BQ = bwd_tiles<HD>::BQ, BK = bwd_tiles<HD>::BK };
     size_t sm_kv = 2 * (2 * (size_t)BQ * (HD + PAD) * sizeof(__nv_bfloat16) + 2 * BQ * sizeof(float));
     size_t sm_q = 2 * 2 * (size_t)BK * (HD + PAD) * sizeof(__nv_bfloat16);
-    cudaError_t e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S>, sm_kv);
-    if (e == cudaSuccess) e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, VIEW, S>, sm_q);
-    if (e == cudaSuccess && !VIEW) e = pack_heads<HD, S>(job, 4, batch, len, n_heads, s);
-    if (e != cudaSuccess) return e;
-    int64_t nk = (len + 16 * WKV - 1) / (16 * WKV), nq = (len + 16 * WQ - 1) / (16 * WQ);
-    attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
-        (S *)dk, lddk, (S *)dv, lddv, in, lse, len, n_heads, scale, nk);
-    if ((e = cudaGetLastError()) != cudaSuccess) return e;
+    cudaError_t e = cudaSuccess;
+    if (!kv_done) {
+        e = allow_smem(attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S>, sm_kv);
+        if (e == cudaSuccess && !VIEW) e = pack_heads<HD, S>(job, 4, batch, len, n_heads, s);
+        if (e != cudaSuccess) return e;
+        int64_t nk = (len + 16 * WKV - 1) / (16 * WKV);
+        attn_bwd_dkdv_mma<HD, BQ, WKV, VIEW, S><<<(unsigned)(batch * n_heads * nk), 32 * WKV, sm_kv, s>>>(
+            (S *)dk, lddk, (S *)dv, lddv, in, lse, len, n_heads, scale, nk);
+        e = cudaGetLastError();
+    }
+    if (e != cudaSuccess || q_done) return e;
+    if ((e = allow_smem(attn_bwd_dq_mma<HD, BK, WQ, VIEW, S>, sm_q)) != cudaSuccess) return e;
+    int64_t nq = (len + 16 * WQ - 1) / (16 * WQ);
     attn_bwd_dq_mma<HD, BK, WQ, VIEW, S><<<(unsigned)(batch * n_heads * nq), 32 * WQ, sm_q, s>>>(
         (S *)dq, lddq, in, lse, len, n_heads, scale, nq);
     return cudaGetLastError();
@@ -220,12 +215,18 @@ cudaError_t bwd_launch(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv,
 template <typename S, bool VIEW>
 cudaError_t bwd_head_dim(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv, const pack_job &job,
                          const attn_in &in, const float *lse, int64_t batch, int64_t len, int64_t n_heads,
-                         int64_t head_dim, float sc, cudaStream_t s)
+                         int64_t head_dim, float sc, bool kv_done, bool q_done, cudaStream_t s)
 {
     switch (head_dim) {
-    case 32: return bwd_launch<32, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, s);
-    case 64: return bwd_launch<64, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, s);
-    default: return bwd_launch<128, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, s);
+    case 32:
+        return bwd_launch<32, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done,
+                                       q_done, s);
+    case 64:
+        return bwd_launch<64, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done,
+                                       q_done, s);
+    default:
+        return bwd_launch<128, S, VIEW>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, sc, kv_done,
+                                        q_done, s);
     }
 }
 
@@ -240,17 +241,33 @@ extern "C" cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, i
 {
     if (batch * len * n_heads == 0) return cudaSuccess;
     if (!mdk_attention_mma_head_dim(head_dim) || ((uintptr_t)workspace & 15) != 0) return cudaErrorInvalidValue;
-    attn_ws w = carve_ws(workspace, batch * n_heads * len, head_dim);
-    const void *src[4] = {q, k, v, dout};
-    const int64_t ld[4] = {ldq, ldk, ldv, lddo};
     pack_job job;
     bool view;
-    attn_in in = plan_inputs(src, ld, 4, act_bf16, w, len, n_heads, head_dim, &job, &view);
-    cudaError_t e = mdk_attention_rowdot(w.D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
+    attn_in in = plan_backward(dout, lddo, q, ldq, k, ldk, v, ldv, workspace, batch, len, n_heads, head_dim, act_bf16,
+                               &job, &view);
+    float *D = carve_ws(workspace, batch * n_heads * len, head_dim).D;   /* in.D, writable */
+    cudaError_t e = mdk_attention_rowdot(D, dout, lddo, o, ldo, batch, len, n_heads, head_dim, act_bf16, s);
     if (e != cudaSuccess) return e;
+    bool kv_done = false, q_done = false;
+#if MD_HAVE_WGMMA
+    /* (its tile copies keep row offsets in 32 bits) */
+    if (head_dim == 64 && ldq <= INT_MAX / 256 && ldk <= INT_MAX / 256 && ldv <= INT_MAX / 256 &&
+        lddo <= INT_MAX / 256 && mdk_attention_wgmma_bwd_variant() != 0) {
+        e = mdk_attention_bwd_dkdv_wgmma(dk, lddk, dv, lddv, dout, lddo, q, ldq, k, ldk, v, ldv, lse, batch, len,
+                                         n_heads, scale, workspace, act_bf16, s);
+        if (e != cudaSuccess) return e;
+        kv_done = true;
+        if (mdk_attention_wgmma_dq_variant() != 0) {
+            e = mdk_attention_bwd_dq_wgmma(dq, lddq, dout, lddo, q, ldq, k, ldk, v, ldv, lse, batch, len, n_heads,
+                                           scale, workspace, act_bf16, s);
+            if (e != cudaSuccess) return e;
+            q_done = true;
+        }
+    }
+#endif
     if (view)
         return bwd_head_dim<__nv_bfloat16, true>(dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads,
-                                                 head_dim, (float)scale, s);
+                                                 head_dim, (float)scale, kv_done, q_done, s);
     return (act_bf16 ? bwd_head_dim<__nv_bfloat16, false> : bwd_head_dim<float, false>)(
-        dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, head_dim, (float)scale, s);
+        dq, lddq, dk, lddk, dv, lddv, job, in, lse, batch, len, n_heads, head_dim, (float)scale, kv_done, q_done, s);
 }

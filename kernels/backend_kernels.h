@@ -196,6 +196,33 @@ int mdk_attention_wgmma_variant(void);
 cudaError_t mdk_attention_fwd_wgmma(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq, const void *k,
                                     int64_t ldk, const void *v, int64_t ldv, int64_t batch, int64_t len,
                                     int64_t n_heads, double scale, void *workspace, int act_bf16, cudaStream_t s);
+/* kernels/sm90a/attention_wgmma_bwd.cu: the dK, dV half of
+ * mdk_attention_bwd_mma at head dim 64 on the warpgroup MMA, which that op
+ * calls in place of its own dK / dV kernel where
+ * mdk_attention_wgmma_bwd_variant() is nonzero, after it has filled D in
+ * the workspace (and before its dQ kernel, which reads the copies of q, k,
+ * v, dO this one makes in the workspace where they are needed). Same
+ * arguments as that op, less dq, o and head_dim. The variant: 0 where
+ * mdk_attention_wgmma_variant() is (no sm_90a device, or MD_ATTN_WGMMA=0)
+ * or MD_ATTN_WGMMA_BWD=0 (A/B against the mma.sync kernel of the backward
+ * alone); else MD_ATTN_WGMMA_BWD's number when it names a built shape,
+ * else the default. Decided once per process. Only with MD_HAVE_WGMMA. */
+int mdk_attention_wgmma_bwd_variant(void);
+cudaError_t mdk_attention_bwd_dkdv_wgmma(void *dk, int64_t lddk, void *dv, int64_t lddv, const void *dout,
+                                         int64_t lddo, const void *q, int64_t ldq, const void *k, int64_t ldk,
+                                         const void *v, int64_t ldv, const float *lse, int64_t batch, int64_t len,
+                                         int64_t n_heads, double scale, void *workspace, int act_bf16,
+                                         cudaStream_t s);
+/* kernels/sm90a/attention_wgmma_dq.cu: the dQ half likewise, called in
+ * place of the op's own dQ kernel after mdk_attention_bwd_dkdv_wgmma
+ * (whose workspace copies it reads) where mdk_attention_wgmma_dq_variant()
+ * is nonzero: 0 where mdk_attention_wgmma_bwd_variant() is or
+ * MD_ATTN_WGMMA_DQ=0, else MD_ATTN_WGMMA_DQ's shape or the default. */
+int mdk_attention_wgmma_dq_variant(void);
+cudaError_t mdk_attention_bwd_dq_wgmma(void *dq, int64_t lddq, const void *dout, int64_t lddo, const void *q,
+                                       int64_t ldq, const void *k, int64_t ldk, const void *v, int64_t ldv,
+                                       const float *lse, int64_t batch, int64_t len, int64_t n_heads, double scale,
+                                       void *workspace, int act_bf16, cudaStream_t s);
 cudaError_t mdk_attention_bwd_mma(void *dq, int64_t lddq, void *dk, int64_t lddk, void *dv, int64_t lddv,
                                   const void *dout, int64_t lddo, const void *q, int64_t ldq, const void *k,
                                   int64_t ldk, const void *v, int64_t ldv, const void *o, int64_t ldo,

@@ -446,9 +446,13 @@ static void check_transformer(void)
  * tiles of 64 in a ring of 4 or 5 stages), L a multiple of 64 but not 128
  * (a last block whose second warpgroup has no rows), L odd over 3 blocks,
  * L one past a multiple of 128 (a last key tile of one key), 320
- * (sequence, head) pairs (several waves of blocks). MD_ATTN_WGMMA picks
- * its variant (0: the mma.sync kernel); MD_GPU_OPS_ATTENTION runs these
- * checks alone. */
+ * (sequence, head) pairs (several waves of blocks). The wgmma backward
+ * (dK / dV blocks of 128 or 192 keys, dQ blocks of 128 or 192 queries,
+ * 64-row tiles) meets the same shapes: L 192 and 300 leave the last block
+ * a warpgroup without rows, L 4097 a last tile of one row. MD_ATTN_WGMMA
+ * picks the forward's variant (0: the mma.sync kernels, backward too),
+ * MD_ATTN_WGMMA_BWD / MD_ATTN_WGMMA_DQ the backward's; MD_GPU_OPS_ATTENTION
+ * runs these checks alone. */
 static void check_attention_bf16(void)
 {
     const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);

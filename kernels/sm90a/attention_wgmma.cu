@@ -28,16 +28,9 @@
  * so the copies run STAGES - 2 tiles ahead instead of STAGES - 1. On an
  * H200 it was 3-4% slower than the default.
  */
-#include "attention_mma.cuh"
-#include "wgmma.cuh"
-
-#include <stdlib.h>
+#include "attention_wgmma.cuh"
 
 namespace {
-
-enum { WHD = 64 };   /* the head dim of these kernels: one 128-byte swizzle row per K or V row */
-
-enum { FK = 64 };   /* keys per tile (128 measured slower: NOTES-attention.md) */
 
 /* A kernel shape: warpgroups per block, ring stages, overlap; registers
  * capped for MINB blocks per multiprocessor */
@@ -54,61 +47,6 @@ struct wg_shape;
 template <> struct wg_shape<1> : wg_dims<2, 4, 0, 2> {};
 template <> struct wg_shape<2> : wg_dims<2, 5, 1, 2> {};
 enum { N_VARIANTS = 2, DEFAULT_VARIANT = 1 };
-
-/* One thread's share of the copies of R rows (64 bf16 each) of a matrix
- * with row stride ld into an SW128 tile, 16 bytes per cp.async by NT
- * threads: chunk c of row r goes to chunk position c ^ (r % 8). The
- * chunks a thread copies are the same in every tile, so their source
- * offsets (32 bits: the host keeps ld * R below 2^31) and shared offsets
- * are worked out once; a tile then costs one add, one compare and one
- * cp.async per chunk. */
-template <int R, int NT>
-struct tile_copier {
-    enum { KC = (R * 8 + NT - 1) / NT };   /* chunks per thread; the last one partial where NT does not divide */
-    int src[KC];
-    uint32_t dst[KC];
-
-    __device__ __forceinline__ explicit tile_copier(int ld)
-    {
-#pragma unroll
-        for (int k = 0; k < KC; k++) {
-            int i = threadIdx.x + k * NT, r = i >> 3, c = i & 7;
-            src[k] = r * ld + 8 * c;
-            dst[k] = (uint32_t)((r * WHD + 8 * (c ^ (r & 7))) * sizeof(__nv_bfloat16));
-        }
-    }
-
-    /* Queues rows [0, R) of the matrix at g into the tile at shared address
-     * sh; rows from n_in on are zero-filled (source size 0). */
-    __device__ __forceinline__ void issue(uint32_t sh, const __nv_bfloat16 *g, int n_in) const
-    {
-#pragma unroll
-        for (int k = 0; k < KC; k++) {
-            int r = (threadIdx.x + k * NT) >> 3;
-            if ((R * 8) % NT != 0 && r >= R) break;
-            bool in = r < n_in;
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sh + dst[k]),
-                         "l"(g + (in ? src[k] : 0)), "r"(in ? 16 : 0));
-        }
-    }
-};
-
-/* s (64 x 64) = q (64 x 64, A fragments per k16 step) times the K tile
- * at shared address kt (64 rows, SW128) transposed */
-__device__ __forceinline__ void qk_product(float (*s)[4], uint32_t (*qa)[4], uint32_t kt)
-{
-    /* each k16 step: the next 16 head-dim values, 32 bytes on in every row */
-#pragma unroll
-    for (int kd = 0; kd < WHD / 16; kd++) wgmma_m64n64k16<0>(s, qa[kd], sw128_desc(kt + 32 * kd), kd);
-}
-
-/* acc (64 x 64) += p (64 x FK, A fragments per k16 step) times the V tile
- * at shared address vt (FK rows, SW128) */
-__device__ __forceinline__ void pv_product(float (*acc)[4], uint32_t (*pa)[4], uint32_t vt)
-{
-#pragma unroll
-    for (int kt = 0; kt < FK / 16; kt++) wgmma_m64n64k16<1>(acc, pa[kt], sw128_desc(vt + 16 * 128 * kt), 1);
-}
 
 /* The online softmax of one visited tile (keys from j0), first half, on
  * the scores s of this thread's rows ra and ra + 8: masks keys past the
@@ -323,19 +261,8 @@ cudaError_t wg_variant(void *o, int64_t ldo, float *lse, const pack_job &job, co
 extern "C" int mdk_attention_wgmma_variant(void)
 {
     static int variant = -1;   /* decided once per process; a race only repeats the same answer */
-    if (variant >= 0) return variant;
-    int v = DEFAULT_VARIANT, dev = 0, major = 0, minor = 0;
-    const char *env = getenv("MD_ATTN_WGMMA");
-    if (env && *env) {
-        char *end;
-        long x = strtol(env, &end, 10);
-        v = *end == '\0' && x >= 0 && x <= N_VARIANTS ? (int)x : DEFAULT_VARIANT;
-    }
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) ||
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) || major != 9 || minor != 0)
-        v = 0;   /* this file's only machine code is sm_90a's */
-    variant = v;
-    return v;
+    if (variant < 0) variant = env_variant("MD_ATTN_WGMMA", N_VARIANTS, DEFAULT_VARIANT);
+    return variant;
 }
 
 extern "C" cudaError_t mdk_attention_fwd_wgmma(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq,

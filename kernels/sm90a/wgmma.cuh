@@ -113,6 +113,17 @@ __device__ __forceinline__ void reg_fence(float (*v)[4])
         asm volatile("" : "+f"(v[i][0]), "+f"(v[i][1]), "+f"(v[i][2]), "+f"(v[i][3])::"memory");
 }
 
+/* The 32 accumulator operands of an m64n64 wgmma, d[8][4] */
+#define MD_WGMMA_D64(d)                                                                                              \
+    "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),          \
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),      \
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),      \
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),      \
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define MD_WGMMA_D64_LIST                                                                                            \
+    "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,"  \
+    "%30,%31}"
+
 /* d (64 x 64, fp32, layout above) = a (64 x 16 bf16, registers) times B
  * (16 x 64 bf16 at descriptor b), plus d when accumulate is nonzero.
  * TRANS_B: 0 for a K-major B, 1 for an MN-major one. */
@@ -121,17 +132,25 @@ __device__ __forceinline__ void wgmma_m64n64k16(float (*d)[4], const uint32_t a[
 {
 #if MD_WGMMA_ON
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-                 "{%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n"
-                 : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-                   "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-                   "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-                   "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-                   "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-                   "+f"(d[7][2]), "+f"(d[7][3])
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " MD_WGMMA_D64_LIST
+                 ", {%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n"
+                 : MD_WGMMA_D64(d)
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(TRANS_B));
+#endif
+}
+
+/* The same with A (64 x 16 bf16) from shared memory too: a K-major SW128
+ * tile at descriptor a (rows of A as a K-major B's columns are: a k16
+ * step 32 bytes on in every row) */
+template <int TRANS_B>
+__device__ __forceinline__ void wgmma_m64n64k16_ss(float (*d)[4], uint64_t a, uint64_t b, int accumulate)
+{
+#if MD_WGMMA_ON
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " MD_WGMMA_D64_LIST
+                 ", %32, %33, p, 1, 1, 0, %35;\n}\n"
+                 : MD_WGMMA_D64(d)
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_B));
 #endif
 }
 
