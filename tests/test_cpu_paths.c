@@ -1,7 +1,7 @@
 /* The CPU backend's two code paths for f32, run on the same inputs: the
- * AVX-512 kernels (the scan's items and the GEMM of cpu_*_avx512.c, used
- * where the CPU has AVX-512) and the portable ones (the C template, and
- * BLAS), which test_ops_cpu only sees on CPUs without AVX-512. Each is
+ * AVX-512 kernels (the scan's and the conv's items and the GEMM of
+ * cpu_*_avx512.c, used where the CPU has AVX-512) and the portable ones
+ * (the C template, and BLAS), which test_ops_cpu only sees on CPUs without AVX-512. Each is
  * checked against the f64 instantiation (itself checked against naive
  * references by test_ops_cpu), on shapes with partial channel chunks,
  * d_state not a multiple of 16, several segments, and row strides; a
@@ -13,6 +13,10 @@
  * active path: forward and backward of 4 x 1024 tokens, d_inner E (256,
  * the 1.4M model's; 512 at 7M), d_state 16, one thread, the least CPU time
  * of 7 calls each (on a shared machine the least is the steadiest).
+ *
+ * `test_cpu_paths --bench-conv` times the f32 conv1d + SiLU forward and
+ * backward on both paths: 4 x 1024 tokens, 256 channels (x inside rows of
+ * 512, as in the model), K = 4, one thread, the least CPU time of 7 calls.
  *
  * `test_cpu_paths --bench-gemm` times the f32 GEMMs of a 1.4M model's
  * training step at L = 1024 (one sequence: m or k = 1024), with the
@@ -254,6 +258,62 @@ static void test_scan_threads(void)
     CHECK(same, "the scan's results differ between 1 and 2 threads");
 }
 
+/* ---- conv1d + SiLU ---- */
+
+typedef struct {
+    int64_t B, L, E, K;
+    double *x, *w, *bias, *dy, *dw0, *db0;
+} conv_in_t;
+
+enum { N_CONV_OUT = 4 };   /* y, dx, dw, dbias */
+static const char *const conv_out_names[N_CONV_OUT] = {"y", "dx", "dw", "dbias"};
+
+/* Forward and backward on dtype dt, on the AVX-512 path (avx) or the
+ * portable one; x and dx inside wider rows, dx filled with garbage first
+ * (the backward writes it), dw and dbias added into */
+static void run_conv(const conv_in_t *in, md_dtype_t dt, int avx, double *out[N_CONV_OUT])
+{
+    int64_t M = in->B * in->L, E = in->E, K = in->K;
+    md_tensor_t tx = mk(dt, in->x, M, E, 2 * E + 1, 1e30), tw = mk(dt, in->w, E, K, K, 0);
+    md_tensor_t tb = mk(dt, in->bias, 1, E, E, 0), ty = mk(dt, NULL, M, E, E + 3, 1e30);
+    md_tensor_t tdy = mk(dt, in->dy, M, E, E + 1, 1e30), tdx = mk(dt, rnd(M * E, 5, 6), M, E, 2 * E, 1e30);
+    md_tensor_t tdw = mk(dt, in->dw0, E, K, K, 0), tdb = mk(dt, in->db0, 1, E, E, 0);
+    md_cpu_allow_avx512(avx);
+    be->conv1d_silu_fwd(be, &ty, &tx, &tw, &tb, in->B);
+    be->conv1d_silu_bwd(be, &tdx, &tdw, &tdb, &tdy, &tx, &tw, &tb, in->B);
+    md_cpu_allow_avx512(1);
+    CHECK(padding_is(&ty, 1e30) && padding_is(&tdx, 1e30), "conv (%s, B %lld L %lld E %lld K %lld) wrote into a row padding",
+          path_name(avx), (long long)in->B, (long long)in->L, (long long)E, (long long)K);
+    const md_tensor_t *t[N_CONV_OUT] = {&ty, &tdx, &tdw, &tdb};
+    for (int k = 0; k < N_CONV_OUT; k++) out[k] = rd(t[k]);
+}
+
+static void test_conv(int have_avx)
+{
+    /* B, L, E, K: whole and partial vectors and blocks of 64 channels,
+     * sequences shorter than the taps, the models' K = 4 and others */
+    int64_t shapes[][4] = {{2, 50, 256, 4}, {3, 33, 70, 4}, {1, 2, 16, 4}, {2, 9, 3, 4},
+                           {2, 40, 130, 3}, {1, 20, 64, 2}, {2, 17, 100, 7}, {1, 5, 33, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        conv_in_t in;
+        in.B = shapes[s][0], in.L = shapes[s][1], in.E = shapes[s][2], in.K = shapes[s][3];
+        int64_t M = in.B * in.L, E = in.E, K = in.K, sz[N_CONV_OUT] = {M * E, M * E, E * K, E};
+        in.x = rnd(M * E, -3, 3), in.w = rnd(E * K, -1, 1), in.bias = rnd(E, -0.5, 0.5);
+        in.dy = rnd(M * E, -1, 1), in.dw0 = rnd(E * K, -1, 1), in.db0 = rnd(E, -1, 1);
+        in.x[0] = -100, in.x[M * E - 1] = 100;   /* sigmoid's e^-|x| clamped */
+        double *ref[N_CONV_OUT], *got[N_CONV_OUT];
+        run_conv(&in, MD_DTYPE_F64, 0, ref);
+        for (int avx = 0; avx <= have_avx; avx++) {
+            run_conv(&in, MD_DTYPE_F32, avx, got);
+            for (int k = 0; k < N_CONV_OUT; k++) {
+                double e = relerr(got[k], ref[k], sz[k]);
+                CHECK(e <= 1e-6, "conv %s (%s, B %lld L %lld E %lld K %lld): relative error %.3g", conv_out_names[k],
+                      path_name(avx), (long long)in.B, (long long)in.L, (long long)E, (long long)K, e);
+            }
+        }
+    }
+}
+
 /* ---- the GEMM ---- */
 
 static void test_gemm(int have_avx)
@@ -350,6 +410,36 @@ static int bench_scan(int64_t E)
     return 0;
 }
 
+static int bench_conv(int64_t E)
+{
+    const int64_t B = 4, L = 1024, K = 4, M = B * L, reps = 7;
+    md_dtype_t dt = MD_DTYPE_F32;
+    md_cpu_set_threads(1);
+    md_tensor_t xz = mk(dt, rnd(M * 2 * E, -2, 2), M, 2 * E, 2 * E, 0), x = md_tensor_cols(xz, 0, E);
+    md_tensor_t w = mk(dt, rnd(E * K, -1, 1), E, K, K, 0), bias = mk(dt, rnd(E, -1, 1), 1, E, E, 0);
+    md_tensor_t y = mk(dt, NULL, M, E, E, 0), dy = mk(dt, rnd(M * E, -1, 1), M, E, E, 0);
+    md_tensor_t dxz = mk(dt, NULL, M, 2 * E, 2 * E, 0), dx = md_tensor_cols(dxz, 0, E);
+    md_tensor_t dw = mk(dt, NULL, E, K, K, 0), db = mk(dt, NULL, 1, E, E, 0);
+    int have_avx = md_cpu_avx512_active();
+    for (int avx = 0; avx <= have_avx; avx++) {
+        md_cpu_allow_avx512(avx);
+        double fwd = INFINITY, bwd = INFINITY;
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_seconds();
+            be->conv1d_silu_fwd(be, &y, &x, &w, &bias, B);
+            double t1 = cpu_seconds();
+            be->conv1d_silu_bwd(be, &dx, &dw, &db, &dy, &x, &w, &bias, B);
+            double t2 = cpu_seconds();
+            fwd = fmin(fwd, t1 - t0), bwd = fmin(bwd, t2 - t1);
+        }
+        printf("conv1d_silu f32 (%s), B %lld x L %lld, E %lld, K %lld, 1 thread: forward %.3f ms, backward %.3f ms\n",
+               path_name(avx), (long long)B, (long long)L, (long long)E, (long long)K, 1e3 * fwd, 1e3 * bwd);
+    }
+    md_cpu_allow_avx512(1);
+    for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+    return 0;
+}
+
 /* One GEMM shape of --bench-gemm: op(A) m x k, op(B) k x n. */
 typedef struct {
     int ta, tb;
@@ -421,6 +511,7 @@ int main(int argc, char **argv)
         }
         return bench_scan(E);
     }
+    if (argc > 1 && !strcmp(argv[1], "--bench-conv")) return bench_conv(256);
     if (argc > 1 && !strcmp(argv[1], "--bench-gemm")) {
         if (!md_cpu_avx512_active()) {
             fprintf(stderr, "test_cpu_paths --bench-gemm: this CPU lacks AVX-512\n");
@@ -432,6 +523,7 @@ int main(int argc, char **argv)
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");
     test_scan(have_avx);
     test_scan_threads();
+    test_conv(have_avx);
     test_gemm(have_avx);
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     return md_test_done();
