@@ -18,13 +18,16 @@
  * backward on both paths: 4 x 1024 tokens, 256 channels (x inside rows of
  * 512, as in the model), K = 4, one thread, the least CPU time of 7 calls.
  *
- * `test_cpu_paths --bench-gemm` times the f32 GEMMs of a 1.4M model's
- * training step at L = 1024 (one sequence: m or k = 1024), with the
- * model's beta, on OpenBLAS and, where md_cpu_sgemm_avx512_takes the
+ * `test_cpu_paths --bench-gemm [MiB]` times the f32 GEMMs of a 1.4M
+ * model's training step at L = 1024 (one sequence: m or k = 1024), with
+ * the model's beta, on OpenBLAS and, where md_cpu_sgemm_avx512_takes the
  * shape, on the AVX-512 kernel (nan where not): one thread, the two
- * alternating, the least CPU time of 9 rounds. A and C rotate over 8
- * copies so that, as in the model, they do not stay in L2 from one call
- * to the next. */
+ * alternating, the least CPU time of 9 rounds. Every call takes the next
+ * of as many copies of A, B and C as fill MiB (16 unless given; at least
+ * 8 copies), on huge pages as the model's buffers are. With 256 the
+ * operands come from DRAM, as the model's do (300 MiB of activations a
+ * step), and the rates are those of `mambadna info --profile`; with 16
+ * they come from L3 and run 10-20% faster. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -448,9 +451,9 @@ typedef struct {
     const char *what;
 } gemm_shape_t;
 
-static int bench_gemm(void)
+static int bench_gemm(int64_t copies_mib)
 {
-    enum { COPIES = 8, ROUNDS = 9, CALLS = 8 };
+    enum { ROUNDS = 9, CALLS = 8, MAX_COPIES = 1024 };
     static const gemm_shape_t shapes[] = {
         {0, 1, 1024, 512, 128, 0, "in_proj forward"},  {0, 0, 1024, 128, 512, 0, "in_proj dx"},
         {1, 0, 512, 128, 1024, 1, "in_proj dW"},       {0, 1, 1024, 128, 256, 1, "out_proj forward"},
@@ -461,32 +464,41 @@ static int bench_gemm(void)
     };
     md_cpu_set_threads(1);
     openblas_set_num_threads(1);
+    static float *a[MAX_COPIES], *b[MAX_COPIES], *c[MAX_COPIES];
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const gemm_shape_t *g = &shapes[s];
         int64_t ar = g->ta ? g->k : g->m, ac = g->ta ? g->m : g->k;
         int64_t br = g->tb ? g->n : g->k, bc = g->tb ? g->k : g->n;
-        float *a[COPIES], *c[COPIES], *b = keep(aligned_alloc(64, (size_t)(br * bc) * sizeof(float)));
-        for (int64_t i = 0; i < br * bc; i++) b[i] = (float)md_rng_uniform(&rng) - 0.5f;
-        for (int j = 0; j < COPIES; j++) {
-            a[j] = keep(aligned_alloc(64, (size_t)(ar * ac) * sizeof(float)));
-            c[j] = keep(aligned_alloc(64, (size_t)(g->m * g->n) * sizeof(float)));
-            for (int64_t i = 0; i < ar * ac; i++) a[j][i] = (float)md_rng_uniform(&rng) - 0.5f;
-            memset(c[j], 0, (size_t)(g->m * g->n) * sizeof(float));
+        size_t na = (size_t)(ar * ac), nb = (size_t)(br * bc), nc = (size_t)(g->m * g->n);
+        int64_t copies = (int64_t)((copies_mib << 20) / ((na + nb + nc) * sizeof(float)));
+        copies = copies < 8 ? 8 : copies > MAX_COPIES ? MAX_COPIES : copies;
+        /* carved from one buffer of the backend's, on huge pages as the model's activations are */
+        size_t set = (na + nb + nc + 48) * sizeof(float);
+        char *arena = be->alloc(be, (size_t)copies * set);
+        if (!arena) { fprintf(stderr, "out of memory\n"); exit(2); }
+        for (int64_t j = 0; j < copies; j++) {
+            a[j] = (float *)(arena + j * set);
+            b[j] = a[j] + ((na + 15) & ~(size_t)15);
+            c[j] = b[j] + ((nb + 15) & ~(size_t)15);
+            for (size_t i = 0; i < na; i++) a[j][i] = j ? a[0][i] : (float)md_rng_uniform(&rng) - 0.5f;
+            for (size_t i = 0; i < nb; i++) b[j][i] = j ? b[0][i] : (float)md_rng_uniform(&rng) - 0.5f;
+            memset(c[j], 0, nc * sizeof(float));
         }
+        int64_t next = 0;
         int takes = md_cpu_sgemm_avx512_takes(g->ta, g->tb, g->m, g->n, g->k);
         double best[2] = {INFINITY, INFINITY};
         for (int r = 0; r < ROUNDS; r++)
             for (int own = 0; own <= takes; own++) {
                 double t0 = cpu_seconds();
                 for (int i = 0; i < CALLS; i++) {
-                    int j = i % COPIES;
+                    int64_t j = next++ % copies;
                     if (own)
-                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b, bc, (float)g->beta, c[j],
+                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b[j], bc, (float)g->beta, c[j],
                                             g->n);
                     else
                         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
                                     g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, 1.0f, a[j],
-                                    (int)ac, b, (int)bc, (float)g->beta, c[j], (int)g->n);
+                                    (int)ac, b[j], (int)bc, (float)g->beta, c[j], (int)g->n);
                 }
                 best[own] = fmin(best[own], (cpu_seconds() - t0) / CALLS);
             }
@@ -494,6 +506,7 @@ static int bench_gemm(void)
         printf("gemm %c%c %5lld x %4lld x %4lld  %-17s openblas %6.1f  avx512 %6.1f GFLOP/s\n", g->ta ? 'T' : 'N',
                g->tb ? 'T' : 'N', (long long)g->m, (long long)g->n, (long long)g->k, g->what, gflop / best[0],
                takes ? gflop / best[1] : NAN);
+        be->free(be, arena);
     }
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     return 0;
@@ -517,7 +530,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "test_cpu_paths --bench-gemm: this CPU lacks AVX-512\n");
             return 1;
         }
-        return bench_gemm();
+        return bench_gemm(argc > 2 ? atoll(argv[2]) : 16);
     }
     int have_avx = md_cpu_avx512_active();
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");

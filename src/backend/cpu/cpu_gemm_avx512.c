@@ -36,6 +36,14 @@
  * 5-12% below OpenBLAS unblocked, and 1-7% above it in blocks. The narrow
  * products below (n <= 8: dt_proj's two gradients) are where OpenBLAS ran
  * at 20-60 GFLOP/s.
+ *
+ * Those rates were measured on operands in L3. In the model they come
+ * from DRAM, and the products ran 10-25% slower there; the tiles' own
+ * prefetches (GEMM_TILE) took them back most of the way (test_cpu_paths
+ * --bench-gemm 256, operands from DRAM, medians of 8 alternations:
+ * in_proj's forward, input and weight gradients 153 -> 161, 139 -> 161,
+ * 136 -> 151 GFLOP/s; out_proj's 141 -> 159, 150 -> 162, 132 -> 140;
+ * x_proj's forward 97 -> 120).
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -49,11 +57,20 @@
 enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128, MC_TN = 4 * MR };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
- * the last vector of each row has mask last. */
+ * the last vector of each row has mask last.
+ *
+ * The operands come from DRAM in the model (300 MiB of activations a step
+ * at 1.4M), and the tile fetches ahead what the hardware prefetchers do
+ * not: with op(A) = A (tn = 0) the next tile's rows of A (an, unless NULL),
+ * a line of each every 16 k, spread over the k loop (fetched all at once
+ * before the tile, as before, they held the loads up); with op(A) = A^T
+ * (tn = 1) the line of A^T and the row of the panel PF_K k ahead, which
+ * are lda and ldp apart at every k. */
+enum { PF_K = 8 };
 #define GEMM_TILE(R, NV)                                                                                             \
-    static inline AVX512 void tile_##R##_##NV(int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, \
-                                              int64_t ldp, __mmask16 last, float alpha, float beta, float *c,       \
-                                              int64_t ldc)                                                          \
+    static inline __attribute__((always_inline)) AVX512 void tile_##R##_##NV(                                       \
+        int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp, __mmask16 last,            \
+        float alpha, float beta, float *c, int64_t ldc, const float *an, const int tn)                               \
     {                                                                                                                \
         __m512 acc[R][NV];                                                                                           \
         _Pragma("GCC unroll 16")                                                                                     \
@@ -62,6 +79,14 @@ enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128, MC_TN = 4 
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                            \
         }                                                                                                            \
         for (int64_t k = 0; k < K; k++) {                                                                            \
+            if (!tn && an && !(k & 15))                                                                              \
+                for (int r = 0; r < MR; r++) __builtin_prefetch(an + r * ars + k, 0, 3);                             \
+            if (tn && k + PF_K < K) {                                                                                \
+                __builtin_prefetch(a + (k + PF_K) * aks, 0, 3);                                                      \
+                __builtin_prefetch(a + (k + PF_K) * aks + R - 1, 0, 3);                                              \
+                _Pragma("GCC unroll 16")                                                                             \
+                for (int v = 0; v < NV; v++) __builtin_prefetch(p + (k + PF_K) * ldp + 16 * v, 0, 3);               \
+            }                                                                                                        \
             __m512 b[NV];                                                                                            \
             _Pragma("GCC unroll 16")                                                                                \
             for (int v = 0; v < NV - 1; v++) b[v] = _mm512_loadu_ps(p + k * ldp + 16 * v);                          \
@@ -103,26 +128,35 @@ static inline void prefetch_rows(const float *a, int64_t rows, int64_t lda, int6
 
 static inline int64_t clamp_rows(int64_t n) { return n < 0 ? 0 : n < MR ? n : MR; }
 
-#define GEMM_TILES(NV)                                                                                         \
-    GEMM_TILE(1, NV) GEMM_TILE(2, NV) GEMM_TILE(3, NV) GEMM_TILE(4, NV) GEMM_TILE(5, NV) GEMM_TILE(6, NV)      \
+#define GEMM_TILES(NV)                                                                                          \
+    GEMM_TILE(1, NV) GEMM_TILE(2, NV) GEMM_TILE(3, NV) GEMM_TILE(4, NV) GEMM_TILE(5, NV) GEMM_TILE(6, NV)       \
+    static inline __attribute__((always_inline)) AVX512 void rows_tn_##NV(                                     \
+        int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp,            \
+        __mmask16 last, float alpha, float beta, float *c, int64_t ldc, const int tn)                           \
+    {                                                                                                           \
+        int64_t r = 0;                                                                                          \
+        prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                             \
+        for (; r + MR <= M; r += MR) {                                                                          \
+            prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);                 \
+            tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc,                  \
+                        r + 2 * MR <= M ? a + (r + MR) * ars : NULL, tn);                                       \
+        }                                                                                                       \
+        float *cr = c + r * ldc;                                                                                \
+        const float *ar = a + r * ars;                                                                          \
+        switch (M - r) {                                                                                        \
+        case 5: tile_5_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
+        case 4: tile_4_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
+        case 3: tile_3_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
+        case 2: tile_2_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
+        case 1: tile_1_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
+        default: break;                                                                                         \
+        }                                                                                                       \
+    }                                                                                                           \
     static AVX512 void rows_##NV(int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, \
-                                 int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)  \
-    {                                                                                                          \
-        int64_t r = 0;                                                                                         \
-        prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                            \
-        for (; r + MR <= M; r += MR) {                                                                         \
-            if (aks == 1) prefetch_rows(a + (r + MR) * ars, clamp_rows(M - r - MR), ars, K, 0);                \
-            prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);                \
-            tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc);                \
-        }                                                                                                      \
-        switch (M - r) {                                                                                       \
-        case 5: tile_5_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 4: tile_4_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 3: tile_3_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 2: tile_2_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 1: tile_1_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        default: break;                                                                                        \
-        }                                                                                                      \
+                                 int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)   \
+    {                                                                                                           \
+        if (aks == 1) rows_tn_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 0);                    \
+        else rows_tn_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 1);                             \
     }
 
 GEMM_TILES(1)
