@@ -43,7 +43,8 @@
  * --bench-gemm 256, operands from DRAM, medians of 8 alternations:
  * in_proj's forward, input and weight gradients 153 -> 161, 139 -> 161,
  * 136 -> 151 GFLOP/s; out_proj's 141 -> 159, 150 -> 162, 132 -> 140;
- * x_proj's forward 97 -> 120).
+ * x_proj's forward 97 -> 120; C's rows spread over the k loop as well
+ * then took in_proj's forward and out_proj's input gradient 3-7% further).
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -62,7 +63,8 @@ enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128, MC_TN = 4 
  * The operands come from DRAM in the model (300 MiB of activations a step
  * at 1.4M), and the tile fetches ahead what the hardware prefetchers do
  * not: with op(A) = A (tn = 0) the next tile's rows of A (an, unless NULL),
- * a line of each every 16 k, spread over the k loop (fetched all at once
+ * a line of each every 16 k, and the rows of C two tiles ahead (cn, unless
+ * NULL), a line every 4 k, spread over the k loop (fetched all at once
  * before the tile, as before, they held the loads up); with op(A) = A^T
  * (tn = 1) the line of A^T and the row of the panel PF_K k ahead, which
  * are lda and ldp apart at every k. */
@@ -70,7 +72,7 @@ enum { PF_K = 8 };
 #define GEMM_TILE(R, NV)                                                                                             \
     static inline __attribute__((always_inline)) AVX512 void tile_##R##_##NV(                                       \
         int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp, __mmask16 last,            \
-        float alpha, float beta, float *c, int64_t ldc, const float *an, const int tn)                               \
+        float alpha, float beta, float *c, int64_t ldc, const float *an, float *cn, const int tn)                      \
     {                                                                                                                \
         __m512 acc[R][NV];                                                                                           \
         _Pragma("GCC unroll 16")                                                                                     \
@@ -81,6 +83,10 @@ enum { PF_K = 8 };
         for (int64_t k = 0; k < K; k++) {                                                                            \
             if (!tn && an && !(k & 15))                                                                              \
                 for (int r = 0; r < MR; r++) __builtin_prefetch(an + r * ars + k, 0, 3);                             \
+            if (!tn && cn && (k & 3) == 2 && (k >> 2) < MR * (NV + 1)) {                                             \
+                int64_t i_ = k >> 2, r_ = i_ / (NV + 1), l_ = i_ % (NV + 1);                                         \
+                __builtin_prefetch(cn + r_ * ldc + (l_ < NV ? 16 * l_ : 16 * NV - 1), 1, 3);                         \
+            }                                                                                                        \
             if (tn && k + PF_K < K) {                                                                                \
                 __builtin_prefetch(a + (k + PF_K) * aks, 0, 3);                                                      \
                 __builtin_prefetch(a + (k + PF_K) * aks + R - 1, 0, 3);                                              \
@@ -128,35 +134,36 @@ static inline void prefetch_rows(const float *a, int64_t rows, int64_t lda, int6
 
 static inline int64_t clamp_rows(int64_t n) { return n < 0 ? 0 : n < MR ? n : MR; }
 
-#define GEMM_TILES(NV)                                                                                          \
-    GEMM_TILE(1, NV) GEMM_TILE(2, NV) GEMM_TILE(3, NV) GEMM_TILE(4, NV) GEMM_TILE(5, NV) GEMM_TILE(6, NV)       \
-    static inline __attribute__((always_inline)) AVX512 void rows_tn_##NV(                                     \
-        int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp,            \
-        __mmask16 last, float alpha, float beta, float *c, int64_t ldc, const int tn)                           \
-    {                                                                                                           \
-        int64_t r = 0;                                                                                          \
-        prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                             \
-        for (; r + MR <= M; r += MR) {                                                                          \
-            prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);                 \
-            tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc,                  \
-                        r + 2 * MR <= M ? a + (r + MR) * ars : NULL, tn);                                       \
-        }                                                                                                       \
-        float *cr = c + r * ldc;                                                                                \
-        const float *ar = a + r * ars;                                                                          \
-        switch (M - r) {                                                                                        \
-        case 5: tile_5_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
-        case 4: tile_4_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
-        case 3: tile_3_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
-        case 2: tile_2_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
-        case 1: tile_1_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, tn); break;              \
-        default: break;                                                                                         \
-        }                                                                                                       \
-    }                                                                                                           \
-    static AVX512 void rows_##NV(int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, \
-                                 int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)   \
-    {                                                                                                           \
-        if (aks == 1) rows_tn_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 0);                    \
-        else rows_tn_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 1);                             \
+#define GEMM_TILES(NV)                                                                                                 \
+    GEMM_TILE(1, NV) GEMM_TILE(2, NV) GEMM_TILE(3, NV) GEMM_TILE(4, NV) GEMM_TILE(5, NV) GEMM_TILE(6, NV)              \
+    static inline __attribute__((always_inline)) AVX512 void rows_body_##NV(                                           \
+        int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp,                   \
+        __mmask16 last, float alpha, float beta, float *c, int64_t ldc, const int tn)                                  \
+    {                                                                                                                  \
+        int64_t r = 0;                                                                                                 \
+        prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                                    \
+        for (; r + MR <= M; r += MR) {                                                                                 \
+            int spread = !tn && 4 * MR * (NV + 1) <= K && r + 3 * MR <= M;                                             \
+            if (!spread) prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);           \
+            tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc,                         \
+                        r + 2 * MR <= M ? a + (r + MR) * ars : NULL, spread ? c + (r + 2 * MR) * ldc : NULL, tn);      \
+        }                                                                                                              \
+        float *cr = c + r * ldc;                                                                                       \
+        const float *ar = a + r * ars;                                                                                 \
+        switch (M - r) {                                                                                               \
+        case 5: tile_5_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 4: tile_4_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 3: tile_3_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 2: tile_2_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 1: tile_1_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        default: break;                                                                                                \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static AVX512 void rows_##NV(int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p,       \
+                                 int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)          \
+    {                                                                                                                  \
+        if (aks == 1) rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 0);                         \
+        else rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 1);                                  \
     }
 
 GEMM_TILES(1)
