@@ -19,8 +19,6 @@
 
 #if MD_CPU_HAVE_AVX512
 
-#pragma GCC optimize("no-trapping-math")
-
 #include <immintrin.h>
 #include <stdint.h>
 
