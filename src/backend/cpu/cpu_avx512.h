@@ -5,6 +5,7 @@
 #define MD_CPU_AVX512_H
 
 #include <immintrin.h>
+#include <stdint.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512dq")))
 
@@ -25,6 +26,39 @@ static inline AVX512 __m512 md_avx512_sum16x16(const float *v)
         w[i] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0x44),
                              _mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0xEE));
     return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+}
+
+/* The 16 x 16 block at src (rows lds floats apart) transposed into dst
+ * (rows ldd apart): unpacks pair the rows, shuffles within 128-bit lanes
+ * make columns of 4 rows, and two rounds of lane shuffles gather them. */
+static inline AVX512 void md_avx512_transpose16x16(float *dst, int64_t ldd, const float *src, int64_t lds)
+{
+    __m512 r[16], t[16], v[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4 g + m], lane L: column 4 L + m of rows 4 g .. 4 g + 3 */
+    for (int g = 0; g < 4; g++) {
+        r[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    /* v[m] (rows 0-7) and v[8 + m] (rows 8-15): lanes 0 and 2 of the two
+     * groups' r, v[4 + m] and v[12 + m] lanes 1 and 3 */
+    for (int h = 0; h < 2; h++)
+        for (int m = 0; m < 4; m++) {
+            v[8 * h + m] = _mm512_shuffle_f32x4(r[8 * h + m], r[8 * h + 4 + m], 0x88);
+            v[8 * h + 4 + m] = _mm512_shuffle_f32x4(r[8 * h + m], r[8 * h + 4 + m], 0xDD);
+        }
+    for (int m = 0; m < 4; m++) {
+        _mm512_storeu_ps(dst + m * ldd, _mm512_shuffle_f32x4(v[m], v[8 + m], 0x88));
+        _mm512_storeu_ps(dst + (8 + m) * ldd, _mm512_shuffle_f32x4(v[m], v[8 + m], 0xDD));
+        _mm512_storeu_ps(dst + (4 + m) * ldd, _mm512_shuffle_f32x4(v[4 + m], v[12 + m], 0x88));
+        _mm512_storeu_ps(dst + (12 + m) * ldd, _mm512_shuffle_f32x4(v[4 + m], v[12 + m], 0xDD));
+    }
 }
 
 /* c[0] x^(n-1) + ... + c[n-1], by Horner's rule */

@@ -278,9 +278,15 @@ static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float
         const float *p = B + n0;
         int64_t ldp = ldb;
         if (tb) {   /* op(B) = B^T: its K x nw panel, transposed from rows n0.. of B */
+            /* in 16 x 16 blocks where whole (one by one, the copy took ~7%
+             * of in_proj's and out_proj's forward products) */
+            int64_t jw = nw & ~(int64_t)15, kw = K & ~(int64_t)15;
+            for (int64_t j = 0; j < jw; j += 16)
+                for (int64_t kk = 0; kk < kw; kk += 16)
+                    md_avx512_transpose16x16(panel + kk * PANEL + j, PANEL, B + (n0 + j) * ldb + kk, ldb);
             for (int64_t j = 0; j < nw; j++) {
                 const float *src = B + (n0 + j) * ldb;
-                for (int64_t kk = 0; kk < K; kk++) panel[kk * PANEL + j] = src[kk];
+                for (int64_t kk = j < jw ? kw : 0; kk < K; kk++) panel[kk * PANEL + j] = src[kk];
             }
             p = panel;
             ldp = PANEL;
