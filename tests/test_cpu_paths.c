@@ -285,7 +285,8 @@ static void run_conv(const conv_in_t *in, md_dtype_t dt, int avx, double *out[N_
     be->conv1d_silu_fwd(be, &ty, &tx, &tw, &tb, in->B);
     be->conv1d_silu_bwd(be, &tdx, &tdw, &tdb, &tdy, &tx, &tw, &tb, in->B);
     md_cpu_allow_avx512(1);
-    CHECK(padding_is(&ty, 1e30) && padding_is(&tdx, 1e30), "conv (%s, B %lld L %lld E %lld K %lld) wrote into a row padding",
+    CHECK(padding_is(&ty, 1e30) && padding_is(&tdx, 1e30),
+          "conv (%s, B %lld L %lld E %lld K %lld) wrote into a row padding",
           path_name(avx), (long long)in->B, (long long)in->L, (long long)E, (long long)K);
     const md_tensor_t *t[N_CONV_OUT] = {&ty, &tdx, &tdw, &tdb};
     for (int k = 0; k < N_CONV_OUT; k++) out[k] = rd(t[k]);
@@ -493,8 +494,8 @@ static int bench_gemm(int64_t copies_mib)
                 for (int i = 0; i < CALLS; i++) {
                     int64_t j = next++ % copies;
                     if (own)
-                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b[j], bc, (float)g->beta, c[j],
-                                            g->n);
+                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b[j], bc, (float)g->beta,
+                                            c[j], g->n);
                     else
                         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
                                     g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, 1.0f, a[j],
