@@ -1,7 +1,7 @@
 /* The CPU backend's two code paths for f32, run on the same inputs: the
- * AVX-512 kernels (the scan's items and the GEMM of cpu_*_avx512.c, used
- * where the CPU has AVX-512) and the portable ones (the C template, and
- * BLAS), which test_ops_cpu only sees on CPUs without AVX-512. Each is
+ * AVX-512 kernels (the scan's and the conv's items and the GEMM of
+ * cpu_*_avx512.c, used where the CPU has AVX-512) and the portable ones
+ * (the C template, and BLAS), which test_ops_cpu only sees on CPUs without AVX-512. Each is
  * checked against the f64 instantiation (itself checked against naive
  * references by test_ops_cpu), on shapes with partial channel chunks,
  * d_state not a multiple of 16, several segments, and row strides; a
@@ -14,13 +14,20 @@
  * the 1.4M model's; 512 at 7M), d_state 16, one thread, the least CPU time
  * of 7 calls each (on a shared machine the least is the steadiest).
  *
- * `test_cpu_paths --bench-gemm` times the f32 GEMMs of a 1.4M model's
- * training step at L = 1024 (one sequence: m or k = 1024), with the
- * model's beta, on OpenBLAS and, where md_cpu_sgemm_avx512_takes the
+ * `test_cpu_paths --bench-conv` times the f32 conv1d + SiLU forward and
+ * backward on both paths: 4 x 1024 tokens, 256 channels (x inside rows of
+ * 512, as in the model), K = 4, one thread, the least CPU time of 7 calls.
+ *
+ * `test_cpu_paths --bench-gemm [MiB]` times the f32 GEMMs of a 1.4M
+ * model's training step at L = 1024 (one sequence: m or k = 1024), with
+ * the model's beta, on OpenBLAS and, where md_cpu_sgemm_avx512_takes the
  * shape, on the AVX-512 kernel (nan where not): one thread, the two
- * alternating, the least CPU time of 9 rounds. A and C rotate over 8
- * copies so that, as in the model, they do not stay in L2 from one call
- * to the next. */
+ * alternating, the least CPU time of 9 rounds. Every call takes the next
+ * of as many copies of A, B and C as fill MiB (16 unless given; at least
+ * 8 copies), on huge pages as the model's buffers are. With 256 the
+ * operands come from DRAM, as the model's do (300 MiB of activations a
+ * step), and the rates are those of `mambadna info --profile`; with 16
+ * they stay in L3. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -254,6 +261,63 @@ static void test_scan_threads(void)
     CHECK(same, "the scan's results differ between 1 and 2 threads");
 }
 
+/* ---- conv1d + SiLU ---- */
+
+typedef struct {
+    int64_t B, L, E, K;
+    double *x, *w, *bias, *dy, *dw0, *db0;
+} conv_in_t;
+
+enum { N_CONV_OUT = 4 };   /* y, dx, dw, dbias */
+static const char *const conv_out_names[N_CONV_OUT] = {"y", "dx", "dw", "dbias"};
+
+/* Forward and backward on dtype dt, on the AVX-512 path (avx) or the
+ * portable one; x and dx inside wider rows, dx filled with garbage first
+ * (the backward writes it), dw and dbias added into */
+static void run_conv(const conv_in_t *in, md_dtype_t dt, int avx, double *out[N_CONV_OUT])
+{
+    int64_t M = in->B * in->L, E = in->E, K = in->K;
+    md_tensor_t tx = mk(dt, in->x, M, E, 2 * E + 1, 1e30), tw = mk(dt, in->w, E, K, K, 0);
+    md_tensor_t tb = mk(dt, in->bias, 1, E, E, 0), ty = mk(dt, NULL, M, E, E + 3, 1e30);
+    md_tensor_t tdy = mk(dt, in->dy, M, E, E + 1, 1e30), tdx = mk(dt, rnd(M * E, 5, 6), M, E, 2 * E, 1e30);
+    md_tensor_t tdw = mk(dt, in->dw0, E, K, K, 0), tdb = mk(dt, in->db0, 1, E, E, 0);
+    md_cpu_allow_avx512(avx);
+    be->conv1d_silu_fwd(be, &ty, &tx, &tw, &tb, in->B);
+    be->conv1d_silu_bwd(be, &tdx, &tdw, &tdb, &tdy, &tx, &tw, &tb, in->B);
+    md_cpu_allow_avx512(1);
+    CHECK(padding_is(&ty, 1e30) && padding_is(&tdx, 1e30),
+          "conv (%s, B %lld L %lld E %lld K %lld) wrote into a row padding",
+          path_name(avx), (long long)in->B, (long long)in->L, (long long)E, (long long)K);
+    const md_tensor_t *t[N_CONV_OUT] = {&ty, &tdx, &tdw, &tdb};
+    for (int k = 0; k < N_CONV_OUT; k++) out[k] = rd(t[k]);
+}
+
+static void test_conv(int have_avx)
+{
+    /* B, L, E, K: whole and partial vectors and blocks of 64 channels,
+     * sequences shorter than the taps, the models' K = 4 and others */
+    int64_t shapes[][4] = {{2, 50, 256, 4}, {3, 33, 70, 4}, {1, 2, 16, 4}, {2, 9, 3, 4},
+                           {2, 40, 130, 3}, {1, 20, 64, 2}, {2, 17, 100, 7}, {1, 5, 33, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        conv_in_t in;
+        in.B = shapes[s][0], in.L = shapes[s][1], in.E = shapes[s][2], in.K = shapes[s][3];
+        int64_t M = in.B * in.L, E = in.E, K = in.K, sz[N_CONV_OUT] = {M * E, M * E, E * K, E};
+        in.x = rnd(M * E, -3, 3), in.w = rnd(E * K, -1, 1), in.bias = rnd(E, -0.5, 0.5);
+        in.dy = rnd(M * E, -1, 1), in.dw0 = rnd(E * K, -1, 1), in.db0 = rnd(E, -1, 1);
+        in.x[0] = -100, in.x[M * E - 1] = 100;   /* sigmoid's e^-|x| clamped */
+        double *ref[N_CONV_OUT], *got[N_CONV_OUT];
+        run_conv(&in, MD_DTYPE_F64, 0, ref);
+        for (int avx = 0; avx <= have_avx; avx++) {
+            run_conv(&in, MD_DTYPE_F32, avx, got);
+            for (int k = 0; k < N_CONV_OUT; k++) {
+                double e = relerr(got[k], ref[k], sz[k]);
+                CHECK(e <= 1e-6, "conv %s (%s, B %lld L %lld E %lld K %lld): relative error %.3g", conv_out_names[k],
+                      path_name(avx), (long long)in.B, (long long)in.L, (long long)E, (long long)K, e);
+            }
+        }
+    }
+}
+
 /* ---- the GEMM ---- */
 
 static void test_gemm(int have_avx)
@@ -350,6 +414,36 @@ static int bench_scan(int64_t E)
     return 0;
 }
 
+static int bench_conv(int64_t E)
+{
+    const int64_t B = 4, L = 1024, K = 4, M = B * L, reps = 7;
+    md_dtype_t dt = MD_DTYPE_F32;
+    md_cpu_set_threads(1);
+    md_tensor_t xz = mk(dt, rnd(M * 2 * E, -2, 2), M, 2 * E, 2 * E, 0), x = md_tensor_cols(xz, 0, E);
+    md_tensor_t w = mk(dt, rnd(E * K, -1, 1), E, K, K, 0), bias = mk(dt, rnd(E, -1, 1), 1, E, E, 0);
+    md_tensor_t y = mk(dt, NULL, M, E, E, 0), dy = mk(dt, rnd(M * E, -1, 1), M, E, E, 0);
+    md_tensor_t dxz = mk(dt, NULL, M, 2 * E, 2 * E, 0), dx = md_tensor_cols(dxz, 0, E);
+    md_tensor_t dw = mk(dt, NULL, E, K, K, 0), db = mk(dt, NULL, 1, E, E, 0);
+    int have_avx = md_cpu_avx512_active();
+    for (int avx = 0; avx <= have_avx; avx++) {
+        md_cpu_allow_avx512(avx);
+        double fwd = INFINITY, bwd = INFINITY;
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_seconds();
+            be->conv1d_silu_fwd(be, &y, &x, &w, &bias, B);
+            double t1 = cpu_seconds();
+            be->conv1d_silu_bwd(be, &dx, &dw, &db, &dy, &x, &w, &bias, B);
+            double t2 = cpu_seconds();
+            fwd = fmin(fwd, t1 - t0), bwd = fmin(bwd, t2 - t1);
+        }
+        printf("conv1d_silu f32 (%s), B %lld x L %lld, E %lld, K %lld, 1 thread: forward %.3f ms, backward %.3f ms\n",
+               path_name(avx), (long long)B, (long long)L, (long long)E, (long long)K, 1e3 * fwd, 1e3 * bwd);
+    }
+    md_cpu_allow_avx512(1);
+    for (int i = 0; i < n_bufs; i++) free(bufs[i]);
+    return 0;
+}
+
 /* One GEMM shape of --bench-gemm: op(A) m x k, op(B) k x n. */
 typedef struct {
     int ta, tb;
@@ -358,9 +452,9 @@ typedef struct {
     const char *what;
 } gemm_shape_t;
 
-static int bench_gemm(void)
+static int bench_gemm(int64_t copies_mib)
 {
-    enum { COPIES = 8, ROUNDS = 9, CALLS = 8 };
+    enum { ROUNDS = 9, CALLS = 8, MAX_COPIES = 1024 };
     static const gemm_shape_t shapes[] = {
         {0, 1, 1024, 512, 128, 0, "in_proj forward"},  {0, 0, 1024, 128, 512, 0, "in_proj dx"},
         {1, 0, 512, 128, 1024, 1, "in_proj dW"},       {0, 1, 1024, 128, 256, 1, "out_proj forward"},
@@ -371,32 +465,41 @@ static int bench_gemm(void)
     };
     md_cpu_set_threads(1);
     openblas_set_num_threads(1);
+    static float *a[MAX_COPIES], *b[MAX_COPIES], *c[MAX_COPIES];
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const gemm_shape_t *g = &shapes[s];
         int64_t ar = g->ta ? g->k : g->m, ac = g->ta ? g->m : g->k;
         int64_t br = g->tb ? g->n : g->k, bc = g->tb ? g->k : g->n;
-        float *a[COPIES], *c[COPIES], *b = keep(aligned_alloc(64, (size_t)(br * bc) * sizeof(float)));
-        for (int64_t i = 0; i < br * bc; i++) b[i] = (float)md_rng_uniform(&rng) - 0.5f;
-        for (int j = 0; j < COPIES; j++) {
-            a[j] = keep(aligned_alloc(64, (size_t)(ar * ac) * sizeof(float)));
-            c[j] = keep(aligned_alloc(64, (size_t)(g->m * g->n) * sizeof(float)));
-            for (int64_t i = 0; i < ar * ac; i++) a[j][i] = (float)md_rng_uniform(&rng) - 0.5f;
-            memset(c[j], 0, (size_t)(g->m * g->n) * sizeof(float));
+        size_t na = (size_t)(ar * ac), nb = (size_t)(br * bc), nc = (size_t)(g->m * g->n);
+        int64_t copies = (int64_t)((copies_mib << 20) / ((na + nb + nc) * sizeof(float)));
+        copies = copies < 8 ? 8 : copies > MAX_COPIES ? MAX_COPIES : copies;
+        /* carved from one buffer of the backend's, on huge pages as the model's activations are */
+        size_t set = (na + nb + nc + 48) * sizeof(float);
+        char *arena = be->alloc(be, (size_t)copies * set);
+        if (!arena) { fprintf(stderr, "out of memory\n"); exit(2); }
+        for (int64_t j = 0; j < copies; j++) {
+            a[j] = (float *)(arena + j * set);
+            b[j] = a[j] + ((na + 15) & ~(size_t)15);
+            c[j] = b[j] + ((nb + 15) & ~(size_t)15);
+            for (size_t i = 0; i < na; i++) a[j][i] = j ? a[0][i] : (float)md_rng_uniform(&rng) - 0.5f;
+            for (size_t i = 0; i < nb; i++) b[j][i] = j ? b[0][i] : (float)md_rng_uniform(&rng) - 0.5f;
+            memset(c[j], 0, nc * sizeof(float));
         }
+        int64_t next = 0;
         int takes = md_cpu_sgemm_avx512_takes(g->ta, g->tb, g->m, g->n, g->k);
         double best[2] = {INFINITY, INFINITY};
         for (int r = 0; r < ROUNDS; r++)
             for (int own = 0; own <= takes; own++) {
                 double t0 = cpu_seconds();
                 for (int i = 0; i < CALLS; i++) {
-                    int j = i % COPIES;
+                    int64_t j = next++ % copies;
                     if (own)
-                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b, bc, (float)g->beta, c[j],
-                                            g->n);
+                        md_cpu_sgemm_avx512(g->ta, g->tb, g->m, g->n, g->k, 1.0f, a[j], ac, b[j], bc, (float)g->beta,
+                                            c[j], g->n);
                     else
                         cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
                                     g->tb ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, 1.0f, a[j],
-                                    (int)ac, b, (int)bc, (float)g->beta, c[j], (int)g->n);
+                                    (int)ac, b[j], (int)bc, (float)g->beta, c[j], (int)g->n);
                 }
                 best[own] = fmin(best[own], (cpu_seconds() - t0) / CALLS);
             }
@@ -404,6 +507,7 @@ static int bench_gemm(void)
         printf("gemm %c%c %5lld x %4lld x %4lld  %-17s openblas %6.1f  avx512 %6.1f GFLOP/s\n", g->ta ? 'T' : 'N',
                g->tb ? 'T' : 'N', (long long)g->m, (long long)g->n, (long long)g->k, g->what, gflop / best[0],
                takes ? gflop / best[1] : NAN);
+        be->free(be, arena);
     }
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     return 0;
@@ -421,17 +525,19 @@ int main(int argc, char **argv)
         }
         return bench_scan(E);
     }
+    if (argc > 1 && !strcmp(argv[1], "--bench-conv")) return bench_conv(256);
     if (argc > 1 && !strcmp(argv[1], "--bench-gemm")) {
         if (!md_cpu_avx512_active()) {
             fprintf(stderr, "test_cpu_paths --bench-gemm: this CPU lacks AVX-512\n");
             return 1;
         }
-        return bench_gemm();
+        return bench_gemm(argc > 2 ? atoll(argv[2]) : 16);
     }
     int have_avx = md_cpu_avx512_active();
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");
     test_scan(have_avx);
     test_scan_threads();
+    test_conv(have_avx);
     test_gemm(have_avx);
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     return md_test_done();

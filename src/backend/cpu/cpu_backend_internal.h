@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "backend/ops.h"
 #include "util/log.h"
 
@@ -42,7 +43,9 @@ static inline void md_cpu_conv_check(const md_tensor_t *y, const md_tensor_t *x,
     SAME_DTYPE(bias, y, op);
     OP_REQUIRE(batch >= 1 && NROWS(x) % batch == 0, op);
     OP_REQUIRE(NROWS(y) == NROWS(x) && NCOLS(y) == dim, op);
-    OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= 16 && md_tensor_numel(bias) == dim, op);
+    OP_REQUIRE(md_tensor_numel(w) % dim == 0 && md_tensor_numel(w) / dim <= MD_CPU_CONV_MAXK &&
+                   md_tensor_numel(bias) == dim,
+               op);
 }
 
 /* The per-op profile (md_cpu_profile_enable): time and calls per kind. */

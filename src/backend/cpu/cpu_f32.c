@@ -4,7 +4,7 @@
 #define REAL float
 #define SFX f32
 #define CH MD_CPU_SCAN_CH_F32
-#define SCAN_AVX512 1   /* items from cpu_scan_avx512.c where the CPU has it */
+#define ITEMS_AVX512 1   /* the scan's and the conv's items from cpu_*_avx512.c where the CPU has it */
 #define R_EXPN md_expf_neg
 #define R_SOFTPLUS md_softplusf
 #define R_SIGMOID md_sigmoidf

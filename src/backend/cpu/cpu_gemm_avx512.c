@@ -36,6 +36,15 @@
  * 5-12% below OpenBLAS unblocked, and 1-7% above it in blocks. The narrow
  * products below (n <= 8: dt_proj's two gradients) are where OpenBLAS ran
  * at 20-60 GFLOP/s.
+ *
+ * Those rates were measured on operands in L3. In the model they come
+ * from DRAM, and the products ran 10-25% slower there; the tiles' own
+ * prefetches (GEMM_TILE) took them back most of the way (test_cpu_paths
+ * --bench-gemm 256, operands from DRAM, medians of 8 alternations:
+ * in_proj's forward, input and weight gradients 153 -> 161, 139 -> 161,
+ * 136 -> 151 GFLOP/s; out_proj's 141 -> 159, 150 -> 162, 132 -> 140;
+ * x_proj's forward 97 -> 120; C's rows spread over the k loop as well
+ * then took in_proj's forward and out_proj's input gradient 3-7% further).
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -49,11 +58,21 @@
 enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128, MC_TN = 4 * MR };
 
 /* C[0..R) x [0..16 NV) = alpha sum_k A(r, k) P[k][.] + beta C; A(r, k) = a[r ars + k aks];
- * the last vector of each row has mask last. */
+ * the last vector of each row has mask last.
+ *
+ * The operands come from DRAM in the model (300 MiB of activations a step
+ * at 1.4M), and the tile fetches ahead what the hardware prefetchers do
+ * not: with op(A) = A (tn = 0) the next tile's rows of A (an, unless NULL),
+ * a line of each every 16 k, and the rows of C two tiles ahead (cn, unless
+ * NULL), a line every 4 k, spread over the k loop (fetched all at once
+ * before the tile, as before, they held the loads up); with op(A) = A^T
+ * (tn = 1) the line of A^T and the row of the panel PF_K k ahead, which
+ * are lda and ldp apart at every k. */
+enum { PF_K = 8 };
 #define GEMM_TILE(R, NV)                                                                                             \
-    static inline AVX512 void tile_##R##_##NV(int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, \
-                                              int64_t ldp, __mmask16 last, float alpha, float beta, float *c,       \
-                                              int64_t ldc)                                                          \
+    static inline __attribute__((always_inline)) AVX512 void tile_##R##_##NV(                                       \
+        int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp, __mmask16 last,            \
+        float alpha, float beta, float *c, int64_t ldc, const float *an, float *cn, const int tn)                      \
     {                                                                                                                \
         __m512 acc[R][NV];                                                                                           \
         _Pragma("GCC unroll 16")                                                                                     \
@@ -62,6 +81,18 @@ enum { MR = 6, PANEL = 64, NARROW = 8, MAX_K_NARROW = 1024, KC = 128, MC_TN = 4 
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                                            \
         }                                                                                                            \
         for (int64_t k = 0; k < K; k++) {                                                                            \
+            if (!tn && an && !(k & 15))                                                                              \
+                for (int r = 0; r < MR; r++) __builtin_prefetch(an + r * ars + k, 0, 3);                             \
+            if (!tn && cn && (k & 3) == 2 && (k >> 2) < MR * (NV + 1)) {                                             \
+                int64_t i_ = k >> 2, r_ = i_ / (NV + 1), l_ = i_ % (NV + 1);                                         \
+                __builtin_prefetch(cn + r_ * ldc + (l_ < NV ? 16 * l_ : 16 * NV - 1), 1, 3);                         \
+            }                                                                                                        \
+            if (tn && k + PF_K < K) {                                                                                \
+                __builtin_prefetch(a + (k + PF_K) * aks, 0, 3);                                                      \
+                __builtin_prefetch(a + (k + PF_K) * aks + R - 1, 0, 3);                                              \
+                _Pragma("GCC unroll 16")                                                                             \
+                for (int v = 0; v < NV; v++) __builtin_prefetch(p + (k + PF_K) * ldp + 16 * v, 0, 3);               \
+            }                                                                                                        \
             __m512 b[NV];                                                                                            \
             _Pragma("GCC unroll 16")                                                                                \
             for (int v = 0; v < NV - 1; v++) b[v] = _mm512_loadu_ps(p + k * ldp + 16 * v);                          \
@@ -103,26 +134,36 @@ static inline void prefetch_rows(const float *a, int64_t rows, int64_t lda, int6
 
 static inline int64_t clamp_rows(int64_t n) { return n < 0 ? 0 : n < MR ? n : MR; }
 
-#define GEMM_TILES(NV)                                                                                         \
-    GEMM_TILE(1, NV) GEMM_TILE(2, NV) GEMM_TILE(3, NV) GEMM_TILE(4, NV) GEMM_TILE(5, NV) GEMM_TILE(6, NV)      \
-    static AVX512 void rows_##NV(int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, \
-                                 int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)  \
-    {                                                                                                          \
-        int64_t r = 0;                                                                                         \
-        prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                            \
-        for (; r + MR <= M; r += MR) {                                                                         \
-            if (aks == 1) prefetch_rows(a + (r + MR) * ars, clamp_rows(M - r - MR), ars, K, 0);                \
-            prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);                \
-            tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc);                \
-        }                                                                                                      \
-        switch (M - r) {                                                                                       \
-        case 5: tile_5_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 4: tile_4_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 3: tile_3_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 2: tile_2_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        case 1: tile_1_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc); break;     \
-        default: break;                                                                                        \
-        }                                                                                                      \
+#define GEMM_TILES(NV)                                                                                                 \
+    GEMM_TILE(1, NV) GEMM_TILE(2, NV) GEMM_TILE(3, NV) GEMM_TILE(4, NV) GEMM_TILE(5, NV) GEMM_TILE(6, NV)              \
+    static inline __attribute__((always_inline)) AVX512 void rows_body_##NV(                                           \
+        int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p, int64_t ldp,                   \
+        __mmask16 last, float alpha, float beta, float *c, int64_t ldc, const int tn)                                  \
+    {                                                                                                                  \
+        int64_t r = 0;                                                                                                 \
+        prefetch_rows(c, M < 2 * MR ? M : 2 * MR, ldc, 16 * NV, 1);                                                    \
+        for (; r + MR <= M; r += MR) {                                                                                 \
+            int spread = !tn && 4 * MR * (NV + 1) <= K && r + 3 * MR <= M;                                             \
+            if (!spread) prefetch_rows(c + (r + 2 * MR) * ldc, clamp_rows(M - r - 2 * MR), ldc, 16 * NV, 1);           \
+            tile_6_##NV(K, a + r * ars, ars, aks, p, ldp, last, alpha, beta, c + r * ldc, ldc,                         \
+                        r + 2 * MR <= M ? a + (r + MR) * ars : NULL, spread ? c + (r + 2 * MR) * ldc : NULL, tn);      \
+        }                                                                                                              \
+        float *cr = c + r * ldc;                                                                                       \
+        const float *ar = a + r * ars;                                                                                 \
+        switch (M - r) {                                                                                               \
+        case 5: tile_5_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 4: tile_4_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 3: tile_3_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 2: tile_2_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        case 1: tile_1_##NV(K, ar, ars, aks, p, ldp, last, alpha, beta, cr, ldc, NULL, NULL, tn); break;               \
+        default: break;                                                                                                \
+        }                                                                                                              \
+    }                                                                                                                  \
+    static AVX512 void rows_##NV(int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p,       \
+                                 int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)          \
+    {                                                                                                                  \
+        if (aks == 1) rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 0);                         \
+        else rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 1);                                  \
     }
 
 GEMM_TILES(1)
@@ -237,9 +278,15 @@ static AVX512 void panels(int ta, int tb, int64_t M, int64_t N, int64_t K, float
         const float *p = B + n0;
         int64_t ldp = ldb;
         if (tb) {   /* op(B) = B^T: its K x nw panel, transposed from rows n0.. of B */
+            /* in 16 x 16 blocks where whole (one by one, the copy took ~7%
+             * of in_proj's and out_proj's forward products) */
+            int64_t jw = nw & ~(int64_t)15, kw = K & ~(int64_t)15;
+            for (int64_t j = 0; j < jw; j += 16)
+                for (int64_t kk = 0; kk < kw; kk += 16)
+                    md_avx512_transpose16x16(panel + kk * PANEL + j, PANEL, B + (n0 + j) * ldb + kk, ldb);
             for (int64_t j = 0; j < nw; j++) {
                 const float *src = B + (n0 + j) * ldb;
-                for (int64_t kk = 0; kk < K; kk++) panel[kk * PANEL + j] = src[kk];
+                for (int64_t kk = j < jw ? kw : 0; kk < K; kk++) panel[kk * PANEL + j] = src[kk];
             }
             p = panel;
             ldp = PANEL;

@@ -69,6 +69,11 @@ MD_CPU_DECLARE_KERNELS(f64)
  * forward's checkpoints and of the backward's workspace. */
 #define MD_CPU_SCAN_CH_F32 64
 
+/* Channels per work item of the conv (both types and both paths), and the
+ * widest conv (taps) the kernels take */
+#define MD_CPU_CONV_CH 64
+#define MD_CPU_CONV_MAXK 16
+
 /* Kernels in AVX-512 (F + DQ), compiled on x86-64 with GCC or Clang
  * whatever the build flags and used only where the CPU has it (see
  * md_cpu_avx512_active):
@@ -78,6 +83,10 @@ MD_CPU_DECLARE_KERNELS(f64)
  *    the state entering each segment; bc is this chunk's block of dB/dC
  *    partial rows, chan the per-(b, channel) partials of dA_log, dD and
  *    ddt_bias;
+ *  - the f32 conv1d + SiLU's items (cpu_conv_avx512.c), arguments as the
+ *    portable items in cpu_kernels_tmpl.h: the forward's item is sequence
+ *    b, channels e0 .. e0+nc-1 (nc <= MD_CPU_CONV_CH); the backward's the
+ *    same channels over all sequences, adding into dw and dbias;
  *  - an f32 GEMM (cpu_gemm_avx512.c) for op(A) = A, and for op(A) = A^T
  *    in some shapes, row-major, BLAS semantics (beta = 0
  *    ignores C); md_cpu_sgemm_avx512_takes says which shapes it is meant
@@ -87,6 +96,13 @@ MD_CPU_DECLARE_KERNELS(f64)
 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg_len, int64_t b, int64_t e0, float *ckpt);
 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg_len, int64_t nseg, int64_t b,
                                  int64_t e0, const float *ckpt, float *scratch, float *bc, float *chan);
+void md_cpu_conv1d_silu_fwd_item_avx512(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w,
+                                        const float *bias, int64_t b, int64_t len, int64_t K, int64_t e0,
+                                        int64_t nc);
+void md_cpu_conv1d_silu_bwd_item_avx512(float *dx, int64_t lddx, float *dw, float *dbias, const float *dy,
+                                        int64_t lddy, const float *x, int64_t ldx, const float *w,
+                                        const float *bias, int64_t batch, int64_t len, int64_t K, int64_t e0,
+                                        int64_t nc);
 #else
 #define MD_CPU_HAVE_AVX512 0
 #endif

@@ -7,6 +7,8 @@
  *              f32 (four 512-bit vectors: wide enough to amortise each
  *              step's per-channel work and the sums over channels)
  *   R_EXPN     exp of x <= 0; R_SOFTPLUS, R_SIGMOID   (cpu_math.h)
+ *   ITEMS_AVX512  (f32 only) hand the conv's and the scan's work items to
+ *              the AVX-512 kernels where md_cpu_avx512_active()
  *
  * Parallelism never decides an order of summation: work is split by rows
  * (or by channels, or by (batch, channel chunk)), each item's sums run in a
@@ -262,7 +264,18 @@ void KFN(rmsnorm_bwd)(void *dx_, int64_t lddx, void *dw_, const void *dy_, int64
 /* ------------------------------------------------------------------ */
 /* depthwise causal conv1d + SiLU                                     */
 
-enum { CONV_CB = 64, CONV_MAXK = 16, CONV_PF = 16 };
+/* Whether this instantiation hands the conv's and the scan's items to the
+ * AVX-512 kernels (cpu_conv_avx512.c, cpu_scan_avx512.c) */
+static int items_avx512(void)
+{
+#if defined(ITEMS_AVX512) && MD_CPU_HAVE_AVX512
+    return md_cpu_avx512_active();
+#else
+    return 0;
+#endif
+}
+
+enum { CONV_CB = MD_CPU_CONV_CH, CONV_MAXK = MD_CPU_CONV_MAXK, CONV_PF = 16 };
 
 /* A block's rows are CONV_CB values a whole row apart: too far apart for
  * the hardware prefetcher, and the activations come from DRAM. Rows
@@ -318,10 +331,19 @@ void KFN(conv1d_silu_fwd)(void *y_, int64_t ldy, const void *x_, int64_t ldx, co
                           int64_t batch, int64_t len, int64_t dim, int64_t width)
 {
     int64_t nblk = (dim + CONV_CB - 1) / CONV_CB;
+    int fast = items_avx512();
 #pragma omp parallel for schedule(static) if (PAR(batch * len * dim > PAR_MIN))
-    for (int64_t i = 0; i < batch * nblk; i++)
-        conv_fwd_item(y_, ldy, x_, ldx, w_, bias_, i / nblk, len, width, (i % nblk) * CONV_CB,
-                      min64(CONV_CB, dim - (i % nblk) * CONV_CB));
+    for (int64_t i = 0; i < batch * nblk; i++) {
+        int64_t b = i / nblk, e0 = (i % nblk) * CONV_CB, nc = min64(CONV_CB, dim - e0);
+#if defined(ITEMS_AVX512) && MD_CPU_HAVE_AVX512
+        if (fast) {
+            md_cpu_conv1d_silu_fwd_item_avx512(y_, ldy, x_, ldx, w_, bias_, b, len, width, e0, nc);
+            continue;
+        }
+#endif
+        (void)fast;
+        conv_fwd_item(y_, ldy, x_, ldx, w_, bias_, b, len, width, e0, nc);
+    }
 }
 
 /* One block of channels over all sequences, so that the weight gradient of
@@ -400,11 +422,19 @@ void KFN(conv1d_silu_bwd)(void *dx_, int64_t lddx, void *dw_, void *dbias_, cons
                           int64_t len, int64_t dim, int64_t width)
 {
     int64_t nblk = (dim + CONV_CB - 1) / CONV_CB;
+    int fast = items_avx512();
 #pragma omp parallel for schedule(static) if (PAR(batch * len * dim > PAR_MIN))
     for (int64_t i = 0; i < nblk; i++) {
-        int64_t e0 = i * CONV_CB;
-        conv_bwd_item(dx_, lddx, dw_, dbias_, dy_, lddy, x_, ldx, w_, bias_, batch, len, width, e0,
-                      min64(CONV_CB, dim - e0));
+        int64_t e0 = i * CONV_CB, nc = min64(CONV_CB, dim - e0);
+#if defined(ITEMS_AVX512) && MD_CPU_HAVE_AVX512
+        if (fast) {
+            md_cpu_conv1d_silu_bwd_item_avx512(dx_, lddx, dw_, dbias_, dy_, lddy, x_, ldx, w_, bias_, batch, len,
+                                               width, e0, nc);
+            continue;
+        }
+#endif
+        (void)fast;
+        conv_bwd_item(dx_, lddx, dw_, dbias_, dy_, lddy, x_, ldx, w_, bias_, batch, len, width, e0, nc);
     }
 }
 

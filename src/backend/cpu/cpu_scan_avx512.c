@@ -49,84 +49,12 @@
 #define NV (CH / 16)   /* vectors per chunk */
 enum { MAXN = 64 };
 
-/* c[0] x^(n-1) + ... + c[n-1], by Horner's rule */
-static inline AVX512 __m512 horner(__m512 x, const float *c, int n)
-{
-    __m512 p = _mm512_set1_ps(c[0]);
-    for (int i = 1; i < n; i++) p = _mm512_fmadd_ps(p, x, _mm512_set1_ps(c[i]));
-    return p;
-}
-
-/* 2^x for x <= 0: x = k + f with k = floor(x), 0 <= f < 1, so that
- * VSCALEFPS, which scales by 2^floor of its second operand, takes x
- * itself (no k to subtract), and 2^f by a degree-5 polynomial with
- * p(0) = 1. Its coefficients are a minimax fit of the relative error,
- * rounded to float and then moved by an ulp or two so that the error of
- * the f32 evaluation, over f in [0, 1), has a mean of 2e-10 (max 1.6e-7;
- * the degree-6 polynomial on [-1/2, 1/2] it replaces: mean -2e-9, max
- * 1.0e-7, both dominated by f32 rounding). The mean matters more than the
- * max: the states sum such errors coherently over their memory, and an
- * earlier degree-5 set, whose rounded coefficients erred on one side (mean
- * +5e-8), put dB and dC 10x further from the f64 scan. */
-static inline AVX512 __m512 exp2_neg(__m512 x)
-{
-    static const float c[] = {1.86713168e-3f, 9.01702698e-3f, 5.57999201e-2f, 2.40164459e-1f, 6.93151295e-1f,
-                              1.0f};
-    __m512 f = _mm512_reduce_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    return _mm512_scalef_ps(horner(f, c, 6), x);
-}
-
 /* Sets flush-to-zero and denormals-are-zero; returns the MXCSR to restore */
 static inline AVX512 unsigned flush_denormals(void)
 {
     unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | _MM_FLUSH_ZERO_ON | 0x0040u);   /* 0x0040: DAZ */
     return csr;
-}
-
-/* e^x for x <= 0 as 2^(x log2 e) by exp2_neg (x clamped at -87 as
- * md_expf_neg does, so -inf gives e^-87 and not 2^(-inf)'s NaN): 8
- * vector operations where md_expf_neg's exact reduction (ln 2 in two
- * parts) and degree-6 polynomial took 12. Rounding x log2 e errs by
- * |x| 2^-24 in the exponent, a relative error of |x| 6e-8 in e^x; in
- * softplus and sigmoid, where e^x is added to 1 or 2, at most 2.2e-8 of
- * the sum (x e^x peaks at x = -1). */
-static inline AVX512 __m512 exp_neg(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    return exp2_neg(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
-}
-
-/* 1 / d for d in [1, 3]: VRCP14PS (relative error below 2^-14) and one
- * Newton step, within an ulp or two of the quotient. A VDIVPS holds its
- * port for ~16 cycles per vector, and the per-channel work of a step had
- * two (forward) or three (backward) of them per 16 channels (by that
- * count a fifth of the forward's time; measured, 3%: the rest was hidden
- * behind the recurrence). */
-static inline AVX512 __m512 recip_1_3(__m512 d)
-{
-    __m512 r = _mm512_rcp14_ps(d);
-    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
-}
-
-static inline AVX512 __m512 neg_abs(__m512 x) { return _mm512_or_ps(x, _mm512_set1_ps(-0.0f)); }
-
-/* md_softplusf and md_sigmoidf (cpu_math.h), the same formulas, vector by
- * vector, with recip_1_3 for their divisions */
-static inline AVX512 __m512 softplus_v(__m512 x)
-{
-    __m512 e = exp_neg(neg_abs(x));
-    __m512 s = _mm512_mul_ps(e, recip_1_3(_mm512_add_ps(e, _mm512_set1_ps(2.0f)))), s2 = _mm512_mul_ps(s, s);
-    static const float c[] = {0.0769230769f, 0.0909090909f, 0.111111111f, 0.142857143f, 0.2f, 0.333333333f, 1.0f};
-    __m512 l = _mm512_mul_ps(_mm512_add_ps(s, s), horner(s2, c, 7));
-    return _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), l);
-}
-
-static inline AVX512 __m512 sigmoid_v(__m512 x)
-{
-    __m512 e = exp_neg(neg_abs(x));
-    __m512 r = recip_1_3(_mm512_add_ps(e, _mm512_set1_ps(1.0f)));
-    return _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), e, r);
 }
 
 /* dt = softplus(delta + bias) over the chunk */

@@ -190,26 +190,16 @@ static MD_HOT void scan_fwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
     }
 }
 
-/* Whether this instantiation hands its items to cpu_scan_avx512.c */
-static int scan_avx512(void)
-{
-#if defined(SCAN_AVX512) && MD_CPU_HAVE_AVX512
-    return md_cpu_avx512_active();
-#else
-    return 0;
-#endif
-}
-
 void KFN(scan_fwd)(const md_cpu_scan_args_t *a)
 {
     scan_ws_layout_t w = scan_ws_layout(a->batch, a->len, a->d_inner, a->d_state);
     REAL *states = a->states;
-    int fast = scan_avx512();
+    int fast = items_avx512();
 #pragma omp parallel for schedule(static) if (PAR(a->batch * a->len * a->d_inner > PAR_MIN))
     for (int64_t i = 0; i < w.items; i++) {
         int64_t b = i / w.nchunk, e0 = (i % w.nchunk) * CH;
         REAL *ckpt = states ? states + i * w.nseg * a->d_state * CH : NULL;
-#if defined(SCAN_AVX512) && MD_CPU_HAVE_AVX512
+#if defined(ITEMS_AVX512) && MD_CPU_HAVE_AVX512
         if (fast) {
             md_cpu_scan_fwd_item_avx512(a, w.seg_len, b, e0, ckpt);
             continue;
@@ -351,12 +341,12 @@ void KFN(scan_bwd)(const md_cpu_scan_args_t *a)
     REAL *bc_all = ws + w.items * w.item_elems;
     REAL *chan = bc_all + w.bc_elems;
     const REAL *states = a->states;
-    int par = B * L * E > PAR_MIN, fast = scan_avx512();
+    int par = B * L * E > PAR_MIN, fast = items_avx512();
 #pragma omp parallel for schedule(static) if (PAR(par))
     for (int64_t i = 0; i < w.items; i++) {
         int64_t b = i / w.nchunk, k = i % w.nchunk;
         const REAL *ckpt = states ? states + i * w.nseg * N * CH : NULL;
-#if defined(SCAN_AVX512) && MD_CPU_HAVE_AVX512
+#if defined(ITEMS_AVX512) && MD_CPU_HAVE_AVX512
         if (fast) {
             md_cpu_scan_bwd_item_avx512(a, w.seg_len, w.nseg, b, k * CH, ckpt, ws + i * w.item_elems,
                                         bc_all + k * (B * L * 2 * N), chan);
