@@ -150,28 +150,35 @@ template <typename T> struct ConvStage {
     static constexpr int SEGS = kStageThreads / (CW / 2); /* row segments: threads a channel pair */
 };
 
-/* rows first .. first + NR - 1 of channels c0 .. c0 + CW - 1 of src into
- * sh ([NR][CW] as 16-byte vectors), zeros outside the matrix; all of a
- * thread's loads are issued before its stores to shared memory */
-template <typename T, int NR>
-__device__ __forceinline__ void conv_stage_rows(uint4 *sh, const T *src, int64_t ld, int64_t first, int64_t rows,
-                                                int64_t c0, int64_t dim)
-{
-    constexpr int VE = ConvStage<T>::VE, N = NR * 32, J = (N + kStageThreads - 1) / kStageThreads;
+/* Rows first .. first + NR - 1 of channels c0 .. c0 + CW - 1 of a (rows,
+ * dim) view, zeros outside it: load() issues a thread's share of the
+ * 16-byte loads into registers, store() puts them into shared memory
+ * ([NR][CW] as 16-byte vectors). A kernel loads all its tiles before it
+ * stores any, so that every load is in flight at once. */
+template <typename T, int NR> struct ConvTile {
+    static constexpr int N = NR * 32, J = (N + kStageThreads - 1) / kStageThreads;
     uint4 v[J];
+
+    __device__ __forceinline__ void load(const T *src, int64_t ld, int64_t first, int64_t rows, int64_t c0,
+                                         int64_t dim)
+    {
 #pragma unroll
-    for (int j = 0; j < J; j++) {
-        const int i = j * kStageThreads + (int)threadIdx.x;
-        const int64_t r = first + i / 32, c = c0 + (int64_t)(i % 32) * VE;
-        v[j] = make_uint4(0, 0, 0, 0);
-        if (i < N && r >= 0 && r < rows && c < dim) v[j] = __ldg((const uint4 *)(src + r * ld + c));
+        for (int j = 0; j < J; j++) {
+            const int i = j * kStageThreads + (int)threadIdx.x;
+            const int64_t r = first + i / 32, c = c0 + (int64_t)(i % 32) * ConvStage<T>::VE;
+            v[j] = make_uint4(0, 0, 0, 0);
+            if (i < N && r >= 0 && r < rows && c < dim) v[j] = __ldg((const uint4 *)(src + r * ld + c));
+        }
     }
+    __device__ __forceinline__ void store(uint4 *sh) const
+    {
 #pragma unroll
-    for (int j = 0; j < J; j++) {
-        const int i = j * kStageThreads + (int)threadIdx.x;
-        if (i < N) sh[i] = v[j];
+        for (int j = 0; j < J; j++) {
+            const int i = j * kStageThreads + (int)threadIdx.x;
+            if (i < N) sh[i] = v[j];
+        }
     }
-}
+};
 
 template <typename T, int R>
 __global__ void __launch_bounds__(kStageThreads)
@@ -181,7 +188,11 @@ __global__ void __launch_bounds__(kStageThreads)
     constexpr int K = 4, CW = ConvStage<T>::CW, S = R / ConvStage<T>::SEGS, NR = R + K - 1;
     __shared__ uint4 shx[NR * 32];
     const int64_t r0 = (int64_t)blockIdx.x * R, c0 = (int64_t)blockIdx.y * CW;
-    conv_stage_rows<T, NR>(shx, x, ldx, r0 - (K - 1), rows, c0, dim);
+    {
+        ConvTile<T, NR> tx;
+        tx.load(x, ldx, r0 - (K - 1), rows, c0, dim);
+        tx.store(shx);
+    }
     const int pair = (int)threadIdx.x % (CW / 2), seg = (int)threadIdx.x / (CW / 2);
     const int64_t e = c0 + 2 * pair, rs = r0 + (int64_t)seg * S;
     const bool active = e < dim && rs < rows;
@@ -250,8 +261,14 @@ __global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
     for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
         const int64_t r0 = tile * R, rs = r0 + (int64_t)seg * S;
         __syncthreads(); /* the previous tile's reads are done */
-        conv_stage_rows<T, NX>(shx, x, ldx, r0 - (K - 1), rows, c0, dim);
-        conv_stage_rows<T, NY>(shy, dy, lddy, r0, rows, c0, dim);
+        {
+            ConvTile<T, NX> tx;
+            ConvTile<T, NY> tg;
+            tx.load(x, ldx, r0 - (K - 1), rows, c0, dim);
+            tg.load(dy, lddy, r0, rows, c0, dim);
+            tx.store(shx);
+            tg.store(shy);
+        }
         __syncthreads();
         if (e >= dim || rs >= rows) continue;
         const T *xs = (const T *)shx + (int64_t)seg * S * CW + 2 * pair; /* x at row rs - (K-1) + j */
