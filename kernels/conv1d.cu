@@ -180,6 +180,20 @@ template <typename T, int NR> struct ConvTile {
     }
 };
 
+/* the pre-activation of channel v of a pair, given the window win[k] = x
+ * at rows t - (K-1) + k and tc = min(t, K - 1): the row kernels' sum, in
+ * their order, taps before the sequence's start left out */
+template <int K>
+__device__ __forceinline__ float conv_pre_pair(const float (&wk)[2][K], const float (&b)[2], const float (&win)[K][2],
+                                               int v, int tc)
+{
+    float p = b[v];
+#pragma unroll
+    for (int k = 0; k < K; k++)
+        if (tc - (K - 1) + k >= 0) p += wk[v][k] * win[k][v];
+    return p;
+}
+
 template <typename T, int R>
 __global__ void __launch_bounds__(kStageThreads)
     conv_fwd_staged_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w, const float *bias,
@@ -219,10 +233,7 @@ __global__ void __launch_bounds__(kStageThreads)
         float out[2];
 #pragma unroll
         for (int v = 0; v < 2; v++) {
-            float p = b[v];
-#pragma unroll
-            for (int k = 0; k < K; k++)
-                if (tc - (K - 1) + k >= 0) p += wk[v][k] * win[k][v];
+            const float p = conv_pre_pair<K>(wk, b, win, v, tc);
             out[v] = p * sigmoidf_(p);
         }
         st_v<2>(y + r * ldy + e, out);
@@ -287,10 +298,7 @@ __global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
             const bool own = i < S && rs + i < rows;
 #pragma unroll
             for (int v = 0; v < 2; v++) {
-                float p = b[v];
-#pragma unroll
-                for (int k = 0; k < K; k++)
-                    if (tc - (K - 1) + k >= 0) p += wk[v][k] * win[k][v];
+                const float p = conv_pre_pair<K>(wk, b, win, v, tc);
                 const float sg = sigmoidf_(p);
                 dpw[K - 1][v] = g[v] * sg * (1 + p * (1 - sg));
                 if (own) {

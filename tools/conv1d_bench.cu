@@ -7,9 +7,14 @@
  * from the same inputs can be compared with each other (the unit tests
  * compare every path against the CPU).
  *
- * Built by tools/conv1d-bench.sh, once per variant (kernels/conv1d.cu's -D
- * switches, or another copy of the kernel), not by CMake:
- *   conv1d_bench [bf16|f32] [B L E REPS]      (bf16 8 16384 256 20)
+ * Built once per variant (kernels/conv1d.cu's -D switches: MD_CONV_STAGED,
+ * MD_CONV_FWD_TILE_ROWS, MD_CONV_BWD_TILE_ROWS, MD_CONV_BWD_MIN_BLOCKS; or
+ * another copy of the kernel, e.g. `git show REV:kernels/conv1d.cu`), not
+ * by CMake:
+ *   nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Ikernels [-D...] \
+ *       -o NAME tools/conv1d_bench.cu kernels/conv1d.cu kernels/elementwise.cu
+ * then on the GPU machine:
+ *   VARIANT=NAME NAME [bf16|f32] [B L E REPS]      (bf16 8 16384 256 20)
  * Prints one line: variant dtype B L E fwd_us fwd_GB/s bwd_us bwd_GB/s
  * sum(y) sum(dx) sum(dw) sum(dbias) (GB/s: the bytes the op must move,
  * x and y; x, dy and dx).
@@ -21,36 +26,17 @@
 #include <cstring>
 #include <vector>
 
-#include <cuda_bf16.h>
-
 #include "backend_kernels.h"
+#include "storage.cuh"
 
-#define CK(x)                                                                          \
-    do {                                                                               \
-        cudaError_t e_ = (x);                                                          \
-        if (e_ != cudaSuccess) {                                                       \
-            fprintf(stderr, "[E::conv1d_bench] %s: %s\n", #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                   \
-        }                                                                              \
-    } while (0)
-
-__host__ __device__ static inline float hash_uniform(uint64_t i, uint32_t seed, float lo, float hi)
-{
-    uint64_t x = i * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
-    x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29, x *= 0x94D049BB133111EBull, x ^= x >> 32;
-    return lo + (hi - lo) * (float)(x & 0xFFFFFF) / 16777216.f;
-}
-
-__device__ static inline void st(float *p, float v) { *p = v; }
-__device__ static inline void st(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
-__device__ static inline float ld(const float *p) { return *p; }
-__device__ static inline float ld(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+#define BENCH_NAME "conv1d_bench"
+#include "bench_common.cuh"
 
 template <typename T>
 __global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        st(p + i, hash_uniform(i, seed, lo, hi));
+        st_f(p + i, hash_uniform(i, seed, lo, hi));
 }
 
 /* out[0] += sum of the (rows, cols) view's elements, in double */
@@ -60,7 +46,7 @@ __global__ void sum_view(const T *p, int64_t ld_, int64_t rows, int64_t cols, do
     double s = 0;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < rows * cols;
          i += (int64_t)gridDim.x * blockDim.x)
-        s += ld(p + (i / cols) * ld_ + i % cols);
+        s += ld_f(p + (i / cols) * ld_ + i % cols);
     atomicAdd(out, s);
 }
 
