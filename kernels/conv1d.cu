@@ -39,15 +39,18 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
     }
 }
 
-/* Width known at compile time (the Mamba block's 4): each thread owns
- * kConvRows consecutive rows of V adjacent channels (2 where the rows'
- * alignment allows: one load or store for both, so that a warp moves whole
- * 128-byte lines in bf16) and slides the x window along them in registers,
- * with one 64-bit division per tile where the generic kernel below takes
- * two per element and reloads every tap. 4 channels a lane (8-byte bf16
- * accesses) measured slower in both directions on the H200 (NOTES-backend.md,
- * mamba6: forward 98 -> 109 us, backward 351 -> 426 us at E 256, B x L
- * 131072): the registers of the wider window halve the warps per SM. */
+/* Width known at compile time (the Mamba block's 4), for rows the staged
+ * kernels below cannot take (E or a stride not a multiple of 16 bytes'
+ * elements, or misaligned; their pace before those: NOTES-backend.md,
+ * conv7): each thread owns kConvRows consecutive rows of V adjacent channels
+ * (2 where the rows' alignment allows: one load or store for both, so that a
+ * warp moves whole 128-byte lines in bf16) and slides the x window along
+ * them in registers, with one 64-bit division per tile where the generic
+ * kernel below takes two per element and reloads every tap. 4 channels a
+ * lane (8-byte bf16 accesses) measured slower in both directions on the H200
+ * (NOTES-backend.md, mamba6: forward 98 -> 109 us, backward 351 -> 426 us at
+ * E 256, B x L 131072): the registers of the wider window halve the warps
+ * per SM. */
 constexpr int kConvRows = 16;          /* rows per thread */
 constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channel groups */
 
@@ -504,16 +507,17 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
     }
 }
 
-/* The backward for a width known at compile time (the Mamba block's 4), in
- * one pass: each thread owns R consecutive rows of V adjacent channels (as
- * the forward's), keeps the x window and the pre-activation gradients of its
- * rows (and of the K - 1 rows after them, which its dx needs) in registers,
- * writes dx and adds its rows' dw and dbias terms, which the block sums into
- * one slice of partials. The generic kernels below recompute the
- * pre-activation K times per output and were ~10x slower (27% of a 128 x 6
- * Mamba step); with one channel a lane and 16 rows a thread it took 4x
- * the forward's time, with pairs and 8 rows (123 registers, 2 blocks an
- * SM) 13-17% less than that (NOTES-backend.md, mamba6). */
+/* The backward for a width known at compile time (the Mamba block's 4) where
+ * the staged kernel above cannot take the rows, in one pass: each thread
+ * owns R consecutive rows of V adjacent channels (as the forward's), keeps
+ * the x window and the pre-activation gradients of its rows (and of the
+ * K - 1 rows after them, which its dx needs) in registers, writes dx and adds
+ * its rows' dw and dbias terms, which the block sums into one slice of
+ * partials. The generic kernels below recompute the pre-activation K times
+ * per output and were ~10x slower (27% of a 128 x 6 Mamba step); with one
+ * channel a lane and 16 rows a thread it took 4x the forward's time, with
+ * pairs and 8 rows (123 registers, 2 blocks an SM) 13-17% less than that
+ * (NOTES-backend.md, mamba6). */
 constexpr int kConvBwdRows = 8;
 
 template <typename T, int K, int V, int R>
