@@ -39,15 +39,18 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
     }
 }
 
-/* Width known at compile time (the Mamba block's 4): each thread owns
- * kConvRows consecutive rows of V adjacent channels (2 where the rows'
- * alignment allows: one load or store for both, so that a warp moves whole
- * 128-byte lines in bf16) and slides the x window along them in registers,
- * with one 64-bit division per tile where the generic kernel below takes
- * two per element and reloads every tap. 4 channels a lane (8-byte bf16
- * accesses) measured slower in both directions on the H200 (NOTES-backend.md,
- * mamba6: forward 98 -> 109 us, backward 351 -> 426 us at E 256, B x L
- * 131072): the registers of the wider window halve the warps per SM. */
+/* Width known at compile time (the Mamba block's 4), for rows the staged
+ * kernels below cannot take (E or a stride not a multiple of 16 bytes'
+ * elements, or misaligned; their pace before those: NOTES-backend.md,
+ * conv7): each thread owns kConvRows consecutive rows of V adjacent channels
+ * (2 where the rows' alignment allows: one load or store for both, so that a
+ * warp moves whole 128-byte lines in bf16) and slides the x window along
+ * them in registers, with one 64-bit division per tile where the generic
+ * kernel below takes two per element and reloads every tap. 4 channels a
+ * lane (8-byte bf16 accesses) measured slower in both directions on the H200
+ * (NOTES-backend.md, mamba6: forward 98 -> 109 us, backward 351 -> 426 us at
+ * E 256, B x L 131072): the registers of the wider window halve the warps
+ * per SM. */
 constexpr int kConvRows = 16;          /* rows per thread */
 constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channel groups */
 
@@ -117,12 +120,296 @@ static unsigned grid_of(int64_t n)
     return (unsigned)(g > 1048576 ? 1048576 : (g < 1 ? 1 : g));
 }
 
+/* ---- Staged tiles: the width-4 kernels for 16-byte aligned rows ----
+ * The row kernels above keep ~19 narrow loads in flight a thread and
+ * moved 0.5 TB/s in the backward (NOTES-backend.md, mamba6). Here a block
+ * of 256 threads owns a tile of rows x CW channels (CW: one 16-byte vector
+ * a lane across a warp, 256 bf16 or 128 fp32 channels) and first copies
+ * its rows and their halo (3 rows before the tile for x; 3 after it too,
+ * and dy's, in the backward) into shared memory, every lane's 16-byte
+ * loads issued before any is stored, so that a block has its whole tile in
+ * flight at once. Then each thread slides a window of channel pairs down
+ * its S = R / SEGS of the tile's R rows from shared memory, with the
+ * arithmetic (and its order) of the row kernels. MD_CONV_STAGED=0 keeps
+ * the row kernels; the -D switches below are for tools/conv1d_bench.cu. */
+#ifndef MD_CONV_STAGED
+#define MD_CONV_STAGED 1
+#endif
+#ifndef MD_CONV_FWD_TILE_ROWS
+#define MD_CONV_FWD_TILE_ROWS 64
+#endif
+#ifndef MD_CONV_BWD_TILE_ROWS
+#define MD_CONV_BWD_TILE_ROWS 32
+#endif
+#ifndef MD_CONV_BWD_MIN_BLOCKS /* blocks an SM the backward's registers must allow */
+#define MD_CONV_BWD_MIN_BLOCKS 3
+#endif
+
+constexpr int kStageThreads = 256;
+
+template <typename T> struct ConvStage {
+    static constexpr int VE = 16 / (int)sizeof(T);        /* elements in a 16-byte vector */
+    static constexpr int CW = 32 * VE;                    /* channels a block */
+    static constexpr int SEGS = kStageThreads / (CW / 2); /* row segments: threads a channel pair */
+};
+
+/* Rows first .. first + NR - 1 of channels c0 .. c0 + CW - 1 of a (rows,
+ * dim) view, zeros outside it: load() issues a thread's share of the
+ * 16-byte loads into registers, store() puts them into shared memory
+ * ([NR][CW] as 16-byte vectors). A kernel loads all its tiles before it
+ * stores any, so that every load is in flight at once. */
+template <typename T, int NR> struct ConvTile {
+    static constexpr int N = NR * 32, J = (N + kStageThreads - 1) / kStageThreads;
+    uint4 v[J];
+
+    __device__ __forceinline__ void load(const T *src, int64_t ld, int64_t first, int64_t rows, int64_t c0,
+                                         int64_t dim)
+    {
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = j * kStageThreads + (int)threadIdx.x;
+            const int64_t r = first + i / 32, c = c0 + (int64_t)(i % 32) * ConvStage<T>::VE;
+            v[j] = make_uint4(0, 0, 0, 0);
+            if (i < N && r >= 0 && r < rows && c < dim) v[j] = __ldg((const uint4 *)(src + r * ld + c));
+        }
+    }
+    __device__ __forceinline__ void store(uint4 *sh) const
+    {
+#pragma unroll
+        for (int j = 0; j < J; j++) {
+            const int i = j * kStageThreads + (int)threadIdx.x;
+            if (i < N) sh[i] = v[j];
+        }
+    }
+};
+
+/* the pre-activation of channel v of a pair, given the window win[k] = x
+ * at rows t - (K-1) + k and tc = min(t, K - 1): the row kernels' sum, in
+ * their order, taps before the sequence's start left out */
+template <int K>
+__device__ __forceinline__ float conv_pre_pair(const float (&wk)[2][K], const float (&b)[2], const float (&win)[K][2],
+                                               int v, int tc)
+{
+    float p = b[v];
+#pragma unroll
+    for (int k = 0; k < K; k++)
+        if (tc - (K - 1) + k >= 0) p += wk[v][k] * win[k][v];
+    return p;
+}
+
+template <typename T, int R>
+__global__ void __launch_bounds__(kStageThreads)
+    conv_fwd_staged_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w, const float *bias,
+                           int64_t rows, int64_t len, int64_t dim)
+{
+    constexpr int K = 4, CW = ConvStage<T>::CW, S = R / ConvStage<T>::SEGS, NR = R + K - 1;
+    __shared__ uint4 shx[NR * 32];
+    const int64_t r0 = (int64_t)blockIdx.x * R, c0 = (int64_t)blockIdx.y * CW;
+    {
+        ConvTile<T, NR> tx;
+        tx.load(x, ldx, r0 - (K - 1), rows, c0, dim);
+        tx.store(shx);
+    }
+    const int pair = (int)threadIdx.x % (CW / 2), seg = (int)threadIdx.x / (CW / 2);
+    const int64_t e = c0 + 2 * pair, rs = r0 + (int64_t)seg * S;
+    const bool active = e < dim && rs < rows;
+    float wk[2][K], b[2];
+#pragma unroll
+    for (int v = 0; v < 2; v++) {
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[v][k] = active ? w[(e + v) * K + k] : 0.f;
+        b[v] = active ? bias[e + v] : 0.f;
+    }
+    __syncthreads();
+    if (!active) return;
+    const T *xs = (const T *)shx + (int64_t)seg * S * CW + 2 * pair; /* x at row rs - (K-1) + j: xs[j * CW] */
+    float win[K][2];
+#pragma unroll
+    for (int j = 0; j < K - 1; j++) ld_v<2>(xs + j * CW, win[j]);
+    int64_t t = rs % len;
+#pragma unroll
+    for (int i = 0; i < S; i++) {
+        const int64_t r = rs + i;
+        if (r >= rows) break;
+        ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
+        const int tc = (int)(t < K - 1 ? t : K - 1);
+        float out[2];
+#pragma unroll
+        for (int v = 0; v < 2; v++) {
+            const float p = conv_pre_pair<K>(wk, b, win, v, tc);
+            out[v] = p * sigmoidf_(p);
+        }
+        st_v<2>(y + r * ldy + e, out);
+#pragma unroll
+        for (int k = 0; k < K - 1; k++) win[k][0] = win[k + 1][0], win[k][1] = win[k + 1][1];
+        if (++t == len) t = 0;
+    }
+}
+
+/* dx of the tile's rows and the dw / dbias terms of its rows, summed over
+ * the block's tiles (blockIdx.x, + gridDim.x, ...) into one slice of
+ * partials as conv_bwd_rows_kernel's; a thread's S rows take the pre-
+ * activation gradients of the K - 1 rows after them too, recomputed */
+template <typename T, int R>
+__global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
+    conv_bwd_staged_kernel(T *dx, int64_t lddx, float *part, int64_t ld_part, const T *dy, int64_t lddy, const T *x,
+                           int64_t ldx, const float *w, const float *bias, int64_t rows, int64_t len, int64_t dim)
+{
+    constexpr int K = 4, CW = ConvStage<T>::CW, SEGS = ConvStage<T>::SEGS, S = R / SEGS;
+    constexpr int NX = R + 2 * (K - 1), NY = R + K - 1;
+    static_assert(NX * 32 * 16 >= SEGS * (K + 1) * CW * 4, "the partials' reduction reuses shx");
+    __shared__ uint4 shx[NX * 32], shy[NY * 32];
+    const int64_t c0 = (int64_t)blockIdx.y * CW;
+    const int pair = (int)threadIdx.x % (CW / 2), seg = (int)threadIdx.x / (CW / 2);
+    const int64_t e = c0 + 2 * pair;
+    float wk[2][K], b[2], acc[K + 1][2];
+#pragma unroll
+    for (int v = 0; v < 2; v++) {
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[v][k] = e < dim ? w[(e + v) * K + k] : 0.f;
+        b[v] = e < dim ? bias[e + v] : 0.f;
+#pragma unroll
+        for (int k = 0; k <= K; k++) acc[k][v] = 0.f;
+    }
+    const int64_t ntiles = (rows + R - 1) / R;
+    for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+        const int64_t r0 = tile * R, rs = r0 + (int64_t)seg * S;
+        __syncthreads(); /* the previous tile's reads are done */
+        {
+            ConvTile<T, NX> tx;
+            ConvTile<T, NY> tg;
+            tx.load(x, ldx, r0 - (K - 1), rows, c0, dim);
+            tg.load(dy, lddy, r0, rows, c0, dim);
+            tx.store(shx);
+            tg.store(shy);
+        }
+        __syncthreads();
+        if (e >= dim || rs >= rows) continue;
+        const T *xs = (const T *)shx + (int64_t)seg * S * CW + 2 * pair; /* x at row rs - (K-1) + j */
+        const T *gs = (const T *)shy + (int64_t)seg * S * CW + 2 * pair; /* dy at row rs + i */
+        float win[K][2], dpw[K][2];  /* x at rows i - (K-1) .. i; dp at rows i - (K-1) .. i */
+#pragma unroll
+        for (int j = 0; j < K - 1; j++) ld_v<2>(xs + j * CW, win[j]);
+        const int64_t t0 = rs % len;
+        int64_t t = t0, left = len - 1 - t0; /* left: rows after row i - (K-1) in its sequence */
+#pragma unroll
+        for (int i = 0; i < S + K - 1; i++) {
+            ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
+            float g[2];
+            ld_v<2>(gs + i * CW, g);
+            const int tc = (int)(t < K - 1 ? t : K - 1);
+            const bool own = i < S && rs + i < rows;
+#pragma unroll
+            for (int v = 0; v < 2; v++) {
+                const float p = conv_pre_pair<K>(wk, b, win, v, tc);
+                const float sg = sigmoidf_(p);
+                dpw[K - 1][v] = g[v] * sg * (1 + p * (1 - sg));
+                if (own) {
+#pragma unroll
+                    for (int k = 0; k < K; k++)
+                        if (tc - (K - 1) + k >= 0) acc[k][v] += dpw[K - 1][v] * win[k][v];
+                    acc[K][v] += dpw[K - 1][v];
+                }
+            }
+            if (i >= K - 1) {
+                const int64_t r = rs + i - (K - 1);
+                if (r >= rows) break;
+                float a[2];
+#pragma unroll
+                for (int v = 0; v < 2; v++) {
+                    a[v] = 0;
+#pragma unroll
+                    for (int k = K - 1; k >= 0; k--)
+                        if (K - 1 - k <= left) a[v] += wk[v][k] * dpw[K - 1 - k][v];
+                }
+                st_v<2>(dx + r * lddx + e, a);
+                left = left == 0 ? len - 1 : left - 1;
+            }
+#pragma unroll
+            for (int k = 0; k < K - 1; k++)
+#pragma unroll
+                for (int v = 0; v < 2; v++) win[k][v] = win[k + 1][v], dpw[k][v] = dpw[k + 1][v];
+            if (++t == len) t = 0;
+        }
+    }
+    __syncthreads();
+    float *sh = (float *)shx; /* [SEGS][K + 1][CW] */
+#pragma unroll
+    for (int k = 0; k <= K; k++)
+#pragma unroll
+        for (int v = 0; v < 2; v++) sh[(seg * (K + 1) + k) * CW + 2 * pair + v] = acc[k][v];
+    __syncthreads();
+    for (int i = (int)threadIdx.x; i < (K + 1) * CW; i += kStageThreads) {
+        const int k = i / CW, c = i % CW;
+        const int64_t ev = c0 + c;
+        if (ev >= dim) continue;
+        float sum = 0;
+        for (int j = 0; j < SEGS; j++) sum += sh[(j * (K + 1) + k) * CW + c];
+        part[(int64_t)blockIdx.x * ld_part + (k == K ? dim * K + ev : ev * K + k)] = sum;
+    }
+}
+
+/* 1 when a width-4 call's rows suit the staged kernels (16-byte vectors) */
+template <typename T>
+static bool conv_staged_ok(int64_t dim, const void *a, int64_t lda, const void *b, int64_t ldb, const void *c,
+                           int64_t ldc)
+{
+    return MD_CONV_STAGED && vec_ok(ConvStage<T>::VE, dim, sizeof(T), a, lda, b, ldb, c, ldc);
+}
+
+template <typename T>
+static cudaError_t conv1d_silu_fwd_staged(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w,
+                                          const float *bias, int64_t rows, int64_t len, int64_t dim, cudaStream_t s)
+{
+    constexpr int R = MD_CONV_FWD_TILE_ROWS;
+    const int64_t gx = (rows + R - 1) / R, gy = (dim + ConvStage<T>::CW - 1) / ConvStage<T>::CW;
+    if (gx > INT32_MAX || gy > 65535) return cudaErrorInvalidConfiguration;
+    conv_fwd_staged_kernel<T, R><<<dim3((unsigned)gx, (unsigned)gy), kStageThreads, 0, s>>>(y, ldy, x, ldx, w, bias,
+                                                                                             rows, len, dim);
+    return cudaGetLastError();
+}
+
+template <typename T>
+static cudaError_t conv1d_silu_bwd_staged(T *dx, int64_t lddx, float *dw, float *dbias, const T *dy, int64_t lddy,
+                                          const T *x, int64_t ldx, const float *w, const float *bias, int64_t rows,
+                                          int64_t len, int64_t dim, float *scratch, size_t scratch_floats,
+                                          cudaStream_t s)
+{
+    constexpr int R = MD_CONV_BWD_TILE_ROWS, K = 4;
+    /* as many blocks as fit on the GPU at once, so that each takes the
+     * same number of tiles and there is no second, partial wave */
+    static int resident = 0;
+    if (resident == 0) {
+        int dev = 0, sms = 0, per_sm = 0;
+        cudaError_t e = cudaGetDevice(&dev);
+        if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+        if (e == cudaSuccess)
+            e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, conv_bwd_staged_kernel<T, R>, kStageThreads, 0);
+        if (e != cudaSuccess) return e;
+        resident = sms * per_sm > 0 ? sms * per_sm : 1;
+    }
+    const int64_t ldp = dim * (K + 1), gy = (dim + ConvStage<T>::CW - 1) / ConvStage<T>::CW;
+    const int64_t ntiles = (rows + R - 1) / R, fit = (int64_t)(scratch_floats / (size_t)ldp);
+    int64_t slices = (resident + gy - 1) / gy;
+    if (slices > ntiles) slices = ntiles;
+    if (slices > fit) slices = fit;
+    if (slices < 1 || gy > 65535) return cudaErrorInvalidConfiguration;
+    conv_bwd_staged_kernel<T, R><<<dim3((unsigned)slices, (unsigned)gy), kStageThreads, 0, s>>>(
+        dx, lddx, scratch, ldp, dy, lddy, x, ldx, w, bias, rows, len, dim);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    if ((e = mdk_colsum_add(dw, scratch, slices, ldp, dim * K, s)) != cudaSuccess) return e;
+    return mdk_colsum_add(dbias, scratch + dim * K, slices, ldp, dim, s);
+}
+
 template <typename T>
 static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w, const float *bias,
                                    int64_t batch, int64_t len, int64_t dim, int64_t width, cudaStream_t s)
 {
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
+    if (width == 4 && conv_staged_ok<T>(dim, x, ldx, y, ldy, y, ldy))
+        return conv1d_silu_fwd_staged(y, ldy, x, ldx, w, bias, batch * len, len, dim, s);
     if (width == 4) {
         const int64_t tiles = (batch * len + kConvRows - 1) / kConvRows;
         const int64_t by = (tiles + kConvTilesPerBlock - 1) / kConvTilesPerBlock;
@@ -220,16 +507,17 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
     }
 }
 
-/* The backward for a width known at compile time (the Mamba block's 4), in
- * one pass: each thread owns R consecutive rows of V adjacent channels (as
- * the forward's), keeps the x window and the pre-activation gradients of its
- * rows (and of the K - 1 rows after them, which its dx needs) in registers,
- * writes dx and adds its rows' dw and dbias terms, which the block sums into
- * one slice of partials. The generic kernels below recompute the
- * pre-activation K times per output and were ~10x slower (27% of a 128 x 6
- * Mamba step); with one channel a lane and 16 rows a thread it took 4x
- * the forward's time, with pairs and 8 rows (123 registers, 2 blocks an
- * SM) 13-17% less than that (NOTES-backend.md, mamba6). */
+/* The backward for a width known at compile time (the Mamba block's 4) where
+ * the staged kernel above cannot take the rows, in one pass: each thread
+ * owns R consecutive rows of V adjacent channels (as the forward's), keeps
+ * the x window and the pre-activation gradients of its rows (and of the
+ * K - 1 rows after them, which its dx needs) in registers, writes dx and adds
+ * its rows' dw and dbias terms, which the block sums into one slice of
+ * partials. The generic kernels below recompute the pre-activation K times
+ * per output and were ~10x slower (27% of a 128 x 6 Mamba step); with one
+ * channel a lane and 16 rows a thread it took 4x the forward's time, with
+ * pairs and 8 rows (123 registers, 2 blocks an SM) 13-17% less than that
+ * (NOTES-backend.md, mamba6). */
 constexpr int kConvBwdRows = 8;
 
 template <typename T, int K, int V, int R>
@@ -366,6 +654,9 @@ static cudaError_t conv1d_silu_bwd(T *dx, int64_t lddx, float *dw, float *dbias,
     if (rows * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
     int K = (int)width;
+    if (K == 4 && conv_staged_ok<T>(dim, dx, lddx, dy, lddy, x, ldx))
+        return conv1d_silu_bwd_staged(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch,
+                                      scratch_floats, s);
     if (K == 4) {
         const int V = conv_vec_width(dim, sizeof(T), dx, lddx, dy, lddy, x, ldx);
 #define CONV_BWD_ROWS(V)                                                                                   \

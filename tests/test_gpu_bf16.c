@@ -280,10 +280,14 @@ static void check_rmsnorm16(const md_backend_t *bf)
 }
 
 /* x the first half of an xz-like bf16 matrix, as the model's; B, L, E and
- * dy's row padding: channel pairs (padding 0) and single channels (1) */
+ * dy's row padding: tiles staged through shared memory where E and the
+ * strides are multiples of 8 (E 136 a part of a 256-channel block, B 2
+ * L 8191 several tiles a block), channel pairs where even (70), single
+ * channels else (padding 1) */
 static void check_conv16(const md_backend_t *bf)
 {
-    static const int64_t shapes[][4] = {{1, 1, 8, 0}, {2, 3, 70, 0}, {3, 777, 128, 0}, {3, 777, 128, 1}, {1, 4096, 64, 1}};
+    static const int64_t shapes[][4] = {{1, 1, 8, 0},     {2, 3, 70, 0},   {3, 777, 128, 0},  {3, 777, 128, 1},
+                                        {1, 4096, 64, 1}, {4, 5, 136, 0}, {2, 8191, 64, 0}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = 4, M = B * L;
         char sh[80];

@@ -240,14 +240,18 @@ static void check_add_rmsnorm(void)
 
 static void check_conv(void)
 {
-    /* B, L, E, width, dy's row padding: the backward has its own kernel for
-     * width 4 (tiles of 8 rows crossing sequence ends at L = 3, 777) and a
-     * generic one; the width-4 kernels take channel pairs where E and every
-     * row stride are even, single channels otherwise (odd E, or the
-     * backward's dy padded by 1) */
-    static const int64_t shapes[][5] = {{1, 1, 8, 4, 0},    {2, 3, 70, 4, 0},  {3, 777, 128, 4, 0},
+    /* B, L, E, width, dy's row padding: width 4 has its own kernels and
+     * other widths a generic one. Where E and every row stride are
+     * multiples of 4 (16-byte rows) the width-4 kernels stage tiles of 32
+     * (backward) or 64 (forward) rows x 128 channels through shared memory:
+     * tiles crossing sequence ends (L = 1, 5, 777), E a block and a part
+     * (136), blocks taking several tiles (B 2 L 8191). Otherwise they take
+     * channel pairs where E and the strides are even (70), single channels
+     * else (odd E, or the backward's dy padded by 1). */
+    static const int64_t shapes[][5] = {{1, 1, 8, 4, 0},    {2, 3, 70, 4, 0},    {3, 777, 128, 4, 0},
                                         {3, 777, 128, 4, 1}, {1, 4096, 64, 4, 1}, {2, 301, 40, 3, 1},
-                                        {1, 5, 33, 7, 0},    {2, 150, 35, 4, 0}};
+                                        {1, 5, 33, 7, 0},    {2, 150, 35, 4, 0},  {4, 5, 136, 4, 0},
+                                        {2, 8191, 64, 4, 0}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t B = shapes[s][0], L = shapes[s][1], E = shapes[s][2], K = shapes[s][3], M = B * L;
         char sh[80];

@@ -20,21 +20,8 @@
 
 #include "selective_scan.cuh"
 
-#define CK(x)                                                                              \
-    do {                                                                                   \
-        cudaError_t e_ = (x);                                                              \
-        if (e_ != cudaSuccess) {                                                           \
-            fprintf(stderr, "[E::scan_infer_bench] %s: %s\n", #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
-
-__host__ __device__ static inline float hash_uniform(uint64_t i, uint32_t seed, float lo, float hi)
-{
-    uint64_t x = i * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
-    x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29, x *= 0x94D049BB133111EBull, x ^= x >> 32;
-    return lo + (hi - lo) * (float)(x & 0xFFFFFF) / 16777216.f;
-}
+#define BENCH_NAME "scan_infer_bench"
+#include "bench_common.cuh"
 
 template <typename T>
 __global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)

@@ -1,0 +1,31 @@
+/* What the standalone kernel timing programs (tools/*_bench.cu) share:
+ * CK, which exits with one [E::BENCH_NAME] line when a CUDA call fails,
+ * and hash_uniform, a reproducible uniform draw on the host or device.
+ * Define BENCH_NAME (a string) before including. */
+#ifndef MD_TOOLS_BENCH_COMMON_CUH
+#define MD_TOOLS_BENCH_COMMON_CUH
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include <cuda_runtime_api.h>
+
+#define CK(x)                                                                                     \
+    do {                                                                                          \
+        cudaError_t e_ = (x);                                                                     \
+        if (e_ != cudaSuccess) {                                                                  \
+            fprintf(stderr, "[E::%s] %s: %s\n", BENCH_NAME, #x, cudaGetErrorString(e_));          \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* uniform in [lo, hi) from (i, seed) */
+__host__ __device__ static inline float hash_uniform(uint64_t i, uint32_t seed, float lo, float hi)
+{
+    uint64_t x = i * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
+    x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29, x *= 0x94D049BB133111EBull, x ^= x >> 32;
+    return lo + (hi - lo) * (float)(x & 0xFFFFFF) / 16777216.f;
+}
+
+#endif
