@@ -42,15 +42,16 @@ __global__ void conv_fwd_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, cons
 /* Width known at compile time (the Mamba block's 4), for rows the staged
  * kernels below cannot take (E or a stride not a multiple of 16 bytes'
  * elements, or misaligned; their pace before those: NOTES-backend.md,
- * conv7): each thread owns kConvRows consecutive rows of V adjacent channels
- * (2 where the rows' alignment allows: one load or store for both, so that a
- * warp moves whole 128-byte lines in bf16) and slides the x window along
- * them in registers, with one 64-bit division per tile where the generic
- * kernel below takes two per element and reloads every tap. 4 channels a
- * lane (8-byte bf16 accesses) measured slower in both directions on the H200
- * (NOTES-backend.md, mamba6: forward 98 -> 109 us, backward 351 -> 426 us at
- * E 256, B x L 131072): the registers of the wider window halve the warps
- * per SM. */
+ * "conv1d + SiLU tiles staged through shared memory"): each thread owns
+ * kConvRows consecutive rows of V adjacent channels (2 where the rows'
+ * alignment allows: one load or store for both, so that a warp moves whole
+ * 128-byte lines in bf16) and slides the x window along them in registers,
+ * with one 64-bit division per tile where the generic kernel below takes
+ * two per element and reloads every tap. 4 channels a lane (8-byte bf16
+ * accesses) measured slower in both directions on the H200
+ * (NOTES-backend.md, "The Mamba step around the scan": forward 98 -> 109
+ * us, backward 351 -> 426 us at E 256, B x L 131072): the registers of the
+ * wider window halve the warps per SM. */
 constexpr int kConvRows = 16;          /* rows per thread */
 constexpr int kConvTilesPerBlock = 8;  /* threadIdx.y; threadIdx.x: 32 channel groups */
 
@@ -122,7 +123,8 @@ static unsigned grid_of(int64_t n)
 
 /* ---- Staged tiles: the width-4 kernels for 16-byte aligned rows ----
  * The row kernels above keep ~19 narrow loads in flight a thread and
- * moved 0.5 TB/s in the backward (NOTES-backend.md, mamba6). Here a block
+ * moved 0.5 TB/s in the backward (NOTES-backend.md, "The Mamba step
+ * around the scan"). Here a block
  * of 256 threads owns a tile of rows x CW channels (CW: one 16-byte vector
  * a lane across a warp, 256 bf16 or 128 fp32 channels) and first copies
  * its rows and their halo (3 rows before the tile for x; 3 after it too,
@@ -517,7 +519,7 @@ __global__ void __launch_bounds__(256) conv_dw_kernel(float *part, int64_t ld_pa
  * per output and were ~10x slower (27% of a 128 x 6 Mamba step); with one
  * channel a lane and 16 rows a thread it took 4x the forward's time, with
  * pairs and 8 rows (123 registers, 2 blocks an SM) 13-17% less than that
- * (NOTES-backend.md, mamba6). */
+ * (NOTES-backend.md, "The Mamba step around the scan"). */
 constexpr int kConvBwdRows = 8;
 
 template <typename T, int K, int V, int R>
