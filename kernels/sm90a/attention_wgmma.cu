@@ -117,13 +117,12 @@ attn_fwd_wgmma(S *o, int64_t ldo, float *lse, attn_in in, int64_t len, int64_t n
 #if MD_WGMMA_ON
     enum {
         NWG = wg_shape<V>::NWG, STAGES = wg_shape<V>::STAGES,
-        OVERLAP = wg_shape<V>::OVERLAP, NT = 128 * NWG, BQ = 64 * NWG, TILE = FK * WHD,
+        OVERLAP = wg_shape<V>::OVERLAP, NT = 128 * NWG, BQ = 64 * NWG,
         PD = OVERLAP ? STAGES - 2 : STAGES - 1   /* tiles copied ahead */
     };
     static_assert(PD >= 1, "the ring needs a stage to fill ahead");
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
-    uint32_t ring_sa = raw + ((1024 - (raw & 1023)) & 1023);   /* stage s: K at 2 s TILE bf16, V after it */
+    const uint32_t ring_sa = ring_base(smem_raw);   /* K tiles first, V second */
 
     int64_t qtile = n_qtiles - 1 - blockIdx.x % n_qtiles;   /* the costly tiles first */
     head_t hp = head_of(blockIdx.x / n_qtiles, n_heads, len, WHD);
@@ -135,15 +134,10 @@ attn_fwd_wgmma(S *o, int64_t ldo, float *lse, attn_in in, int64_t len, int64_t n
      * every row's max is finite from the first on */
     int nt_wg = iw < len ? (int)(iw / FK) + 1 : 0;
     const rows_t kh = head_rows<WHD, VIEW>(in.k, hp), vh = head_rows<WHD, VIEW>(in.v, hp);
-    auto k_at = [&](int t) { return ring_sa + (uint32_t)(2 * (t % STAGES) * TILE * 2); };
-    auto v_at = [&](int t) { return ring_sa + (uint32_t)((2 * (t % STAGES) + 1) * TILE * 2); };
     const tile_copier<FK, NT> kc(kh.ld), vc(vh.ld);
-    auto fetch = [&](int t) {
-        int64_t j0 = (int64_t)t * FK;
-        int n_in = rows_in<FK>(j0, len);
-        kc.issue(k_at(t), kh.p + j0 * kh.ld, n_in);
-        vc.issue(v_at(t), vh.p + j0 * vh.ld, n_in);
-    };
+    auto k_at = [&](int t) { return ring_first<STAGES>(ring_sa, t); };
+    auto v_at = [&](int t) { return ring_second<STAGES>(ring_sa, t); };
+    auto fetch = [&](int t) { ring_fetch<STAGES>(ring_sa, t, kc, kh, vc, vh, (int64_t)t * FK, len); };
 
 #pragma unroll
     for (int t = 0; t < PD; t++) {

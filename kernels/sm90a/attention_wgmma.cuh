@@ -1,9 +1,10 @@
 /* The pieces shared by the wgmma attention kernels at head dim 64
  * (attention_wgmma.cu, the forward; attention_wgmma_bwd.cu, the dK / dV
- * half of the backward): the tile size, the copies of 64-bf16 rows into
- * 128-byte-swizzled shared tiles (wgmma.cuh's layout), the two products
- * of a 64-row A in registers with such a tile, and the parsing of the
- * variant switches. sm_90a code only (kernels/sm90a/CMakeLists.txt).
+ * half of the backward; attention_wgmma_dq.cu, its dQ half): the tile
+ * size, the copies of 64-bf16 rows into 128-byte-swizzled shared tiles
+ * (wgmma.cuh's layout) and the ring of tile pairs they stream through,
+ * the two products of a 64-row A in registers with such a tile, and the
+ * parsing of the variant switches. sm_90a code only (kernels/sm90a/CMakeLists.txt).
  */
 #ifndef MD_KERNELS_ATTENTION_WGMMA_CUH
 #define MD_KERNELS_ATTENTION_WGMMA_CUH
@@ -58,6 +59,42 @@ struct tile_copier {
         }
     }
 };
+
+/* The shared address of the block's dynamic shared memory (smem) rounded
+ * up to 1024 bytes, where an SW128 tile must start (wgmma.cuh); the
+ * kernels reserve 1024 bytes more than they use for this. */
+__device__ __forceinline__ uint32_t ring_base(const void *smem)
+{
+    uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem);
+    return raw + ((1024 - (raw & 1023)) & 1023);
+}
+
+/* The ring every kernel here streams its tiles through: STAGES stages of
+ * a pair of SW128 tiles of FK rows from base (stage s: the first matrix's
+ * tile at 2 s tiles, the second's right after it); tile t of the stream
+ * lives in stage t % STAGES. */
+enum { RING_TILE_BYTES = FK * WHD * 2 };
+template <int STAGES>
+__device__ __forceinline__ uint32_t ring_first(uint32_t base, int t)
+{
+    return base + (uint32_t)(2 * (t % STAGES) * RING_TILE_BYTES);
+}
+template <int STAGES>
+__device__ __forceinline__ uint32_t ring_second(uint32_t base, int t)
+{
+    return base + (uint32_t)((2 * (t % STAGES) + 1) * RING_TILE_BYTES);
+}
+
+/* Queues tile t of the ring at base: rows r0 .. r0 + FK - 1 of m1 and m2
+ * (c1 and c2 their copiers), those from len on as zeros. */
+template <int STAGES, int NT>
+__device__ __forceinline__ void ring_fetch(uint32_t base, int t, const tile_copier<FK, NT> &c1, rows_t m1,
+                                           const tile_copier<FK, NT> &c2, rows_t m2, int64_t r0, int64_t len)
+{
+    int n_in = rows_in<FK>(r0, len);
+    c1.issue(ring_first<STAGES>(base, t), m1.p + r0 * m1.ld, n_in);
+    c2.issue(ring_second<STAGES>(base, t), m2.p + r0 * m2.ld, n_in);
+}
 
 /* s (64 x 64) = q (64 x 64, A fragments per k16 step) times the tile at
  * shared address kt (64 rows, SW128) transposed: S = Q K^T forward, S^T =

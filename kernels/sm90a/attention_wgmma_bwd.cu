@@ -95,7 +95,7 @@ attn_bwd_dkdv_wgmma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_in in, const 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem_raw);
     uint32_t align = (1024 - (raw & 1023)) & 1023;
-    uint32_t ring_sa = raw + align;   /* stage s: Q at 2 s TILE bf16, dO after it */
+    uint32_t ring_sa = raw + align;   /* the ring, then K and V, then lse and D */
     uint32_t ks_sa = ring_sa + STAGES * 2 * TILE * 2, vs_sa = ks_sa + A_SMEM * BK * WHD * 2;   /* (A_SMEM) */
     float *rowv = reinterpret_cast<float *>(smem_raw + align + (STAGES * 2 * TILE + A_SMEM * 2 * BK * WHD) * 2);
 
@@ -108,18 +108,16 @@ attn_bwd_dkdv_wgmma(S *dk, int64_t lddk, S *dv, int64_t lddv, attn_in in, const 
      * from wg on, and only tile wg crosses their diagonal */
     bool active = jw < len;
     const float scale_log2 = scale * LOG2E;
-    const rows_t qh = head_rows<WHD, VIEW>(in.q, hp), doh = head_rows<WHD, VIEW>(in.dout, hp);
     const float *lh = lse + hp.bh * len, *Dh = in.D + hp.bh * len;
-    auto q_at = [&](int t) { return ring_sa + (uint32_t)(2 * (t % STAGES) * TILE * 2); };
-    auto do_at = [&](int t) { return ring_sa + (uint32_t)((2 * (t % STAGES) + 1) * TILE * 2); };
-    auto lse_at = [&](int t) { return rowv + 2 * (t % STAGES) * FK; };
+    const rows_t qh = head_rows<WHD, VIEW>(in.q, hp), doh = head_rows<WHD, VIEW>(in.dout, hp);
     const tile_copier<FK, NT> qc(qh.ld), oc(doh.ld);
+    auto q_at = [&](int t) { return ring_first<STAGES>(ring_sa, t); };   /* Q tiles first, dO second */
+    auto do_at = [&](int t) { return ring_second<STAGES>(ring_sa, t); };
+    auto lse_at = [&](int t) { return rowv + 2 * (t % STAGES) * FK; };
     auto fetch = [&](int t) {
         int64_t i0 = j0 + (int64_t)t * FK;
-        int n_in = rows_in<FK>(i0, len);
-        qc.issue(q_at(t), qh.p + i0 * qh.ld, n_in);
-        oc.issue(do_at(t), doh.p + i0 * doh.ld, n_in);
-        copy_rowvals_async<FK, NT>(lse_at(t), lse_at(t) + FK, lh + i0, Dh + i0, n_in);
+        ring_fetch<STAGES>(ring_sa, t, qc, qh, oc, doh, i0, len);
+        copy_rowvals_async<FK, NT>(lse_at(t), lse_at(t) + FK, lh + i0, Dh + i0, rows_in<FK>(i0, len));
     };
 
     const rows_t kh = head_rows<WHD, VIEW>(in.k, hp), vh = head_rows<WHD, VIEW>(in.v, hp);

@@ -86,6 +86,10 @@ attn_bwd_dq_wgmma(S *dq, int64_t lddq, attn_in in, const float *lse, int64_t len
     int nt_wg = iw < len ? (int)(iw / FK) + 1 : 0;   /* tiles up to this warpgroup's diagonal, the last */
     const float scale_log2 = scale * LOG2E;
     const rows_t kh = head_rows<WHD, VIEW>(in.k, hp), vh = head_rows<WHD, VIEW>(in.v, hp);
+    /* the ring of attention_wgmma.cuh written out: through ring_first /
+     * ring_fetch this kernel's address code came out different, and its
+     * backward 0.6% slower at L 16384 (the forward's and the dK / dV
+     * kernel's machine code is the same either way) */
     auto k_at = [&](int t) { return ring_sa + (uint32_t)(2 * (t % STAGES) * TILE * 2); };
     auto v_at = [&](int t) { return ring_sa + (uint32_t)((2 * (t % STAGES) + 1) * TILE * 2); };
     const tile_copier<FK, NT> kc(kh.ld), vc(vh.ld);
