@@ -254,9 +254,8 @@ cudaError_t wg_variant(void *o, int64_t ldo, float *lse, const pack_job &job, co
 
 extern "C" int mdk_attention_wgmma_variant(void)
 {
-    static int variant = -1;   /* decided once per process; a race only repeats the same answer */
-    if (variant < 0) variant = env_variant("MD_ATTN_WGMMA", N_VARIANTS, DEFAULT_VARIANT);
-    return variant;
+    static int variant = -1;
+    return cached_variant(&variant, 1, "MD_ATTN_WGMMA", N_VARIANTS, DEFAULT_VARIANT);
 }
 
 extern "C" cudaError_t mdk_attention_fwd_wgmma(void *o, int64_t ldo, float *lse, const void *q, int64_t ldq,

@@ -142,6 +142,15 @@ int env_variant(const char *name, int n, int def)
     return v;
 }
 
+/* env_variant(name, n, def) decided once per process into *slot (a race
+ * only repeats the same answer); 0 while parent, the variant of the
+ * switch this one refines, is 0 (off). */
+int cached_variant(int *slot, int parent, const char *name, int n, int def)
+{
+    if (*slot < 0) *slot = parent == 0 ? 0 : env_variant(name, n, def);
+    return *slot;
+}
+
 }   // namespace
 
 #endif

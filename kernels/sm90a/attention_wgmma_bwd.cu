@@ -213,12 +213,9 @@ cudaError_t bwd_wg_variant(void *dk, int64_t lddk, void *dv, int64_t lddv, const
 
 extern "C" int mdk_attention_wgmma_bwd_variant(void)
 {
-    static int variant = -1;   /* decided once per process; a race only repeats the same answer */
-    if (variant < 0)
-        variant = mdk_attention_wgmma_variant() == 0
-                      ? 0
-                      : env_variant("MD_ATTN_WGMMA_BWD", N_BWD_VARIANTS, DEFAULT_BWD_VARIANT);
-    return variant;
+    static int variant = -1;
+    return cached_variant(&variant, mdk_attention_wgmma_variant(), "MD_ATTN_WGMMA_BWD", N_BWD_VARIANTS,
+                          DEFAULT_BWD_VARIANT);
 }
 
 extern "C" cudaError_t mdk_attention_bwd_dkdv_wgmma(void *dk, int64_t lddk, void *dv, int64_t lddv, const void *dout,

@@ -178,12 +178,9 @@ cudaError_t dq_variant(void *dq, int64_t lddq, const attn_in &in, bool view, int
 
 extern "C" int mdk_attention_wgmma_dq_variant(void)
 {
-    static int variant = -1;   /* decided once per process; a race only repeats the same answer */
-    if (variant < 0)
-        variant = mdk_attention_wgmma_bwd_variant() == 0
-                      ? 0
-                      : env_variant("MD_ATTN_WGMMA_DQ", N_DQ_VARIANTS, DEFAULT_DQ_VARIANT);
-    return variant;
+    static int variant = -1;
+    return cached_variant(&variant, mdk_attention_wgmma_bwd_variant(), "MD_ATTN_WGMMA_DQ", N_DQ_VARIANTS,
+                          DEFAULT_DQ_VARIANT);
 }
 
 extern "C" cudaError_t mdk_attention_bwd_dq_wgmma(void *dq, int64_t lddq, const void *dout, int64_t lddo,
