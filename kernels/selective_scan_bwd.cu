@@ -240,6 +240,18 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
     using raw = typename md_raw<T>::type;
+    /* Where this lane's 8/G finished dBm/dCm sums of a step go in red (after
+     * the step's and the buffer's offsets): sums i0 .. i0 + 8/G - 1 of the
+     * transpose-reduce, i < 4 the dBm of state q*4 + i, else the dCm of
+     * state q*4 + i - 4. Computed once: per step it would cost ~10
+     * instructions (NOTES-scan.md, v7). */
+    const int red_i0 = cw * (8 / G);
+    const int red_slot = warp * 2 * NPAD + (red_i0 < 4 ? q * 4 + red_i0 : NPAD + q * 4 + red_i0 - 4);
+    /* The sums this thread finishes after each segment's barrier (see there). */
+    static_assert((TS * 2 * NPAD) % NT == 0 && NT % (2 * NPAD) == 0, "dBm/dCm sums per thread");
+    const int red_j0 = tid / (2 * NPAD), red_col = tid % (2 * NPAD), red_n = red_col % NPAD;
+    const bool red_isB = red_col < NPAD;
+    const int64_t red_dcol = red_isB ? red_n : N + red_n;
 
     for (int64_t c = c_hi; c >= c_lo; c--) {
         const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
@@ -304,6 +316,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         float dDacc = 0.f, dbacc = 0.f;
         int buf = 0;
         for (int seg = nseg - 1; seg >= 0; seg--) {
+            float *const red_seg = red + buf * TS * NW * 2 * NPAD + red_slot;
             const int nv = (int)min((int64_t)TS, len - seg * TS);
             const float4 hc = ckpt[seg * NT + tid];
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
@@ -380,12 +393,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                     }
                     l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
                     md_transpose_reduce<8, md_ilog2(G)>(v, lane, 16);
-                    float *rj = red + ((buf * TS + j) * NW + warp) * 2 * NPAD;
 #pragma unroll
-                    for (int k = 0; k < 8 / G; k++) {
-                        const int i = cw * (8 / G) + k;
-                        rj[i < 4 ? q * 4 + i : NPAD + q * 4 + i - 4] = v[k];
-                    }
+                    for (int k = 0; k < 8 / G; k++) red_seg[j * NW * 2 * NPAD + k] = v[k];
                 }
             }
 
@@ -414,17 +423,25 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
 
             /* dBm, dCm of the segment: the warps' partials in warp order */
             __syncthreads();
-            for (int i = tid; i < nv * 2 * NPAD; i += NT) {
-                const int j = i / (2 * NPAD), o = i % (2 * NPAD), n = o % NPAD;
-                if (n >= N) continue;
-                const float *rj = red + (buf * TS + j) * NW * 2 * NPAD + o;
-                float sum = 0.f;
+            {
+                /* A segment has TS * 2 * NPAD sums, a multiple of NT: thread
+                 * tid finishes sums tid, tid + NT, ..., all of one column
+                 * (red_col) and rows red_j0 + k * NT / (2 * NPAD). */
+                const int64_t srow = row0 + seg * TS + red_j0;
+                const float *rs = red + (buf * TS + red_j0) * NW * 2 * NPAD + red_col;
+                float *ps = dbc_part ? dbc_part + (cb * a.B * a.L + srow) * 2 * N + red_dcol : NULL;
+                T *ds = red_isB ? a.dBm + srow * a.ld_dB + red_n : a.dCm + srow * a.ld_dC + red_n;
+                const int64_t ld = red_isB ? a.ld_dB : a.ld_dC;
+                constexpr int RPI = NT / (2 * NPAD);   /* rows an iteration */
 #pragma unroll
-                for (int w = 0; w < NW; w++) sum += rj[w * 2 * NPAD];
-                const int64_t row = row0 + seg * TS + j;
-                if (dbc_part) dbc_part[(cb * a.B * a.L + row) * 2 * N + (o < NPAD ? n : N + n)] = sum;
-                else if (o < NPAD) md_st(a.dBm + row * a.ld_dB + n, sum);
-                else md_st(a.dCm + row * a.ld_dC + n, sum);
+                for (int k = 0; k < TS / RPI; k++) {
+                    if (red_n >= N || red_j0 + k * RPI >= nv) continue;
+                    float sum = 0.f;
+#pragma unroll
+                    for (int w = 0; w < NW; w++) sum += rs[(k * RPI * NW + w) * 2 * NPAD];
+                    if (ps) ps[k * RPI * 2 * N] = sum;
+                    else md_st(ds + k * RPI * ld, sum);
+                }
             }
             if (C::NRED == 1) __syncthreads();
             else buf ^= 1;
