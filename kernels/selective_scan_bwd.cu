@@ -321,7 +321,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             const float4 hc = ckpt[seg * NT + tid];
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
 
-            /* the owned steps' per-channel values */
+            /* the owned steps' per-channel values; the segment before's
+             * owned rows, whose loads the loop issues (the row products once
+             * a segment, not per load: NOTES-scan.md, v7) */
+            const int64_t prev = row0 + (seg - 1) * TS + q * R;
+            const T *pu_prev = a.u + prev * a.ld_u + ec, *pd_prev = a.delta + prev * a.ld_delta + ec;
+            const T *pz_prev = a.z + prev * a.ld_z + ec, *py_prev = a.dy + prev * a.ld_dy + ec;
             float o_dt[R], o_dtu[R], o_dys[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
@@ -336,12 +341,11 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 fin[(3 * k + 1) * NT + tid] = sig;
                 fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
                 /* the segment before (always full), for the next iteration */
-                const int64_t pr = row0 + (seg - 1) * TS + q * R + k;
                 const bool ok = valid && seg > 0;
-                ru[k] = ok ? md_ld_raw(a.u + pr * a.ld_u + ec) : 0;
-                rd[k] = ok ? md_ld_raw(a.delta + pr * a.ld_delta + ec) : 0;
-                rz[k] = ok ? md_ld_raw(a.z + pr * a.ld_z + ec) : 0;
-                ry[k] = ok ? md_ld_raw(a.dy + pr * a.ld_dy + ec) : 0;
+                ru[k] = ok ? md_ld_raw(pu_prev + k * a.ld_u) : 0;
+                rd[k] = ok ? md_ld_raw(pd_prev + k * a.ld_delta) : 0;
+                rz[k] = ok ? md_ld_raw(pz_prev + k * a.ld_z) : 0;
+                ry[k] = ok ? md_ld_raw(py_prev + k * a.ld_dy) : 0;
             }
 
             /* recompute the segment's states (and decays) */
@@ -402,20 +406,21 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             md_transpose_reduce<TS, md_ilog2(Q)>(l_dhB, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_eaA, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_ys, lane, Q / 2);
+            const int64_t own = row0 + seg * TS + q * R;
+            T *pdu = a.du + own * a.ld_du + e, *pddel = a.ddelta + own * a.ld_ddelta + e, *pdz = a.dz + own * a.ld_dz + e;
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const int j = q * R + k;
                 if (valid && j < nv) {
-                    const int64_t row = row0 + seg * TS + j;
                     const float uu = fin[(3 * k) * NT + tid], sig = fin[(3 * k + 1) * NT + tid];
                     const float dzf = fin[(3 * k + 2) * NT + tid];
                     const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
                     const float ddt = l_eaA[k] * MD_LN2 + uu * l_dhB[k];
                     const float ddel = ddt * sig;
                     const float dzv = dzf * (l_ys[k] + Dv * uu);
-                    md_st(a.du + row * a.ld_du + e, du);
-                    md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
-                    md_st(a.dz + row * a.ld_dz + e, dzv);
+                    md_st(pdu + k * a.ld_du, du);
+                    md_st(pddel + k * a.ld_ddelta, ddel);
+                    md_st(pdz + k * a.ld_dz, dzv);
                     dDacc += o_dys[k] * uu;
                     dbacc += ddel;
                 }
