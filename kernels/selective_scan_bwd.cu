@@ -156,16 +156,14 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
 
 /* ---- the main pass ---- */
 
-/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, with dt and
- * dt u taken from the lane that owns the step (src) and the step's Bm row
- * (this lane's four entries) from shared memory; the decays go to av.
- * Phase 1's walk to the segment entries and phase 2's recompute of a
- * segment both take it, so that the two give the same states bit for bit. */
-__device__ __forceinline__ void advance4(float h[4], float av[4], float dt_own, float dtu_own, int src,
-                                         const float *B4, const float A2[4])
+/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, with the
+ * step's Bm row (this lane's four entries) from shared memory; the decays
+ * go to av. Phase 1's walk to the segment entries and phase 2's recompute
+ * of a segment both take it, so that the two give the same states bit for
+ * bit. */
+__device__ __forceinline__ void advance4(float h[4], float av[4], float dt, float dtu, const float *B4,
+                                         const float A2[4])
 {
-    const float dt = __shfl_sync(0xffffffffu, dt_own, src);
-    const float dtu = __shfl_sync(0xffffffffu, dtu_own, src);
     const float4 Bv = *reinterpret_cast<const float4 *>(B4);
     const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
 #pragma unroll
@@ -195,8 +193,13 @@ struct MainCfg {
      * segment's end in shared memory, per thread: in registers they made
      * ptxas spill at N <= 16. */
     static constexpr int NFIN = 3 * R;
+    /* Phase 2's per-channel step values (dt, dt u, dys) reach the channel's
+     * lanes through shared memory, [warp][step][channel of the warp]: one
+     * LDS.128 a step instead of three shuffles and the owner lane's index
+     * (NOTES-scan.md, v7). */
     static constexpr size_t SMEM = sizeof(float) * (2 * MD_SCAN_CHUNK * NPAD) + sizeof(float4) * NSEG * NT +
-                                   sizeof(float) * NRED * TS * NW * 2 * NPAD + sizeof(float) * NFIN * NT;
+                                   sizeof(float) * NRED * TS * NW * 2 * NPAD + sizeof(float) * NFIN * NT +
+                                   sizeof(float4) * NW * TS * G;
 };
 
 template <typename T, int NPAD>
@@ -213,6 +216,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     float4 *ckpt = reinterpret_cast<float4 *>(smem + 2 * MD_SCAN_CHUNK * NPAD);
     float *red = reinterpret_cast<float *>(ckpt + C::NSEG * NT);
     float *fin = red + C::NRED * TS * NW * 2 * NPAD;   /* [NFIN][NT] */
+    float4 *bcast = reinterpret_cast<float4 *>(fin + C::NFIN * NT);
 
     const int64_t ncb = (a.E + C::CPB - 1) / C::CPB;
     int64_t bid = blockIdx.x;
@@ -245,6 +249,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
      * transpose-reduce, i < 4 the dBm of state q*4 + i, else the dCm of
      * state q*4 + i - 4. Computed once: per step it would cost ~10
      * instructions (NOTES-scan.md, v7). */
+    /* this channel's step values in bcast: read at step j, written at owned step k */
+    const float4 *const bc_rd = bcast + warp * TS * G + cw;
+    float4 *const bc_wr = bcast + (warp * TS + q * R) * G + cw;
     const int red_i0 = cw * (8 / G);
     const int red_slot = warp * 2 * NPAD + (red_i0 < 4 ? q * 4 + red_i0 : NPAD + q * 4 + red_i0 - 4);
     /* The sums this thread finishes after each segment's barrier (see there). */
@@ -307,7 +314,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
 #pragma unroll
             for (int j = 0; j < TS; j++) {
                 float av[4];
-                advance4(h, av, odt[j % R], odtu[j % R], md_owner<NPAD>(lane, j), &sB[seg * TS + j][q * 4], A2);
+                const int src = md_owner<NPAD>(lane, j);
+                advance4(h, av, __shfl_sync(0xffffffffu, odt[j % R], src), __shfl_sync(0xffffffffu, odtu[j % R], src),
+                         &sB[seg * TS + j][q * 4], A2);
             }
         }
 
@@ -327,7 +336,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             const int64_t prev = row0 + (seg - 1) * TS + q * R;
             const T *pu_prev = a.u + prev * a.ld_u + ec, *pd_prev = a.delta + prev * a.ld_delta + ec;
             const T *pz_prev = a.z + prev * a.ld_z + ec, *py_prev = a.dy + prev * a.ld_dy + ec;
-            float o_dt[R], o_dtu[R], o_dys[R];
+            float o_dt[R], o_dys[R];
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
@@ -335,8 +344,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 float dt, sig;
                 md_softplus_grad(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
-                o_dt[k] = dt, o_dtu[k] = dt * uu;
-                o_dys[k] = gy * zz * sz;
+                o_dt[k] = dt, o_dys[k] = gy * zz * sz;
+                bc_wr[k * G] = make_float4(dt, dt * uu, o_dys[k], 0.f);
                 fin[(3 * k) * NT + tid] = uu;
                 fin[(3 * k + 1) * NT + tid] = sig;
                 fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
@@ -347,6 +356,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 rz[k] = ok ? md_ld_raw(pz_prev + k * a.ld_z) : 0;
                 ry[k] = ok ? md_ld_raw(py_prev + k * a.ld_dy) : 0;
             }
+            __syncwarp();   /* bcast written; the last reads of it were before the last segment's barrier */
 
             /* recompute the segment's states (and decays) */
             float hs[TS][4], as[C::KEEPA ? TS : 1][4];
@@ -356,8 +366,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 for (int j = 0; j < TS; j++) {
                     if (j < nv) {
                         float av[4];
-                        advance4(hcur, av, o_dt[j % R], o_dtu[j % R], md_owner<NPAD>(lane, j),
-                                 &sB[seg * TS + j][q * 4], A2);
+                        const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
+                        advance4(hcur, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
 #pragma unroll
                         for (int s = 0; s < 4; s++) {
                             if (C::KEEPA) as[j][s] = av[s];
@@ -373,10 +383,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             for (int j = TS - 1; j >= 0; j--) {
                 l_dhB[j] = 0.f, l_eaA[j] = 0.f, l_ys[j] = 0.f;
                 if (j < nv) {
-                    const int src = md_owner<NPAD>(lane, j);
-                    const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                    const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                    const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+                    const float4 sv = bc_rd[j * G];
+                    const float dt = sv.x, dtu = sv.y, dys = sv.z;
                     const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
                     const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
                     const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
