@@ -344,8 +344,10 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 float dt, sig;
                 md_softplus_grad(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
-                o_dt[k] = dt, o_dys[k] = gy * zz * sz;
-                bc_wr[k * G] = make_float4(dt, dt * uu, o_dys[k], 0.f);
+                /* 0 past the sequence's end: see the recompute below */
+                const bool in = q * R + k < nv;
+                o_dt[k] = in ? dt : 0.f, o_dys[k] = in ? gy * zz * sz : 0.f;
+                bc_wr[k * G] = make_float4(o_dt[k], o_dt[k] * uu, o_dys[k], 0.f);
                 fin[(3 * k) * NT + tid] = uu;
                 fin[(3 * k + 1) * NT + tid] = sig;
                 fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
@@ -358,21 +360,23 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             }
             __syncwarp();   /* bcast written; the last reads of it were before the last segment's barrier */
 
-            /* recompute the segment's states (and decays) */
+            /* recompute the segment's states (and decays). Steps past the
+             * sequence's end (nv <= j < TS, only in its last segment) run
+             * too, branch-free: their dt, dt u and dys are 0 and their Bm
+             * and Cm rows 0, so that h and g pass them unchanged (av = 1)
+             * and their sums, never stored, are all that they touch. */
             float hs[TS][4], as[C::KEEPA ? TS : 1][4];
             {
                 float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
 #pragma unroll
                 for (int j = 0; j < TS; j++) {
-                    if (j < nv) {
-                        float av[4];
-                        const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
-                        advance4(hcur, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
+                    float av[4];
+                    const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
+                    advance4(hcur, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
 #pragma unroll
-                        for (int s = 0; s < 4; s++) {
-                            if (C::KEEPA) as[j][s] = av[s];
-                            hs[j][s] = hcur[s];
-                        }
+                    for (int s = 0; s < 4; s++) {
+                        if (C::KEEPA) as[j][s] = av[s];
+                        hs[j][s] = hcur[s];
                     }
                 }
             }
@@ -381,33 +385,30 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             float l_dhB[TS], l_eaA[TS], l_ys[TS];
 #pragma unroll
             for (int j = TS - 1; j >= 0; j--) {
-                l_dhB[j] = 0.f, l_eaA[j] = 0.f, l_ys[j] = 0.f;
-                if (j < nv) {
-                    const float4 sv = bc_rd[j * G];
-                    const float dt = sv.x, dtu = sv.y, dys = sv.z;
-                    const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-                    const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
-                    const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-                    float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
+                const float4 sv = bc_rd[j * G];
+                const float dt = sv.x, dtu = sv.y, dys = sv.z;
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
+                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+                float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
 #pragma unroll
-                    for (int s = 0; s < 4; s++) {
-                        const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
-                        const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
-                        const float dh = dys * cs[s] + g[s];
-                        const float ea = dh * av * hprev;   /* d loss / d(dt A) */
-                        eaA += ea * A2[s];
-                        dA[s] += ea * dt;
-                        dhB += dh * bs[s];
-                        v[s] = dh * dtu;
-                        v[4 + s] = dys * hs[j][s];
-                        ysp += cs[s] * hs[j][s];
-                        g[s] = av * dh;
-                    }
-                    l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
-                    md_transpose_reduce<8, md_ilog2(G)>(v, lane, 16);
-#pragma unroll
-                    for (int k = 0; k < 8 / G; k++) red_seg[j * NW * 2 * NPAD + k] = v[k];
+                for (int s = 0; s < 4; s++) {
+                    const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
+                    const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
+                    const float dh = dys * cs[s] + g[s];
+                    const float ea = dh * av * hprev;   /* d loss / d(dt A) */
+                    eaA += ea * A2[s];
+                    dA[s] += ea * dt;
+                    dhB += dh * bs[s];
+                    v[s] = dh * dtu;
+                    v[4 + s] = dys * hs[j][s];
+                    ysp += cs[s] * hs[j][s];
+                    g[s] = av * dh;
                 }
+                l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
+                md_transpose_reduce<8, md_ilog2(G)>(v, lane, 16);
+#pragma unroll
+                for (int k = 0; k < 8 / G; k++) red_seg[j * NW * 2 * NPAD + k] = v[k];
             }
 
             /* finish the owned steps */
