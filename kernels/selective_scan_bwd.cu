@@ -301,22 +301,25 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         for (int seg = 0; seg < nseg; seg++) {
             ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
             if (seg == nseg - 1) break;
-            float odt[R], odtu[R];
+            /* the owned steps' dt, dt u to bcast (as phase 2 does), and the
+             * loads of the next segment's */
+            const int64_t next = row0 + (seg + 1) * TS + q * R;
+            const T *pu_next = a.u + next * a.ld_u + ec, *pd_next = a.delta + next * a.ld_delta + ec;
+            __syncwarp();   /* the segment before's reads of bcast are done */
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                odt[k] = md_softplus(md_from_raw(pd[k]) + bias);
-                odtu[k] = odt[k] * md_from_raw(pu[k]);
-                const int64_t nr = row0 + (seg + 1) * TS + q * R + k;
+                const float dt = md_softplus(md_from_raw(pd[k]) + bias);
+                *reinterpret_cast<float2 *>(&bc_wr[k * G]) = make_float2(dt, dt * md_from_raw(pu[k]));
                 const bool ok = valid && seg + 2 < nseg;
-                pu[k] = ok ? md_ld_raw(a.u + nr * a.ld_u + ec) : 0;
-                pd[k] = ok ? md_ld_raw(a.delta + nr * a.ld_delta + ec) : 0;
+                pu[k] = ok ? md_ld_raw(pu_next + k * a.ld_u) : 0;
+                pd[k] = ok ? md_ld_raw(pd_next + k * a.ld_delta) : 0;
             }
+            __syncwarp();
 #pragma unroll
             for (int j = 0; j < TS; j++) {
                 float av[4];
-                const int src = md_owner<NPAD>(lane, j);
-                advance4(h, av, __shfl_sync(0xffffffffu, odt[j % R], src), __shfl_sync(0xffffffffu, odtu[j % R], src),
-                         &sB[seg * TS + j][q * 4], A2);
+                const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
+                advance4(h, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
             }
         }
 
