@@ -289,11 +289,18 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             h[s] = hv;
         }
         __syncthreads();   /* the chunk before is done with sB, sC and red */
-        for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
-            const int j = i / NPAD, n = i % NPAD;
-            const bool ok = j < len && n < N;
-            sB[j][n] = ok ? md_ld(a.Bm + (row0 + j) * a.ld_B + n) : 0.f;
-            sC[j][n] = ok ? md_ld(a.Cm + (row0 + j) * a.ld_C + n) : 0.f;
+        {
+            /* thread tid stages column tid % NPAD of every RS-th row from tid / NPAD */
+            constexpr int RS = NT / NPAD;
+            const int n = tid % NPAD, j0 = tid / NPAD;
+            const T *pB = a.Bm + (row0 + j0) * a.ld_B + n, *pC = a.Cm + (row0 + j0) * a.ld_C + n;
+            const int64_t stB = RS * a.ld_B, stC = RS * a.ld_C;
+#pragma unroll 4
+            for (int j = j0; j < MD_SCAN_CHUNK; j += RS, pB += stB, pC += stC) {
+                const bool ok = j < len && n < N;
+                sB[j][n] = ok ? md_ld(pB) : 0.f;
+                sC[j][n] = ok ? md_ld(pC) : 0.f;
+            }
         }
         __syncthreads();
 
