@@ -347,6 +347,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             const T *pu_prev = a.u + prev * a.ld_u + ec, *pd_prev = a.delta + prev * a.ld_delta + ec;
             const T *pz_prev = a.z + prev * a.ld_z + ec, *py_prev = a.dy + prev * a.ld_dy + ec;
             float o_dt[R], o_dys[R];
+            __syncwarp();   /* phase 1's last reads of bcast are done (later segments: the barrier below) */
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
@@ -368,7 +369,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 rz[k] = ok ? md_ld_raw(pz_prev + k * a.ld_z) : 0;
                 ry[k] = ok ? md_ld_raw(py_prev + k * a.ld_dy) : 0;
             }
-            __syncwarp();   /* bcast written; the last reads of it were before the last segment's barrier */
+            __syncwarp();   /* bcast written */
 
             /* recompute the segment's states (and decays). Steps past the
              * sequence's end (nv <= j < TS, only in its last segment) run
