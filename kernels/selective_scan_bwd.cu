@@ -124,31 +124,34 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
         }
         const int nv = min(TS, len - j0);
 
+        /* the segment before's owned rows (always full), loaded below */
+        const int64_t prev = row0 + j0 - TS + q * R;
+        const T *py = a.dy + prev * a.ld_dy + ec, *pz = a.z + prev * a.ld_z + ec;
+        const T *pd = a.delta + prev * a.ld_delta + ec;
         float o_dt[R], o_dys[R];
 #pragma unroll
         for (int k = 0; k < R; k++) {
             const float zz = md_from_raw(nz[k]);
-            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
-            o_dys[k] = md_from_raw(ny[k]) * zz * md_sigmoid(zz);
-            if (q * R + k < nv) dt_sum += o_dt[k];
-            /* the segment before (always full) */
-            const int64_t row = row0 + j0 - TS + q * R + k;
+            /* 0 past the sequence's end, where the steps below run too
+             * (branch-free): av = 1 and dys = 0 leave g unchanged there */
+            const bool in = q * R + k < nv;
+            o_dt[k] = in ? md_softplus(md_from_raw(nd[k]) + bias) : 0.f;
+            o_dys[k] = in ? md_from_raw(ny[k]) * zz * md_sigmoid(zz) : 0.f;
+            dt_sum += o_dt[k];
             const bool ok = valid && seg > 0;
-            ny[k] = ok ? md_ld_raw(a.dy + row * a.ld_dy + ec) : 0;
-            nz[k] = ok ? md_ld_raw(a.z + row * a.ld_z + ec) : 0;
-            nd[k] = ok ? md_ld_raw(a.delta + row * a.ld_delta + ec) : 0;
+            ny[k] = ok ? md_ld_raw(py + k * a.ld_dy) : 0;
+            nz[k] = ok ? md_ld_raw(pz + k * a.ld_z) : 0;
+            nd[k] = ok ? md_ld_raw(pd + k * a.ld_delta) : 0;
         }
 #pragma unroll
         for (int j = TS - 1; j >= 0; j--) {
-            if (j < nv) {
-                const int src = md_owner<NPAD>(lane, j);
-                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
-                const float cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+            const int src = md_owner<NPAD>(lane, j);
+            const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+            const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+            const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+            const float cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
-                for (int s = 0; s < 4; s++) g[s] = md_ex2(dt * A2[s]) * (dys * cs[s] + g[s]);
-            }
+            for (int s = 0; s < 4; s++) g[s] = md_ex2(dt * A2[s]) * (dys * cs[s] + g[s]);
         }
     }
     md_write_summary<Q>(sum + (b * a.nc + c) * (N + 1) * E + ec, N, E, q, valid, g, dt_sum);
