@@ -255,6 +255,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     /* this channel's step values in bcast: read at step j, written at owned step k */
     const float4 *const bc_rd = bcast + warp * TS * G + cw;
     float4 *const bc_wr = bcast + (warp * TS + q * R) * G + cw;
+    const bool up16 = lane & 16;   /* the dBm/dCm transpose-reduce's first level */
     const int red_i0 = cw * (8 / G);
     const int red_slot = warp * 2 * NPAD + (red_i0 < 4 ? q * 4 + red_i0 : NPAD + q * 4 + red_i0 - 4);
     /* The sums this thread finishes after each segment's barrier (see there). */
@@ -404,7 +405,15 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
                 const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
                 const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-                float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
+                /* The step's dBm terms dh dt u and dCm terms dys h of the four
+                 * states are summed over the warp's G channels by a
+                 * transpose-reduce whose first level (lanes 16 apart) is done
+                 * here: a lane with lane & 16 sends its dBm terms and keeps
+                 * the dCm ones, the others the reverse, so each lane forms
+                 * the product it sends and adds the one it keeps to the
+                 * received value in one FFMA (NOTES-scan.md, v7). */
+                const float y_send = up16 ? dtu : dys, y_keep = up16 ? dys : dtu;
+                float send[4], x_keep[4], dhB = 0.f, eaA = 0.f, ysp = 0.f;
 #pragma unroll
                 for (int s = 0; s < 4; s++) {
                     const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
@@ -414,13 +423,16 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                     eaA += ea * A2[s];
                     dA[s] += ea * dt;
                     dhB += dh * bs[s];
-                    v[s] = dh * dtu;
-                    v[4 + s] = dys * hs[j][s];
+                    send[s] = (up16 ? dh : hs[j][s]) * y_send;
+                    x_keep[s] = up16 ? hs[j][s] : dh;
                     ysp += cs[s] * hs[j][s];
                     g[s] = av * dh;
                 }
                 l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
-                md_transpose_reduce<8, md_ilog2(G)>(v, lane, 16);
+                float v[4];
+#pragma unroll
+                for (int s = 0; s < 4; s++) v[s] = x_keep[s] * y_keep + __shfl_xor_sync(0xffffffffu, send[s], 16);
+                md_transpose_reduce<4, md_ilog2(G) - 1>(v, lane, 8);
 #pragma unroll
                 for (int k = 0; k < 8 / G; k++) red_seg[j * NW * 2 * NPAD + k] = v[k];
             }
