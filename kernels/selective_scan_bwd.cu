@@ -15,11 +15,14 @@
  * state at each segment start in shared memory, then walks the segments
  * backwards: recompute the segment's states into registers, then run the
  * reverse recurrence over them. Per-channel step values (dt, silu, ...) are
- * computed once by the lane that owns the step and broadcast by shuffles;
- * the lane loads its owned steps' inputs one segment ahead of their use in
- * both phases, into registers in storage form (md_raw). At N <= 16 that
- * costs ptxas 24 bytes of spills under the 128-register bound of two blocks
- * an SM, and still took S1's backward from 0.80 to 0.70 ms (NOTES-scan.md, v6).
+ * computed once by the lane that owns the step and reach the channel's
+ * lanes through shared memory (a float4 a step, one LDS each: shuffles
+ * took more instructions); the lane loads its owned steps' inputs one
+ * segment ahead of their use in both phases, into registers in storage
+ * form (md_raw). A segment's steps run branch-free, those past the
+ * sequence's end with zero step values. The pass is bound by its
+ * instruction count, so index arithmetic is done once a thread or a
+ * segment, not per step (NOTES-scan.md, v6 and v7).
  *
  * Reductions, all in a fixed order (no atomics):
  *   dBm, dCm (a sum over channels per (b, t)): a transposing shuffle
