@@ -250,15 +250,15 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
     using raw = typename md_raw<T>::type;
+    /* this channel's step values in bcast: read at step j, written at owned step k */
+    const float4 *const bc_rd = bcast + warp * TS * G + cw;
+    float4 *const bc_wr = bcast + (warp * TS + q * R) * G + cw;
+    const bool up16 = lane & 16;   /* the dBm/dCm transpose-reduce's first level */
     /* Where this lane's 8/G finished dBm/dCm sums of a step go in red (after
      * the step's and the buffer's offsets): sums i0 .. i0 + 8/G - 1 of the
      * transpose-reduce, i < 4 the dBm of state q*4 + i, else the dCm of
      * state q*4 + i - 4. Computed once: per step it would cost ~10
      * instructions (NOTES-scan.md, v7). */
-    /* this channel's step values in bcast: read at step j, written at owned step k */
-    const float4 *const bc_rd = bcast + warp * TS * G + cw;
-    float4 *const bc_wr = bcast + (warp * TS + q * R) * G + cw;
-    const bool up16 = lane & 16;   /* the dBm/dCm transpose-reduce's first level */
     const int red_i0 = cw * (8 / G);
     const int red_slot = warp * 2 * NPAD + (red_i0 < 4 ? q * 4 + red_i0 : NPAD + q * 4 + red_i0 - 4);
     /* The sums this thread finishes after each segment's barrier (see there). */
