@@ -15,11 +15,14 @@
  * state at each segment start in shared memory, then walks the segments
  * backwards: recompute the segment's states into registers, then run the
  * reverse recurrence over them. Per-channel step values (dt, silu, ...) are
- * computed once by the lane that owns the step and broadcast by shuffles;
- * the lane loads its owned steps' inputs one segment ahead of their use in
- * both phases, into registers in storage form (md_raw). At N <= 16 that
- * costs ptxas 24 bytes of spills under the 128-register bound of two blocks
- * an SM, and still took S1's backward from 0.80 to 0.70 ms (NOTES-scan.md, v6).
+ * computed once by the lane that owns the step and reach the channel's
+ * lanes through shared memory (a float4 a step, one LDS each: shuffles
+ * took more instructions); the lane loads its owned steps' inputs one
+ * segment ahead of their use in both phases, into registers in storage
+ * form (md_raw). A segment's steps run branch-free, those past the
+ * sequence's end with zero step values. The pass is bound by its
+ * instruction count, so index arithmetic is done once a thread or a
+ * segment, not per step (NOTES-scan.md, v6 and v7).
  *
  * Reductions, all in a fixed order (no atomics):
  *   dBm, dCm (a sum over channels per (b, t)): a transposing shuffle
@@ -124,31 +127,34 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
         }
         const int nv = min(TS, len - j0);
 
+        /* the segment before's owned rows (always full), loaded below */
+        const int64_t prev = row0 + j0 - TS + q * R;
+        const T *py = a.dy + prev * a.ld_dy + ec, *pz = a.z + prev * a.ld_z + ec;
+        const T *pd = a.delta + prev * a.ld_delta + ec;
         float o_dt[R], o_dys[R];
 #pragma unroll
         for (int k = 0; k < R; k++) {
             const float zz = md_from_raw(nz[k]);
-            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
-            o_dys[k] = md_from_raw(ny[k]) * zz * md_sigmoid(zz);
-            if (q * R + k < nv) dt_sum += o_dt[k];
-            /* the segment before (always full) */
-            const int64_t row = row0 + j0 - TS + q * R + k;
+            /* 0 past the sequence's end, where the steps below run too
+             * (branch-free): av = 1 and dys = 0 leave g unchanged there */
+            const bool in = q * R + k < nv;
+            o_dt[k] = in ? md_softplus(md_from_raw(nd[k]) + bias) : 0.f;
+            o_dys[k] = in ? md_from_raw(ny[k]) * zz * md_sigmoid(zz) : 0.f;
+            dt_sum += o_dt[k];
             const bool ok = valid && seg > 0;
-            ny[k] = ok ? md_ld_raw(a.dy + row * a.ld_dy + ec) : 0;
-            nz[k] = ok ? md_ld_raw(a.z + row * a.ld_z + ec) : 0;
-            nd[k] = ok ? md_ld_raw(a.delta + row * a.ld_delta + ec) : 0;
+            ny[k] = ok ? md_ld_raw(py + k * a.ld_dy) : 0;
+            nz[k] = ok ? md_ld_raw(pz + k * a.ld_z) : 0;
+            nd[k] = ok ? md_ld_raw(pd + k * a.ld_delta) : 0;
         }
 #pragma unroll
         for (int j = TS - 1; j >= 0; j--) {
-            if (j < nv) {
-                const int src = md_owner<NPAD>(lane, j);
-                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
-                const float cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+            const int src = md_owner<NPAD>(lane, j);
+            const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+            const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
+            const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+            const float cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
 #pragma unroll
-                for (int s = 0; s < 4; s++) g[s] = md_ex2(dt * A2[s]) * (dys * cs[s] + g[s]);
-            }
+            for (int s = 0; s < 4; s++) g[s] = md_ex2(dt * A2[s]) * (dys * cs[s] + g[s]);
         }
     }
     md_write_summary<Q>(sum + (b * a.nc + c) * (N + 1) * E + ec, N, E, q, valid, g, dt_sum);
@@ -156,16 +162,14 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
 
 /* ---- the main pass ---- */
 
-/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, with dt and
- * dt u taken from the lane that owns the step (src) and the step's Bm row
- * (this lane's four entries) from shared memory; the decays go to av.
- * Phase 1's walk to the segment entries and phase 2's recompute of a
- * segment both take it, so that the two give the same states bit for bit. */
-__device__ __forceinline__ void advance4(float h[4], float av[4], float dt_own, float dtu_own, int src,
-                                         const float *B4, const float A2[4])
+/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, with the
+ * step's Bm row (this lane's four entries) from shared memory; the decays
+ * go to av. Phase 1's walk to the segment entries and phase 2's recompute
+ * of a segment both take it, so that the two give the same states bit for
+ * bit. */
+__device__ __forceinline__ void advance4(float h[4], float av[4], float dt, float dtu, const float *B4,
+                                         const float A2[4])
 {
-    const float dt = __shfl_sync(0xffffffffu, dt_own, src);
-    const float dtu = __shfl_sync(0xffffffffu, dtu_own, src);
     const float4 Bv = *reinterpret_cast<const float4 *>(B4);
     const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
 #pragma unroll
@@ -195,8 +199,13 @@ struct MainCfg {
      * segment's end in shared memory, per thread: in registers they made
      * ptxas spill at N <= 16. */
     static constexpr int NFIN = 3 * R;
+    /* Phase 2's per-channel step values (dt, dt u, dys) reach the channel's
+     * lanes through shared memory, [warp][step][channel of the warp]: one
+     * LDS.128 a step instead of three shuffles and the owner lane's index
+     * (NOTES-scan.md, v7). */
     static constexpr size_t SMEM = sizeof(float) * (2 * MD_SCAN_CHUNK * NPAD) + sizeof(float4) * NSEG * NT +
-                                   sizeof(float) * NRED * TS * NW * 2 * NPAD + sizeof(float) * NFIN * NT;
+                                   sizeof(float) * NRED * TS * NW * 2 * NPAD + sizeof(float) * NFIN * NT +
+                                   sizeof(float4) * NW * TS * G;
 };
 
 template <typename T, int NPAD>
@@ -213,6 +222,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     float4 *ckpt = reinterpret_cast<float4 *>(smem + 2 * MD_SCAN_CHUNK * NPAD);
     float *red = reinterpret_cast<float *>(ckpt + C::NSEG * NT);
     float *fin = red + C::NRED * TS * NW * 2 * NPAD;   /* [NFIN][NT] */
+    float4 *bcast = reinterpret_cast<float4 *>(fin + C::NFIN * NT);
 
     const int64_t ncb = (a.E + C::CPB - 1) / C::CPB;
     int64_t bid = blockIdx.x;
@@ -240,6 +250,22 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
     using raw = typename md_raw<T>::type;
+    /* this channel's step values in bcast: read at step j, written at owned step k */
+    const float4 *const bc_rd = bcast + warp * TS * G + cw;
+    float4 *const bc_wr = bcast + (warp * TS + q * R) * G + cw;
+    const bool up16 = lane & 16;   /* the dBm/dCm transpose-reduce's first level */
+    /* Where this lane's 8/G finished dBm/dCm sums of a step go in red (after
+     * the step's and the buffer's offsets): sums i0 .. i0 + 8/G - 1 of the
+     * transpose-reduce, i < 4 the dBm of state q*4 + i, else the dCm of
+     * state q*4 + i - 4. Computed once: per step it would cost ~10
+     * instructions (NOTES-scan.md, v7). */
+    const int red_i0 = cw * (8 / G);
+    const int red_slot = warp * 2 * NPAD + (red_i0 < 4 ? q * 4 + red_i0 : NPAD + q * 4 + red_i0 - 4);
+    /* The sums this thread finishes after each segment's barrier (see there). */
+    static_assert((TS * 2 * NPAD) % NT == 0 && NT % (2 * NPAD) == 0, "dBm/dCm sums per thread");
+    const int red_j0 = tid / (2 * NPAD), red_col = tid % (2 * NPAD), red_n = red_col % NPAD;
+    const bool red_isB = red_col < NPAD;
+    const int64_t red_dcol = red_isB ? red_n : N + red_n;
 
     for (int64_t c = c_hi; c >= c_lo; c--) {
         const int64_t t0 = c * MD_SCAN_CHUNK, len = min(a.L - t0, (int64_t)MD_SCAN_CHUNK);
@@ -270,11 +296,18 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             h[s] = hv;
         }
         __syncthreads();   /* the chunk before is done with sB, sC and red */
-        for (int i = tid; i < MD_SCAN_CHUNK * NPAD; i += NT) {
-            const int j = i / NPAD, n = i % NPAD;
-            const bool ok = j < len && n < N;
-            sB[j][n] = ok ? md_ld(a.Bm + (row0 + j) * a.ld_B + n) : 0.f;
-            sC[j][n] = ok ? md_ld(a.Cm + (row0 + j) * a.ld_C + n) : 0.f;
+        {
+            /* thread tid stages column tid % NPAD of every RS-th row from tid / NPAD */
+            constexpr int RS = NT / NPAD;
+            const int n = tid % NPAD, j0 = tid / NPAD;
+            const T *pB = a.Bm + (row0 + j0) * a.ld_B + n, *pC = a.Cm + (row0 + j0) * a.ld_C + n;
+            const int64_t stB = RS * a.ld_B, stC = RS * a.ld_C;
+#pragma unroll 4
+            for (int j = j0; j < MD_SCAN_CHUNK; j += RS, pB += stB, pC += stC) {
+                const bool ok = j < len && n < N;
+                sB[j][n] = ok ? md_ld(pB) : 0.f;
+                sC[j][n] = ok ? md_ld(pC) : 0.f;
+            }
         }
         __syncthreads();
 
@@ -282,20 +315,25 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         for (int seg = 0; seg < nseg; seg++) {
             ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
             if (seg == nseg - 1) break;
-            float odt[R], odtu[R];
+            /* the owned steps' dt, dt u to bcast (as phase 2 does), and the
+             * loads of the next segment's */
+            const int64_t next = row0 + (seg + 1) * TS + q * R;
+            const T *pu_next = a.u + next * a.ld_u + ec, *pd_next = a.delta + next * a.ld_delta + ec;
+            __syncwarp();   /* the segment before's reads of bcast are done */
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                odt[k] = md_softplus(md_from_raw(pd[k]) + bias);
-                odtu[k] = odt[k] * md_from_raw(pu[k]);
-                const int64_t nr = row0 + (seg + 1) * TS + q * R + k;
+                const float dt = md_softplus(md_from_raw(pd[k]) + bias);
+                *reinterpret_cast<float2 *>(&bc_wr[k * G]) = make_float2(dt, dt * md_from_raw(pu[k]));
                 const bool ok = valid && seg + 2 < nseg;
-                pu[k] = ok ? md_ld_raw(a.u + nr * a.ld_u + ec) : 0;
-                pd[k] = ok ? md_ld_raw(a.delta + nr * a.ld_delta + ec) : 0;
+                pu[k] = ok ? md_ld_raw(pu_next + k * a.ld_u) : 0;
+                pd[k] = ok ? md_ld_raw(pd_next + k * a.ld_delta) : 0;
             }
+            __syncwarp();
 #pragma unroll
             for (int j = 0; j < TS; j++) {
                 float av[4];
-                advance4(h, av, odt[j % R], odtu[j % R], md_owner<NPAD>(lane, j), &sB[seg * TS + j][q * 4], A2);
+                const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
+                advance4(h, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
             }
         }
 
@@ -304,12 +342,19 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         float dDacc = 0.f, dbacc = 0.f;
         int buf = 0;
         for (int seg = nseg - 1; seg >= 0; seg--) {
+            float *const red_seg = red + buf * TS * NW * 2 * NPAD + red_slot;
             const int nv = (int)min((int64_t)TS, len - seg * TS);
             const float4 hc = ckpt[seg * NT + tid];
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
 
-            /* the owned steps' per-channel values */
-            float o_dt[R], o_dtu[R], o_dys[R];
+            /* the owned steps' per-channel values; the segment before's
+             * owned rows, whose loads the loop issues (the row products once
+             * a segment, not per load: NOTES-scan.md, v7) */
+            const int64_t prev = row0 + (seg - 1) * TS + q * R;
+            const T *pu_prev = a.u + prev * a.ld_u + ec, *pd_prev = a.delta + prev * a.ld_delta + ec;
+            const T *pz_prev = a.z + prev * a.ld_z + ec, *py_prev = a.dy + prev * a.ld_dy + ec;
+            float o_dt[R], o_dys[R];
+            __syncwarp();   /* phase 1's last reads of bcast are done (later segments: the barrier below) */
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
@@ -317,35 +362,39 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 float dt, sig;
                 md_softplus_grad(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
-                o_dt[k] = dt, o_dtu[k] = dt * uu;
-                o_dys[k] = gy * zz * sz;
+                /* 0 past the sequence's end: see the recompute below */
+                const bool in = q * R + k < nv;
+                o_dt[k] = in ? dt : 0.f, o_dys[k] = in ? gy * zz * sz : 0.f;
+                bc_wr[k * G] = make_float4(o_dt[k], o_dt[k] * uu, o_dys[k], 0.f);
                 fin[(3 * k) * NT + tid] = uu;
                 fin[(3 * k + 1) * NT + tid] = sig;
                 fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
                 /* the segment before (always full), for the next iteration */
-                const int64_t pr = row0 + (seg - 1) * TS + q * R + k;
                 const bool ok = valid && seg > 0;
-                ru[k] = ok ? md_ld_raw(a.u + pr * a.ld_u + ec) : 0;
-                rd[k] = ok ? md_ld_raw(a.delta + pr * a.ld_delta + ec) : 0;
-                rz[k] = ok ? md_ld_raw(a.z + pr * a.ld_z + ec) : 0;
-                ry[k] = ok ? md_ld_raw(a.dy + pr * a.ld_dy + ec) : 0;
+                ru[k] = ok ? md_ld_raw(pu_prev + k * a.ld_u) : 0;
+                rd[k] = ok ? md_ld_raw(pd_prev + k * a.ld_delta) : 0;
+                rz[k] = ok ? md_ld_raw(pz_prev + k * a.ld_z) : 0;
+                ry[k] = ok ? md_ld_raw(py_prev + k * a.ld_dy) : 0;
             }
+            __syncwarp();   /* bcast written */
 
-            /* recompute the segment's states (and decays) */
+            /* recompute the segment's states (and decays). Steps past the
+             * sequence's end (nv <= j < TS, only in its last segment) run
+             * too, branch-free: their dt, dt u and dys are 0 and their Bm
+             * and Cm rows 0, so that h and g pass them unchanged (av = 1)
+             * and their sums, never stored, are all that they touch. */
             float hs[TS][4], as[C::KEEPA ? TS : 1][4];
             {
                 float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
 #pragma unroll
                 for (int j = 0; j < TS; j++) {
-                    if (j < nv) {
-                        float av[4];
-                        advance4(hcur, av, o_dt[j % R], o_dtu[j % R], md_owner<NPAD>(lane, j),
-                                 &sB[seg * TS + j][q * 4], A2);
+                    float av[4];
+                    const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
+                    advance4(hcur, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
 #pragma unroll
-                        for (int s = 0; s < 4; s++) {
-                            if (C::KEEPA) as[j][s] = av[s];
-                            hs[j][s] = hcur[s];
-                        }
+                    for (int s = 0; s < 4; s++) {
+                        if (C::KEEPA) as[j][s] = av[s];
+                        hs[j][s] = hcur[s];
                     }
                 }
             }
@@ -354,59 +403,62 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             float l_dhB[TS], l_eaA[TS], l_ys[TS];
 #pragma unroll
             for (int j = TS - 1; j >= 0; j--) {
-                l_dhB[j] = 0.f, l_eaA[j] = 0.f, l_ys[j] = 0.f;
-                if (j < nv) {
-                    const int src = md_owner<NPAD>(lane, j);
-                    const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                    const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                    const float dys = __shfl_sync(0xffffffffu, o_dys[j % R], src);
-                    const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
-                    const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
-                    const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-                    float v[8], dhB = 0.f, eaA = 0.f, ysp = 0.f;
+                const float4 sv = bc_rd[j * G];
+                const float dt = sv.x, dtu = sv.y, dys = sv.z;
+                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[seg * TS + j][q * 4]);
+                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[seg * TS + j][q * 4]);
+                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+                /* The step's dBm terms dh dt u and dCm terms dys h of the four
+                 * states are summed over the warp's G channels by a
+                 * transpose-reduce whose first level (lanes 16 apart) is done
+                 * here: a lane with lane & 16 sends its dBm terms and keeps
+                 * the dCm ones, the others the reverse, so each lane forms
+                 * the product it sends and adds the one it keeps to the
+                 * received value in one FFMA (NOTES-scan.md, v7). */
+                const float y_send = up16 ? dtu : dys, y_keep = up16 ? dys : dtu;
+                float send[4], x_keep[4], dhB = 0.f, eaA = 0.f, ysp = 0.f;
 #pragma unroll
-                    for (int s = 0; s < 4; s++) {
-                        const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
-                        const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
-                        const float dh = dys * cs[s] + g[s];
-                        const float ea = dh * av * hprev;   /* d loss / d(dt A) */
-                        eaA += ea * A2[s];
-                        dA[s] += ea * dt;
-                        dhB += dh * bs[s];
-                        v[s] = dh * dtu;
-                        v[4 + s] = dys * hs[j][s];
-                        ysp += cs[s] * hs[j][s];
-                        g[s] = av * dh;
-                    }
-                    l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
-                    md_transpose_reduce<8, md_ilog2(G)>(v, lane, 16);
-                    float *rj = red + ((buf * TS + j) * NW + warp) * 2 * NPAD;
-#pragma unroll
-                    for (int k = 0; k < 8 / G; k++) {
-                        const int i = cw * (8 / G) + k;
-                        rj[i < 4 ? q * 4 + i : NPAD + q * 4 + i - 4] = v[k];
-                    }
+                for (int s = 0; s < 4; s++) {
+                    const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
+                    const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
+                    const float dh = dys * cs[s] + g[s];
+                    const float ea = dh * av * hprev;   /* d loss / d(dt A) */
+                    eaA += ea * A2[s];
+                    dA[s] += ea * dt;
+                    dhB += dh * bs[s];
+                    send[s] = (up16 ? dh : hs[j][s]) * y_send;
+                    x_keep[s] = up16 ? hs[j][s] : dh;
+                    ysp += cs[s] * hs[j][s];
+                    g[s] = av * dh;
                 }
+                l_dhB[j] = dhB, l_eaA[j] = eaA, l_ys[j] = ysp;
+                float v[4];
+#pragma unroll
+                for (int s = 0; s < 4; s++) v[s] = x_keep[s] * y_keep + __shfl_xor_sync(0xffffffffu, send[s], 16);
+                md_transpose_reduce<4, md_ilog2(G) - 1>(v, lane, 8);
+#pragma unroll
+                for (int k = 0; k < 8 / G; k++) red_seg[j * NW * 2 * NPAD + k] = v[k];
             }
 
             /* finish the owned steps */
             md_transpose_reduce<TS, md_ilog2(Q)>(l_dhB, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_eaA, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_ys, lane, Q / 2);
+            const int64_t own = row0 + seg * TS + q * R;
+            T *pdu = a.du + own * a.ld_du + e, *pddel = a.ddelta + own * a.ld_ddelta + e, *pdz = a.dz + own * a.ld_dz + e;
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const int j = q * R + k;
                 if (valid && j < nv) {
-                    const int64_t row = row0 + seg * TS + j;
                     const float uu = fin[(3 * k) * NT + tid], sig = fin[(3 * k + 1) * NT + tid];
                     const float dzf = fin[(3 * k + 2) * NT + tid];
                     const float du = o_dys[k] * Dv + o_dt[k] * l_dhB[k];
                     const float ddt = l_eaA[k] * MD_LN2 + uu * l_dhB[k];
                     const float ddel = ddt * sig;
                     const float dzv = dzf * (l_ys[k] + Dv * uu);
-                    md_st(a.du + row * a.ld_du + e, du);
-                    md_st(a.ddelta + row * a.ld_ddelta + e, ddel);
-                    md_st(a.dz + row * a.ld_dz + e, dzv);
+                    md_st(pdu + k * a.ld_du, du);
+                    md_st(pddel + k * a.ld_ddelta, ddel);
+                    md_st(pdz + k * a.ld_dz, dzv);
                     dDacc += o_dys[k] * uu;
                     dbacc += ddel;
                 }
@@ -414,17 +466,25 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
 
             /* dBm, dCm of the segment: the warps' partials in warp order */
             __syncthreads();
-            for (int i = tid; i < nv * 2 * NPAD; i += NT) {
-                const int j = i / (2 * NPAD), o = i % (2 * NPAD), n = o % NPAD;
-                if (n >= N) continue;
-                const float *rj = red + (buf * TS + j) * NW * 2 * NPAD + o;
-                float sum = 0.f;
+            {
+                /* A segment has TS * 2 * NPAD sums, a multiple of NT: thread
+                 * tid finishes sums tid, tid + NT, ..., all of one column
+                 * (red_col) and rows red_j0 + k * NT / (2 * NPAD). */
+                const int64_t srow = row0 + seg * TS + red_j0;
+                const float *rs = red + (buf * TS + red_j0) * NW * 2 * NPAD + red_col;
+                float *ps = dbc_part ? dbc_part + (cb * a.B * a.L + srow) * 2 * N + red_dcol : NULL;
+                T *ds = red_isB ? a.dBm + srow * a.ld_dB + red_n : a.dCm + srow * a.ld_dC + red_n;
+                const int64_t ld = red_isB ? a.ld_dB : a.ld_dC;
+                constexpr int RPI = NT / (2 * NPAD);   /* rows an iteration */
 #pragma unroll
-                for (int w = 0; w < NW; w++) sum += rj[w * 2 * NPAD];
-                const int64_t row = row0 + seg * TS + j;
-                if (dbc_part) dbc_part[(cb * a.B * a.L + row) * 2 * N + (o < NPAD ? n : N + n)] = sum;
-                else if (o < NPAD) md_st(a.dBm + row * a.ld_dB + n, sum);
-                else md_st(a.dCm + row * a.ld_dC + n, sum);
+                for (int k = 0; k < TS / RPI; k++) {
+                    if (red_n >= N || red_j0 + k * RPI >= nv) continue;
+                    float sum = 0.f;
+#pragma unroll
+                    for (int w = 0; w < NW; w++) sum += rs[(k * RPI * NW + w) * 2 * NPAD];
+                    if (ps) ps[k * RPI * 2 * N] = sum;
+                    else md_st(ds + k * RPI * ld, sum);
+                }
             }
             if (C::NRED == 1) __syncthreads();
             else buf ^= 1;
