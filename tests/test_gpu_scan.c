@@ -250,9 +250,10 @@ static void reference(const problem_t *p, grads_t *g)
     memcpy(g->dA, p->dA0, (size_t)(E * N) * 8);
     memcpy(g->dD, p->dD0, (size_t)E * 8);
     memcpy(g->db, p->db0, (size_t)E * 8);
-    cpu->scan_fwd(cpu, &y, &u, &delta, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
+    cpu->scan_fwd(cpu, &y, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
     void *ws = md_malloc(cpu->scan_bwd_workspace(cpu, F, p->B, p->L, E, N) + 64);
-    cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, &dtb, &A_log, &Bm, &Cm, &D, &z,
+    cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm,
+                  &D, &z,
                   p->B, NULL, ws);
     free(ws);
 }

@@ -111,13 +111,18 @@ typedef struct {
     float An[MAXN * CH] __attribute__((aligned(64)));   /* A itself (the backward's d/d(dt)) */
     float Dv[CH] __attribute__((aligned(64)));
     float bias[CH] __attribute__((aligned(64)));
+    /* the chunk's columns of dt_w, row r at r CH, zero past the chunk's end (delta formed only) */
+    float Wdt[MD_CPU_SCAN_MAX_DT_RANK * CH] __attribute__((aligned(64)));
     __mmask16 m[NV];
 } chunk_params_t;
 
 static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t *p)
 {
-    const float *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias;
-    int64_t N = a->d_state, nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
+    const float *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias, *W = a->dt_w;
+    int64_t N = a->d_state, R = a->dt_rank, nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
+    if (!a->delta)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < CH; c++) p->Wdt[r * CH + c] = c < nc ? W[(e0 + c) * R + r] : 0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < CH; c++) {
             double A = c < nc ? -exp((double)A_log[(e0 + c) * N + n]) : -1.0;
@@ -132,6 +137,28 @@ static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t 
         int64_t left = nc - 16 * i;
         p->m[i] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
     }
+}
+
+/* delta over the chunk for one row: loaded, or (delta NULL) formed from
+ * the row's dt_low, broadcast, and the chunk's columns of dt_w, one FMA
+ * per r and vector in r order. Formed in the forward and again twice in
+ * the backward, R FMAs a vector each time, it is never written to memory
+ * or read back (dt_proj's GEMM and 2 B L E floats a block gone). */
+static inline AVX512 void chunk_delta(const md_cpu_scan_args_t *a, const chunk_params_t *p, int64_t row, int64_t e0,
+                                      float *restrict dd)
+{
+    if (a->delta) {
+        chunk_load(dd, (const float *)a->delta + row * a->ld_delta + e0, p->m);
+        return;
+    }
+    const float *x = (const float *)a->dt_low + row * a->ld_dt_low;
+    __m512 acc[NV];
+    for (int i = 0; i < NV; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t r = 0; r < a->dt_rank; r++) {
+        __m512 xr = _mm512_set1_ps(x[r]);
+        for (int i = 0; i < NV; i++) acc[i] = _mm512_fmadd_ps(xr, _mm512_load_ps(p->Wdt + r * CH + 16 * i), acc[i]);
+    }
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(dd + 16 * i, acc[i]);
 }
 
 /* One step of the recurrence over the N states, hin -> hout (may alias):
@@ -177,6 +204,18 @@ static inline void prefetch_row(const void *p, int write)
     else __builtin_prefetch(c + CH * sizeof(float) - 1, 0, 3);
 }
 
+/* delta's row of the chunk, or the dt_low it is formed from */
+static inline void prefetch_delta(const md_cpu_scan_args_t *a, int64_t row, int64_t e0)
+{
+    if (a->delta) {
+        prefetch_row((const float *)a->delta + row * a->ld_delta + e0, 0);
+        return;
+    }
+    const float *x = (const float *)a->dt_low + row * a->ld_dt_low;
+    __builtin_prefetch(x, 0, 3);
+    __builtin_prefetch(x + a->dt_rank - 1, 0, 3);
+}
+
 static inline void prefetch_BC(const md_cpu_scan_args_t *a, int64_t row)
 {
     const float *Br = (const float *)a->Bm + row * a->ld_B, *Cr = (const float *)a->Cm + row * a->ld_C;
@@ -206,7 +245,7 @@ static inline AVX512 void block_inputs(const md_cpu_scan_args_t *a, const chunk_
         int64_t row = b * a->len + t0 + j;
         float uu[CH] __attribute__((aligned(64))), dd[CH] __attribute__((aligned(64)));
         chunk_load(uu, (const float *)a->u + row * a->ld_u + e0, p->m);
-        chunk_load(dd, (const float *)a->delta + row * a->ld_delta + e0, p->m);
+        chunk_delta(a, p, row, e0, dd);
         float *restrict dtj = dt + j * CH, *restrict dtuj = dtu + j * CH;
         chunk_dt(dd, p->bias, dtj);
 #pragma omp simd
@@ -243,7 +282,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             if (t + BLK < L) {
                 int64_t r = row + BLK;
                 prefetch_row((const float *)a->u + r * a->ld_u + e0, 0);
-                prefetch_row((const float *)a->delta + r * a->ld_delta + e0, 0);
+                prefetch_delta(a, r, e0);
                 prefetch_row((const float *)a->z + r * a->ld_z + e0, 0);
                 prefetch_BC(a, r);
             }
@@ -353,7 +392,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
                               only so many misses at once, and a prefetch that finds it full stalls */
                 int64_t r = row - S;
                 prefetch_row((const float *)a->u + r * a->ld_u + e0, 0);
-                prefetch_row((const float *)a->delta + r * a->ld_delta + e0, 0);
+                prefetch_delta(a, r, e0);
                 prefetch_BC(a, r);
             }
             state_step(&p, N, j > 0 ? hs + (j - 1) * N * CH : ckpt + s * N * CH, hs + j * N * CH, as + j * N * CH,
@@ -407,7 +446,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             const float *restrict dys = yss + j * CH, *restrict ddt = ddts + j * CH, *restrict sB = sBs + j * CH;
             const float *restrict dt = dts + j * CH;
             chunk_load(uu, (const float *)a->u + row * a->ld_u + e0, p.m);
-            chunk_load(dd, (const float *)a->delta + row * a->ld_delta + e0, p.m);
+            chunk_delta(a, &p, row, e0, dd);
             chunk_sigmoid(dd, p.bias, sgx);
 #pragma omp simd
             for (int c = 0; c < CH; c++) {

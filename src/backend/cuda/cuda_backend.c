@@ -399,11 +399,14 @@ static size_t cu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64
 }
 
 static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
-                        const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                        const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                        const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                         void *states)
 {
     md_scan_args_t s;
+    (void)dt_low, (void)dt_w;   /* scan_max_dt_rank is 0: the model always passes delta */
+    OP_REQUIRE(delta != NULL, "scan_fwd");
     scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
     OP_REQUIRE(fb_dev(y, "scan_fwd") == (s.dtype == MD_SCAN_BF16), "scan_fwd");
     OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
@@ -422,11 +425,14 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
 static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                         md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
                         const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
-                        const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                        const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                        const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                         const void *states, void *workspace)
 {
     md_scan_args_t s;
+    (void)dt_low, (void)dt_w;   /* as in cu_scan_fwd */
+    OP_REQUIRE(delta != NULL, "scan_bwd");
     scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
     const md_tensor_t *pgrads[] = {dA_log, dD, ddt_bias}, *sgrads[] = {du, ddelta, dBm, dCm, dz, dy};
     for (int i = 0; i < 3; i++) f32_dev(pgrads[i], "scan_bwd");
@@ -636,6 +642,7 @@ static void cu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor_
 static const md_backend_t cuda_template = {
     .name = "cuda",
     .device = MD_DEVICE_CUDA,
+    .scan_max_dt_rank = 0,   /* dt_proj stays a GEMM before the scan (no delta-forming scan kernels) */
     .alloc = cu_alloc,
     .free = cu_free,
     .memset0 = cu_memset0,
