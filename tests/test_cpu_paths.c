@@ -192,24 +192,32 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     o->raw[0] = tdA.data, o->raw[1] = tdD.data, o->raw[2] = tdb.data;
 }
 
+/* Random inputs of shape {B, L, E, N} (delta without dt_low and dt_w) */
+static scan_in_t scan_inputs(const int64_t shape[4])
+{
+    scan_in_t in;
+    memset(&in, 0, sizeof in);
+    in.B = shape[0], in.L = shape[1], in.E = shape[2], in.N = shape[3];
+    int64_t M = in.B * in.L, E = in.E, N = in.N;
+    in.u = rnd(M * E, -1, 1);
+    in.delta = rnd(M * E, -3, 1);
+    in.bias = rnd(E, -2, 0);
+    in.A_log = rnd(E * N, -1, 2.5);
+    in.Bm = rnd(M * N, -1, 1);
+    in.Cm = rnd(M * N, -1, 1);
+    in.D = rnd(E, 0.5, 1.5);
+    in.z = rnd(M * E, -2, 2);
+    in.dy = rnd(M * E, -1, 1);
+    return in;
+}
+
 static void test_scan(int have_avx)
 {
     int64_t shapes[][4] = {{2, 67, 200, 16}, {1, 40, 64, 5}, {3, 33, 130, 20}, {1, 1, 3, 2}, {1, 300, 64, 16},
                            {2, 25, 70, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        scan_in_t in;
-        memset(&in, 0, sizeof in);
-        in.B = shapes[s][0], in.L = shapes[s][1], in.E = shapes[s][2], in.N = shapes[s][3];
+        scan_in_t in = scan_inputs(shapes[s]);
         int64_t M = in.B * in.L, E = in.E, N = in.N;
-        in.u = rnd(M * E, -1, 1);
-        in.delta = rnd(M * E, -3, 1);
-        in.bias = rnd(E, -2, 0);
-        in.A_log = rnd(E * N, -1, 2.5);
-        in.Bm = rnd(M * N, -1, 1);
-        in.Cm = rnd(M * N, -1, 1);
-        in.D = rnd(E, 0.5, 1.5);
-        in.z = rnd(M * E, -2, 2);
-        in.dy = rnd(M * E, -1, 1);
         in.delta[0] = 25;                      /* softplus's threshold */
         if (M * E > 5) in.delta[5] = -40;      /* dt ~ 0 */
         scan_out_t ref;
@@ -245,29 +253,18 @@ static void test_scan_fold(int have_avx)
 {
     int64_t shapes[][4] = {{2, 67, 200, 16}, {3, 33, 130, 20}, {1, 1, 3, 2}, {1, 300, 64, 16}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        scan_in_t in;
-        memset(&in, 0, sizeof in);
-        in.B = shapes[s][0], in.L = shapes[s][1], in.E = shapes[s][2], in.N = shapes[s][3];
+        scan_in_t in = scan_inputs(shapes[s]);
         int64_t M = in.B * in.L, E = in.E, N = in.N;
-        in.u = rnd(M * E, -1, 1);
         in.dt_low = rnd(M * 3, -1, 1);
         in.dt_w = rnd(E * 3, -1.5, 1.5);
         in.dt_low[0] = 20, in.dt_low[1] = in.dt_low[2] = 0, in.dt_w[0] = 1.2;   /* delta 24: softplus's threshold */
         if (M > 1) in.dt_low[3] = -30, in.dt_low[4] = in.dt_low[5] = 0;      /* delta -36 in channel 0: dt ~ 0 */
-        in.delta = keep(malloc((size_t)(M * E) * sizeof(double)));
         for (int64_t t = 0; t < M; t++)
             for (int64_t e = 0; e < E; e++) {
                 double d = 0;
                 for (int r = 0; r < 3; r++) d += in.dt_w[e * 3 + r] * in.dt_low[t * 3 + r];
                 in.delta[t * E + e] = d;
             }
-        in.bias = rnd(E, -2, 0);
-        in.A_log = rnd(E * N, -1, 2.5);
-        in.Bm = rnd(M * N, -1, 1);
-        in.Cm = rnd(M * N, -1, 1);
-        in.D = rnd(E, 0.5, 1.5);
-        in.z = rnd(M * E, -2, 2);
-        in.dy = rnd(M * E, -1, 1);
         int64_t sz[N_SCAN_OUT] = {M * E, M * E, M * E, E * N, M * N, M * N, E, M * E, E};
         scan_out_t ref, got;
         run_scan(&in, MD_DTYPE_F64, 0, 0, 0, 0, 0, &ref);

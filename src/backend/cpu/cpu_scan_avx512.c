@@ -237,15 +237,21 @@ static inline void prefetch_BC(const md_cpu_scan_args_t *a, int64_t row)
  * in a pass of its own after the block's recurrence). */
 enum { BLK = 16 };
 
-/* dt, dt u and (when Du) D u of steps t0 .. t0+nT of sequence b, rows of CH */
+/* dt, dt u, (when Du) D u and (when xs) delta + bias of steps t0 .. t0+nT
+ * of sequence b, rows of CH */
 static inline AVX512 void block_inputs(const md_cpu_scan_args_t *a, const chunk_params_t *p, int64_t b, int64_t e0,
-                                       int64_t t0, int64_t nT, float *dt, float *dtu, float *Du)
+                                       int64_t t0, int64_t nT, float *dt, float *dtu, float *Du, float *xs)
 {
     for (int64_t j = 0; j < nT; j++) {
         int64_t row = b * a->len + t0 + j;
         float uu[CH] __attribute__((aligned(64))), dd[CH] __attribute__((aligned(64)));
         chunk_load(uu, (const float *)a->u + row * a->ld_u + e0, p->m);
         chunk_delta(a, p, row, e0, dd);
+        if (xs) {
+            float *restrict xj = xs + j * CH;
+#pragma omp simd
+            for (int c = 0; c < CH; c++) xj[c] = dd[c] + p->bias[c];
+        }
         float *restrict dtj = dt + j * CH, *restrict dtuj = dtu + j * CH;
         chunk_dt(dd, p->bias, dtj);
 #pragma omp simd
@@ -272,7 +278,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     int64_t next_ckpt = 0;
     for (int64_t t0 = 0; t0 < L; t0 += BLK) {
         int64_t nT = L - t0 < BLK ? L - t0 : BLK;
-        block_inputs(a, &p, b, e0, t0, nT, dt, dtu, y);
+        block_inputs(a, &p, b, e0, t0, nT, dt, dtu, y, NULL);
         for (int64_t j = 0; j < nT; j++) {
             int64_t t = t0 + j, row = b * L + t;
             if (ckpt && t == next_ckpt) {
@@ -352,9 +358,10 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     load_params(a, e0, &p);
     /* scratch: states and decays of a segment, the checkpoints when not
      * saved, then per step of the segment dt, dt u, the output before the
-     * gate (later d loss / d y before the gate) and d(dt), sB */
+     * gate (later d loss / d y before the gate), d(dt), sB and delta + bias */
     float *hs = scratch, *as = hs + S * N * CH, *ckpt = as + S * N * CH, *dts = ckpt + S * N * CH;
     float *dtus = dts + S * CH, *yss = dtus + S * CH, *ddts = yss + S * CH, *sBs = ddts + S * CH;
+    float *xss = sBs + S * CH;   /* delta + bias, kept from pass 2 for d(delta): delta is not read or formed again */
     float dA[MAXN * CH] __attribute__((aligned(64))), carry[MAXN * CH] __attribute__((aligned(64)));
     /* per step: the chunk's partial sums for dB (rows 0..) and dC (rows 16 NG..), 16 lanes each */
     float red[2 * MAXN * 16] __attribute__((aligned(64)));
@@ -368,7 +375,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
         for (int64_t s = 0; s < nseg; s++) {
             memcpy(ckpt + s * N * CH, h, (size_t)(N * CH) * sizeof(float));
             if (s == nseg - 1) break;
-            block_inputs(a, &p, b, e0, s * S, S, dts, dtus, NULL);
+            block_inputs(a, &p, b, e0, s * S, S, dts, dtus, NULL, NULL);
             for (int64_t j = 0; j < S; j++) {
                 int64_t row = b * L + s * S + j;
                 state_step(&p, N, h, h, NULL, dts + j * CH, dtus + j * CH, (const float *)a->Bm + row * a->ld_B, NULL,
@@ -385,7 +392,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     for (int64_t s = nseg - 1; s >= 0; s--) {
         int64_t t0 = s * S, nT = t0 + S < L ? S : L - t0;
         /* pass 2: the segment's states h_t, decays a_t and outputs C . h_t + D u */
-        block_inputs(a, &p, b, e0, t0, nT, dts, dtus, yss);
+        block_inputs(a, &p, b, e0, t0, nT, dts, dtus, yss, xss);
         for (int64_t j = 0; j < nT; j++) {
             int64_t row = b * L + t0 + j;
             if (s > 0) {   /* the next segment's rows (s - 1), in two halves: the memory system takes
@@ -440,17 +447,16 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
         /* du = dys D + sB dt, d(delta) = (ddt + sB u) sigmoid(delta + bias), in step order */
         for (int64_t j = 0; j < nT; j++) {
             int64_t row = b * L + t0 + j;
-            float uu[CH] __attribute__((aligned(64))), dd[CH] __attribute__((aligned(64)));
+            float uu[CH] __attribute__((aligned(64)));
             float duo[CH] __attribute__((aligned(64))), ddo[CH] __attribute__((aligned(64)));
             float sgx[CH] __attribute__((aligned(64)));
             const float *restrict dys = yss + j * CH, *restrict ddt = ddts + j * CH, *restrict sB = sBs + j * CH;
-            const float *restrict dt = dts + j * CH;
+            const float *restrict dt = dts + j * CH, *restrict xj = xss + j * CH;
             chunk_load(uu, (const float *)a->u + row * a->ld_u + e0, p.m);
-            chunk_delta(a, &p, row, e0, dd);
-            chunk_sigmoid(dd, p.bias, sgx);
+            chunk_sigmoid(xj, NULL, sgx);
 #pragma omp simd
             for (int c = 0; c < CH; c++) {
-                float x = dd[c] + p.bias[c], g = ddt[c] + sB[c] * uu[c];
+                float x = xj[c], g = ddt[c] + sB[c] * uu[c];
                 ddo[c] = x > 20 ? g : g * sgx[c];
                 duo[c] = dys[c] * p.Dv[c] + sB[c] * dt[c];
                 dDa[c] += dys[c] * uu[c];

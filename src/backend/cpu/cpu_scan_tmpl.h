@@ -37,9 +37,9 @@ static scan_ws_layout_t scan_ws_layout(int64_t batch, int64_t len, int64_t d_inn
     /* nseg <= seg_len, and seg_len grows with len: sizing the checkpoints
      * by seg_len makes the sizes for (batch, len) enough for any smaller
      * batch and length too. Per item: a segment's states and decays, the
-     * checkpoints, and per step of a segment dt here, five rows of CH in
+     * checkpoints, and per step of a segment dt here, six rows of CH in
      * the AVX-512 items (cpu_scan_avx512.c). */
-    w.item_elems = round16((size_t)(3 * w.seg_len * d_state * CH + 5 * w.seg_len * CH));
+    w.item_elems = round16((size_t)(3 * w.seg_len * d_state * CH + 6 * w.seg_len * CH));
     w.bc_elems = round16((size_t)(w.nchunk * batch * len * 2 * d_state));
     w.ch_elems = round16((size_t)(batch * d_inner * (d_state + 2)));
     return w;
