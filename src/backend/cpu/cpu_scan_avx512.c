@@ -141,9 +141,10 @@ static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t 
 
 /* delta over the chunk for one row: loaded, or (delta NULL) formed from
  * the row's dt_low, broadcast, and the chunk's columns of dt_w, one FMA
- * per r and vector in r order. Formed in the forward and again twice in
- * the backward, R FMAs a vector each time, it is never written to memory
- * or read back (dt_proj's GEMM and 2 B L E floats a block gone). */
+ * per r and vector in r order. Formed in the forward and again in the
+ * backward's pass 2 (and pass 1 where the states are recomputed), R FMAs
+ * a vector each time: about what dt_proj's GEMM cost, whose store of
+ * delta and the scans' loads of it are gone. */
 static inline AVX512 void chunk_delta(const md_cpu_scan_args_t *a, const chunk_params_t *p, int64_t row, int64_t e0,
                                       float *restrict dd)
 {
