@@ -278,9 +278,9 @@ static void check_model(void)
     /* the CPU scan forms delta from dt_proj's input and weight (ops.h); a
      * backend that does not (as CUDA's) runs dt_proj's GEMM first: the same
      * loss and gradients up to the rounding of delta's sum */
-    CHECK(cfg.dt_rank <= be->scan_max_dt_rank, "the CPU scan forms delta at dt_rank %lld", (long long)cfg.dt_rank);
+    CHECK(md_scan_forms_delta(be, cfg.dt_rank, 0), "the CPU scan forms delta at dt_rank %lld", (long long)cfg.dt_rank);
     md_backend_t gemm_be = *be;
-    gemm_be.scan_max_dt_rank = 0;
+    gemm_be.scan_max_dt_rank_infer = gemm_be.scan_max_dt_rank_train = 0;
     md_model_t *mg = md_model_new(&cfg, &gemm_be, F64, B, L);
     memcpy(md_model_param_buffer(mg).data, P, (size_t)n * sizeof *P);
     md_model_zero_grad(mg);

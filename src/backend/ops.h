@@ -116,10 +116,14 @@ struct md_backend {
      * and the fp32 CUDA table, bf16 on the bf16 CUDA table (the model asks
      * md_act_dtype and plans with it; it never looks at the device). */
     md_dtype_t act_dtype;
-    /* The largest dt_rank for which scan_fwd and scan_bwd form delta
-     * themselves from dt_proj's input and weight (delta NULL: see scan_fwd);
-     * 0: never, the caller computes delta with a GEMM (the CUDA backend). */
-    int64_t scan_max_dt_rank;
+    /* The largest dt_rank for which the scan forms delta itself from
+     * dt_proj's input and weight (delta NULL: see scan_fwd), per pass;
+     * 0: never, the caller computes delta with a GEMM. _infer: scan_fwd
+     * with states NULL (forward only); _train: scan_fwd with states and
+     * scan_bwd. The CPU forms it in both (64); CUDA in its inference
+     * forward alone (16; its training kernels read delta). Callers ask
+     * md_scan_forms_delta below. */
+    int64_t scan_max_dt_rank_infer, scan_max_dt_rank_train;
 
     /* ---- memory ---- */
     /* Returns NULL (no message) when the device is out of memory. Memory is
@@ -214,9 +218,10 @@ struct md_backend {
      * allowed: u, delta, z, y (B*L, E); Bm, Cm (B*L, N). A_log (E, N),
      * D (E), dt_bias (E).
      *   dt = softplus(delta + dt_bias)     (softplus(x) = x for x > 20)
-     * delta NULL (only where R <= be->scan_max_dt_rank): formed from dt_low
-     * (B*L, R), dt_proj's input (row-strided allowed), and dt_w (E, R)
-     * contiguous, dt_proj's weight, as
+     * delta NULL (only where md_scan_forms_delta(be, R, states == NULL),
+     * and for scan_bwd where md_scan_forms_delta(be, R, 0)): formed from
+     * dt_low (B*L, R), dt_proj's input (row-strided allowed), and dt_w
+     * (E, R) contiguous, dt_proj's weight, as
      *   delta[t, e] = sum_r dt_w[e, r] dt_low[t, r]   (r ascending)
      * and never stored: the forward and the backward each form it again.
      * dt_low and dt_w are ignored (may be NULL) when delta is given.
@@ -470,6 +475,14 @@ struct md_backend {
 static inline md_dtype_t md_act_dtype(const md_backend_t *be, md_dtype_t dt)
 {
     return dt == MD_DTYPE_F32 ? be->act_dtype : dt;
+}
+
+/* Whether be's scan forms delta itself (delta NULL) for dt_rank in the
+ * forward only (scan_fwd with states NULL) or in training (scan_fwd with
+ * states, and scan_bwd): the one place that reads scan_max_dt_rank_*. */
+static inline int md_scan_forms_delta(const md_backend_t *be, int64_t dt_rank, int forward_only)
+{
+    return dt_rank <= (forward_only ? be->scan_max_dt_rank_infer : be->scan_max_dt_rank_train);
 }
 
 /* The CPU backend (a static table; it owns no state). */

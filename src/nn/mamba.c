@@ -154,10 +154,13 @@ static mamba_tensors_t mamba_tensors(const md_block_ctx_t *c, void *base, void *
 }
 
 /* Whether the scan forms delta itself from dt_proj's input and weight
- * (ops.h): the CPU's does, so delta is never stored and dt_proj's forward
- * GEMM goes; the CUDA backend's does not (scan_max_dt_rank 0), and there
- * dt_proj's GEMM writes delta before the scan exactly as before. */
-static int scan_forms_delta(const md_block_ctx_t *c) { return c->cfg->dt_rank <= c->be->scan_max_dt_rank; }
+ * (ops.h): then delta is never stored and dt_proj's forward GEMM goes;
+ * else dt_proj's GEMM writes delta before the scan. The backward's call
+ * decides for training (forward_only 0), as its forward did. */
+static int scan_forms_delta(const md_block_ctx_t *c, int forward_only)
+{
+    return md_scan_forms_delta(c->be, c->cfg->dt_rank, forward_only);
+}
 
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a)
 {
@@ -185,7 +188,7 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
     be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
-    int fold = scan_forms_delta(c);
+    int fold = scan_forms_delta(c, c->inference);
     if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
     be->scan_fwd(be, &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
                  c->inference ? NULL : a->states);
@@ -236,7 +239,7 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
     /* scan (with the gate, D and the dt bias) */
     be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u,
-                 scan_forms_delta(c) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
+                 scan_forms_delta(c, 0) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
                  a->states, c->op_ws);
     /* dt_proj */
     be->gemm(be, 0, 0, 1.0, &ddelta, &w.dt_w, 0.0, &ddt_in);
