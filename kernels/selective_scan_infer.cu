@@ -16,9 +16,9 @@
  * Where the caller passes dt_proj's input and weight instead of delta
  * (scan_api.h), delta is formed here: the step's R inputs join the Bm/Cm
  * tiles (a third shared tile, RP = R padded to 8 or 16 columns of zeros),
- * each thread keeps its channel's R weights in registers, and delta is R
- * FMAs a channel-step instead of a K = R GEMM writing it and this kernel
- * reading it back.
+ * each thread keeps its channel's RP weights in registers, and delta is
+ * RP FMAs a channel-step instead of a K = R GEMM writing it and this
+ * kernel reading it back.
  * The states' exps go to MUFU.EX2 (moving part of them to an FMA-pipe
  * polynomial was measured slower, NOTES-scan.md v5); softplus takes one
  * MUFU op and a polynomial for its log1p instead of three MUFU ops.
@@ -141,8 +141,8 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
     const int64_t row0 = b * a.L;
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
-    RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec, a.z + row0 * a.ld_z + ec,
-                        (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
+    RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
+                              a.z + row0 * a.ld_z + ec, (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
