@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "fastmath.cuh"
 #include "storage.cuh"
 
 __device__ static inline float sigmoidf_(float x)
@@ -199,6 +200,13 @@ __device__ __forceinline__ float conv_pre_pair(const float (&wk)[2][K], const fl
     return p;
 }
 
+/* The forward's sum and gate are its whole arithmetic (~1G elements in
+ * classify's forward), so it takes the fast forms: the taps before a
+ * sequence's start are zeros in the window (x * 0 adds nothing: the row
+ * kernels' masked sum, bit for bit) instead of a mask an element, the
+ * sigmoid the SFU's (md_sigmoid: ex2, rcp) instead of expf and an IEEE
+ * division, and the row count and position as int; NOTES-backend.md,
+ * "conv1d + SiLU forward in fast math". */
 template <typename T, int R>
 __global__ void __launch_bounds__(kStageThreads)
     conv_fwd_staged_kernel(T *y, int64_t ldy, const T *x, int64_t ldx, const float *w, const float *bias,
@@ -228,23 +236,32 @@ __global__ void __launch_bounds__(kStageThreads)
     float win[K][2];
 #pragma unroll
     for (int j = 0; j < K - 1; j++) ld_v<2>(xs + j * CW, win[j]);
-    int64_t t = rs % len;
+    const int nrows = (int)min((int64_t)S, rows - rs);
+    /* the warp's lanes share their rows, so the sequence-start branch is uniform */
+    int t = (int)(rs % len), ilen = (int)len;
+    T *yp = y + rs * ldy + e;
 #pragma unroll
     for (int i = 0; i < S; i++) {
-        const int64_t r = rs + i;
-        if (r >= rows) break;
+        if (i >= nrows) break;
         ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
-        const int tc = (int)(t < K - 1 ? t : K - 1);
+        if (t < K - 1) {
+#pragma unroll
+            for (int k = 0; k < K - 1; k++)
+                if (k < K - 1 - t) win[k][0] = win[k][1] = 0.f;
+        }
         float out[2];
 #pragma unroll
         for (int v = 0; v < 2; v++) {
-            const float p = conv_pre_pair<K>(wk, b, win, v, tc);
-            out[v] = p * sigmoidf_(p);
+            float p = b[v];
+#pragma unroll
+            for (int k = 0; k < K; k++) p += wk[v][k] * win[k][v];
+            out[v] = p * md_sigmoid(p);
         }
-        st_v<2>(y + r * ldy + e, out);
+        st_v<2>(yp, out);
+        yp += ldy;
 #pragma unroll
         for (int k = 0; k < K - 1; k++) win[k][0] = win[k + 1][0], win[k][1] = win[k + 1][1];
-        if (++t == len) t = 0;
+        if (++t == ilen) t = 0;
     }
 }
 
@@ -410,7 +427,7 @@ static cudaError_t conv1d_silu_fwd(T *y, int64_t ldy, const T *x, int64_t ldx, c
 {
     if (batch * len * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
-    if (width == 4 && conv_staged_ok<T>(dim, x, ldx, y, ldy, y, ldy))
+    if (width == 4 && len <= INT32_MAX && conv_staged_ok<T>(dim, x, ldx, y, ldy, y, ldy))
         return conv1d_silu_fwd_staged(y, ldy, x, ldx, w, bias, batch * len, len, dim, s);
     if (width == 4) {
         const int64_t tiles = (batch * len + kConvRows - 1) / kConvRows;

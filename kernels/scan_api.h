@@ -58,6 +58,8 @@ extern "C" {
 #define MD_SCAN_CHUNK 128
 /* Largest d_state. */
 #define MD_SCAN_MAX_STATE 64
+/* Largest dt_rank of a forward that forms delta itself (delta NULL, below). */
+#define MD_SCAN_MAX_DT_RANK 16
 
 typedef enum { MD_SCAN_F32 = 0, MD_SCAN_BF16 = 1 } md_scan_dtype_t;
 
@@ -88,6 +90,13 @@ typedef struct md_scan_args {
     const void *u, *delta, *z, *Bm, *Cm;
     int64_t ld_u, ld_delta, ld_z, ld_B, ld_C;
     const float *A_log, *D, *dt_bias;
+    /* delta NULL, for the inference forward only (neither states nor
+     * workspace): delta[t, e] = sum_r dt_w[e * dt_rank + r] dt_low[t * ld_dt_low
+     * + r] (r ascending, in fp32, never stored), dt_proj's product formed in
+     * the scan; 1 <= dt_rank <= MD_SCAN_MAX_DT_RANK, both in the sequence
+     * dtype, dt_w (d_inner, dt_rank) contiguous. Ignored when delta is set. */
+    const void *dt_low, *dt_w;
+    int64_t ld_dt_low, dt_rank;
 
     /* forward output */
     void *y;

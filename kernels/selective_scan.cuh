@@ -20,10 +20,8 @@
 
 #include <type_traits>
 
+#include "fastmath.cuh"
 #include "scan_api.h"
-
-#define MD_LOG2E 1.4426950408889634f
-#define MD_LN2 0.6931471805599453f
 
 /* ---- elements ---- */
 
@@ -64,28 +62,7 @@ __device__ __forceinline__ void md_st(__nv_bfloat16 *p, float v)
     *reinterpret_cast<unsigned short *>(p) = __bfloat16_as_ushort(__float2bfloat16_rn(v));
 }
 
-/* ---- math: the special-function unit, with the accuracy the checks need ---- */
-
-__device__ __forceinline__ float md_ex2(float x)
-{
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ float md_rcp(float x)
-{
-    float y;
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ float md_lg2(float x)
-{
-    float y;
-    asm("lg2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
+/* ---- math: the special-function unit (fastmath.cuh), with the accuracy the checks need ---- */
 
 /* dt = softplus(x) (= x above 20, as mamba_ssm), with log1p from the SFU's
  * log: log1p(e) = log(1+e) * e / ((1+e) - 1) cancels the rounding of 1+e
@@ -105,8 +82,6 @@ __device__ __forceinline__ void md_softplus_grad(float x, float *dt, float *sig)
     *dt = x > 20.f ? x : sp;
     *sig = x > 20.f ? 1.f : e * md_rcp(u);
 }
-/* sigmoid(z); 0 for z below about -88 (rcp of +inf). */
-__device__ __forceinline__ float md_sigmoid(float z) { return md_rcp(1.f + md_ex2(-z * MD_LOG2E)); }
 
 /* ---- the plan ---- */
 

@@ -378,12 +378,16 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
 {
     if (!a || !md_scan_sizes_ok(a->batch, a->len, a->d_inner, a->d_state)) return cudaErrorInvalidValue;
     if (a->dtype != MD_SCAN_F32 && a->dtype != MD_SCAN_BF16) return cudaErrorInvalidValue;
-    if (!a->u || !a->delta || !a->z || !a->Bm || !a->Cm || !a->A_log || !a->D || !a->dt_bias || !a->y)
+    if (!a->u || !a->z || !a->Bm || !a->Cm || !a->A_log || !a->D || !a->dt_bias || !a->y)
         return cudaErrorInvalidValue;
     const int64_t E = a->d_inner, N = a->d_state;
-    if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_y < E || a->ld_B < N || a->ld_C < N)
+    if (a->ld_u < E || a->ld_z < E || a->ld_y < E || a->ld_B < N || a->ld_C < N) return cudaErrorInvalidValue;
+    const int infer = !a->states && !a->workspace;
+    if (a->delta ? a->ld_delta < E
+                 : !infer || !a->dt_low || !a->dt_w || a->dt_rank < 1 || a->dt_rank > MD_SCAN_MAX_DT_RANK ||
+                       a->ld_dt_low < a->dt_rank)
         return cudaErrorInvalidValue;
-    if (!a->states && !a->workspace) return md_scan_fwd_infer(a, s);
+    if (infer) return md_scan_fwd_infer(a, s);
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
     const float *st = NULL;
     if (w.nc > 1 && md_scan_pass_whole(a)) {

@@ -13,6 +13,12 @@
  * Bm/Cm rows, which every thread of the block reads, a tile of kTile steps
  * ahead into registers, then as fp32 into one of two shared tiles: one
  * barrier a tile.
+ * Where the caller passes dt_proj's input and weight instead of delta
+ * (scan_api.h), delta is formed here: the step's R inputs join the Bm/Cm
+ * tiles (a third shared tile, RP = R padded to 8 or 16 columns of zeros),
+ * each thread keeps its channel's RP weights in registers, and delta is
+ * RP FMAs a channel-step instead of a K = R GEMM writing it and this
+ * kernel reading it back.
  * The states' exps go to MUFU.EX2 (moving part of them to an FMA-pipe
  * polynomial was measured slower, NOTES-scan.md v5); softplus takes one
  * MUFU op and a polynomial for its log1p instead of three MUFU ops.
@@ -32,6 +38,9 @@
 #endif
 #ifndef MD_SCAN_INFER_MINB
 #define MD_SCAN_INFER_MINB 5    /* __launch_bounds__ minimum blocks an SM at N <= 16 */
+#endif
+#ifndef MD_SCAN_INFER_FOLD_MINB
+#define MD_SCAN_INFER_FOLD_MINB 4   /* the same where the kernel forms delta (RP > 0) */
 #endif
 
 namespace {
@@ -63,6 +72,8 @@ template <typename T>
 struct InferArgs {
     const T *u, *delta, *z, *Bm, *Cm;
     int64_t ld_u, ld_delta, ld_z, ld_B, ld_C;
+    const T *dt_low, *dt_w;   /* delta NULL: dt_proj's input (ld_dt_low) and weight (E, R) */
+    int64_t ld_dt_low, R;
     const float *A_log, *D, *dt_bias, *h0;
     float *hT;
     T *y;
@@ -76,31 +87,38 @@ struct StepLoads {
     typename md_raw<T>::type delta, u, z;
 };
 
-/* A thread's channel in the rows of delta, u and z, a row at a time. The
- * strides as int: a pointer advanced by an int is one instruction (the
- * launcher checks that they fit). */
-template <typename T>
+/* A thread's channel in the rows of delta, u and z, a row at a time (no
+ * delta where the kernel forms it: FOLD). The strides as int: a pointer
+ * advanced by an int is one instruction (the launcher checks that they
+ * fit). */
+template <typename T, bool FOLD>
 struct RowCursor {
     const T *delta, *u, *z;
     int ld_delta, ld_u, ld_z;
 
     __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
     {
-        r.delta = in ? md_ld_raw(delta) : 0;
+        if (!FOLD) r.delta = in ? md_ld_raw(delta) : 0;
         r.u = in ? md_ld_raw(u) : 0;
         r.z = in ? md_ld_raw(z) : 0;
-        delta += ld_delta, u += ld_u, z += ld_z;
+        if (!FOLD) delta += ld_delta;
+        u += ld_u, z += ld_z;
     }
 };
 
 /* The minimum-blocks bound for N <= 16 alone: ptxas spills the wider
- * states' (Q > 1) instances under it. */
-template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1) infer_kernel(InferArgs<T> a)
+ * states' (Q > 1) instances under it. RP: 0 reads delta, 8 or 16 forms
+ * it from R <= RP inputs a step. */
+template <typename T, int NPAD, int RP>
+__global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOLD_MINB : MD_SCAN_INFER_MINB) : 1)
+    infer_kernel(InferArgs<T> a)
 {
     constexpr int Q = NPAD / kStates, CH = kThreads / Q;
+    constexpr bool FOLD = RP > 0;
+    constexpr int RT = FOLD ? RP : 8;   /* the dt_low tile's columns (unused without FOLD) */
     __shared__ __align__(16) float s_B[2][kTile][NPAD];
     __shared__ __align__(16) float s_C[2][kTile][NPAD];
+    __shared__ __align__(16) float s_R[2][FOLD ? kTile : 1][RT];
 
     const int64_t ncb = (a.E + CH - 1) / CH;
     const int64_t b = blockIdx.x / ncb, e0 = (blockIdx.x % ncb) * CH;
@@ -116,23 +134,29 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
         A2[s] = ok ? -expf(__ldg(a.A_log + e * a.N + n)) * MD_LOG2E : 0.f;
         h[s] = ok && a.h0 ? a.h0[(b * a.E + e) * a.N + n] : 0.f;
     }
+    float W[RT];   /* the channel's row of dt_proj's weight, zeros past R */
+#pragma unroll
+    for (int r = 0; r < (FOLD ? RT : 0); r++) W[r] = valid && r < a.R ? md_ld(a.dt_w + e * a.R + r) : 0.f;
 
     const int64_t row0 = b * a.L;
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
-    RowCursor<T> cur = {a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec, a.z + row0 * a.ld_z + ec,
-                        (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
+    RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
+                              a.z + row0 * a.ld_z + ec, (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
     T *yp = a.y + row0 * a.ld_y + ec;
     md_tile_ahead<T, NPAD, kTile, kThreads> nB, nC;
+    md_tile_ahead<T, RT, kTile, kThreads> nR;
     {
         const int nt = (int)min((int64_t)kTile, a.L);
         nB.load(a.Bm, a.ld_B, row0, nt, a.N);
         nC.load(a.Cm, a.ld_C, row0, nt, a.N);
+        if (FOLD) nR.load(a.dt_low, a.ld_dt_low, row0, nt, a.R);
         nB.store(s_B[0]);
         nC.store(s_C[0]);
+        if (FOLD) nR.store(s_R[0]);
     }
     __syncthreads();
 
@@ -152,7 +176,22 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
             StepLoads<T> &r = ring[k];
             const float u = md_from_raw(r.u), zv = md_from_raw(r.z);
             /* steps past L get dt = 0: the state keeps */
-            const float dt = in ? infer_softplus(md_from_raw(r.delta) + bias) : 0.f, dtu = dt * u;
+            float delta;
+            if constexpr (FOLD) {   /* sum_r W[r] dt_low[t, r], r ascending (ops.h) */
+                const float4 *Rv = reinterpret_cast<const float4 *>(&s_R[buf][j][0]);
+                delta = 0.f;
+#pragma unroll
+                for (int r4 = 0; r4 < RT / 4; r4++) {
+                    const float4 v = Rv[r4];
+                    delta = fmaf(W[4 * r4], v.x, delta);
+                    delta = fmaf(W[4 * r4 + 1], v.y, delta);
+                    delta = fmaf(W[4 * r4 + 2], v.z, delta);
+                    delta = fmaf(W[4 * r4 + 3], v.w, delta);
+                }
+            } else {
+                delta = md_from_raw(r.delta);
+            }
+            const float dt = in ? infer_softplus(delta + bias) : 0.f, dtu = dt * u;
             cur.load_next(r, FULL || t + kAhead < a.L);
             const float4 *Bv = reinterpret_cast<const float4 *>(&s_B[buf][j][q * kStates]);
             const float4 *Cv = reinterpret_cast<const float4 *>(&s_C[buf][j][q * kStates]);
@@ -182,6 +221,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
             const int ntn = (int)min((int64_t)kTile, a.L - tn);
             nB.load(a.Bm, a.ld_B, row0 + tn, ntn, a.N);
             nC.load(a.Cm, a.ld_C, row0 + tn, ntn, a.N);
+            if (FOLD) nR.load(a.dt_low, a.ld_dt_low, row0 + tn, ntn, a.R);
         }
         if (tn + kAhead <= a.L) {
 #pragma unroll 1
@@ -193,6 +233,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? MD_SCAN_INFER_MINB : 1)
         /* the other tile was last read before the previous barrier */
         nB.store(s_B[buf ^ 1]);
         nC.store(s_C[buf ^ 1]);
+        if (FOLD) nR.store(s_R[buf ^ 1]);
         __syncthreads();
     }
     if (a.hT && valid) {
@@ -211,15 +252,19 @@ cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
     ia.u = (const T *)a->u, ia.delta = (const T *)a->delta, ia.z = (const T *)a->z;
     ia.Bm = (const T *)a->Bm, ia.Cm = (const T *)a->Cm;
     ia.ld_u = a->ld_u, ia.ld_delta = a->ld_delta, ia.ld_z = a->ld_z, ia.ld_B = a->ld_B, ia.ld_C = a->ld_C;
+    ia.dt_low = (const T *)a->dt_low, ia.dt_w = (const T *)a->dt_w, ia.ld_dt_low = a->ld_dt_low, ia.R = a->dt_rank;
     ia.A_log = a->A_log, ia.D = a->D, ia.dt_bias = a->dt_bias, ia.h0 = a->h0, ia.hT = a->hT;
     ia.y = (T *)a->y, ia.ld_y = a->ld_y;
     ia.L = a->len, ia.E = a->d_inner, ia.N = a->d_state;
-    if (ia.ld_u > INT_MAX || ia.ld_delta > INT_MAX || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX)
+    if (ia.ld_u > INT_MAX || (a->delta && ia.ld_delta > INT_MAX) || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX)
         return cudaErrorInvalidValue;
+    const int rp = a->delta ? 0 : a->dt_rank <= 8 ? 8 : 16;
     return md_scan_npad_switch(ia.N, [&](auto npad) {
         constexpr int NPAD = decltype(npad)::value, CH = kThreads / (NPAD / kStates);
-        const int64_t blocks = a->batch * ((ia.E + CH - 1) / CH);
-        infer_kernel<T, NPAD><<<(unsigned)blocks, kThreads, 0, st>>>(ia);
+        const unsigned blocks = (unsigned)(a->batch * ((ia.E + CH - 1) / CH));
+        if (rp == 0) infer_kernel<T, NPAD, 0><<<blocks, kThreads, 0, st>>>(ia);
+        else if (rp == 8) infer_kernel<T, NPAD, 8><<<blocks, kThreads, 0, st>>>(ia);
+        else infer_kernel<T, NPAD, 16><<<blocks, kThreads, 0, st>>>(ia);
         MD_CU_LAUNCHED();
         return cudaSuccess;
     });

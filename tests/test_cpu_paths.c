@@ -125,6 +125,7 @@ static const char *path_name(int avx) { return avx ? "avx512" : "portable"; }
 typedef struct {
     int64_t B, L, E, N;
     double *u, *delta, *bias, *A_log, *Bm, *Cm, *D, *z, *dy;
+    double *dt_low, *dt_w;   /* (B*L, 3) and (E, 3) with delta = dt_low dt_w^T, or NULL */
 } scan_in_t;
 
 enum { N_SCAN_OUT = 9 };   /* y, du, ddelta, dA_log, dB, dC, dD, dz, ddt_bias */
@@ -139,13 +140,16 @@ typedef struct {
 
 /* Forward (path fwd_avx) and backward (path bwd_avx) on dtype dt; the
  * backward takes the forward's states unless recompute, and writes ddelta
- * over delta when in_place (ops.h allows it; the model does it). */
+ * over delta when in_place (ops.h allows it; the model does it). fold: the
+ * scan forms delta from in->dt_low and in->dt_w (delta NULL). */
 static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_avx, int recompute, int in_place,
-                     scan_out_t *o)
+                     int fold, scan_out_t *o)
 {
     int64_t B = in->B, L = in->L, E = in->E, N = in->N, M = B * L, X = 3 + 2 * N;
-    /* B and C inside a wider matrix, u and z row-strided, as in the model */
+    /* dt_low, B and C inside a wider matrix, u and z row-strided, as in the model */
     double *xdbl = keep(calloc((size_t)(M * X), sizeof(double)));
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t r = 0; r < 3 && in->dt_low; r++) xdbl[i * X + r] = in->dt_low[i * 3 + r];
     for (int64_t i = 0; i < M; i++)
         for (int64_t n = 0; n < N; n++) {
             xdbl[i * X + 3 + n] = in->Bm[i * N + n];
@@ -159,22 +163,24 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     md_tensor_t tdy = mk(dt, in->dy, M, E, E + 2, 1e30), tdu = mk(dt, NULL, M, E, E + 1, 1e30);
     md_tensor_t tdd = in_place ? tdl : mk(dt, NULL, M, E, E, 0), tdz = mk(dt, NULL, M, E, E + 5, 1e30);
     md_tensor_t tdxd = mk(dt, NULL, M, X, X, 0);
+    md_tensor_t tlow = md_tensor_cols(txd, 0, 3), tW = mk(dt, fold ? in->dt_w : NULL, E, 3, 3, 0);
+    const md_tensor_t *dl = fold ? NULL : &tdl;
     md_tensor_t tdB = md_tensor_cols(tdxd, 3, N), tdC = md_tensor_cols(tdxd, 3 + N, N);
     md_tensor_t tdA = mk(dt, NULL, E, N, N, 0), tdD = mk(dt, NULL, 1, E, E, 0), tdb = mk(dt, NULL, 1, E, E, 0);
     void *states = keep(malloc(be->scan_states_size(be, dt, B, L, E, N)));
     void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
     unsigned mode = fp_mode();
     md_cpu_allow_avx512(fwd_avx);
-    be->scan_fwd(be, &ty, &tu, &tdl, &tbias, &tA, &tB, &tC, &tD, &tz, B, states);
+    be->scan_fwd(be, &ty, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states);
     md_cpu_allow_avx512(bwd_avx);
-    be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &tdy, &tu, &tdl, &tbias, &tA, &tB, &tC, &tD, &tz,
-                 B, recompute ? NULL : states, ws);
+    be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &tdy, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC,
+                 &tD, &tz, B, recompute ? NULL : states, ws);
     md_cpu_allow_avx512(1);
     CHECK(fp_mode() == mode, "scan (%s fwd, %s bwd) left the floating-point mode changed (MXCSR %#x, was %#x)",
           path_name(fwd_avx), path_name(bwd_avx), fp_mode(), mode);
     CHECK(padding_is(&ty, 1e30) && padding_is(&tdu, 1e30) && padding_is(&tdz, 1e30),
           "scan (%s fwd, %s bwd) wrote into a row padding", path_name(fwd_avx), path_name(bwd_avx));
-    int untouched = 1;   /* dt's columns of dxdbl are not the scan's */
+    int untouched = 1;   /* dt_low's columns of dxdbl are not the scan's */
     md_tensor_t whole = md_tensor_2d(tdxd.data, dt, MD_DEVICE_CPU, M, X);
     double *all = rd(&whole);
     for (int64_t i = 0; i < M; i++)
@@ -186,37 +192,45 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     o->raw[0] = tdA.data, o->raw[1] = tdD.data, o->raw[2] = tdb.data;
 }
 
+/* Random inputs of shape {B, L, E, N} (delta without dt_low and dt_w) */
+static scan_in_t scan_inputs(const int64_t shape[4])
+{
+    scan_in_t in;
+    memset(&in, 0, sizeof in);
+    in.B = shape[0], in.L = shape[1], in.E = shape[2], in.N = shape[3];
+    int64_t M = in.B * in.L, E = in.E, N = in.N;
+    in.u = rnd(M * E, -1, 1);
+    in.delta = rnd(M * E, -3, 1);
+    in.bias = rnd(E, -2, 0);
+    in.A_log = rnd(E * N, -1, 2.5);
+    in.Bm = rnd(M * N, -1, 1);
+    in.Cm = rnd(M * N, -1, 1);
+    in.D = rnd(E, 0.5, 1.5);
+    in.z = rnd(M * E, -2, 2);
+    in.dy = rnd(M * E, -1, 1);
+    return in;
+}
+
 static void test_scan(int have_avx)
 {
     int64_t shapes[][4] = {{2, 67, 200, 16}, {1, 40, 64, 5}, {3, 33, 130, 20}, {1, 1, 3, 2}, {1, 300, 64, 16},
                            {2, 25, 70, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        scan_in_t in;
-        memset(&in, 0, sizeof in);
-        in.B = shapes[s][0], in.L = shapes[s][1], in.E = shapes[s][2], in.N = shapes[s][3];
+        scan_in_t in = scan_inputs(shapes[s]);
         int64_t M = in.B * in.L, E = in.E, N = in.N;
-        in.u = rnd(M * E, -1, 1);
-        in.delta = rnd(M * E, -3, 1);
-        in.bias = rnd(E, -2, 0);
-        in.A_log = rnd(E * N, -1, 2.5);
-        in.Bm = rnd(M * N, -1, 1);
-        in.Cm = rnd(M * N, -1, 1);
-        in.D = rnd(E, 0.5, 1.5);
-        in.z = rnd(M * E, -2, 2);
-        in.dy = rnd(M * E, -1, 1);
         in.delta[0] = 25;                      /* softplus's threshold */
         if (M * E > 5) in.delta[5] = -40;      /* dt ~ 0 */
         scan_out_t ref;
-        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, 0, &ref);
+        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, 0, 0, &ref);
         int64_t sz[N_SCAN_OUT] = {M * E, M * E, M * E, E * N, M * N, M * N, E, M * E, E};
         /* (forward path, backward path, recompute) */
         int runs[][3] = {{0, 0, 0}, {0, 0, 1}, {1, 1, 0}, {1, 1, 1}, {1, 0, 0}, {0, 1, 0}};
         for (int r = 0; r < 6; r++) {
             if (!have_avx && (runs[r][0] || runs[r][1])) continue;
             scan_out_t got, over;
-            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 0, &got);
+            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 0, 0, &got);
             /* ddelta written over delta: the same bits */
-            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 1, &over);
+            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 1, 0, &over);
             for (int k = 0; k < N_SCAN_OUT; k++) {
                 double e = relerr(got.v[k], ref.v[k], sz[k]);
                 CHECK(e <= 2e-5, "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): relative error %.3g",
@@ -226,6 +240,50 @@ static void test_scan(int have_avx)
                       "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): ddelta over delta changes it",
                       scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
                       path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "");
+            }
+        }
+    }
+}
+
+/* delta formed inside the scan from dt_proj's input and weight (ops.h,
+ * delta NULL) against the scan given that delta, computed here in f64: in
+ * f64 the same results up to the rounding of the sum, in f32 on every
+ * path within the bound the scan has against f64 anyway. */
+static void test_scan_fold(int have_avx)
+{
+    int64_t shapes[][4] = {{2, 67, 200, 16}, {3, 33, 130, 20}, {1, 1, 3, 2}, {1, 300, 64, 16}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        scan_in_t in = scan_inputs(shapes[s]);
+        int64_t M = in.B * in.L, E = in.E, N = in.N;
+        in.dt_low = rnd(M * 3, -1, 1);
+        in.dt_w = rnd(E * 3, -1.5, 1.5);
+        in.dt_low[0] = 20, in.dt_low[1] = in.dt_low[2] = 0, in.dt_w[0] = 1.2;   /* delta 24: softplus's threshold */
+        if (M > 1) in.dt_low[3] = -30, in.dt_low[4] = in.dt_low[5] = 0;      /* delta -36 in channel 0: dt ~ 0 */
+        for (int64_t t = 0; t < M; t++)
+            for (int64_t e = 0; e < E; e++) {
+                double d = 0;
+                for (int r = 0; r < 3; r++) d += in.dt_w[e * 3 + r] * in.dt_low[t * 3 + r];
+                in.delta[t * E + e] = d;
+            }
+        int64_t sz[N_SCAN_OUT] = {M * E, M * E, M * E, E * N, M * N, M * N, E, M * E, E};
+        scan_out_t ref, got;
+        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, 0, 0, &ref);
+        run_scan(&in, MD_DTYPE_F64, 0, 0, 0, 0, 1, &got);
+        for (int k = 0; k < N_SCAN_OUT; k++) {
+            double e = relerr(got.v[k], ref.v[k], sz[k]);
+            CHECK(e <= 1e-13, "scan %s (B %lld L %lld E %lld N %lld; f64, delta formed): relative error %.3g",
+                  scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N, e);
+        }
+        int runs[][3] = {{0, 0, 0}, {0, 0, 1}, {1, 1, 0}, {1, 1, 1}, {1, 0, 0}, {0, 1, 0}};
+        for (int r = 0; r < 6; r++) {
+            if (!have_avx && (runs[r][0] || runs[r][1])) continue;
+            run_scan(&in, MD_DTYPE_F32, runs[r][0], runs[r][1], runs[r][2], 0, 1, &got);
+            for (int k = 0; k < N_SCAN_OUT; k++) {
+                double e = relerr(got.v[k], ref.v[k], sz[k]);
+                CHECK(e <= 2e-5,
+                      "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s, delta formed): relative error %.3g",
+                      scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
+                      path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "", e);
             }
         }
     }
@@ -250,7 +308,7 @@ static void test_scan_threads(void)
     scan_out_t o[2];
     for (int t = 0; t < 2; t++) {
         omp_set_num_threads(t + 1);
-        run_scan(&in, MD_DTYPE_F32, 1, 1, 0, 0, &o[t]);
+        run_scan(&in, MD_DTYPE_F32, 1, 1, 0, 0, 0, &o[t]);
     }
     omp_set_num_threads(2);
     int same = 1;
@@ -399,9 +457,10 @@ static int bench_scan(int64_t E)
     double fwd = INFINITY, bwd = INFINITY;
     for (int r = 0; r < reps; r++) {
         double t0 = cpu_seconds();
-        be->scan_fwd(be, &y, &u, &delta, &bias, &A, &Bm, &Cm, &D, &z, B, states);
+        be->scan_fwd(be, &y, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D, &z, B, states);
         double t1 = cpu_seconds();
-        be->scan_bwd(be, &du, &dd, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, &bias, &A, &Bm, &Cm, &D, &z, B,
+        be->scan_bwd(be, &du, &dd, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D,
+                     &z, B,
                      states, ws);
         double t2 = cpu_seconds();
         fwd = fmin(fwd, t1 - t0), bwd = fmin(bwd, t2 - t1);
@@ -536,6 +595,7 @@ int main(int argc, char **argv)
     int have_avx = md_cpu_avx512_active();
     printf("AVX-512 kernels: %s\n", have_avx ? "present, both paths tested" : "absent, portable path only");
     test_scan(have_avx);
+    test_scan_fold(have_avx);
     test_scan_threads();
     test_conv(have_avx);
     test_gemm(have_avx);

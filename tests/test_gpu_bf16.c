@@ -336,8 +336,8 @@ static void check_scan16(const md_backend_t *bf)
         md_tensor_t zh = cols16(&xz, 0, E, E), zd = cols16(&xz, 1, E, E);
         md_tensor_t Bh = cols16(&xdbl, 0, R, N), Bd = cols16(&xdbl, 1, R, N), Ch = cols16(&xdbl, 0, R + N, N), Cd = cols16(&xdbl, 1, R + N, N);
         md_tensor_t tbh = th(&dtb), tbd = td(&dtb), Ah = th(&Al), Ad = td(&Al), Dh = th(&Dp), Dd = td(&Dp);
-        cpu->scan_fwd(cpu, &yh, &uh, &dh, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B, stc);
-        bf->scan_fwd(bf, &yd, &ud, &dd, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B, stg);
+        cpu->scan_fwd(cpu, &yh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B, stc);
+        bf->scan_fwd(bf, &yd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B, stg);
         record("scan_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
 
         b16_t dy = mk16(M, E, E, -1, 1), du = mk16(M, E, E, 0, 1), ddl = mk16(M, E, E, 0, 1);
@@ -349,9 +349,11 @@ static void check_scan16(const md_backend_t *bf)
         md_tensor_t dBh = cols16(&dxdbl, 0, R, N), dBd = cols16(&dxdbl, 1, R, N);
         md_tensor_t dCh = cols16(&dxdbl, 0, R + N, N), dCd = cols16(&dxdbl, 1, R + N, N);
         md_tensor_t dAh = th(&dA), dAd = td(&dA), dDh = th(&dD), dDd = td(&dD), dth = th(&ddtb), dtd = td(&ddtb);
-        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &dth, &dyh, &uh, &dh, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B,
+        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &dth, &dyh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh,
+                      &Ch, &Dh, &zh, B,
                       stc, wsc);
-        bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, &dyd, &ud, &dd, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B,
+        bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, &dyd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd,
+                     &Cd, &Dd, &zd, B,
                      stg, wsg);
         record("scan_bwd bf16", "du", err16(&du), ONE_ROUNDING, sh);
         record("scan_bwd bf16", "ddelta", err16(&ddl), ONE_ROUNDING, sh);

@@ -4,7 +4,10 @@
  * log-probabilities, the loss, the correct count and every parameter's
  * gradient (||gpu - cpu|| / ||cpu|| over the whole buffer and over the
  * head), and the log-probabilities of the same weights planned for
- * inference (md_model_opts_t.inference) on the GPU. Mamba, Transformer++
+ * inference (md_model_opts_t.inference) on the GPU; for Mamba, whose
+ * scan forms delta in the inference forward (ops.h md_scan_forms_delta),
+ * those also against the CPU and the GPU with tables that never form it
+ * (dt_proj's GEMM first). Mamba, Transformer++
  * and Hyena, last and mean pooling, an unlabelled sequence among them. The head adds no kernel of its own (model.h): this
  * checks the strided views, the ones-vector gemms and the host softmax
  * through the CUDA backend's ops.
@@ -34,6 +37,61 @@ static double rel_diff(const float *a, const float *b, int64_t n)
     double d = 0, s = 0;
     for (int64_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), s += (double)b[i] * b[i];
     return sqrt(d) / (sqrt(s) + 1e-30);
+}
+
+/* The log-probabilities (B x 5) of the classifier of cfg planned for
+ * inference on be with weights seed 17; NULL after a failed CHECK. */
+static float *infer_logp(const char *label, const md_config_t *cfg, const md_backend_t *be, const uint8_t *tok,
+                         const int32_t *lab, int64_t B, int64_t L)
+{
+    md_model_opts_t fwd_only = {.inference = 1};
+    md_model_t *m = md_model_new_ex(cfg, be, MD_DTYPE_F32, B, L, &fwd_only);
+    CHECK(m != NULL, "%s: inference model on %s", label, be->name);
+    if (!m) return NULL;
+    md_model_init_weights(m, 17);
+    float *lp = md_malloc((size_t)(B * 5) * 4);
+    md_class_result_t r;
+    const int ok = md_model_classify(m, tok, lab, B, L, 0, lp, &r) == 0;
+    CHECK(ok, "%s: inference on %s", label, be->name);
+    md_model_free(m);
+    if (!ok) free(lp);
+    return ok ? lp : NULL;
+}
+
+static double max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    double d = 0;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+/* Mamba: the inference forward with delta formed in the scan (the GPU's
+ * and the CPU's tables) against the same with dt_proj's GEMM (copies of
+ * the tables that never form delta), every pair of the four */
+static void check_delta_forms(const char *label, const md_config_t *cfg, const uint8_t *tok, const int32_t *lab,
+                              int64_t B, int64_t L)
+{
+    md_backend_t gpu_gemm = *gpu, cpu_gemm = *md_backend_cpu();
+    gpu_gemm.scan_max_dt_rank_infer = gpu_gemm.scan_max_dt_rank_train = 0;
+    cpu_gemm.scan_max_dt_rank_infer = cpu_gemm.scan_max_dt_rank_train = 0;
+    CHECK(md_scan_forms_delta(gpu, cfg->dt_rank, 1) && !md_scan_forms_delta(gpu, cfg->dt_rank, 0),
+          "%s: the GPU's scan forms delta in inference alone", label);
+    const md_backend_t *bes[4] = {gpu, &gpu_gemm, md_backend_cpu(), &cpu_gemm};
+    const char *names[4] = {"GPU forming delta", "GPU with dt_proj's GEMM", "CPU forming delta",
+                            "CPU with dt_proj's GEMM"};
+    float *lp[4];
+    for (int i = 0; i < 4; i++) lp[i] = infer_logp(label, cfg, bes[i], tok, lab, B, L);
+    double worst = 0;
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++) {
+            if (!lp[i] || !lp[j]) continue;
+            const double d = max_abs_diff(lp[i], lp[j], B * 5);
+            worst = fmax(worst, d);
+            CHECK(d < 1e-4, "%s: inference log-probabilities, %s vs %s, differ by %.3g", label, names[i], names[j], d);
+        }
+    printf("%-24s inference with and without delta formed in the scan, GPU and CPU: max |dlogp| %.2e\n", label,
+           worst);
+    for (int i = 0; i < 4; i++) free(lp[i]);
 }
 
 static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64_t L)
@@ -89,6 +147,7 @@ static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64
     }
     printf("%-24s max |dlogp| %.2e (inference plan %.2e), gradient rel. diff %.2e (head %.2e)\n", label, lp, li, all,
            head);
+    if (arch == MD_ARCH_MAMBA) check_delta_forms(label, &cfg, tok, lab, B, L);
     free(gc), free(gg), free(tok), free(lab), free(lc), free(lg);
     md_model_free(mc);
     md_model_free(mg);

@@ -8,7 +8,10 @@
  * output and gradient must have ||gpu - ref|| / ||ref|| under 1e-5 (f32) or
  * 1e-2 (bf16); the forward for inference (neither states nor workspace)
  * too, also with delta's rows unpadded so that it takes channel pairs
- * where the strides allow. Then, on the GPU alone: the backward from the
+ * where the strides allow, and with delta formed inside it from dt_proj's
+ * input and weight (delta NULL; R from 1 to MD_SCAN_MAX_DT_RANK over the
+ * shapes), against the CPU op forming delta too and given delta formed
+ * here. Then, on the GPU alone: the backward from the
  * forward's saved chunk states equals the one that recomputes them, bit
  * for bit; two runs
  * give identical bits; and a sequence split in two, carried through h0/hT
@@ -250,9 +253,10 @@ static void reference(const problem_t *p, grads_t *g)
     memcpy(g->dA, p->dA0, (size_t)(E * N) * 8);
     memcpy(g->dD, p->dD0, (size_t)E * 8);
     memcpy(g->db, p->db0, (size_t)E * 8);
-    cpu->scan_fwd(cpu, &y, &u, &delta, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
+    cpu->scan_fwd(cpu, &y, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
     void *ws = md_malloc(cpu->scan_bwd_workspace(cpu, F, p->B, p->L, E, N) + 64);
-    cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, &dtb, &A_log, &Bm, &Cm, &D, &z,
+    cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm,
+                  &D, &z,
                   p->B, NULL, ws);
     free(ws);
 }
@@ -357,6 +361,64 @@ static int same_bits(const gpu_t *G1, const grads_t *a, const grads_t *b, const 
            !memcmp(a->dA, b->dA, (size_t)(E * N) * 8) && !memcmp(a->dD, b->dD, (size_t)E * 8) &&
            !memcmp(a->db, b->db, (size_t)E * 8);
     (void)G1;
+}
+
+/* 4c: the forward-only scan forming delta = dt_low dt_w^T itself (delta
+ * NULL): y against the CPU op forming it too and against the CPU op given
+ * that delta formed here in f64; dt_low a column slice as in the model
+ * (row stride R + 2N, NaN in the rest: a read past R shows). */
+static void check_fold(const problem_t *p, gpu_t *G, const char *what, int64_t R, double tol, uint64_t seed)
+{
+    const int64_t M = p->B * p->L, E = p->E, N = p->N;
+    const int bf = p->bf16;
+    const char *dn = bf ? "bf16" : "f32";
+    md_rng_t r;
+    md_rng_seed(&r, seed);
+    double *dl = rand_vec(&r, M * R, -1, 1, bf), *w = rand_vec(&r, E * R, -1, 1, bf);
+    double *delta = md_malloc((size_t)(M * E) * sizeof(double));
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t e = 0; e < E; e++) {
+            double acc = 0;
+            for (int64_t k = 0; k < R; k++) acc += w[e * R + k] * dl[i * R + k];
+            delta[i * E + e] = acc;
+        }
+    const md_backend_t *cpu = md_backend_cpu();
+    const md_dtype_t F = MD_DTYPE_F64;
+    const md_device_kind_t H = MD_DEVICE_CPU;
+    double *y_fold = md_malloc((size_t)(M * E) * 8), *y_delta = md_malloc((size_t)(M * E) * 8);
+    double *y_gpu = md_malloc((size_t)(M * E) * 8);
+    md_tensor_t u = md_tensor_2d(p->u, F, H, M, E), z = md_tensor_2d(p->z, F, H, M, E);
+    md_tensor_t Bm = md_tensor_2d(p->Bm, F, H, M, N), Cm = md_tensor_2d(p->Cm, F, H, M, N);
+    md_tensor_t A_log = md_tensor_2d(p->A_log, F, H, E, N), D = md_tensor_1d(p->D, F, H, E);
+    md_tensor_t dtb = md_tensor_1d(p->dt_bias, F, H, E), tdl = md_tensor_2d(dl, F, H, M, R);
+    md_tensor_t tw = md_tensor_2d(w, F, H, E, R), td = md_tensor_2d(delta, F, H, M, E);
+    md_tensor_t yf = md_tensor_2d(y_fold, F, H, M, E), yd = md_tensor_2d(y_delta, F, H, M, E);
+    cpu->scan_fwd(cpu, &yf, &u, NULL, &tdl, &tw, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
+    cpu->scan_fwd(cpu, &yd, &u, &td, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
+
+    dmat_t gdl = dmat_new(M, R, 2 * N, bf), gw = dmat_new(E, R, 0, bf);
+    dmat_upload(&gdl, dl), dmat_upload(&gw, w);
+    md_scan_args_t a = G->a;
+    a.states = NULL, a.workspace = NULL, a.workspace_bytes = 0;
+    a.delta = NULL, a.dt_low = gdl.p, a.ld_dt_low = gdl.ld, a.dt_w = gw.p, a.dt_rank = R;
+    dmat_poison(&G->y);
+    CU(md_scan_fwd(&a, 0));
+    CU(cudaDeviceSynchronize());
+    int pad_ok;
+    dmat_download(&G->y, y_gpu, &pad_ok);
+    const double e_fold = relerr(y_gpu, y_fold, M * E), e_delta = relerr(y_gpu, y_delta, M * E);
+    const double e_cpu = relerr(y_fold, y_delta, M * E);
+    printf("%-34s %-4s fold   R=%lld: y %.1e vs the CPU forming delta, %.1e vs delta given (CPU's two %.1e)\n",
+           what, dn, (long long)R, e_fold, e_delta, e_cpu);
+    CHECK(e_fold < tol && e_delta < tol, "%s %s: forward forming delta (R %lld), y relative error %.3g / %.3g >= %g",
+          what, dn, (long long)R, e_fold, e_delta, tol);
+    CHECK(e_cpu < 1e-12, "%s %s: the CPU's forward forming delta differs from it given delta: %.3g", what, dn, e_cpu);
+    CHECK(pad_ok, "%s %s: the forward forming delta wrote into the padding between rows", what, dn);
+    /* not for training: a forward keeping states must be given delta */
+    a.states = G->states, a.workspace = G->ws, a.workspace_bytes = G->ws_bytes;
+    CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "%s %s: a training forward without delta accepted", what, dn);
+    dmat_free(&gdl), dmat_free(&gw);
+    free(dl), free(w), free(delta), free(y_fold), free(y_delta), free(y_gpu);
 }
 
 typedef struct {
@@ -498,6 +560,7 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
     CHECK(err1 < tol, "%s %s: one-pass forward, delta unpadded, y relative error %.3g >= %g", s->what, dn, err1, tol);
     CHECK(pad_ok, "%s %s: the one-pass forward (delta unpadded) wrote into the padding between rows", s->what, dn);
     dmat_free(&delta2);
+    check_fold(&p, &G, s->what, 1 + (int64_t)(seed % MD_SCAN_MAX_DT_RANK), tol, seed ^ 0x5eed);
 
     gpu_free(&G);
     grads_free(&ref), grads_free(&got), grads_free(&again);
@@ -652,6 +715,14 @@ static void check_refusals(void)
     a.A_log = a.D = a.dt_bias = dummy;
     a.ld_u = a.ld_delta = a.ld_y = 8, a.ld_z = (int64_t)INT_MAX + 1, a.ld_B = a.ld_C = 16;
     CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "inference forward: a row stride above INT_MAX accepted");
+    /* delta NULL: dt_proj's input and weight needed, dt_rank within bounds */
+    a.ld_z = 16, a.delta = NULL, a.ld_dt_low = 40;
+    CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "delta NULL without dt_low accepted");
+    a.dt_low = a.dt_w = dummy;
+    a.dt_rank = MD_SCAN_MAX_DT_RANK + 1;
+    CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "dt_rank %d accepted", MD_SCAN_MAX_DT_RANK + 1);
+    a.dt_rank = 0;
+    CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "dt_rank 0 accepted");
     CHECK(md_scan_bwd_workspace(1, 1000, 8, 16) >= md_scan_bwd_workspace(1, 999, 8, 16) &&
               md_scan_bwd_workspace(2, 1000, 8, 16) >= md_scan_bwd_workspace(1, 1000, 8, 16),
           "workspace not monotone");

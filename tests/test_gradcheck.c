@@ -111,7 +111,7 @@ static double scan_loss(void *p)
     md_tensor_t y = T2(c->y, M, c->E), u = T2(c->u, M, c->E), dl = T2(c->delta, M, c->E), b = T1(c->bias, c->E);
     md_tensor_t A = T2(c->A_log, c->E, c->N), Bm = T2(c->Bm, M, c->N), Cm = T2(c->Cm, M, c->N), D = T1(c->D, c->E);
     md_tensor_t z = T2(c->z, M, c->E);
-    be->scan_fwd(be, &y, &u, &dl, &b, &A, &Bm, &Cm, &D, &z, c->B, NULL);
+    be->scan_fwd(be, &y, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D, &z, c->B, NULL);
     return dot(c->y, c->R, M * c->E);
 }
 
@@ -133,7 +133,8 @@ static void check_scan(void)
     md_tensor_t tdD = T1(dD, E), tdz = T2(dz, M, E), tdb = T1(db, E), dy = T2(c.R, M, E);
     md_tensor_t u = T2(c.u, M, E), dl = T2(c.delta, M, E), b = T1(c.bias, E), A = T2(c.A_log, E, N);
     md_tensor_t Bm = T2(c.Bm, M, N), Cm = T2(c.Cm, M, N), D = T1(c.D, E), z = T2(c.z, M, E);
-    be->scan_bwd(be, &tdu, &tddl, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &dy, &u, &dl, &b, &A, &Bm, &Cm, &D, &z, c.B, NULL,
+    be->scan_bwd(be, &tdu, &tddl, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &dy, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D,
+                 &z, c.B, NULL,
                  ws);
     fd_check("scan d/du", c.u, du, M * E, scan_loss, &c, 300);
     fd_check("scan d/ddelta", c.delta, ddl, M * E, scan_loss, &c, 300);
@@ -273,6 +274,25 @@ static void check_model(void)
     CHECK(!memcmp(md_model_grad_buffer(mr).data, md_model_grad_buffer(m).data, (size_t)n * sizeof(double)),
           "recompute: same gradients");
     md_model_free(mr);
+
+    /* the CPU scan forms delta from dt_proj's input and weight (ops.h); a
+     * backend that does not (as CUDA's) runs dt_proj's GEMM first: the same
+     * loss and gradients up to the rounding of delta's sum */
+    CHECK(md_scan_forms_delta(be, cfg.dt_rank, 0), "the CPU scan forms delta at dt_rank %lld", (long long)cfg.dt_rank);
+    md_backend_t gemm_be = *be;
+    gemm_be.scan_max_dt_rank_infer = gemm_be.scan_max_dt_rank_train = 0;
+    md_model_t *mg = md_model_new(&cfg, &gemm_be, F64, B, L);
+    memcpy(md_model_param_buffer(mg).data, P, (size_t)n * sizeof *P);
+    md_model_zero_grad(mg);
+    md_loss_t out_g;
+    md_model_forward_backward(mg, in, tgt, B, L, 1, &out_g);
+    CHECK(fabs(out_g.loss_sum - out.loss_sum) <= 1e-13 * out.loss_sum, "delta by GEMM: loss %.17g vs %.17g",
+          out_g.loss_sum, out.loss_sum);
+    const double *gg = md_model_grad_buffer(mg).data, *gf = md_model_grad_buffer(m).data;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) num += (gg[i] - gf[i]) * (gg[i] - gf[i]), den += gf[i] * gf[i];
+    CHECK(num <= 1e-26 * den, "delta by GEMM: gradients differ, relative %.3g", sqrt(num / den));
+    md_model_free(mg);
 
     /* one sequence at a time takes the whole-batch path (B = 1): its
      * gradient is checked too, and the two sequences' losses add up to the

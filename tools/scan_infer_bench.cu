@@ -4,7 +4,9 @@
  * contiguous. Times md_scan_fwd_infer with CUDA events (median of REPS
  * after 2 warm-ups) and checks y: every element written (y poisoned
  * first), and 64 random channels against a float64 reference of the
- * dtype-rounded inputs (||gpu - ref|| / ||ref|| over them).
+ * dtype-rounded inputs (||gpu - ref|| / ||ref|| over them). FOLD=1: the
+ * scan forms delta from xdbl's first R columns and a weight (E, R) instead
+ * of reading it (scan_api.h, delta NULL), as classify's Mamba blocks call it.
  *
  * Built by tools/scan-infer-bench.sh, once per variant of the kernel
  * (its -D switches), not by CMake:
@@ -54,12 +56,14 @@ template <typename T>
 static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char *name)
 {
     const int64_t R = 8, X = R + 2 * N, M = B * L;
-    T *xz, *u, *delta, *xdbl, *y;
+    const bool fold = getenv("FOLD") && atoi(getenv("FOLD"));
+    T *xz, *u, *delta, *xdbl, *y, *dt_w;
     CK(cudaMalloc(&xz, sizeof(T) * M * 2 * E));
     CK(cudaMalloc(&u, sizeof(T) * M * E));
     CK(cudaMalloc(&delta, sizeof(T) * M * E));
     CK(cudaMalloc(&xdbl, sizeof(T) * M * X));
     CK(cudaMalloc(&y, sizeof(T) * M * E));
+    CK(cudaMalloc(&dt_w, sizeof(T) * E * R));
     float *A_log, *D, *bias;
     CK(cudaMalloc(&A_log, sizeof(float) * E * N));
     CK(cudaMalloc(&D, sizeof(float) * E));
@@ -71,6 +75,7 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
     fill<<<64, 256>>>(A_log, E * N, 5, 0.f, 2.77f);
     fill<<<1, 256>>>(D, E, 6, -1.f, 1.f);
     fill<<<1, 256>>>(bias, E, 7, -4.f, -2.f);
+    fill<<<64, 256>>>(dt_w, E * R, 8, -0.35f, 0.35f);
     CK(cudaGetLastError());
 
     md_scan_args_t a;
@@ -81,6 +86,7 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
     a.ld_u = E, a.ld_delta = E, a.ld_z = 2 * E, a.ld_B = X, a.ld_C = X;
     a.A_log = A_log, a.D = D, a.dt_bias = bias;
     a.y = y, a.ld_y = E;
+    if (fold) a.delta = NULL, a.dt_low = xdbl, a.ld_dt_low = X, a.dt_w = dt_w, a.dt_rank = R;
 
     CK(cudaMemset(y, 0xFF, sizeof(T) * M * E));
     CK(md_scan_fwd_infer(&a, 0));
@@ -96,6 +102,8 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
     CK(cudaMemcpy(hA.data(), A_log, sizeof(float) * E * N, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(hD.data(), D, sizeof(float) * E, cudaMemcpyDeviceToHost));
     CK(cudaMemcpy(hb.data(), bias, sizeof(float) * E, cudaMemcpyDeviceToHost));
+    std::vector<T> hW(E * R);
+    CK(cudaMemcpy(hW.data(), dt_w, sizeof(T) * E * R, cudaMemcpyDeviceToHost));
     std::vector<T> rxz(L * 2 * E), ru(L * E), rd(L * E), rx(L * X), ry(L * E);
     double num = 0, den = 0;
     for (int k = 0; k < 64; k++) {
@@ -108,7 +116,9 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
         CK(cudaMemcpy(ry.data(), y + b * L * E, sizeof(T) * L * E, cudaMemcpyDeviceToHost));
         std::vector<double> h(N, 0.0);
         for (int64_t t = 0; t < L; t++) {
-            const double x = (double)to_f(rd[t * E + e]) + hb[e];
+            double dl = 0;
+            for (int64_t r = 0; r < R; r++) dl += (double)to_f(hW[e * R + r]) * to_f(rx[t * X + r]);
+            const double x = (fold ? dl : (double)to_f(rd[t * E + e])) + hb[e];
             const double dt = x > 20 ? x : log1p(exp(x)), uu = to_f(ru[t * E + e]), z = to_f(rxz[t * 2 * E + E + e]);
             double acc = 0;
             for (int64_t n = 0; n < N; n++) {
@@ -134,9 +144,9 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
         if (i >= 2) ms.push_back(t);
     }
     std::sort(ms.begin(), ms.end());
-    printf("%s\t%s\t%lld\t%lld\t%lld\t%lld\t%.3f\t%.3f\t%.2e\t%llu\n", name, sizeof(T) == 2 ? "bf16" : "f32",
-           (long long)B, (long long)L, (long long)E, (long long)N, ms[ms.size() / 2], ms[0], sqrt(num / den),
-           nonfinite);
+    printf("%s%s\t%s\t%lld\t%lld\t%lld\t%lld\t%.3f\t%.3f\t%.2e\t%llu\n", name, fold ? "+fold" : "",
+           sizeof(T) == 2 ? "bf16" : "f32", (long long)B, (long long)L, (long long)E, (long long)N, ms[ms.size() / 2],
+           ms[0], sqrt(num / den), nonfinite);
     return 0;
 }
 

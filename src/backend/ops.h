@@ -116,6 +116,14 @@ struct md_backend {
      * and the fp32 CUDA table, bf16 on the bf16 CUDA table (the model asks
      * md_act_dtype and plans with it; it never looks at the device). */
     md_dtype_t act_dtype;
+    /* The largest dt_rank for which the scan forms delta itself from
+     * dt_proj's input and weight (delta NULL: see scan_fwd), per pass;
+     * 0: never, the caller computes delta with a GEMM. _infer: scan_fwd
+     * with states NULL (forward only); _train: scan_fwd with states and
+     * scan_bwd. The CPU forms it in both (64); CUDA in its inference
+     * forward alone (16; its training kernels read delta). Callers ask
+     * md_scan_forms_delta below. */
+    int64_t scan_max_dt_rank_infer, scan_max_dt_rank_train;
 
     /* ---- memory ---- */
     /* Returns NULL (no message) when the device is out of memory. Memory is
@@ -210,6 +218,13 @@ struct md_backend {
      * allowed: u, delta, z, y (B*L, E); Bm, Cm (B*L, N). A_log (E, N),
      * D (E), dt_bias (E).
      *   dt = softplus(delta + dt_bias)     (softplus(x) = x for x > 20)
+     * delta NULL (only where md_scan_forms_delta(be, R, states == NULL),
+     * and for scan_bwd where md_scan_forms_delta(be, R, 0)): formed from
+     * dt_low (B*L, R), dt_proj's input (row-strided allowed), and dt_w
+     * (E, R) contiguous, dt_proj's weight, as
+     *   delta[t, e] = sum_r dt_w[e, r] dt_low[t, r]   (r ascending)
+     * and never stored: the forward and the backward each form it again.
+     * dt_low and dt_w are ignored (may be NULL) when delta is given.
      *   A  = -exp(A_log)
      *   h_t = exp(dt_t A) h_{t-1} + dt_t Bm_t u_t,  h_{-1} = 0   (per channel, N states)
      *   y_t = (Cm_t . h_t + D u_t) * silu(z_t)
@@ -229,7 +244,8 @@ struct md_backend {
      * du, ddelta, dz, dBm, dCm) may be bf16, all of them alike; A_log, D,
      * dt_bias, their gradients and the states stay f32 (sums are fp32). */
     void (*scan_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
-                     const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                     const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                     const md_tensor_t *A_log, const md_tensor_t *Bm,
                      const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                      void *states);
     /* Bytes of the forward's states buffer and of scan_bwd's workspace for
@@ -245,13 +261,15 @@ struct md_backend {
      * own); memory O(sqrt(L)) per channel, not O(L). ddelta may be delta
      * itself (the same view: each element is read before its gradient is
      * written over it, which lets the model drop a buffer); no other output
-     * may overlap an input. */
+     * may overlap an input. delta NULL: formed from dt_low and dt_w as in
+     * scan_fwd; ddelta is still written (for dt_proj's backward products). */
     void (*scan_bwd)(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                      md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz,
                      md_tensor_t *ddt_bias, const md_tensor_t *dy, const md_tensor_t *u,
-                     const md_tensor_t *delta, const md_tensor_t *dt_bias, const md_tensor_t *A_log,
-                     const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
-                     const md_tensor_t *z, int64_t batch, const void *states, void *workspace);
+                     const md_tensor_t *delta, const md_tensor_t *dt_low, const md_tensor_t *dt_w,
+                     const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                     const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
+                     const void *states, void *workspace);
 
     /* ---- cross-entropy over logits (M, V) ---- */
     /* Targets u8 (M); a row counts only when md_tok_is_base(target) (A, C,
@@ -457,6 +475,14 @@ struct md_backend {
 static inline md_dtype_t md_act_dtype(const md_backend_t *be, md_dtype_t dt)
 {
     return dt == MD_DTYPE_F32 ? be->act_dtype : dt;
+}
+
+/* Whether be's scan forms delta itself (delta NULL) for dt_rank in the
+ * forward only (scan_fwd with states NULL) or in training (scan_fwd with
+ * states, and scan_bwd): the one place that reads scan_max_dt_rank_*. */
+static inline int md_scan_forms_delta(const md_backend_t *be, int64_t dt_rank, int forward_only)
+{
+    return dt_rank <= (forward_only ? be->scan_max_dt_rank_infer : be->scan_max_dt_rank_train);
 }
 
 /* The CPU backend (a static table; it owns no state). */

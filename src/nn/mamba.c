@@ -153,6 +153,15 @@ static mamba_tensors_t mamba_tensors(const md_block_ctx_t *c, void *base, void *
     return t;
 }
 
+/* Whether the scan forms delta itself from dt_proj's input and weight
+ * (ops.h): then delta is never stored and dt_proj's forward GEMM goes;
+ * else dt_proj's GEMM writes delta before the scan. The backward's call
+ * decides for training (forward_only 0), as its forward did. */
+static int scan_forms_delta(const md_block_ctx_t *c, int forward_only)
+{
+    return md_scan_forms_delta(c->be, c->cfg->dt_rank, forward_only);
+}
+
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a)
 {
     const md_backend_t *be = c->be;
@@ -179,8 +188,10 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
     be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
-    be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
-    be->scan_fwd(be, &y, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B, c->inference ? NULL : a->states);
+    int fold = scan_forms_delta(c, c->inference);
+    if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
+    be->scan_fwd(be, &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
+                 c->inference ? NULL : a->states);
     if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
         if (!c->branch_only) be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
@@ -209,7 +220,8 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
     /* Gradients take the slots of activations they outlive (mamba.h): dy
      * y's, written once out_proj's weight gradient has read y; ddelta
-     * delta's, written over it by the scan's backward (ops.h allows it);
+     * delta's, written over it by the scan's backward (ops.h allows it;
+     * where the scan forms delta, the slot holds nothing before);
      * dhn delta's too (d <= E columns of each row), once dt_proj's backward
      * has read ddelta; hn, recomputed for in_proj's weight gradient, y's
      * again, dead after the scan's backward. */
@@ -226,8 +238,9 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
     be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
     /* scan (with the gate, D and the dt bias) */
-    be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u, &delta, &w.dt_b, &w.A_log, &Bm, &Cm,
-                 &w.D, &z, c->B, a->states, c->op_ws);
+    be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u,
+                 scan_forms_delta(c, 0) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
+                 a->states, c->op_ws);
     /* dt_proj */
     be->gemm(be, 0, 0, 1.0, &ddelta, &w.dt_w, 0.0, &ddt_in);
     be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &gw.dt_w);

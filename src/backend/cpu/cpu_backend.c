@@ -379,24 +379,35 @@ static void cpu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tens
 /* ---- the selective scan ---- */
 
 static void scan_fill(md_cpu_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta,
-                      const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
-                      const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
-                      const char *op)
+                      const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                      const md_tensor_t *A_log, const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
+                      const md_tensor_t *z, int64_t batch, const char *op)
 {
     memset(s, 0, sizeof *s);
     int64_t E = NCOLS(u), N = NCOLS(Bm), M = NROWS(u);
     OP_REQUIRE(batch >= 1 && M % batch == 0, op);
-    OP_REQUIRE(NROWS(delta) == M && NCOLS(delta) == E && NROWS(z) == M && NCOLS(z) == E, op);
+    OP_REQUIRE(NROWS(z) == M && NCOLS(z) == E, op);
     OP_REQUIRE(NROWS(Bm) == M && NROWS(Cm) == M && NCOLS(Cm) == N && N <= 64, op);
     OP_REQUIRE(md_tensor_numel(A_log) == E * N && md_tensor_numel(D) == E && md_tensor_numel(dt_bias) == E, op);
-    const md_tensor_t *all[] = {delta, dt_bias, A_log, Bm, Cm, D, z};
-    for (int i = 0; i < 7; i++) SAME_DTYPE(all[i], u, op);
+    const md_tensor_t *all[] = {dt_bias, A_log, Bm, Cm, D, z};
+    for (int i = 0; i < 6; i++) SAME_DTYPE(all[i], u, op);
+    if (delta) {
+        OP_REQUIRE(NROWS(delta) == M && NCOLS(delta) == E, op);
+        SAME_DTYPE(delta, u, op);
+        s->delta = delta->data, s->ld_delta = delta->ld;
+    } else {   /* delta formed from dt_proj's input and weight (ops.h) */
+        OP_REQUIRE(dt_low && dt_w && NROWS(dt_low) == M && NCOLS(dt_low) <= MD_CPU_SCAN_MAX_DT_RANK, op);
+        OP_REQUIRE(NROWS(dt_w) == E && NCOLS(dt_w) == NCOLS(dt_low) && dt_w->ld == NCOLS(dt_w), op);
+        SAME_DTYPE(dt_low, u, op);
+        SAME_DTYPE(dt_w, u, op);
+        s->dt_low = dt_low->data, s->ld_dt_low = dt_low->ld;
+        s->dt_w = dt_w->data, s->dt_rank = NCOLS(dt_w);
+    }
     s->batch = batch;
     s->len = M / batch;
     s->d_inner = E;
     s->d_state = N;
     s->u = u->data, s->ld_u = u->ld;
-    s->delta = delta->data, s->ld_delta = delta->ld;
     s->dt_bias = dt_bias->data;
     s->A_log = A_log->data;
     s->Bm = Bm->data, s->ld_B = Bm->ld;
@@ -406,14 +417,15 @@ static void scan_fill(md_cpu_scan_args_t *s, const md_tensor_t *u, const md_tens
 }
 
 static void cpu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
-                         const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                         const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                         const md_tensor_t *A_log, const md_tensor_t *Bm,
                          const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                          void *states)
 {
     PROF_BEGIN;
     int d = is_f64(y, "scan_fwd");
     md_cpu_scan_args_t s;
-    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
+    scan_fill(&s, u, delta, dt_low, dt_w, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
     SAME_DTYPE(u, y, "scan_fwd");
     OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
     s.y = y->data, s.ld_y = y->ld;
@@ -439,14 +451,15 @@ static size_t cpu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int6
 static void cpu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                          md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
                          const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
-                         const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                         const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                         const md_tensor_t *A_log, const md_tensor_t *Bm,
                          const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                          const void *states, void *workspace)
 {
     PROF_BEGIN;
     int d = is_f64(du, "scan_bwd");
     md_cpu_scan_args_t s;
-    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
+    scan_fill(&s, u, delta, dt_low, dt_w, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
     const md_tensor_t *outs[] = {du, ddelta, dA_log, dBm, dCm, dD, dz, ddt_bias, dy};
     for (int i = 0; i < 9; i++) SAME_DTYPE(outs[i], u, "scan_bwd");
     int64_t M = NROWS(u), E = s.d_inner, N = s.d_state;
@@ -607,6 +620,8 @@ static const md_backend_t cpu_backend = {
     .name = "cpu",
     .device = MD_DEVICE_CPU,
     .ctx = NULL,
+    .scan_max_dt_rank_infer = MD_CPU_SCAN_MAX_DT_RANK,
+    .scan_max_dt_rank_train = MD_CPU_SCAN_MAX_DT_RANK,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .memset0 = cpu_memset0,

@@ -21,6 +21,9 @@ typedef struct md_cpu_scan_args {
     int64_t batch, len, d_inner, d_state;
     const void *u, *delta, *dt_bias, *A_log, *Bm, *Cm, *D, *z;
     int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
+    /* delta NULL: delta[t, e] = sum_r dt_w[e * dt_rank + r] dt_low[t * ld_dt_low + r] (ops.h scan_fwd) */
+    const void *dt_low, *dt_w;
+    int64_t ld_dt_low, dt_rank;   /* dt_rank <= MD_CPU_SCAN_MAX_DT_RANK */
     void *y;                 /* forward output */
     int64_t ld_y;
     const void *dy;          /* backward */
@@ -63,6 +66,10 @@ typedef struct md_cpu_scan_args {
 
 MD_CPU_DECLARE_KERNELS(f32)
 MD_CPU_DECLARE_KERNELS(f64)
+
+/* The largest dt_rank for which the scan forms delta itself: its items
+ * keep their chunk's columns of dt_w (dt_rank x CH) on the stack. */
+#define MD_CPU_SCAN_MAX_DT_RANK 64
 
 /* Channels per work item of the f32 scan (four 16-lane vectors). The
  * portable and the AVX-512 items share it, and with it the layout of the

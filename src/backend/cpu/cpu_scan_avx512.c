@@ -111,13 +111,18 @@ typedef struct {
     float An[MAXN * CH] __attribute__((aligned(64)));   /* A itself (the backward's d/d(dt)) */
     float Dv[CH] __attribute__((aligned(64)));
     float bias[CH] __attribute__((aligned(64)));
+    /* the chunk's columns of dt_w, row r at r CH, zero past the chunk's end (delta formed only) */
+    float Wdt[MD_CPU_SCAN_MAX_DT_RANK * CH] __attribute__((aligned(64)));
     __mmask16 m[NV];
 } chunk_params_t;
 
 static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t *p)
 {
-    const float *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias;
-    int64_t N = a->d_state, nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
+    const float *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias, *W = a->dt_w;
+    int64_t N = a->d_state, R = a->dt_rank, nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
+    if (!a->delta)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < CH; c++) p->Wdt[r * CH + c] = c < nc ? W[(e0 + c) * R + r] : 0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < CH; c++) {
             double A = c < nc ? -exp((double)A_log[(e0 + c) * N + n]) : -1.0;
@@ -132,6 +137,29 @@ static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t 
         int64_t left = nc - 16 * i;
         p->m[i] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
     }
+}
+
+/* delta over the chunk for one row: loaded, or (delta NULL) formed from
+ * the row's dt_low, broadcast, and the chunk's columns of dt_w, one FMA
+ * per r and vector in r order. Formed in the forward and again in the
+ * backward's pass 2 (and pass 1 where the states are recomputed), R FMAs
+ * a vector each time: about what dt_proj's GEMM cost, whose store of
+ * delta and the scans' loads of it are gone. */
+static inline AVX512 void chunk_delta(const md_cpu_scan_args_t *a, const chunk_params_t *p, int64_t row, int64_t e0,
+                                      float *restrict dd)
+{
+    if (a->delta) {
+        chunk_load(dd, (const float *)a->delta + row * a->ld_delta + e0, p->m);
+        return;
+    }
+    const float *x = (const float *)a->dt_low + row * a->ld_dt_low;
+    __m512 acc[NV];
+    for (int i = 0; i < NV; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t r = 0; r < a->dt_rank; r++) {
+        __m512 xr = _mm512_set1_ps(x[r]);
+        for (int i = 0; i < NV; i++) acc[i] = _mm512_fmadd_ps(xr, _mm512_load_ps(p->Wdt + r * CH + 16 * i), acc[i]);
+    }
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(dd + 16 * i, acc[i]);
 }
 
 /* One step of the recurrence over the N states, hin -> hout (may alias):
@@ -177,6 +205,18 @@ static inline void prefetch_row(const void *p, int write)
     else __builtin_prefetch(c + CH * sizeof(float) - 1, 0, 3);
 }
 
+/* delta's row of the chunk, or the dt_low it is formed from */
+static inline void prefetch_delta(const md_cpu_scan_args_t *a, int64_t row, int64_t e0)
+{
+    if (a->delta) {
+        prefetch_row((const float *)a->delta + row * a->ld_delta + e0, 0);
+        return;
+    }
+    const float *x = (const float *)a->dt_low + row * a->ld_dt_low;
+    __builtin_prefetch(x, 0, 3);
+    __builtin_prefetch(x + a->dt_rank - 1, 0, 3);
+}
+
 static inline void prefetch_BC(const md_cpu_scan_args_t *a, int64_t row)
 {
     const float *Br = (const float *)a->Bm + row * a->ld_B, *Cr = (const float *)a->Cm + row * a->ld_C;
@@ -198,15 +238,21 @@ static inline void prefetch_BC(const md_cpu_scan_args_t *a, int64_t row)
  * in a pass of its own after the block's recurrence). */
 enum { BLK = 16 };
 
-/* dt, dt u and (when Du) D u of steps t0 .. t0+nT of sequence b, rows of CH */
+/* dt, dt u, (when Du) D u and (when xs) delta + bias of steps t0 .. t0+nT
+ * of sequence b, rows of CH */
 static inline AVX512 void block_inputs(const md_cpu_scan_args_t *a, const chunk_params_t *p, int64_t b, int64_t e0,
-                                       int64_t t0, int64_t nT, float *dt, float *dtu, float *Du)
+                                       int64_t t0, int64_t nT, float *dt, float *dtu, float *Du, float *xs)
 {
     for (int64_t j = 0; j < nT; j++) {
         int64_t row = b * a->len + t0 + j;
         float uu[CH] __attribute__((aligned(64))), dd[CH] __attribute__((aligned(64)));
         chunk_load(uu, (const float *)a->u + row * a->ld_u + e0, p->m);
-        chunk_load(dd, (const float *)a->delta + row * a->ld_delta + e0, p->m);
+        chunk_delta(a, p, row, e0, dd);
+        if (xs) {
+            float *restrict xj = xs + j * CH;
+#pragma omp simd
+            for (int c = 0; c < CH; c++) xj[c] = dd[c] + p->bias[c];
+        }
         float *restrict dtj = dt + j * CH, *restrict dtuj = dtu + j * CH;
         chunk_dt(dd, p->bias, dtj);
 #pragma omp simd
@@ -233,7 +279,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     int64_t next_ckpt = 0;
     for (int64_t t0 = 0; t0 < L; t0 += BLK) {
         int64_t nT = L - t0 < BLK ? L - t0 : BLK;
-        block_inputs(a, &p, b, e0, t0, nT, dt, dtu, y);
+        block_inputs(a, &p, b, e0, t0, nT, dt, dtu, y, NULL);
         for (int64_t j = 0; j < nT; j++) {
             int64_t t = t0 + j, row = b * L + t;
             if (ckpt && t == next_ckpt) {
@@ -243,7 +289,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             if (t + BLK < L) {
                 int64_t r = row + BLK;
                 prefetch_row((const float *)a->u + r * a->ld_u + e0, 0);
-                prefetch_row((const float *)a->delta + r * a->ld_delta + e0, 0);
+                prefetch_delta(a, r, e0);
                 prefetch_row((const float *)a->z + r * a->ld_z + e0, 0);
                 prefetch_BC(a, r);
             }
@@ -313,9 +359,10 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     load_params(a, e0, &p);
     /* scratch: states and decays of a segment, the checkpoints when not
      * saved, then per step of the segment dt, dt u, the output before the
-     * gate (later d loss / d y before the gate) and d(dt), sB */
+     * gate (later d loss / d y before the gate), d(dt), sB and delta + bias */
     float *hs = scratch, *as = hs + S * N * CH, *ckpt = as + S * N * CH, *dts = ckpt + S * N * CH;
     float *dtus = dts + S * CH, *yss = dtus + S * CH, *ddts = yss + S * CH, *sBs = ddts + S * CH;
+    float *xss = sBs + S * CH;   /* delta + bias, kept from pass 2 for d(delta): delta is not read or formed again */
     float dA[MAXN * CH] __attribute__((aligned(64))), carry[MAXN * CH] __attribute__((aligned(64)));
     /* per step: the chunk's partial sums for dB (rows 0..) and dC (rows 16 NG..), 16 lanes each */
     float red[2 * MAXN * 16] __attribute__((aligned(64)));
@@ -329,7 +376,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
         for (int64_t s = 0; s < nseg; s++) {
             memcpy(ckpt + s * N * CH, h, (size_t)(N * CH) * sizeof(float));
             if (s == nseg - 1) break;
-            block_inputs(a, &p, b, e0, s * S, S, dts, dtus, NULL);
+            block_inputs(a, &p, b, e0, s * S, S, dts, dtus, NULL, NULL);
             for (int64_t j = 0; j < S; j++) {
                 int64_t row = b * L + s * S + j;
                 state_step(&p, N, h, h, NULL, dts + j * CH, dtus + j * CH, (const float *)a->Bm + row * a->ld_B, NULL,
@@ -346,14 +393,14 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     for (int64_t s = nseg - 1; s >= 0; s--) {
         int64_t t0 = s * S, nT = t0 + S < L ? S : L - t0;
         /* pass 2: the segment's states h_t, decays a_t and outputs C . h_t + D u */
-        block_inputs(a, &p, b, e0, t0, nT, dts, dtus, yss);
+        block_inputs(a, &p, b, e0, t0, nT, dts, dtus, yss, xss);
         for (int64_t j = 0; j < nT; j++) {
             int64_t row = b * L + t0 + j;
             if (s > 0) {   /* the next segment's rows (s - 1), in two halves: the memory system takes
                               only so many misses at once, and a prefetch that finds it full stalls */
                 int64_t r = row - S;
                 prefetch_row((const float *)a->u + r * a->ld_u + e0, 0);
-                prefetch_row((const float *)a->delta + r * a->ld_delta + e0, 0);
+                prefetch_delta(a, r, e0);
                 prefetch_BC(a, r);
             }
             state_step(&p, N, j > 0 ? hs + (j - 1) * N * CH : ckpt + s * N * CH, hs + j * N * CH, as + j * N * CH,
@@ -401,17 +448,16 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
         /* du = dys D + sB dt, d(delta) = (ddt + sB u) sigmoid(delta + bias), in step order */
         for (int64_t j = 0; j < nT; j++) {
             int64_t row = b * L + t0 + j;
-            float uu[CH] __attribute__((aligned(64))), dd[CH] __attribute__((aligned(64)));
+            float uu[CH] __attribute__((aligned(64)));
             float duo[CH] __attribute__((aligned(64))), ddo[CH] __attribute__((aligned(64)));
             float sgx[CH] __attribute__((aligned(64)));
             const float *restrict dys = yss + j * CH, *restrict ddt = ddts + j * CH, *restrict sB = sBs + j * CH;
-            const float *restrict dt = dts + j * CH;
+            const float *restrict dt = dts + j * CH, *restrict xj = xss + j * CH;
             chunk_load(uu, (const float *)a->u + row * a->ld_u + e0, p.m);
-            chunk_load(dd, (const float *)a->delta + row * a->ld_delta + e0, p.m);
-            chunk_sigmoid(dd, p.bias, sgx);
+            chunk_sigmoid(xj, NULL, sgx);
 #pragma omp simd
             for (int c = 0; c < CH; c++) {
-                float x = dd[c] + p.bias[c], g = ddt[c] + sB[c] * uu[c];
+                float x = xj[c], g = ddt[c] + sB[c] * uu[c];
                 ddo[c] = x > 20 ? g : g * sgx[c];
                 duo[c] = dys[c] * p.Dv[c] + sB[c] * dt[c];
                 dDa[c] += dys[c] * uu[c];

@@ -37,9 +37,9 @@ static scan_ws_layout_t scan_ws_layout(int64_t batch, int64_t len, int64_t d_inn
     /* nseg <= seg_len, and seg_len grows with len: sizing the checkpoints
      * by seg_len makes the sizes for (batch, len) enough for any smaller
      * batch and length too. Per item: a segment's states and decays, the
-     * checkpoints, and per step of a segment dt here, five rows of CH in
+     * checkpoints, and per step of a segment dt here, six rows of CH in
      * the AVX-512 items (cpu_scan_avx512.c). */
-    w.item_elems = round16((size_t)(3 * w.seg_len * d_state * CH + 5 * w.seg_len * CH));
+    w.item_elems = round16((size_t)(3 * w.seg_len * d_state * CH + 6 * w.seg_len * CH));
     w.bc_elems = round16((size_t)(w.nchunk * batch * len * 2 * d_state));
     w.ch_elems = round16((size_t)(batch * d_inner * (d_state + 2)));
     return w;
@@ -75,16 +75,39 @@ static inline void chunk_out(REAL *restrict row, int64_t nc, const REAL *restric
     }
 }
 
-static void load_chunk_params(const md_cpu_scan_args_t *a, int64_t e0, int64_t nc, REAL *Aneg, REAL *Dv, REAL *bias)
+/* Wc (dt_rank x CH): the chunk's columns of dt_w, zero past nc, when delta is formed */
+static void load_chunk_params(const md_cpu_scan_args_t *a, int64_t e0, int64_t nc, REAL *Aneg, REAL *Dv, REAL *bias,
+                              REAL *Wc)
 {
-    const REAL *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias;
-    int64_t N = a->d_state;
+    const REAL *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias, *W = a->dt_w;
+    int64_t N = a->d_state, R = a->dt_rank;
+    if (!a->delta)
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t c = 0; c < CH; c++) Wc[r * CH + c] = c < nc ? W[(e0 + c) * R + r] : 0;
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < CH; c++) Aneg[n * CH + c] = c < nc ? -(REAL)exp((double)A_log[(e0 + c) * N + n]) : -1;
     for (int64_t c = 0; c < CH; c++) {
         Dv[c] = c < nc ? D[e0 + c] : 0;
         bias[c] = c < nc ? dtb[e0 + c] : 0;
     }
+}
+
+/* delta's chunk of a row: the row (chunk_in), or formed from the row's
+ * dt_low and the chunk's columns of dt_w, summed over r in order */
+static inline const REAL *chunk_delta(const md_cpu_scan_args_t *a, const REAL *Wc, int64_t row, int64_t e0,
+                                      int64_t nc, REAL *restrict buf)
+{
+    if (a->delta) return chunk_in((const REAL *)a->delta + row * a->ld_delta + e0, nc, buf);
+    const REAL *x = (const REAL *)a->dt_low + row * a->ld_dt_low;
+#pragma omp simd
+    for (int c = 0; c < CH; c++) buf[c] = 0;
+    for (int64_t r = 0; r < a->dt_rank; r++) {
+        REAL xr = x[r];
+        const REAL *restrict w = Wc + r * CH;
+#pragma omp simd
+        for (int c = 0; c < CH; c++) buf[c] += xr * w[c];
+    }
+    return buf;
 }
 
 /* The sum of v[0..CH) by halving (destroys v): a fixed order that
@@ -154,15 +177,15 @@ static MD_HOT void scan_fwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
                                  REAL *ckpt)
 {
     const int64_t L = a->len, N = a->d_state, S = w->seg_len, nc = min64(CH, a->d_inner - e0);
-    REAL Aneg[MAXN * CH], h[MAXN * CH], Dv[CH], bias[CH];
+    REAL Aneg[MAXN * CH], h[MAXN * CH], Dv[CH], bias[CH], Wc[MD_CPU_SCAN_MAX_DT_RANK * CH];
     REAL ub[CH], db[CH], zb[CH], yb[CH];
-    load_chunk_params(a, e0, nc, Aneg, Dv, bias);
+    load_chunk_params(a, e0, nc, Aneg, Dv, bias, Wc);
     memset(h, 0, sizeof h);
     for (int64_t t = 0, seg = 0; t < L; t++) {
         int64_t row = b * L + t;
         if (ckpt && t == seg * S) memcpy(ckpt + (seg++) * N * CH, h, (size_t)(N * CH) * sizeof(REAL));
         const REAL *uu = chunk_in((const REAL *)a->u + row * a->ld_u + e0, nc, ub);
-        const REAL *dd = chunk_in((const REAL *)a->delta + row * a->ld_delta + e0, nc, db);
+        const REAL *dd = chunk_delta(a, Wc, row, e0, nc, db);
         const REAL *zz = chunk_in((const REAL *)a->z + row * a->ld_z + e0, nc, zb);
         const REAL *Br = (const REAL *)a->Bm + row * a->ld_B, *Cr = (const REAL *)a->Cm + row * a->ld_C;
         REAL dt[CH], dtu[CH], yv[CH];
@@ -215,11 +238,11 @@ static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
 {
     const int64_t L = a->len, N = a->d_state, S = w->seg_len, nseg = w->nseg;
     const int64_t nc = min64(CH, a->d_inner - e0);
-    REAL Aneg[MAXN * CH], h[MAXN * CH], Dv[CH], bias[CH];
+    REAL Aneg[MAXN * CH], h[MAXN * CH], Dv[CH], bias[CH], Wc[MD_CPU_SCAN_MAX_DT_RANK * CH];
     REAL dA[MAXN * CH], carry[MAXN * CH], dDa[CH], dba[CH];
     REAL ub[CH], db[CH], zb[CH], dyb[CH], dub[CH], ddb[CH], dzb[CH];
     REAL *hs = scratch, *as = hs + S * N * CH, *dts = as + S * N * CH, *ckpt = dts + S * CH;
-    load_chunk_params(a, e0, nc, Aneg, Dv, bias);
+    load_chunk_params(a, e0, nc, Aneg, Dv, bias, Wc);
 
     if (saved) {
         ckpt = (REAL *)saved;
@@ -231,7 +254,7 @@ static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
             for (int64_t t = s * S; t < (s + 1) * S; t++) {
                 int64_t row = b * L + t;
                 const REAL *uu = chunk_in((const REAL *)a->u + row * a->ld_u + e0, nc, ub);
-                const REAL *dd = chunk_in((const REAL *)a->delta + row * a->ld_delta + e0, nc, db);
+                const REAL *dd = chunk_delta(a, Wc, row, e0, nc, db);
                 REAL dt[CH], dtu[CH];
                 step_dt(dd, bias, dt);
 #pragma omp simd
@@ -251,7 +274,7 @@ static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
         for (int64_t t = t0; t < t1; t++) {
             int64_t row = b * L + t, j = t - t0;
             const REAL *uu = chunk_in((const REAL *)a->u + row * a->ld_u + e0, nc, ub);
-            const REAL *dd = chunk_in((const REAL *)a->delta + row * a->ld_delta + e0, nc, db);
+            const REAL *dd = chunk_delta(a, Wc, row, e0, nc, db);
             REAL *dt = dts + j * CH, dtu[CH];
             step_dt(dd, bias, dt);
 #pragma omp simd
@@ -265,7 +288,7 @@ static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
             const REAL *dt = dts + j * CH, *hj = hs + j * N * CH, *aj = as + j * N * CH;
             const REAL *hprev = j > 0 ? hs + (j - 1) * N * CH : ckpt + s * N * CH;
             const REAL *uu = chunk_in((const REAL *)a->u + row * a->ld_u + e0, nc, ub);
-            const REAL *dd = chunk_in((const REAL *)a->delta + row * a->ld_delta + e0, nc, db);
+            const REAL *dd = chunk_delta(a, Wc, row, e0, nc, db);
             const REAL *zz = chunk_in((const REAL *)a->z + row * a->ld_z + e0, nc, zb);
             const REAL *dyv = chunk_in((const REAL *)a->dy + row * a->ld_dy + e0, nc, dyb);
             const REAL *Br = (const REAL *)a->Bm + row * a->ld_B, *Cr = (const REAL *)a->Cm + row * a->ld_C;

@@ -357,18 +357,31 @@ static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tenso
  * backward takes them. One buffer, not the states and a scratch holding a
  * second, unused region of the states' size. */
 
-static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta, const md_tensor_t *dt_bias,
-                      const md_tensor_t *A_log, const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D,
-                      const md_tensor_t *z, int64_t batch, const char *op)
+/* delta NULL: formed from dt_low and dt_w (ops.h), which the caller has
+ * checked md_scan_forms_delta allows */
+static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t *delta, const md_tensor_t *dt_low,
+                      const md_tensor_t *dt_w, const md_tensor_t *dt_bias, const md_tensor_t *A_log,
+                      const md_tensor_t *Bm, const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z,
+                      int64_t batch, const char *op)
 {
     memset(s, 0, sizeof *s);
-    const md_tensor_t *params[] = {dt_bias, A_log, D}, *seq[] = {delta, Bm, Cm, z};
+    const md_tensor_t *params[] = {dt_bias, A_log, D}, *seq[] = {Bm, Cm, z};
     for (int i = 0; i < 3; i++) f32_dev(params[i], op);
     int u16 = fb_dev(u, op);
-    for (int i = 0; i < 4; i++) OP_REQUIRE(fb_dev(seq[i], op) == u16, op);
+    for (int i = 0; i < 3; i++) OP_REQUIRE(fb_dev(seq[i], op) == u16, op);
     int64_t E = NCOLS(u), N = NCOLS(Bm), M = NROWS(u);
     OP_REQUIRE(batch >= 1 && M % batch == 0, op);
-    OP_REQUIRE(NROWS(delta) == M && NCOLS(delta) == E && NROWS(z) == M && NCOLS(z) == E, op);
+    OP_REQUIRE(NROWS(z) == M && NCOLS(z) == E, op);
+    if (delta) {
+        OP_REQUIRE(fb_dev(delta, op) == u16 && NROWS(delta) == M && NCOLS(delta) == E, op);
+        s->delta = delta->data, s->ld_delta = delta->ld;
+    } else {
+        OP_REQUIRE(dt_low && dt_w && fb_dev(dt_low, op) == u16 && fb_dev(dt_w, op) == u16, op);
+        OP_REQUIRE(NROWS(dt_low) == M && NROWS(dt_w) == E && NCOLS(dt_w) == NCOLS(dt_low), op);
+        OP_REQUIRE(dt_w->ld == NCOLS(dt_w) && NCOLS(dt_w) <= MD_SCAN_MAX_DT_RANK, op);
+        s->dt_low = dt_low->data, s->ld_dt_low = dt_low->ld;
+        s->dt_w = dt_w->data, s->dt_rank = NCOLS(dt_w);
+    }
     OP_REQUIRE(NROWS(Bm) == M && NROWS(Cm) == M && NCOLS(Cm) == N && N <= MD_SCAN_MAX_STATE, op);
     OP_REQUIRE(md_tensor_numel(A_log) == E * N && md_tensor_numel(D) == E && md_tensor_numel(dt_bias) == E, op);
     s->dtype = u16 ? MD_SCAN_BF16 : MD_SCAN_F32;
@@ -377,7 +390,6 @@ static void scan_fill(md_scan_args_t *s, const md_tensor_t *u, const md_tensor_t
     s->d_inner = E;
     s->d_state = N;
     s->u = u->data, s->ld_u = u->ld;
-    s->delta = delta->data, s->ld_delta = delta->ld;
     s->z = z->data, s->ld_z = z->ld;
     s->Bm = Bm->data, s->ld_B = Bm->ld;
     s->Cm = Cm->data, s->ld_C = Cm->ld;
@@ -399,12 +411,14 @@ static size_t cu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64
 }
 
 static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
-                        const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                        const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                        const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                         void *states)
 {
     md_scan_args_t s;
-    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
+    OP_REQUIRE(delta || (dt_low && md_scan_forms_delta(be, NCOLS(dt_low), states == NULL)), "scan_fwd");
+    scan_fill(&s, u, delta, dt_low, dt_w, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
     OP_REQUIRE(fb_dev(y, "scan_fwd") == (s.dtype == MD_SCAN_BF16), "scan_fwd");
     OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
     s.y = y->data, s.ld_y = y->ld;
@@ -422,12 +436,14 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
 static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                         md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
                         const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
-                        const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
+                        const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
+                        const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
                         const void *states, void *workspace)
 {
     md_scan_args_t s;
-    scan_fill(&s, u, delta, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
+    OP_REQUIRE(delta || (dt_low && md_scan_forms_delta(be, NCOLS(dt_low), 0)), "scan_bwd");
+    scan_fill(&s, u, delta, dt_low, dt_w, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_bwd");
     const md_tensor_t *pgrads[] = {dA_log, dD, ddt_bias}, *sgrads[] = {du, ddelta, dBm, dCm, dz, dy};
     for (int i = 0; i < 3; i++) f32_dev(pgrads[i], "scan_bwd");
     for (int i = 0; i < 6; i++) OP_REQUIRE(fb_dev(sgrads[i], "scan_bwd") == (s.dtype == MD_SCAN_BF16), "scan_bwd");
@@ -636,6 +652,9 @@ static void cu_swiglu_bwd(const md_backend_t *be, md_tensor_t *dgate, md_tensor_
 static const md_backend_t cuda_template = {
     .name = "cuda",
     .device = MD_DEVICE_CUDA,
+    /* the inference kernel forms delta; training keeps dt_proj's GEMM before the scan */
+    .scan_max_dt_rank_infer = MD_SCAN_MAX_DT_RANK,
+    .scan_max_dt_rank_train = 0,
     .alloc = cu_alloc,
     .free = cu_free,
     .memset0 = cu_memset0,
