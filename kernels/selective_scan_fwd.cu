@@ -60,13 +60,16 @@ enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
  * (kThreads x this); ptxas -v at N = 16, NOTES-scan.md v6 call 4). WHOLE:
  * 4, since the one-wave grids it is for (S1, S4: 512 blocks on 132 SMs)
  * take two waves at 3, which is where ptxas puts it unbounded (140
- * registers; 110 bounded, no spills). OUTPUT: 5 (96 registers), measured
- * 7% faster on the chunked shapes than 4 (108). At N = 64 a bound spills
- * hundreds of bytes, and its grids are 4x larger anyway. */
+ * registers; 110 bounded, no spills; 122 since v8). OUTPUT: 5 (96
+ * registers), measured 7% faster on the chunked shapes than 4 (108).
+ * SUMMARY: 6 and N = 64: 3, the residency they had unbounded before the
+ * branch-free segments (v8), after which the scheduler hoists a whole
+ * segment's shared-memory loads (SUMMARY 76 -> 118 registers, N = 64 166 ->
+ * 199); bounded, neither spills. */
 template <LaneMode MODE, int NPAD>
 constexpr int lane_min_blocks()
 {
-    return NPAD == 64 ? 1 : MODE == LANE_OUTPUT ? 5 : 4;
+    return NPAD == 64 ? 3 : MODE == LANE_OUTPUT ? 5 : MODE == LANE_SUMMARY ? 6 : 4;
 }
 
 /* The training forward's walks (modes above): a block of kThreads lanes
