@@ -60,12 +60,12 @@ enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
  * (kThreads x this); ptxas -v at N = 16, NOTES-scan.md v6 call 4). WHOLE:
  * 4, since the one-wave grids it is for (S1, S4: 512 blocks on 132 SMs)
  * take two waves at 3, which is where ptxas puts it unbounded (140
- * registers; 110 bounded, no spills; 122 since v8). OUTPUT: 5 (96
+ * registers; 110 bounded, no spills; 126 since v8). OUTPUT: 5 (96
  * registers), measured 7% faster on the chunked shapes than 4 (108).
- * SUMMARY: 6 and N = 64: 3, the residency they had unbounded before the
- * branch-free segments (v8), after which the scheduler hoists a whole
- * segment's shared-memory loads (SUMMARY 76 -> 118 registers, N = 64 166 ->
- * 199); bounded, neither spills. */
+ * SUMMARY: 6, and 3 at N = 64, the residency it had before v8, whose
+ * branch-free segments let the scheduler hoist more of a segment's
+ * shared-memory loads: unbounded, SUMMARY took 104 registers at N = 16
+ * (76 before) and 174 at N = 64 (~148); bounded, nothing spills. */
 template <LaneMode MODE, int NPAD>
 constexpr int lane_min_blocks()
 {
