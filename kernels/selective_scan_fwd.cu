@@ -95,10 +95,14 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
     static_assert(kTile % TS == 0 && MD_SCAN_CHUNK % TS == 0, "segments must not straddle tiles or chunks");
     __shared__ __align__(16) float sB[2][kTile][NPAD];
     __shared__ __align__(16) float sC[2][kTile][NPAD];
-    /* the segment's per-channel step values (dt, dt u), [warp][step][channel
-     * of the warp]: one LDS.64 a step instead of two shuffles and the owner
-     * lane's index (NOTES-scan.md, v8) */
-    __shared__ __align__(8) float2 sv[kThreads / 32][TS][G];
+    /* How a segment's per-channel step values (dt, dt u) reach the
+     * channel's lanes from the lane that owns the step: through shared
+     * memory, sv[warp][step][channel of the warp], one LDS.64 a step, or by
+     * two shuffles a step from the owner lane. The same instruction count;
+     * measured, shared memory is 2% faster in OUTPUT and SUMMARY (S2, S3,
+     * S5), the shuffles 2-4% in WHOLE (S1, S4) (NOTES-scan.md, v8). */
+    constexpr bool SV = MODE != LANE_WHOLE;
+    __shared__ __align__(8) float2 sv[SV ? kThreads / 32 : 1][TS][G];
     const int64_t ncb = (a.E + CPB - 1) / CPB, N = a.N, E = a.E;
     const int64_t cb = blockIdx.x % ncb, rest = blockIdx.x / ncb;
     const int64_t nrange = MODE == LANE_WHOLE ? 1 : MODE == LANE_SUMMARY ? a.nc - 1 : a.nc;
@@ -142,7 +146,7 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
     float dt_sum = 0.f;   /* over the lane's owned steps, for SUMMARY */
-    /* this channel's step values in sv: read at step j, written at owned step k */
+    /* this channel's step values in sv (SV): read at step j, written at owned step k */
     const float2 *const sv_rd = &sv[tid / 32][0][cw];
     float2 *const sv_wr = &sv[tid / 32][q * R][cw];
 
@@ -180,17 +184,18 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
         /* steps of this segment (nv) and of the next (<= 0 after the last) */
         const int left = (int)min((int64_t)2 * TS, t_end - t0), nv = min(TS, left), nv_next = left - TS;
 
-        /* the owned steps' per-channel values, to sv, and the loads of the
-         * next segment's */
-        float o_u[R], o_gate[R];
-        __syncwarp();   /* the segment before's reads of sv are done */
+        /* the owned steps' per-channel values (to sv if SV), and the loads of
+         * the next segment's */
+        float o_u[R], o_gate[R], o_dt[R], o_dtu[R];
+        if (SV) __syncwarp();   /* the segment before's reads of sv are done */
 #pragma unroll
         for (int k = 0; k < R; k++) {
             const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
             /* 0 past the sequence's end, where the steps below run too
              * (branch-free): a decay of 1 and no input leave h unchanged */
             const float sp = md_softplus(md_from_raw(nd[k]) + bias), dt = q * R + k < nv ? sp : 0.f;
-            sv_wr[k * G] = make_float2(dt, dt * uu);
+            o_dt[k] = dt, o_dtu[k] = dt * uu;
+            if (SV) sv_wr[k * G] = make_float2(o_dt[k], o_dtu[k]);
             o_u[k] = uu;
             o_gate[k] = zz * md_sigmoid(zz);
             dt_sum += dt;
@@ -199,7 +204,7 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
             nd[k] = ok ? md_ld_raw(pd + k * a.ld_delta) : 0;
             nz[k] = ok && want_y ? md_ld_raw(pz + k * a.ld_z) : 0;
         }
-        __syncwarp();   /* sv written */
+        if (SV) __syncwarp();   /* sv written */
 
         /* Every step of the segment, branch-free: past the sequence's end
          * dt = dt u = 0 and the Bm/Cm rows are 0 (md_tile_ahead), so h
@@ -207,7 +212,13 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
         float ys[TS];
 #pragma unroll
         for (int j = 0; j < TS; j++) {
-            const float2 dv = sv_rd[j * G];
+            float2 dv;
+            if (SV) {
+                dv = sv_rd[j * G];
+            } else {
+                const int src = md_owner<NPAD>(lane, j);
+                dv = make_float2(__shfl_sync(0xffffffffu, o_dt[j % R], src), __shfl_sync(0xffffffffu, o_dtu[j % R], src));
+            }
             const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
             const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
             const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
