@@ -57,19 +57,19 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
 enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
 
 /* Blocks an SM must hold, i.e. the registers a thread may use (65536 /
- * (kThreads x this); ptxas -v at N = 16, NOTES-scan.md v6 call 4). WHOLE:
- * 4, since the one-wave grids it is for (S1, S4: 512 blocks on 132 SMs)
- * take two waves at 3, which is where ptxas puts it unbounded (140
- * registers; 110 bounded, no spills; 126 since v8). OUTPUT: 5 (96
- * registers), measured 7% faster on the chunked shapes than 4 (108).
- * SUMMARY: 6, and 3 at N = 64, the residency it had before v8, whose
- * branch-free segments let the scheduler hoist more of a segment's
- * shared-memory loads: unbounded, SUMMARY took 104 registers at N = 16
- * (76 before) and 174 at N = 64 (~148); bounded, nothing spills. */
+ * (kThreads x this); ptxas -v at N = 16). WHOLE: 4, since the one-wave
+ * grids it is for (S1, S4: 512 blocks on 132 SMs) take two waves at 3,
+ * which is where ptxas puts it unbounded (140 registers; 110 bounded, no
+ * spills, NOTES-scan.md v6 call 4; 127 since v8). OUTPUT and SUMMARY: 6
+ * (80 registers, spills only outside the segment loop), measured 2% (OUTPUT
+ * against 5) and 4-5% (SUMMARY against 4) faster on S2, S3, S5 than
+ * fewer blocks with more registers (NOTES-scan.md v8). At N = 64: 3, the
+ * residency it had unbounded before v8 (SUMMARY took 174 registers
+ * unbounded after), bounded without spills. */
 template <LaneMode MODE, int NPAD>
 constexpr int lane_min_blocks()
 {
-    return NPAD == 64 ? 3 : MODE == LANE_OUTPUT ? 5 : MODE == LANE_SUMMARY ? 6 : 4;
+    return NPAD == 64 ? 3 : MODE == LANE_WHOLE ? 4 : 6;
 }
 
 /* The training forward's walks (modes above): a block of kThreads lanes
