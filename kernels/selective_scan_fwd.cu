@@ -217,7 +217,8 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
                 dv = sv_rd[j * G];
             } else {
                 const int src = md_owner<NPAD>(lane, j);
-                dv = make_float2(__shfl_sync(0xffffffffu, o_dt[j % R], src), __shfl_sync(0xffffffffu, o_dtu[j % R], src));
+                dv.x = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                dv.y = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
             }
             const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
             const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
