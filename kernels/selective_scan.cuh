@@ -111,7 +111,7 @@ static inline int md_scan_pass_whole(const md_scan_args_t *a)
 /* The lanes of the whole-sequence forward and of the backward's main pass:
  * Q = NPAD/4 lanes of 4 states per channel, steps in segments of TS, of
  * which each lane owns R consecutive ones (loads them, computes their
- * per-channel values and broadcasts them by shuffles, finishes their
+ * per-channel values and hands them to the channel's lanes, finishes their
  * outputs). */
 template <int NPAD>
 struct md_lanes {
@@ -136,21 +136,24 @@ struct md_tile_ahead {
     static constexpr int PER = TILE * NPAD / THREADS;
     typename md_raw<T>::type v[PER];
 
+    static_assert(THREADS % NPAD == 0, "a thread keeps its column");
+    static constexpr int RS = THREADS / NPAD;   /* rows between a thread's elements */
+
+    /* Element k is row j0 + k RS of column n, so the loads go from one row
+     * pointer (the 64-bit row product once a tile, not per element). */
     __device__ __forceinline__ void load(const T *M, int64_t ld, int64_t row0, int nt, int64_t N)
     {
+        const int n = threadIdx.x % NPAD, j0 = threadIdx.x / NPAD;
+        const T *p = M + (row0 + j0) * ld + n;
+        const int64_t step = RS * ld;
 #pragma unroll
-        for (int k = 0; k < PER; k++) {
-            const int i = k * THREADS + threadIdx.x, j = i / NPAD, n = i % NPAD;
-            v[k] = j < nt && n < N ? md_ld_raw(M + (row0 + j) * ld + n) : 0;
-        }
+        for (int k = 0; k < PER; k++, p += step) v[k] = j0 + k * RS < nt && n < N ? md_ld_raw(p) : 0;
     }
     __device__ __forceinline__ void store(float (*s)[NPAD]) const
     {
+        float *d = &s[0][0] + threadIdx.x;   /* element k at + k THREADS, rows packed */
 #pragma unroll
-        for (int k = 0; k < PER; k++) {
-            const int i = k * THREADS + threadIdx.x;
-            s[i / NPAD][i % NPAD] = md_from_raw(v[k]);
-        }
+        for (int k = 0; k < PER; k++) d[k * THREADS] = md_from_raw(v[k]);
     }
 };
 

@@ -57,16 +57,19 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
 enum LaneMode { LANE_WHOLE, LANE_SUMMARY, LANE_OUTPUT };
 
 /* Blocks an SM must hold, i.e. the registers a thread may use (65536 /
- * (kThreads x this); ptxas -v at N = 16, NOTES-scan.md v6 call 4). WHOLE:
- * 4, since the one-wave grids it is for (S1, S4: 512 blocks on 132 SMs)
- * take two waves at 3, which is where ptxas puts it unbounded (140
- * registers; 110 bounded, no spills). OUTPUT: 5 (96 registers), measured
- * 7% faster on the chunked shapes than 4 (108). At N = 64 a bound spills
- * hundreds of bytes, and its grids are 4x larger anyway. */
+ * (kThreads x this); ptxas -v at N = 16). WHOLE: 4, since the one-wave
+ * grids it is for (S1, S4: 512 blocks on 132 SMs) take two waves at 3,
+ * which is where ptxas puts it unbounded (140 registers; 110 bounded, no
+ * spills, NOTES-scan.md v6 call 4; 127 since v8). OUTPUT and SUMMARY: 6
+ * (80 registers, spills only outside the segment loop), measured 2% (OUTPUT
+ * against 5) and 4-5% (SUMMARY against 4) faster on S2, S3, S5 than
+ * fewer blocks with more registers (NOTES-scan.md v8). At N = 64: 3, the
+ * residency it had unbounded before v8 (SUMMARY took 174 registers
+ * unbounded after), bounded without spills. */
 template <LaneMode MODE, int NPAD>
 constexpr int lane_min_blocks()
 {
-    return NPAD == 64 ? 1 : MODE == LANE_OUTPUT ? 5 : 4;
+    return NPAD == 64 ? 3 : MODE == LANE_WHOLE ? 4 : 6;
 }
 
 /* The training forward's walks (modes above): a block of kThreads lanes
@@ -88,16 +91,24 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
 {
     using P = md_lanes<NPAD>;
     using raw = typename md_raw<T>::type;
-    constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q;
+    constexpr int Q = P::Q, TS = P::TS, R = P::R, CPB = kThreads / Q, G = 32 / Q;
     static_assert(kTile % TS == 0 && MD_SCAN_CHUNK % TS == 0, "segments must not straddle tiles or chunks");
     __shared__ __align__(16) float sB[2][kTile][NPAD];
     __shared__ __align__(16) float sC[2][kTile][NPAD];
+    /* How a segment's per-channel step values (dt, dt u) reach the
+     * channel's lanes from the lane that owns the step: through shared
+     * memory, sv[warp][step][channel of the warp], one LDS.64 a step, or by
+     * two shuffles a step from the owner lane. The same instruction count;
+     * measured, shared memory is 2% faster in OUTPUT and SUMMARY (S2, S3,
+     * S5), the shuffles 2-4% in WHOLE (S1, S4) (NOTES-scan.md, v8). */
+    constexpr bool SV = MODE != LANE_WHOLE;
+    __shared__ __align__(8) float2 sv[SV ? kThreads / 32 : 1][TS][G];
     const int64_t ncb = (a.E + CPB - 1) / CPB, N = a.N, E = a.E;
     const int64_t cb = blockIdx.x % ncb, rest = blockIdx.x / ncb;
     const int64_t nrange = MODE == LANE_WHOLE ? 1 : MODE == LANE_SUMMARY ? a.nc - 1 : a.nc;
     const int64_t b = rest / nrange, c0 = MODE == LANE_WHOLE ? 0 : rest % nrange;
     const int64_t t_begin = c0 * MD_SCAN_CHUNK, t_end = MODE == LANE_WHOLE ? a.L : min(a.L, t_begin + MD_SCAN_CHUNK);
-    const int tid = threadIdx.x, lane = tid & 31, q = tid % Q;
+    const int tid = threadIdx.x, lane = tid & 31, q = tid % Q, cw = lane / Q;
     const int64_t e = cb * CPB + tid / Q;
     const bool valid = e < E, want_y = a.y != NULL && MODE != LANE_SUMMARY;
     const int64_t ec = valid ? e : 0, row0 = b * a.L;
@@ -135,9 +146,21 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     const float Dv = valid ? __ldg(a.D + ec) : 0.f;
     float dt_sum = 0.f;   /* over the lane's owned steps, for SUMMARY */
+    /* this channel's step values in sv (SV): read at step j, written at owned step k */
+    const float2 *const sv_rd = &sv[tid / 32][0][cw];
+    float2 *const sv_wr = &sv[tid / 32][q * R][cw];
+
+    /* the lane's owned rows of the segment after the current one (its loads
+     * ahead) and of the current one (y), a segment further each time: the
+     * 64-bit row products once a thread, not per load (NOTES-scan.md, v8) */
+    const int64_t own0 = row0 + t_begin + q * R;
+    const int64_t su = TS * a.ld_u, sd = TS * a.ld_delta, sz = TS * a.ld_z, sy = TS * a.ld_y;
+    const T *pu = a.u + (own0 + TS) * a.ld_u + ec, *pd = a.delta + (own0 + TS) * a.ld_delta + ec;
+    const T *pz = a.z + (own0 + TS) * a.ld_z + ec;
+    T *py = a.y + own0 * a.ld_y + ec;
 
     int buf = 1;
-    for (int64_t t0 = t_begin; t0 < t_end; t0 += TS) {
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += TS, pu += su, pd += sd, pz += sz, py += sy) {
         const int jt = (int)(t0 % kTile);
         if (jt == 0) {
             /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
@@ -152,53 +175,67 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
                 if (want_y) nC.load(a.Cm, a.ld_C, row0 + tn, nt, N);
             }
         }
-        if (st_out && t0 % MD_SCAN_CHUNK == 0) {
+        if (MODE == LANE_WHOLE && st_out && t0 % MD_SCAN_CHUNK == 0) {
             float *rec = st_out + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
 #pragma unroll
             for (int s = 0; s < 4; s++)
                 if (valid && q * 4 + s < N) rec[(q * 4 + s) * E] = h[s];
         }
-        const int nv = (int)min((int64_t)TS, t_end - t0);
+        /* steps of this segment (nv) and of the next (<= 0 after the last) */
+        const int left = (int)min((int64_t)2 * TS, t_end - t0), nv = min(TS, left), nv_next = left - TS;
 
-        float o_u[R], o_dt[R], o_dtu[R], o_gate[R];
+        /* the owned steps' per-channel values (to sv if SV), and the loads of
+         * the next segment's */
+        float o_u[R], o_gate[R], o_dt[R], o_dtu[R];
+        if (SV) __syncwarp();   /* the segment before's reads of sv are done */
 #pragma unroll
         for (int k = 0; k < R; k++) {
             const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
+            /* 0 past the sequence's end, where the steps below run too
+             * (branch-free): a decay of 1 and no input leave h unchanged */
+            const float sp = md_softplus(md_from_raw(nd[k]) + bias), dt = q * R + k < nv ? sp : 0.f;
+            o_dt[k] = dt, o_dtu[k] = dt * uu;
+            if (SV) sv_wr[k * G] = make_float2(o_dt[k], o_dtu[k]);
             o_u[k] = uu;
-            o_dt[k] = md_softplus(md_from_raw(nd[k]) + bias);
-            o_dtu[k] = o_dt[k] * uu;
             o_gate[k] = zz * md_sigmoid(zz);
-            if (q * R + k < nv) dt_sum += o_dt[k];
-            const int64_t t = t0 + TS + q * R + k;
-            const bool ok = valid && t < t_end;
-            nu[k] = ok ? md_ld_raw(a.u + (row0 + t) * a.ld_u + ec) : 0;
-            nd[k] = ok ? md_ld_raw(a.delta + (row0 + t) * a.ld_delta + ec) : 0;
-            nz[k] = ok && want_y ? md_ld_raw(a.z + (row0 + t) * a.ld_z + ec) : 0;
+            dt_sum += dt;
+            const bool ok = valid && q * R + k < nv_next;
+            nu[k] = ok ? md_ld_raw(pu + k * a.ld_u) : 0;
+            nd[k] = ok ? md_ld_raw(pd + k * a.ld_delta) : 0;
+            nz[k] = ok && want_y ? md_ld_raw(pz + k * a.ld_z) : 0;
         }
+        if (SV) __syncwarp();   /* sv written */
 
+        /* Every step of the segment, branch-free: past the sequence's end
+         * dt = dt u = 0 and the Bm/Cm rows are 0 (md_tile_ahead), so h
+         * passes unchanged and ys, never stored, is all that they touch. */
         float ys[TS];
 #pragma unroll
         for (int j = 0; j < TS; j++) {
-            ys[j] = 0.f;
-            if (j < nv) {
+            float2 dv;
+            if (SV) {
+                dv = sv_rd[j * G];
+            } else {
                 const int src = md_owner<NPAD>(lane, j);
-                const float dt = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                const float dtu = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
-                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-#pragma unroll
-                for (int s = 0; s < 4; s++) h[s] = md_ex2(dt * A2[s]) * h[s] + dtu * bs[s];
-                ys[j] = (cs[0] * h[0] + cs[1] * h[1]) + (cs[2] * h[2] + cs[3] * h[3]);
+                dv.x = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                dv.y = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
             }
+            const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
+            const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+            const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+            float acc = 0.f;
+#pragma unroll
+            for (int s = 0; s < 4; s++) {
+                h[s] = md_ex2(dv.x * A2[s]) * h[s] + dv.y * bs[s];
+                acc = fmaf(cs[s], h[s], acc);
+            }
+            ys[j] = acc;
         }
         if (!want_y) continue;
         md_transpose_reduce<TS, md_ilog2(Q)>(ys, lane, Q / 2);
 #pragma unroll
-        for (int k = 0; k < R; k++) {
-            const int j = q * R + k;
-            if (valid && j < nv) md_st(a.y + (row0 + t0 + j) * a.ld_y + e, (ys[k] + Dv * o_u[k]) * o_gate[k]);
-        }
+        for (int k = 0; k < R; k++)
+            if (valid && q * R + k < nv) md_st(py + k * a.ld_y, (ys[k] + Dv * o_u[k]) * o_gate[k]);
     }
     if (MODE == LANE_SUMMARY) {
         md_write_summary<Q>(sum + (b * a.nc + c0) * (N + 1) * E + ec, N, E, q, valid, h, dt_sum);
