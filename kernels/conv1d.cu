@@ -186,20 +186,6 @@ template <typename T, int NR> struct ConvTile {
     }
 };
 
-/* the pre-activation of channel v of a pair, given the window win[k] = x
- * at rows t - (K-1) + k and tc = min(t, K - 1): the row kernels' sum, in
- * their order, taps before the sequence's start left out */
-template <int K>
-__device__ __forceinline__ float conv_pre_pair(const float (&wk)[2][K], const float (&b)[2], const float (&win)[K][2],
-                                               int v, int tc)
-{
-    float p = b[v];
-#pragma unroll
-    for (int k = 0; k < K; k++)
-        if (tc - (K - 1) + k >= 0) p += wk[v][k] * win[k][v];
-    return p;
-}
-
 /* The forward's sum and gate are its whole arithmetic (~1G elements in
  * classify's forward), so it takes the fast forms: the taps before a
  * sequence's start are zeros in the window (x * 0 adds nothing: the row
@@ -268,7 +254,12 @@ __global__ void __launch_bounds__(kStageThreads)
 /* dx of the tile's rows and the dw / dbias terms of its rows, summed over
  * the block's tiles (blockIdx.x, + gridDim.x, ...) into one slice of
  * partials as conv_bwd_rows_kernel's; a thread's S rows take the pre-
- * activation gradients of the K - 1 rows after them too, recomputed */
+ * activation gradients of the K - 1 rows after them too, recomputed. The
+ * forward's fast forms (above) here too: the zeroed window serves the
+ * pre-activation and the dw terms (dp * 0 adds nothing), md_sigmoid, int
+ * positions, and dx's mask of the next sequence's rows only in the branch
+ * of the K - 1 rows before a sequence's end; NOTES-backend.md, "The Mamba
+ * step around the scan, continued". */
 template <typename T, int R>
 __global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
     conv_bwd_staged_kernel(T *dx, int64_t lddx, float *part, int64_t ld_part, const T *dy, int64_t lddy, const T *x,
@@ -291,6 +282,7 @@ __global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
         for (int k = 0; k <= K; k++) acc[k][v] = 0.f;
     }
     const int64_t ntiles = (rows + R - 1) / R;
+    const int ilen = (int)len;
     for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
         const int64_t r0 = tile * R, rs = r0 + (int64_t)seg * S;
         __syncthreads(); /* the previous tile's reads are done */
@@ -304,51 +296,65 @@ __global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
         }
         __syncthreads();
         if (e >= dim || rs >= rows) continue;
-        const T *xs = (const T *)shx + (int64_t)seg * S * CW + 2 * pair; /* x at row rs - (K-1) + j */
-        const T *gs = (const T *)shy + (int64_t)seg * S * CW + 2 * pair; /* dy at row rs + i */
+        const T *xs = (const T *)shx + seg * S * CW + 2 * pair; /* x at row rs - (K-1) + j */
+        const T *gs = (const T *)shy + seg * S * CW + 2 * pair; /* dy at row rs + i */
         float win[K][2], dpw[K][2];  /* x at rows i - (K-1) .. i; dp at rows i - (K-1) .. i */
 #pragma unroll
         for (int j = 0; j < K - 1; j++) ld_v<2>(xs + j * CW, win[j]);
-        const int64_t t0 = rs % len;
-        int64_t t = t0, left = len - 1 - t0; /* left: rows after row i - (K-1) in its sequence */
+        const int nrows = (int)min((int64_t)S, rows - rs);
+        /* the warp's lanes share their rows, so both sequence-boundary
+         * branches below are uniform; t: row i's position in its sequence,
+         * left: rows after row i - (K-1) in its sequence */
+        int t = (int)(rs % len), left = ilen - 1 - t;
+        T *dxp = dx + rs * lddx + e;
 #pragma unroll
         for (int i = 0; i < S + K - 1; i++) {
             ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
+            if (t < K - 1) {
+#pragma unroll
+                for (int k = 0; k < K - 1; k++)
+                    if (k < K - 1 - t) win[k][0] = win[k][1] = 0.f;
+            }
             float g[2];
             ld_v<2>(gs + i * CW, g);
-            const int tc = (int)(t < K - 1 ? t : K - 1);
-            const bool own = i < S && rs + i < rows;
+            const bool own = i < nrows;
 #pragma unroll
             for (int v = 0; v < 2; v++) {
-                const float p = conv_pre_pair<K>(wk, b, win, v, tc);
-                const float sg = sigmoidf_(p);
+                float p = b[v];
+#pragma unroll
+                for (int k = 0; k < K; k++) p += wk[v][k] * win[k][v];
+                const float sg = md_sigmoid(p);
                 dpw[K - 1][v] = g[v] * sg * (1 + p * (1 - sg));
                 if (own) {
 #pragma unroll
-                    for (int k = 0; k < K; k++)
-                        if (tc - (K - 1) + k >= 0) acc[k][v] += dpw[K - 1][v] * win[k][v];
+                    for (int k = 0; k < K; k++) acc[k][v] += dpw[K - 1][v] * win[k][v];
                     acc[K][v] += dpw[K - 1][v];
                 }
             }
             if (i >= K - 1) {
-                const int64_t r = rs + i - (K - 1);
-                if (r >= rows) break;
+                if (i - (K - 1) >= nrows) break;
                 float a[2];
 #pragma unroll
                 for (int v = 0; v < 2; v++) {
                     a[v] = 0;
+                    if (left >= K - 1) {
 #pragma unroll
-                    for (int k = K - 1; k >= 0; k--)
-                        if (K - 1 - k <= left) a[v] += wk[v][k] * dpw[K - 1 - k][v];
+                        for (int k = K - 1; k >= 0; k--) a[v] += wk[v][k] * dpw[K - 1 - k][v];
+                    } else {
+#pragma unroll
+                        for (int k = K - 1; k >= 0; k--)
+                            if (K - 1 - k <= left) a[v] += wk[v][k] * dpw[K - 1 - k][v];
+                    }
                 }
-                st_v<2>(dx + r * lddx + e, a);
-                left = left == 0 ? len - 1 : left - 1;
+                st_v<2>(dxp, a);
+                dxp += lddx;
+                left = left == 0 ? ilen - 1 : left - 1;
             }
 #pragma unroll
             for (int k = 0; k < K - 1; k++)
 #pragma unroll
                 for (int v = 0; v < 2; v++) win[k][v] = win[k + 1][v], dpw[k][v] = dpw[k + 1][v];
-            if (++t == len) t = 0;
+            if (++t == ilen) t = 0;
         }
     }
     __syncthreads();
@@ -673,7 +679,7 @@ static cudaError_t conv1d_silu_bwd(T *dx, int64_t lddx, float *dw, float *dbias,
     if (rows * dim == 0) return cudaSuccess;
     if (width < 1 || width > MDK_CONV_MAXK) return cudaErrorInvalidValue;
     int K = (int)width;
-    if (K == 4 && conv_staged_ok<T>(dim, dx, lddx, dy, lddy, x, ldx))
+    if (K == 4 && len <= INT32_MAX && conv_staged_ok<T>(dim, dx, lddx, dy, lddy, x, ldx))
         return conv1d_silu_bwd_staged(dx, lddx, dw, dbias, dy, lddy, x, ldx, w, bias, rows, len, dim, scratch,
                                       scratch_floats, s);
     if (K == 4) {

@@ -50,7 +50,59 @@ __device__ static void rmsnorm_row(TY *yr, float *rstd, int64_t r, const float *
     }
 }
 
-template <int V, typename TY>
+/* The row in registers, for dim = NC x 32 V (NC <= MAX_NC: the Mamba and
+ * Transformer++ widths): each lane's NC vectors of the row are loaded (all
+ * of them, by the caller, before any is used) and kept, so that a row is
+ * read once, where the loops above read it twice, and a kernel's loads for
+ * a row are in flight together. The sums run in the loops' order: the
+ * same bits (the Mamba backward's recompute of hn relies on that). On the
+ * H200 at M 131072: rmsnorm_fwd 52 -> 41 us (d 128), 73 -> 61 (d 256);
+ * the backward and the fused add 0-6% (NOTES-backend.md, "The Mamba step
+ * around the scan, continued"). */
+enum { MAX_NC = 4 };
+
+/* NC for the register path of a call (0: the loops), given that V = 4
+ * accesses are allowed */
+static int row_chunks(int64_t dim)
+{
+    return dim % 128 == 0 && dim / 128 <= MAX_NC ? (int)(dim / 128) : 0;
+}
+
+template <int V, int NC, typename TY>
+__device__ static void rmsnorm_row_regs(TY *yr, float *rstd, int64_t r, const float (&xv)[NC][V], const float *w,
+                                        int64_t dim, double eps, int lane)
+{
+    float ss = 0;
+#pragma unroll
+    for (int j = 0; j < NC; j++)
+#pragma unroll
+        for (int k = 0; k < V; k++) ss += xv[j][k] * xv[j][k];
+    ss = warp_sum(ss);
+    float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
+    if (lane == 0) rstd[r] = rs;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        const int64_t c = (int64_t)(j * 32 + lane) * V;
+        float wv[V], out[V];
+        ld_v<V>(w + c, wv);
+#pragma unroll
+        for (int k = 0; k < V; k++) out[k] = xv[j][k] * rs * wv[k];
+        st_v<V>(yr + c, out);
+    }
+}
+
+/* launches KERNEL<V, NC> (NC 0: the loops) with the arguments that follow */
+#define LAUNCH_ROWS(KERNEL, v4, nc, grid, block, shared, s, ...)                                  \
+    do {                                                                                          \
+        if (!(v4)) KERNEL<1, 0><<<grid, block, shared, s>>>(__VA_ARGS__);                         \
+        else if ((nc) == 1) KERNEL<4, 1><<<grid, block, shared, s>>>(__VA_ARGS__);                \
+        else if ((nc) == 2) KERNEL<4, 2><<<grid, block, shared, s>>>(__VA_ARGS__);                \
+        else if ((nc) == 3) KERNEL<4, 3><<<grid, block, shared, s>>>(__VA_ARGS__);                \
+        else if ((nc) == 4) KERNEL<4, 4><<<grid, block, shared, s>>>(__VA_ARGS__);                \
+        else KERNEL<4, 0><<<grid, block, shared, s>>>(__VA_ARGS__);                               \
+    } while (0)
+
+template <int V, int NC, typename TY>
 __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(TY *y, int64_t ldy, float *rstd, const float *x,
                                                             int64_t ldx, const float *w, int64_t rows,
                                                             int64_t dim, double eps)
@@ -58,7 +110,14 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(TY *y, int64_t ldy
     int lane = threadIdx.x & 31;
     int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
     if (r >= rows) return;
-    rmsnorm_row<V>(y + r * ldy, rstd, r, x + r * ldx, w, dim, eps, lane);
+    if constexpr (NC > 0) {
+        float xv[NC][V];
+#pragma unroll
+        for (int j = 0; j < NC; j++) ld_v<V>(x + r * ldx + (j * 32 + lane) * V, xv[j]);
+        rmsnorm_row_regs<V, NC>(y + r * ldy, rstd, r, xv, w, dim, eps, lane);
+    } else {
+        rmsnorm_row<V>(y + r * ldy, rstd, r, x + r * ldx, w, dim, eps, lane);
+    }
 }
 
 template <typename TY>
@@ -70,10 +129,8 @@ static cudaError_t rmsnorm_fwd(TY *y, int64_t ldy, float *rstd, const float *x, 
     const int64_t ld[] = {ldy, ldx, 0};
     const size_t es[] = {sizeof(TY), 4, 4};
     unsigned grid = (unsigned)((rows + RW - 1) / RW);
-    if (v4_ok(dim, 3, p, ld, es))
-        rmsnorm_fwd_kernel<4><<<grid, RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
-    else
-        rmsnorm_fwd_kernel<1><<<grid, RW * 32, 0, s>>>(y, ldy, rstd, x, ldx, w, rows, dim, eps);
+    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4_ok(dim, 3, p, ld, es), row_chunks(dim), grid, RW * 32, 0, s, y, ldy, rstd, x,
+                ldx, w, rows, dim, eps);
     return cudaGetLastError();
 }
 
@@ -92,7 +149,7 @@ extern "C" cudaError_t mdk_rmsnorm_fwd_bf16(void *y, int64_t ldy, float *rstd, c
 /* h = hin + xadd, then the norm of h: each lane reads back only the
  * columns it wrote itself, so h may alias hin or xadd and no barrier is
  * needed between the two passes */
-template <int V, typename TY>
+template <int V, int NC, typename TY>
 __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int64_t ldh, TY *y, int64_t ldy,
                                                                 float *rstd, const float *hin, int64_t ldhin,
                                                                 const float *xadd, int64_t ldxadd, const float *w,
@@ -103,13 +160,26 @@ __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int6
     if (r >= rows) return;
     float *hr = h + r * ldh;
     const float *ar = hin + r * ldhin, *br = xadd + r * ldxadd;
-    for (int64_t c = lane * V; c < dim; c += 32 * V) {
-        float av[V], bv[V];
-        ld_v<V>(ar + c, av), ld_v<V>(br + c, bv);
-        for (int k = 0; k < V; k++) av[k] += bv[k];
-        st_v<V>(hr + c, av);
+    if constexpr (NC > 0) {
+        float av[NC][V], bv[NC][V];
+#pragma unroll
+        for (int j = 0; j < NC; j++) ld_v<V>(ar + (j * 32 + lane) * V, av[j]), ld_v<V>(br + (j * 32 + lane) * V, bv[j]);
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+#pragma unroll
+            for (int k = 0; k < V; k++) av[j][k] += bv[j][k];
+            st_v<V>(hr + (j * 32 + lane) * V, av[j]);
+        }
+        rmsnorm_row_regs<V, NC>(y + r * ldy, rstd, r, av, w, dim, eps, lane);
+    } else {
+        for (int64_t c = lane * V; c < dim; c += 32 * V) {
+            float av[V], bv[V];
+            ld_v<V>(ar + c, av), ld_v<V>(br + c, bv);
+            for (int k = 0; k < V; k++) av[k] += bv[k];
+            st_v<V>(hr + c, av);
+        }
+        rmsnorm_row<V>(y + r * ldy, rstd, r, hr, w, dim, eps, lane);
     }
-    rmsnorm_row<V>(y + r * ldy, rstd, r, hr, w, dim, eps, lane);
 }
 
 template <typename TY>
@@ -122,12 +192,8 @@ static cudaError_t add_rmsnorm_fwd(float *h, int64_t ldh, TY *y, int64_t ldy, fl
     const int64_t ld[] = {ldh, ldy, ldhin, ldxadd, 0};
     const size_t es[] = {4, sizeof(TY), 4, 4, 4};
     unsigned grid = (unsigned)((rows + RW - 1) / RW);
-    if (v4_ok(dim, 5, p, ld, es))
-        add_rmsnorm_fwd_kernel<4><<<grid, RW * 32, 0, s>>>(h, ldh, y, ldy, rstd, hin, ldhin, xadd, ldxadd, w, rows,
-                                                           dim, eps);
-    else
-        add_rmsnorm_fwd_kernel<1><<<grid, RW * 32, 0, s>>>(h, ldh, y, ldy, rstd, hin, ldhin, xadd, ldxadd, w, rows,
-                                                           dim, eps);
+    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4_ok(dim, 5, p, ld, es), row_chunks(dim), grid, RW * 32, 0, s, h, ldh, y, ldy,
+                rstd, hin, ldhin, xadd, ldxadd, w, rows, dim, eps);
     return cudaGetLastError();
 }
 
@@ -173,6 +239,44 @@ __device__ static void rmsnorm_dx_row(float *dxr, __nv_bfloat16 *d16r, const TD 
     }
 }
 
+/* rmsnorm_dx_row with the row in registers (dim = NC x 32 V; dw_acc
+ * set): dy, x and (accumulating) dx loaded together, one round trip a row
+ * where the loops wait on dy and x, then again on dx */
+template <int V, int NC, typename TD>
+__device__ static void rmsnorm_dx_row_regs(float *dxr, __nv_bfloat16 *d16r, const TD *dyr, const float *xr,
+                                           const float *w, float rs, int64_t dim, int accumulate, float *dw_acc,
+                                           int lane)
+{
+    float g[NC][V], x[NC][V], d[NC][V], wv[V], gx = 0;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        const int64_t c = (int64_t)(j * 32 + lane) * V;
+        ld_v<V>(dyr + c, g[j]), ld_v<V>(xr + c, x[j]);
+        if (accumulate) ld_v<V>(dxr + c, d[j]);
+    }
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        ld_v<V>(w + (j * 32 + lane) * V, wv);
+#pragma unroll
+        for (int k = 0; k < V; k++) gx += g[j][k] * wv[k] * x[j][k];
+    }
+    gx = warp_sum(gx);
+    float kx = rs * rs * gx / (float)dim;
+#pragma unroll
+    for (int j = 0; j < NC; j++) {
+        const int64_t c = (int64_t)(j * 32 + lane) * V;
+        ld_v<V>(w + c, wv);
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            float dk = rs * (g[j][k] * wv[k] - x[j][k] * kx);
+            d[j][k] = accumulate ? d[j][k] + dk : dk;
+            dw_acc[c + k] += g[j][k] * x[j][k] * rs;
+        }
+        st_v<V>(dxr + c, d[j]);
+        if (d16r) st_v<V>(d16r + c, d[j]);
+    }
+}
+
 template <int V, typename TD>
 __global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t lddx, __nv_bfloat16 *d16,
                                                            int64_t ld16, const TD *dy,
@@ -191,7 +295,7 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t 
  * sums its rows' dy * x * rstd into a row of shared memory of its own
  * (RW x dim floats), and the block writes part[b][c] = the warps' sums
  * added in warp order. A fixed grid for a given row count: fixed order. */
-template <int V, typename TD>
+template <int V, int NC, typename TD>
 __global__ void __launch_bounds__(RW * 32) rmsnorm_bwd_fused_kernel(float *dx, int64_t lddx, __nv_bfloat16 *d16,
                                                                   int64_t ld16, float *part,
                                                                   const TD *dy, int64_t lddy, const float *x,
@@ -203,8 +307,12 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_bwd_fused_kernel(float *dx, i
     float *mine = dw_acc + warp * dim;
     for (int64_t c = lane; c < dim; c += 32) mine[c] = 0;
     for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += (int64_t)gridDim.x * RW)
-        rmsnorm_dx_row<V>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w, rstd[r], dim,
-                          accumulate, mine, lane);
+        if constexpr (NC > 0)
+            rmsnorm_dx_row_regs<V, NC>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w,
+                                       rstd[r], dim, accumulate, mine, lane);
+        else
+            rmsnorm_dx_row<V>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w, rstd[r],
+                              dim, accumulate, mine, lane);
     __syncthreads();
     for (int64_t c = threadIdx.x; c < dim; c += RW * 32) {
         float sum = 0;
@@ -260,12 +368,8 @@ static cudaError_t rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const TD *dy,
         slices = slices > 1024 ? 1024 : slices > fit ? fit : slices;
         if (slices < 1) slices = 1;
         size_t shared = (size_t)RW * (size_t)dim * sizeof(float);
-        if (v4)
-            rmsnorm_bwd_fused_kernel<4><<<(unsigned)slices, RW * 32, shared, s>>>(
-                dx, lddx, d16, ld16, scratch, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate);
-        else
-            rmsnorm_bwd_fused_kernel<1><<<(unsigned)slices, RW * 32, shared, s>>>(
-                dx, lddx, d16, ld16, scratch, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate);
+        LAUNCH_ROWS(rmsnorm_bwd_fused_kernel, v4, row_chunks(dim), (unsigned)slices, RW * 32, shared, s, dx, lddx,
+                    d16, ld16, scratch, dy, lddy, x, ldx, w, rstd, rows, dim, accumulate);
     } else {
         unsigned grid = (unsigned)((rows + RW - 1) / RW);
         if (v4)

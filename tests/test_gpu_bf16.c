@@ -223,9 +223,10 @@ static void check_gemm16(const md_backend_t *bf)
 /* rmsnorm_fwd and add_rmsnorm_fwd with a bf16 y; rmsnorm_bwd with a bf16 dy */
 static void check_rmsnorm16(const md_backend_t *bf)
 {
-    /* M, D, and whether every row stride is a multiple of 4 (the kernels' 4-wide path) */
-    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {4096, 128, 1}};
-    for (int s = 0; s < 4; s++) {
+    /* M, D, and whether every row stride is a multiple of 4 (the kernels'
+     * 4-wide path; D 128 and 256 4-wide: the rows in registers) */
+    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {4096, 128, 1}, {333, 256, 1}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
         char sh[64];
         snprintf(sh, sizeof sh, "M=%lld D=%lld%s", (long long)M, (long long)D, al ? " 4-wide" : "");

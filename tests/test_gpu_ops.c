@@ -179,9 +179,11 @@ static void check_rmsnorm(void)
 {
     /* M, D, and whether every row stride is a multiple of 4 (the kernels'
      * 4-wide path); D 2000: wider than the fused backward kernel's shared
-     * memory holds */
-    static const int64_t shapes[][3] = {{1, 8, 1}, {777, 70, 0}, {4096, 256, 0}, {33, 2000, 0}, {4096, 128, 1}, {40, 2000, 1}};
-    for (int s = 0; s < 6; s++)
+     * memory holds; 4-wide D 128 .. 512: the rows in registers (1 .. 4
+     * vectors a lane) */
+    static const int64_t shapes[][3] = {{1, 8, 1},     {777, 70, 0},  {4096, 256, 0}, {33, 2000, 0}, {4096, 128, 1},
+                                        {40, 2000, 1}, {333, 256, 1}, {100, 384, 1},  {65, 512, 1},  {9, 640, 1}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
         for (int acc = 0; acc < 2; acc++) {
             int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
             char sh[64];
@@ -213,8 +215,9 @@ static void check_rmsnorm(void)
 static void check_add_rmsnorm(void)
 {
     /* M, D, 4-wide row strides (as check_rmsnorm) */
-    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {3, 1, 0}, {4096, 128, 1}};
-    for (int s = 0; s < 5; s++)
+    static const int64_t shapes[][3] = {{1, 8, 0},     {777, 70, 0},  {4096, 256, 0}, {3, 1, 0},
+                                        {4096, 128, 1}, {333, 256, 1}, {100, 384, 1},  {65, 512, 1}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
         for (int alias = 0; alias < 3; alias++) {
             int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
             char sh[64];
