@@ -1,6 +1,7 @@
 /* RMSNorm forward (plain, and fused with the residual add before it) and
  * backward (backend_kernels.h): one warp per row (rows of 128 and 256
- * columns: several rows a warp, in flight together); the weight gradient's
+ * columns: several rows a warp in rmsnorm_fwd and the backward, in flight
+ * together); the weight gradient's
  * sum over rows goes through per-slice partials. */
 #include "backend_kernels.h"
 
@@ -69,17 +70,22 @@ static int row_chunks(int64_t dim)
     return dim % 128 == 0 && dim / 128 <= MAX_NC ? (int)(dim / 128) : 0;
 }
 
-/* Rows a warp has in flight on the register path: the loads of all of
- * them are issued before any row's sum, so that a warp keeps
- * MD_RMSNORM_VECS 16-byte vectors a lane and tensor in flight (with one
- * row a warp, a d = 128 row was one vector a lane, and each warp then waited
- * a whole round trip, its shuffles and its stores before a block of
- * 8 rows could end). Each row is still summed in the loops' order: the
- * same bits as one row a warp. */
-#ifndef MD_RMSNORM_VECS
-#define MD_RMSNORM_VECS 4
-#endif
-__host__ __device__ constexpr int warp_rows(int nc) { return nc <= 0 || nc >= MD_RMSNORM_VECS ? 1 : MD_RMSNORM_VECS / nc; }
+/* Rows a warp has in flight on the register path of each kernel: the
+ * loads of all of them are issued before any row's sum (with one row a
+ * warp, a d = 128 row is one 16-byte vector a lane, and each warp waits a
+ * whole round trip, its shuffles and its stores for it). Each row is still
+ * summed in the loops' order: the same bits as one row a warp. Measured on
+ * the H200 at M 131072, bf16 (NOTES-backend.md, "RMSNorm: rows a warp in
+ * flight"): rmsnorm_fwd with 4 vectors a lane (4 rows at d 128: 41 -> 35
+ * us; 2 at d 256: unchanged, 60), the fused backward with 2 rows (d 128:
+ * 90 -> 83 us, d 256: 155 -> 148; 4 rows 90 and 171, 8 rows 112 at d 128:
+ * fewer blocks an SM), add_rmsnorm_fwd with one (2 or 4 rows: 1-3% slower
+ * at d 128). */
+enum { RK_FWD, RK_ADD, RK_BWD };
+__host__ __device__ constexpr int warp_rows(int kernel, int nc)
+{
+    return nc <= 0 || kernel == RK_ADD ? 1 : kernel == RK_BWD ? (nc <= 2 ? 2 : 1) : nc >= 4 ? 1 : 4 / nc;
+}
 
 /* warp_sum of R values at once, each in warp_sum's order: the R rows'
  * shuffles overlap */
@@ -139,11 +145,11 @@ __device__ static void rmsnorm_rows_regs(TY *y, int64_t ldy, float *rstd, int64_
         else KERNEL<4, 0><<<grid, block, shared, s>>>(__VA_ARGS__);                               \
     } while (0)
 
-/* the grid of a forward kernel: blocks of RW warps, warp_rows(nc) rows
- * each */
-static unsigned fwd_grid(int64_t rows, int nc)
+/* the grid of a forward kernel: blocks of RW warps, warp_rows(kernel, nc)
+ * rows each */
+static unsigned fwd_grid(int64_t rows, int kernel, int nc)
 {
-    const int64_t per_block = (int64_t)RW * warp_rows(nc);
+    const int64_t per_block = (int64_t)RW * warp_rows(kernel, nc);
     return (unsigned)((rows + per_block - 1) / per_block);
 }
 
@@ -152,7 +158,7 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(TY *y, int64_t ldy
                                                             int64_t ldx, const float *w, int64_t rows,
                                                             int64_t dim, double eps)
 {
-    constexpr int R = warp_rows(NC);
+    constexpr int R = warp_rows(RK_FWD, NC);
     int lane = threadIdx.x & 31;
     int64_t r = ((int64_t)blockIdx.x * RW + (threadIdx.x >> 5)) * R;
     if (r >= rows) return;
@@ -178,7 +184,7 @@ static cudaError_t rmsnorm_fwd(TY *y, int64_t ldy, float *rstd, const float *x, 
     const int64_t ld[] = {ldy, ldx, 0};
     const size_t es[] = {sizeof(TY), 4, 4};
     int v4 = v4_ok(dim, 3, p, ld, es), nc = v4 ? row_chunks(dim) : 0;
-    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, nc), RW * 32, 0, s, y, ldy, rstd, x, ldx, w, rows, dim,
+    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_FWD, nc), RW * 32, 0, s, y, ldy, rstd, x, ldx, w, rows, dim,
                 eps);
     return cudaGetLastError();
 }
@@ -204,7 +210,7 @@ __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int6
                                                                 const float *xadd, int64_t ldxadd, const float *w,
                                                                 int64_t rows, int64_t dim, double eps)
 {
-    constexpr int R = warp_rows(NC);
+    constexpr int R = warp_rows(RK_ADD, NC);
     int lane = threadIdx.x & 31;
     int64_t r = ((int64_t)blockIdx.x * RW + (threadIdx.x >> 5)) * R;
     if (r >= rows) return;
@@ -249,7 +255,7 @@ static cudaError_t add_rmsnorm_fwd(float *h, int64_t ldh, TY *y, int64_t ldy, fl
     const int64_t ld[] = {ldh, ldy, ldhin, ldxadd, 0};
     const size_t es[] = {4, sizeof(TY), 4, 4, 4};
     int v4 = v4_ok(dim, 5, p, ld, es), nc = v4 ? row_chunks(dim) : 0;
-    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, nc), RW * 32, 0, s, h, ldh, y, ldy, rstd, hin, ldhin,
+    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_ADD, nc), RW * 32, 0, s, h, ldh, y, ldy, rstd, hin, ldhin,
                 xadd, ldxadd, w, rows, dim, eps);
     return cudaGetLastError();
 }
@@ -301,7 +307,10 @@ __device__ static void rmsnorm_dx_row(float *dxr, __nv_bfloat16 *d16r, const TD 
  * (accumulating) dx and rstd of all of them loaded together, one round
  * trip for R rows where the loops wait on dy and x, then again on dx of
  * each. Each row's sums in the loops' order, and dw_acc's additions to a
- * column in row order: the same bits as one row at a time. */
+ * column in row order: the same bits as one row at a time, except that an
+ * accumulated dx is d + rs e in one rounding (fma) in every column, where
+ * one row a warp rounded rs e first in each lane's first column of a
+ * vector (a contraction the compiler chose; 1 ulp at most). */
 template <int V, int NC, int R, typename TD>
 __device__ static void rmsnorm_dx_rows_regs(float *dx, int64_t lddx, __nv_bfloat16 *d16, int64_t ld16, const TD *dy,
                                             int64_t lddy, const float *xs, int64_t ldx, const float *w,
@@ -344,9 +353,13 @@ __device__ static void rmsnorm_dx_rows_regs(float *dx, int64_t lddx, __nv_bfloat
             if (r >= rows) break;
 #pragma unroll
             for (int k = 0; k < V; k++) {
-                float dk = rs[i] * (g[i][j][k] * wv[k] - x[i][j][k] * kx[i]);
-                d[i][j][k] = accumulate ? d[i][j][k] + dk : dk;
-                dw_acc[c + k] += g[i][j][k] * x[i][j][k] * rs[i];
+                /* the roundings spelled out: the compiler's contraction of
+                 * the accumulating add otherwise depends on the code
+                 * around it (one row a warp left the first column of each
+                 * lane's vector unfused, the others fused) */
+                const float e = __fsub_rn(__fmul_rn(g[i][j][k], wv[k]), __fmul_rn(x[i][j][k], kx[i]));
+                d[i][j][k] = accumulate ? __fmaf_rn(rs[i], e, d[i][j][k]) : __fmul_rn(rs[i], e);
+                dw_acc[c + k] = __fmaf_rn(__fmul_rn(g[i][j][k], x[i][j][k]), rs[i], dw_acc[c + k]);
             }
             st_v<V>(dx + r * lddx + c, d[i][j]);
             if (d16) st_v<V>(d16 + r * ld16 + c, d[i][j]);
@@ -369,7 +382,7 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t 
 
 /* dx and the weight gradient's partials in one pass over dy and x: block b
  * (one slice) walks rows b RW + warp, stepping gridDim.x RW (the register
- * path warp_rows(NC) of those rows at once); each warp
+ * path warp_rows(RK_BWD, NC) of those rows at once); each warp
  * sums its rows' dy * x * rstd into a row of shared memory of its own
  * (RW x dim floats), and the block writes part[b][c] = the warps' sums
  * added in warp order. A fixed grid for a given row count: fixed order. */
@@ -386,7 +399,7 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_bwd_fused_kernel(float *dx, i
     for (int64_t c = lane; c < dim; c += 32) mine[c] = 0;
     const int64_t step = (int64_t)gridDim.x * RW;
     if constexpr (NC > 0) {
-        constexpr int R = warp_rows(NC);
+        constexpr int R = warp_rows(RK_BWD, NC);
         for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += R * step)
             rmsnorm_dx_rows_regs<V, NC, R>(dx, lddx, d16, ld16, dy, lddy, x, ldx, w, rstd, r, step, rows, dim,
                                            accumulate, mine, lane);
