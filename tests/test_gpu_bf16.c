@@ -224,8 +224,9 @@ static void check_gemm16(const md_backend_t *bf)
 static void check_rmsnorm16(const md_backend_t *bf)
 {
     /* M, D, and whether every row stride is a multiple of 4 (the kernels'
-     * 4-wide path; D 128 and 256 4-wide: the rows in registers, 4 and 2
-     * rows a warp; M 1027 and 333 end in a part of a warp's rows) */
+     * 4-wide path; D 128 and 256 4-wide: the rows in registers, several
+     * rows a warp in rmsnorm_fwd and the backward; M 1027 and 333 end in a
+     * part of a warp's rows) */
     static const int64_t shapes[][3] = {{1, 8, 0},     {777, 70, 0},   {4096, 256, 0},
                                         {4096, 128, 1}, {1027, 128, 1}, {333, 256, 1}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {

@@ -180,8 +180,8 @@ static void check_rmsnorm(void)
     /* M, D, and whether every row stride is a multiple of 4 (the kernels'
      * 4-wide path); D 2000: wider than the fused backward kernel's shared
      * memory holds; 4-wide D 128 .. 512: the rows in registers (1 .. 4
-     * vectors a lane), several rows a warp where D < 512: M 1027, 333 end
-     * in a part of a warp's rows (4 at D 128, 2 at D 256) */
+     * vectors a lane), several rows a warp at D 128 and 256 (rmsnorm_fwd 4
+     * and 2, the backward 2): M 1027 and 333 end in a part of a warp's rows */
     static const int64_t shapes[][3] = {{1, 8, 1},     {777, 70, 0},  {4096, 256, 0}, {33, 2000, 0},
                                         {4096, 128, 1}, {1027, 128, 1}, {40, 2000, 1}, {333, 256, 1},
                                         {100, 384, 1},  {65, 512, 1},  {9, 640, 1}};
