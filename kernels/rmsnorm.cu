@@ -1,8 +1,8 @@
 /* RMSNorm forward (plain, and fused with the residual add before it) and
  * backward (backend_kernels.h): one warp per row (rows of 128 and 256
  * columns: several rows a warp in rmsnorm_fwd and the backward, in flight
- * together); the weight gradient's
- * sum over rows goes through per-slice partials. */
+ * together); the weight gradient's sum over rows goes through per-slice
+ * partials. */
 #include "backend_kernels.h"
 
 #include <math.h>
@@ -184,8 +184,8 @@ static cudaError_t rmsnorm_fwd(TY *y, int64_t ldy, float *rstd, const float *x, 
     const int64_t ld[] = {ldy, ldx, 0};
     const size_t es[] = {sizeof(TY), 4, 4};
     int v4 = v4_ok(dim, 3, p, ld, es), nc = v4 ? row_chunks(dim) : 0;
-    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_FWD, nc), RW * 32, 0, s, y, ldy, rstd, x, ldx, w, rows, dim,
-                eps);
+    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_FWD, nc), RW * 32, 0, s, y, ldy, rstd, x, ldx, w, rows,
+                dim, eps);
     return cudaGetLastError();
 }
 
@@ -221,7 +221,8 @@ __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int6
 #pragma unroll
             for (int j = 0; j < NC; j++) {
                 const int64_t c = (int64_t)(j * 32 + lane) * V;
-                if (r + i < rows) ld_v<V>(hin + (r + i) * ldhin + c, av[i][j]), ld_v<V>(xadd + (r + i) * ldxadd + c, bv[i][j]);
+                if (r + i < rows)
+                    ld_v<V>(hin + (r + i) * ldhin + c, av[i][j]), ld_v<V>(xadd + (r + i) * ldxadd + c, bv[i][j]);
             }
 #pragma unroll
         for (int i = 0; i < R; i++)
@@ -255,8 +256,8 @@ static cudaError_t add_rmsnorm_fwd(float *h, int64_t ldh, TY *y, int64_t ldy, fl
     const int64_t ld[] = {ldh, ldy, ldhin, ldxadd, 0};
     const size_t es[] = {4, sizeof(TY), 4, 4, 4};
     int v4 = v4_ok(dim, 5, p, ld, es), nc = v4 ? row_chunks(dim) : 0;
-    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_ADD, nc), RW * 32, 0, s, h, ldh, y, ldy, rstd, hin, ldhin,
-                xadd, ldxadd, w, rows, dim, eps);
+    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_ADD, nc), RW * 32, 0, s, h, ldh, y, ldy, rstd, hin,
+                ldhin, xadd, ldxadd, w, rows, dim, eps);
     return cudaGetLastError();
 }
 
