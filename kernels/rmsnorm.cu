@@ -1,6 +1,8 @@
 /* RMSNorm forward (plain, and fused with the residual add before it) and
- * backward (backend_kernels.h): one warp per row; the weight gradient's sum
- * over rows goes through per-slice partials. */
+ * backward (backend_kernels.h): one warp per row (rows of 128 and 256
+ * columns: several rows a warp in rmsnorm_fwd and the backward, in flight
+ * together); the weight gradient's sum over rows goes through per-slice
+ * partials. */
 #include "backend_kernels.h"
 
 #include <math.h>
@@ -68,26 +70,67 @@ static int row_chunks(int64_t dim)
     return dim % 128 == 0 && dim / 128 <= MAX_NC ? (int)(dim / 128) : 0;
 }
 
-template <int V, int NC, typename TY>
-__device__ static void rmsnorm_row_regs(TY *yr, float *rstd, int64_t r, const float (&xv)[NC][V], const float *w,
-                                        int64_t dim, double eps, int lane)
+/* Rows a warp has in flight on the register path of each kernel: the
+ * loads of all of them are issued before any row's sum (with one row a
+ * warp, a d = 128 row is one 16-byte vector a lane, and each warp waits a
+ * whole round trip, its shuffles and its stores for it). Each row is still
+ * summed in the loops' order: the same bits as one row a warp. Measured on
+ * the H200 at M 131072, bf16 (NOTES-backend.md, "RMSNorm: rows a warp in
+ * flight"): rmsnorm_fwd with 4 vectors a lane (4 rows at d 128: 41 -> 35
+ * us; 2 at d 256: unchanged, 60), the fused backward with 2 rows (d 128:
+ * 90 -> 83 us, d 256: 155 -> 148; 4 rows 90 and 171, 8 rows 112 at d 128:
+ * fewer blocks an SM), add_rmsnorm_fwd with one (2 or 4 rows: 1-3% slower
+ * at d 128). */
+enum { RK_FWD, RK_ADD, RK_BWD };
+__host__ __device__ constexpr int warp_rows(int kernel, int nc)
 {
-    float ss = 0;
+    return nc <= 0 || kernel == RK_ADD ? 1 : kernel == RK_BWD ? (nc <= 2 ? 2 : 1) : nc >= 4 ? 1 : 4 / nc;
+}
+
+/* warp_sum of R values at once, each in warp_sum's order: the R rows'
+ * shuffles overlap */
+template <int R> __device__ static void warp_sums(float (&v)[R])
+{
 #pragma unroll
-    for (int j = 0; j < NC; j++)
+    for (int o = 16; o > 0; o >>= 1)
 #pragma unroll
-        for (int k = 0; k < V; k++) ss += xv[j][k] * xv[j][k];
-    ss = warp_sum(ss);
-    float rs = (float)(1.0 / sqrt((double)ss / (double)dim + eps));
-    if (lane == 0) rstd[r] = rs;
+        for (int i = 0; i < R; i++) v[i] += __shfl_xor_sync(0xffffffffu, v[i], o);
+}
+
+/* y and rstd of rows r0 .. r0 + R - 1 (those below rows) from their values
+ * in registers, xv[i] row r0 + i */
+template <int V, int NC, int R, typename TY>
+__device__ static void rmsnorm_rows_regs(TY *y, int64_t ldy, float *rstd, int64_t r0, int64_t rows,
+                                         const float (&xv)[R][NC][V], const float *w, int64_t dim, double eps, int lane)
+{
+    float rs[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        rs[i] = 0;
+#pragma unroll
+        for (int j = 0; j < NC; j++)
+#pragma unroll
+            for (int k = 0; k < V; k++) rs[i] += xv[i][j][k] * xv[i][j][k];
+    }
+    warp_sums<R>(rs);
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        rs[i] = (float)(1.0 / sqrt((double)rs[i] / (double)dim + eps));
+        if (lane == 0 && r0 + i < rows) rstd[r0 + i] = rs[i];
+    }
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         const int64_t c = (int64_t)(j * 32 + lane) * V;
-        float wv[V], out[V];
+        float wv[V];
         ld_v<V>(w + c, wv);
 #pragma unroll
-        for (int k = 0; k < V; k++) out[k] = xv[j][k] * rs * wv[k];
-        st_v<V>(yr + c, out);
+        for (int i = 0; i < R; i++) {
+            if (r0 + i >= rows) break;
+            float out[V];
+#pragma unroll
+            for (int k = 0; k < V; k++) out[k] = xv[i][j][k] * rs[i] * wv[k];
+            st_v<V>(y + (r0 + i) * ldy + c, out);
+        }
     }
 }
 
@@ -102,19 +145,31 @@ __device__ static void rmsnorm_row_regs(TY *yr, float *rstd, int64_t r, const fl
         else KERNEL<4, 0><<<grid, block, shared, s>>>(__VA_ARGS__);                               \
     } while (0)
 
+/* the grid of a forward kernel: blocks of RW warps, warp_rows(kernel, nc)
+ * rows each */
+static unsigned fwd_grid(int64_t rows, int kernel, int nc)
+{
+    const int64_t per_block = (int64_t)RW * warp_rows(kernel, nc);
+    return (unsigned)((rows + per_block - 1) / per_block);
+}
+
 template <int V, int NC, typename TY>
 __global__ void __launch_bounds__(RW * 32) rmsnorm_fwd_kernel(TY *y, int64_t ldy, float *rstd, const float *x,
                                                             int64_t ldx, const float *w, int64_t rows,
                                                             int64_t dim, double eps)
 {
+    constexpr int R = warp_rows(RK_FWD, NC);
     int lane = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
+    int64_t r = ((int64_t)blockIdx.x * RW + (threadIdx.x >> 5)) * R;
     if (r >= rows) return;
     if constexpr (NC > 0) {
-        float xv[NC][V];
+        float xv[R][NC][V] = {};   /* rows past the end: zeros, never stored */
 #pragma unroll
-        for (int j = 0; j < NC; j++) ld_v<V>(x + r * ldx + (j * 32 + lane) * V, xv[j]);
-        rmsnorm_row_regs<V, NC>(y + r * ldy, rstd, r, xv, w, dim, eps, lane);
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int j = 0; j < NC; j++)
+                if (r + i < rows) ld_v<V>(x + (r + i) * ldx + (j * 32 + lane) * V, xv[i][j]);
+        rmsnorm_rows_regs<V, NC, R>(y, ldy, rstd, r, rows, xv, w, dim, eps, lane);
     } else {
         rmsnorm_row<V>(y + r * ldy, rstd, r, x + r * ldx, w, dim, eps, lane);
     }
@@ -128,9 +183,9 @@ static cudaError_t rmsnorm_fwd(TY *y, int64_t ldy, float *rstd, const float *x, 
     const void *p[] = {y, x, w};
     const int64_t ld[] = {ldy, ldx, 0};
     const size_t es[] = {sizeof(TY), 4, 4};
-    unsigned grid = (unsigned)((rows + RW - 1) / RW);
-    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4_ok(dim, 3, p, ld, es), row_chunks(dim), grid, RW * 32, 0, s, y, ldy, rstd, x,
-                ldx, w, rows, dim, eps);
+    int v4 = v4_ok(dim, 3, p, ld, es), nc = v4 ? row_chunks(dim) : 0;
+    LAUNCH_ROWS(rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_FWD, nc), RW * 32, 0, s, y, ldy, rstd, x, ldx, w, rows,
+                dim, eps);
     return cudaGetLastError();
 }
 
@@ -155,23 +210,32 @@ __global__ void __launch_bounds__(RW * 32) add_rmsnorm_fwd_kernel(float *h, int6
                                                                 const float *xadd, int64_t ldxadd, const float *w,
                                                                 int64_t rows, int64_t dim, double eps)
 {
+    constexpr int R = warp_rows(RK_ADD, NC);
     int lane = threadIdx.x & 31;
-    int64_t r = (int64_t)blockIdx.x * RW + (threadIdx.x >> 5);
+    int64_t r = ((int64_t)blockIdx.x * RW + (threadIdx.x >> 5)) * R;
     if (r >= rows) return;
-    float *hr = h + r * ldh;
-    const float *ar = hin + r * ldhin, *br = xadd + r * ldxadd;
     if constexpr (NC > 0) {
-        float av[NC][V], bv[NC][V];
+        float av[R][NC][V] = {}, bv[R][NC][V] = {};
 #pragma unroll
-        for (int j = 0; j < NC; j++) ld_v<V>(ar + (j * 32 + lane) * V, av[j]), ld_v<V>(br + (j * 32 + lane) * V, bv[j]);
+        for (int i = 0; i < R; i++)
 #pragma unroll
-        for (int j = 0; j < NC; j++) {
+            for (int j = 0; j < NC; j++) {
+                const int64_t c = (int64_t)(j * 32 + lane) * V;
+                if (r + i < rows)
+                    ld_v<V>(hin + (r + i) * ldhin + c, av[i][j]), ld_v<V>(xadd + (r + i) * ldxadd + c, bv[i][j]);
+            }
 #pragma unroll
-            for (int k = 0; k < V; k++) av[j][k] += bv[j][k];
-            st_v<V>(hr + (j * 32 + lane) * V, av[j]);
-        }
-        rmsnorm_row_regs<V, NC>(y + r * ldy, rstd, r, av, w, dim, eps, lane);
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int j = 0; j < NC; j++) {
+#pragma unroll
+                for (int k = 0; k < V; k++) av[i][j][k] += bv[i][j][k];
+                if (r + i < rows) st_v<V>(h + (r + i) * ldh + (j * 32 + lane) * V, av[i][j]);
+            }
+        rmsnorm_rows_regs<V, NC, R>(y, ldy, rstd, r, rows, av, w, dim, eps, lane);
     } else {
+        float *hr = h + r * ldh;
+        const float *ar = hin + r * ldhin, *br = xadd + r * ldxadd;
         for (int64_t c = lane * V; c < dim; c += 32 * V) {
             float av[V], bv[V];
             ld_v<V>(ar + c, av), ld_v<V>(br + c, bv);
@@ -191,9 +255,9 @@ static cudaError_t add_rmsnorm_fwd(float *h, int64_t ldh, TY *y, int64_t ldy, fl
     const void *p[] = {h, y, hin, xadd, w};
     const int64_t ld[] = {ldh, ldy, ldhin, ldxadd, 0};
     const size_t es[] = {4, sizeof(TY), 4, 4, 4};
-    unsigned grid = (unsigned)((rows + RW - 1) / RW);
-    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4_ok(dim, 5, p, ld, es), row_chunks(dim), grid, RW * 32, 0, s, h, ldh, y, ldy,
-                rstd, hin, ldhin, xadd, ldxadd, w, rows, dim, eps);
+    int v4 = v4_ok(dim, 5, p, ld, es), nc = v4 ? row_chunks(dim) : 0;
+    LAUNCH_ROWS(add_rmsnorm_fwd_kernel, v4, nc, fwd_grid(rows, RK_ADD, nc), RW * 32, 0, s, h, ldh, y, ldy, rstd, hin,
+                ldhin, xadd, ldxadd, w, rows, dim, eps);
     return cudaGetLastError();
 }
 
@@ -239,41 +303,68 @@ __device__ static void rmsnorm_dx_row(float *dxr, __nv_bfloat16 *d16r, const TD 
     }
 }
 
-/* rmsnorm_dx_row with the row in registers (dim = NC x 32 V; dw_acc
- * set): dy, x and (accumulating) dx loaded together, one round trip a row
- * where the loops wait on dy and x, then again on dx */
-template <int V, int NC, typename TD>
-__device__ static void rmsnorm_dx_row_regs(float *dxr, __nv_bfloat16 *d16r, const TD *dyr, const float *xr,
-                                           const float *w, float rs, int64_t dim, int accumulate, float *dw_acc,
-                                           int lane)
+/* rmsnorm_dx_row with the rows in registers (dim = NC x 32 V; dw_acc
+ * set) for R rows at once, r0, r0 + step, ... (those below rows): dy, x,
+ * (accumulating) dx and rstd of all of them loaded together, one round
+ * trip for R rows where the loops wait on dy and x, then again on dx of
+ * each. Each row's sums in the loops' order, and dw_acc's additions to a
+ * column in row order: the same bits as one row at a time, except that an
+ * accumulated dx is d + rs e in one rounding (fma) in every column, where
+ * one row a warp rounded rs e first in each lane's first column of a
+ * vector (a contraction the compiler chose; 1 ulp at most). */
+template <int V, int NC, int R, typename TD>
+__device__ static void rmsnorm_dx_rows_regs(float *dx, int64_t lddx, __nv_bfloat16 *d16, int64_t ld16, const TD *dy,
+                                            int64_t lddy, const float *xs, int64_t ldx, const float *w,
+                                            const float *rstd, int64_t r0, int64_t step, int64_t rows, int64_t dim,
+                                            int accumulate, float *dw_acc, int lane)
 {
-    float g[NC][V], x[NC][V], d[NC][V], wv[V], gx = 0;
+    float g[R][NC][V] = {}, x[R][NC][V] = {}, d[R][NC][V] = {}, rs[R] = {}, kx[R], wv[V];
 #pragma unroll
-    for (int j = 0; j < NC; j++) {
-        const int64_t c = (int64_t)(j * 32 + lane) * V;
-        ld_v<V>(dyr + c, g[j]), ld_v<V>(xr + c, x[j]);
-        if (accumulate) ld_v<V>(dxr + c, d[j]);
+    for (int i = 0; i < R; i++) {
+        const int64_t r = r0 + i * step;
+        if (r >= rows) break;
+        rs[i] = rstd[r];
+#pragma unroll
+        for (int j = 0; j < NC; j++) {
+            const int64_t c = (int64_t)(j * 32 + lane) * V;
+            ld_v<V>(dy + r * lddy + c, g[i][j]), ld_v<V>(xs + r * ldx + c, x[i][j]);
+            if (accumulate) ld_v<V>(dx + r * lddx + c, d[i][j]);
+        }
     }
+#pragma unroll
+    for (int i = 0; i < R; i++) kx[i] = 0;
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         ld_v<V>(w + (j * 32 + lane) * V, wv);
 #pragma unroll
-        for (int k = 0; k < V; k++) gx += g[j][k] * wv[k] * x[j][k];
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int k = 0; k < V; k++) kx[i] += g[i][j][k] * wv[k] * x[i][j][k];
     }
-    gx = warp_sum(gx);
-    float kx = rs * rs * gx / (float)dim;
+    warp_sums<R>(kx);
+#pragma unroll
+    for (int i = 0; i < R; i++) kx[i] = rs[i] * rs[i] * kx[i] / (float)dim;
 #pragma unroll
     for (int j = 0; j < NC; j++) {
         const int64_t c = (int64_t)(j * 32 + lane) * V;
         ld_v<V>(w + c, wv);
 #pragma unroll
-        for (int k = 0; k < V; k++) {
-            float dk = rs * (g[j][k] * wv[k] - x[j][k] * kx);
-            d[j][k] = accumulate ? d[j][k] + dk : dk;
-            dw_acc[c + k] += g[j][k] * x[j][k] * rs;
+        for (int i = 0; i < R; i++) {
+            const int64_t r = r0 + i * step;
+            if (r >= rows) break;
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                /* the roundings spelled out: the compiler's contraction of
+                 * the accumulating add otherwise depends on the code
+                 * around it (one row a warp left the first column of each
+                 * lane's vector unfused, the others fused) */
+                const float e = __fsub_rn(__fmul_rn(g[i][j][k], wv[k]), __fmul_rn(x[i][j][k], kx[i]));
+                d[i][j][k] = accumulate ? __fmaf_rn(rs[i], e, d[i][j][k]) : __fmul_rn(rs[i], e);
+                dw_acc[c + k] = __fmaf_rn(__fmul_rn(g[i][j][k], x[i][j][k]), rs[i], dw_acc[c + k]);
+            }
+            st_v<V>(dx + r * lddx + c, d[i][j]);
+            if (d16) st_v<V>(d16 + r * ld16 + c, d[i][j]);
         }
-        st_v<V>(dxr + c, d[j]);
-        if (d16r) st_v<V>(d16r + c, d[j]);
     }
 }
 
@@ -291,7 +382,8 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_dx_kernel(float *dx, int64_t 
 }
 
 /* dx and the weight gradient's partials in one pass over dy and x: block b
- * (one slice) walks rows b RW + warp, stepping gridDim.x RW; each warp
+ * (one slice) walks rows b RW + warp, stepping gridDim.x RW (the register
+ * path warp_rows(RK_BWD, NC) of those rows at once); each warp
  * sums its rows' dy * x * rstd into a row of shared memory of its own
  * (RW x dim floats), and the block writes part[b][c] = the warps' sums
  * added in warp order. A fixed grid for a given row count: fixed order. */
@@ -306,13 +398,17 @@ __global__ void __launch_bounds__(RW * 32) rmsnorm_bwd_fused_kernel(float *dx, i
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *mine = dw_acc + warp * dim;
     for (int64_t c = lane; c < dim; c += 32) mine[c] = 0;
-    for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += (int64_t)gridDim.x * RW)
-        if constexpr (NC > 0)
-            rmsnorm_dx_row_regs<V, NC>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w,
-                                       rstd[r], dim, accumulate, mine, lane);
-        else
+    const int64_t step = (int64_t)gridDim.x * RW;
+    if constexpr (NC > 0) {
+        constexpr int R = warp_rows(RK_BWD, NC);
+        for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += R * step)
+            rmsnorm_dx_rows_regs<V, NC, R>(dx, lddx, d16, ld16, dy, lddy, x, ldx, w, rstd, r, step, rows, dim,
+                                           accumulate, mine, lane);
+    } else {
+        for (int64_t r = (int64_t)blockIdx.x * RW + warp; r < rows; r += step)
             rmsnorm_dx_row<V>(dx + r * lddx, d16 ? d16 + r * ld16 : d16, dy + r * lddy, x + r * ldx, w, rstd[r],
                               dim, accumulate, mine, lane);
+    }
     __syncthreads();
     for (int64_t c = threadIdx.x; c < dim; c += RW * 32) {
         float sum = 0;

@@ -224,8 +224,11 @@ static void check_gemm16(const md_backend_t *bf)
 static void check_rmsnorm16(const md_backend_t *bf)
 {
     /* M, D, and whether every row stride is a multiple of 4 (the kernels'
-     * 4-wide path; D 128 and 256 4-wide: the rows in registers) */
-    static const int64_t shapes[][3] = {{1, 8, 0}, {777, 70, 0}, {4096, 256, 0}, {4096, 128, 1}, {333, 256, 1}};
+     * 4-wide path; D 128 and 256 4-wide: the rows in registers, several
+     * rows a warp in rmsnorm_fwd and the backward; M 1027 and 333 end in a
+     * part of a warp's rows) */
+    static const int64_t shapes[][3] = {{1, 8, 0},     {777, 70, 0},   {4096, 256, 0},
+                                        {4096, 128, 1}, {1027, 128, 1}, {333, 256, 1}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
         char sh[64];
@@ -248,6 +251,17 @@ static void check_rmsnorm16(const md_backend_t *bf)
         record("add_rmsnorm_fwd bf16 y", "y", err16(&y), ONE_ROUNDING, sh);
         record("add_rmsnorm_fwd bf16 y", "h_out", relerr(&h), TOL, sh);
         record("add_rmsnorm_fwd bf16 y", "rstd", relerr(&rs), TOL, sh);
+        /* the Mamba backward's recompute of hn: rmsnorm_fwd of h_out gives
+         * the same bits, y and rstd */
+        uint16_t *yfwd = download16(&y);
+        float *rfwd = md_malloc((size_t)M * sizeof(float));
+        gpu->copy(gpu, rfwd, rs.d, (size_t)M * sizeof(float), MD_COPY_D2H);
+        poison16(&y), poison(&rs);
+        bf->rmsnorm_fwd(bf, &yd, &rd, &hd, &wd, 1e-5);
+        uint16_t *yre = download16(&y);
+        record("add_rmsnorm_fwd bf16 y", "rmsnorm_fwd of h_out != y, rstd",
+               (double)(memcmp(yre, yfwd, (size_t)(M * y.ld) * 2) != 0) + !same_bits(&rs, rfwd), 0, sh);
+        free(yfwd), free(yre), free(rfwd);
 
         for (int acc = 0; acc < 2; acc++) {
             b16_t dy = mk16(M, D, D + (al ? 0 : 3), -1, 1);

@@ -180,9 +180,11 @@ static void check_rmsnorm(void)
     /* M, D, and whether every row stride is a multiple of 4 (the kernels'
      * 4-wide path); D 2000: wider than the fused backward kernel's shared
      * memory holds; 4-wide D 128 .. 512: the rows in registers (1 .. 4
-     * vectors a lane) */
-    static const int64_t shapes[][3] = {{1, 8, 1},     {777, 70, 0},  {4096, 256, 0}, {33, 2000, 0}, {4096, 128, 1},
-                                        {40, 2000, 1}, {333, 256, 1}, {100, 384, 1},  {65, 512, 1},  {9, 640, 1}};
+     * vectors a lane), several rows a warp at D 128 and 256 (rmsnorm_fwd 4
+     * and 2, the backward 2): M 1027 and 333 end in a part of a warp's rows */
+    static const int64_t shapes[][3] = {{1, 8, 1},     {777, 70, 0},  {4096, 256, 0}, {33, 2000, 0},
+                                        {4096, 128, 1}, {1027, 128, 1}, {40, 2000, 1}, {333, 256, 1},
+                                        {100, 384, 1},  {65, 512, 1},  {9, 640, 1}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
         for (int acc = 0; acc < 2; acc++) {
             int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
@@ -215,8 +217,8 @@ static void check_rmsnorm(void)
 static void check_add_rmsnorm(void)
 {
     /* M, D, 4-wide row strides (as check_rmsnorm) */
-    static const int64_t shapes[][3] = {{1, 8, 0},     {777, 70, 0},  {4096, 256, 0}, {3, 1, 0},
-                                        {4096, 128, 1}, {333, 256, 1}, {100, 384, 1},  {65, 512, 1}};
+    static const int64_t shapes[][3] = {{1, 8, 0},      {777, 70, 0},   {4096, 256, 0}, {3, 1, 0},    {4096, 128, 1},
+                                        {1027, 128, 1}, {333, 256, 1}, {100, 384, 1},  {65, 512, 1}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++)
         for (int alias = 0; alias < 3; alias++) {
             int64_t M = shapes[s][0], D = shapes[s][1], al = shapes[s][2];
@@ -237,6 +239,16 @@ static void check_add_rmsnorm(void)
             record("add_rmsnorm_fwd", "rstd", relerr(&rs), TOL, sh);
             if (alias != 1) record("add_rmsnorm_fwd", "h_in", relerr(&hin), 0, sh);   /* untouched */
             if (alias != 2) record("add_rmsnorm_fwd", "x_add", relerr(&xa), 0, sh);
+            /* the Mamba backward recomputes the forward's y with rmsnorm_fwd
+             * of h_out: the same bits, y and rstd */
+            float *yfwd = md_malloc((size_t)(M * y.ld) * sizeof(float)), *rfwd = md_malloc((size_t)M * sizeof(float));
+            gpu->copy(gpu, yfwd, y.d, (size_t)(M * y.ld) * sizeof(float), MD_COPY_D2H);
+            gpu->copy(gpu, rfwd, rs.d, (size_t)M * sizeof(float), MD_COPY_D2H);
+            poison(&y), poison(&rs);
+            gpu->rmsnorm_fwd(gpu, &yd, &rd, &od, &wd, 1e-5);
+            record("add_rmsnorm_fwd", "rmsnorm_fwd of h_out != y, rstd", !same_bits(&y, yfwd) + !same_bits(&rs, rfwd),
+                   0, sh);
+            free(yfwd), free(rfwd);
             drop(&hin), drop(&xa), drop(&w), drop(&h), drop(&y), drop(&rs);
         }
 }
