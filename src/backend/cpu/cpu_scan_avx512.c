@@ -114,15 +114,37 @@ typedef struct {
     __mmask16 m[NV];
 } chunk_params_t;
 
+AVX512 void md_cpu_scan_neg_exp_avx512(const float *x, int64_t n, float *a, float *a_log2e)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512d lo = exp_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        __m512d hi = exp_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+        lo = _mm512_xor_pd(lo, _mm512_set1_pd(-0.0));   /* a sign flip, as -exp(x): -0 for 0 */
+        hi = _mm512_xor_pd(hi, _mm512_set1_pd(-0.0));
+        _mm512_mask_storeu_ps(a + i, m, _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1));
+        if (a_log2e) {
+            __m512d l2e = _mm512_set1_pd(1.4426950408889634);
+            __m256 l = _mm512_cvtpd_ps(_mm512_mul_pd(lo, l2e)), h = _mm512_cvtpd_ps(_mm512_mul_pd(hi, l2e));
+            _mm512_mask_storeu_ps(a_log2e + i, m, _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1));
+        }
+    }
+}
+
+/* A = -exp(A_log) (An) and A log2 e (A2) of the chunk, from the double
+ * exp of all its channels at once (rows e0.. of A_log are contiguous):
+ * libm's exp, one call per value, took ~0.8% of a training step at 1.4M */
 static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t *p)
 {
-    const float *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias;
+    const float *D = a->D, *dtb = a->dt_bias;
     int64_t N = a->d_state, nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
+    float An[CH * MAXN], A2[CH * MAXN];   /* [c][n], as A_log */
+    md_cpu_scan_neg_exp_avx512((const float *)a->A_log + e0 * N, nc * N, An, A2);
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < CH; c++) {
-            double A = c < nc ? -exp((double)A_log[(e0 + c) * N + n]) : -1.0;
-            p->An[n * CH + c] = (float)A;
-            p->A2[n * CH + c] = (float)(A * 1.4426950408889634);
+            p->An[n * CH + c] = c < nc ? An[c * N + n] : -1.0f;
+            p->A2[n * CH + c] = c < nc ? A2[c * N + n] : (float)(-1.0 * 1.4426950408889634);
         }
     for (int64_t c = 0; c < CH; c++) {
         p->Dv[c] = c < nc ? D[e0 + c] : 0;
