@@ -156,30 +156,39 @@ static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t 
     }
 }
 
+/* What a step of the recurrence writes besides the states: the decays,
+ * and C . h added to y. A constant at each call, so that the compiler
+ * drops the tests from the loop over the states (GCC kept them there,
+ * a load and a branch per state, where the pointers were tested) */
+enum { STEP_DEC = 1, STEP_Y = 2 };
+
 /* One step of the recurrence over the N states, hin -> hout (may alias):
- * h = 2^(dt A2) h + dt u B. Optionally keeps the decays (dec) and returns
- * C . h in y (y != NULL: y is added to). */
-static inline AVX512 void state_step(const chunk_params_t *p, int64_t N, const float *hin, float *hout, float *dec,
-                                     const float *dt, const float *dtu, const float *Br, const float *Cr, float *y)
+ * h = 2^(dt A2) h + dt u B; with STEP_DEC in outs keeps the decays in
+ * dec, with STEP_Y adds C . h to y. */
+static inline __attribute__((always_inline)) AVX512 void state_step(const chunk_params_t *p, int64_t N,
+                                                                    const float *hin, float *hout, float *dec,
+                                                                    const float *dt, const float *dtu,
+                                                                    const float *Br, const float *Cr, float *y,
+                                                                    const int outs)
 {
     __m512 vdt[NV], vdtu[NV], vy[NV];
     for (int i = 0; i < NV; i++) {
         vdt[i] = _mm512_loadu_ps(dt + 16 * i);
         vdtu[i] = _mm512_loadu_ps(dtu + 16 * i);
-        vy[i] = y ? _mm512_loadu_ps(y + 16 * i) : _mm512_setzero_ps();
+        vy[i] = outs & STEP_Y ? _mm512_loadu_ps(y + 16 * i) : _mm512_setzero_ps();
     }
     for (int64_t n = 0; n < N; n++) {
-        __m512 bn = _mm512_set1_ps(Br[n]), cn = _mm512_set1_ps(Cr ? Cr[n] : 0.0f);
+        __m512 bn = _mm512_set1_ps(Br[n]), cn = _mm512_set1_ps(outs & STEP_Y ? Cr[n] : 0.0f);
         for (int i = 0; i < NV; i++) {
             int64_t o = n * CH + 16 * i;
             __m512 e = exp2_neg(_mm512_mul_ps(vdt[i], _mm512_loadu_ps(p->A2 + o)));
             __m512 h = _mm512_fmadd_ps(e, _mm512_loadu_ps(hin + o), _mm512_mul_ps(vdtu[i], bn));
             _mm512_storeu_ps(hout + o, h);
-            if (dec) _mm512_storeu_ps(dec + o, e);
-            if (y) vy[i] = _mm512_fmadd_ps(cn, h, vy[i]);
+            if (outs & STEP_DEC) _mm512_storeu_ps(dec + o, e);
+            if (outs & STEP_Y) vy[i] = _mm512_fmadd_ps(cn, h, vy[i]);
         }
     }
-    if (y)
+    if (outs & STEP_Y)
         for (int i = 0; i < NV; i++) _mm512_storeu_ps(y + 16 * i, vy[i]);
 }
 
@@ -270,7 +279,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
                 prefetch_BC(a, r);
             }
             state_step(&p, N, h, h, NULL, dt + j * CH, dtu + j * CH, (const float *)a->Bm + row * a->ld_B,
-                       (const float *)a->Cm + row * a->ld_C, y + j * CH);
+                       (const float *)a->Cm + row * a->ld_C, y + j * CH, STEP_Y);
             /* the gate y silu(z), overlapping the next step's recurrence */
             float zz[CH] __attribute__((aligned(64))), sg[CH] __attribute__((aligned(64)));
             float *restrict yj = y + j * CH;
@@ -355,7 +364,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             for (int64_t j = 0; j < S; j++) {
                 int64_t row = b * L + s * S + j;
                 state_step(&p, N, h, h, NULL, dts + j * CH, dtus + j * CH, (const float *)a->Bm + row * a->ld_B, NULL,
-                           NULL);
+                           NULL, 0);
             }
         }
     }
@@ -380,7 +389,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             }
             state_step(&p, N, j > 0 ? hs + (j - 1) * N * CH : ckpt + s * N * CH, hs + j * N * CH, as + j * N * CH,
                        dts + j * CH, dtus + j * CH, (const float *)a->Bm + row * a->ld_B,
-                       (const float *)a->Cm + row * a->ld_C, yss + j * CH);
+                       (const float *)a->Cm + row * a->ld_C, yss + j * CH, STEP_DEC | STEP_Y);
         }
         /* the gate: dz out, and yss becomes dys = dy silu(z) */
         for (int64_t j = 0; j < nT; j++) {
