@@ -184,10 +184,18 @@ static inline int64_t clamp_rows(int64_t n) { return n < 0 ? 0 : n < MR ? n : MR
         default: break;                                                                                                \
         }                                                                                                              \
     }                                                                                                                  \
+    /* Whole panels (last: all 16 lanes) take a copy of the tiles in which the                                         \
+     * mask is a constant, so that their loads and stores of B and C are                                               \
+     * unmasked: a variable, the mask was reloaded from the stack at every k                                           \
+     * (the 1.4M model's GEMMs, `--profile` -t 1: 0.940 -> 0.909 CPU s per 5                                           \
+     * steps) */                                                                                                       \
     static AVX512 void rows_##NV(int64_t M, int64_t K, const float *a, int64_t ars, int64_t aks, const float *p,       \
                                  int64_t ldp, __mmask16 last, float alpha, float beta, float *c, int64_t ldc)          \
     {                                                                                                                  \
-        if (aks == 1) rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 0);                         \
+        const __mmask16 full = 0xFFFF;                                                                                 \
+        if (aks == 1 && last == full) rows_body_##NV(M, K, a, ars, aks, p, ldp, full, alpha, beta, c, ldc, 0);         \
+        else if (aks == 1) rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 0);                    \
+        else if (last == full) rows_body_##NV(M, K, a, ars, aks, p, ldp, full, alpha, beta, c, ldc, 1);                \
         else rows_body_##NV(M, K, a, ars, aks, p, ldp, last, alpha, beta, c, ldc, 1);                                  \
     }
 
