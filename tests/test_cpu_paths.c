@@ -344,8 +344,9 @@ static void test_scan_neg_exp(int have_avx)
         if (memcmp(&ra, &a[i], sizeof ra)) bad++, first = first < 0 ? i : first;
         if (memcmp(&ra2, &a2[i], sizeof ra2)) bad2++, first = first < 0 ? i : first;
     }
-    CHECK(bad == 0 && bad2 == 0, "scan's -exp(A_log): %lld of %d A and %lld of A log2 e differ from libm's (first x = %.9g)",
-          (long long)bad, N, (long long)bad2, first < 0 ? 0.0 : (double)x[first]);
+    CHECK(bad == 0 && bad2 == 0,
+          "scan's -exp(A_log): %lld of %d A and %lld of A log2 e differ from libm's (first x = %.9g)", (long long)bad,
+          N, (long long)bad2, first < 0 ? 0.0 : (double)x[first]);
     float nan_in = NAN, nan_out = 0;
     md_cpu_scan_neg_exp_avx512(&nan_in, 1, &nan_out, NULL);
     CHECK(isnan(nan_out), "scan's -exp(A_log) of NaN gives %g", (double)nan_out);

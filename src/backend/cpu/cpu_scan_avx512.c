@@ -123,7 +123,8 @@ AVX512 void md_cpu_scan_neg_exp_avx512(const float *x, int64_t n, float *a, floa
         __m512d hi = exp_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
         lo = _mm512_xor_pd(lo, _mm512_set1_pd(-0.0));   /* a sign flip, as -exp(x): -0 for 0 */
         hi = _mm512_xor_pd(hi, _mm512_set1_pd(-0.0));
-        _mm512_mask_storeu_ps(a + i, m, _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1));
+        __m512 av = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+        _mm512_mask_storeu_ps(a + i, m, av);
         if (a_log2e) {
             __m512d l2e = _mm512_set1_pd(1.4426950408889634);
             __m256 l = _mm512_cvtpd_ps(_mm512_mul_pd(lo, l2e)), h = _mm512_cvtpd_ps(_mm512_mul_pd(hi, l2e));
