@@ -101,6 +101,28 @@ static inline AVX512 __m512 exp_neg(__m512 x)
     return exp2_neg(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)));
 }
 
+/* e^x in double precision: x = k ln 2 + r with k = round(x log2 e) and
+ * |r| <= ln 2 / 2 (ln 2 in two parts, each product taken by an FMA), e^r
+ * by its Taylor polynomial of degree 13 (truncation below 5e-18) and the
+ * scaling by 2^k by VSCALEFPD. x is clamped to +-800 first, so that
+ * +-inf give inf and 0 as libm's exp does, not NaN; NaN stays NaN.
+ * Within a few ulps of double. */
+static inline AVX512 __m512d exp_pd(__m512d x)
+{
+    static const double c[] = {1.0 / 6227020800, 1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880,
+                               1.0 / 40320,      1.0 / 5040,      1.0 / 720,      1.0 / 120,     1.0 / 24,
+                               1.0 / 6,          0.5,             1.0,            1.0};   /* 1 / 13!, ..., 1 / 0! */
+    /* max and min return their second operand where one is NaN */
+    x = _mm512_min_pd(_mm512_set1_pd(800.0), _mm512_max_pd(_mm512_set1_pd(-800.0), x));
+    __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.44269504088896338700)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(6.93147180559945286227e-01), x);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(2.31904681384629955842e-17), r);
+    __m512d p = _mm512_set1_pd(c[0]);
+    for (int i = 1; i < 14; i++) p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[i]));
+    return _mm512_scalef_pd(p, k);
+}
+
 /* 1 / d for d in [1, 3]: VRCP14PS (relative error below 2^-14) and one
  * Newton step, within an ulp or two of the quotient. A VDIVPS holds its
  * port for ~16 cycles per vector, and the per-channel work of a step had

@@ -50,6 +50,14 @@ static AVX512 void load_params(conv_params_t *p, const float *w, const float *bi
     }
 }
 
+/* The masks of a whole block stored again as constants after load_params,
+ * which the compiler cannot see into: the rows inlined after it then load
+ * and store unmasked instead of reloading each mask from the stack */
+static inline void whole_block(conv_params_t *p)
+{
+    for (int i = 0; i < CV; i++) p->m[i] = (__mmask16)0xFFFF;
+}
+
 static inline void prefetch_row(const float *p, int write)
 {
     const char *c = (const char *)p;
@@ -105,8 +113,14 @@ AVX512 void md_cpu_conv1d_silu_fwd_item_avx512(float *y, int64_t ldy, const floa
     load_params(&p, w, bias, K, e0, nc);
     y += b * len * ldy + e0;
     x += b * len * ldx + e0;
-    if (K == 4) fwd_rows(&p, y, ldy, x, ldx, len, 4);   /* the models' d_conv */
-    else fwd_rows(&p, y, ldy, x, ldx, len, K);
+    if (K == 4 && nc == MD_CPU_CONV_CH) {   /* the models' d_conv, a whole block */
+        whole_block(&p);
+        fwd_rows(&p, y, ldy, x, ldx, len, 4);
+    } else if (K == 4) {
+        fwd_rows(&p, y, ldy, x, ldx, len, 4);
+    } else {
+        fwd_rows(&p, y, ldy, x, ldx, len, K);
+    }
 }
 
 /* One step of the backward: dp = dy silu'(pre-activation), summed into dbias
@@ -181,8 +195,14 @@ AVX512 void md_cpu_conv1d_silu_bwd_item_avx512(float *dx, int64_t lddx, float *d
     conv_params_t p;
     load_params(&p, w, bias, K, e0, nc);
     dx += e0, dy += e0, x += e0;
-    if (K == 4) bwd_rows(&p, dx, lddx, dw, dbias, dy, lddy, x, ldx, batch, len, e0, nc, 4);
-    else bwd_rows(&p, dx, lddx, dw, dbias, dy, lddy, x, ldx, batch, len, e0, nc, K);
+    if (K == 4 && nc == MD_CPU_CONV_CH) {
+        whole_block(&p);
+        bwd_rows(&p, dx, lddx, dw, dbias, dy, lddy, x, ldx, batch, len, e0, nc, 4);
+    } else if (K == 4) {
+        bwd_rows(&p, dx, lddx, dw, dbias, dy, lddy, x, ldx, batch, len, e0, nc, 4);
+    } else {
+        bwd_rows(&p, dx, lddx, dw, dbias, dy, lddy, x, ldx, batch, len, e0, nc, K);
+    }
 }
 
 #endif

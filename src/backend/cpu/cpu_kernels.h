@@ -110,6 +110,13 @@ void md_cpu_conv1d_silu_bwd_item_avx512(float *dx, int64_t lddx, float *dw, floa
                                         int64_t lddy, const float *x, int64_t ldx, const float *w,
                                         const float *bias, int64_t batch, int64_t len, int64_t K, int64_t e0,
                                         int64_t nc);
+/* The f32 scan's A = -exp(A_log) for x[0..n): a[i] = (float)-exp((double)x[i])
+ * and, unless a_log2e is NULL, a_log2e[i] = (float)(-exp((double)x[i])
+ * log2 e), as the portable scan computes them with libm's exp, from a
+ * vector exp in double precision (within a few ulps of double, so that
+ * the floats differ from libm's only where its result lies that close to
+ * a rounding boundary of float). */
+void md_cpu_scan_neg_exp_avx512(const float *x, int64_t n, float *a, float *a_log2e);
 #else
 #define MD_CPU_HAVE_AVX512 0
 #endif

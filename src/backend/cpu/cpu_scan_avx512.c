@@ -116,18 +116,41 @@ typedef struct {
     __mmask16 m[NV];
 } chunk_params_t;
 
+AVX512 void md_cpu_scan_neg_exp_avx512(const float *x, int64_t n, float *a, float *a_log2e)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512d lo = exp_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        __m512d hi = exp_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+        lo = _mm512_xor_pd(lo, _mm512_set1_pd(-0.0));   /* a sign flip, as -exp(x): -0 for 0 */
+        hi = _mm512_xor_pd(hi, _mm512_set1_pd(-0.0));
+        __m512 av = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+        _mm512_mask_storeu_ps(a + i, m, av);
+        if (a_log2e) {
+            __m512d l2e = _mm512_set1_pd(1.4426950408889634);
+            __m256 l = _mm512_cvtpd_ps(_mm512_mul_pd(lo, l2e)), h = _mm512_cvtpd_ps(_mm512_mul_pd(hi, l2e));
+            _mm512_mask_storeu_ps(a_log2e + i, m, _mm512_insertf32x8(_mm512_castps256_ps512(l), h, 1));
+        }
+    }
+}
+
+/* A = -exp(A_log) (An) and A log2 e (A2) of the chunk, from the double
+ * exp of all its channels at once (rows e0.. of A_log are contiguous):
+ * libm's exp, one call per value, took ~0.8% of a training step at 1.4M */
 static void load_params(const md_cpu_scan_args_t *a, int64_t e0, chunk_params_t *p)
 {
-    const float *A_log = a->A_log, *D = a->D, *dtb = a->dt_bias, *W = a->dt_w;
+    const float *D = a->D, *dtb = a->dt_bias, *W = a->dt_w;
     int64_t N = a->d_state, R = a->dt_rank, nc = a->d_inner - e0 < CH ? a->d_inner - e0 : CH;
     if (!a->delta)
         for (int64_t r = 0; r < R; r++)
             for (int64_t c = 0; c < CH; c++) p->Wdt[r * CH + c] = c < nc ? W[(e0 + c) * R + r] : 0;
+    float An[CH * MAXN], A2[CH * MAXN];   /* [c][n], as A_log */
+    md_cpu_scan_neg_exp_avx512((const float *)a->A_log + e0 * N, nc * N, An, A2);
     for (int64_t n = 0; n < N; n++)
         for (int64_t c = 0; c < CH; c++) {
-            double A = c < nc ? -exp((double)A_log[(e0 + c) * N + n]) : -1.0;
-            p->An[n * CH + c] = (float)A;
-            p->A2[n * CH + c] = (float)(A * 1.4426950408889634);
+            p->An[n * CH + c] = c < nc ? An[c * N + n] : -1.0f;
+            p->A2[n * CH + c] = c < nc ? A2[c * N + n] : (float)(-1.0 * 1.4426950408889634);
         }
     for (int64_t c = 0; c < CH; c++) {
         p->Dv[c] = c < nc ? D[e0 + c] : 0;
@@ -162,30 +185,39 @@ static inline AVX512 void chunk_delta(const md_cpu_scan_args_t *a, const chunk_p
     for (int i = 0; i < NV; i++) _mm512_storeu_ps(dd + 16 * i, acc[i]);
 }
 
+/* What a step of the recurrence writes besides the states: the decays,
+ * and C . h added to y. A constant at each call, so that the compiler
+ * drops the tests from the loop over the states (GCC kept them there,
+ * a load and a branch per state, where the pointers were tested) */
+enum { STEP_DEC = 1, STEP_Y = 2 };
+
 /* One step of the recurrence over the N states, hin -> hout (may alias):
- * h = 2^(dt A2) h + dt u B. Optionally keeps the decays (dec) and returns
- * C . h in y (y != NULL: y is added to). */
-static inline AVX512 void state_step(const chunk_params_t *p, int64_t N, const float *hin, float *hout, float *dec,
-                                     const float *dt, const float *dtu, const float *Br, const float *Cr, float *y)
+ * h = 2^(dt A2) h + dt u B; with STEP_DEC in outs keeps the decays in
+ * dec, with STEP_Y adds C . h to y. */
+static inline __attribute__((always_inline)) AVX512 void state_step(const chunk_params_t *p, int64_t N,
+                                                                    const float *hin, float *hout, float *dec,
+                                                                    const float *dt, const float *dtu,
+                                                                    const float *Br, const float *Cr, float *y,
+                                                                    const int outs)
 {
     __m512 vdt[NV], vdtu[NV], vy[NV];
     for (int i = 0; i < NV; i++) {
         vdt[i] = _mm512_loadu_ps(dt + 16 * i);
         vdtu[i] = _mm512_loadu_ps(dtu + 16 * i);
-        vy[i] = y ? _mm512_loadu_ps(y + 16 * i) : _mm512_setzero_ps();
+        vy[i] = outs & STEP_Y ? _mm512_loadu_ps(y + 16 * i) : _mm512_setzero_ps();
     }
     for (int64_t n = 0; n < N; n++) {
-        __m512 bn = _mm512_set1_ps(Br[n]), cn = _mm512_set1_ps(Cr ? Cr[n] : 0.0f);
+        __m512 bn = _mm512_set1_ps(Br[n]), cn = _mm512_set1_ps(outs & STEP_Y ? Cr[n] : 0.0f);
         for (int i = 0; i < NV; i++) {
             int64_t o = n * CH + 16 * i;
             __m512 e = exp2_neg(_mm512_mul_ps(vdt[i], _mm512_loadu_ps(p->A2 + o)));
             __m512 h = _mm512_fmadd_ps(e, _mm512_loadu_ps(hin + o), _mm512_mul_ps(vdtu[i], bn));
             _mm512_storeu_ps(hout + o, h);
-            if (dec) _mm512_storeu_ps(dec + o, e);
-            if (y) vy[i] = _mm512_fmadd_ps(cn, h, vy[i]);
+            if (outs & STEP_DEC) _mm512_storeu_ps(dec + o, e);
+            if (outs & STEP_Y) vy[i] = _mm512_fmadd_ps(cn, h, vy[i]);
         }
     }
-    if (y)
+    if (outs & STEP_Y)
         for (int i = 0; i < NV; i++) _mm512_storeu_ps(y + 16 * i, vy[i]);
 }
 
@@ -294,7 +326,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
                 prefetch_BC(a, r);
             }
             state_step(&p, N, h, h, NULL, dt + j * CH, dtu + j * CH, (const float *)a->Bm + row * a->ld_B,
-                       (const float *)a->Cm + row * a->ld_C, y + j * CH);
+                       (const float *)a->Cm + row * a->ld_C, y + j * CH, STEP_Y);
             /* the gate y silu(z), overlapping the next step's recurrence */
             float zz[CH] __attribute__((aligned(64))), sg[CH] __attribute__((aligned(64)));
             float *restrict yj = y + j * CH;
@@ -380,7 +412,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             for (int64_t j = 0; j < S; j++) {
                 int64_t row = b * L + s * S + j;
                 state_step(&p, N, h, h, NULL, dts + j * CH, dtus + j * CH, (const float *)a->Bm + row * a->ld_B, NULL,
-                           NULL);
+                           NULL, 0);
             }
         }
     }
@@ -405,7 +437,7 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             }
             state_step(&p, N, j > 0 ? hs + (j - 1) * N * CH : ckpt + s * N * CH, hs + j * N * CH, as + j * N * CH,
                        dts + j * CH, dtus + j * CH, (const float *)a->Bm + row * a->ld_B,
-                       (const float *)a->Cm + row * a->ld_C, yss + j * CH);
+                       (const float *)a->Cm + row * a->ld_C, yss + j * CH, STEP_DEC | STEP_Y);
         }
         /* the gate: dz out, and yss becomes dys = dy silu(z) */
         for (int64_t j = 0; j < nT; j++) {

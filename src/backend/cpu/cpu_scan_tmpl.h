@@ -399,10 +399,16 @@ void KFN(scan_bwd)(const md_cpu_scan_args_t *a)
     REAL *dA_log = a->dA_log, *dD = a->dD, *ddb = a->ddt_bias;
 #pragma omp parallel for schedule(static) if (PAR(par))
     for (int64_t e = 0; e < E; e++) {
+        REAL A[MAXN];   /* dA/dA_log = A */
+#if defined(ITEMS_AVX512) && MD_CPU_HAVE_AVX512
+        if (fast) md_cpu_scan_neg_exp_avx512(A_log + e * N, N, A, NULL);
+        else
+#endif
+            for (int64_t n = 0; n < N; n++) A[n] = -(REAL)exp((double)A_log[e * N + n]);
         for (int64_t n = 0; n < N + 2; n++) {
             REAL s = 0;
             for (int64_t b = 0; b < B; b++) s += chan[(b * E + e) * (N + 2) + n];
-            if (n < N) dA_log[e * N + n] += s * -(REAL)exp((double)A_log[e * N + n]);   /* dA/dA_log = A */
+            if (n < N) dA_log[e * N + n] += s * A[n];
             else if (n == N) dD[e] += s;
             else ddb[e] += s;
         }
