@@ -1,6 +1,7 @@
 /* What the standalone kernel timing programs (tools/*_bench.cu) share:
  * CK, which exits with one [E::BENCH_NAME] line when a CUDA call fails,
- * and hash_uniform, a reproducible uniform draw on the host or device.
+ * hash_uniform, a reproducible uniform draw on the host or device, and
+ * fill, which draws a buffer's elements with it.
  * Define BENCH_NAME (a string) before including. */
 #ifndef MD_TOOLS_BENCH_COMMON_CUH
 #define MD_TOOLS_BENCH_COMMON_CUH
@@ -10,6 +11,8 @@
 #include <cstdlib>
 
 #include <cuda_runtime_api.h>
+
+#include "storage.cuh"
 
 #define CK(x)                                                                                     \
     do {                                                                                          \
@@ -26,6 +29,14 @@ __host__ __device__ static inline float hash_uniform(uint64_t i, uint32_t seed, 
     uint64_t x = i * 0x9E3779B97F4A7C15ull + seed * 0xD1B54A32D192ED03ull;
     x ^= x >> 31, x *= 0xBF58476D1CE4E5B9ull, x ^= x >> 29, x *= 0x94D049BB133111EBull, x ^= x >> 32;
     return lo + (hi - lo) * (float)(x & 0xFFFFFF) / 16777216.f;
+}
+
+/* p[i] = a uniform draw in [lo, hi) from (i, seed), stored as T */
+template <typename T>
+__global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        st_f(p + i, hash_uniform(i, seed, lo, hi));
 }
 
 #endif

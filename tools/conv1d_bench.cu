@@ -32,13 +32,6 @@
 #define BENCH_NAME "conv1d_bench"
 #include "bench_common.cuh"
 
-template <typename T>
-__global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        st_f(p + i, hash_uniform(i, seed, lo, hi));
-}
-
 /* out[0] += sum of the (rows, cols) view's elements, in double */
 template <typename T>
 __global__ void sum_view(const T *p, int64_t ld_, int64_t rows, int64_t cols, double *out)

@@ -26,13 +26,6 @@
 #include "bench_common.cuh"
 
 template <typename T>
-__global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        md_st(p + i, hash_uniform(i, seed, lo, hi));
-}
-
-template <typename T>
 __global__ void count_nonfinite(const T *p, int64_t n, unsigned long long *cnt)
 {
     unsigned long long c = 0;

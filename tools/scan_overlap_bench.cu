@@ -59,18 +59,6 @@
 
 typedef __nv_bfloat16 bf16;
 
-__global__ void fill_bf16(bf16 *p, int64_t n, uint32_t seed, float lo, float hi)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        p[i] = __float2bfloat16(hash_uniform(i, seed, lo, hi));
-}
-
-__global__ void fill_f32(float *p, int64_t n, uint32_t seed, float lo, float hi)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
-        p[i] = hash_uniform(i, seed, lo, hi);
-}
-
 struct Work {
     md_scan_args_t scan;
     cublasHandle_t blas;
@@ -168,14 +156,14 @@ int main(int argc, char **argv)
     CK(cudaMalloc(&A_log, sizeof(float) * E * N));
     CK(cudaMalloc(&D, sizeof(float) * E));
     CK(cudaMalloc(&bias, sizeof(float) * E));
-    fill_bf16<<<1024, 256>>>(xz, M * 2 * E, 1, -1.f, 1.f);
-    fill_bf16<<<1024, 256>>>(u, M * E, 2, -1.f, 1.f);
-    fill_bf16<<<1024, 256>>>(delta, M * E, 3, -1.f, 1.f);
-    fill_bf16<<<1024, 256>>>(xdbl, M * X, 4, -1.f, 1.f);
-    fill_bf16<<<64, 256>>>(w, 2 * E * d, 5, -0.1f, 0.1f);
-    fill_f32<<<64, 256>>>(A_log, E * N, 6, 0.f, 2.77f);
-    fill_f32<<<1, 256>>>(D, E, 7, -1.f, 1.f);
-    fill_f32<<<1, 256>>>(bias, E, 8, -4.f, -2.f);
+    fill<<<1024, 256>>>(xz, M * 2 * E, 1, -1.f, 1.f);
+    fill<<<1024, 256>>>(u, M * E, 2, -1.f, 1.f);
+    fill<<<1024, 256>>>(delta, M * E, 3, -1.f, 1.f);
+    fill<<<1024, 256>>>(xdbl, M * X, 4, -1.f, 1.f);
+    fill<<<64, 256>>>(w, 2 * E * d, 5, -0.1f, 0.1f);
+    fill<<<64, 256>>>(A_log, E * N, 6, 0.f, 2.77f);
+    fill<<<1, 256>>>(D, E, 7, -1.f, 1.f);
+    fill<<<1, 256>>>(bias, E, 8, -4.f, -2.f);
     CK(cudaGetLastError());
 
     Work k;
