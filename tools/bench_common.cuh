@@ -1,4 +1,4 @@
-/* What the standalone kernel timing programs (tools/*_bench.cu) share:
+/* What the standalone kernel timing programs (tools/NAME_bench.cu) share:
  * CK, which exits with one [E::BENCH_NAME] line when a CUDA call fails,
  * hash_uniform, a reproducible uniform draw on the host or device, and
  * fill, which draws a buffer's elements with it.

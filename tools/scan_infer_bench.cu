@@ -24,6 +24,7 @@
 
 #define BENCH_NAME "scan_infer_bench"
 #include "bench_common.cuh"
+#include "scan_bench_inputs.cuh"
 
 template <typename T>
 __global__ void count_nonfinite(const T *p, int64_t n, unsigned long long *cnt)
@@ -48,37 +49,12 @@ static float to_f(__nv_bfloat16 v)
 template <typename T>
 static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char *name)
 {
-    const int64_t R = 8, X = R + 2 * N, M = B * L;
     const bool fold = getenv("FOLD") && atoi(getenv("FOLD"));
-    T *xz, *u, *delta, *xdbl, *y, *dt_w;
-    CK(cudaMalloc(&xz, sizeof(T) * M * 2 * E));
-    CK(cudaMalloc(&u, sizeof(T) * M * E));
-    CK(cudaMalloc(&delta, sizeof(T) * M * E));
-    CK(cudaMalloc(&xdbl, sizeof(T) * M * X));
-    CK(cudaMalloc(&y, sizeof(T) * M * E));
-    CK(cudaMalloc(&dt_w, sizeof(T) * E * R));
-    float *A_log, *D, *bias;
-    CK(cudaMalloc(&A_log, sizeof(float) * E * N));
-    CK(cudaMalloc(&D, sizeof(float) * E));
-    CK(cudaMalloc(&bias, sizeof(float) * E));
-    fill<<<1024, 256>>>(xz, M * 2 * E, 1, -1.f, 1.f);
-    fill<<<1024, 256>>>(u, M * E, 2, -1.f, 1.f);
-    fill<<<1024, 256>>>(delta, M * E, 3, -1.f, 1.f);
-    fill<<<1024, 256>>>(xdbl, M * X, 4, -1.f, 1.f);
-    fill<<<64, 256>>>(A_log, E * N, 5, 0.f, 2.77f);
-    fill<<<1, 256>>>(D, E, 6, -1.f, 1.f);
-    fill<<<1, 256>>>(bias, E, 7, -4.f, -2.f);
-    fill<<<64, 256>>>(dt_w, E * R, 8, -0.35f, 0.35f);
-    CK(cudaGetLastError());
-
-    md_scan_args_t a;
-    memset(&a, 0, sizeof a);
-    a.dtype = sizeof(T) == 2 ? MD_SCAN_BF16 : MD_SCAN_F32;
-    a.batch = B, a.len = L, a.d_inner = E, a.d_state = N;
-    a.u = u, a.delta = delta, a.z = xz + E, a.Bm = xdbl + R, a.Cm = xdbl + R + N;
-    a.ld_u = E, a.ld_delta = E, a.ld_z = 2 * E, a.ld_B = X, a.ld_C = X;
-    a.A_log = A_log, a.D = D, a.dt_bias = bias;
-    a.y = y, a.ld_y = E;
+    ScanBenchInputs<T> in = scan_bench_inputs<T>(B, L, E, N);
+    const int64_t R = in.R, X = R + 2 * N, M = B * L;
+    T *xz = in.xz, *u = in.u, *delta = in.delta, *xdbl = in.xdbl, *y = in.y, *dt_w = in.dt_w;
+    float *A_log = in.A_log, *D = in.D, *bias = in.bias;
+    md_scan_args_t &a = in.args;
     if (fold) a.delta = NULL, a.dt_low = xdbl, a.ld_dt_low = X, a.dt_w = dt_w, a.dt_rank = R;
 
     CK(cudaMemset(y, 0xFF, sizeof(T) * M * E));

@@ -36,6 +36,7 @@
 
 #define BENCH_NAME "scan_overlap_bench"
 #include "bench_common.cuh"
+#include "scan_bench_inputs.cuh"
 
 #define CKD(x)                                                                                    \
     do {                                                                                          \
@@ -143,40 +144,18 @@ int main(int argc, char **argv)
 {
     const int64_t B = argc > 1 ? atoll(argv[1]) : 4096, L = argc > 2 ? atoll(argv[2]) : 1000;
     const int gemms = argc > 3 ? atoi(argv[3]) : 3, reps = argc > 4 ? atoi(argv[4]) : 5;
-    const int64_t E = 256, N = 16, R = 8, X = R + 2 * N, d = 128, M = B * L;
-    bf16 *xz, *u, *delta, *xdbl, *y, *w, *c;
-    float *A_log, *D, *bias;
-    CK(cudaMalloc(&xz, sizeof(bf16) * M * 2 * E));
-    CK(cudaMalloc(&u, sizeof(bf16) * M * E));
-    CK(cudaMalloc(&delta, sizeof(bf16) * M * E));
-    CK(cudaMalloc(&xdbl, sizeof(bf16) * M * X));
-    CK(cudaMalloc(&y, sizeof(bf16) * M * E));
+    const int64_t E = 256, N = 16, d = 128, M = B * L;
+    ScanBenchInputs<bf16> in = scan_bench_inputs<bf16>(B, L, E, N);
+    bf16 *w, *c;
     CK(cudaMalloc(&w, sizeof(bf16) * 2 * E * d));
     CK(cudaMalloc(&c, sizeof(bf16) * M * 2 * E));
-    CK(cudaMalloc(&A_log, sizeof(float) * E * N));
-    CK(cudaMalloc(&D, sizeof(float) * E));
-    CK(cudaMalloc(&bias, sizeof(float) * E));
-    fill<<<1024, 256>>>(xz, M * 2 * E, 1, -1.f, 1.f);
-    fill<<<1024, 256>>>(u, M * E, 2, -1.f, 1.f);
-    fill<<<1024, 256>>>(delta, M * E, 3, -1.f, 1.f);
-    fill<<<1024, 256>>>(xdbl, M * X, 4, -1.f, 1.f);
-    fill<<<64, 256>>>(w, 2 * E * d, 5, -0.1f, 0.1f);
-    fill<<<64, 256>>>(A_log, E * N, 6, 0.f, 2.77f);
-    fill<<<1, 256>>>(D, E, 7, -1.f, 1.f);
-    fill<<<1, 256>>>(bias, E, 8, -4.f, -2.f);
+    fill<<<64, 256>>>(w, 2 * E * d, 9, -0.1f, 0.1f);
     CK(cudaGetLastError());
 
     Work k;
-    memset(&k.scan, 0, sizeof k.scan);
-    md_scan_args_t &a = k.scan;
-    a.dtype = MD_SCAN_BF16;
-    a.batch = B, a.len = L, a.d_inner = E, a.d_state = N;
-    a.u = u, a.delta = delta, a.z = xz + E, a.Bm = xdbl + R, a.Cm = xdbl + R + N;
-    a.ld_u = E, a.ld_delta = E, a.ld_z = 2 * E, a.ld_B = X, a.ld_C = X;
-    a.A_log = A_log, a.D = D, a.dt_bias = bias;
-    a.y = y, a.ld_y = E;
+    k.scan = in.args;
     CKB(cublasCreate(&k.blas));
-    k.a = xz, k.w = w, k.c = c, k.M = M, k.d = d, k.n = 2 * E, k.gemms = gemms;   /* A: xz's first M x d */
+    k.a = in.xz, k.w = w, k.c = c, k.M = M, k.d = d, k.n = 2 * E, k.gemms = gemms;   /* A: xz's first M x d */
 
     int lo, hi;
     CK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
