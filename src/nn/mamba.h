@@ -11,7 +11,8 @@
  *   u = SiLU(causal depthwise conv(x) + conv bias)         (M, E)
  *   [dt_in | B | C] = u x_proj^T                           (M, R + 2N)
  *   delta = dt_in dt_proj^T   (the dt_proj bias is applied inside the scan;
- *                              on the CPU the scan forms delta itself: ops.h)
+ *                              where the backend's scan forms delta itself,
+ *                              never stored: ops.h, md_scan_forms_delta)
  *   y = scan(u, delta, ...) * SiLU(z)                      (M, E)
  *   h_out = h_in + y out_proj^T                            (M, d)
  * All (M, ·) tensors are (B, L, ·) flattened, M = B * L.
