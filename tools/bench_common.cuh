@@ -1,14 +1,17 @@
 /* What the standalone kernel timing programs (tools/NAME_bench.cu) share:
  * CK, which exits with one [E::BENCH_NAME] line when a CUDA call fails,
- * hash_uniform, a reproducible uniform draw on the host or device, and
- * fill, which draws a buffer's elements with it.
+ * hash_uniform, a reproducible uniform draw on the host or device,
+ * fill, which draws a buffer's elements with it, and event_times_ms,
+ * which times a call with CUDA events.
  * Define BENCH_NAME (a string) before including. */
 #ifndef MD_TOOLS_BENCH_COMMON_CUH
 #define MD_TOOLS_BENCH_COMMON_CUH
 
 #include <cstdint>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 
@@ -37,6 +40,31 @@ __global__ void fill(T *p, int64_t n, uint32_t seed, float lo, float hi)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
         st_f(p + i, hash_uniform(i, seed, lo, hi));
+}
+
+/* The times in ms of reps calls of call() (a cudaError_t on the default
+ * stream) after 2 warm-ups, each between two CUDA events; sorted, so that
+ * [size / 2] is the median and [0] the fastest */
+template <typename F>
+static std::vector<float> event_times_ms(int reps, F &&call)
+{
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    std::vector<float> ms;
+    for (int i = 0; i < reps + 2; i++) {
+        CK(cudaEventRecord(a));
+        CK(call());
+        CK(cudaEventRecord(b));
+        CK(cudaEventSynchronize(b));
+        float t;
+        CK(cudaEventElapsedTime(&t, a, b));
+        if (i >= 2) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return ms;
 }
 
 #endif

@@ -78,22 +78,7 @@ static cudaError_t bwd(__nv_bfloat16 *dx, float *dw, float *db, const __nv_bfloa
 template <typename F>
 static double median_us(int reps, F &&call)
 {
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    std::vector<float> ms;
-    for (int i = 0; i < reps + 2; i++) {
-        CK(cudaEventRecord(a));
-        CK(call());
-        CK(cudaEventRecord(b));
-        CK(cudaEventSynchronize(b));
-        float t;
-        CK(cudaEventElapsedTime(&t, a, b));
-        if (i >= 2) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    CK(cudaEventDestroy(a));
-    CK(cudaEventDestroy(b));
+    const std::vector<float> ms = event_times_ms(reps, call);
     return 1e3 * ms[ms.size() / 2];
 }
 

@@ -99,20 +99,7 @@ static int run(int64_t B, int64_t L, int64_t E, int64_t N, int reps, const char 
         }
     }
 
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    std::vector<float> ms;
-    for (int i = 0; i < reps + 2; i++) {
-        CK(cudaEventRecord(e0));
-        CK(md_scan_fwd_infer(&a, 0));
-        CK(cudaEventRecord(e1));
-        CK(cudaEventSynchronize(e1));
-        float t;
-        CK(cudaEventElapsedTime(&t, e0, e1));
-        if (i >= 2) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
+    const std::vector<float> ms = event_times_ms(reps, [&] { return md_scan_fwd_infer(&a, 0); });
     printf("%s%s\t%s\t%lld\t%lld\t%lld\t%lld\t%.3f\t%.3f\t%.2e\t%llu\n", name, fold ? "+fold" : "",
            sizeof(T) == 2 ? "bf16" : "f32", (long long)B, (long long)L, (long long)E, (long long)N, ms[ms.size() / 2],
            ms[0], sqrt(num / den), nonfinite);
