@@ -186,6 +186,19 @@ template <typename T, int NR> struct ConvTile {
     }
 };
 
+/* A window of channel pairs at position t of its sequence: the taps
+ * before the sequence's start become zeros (x * 0 adds nothing, as the
+ * row kernels' masked sum), for the staged forward and backward alike */
+template <int K>
+__device__ __forceinline__ void zero_taps_before_start(float (&win)[K][2], int t)
+{
+    if (t < K - 1) {
+#pragma unroll
+        for (int k = 0; k < K - 1; k++)
+            if (k < K - 1 - t) win[k][0] = win[k][1] = 0.f;
+    }
+}
+
 /* The forward's sum and gate are its whole arithmetic (~1G elements in
  * classify's forward), so it takes the fast forms: the taps before a
  * sequence's start are zeros in the window (x * 0 adds nothing: the row
@@ -230,11 +243,7 @@ __global__ void __launch_bounds__(kStageThreads)
     for (int i = 0; i < S; i++) {
         if (i >= nrows) break;
         ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
-        if (t < K - 1) {
-#pragma unroll
-            for (int k = 0; k < K - 1; k++)
-                if (k < K - 1 - t) win[k][0] = win[k][1] = 0.f;
-        }
+        zero_taps_before_start<K>(win, t);
         float out[2];
 #pragma unroll
         for (int v = 0; v < 2; v++) {
@@ -310,11 +319,7 @@ __global__ void __launch_bounds__(kStageThreads, MD_CONV_BWD_MIN_BLOCKS)
 #pragma unroll
         for (int i = 0; i < S + K - 1; i++) {
             ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
-            if (t < K - 1) {
-#pragma unroll
-                for (int k = 0; k < K - 1; k++)
-                    if (k < K - 1 - t) win[k][0] = win[k][1] = 0.f;
-            }
+            zero_taps_before_start<K>(win, t);
             float g[2];
             ld_v<2>(gs + i * CW, g);
             const bool own = i < nrows;
