@@ -1,0 +1,80 @@
+/* The Mamba block's in_proj fused with conv1d + SiLU
+ * (kernels/mamba_in_proj.cu) alone, at the inference forward's strides:
+ * hn (M, d) contiguous, W (2E, d), z the second half of xz (ld 2E), u (M,
+ * E), conv w (E, 4), bias (E), all bf16 but w and bias. Times
+ * mdk_in_proj_conv_fwd_bf16 with CUDA events, median of REPS after 2
+ * warm-ups, and prints checksums of u and z so that variants built from
+ * the same inputs can be compared (the unit tests compare against the
+ * CPU).
+ *
+ * Built once per variant (MD_IN_PROJ_WM), not by CMake:
+ *   nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Ikernels [-D...] \
+ *       -o NAME tools/in_proj_conv_bench.cu kernels/mamba_in_proj.cu
+ * then on the GPU machine:
+ *   VARIANT=NAME NAME [B L d E REPS]      (4096 1000 128 256 20)
+ * Prints one line: variant B L d E us GB/s sum(u) sum(z) (GB/s: the bytes
+ * the op must move: hn read, u and z written).
+ */
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+#include "backend_kernels.h"
+
+#define BENCH_NAME "in_proj_conv_bench"
+#include "bench_common.cuh"
+
+__global__ void sum_view(const __nv_bfloat16 *p, int64_t ld_, int64_t rows, int64_t cols, double *out)
+{
+    double s = 0;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < rows * cols;
+         i += (int64_t)gridDim.x * blockDim.x)
+        s += ld_f(p + (i / cols) * ld_ + i % cols);
+    atomicAdd(out, s);
+}
+
+static double view_sum(const __nv_bfloat16 *p, int64_t ld, int64_t rows, int64_t cols, double *dsum)
+{
+    double h = 0;
+    CK(cudaMemset(dsum, 0, sizeof h));
+    sum_view<<<1024, 256>>>(p, ld, rows, cols, dsum);
+    CK(cudaGetLastError());
+    CK(cudaMemcpy(&h, dsum, sizeof h, cudaMemcpyDeviceToHost));
+    return h;
+}
+
+int main(int argc, char **argv)
+{
+    int64_t B = argc > 1 ? atoll(argv[1]) : 4096, L = argc > 2 ? atoll(argv[2]) : 1000;
+    int64_t d = argc > 3 ? atoll(argv[3]) : 128, E = argc > 4 ? atoll(argv[4]) : 256;
+    int reps = argc > 5 ? atoi(argv[5]) : 20;
+    const char *variant = getenv("VARIANT") ? getenv("VARIANT") : "in_proj_conv";
+    int64_t M = B * L;
+    __nv_bfloat16 *hn, *w_in, *xz, *u;
+    float *cw, *cb;
+    double *dsum;
+    CK(cudaMalloc(&hn, (size_t)M * d * 2));
+    CK(cudaMalloc(&w_in, (size_t)2 * E * d * 2));
+    CK(cudaMalloc(&xz, (size_t)M * 2 * E * 2));
+    CK(cudaMalloc(&u, (size_t)M * E * 2));
+    CK(cudaMalloc(&cw, (size_t)E * 4 * 4));
+    CK(cudaMalloc(&cb, (size_t)E * 4));
+    CK(cudaMalloc(&dsum, sizeof(double)));
+    fill<<<1024, 256>>>(hn, M * d, 1, -2.f, 2.f);
+    fill<<<1024, 256>>>(w_in, 2 * E * d, 2, -0.1f, 0.1f);
+    fill<<<64, 256>>>(cw, E * 4, 3, -0.5f, 0.5f);
+    fill<<<64, 256>>>(cb, E, 4, -0.5f, 0.5f);
+    CK(cudaGetLastError());
+    if (!mdk_in_proj_conv_takes(B, L, d, E, 4, u, E, xz + E, 2 * E, hn, d, w_in, d)) {
+        fprintf(stderr, "[E::%s] the kernel does not take B %lld L %lld d %lld E %lld\n", BENCH_NAME, (long long)B,
+                (long long)L, (long long)d, (long long)E);
+        return 1;
+    }
+    std::vector<float> ms = event_times_ms(reps, [&] {
+        return mdk_in_proj_conv_fwd_bf16(u, E, xz + E, 2 * E, hn, d, w_in, d, cw, cb, B, L, d, E, 0);
+    });
+    double us = 1e3 * ms[ms.size() / 2], bytes = (double)M * (d + 2 * E) * 2;
+    printf("%s %lld %lld %lld %lld %.1f %.0f %.6e %.6e\n", variant, (long long)B, (long long)L, (long long)d,
+           (long long)E, us, bytes / us * 1e-3, view_sum(u, E, M, E, dsum), view_sum(xz + E, 2 * E, M, E, dsum));
+    return 0;
+}
