@@ -23,16 +23,20 @@
 
 namespace {
 
-/* Warps: 8 column groups (E / 8 columns of a half each) times MD_IN_PROJ_WM
- * row groups (kRows / WM rows each); 2 halves each warp's accumulators and
- * doubles the warps an SM to hide the fragment loads behind. A -D switch
- * for tools/in_proj_conv_bench.cu. */
-#ifndef MD_IN_PROJ_WM
-#define MD_IN_PROJ_WM 1
+/* Two groups of 8 warps a block by default (MD_IN_PROJ_GROUPS, a -D switch
+ * for tools/in_proj_conv_bench.cu), each on its own sequences with its own
+ * tiles and barriers, sharing W: while one group's tensor cores run, the
+ * other's conv (the SFU's sigmoids) and stores can (one group of 64-row
+ * tiles measured 2.77 ms at classify's shape: its phases in series). A
+ * group's 8 warps each own E / 8 columns of a half and all its rows. */
+#ifndef MD_IN_PROJ_GROUPS
+#define MD_IN_PROJ_GROUPS 2
 #endif
-constexpr int kRows = 64;                       /* rows a tile */
-constexpr int kWM = MD_IN_PROJ_WM, kMT = 4 / kWM;   /* row groups; m-tiles of 16 a warp */
-constexpr int kThreads = 256 * kWM;
+constexpr int kGroups = MD_IN_PROJ_GROUPS;
+constexpr int kRows = 64 / kGroups;             /* rows a tile */
+constexpr int kMT = kRows / 16;                 /* m-tiles of 16 a warp */
+constexpr int kGroupThreads = 256;
+constexpr int kThreads = kGroupThreads * kGroups;
 constexpr int kK = 4;                           /* conv width */
 constexpr int kHalo = kK - 1;
 
@@ -40,17 +44,25 @@ template <int D, int E> struct InProj {
     static constexpr int LDW = D + PAD;         /* W's and hn's shared rows (bf16) */
     static constexpr int LDX = E + PAD;         /* the x (or staged z) tile's */
     static constexpr int NT = E / 64;           /* n-tiles of 8 a warp */
-    static constexpr int PAIRS = E / 2, SEGS = kThreads / PAIRS, S = kRows / SEGS;   /* the conv's split */
+    static constexpr int PAIRS = E / 2, SEGS = kGroupThreads / PAIRS, S = kRows / SEGS;   /* the conv's split */
     static constexpr size_t W_ELEMS = (size_t)2 * E * LDW, H_ELEMS = (size_t)kRows * LDW;
     static constexpr size_t X_ELEMS = (size_t)(kRows + kHalo) * LDX;
-    static constexpr size_t SMEM = (W_ELEMS + 2 * H_ELEMS + X_ELEMS) * sizeof(__nv_bfloat16);
+    static constexpr size_t G_ELEMS = 2 * H_ELEMS + X_ELEMS;   /* a group's: two hn tiles, the x tile */
+    static constexpr size_t SMEM = (W_ELEMS + kGroups * G_ELEMS) * sizeof(__nv_bfloat16);
     static_assert(NT % 2 == 0 && D % 16 == 0, "two n-tiles per ldmatrix; k-steps of 16");
-    static_assert(kThreads % PAIRS == 0 && kRows % SEGS == 0, "the conv's threads tile the x tile");
+    static_assert(kGroupThreads % PAIRS == 0 && kRows % SEGS == 0, "the conv's threads tile the x tile");
+    static_assert(SMEM <= 227 * 1024, "one block an SM");
 };
 
-/* acc (16 kMT x 8 NT: the warp's rows and columns) = rows m0 .. of the hn
- * tile times the rows n0 .. n0 + 8 NT of the shared W (its columns of the
- * product) */
+/* the group's barrier (named barrier 1 + group, its 256 threads) */
+__device__ __forceinline__ void group_sync(int group)
+{
+    if (kGroups == 1) __syncthreads();
+    else asm volatile("bar.sync %0, %1;\n" ::"r"(group + 1), "n"(kGroupThreads) : "memory");
+}
+
+/* acc (16 kMT x 8 NT: the warp's rows and columns) = the hn tile times the
+ * rows n0 .. n0 + 8 NT of the shared W (its columns of the product) */
 template <int D, int NT>
 __device__ __forceinline__ void tile_product(float (&acc)[kMT][NT][4], const __nv_bfloat16 *hs,
                                              const __nv_bfloat16 *ws, int n0)
@@ -91,8 +103,8 @@ __device__ __forceinline__ void tile_product(float (&acc)[kMT][NT][4], const __n
     }
 }
 
-/* the warp's C fragments, rounded to bf16, into its rows of the shared
- * tile xs (row stride LD) at columns c0 + 8 n + 2 (lane % 4) */
+/* the warp's C fragments, rounded to bf16, into rows 0 .. kRows - 1 of
+ * the shared tile xs (row stride LD) at columns c0 + 8 n + 2 (lane % 4) */
 template <int NT, int LD>
 __device__ __forceinline__ void tile_to_shared(__nv_bfloat16 *xs, const float (&acc)[kMT][NT][4], int c0)
 {
@@ -116,12 +128,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     using P = InProj<D, E>;
     extern __shared__ __align__(16) unsigned char smem[];
     __nv_bfloat16 *ws = reinterpret_cast<__nv_bfloat16 *>(smem);
-    __nv_bfloat16 *const hs0 = ws + P::W_ELEMS;   /* two hn tiles, P::H_ELEMS apart */
-    __nv_bfloat16 *xs = hs0 + 2 * P::H_ELEMS;     /* rows 0 .. K-2: the taps before the tile; then the tile */
+    const int group = threadIdx.x / kGroupThreads, gt = threadIdx.x % kGroupThreads;
+    __nv_bfloat16 *const hs0 = ws + P::W_ELEMS + group * P::G_ELEMS;   /* two hn tiles, P::H_ELEMS apart */
+    __nv_bfloat16 *xs = hs0 + 2 * P::H_ELEMS;   /* rows 0 .. K-2: the taps before the tile; then the tile */
 
-    const int warp = threadIdx.x >> 5, wn = warp % 8, wm = warp / 8;   /* column and row group */
-    const int m0 = wm * 16 * kMT;
-    const int pair = threadIdx.x % P::PAIRS, seg = threadIdx.x / P::PAIRS, e = 2 * pair;
+    const int wn = gt >> 5;   /* the warp's columns: wn * 8 NT .. of each half */
+    const int pair = gt % P::PAIRS, seg = gt / P::PAIRS, e = 2 * pair;
     float wk[2][kK], bias[2];
 #pragma unroll
     for (int v = 0; v < 2; v++) {
@@ -131,42 +143,48 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
 
     copy_tile_async<2 * E, D, kThreads>(ws, w_in, (int)ldw, 2 * E);
-    int b = blockIdx.x, t0 = 0, buf = 0;
-    if (b < batch) copy_tile_async<kRows, D, kThreads>(hs0, hn + (int64_t)b * len * ldh, (int)ldh, min(kRows, len));
     cp_async_commit();
+    /* the group's sequences: b, + stride, ... */
+    const int stride = gridDim.x * kGroups;
+    int b = blockIdx.x * kGroups + group, t0 = 0, buf = 0;
+    if (b < batch)
+        copy_tile_async<kRows, D, kGroupThreads>(hs0, hn + (int64_t)b * len * ldh, (int)ldh, min(kRows, len), gt);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();   /* W is in, from every thread's copies */
 
     while (b < batch) {
         const int n_in = min(kRows, len - t0);
         const int64_t r0 = (int64_t)b * len + t0;
-        /* the next tile: the rest of this sequence, or the block's next one */
+        /* the next tile: the rest of this sequence, or the group's next one */
         int nb = b, nt0 = t0 + kRows;
-        if (nt0 >= len) nb += gridDim.x, nt0 = 0;
+        if (nt0 >= len) nb += stride, nt0 = 0;
         cp_async_wait<0>();
-        __syncthreads();   /* hn's tile is in; the last tile's reads of xs and of the other hn buffer are done */
+        group_sync(group);   /* hn's tile is in; the last tile's reads of xs and of the other hn buffer are done */
         if (nb < batch)
-            copy_tile_async<kRows, D, kThreads>(hs0 + (buf ^ 1) * P::H_ELEMS, hn + ((int64_t)nb * len + nt0) * ldh, (int)ldh,
-                                                min(kRows, len - nt0));
+            copy_tile_async<kRows, D, kGroupThreads>(hs0 + (buf ^ 1) * P::H_ELEMS, hn + ((int64_t)nb * len + nt0) * ldh,
+                                                     (int)ldh, min(kRows, len - nt0), gt);
         cp_async_commit();
         if (t0 == 0)   /* the taps before the sequence's start */
-            for (int i = threadIdx.x; i < kHalo * P::LDX / 2; i += kThreads) reinterpret_cast<uint32_t *>(xs)[i] = 0;
+            for (int i = gt; i < kHalo * P::LDX / 2; i += kGroupThreads) reinterpret_cast<uint32_t *>(xs)[i] = 0;
 
-        const __nv_bfloat16 *hw = hs0 + buf * P::H_ELEMS + m0 * P::LDW;   /* the warp's rows of hn */
-        __nv_bfloat16 *xw = xs + (kHalo + m0) * P::LDX;                    /* and of x (or z) */
+        const __nv_bfloat16 *hw = hs0 + buf * P::H_ELEMS;
+        __nv_bfloat16 *xw = xs + kHalo * P::LDX;
         float acc[kMT][P::NT][4];
         /* z: staged in the x tile's rows, stored as 16-byte row pieces */
         tile_product<D, P::NT>(acc, hw, ws, E + wn * 8 * P::NT);
         tile_to_shared<P::NT, P::LDX>(xw, acc, wn * 8 * P::NT);
-        __syncthreads();
-        for (int i = threadIdx.x; i < n_in * (E / 8); i += kThreads) {
+        group_sync(group);
+        for (int i = gt; i < n_in * (E / 8); i += kGroupThreads) {
             const int r = i / (E / 8), c = 8 * (i - r * (E / 8));
             *reinterpret_cast<uint4 *>(z + (r0 + r) * ldz + c) =
-                *reinterpret_cast<const uint4 *>(xs + (kHalo + r) * P::LDX + c);
+                *reinterpret_cast<const uint4 *>(xw + r * P::LDX + c);
         }
-        __syncthreads();
+        group_sync(group);
         /* x, rounded as its store would round it, then the conv + SiLU */
         tile_product<D, P::NT>(acc, hw, ws, wn * 8 * P::NT);
         tile_to_shared<P::NT, P::LDX>(xw, acc, wn * 8 * P::NT);
-        __syncthreads();
+        group_sync(group);
         {
             const int i0 = seg * P::S, nrows = min(P::S, n_in - i0);
             const __nv_bfloat16 *xp = xs + i0 * P::LDX + e;   /* x at tile row i0 - (K-1) + j: xp[j LDX] */
@@ -191,11 +209,11 @@ __global__ void __launch_bounds__(kThreads, 1)
                 for (int k = 0; k < kK - 1; k++) win[k][0] = win[k + 1][0], win[k][1] = win[k + 1][1];
             }
         }
-        __syncthreads();
+        group_sync(group);
         /* the tile's last K-1 rows of x become the next tile's taps (a
          * tile short of kRows ends its sequence: the next one zeroes them) */
         if (n_in == kRows)
-            for (int i = threadIdx.x; i < kHalo * E / 2; i += kThreads) {
+            for (int i = gt; i < kHalo * E / 2; i += kGroupThreads) {
                 const int r = i / (E / 2), c = 2 * (i - r * (E / 2));
                 *reinterpret_cast<uint32_t *>(xs + r * P::LDX + c) =
                     *reinterpret_cast<const uint32_t *>(xs + (kRows + r) * P::LDX + c);
@@ -205,7 +223,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_wait<0>();
 }
 
-/* the current device's SMs; 0 when it cannot be asked */
 int sm_count(void)
 {
     int dev = 0, n = 0;
@@ -225,7 +242,8 @@ cudaError_t launch(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, i
     cudaError_t e = cudaFuncSetAttribute(in_proj_conv_kernel<D, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)P::SMEM);
     if (e != cudaSuccess) return e;
-    const int grid = (int)(batch < sm_count() ? batch : sm_count());
+    const int64_t blocks = (batch + kGroups - 1) / kGroups, sms = sm_count();
+    const int grid = (int)(blocks < sms ? blocks : sms);
     in_proj_conv_kernel<D, E><<<grid, kThreads, P::SMEM, s>>>(
         (__nv_bfloat16 *)u, ldu, (__nv_bfloat16 *)z, ldz, (const __nv_bfloat16 *)hn, ldh,
         (const __nv_bfloat16 *)w_in, ldw, conv_w, conv_b, (int)batch, (int)len);

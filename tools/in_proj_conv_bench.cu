@@ -7,13 +7,18 @@
  * the same inputs can be compared (the unit tests compare against the
  * CPU).
  *
- * Built once per variant (MD_IN_PROJ_WM), not by CMake:
+ * Also times a pass that reads u right after the op (read_us), against
+ * the same pass after a pass over an unrelated buffer (read_cold_us): how
+ * much the op's aftermath (its dirty L2 lines) slows the next kernel, as
+ * x_proj's GEMM after it.
+ *
+ * Built once per variant (MD_IN_PROJ_GROUPS), not by CMake:
  *   nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Ikernels [-D...] \
  *       -o NAME tools/in_proj_conv_bench.cu kernels/mamba_in_proj.cu
  * then on the GPU machine:
  *   VARIANT=NAME NAME [B L d E REPS]      (4096 1000 128 256 20)
- * Prints one line: variant B L d E us GB/s sum(u) sum(z) (GB/s: the bytes
- * the op must move: hn read, u and z written).
+ * Prints one line: variant B L d E us GB/s read_us read_cold_us sum(u)
+ * sum(z) (GB/s: the bytes the op must move: hn read, u and z written).
  */
 #include <cmath>
 #include <cstdio>
@@ -31,6 +36,42 @@ __global__ void sum_view(const __nv_bfloat16 *p, int64_t ld_, int64_t rows, int6
          i += (int64_t)gridDim.x * blockDim.x)
         s += ld_f(p + (i / cols) * ld_ + i % cols);
     atomicAdd(out, s);
+}
+
+/* out[0] = one value from all n uint4 of p, so nothing is dropped */
+__global__ void read_all(const uint4 *p, int64_t n, unsigned *out)
+{
+    unsigned x = 0;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint4 v = __ldcs(p + i);
+        x ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (x == 0x12345678u) out[0] = x;
+}
+
+/* median ms of reps passes of read_all over (p, n), each after before() */
+template <typename F>
+static float read_after_ms(int reps, const uint4 *p, int64_t n, unsigned *out, F &&before)
+{
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    std::vector<float> ms;
+    for (int i = 0; i < reps + 2; i++) {
+        CK(before());
+        CK(cudaEventRecord(a));
+        read_all<<<132 * 8, 512>>>(p, n, out);
+        CK(cudaGetLastError());
+        CK(cudaEventRecord(b));
+        CK(cudaEventSynchronize(b));
+        float t;
+        CK(cudaEventElapsedTime(&t, a, b));
+        if (i >= 2) ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return ms[ms.size() / 2];
 }
 
 static double view_sum(const __nv_bfloat16 *p, int64_t ld, int64_t rows, int64_t cols, double *dsum)
@@ -74,7 +115,16 @@ int main(int argc, char **argv)
         return mdk_in_proj_conv_fwd_bf16(u, E, xz + E, 2 * E, hn, d, w_in, d, cw, cb, B, L, d, E, 0);
     });
     double us = 1e3 * ms[ms.size() / 2], bytes = (double)M * (d + 2 * E) * 2;
-    printf("%s %lld %lld %lld %lld %.1f %.0f %.6e %.6e\n", variant, (long long)B, (long long)L, (long long)d,
-           (long long)E, us, bytes / us * 1e-3, view_sum(u, E, M, E, dsum), view_sum(xz + E, 2 * E, M, E, dsum));
+    const int64_t nu = M * E / 8;
+    float after = read_after_ms(reps, (const uint4 *)u, nu, (unsigned *)dsum, [&] {
+        return mdk_in_proj_conv_fwd_bf16(u, E, xz + E, 2 * E, hn, d, w_in, d, cw, cb, B, L, d, E, 0);
+    });
+    float cold = read_after_ms(reps, (const uint4 *)u, nu, (unsigned *)dsum, [&] {
+        read_all<<<132 * 8, 512>>>((const uint4 *)xz, M * 2 * E / 8, (unsigned *)dsum);
+        return cudaGetLastError();
+    });
+    printf("%s %lld %lld %lld %lld %.1f %.0f %.1f %.1f %.6e %.6e\n", variant, (long long)B, (long long)L,
+           (long long)d, (long long)E, us, bytes / us * 1e-3, 1e3 * after, 1e3 * cold, view_sum(u, E, M, E, dsum),
+           view_sum(xz + E, 2 * E, M, E, dsum));
     return 0;
 }
