@@ -13,13 +13,13 @@
  * rounded to bf16, staged in shared memory and stored in 16-byte rows;
  * then its x half, rounded to bf16 exactly as storing xz would, into the
  * shared x tile, and the conv + SiLU over it with conv1d.cu's arithmetic
- * (the same FMAs in the same order, md_sigmoid), so that the fused and the
+ * (conv1d_pair.cuh), so that the fused and the
  * unfused paths differ only by the products' accumulation order. The next
  * tile's hn rows are in flight (cp.async) while a tile computes. */
 #include "backend_kernels.h"
 
 #include "attention_mma.cuh"
-#include "fastmath.cuh"
+#include "conv1d_pair.cuh"
 
 namespace {
 
@@ -196,17 +196,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             for (int i = 0; i < nrows; i++) {
                 ld_v<2>(xp + (i + kK - 1) * P::LDX, win[kK - 1]);
                 float out[2];
-#pragma unroll
-                for (int v = 0; v < 2; v++) {
-                    float p = bias[v];
-#pragma unroll
-                    for (int k = 0; k < kK; k++) p += wk[v][k] * win[k][v];
-                    out[v] = p * md_sigmoid(p);
-                }
+                conv_silu_pair<kK>(out, win, wk, bias);
                 st_v<2>(up, out);
                 up += ldu;
-#pragma unroll
-                for (int k = 0; k < kK - 1; k++) win[k][0] = win[k + 1][0], win[k][1] = win[k + 1][1];
             }
         }
         group_sync(group);

@@ -1,7 +1,8 @@
 /* The bf16 storage of the CUDA backend's bf16 table (ops.h: act_dtype)
  * against the CPU's fp32 ops on the same bf16-rounded inputs: convert,
  * gemm on bf16 operands (C f32 or bf16, beta 0 and 1), the RMSNorms' bf16
- * y and dy, conv1d + SiLU and the selective scan with every sequence
+ * y and dy, conv1d + SiLU, in_proj fused with it (the inference
+ * forward's in_proj_conv_fwd) and the selective scan with every sequence
  * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
  * long convolution and Linear with bf16 activations; the Transformer++
  * block's RoPE, causal attention (the tensor-core kernels and the fp32

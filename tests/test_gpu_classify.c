@@ -100,8 +100,10 @@ static void check_delta_forms(const char *label, const md_config_t *cfg, const u
  * in_proj + conv1d + SiLU op takes (ops.h in_proj_conv_fwd: d 64 / E 128
  * and d 128 / E 256, at least 2 sequences an SM: 300 on the H200's 132)
  * against the same table without that op (gemm, then conv1d_silu_fwd:
- * the two differ where x rounds differently after the products' two
- * summation orders) and against the CPU in fp32 (bf16's own error) */
+ * the two differ only where x rounds differently after the products' two
+ * summation orders: 0 measured on the H200 at both shapes, a dropped
+ * tail carry 1.1e-2 and 1.7e-2) and against the CPU in fp32 (bf16's own
+ * error: 4.9e-4 and 7.7e-4 measured) */
 static void check_fused_in_proj(int64_t d, int64_t B, int64_t L)
 {
     const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);
@@ -126,7 +128,7 @@ static void check_fused_in_proj(int64_t d, int64_t B, int64_t L)
     if (fused && plain && ref) {
         const double dp = max_abs_diff(fused, plain, B * 5), dr = max_abs_diff(fused, ref, B * 5);
         const double dpr = max_abs_diff(plain, ref, B * 5);
-        CHECK(dp < 1e-2, "%s: inference log-probabilities, fused vs unfused in_proj + conv, differ by %.3g", label, dp);
+        CHECK(dp < 1e-3, "%s: inference log-probabilities, fused vs unfused in_proj + conv, differ by %.3g", label, dp);
         CHECK(dr < 0.1, "%s: inference log-probabilities, fused vs the CPU, differ by %.3g", label, dr);
         printf("%-24s in_proj + conv fused vs unfused: max |dlogp| %.2e; vs the CPU (fp32) %.2e (unfused %.2e)\n",
                label, dp, dr, dpr);

@@ -29,15 +29,6 @@
 #define BENCH_NAME "in_proj_conv_bench"
 #include "bench_common.cuh"
 
-__global__ void sum_view(const __nv_bfloat16 *p, int64_t ld_, int64_t rows, int64_t cols, double *out)
-{
-    double s = 0;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < rows * cols;
-         i += (int64_t)gridDim.x * blockDim.x)
-        s += ld_f(p + (i / cols) * ld_ + i % cols);
-    atomicAdd(out, s);
-}
-
 /* out[0] = one value from all n uint4 of p, so nothing is dropped */
 __global__ void read_all(const uint4 *p, int64_t n, unsigned *out)
 {
@@ -49,39 +40,11 @@ __global__ void read_all(const uint4 *p, int64_t n, unsigned *out)
     if (x == 0x12345678u) out[0] = x;
 }
 
-/* median ms of reps passes of read_all over (p, n), each after before() */
-template <typename F>
-static float read_after_ms(int reps, const uint4 *p, int64_t n, unsigned *out, F &&before)
+/* reads all n uint4 of p: the pass timed after the op */
+static cudaError_t read_pass(const uint4 *p, int64_t n, unsigned *out)
 {
-    cudaEvent_t a, b;
-    CK(cudaEventCreate(&a));
-    CK(cudaEventCreate(&b));
-    std::vector<float> ms;
-    for (int i = 0; i < reps + 2; i++) {
-        CK(before());
-        CK(cudaEventRecord(a));
-        read_all<<<132 * 8, 512>>>(p, n, out);
-        CK(cudaGetLastError());
-        CK(cudaEventRecord(b));
-        CK(cudaEventSynchronize(b));
-        float t;
-        CK(cudaEventElapsedTime(&t, a, b));
-        if (i >= 2) ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    CK(cudaEventDestroy(a));
-    CK(cudaEventDestroy(b));
-    return ms[ms.size() / 2];
-}
-
-static double view_sum(const __nv_bfloat16 *p, int64_t ld, int64_t rows, int64_t cols, double *dsum)
-{
-    double h = 0;
-    CK(cudaMemset(dsum, 0, sizeof h));
-    sum_view<<<1024, 256>>>(p, ld, rows, cols, dsum);
-    CK(cudaGetLastError());
-    CK(cudaMemcpy(&h, dsum, sizeof h, cudaMemcpyDeviceToHost));
-    return h;
+    read_all<<<132 * 8, 512>>>(p, n, out);
+    return cudaGetLastError();
 }
 
 int main(int argc, char **argv)
@@ -116,15 +79,15 @@ int main(int argc, char **argv)
     });
     double us = 1e3 * ms[ms.size() / 2], bytes = (double)M * (d + 2 * E) * 2;
     const int64_t nu = M * E / 8;
-    float after = read_after_ms(reps, (const uint4 *)u, nu, (unsigned *)dsum, [&] {
+    auto read_u = [&] { return read_pass((const uint4 *)u, nu, (unsigned *)dsum); };
+    float after = event_times_ms(reps, read_u, [&] {
         return mdk_in_proj_conv_fwd_bf16(u, E, xz + E, 2 * E, hn, d, w_in, d, cw, cb, B, L, d, E, 0);
-    });
-    float cold = read_after_ms(reps, (const uint4 *)u, nu, (unsigned *)dsum, [&] {
-        read_all<<<132 * 8, 512>>>((const uint4 *)xz, M * 2 * E / 8, (unsigned *)dsum);
-        return cudaGetLastError();
-    });
+    })[reps / 2];
+    float cold = event_times_ms(reps, read_u, [&] {
+        return read_pass((const uint4 *)xz, M * 2 * E / 8, (unsigned *)dsum);
+    })[reps / 2];
     printf("%s %lld %lld %lld %lld %.1f %.0f %.1f %.1f %.6e %.6e\n", variant, (long long)B, (long long)L,
-           (long long)d, (long long)E, us, bytes / us * 1e-3, 1e3 * after, 1e3 * cold, view_sum(u, E, M, E, dsum),
-           view_sum(xz + E, 2 * E, M, E, dsum));
+           (long long)d, (long long)E, us, bytes / us * 1e-3, 1e3 * after, 1e3 * cold, sum_of(u, E, M, E, dsum),
+           sum_of(xz + E, 2 * E, M, E, dsum));
     return 0;
 }
