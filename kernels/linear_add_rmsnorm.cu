@@ -1,0 +1,250 @@
+/* out_proj fused with the residual add and the RMSNorm after it
+ * (backend_kernels.h, ops.h linear_add_rmsnorm_fwd): h = h_in + x w^T,
+ * y = h * rstd * nw, rstd = 1 / sqrt(mean(h^2) + eps), for the Mamba
+ * inference forward's block boundary, where the unfused path writes the
+ * fp32 product and reads it back with the residual (NOTES-backend.md,
+ * "classify: out_proj fused with the residual add and the next RMSNorm").
+ *
+ * A row of h (d <= 256 columns) is one warp's: the warp owns tiles of 16
+ * whole rows, so the epilogue sums the squares in registers (over its
+ * columns, then across the 4 lanes of a fragment's quad) and no other warp
+ * touches the row. w (d x k bf16, 64 KB at d 128, k 256) is loaded into
+ * shared memory once per persistent CTA; each warp streams its x tiles
+ * (16 x k bf16) through two shared stages of its own with cp.async, the
+ * next tile's copy in flight while the current one is multiplied
+ * (mma.sync m16n8k16, fp32 accumulation), so warps never wait on each
+ * other after the weight load. h_in's rows of the tile are loaded into
+ * registers before the product (d <= 128) so that their latency hides
+ * behind it. rstd's arithmetic is rmsnorm.cu's (the fp32 sum of squares,
+ * then 1 / sqrt in double); the sums run in another order than its, and
+ * the product's in another than cuBLAS's.
+ */
+#include "backend_kernels.h"
+#include "mma_bf16.cuh"
+#include "storage.cuh"
+
+#include <math.h>
+
+namespace {
+
+enum { TILE_ROWS = 16, MAX_WARPS = 8, MAX_D = 256 };
+
+/* bf16 elements of one padded shared row of k columns */
+__host__ __device__ constexpr int64_t padded(int64_t k) { return k + PAD; }
+
+/* shared bytes for the weight (dp rows) and nw warps' two x stages */
+size_t smem_bytes(int64_t dp, int64_t k, int nw)
+{
+    return (size_t)(dp + (int64_t)nw * 2 * TILE_ROWS) * (size_t)padded(k) * sizeof(__nv_bfloat16);
+}
+
+/* Queues the copy of rows [r0, r0 + 16) of x (k columns, row stride ldx)
+ * into the padded stage xs, 16 bytes a cp.async from the warp's lanes;
+ * rows from `rows` on are zero-filled (source size 0). */
+__device__ __forceinline__ void copy_x_tile(__nv_bfloat16 *xs, const __nv_bfloat16 *x, int64_t ldx, int64_t r0,
+                                            int64_t rows, int k, int lane)
+{
+    const int chunks = k / 8;
+    for (int i = lane; i < TILE_ROWS * chunks; i += 32) {
+        int r = i / chunks, c = 8 * (i - r * chunks);
+        bool in = r0 + r < rows;
+        uint32_t sa = (uint32_t)__cvta_generic_to_shared(xs + r * padded(k) + c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa),
+                     "l"(x + (in ? (r0 + r) * ldx + c : 0)), "r"(in ? 16 : 0));
+    }
+}
+
+/* DP: d rounded up to the instantiation's width (64, 128, 256); n-tiles
+ * from d on are skipped. TY: y's storage. */
+template <int DP, typename TY>
+__global__ void __launch_bounds__(MAX_WARPS * 32, 1)
+    linear_add_rmsnorm_kernel(float *__restrict__ h, int64_t ldh, TY *__restrict__ y, int64_t ldy,
+                              float *__restrict__ rstd, const __nv_bfloat16 *__restrict__ x, int64_t ldx,
+                              const __nv_bfloat16 *__restrict__ w, int64_t ldw, const float *__restrict__ hin,
+                              int64_t ldhin, const float *__restrict__ nw, int64_t rows, int d, int k, double eps)
+{
+    constexpr int NT = DP / 8;        /* n-tiles of 8 columns */
+    constexpr bool EARLY = DP <= 128; /* h_in in registers during the product */
+    extern __shared__ uint4 smem_raw[];
+    __nv_bfloat16 *ws = reinterpret_cast<__nv_bfloat16 *>(smem_raw);
+    const int kp = (int)padded(k), lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    __nv_bfloat16 *xs = ws + DP * kp + warp * 2 * TILE_ROWS * kp;
+
+    const int chunks = k / 8;
+    for (int i = threadIdx.x; i < DP * chunks; i += blockDim.x) {
+        int r = i / chunks, c = 8 * (i - r * chunks);
+        uint4 v = r < d ? *reinterpret_cast<const uint4 *>(w + r * ldw + c) : make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4 *>(ws + r * kp + c) = v;
+    }
+    __syncthreads();
+
+    const int g = lane >> 2, c2 = 2 * (lane & 3);
+    const int64_t n_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS, stride = (int64_t)gridDim.x * nwarps;
+    int64_t t = (int64_t)blockIdx.x * nwarps + warp;
+    if (t < n_tiles) copy_x_tile(xs, x, ldx, t * TILE_ROWS, rows, k, lane);
+    cp_async_commit();
+    for (int s = 0; t < n_tiles; t += stride, s ^= 1) {
+        if (t + stride < n_tiles) copy_x_tile(xs + (s ^ 1) * TILE_ROWS * kp, x, ldx, (t + stride) * TILE_ROWS, rows, k, lane);
+        cp_async_commit();
+        const int64_t r0 = t * TILE_ROWS + g, r1 = r0 + 8;
+        const bool in0 = r0 < rows, in1 = r1 < rows;
+        float2 hv[EARLY ? NT : 1][2];
+        if (EARLY) {
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                const int col = 8 * nt + c2;
+                hv[nt][0] = nt * 8 < d && in0 ? ld_pair(hin + r0 * ldhin + col) : make_float2(0, 0);
+                hv[nt][1] = nt * 8 < d && in1 ? ld_pair(hin + r1 * ldhin + col) : make_float2(0, 0);
+            }
+        }
+        cp_async_wait<1>();
+        __syncwarp();
+
+        const __nv_bfloat16 *a_s = xs + s * TILE_ROWS * kp;
+        float acc[NT][4];
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0;
+        for (int k0 = 0; k0 < k; k0 += 16) {
+            const __nv_bfloat16 *ar = a_s + g * kp + k0 + c2;
+            uint32_t a[4] = {ld32(ar), ld32(ar + 8 * kp), ld32(ar + 8), ld32(ar + 8 * kp + 8)};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                if (nt * 8 >= d) break;
+                const __nv_bfloat16 *br = ws + (8 * nt + g) * kp + k0 + c2;
+                mma16816(acc[nt], a, ld32(br), ld32(br + 8));
+            }
+        }
+        __syncwarp();   /* the stage is read; the next iteration's copy may overwrite it */
+
+        float ss[2] = {0, 0};
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            if (nt * 8 >= d) break;
+            const int col = 8 * nt + c2;
+            float2 a0 = EARLY ? hv[EARLY ? nt : 0][0] : in0 ? ld_pair(hin + r0 * ldhin + col) : make_float2(0, 0);
+            float2 a1 = EARLY ? hv[EARLY ? nt : 0][1] : in1 ? ld_pair(hin + r1 * ldhin + col) : make_float2(0, 0);
+            acc[nt][0] += a0.x, acc[nt][1] += a0.y, acc[nt][2] += a1.x, acc[nt][3] += a1.y;
+            ss[0] += acc[nt][0] * acc[nt][0] + acc[nt][1] * acc[nt][1];
+            ss[1] += acc[nt][2] * acc[nt][2] + acc[nt][3] * acc[nt][3];
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            ss[i] += __shfl_xor_sync(0xffffffffu, ss[i], 1);
+            ss[i] += __shfl_xor_sync(0xffffffffu, ss[i], 2);
+            ss[i] = (float)(1.0 / sqrt((double)ss[i] / (double)d + eps));
+        }
+        if (c2 == 0) {
+            if (in0) rstd[r0] = ss[0];
+            if (in1) rstd[r1] = ss[1];
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            if (nt * 8 >= d) break;
+            const int col = 8 * nt + c2;
+            const float2 wv = ld_pair(nw + col);
+            if (in0) {
+                st_pair(h + r0 * ldh + col, make_float2(acc[nt][0], acc[nt][1]));
+                st_pair(y + r0 * ldy + col, make_float2(acc[nt][0] * ss[0] * wv.x, acc[nt][1] * ss[0] * wv.y));
+            }
+            if (in1) {
+                st_pair(h + r1 * ldh + col, make_float2(acc[nt][2], acc[nt][3]));
+                st_pair(y + r1 * ldy + col, make_float2(acc[nt][2] * ss[1] * wv.x, acc[nt][3] * ss[1] * wv.y));
+            }
+        }
+    }
+    cp_async_wait<0>();
+}
+
+/* warps a CTA of this call gets: as many as shared memory holds, up to
+ * MAX_WARPS; 0 when not even one fits beside the weight */
+int warps_for(int64_t dp, int64_t k, int64_t smem_max)
+{
+    int nw = MAX_WARPS;
+    while (nw > 0 && (int64_t)smem_bytes(dp, k, nw) > smem_max) nw--;
+    return nw;
+}
+
+int64_t width_of(int64_t d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256; }
+
+/* the opt-in shared memory of a CTA and the SM count of the current device */
+cudaError_t smem_limit(int64_t *bytes, int *sms)
+{
+    int dev = 0, v = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, dev);
+    *bytes = v;
+    return e;
+}
+
+template <int DP, typename TY>
+cudaError_t launch(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const __nv_bfloat16 *x, int64_t ldx,
+                   const __nv_bfloat16 *w, int64_t ldw, const float *hin, int64_t ldhin, const float *nw,
+                   int64_t rows, int64_t d, int64_t k, double eps, int64_t smem_max, int sms, cudaStream_t s)
+{
+    const int nwarps = warps_for(DP, k, smem_max);
+    const size_t bytes = smem_bytes(DP, k, nwarps);
+    cudaError_t e = cudaFuncSetAttribute(linear_add_rmsnorm_kernel<DP, TY>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e != cudaSuccess) return e;
+    const int64_t tiles = (rows + TILE_ROWS - 1) / TILE_ROWS, need = (tiles + nwarps - 1) / nwarps;
+    const unsigned grid = (unsigned)(need < sms ? need : sms);
+    linear_add_rmsnorm_kernel<DP, TY><<<grid, nwarps * 32, bytes, s>>>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin,
+                                                                        ldhin, nw, rows, (int)d, (int)k, eps);
+    return cudaGetLastError();
+}
+
+template <typename TY>
+cudaError_t dispatch(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const __nv_bfloat16 *x, int64_t ldx,
+                     const __nv_bfloat16 *w, int64_t ldw, const float *hin, int64_t ldhin, const float *nw,
+                     int64_t rows, int64_t d, int64_t k, double eps, int64_t smem_max, int sms, cudaStream_t s)
+{
+    switch (width_of(d)) {
+    case 64:
+        return launch<64>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps, smem_max, sms, s);
+    case 128:
+        return launch<128>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps, smem_max, sms, s);
+    default:
+        return launch<256>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps, smem_max, sms, s);
+    }
+}
+
+bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+
+}   // namespace
+
+int mdk_linear_add_rmsnorm_ok(const float *h, int64_t ldh, const void *y, int64_t ldy, int y_bf16, const void *x,
+                              int64_t ldx, const void *w, int64_t ldw, const float *hin, int64_t ldhin, int64_t d,
+                              int64_t k)
+{
+    int64_t smem_max = 0;
+    int sms = 0;
+    if (d < 16 || d > MAX_D || d % 16 || k < 16 || k % 16 || k > INT32_MAX / 2) return 0;
+    if (smem_limit(&smem_max, &sms) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    if (warps_for(width_of(d), k, smem_max) == 0) return 0;
+    /* 16-byte cp.async rows of x and w; pairs of h, h_in and y */
+    const size_t ye = y_bf16 ? 2 : 4;
+    return ldx % 8 == 0 && aligned(x, 16) && ldw % 8 == 0 && aligned(w, 16) && ldh % 2 == 0 && aligned(h, 8) &&
+           ldhin % 2 == 0 && aligned(hin, 8) && ldy % 2 == 0 && aligned(y, 2 * ye);
+}
+
+cudaError_t mdk_linear_add_rmsnorm_fwd(float *h, int64_t ldh, void *y, int64_t ldy, int y_bf16, float *rstd,
+                                       const void *x, int64_t ldx, const void *w, int64_t ldw, const float *hin,
+                                       int64_t ldhin, const float *nw, int64_t rows, int64_t d, int64_t k, double eps,
+                                       cudaStream_t s)
+{
+    if (rows == 0) return cudaSuccess;
+    int64_t smem_max = 0;
+    int sms = 0;
+    cudaError_t e = smem_limit(&smem_max, &sms);
+    if (e != cudaSuccess) return e;
+    const __nv_bfloat16 *xb = static_cast<const __nv_bfloat16 *>(x), *wb = static_cast<const __nv_bfloat16 *>(w);
+    if (y_bf16)
+        return dispatch(h, ldh, static_cast<__nv_bfloat16 *>(y), ldy, rstd, xb, ldx, wb, ldw, hin, ldhin, nw, rows, d,
+                        k, eps, smem_max, sms, s);
+    return dispatch(h, ldh, static_cast<float *>(y), ldy, rstd, xb, ldx, wb, ldw, hin, ldhin, nw, rows, d, k, eps,
+                    smem_max, sms, s);
+}
