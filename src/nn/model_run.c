@@ -100,7 +100,7 @@ static void span_trunk(md_model_t *m, const span_t *s)
     c.branch_only = defer && !fuse;
     for (int64_t l = 0; l < nl; l++) {
         c.h_res = c.branch_only && l > 0 ? rows(m, resid(m, l - 1), s, d) : NULL;
-        md_tensor_t next_w = l + 1 < nl ? md_param_view(&c, m->params, (int)l + 1, MD_ROLE_NORM) : nw;
+        md_tensor_t next_w = fuse && l + 1 < nl ? md_param_view(&c, m->params, (int)l + 1, MD_ROLE_NORM) : nw;
         c.next_norm = fuse ? &next_w : NULL;
         c.norm_y = fuse && l + 1 == nl ? hf.data : NULL;
         c.norm_rstd = fuse && l + 1 == nl ? rstd.data : NULL;
