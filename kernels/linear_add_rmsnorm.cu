@@ -6,18 +6,27 @@
  * "classify: out_proj fused with the residual add and the next RMSNorm").
  *
  * A row of h (d <= 256 columns) is one warp's: the warp owns tiles of 16
- * whole rows, so the epilogue sums the squares in registers (over its
- * columns, then across the 4 lanes of a fragment's quad) and no other warp
- * touches the row. w (d x k bf16, 64 KB at d 128, k 256) is loaded into
+ * whole rows, so no other warp touches a row and its sum of squares stays
+ * inside the warp. w (d x k bf16, 64 KB at d 128, k 256) is loaded into
  * shared memory once per persistent CTA; each warp streams its x tiles
  * (16 x k bf16) through two shared stages of its own with cp.async, the
  * next tile's copy in flight while the current one is multiplied
- * (mma.sync m16n8k16, fp32 accumulation), so warps never wait on each
- * other after the weight load. h_in's rows of the tile are loaded into
- * registers before the product (d <= 128) so that their latency hides
- * behind it. rstd's arithmetic is rmsnorm.cu's (the fp32 sum of squares,
- * then 1 / sqrt in double); the sums run in another order than its, and
- * the product's in another than cuBLAS's.
+ * (mma.sync m16n8k16, fp32 accumulation, fragments by ldmatrix.x4, no
+ * branch in the loop), so warps never wait on each other after the weight
+ * load. h_in's rows of the tile are loaded into registers before the
+ * product (d <= 128) so that their latency hides behind it.
+ *
+ * Two epilogues. Where d <= 128, k >= 2 x the kernel's width and the rows
+ * of h, h_in and y take 4-wide accesses (the classify shape), the row
+ * layout (rows_epilogue): the product goes through the consumed x stage
+ * so that h and y leave as whole-row vector stores. Otherwise the fragment
+ * layout: each lane stores its fragments' column pairs (8 rows of 16 or 32
+ * bytes an instruction) and the sums run over the quad's 4 lanes. On the
+ * H200 at the classify shape: 2.70 ms a call in row layout, 3.32 ms in
+ * fragment layout, against 3.05 ms for cuBLAS's out_proj and
+ * add_rmsnorm_fwd (NOTES-backend.md). rstd's arithmetic is rmsnorm.cu's
+ * (the fp32 sum of squares, then 1 / sqrt in double); the sums run in
+ * another order than its, and the product's in another than cuBLAS's.
  */
 #include "backend_kernels.h"
 #include "mma_bf16.cuh"
@@ -28,7 +37,6 @@
 namespace {
 
 enum { TILE_ROWS = 16, MAX_WARPS = 8, MAX_D = 256 };
-constexpr bool ROW_EPILOGUE = true;
 
 /* bf16 elements of one padded shared row of k columns */
 __host__ __device__ constexpr int64_t padded(int64_t k) { return k + PAD; }
@@ -65,14 +73,6 @@ __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p)
                  : "r"((uint32_t)__cvta_generic_to_shared(p)));
 }
 
-/* The epilogue in row layout (ROWS): the product (fragments) goes through
- * the warp's consumed x stage, so that each lane holds 4 consecutive
- * columns of every row (h_in's too, hr, loaded that way before the
- * product) and h and y leave as whole-row vector stores (a 512-byte h row
- * one instruction) where the fragment layout stores 8 rows of 16 or 32
- * bytes an instruction. The 16 rows' sums of squares reduce across the
- * warp in one butterfly (16 values a lane halved at each step: 16
- * shuffles, not 5 for each row), leaving row lane / 2's sum in lane lane. */
 /* one butterfly step of rows_epilogue's reduction: lanes with bit 2 N set
  * keep values N .. 2 N - 1 (the upper rows), their partners 0 .. N - 1,
  * each adding the partner's share of the rows it keeps */
@@ -88,6 +88,14 @@ __device__ __forceinline__ void fold_rows(float (&v)[TILE_ROWS], int lane)
     if constexpr (N > 1) fold_rows<N / 2>(v, lane);
 }
 
+/* The epilogue in row layout (ROWS): the product (fragments) goes through
+ * the warp's consumed x stage, so that each lane holds 4 consecutive
+ * columns of every row (h_in's too, hr, loaded that way before the
+ * product) and h and y leave as whole-row vector stores (a 512-byte h row
+ * one instruction) where the fragment layout stores 8 rows of 16 or 32
+ * bytes an instruction. The 16 rows' sums of squares reduce across the
+ * warp in one butterfly (16 values a lane halved at each step: 16
+ * shuffles, not 5 for each row), leaving row lane / 2's sum in lane lane. */
 template <int DP, int RC, typename TY>
 __device__ __forceinline__ void rows_epilogue(__nv_bfloat16 *stage, float (&acc)[DP / 8][4],
                                               float (&hr)[TILE_ROWS][RC][4], float *h, int64_t ldh, TY *y,
@@ -315,8 +323,8 @@ cudaError_t launch(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const
                    const __nv_bfloat16 *w, int64_t ldw, const float *hin, int64_t ldhin, const float *nw,
                    int64_t rows, int64_t d, int64_t k, double eps, int64_t smem_max, int sms, cudaStream_t s)
 {
-    const bool rows_ok = ROW_EPILOGUE && DP <= 128 && k >= 2 * DP && ldh % 4 == 0 && aligned(h, 16) &&
-                         ldhin % 4 == 0 && aligned(hin, 16) && ldy % 4 == 0 && aligned(y, 4 * sizeof(TY));
+    const bool rows_ok = DP <= 128 && k >= 2 * DP && ldh % 4 == 0 && aligned(h, 16) && ldhin % 4 == 0 &&
+                         aligned(hin, 16) && ldy % 4 == 0 && aligned(y, 4 * sizeof(TY));
     if (rows_ok)
         return launch_as<DP, TY, DP <= 128>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps,
                                             smem_max, sms, s);
