@@ -637,6 +637,7 @@ static const md_backend_t cpu_backend = {
     .rmsnorm_fwd = cpu_rmsnorm_fwd,
     .rmsnorm_bwd = cpu_rmsnorm_bwd,
     .add_rmsnorm_fwd = cpu_add_rmsnorm_fwd,
+    .linear_add_rmsnorm_fwd = md_cpu_linear_add_rmsnorm_fwd,
     .conv1d_silu_fwd = cpu_conv1d_silu_fwd,
     .conv1d_silu_bwd = cpu_conv1d_silu_bwd,
     .scan_fwd = cpu_scan_fwd,
