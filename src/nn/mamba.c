@@ -177,11 +177,12 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
     /* hn in y's slot (d <= E columns of each row): in_proj reads it before
      * the scan writes y, and the backward recomputes it. With the block
-     * boundary fused (mamba.h, next_norm) in u's slot instead: out_proj's
+     * boundary fused (mamba.h, next_norm) in delta's slot instead: out_proj's
      * fused op reads y while it writes the next block's hn, whose rows (d
-     * wide) would overlap other rows of y (E wide); u is dead from the
-     * scan's end until conv1d writes it, after in_proj has read hn. */
-    md_tensor_t hn = amat(c, c->next_norm ? a->u : a->y, M, d);
+     * wide) would overlap other rows of y (E wide); delta is dead from the
+     * scan's end (and unused where the scan forms it) until dt_proj's GEMM
+     * writes it, after in_proj has read hn, and no op between writes it. */
+    md_tensor_t hn = amat(c, c->next_norm ? a->delta : a->y, M, d);
 
     if (c->h_res) {   /* h_in = previous branch + h_res, completed here (mamba.h) */
         md_tensor_t hres = mat(c, (void *)c->h_res, M, d);

@@ -78,7 +78,7 @@ typedef struct md_block_ctx {
  * on the bf16 CUDA table, halving them). The normalised input hn has no
  * buffer of its own: it lives in y's slot until in_proj has read it, and
  * the backward recomputes it there (md_mamba_bwd); with the block boundary
- * fused (md_block_ctx_t.next_norm), in u's slot (md_mamba_fwd). */
+ * fused (md_block_ctx_t.next_norm), in delta's slot (md_mamba_fwd). */
 typedef struct md_mamba_acts {
     void *rstd, *xz, *u, *xdbl, *delta, *y, *states;
 } md_mamba_acts_t;
