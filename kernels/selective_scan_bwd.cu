@@ -343,35 +343,32 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         float dA[4] = {0.f, 0.f, 0.f, 0.f};
         float dDacc = 0.f, dbacc = 0.f;
         int buf = 0;
-        /* The lane's owned rows of the segment before the current one (its
-         * loads ahead) and of the current one (its stores of du, ddelta,
-         * dz), and the row of this thread's dBm/dCm sums: a segment back
-         * each time, the 64-bit row products once a chunk, not once a
-         * segment (NOTES-scan.md, v9). */
-        const int64_t own_last = row0 + (nseg - 1) * TS + q * R, red_last = row0 + (nseg - 1) * TS + red_j0;
-        const T *pu_prev = a.u + (own_last - TS) * a.ld_u + ec;
-        const T *pd_prev = a.delta + (own_last - TS) * a.ld_delta + ec;
-        const T *pz_prev = a.z + (own_last - TS) * a.ld_z + ec, *py_prev = a.dy + (own_last - TS) * a.ld_dy + ec;
-        T *pdu = a.du + own_last * a.ld_du + ec, *pddel = a.ddelta + own_last * a.ld_ddelta + ec;
-        T *pdz = a.dz + own_last * a.ld_dz + ec;
-        /* the sums go to the channel block's partials (fp32) or to dBm / dCm
-         * themselves (T): one byte pointer and row stride for either */
-        const bool to_part = dbc_part != NULL;
         const int nv_last = (int)len - (nseg - 1) * TS;   /* the steps of the last segment */
+        /* Where this thread's dBm/dCm sums of the last segment go, a segment
+         * back each time (the 64-bit row product once a chunk): the channel
+         * block's partials (fp32) or dBm / dCm themselves (T), one byte
+         * pointer and row stride for either. The loads ahead and the stores
+         * of du, ddelta, dz keep their per-segment row products: with
+         * pointers carried across segments as well, ptxas sank the loads to
+         * the segment's end, where their latency showed (NOTES-scan.md, v9). */
+        const int64_t red_last = row0 + (nseg - 1) * TS + red_j0;
+        const bool to_part = dbc_part != NULL;
         const int64_t red_ld = to_part ? 2 * N * (int64_t)sizeof(float)
                                        : (red_isB ? a.ld_dB : a.ld_dC) * (int64_t)sizeof(T);
         char *red_out = to_part ? (char *)(dbc_part + (cb * a.B * a.L + red_last) * 2 * N + red_dcol)
                                 : (char *)((red_isB ? a.dBm : a.dCm) + red_last * (red_isB ? a.ld_dB : a.ld_dC) + red_n);
-        for (int seg = nseg - 1; seg >= 0; seg--, pu_prev -= TS * a.ld_u, pd_prev -= TS * a.ld_delta,
-                 pz_prev -= TS * a.ld_z, py_prev -= TS * a.ld_dy, pdu -= TS * a.ld_du,
-                 pddel -= TS * a.ld_ddelta, pdz -= TS * a.ld_dz, red_out -= TS * red_ld) {
+        for (int seg = nseg - 1; seg >= 0; seg--, red_out -= TS * red_ld) {
             float *const red_seg = red + buf * TS * NW * 2 * NPAD + red_slot;
             const int nv = seg == nseg - 1 ? nv_last : TS;
             const float4 hc = ckpt[seg * NT + tid];
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
 
-            /* the owned steps' per-channel values, and the loads of the
-             * segment before's */
+            /* the owned steps' per-channel values; the segment before's
+             * owned rows, whose loads the loop issues (the row products once
+             * a segment, not per load: NOTES-scan.md, v7) */
+            const int64_t prev = row0 + (seg - 1) * TS + q * R;
+            const T *pu_prev = a.u + prev * a.ld_u + ec, *pd_prev = a.delta + prev * a.ld_delta + ec;
+            const T *pz_prev = a.z + prev * a.ld_z + ec, *py_prev = a.dy + prev * a.ld_dy + ec;
             float o_dt[R], o_dys[R];
             __syncwarp();   /* phase 1's last reads of bcast are done (later segments: the barrier below) */
 #pragma unroll
@@ -460,6 +457,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             }
 
             /* finish the owned steps */
+            const int64_t own = row0 + seg * TS + q * R;
+            T *pdu = a.du + own * a.ld_du + ec, *pddel = a.ddelta + own * a.ld_ddelta + ec, *pdz = a.dz + own * a.ld_dz + ec;
             md_transpose_reduce<TS, md_ilog2(Q)>(l_dhB, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_eaA, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_ys, lane, Q / 2);
