@@ -1,6 +1,6 @@
 /* The tensor-core pieces shared by attention_mma.cu (forward) and
- * attention_mma_bwd.cu (backward): one m16n8k16 bf16 product with fp32
- * accumulation, fragment loads from shared tiles, C -> A re-packing,
+ * attention_mma_bwd.cu (backward), over mma_bf16.cuh's m16n8k16 bf16
+ * product with fp32 accumulation: fragment loads from shared tiles, C -> A re-packing,
  * stores of fp32 C tiles into fp32 or bf16 views (storage.cuh), a
  * (sequence, head) pair's offsets, the workspace's layout, the pass that
  * fills its bf16 copies (from fp32 or bf16 views), the choice between
@@ -23,6 +23,7 @@
 #define MD_KERNELS_ATTENTION_MMA_CUH
 
 #include "backend_kernels.h"
+#include "mma_bf16.cuh"
 #include "storage.cuh"
 
 #include <cuda_bf16.h>
@@ -31,34 +32,7 @@
 
 namespace {
 
-enum { PAD = 8 };   /* bf16 padding of a shared tile's rows */
 constexpr float LOG2E = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-/* d += a b: one m16n8k16 bf16 product with fp32 accumulation */
-__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-/* waits until at most N committed cp.async groups are still in flight */
-template <int N>
-__device__ __forceinline__ void cp_async_wait()
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 /* fast 2^x (ex2.approx.ftz: 2^-inf = 0) */
 __device__ __forceinline__ float fast_exp2(float x)

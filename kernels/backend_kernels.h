@@ -98,6 +98,21 @@ cudaError_t mdk_rmsnorm_fwd_bf16(void *y, int64_t ldy, float *rstd, const float 
 cudaError_t mdk_add_rmsnorm_fwd_bf16(float *h, int64_t ldh, void *y, int64_t ldy, float *rstd, const float *hin,
                                      int64_t ldhin, const float *xadd, int64_t ldxadd, const float *w, int64_t rows,
                                      int64_t dim, double eps, cudaStream_t s);
+
+/* ---- linear_add_rmsnorm.cu ---- */
+/* h (rows, d) = hin + x w^T (x (rows, k), w (d, k), both bf16), then y
+ * (bf16 when y_bf16, else f32) and rstd as mdk_rmsnorm_fwd of h with
+ * weight nw; h and y alias nothing. Only for calls that
+ * mdk_linear_add_rmsnorm_ok takes: d a multiple of 16 up to 256, k a
+ * multiple of 16 whose weight fits in shared memory, 16-byte aligned rows
+ * of x and w, 2-element aligned rows of h, hin and y. */
+int mdk_linear_add_rmsnorm_ok(const float *h, int64_t ldh, const void *y, int64_t ldy, int y_bf16, const void *x,
+                              int64_t ldx, const void *w, int64_t ldw, const float *hin, int64_t ldhin, int64_t d,
+                              int64_t k);
+cudaError_t mdk_linear_add_rmsnorm_fwd(float *h, int64_t ldh, void *y, int64_t ldy, int y_bf16, float *rstd,
+                                       const void *x, int64_t ldx, const void *w, int64_t ldw, const float *hin,
+                                       int64_t ldhin, const float *nw, int64_t rows, int64_t d, int64_t k, double eps,
+                                       cudaStream_t s);
 /* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1);
  * dx16: NULL, or a bf16 (rows, dim) copy of the final dx (ld ld16) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,

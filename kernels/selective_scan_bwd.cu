@@ -311,14 +311,16 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         }
         __syncthreads();
 
-        /* Phase 1: the state entering each segment. */
-        for (int seg = 0; seg < nseg; seg++) {
+        /* Phase 1: the state entering each segment. The lane's owned rows of
+         * the next segment (its loads ahead), a segment further each time:
+         * the 64-bit row products once a chunk (NOTES-scan.md, v9). */
+        const T *pu_next = a.u + (row0 + TS + q * R) * a.ld_u + ec;
+        const T *pd_next = a.delta + (row0 + TS + q * R) * a.ld_delta + ec;
+        for (int seg = 0; seg < nseg; seg++, pu_next += TS * a.ld_u, pd_next += TS * a.ld_delta) {
             ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
             if (seg == nseg - 1) break;
             /* the owned steps' dt, dt u to bcast (as phase 2 does), and the
              * loads of the next segment's */
-            const int64_t next = row0 + (seg + 1) * TS + q * R;
-            const T *pu_next = a.u + next * a.ld_u + ec, *pd_next = a.delta + next * a.ld_delta + ec;
             __syncwarp();   /* the segment before's reads of bcast are done */
 #pragma unroll
             for (int k = 0; k < R; k++) {
@@ -341,9 +343,23 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         float dA[4] = {0.f, 0.f, 0.f, 0.f};
         float dDacc = 0.f, dbacc = 0.f;
         int buf = 0;
-        for (int seg = nseg - 1; seg >= 0; seg--) {
+        const int nv_last = (int)len - (nseg - 1) * TS;   /* the steps of the last segment */
+        /* Where this thread's dBm/dCm sums of the last segment go, a segment
+         * back each time (the 64-bit row product once a chunk): the channel
+         * block's partials (fp32) or dBm / dCm themselves (T), one byte
+         * pointer and row stride for either. The loads ahead and the stores
+         * of du, ddelta, dz keep their per-segment row products: with
+         * pointers carried across segments as well, ptxas sank the loads to
+         * the segment's end, where their latency showed (NOTES-scan.md, v9). */
+        const int64_t red_last = row0 + (nseg - 1) * TS + red_j0;
+        const bool to_part = dbc_part != NULL;
+        const int64_t red_ld = to_part ? 2 * N * (int64_t)sizeof(float)
+                                       : (red_isB ? a.ld_dB : a.ld_dC) * (int64_t)sizeof(T);
+        char *red_out = to_part ? (char *)(dbc_part + (cb * a.B * a.L + red_last) * 2 * N + red_dcol)
+                                : (char *)((red_isB ? a.dBm : a.dCm) + red_last * (red_isB ? a.ld_dB : a.ld_dC) + red_n);
+        for (int seg = nseg - 1; seg >= 0; seg--, red_out -= TS * red_ld) {
             float *const red_seg = red + buf * TS * NW * 2 * NPAD + red_slot;
-            const int nv = (int)min((int64_t)TS, len - seg * TS);
+            const int nv = seg == nseg - 1 ? nv_last : TS;
             const float4 hc = ckpt[seg * NT + tid];
             const float hstart[4] = {hc.x, hc.y, hc.z, hc.w};
 
@@ -441,11 +457,11 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             }
 
             /* finish the owned steps */
+            const int64_t own = row0 + seg * TS + q * R;
+            T *pdu = a.du + own * a.ld_du + ec, *pddel = a.ddelta + own * a.ld_ddelta + ec, *pdz = a.dz + own * a.ld_dz + ec;
             md_transpose_reduce<TS, md_ilog2(Q)>(l_dhB, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_eaA, lane, Q / 2);
             md_transpose_reduce<TS, md_ilog2(Q)>(l_ys, lane, Q / 2);
-            const int64_t own = row0 + seg * TS + q * R;
-            T *pdu = a.du + own * a.ld_du + e, *pddel = a.ddelta + own * a.ld_ddelta + e, *pdz = a.dz + own * a.ld_dz + e;
 #pragma unroll
             for (int k = 0; k < R; k++) {
                 const int j = q * R + k;
@@ -470,11 +486,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 /* A segment has TS * 2 * NPAD sums, a multiple of NT: thread
                  * tid finishes sums tid, tid + NT, ..., all of one column
                  * (red_col) and rows red_j0 + k * NT / (2 * NPAD). */
-                const int64_t srow = row0 + seg * TS + red_j0;
                 const float *rs = red + (buf * TS + red_j0) * NW * 2 * NPAD + red_col;
-                float *ps = dbc_part ? dbc_part + (cb * a.B * a.L + srow) * 2 * N + red_dcol : NULL;
-                T *ds = red_isB ? a.dBm + srow * a.ld_dB + red_n : a.dCm + srow * a.ld_dC + red_n;
-                const int64_t ld = red_isB ? a.ld_dB : a.ld_dC;
                 constexpr int RPI = NT / (2 * NPAD);   /* rows an iteration */
 #pragma unroll
                 for (int k = 0; k < TS / RPI; k++) {
@@ -482,8 +494,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                     float sum = 0.f;
 #pragma unroll
                     for (int w = 0; w < NW; w++) sum += rs[(k * RPI * NW + w) * 2 * NPAD];
-                    if (ps) ps[k * RPI * 2 * N] = sum;
-                    else md_st(ds + k * RPI * ld, sum);
+                    char *o = red_out + k * RPI * red_ld;
+                    if (to_part) *reinterpret_cast<float *>(o) = sum;
+                    else md_st(reinterpret_cast<T *>(o), sum);
                 }
             }
             if (C::NRED == 1) __syncthreads();

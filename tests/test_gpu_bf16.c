@@ -4,7 +4,8 @@
  * y and dy, conv1d + SiLU, in_proj fused with it (the inference
  * forward's in_proj_conv_fwd) and the selective scan with every sequence
  * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
- * long convolution and Linear with bf16 activations; the Transformer++
+ * long convolution and Linear with bf16 activations; the Mamba inference
+ * forward's out_proj fused with the residual add and the next RMSNorm; the Transformer++
  * block's RoPE, causal attention (the tensor-core kernels and the fp32
  * fallback's head dims) and SwiGLU with bf16 activations. Fresh random inputs every run (seed printed); outputs
  * poisoned with NaN first; whole buffers compared, row padding included;
@@ -656,6 +657,55 @@ static void check_linear16(const md_backend_t *bf)
     }
 }
 
+/* linear_add_rmsnorm_fwd (the Mamba inference forward's out_proj with the
+ * residual add and the next RMSNorm) against the CPU's composition: bf16 x
+ * and w, y bf16 (the next block's hn) or f32 (norm_f's hf). The
+ * tensor-core kernel's shapes, with the row-layout epilogue (x pad 8: rows
+ * of h, h_in and y 4-wide, K >= 2 x D's kernel width) and the fragment
+ * one: M not a multiple of its 16-row tiles, M 1, D 48 and 144 (columns
+ * past D in the 64 and 256 wide kernels), D 256 (fewer warps beside the
+ * larger weight); the fallback's: D 72 (not a multiple of 16), D 512, a
+ * weight over shared memory (D 256, K 512), x's row stride not a multiple
+ * of 8 (no 16-byte rows), and f32 x and w on the fp32 table. */
+static void check_linear_add_rmsnorm16(const md_backend_t *bf)
+{
+    /* M, D, K, x's row padding, y bf16, x bf16 */
+    static const int64_t shapes[][6] = {
+        {1000, 128, 256, 8, 1, 1}, {1000, 128, 256, 8, 0, 1}, {1, 128, 256, 8, 1, 1},  {500, 64, 128, 8, 1, 1},
+        {77, 48, 128, 8, 1, 1},    {1000, 128, 256, 0, 1, 1}, {1000, 128, 256, 0, 0, 1}, {1, 128, 256, 0, 1, 1},
+        {77, 48, 64, 8, 1, 1},     {333, 144, 96, 0, 1, 1},   {2049, 256, 256, 8, 1, 1}, {100, 72, 128, 0, 1, 1},
+        {50, 512, 64, 0, 1, 1},    {333, 256, 512, 0, 1, 1},  {300, 128, 256, 3, 1, 1},  {300, 128, 256, 0, 0, 0}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int64_t M = shapes[s][0], D = shapes[s][1], K = shapes[s][2], xp = shapes[s][3], y16 = shapes[s][4];
+        int x16 = (int)shapes[s][5];
+        const md_backend_t *be = x16 ? bf : gpu;
+        double a = sqrt(3.0 / (double)K);
+        char sh[96];
+        snprintf(sh, sizeof sh, "M=%lld D=%lld K=%lld x pad %lld y %s x %s", (long long)M, (long long)D, (long long)K,
+                 (long long)xp, y16 ? "bf16" : "f32", x16 ? "bf16" : "f32");
+        const int64_t rp = xp == 8 ? 4 : 2;   /* row padding: 4-wide rows for x pad 8 */
+        b16_t x = mk16(M, K, K + xp, -1, 1), w = mk16(D, K, K, -a, a), yb = mk16(M, D, D + 2 * rp, -1, 1);
+        buf_t x32 = mk(M, K, K + xp, -1, 1), w32 = mk(D, K, K, -a, a);
+        buf_t hin = mk(M, D, D + rp, -2, 2), h = mk(M, D, D + 4, -1, 1), yf = mk(M, D, D + rp, -1, 1);
+        buf_t nw = mk(1, D, D, 0.5, 1.5), rs = mk(1, M, M, 0, 1);
+        poison16(&yb), poison(&yf), poison(&h), poison(&rs);
+        md_tensor_t xh = x16 ? h16(&x) : th(&x32), xd = x16 ? d16(&x) : td(&x32);
+        md_tensor_t wh = x16 ? h16(&w) : th(&w32), wd = x16 ? d16(&w) : td(&w32);
+        md_tensor_t yh = y16 ? h16(&yb) : th(&yf), yd = y16 ? d16(&yb) : td(&yf);
+        md_tensor_t ih = th(&hin), id = td(&hin), hh = th(&h), hd = td(&h), nh = th(&nw), nd = td(&nw);
+        md_tensor_t rh = md_tensor_1d(rs.h, MD_DTYPE_F32, MD_DEVICE_CPU, M), rd = md_tensor_1d(rs.d, MD_DTYPE_F32, MD_DEVICE_CUDA, M);
+        cpu->linear_add_rmsnorm_fwd(cpu, &hh, &yh, &rh, &xh, &wh, &ih, &nh, 1e-5);
+        be->linear_add_rmsnorm_fwd(be, &hd, &yd, &rd, &xd, &wd, &id, &nd, 1e-5);
+        record("linear_add_rmsnorm_fwd", "h_out", relerr(&h), TOL, sh);
+        record("linear_add_rmsnorm_fwd", y16 ? "y bf16" : "y f32", y16 ? err16(&yb) : relerr(&yf),
+               y16 ? ONE_ROUNDING : TOL, sh);
+        record("linear_add_rmsnorm_fwd", "rstd", relerr(&rs), TOL, sh);
+        record("linear_add_rmsnorm_fwd", "h_in (untouched)", relerr(&hin), 0, sh);
+        drop16(&x), drop16(&w), drop16(&yb);
+        drop(&x32), drop(&w32), drop(&hin), drop(&h), drop(&yf), drop(&nw), drop(&rs);
+    }
+}
+
 /* RoPE (q forward, k inverse: column slices), causal attention and its
  * backward with q, k, v, o, dO, dq, dk, dv bf16 (lse f32), on the views the
  * model makes: slices of one padded (B*L, 3 H dh) matrix. Each op's inputs
@@ -771,6 +821,7 @@ int main(void)
     check_dwconv16(bf);
     check_fftconv16(bf);
     check_linear16(bf);
+    check_linear_add_rmsnorm16(bf);
     check_transformer16(bf);
     check_swiglu16(bf);
     gpu->sync(gpu);

@@ -7,9 +7,10 @@
  * inference (md_model_opts_t.inference) on the GPU; for Mamba, whose
  * scan forms delta in the inference forward (ops.h md_scan_forms_delta),
  * those also against the CPU and the GPU with tables that never form it
- * (dt_proj's GEMM first); for Mamba on the bf16 table at batches its fused
- * in_proj + conv1d + SiLU takes, that against the unfused ops and the CPU.
- * Mamba, Transformer++
+ * (dt_proj's GEMM first), and on the bf16 table, whose block boundaries
+ * are linear_add_rmsnorm_fwd's kernel; for Mamba on the bf16 table at
+ * batches its fused in_proj + conv1d + SiLU takes, that against the
+ * unfused ops and the CPU. Mamba, Transformer++
  * and Hyena, last and mean pooling, an unlabelled sequence among them. The head adds no kernel of its own (model.h): this
  * checks the strided views, the ones-vector gemms and the host softmax
  * through the CUDA backend's ops.
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_linear.h"
 #include "backend/device.h"
 #include "backend/ops.h"
 #include "nn/config.h"
@@ -136,6 +138,32 @@ static void check_fused_in_proj(int64_t d, int64_t B, int64_t L)
     free(fused), free(plain), free(ref), free(tok), free(lab);
 }
 
+/* Mamba planned for inference on the bf16 table, whose block boundaries
+ * (block 0's out_proj into block 1's norm, the last block's into norm_f and
+ * its f32 hf) are linear_add_rmsnorm_fwd's tensor-core kernel (d 64,
+ * d_inner 128), against a copy of the table that composes the op from its
+ * gemm and add_rmsnorm_fwd (cpu_linear.h), and against the CPU's fp32
+ * log-probabilities lc: bf16 activations, so looser bounds than fp32's */
+static void check_bf16_boundary(const char *label, const md_config_t *cfg, const uint8_t *tok, const int32_t *lab,
+                                int64_t B, int64_t L, const float *lc)
+{
+    const md_backend_t *bf = md_backend_cuda_ex(0, MD_PRECISION_BF16);
+    CHECK(bf != NULL, "%s: bf16 table", label);
+    if (!bf) return;
+    md_backend_t composed = *bf;
+    composed.linear_add_rmsnorm_fwd = md_cpu_linear_add_rmsnorm_fwd;
+    float *lf = infer_logp(label, cfg, bf, tok, lab, B, L), *lu = infer_logp(label, cfg, &composed, tok, lab, B, L);
+    if (lf && lu) {
+        const double du = max_abs_diff(lf, lu, B * 5), dc = max_abs_diff(lf, lc, B * 5);
+        CHECK(du < 1e-2, "%s: bf16 inference, fused vs composed block boundary: log-probabilities differ by %.3g",
+              label, du);
+        CHECK(dc < 5e-2, "%s: bf16 inference vs the CPU's fp32: log-probabilities differ by %.3g", label, dc);
+        printf("%-24s bf16 inference, fused block boundary: max |dlogp| %.2e vs composed, %.2e vs CPU fp32\n", label,
+               du, dc);
+    }
+    free(lf), free(lu);
+}
+
 static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64_t L)
 {
     md_config_t cfg;
@@ -189,7 +217,10 @@ static void run(const char *label, md_arch_t arch, int pooling, int64_t B, int64
     }
     printf("%-24s max |dlogp| %.2e (inference plan %.2e), gradient rel. diff %.2e (head %.2e)\n", label, lp, li, all,
            head);
-    if (arch == MD_ARCH_MAMBA) check_delta_forms(label, &cfg, tok, lab, B, L);
+    if (arch == MD_ARCH_MAMBA) {
+        check_delta_forms(label, &cfg, tok, lab, B, L);
+        check_bf16_boundary(label, &cfg, tok, lab, B, L, lc);
+    }
     free(gc), free(gg), free(tok), free(lab), free(lc), free(lg);
     md_model_free(mc);
     md_model_free(mg);

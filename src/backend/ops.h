@@ -198,6 +198,21 @@ struct md_backend {
      * accumulate = 1) adds the norm's part in its one pass. */
     void (*add_rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *h_out, md_tensor_t *y, md_tensor_t *rstd,
                             const md_tensor_t *h_in, const md_tensor_t *x_add, const md_tensor_t *w, double eps);
+    /* A Linear fused with the residual add and the RMSNorm after it (the
+     * Mamba block's out_proj and the next block's prenorm, inference):
+     * h_out (M, D) = h_in + x w^T, x (M, K), w (D, K), then y and rstd as
+     * rmsnorm_fwd(y, rstd, h_out, nw, eps). h_out and y alias nothing (each
+     * other, x, h_in). The CPU composes gemm (beta 0, into h_out) and
+     * add_rmsnorm_fwd(h_out, y, rstd, h_out, h_in): the same bits as the
+     * unfused block end. CUDA: x and w bf16 (both), y bf16 or f32 (h_in,
+     * h_out, rstd, nw f32); one tensor-core kernel where D is a multiple of
+     * 16 up to 256 and w fits in shared memory
+     * (kernels/linear_add_rmsnorm.cu: the sums in another order than
+     * gemm's and rmsnorm_fwd's), else (and for f32 x) the table's gemm and
+     * add_rmsnorm_fwd as the CPU composes them. */
+    void (*linear_add_rmsnorm_fwd)(const md_backend_t *be, md_tensor_t *h_out, md_tensor_t *y, md_tensor_t *rstd,
+                                   const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *h_in,
+                                   const md_tensor_t *nw, double eps);
 
     /* ---- depthwise causal conv1d + SiLU, (B, L, E) layout ---- */
     /* y[b,t,e] = silu(bias[e] + sum_k w[e,k] x[b,t-K+1+k,e]), x taken as 0

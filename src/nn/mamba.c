@@ -176,13 +176,18 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
     /* hn in y's slot (d <= E columns of each row): in_proj reads it before
-     * the scan writes y, and the backward recomputes it */
-    md_tensor_t hn = amat(c, a->y, M, d);
+     * the scan writes y, and the backward recomputes it. With the block
+     * boundary fused (mamba.h, next_norm) in delta's slot instead: out_proj's
+     * fused op reads y while it writes the next block's hn, whose rows (d
+     * wide) would overlap other rows of y (E wide); delta is dead from the
+     * scan's end (and unused where the scan forms it) until dt_proj's GEMM
+     * writes it, after in_proj has read hn, and no op between writes it. */
+    md_tensor_t hn = amat(c, c->next_norm ? a->delta : a->y, M, d);
 
     if (c->h_res) {   /* h_in = previous branch + h_res, completed here (mamba.h) */
         md_tensor_t hres = mat(c, (void *)c->h_res, M, d);
         be->add_rmsnorm_fwd(be, &hin, &hn, &rstd, &hin, &hres, &w.norm_w, cfg->norm_eps);
-    } else {
+    } else if (!c->hn_given) {   /* hn_given: the previous block's out_proj normalised h_in (mamba.h) */
         be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
     }
     /* inference never reads x again: in_proj and the conv in one op where
@@ -197,7 +202,12 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
     be->scan_fwd(be, &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
                  c->inference ? NULL : a->states);
-    if (h_out) {
+    if (c->next_norm) {
+        md_tensor_t hout = mat(c, h_out, M, d);
+        md_tensor_t ny = c->norm_y ? mat(c, c->norm_y, M, d) : hn;
+        md_tensor_t nr = c->norm_rstd ? md_tensor_1d(c->norm_rstd, c->dtype, be->device, M) : rstd;
+        be->linear_add_rmsnorm_fwd(be, &hout, &ny, &nr, &y, &w.out_proj, &hin, c->next_norm, cfg->norm_eps);
+    } else if (h_out) {
         md_tensor_t hout = mat(c, h_out, M, d);
         if (!c->branch_only) be->copy(be, h_out, h_in, (size_t)(M * d) * md_dtype_size(c->dtype), MD_COPY_D2D);
         be->gemm(be, 0, 1, 1.0, &y, &w.out_proj, c->branch_only ? 0.0 : 1.0, &hout);

@@ -55,6 +55,18 @@ typedef struct md_block_ctx {
      * h_in += h_res, fused with its prenorm. 0 and NULL: whole blocks. */
     int branch_only;
     const void *h_res;
+    /* Inference's block boundary in one op (linear_add_rmsnorm_fwd), for
+     * the same blocks, in place of branch_only and h_res: with next_norm
+     * not NULL, fwd ends with out_proj fused with the residual add and the
+     * RMSNorm of weight next_norm that follows it: h_out = h_in + branch,
+     * complete, and its normalised rows and rstd into norm_y and norm_rstd
+     * (norm_f's hf and rstd_f after the last block), or where those are
+     * NULL into the activation set's hn and rstd slots, where the next
+     * block, called with hn_given, finds its norm done. All blocks share
+     * the one set (inference). */
+    const md_tensor_t *next_norm;
+    void *norm_y, *norm_rstd;
+    int hn_given;
     /* 1: forward only (md_model_opts_t.inference): nothing needs to be kept
      * for a backward, so the scan gets no states buffer */
     int inference;
@@ -65,7 +77,8 @@ typedef struct md_block_ctx {
  * the model's dtype, the others of the activation dtype (md_act_dtype: bf16
  * on the bf16 CUDA table, halving them). The normalised input hn has no
  * buffer of its own: it lives in y's slot until in_proj has read it, and
- * the backward recomputes it there (md_mamba_bwd). */
+ * the backward recomputes it there (md_mamba_bwd); with the block boundary
+ * fused (md_block_ctx_t.next_norm), in delta's slot (md_mamba_fwd). */
 typedef struct md_mamba_acts {
     void *rstd, *xz, *u, *xdbl, *delta, *y, *states;
 } md_mamba_acts_t;

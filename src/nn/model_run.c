@@ -63,6 +63,9 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.consts = m->consts;
     c.branch_only = 0;
     c.h_res = NULL;
+    c.next_norm = NULL;
+    c.norm_y = c.norm_rstd = NULL;
+    c.hn_given = 0;
     c.inference = m->opts.inference;
     return c;
 }
@@ -76,33 +79,42 @@ static void *resid(const md_model_t *m, int64_t l) { return m->resid[l % m->n_re
  * normalised output in hf. Where the block allows it, each residual add
  * is deferred into the RMSNorm that reads its result (add_rmsnorm_fwd):
  * block l writes only its branch to resid[l + 1], which block l + 1 (or
- * norm_f) completes in place by adding resid[l]. */
+ * norm_f) completes in place by adding resid[l]. In inference, where the
+ * blocks share one activation set, the add and that RMSNorm go into block
+ * l's out_proj instead (mamba.h, next_norm): block l writes the complete
+ * resid[l + 1] and block l + 1's hn (the last block: hf and rstd_f). */
 static void span_trunk(md_model_t *m, const span_t *s)
 {
     const md_backend_t *be = m->be;
     md_block_ctx_t c = span_ctx(m, s);
     int64_t M = c.M, d = m->cfg.d_model, nl = m->cfg.n_layer;
     int defer = m->arch->defer_residual;
+    int fuse = defer && c.inference && m->n_acts == 1 && !m->arch->final_layernorm;
     md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
     md_tensor_t h0 = mat(m, rows(m, resid(m, 0), s, d), M, d);
     be->embedding_fwd(be, &h0, &tok, &emb);
-    c.branch_only = defer;
-    for (int64_t l = 0; l < nl; l++) {
-        c.h_res = defer && l > 0 ? rows(m, resid(m, l - 1), s, d) : NULL;
-        m->arch->fwd(&c, (int)l, rows(m, resid(m, l), s, d), rows(m, resid(m, l + 1), s, d), layer_acts(m, l));
-    }
     md_tensor_t hL = mat(m, rows(m, resid(m, nl), s, d), M, d), hf = mat(m, rows(m, m->hf, s, d), M, d);
     md_tensor_t rstd = md_tensor_1d(rows(m, m->rstd_f, s, 1), m->dtype, be->device, M);
     md_tensor_t nw = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F);
+    c.branch_only = defer && !fuse;
+    for (int64_t l = 0; l < nl; l++) {
+        c.h_res = c.branch_only && l > 0 ? rows(m, resid(m, l - 1), s, d) : NULL;
+        md_tensor_t next_w = fuse && l + 1 < nl ? md_param_view(&c, m->params, (int)l + 1, MD_ROLE_NORM) : nw;
+        c.next_norm = fuse ? &next_w : NULL;
+        c.norm_y = fuse && l + 1 == nl ? hf.data : NULL;
+        c.norm_rstd = fuse && l + 1 == nl ? rstd.data : NULL;
+        c.hn_given = fuse && l > 0;
+        m->arch->fwd(&c, (int)l, rows(m, resid(m, l), s, d), rows(m, resid(m, l + 1), s, d), layer_acts(m, l));
+    }
     if (m->arch->final_layernorm) {
         md_tensor_t mean = md_tensor_1d(rows(m, m->mean_f, s, 1), m->dtype, be->device, M);
         md_tensor_t nb = md_param_view(&c, m->params, -1, MD_ROLE_NORM_F_B);
         be->layernorm_fwd(be, &hf, &mean, &rstd, &hL, &nw, &nb, m->cfg.norm_eps);
-    } else if (defer) {
+    } else if (c.branch_only) {
         md_tensor_t hprev = mat(m, rows(m, resid(m, nl - 1), s, d), M, d);
         be->add_rmsnorm_fwd(be, &hL, &hf, &rstd, &hL, &hprev, &nw, m->cfg.norm_eps);
-    } else {
+    } else if (!fuse) {   /* fused: the last block wrote hf and rstd */
         be->rmsnorm_fwd(be, &hf, &rstd, &hL, &nw, m->cfg.norm_eps);
     }
 }

@@ -648,6 +648,7 @@ static const md_backend_t cpu_backend = {
     .rmsnorm_fwd = cpu_rmsnorm_fwd,
     .rmsnorm_bwd = cpu_rmsnorm_bwd,
     .add_rmsnorm_fwd = cpu_add_rmsnorm_fwd,
+    .linear_add_rmsnorm_fwd = md_cpu_linear_add_rmsnorm_fwd,
     .conv1d_silu_fwd = cpu_conv1d_silu_fwd,
     .in_proj_conv_fwd = cpu_in_proj_conv_fwd,
     .conv1d_silu_bwd = cpu_conv1d_silu_bwd,

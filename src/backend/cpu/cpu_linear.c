@@ -49,3 +49,13 @@ void md_cpu_linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_tens
     be->gemm(be, 0, 0, 1.0, dy, w, 0.0, dx);
     if (act == MD_ACT_GELU_TANH) be->gelu_bwd(be, dx, dx, pre_act);
 }
+
+void md_cpu_linear_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h_out, md_tensor_t *y, md_tensor_t *rstd,
+                                   const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *h_in,
+                                   const md_tensor_t *nw, double eps)
+{
+    require(h_out->data != h_in->data && h_out->data != x->data && y->data != h_in->data && y->data != x->data,
+            "linear_add_rmsnorm_fwd", "h_out or y aliases an input");
+    be->gemm(be, 0, 1, 1.0, x, w, 0.0, h_out);
+    be->add_rmsnorm_fwd(be, h_out, y, rstd, h_out, h_in, nw, eps);
+}

@@ -25,10 +25,17 @@
  * them under their own names, the fused calls as "linear lt"). Descriptors are
  * made per call (host work of some microseconds, overlapping the device's).
  * cuBLASLt's work area is the backend's scratch, which no other op uses
- * while it runs (one stream). */
+ * while it runs (one stream).
+ *
+ * linear_add_rmsnorm_fwd (the Mamba inference forward's out_proj with the
+ * residual add and the next RMSNorm) is kernels/linear_add_rmsnorm.cu's
+ * tensor-core kernel where it takes the call, else the CPU's composition
+ * of the table's gemm and add_rmsnorm_fwd (cpu_linear.h). */
 #include <cublasLt.h>
 #include <stdint.h>
 
+#include "backend/cpu/cpu_linear.h"
+#include "backend_kernels.h"
 #include "cuda_internal.h"
 #include "cuda_linear.h"
 
@@ -205,9 +212,31 @@ static void cu_linear_fwd_bf16(const md_backend_t *be, md_tensor_t *y, md_tensor
     linear_fwd(be, y, pre_act, x, w, bias, residual, act, 1);
 }
 
+static void cu_linear_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h_out, md_tensor_t *y, md_tensor_t *rstd,
+                                      const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *h_in,
+                                      const md_tensor_t *nw, double eps)
+{
+    const char *op = "linear_add_rmsnorm_fwd";
+    int64_t M = NROWS(x), K = NCOLS(x), D = NROWS(w);
+    int x16 = check_mat(x, M, K, op), y16 = check_mat(y, M, D, op);
+    OP_REQUIRE(check_mat(w, D, K, op) == x16, op);
+    const md_tensor_t *f32s[] = {h_out, h_in, rstd, nw};
+    for (int i = 0; i < 4; i++) f32_dev(f32s[i], op);
+    OP_REQUIRE(NROWS(h_out) == M && NCOLS(h_out) == D && NROWS(h_in) == M && NCOLS(h_in) == D, op);
+    OP_REQUIRE(md_tensor_numel(nw) == D && md_tensor_numel(rstd) == M, op);
+    if (x16 && mdk_linear_add_rmsnorm_ok(CF(h_out), h_out->ld, y->data, y->ld, y16, x->data, x->ld, w->data, w->ld,
+                                         CF(h_in), h_in->ld, D, K)) {
+        CK(mdk_linear_add_rmsnorm_fwd(F(h_out), h_out->ld, y->data, y->ld, y16, F(rstd), x->data, x->ld, w->data,
+                                      w->ld, CF(h_in), h_in->ld, CF(nw), M, D, K, eps, STREAM(be)),
+           op);
+        return;
+    }
+    md_cpu_linear_add_rmsnorm_fwd(be, h_out, y, rstd, x, w, h_in, nw, eps);
+}
 
 void md_cuda_linear_install(md_backend_t *be, int bf16)
 {
     be->linear_fwd = bf16 ? cu_linear_fwd_bf16 : cu_linear_fwd;
     be->linear_bwd_dx = cu_linear_bwd_dx;
+    be->linear_add_rmsnorm_fwd = cu_linear_add_rmsnorm_fwd;
 }
