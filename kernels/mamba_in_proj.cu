@@ -5,30 +5,33 @@
  * (NOTES-backend.md, "classify: in_proj fused with conv1d + SiLU").
  *
  * Persistent blocks, one an SM (W takes most of the shared memory): a
- * block copies W into shared memory once and walks whole sequences
- * (blockIdx.x, + gridDim.x, ...) in tiles of kRows rows, so that the
- * conv's K - 1 taps before a tile are the previous tile's last rows of x,
- * kept on chip (zeros at a sequence's start), and no halo is recomputed.
- * A tile: its z half on the tensor cores (m16n8k16, fp32 accumulation),
- * rounded to bf16, staged in shared memory and stored in 16-byte rows;
- * then its x half, rounded to bf16 exactly as storing xz would, into the
- * shared x tile, and the conv + SiLU over it with conv1d.cu's arithmetic
- * (conv1d_pair.cuh), so that the fused and the
- * unfused paths differ only by the products' accumulation order. The next
- * tile's hn rows are in flight (cp.async) while a tile computes. */
+ * block copies W into shared memory once, and each of its warp groups
+ * walks whole sequences in tiles of kRows rows, so that the conv's K - 1
+ * taps before a tile are the previous tile's last rows of x, kept on chip
+ * (zeros at a sequence's start), and no halo is recomputed. A tile: its z
+ * half on the tensor cores (m16n8k16, fp32 accumulation), rounded to
+ * bf16, staged in shared memory and stored in 16-byte rows; then its x
+ * half, rounded to bf16 exactly as storing xz would, into the shared x
+ * tile, and the conv + SiLU over it with conv1d.cu's arithmetic
+ * (conv1d_pair.cuh), so that the fused and the unfused paths differ only
+ * by the products' accumulation order. The next tile's hn rows are in
+ * flight (cp.async) while a tile computes. At classify's shape it takes
+ * 2.54 ms, about what cuBLAS's in_proj and conv1d.cu take together
+ * (NOTES-backend.md: the floors, and what would reach them). */
 #include "backend_kernels.h"
 
-#include "attention_mma.cuh"
 #include "conv1d_pair.cuh"
+#include "mma_bf16.cuh"
+#include "storage.cuh"
 
 namespace {
 
 /* Two groups of 8 warps a block by default (MD_IN_PROJ_GROUPS, a -D switch
  * for tools/in_proj_conv_bench.cu), each on its own sequences with its own
  * tiles and barriers, sharing W: while one group's tensor cores run, the
- * other's conv (the SFU's sigmoids) and stores can (one group of 64-row
- * tiles measured 2.77 ms at classify's shape: its phases in series). A
- * group's 8 warps each own E / 8 columns of a half and all its rows. */
+ * other's conv (the SFU's sigmoids) and stores can (at classify's shape
+ * one group of 64-row tiles took 2.74 ms, two of 32 rows 2.54). A group's
+ * 8 warps each own E / 8 columns of a half and all its rows. */
 #ifndef MD_IN_PROJ_GROUPS
 #define MD_IN_PROJ_GROUPS 2
 #endif
