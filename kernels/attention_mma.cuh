@@ -286,22 +286,6 @@ __device__ __forceinline__ int rows_in(int64_t r0, int64_t len)
     return len - r0 < R ? (int)(len - r0) : R;
 }
 
-/* Queues the copies of the first R rows of the bf16 matrix at g (row
- * stride ld) into the padded shared tile sh (row stride HD + PAD), 16
- * bytes per cp.async by NT threads; rows from n_in on are zero-filled
- * (source size 0: the address is g's). */
-template <int R, int HD, int NT>
-__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bfloat16 *g, int ld, int n_in)
-{
-    for (int i = threadIdx.x; i < R * HD / 8; i += NT) {
-        int r = i / (HD / 8), d = 8 * (i - r * (HD / 8));
-        bool in = r < n_in;
-        uint32_t sa = (uint32_t)__cvta_generic_to_shared(sh + r * (HD + PAD) + d);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * ld + d : 0)),
-                     "r"(in ? 16 : 0));
-    }
-}
-
 /* Queues the copies of rows [r0, r0 + R) of the bf16 matrices a and b into
  * the shared tiles sa and sb: the K and V (or Q and dO) tiles of one
  * pipeline stage. */

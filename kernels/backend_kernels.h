@@ -146,6 +146,21 @@ cudaError_t mdk_conv1d_silu_bwd_bf16(void *dx, int64_t lddx, float *dw, float *d
                                      int64_t len, int64_t dim, int64_t width, float *scratch, size_t scratch_floats,
                                      cudaStream_t s);
 
+/* ---- mamba_in_proj.cu: in_proj fused with conv1d + SiLU (inference) ----
+ * u (B*L, E) = silu(conv1d(x) + b), z (B*L, E) = hn W[E:2E]^T, x = hn
+ * W[0:E]^T rounded to bf16 and never stored; hn (B*L, d), W (2E, d), u
+ * and z bf16; conv_w (E, width), conv_b (E) f32. _takes: whether the
+ * kernel takes this call (width 4; (d, E) (128, 256), (64, 128) or
+ * (64, 256); at least MIN_SEQS_PER_SM sequences an SM, as its blocks are
+ * persistent over whole sequences; 16-byte aligned rows of hn, W and z). */
+#define MDK_IN_PROJ_CONV_MIN_SEQS_PER_SM 2
+int mdk_in_proj_conv_takes(int64_t batch, int64_t len, int64_t d, int64_t E, int64_t width, const void *u,
+                           int64_t ldu, const void *z, int64_t ldz, const void *hn, int64_t ldh, const void *w_in,
+                           int64_t ldw);
+cudaError_t mdk_in_proj_conv_fwd_bf16(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, int64_t ldh,
+                                      const void *w_in, int64_t ldw, const float *conv_w, const float *conv_b,
+                                      int64_t batch, int64_t len, int64_t d, int64_t E, cudaStream_t s);
+
 /* ---- xent.cu ---- */
 /* Bytes of xent's workspace for `rows` rows. */
 size_t mdk_xent_workspace(int64_t rows);

@@ -8,6 +8,7 @@
 
 #include <math.h>
 
+#include "conv1d_pair.cuh"
 #include "fastmath.cuh"
 #include "storage.cuh"
 
@@ -245,17 +246,9 @@ __global__ void __launch_bounds__(kStageThreads)
         ld_v<2>(xs + (i + K - 1) * CW, win[K - 1]);
         zero_taps_before_start<K>(win, t);
         float out[2];
-#pragma unroll
-        for (int v = 0; v < 2; v++) {
-            float p = b[v];
-#pragma unroll
-            for (int k = 0; k < K; k++) p += wk[v][k] * win[k][v];
-            out[v] = p * md_sigmoid(p);
-        }
+        conv_silu_pair<K>(out, win, wk, b);
         st_v<2>(yp, out);
         yp += ldy;
-#pragma unroll
-        for (int k = 0; k < K - 1; k++) win[k][0] = win[k + 1][0], win[k][1] = win[k + 1][1];
         if (++t == ilen) t = 0;
     }
 }

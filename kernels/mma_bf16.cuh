@@ -1,10 +1,10 @@
 /* The tensor-core primitives shared by the mma.sync kernels
- * (attention_mma.cuh's attention, linear_add_rmsnorm.cu): one m16n8k16
- * bf16 product with fp32 accumulation, 32-bit fragment reads from shared
- * tiles, bf16 packing and cp.async's group fences. Fragment layouts: see
- * attention_mma.cuh. Shared rows are padded by PAD bf16 (16 bytes), so
- * that the 8 rows a 32-bit fragment read touches fall in 8 different
- * 4-bank groups.
+ * (attention_mma.cuh's attention, linear_add_rmsnorm.cu,
+ * mamba_in_proj.cu): one m16n8k16 bf16 product with fp32 accumulation,
+ * 32-bit fragment reads from shared tiles, bf16 packing, cp.async's tile
+ * copies and group fences. Fragment layouts: see attention_mma.cuh.
+ * Shared rows are padded by PAD bf16 (16 bytes), so that the 8 rows a
+ * 32-bit fragment read touches fall in 8 different 4-bank groups.
  */
 #ifndef MD_KERNELS_MMA_BF16_CUH
 #define MD_KERNELS_MMA_BF16_CUH
@@ -40,6 +40,23 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait()
 {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+/* Queues the copies of the first R rows of the bf16 matrix at g (row
+ * stride ld) into the padded shared tile sh (row stride HD + PAD), 16
+ * bytes per cp.async by NT threads (tid: this one's index among them);
+ * rows from n_in on are zero-filled (source size 0: the address is g's). */
+template <int R, int HD, int NT>
+__device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bfloat16 *g, int ld, int n_in,
+                                                int tid = (int)threadIdx.x)
+{
+    for (int i = tid; i < R * HD / 8; i += NT) {
+        int r = i / (HD / 8), d = 8 * (i - r * (HD / 8));
+        bool in = r < n_in;
+        uint32_t sa = (uint32_t)__cvta_generic_to_shared(sh + r * (HD + PAD) + d);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * ld + d : 0)),
+                     "r"(in ? 16 : 0));
+    }
 }
 
 }   // namespace

@@ -1,7 +1,8 @@
 /* The bf16 storage of the CUDA backend's bf16 table (ops.h: act_dtype)
  * against the CPU's fp32 ops on the same bf16-rounded inputs: convert,
  * gemm on bf16 operands (C f32 or bf16, beta 0 and 1), the RMSNorms' bf16
- * y and dy, conv1d + SiLU and the selective scan with every sequence
+ * y and dy, conv1d + SiLU, in_proj fused with it (the inference
+ * forward's in_proj_conv_fwd) and the selective scan with every sequence
  * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
  * long convolution and Linear with bf16 activations; the Mamba inference
  * forward's out_proj fused with the residual add and the next RMSNorm; the Transformer++
@@ -114,23 +115,28 @@ static uint16_t *download16(const b16_t *b)
     return t;
 }
 
-/* ||gpu - cpu|| / ||cpu|| over the whole buffer; +inf on any NaN */
-static double err16(const b16_t *b)
+/* ||gpu - cpu|| / ||cpu|| over columns [c0, c0 + n_cols) of every row
+ * (padding included where they reach it); +inf on any NaN */
+static double err16_cols(const b16_t *b, int64_t c0, int64_t n_cols)
 {
-    size_t n = (size_t)(b->rows * b->ld);
     uint16_t *t = download16(b);
     double num = 0, den = 0;
     int bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        double g = md_test_bf2f(t[i]), e = g - b->h[i];
-        if (isnan(g) || isnan(b->h[i])) bad = 1;
-        num += e * e;
-        den += (double)b->h[i] * b->h[i];
-    }
+    for (int64_t r = 0; r < b->rows; r++)
+        for (int64_t c = c0; c < c0 + n_cols; c++) {
+            size_t i = (size_t)(r * b->ld + c);
+            double g = md_test_bf2f(t[i]), e = g - b->h[i];
+            if (isnan(g) || isnan(b->h[i])) bad = 1;
+            num += e * e;
+            den += (double)b->h[i] * b->h[i];
+        }
     free(t);
     if (bad) return INFINITY;
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
+
+/* the same over the whole buffer */
+static double err16(const b16_t *b) { return err16_cols(b, 0, b->ld); }
 
 static void check_convert_shape(const md_backend_t *bf, int64_t rows, int64_t cols, int64_t xpad, int64_t ypad,
                                 int64_t zpad, const char *sh)
@@ -329,6 +335,56 @@ static void check_conv16(const md_backend_t *bf)
         record("conv1d_silu_bwd bf16", "dbias", relerr(&db), TOL, sh);
         drop16(&xz), drop16(&y), drop(&w), drop(&b), drop16(&dy), drop16(&dxz), drop(&dw), drop(&db);
     }
+}
+
+/* in_proj fused with conv1d + SiLU (the inference forward's): z and u
+ * against the CPU's twin (gemm, then conv1d_silu_fwd) on the same inputs,
+ * with x rounded to bf16 between them as the GPU rounds it (z, u: one
+ * rounding), and u against the twin as it is (x unrounded: two). Shapes:
+ * the kernel's (d, E) with B above its threshold of 2 sequences an SM (the
+ * H200's 132: 264), L = 1, shorter than its 64-row tile, one tile, not a
+ * multiple of it, many tiles; B below the threshold and a (d, E) it lacks,
+ * where the op returns 0 and the caller's ops run (so here too). Where the
+ * op runs, xz's x half is its scratch: only z's columns are compared. */
+static void check_in_proj_conv16(const md_backend_t *bf)
+{
+    static const int64_t shapes[][4] = {{300, 1, 128, 256}, {264, 50, 128, 256}, {265, 64, 64, 256},
+                                        {270, 130, 64, 128}, {300, 200, 128, 256}, {600, 129, 128, 256},
+                                        {8, 300, 128, 256},  {264, 70, 96, 192}};
+    const int n_shapes = (int)(sizeof shapes / sizeof shapes[0]);
+    int taken_big = 0;
+    for (int s = 0; s < n_shapes; s++) {
+        int64_t B = shapes[s][0], L = shapes[s][1], d = shapes[s][2], E = shapes[s][3], K = 4, M = B * L;
+        b16_t hn = mk16(M, d, d, -2, 2), w_in = mk16(2 * E, d, d, -0.2, 0.2);
+        b16_t xz = mk16(M, 2 * E, 2 * E, -1, 1), u = mk16(M, E, E, -1, 1);
+        buf_t w = mk(E, K, K, -0.5, 0.5), b = mk(1, E, E, -0.5, 0.5);
+        poison16(&xz), poison16(&u);
+        md_tensor_t hnh = h16(&hn), hnd = d16(&hn), wih = h16(&w_in), wid = d16(&w_in);
+        md_tensor_t xzh = h16(&xz), xzd = d16(&xz), uh = h16(&u), ud = d16(&u);
+        md_tensor_t wh = th(&w), wd = td(&w), bh = th(&b), bd = td(&b);
+        int taken = bf->in_proj_conv_fwd(bf, &ud, &xzd, &hnd, &wid, &wd, &bd, B);
+        if (!taken) {   /* what the model runs then */
+            md_tensor_t xd = cols16(&xz, 1, 0, E);
+            bf->gemm(bf, 0, 1, 1.0, &hnd, &wid, 0.0, &xzd);
+            bf->conv1d_silu_fwd(bf, &ud, &xd, &wd, &bd, B);
+        }
+        if (B >= 600) taken_big = taken;
+        char sh[96];
+        snprintf(sh, sizeof sh, "B=%lld L=%lld d=%lld E=%lld (%s)", (long long)B, (long long)L, (long long)d,
+                 (long long)E, taken ? "fused" : "not taken");
+        /* the twin as it is, then x rounded between its two ops */
+        CHECK(cpu->in_proj_conv_fwd(cpu, &uh, &xzh, &hnh, &wih, &wh, &bh, B) == 1, "cpu in_proj_conv_fwd");
+        record("in_proj_conv_fwd bf16", "u (x unrounded)", err16(&u), 2 * ONE_ROUNDING, sh);
+        for (int64_t r = 0; r < M; r++)
+            for (int64_t c = 0; c < E; c++) xz.h[r * xz.ld + c] = md_test_bf2f(md_test_f2bf(xz.h[r * xz.ld + c]));
+        md_tensor_t xh = cols16(&xz, 0, 0, E);
+        cpu->conv1d_silu_fwd(cpu, &uh, &xh, &wh, &bh, B);
+        record("in_proj_conv_fwd bf16", "u", err16(&u), ONE_ROUNDING, sh);
+        record("in_proj_conv_fwd bf16", "z (of xz)", err16_cols(&xz, E, E), ONE_ROUNDING, sh);
+        drop16(&hn), drop16(&w_in), drop16(&xz), drop16(&u), drop(&w), drop(&b);
+    }
+    CHECK(cpu->in_proj_conv_fwd != NULL && bf->in_proj_conv_fwd != NULL, "in_proj_conv_fwd in both tables");
+    CHECK(taken_big, "in_proj_conv_fwd takes B 600 x L 129, d 128, E 256");
 }
 
 /* every sequence tensor bf16, in the model's views (z of xz, B and C of
@@ -758,6 +814,7 @@ int main(void)
     check_gemm16(bf);
     check_rmsnorm16(bf);
     check_conv16(bf);
+    check_in_proj_conv16(bf);
     check_scan16(bf);
     check_layernorm16(bf);
     check_pointwise16(bf);

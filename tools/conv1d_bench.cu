@@ -32,27 +32,6 @@
 #define BENCH_NAME "conv1d_bench"
 #include "bench_common.cuh"
 
-/* out[0] += sum of the (rows, cols) view's elements, in double */
-template <typename T>
-__global__ void sum_view(const T *p, int64_t ld_, int64_t rows, int64_t cols, double *out)
-{
-    double s = 0;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < rows * cols;
-         i += (int64_t)gridDim.x * blockDim.x)
-        s += ld_f(p + (i / cols) * ld_ + i % cols);
-    atomicAdd(out, s);
-}
-
-template <typename T>
-static double sum_of(const T *p, int64_t ld_, int64_t rows, int64_t cols, double *dsum)
-{
-    double h = 0;
-    CK(cudaMemset(dsum, 0, sizeof(double)));
-    sum_view<<<1024, 256>>>(p, ld_, rows, cols, dsum);
-    CK(cudaMemcpy(&h, dsum, sizeof(double), cudaMemcpyDeviceToHost));
-    return h;
-}
-
 static cudaError_t fwd(float *y, int64_t ldy, const float *x, int64_t ldx, const float *w, const float *b, int64_t B,
                        int64_t L, int64_t E)
 {

@@ -226,6 +226,23 @@ struct md_backend {
     void (*conv1d_silu_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
                             const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
                             const md_tensor_t *bias, int64_t batch);
+    /* The Mamba block's in_proj and conv1d + SiLU in one, for the forward
+     * whose x is never needed again (inference): with x and z the halves
+     * of xz (M, 2E) = hn (M, d) w_in^T (w_in (2E, d), in_proj's weight),
+     * writes z into xz's columns [E, 2E) and u (M, E) = conv1d_silu_fwd(x)
+     * (w, bias, batch as there). xz's columns [0, E) are the op's scratch:
+     * the backend may leave x there (the CPU does) or never write them
+     * (CUDA). Numerics: as gemm into xz then conv1d_silu_fwd, x rounded to
+     * xz's dtype before the conv; a fused kernel differs only by the
+     * product's accumulation order (the CPU composes those two ops: the
+     * same bits). Returns 1 when done, 0 when this backend does not take
+     * these shapes (nothing written: the caller runs gemm and
+     * conv1d_silu_fwd itself). CUDA takes bf16 hn, w_in, xz and u only,
+     * for the shapes and batch sizes its kernel covers
+     * (kernels/backend_kernels.h, mdk_in_proj_conv_takes). u, xz, hn and
+     * w_in must not overlap. */
+    int (*in_proj_conv_fwd)(const md_backend_t *be, md_tensor_t *u, md_tensor_t *xz, const md_tensor_t *hn,
+                            const md_tensor_t *w_in, const md_tensor_t *w, const md_tensor_t *bias, int64_t batch);
 
     /* ---- the selective scan (S6), fused as mamba_ssm's selective_scan_fn
      *      with delta_softplus=True, delta_bias, D and z ---- */

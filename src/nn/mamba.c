@@ -190,8 +190,13 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     } else if (!c->hn_given) {   /* hn_given: the previous block's out_proj normalised h_in (mamba.h) */
         be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
     }
-    be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
-    be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
+    /* inference never reads x again: in_proj and the conv in one op where
+     * the backend takes it (x then stays on chip) */
+    if (!c->inference || !be->in_proj_conv_fwd ||
+        !be->in_proj_conv_fwd(be, &u, &xz, &hn, &w.in_proj, &w.conv_w, &w.conv_b, c->B)) {
+        be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
+        be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
+    }
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
     int fold = scan_forms_delta(c, c->inference);
     if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);

@@ -361,6 +361,17 @@ static void cpu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md
     PROF_END(P_CONV_F);
 }
 
+/* the reference of the fused op (ops.h): the two ops it fuses, x left in
+ * xz's first half */
+static int cpu_in_proj_conv_fwd(const md_backend_t *be, md_tensor_t *u, md_tensor_t *xz, const md_tensor_t *hn,
+                                const md_tensor_t *w_in, const md_tensor_t *w, const md_tensor_t *bias, int64_t batch)
+{
+    md_tensor_t x = md_tensor_cols(*xz, 0, NCOLS(xz) / 2);
+    cpu_gemm(be, 0, 1, 1.0, hn, w_in, 0.0, xz);
+    cpu_conv1d_silu_fwd(be, u, &x, w, bias, batch);
+    return 1;
+}
+
 static void cpu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
                                 const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
                                 const md_tensor_t *bias, int64_t batch)
@@ -639,6 +650,7 @@ static const md_backend_t cpu_backend = {
     .add_rmsnorm_fwd = cpu_add_rmsnorm_fwd,
     .linear_add_rmsnorm_fwd = md_cpu_linear_add_rmsnorm_fwd,
     .conv1d_silu_fwd = cpu_conv1d_silu_fwd,
+    .in_proj_conv_fwd = cpu_in_proj_conv_fwd,
     .conv1d_silu_bwd = cpu_conv1d_silu_bwd,
     .scan_fwd = cpu_scan_fwd,
     .scan_states_size = cpu_scan_states_size,

@@ -333,6 +333,30 @@ static void cu_conv1d_silu_fwd(const md_backend_t *be, md_tensor_t *y, const md_
            "conv1d_silu_fwd");
 }
 
+/* kernels/mamba_in_proj.cu where it takes the call (bf16, its shapes, a
+ * batch that fills the GPU); else 0 and the caller runs gemm and
+ * conv1d_silu_fwd */
+static int cu_in_proj_conv_fwd(const md_backend_t *be, md_tensor_t *u, md_tensor_t *xz, const md_tensor_t *hn,
+                               const md_tensor_t *w_in, const md_tensor_t *w, const md_tensor_t *bias, int64_t batch)
+{
+    const md_tensor_t *bf[] = {u, xz, hn, w_in};
+    for (int i = 0; i < 4; i++)
+        if (!fb_dev(bf[i], "in_proj_conv_fwd")) return 0;
+    int64_t E = NCOLS(u), d = NCOLS(hn), rows = NROWS(hn);
+    OP_REQUIRE(NCOLS(xz) == 2 * E && NROWS(xz) == rows && NROWS(u) == rows, "in_proj_conv_fwd");
+    OP_REQUIRE(NROWS(w_in) == 2 * E && NCOLS(w_in) == d, "in_proj_conv_fwd");
+    md_tensor_t x = md_tensor_cols(*xz, 0, E), z = md_tensor_cols(*xz, E, E);
+    conv_check(u, &x, w, bias, batch, "in_proj_conv_fwd");
+    int64_t len = rows / batch, K = md_tensor_numel(w) / E;
+    if (!mdk_in_proj_conv_takes(batch, len, d, E, K, u->data, u->ld, z.data, z.ld, hn->data, hn->ld, w_in->data,
+                                w_in->ld))
+        return 0;
+    CK(mdk_in_proj_conv_fwd_bf16(u->data, u->ld, z.data, z.ld, hn->data, hn->ld, w_in->data, w_in->ld, CF(w),
+                                 CF(bias), batch, len, d, E, STREAM(be)),
+       "in_proj_conv_fwd");
+    return 1;
+}
+
 static void cu_conv1d_silu_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, md_tensor_t *dbias,
                                const md_tensor_t *dy, const md_tensor_t *x, const md_tensor_t *w,
                                const md_tensor_t *bias, int64_t batch)
@@ -672,6 +696,7 @@ static const md_backend_t cuda_template = {
     .rmsnorm_bwd = cu_rmsnorm_bwd,
     .add_rmsnorm_fwd = cu_add_rmsnorm_fwd,
     .conv1d_silu_fwd = cu_conv1d_silu_fwd,
+    .in_proj_conv_fwd = cu_in_proj_conv_fwd,
     .conv1d_silu_bwd = cu_conv1d_silu_bwd,
     .scan_fwd = cu_scan_fwd,
     .scan_states_size = cu_scan_states_size,
