@@ -113,6 +113,22 @@ __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p)
                  : "r"((uint32_t)__cvta_generic_to_shared(p)));
 }
 
+/* one k step of the product: the warp's 16 x 16 A fragments (a) against
+ * every n-tile of W, two n-tiles an ldmatrix.x4 (b_ptr: kernel's lane
+ * address) */
+template <int NT>
+__device__ __forceinline__ void product_step(float (&acc)[NT][4], const uint32_t a[4], const __nv_bfloat16 *b_ptr,
+                                             int kp, int k0)
+{
+#pragma unroll
+    for (int np = 0; np < NT / 2; np++) {
+        uint32_t b[4];
+        ldsm_x4(b, b_ptr + np * 16 * kp + k0);
+        mma16816(acc[2 * np], a, b[0], b[1]);
+        mma16816(acc[2 * np + 1], a, b[2], b[3]);
+    }
+}
+
 /* one butterfly step of rows_epilogue's reduction: lanes with bit 2 N set
  * keep values N .. 2 N - 1 (the upper rows), their partners 0 .. N - 1,
  * each adding the partner's share of the rows it keeps */
@@ -276,13 +292,7 @@ __global__ void __launch_bounds__(MAX_WARPS * 32, 1)
                     for (int r = (i - KS / 2) * HR; r < (i - KS / 2 + 1) * HR; r++)
                         load_hin_row<RC>(hn[r], hin, ldhin, tn * TILE_ROWS + r, rows, d, lane);
                 }
-#pragma unroll
-                for (int np = 0; np < NT / 2; np++) {
-                    uint32_t b[4];
-                    ldsm_x4(b, b_ptr + np * 16 * kp + k0);
-                    mma16816(acc[2 * np], a, b[0], b[1]);
-                    mma16816(acc[2 * np + 1], a, b[2], b[3]);
-                }
+                product_step<NT>(acc, a, b_ptr, kp, k0);
             }
             cp_async_commit();
         } else {
@@ -290,13 +300,7 @@ __global__ void __launch_bounds__(MAX_WARPS * 32, 1)
             for (int k0 = 0; k0 < k; k0 += 16) {
                 uint32_t a[4];
                 ldsm_x4(a, a_ptr + k0);
-#pragma unroll
-                for (int np = 0; np < NT / 2; np++) {
-                    uint32_t b[4];
-                    ldsm_x4(b, b_ptr + np * 16 * kp + k0);
-                    mma16816(acc[2 * np], a, b[0], b[1]);
-                    mma16816(acc[2 * np + 1], a, b[2], b[3]);
-                }
+                product_step<NT>(acc, a, b_ptr, kp, k0);
             }
         }
         __syncwarp();   /* the stage is read: ROWS uses it as scratch */
