@@ -16,14 +16,26 @@
  * load. h_in's rows of the tile are loaded into registers before the
  * product (d <= 128) so that their latency hides behind it.
  *
+ * Where k = 2 x the kernel's width (the classify shape, Mamba's E = 2 d)
+ * the loads are spread through the product instead (SP): the k loop is
+ * unrolled and the next tile's x copy goes out two cp.async a lane a step
+ * over its first half, the next tile's h_in rows (a second register set)
+ * over its second half. The warps of an SM, and the SMs, start together
+ * and do the same work, so they stay in step: with every load issued at
+ * the top of the iteration no SM had reads in flight while they all
+ * multiplied, and the op cost its bytes and the product in series. On
+ * the H200: 2.70 -> 2.37 ms a call; loading h_in a tile ahead at the top
+ * gained nothing, a third x stage (6 warps) lost (NOTES-backend.md,
+ * "Toward the floor").
+ *
  * Two epilogues. Where d <= 128, k >= 2 x the kernel's width and the rows
  * of h, h_in and y take 4-wide accesses (the classify shape), the row
  * layout (rows_epilogue): the product goes through the consumed x stage
  * so that h and y leave as whole-row vector stores. Otherwise the fragment
  * layout: each lane stores its fragments' column pairs (8 rows of 16 or 32
  * bytes an instruction) and the sums run over the quad's 4 lanes. On the
- * H200 at the classify shape: 2.70 ms a call in row layout, 3.32 ms in
- * fragment layout, against 3.05 ms for cuBLAS's out_proj and
+ * H200 at the classify shape: 2.70 ms a call in row layout (2.37 with SP),
+ * 3.32 ms in fragment layout, against 3.05 ms for cuBLAS's out_proj and
  * add_rmsnorm_fwd (NOTES-backend.md). rstd's arithmetic is rmsnorm.cu's
  * (the fp32 sum of squares, then 1 / sqrt in double); the sums run in
  * another order than its, and the product's in another than cuBLAS's.
@@ -47,20 +59,48 @@ size_t smem_bytes(int64_t dp, int64_t k, int nw)
     return (size_t)(dp + (int64_t)nw * 2 * TILE_ROWS) * (size_t)padded(k) * sizeof(__nv_bfloat16);
 }
 
+/* h_in's row `row` in row layout (lane: 4 consecutive columns, RC chunks
+ * of 128 columns), zero past d and rows */
+template <int RC>
+__device__ __forceinline__ void load_hin_row(float (&v)[RC][4], const float *hin, int64_t ldhin, int64_t row,
+                                             int64_t rows, int d, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < RC; j++) {
+        const int c = 4 * lane + 128 * j;
+        if (c < d && row < rows) ld_v<4>(hin + row * ldhin + c, v[j]);
+        else v[j][0] = v[j][1] = v[j][2] = v[j][3] = 0;
+    }
+}
+
+/* h_in's rows [row0, row0 + 16) */
+template <int RC>
+__device__ __forceinline__ void load_hin_rows(float (&hr)[TILE_ROWS][RC][4], const float *hin, int64_t ldhin,
+                                              int64_t row0, int64_t rows, int d, int lane)
+{
+#pragma unroll
+    for (int r = 0; r < TILE_ROWS; r++) load_hin_row<RC>(hr[r], hin, ldhin, row0 + r, rows, d, lane);
+}
+
 /* Queues the copy of rows [r0, r0 + 16) of x (k columns, row stride ldx)
- * into the padded stage xs, 16 bytes a cp.async from the warp's lanes;
- * rows from `rows` on are zero-filled (source size 0). */
+ * into the padded stage xs, 16 bytes a cp.async from the warp's lanes
+ * (k / 16 a lane: copy_x_part j = 0 ..); rows from `rows` on are
+ * zero-filled (source size 0). */
+__device__ __forceinline__ void copy_x_part(__nv_bfloat16 *xs, const __nv_bfloat16 *x, int64_t ldx, int64_t r0,
+                                            int64_t rows, int k, int lane, int j)
+{
+    const int chunks = k / 8, i = lane + 32 * j;
+    int r = i / chunks, c = 8 * (i - r * chunks);
+    bool in = r0 + r < rows;
+    uint32_t sa = (uint32_t)__cvta_generic_to_shared(xs + r * padded(k) + c);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa),
+                 "l"(x + (in ? (r0 + r) * ldx + c : 0)), "r"(in ? 16 : 0));
+}
+
 __device__ __forceinline__ void copy_x_tile(__nv_bfloat16 *xs, const __nv_bfloat16 *x, int64_t ldx, int64_t r0,
                                             int64_t rows, int k, int lane)
 {
-    const int chunks = k / 8;
-    for (int i = lane; i < TILE_ROWS * chunks; i += 32) {
-        int r = i / chunks, c = 8 * (i - r * chunks);
-        bool in = r0 + r < rows;
-        uint32_t sa = (uint32_t)__cvta_generic_to_shared(xs + r * padded(k) + c);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa),
-                     "l"(x + (in ? (r0 + r) * ldx + c : 0)), "r"(in ? 16 : 0));
-    }
+    for (int j = 0; j < k / 16; j++) copy_x_part(xs, x, ldx, r0, rows, k, lane, j);
 }
 
 /* the four 8 x 8 bf16 matrices whose rows lanes 0-7, 8-15, 16-23, 24-31
@@ -71,6 +111,22 @@ __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"((uint32_t)__cvta_generic_to_shared(p)));
+}
+
+/* one k step of the product: the warp's 16 x 16 A fragments (a) against
+ * every n-tile of W, two n-tiles an ldmatrix.x4 (b_ptr: kernel's lane
+ * address) */
+template <int NT>
+__device__ __forceinline__ void product_step(float (&acc)[NT][4], const uint32_t a[4], const __nv_bfloat16 *b_ptr,
+                                             int kp, int k0)
+{
+#pragma unroll
+    for (int np = 0; np < NT / 2; np++) {
+        uint32_t b[4];
+        ldsm_x4(b, b_ptr + np * 16 * kp + k0);
+        mma16816(acc[2 * np], a, b[0], b[1]);
+        mma16816(acc[2 * np + 1], a, b[2], b[3]);
+    }
 }
 
 /* one butterfly step of rows_epilogue's reduction: lanes with bit 2 N set
@@ -148,8 +204,9 @@ __device__ __forceinline__ void rows_epilogue(__nv_bfloat16 *stage, float (&acc)
 }
 
 /* DP: d rounded up to the instantiation's width (64, 128, 256); n-tiles
- * from d on are skipped. TY: y's storage. */
-template <int DP, typename TY, bool ROWS>
+ * from d on are skipped. TY: y's storage. SP (ROWS, k = 2 DP): the next
+ * tile's x copy and h_in rows spread over the product (see the header). */
+template <int DP, typename TY, bool ROWS, bool SP>
 __global__ void __launch_bounds__(MAX_WARPS * 32, 1)
     linear_add_rmsnorm_kernel(float *__restrict__ h, int64_t ldh, TY *__restrict__ y, int64_t ldy,
                               float *__restrict__ rstd, const __nv_bfloat16 *__restrict__ x, int64_t ldx,
@@ -177,24 +234,22 @@ __global__ void __launch_bounds__(MAX_WARPS * 32, 1)
     int64_t t = (int64_t)blockIdx.x * nwarps + warp;
     if (t < n_tiles) copy_x_tile(xs, x, ldx, t * TILE_ROWS, rows, k, lane);
     cp_async_commit();
+    /* ROWS: h_in's rows of tile t (hr); SP: those of the next tile too (hn) */
+    float hr[ROWS ? TILE_ROWS : 1][ROWS ? RC : 1][4], hn[SP ? TILE_ROWS : 1][SP ? RC : 1][4];
+    if constexpr (SP) load_hin_rows<RC>(hr, hin, ldhin, t * TILE_ROWS, rows, d, lane);
     for (int s = 0; t < n_tiles; t += stride, s ^= 1) {
-        if (t + stride < n_tiles) copy_x_tile(xs + (s ^ 1) * TILE_ROWS * kp, x, ldx, (t + stride) * TILE_ROWS, rows, k, lane);
-        cp_async_commit();
+        if constexpr (!SP) {
+            if (t + stride < n_tiles)
+                copy_x_tile(xs + (s ^ 1) * TILE_ROWS * kp, x, ldx, (t + stride) * TILE_ROWS, rows, k, lane);
+            cp_async_commit();
+        }
         const int64_t r0 = t * TILE_ROWS + g, r1 = r0 + 8;
         const bool in0 = r0 < rows, in1 = r1 < rows;
         float2 hv[EARLY && !ROWS ? NT : 1][2];
-        float hr[ROWS ? TILE_ROWS : 1][ROWS ? RC : 1][4];
-        if (ROWS) {
-#pragma unroll
-            for (int r = 0; r < TILE_ROWS; r++)
-#pragma unroll
-                for (int j = 0; j < RC; j++) {
-                    const int c = 4 * lane + 128 * j;
-                    const int64_t row = t * TILE_ROWS + r;
-                    if (c < d && row < rows) ld_v<4>(hin + row * ldhin + c, hr[r][j]);
-                    else hr[r][j][0] = hr[r][j][1] = hr[r][j][2] = hr[r][j][3] = 0;
-                }
-        } else if (EARLY) {
+        if constexpr (SP) {
+        } else if constexpr (ROWS) {
+            load_hin_rows<RC>(hr, hin, ldhin, t * TILE_ROWS, rows, d, lane);
+        } else if constexpr (EARLY) {
 #pragma unroll
             for (int nt = 0; nt < NT; nt++) {
                 const int col = 8 * nt + c2;
@@ -202,7 +257,8 @@ __global__ void __launch_bounds__(MAX_WARPS * 32, 1)
                 hv[nt][1] = nt * 8 < d && in1 ? ld_pair(hin + r1 * ldhin + col) : make_float2(0, 0);
             }
         }
-        cp_async_wait<1>();
+        if constexpr (SP) cp_async_wait<0>();   /* SP commits the next tile's copy after the product */
+        else cp_async_wait<1>();
         __syncwarp();
 
         /* ldmatrix.x4 lane addresses: A's four 8 x 8 quarters (rows 0-7 /
@@ -214,22 +270,51 @@ __global__ void __launch_bounds__(MAX_WARPS * 32, 1)
         float acc[NT][4];
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0;
-#pragma unroll 2
-        for (int k0 = 0; k0 < k; k0 += 16) {
-            uint32_t a[4];
-            ldsm_x4(a, a_ptr + k0);
+        if constexpr (SP) {
+            /* k = 2 DP: KS steps, the next tile's x copy spread over the
+             * first half (copy_x_tile's k / 16 cp.async a lane, two a
+             * step), its h_in rows over the second (HR a step) */
+            constexpr int KS = DP / 8, HR = 2 * TILE_ROWS / KS;
+            const int64_t tn = t + stride;
+            __nv_bfloat16 *xn = xs + (s ^ 1) * TILE_ROWS * kp;
 #pragma unroll
-            for (int np = 0; np < NT / 2; np++) {
-                uint32_t b[4];
-                ldsm_x4(b, b_ptr + np * 16 * kp + k0);
-                mma16816(acc[2 * np], a, b[0], b[1]);
-                mma16816(acc[2 * np + 1], a, b[2], b[3]);
+            for (int i = 0; i < KS; i++) {
+                const int k0 = 16 * i;
+                uint32_t a[4];
+                ldsm_x4(a, a_ptr + k0);
+                if (i < KS / 2) {
+                    if (tn < n_tiles) {
+                        copy_x_part(xn, x, ldx, tn * TILE_ROWS, rows, k, lane, 2 * i);
+                        copy_x_part(xn, x, ldx, tn * TILE_ROWS, rows, k, lane, 2 * i + 1);
+                    }
+                } else {
+#pragma unroll
+                    for (int r = (i - KS / 2) * HR; r < (i - KS / 2 + 1) * HR; r++)
+                        load_hin_row<RC>(hn[r], hin, ldhin, tn * TILE_ROWS + r, rows, d, lane);
+                }
+                product_step<NT>(acc, a, b_ptr, kp, k0);
+            }
+            cp_async_commit();
+        } else {
+#pragma unroll 2
+            for (int k0 = 0; k0 < k; k0 += 16) {
+                uint32_t a[4];
+                ldsm_x4(a, a_ptr + k0);
+                product_step<NT>(acc, a, b_ptr, kp, k0);
             }
         }
         __syncwarp();   /* the stage is read: ROWS uses it as scratch */
         if constexpr (ROWS) {
             rows_epilogue<DP, RC>(xs + s * TILE_ROWS * kp, acc, hr, h, ldh, y, ldy, rstd, nw, t * TILE_ROWS, rows, d,
                                   eps, lane);
+            if constexpr (SP) {
+#pragma unroll
+                for (int r = 0; r < TILE_ROWS; r++)
+#pragma unroll
+                    for (int j = 0; j < RC; j++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) hr[r][j][e] = hn[r][j][e];
+            }
             __syncwarp();   /* the next iteration's copy overwrites the scratch */
             continue;
         }
@@ -297,27 +382,29 @@ cudaError_t smem_limit(int64_t *bytes, int *sms)
 
 bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
 
-template <int DP, typename TY, bool ROWS>
+template <int DP, typename TY, bool ROWS, bool SP>
 cudaError_t launch_as(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const __nv_bfloat16 *x, int64_t ldx,
                       const __nv_bfloat16 *w, int64_t ldw, const float *hin, int64_t ldhin, const float *nw,
                       int64_t rows, int64_t d, int64_t k, double eps, int64_t smem_max, int sms, cudaStream_t s)
 {
     const int nwarps = warps_for(DP, k, smem_max);
     const size_t bytes = smem_bytes(DP, k, nwarps);
-    cudaError_t e = cudaFuncSetAttribute(linear_add_rmsnorm_kernel<DP, TY, ROWS>,
+    cudaError_t e = cudaFuncSetAttribute(linear_add_rmsnorm_kernel<DP, TY, ROWS, SP>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
     if (e != cudaSuccess) return e;
     const int64_t tiles = (rows + TILE_ROWS - 1) / TILE_ROWS, need = (tiles + nwarps - 1) / nwarps;
     const unsigned grid = (unsigned)(need < sms ? need : sms);
-    linear_add_rmsnorm_kernel<DP, TY, ROWS><<<grid, nwarps * 32, bytes, s>>>(h, ldh, y, ldy, rstd, x, ldx, w, ldw,
-                                                                              hin, ldhin, nw, rows, (int)d, (int)k,
-                                                                              eps);
+    linear_add_rmsnorm_kernel<DP, TY, ROWS, SP><<<grid, nwarps * 32, bytes, s>>>(h, ldh, y, ldy, rstd, x, ldx, w, ldw,
+                                                                                 hin, ldhin, nw, rows, (int)d, (int)k,
+                                                                                 eps);
     return cudaGetLastError();
 }
 
 /* the row-layout epilogue where d <= 128, the scratch (16 rows of DP + 4
  * floats) fits in an x stage (k >= 2 DP), and h, h_in and y take 4-wide
- * vector accesses */
+ * vector accesses; with the loads spread through the product (SP) where
+ * k = 2 DP, whose unrolled loop splits copy_x_tile's k / 16 cp.async a
+ * lane two a step */
 template <int DP, typename TY>
 cudaError_t launch(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const __nv_bfloat16 *x, int64_t ldx,
                    const __nv_bfloat16 *w, int64_t ldw, const float *hin, int64_t ldhin, const float *nw,
@@ -325,11 +412,14 @@ cudaError_t launch(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const
 {
     const bool rows_ok = DP <= 128 && k >= 2 * DP && ldh % 4 == 0 && aligned(h, 16) && ldhin % 4 == 0 &&
                          aligned(hin, 16) && ldy % 4 == 0 && aligned(y, 4 * sizeof(TY));
+    if (rows_ok && k == 2 * DP)
+        return launch_as<DP, TY, DP <= 128, DP <= 128>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k,
+                                                       eps, smem_max, sms, s);
     if (rows_ok)
-        return launch_as<DP, TY, DP <= 128>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps,
-                                            smem_max, sms, s);
-    return launch_as<DP, TY, false>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps, smem_max,
-                                    sms, s);
+        return launch_as<DP, TY, DP <= 128, false>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k,
+                                                   eps, smem_max, sms, s);
+    return launch_as<DP, TY, false, false>(h, ldh, y, ldy, rstd, x, ldx, w, ldw, hin, ldhin, nw, rows, d, k, eps,
+                                           smem_max, sms, s);
 }
 
 template <typename TY>

@@ -662,7 +662,9 @@ static void check_linear16(const md_backend_t *bf)
  * and w, y bf16 (the next block's hn) or f32 (norm_f's hf). The
  * tensor-core kernel's shapes, with the row-layout epilogue (x pad 8: rows
  * of h, h_in and y 4-wide, K >= 2 x D's kernel width) and the fragment
- * one: M not a multiple of its 16-row tiles, M 1, D 48 and 144 (columns
+ * one: M not a multiple of its 16-row tiles, M 1, M 50001 and 40007
+ * (more tiles than the grid's warps: each warp's loop, its x copies and
+ * h_in loads ahead of the tile it multiplies), D 48 and 144 (columns
  * past D in the 64 and 256 wide kernels), D 256 (fewer warps beside the
  * larger weight); the fallback's: D 72 (not a multiple of 16), D 512, a
  * weight over shared memory (D 256, K 512), x's row stride not a multiple
@@ -674,7 +676,8 @@ static void check_linear_add_rmsnorm16(const md_backend_t *bf)
         {1000, 128, 256, 8, 1, 1}, {1000, 128, 256, 8, 0, 1}, {1, 128, 256, 8, 1, 1},  {500, 64, 128, 8, 1, 1},
         {77, 48, 128, 8, 1, 1},    {1000, 128, 256, 0, 1, 1}, {1000, 128, 256, 0, 0, 1}, {1, 128, 256, 0, 1, 1},
         {77, 48, 64, 8, 1, 1},     {333, 144, 96, 0, 1, 1},   {2049, 256, 256, 8, 1, 1}, {100, 72, 128, 0, 1, 1},
-        {50, 512, 64, 0, 1, 1},    {333, 256, 512, 0, 1, 1},  {300, 128, 256, 3, 1, 1},  {300, 128, 256, 0, 0, 0}};
+        {50, 512, 64, 0, 1, 1},    {333, 256, 512, 0, 1, 1},  {300, 128, 256, 3, 1, 1},  {300, 128, 256, 0, 0, 0},
+        {50001, 128, 256, 8, 1, 1}, {40007, 64, 128, 8, 0, 1}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t M = shapes[s][0], D = shapes[s][1], K = shapes[s][2], xp = shapes[s][3], y16 = shapes[s][4];
         int x16 = (int)shapes[s][5];
