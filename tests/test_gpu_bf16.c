@@ -604,17 +604,18 @@ static void check_linear16(const md_backend_t *bf)
 
 /* lowrank_bwd (dt_proj's backward) with dy, x, w and dx bf16 (dw f32,
  * preloaded: it accumulates), x and dx column slices of xdbl-like
- * matrices (R + 2N wide): dx one rounding, dw the fp32 sums of exact
- * products (TOL). The kernel's shapes: 8 columns a thread at R <= 8 (E 64
- * .. 2048), 4 at R 9 .. 16 (E 32 .. 1024), M 1 and M not a multiple of an
- * iteration's rows; the fallback's: R 17, E 255, dy's row stride not a
- * multiple of 8 at R 8. Run twice: the same bits. */
+ * matrices (R + 32 wide): dx one rounding, dw the fp32 sums of exact
+ * products (TOL). The kernel's shapes: E 64, 128, 256, M 1 and M not a
+ * multiple of a warp's rows, R 8 (x staged) and R 1, 5 (x from global);
+ * the fallback's: R 16 and 17, E 512 and over, 255, 32, dy's row stride
+ * not a multiple of 8. Run twice: the same bits. */
 static void check_lowrank16(const md_backend_t *bf)
 {
     /* M, E, R, dy's row padding */
-    static const int64_t shapes[][4] = {{1, 256, 8, 0},     {5, 64, 1, 0},     {1000, 256, 8, 0}, {4097, 512, 16, 0},
+    static const int64_t shapes[][4] = {{1, 256, 8, 0},     {5, 64, 1, 0},     {1000, 256, 8, 0}, {4097, 128, 8, 0},
+                                        {333, 256, 5, 0},   {1027, 64, 8, 8},  {77, 256, 8, 8},   {4097, 512, 16, 0},
                                         {333, 512, 8, 8},   {77, 256, 16, 4},  {2000, 2048, 3, 0}, {130, 32, 12, 0},
-                                        {300, 256, 17, 0},  {130, 255, 8, 0},  {200, 256, 8, 4},  {513, 1024, 16, 0}};
+                                        {300, 256, 17, 0},  {130, 255, 8, 0},  {200, 256, 8, 4}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t M = shapes[s][0], E = shapes[s][1], R = shapes[s][2], dyp = shapes[s][3], ld = R + 32;
         char sh[80];

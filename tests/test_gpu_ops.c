@@ -93,18 +93,20 @@ static void check_gemm_bf16(void)
 }
 
 /* lowrank_bwd (dt_proj's backward): dx poisoned, dw preloaded (it
- * accumulates), x and dx column slices of a wider matrix as xdbl's dt_in.
- * The kernel's shapes: M 1, M not a multiple of an iteration's rows, E 32
- * .. 1024 (8 .. 256 column groups), R 1, 3, 8, 16; the two GEMMs' (the
- * fallback): R 17, E 255 (odd), E 16 (4 groups), dy's row stride not a
- * multiple of 4. Run twice: the same bits. */
+ * accumulates), x and dx row-strided as xdbl's dt_in. The kernel's shapes:
+ * E 64, 128, 256 (8, 16, 32 lanes a row), M 1 and M not a multiple of a
+ * warp's rows, R 8 with x staged (ld a multiple of 4) and R 1, 3, 8 read
+ * from global (ld 13); the two GEMMs' (the fallback): R 16 and 17, E 512,
+ * 1024, 255, 32, dy's row stride not a multiple of 4. Run twice: the same
+ * bits. */
 static void check_lowrank(void)
 {
     /* M, E, R, x's extra columns, dy's row padding */
-    static const int64_t shapes[][5] = {{1, 256, 8, 32, 0},     {5, 64, 1, 0, 0},      {1000, 256, 8, 32, 0},
-                                        {4097, 512, 16, 32, 0}, {333, 512, 8, 0, 4},   {77, 256, 16, 5, 0},
-                                        {2000, 1024, 3, 2, 0},  {130, 32, 8, 32, 0},   {300, 256, 17, 32, 0},
-                                        {130, 255, 8, 32, 0},   {64, 16, 8, 0, 0},     {200, 256, 8, 32, 1}};
+    static const int64_t shapes[][5] = {{1, 256, 8, 32, 0},    {5, 64, 1, 0, 0},       {1000, 256, 8, 32, 0},
+                                        {4097, 128, 8, 32, 0}, {333, 256, 3, 2, 0},    {1027, 64, 8, 0, 0},
+                                        {77, 256, 8, 5, 4},    {4097, 512, 16, 32, 0}, {333, 512, 8, 0, 4},
+                                        {77, 256, 16, 5, 0},   {2000, 1024, 3, 2, 0},  {130, 32, 8, 32, 0},
+                                        {300, 256, 17, 32, 0}, {130, 255, 8, 32, 0},   {200, 256, 8, 32, 1}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int64_t M = shapes[s][0], E = shapes[s][1], R = shapes[s][2], xc = shapes[s][3], dyp = shapes[s][4];
         char sh[80];

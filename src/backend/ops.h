@@ -161,8 +161,9 @@ struct md_backend {
      * gemm(0,0, dy, w, 0, dx) then gemm(1,0, dy, x, 1, dw): the same bits.
      * CUDA: dy, x, w and dx all bf16 or all f32 (dw f32); one pass over dy
      * (kernels/lowrank_bwd.cu: fp32 sums in another order than cuBLAS's,
-     * dw's fixed) where R <= 16 and the kernel takes the shape (ops on
-     * the bf16 table take bf16 only), else the same two gemm calls. */
+     * dw's fixed) where R <= 8, E is 64, 128 or 256 and dy's rows are
+     * 16-byte aligned (the bf16 table: bf16 only), else the same two gemm
+     * calls. */
     void (*lowrank_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
                         const md_tensor_t *x, const md_tensor_t *w);
     /* y += x (same shape), elementwise; both may be row-strided. */
