@@ -113,20 +113,6 @@ cudaError_t mdk_linear_add_rmsnorm_fwd(float *h, int64_t ldh, void *y, int64_t l
                                        const void *x, int64_t ldx, const void *w, int64_t ldw, const float *hin,
                                        int64_t ldhin, const float *nw, int64_t rows, int64_t d, int64_t k, double eps,
                                        cudaStream_t s);
-/* ---- lowrank_bwd.cu ---- */
-/* dx (rows, r) = dy w and dw (e, r) += dy^T x, dy (rows, e), x (rows, r), w
- * (e, r), dw contiguous, one pass over dy; dy, x, w and dx all bf16 when
- * bf16, else all fp32 (dw fp32). Only for calls that mdk_lowrank_bwd_ok
- * takes: r <= MDK_LOWRANK_MAX_R, e 64, 128 or 256, 16-byte aligned rows of
- * dy; dw's per-block sums need e * r floats of scratch a block (blocks:
- * twice the SM count, or fewer to fit). dx aliases nothing. */
-#define MDK_LOWRANK_MAX_R 8
-int mdk_lowrank_bwd_ok(int bf16, const void *dy, int64_t lddy, int64_t rows, int64_t e, int64_t r,
-                       size_t scratch_floats);
-cudaError_t mdk_lowrank_bwd(int bf16, void *dx, int64_t lddx, float *dw, const void *dy, int64_t lddy, const void *x,
-                            int64_t ldx, const void *w, int64_t ldw, int64_t rows, int64_t e, int64_t r,
-                            float *scratch, size_t scratch_floats, cudaStream_t s);
-
 /* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1);
  * dx16: NULL, or a bf16 (rows, dim) copy of the final dx (ld ld16) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,

@@ -251,8 +251,9 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u,
                  scan_forms_delta(c, 0) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
                  a->states, c->op_ws);
-    /* dt_proj: both its gradients in one pass over ddelta */
-    be->lowrank_bwd(be, &ddt_in, &gw.dt_w, &ddelta, &dt_in, &w.dt_w);
+    /* dt_proj */
+    be->gemm(be, 0, 0, 1.0, &ddelta, &w.dt_w, 0.0, &ddt_in);
+    be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &gw.dt_w);
     /* x_proj: u feeds both the scan and x_proj */
     be->gemm(be, 0, 0, 1.0, &dxdbl, &w.x_proj, 1.0, &du);
     be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &gw.x_proj);
