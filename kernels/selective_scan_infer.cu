@@ -68,6 +68,20 @@ __device__ __forceinline__ float infer_softplus(float x)
     return fmaf(w, p, fmaxf(x, 0.f));
 }
 
+/* y's store where c holds, as one predicated st.global: written as a
+ * branch, ptxas wraps each step's store in a BSSY / BRA region and
+ * rebuilds its address there (NOTES-scan.md, v9 inference). */
+__device__ __forceinline__ void st_y_if(float *p, float v, bool c)
+{
+    asm volatile("{ .reg .pred p; setp.ne.u32 p, %2, 0; @p st.global.f32 [%0], %1; }"
+                 :: "l"(p), "f"(v), "r"((unsigned)c));
+}
+__device__ __forceinline__ void st_y_if(__nv_bfloat16 *p, float v, bool c)
+{
+    asm volatile("{ .reg .pred p; setp.ne.u32 p, %2, 0; @p st.global.b16 [%0], %1; }"
+                 :: "l"(p), "h"(__bfloat16_as_ushort(__float2bfloat16_rn(v))), "r"((unsigned)c));
+}
+
 template <typename T>
 struct InferArgs {
     const T *u, *delta, *z, *Bm, *Cm;
@@ -78,6 +92,7 @@ struct InferArgs {
     float *hT;
     T *y;
     int64_t ld_y;
+    int64_t bld_u, bld_delta, bld_z, bld_y;   /* the strides in bytes */
     int64_t L, E, N;
 };
 
@@ -88,21 +103,25 @@ struct StepLoads {
 };
 
 /* A thread's channel in the rows of delta, u and z, a row at a time (no
- * delta where the kernel forms it: FOLD). The strides as int: a pointer
- * advanced by an int is one instruction (the launcher checks that they
- * fit). */
+ * delta where the kernel forms it: FOLD). The strides are the parameters'
+ * byte strides, which a 64-bit advance takes from the constant bank as
+ * they are (NOTES-scan.md, v9 inference). */
 template <typename T, bool FOLD>
 struct RowCursor {
     const T *delta, *u, *z;
-    int ld_delta, ld_u, ld_z;
+    int64_t ld_delta, ld_u, ld_z;   /* bytes */
 
+    static __device__ __forceinline__ void advance(const T *&p, int64_t ld)
+    {
+        p = reinterpret_cast<const T *>(reinterpret_cast<const char *>(p) + ld);
+    }
     __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
     {
         if (!FOLD) r.delta = in ? md_ld_raw(delta) : 0;
         r.u = in ? md_ld_raw(u) : 0;
         r.z = in ? md_ld_raw(z) : 0;
-        if (!FOLD) delta += ld_delta;
-        u += ld_u, z += ld_z;
+        if (!FOLD) advance(delta, ld_delta);
+        advance(u, ld_u), advance(z, ld_z);
     }
 };
 
@@ -142,7 +161,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
     RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
-                              a.z + row0 * a.ld_z + ec, (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
+                              a.z + row0 * a.ld_z + ec, a.bld_delta, a.bld_u, a.bld_z};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
@@ -165,7 +184,6 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
      * registers. FULL: every step and every load ahead lies inside the
      * sequence, so that neither needs a check (a thread past E loads
      * channel 0's values and stores nothing). */
-    const int ld_y = (int)a.ld_y;
     auto steps = [&](auto full, int64_t t0, int jr, int buf) {
         constexpr bool FULL = decltype(full)::value;
 #pragma unroll
@@ -210,8 +228,8 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
 #pragma unroll
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
             const float g = zv * md_sigmoid(zv);
-            if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
-            yp += ld_y;
+            st_y_if(yp, fmaf(Dv, u, acc) * g, q == 0 && valid && in);
+            yp = reinterpret_cast<T *>(reinterpret_cast<char *>(yp) + a.bld_y);
         }
     };
     int buf = 0;
@@ -255,6 +273,8 @@ cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
     ia.dt_low = (const T *)a->dt_low, ia.dt_w = (const T *)a->dt_w, ia.ld_dt_low = a->ld_dt_low, ia.R = a->dt_rank;
     ia.A_log = a->A_log, ia.D = a->D, ia.dt_bias = a->dt_bias, ia.h0 = a->h0, ia.hT = a->hT;
     ia.y = (T *)a->y, ia.ld_y = a->ld_y;
+    ia.bld_u = ia.ld_u * (int64_t)sizeof(T), ia.bld_delta = ia.ld_delta * (int64_t)sizeof(T);
+    ia.bld_z = ia.ld_z * (int64_t)sizeof(T), ia.bld_y = ia.ld_y * (int64_t)sizeof(T);
     ia.L = a->len, ia.E = a->d_inner, ia.N = a->d_state;
     if (ia.ld_u > INT_MAX || (a->delta && ia.ld_delta > INT_MAX) || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX)
         return cudaErrorInvalidValue;
