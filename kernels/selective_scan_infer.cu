@@ -68,20 +68,6 @@ __device__ __forceinline__ float infer_softplus(float x)
     return fmaf(w, p, fmaxf(x, 0.f));
 }
 
-/* y's store where c holds, as one predicated st.global: written as a
- * branch, ptxas wraps each step's store in a BSSY / BRA region and
- * rebuilds its address there (NOTES-scan.md, v9 inference). */
-__device__ __forceinline__ void st_y_if(float *p, float v, bool c)
-{
-    asm volatile("{ .reg .pred p; setp.ne.u32 p, %2, 0; @p st.global.f32 [%0], %1; }"
-                 :: "l"(p), "f"(v), "r"((unsigned)c));
-}
-__device__ __forceinline__ void st_y_if(__nv_bfloat16 *p, float v, bool c)
-{
-    asm volatile("{ .reg .pred p; setp.ne.u32 p, %2, 0; @p st.global.b16 [%0], %1; }"
-                 :: "l"(p), "h"(__bfloat16_as_ushort(__float2bfloat16_rn(v))), "r"((unsigned)c));
-}
-
 template <typename T>
 struct InferArgs {
     const T *u, *delta, *z, *Bm, *Cm;
@@ -92,8 +78,8 @@ struct InferArgs {
     float *hT;
     T *y;
     int64_t ld_y;
-    int64_t bld_u, bld_delta, bld_z, bld_y;   /* the strides in bytes */
     int64_t L, E, N;
+    int64_t bld_u, bld_delta, bld_z, bld_y;   /* the strides in bytes */
 };
 
 /* One step's delta, u and z in storage form. */
@@ -103,27 +89,50 @@ struct StepLoads {
 };
 
 /* A thread's channel in the rows of delta, u and z, a row at a time (no
- * delta where the kernel forms it: FOLD). The strides are the parameters'
- * byte strides, which a 64-bit advance takes from the constant bank as
- * they are (NOTES-scan.md, v9 inference). */
+ * delta where the kernel forms it: FOLD). The strides' form is the one
+ * measured faster for the storage type (NOTES-scan.md, v9 inference):
+ * bf16 takes them in bytes from the parameters as int64, which a 64-bit
+ * advance uses as they are (IADD3 pair, no sign extension or shift, no
+ * register); fp32 as int elements (the launcher checks that they fit),
+ * where ptxas lays out the bytes' form 14% slower. */
+template <typename T>
+constexpr bool kByteStrides = sizeof(T) == 2;
+template <typename T>
+using RowStride = std::conditional_t<kByteStrides<T>, int64_t, int>;
+
+template <typename T>
+__device__ __forceinline__ void advance_row(T *&p, RowStride<std::remove_const_t<T>> ld)
+{
+    if constexpr (kByteStrides<std::remove_const_t<T>>)
+        p = reinterpret_cast<T *>(reinterpret_cast<std::conditional_t<std::is_const_v<T>, const char, char> *>(p) + ld);
+    else
+        p += ld;
+}
+
 template <typename T, bool FOLD>
 struct RowCursor {
     const T *delta, *u, *z;
-    int64_t ld_delta, ld_u, ld_z;   /* bytes */
+    RowStride<T> ld_delta, ld_u, ld_z;
 
-    static __device__ __forceinline__ void advance(const T *&p, int64_t ld)
-    {
-        p = reinterpret_cast<const T *>(reinterpret_cast<const char *>(p) + ld);
-    }
     __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
     {
         if (!FOLD) r.delta = in ? md_ld_raw(delta) : 0;
         r.u = in ? md_ld_raw(u) : 0;
         r.z = in ? md_ld_raw(z) : 0;
-        if (!FOLD) advance(delta, ld_delta);
-        advance(u, ld_u), advance(z, ld_z);
+        if (!FOLD) advance_row(delta, ld_delta);
+        advance_row(u, ld_u), advance_row(z, ld_z);
     }
 };
+
+/* A row stride in the form RowStride<T> takes, from the parameters' ld
+ * and byte stride (bytes formed in the kernel cost 11 instructions of the
+ * FULL loop more: ptxas reforms them there). */
+template <typename T>
+__device__ __forceinline__ RowStride<T> row_stride(int64_t ld, int64_t bytes)
+{
+    if constexpr (kByteStrides<T>) return bytes;
+    else return (int)ld;
+}
 
 /* The minimum-blocks bound for N <= 16 alone: ptxas spills the wider
  * states' (Q > 1) instances under it. RP: 0 reads delta, 8 or 16 forms
@@ -161,7 +170,8 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
     RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
-                              a.z + row0 * a.ld_z + ec, a.bld_delta, a.bld_u, a.bld_z};
+                              a.z + row0 * a.ld_z + ec, row_stride<T>(a.ld_delta, a.bld_delta), row_stride<T>(a.ld_u, a.bld_u),
+                              row_stride<T>(a.ld_z, a.bld_z)};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
@@ -184,6 +194,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
      * registers. FULL: every step and every load ahead lies inside the
      * sequence, so that neither needs a check (a thread past E loads
      * channel 0's values and stores nothing). */
+    const int ld_y = (int)a.ld_y;   /* fp32's form; bf16 takes a.bld_y in the loop (see RowStride) */
     auto steps = [&](auto full, int64_t t0, int jr, int buf) {
         constexpr bool FULL = decltype(full)::value;
 #pragma unroll
@@ -228,8 +239,8 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
 #pragma unroll
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
             const float g = zv * md_sigmoid(zv);
-            st_y_if(yp, fmaf(Dv, u, acc) * g, q == 0 && valid && in);
-            yp = reinterpret_cast<T *>(reinterpret_cast<char *>(yp) + a.bld_y);
+            if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
+            advance_row(yp, row_stride<T>(ld_y, a.bld_y));
         }
     };
     int buf = 0;
