@@ -89,50 +89,47 @@ struct StepLoads {
 };
 
 /* A thread's channel in the rows of delta, u and z, a row at a time (no
- * delta where the kernel forms it: FOLD). The strides' form is the one
- * measured faster for the storage type (NOTES-scan.md, v9 inference):
- * bf16 takes them in bytes from the parameters as int64, which a 64-bit
- * advance uses as they are (IADD3 pair, no sign extension or shift, no
- * register); fp32 as int elements (the launcher checks that they fit),
- * where ptxas lays out the bytes' form 14% slower. */
-template <typename T>
-constexpr bool kByteStrides = sizeof(T) == 2;
-template <typename T>
-using RowStride = std::conditional_t<kByteStrides<T>, int64_t, int>;
+ * delta where the kernel forms it: FOLD). The strides take the form
+ * measured faster for the instance (NOTES-scan.md, v9 inference), BYTES:
+ * in bytes from the parameters as int64, which a 64-bit advance uses as
+ * they are (an IADD3 pair: no sign extension or shift, no register);
+ * otherwise as int elements (the launcher checks that they fit). */
+template <bool BYTES>
+using RowStride = std::conditional_t<BYTES, int64_t, int>;
 
-template <typename T>
-__device__ __forceinline__ void advance_row(T *&p, RowStride<std::remove_const_t<T>> ld)
+template <bool BYTES, typename T>
+__device__ __forceinline__ void advance_row(T *&p, RowStride<BYTES> ld)
 {
-    if constexpr (kByteStrides<std::remove_const_t<T>>)
+    if constexpr (BYTES)
         p = reinterpret_cast<T *>(reinterpret_cast<std::conditional_t<std::is_const_v<T>, const char, char> *>(p) + ld);
     else
         p += ld;
 }
 
-template <typename T, bool FOLD>
+/* A row stride in the form RowStride<BYTES> takes, from the parameters'
+ * ld and byte stride (bytes formed in the kernel cost 11 instructions of
+ * the FULL loop more: ptxas reforms them there). */
+template <bool BYTES>
+__device__ __forceinline__ RowStride<BYTES> row_stride(int64_t ld, int64_t bytes)
+{
+    if constexpr (BYTES) return bytes;
+    else return (int)ld;
+}
+
+template <typename T, bool FOLD, bool BYTES>
 struct RowCursor {
     const T *delta, *u, *z;
-    RowStride<T> ld_delta, ld_u, ld_z;
+    RowStride<BYTES> ld_delta, ld_u, ld_z;
 
     __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
     {
         if (!FOLD) r.delta = in ? md_ld_raw(delta) : 0;
         r.u = in ? md_ld_raw(u) : 0;
         r.z = in ? md_ld_raw(z) : 0;
-        if (!FOLD) advance_row(delta, ld_delta);
-        advance_row(u, ld_u), advance_row(z, ld_z);
+        if (!FOLD) advance_row<BYTES>(delta, ld_delta);
+        advance_row<BYTES>(u, ld_u), advance_row<BYTES>(z, ld_z);
     }
 };
-
-/* A row stride in the form RowStride<T> takes, from the parameters' ld
- * and byte stride (bytes formed in the kernel cost 11 instructions of the
- * FULL loop more: ptxas reforms them there). */
-template <typename T>
-__device__ __forceinline__ RowStride<T> row_stride(int64_t ld, int64_t bytes)
-{
-    if constexpr (kByteStrides<T>) return bytes;
-    else return (int)ld;
-}
 
 /* The minimum-blocks bound for N <= 16 alone: ptxas spills the wider
  * states' (Q > 1) instances under it. RP: 0 reads delta, 8 or 16 forms
@@ -143,6 +140,9 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
 {
     constexpr int Q = NPAD / kStates, CH = kThreads / Q;
     constexpr bool FOLD = RP > 0;
+    /* the strides in bytes where that measured faster: bf16 up to N 32
+     * (fp32 lost 14% at N 16, bf16 2% at N 64; NOTES-scan.md, v9 inference) */
+    constexpr bool BYTES = sizeof(T) == 2 && NPAD <= 32;
     constexpr int RT = FOLD ? RP : 8;   /* the dt_low tile's columns (unused without FOLD) */
     __shared__ __align__(16) float s_B[2][kTile][NPAD];
     __shared__ __align__(16) float s_C[2][kTile][NPAD];
@@ -169,9 +169,9 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
     const int64_t row0 = b * a.L;
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
-    RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
-                              a.z + row0 * a.ld_z + ec, row_stride<T>(a.ld_delta, a.bld_delta), row_stride<T>(a.ld_u, a.bld_u),
-                              row_stride<T>(a.ld_z, a.bld_z)};
+    RowCursor<T, FOLD, BYTES> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
+                              a.z + row0 * a.ld_z + ec, row_stride<BYTES>(a.ld_delta, a.bld_delta), row_stride<BYTES>(a.ld_u, a.bld_u),
+                              row_stride<BYTES>(a.ld_z, a.bld_z)};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
@@ -194,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
      * registers. FULL: every step and every load ahead lies inside the
      * sequence, so that neither needs a check (a thread past E loads
      * channel 0's values and stores nothing). */
-    const int ld_y = (int)a.ld_y;   /* fp32's form; bf16 takes a.bld_y in the loop (see RowStride) */
+    const int ld_y = (int)a.ld_y;   /* the int form; BYTES takes a.bld_y in the loop */
     auto steps = [&](auto full, int64_t t0, int jr, int buf) {
         constexpr bool FULL = decltype(full)::value;
 #pragma unroll
@@ -240,7 +240,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
             const float g = zv * md_sigmoid(zv);
             if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
-            advance_row(yp, row_stride<T>(ld_y, a.bld_y));
+            advance_row<BYTES>(yp, row_stride<BYTES>(ld_y, a.bld_y));
         }
     };
     int buf = 0;
