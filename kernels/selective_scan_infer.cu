@@ -79,6 +79,7 @@ struct InferArgs {
     T *y;
     int64_t ld_y;
     int64_t L, E, N;
+    int64_t bld_u, bld_delta, bld_z, bld_y;   /* the strides in bytes */
 };
 
 /* One step's delta, u and z in storage form. */
@@ -88,21 +89,45 @@ struct StepLoads {
 };
 
 /* A thread's channel in the rows of delta, u and z, a row at a time (no
- * delta where the kernel forms it: FOLD). The strides as int: a pointer
- * advanced by an int is one instruction (the launcher checks that they
- * fit). */
-template <typename T, bool FOLD>
+ * delta where the kernel forms it: FOLD). The strides take the form
+ * measured faster for the instance (NOTES-scan.md, v9 inference), BYTES:
+ * in bytes from the parameters as int64, which a 64-bit advance uses as
+ * they are (an IADD3 pair: no sign extension or shift, no register);
+ * otherwise as int elements (the launcher checks that they fit). */
+template <bool BYTES>
+using RowStride = std::conditional_t<BYTES, int64_t, int>;
+
+template <bool BYTES, typename T>
+__device__ __forceinline__ void advance_row(T *&p, RowStride<BYTES> ld)
+{
+    if constexpr (BYTES)
+        p = reinterpret_cast<T *>(reinterpret_cast<std::conditional_t<std::is_const_v<T>, const char, char> *>(p) + ld);
+    else
+        p += ld;
+}
+
+/* A row stride in the form RowStride<BYTES> takes, from the parameters'
+ * ld and byte stride (bytes formed in the kernel cost 11 instructions of
+ * the FULL loop more: ptxas reforms them there). */
+template <bool BYTES>
+__device__ __forceinline__ RowStride<BYTES> row_stride(int64_t ld, int64_t bytes)
+{
+    if constexpr (BYTES) return bytes;
+    else return (int)ld;
+}
+
+template <typename T, bool FOLD, bool BYTES>
 struct RowCursor {
     const T *delta, *u, *z;
-    int ld_delta, ld_u, ld_z;
+    RowStride<BYTES> ld_delta, ld_u, ld_z;
 
     __device__ __forceinline__ void load_next(StepLoads<T> &r, bool in)
     {
         if (!FOLD) r.delta = in ? md_ld_raw(delta) : 0;
         r.u = in ? md_ld_raw(u) : 0;
         r.z = in ? md_ld_raw(z) : 0;
-        if (!FOLD) delta += ld_delta;
-        u += ld_u, z += ld_z;
+        if (!FOLD) advance_row<BYTES>(delta, ld_delta);
+        advance_row<BYTES>(u, ld_u), advance_row<BYTES>(z, ld_z);
     }
 };
 
@@ -115,6 +140,9 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
 {
     constexpr int Q = NPAD / kStates, CH = kThreads / Q;
     constexpr bool FOLD = RP > 0;
+    /* the strides in bytes where that measured faster: bf16 up to N 32
+     * (fp32 lost 14% at N 16, bf16 2% at N 64; NOTES-scan.md, v9 inference) */
+    constexpr bool BYTES = sizeof(T) == 2 && NPAD <= 32;
     constexpr int RT = FOLD ? RP : 8;   /* the dt_low tile's columns (unused without FOLD) */
     __shared__ __align__(16) float s_B[2][kTile][NPAD];
     __shared__ __align__(16) float s_C[2][kTile][NPAD];
@@ -141,8 +169,9 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
     const int64_t row0 = b * a.L;
     /* ring[t % kAhead] holds step t's loads from kAhead steps before t */
     const int64_t ec = valid ? e : 0;
-    RowCursor<T, FOLD> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
-                              a.z + row0 * a.ld_z + ec, (int)a.ld_delta, (int)a.ld_u, (int)a.ld_z};
+    RowCursor<T, FOLD, BYTES> cur = {FOLD ? a.delta : a.delta + row0 * a.ld_delta + ec, a.u + row0 * a.ld_u + ec,
+                              a.z + row0 * a.ld_z + ec, row_stride<BYTES>(a.ld_delta, a.bld_delta), row_stride<BYTES>(a.ld_u, a.bld_u),
+                              row_stride<BYTES>(a.ld_z, a.bld_z)};
     StepLoads<T> ring[kAhead];
 #pragma unroll
     for (int k = 0; k < kAhead; k++) cur.load_next(ring[k], valid && k < a.L);
@@ -165,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
      * registers. FULL: every step and every load ahead lies inside the
      * sequence, so that neither needs a check (a thread past E loads
      * channel 0's values and stores nothing). */
-    const int ld_y = (int)a.ld_y;
+    const int ld_y = (int)a.ld_y;   /* the int form; BYTES takes a.bld_y in the loop */
     auto steps = [&](auto full, int64_t t0, int jr, int buf) {
         constexpr bool FULL = decltype(full)::value;
 #pragma unroll
@@ -211,7 +240,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
             for (int m = 1; m < Q; m <<= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
             const float g = zv * md_sigmoid(zv);
             if (q == 0 && valid && in) md_st(yp, fmaf(acc, g, Dv * u * g));
-            yp += ld_y;
+            advance_row<BYTES>(yp, row_stride<BYTES>(ld_y, a.bld_y));
         }
     };
     int buf = 0;
@@ -255,6 +284,8 @@ cudaError_t infer_t(const md_scan_args_t *a, cudaStream_t st)
     ia.dt_low = (const T *)a->dt_low, ia.dt_w = (const T *)a->dt_w, ia.ld_dt_low = a->ld_dt_low, ia.R = a->dt_rank;
     ia.A_log = a->A_log, ia.D = a->D, ia.dt_bias = a->dt_bias, ia.h0 = a->h0, ia.hT = a->hT;
     ia.y = (T *)a->y, ia.ld_y = a->ld_y;
+    ia.bld_u = ia.ld_u * (int64_t)sizeof(T), ia.bld_delta = ia.ld_delta * (int64_t)sizeof(T);
+    ia.bld_z = ia.ld_z * (int64_t)sizeof(T), ia.bld_y = ia.ld_y * (int64_t)sizeof(T);
     ia.L = a->len, ia.E = a->d_inner, ia.N = a->d_state;
     if (ia.ld_u > INT_MAX || (a->delta && ia.ld_delta > INT_MAX) || ia.ld_z > INT_MAX || ia.ld_y > INT_MAX)
         return cudaErrorInvalidValue;
