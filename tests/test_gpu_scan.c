@@ -4,7 +4,9 @@
  * reference from md_backend_cpu()'s scan_fwd/scan_bwd in f64 on the same
  * rounded values, GPU outputs poisoned (all-ones bytes, a NaN) before every
  * run and the padding between strided rows checked untouched afterwards,
- * input padding filled with NaN so that a read outside a view shows. Every
+ * input padding filled with NaN so that a read outside a view shows (each
+ * view padded by its own amount, so that one view's stride used for
+ * another's reads the wrong rows). Every
  * output and gradient must have ||gpu - ref|| / ||ref|| under 1e-5 (f32) or
  * 1e-2 (bf16); the forward for inference (neither states nor workspace)
  * too, also with delta's rows unpadded so that it takes channel pairs
@@ -276,9 +278,9 @@ static void gpu_setup(gpu_t *G, const problem_t *p, int64_t pad, int with_state)
     const int64_t M = p->B * p->L, E = p->E, N = p->N;
     const int bf = p->bf16;
     memset(G, 0, sizeof *G);
-    G->u = dmat_new(M, E, pad, bf), G->delta = dmat_new(M, E, pad + 1, bf), G->z = dmat_new(M, E, pad, bf);
+    G->u = dmat_new(M, E, pad, bf), G->delta = dmat_new(M, E, pad + 1, bf), G->z = dmat_new(M, E, pad ? pad + 2 : 0, bf);
     G->Bm = dmat_new(M, N, pad ? pad + 3 : 0, bf), G->Cm = dmat_new(M, N, pad, bf), G->dy = dmat_new(M, E, pad, bf);
-    G->y = dmat_new(M, E, pad, bf), G->du = dmat_new(M, E, pad ? pad + 2 : 0, bf), G->ddelta = dmat_new(M, E, pad, bf);
+    G->y = dmat_new(M, E, pad ? pad + 4 : 0, bf), G->du = dmat_new(M, E, pad ? pad + 2 : 0, bf), G->ddelta = dmat_new(M, E, pad, bf);
     G->dz = dmat_new(M, E, pad, bf), G->dB = dmat_new(M, N, pad, bf), G->dC = dmat_new(M, N, pad ? pad + 1 : 0, bf);
     dmat_upload(&G->u, p->u), dmat_upload(&G->delta, p->delta), dmat_upload(&G->z, p->z);
     dmat_upload(&G->Bm, p->Bm), dmat_upload(&G->Cm, p->Cm), dmat_upload(&G->dy, p->dy);
