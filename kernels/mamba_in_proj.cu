@@ -17,7 +17,10 @@
  * by the products' accumulation order. The next tile's hn rows are in
  * flight (cp.async) while a tile computes. At classify's shape it takes
  * 2.54 ms, about what cuBLAS's in_proj and conv1d.cu take together
- * (NOTES-backend.md: the floors, and what would reach them). */
+ * (NOTES-backend.md: the floors, and what would reach them). On a 9.0
+ * device with the sm_90a kernels built, sm90a/in_proj_wgmma.cu's kernel
+ * (2.05 ms) runs instead; this one stays for other devices and for A/B
+ * (MD_IN_PROJ_WGMMA=0). */
 #include "backend_kernels.h"
 
 #include "conv1d_pair.cuh"
