@@ -17,7 +17,10 @@
  * by the products' accumulation order. The next tile's hn rows are in
  * flight (cp.async) while a tile computes. At classify's shape it takes
  * 2.54 ms, about what cuBLAS's in_proj and conv1d.cu take together
- * (NOTES-backend.md: the floors, and what would reach them). */
+ * (NOTES-backend.md: the floors, and what would reach them). On a 9.0
+ * device with the sm_90a kernels built, sm90a/in_proj_wgmma.cu's kernel
+ * (2.05 ms) runs instead; this one stays for other devices and for A/B
+ * (MD_IN_PROJ_WGMMA=0). */
 #include "backend_kernels.h"
 
 #include "conv1d_pair.cuh"
@@ -264,6 +267,10 @@ cudaError_t mdk_in_proj_conv_fwd_bf16(void *u, int64_t ldu, void *z, int64_t ldz
                                       const void *w_in, int64_t ldw, const float *conv_w, const float *conv_b,
                                       int64_t batch, int64_t len, int64_t d, int64_t E, cudaStream_t s)
 {
+#if MD_HAVE_WGMMA
+    if (mdk_in_proj_wgmma_variant())
+        return mdk_in_proj_conv_fwd_wgmma(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, d, E, s);
+#endif
     if (d == 128 && E == 256) return launch<128, 256>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, s);
     if (d == 64 && E == 128) return launch<64, 128>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, s);
     if (d == 64 && E == 256) return launch<64, 256>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, s);

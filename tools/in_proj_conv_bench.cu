@@ -15,7 +15,10 @@
  * Built once per variant (MD_IN_PROJ_GROUPS), not by CMake:
  *   nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Ikernels [-D...] \
  *       -o NAME tools/in_proj_conv_bench.cu kernels/mamba_in_proj.cu
- * then on the GPU machine:
+ * or, with the wgmma kernel (sm90a/in_proj_wgmma.cu; its bench-only
+ * MD_IN_PROJ_WG_DIAG=n leaves a phase out), add -DMD_HAVE_WGMMA=1 and an
+ * object of it built with -gencode=arch=compute_90a,code=sm_90a -Isrc;
+ * then on the GPU machine (MD_IN_PROJ_WGMMA=0..4 picks the kernel):
  *   VARIANT=NAME NAME [B L d E REPS]      (4096 1000 128 256 20)
  * Prints one line: variant B L d E us GB/s read_us read_cold_us sum(u)
  * sum(z) (GB/s: the bytes the op must move: hn read, u and z written).

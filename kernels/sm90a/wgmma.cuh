@@ -154,6 +154,49 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss(float (*d)[4], uint64_t a, ui
 #endif
 }
 
+/* The wider accumulators: 8 column blocks d[j .. j + 7] as operands, and
+ * the register lists of the first and second 64 */
+#define MD_WGMMA_DJ(d, j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define MD_WGMMA_D8J(d, j)                                                                                           \
+    MD_WGMMA_DJ(d, j), MD_WGMMA_DJ(d, j + 1), MD_WGMMA_DJ(d, j + 2), MD_WGMMA_DJ(d, j + 3), MD_WGMMA_DJ(d, j + 4),  \
+        MD_WGMMA_DJ(d, j + 5), MD_WGMMA_DJ(d, j + 6), MD_WGMMA_DJ(d, j + 7)
+#define MD_WGMMA_R0_63                                                                                               \
+    "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15," \
+    "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31," \
+    "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47," \
+    "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+#define MD_WGMMA_R64_127                                                                                             \
+    "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79," \
+    "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95," \
+    "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111," \
+    "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+
+/* m64n128k16 and m64n256k16 with both operands from shared memory (as
+ * wgmma_m64n64k16_ss): d is N / 8 column blocks of 8, the layout above */
+template <int TRANS_B>
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float (*d)[4], uint64_t a, uint64_t b, int accumulate)
+{
+#if MD_WGMMA_ON
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" MD_WGMMA_R0_63
+                 "}, %64, %65, p, 1, 1, 0, %67;\n}\n"
+                 : MD_WGMMA_D8J(d, 0), MD_WGMMA_D8J(d, 8)
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_B));
+#endif
+}
+
+template <int TRANS_B>
+__device__ __forceinline__ void wgmma_m64n256k16_ss(float (*d)[4], uint64_t a, uint64_t b, int accumulate)
+{
+#if MD_WGMMA_ON
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" MD_WGMMA_R0_63 "," MD_WGMMA_R64_127
+                 "}, %128, %129, p, 1, 1, 0, %131;\n}\n"
+                 : MD_WGMMA_D8J(d, 0), MD_WGMMA_D8J(d, 8), MD_WGMMA_D8J(d, 16), MD_WGMMA_D8J(d, 24)
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_B));
+#endif
+}
+
 }   // namespace
 
 #endif
