@@ -166,7 +166,7 @@ cudaError_t mdk_in_proj_conv_fwd_bf16(void *u, int64_t ldu, void *z, int64_t ldz
  * rounding of x). The variant: 0 where the device is not compute
  * capability 9.0 (sm_90a machine code only) or MD_IN_PROJ_WGMMA=0 (A/B
  * against the mma.sync kernel); else MD_IN_PROJ_WGMMA's number where it
- * names one of the kernel's variants (1-4, in_proj_wgmma.cu), else the
+ * names one of the kernel's variants (1-2, in_proj_wgmma.cu), else the
  * default. Decided once per process. Only in builds with MD_HAVE_WGMMA. */
 int mdk_in_proj_wgmma_variant(void);
 cudaError_t mdk_in_proj_conv_fwd_wgmma(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, int64_t ldh,

@@ -18,7 +18,7 @@
  * or, with the wgmma kernel (sm90a/in_proj_wgmma.cu; its bench-only
  * MD_IN_PROJ_WG_DIAG=n leaves a phase out), add -DMD_HAVE_WGMMA=1 and an
  * object of it built with -gencode=arch=compute_90a,code=sm_90a -Isrc;
- * then on the GPU machine (MD_IN_PROJ_WGMMA=0..4 picks the kernel):
+ * then on the GPU machine (MD_IN_PROJ_WGMMA=0..2 picks the kernel):
  *   VARIANT=NAME NAME [B L d E REPS]      (4096 1000 128 256 20)
  * Prints one line: variant B L d E us GB/s read_us read_cold_us sum(u)
  * sum(z) (GB/s: the bytes the op must move: hn read, u and z written).

@@ -12,11 +12,12 @@
  * are issued and run asynchronously while the threads do the previous
  * tile's conv + SiLU and its z and u stores; a tile's x (rounded) and z
  * then go to shared tiles (x behind the previous tile's last K - 1 rows,
- * kept on chip) for the next round. Variants (MD_IN_PROJ_WGMMA,
- * InProjVariant, A/B switches): which columns a warpgroup owns, how its
- * accumulators reach shared memory, the conv's channels a thread. At
- * classify's shape the default (4) takes 2.05 ms against the mma.sync
- * kernel's 2.54. */
+ * kept on chip) for the next round. Warpgroup 0 computes x, 1 z, one
+ * m64nEk16 a k16 step, and stores its accumulators by stmatrix. Variants
+ * (MD_IN_PROJ_WGMMA, InProjVariant): the conv's channels a thread, 2 (1)
+ * or 4 (2, the default; 8-byte u stores, so 1 where u's rows do not
+ * allow them). At classify's shape the default takes 2.05 ms against the
+ * mma.sync kernel's 2.54. */
 #include "backend_kernels.h"
 
 #include "attention_wgmma.cuh"
@@ -37,16 +38,13 @@ constexpr int kHalo = kK - 1;
 #endif
 constexpr int kDiag = MD_IN_PROJ_WG_DIAG;
 
-/* V 1: warpgroup g owns columns g E/2 .. of both halves (m64n64k16, 2 E / 64
- * instructions a k16 step); 2: warpgroup 0 owns x, 1 z, one m64nEk16 a k16
- * step (the hn tile read once a half, not E / 64 times); 3: 2 with the
- * accumulators stored by stmatrix (16 bytes a lane, not 4); 4: 3 with the
- * conv on 4 channels a thread (twice the rows' ILP, half the rows). */
+/* V 1: the conv on 2 channels a thread; 2: on 4 (twice the rows' ILP,
+ * half the rows). The measured steps before these (warpgroups splitting
+ * both halves, accumulators stored 4 bytes a lane) are in the notes. */
 template <int V> struct InProjVariant {
-    static constexpr bool kHalfPerGroup = V >= 2, kStmatrix = V >= 3;
-    static constexpr int kCh = V >= 4 ? 4 : 2;
+    static constexpr int kCh = V >= 2 ? 4 : 2;
 };
-constexpr int kVariants = 4, kDefaultVariant = 4;   /* 2.60, 2.14, 2.14, 2.05 ms at classify's shape */
+constexpr int kVariants = 2, kDefaultVariant = 2;   /* 2.14, 2.05 ms at classify's shape */
 
 template <int D, int E, int CH> struct InProjWg {
     static constexpr int PAIRS = E / CH, SEGS = kThreads / PAIRS, S = kRows / SEGS;   /* the conv's split */
@@ -85,11 +83,10 @@ __device__ __forceinline__ void copy_sw128_async(uint32_t sh, const __nv_bfloat1
 
 /* Issues the warpgroup's products of a tile from the hn tile at shared
  * address hs and W at w, committed as one group: acc's E / 8 column blocks
- * of 8 are, in variant 1, columns (warpgroup) E / 2 .. of x then the same
- * of z (m64n64k16 pieces), else all of x (warpgroup 0) or z (1). Both
- * operands from shared memory: A in registers would hold 32 more a thread
- * through the conv, and the accumulators already take 128. */
-template <int D, int E, bool HALF_PER_GROUP>
+ * of 8 are all of x (warpgroup 0) or z (1). Both operands from shared
+ * memory: A in registers would hold 32 more a thread through the conv,
+ * and the accumulators already take 128. */
+template <int D, int E>
 __device__ __forceinline__ void issue_products(float (&acc)[E / 8][4], uint32_t hs, uint32_t w)
 {
     const int wg = threadIdx.x >> 7;
@@ -99,47 +96,30 @@ __device__ __forceinline__ void issue_products(float (&acc)[E / 8][4], uint32_t 
         /* a k16 step: SW128 tile kd / 4 (of kRows or 2E rows), 32 bytes on per step within it */
         const uint64_t a = sw128_desc(hs + (uint32_t)((kd >> 2) * kRows * 128 + 32 * (kd & 3)));
         const uint32_t wk = w + (uint32_t)((kd >> 2) * 2 * E * 128 + 32 * (kd & 3));
-        if constexpr (HALF_PER_GROUP) {
-            const uint64_t b = sw128_desc(wk + (uint32_t)(wg * E * 128));
-            if constexpr (E == 256) wgmma_m64n256k16_ss<0>(acc, a, b, kd);
-            else wgmma_m64n128k16_ss<0>(acc, a, b, kd);
-        } else {
-#pragma unroll
-            for (int q = 0; q < E / 64; q++) {   /* x's pieces, then z's */
-                const int n = (q / (E / 128)) * E + wg * (E / 2) + 64 * (q % (E / 128));
-                wgmma_m64n64k16_ss<0>(acc + 8 * q, a, sw128_desc(wk + (uint32_t)(n * 128)), kd);
-            }
-        }
+        const uint64_t b = sw128_desc(wk + (uint32_t)(wg * E * 128));
+        if constexpr (E == 256) wgmma_m64n256k16_ss<0>(acc, a, b, kd);
+        else wgmma_m64n128k16_ss<0>(acc, a, b, kd);
     }
     wgmma_commit();
 }
 
 /* NB of the warp's accumulator column blocks, rounded to bf16, into tile
  * rows row0 + (its 16 rows) of the x or z tile t, columns col0 + 8 i .. */
-template <int E, int NB, bool STM>
+template <int E, int NB>
 __device__ __forceinline__ void acc_to_shared(__nv_bfloat16 *t, const float (*acc)[4], int row0, int col0)
 {
     const int lane = threadIdx.x & 31, wrow = row0 + 16 * ((threadIdx.x >> 5) & 3);
-    if constexpr (STM) {
-        /* stmatrix x4: matrices (rows 0-7, block i), (8-15, i), (0-7, i + 1),
-         * (8-15, i + 1); lane l gives row l % 8 of matrix l / 8. A matrix row
-         * is one swizzled 16-byte chunk. */
-        const int m = lane >> 3, r = wrow + (lane & 7) + 8 * (m & 1);
+    /* stmatrix x4: matrices (rows 0-7, block i), (8-15, i), (0-7, i + 1),
+     * (8-15, i + 1); lane l gives row l % 8 of matrix l / 8. A matrix row
+     * is one swizzled 16-byte chunk. */
+    const int m = lane >> 3, r = wrow + (lane & 7) + 8 * (m & 1);
 #pragma unroll
-        for (int i = 0; i < NB; i += 2) {
-            const uint32_t addr = (uint32_t)__cvta_generic_to_shared(t + xz_at<E>(r, col0 + 8 * (i + (m >> 1))));
-            asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(addr),
-                         "r"(pack_bf16(acc[i][0], acc[i][1])), "r"(pack_bf16(acc[i][2], acc[i][3])),
-                         "r"(pack_bf16(acc[i + 1][0], acc[i + 1][1])), "r"(pack_bf16(acc[i + 1][2], acc[i + 1][3]))
-                         : "memory");
-        }
-    } else {
-        const int r = wrow + (lane >> 2), c0 = col0 + 2 * (lane & 3);
-#pragma unroll
-        for (int i = 0; i < NB; i++) {
-            *reinterpret_cast<uint32_t *>(t + xz_at<E>(r, c0 + 8 * i)) = pack_bf16(acc[i][0], acc[i][1]);
-            *reinterpret_cast<uint32_t *>(t + xz_at<E>(r + 8, c0 + 8 * i)) = pack_bf16(acc[i][2], acc[i][3]);
-        }
+    for (int i = 0; i < NB; i += 2) {
+        const uint32_t addr = (uint32_t)__cvta_generic_to_shared(t + xz_at<E>(r, col0 + 8 * (i + (m >> 1))));
+        asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(addr),
+                     "r"(pack_bf16(acc[i][0], acc[i][1])), "r"(pack_bf16(acc[i][2], acc[i][3])),
+                     "r"(pack_bf16(acc[i + 1][0], acc[i + 1][1])), "r"(pack_bf16(acc[i + 1][2], acc[i + 1][3]))
+                     : "memory");
     }
 }
 
@@ -193,7 +173,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (kDiag >= 4)
 #pragma unroll
         for (int j = 0; j < E / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    if (b < batch && kDiag < 4) issue_products<D, E, Var::kHalfPerGroup>(acc, hs0, ws);
+    if (b < batch && kDiag < 4) issue_products<D, E>(acc, hs0, ws);
     {
         int nb = b, nt0 = t0;
         next_tile(nb, nt0, len);
@@ -217,13 +197,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             const int i = gt + q * kThreads;
             if (i < kHalo * E / 2) reinterpret_cast<uint32_t *>(xs)[i] = t0 == 0 ? 0u : carry[q];
         }
-        if constexpr (Var::kHalfPerGroup) {
+        {
             const int wg = gt >> 7;
-            acc_to_shared<E, E / 8, Var::kStmatrix>(wg ? zs : xs, acc, wg ? 0 : kHalo, 0);
-        } else {
-            const int c0 = (gt >> 7) * (E / 2);
-            acc_to_shared<E, E / 16, Var::kStmatrix>(xs, acc, kHalo, c0);
-            acc_to_shared<E, E / 16, Var::kStmatrix>(zs, acc + E / 16, 0, c0);
+            acc_to_shared<E, E / 8>(wg ? zs : xs, acc, wg ? 0 : kHalo, 0);
         }
         cp_async_wait<0>();
         fence_async_shared();
@@ -232,7 +208,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         int nb = b, nt0 = t0;
         next_tile(nb, nt0, len);
         if (nb < batch) {
-            if (kDiag < 4) issue_products<D, E, Var::kHalfPerGroup>(acc, hs0 + (buf ^ 1) * P::H_BYTES, ws);
+            if (kDiag < 4) issue_products<D, E>(acc, hs0 + (buf ^ 1) * P::H_BYTES, ws);
             int nnb = nb, nnt0 = nt0;
             next_tile(nnb, nnt0, len);
             /* into the buffer this tile's products read, all waited for */
@@ -337,12 +313,10 @@ extern "C" cudaError_t mdk_in_proj_conv_fwd_wgmma(void *u, int64_t ldu, void *z,
                                                   int64_t E, cudaStream_t s)
 {
     int v = mdk_in_proj_wgmma_variant();
-    if (v == 4 && (((uintptr_t)u % 8) != 0 || ldu % 4 != 0)) v = 3;   /* its 8-byte u stores */
+    if (v == 2 && (((uintptr_t)u % 8) != 0 || ldu % 4 != 0)) v = 1;   /* its 8-byte u stores */
     switch (v) {
     case 1: return launch_shape<1>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, d, E, s);
     case 2: return launch_shape<2>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, d, E, s);
-    case 3: return launch_shape<3>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, d, E, s);
-    case 4: return launch_shape<4>(u, ldu, z, ldz, hn, ldh, w_in, ldw, conv_w, conv_b, batch, len, d, E, s);
     default: return cudaErrorInvalidValue;
     }
 }
