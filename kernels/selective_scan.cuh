@@ -149,6 +149,15 @@ struct md_tile_ahead {
 #pragma unroll
         for (int k = 0; k < PER; k++, p += step) v[k] = j0 + k * RS < nt && n < N ? md_ld_raw(p) : 0;
     }
+    /* A full tile (TILE rows) from this thread's first element p (row j0,
+     * column n of the tile, as load takes them) and the stride between its
+     * elements (RS rows); col_ok: n < N. For callers that step p from tile
+     * to tile, with no row product. */
+    __device__ __forceinline__ void load_full(const T *p, int64_t step, bool col_ok)
+    {
+#pragma unroll
+        for (int k = 0; k < PER; k++, p += step) v[k] = col_ok ? md_ld_raw(p) : 0;
+    }
     __device__ __forceinline__ void store(float (*s)[NPAD]) const
     {
         float *d = &s[0][0] + threadIdx.x;   /* element k at + k THREADS, rows packed */

@@ -74,7 +74,7 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
  * and the owners' dt and dys reach the channel's lanes by shuffles. */
 
 template <typename T, int NPAD>
-__global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a, float *sum)
+__global__ void __launch_bounds__(kThreads, 8) reverse_summary_kernel(BwdArgs<T> a, float *sum)
 {
     using P = md_lanes<NPAD>;
     using raw = typename md_raw<T>::type;
@@ -114,32 +114,46 @@ __global__ void __launch_bounds__(kThreads) reverse_summary_kernel(BwdArgs<T> a,
     const float bias = valid ? __ldg(a.dt_bias + ec) : 0.f;
     float dt_sum = 0.f;   /* over the lane's owned steps */
 
+    /* The segment before's owned rows (always full), loaded a segment ahead:
+     * pointers stepped back a segment each time, so that the 64-bit row
+     * products are done once, not per segment (as the main pass's phase 1,
+     * NOTES-scan.md v9 and v10). */
+    const int64_t prev0 = row0 + (int64_t)(nseg - 2) * TS + q * R;
+    const T *py = a.dy + prev0 * a.ld_dy + ec, *pz = a.z + prev0 * a.ld_z + ec;
+    const T *pd = a.delta + prev0 * a.ld_delta + ec;
+    /* this thread's first element of the tile before the current one's,
+     * once the loop has stepped it back; its row product once, likewise */
+    const int c_n = tid % NPAD;
+    const bool c_ok = c_n < N;
+    const int64_t cstep = (kThreads / NPAD) * a.ld_C;
+    const T *pC = a.Cm + (row0 + (int64_t)(ntile - 2) * kTile + tid / NPAD) * a.ld_C + c_n;
     int buf = 1, tile = ntile;
-    for (int seg = nseg - 1; seg >= 0; seg--) {
-        const int j0 = seg * TS, jt = j0 % kTile;
-        if (j0 / kTile != tile) {
+    for (int seg = nseg - 1; seg >= 0; seg--, py -= TS * a.ld_dy, pz -= TS * a.ld_z, pd -= TS * a.ld_delta) {
+        /* unsigned: seg >= 0, and the divisions by powers of two need no sign fix-ups */
+        const unsigned j0 = (unsigned)seg * TS, jt = j0 % kTile;
+        if ((int)(j0 / kTile) != tile) {
             /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
-            tile = j0 / kTile;
+            tile = (int)(j0 / kTile);
             buf ^= 1;
             nC.store(sC[buf]);
             __syncthreads();
-            if (tile > 0) nC.load(a.Cm, a.ld_C, row0 + (tile - 1) * kTile, kTile, N);
+            if (tile > 0) nC.load_full(pC, cstep, c_ok);
+            pC -= kTile * a.ld_C;
         }
-        const int nv = min(TS, len - j0);
-
-        /* the segment before's owned rows (always full), loaded below */
-        const int64_t prev = row0 + j0 - TS + q * R;
-        const T *py = a.dy + prev * a.ld_dy + ec, *pz = a.z + prev * a.ld_z + ec;
-        const T *pd = a.delta + prev * a.ld_delta + ec;
+        const int nv = seg == nseg - 1 ? len - (nseg - 1) * TS : TS;
         float o_dt[R], o_dys[R];
 #pragma unroll
         for (int k = 0; k < R; k++) {
             const float zz = md_from_raw(nz[k]);
             /* 0 past the sequence's end, where the steps below run too
-             * (branch-free): av = 1 and dys = 0 leave g unchanged there */
+             * (branch-free): av = 1 and dys = 0 leave g unchanged there.
+             * Computed there too (their inputs are 0) and selected away,
+             * so that no branch splits the owned steps' work. */
             const bool in = q * R + k < nv;
-            o_dt[k] = in ? md_softplus(md_from_raw(nd[k]) + bias) : 0.f;
-            o_dys[k] = in ? md_from_raw(ny[k]) * zz * md_sigmoid(zz) : 0.f;
+            const float dt = md_softplus(md_from_raw(nd[k]) + bias);
+            const float dys = md_from_raw(ny[k]) * zz * md_sigmoid(zz);
+            o_dt[k] = in ? dt : 0.f;
+            o_dys[k] = in ? dys : 0.f;
             dt_sum += o_dt[k];
             const bool ok = valid && seg > 0;
             ny[k] = ok ? md_ld_raw(py + k * a.ld_dy) : 0;
