@@ -159,91 +159,83 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
     const T *pz = a.z + (own0 + TS) * a.ld_z + ec;
     T *py = a.y + own0 * a.ld_y + ec;
 
-    /* The walk a chunk at a time and its segments in 32 bits: the chunk's
-     * steps left from its start, rem, are clamped to what a segment and a
-     * tile look ahead, so the segment's control is int arithmetic and
-     * WHOLE's chunk-state stores leave the segment loop (NOTES-scan.md, v10). */
-    static_assert(MD_SCAN_CHUNK % kTile == 0, "a chunk must start a tile");
     int buf = 1;
-    for (int64_t tc = t_begin; tc < t_end; tc += MD_SCAN_CHUNK) {
-        if (MODE == LANE_WHOLE && st_out) {
-            float *rec = st_out + ((b * a.nc + tc / MD_SCAN_CHUNK) * N) * E + e;
+    for (int64_t t0 = t_begin; t0 < t_end; t0 += TS, pu += su, pd += sd, pz += sz, py += sy) {
+        const int jt = (int)(t0 % kTile);
+        if (jt == 0) {
+            /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
+            buf ^= 1;
+            nB.store(sB[buf]);
+            if (want_y) nC.store(sC[buf]);
+            __syncthreads();
+            const int64_t tn = t0 + kTile;
+            if (tn < t_end) {
+                const int nt = (int)min((int64_t)kTile, t_end - tn);
+                nB.load(a.Bm, a.ld_B, row0 + tn, nt, N);
+                if (want_y) nC.load(a.Cm, a.ld_C, row0 + tn, nt, N);
+            }
+        }
+        if (MODE == LANE_WHOLE && st_out && t0 % MD_SCAN_CHUNK == 0) {
+            float *rec = st_out + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
 #pragma unroll
             for (int s = 0; s < 4; s++)
                 if (valid && q * 4 + s < N) rec[(q * 4 + s) * E] = h[s];
         }
-        const int rem = (int)min(t_end - tc, (int64_t)(MD_SCAN_CHUNK + 2 * kTile)), nch = min(rem, MD_SCAN_CHUNK);
-        for (int i = 0; i < nch; i += TS, pu += su, pd += sd, pz += sz, py += sy) {
-            const int jt = i % kTile;
-            if (jt == 0) {
-                /* buf ^ 1 was last read two tiles ago, before the barrier of the tile before */
-                buf ^= 1;
-                nB.store(sB[buf]);
-                if (want_y) nC.store(sC[buf]);
-                __syncthreads();
-                const int tn = i + kTile;
-                if (tn < rem) {
-                    const int nt = min(kTile, rem - tn);
-                    nB.load(a.Bm, a.ld_B, row0 + tc + tn, nt, N);
-                    if (want_y) nC.load(a.Cm, a.ld_C, row0 + tc + tn, nt, N);
-                }
-            }
-            /* steps of this segment (nv) and of the next (<= 0 after the last) */
-            const int left = min(2 * TS, rem - i), nv = min(TS, left), nv_next = left - TS;
+        /* steps of this segment (nv) and of the next (<= 0 after the last) */
+        const int left = (int)min((int64_t)2 * TS, t_end - t0), nv = min(TS, left), nv_next = left - TS;
 
-            /* the owned steps' per-channel values (to sv if SV), and the loads of
-             * the next segment's */
-            float o_u[R], o_gate[R], o_dt[R], o_dtu[R];
-            if (SV) __syncwarp();   /* the segment before's reads of sv are done */
+        /* the owned steps' per-channel values (to sv if SV), and the loads of
+         * the next segment's */
+        float o_u[R], o_gate[R], o_dt[R], o_dtu[R];
+        if (SV) __syncwarp();   /* the segment before's reads of sv are done */
 #pragma unroll
-            for (int k = 0; k < R; k++) {
-                const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
-                /* 0 past the sequence's end, where the steps below run too
-                 * (branch-free): a decay of 1 and no input leave h unchanged */
-                const float sp = md_softplus(md_from_raw(nd[k]) + bias), dt = q * R + k < nv ? sp : 0.f;
-                o_dt[k] = dt, o_dtu[k] = dt * uu;
-                if (SV) sv_wr[k * G] = make_float2(o_dt[k], o_dtu[k]);
-                o_u[k] = uu;
-                o_gate[k] = zz * md_sigmoid(zz);
-                dt_sum += dt;
-                const bool ok = valid && q * R + k < nv_next;
-                nu[k] = ok ? md_ld_raw(pu + k * a.ld_u) : 0;
-                nd[k] = ok ? md_ld_raw(pd + k * a.ld_delta) : 0;
-                nz[k] = ok && want_y ? md_ld_raw(pz + k * a.ld_z) : 0;
-            }
-            if (SV) __syncwarp();   /* sv written */
-
-            /* Every step of the segment, branch-free: past the sequence's end
-             * dt = dt u = 0 and the Bm/Cm rows are 0 (md_tile_ahead), so h
-             * passes unchanged and ys, never stored, is all that they touch. */
-            float ys[TS];
-#pragma unroll
-            for (int j = 0; j < TS; j++) {
-                float2 dv;
-                if (SV) {
-                    dv = sv_rd[j * G];
-                } else {
-                    const int src = md_owner<NPAD>(lane, j);
-                    dv.x = __shfl_sync(0xffffffffu, o_dt[j % R], src);
-                    dv.y = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
-                }
-                const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
-                const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
-                const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-                float acc = 0.f;
-#pragma unroll
-                for (int s = 0; s < 4; s++) {
-                    h[s] = md_ex2(dv.x * A2[s]) * h[s] + dv.y * bs[s];
-                    acc = fmaf(cs[s], h[s], acc);
-                }
-                ys[j] = acc;
-            }
-            if (!want_y) continue;
-            md_transpose_reduce<TS, md_ilog2(Q)>(ys, lane, Q / 2);
-#pragma unroll
-            for (int k = 0; k < R; k++)
-                if (valid && q * R + k < nv) md_st(py + k * a.ld_y, (ys[k] + Dv * o_u[k]) * o_gate[k]);
+        for (int k = 0; k < R; k++) {
+            const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
+            /* 0 past the sequence's end, where the steps below run too
+             * (branch-free): a decay of 1 and no input leave h unchanged */
+            const float sp = md_softplus(md_from_raw(nd[k]) + bias), dt = q * R + k < nv ? sp : 0.f;
+            o_dt[k] = dt, o_dtu[k] = dt * uu;
+            if (SV) sv_wr[k * G] = make_float2(o_dt[k], o_dtu[k]);
+            o_u[k] = uu;
+            o_gate[k] = zz * md_sigmoid(zz);
+            dt_sum += dt;
+            const bool ok = valid && q * R + k < nv_next;
+            nu[k] = ok ? md_ld_raw(pu + k * a.ld_u) : 0;
+            nd[k] = ok ? md_ld_raw(pd + k * a.ld_delta) : 0;
+            nz[k] = ok && want_y ? md_ld_raw(pz + k * a.ld_z) : 0;
         }
+        if (SV) __syncwarp();   /* sv written */
+
+        /* Every step of the segment, branch-free: past the sequence's end
+         * dt = dt u = 0 and the Bm/Cm rows are 0 (md_tile_ahead), so h
+         * passes unchanged and ys, never stored, is all that they touch. */
+        float ys[TS];
+#pragma unroll
+        for (int j = 0; j < TS; j++) {
+            float2 dv;
+            if (SV) {
+                dv = sv_rd[j * G];
+            } else {
+                const int src = md_owner<NPAD>(lane, j);
+                dv.x = __shfl_sync(0xffffffffu, o_dt[j % R], src);
+                dv.y = __shfl_sync(0xffffffffu, o_dtu[j % R], src);
+            }
+            const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
+            const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
+            const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+            float acc = 0.f;
+#pragma unroll
+            for (int s = 0; s < 4; s++) {
+                h[s] = md_ex2(dv.x * A2[s]) * h[s] + dv.y * bs[s];
+                acc = fmaf(cs[s], h[s], acc);
+            }
+            ys[j] = acc;
+        }
+        if (!want_y) continue;
+        md_transpose_reduce<TS, md_ilog2(Q)>(ys, lane, Q / 2);
+#pragma unroll
+        for (int k = 0; k < R; k++)
+            if (valid && q * R + k < nv) md_st(py + k * a.ld_y, (ys[k] + Dv * o_u[k]) * o_gate[k]);
     }
     if (MODE == LANE_SUMMARY) {
         md_write_summary<Q>(sum + (b * a.nc + c0) * (N + 1) * E + ec, N, E, q, valid, h, dt_sum);
