@@ -15,8 +15,7 @@
  * Built once per variant (MD_IN_PROJ_GROUPS), not by CMake:
  *   nvcc -O3 -std=c++17 -gencode=arch=compute_90,code=sm_90 -Ikernels [-D...] \
  *       -o NAME tools/in_proj_conv_bench.cu kernels/mamba_in_proj.cu
- * or, with the wgmma kernel (sm90a/in_proj_wgmma.cu; its bench-only
- * MD_IN_PROJ_WG_DIAG=n leaves a phase out), add -DMD_HAVE_WGMMA=1 and an
+ * or, with the wgmma kernel (sm90a/in_proj_wgmma.cu), add -DMD_HAVE_WGMMA=1 and an
  * object of it built with -gencode=arch=compute_90a,code=sm_90a -Isrc;
  * then on the GPU machine (MD_IN_PROJ_WGMMA=0..2 picks the kernel):
  *   VARIANT=NAME NAME [B L d E REPS]      (4096 1000 128 256 20)

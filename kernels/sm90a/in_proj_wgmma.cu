@@ -30,13 +30,6 @@ constexpr int kRows = 64;   /* rows a tile: wgmma's M */
 constexpr int kThreads = 256;
 constexpr int kK = 4;       /* conv width */
 constexpr int kHalo = kK - 1;
-/* Bench-only knob (tools/in_proj_conv_bench.cu, -D): which phase to leave
- * out, to see what a tile's time is made of: 1 the conv's arithmetic (u =
- * x), 2 z's stores, 3 u's stores, 4 the products (x = z = 0), 5 = 1 + 4. */
-#ifndef MD_IN_PROJ_WG_DIAG
-#define MD_IN_PROJ_WG_DIAG 0
-#endif
-constexpr int kDiag = MD_IN_PROJ_WG_DIAG;
 
 /* V 1: the conv on 2 channels a thread; 2: on 4 (twice the rows' ILP,
  * half the rows). The measured steps before these (warpgroups splitting
@@ -170,10 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     __syncthreads();
 
     float acc[E / 8][4];
-    if (kDiag >= 4)
-#pragma unroll
-        for (int j = 0; j < E / 8; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    if (b < batch && kDiag < 4) issue_products<D, E>(acc, hs0, ws);
+    if (b < batch) issue_products<D, E>(acc, hs0, ws);
     {
         int nb = b, nt0 = t0;
         next_tile(nb, nt0, len);
@@ -208,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         int nb = b, nt0 = t0;
         next_tile(nb, nt0, len);
         if (nb < batch) {
-            if (kDiag < 4) issue_products<D, E>(acc, hs0 + (buf ^ 1) * P::H_BYTES, ws);
+            issue_products<D, E>(acc, hs0 + (buf ^ 1) * P::H_BYTES, ws);
             int nnb = nb, nnt0 = nt0;
             next_tile(nnb, nnt0, len);
             /* into the buffer this tile's products read, all waited for */
@@ -219,7 +209,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         cp_async_commit();
 
         /* while the next tile's products run: this tile's z, and its conv + SiLU */
-        for (int i = gt; kDiag != 2 && i < n_in * (E / 8); i += kThreads) {
+        for (int i = gt; i < n_in * (E / 8); i += kThreads) {
             const int r = i / (E / 8), c = 8 * (i - r * (E / 8));
             *reinterpret_cast<uint4 *>(z + (r0 + r) * ldz + c) = *reinterpret_cast<const uint4 *>(zs + xz_at<E>(r, c));
         }
@@ -241,10 +231,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
                 for (int g = 0; g < kCh / 2; g++) {
                     win[g][kK - 1][0] = x[2 * g], win[g][kK - 1][1] = x[2 * g + 1];
-                    if (kDiag == 1 || kDiag == 5) out[2 * g] = x[2 * g], out[2 * g + 1] = x[2 * g + 1];
-                    else conv_silu_pair<kK>(*reinterpret_cast<float(*)[2]>(out + 2 * g), win[g], wk[g], bias[g]);
+                    conv_silu_pair<kK>(*reinterpret_cast<float(*)[2]>(out + 2 * g), win[g], wk[g], bias[g]);
                 }
-                if (kDiag != 3 || out[0] == 1234.5f) st_v<kCh>(up, out);
+                st_v<kCh>(up, out);
                 up += ldu;
             }
         }
