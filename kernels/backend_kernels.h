@@ -154,6 +154,9 @@ cudaError_t mdk_conv1d_silu_bwd_bf16(void *dx, int64_t lddx, float *dw, float *d
  * (64, 256); at least MIN_SEQS_PER_SM sequences an SM, as its blocks are
  * persistent over whole sequences; 16-byte aligned rows of hn, W and z). */
 #define MDK_IN_PROJ_CONV_MIN_SEQS_PER_SM 2
+/* The current device's SM count, for the persistent kernels' grids; 0
+ * where it cannot be read (the error cleared). */
+int mdk_sm_count(void);
 int mdk_in_proj_conv_takes(int64_t batch, int64_t len, int64_t d, int64_t E, int64_t width, const void *u,
                            int64_t ldu, const void *z, int64_t ldz, const void *hn, int64_t ldh, const void *w_in,
                            int64_t ldw);

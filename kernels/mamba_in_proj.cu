@@ -221,15 +221,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_wait<0>();
 }
 
-int sm_count(void)
-{
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return n;
-}
 
 template <int D, int E>
 cudaError_t launch(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, int64_t ldh, const void *w_in,
@@ -240,7 +231,7 @@ cudaError_t launch(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, i
     cudaError_t e = cudaFuncSetAttribute(in_proj_conv_kernel<D, E>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)P::SMEM);
     if (e != cudaSuccess) return e;
-    const int64_t blocks = (batch + kGroups - 1) / kGroups, sms = sm_count();
+    const int64_t blocks = (batch + kGroups - 1) / kGroups, sms = mdk_sm_count();
     const int grid = (int)(blocks < sms ? blocks : sms);
     in_proj_conv_kernel<D, E><<<grid, kThreads, P::SMEM, s>>>(
         (__nv_bfloat16 *)u, ldu, (__nv_bfloat16 *)z, ldz, (const __nv_bfloat16 *)hn, ldh,
@@ -252,12 +243,22 @@ bool aligned16(const void *p, int64_t ld) { return ((uintptr_t)p % 16) == 0 && (
 
 }   // namespace
 
+int mdk_sm_count(void)
+{
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
 int mdk_in_proj_conv_takes(int64_t batch, int64_t len, int64_t d, int64_t E, int64_t width, const void *u,
                            int64_t ldu, const void *z, int64_t ldz, const void *hn, int64_t ldh, const void *w_in,
                            int64_t ldw)
 {
     const bool shape = width == kK && ((d == 128 && E == 256) || (d == 64 && E == 128) || (d == 64 && E == 256));
-    const int sms = sm_count();
+    const int sms = mdk_sm_count();
     return shape && sms > 0 && batch >= (int64_t)MDK_IN_PROJ_CONV_MIN_SEQS_PER_SM * sms &&
            batch * len < INT32_MAX && aligned16(z, ldz) && aligned16(hn, ldh) && aligned16(w_in, ldw) &&
            ((uintptr_t)u % 4) == 0 && ldu % 2 == 0;

@@ -251,16 +251,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-int sms_of_device(void)
-{
-    int dev = 0, n = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return n;
-}
-
 template <int D, int E, int V>
 cudaError_t launch(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, int64_t ldh, const void *w_in,
                    int64_t ldw, const float *conv_w, const float *conv_b, int64_t batch, int64_t len, cudaStream_t s)
@@ -269,7 +259,7 @@ cudaError_t launch(void *u, int64_t ldu, void *z, int64_t ldz, const void *hn, i
     cudaError_t e = cudaFuncSetAttribute(in_proj_conv_wgmma_kernel<D, E, V>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)P::SMEM);
     if (e != cudaSuccess) return e;
-    const int64_t sms = sms_of_device();
+    const int64_t sms = mdk_sm_count();
     const int grid = (int)(batch < sms ? batch : sms);
     in_proj_conv_wgmma_kernel<D, E, V><<<grid, kThreads, P::SMEM, s>>>(
         (__nv_bfloat16 *)u, ldu, (__nv_bfloat16 *)z, ldz, (const __nv_bfloat16 *)hn, ldh,
