@@ -51,9 +51,9 @@ static void adamw_step(md_model_t *m, void *mom, void *var, double grad_scale)
 /* With bf16 storage (the bf16 table) the plan shrinks, to the 64-byte
  * alignment of each sub-buffer, by 2 bytes per element of what the block
  * stores in the activation dtype. Mamba (mamba.h): per saved set xz (2E),
- * u, delta, y (E each) and xdbl (R + 2N); in the backward's scratch du (E),
- * dxz (2E) and dxdbl (R + 2N) -- hn, dy, ddelta and dhn take y's and
- * delta's slots in the saved set. Hyena (hyena.c): per set
+ * u, delta, y (E each), xdbl (R + 2N) and, a set per layer, hn (d); in the
+ * backward's scratch du (E), dxz (2E) and dxdbl (R + 2N) -- dy, ddelta and
+ * dhn take y's and delta's slots in the saved set. Hyena (hyena.c): per set
  * hn1, y, hn2 (d each), p, c (3d each), f1, act (F each); in the scratch
  * dact/dc (max(F, 3d)), dhn/dy (d) and dp (3d). Transformer++
  * (transformer.c): per set hn1, o, hn2 (d each), qkv (3d), gu (2F), act
@@ -74,7 +74,7 @@ static void check_bf16_plan(const char *label, const md_config_t *cfg, md_model_
     md_model_memory(mg, &m16);
     md_model_memory(ref, &m32);
     int64_t M = B * L, d = cfg->d_model, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state, F = cfg->d_ff;
-    double per_set = (double)(5 * E + X), per_scratch = (double)(3 * E + X);
+    double per_set = (double)(5 * E + X + d), per_scratch = (double)(3 * E + X);
     if (cfg->arch == MD_ARCH_HYENA) per_set = (double)(9 * d + 2 * F), per_scratch = (double)((F > 3 * d ? F : 3 * d) + 4 * d);
     if (cfg->arch == MD_ARCH_TRANSFORMER) per_set = (double)(6 * d + 3 * F), per_scratch = (double)(5 * d + 3 * F);
     double acts = (double)cfg->n_layer * M * per_set * 2, scratch = (double)M * per_scratch * 2;

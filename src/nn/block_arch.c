@@ -33,13 +33,14 @@ static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
     int64_t E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_mamba_acts_t a, r;
     md_dtype_t adt = c->adtype;
-    md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, c->inference, base, &a);
+    md_mamba_acts_carve(cfg, c->be, c->dtype, c->max_batch, c->max_len, c->acts_plan, base, &a);
     r.rstd = rows_of(c, a.rstd, 1, c->dtype);
     r.xz = rows_of(c, a.xz, 2 * E, adt);
     r.u = rows_of(c, a.u, E, adt);
     r.xdbl = rows_of(c, a.xdbl, X, adt);
     r.delta = rows_of(c, a.delta, E, adt);
     r.y = rows_of(c, a.y, E, adt);
+    r.hn = a.hn ? rows_of(c, a.hn, cfg->d_model, adt) : NULL;
     size_t states_seq = round64b(c->be->scan_states_size(c->be, adt, 1, c->max_len, E, cfg->d_state));
     r.states = (char *)a.states + (c->whole ? 0 : (size_t)c->seq * states_seq);
     return r;
@@ -86,9 +87,9 @@ static int mamba_supported(const md_backend_t *be)
 /* ---- Transformer++ and Hyena's workspace: their sizes, the same for the forward alone ---- */
 
 static size_t tfm_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                             int64_t max_len, int inference)
+                             int64_t max_len, md_acts_plan_t plan)
 {
-    (void)inference;
+    (void)plan;
     return md_tfm_acts_bytes(cfg, be, dt, max_batch, max_len);
 }
 

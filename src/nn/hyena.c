@@ -64,9 +64,9 @@ static size_t matrices_bytes(const md_config_t *cfg, md_dtype_t dt, md_dtype_t a
  * the 9 transforms of C sequences it would redo at B = 1); none for a
  * forward with no backward to follow (kept_spectra). */
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len, int inference)
+                           int64_t max_len, md_acts_plan_t plan)
 {
-    size_t spectra = inference ? 0 : be->fftconv_spectra_bytes(be, max_batch, max_len, cfg->d_model);
+    size_t spectra = plan == MD_ACTS_FORWARD_ONLY ? 0 : be->fftconv_spectra_bytes(be, max_batch, max_len, cfg->d_model);
     return matrices_bytes(cfg, dt, md_act_dtype(be, dt), max_batch * max_len) + (spectra + 63) / 64 * 64;
 }
 

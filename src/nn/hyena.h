@@ -50,11 +50,11 @@
  * dtype dt (its per-token tensors stored in md_act_dtype(be, dt), the
  * statistics, h_mid and the filter in dt), and the long convolution's
  * forward spectra kept for the backward (fftconv_spectra_bytes: fp32,
- * ~(B + 1) L d complex values on CUDA, none on the CPU, none when
- * inference is set); scratch_bytes the
+ * ~(B + 1) L d complex values on CUDA, none on the CPU, none for plan
+ * MD_ACTS_FORWARD_ONLY); scratch_bytes the
  * activation dtype adt (dk and the filter's gradients in the model's). */
 size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len, int inference);
+                           int64_t max_len, md_acts_plan_t plan);
 size_t md_hyena_scratch_bytes(const md_config_t *cfg, md_dtype_t adt, int64_t max_rows);
 size_t md_hyena_ws_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len);
 

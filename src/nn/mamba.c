@@ -53,11 +53,11 @@ void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols,
     }
 }
 
-enum { N_ACTS = 7 };
+enum { N_ACTS = 8 };
 
 /* sizes of the sub-buffers in bytes, in carve order */
 static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t B, int64_t L,
-                       int inference, size_t *s)
+                       md_acts_plan_t plan, size_t *s)
 {
     int64_t M = B * L, E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
     md_dtype_t adt = md_act_dtype(be, dt);
@@ -67,33 +67,35 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
     s[2] = (size_t)(M * E) * es;     /* u */
     s[3] = (size_t)(M * X) * es;     /* xdbl */
     s[4] = (size_t)(M * E) * es;     /* delta */
-    s[5] = (size_t)(M * E) * es;     /* y (and hn before it: md_mamba_fwd) */
+    s[5] = (size_t)(M * E) * es;     /* y (and, without hn's own, hn before it: md_mamba_fwd) */
     /* the whole batch at once, or sequence by sequence at a fixed stride */
     size_t whole = be->scan_states_size(be, adt, B, L, E, cfg->d_state);
     size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, adt, 1, L, E, cfg->d_state));
-    s[6] = inference ? 0 : whole > per_seq ? whole : per_seq;
+    s[6] = plan == MD_ACTS_FORWARD_ONLY ? 0 : whole > per_seq ? whole : per_seq;
+    s[7] = plan == MD_ACTS_PER_LAYER ? (size_t)(M * cfg->d_model) * es : 0; /* hn */
 }
 
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len, int inference)
+                           int64_t max_len, md_acts_plan_t plan)
 {
     size_t s[N_ACTS], n = 0;
-    acts_sizes(cfg, be, dt, max_batch, max_len, inference, s);
+    acts_sizes(cfg, be, dt, max_batch, max_len, plan, s);
     for (int i = 0; i < N_ACTS; i++) n += round64b(s[i]);
     return n;
 }
 
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                         int64_t max_len, int inference, void *base, md_mamba_acts_t *a)
+                         int64_t max_len, md_acts_plan_t plan, void *base, md_mamba_acts_t *a)
 {
     size_t s[N_ACTS];
-    acts_sizes(cfg, be, dt, max_batch, max_len, inference, s);
-    void **slot[N_ACTS] = {&a->rstd, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states};
+    acts_sizes(cfg, be, dt, max_batch, max_len, plan, s);
+    void **slot[N_ACTS] = {&a->rstd, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states, &a->hn};
     char *p = base;
     for (int i = 0; i < N_ACTS; i++) {
         *slot[i] = p;
         p += round64b(s[i]);
     }
+    if (!s[7]) a->hn = NULL;   /* hn shares a slot (mamba.h) */
 }
 
 enum { N_SCRATCH = 3 };
@@ -175,14 +177,15 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     md_tensor_t xdbl = amat(c, a->xdbl, M, R + 2 * N), delta = amat(c, a->delta, M, E), y = amat(c, a->y, M, E);
     md_tensor_t x = md_tensor_cols(xz, 0, E), z = md_tensor_cols(xz, E, E);
     md_tensor_t dt_in = md_tensor_cols(xdbl, 0, R), Bm = md_tensor_cols(xdbl, R, N), Cm = md_tensor_cols(xdbl, R + N, N);
-    /* hn in y's slot (d <= E columns of each row): in_proj reads it before
-     * the scan writes y, and the backward recomputes it. With the block
+    /* hn in its own slot where the set has one (mamba.h), kept for the
+     * backward; else in y's slot (d <= E columns of each row): in_proj reads
+     * it before the scan writes y, and the backward recomputes it. With the block
      * boundary fused (mamba.h, next_norm) in delta's slot instead: out_proj's
      * fused op reads y while it writes the next block's hn, whose rows (d
      * wide) would overlap other rows of y (E wide); delta is dead from the
      * scan's end (and unused where the scan forms it) until dt_proj's GEMM
      * writes it, after in_proj has read hn, and no op between writes it. */
-    md_tensor_t hn = amat(c, c->next_norm ? a->delta : a->y, M, d);
+    md_tensor_t hn = amat(c, a->hn ? a->hn : c->next_norm ? a->delta : a->y, M, d);
 
     if (c->h_res) {   /* h_in = previous branch + h_res, completed here (mamba.h) */
         md_tensor_t hres = mat(c, (void *)c->h_res, M, d);
@@ -238,9 +241,10 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
      * delta's, written over it by the scan's backward (ops.h allows it;
      * where the scan forms delta, the slot holds nothing before);
      * dhn delta's too (d <= E columns of each row), once dt_proj's backward
-     * has read ddelta; hn, recomputed for in_proj's weight gradient, y's
-     * again, dead after the scan's backward. */
-    md_tensor_t dy = amat(c, a->y, M, E), ddelta = delta, dhn = amat(c, a->delta, M, d), hn = amat(c, a->y, M, d);
+     * has read ddelta; hn, kept in its own slot or else recomputed for
+     * in_proj's weight gradient, y's again, dead after the scan's backward. */
+    md_tensor_t dy = amat(c, a->y, M, E), ddelta = delta, dhn = amat(c, a->delta, M, d);
+    md_tensor_t hn = amat(c, a->hn ? a->hn : a->y, M, d);
 
     /* out_proj; its GEMMs read g in the activation dtype: a copy in du's
      * slot, free until the scan's backward writes it. The RMSNorm backward
@@ -264,8 +268,9 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &gw.x_proj);
     /* conv1d + SiLU */
     be->conv1d_silu_bwd(be, &dx, &gw.conv_w, &gw.conv_b, &du, &x, &w.conv_w, &w.conv_b, c->B);
-    /* in_proj; hn again, as the forward made it (rstd gets the same bits) */
-    be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
+    /* in_proj; without a kept hn, hn again as the forward made it (rstd
+     * gets the same bits) */
+    if (!a->hn) be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
     be->gemm(be, 0, 0, 1.0, &dxz, &w.in_proj, 0.0, &dhn);
     be->gemm(be, 1, 0, 1.0, &dxz, &hn, 1.0, &gw.in_proj);
     /* RMSNorm; the residual path keeps g itself, and its copy for block

@@ -26,6 +26,17 @@
 #include "nn/config.h"
 #include "nn/params.h"
 
+/* How a model's activation sets serve its layers, which decides what a set
+ * holds: one set per layer, each kept from its forward to its backward
+ * (training); one set for all layers, refilled by a recomputed forward
+ * before each backward (training with md_model_opts_t.recompute); one set
+ * for a forward alone (md_model_opts_t.inference). */
+typedef enum md_acts_plan {
+    MD_ACTS_PER_LAYER,
+    MD_ACTS_SHARED,
+    MD_ACTS_FORWARD_ONLY,
+} md_acts_plan_t;
+
 /* What one forward/backward call works with. */
 typedef struct md_block_ctx {
     const md_backend_t *be;
@@ -70,17 +81,23 @@ typedef struct md_block_ctx {
     /* 1: forward only (md_model_opts_t.inference): nothing needs to be kept
      * for a backward, so the scan gets no states buffer */
     int inference;
+    /* the plan the activation sets were laid out for (their carve needs it) */
+    md_acts_plan_t acts_plan;
 } md_block_ctx_t;
 
 /* Saved for the backward (per layer, or one shared set when recomputing).
  * states: what the backend's scan_fwd leaves for its backward. rstd is of
  * the model's dtype, the others of the activation dtype (md_act_dtype: bf16
- * on the bf16 CUDA table, halving them). The normalised input hn has no
- * buffer of its own: it lives in y's slot until in_proj has read it, and
- * the backward recomputes it there (md_mamba_bwd); with the block boundary
- * fused (md_block_ctx_t.next_norm), in delta's slot (md_mamba_fwd). */
+ * on the bf16 CUDA table, halving them). The normalised input hn, (M, d),
+ * has a buffer of its own where each layer keeps its set
+ * (MD_ACTS_PER_LAYER), which the backward reads; in a shared set (hn NULL)
+ * it lives in y's slot until in_proj has read it, and the backward
+ * recomputes it there (md_mamba_bwd), or, with the block boundary fused
+ * (md_block_ctx_t.next_norm, inference), in delta's slot (md_mamba_fwd):
+ * an own buffer there would cost a layer's worth of memory in the plans
+ * that exist to save it. */
 typedef struct md_mamba_acts {
-    void *rstd, *xz, *u, *xdbl, *delta, *y, *states;
+    void *rstd, *xz, *u, *xdbl, *delta, *y, *states, *hn;
 } md_mamba_acts_t;
 
 /* The backward's temporaries (one set for all layers), of the activation
@@ -96,12 +113,13 @@ typedef struct md_mamba_scratch {
 /* Bytes of one set for batches of up to max_batch x max_len, every
  * sub-buffer 64-byte aligned; carve lays a set out from base. dt is the
  * model's dtype; the scratch functions take the activation dtype.
- * inference = 1: no room for scan states (md_mamba_fwd passes the scan
- * none when md_block_ctx_t.inference is set). */
+ * plan MD_ACTS_FORWARD_ONLY: no room for scan states (md_mamba_fwd passes
+ * the scan none when md_block_ctx_t.inference is set); MD_ACTS_PER_LAYER:
+ * room for hn (md_mamba_acts_t), else a->hn = NULL. */
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                           int64_t max_len, int inference);
+                           int64_t max_len, md_acts_plan_t plan);
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                         int64_t max_len, int inference, void *base, md_mamba_acts_t *a);
+                         int64_t max_len, md_acts_plan_t plan, void *base, md_mamba_acts_t *a);
 size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
 void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows, void *base,
                             md_mamba_scratch_t *s);
@@ -115,8 +133,8 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
 
 /* Backward of block `layer`: g is dL/dh_out on entry and dL/dh_in on
  * return; the block's parameter gradients are added into c->grads. It
- * overwrites a's y and delta (their slots hold gradients once read, and y's
- * the recomputed hn): a set serves one backward. */
+ * overwrites a's y and delta (their slots hold gradients once read, and,
+ * without a->hn, y's the recomputed hn): a set serves one backward. */
 void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g, const md_mamba_acts_t *a,
                   const md_mamba_scratch_t *s);
 

@@ -17,6 +17,7 @@ static size_t round64b(size_t n) { return (n + 63) & ~(size_t)63; }
 /* Element counts (act, ws) and byte counts (scan and xent workspaces). */
 typedef struct {
     int64_t resid_elems, n_resid, n_acts, head_elems;
+    md_acts_plan_t acts_plan;
     int64_t g_elems, dlogits_elems, n_slots;
     size_t acts_bytes, scratch_bytes, op_ws_bytes, xent_ws_bytes, tok_bytes, consts_bytes;
     size_t op_ws_seq, xent_ws_seq;
@@ -74,12 +75,13 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     md_dtype_t adt = md_block_act_dtype(arch, be, dt);
     p->resid_elems = round16(M * d);
     int inference = opts && opts->inference;
-    p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len, inference);
+    p->acts_plan = inference ? MD_ACTS_FORWARD_ONLY : opts && opts->recompute ? MD_ACTS_SHARED : MD_ACTS_PER_LAYER;
+    p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len, p->acts_plan);
     /* forward only: block l reads h_l (and, with a deferred residual add,
      * first of all h_{l-1}, into h_l) and then writes h_{l+1}, so two
      * streams in turn suffice: h_{l+1} overwrites h_{l-1} once read */
     p->n_resid = inference && cfg->n_layer + 1 > 2 ? 2 : cfg->n_layer + 1;
-    p->n_acts = opts && (opts->recompute || inference) ? 1 : cfg->n_layer;
+    p->n_acts = p->acts_plan == MD_ACTS_PER_LAYER ? cfg->n_layer : 1;
     /* hf, the final norm's statistics (rstd, and mean for a LayerNorm),
      * logits, and a classifier's head buffers */
     p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V) +
@@ -248,6 +250,7 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
     int64_t M = m->max_rows, d = m->cfg.d_model, V = m->cfg.vocab_size;
     char *a = m->act;
     m->n_acts = p.n_acts;
+    m->acts_plan = p.acts_plan;
     m->acts = md_malloc((size_t)p.n_acts * sizeof *m->acts);
     for (int64_t l = 0; l < p.n_acts; l++, a += p.acts_bytes) m->acts[l] = a;
     /* the last stream, hf, the statistics and logits back to back: the

@@ -10,8 +10,11 @@
  * activations (one set per layer, or one shared set with recompute), of
  * the backward's scratch (one set; scratch_bytes takes the dtype it is
  * stored in, md_block_ctx_t.adtype) and of its op workspace (scan_bwd's,
- * attention_bwd's), and the block's forward and backward. inference = 1
- * (md_model_opts_t.inference): the sizes for the forward alone, which may
+ * attention_bwd's), and the block's forward and backward. acts_bytes takes
+ * the plan (mamba.h, md_acts_plan_t; fwd and bwd find it in
+ * md_block_ctx_t.acts_plan): a set per layer may keep what a shared one
+ * recomputes (the Mamba block's hn). inference = 1 (md_model_opts_t.inference,
+ * MD_ACTS_FORWARD_ONLY): the sizes for the forward alone, which may
  * leave out what only the backward reads (the Mamba block's scan states
  * and scan_bwd workspace); fwd then finds md_block_ctx_t.inference set. A set is laid out
  * for the plan's max_batch x max_len rows; fwd/bwd take the set's base and
@@ -19,7 +22,7 @@
  * supported() says whether the backend has the block's ops. */
 typedef struct md_block_arch {
     size_t (*acts_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                         int64_t max_len, int inference);
+                         int64_t max_len, md_acts_plan_t plan);
     size_t (*scratch_bytes)(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
     size_t (*ws_bytes)(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                        int inference);
@@ -90,6 +93,7 @@ struct md_model {
     int64_t n_resid;
     void **acts;             /* n_layer activation sets, or 1 shared set with recompute */
     int64_t n_acts;
+    md_acts_plan_t acts_plan;   /* how they serve the layers, which they were sized for */
     void *hf, *rstd_f, *mean_f, *logits;   /* mean_f: a LayerNorm final norm only */
     void *consts;            /* the architecture's constants (model_internal.h), or NULL */
     /* carved from ws */

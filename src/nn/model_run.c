@@ -67,6 +67,7 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.norm_y = c.norm_rstd = NULL;
     c.hn_given = 0;
     c.inference = m->opts.inference;
+    c.acts_plan = m->acts_plan;
     return c;
 }
 
