@@ -76,7 +76,7 @@ size_t md_hyena_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dt
  * the backward of one call find the same buffer. */
 static void *kept_spectra(const md_block_ctx_t *c, void *acts)
 {
-    if (c->inference || !c->whole || !c->be->fftconv_spectra_bytes(c->be, c->B, c->L, c->cfg->d_model)) return NULL;
+    if (md_block_forward_only(c) || !c->whole || !c->be->fftconv_spectra_bytes(c->be, c->B, c->L, c->cfg->d_model)) return NULL;
     return (char *)acts + matrices_bytes(c->cfg, c->dtype, c->adtype, c->max_batch * c->max_len);
 }
 

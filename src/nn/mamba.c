@@ -195,16 +195,17 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     }
     /* inference never reads x again: in_proj and the conv in one op where
      * the backend takes it (x then stays on chip) */
-    if (!c->inference || !be->in_proj_conv_fwd ||
+    const int fwd_only = md_block_forward_only(c);
+    if (!fwd_only || !be->in_proj_conv_fwd ||
         !be->in_proj_conv_fwd(be, &u, &xz, &hn, &w.in_proj, &w.conv_w, &w.conv_b, c->B)) {
         be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
         be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
     }
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
-    int fold = scan_forms_delta(c, c->inference);
+    int fold = scan_forms_delta(c, fwd_only);
     if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
     be->scan_fwd(be, &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
-                 c->inference ? NULL : a->states);
+                 fwd_only ? NULL : a->states);
     if (c->next_norm) {
         md_tensor_t hout = mat(c, h_out, M, d);
         md_tensor_t ny = c->norm_y ? mat(c, c->norm_y, M, d) : hn;

@@ -78,12 +78,14 @@ typedef struct md_block_ctx {
     const md_tensor_t *next_norm;
     void *norm_y, *norm_rstd;
     int hn_given;
-    /* 1: forward only (md_model_opts_t.inference): nothing needs to be kept
-     * for a backward, so the scan gets no states buffer */
-    int inference;
-    /* the plan the activation sets were laid out for (their carve needs it) */
+    /* the plan the activation sets were laid out for (their carve needs
+     * it); MD_ACTS_FORWARD_ONLY (md_model_opts_t.inference): nothing needs
+     * to be kept for a backward, so the scan gets no states buffer */
     md_acts_plan_t acts_plan;
 } md_block_ctx_t;
+
+/* Whether the call is a forward alone, with nothing kept for a backward. */
+static inline int md_block_forward_only(const md_block_ctx_t *c) { return c->acts_plan == MD_ACTS_FORWARD_ONLY; }
 
 /* Saved for the backward (per layer, or one shared set when recomputing).
  * states: what the backend's scan_fwd leaves for its backward. rstd is of
@@ -114,7 +116,7 @@ typedef struct md_mamba_scratch {
  * sub-buffer 64-byte aligned; carve lays a set out from base. dt is the
  * model's dtype; the scratch functions take the activation dtype.
  * plan MD_ACTS_FORWARD_ONLY: no room for scan states (md_mamba_fwd passes
- * the scan none when md_block_ctx_t.inference is set); MD_ACTS_PER_LAYER:
+ * the scan none in that plan, md_block_forward_only); MD_ACTS_PER_LAYER:
  * room for hn (md_mamba_acts_t), else a->hn = NULL. */
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len, md_acts_plan_t plan);

@@ -16,7 +16,7 @@
  * recomputes (the Mamba block's hn). inference = 1 (md_model_opts_t.inference,
  * MD_ACTS_FORWARD_ONLY): the sizes for the forward alone, which may
  * leave out what only the backward reads (the Mamba block's scan states
- * and scan_bwd workspace); fwd then finds md_block_ctx_t.inference set. A set is laid out
+ * and scan_bwd workspace), and fwd finds md_block_forward_only true. A set is laid out
  * for the plan's max_batch x max_len rows; fwd/bwd take the set's base and
  * find this call's rows from the context (md_block_ctx_t.r0, seq, whole).
  * supported() says whether the backend has the block's ops. */

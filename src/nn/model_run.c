@@ -66,7 +66,6 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.next_norm = NULL;
     c.norm_y = c.norm_rstd = NULL;
     c.hn_given = 0;
-    c.inference = m->opts.inference;
     c.acts_plan = m->acts_plan;
     return c;
 }
@@ -90,7 +89,7 @@ static void span_trunk(md_model_t *m, const span_t *s)
     md_block_ctx_t c = span_ctx(m, s);
     int64_t M = c.M, d = m->cfg.d_model, nl = m->cfg.n_layer;
     int defer = m->arch->defer_residual;
-    int fuse = defer && c.inference && m->n_acts == 1 && !m->arch->final_layernorm;
+    int fuse = defer && md_block_forward_only(&c) && !m->arch->final_layernorm;
     md_tensor_t tok = md_tensor_1d(m->tok_in + s->r0, MD_DTYPE_U8, be->device, M);
     md_tensor_t emb = md_param_view(&c, m->params, -1, MD_ROLE_EMBEDDING);
     md_tensor_t h0 = mat(m, rows(m, resid(m, 0), s, d), M, d);
