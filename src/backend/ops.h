@@ -240,7 +240,8 @@ struct md_backend {
      * conv1d_silu_fwd itself). CUDA takes bf16 hn, w_in, xz and u only,
      * for the shapes and batch sizes its kernel covers
      * (kernels/backend_kernels.h, mdk_in_proj_conv_takes). u, xz, hn and
-     * w_in must not overlap. */
+     * w_in must not overlap. NULL: as 0 always (a table may leave it out;
+     * tests clear it to run the unfused ops). */
     int (*in_proj_conv_fwd)(const md_backend_t *be, md_tensor_t *u, md_tensor_t *xz, const md_tensor_t *hn,
                             const md_tensor_t *w_in, const md_tensor_t *w, const md_tensor_t *bias, int64_t batch);
 

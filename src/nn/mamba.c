@@ -190,7 +190,7 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     if (c->h_res) {   /* h_in = previous branch + h_res, completed here (mamba.h) */
         md_tensor_t hres = mat(c, (void *)c->h_res, M, d);
         be->add_rmsnorm_fwd(be, &hin, &hn, &rstd, &hin, &hres, &w.norm_w, cfg->norm_eps);
-    } else if (!c->hn_given) {   /* hn_given: the previous block's out_proj normalised h_in (mamba.h) */
+    } else if (!c->next_norm || layer == 0) {   /* else the previous block's out_proj normalised h_in (mamba.h) */
         be->rmsnorm_fwd(be, &hn, &rstd, &hin, &w.norm_w, cfg->norm_eps);
     }
     /* inference never reads x again: in_proj and the conv in one op where

@@ -73,11 +73,10 @@ typedef struct md_block_ctx {
      * complete, and its normalised rows and rstd into norm_y and norm_rstd
      * (norm_f's hf and rstd_f after the last block), or where those are
      * NULL into the activation set's hn and rstd slots, where the next
-     * block, called with hn_given, finds its norm done. All blocks share
-     * the one set (inference). */
+     * block finds its norm done: every block but the first, as all are
+     * called with next_norm. All blocks share the one set (inference). */
     const md_tensor_t *next_norm;
     void *norm_y, *norm_rstd;
-    int hn_given;
     /* the plan the activation sets were laid out for (their carve needs
      * it); MD_ACTS_FORWARD_ONLY (md_model_opts_t.inference): nothing needs
      * to be kept for a backward, so the scan gets no states buffer */

@@ -40,7 +40,7 @@ typedef struct md_block_arch {
     int final_layernorm;
     /* 1: fwd honours md_block_ctx_t.branch_only and h_res (mamba.h), so the
      * driver defers each block's residual add into the next RMSNorm; and,
-     * in inference, next_norm, norm_y, norm_rstd and hn_given, so that the
+     * in inference, next_norm, norm_y and norm_rstd, so that the
      * add and that RMSNorm go into the block's last Linear (model_run.c) */
     int defer_residual;
     /* 1: the block stores its activations and their gradients in the

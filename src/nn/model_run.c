@@ -65,7 +65,6 @@ static md_block_ctx_t span_ctx(md_model_t *m, const span_t *s)
     c.h_res = NULL;
     c.next_norm = NULL;
     c.norm_y = c.norm_rstd = NULL;
-    c.hn_given = 0;
     c.acts_plan = m->acts_plan;
     return c;
 }
@@ -104,7 +103,6 @@ static void span_trunk(md_model_t *m, const span_t *s)
         c.next_norm = fuse ? &next_w : NULL;
         c.norm_y = fuse && l + 1 == nl ? hf.data : NULL;
         c.norm_rstd = fuse && l + 1 == nl ? rstd.data : NULL;
-        c.hn_given = fuse && l > 0;
         m->arch->fwd(&c, (int)l, rows(m, resid(m, l), s, d), rows(m, resid(m, l + 1), s, d), layer_acts(m, l));
     }
     if (m->arch->final_layernorm) {
