@@ -98,7 +98,9 @@ typedef struct md_scan_args {
     const void *dt_low, *dt_w;
     int64_t ld_dt_low, dt_rank;
 
-    /* forward output */
+    /* forward output; NULL in a training forward (states or workspace
+     * given): the chunk-start states alone, for a backward that writes y
+     * itself (y_out below); the chunked scheme then skips its output pass */
     void *y;
     int64_t ld_y;
 
@@ -121,6 +123,11 @@ typedef struct md_scan_args {
     float *dA_log, *dD, *ddt_bias;
     const float *dhT;   /* optional */
     float *dh0;         /* optional */
+    /* optional: the forward's y written again, the bits md_scan_fwd's
+     * training kernels write for the same inputs (the backward forms
+     * C . h + D u for dz in any case); must not overlap an input */
+    void *y_out;
+    int64_t ld_y_out;
 
     /* scratch, of at least the matching *_workspace() bytes; may be NULL
      * when that size is 0 */
@@ -147,7 +154,7 @@ size_t md_scan_bwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_
  * strides of u, delta, z or y above INT_MAX (cudaErrorInvalidValue). */
 cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t stream);
 /* Reads dy, the forward's inputs (and h0, dhT, states); writes du, ddelta,
- * dz, dBm, dCm (and dh0); adds into dA_log, dD, ddt_bias. */
+ * dz, dBm, dCm (and dh0, y_out); adds into dA_log, dD, ddt_bias. */
 cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t stream);
 
 /* Fills n elements of dtype dt (f32 or bf16) at p with uniform values in

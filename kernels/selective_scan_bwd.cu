@@ -45,8 +45,8 @@ struct BwdArgs {
     const T *u, *delta, *z, *Bm, *Cm, *dy;
     int64_t ld_u, ld_delta, ld_z, ld_B, ld_C, ld_dy;
     const float *A_log, *D, *dt_bias;
-    T *du, *ddelta, *dz, *dBm, *dCm;
-    int64_t ld_du, ld_ddelta, ld_dz, ld_dB, ld_dC;
+    T *du, *ddelta, *dz, *dBm, *dCm, *y;
+    int64_t ld_du, ld_ddelta, ld_dz, ld_dB, ld_dC, ld_y;
     int64_t B, L, E, N, nc;
 };
 
@@ -61,6 +61,7 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.A_log = a->A_log, f.D = a->D, f.dt_bias = a->dt_bias;
     f.du = (T *)a->du, f.ddelta = (T *)a->ddelta, f.dz = (T *)a->dz, f.dBm = (T *)a->dBm, f.dCm = (T *)a->dCm;
     f.ld_du = a->ld_du, f.ld_ddelta = a->ld_ddelta, f.ld_dz = a->ld_dz, f.ld_dB = a->ld_dB, f.ld_dC = a->ld_dC;
+    f.y = (T *)a->y_out, f.ld_y = a->ld_y_out;
     f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
     return f;
 }
@@ -222,7 +223,10 @@ struct MainCfg {
                                    sizeof(float4) * NW * TS * G;
 };
 
-template <typename T, int NPAD>
+/* Y: also write the forward's y (a.y), a separate instance so that the
+ * backward without it keeps its registers and instructions (the branch and
+ * the gate's store cost the other instance 1-2%, NOTES-scan.md). */
+template <typename T, int NPAD, bool Y>
 __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     main_kernel(BwdArgs<T> a, const float *st, const float *h0, const float *rend, const float *dhT, float *dh0,
                 float *dbc_part, float *pp, int carry)
@@ -395,7 +399,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 /* 0 past the sequence's end: see the recompute below */
                 const bool in = q * R + k < nv;
                 o_dt[k] = in ? dt : 0.f, o_dys[k] = in ? gy * zz * sz : 0.f;
-                bc_wr[k * G] = make_float4(o_dt[k], o_dt[k] * uu, o_dys[k], 0.f);
+                /* .w: the gate silu(z), for the owner's y (Y) at the segment's end */
+                bc_wr[k * G] = make_float4(o_dt[k], o_dt[k] * uu, o_dys[k], Y ? zz * sz : 0.f);
                 fin[(3 * k) * NT + tid] = uu;
                 fin[(3 * k + 1) * NT + tid] = sig;
                 fin[(3 * k + 2) * NT + tid] = gy * sz * (1.f + zz * (1.f - sz));
@@ -489,6 +494,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                     md_st(pdu + k * a.ld_du, du);
                     md_st(pddel + k * a.ld_ddelta, ddel);
                     md_st(pdz + k * a.ld_dz, dzv);
+                    /* the forward's y, in its order of operations (lane_fwd_kernel) */
+                    if (Y) md_st(a.y + (own + k) * a.ld_y + ec, (l_ys[k] + Dv * uu) * bc_wr[k * G].w);
                     dDacc += o_dys[k] * uu;
                     dbacc += ddel;
                 }
@@ -602,10 +609,11 @@ cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const flo
                    float *dbc_part, float *pp, int carry, cudaStream_t s)
 {
     using C = MainCfg<NPAD>;
-    MD_CU_TRY(cudaFuncSetAttribute(main_kernel<T, NPAD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
+    auto kernel = a->y_out ? main_kernel<T, NPAD, true> : main_kernel<T, NPAD, false>;
+    MD_CU_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
     const int64_t blocks = w->B * (carry ? 1 : w->nc) * w->ncb;
-    main_kernel<T, NPAD><<<(unsigned)blocks, C::NT, C::SMEM, s>>>(unpack<T>(a, w->nc), st, a->h0, rend, a->dhT,
-                                                                  a->dh0, dbc_part, pp, carry);
+    kernel<<<(unsigned)blocks, C::NT, C::SMEM, s>>>(unpack<T>(a, w->nc), st, a->h0, rend, a->dhT, a->dh0, dbc_part,
+                                                     pp, carry);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
@@ -645,7 +653,7 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
         return cudaErrorInvalidValue;
     const int64_t E = a->d_inner, N = a->d_state;
     if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_dy < E || a->ld_du < E || a->ld_ddelta < E ||
-        a->ld_dz < E || a->ld_B < N || a->ld_C < N || a->ld_dB < N || a->ld_dC < N)
+        a->ld_dz < E || a->ld_B < N || a->ld_C < N || a->ld_dB < N || a->ld_dC < N || (a->y_out && a->ld_y_out < E))
         return cudaErrorInvalidValue;
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
     if (!a->workspace || a->workspace_bytes < w.bwd_bytes) return cudaErrorInvalidValue;

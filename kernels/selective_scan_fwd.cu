@@ -415,11 +415,12 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
 {
     if (!a || !md_scan_sizes_ok(a->batch, a->len, a->d_inner, a->d_state)) return cudaErrorInvalidValue;
     if (a->dtype != MD_SCAN_F32 && a->dtype != MD_SCAN_BF16) return cudaErrorInvalidValue;
-    if (!a->u || !a->z || !a->Bm || !a->Cm || !a->A_log || !a->D || !a->dt_bias || !a->y)
+    const int infer = !a->states && !a->workspace;
+    if (!a->u || !a->z || !a->Bm || !a->Cm || !a->A_log || !a->D || !a->dt_bias || (!a->y && infer))
         return cudaErrorInvalidValue;
     const int64_t E = a->d_inner, N = a->d_state;
-    if (a->ld_u < E || a->ld_z < E || a->ld_y < E || a->ld_B < N || a->ld_C < N) return cudaErrorInvalidValue;
-    const int infer = !a->states && !a->workspace;
+    if (a->ld_u < E || a->ld_z < E || (a->y && a->ld_y < E) || a->ld_B < N || a->ld_C < N)
+        return cudaErrorInvalidValue;
     if (a->delta ? a->ld_delta < E
                  : !infer || !a->dt_low || !a->dt_w || a->dt_rank < 1 || a->dt_rank > MD_SCAN_MAX_DT_RANK ||
                        a->ld_dt_low < a->dt_rank)
@@ -442,6 +443,7 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
                                            (float *)(ws + w.gstart), 0, s));
         st = states;
     }
+    if (!a->y && !a->hT) return cudaSuccess;   /* the states alone: the output pass would write nothing */
     return lane_fwd(a, &w, LANE_OUTPUT, NULL, st, NULL, s);
 }
 

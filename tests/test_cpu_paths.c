@@ -140,7 +140,9 @@ typedef struct {
 
 /* Forward (path fwd_avx) and backward (path bwd_avx) on dtype dt; the
  * backward takes the forward's states unless recompute, and writes ddelta
- * over delta when in_place (ops.h allows it; the model does it). fold: the
+ * over delta and y over dy when in_place (ops.h allows it; the model does
+ * it), else y apart. A second forward without y must leave the same
+ * states, and the backward's y the forward's bits. fold: the
  * scan forms delta from in->dt_low and in->dt_w (delta NULL). */
 static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_avx, int recompute, int in_place,
                      int fold, scan_out_t *o)
@@ -167,19 +169,30 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     const md_tensor_t *dl = fold ? NULL : &tdl;
     md_tensor_t tdB = md_tensor_cols(tdxd, 3, N), tdC = md_tensor_cols(tdxd, 3 + N, N);
     md_tensor_t tdA = mk(dt, NULL, E, N, N, 0), tdD = mk(dt, NULL, 1, E, E, 0), tdb = mk(dt, NULL, 1, E, E, 0);
-    void *states = keep(malloc(be->scan_states_size(be, dt, B, L, E, N)));
+    /* the backward's y (ops.h), over dy where ddelta goes over delta */
+    md_tensor_t ty_bwd = in_place ? tdy : mk(dt, NULL, M, E, E + 7, 1e30);
+    size_t st_bytes = be->scan_states_size(be, dt, B, L, E, N);
+    void *states = keep(malloc(st_bytes)), *states_only = keep(malloc(st_bytes));
     void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
     unsigned mode = fp_mode();
     md_cpu_allow_avx512(fwd_avx);
     be->scan_fwd(be, &ty, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states);
+    /* y NULL: the states alone, the same bits */
+    be->scan_fwd(be, NULL, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states_only);
     md_cpu_allow_avx512(bwd_avx);
-    be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &tdy, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC,
-                 &tD, &tz, B, recompute ? NULL : states, ws);
+    be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &ty_bwd, &tdy, &tu, dl, &tlow, &tW, &tbias, &tA,
+                 &tB, &tC, &tD, &tz, B, recompute ? NULL : states, ws);
     md_cpu_allow_avx512(1);
     CHECK(fp_mode() == mode, "scan (%s fwd, %s bwd) left the floating-point mode changed (MXCSR %#x, was %#x)",
           path_name(fwd_avx), path_name(bwd_avx), fp_mode(), mode);
-    CHECK(padding_is(&ty, 1e30) && padding_is(&tdu, 1e30) && padding_is(&tdz, 1e30),
+    CHECK(padding_is(&ty, 1e30) && padding_is(&tdu, 1e30) && padding_is(&tdz, 1e30) && padding_is(&ty_bwd, 1e30),
           "scan (%s fwd, %s bwd) wrote into a row padding", path_name(fwd_avx), path_name(bwd_avx));
+    CHECK(!memcmp(states, states_only, st_bytes), "scan_fwd (%s) without y: other states", path_name(fwd_avx));
+    if (fwd_avx == bwd_avx) {   /* one path: the forward's bits (across paths the exps differ) */
+        double *yf = rd(&ty), *yb = rd(&ty_bwd);
+        CHECK(!memcmp(yf, yb, (size_t)(M * E) * sizeof(double)), "scan_bwd (%s%s): y differs from the forward's",
+              path_name(bwd_avx), recompute ? ", recomputed states" : "");
+    }
     int untouched = 1;   /* dt_low's columns of dxdbl are not the scan's */
     md_tensor_t whole = md_tensor_2d(tdxd.data, dt, MD_DEVICE_CPU, M, X);
     double *all = rd(&whole);
@@ -237,7 +250,7 @@ static void test_scan(int have_avx)
                       scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
                       path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "", e);
                 CHECK(!memcmp(got.v[k], over.v[k], (size_t)sz[k] * sizeof(double)),
-                      "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): ddelta over delta changes it",
+                      "scan %s (B %lld L %lld E %lld N %lld; %s fwd, %s bwd%s): ddelta over delta, y over dy change it",
                       scan_out_names[k], (long long)in.B, (long long)in.L, (long long)E, (long long)N,
                       path_name(runs[r][0]), path_name(runs[r][1]), runs[r][2] ? ", recomputed states" : "");
             }
@@ -496,7 +509,7 @@ static int bench_scan(int64_t E)
         double t0 = cpu_seconds();
         be->scan_fwd(be, &y, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D, &z, B, states);
         double t1 = cpu_seconds();
-        be->scan_bwd(be, &du, &dd, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D,
+        be->scan_bwd(be, &du, &dd, &dA, &dB, &dC, &dD, &dz, &db, NULL, &dy, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D,
                      &z, B,
                      states, ws);
         double t2 = cpu_seconds();

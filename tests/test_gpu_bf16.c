@@ -421,10 +421,10 @@ static void check_scan16(const md_backend_t *bf)
         md_tensor_t dBh = cols16(&dxdbl, 0, R, N), dBd = cols16(&dxdbl, 1, R, N);
         md_tensor_t dCh = cols16(&dxdbl, 0, R + N, N), dCd = cols16(&dxdbl, 1, R + N, N);
         md_tensor_t dAh = th(&dA), dAd = td(&dA), dDh = th(&dD), dDd = td(&dD), dth = th(&ddtb), dtd = td(&ddtb);
-        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &dth, &dyh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh,
+        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &dth, NULL, &dyh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh,
                       &Ch, &Dh, &zh, B,
                       stc, wsc);
-        bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, &dyd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd,
+        bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, NULL, &dyd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd,
                      &Cd, &Dd, &zd, B,
                      stg, wsg);
         record("scan_bwd bf16", "du", err16(&du), ONE_ROUNDING, sh);

@@ -320,10 +320,10 @@ static void check_scan(void)
         buf_t dA = mk(E, N, N, -1, 1), dD = mk(1, E, E, -1, 1), ddtb = mk(1, E, E, -1, 1);
         poison(&du), poison(&dd), poison(&dz), poison(&dB), poison(&dC);
         T2(dy); T2(du); T2(dd); T2(dz); T2(dB); T2(dC); T2(dA); T2(dD); T2(ddtb);
-        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &ddtbh, &dyh, &uh, &deltah, NULL, NULL, &dtbh,
+        cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &ddtbh, NULL, &dyh, &uh, &deltah, NULL, NULL, &dtbh,
                       &Alh, &Bmh, &Cmh,
                       &Dph, &zh, B, stc, wsc);
-        gpu->scan_bwd(gpu, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &ddtbd, &dyd, &ud, &deltad, NULL, NULL, &dtbd,
+        gpu->scan_bwd(gpu, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &ddtbd, NULL, &dyd, &ud, &deltad, NULL, NULL, &dtbd,
                       &Ald, &Bmd, &Cmd,
                       &Dpd, &zd, B, stg, wsg);
         record("scan_bwd", "du", relerr(&du), TOL, sh);

@@ -16,7 +16,8 @@
  * here. Then, on the GPU alone: the backward from the
  * forward's saved chunk states equals the one that recomputes them, bit
  * for bit; two runs
- * give identical bits; and a sequence split in two, carried through h0/hT
+ * give identical bits; a forward without y (the states alone) followed by
+ * a backward that writes y (y_out) gives them too, y included; and a sequence split in two, carried through h0/hT
  * and dhT/dh0, matches the whole. All of it for both training schemes
  * (md_scan_pass_t CHUNKED and WHOLE), whichever AUTO would pick.
  *
@@ -257,7 +258,7 @@ static void reference(const problem_t *p, grads_t *g)
     memcpy(g->db, p->db0, (size_t)E * 8);
     cpu->scan_fwd(cpu, &y, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
     void *ws = md_malloc(cpu->scan_bwd_workspace(cpu, F, p->B, p->L, E, N) + 64);
-    cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, &dy, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm,
+    cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, NULL, &dy, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm,
                   &D, &z,
                   p->B, NULL, ws);
     free(ws);
@@ -536,6 +537,27 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
             G.ddelta = own;
             G.a.ddelta = own.p, G.a.ld_ddelta = own.ld;
             dmat_upload(&G.delta, p.delta);
+        }
+        /* 3d: a forward without y (the states alone) and a backward that
+         * writes y itself (y_out), as the model's recompute runs them: the
+         * forward's bits, y's included; apart, then over dy as the model
+         * has it (dy is uploaded again afterwards) */
+        for (int over = 0; over < 2; over++) {
+            poison_outputs(&G);
+            reset_param_grads(&G, &p);
+            G.a.y = NULL;
+            const dmat_t *yo = over ? &G.dy : &G.y;
+            G.a.y_out = yo->p, G.a.ld_y_out = yo->ld;
+            run_fwd_bwd(&G, 1);
+            gpu_results(&G, &p, &again, &pad_ok);
+            int dy_pad;   /* NaN there, not the poison: the case apart checks y's padding */
+            if (over) dmat_download(&G.dy, again.y, &dy_pad);
+            CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: y from the backward (forward without y%s) differs",
+                  s->what, dn, pn, over ? ", y over dy" : "");
+            CHECK(pad_ok, "%s %s %s: the backward's y wrote into the padding between rows", s->what, dn, pn);
+            G.a.y = G.y.p;
+            G.a.y_out = NULL, G.a.ld_y_out = 0;
+            if (over) dmat_upload(&G.dy, p.dy);
         }
     }
 

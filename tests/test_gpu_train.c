@@ -120,6 +120,19 @@ static void check_recompute(const char *label, const md_config_t *cfg, int64_t B
     float *gr = md_test_grads_to_host(mr);
     size_t bytes = (size_t)md_model_params(mr)->numel * sizeof *gr;
     CHECK(lr.loss_sum == lg->loss_sum, "%s: recompute: loss %.17g vs %.17g", label, lr.loss_sum, lg->loss_sum);
+    if (memcmp(gr, gg, bytes)) {   /* name the tensors that differ, for the log */
+        const md_params_t *reg = md_model_params(mr);
+        for (int64_t i = 0; i < reg->n; i++) {
+            const md_param_t *t = &reg->p[i];
+            if (t->tied_to >= 0 || !memcmp(gr + t->offset, gg + t->offset, (size_t)t->numel * sizeof *gr)) continue;
+            double dmax = 0, gmax = 0;
+            for (int64_t k = t->offset; k < t->offset + t->numel; k++) {
+                dmax = fmax(dmax, fabs((double)gr[k] - gg[k]));
+                gmax = fmax(gmax, fabs((double)gg[k]));
+            }
+            printf("  %s: recompute differs in %s: max |diff| %.3g of max |grad| %.3g\n", label, t->name, dmax, gmax);
+        }
+    }
     CHECK(!memcmp(gr, gg, bytes), "%s: recompute: the gradients differ", label);
     free(gr);
     md_model_free(mr);

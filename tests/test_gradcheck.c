@@ -133,7 +133,7 @@ static void check_scan(void)
     md_tensor_t tdD = T1(dD, E), tdz = T2(dz, M, E), tdb = T1(db, E), dy = T2(c.R, M, E);
     md_tensor_t u = T2(c.u, M, E), dl = T2(c.delta, M, E), b = T1(c.bias, E), A = T2(c.A_log, E, N);
     md_tensor_t Bm = T2(c.Bm, M, N), Cm = T2(c.Cm, M, N), D = T1(c.D, E), z = T2(c.z, M, E);
-    be->scan_bwd(be, &tdu, &tddl, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &dy, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D,
+    be->scan_bwd(be, &tdu, &tddl, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, NULL, &dy, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D,
                  &z, c.B, NULL,
                  ws);
     fd_check("scan d/du", c.u, du, M * E, scan_loss, &c, 300);

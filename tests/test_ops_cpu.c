@@ -552,7 +552,7 @@ static void test_scan(void)
                 md_tensor_t tdxd = mk(dt, zeros(M * X), M, X, X);
                 md_tensor_t tdB = md_tensor_cols(tdxd, 3, N), tdC = md_tensor_cols(tdxd, 3 + N, N);
                 md_tensor_t tdA = mk(dt, dA0, E, N, N), tdD = mk1(dt, dD0, E), tdbias = mk1(dt, dbias0, E);
-                be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdbias, &tdy, &tu, &tdl, NULL, NULL,
+                be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdbias, NULL, &tdy, &tu, &tdl, NULL, NULL,
                              &tbias, &tA, &tB,
                              &tC, &tD, &tz, in.B, use_states ? states : NULL, ws);
                 CHECK_REL(rd(&tdu), du, M * E, dt, "scan_bwd du");
@@ -643,7 +643,7 @@ static void test_threads(void)
                             mk(dt, zeros(M * N), M, N, N), mk(dt, zeros(M * N), M, N, N), mk1(dt, zeros(E), E),
                             mk(dt, zeros(M * E), M, E, E), mk1(dt, zeros(E), E)};
         void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
-        be->scan_bwd(be, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &tdy, &tu, &tdl, NULL, NULL, &tb, &tA,
+        be->scan_bwd(be, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], NULL, &tdy, &tu, &tdl, NULL, NULL, &tb, &tA,
                      &tB, &tC,
                      &tD, &tz, B, NULL, ws);
         res[run] = keep(malloc((size_t)(E * N + 2 * E) * sizeof(float)));

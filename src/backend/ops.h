@@ -272,7 +272,9 @@ struct md_backend {
      * the states; CUDA's forward walks each sequence in one pass, with
      * B x E lanes of parallelism instead of B x E x L/128: for inference
      * over many sequences). The model passes NULL only when planned for
-     * inference (model.h). CUDA: the
+     * inference (model.h). y NULL (only with states): the states alone,
+     * for a backward that writes y itself (scan_bwd's y); CUDA then skips
+     * its chunked forward's output pass. CUDA: the
      * sequence tensors (u, delta, z, Bm, Cm, y, and in the backward dy and
      * du, ddelta, dz, dBm, dCm) may be bf16, all of them alike; A_log, D,
      * dt_bias, their gradients and the states stay f32 (sums are fp32). */
@@ -295,10 +297,17 @@ struct md_backend {
      * itself (the same view: each element is read before its gradient is
      * written over it, which lets the model drop a buffer); no other output
      * may overlap an input. delta NULL: formed from dt_low and dt_w as in
-     * scan_fwd; ddelta is still written (for dt_proj's backward products). */
+     * scan_fwd; ddelta is still written (for dt_proj's backward products).
+     * y: NULL, or (M, E) of the sequence dtype, row-strided allowed, that
+     * receives the forward's output y_t again, the bits scan_fwd writes for
+     * the same inputs: the backward forms C . h_t + D u_t for dz anyway,
+     * so a caller that recomputes its forward can leave y to the backward
+     * (scan_fwd with y NULL) and pay a store instead of a walk. y may be dy
+     * itself (the same view, as ddelta over delta); it overlaps nothing
+     * else. */
     void (*scan_bwd)(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                      md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz,
-                     md_tensor_t *ddt_bias, const md_tensor_t *dy, const md_tensor_t *u,
+                     md_tensor_t *ddt_bias, md_tensor_t *y, const md_tensor_t *dy, const md_tensor_t *u,
                      const md_tensor_t *delta, const md_tensor_t *dt_low, const md_tensor_t *dt_w,
                      const md_tensor_t *dt_bias, const md_tensor_t *A_log, const md_tensor_t *Bm,
                      const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,

@@ -164,6 +164,13 @@ static int scan_forms_delta(const md_block_ctx_t *c, int forward_only)
     return md_scan_forms_delta(c->be, c->cfg->dt_rank, forward_only);
 }
 
+/* Whether the backward takes y from the scan's backward instead of the
+ * set: with one set for all layers, refilled by a recomputed forward
+ * before each backward, that forward then skips the scan's output (ops.h:
+ * scan_fwd with y NULL, scan_bwd's y), which costs the backward a store.
+ * Per-layer sets keep the forward's y, which it had to make anyway. */
+static int y_from_backward(const md_block_ctx_t *c) { return c->acts_plan == MD_ACTS_SHARED; }
+
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a)
 {
     const md_backend_t *be = c->be;
@@ -204,8 +211,10 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
     int fold = scan_forms_delta(c, fwd_only);
     if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
-    be->scan_fwd(be, &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
-                 fwd_only ? NULL : a->states);
+    /* the backward's recompute leaves y to the scan's backward (ops.h) */
+    int y_left = !h_out && y_from_backward(c);
+    be->scan_fwd(be, y_left ? NULL : &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm,
+                 &w.D, &z, c->B, fwd_only ? NULL : a->states);
     if (c->next_norm) {
         md_tensor_t hout = mat(c, h_out, M, d);
         md_tensor_t ny = c->norm_y ? mat(c, c->norm_y, M, d) : hn;
@@ -238,7 +247,9 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     md_tensor_t dx = md_tensor_cols(dxz, 0, E), dz = md_tensor_cols(dxz, E, E);
     md_tensor_t ddt_in = md_tensor_cols(dxdbl, 0, R), dB = md_tensor_cols(dxdbl, R, N), dC = md_tensor_cols(dxdbl, R + N, N);
     /* Gradients take the slots of activations they outlive (mamba.h): dy
-     * y's, written once out_proj's weight gradient has read y; ddelta
+     * y's, written once out_proj's weight gradient has read y (in a shared
+     * set the recomputed forward left no y there, and the scan's backward
+     * writes it over dy: y_from_backward); ddelta
      * delta's, written over it by the scan's backward (ops.h allows it;
      * where the scan forms delta, the slot holds nothing before);
      * dhn delta's too (d <= E columns of each row), once dt_proj's backward
@@ -255,15 +266,30 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     int g_copy = c->adtype != c->dtype;
     md_tensor_t g_mm = g_copy ? amat(c, s->du, M, d) : g;
     if (g_copy && layer == cfg->n_layer - 1) be->convert(be, &g_mm, &g);
-    be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
+    int late_y = y_from_backward(c);
+    if (!late_y) be->gemm(be, 1, 0, 1.0, &g_mm, &y, 1.0, &gw.out_proj);
     be->gemm(be, 0, 0, 1.0, &g_mm, &w.out_proj, 0.0, &dy);
-    /* scan (with the gate, D and the dt bias) */
-    be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, &dy, &u,
+    /* scan (with the gate, D and the dt bias); where the forward left y
+     * out, the scan writes it over dy (ops.h), into y's own slot, where
+     * out_proj's weight gradient reads it as in the per-layer plans */
+    be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, late_y ? &y : NULL, &dy, &u,
                  scan_forms_delta(c, 0) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
                  a->states, c->op_ws);
     /* dt_proj */
     be->gemm(be, 0, 0, 1.0, &ddelta, &w.dt_w, 0.0, &ddt_in);
     be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &gw.dt_w);
+    if (late_y) {
+        /* g's copy died with du's slot: again (ops.h: the bits of
+         * rmsnorm_bwd's dx_act) into delta's, dead since dt_proj's
+         * backward until in_proj's writes dhn there; g_mm itself keeps
+         * du's slot, where the RMSNorm below leaves block layer - 1's */
+        md_tensor_t g_again = g;
+        if (g_copy) {
+            g_again = amat(c, a->delta, M, d);
+            be->convert(be, &g_again, &g);
+        }
+        be->gemm(be, 1, 0, 1.0, &g_again, &y, 1.0, &gw.out_proj);
+    }
     /* x_proj: u feeds both the scan and x_proj */
     be->gemm(be, 0, 0, 1.0, &dxdbl, &w.x_proj, 1.0, &du);
     be->gemm(be, 1, 0, 1.0, &dxdbl, &u, 1.0, &gw.x_proj);

@@ -127,7 +127,9 @@ void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_r
 
 /* Forward of block `layer`: fills a, and writes h_out = h_in + mixer
  * output when h_out is not NULL (NULL: only the activations, for the
- * recomputation in the backward). h_in and h_out are (M, d). With the
+ * recomputation in the backward, which in a shared set leaves y out:
+ * md_mamba_bwd gets it from the scan's backward). h_in and h_out are
+ * (M, d). With the
  * residual deferred (c->branch_only, c->h_res) h_out gets the mixer output
  * alone, and h_in is completed in place first. */
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a);

@@ -434,12 +434,15 @@ static void cpu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor
                          void *states)
 {
     PROF_BEGIN;
-    int d = is_f64(y, "scan_fwd");
+    int d = is_f64(u, "scan_fwd");
     md_cpu_scan_args_t s;
     scan_fill(&s, u, delta, dt_low, dt_w, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
-    SAME_DTYPE(u, y, "scan_fwd");
-    OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
-    s.y = y->data, s.ld_y = y->ld;
+    OP_REQUIRE(y || states, "scan_fwd");
+    if (y) {
+        SAME_DTYPE(u, y, "scan_fwd");
+        OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
+        s.y = y->data, s.ld_y = y->ld;
+    }
     s.states = states;
     (d ? md_cpu_scan_fwd_f64 : md_cpu_scan_fwd_f32)(&s);
     PROF_END(P_SCAN_F);
@@ -461,7 +464,7 @@ static size_t cpu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int6
 
 static void cpu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                          md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
-                         const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
+                         md_tensor_t *y, const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
                          const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
                          const md_tensor_t *A_log, const md_tensor_t *Bm,
                          const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
@@ -489,6 +492,11 @@ static void cpu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *d
     s.dD = dD->data;
     s.dz = dz->data, s.ld_dz = dz->ld;
     s.ddt_bias = ddt_bias->data;
+    if (y) {   /* the forward's y again (ops.h) */
+        SAME_DTYPE(y, u, "scan_bwd");
+        OP_REQUIRE(NROWS(y) == M && NCOLS(y) == E, "scan_bwd");
+        s.y = y->data, s.ld_y = y->ld;
+    }
     s.states = (void *)states;
     s.workspace = workspace;
     (d ? md_cpu_scan_bwd_f64 : md_cpu_scan_bwd_f32)(&s);

@@ -24,7 +24,7 @@ typedef struct md_cpu_scan_args {
     /* delta NULL: delta[t, e] = sum_r dt_w[e * dt_rank + r] dt_low[t * ld_dt_low + r] (ops.h scan_fwd) */
     const void *dt_low, *dt_w;
     int64_t ld_dt_low, dt_rank;   /* dt_rank <= MD_CPU_SCAN_MAX_DT_RANK */
-    void *y;                 /* forward output */
+    void *y;                 /* forward output (NULL: the states alone); in the backward NULL or its copy */
     int64_t ld_y;
     const void *dy;          /* backward */
     int64_t ld_dy;

@@ -311,7 +311,7 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
     int64_t next_ckpt = 0;
     for (int64_t t0 = 0; t0 < L; t0 += BLK) {
         int64_t nT = L - t0 < BLK ? L - t0 : BLK;
-        block_inputs(a, &p, b, e0, t0, nT, dt, dtu, y, NULL);
+        block_inputs(a, &p, b, e0, t0, nT, dt, dtu, a->y ? y : NULL, NULL);
         for (int64_t j = 0; j < nT; j++) {
             int64_t t = t0 + j, row = b * L + t;
             if (ckpt && t == next_ckpt) {
@@ -324,6 +324,11 @@ AVX512 void md_cpu_scan_fwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
                 prefetch_delta(a, r, e0);
                 prefetch_row((const float *)a->z + r * a->ld_z + e0, 0);
                 prefetch_BC(a, r);
+            }
+            if (!a->y) {   /* the states alone (ops.h) */
+                state_step(&p, N, h, h, NULL, dt + j * CH, dtu + j * CH, (const float *)a->Bm + row * a->ld_B, NULL,
+                           NULL, 0);
+                continue;
             }
             state_step(&p, N, h, h, NULL, dt + j * CH, dtu + j * CH, (const float *)a->Bm + row * a->ld_B,
                        (const float *)a->Cm + row * a->ld_C, y + j * CH, STEP_Y);
@@ -448,6 +453,12 @@ AVX512 void md_cpu_scan_bwd_item_avx512(const md_cpu_scan_args_t *a, int64_t seg
             chunk_load(zz, (const float *)a->z + row * a->ld_z + e0, p.m);
             chunk_load(dyv, (const float *)a->dy + row * a->ld_dy + e0, p.m);
             chunk_sigmoid(zz, NULL, sgz);
+            if (a->y) {   /* the forward's y, as its gate forms it; dy is read (ops.h: y may be dy) */
+                float yo[CH] __attribute__((aligned(64)));
+#pragma omp simd
+                for (int c = 0; c < CH; c++) yo[c] = ys[c] * (zz[c] * sgz[c]);
+                chunk_store((float *)a->y + row * a->ld_y + e0, yo, p.m);
+            }
 #pragma omp simd
             for (int c = 0; c < CH; c++) {
                 float sg = sgz[c];

@@ -195,6 +195,10 @@ static MD_HOT void scan_fwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
             dtu[c] = dt[c] * uu[c];
             yv[c] = Dv[c] * uu[c];
         }
+        if (!a->y) {   /* the states alone (ops.h) */
+            step_state(h, Aneg, dt, dtu, Br, N);
+            continue;
+        }
         for (int64_t n = 0; n < N; n++) {
             REAL bn = Br[n], cn = Cr[n];
             REAL *restrict hn = h + n * CH;
@@ -240,7 +244,7 @@ static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
     const int64_t nc = min64(CH, a->d_inner - e0);
     REAL Aneg[MAXN * CH], h[MAXN * CH], Dv[CH], bias[CH], Wc[MD_CPU_SCAN_MAX_DT_RANK * CH];
     REAL dA[MAXN * CH], carry[MAXN * CH], dDa[CH], dba[CH];
-    REAL ub[CH], db[CH], zb[CH], dyb[CH], dub[CH], ddb[CH], dzb[CH];
+    REAL ub[CH], db[CH], zb[CH], dyb[CH], dub[CH], ddb[CH], dzb[CH], yb[CH];
     REAL *hs = scratch, *as = hs + S * N * CH, *dts = as + S * N * CH, *ckpt = dts + S * CH;
     load_chunk_params(a, e0, nc, Aneg, Dv, bias, Wc);
 
@@ -314,6 +318,11 @@ static MD_HOT void scan_bwd_item(const md_cpu_scan_args_t *a, const scan_ws_layo
                 du[c] = dys[c] * Dv[c];
                 ddt[c] = 0;
                 dtu[c] = dt[c] * uu[c];
+            }
+            if (a->y) {   /* the forward's y, in its order of operations, after dy's last read (ops.h) */
+#pragma omp simd
+                for (int c = 0; c < CH; c++) yb[c] = ys[c] * (zz[c] * R_SIGMOID(zz[c]));
+                chunk_out((REAL *)a->y + row * a->ld_y + e0, nc, yb);
             }
             for (int64_t n = 0; n < N; n++) {
                 REAL bn = Br[n], cn = Cr[n], pb[CH], pc[CH];

@@ -443,9 +443,12 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     md_scan_args_t s;
     OP_REQUIRE(delta || (dt_low && md_scan_forms_delta(be, NCOLS(dt_low), states == NULL)), "scan_fwd");
     scan_fill(&s, u, delta, dt_low, dt_w, dt_bias, A_log, Bm, Cm, D, z, batch, "scan_fwd");
-    OP_REQUIRE(fb_dev(y, "scan_fwd") == (s.dtype == MD_SCAN_BF16), "scan_fwd");
-    OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
-    s.y = y->data, s.ld_y = y->ld;
+    OP_REQUIRE(y || states, "scan_fwd");
+    if (y) {   /* NULL: the states alone (ops.h) */
+        OP_REQUIRE(fb_dev(y, "scan_fwd") == (s.dtype == MD_SCAN_BF16), "scan_fwd");
+        OP_REQUIRE(NROWS(y) == NROWS(u) && NCOLS(y) == NCOLS(u), "scan_fwd");
+        s.y = y->data, s.ld_y = y->ld;
+    }
     size_t wb = md_scan_fwd_workspace(s.batch, s.len, s.d_inner, s.d_state);
     /* states == NULL: forward only, the inference kernel (scan_api.h); else
      * the states land at the workspace's start. A training forward whose one
@@ -459,7 +462,7 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
 
 static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *ddelta, md_tensor_t *dA_log,
                         md_tensor_t *dBm, md_tensor_t *dCm, md_tensor_t *dD, md_tensor_t *dz, md_tensor_t *ddt_bias,
-                        const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
+                        md_tensor_t *y, const md_tensor_t *dy, const md_tensor_t *u, const md_tensor_t *delta,
                         const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
                         const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
@@ -488,6 +491,10 @@ static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *dd
     s.dA_log = F(dA_log);
     s.dD = F(dD);
     s.ddt_bias = F(ddt_bias);
+    if (y) {   /* the forward's y again (ops.h) */
+        OP_REQUIRE(fb_dev(y, "scan_bwd") == (s.dtype == MD_SCAN_BF16) && NROWS(y) == M && NCOLS(y) == E, "scan_bwd");
+        s.y_out = y->data, s.ld_y_out = y->ld;
+    }
     s.states = md_scan_states_bytes(s.batch, s.len, E, N) ? (float *)states : NULL;
     s.workspace = workspace;
     s.workspace_bytes = wb;
