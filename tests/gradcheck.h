@@ -136,7 +136,7 @@ static inline void check_one_sequence_plan(const model_ctx_t *c, const md_config
                                            const double *grad)
 {
     int64_t n = md_model_params(c->m)->numel;
-    for (int recompute = 0; recompute < 2; recompute++) {
+    for (int recompute = MD_RECOMPUTE_OFF; recompute <= MD_RECOMPUTE_KEEP_STATES; recompute++) {
         md_model_opts_t opts = {.recompute = recompute};
         setenv("MD_POISON_DEAD", "1", 1);   /* h_L .. logits zeroed once dead (model_internal.h) */
         md_model_t *m1 = md_model_new_ex(cfg, be, F64, 1, c->L, &opts);
@@ -145,9 +145,9 @@ static inline void check_one_sequence_plan(const model_ctx_t *c, const md_config
         md_model_zero_grad(m1);
         md_loss_t o;
         CHECK(md_model_forward_backward(m1, c->in, c->tgt, 1, c->L, 1, &o) == 0, "one-sequence plan");
-        CHECK(o.loss_sum == out->loss_sum, "one-sequence plan%s: same loss", recompute ? ", recompute" : "");
+        CHECK(o.loss_sum == out->loss_sum, "one-sequence plan, recompute %d: same loss", recompute);
         CHECK(!memcmp(md_model_grad_buffer(m1).data, grad, (size_t)n * sizeof(double)),
-              "one-sequence plan%s: same gradients", recompute ? ", recompute" : "");
+              "one-sequence plan, recompute %d: same gradients", recompute);
         md_model_free(m1);
     }
 }
@@ -162,15 +162,18 @@ static inline void check_recompute_and_b1(model_ctx_t *c, const md_config_t *cfg
     md_model_t *m = c->m;
     int64_t n = md_model_params(m)->numel, B = c->B, L = c->L;
     double *p = md_model_param_buffer(m).data;
-    md_model_opts_t opts = {.recompute = 1};
-    md_model_t *mr = md_model_new_ex(cfg, be, F64, B, L, &opts);
-    memcpy(md_model_param_buffer(mr).data, p, (size_t)n * sizeof *p);
-    md_model_zero_grad(mr);
-    md_loss_t out_r;
-    md_model_forward_backward(mr, c->in, c->tgt, B, L, 1, &out_r);
-    CHECK(out_r.loss_sum == out->loss_sum, "recompute: same loss");
-    CHECK(!memcmp(md_model_grad_buffer(mr).data, grad, (size_t)n * sizeof(double)), "recompute: same gradients");
-    md_model_free(mr);
+    for (int recompute = MD_RECOMPUTE_INPUTS; recompute <= MD_RECOMPUTE_KEEP_STATES; recompute++) {
+        md_model_opts_t opts = {.recompute = recompute};
+        md_model_t *mr = md_model_new_ex(cfg, be, F64, B, L, &opts);
+        memcpy(md_model_param_buffer(mr).data, p, (size_t)n * sizeof *p);
+        md_model_zero_grad(mr);
+        md_loss_t out_r;
+        md_model_forward_backward(mr, c->in, c->tgt, B, L, 1, &out_r);
+        CHECK(out_r.loss_sum == out->loss_sum, "recompute %d: same loss", recompute);
+        CHECK(!memcmp(md_model_grad_buffer(mr).data, grad, (size_t)n * sizeof(double)),
+              "recompute %d: same gradients", recompute);
+        md_model_free(mr);
+    }
     if (B < 2) return;
     md_loss_t o1, o2;
     md_model_zero_grad(m);

@@ -102,14 +102,15 @@ static void check_bf16_plan(const char *label, const md_config_t *cfg, md_model_
     md_model_free(ref);
 }
 
-/* The recomputing model on the same backend: the same loss and gradients
- * (lg, gg) from the same weights and tokens, bit for bit -- the recomputed
- * activations come from the same deterministic ops, and the backward's
- * temporaries reuse the same slots. */
+/* The recomputing model on the same backend (recompute: what it keeps,
+ * model.h): the same loss and gradients (lg, gg) from the same weights and
+ * tokens, bit for bit -- the recomputed activations come from the same
+ * deterministic ops, the Mamba block's y from the scan's backward has the
+ * forward's bits, and kept scan states are the forward's. */
 static void check_recompute(const char *label, const md_config_t *cfg, int64_t B, int64_t L, const float *params,
-                            const uint8_t *in, const uint8_t *tg, const md_loss_t *lg, const float *gg)
+                            const uint8_t *in, const uint8_t *tg, const md_loss_t *lg, const float *gg, int recompute)
 {
-    md_model_opts_t opts = {.recompute = 1};
+    md_model_opts_t opts = {.recompute = recompute};
     md_model_t *mr = md_model_new_ex(cfg, gpu, MD_DTYPE_F32, B, L, &opts);
     CHECK(mr != NULL, "%s: recomputing model", label);
     if (!mr) return;
@@ -119,7 +120,8 @@ static void check_recompute(const char *label, const md_config_t *cfg, int64_t B
     CHECK(md_model_forward_backward(mr, in, tg, B, L, 1, &lr) == 0, "%s: recompute step", label);
     float *gr = md_test_grads_to_host(mr);
     size_t bytes = (size_t)md_model_params(mr)->numel * sizeof *gr;
-    CHECK(lr.loss_sum == lg->loss_sum, "%s: recompute: loss %.17g vs %.17g", label, lr.loss_sum, lg->loss_sum);
+    CHECK(lr.loss_sum == lg->loss_sum, "%s: recompute %d: loss %.17g vs %.17g", label, recompute, lr.loss_sum,
+          lg->loss_sum);
     if (memcmp(gr, gg, bytes)) {   /* name the tensors that differ, for the log */
         const md_params_t *reg = md_model_params(mr);
         for (int64_t i = 0; i < reg->n; i++) {
@@ -130,10 +132,11 @@ static void check_recompute(const char *label, const md_config_t *cfg, int64_t B
                 dmax = fmax(dmax, fabs((double)gr[k] - gg[k]));
                 gmax = fmax(gmax, fabs((double)gg[k]));
             }
-            printf("  %s: recompute differs in %s: max |diff| %.3g of max |grad| %.3g\n", label, t->name, dmax, gmax);
+            printf("  %s: recompute %d differs in %s: max |diff| %.3g of max |grad| %.3g\n", label, recompute, t->name,
+                   dmax, gmax);
         }
     }
-    CHECK(!memcmp(gr, gg, bytes), "%s: recompute: the gradients differ", label);
+    CHECK(!memcmp(gr, gg, bytes), "%s: recompute %d: the gradients differ", label, recompute);
     free(gr);
     md_model_free(mr);
 }
@@ -212,7 +215,9 @@ static void run_config(const char *label, const md_config_t *cfg, int64_t B, int
         if (err > worst) worst = err, worst_name = p->name;
     }
 
-    if (cfg->arch != MD_ARCH_HYENA) check_recompute(label, cfg, B, L, pg, in, tg, &lg, gg);
+    if (cfg->arch != MD_ARCH_HYENA)
+        for (int r = MD_RECOMPUTE_INPUTS; r <= MD_RECOMPUTE_KEEP_STATES; r++)
+            check_recompute(label, cfg, B, L, pg, in, tg, &lg, gg, r);
 
     /* one AdamW step each, then the loss again (forward only) */
     void *m1 = cpu->alloc(cpu, (size_t)n * 4), *v1 = cpu->alloc(cpu, (size_t)n * 4);

@@ -261,19 +261,22 @@ static void check_model(void)
     for (int64_t i = 0; i < n; i++) doubled &= fabs(g2[i] - 2 * grad[i]) <= 1e-13 * fabs(grad[i]) + 1e-300;
     CHECK(doubled, "a second call adds the same gradient again");
 
-    /* the recomputing model: same loss and gradients, bit for bit */
-    md_model_opts_t opts = {.recompute = 1};
-    md_model_t *mr = md_model_new_ex(&cfg, be, F64, B, L, &opts);
-    memcpy(md_model_param_buffer(mr).data, P, (size_t)n * sizeof *P);
-    md_model_zero_grad(mr);
-    md_loss_t out_r;
-    md_model_forward_backward(mr, in, tgt, B, L, 1, &out_r);
+    /* the recomputing models (block inputs kept, and the scan states
+     * too): same loss and gradients, bit for bit */
     md_model_zero_grad(m);
     md_model_forward_backward(m, in, tgt, B, L, 1, &out);
-    CHECK(out_r.loss_sum == out.loss_sum, "recompute: same loss");
-    CHECK(!memcmp(md_model_grad_buffer(mr).data, md_model_grad_buffer(m).data, (size_t)n * sizeof(double)),
-          "recompute: same gradients");
-    md_model_free(mr);
+    for (int recompute = MD_RECOMPUTE_INPUTS; recompute <= MD_RECOMPUTE_KEEP_STATES; recompute++) {
+        md_model_opts_t opts = {.recompute = recompute};
+        md_model_t *mr = md_model_new_ex(&cfg, be, F64, B, L, &opts);
+        memcpy(md_model_param_buffer(mr).data, P, (size_t)n * sizeof *P);
+        md_model_zero_grad(mr);
+        md_loss_t out_r;
+        md_model_forward_backward(mr, in, tgt, B, L, 1, &out_r);
+        CHECK(out_r.loss_sum == out.loss_sum, "recompute %d: same loss", recompute);
+        CHECK(!memcmp(md_model_grad_buffer(mr).data, md_model_grad_buffer(m).data, (size_t)n * sizeof(double)),
+              "recompute %d: same gradients", recompute);
+        md_model_free(mr);
+    }
 
     /* the CPU scan forms delta from dt_proj's input and weight (ops.h); a
      * backend that does not (as CUDA's) runs dt_proj's GEMM first: the same

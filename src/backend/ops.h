@@ -287,6 +287,15 @@ struct md_backend {
      * these sizes and dtype; each is enough for any smaller batch and len. */
     size_t (*scan_states_size)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                int64_t d_inner, int64_t d_state);
+    /* The leading bytes of that buffer which scan_bwd reads; the rest is
+     * the forward's scratch, dead once scan_fwd returns, so a copy of
+     * these bytes serves the backward as the states, and a buffer may
+     * keep several forwards' states this far apart as long as each
+     * forward has its whole scan_states_size from where it starts (the
+     * later states are then written after it). The CPU's buffer is all
+     * states (= scan_states_size); CUDA's, the chunk-start states. */
+    size_t (*scan_states_kept_size)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                    int64_t d_inner, int64_t d_state);
     size_t (*scan_bwd_workspace)(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                  int64_t d_inner, int64_t d_state);
     /* Writes du, ddelta, dBm, dCm, dz (same layouts as their inputs); adds

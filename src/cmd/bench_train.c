@@ -49,8 +49,8 @@
 #include "backend/cuda/op_timer.h"
 #endif
 
-enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_PRECISION,
-       OPT_D_MODEL, OPT_N_LAYER, OPT_CUDA_GRAPH, OPT_DIST_FIRST };
+enum { OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_TPS, OPT_STEPS, OPT_WARMUP, OPT_RECOMPUTE, OPT_KEEP_STATES,
+       OPT_PRECISION, OPT_D_MODEL, OPT_N_LAYER, OPT_CUDA_GRAPH, OPT_DIST_FIRST };
 
 static void usage(FILE *fp)
 {
@@ -71,6 +71,8 @@ static void usage(FILE *fp)
             "      --steps INT           timed steps [10]\n"
             "      --warmup INT          untimed steps first [2]\n"
             "      --recompute           recompute each block's activations in the backward\n"
+            "      --keep-scan-states    with --recompute (implied): keep each Mamba block's scan\n"
+            "                            states, so the backward reruns no scan\n"
             "      --precision STR       fp32, or bf16 matrix products and block activations (GPU\n"
             "                            only) [fp32]\n"
             "      --cuda-graph STR      the step as a CUDA graph (one GPU): auto, on or off [auto]\n"
@@ -259,6 +261,7 @@ int md_bench_train_cmd(int argc, char **argv)
                                              {"steps", required_argument, 0, OPT_STEPS},
                                              {"warmup", required_argument, 0, OPT_WARMUP},
                                              {"recompute", no_argument, 0, OPT_RECOMPUTE},
+                                             {"keep-scan-states", no_argument, 0, OPT_KEEP_STATES},
                                              {"precision", required_argument, 0, OPT_PRECISION},
                                              {"d-model", required_argument, 0, OPT_D_MODEL},
                                              {"n-layer", required_argument, 0, OPT_N_LAYER},
@@ -284,7 +287,8 @@ int md_bench_train_cmd(int argc, char **argv)
         case OPT_TPS: if (md_parse_i64("--tokens-per-step", optarg, 1, (int64_t)1 << 40, 0, &tps) < 0) return 1; break;
         case OPT_STEPS: if (md_parse_i64("--steps", optarg, 1, 100000, 0, &steps) < 0) return 1; break;
         case OPT_WARMUP: if (md_parse_i64("--warmup", optarg, 0, 100000, 0, &warmup) < 0) return 1; break;
-        case OPT_RECOMPUTE: recompute = 1; break;
+        case OPT_RECOMPUTE: recompute = recompute ? recompute : MD_RECOMPUTE_INPUTS; break;
+        case OPT_KEEP_STATES: recompute = MD_RECOMPUTE_KEEP_STATES; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case OPT_CUDA_GRAPH: if (md_cuda_graph_parse("--cuda-graph", optarg, &cuda_graph) < 0) return 1; break;
         case OPT_D_MODEL: if (md_parse_i64("--d-model", optarg, 1, 65536, 0, &d_model) < 0) return 1; break;

@@ -28,7 +28,7 @@ typedef struct md_train_bench_spec {
     md_precision_t precision;
     int64_t batch, len, tokens_per_step;
     int64_t steps, warmup;
-    int recompute;
+    int recompute;               /* md_model_opts_t.recompute (MD_RECOMPUTE_*) */
     int cuda_graph;              /* md_cuda_graph_t (train/graphstep.h); 0 = auto */
     uint64_t seed;
     /* This rank's set-up (dist/dist.h), or NULL: then the device comes from

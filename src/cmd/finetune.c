@@ -28,7 +28,7 @@ enum {
     OPT_FROM_SCRATCH = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_PRESET, OPT_D_MODEL, OPT_N_LAYER, OPT_MICRO_BATCH,
     OPT_EPOCHS, OPT_STEPS_PER_EPOCH, OPT_LR, OPT_LR_MIN, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_POOLING,
     OPT_REVCOMP, OPT_MAX_N, OPT_VAL_CONTIGS, OPT_TEST_CONTIGS, OPT_VAL_FRACTION, OPT_TEST_FRACTION, OPT_VAL_WINDOWS,
-    OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_LOG_EVERY, OPT_REPORT,
+    OPT_TEST_WINDOWS, OPT_SPECIES_TSV, OPT_SEQ_WARMUP_START, OPT_RECOMPUTE, OPT_KEEP_STATES, OPT_LOG_EVERY, OPT_REPORT,
     OPT_MAX_BAD_STEPS, OPT_RESUME, OPT_STOP_AT, OPT_PRECISION, OPT_CUDA_GRAPH, OPT_DIST_FIRST
 };
 
@@ -58,6 +58,9 @@ static void usage(FILE *fp)
             "      --d-model INT, --n-layer INT   a custom size, with --from-scratch\n"
             "      --pooling STR         last (the last position's state) or mean [last]\n"
             "      --recompute           recompute activations in the backward (long L)\n"
+            "      --keep-scan-states    with --recompute (implied): also keep each Mamba block's\n"
+            "                            scan states, so the backward reruns no scan (faster, more\n"
+            "                            memory, the same results)\n"
             "      --precision STR       fp32, or bf16 (GPU only): bf16 matrix products and block\n"
             "                            activations; fp32 master weights, optimizer, scan state,\n"
             "                            head and loss [fp32]\n"
@@ -201,6 +204,7 @@ int cmd_finetune(int argc, char **argv)
         {"species-tsv", required_argument, 0, OPT_SPECIES_TSV},
         {"seq-warmup-start", required_argument, 0, OPT_SEQ_WARMUP_START},
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
+        {"keep-scan-states", no_argument, 0, OPT_KEEP_STATES},
         {"precision", required_argument, 0, OPT_PRECISION},
         {"cuda-graph", required_argument, 0, OPT_CUDA_GRAPH},
         {"log-every", required_argument, 0, OPT_LOG_EVERY},
@@ -251,7 +255,8 @@ int cmd_finetune(int argc, char **argv)
         case OPT_SEQ_WARMUP_START:
             r = md_parse_i64("--seq-warmup-start", optarg, 2, 1 << 24, 1, &o.seq_warmup_start);
             break;
-        case OPT_RECOMPUTE: a.recompute = 1; break;
+        case OPT_RECOMPUTE: a.recompute = a.recompute ? a.recompute : MD_RECOMPUTE_INPUTS; break;
+        case OPT_KEEP_STATES: a.recompute = MD_RECOMPUTE_KEEP_STATES; break;
         case OPT_PRECISION: r = md_precision_parse("--precision", optarg, &a.precision); break;
         case OPT_CUDA_GRAPH: {
             md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;

@@ -19,8 +19,8 @@
 #include "util/outfile.h"
 #include "util/xalloc.h"
 
-enum { OPT_MODEL = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_PRESET, OPT_D_MODEL, OPT_N_LAYER, OPT_RECOMPUTE, OPT_BENCH,
-       OPT_STEPS, OPT_PROFILE };
+enum { OPT_MODEL = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_PRESET, OPT_D_MODEL, OPT_N_LAYER, OPT_RECOMPUTE, OPT_KEEP_STATES,
+       OPT_BENCH, OPT_STEPS, OPT_PROFILE };
 
 static void usage(FILE *fp)
 {
@@ -39,6 +39,7 @@ static void usage(FILE *fp)
             "  -B, --batch INT     with -L: also print the memory plan for this batch [1]\n"
             "  -L, --length INT    sequence length of the memory plan (and the benchmark) [1024]\n"
             "  --recompute         plan with per-block recomputation (block inputs kept only)\n"
+            "  --keep-scan-states  the same, also keeping each Mamba block's scan states\n"
             "  --bench-cpu         time forward+backward on the CPU at -B x -L and compare with\n"
             "                      the machine's sgemm rate\n"
             "  --steps INT         timed steps of --bench-cpu [5]\n"
@@ -140,7 +141,11 @@ static void print_text(FILE *fp, const info_t *in)
         double MiB = 1048576.0;
         fprintf(fp, "\nmemory plan for batch %lld x length %lld (f32%s): params %.1f MiB, grads %.1f MiB, "
                     "activations %.1f MiB, workspace %.1f MiB, total %.1f MiB (optimizer moments: %.1f MiB more)\n",
-                (long long)in->batch, (long long)in->len, in->recompute ? ", recompute" : "", mem.params / MiB,
+                (long long)in->batch, (long long)in->len,
+                in->recompute == MD_RECOMPUTE_KEEP_STATES && c->arch == MD_ARCH_MAMBA ? ", recompute, scan states kept"
+                : in->recompute                          ? ", recompute"
+                                                         : "",
+                mem.params / MiB,
                 mem.grads / MiB, mem.activations / MiB, mem.workspace / MiB, mem.total / MiB, 2 * mem.params / MiB);
     }
     if (in->bench) {
@@ -226,6 +231,8 @@ static void print_json(FILE *fp, const info_t *in)
         json_object_set_new(m, "batch", json_integer(in->batch));
         json_object_set_new(m, "length", json_integer(in->len));
         json_object_set_new(m, "recompute", json_boolean(in->recompute));
+        json_object_set_new(m, "keep_scan_states",
+                            json_boolean(in->recompute == MD_RECOMPUTE_KEEP_STATES && in->cfg->arch == MD_ARCH_MAMBA));
         json_object_set_new(m, "params_bytes", json_integer(mem.params));
         json_object_set_new(m, "grads_bytes", json_integer(mem.grads));
         json_object_set_new(m, "activations_bytes", json_integer(mem.activations));
@@ -273,6 +280,7 @@ int cmd_info(int argc, char **argv)
         {"batch", required_argument, 0, 'B'},
         {"length", required_argument, 0, 'L'},
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
+        {"keep-scan-states", no_argument, 0, OPT_KEEP_STATES},
         {"bench-cpu", no_argument, 0, OPT_BENCH},
         {"steps", required_argument, 0, OPT_STEPS},
         {"profile", no_argument, 0, OPT_PROFILE},
@@ -301,7 +309,8 @@ int cmd_info(int argc, char **argv)
             if (md_parse_i64("-L/--length", optarg, 1, INT64_C(1) << 30, 1, &len) < 0) return 1;
             have_l = 1;
             break;
-        case OPT_RECOMPUTE: recompute = 1; break;
+        case OPT_RECOMPUTE: recompute = recompute ? recompute : MD_RECOMPUTE_INPUTS; break;
+        case OPT_KEEP_STATES: recompute = MD_RECOMPUTE_KEEP_STATES; break;
         case OPT_BENCH: bench = 1; break;
         case OPT_STEPS:
             if (md_parse_i64("--steps", optarg, 1, 1000, 0, &steps) < 0) return 1;

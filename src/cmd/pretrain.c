@@ -27,7 +27,7 @@ enum {
     OPT_PRESET = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_D_MODEL, OPT_N_LAYER, OPT_TOKENS_PER_STEP, OPT_STEPS, OPT_LR,
     OPT_WARMUP, OPT_LR_MIN, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEQ_WARMUP, OPT_SEQ_WARMUP_START, OPT_VAL_EVERY,
     OPT_VAL_WINDOWS, OPT_METRICS, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG_EVERY, OPT_MAX_N, OPT_REVCOMP,
-    OPT_RECOMPUTE, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX, OPT_MAX_BAD_STEPS,
+    OPT_RECOMPUTE, OPT_KEEP_STATES, OPT_MARKOV, OPT_BETA2, OPT_STOP_AT, OPT_PRECISION, OPT_L_MAX, OPT_MAX_BAD_STEPS,
     OPT_CUDA_GRAPH, OPT_DIST_FIRST,
     OPT_HOLDOUT_FIRST = OPT_DIST_FIRST + MD_DIST_N_OPTS   /* lmopts.h numbers its own from here */
 };
@@ -48,6 +48,9 @@ static void usage(FILE *fp)
             "      --n-layer INT        number of blocks\n"
             "      --l-max INT          hyena: length of the implicit filter, >= L [L]\n"
             "      --recompute          keep only block inputs; recompute activations in the backward\n"
+            "      --keep-scan-states   with --recompute (implied): also keep each Mamba block's scan\n"
+            "                           states (E x N / 32 bytes a token and block on the GPU), so\n"
+            "                           the backward reruns no scan: faster, same results\n"
             "      --precision STR      fp32, or bf16 (GPU only): bf16 matrix products and block\n"
             "                           activations; fp32 master weights, optimizer, scan state\n"
             "                           and loss [fp32]\n"
@@ -138,6 +141,7 @@ int cmd_pretrain(int argc, char **argv)
         {"max-n", required_argument, 0, OPT_MAX_N},
         {"revcomp", no_argument, 0, OPT_REVCOMP},
         {"recompute", no_argument, 0, OPT_RECOMPUTE},
+        {"keep-scan-states", no_argument, 0, OPT_KEEP_STATES},
         {"markov", required_argument, 0, OPT_MARKOV},
         {"stop-at", required_argument, 0, OPT_STOP_AT},
         {"max-bad-steps", required_argument, 0, OPT_MAX_BAD_STEPS},
@@ -165,7 +169,8 @@ int cmd_pretrain(int argc, char **argv)
         case OPT_L_MAX:
             if (md_parse_i64("--l-max", optarg, 1, INT64_C(1) << 30, 0, &l_max) < 0) return 1;
             break;
-        case OPT_RECOMPUTE: recompute = 1; break;
+        case OPT_RECOMPUTE: recompute = recompute ? recompute : MD_RECOMPUTE_INPUTS; break;
+        case OPT_KEEP_STATES: recompute = MD_RECOMPUTE_KEEP_STATES; break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case OPT_CUDA_GRAPH: {
             md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;

@@ -26,8 +26,9 @@ static void *rows_of(const md_block_ctx_t *c, void *base, int64_t cols, md_dtype
 }
 
 /* The set at base for the plan's rows, advanced to this call's rows; the
- * scan states of a per-sequence call sit at a fixed per-sequence stride. */
-static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
+ * scan states of a per-sequence call sit at a fixed per-sequence stride,
+ * and where the set keeps every layer's, at the layer's place. */
+static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, int layer, void *base)
 {
     const md_config_t *cfg = c->cfg;
     int64_t E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
@@ -42,13 +43,15 @@ static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, void *base)
     r.y = rows_of(c, a.y, E, adt);
     r.hn = a.hn ? rows_of(c, a.hn, cfg->d_model, adt) : NULL;
     size_t states_seq = round64b(c->be->scan_states_size(c->be, adt, 1, c->max_len, E, cfg->d_state));
-    r.states = (char *)a.states + (c->whole ? 0 : (size_t)c->seq * states_seq);
+    size_t stride = md_mamba_states_stride(cfg, c->be, c->dtype, c->max_batch, c->max_len, c->acts_plan);
+    size_t layer_at = (size_t)layer * stride;
+    r.states = (char *)a.states + layer_at + (c->whole ? 0 : (size_t)c->seq * states_seq);
     return r;
 }
 
 static void mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, void *acts)
 {
-    md_mamba_acts_t a = mamba_acts(c, acts);
+    md_mamba_acts_t a = mamba_acts(c, layer, acts);
     md_mamba_fwd(c, layer, h_in, h_out, &a);
 }
 
@@ -56,7 +59,7 @@ static void mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void
 {
     const md_config_t *cfg = c->cfg;
     int64_t E = cfg->d_inner, X = cfg->dt_rank + 2 * cfg->d_state;
-    md_mamba_acts_t a = mamba_acts(c, acts);
+    md_mamba_acts_t a = mamba_acts(c, layer, acts);
     md_mamba_scratch_t s, r;
     md_dtype_t adt = c->adtype;
     md_mamba_scratch_carve(cfg, adt, c->max_batch * c->max_len, scratch, &s);

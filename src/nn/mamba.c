@@ -68,11 +68,29 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
     s[3] = (size_t)(M * X) * es;     /* xdbl */
     s[4] = (size_t)(M * E) * es;     /* delta */
     s[5] = (size_t)(M * E) * es;     /* y (and, without hn's own, hn before it: md_mamba_fwd) */
-    /* the whole batch at once, or sequence by sequence at a fixed stride */
+    /* the whole batch at once, or sequence by sequence at a fixed stride;
+     * keeping every layer's, each layer's kept part apart and the last
+     * one's whole buffer (md_mamba_states_stride) */
     size_t whole = be->scan_states_size(be, adt, B, L, E, cfg->d_state);
     size_t per_seq = (size_t)B * round64b(be->scan_states_size(be, adt, 1, L, E, cfg->d_state));
-    s[6] = plan == MD_ACTS_FORWARD_ONLY ? 0 : whole > per_seq ? whole : per_seq;
+    size_t one = whole > per_seq ? whole : per_seq;
+    s[6] = plan == MD_ACTS_FORWARD_ONLY ? 0 : one;
+    if (plan == MD_ACTS_SHARED_STATES)
+        s[6] += (size_t)(cfg->n_layer - 1) * md_mamba_states_stride(cfg, be, dt, B, L, plan);
     s[7] = plan == MD_ACTS_PER_LAYER ? (size_t)(M * cfg->d_model) * es : 0; /* hn */
+}
+
+size_t md_mamba_states_stride(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                              int64_t max_len, md_acts_plan_t plan)
+{
+    if (plan != MD_ACTS_SHARED_STATES) return 0;
+    md_dtype_t adt = md_act_dtype(be, dt);
+    int64_t E = cfg->d_inner, N = cfg->d_state;
+    /* Sequences one per call (the CPU's threads) lay theirs at the stride
+     * of a whole buffer (block_arch.c): where they do, that is all kept. */
+    size_t whole = round64b(be->scan_states_kept_size(be, adt, max_batch, max_len, E, N));
+    size_t per_seq = (size_t)max_batch * round64b(be->scan_states_kept_size(be, adt, 1, max_len, E, N));
+    return whole > per_seq ? whole : per_seq;
 }
 
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
@@ -169,7 +187,7 @@ static int scan_forms_delta(const md_block_ctx_t *c, int forward_only)
  * before each backward, that forward then skips the scan's output (ops.h:
  * scan_fwd with y NULL, scan_bwd's y), which costs the backward a store.
  * Per-layer sets keep the forward's y, which it had to make anyway. */
-static int y_from_backward(const md_block_ctx_t *c) { return c->acts_plan == MD_ACTS_SHARED; }
+static int y_from_backward(const md_block_ctx_t *c) { return md_acts_shared(c->acts_plan); }
 
 void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_out, const md_mamba_acts_t *a)
 {
@@ -211,10 +229,12 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
     int fold = scan_forms_delta(c, fwd_only);
     if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
-    /* the backward's recompute leaves y to the scan's backward (ops.h) */
+    /* the backward's recompute leaves y to the scan's backward (ops.h),
+     * and, where the first forward kept every layer's states, the scan */
     int y_left = !h_out && y_from_backward(c);
-    be->scan_fwd(be, y_left ? NULL : &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm,
-                 &w.D, &z, c->B, fwd_only ? NULL : a->states);
+    if (!y_left || c->acts_plan != MD_ACTS_SHARED_STATES)
+        be->scan_fwd(be, y_left ? NULL : &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm,
+                     &w.D, &z, c->B, fwd_only ? NULL : a->states);
     if (c->next_norm) {
         md_tensor_t hout = mat(c, h_out, M, d);
         md_tensor_t ny = c->norm_y ? mat(c, c->norm_y, M, d) : hn;

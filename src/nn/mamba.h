@@ -29,13 +29,20 @@
 /* How a model's activation sets serve its layers, which decides what a set
  * holds: one set per layer, each kept from its forward to its backward
  * (training); one set for all layers, refilled by a recomputed forward
- * before each backward (training with md_model_opts_t.recompute); one set
- * for a forward alone (md_model_opts_t.inference). */
+ * before each backward (training with md_model_opts_t.recompute); the
+ * same but with every layer's scan states kept from the first forward,
+ * so that the recomputed forward runs no scan (recompute =
+ * MD_RECOMPUTE_KEEP_STATES; other blocks than Mamba's plan it as SHARED);
+ * one set for a forward alone (md_model_opts_t.inference). */
 typedef enum md_acts_plan {
     MD_ACTS_PER_LAYER,
     MD_ACTS_SHARED,
+    MD_ACTS_SHARED_STATES,
     MD_ACTS_FORWARD_ONLY,
 } md_acts_plan_t;
+
+/* Whether one set serves every layer, refilled before each backward. */
+static inline int md_acts_shared(md_acts_plan_t p) { return p == MD_ACTS_SHARED || p == MD_ACTS_SHARED_STATES; }
 
 /* What one forward/backward call works with. */
 typedef struct md_block_ctx {
@@ -116,11 +123,19 @@ typedef struct md_mamba_scratch {
  * model's dtype; the scratch functions take the activation dtype.
  * plan MD_ACTS_FORWARD_ONLY: no room for scan states (md_mamba_fwd passes
  * the scan none in that plan, md_block_forward_only); MD_ACTS_PER_LAYER:
- * room for hn (md_mamba_acts_t), else a->hn = NULL. */
+ * room for hn (md_mamba_acts_t), else a->hn = NULL; MD_ACTS_SHARED_STATES:
+ * room for every layer's states, layer l's md_mamba_states_stride bytes
+ * after layer l - 1's (a->states is layer 0's). */
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                            int64_t max_len, md_acts_plan_t plan);
 void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                          int64_t max_len, md_acts_plan_t plan, void *base, md_mamba_acts_t *a);
+/* The distance between two layers' scan states in a set of plan
+ * MD_ACTS_SHARED_STATES (0 in the other plans): the part of a states
+ * buffer the backward reads (ops.h, scan_states_kept_size), for the whole
+ * batch or, where sequences run one per call, at their fixed stride. */
+size_t md_mamba_states_stride(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
+                              int64_t max_len, md_acts_plan_t plan);
 size_t md_mamba_scratch_bytes(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows);
 void md_mamba_scratch_carve(const md_config_t *cfg, md_dtype_t dt, int64_t max_rows, void *base,
                             md_mamba_scratch_t *s);

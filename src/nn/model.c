@@ -75,7 +75,11 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     md_dtype_t adt = md_block_act_dtype(arch, be, dt);
     p->resid_elems = round16(M * d);
     int inference = opts && opts->inference;
-    p->acts_plan = inference ? MD_ACTS_FORWARD_ONLY : opts && opts->recompute ? MD_ACTS_SHARED : MD_ACTS_PER_LAYER;
+    int recompute = opts ? opts->recompute : MD_RECOMPUTE_OFF;
+    if (inference) p->acts_plan = MD_ACTS_FORWARD_ONLY;
+    else if (!recompute) p->acts_plan = MD_ACTS_PER_LAYER;
+    else if (recompute == MD_RECOMPUTE_KEEP_STATES && cfg->arch == MD_ARCH_MAMBA) p->acts_plan = MD_ACTS_SHARED_STATES;
+    else p->acts_plan = MD_ACTS_SHARED;
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len, p->acts_plan);
     /* forward only: block l reads h_l (and, with a deferred residual add,
      * first of all h_{l-1}, into h_l) and then writes h_{l+1}, so two
@@ -145,6 +149,9 @@ int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, i
 
 static void log_plan(const md_model_t *m)
 {
+    static const char *const plan_note[] = {
+        [MD_ACTS_PER_LAYER] = "", [MD_ACTS_SHARED] = " (recompute)",
+        [MD_ACTS_SHARED_STATES] = " (recompute, scan states kept)", [MD_ACTS_FORWARD_ONLY] = " (inference)"};
     const md_model_memory_t *x = &m->mem;
     double MiB = 1048576.0;
     char copies[64] = "";
@@ -155,8 +162,8 @@ static void log_plan(const md_model_t *m)
             "on %s: params %.1f MiB%s, grads %.1f MiB, activations %.1f MiB, workspace %.1f MiB, total %.1f MiB",
             md_arch_name(m->cfg.arch), (long long)m->cfg.d_model, (long long)m->cfg.n_layer, (long long)m->reg.numel,
             md_dtype_name(m->dtype), md_dtype_name(m->adtype), (long long)m->max_batch, (long long)m->max_len,
-            m->opts.inference ? " (inference)" : m->opts.recompute ? " (recompute)" : "", m->be->name, x->params / MiB, copies, x->grads / MiB,
-            x->activations / MiB, x->workspace / MiB, x->total / MiB);
+            plan_note[m->acts_plan], m->be->name, x->params / MiB, copies, x->grads / MiB, x->activations / MiB,
+            x->workspace / MiB, x->total / MiB);
 }
 
 md_model_t *md_model_new(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,

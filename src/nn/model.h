@@ -25,7 +25,12 @@
  * opts.recompute, only each block's input (the residual stream, d_model
  * values per token) is kept, and each block's forward is rerun inside its
  * backward into one shared set of buffers: ~n_layer times less activation
- * memory for one more forward pass, which long contexts need.
+ * memory for one more forward pass, which long contexts need. The Mamba
+ * block's rerun leaves y to the scan's backward; with
+ * MD_RECOMPUTE_KEEP_STATES it also keeps each block's scan states from
+ * the first pass (E N / 32 bytes a token and block in CUDA's chunks of
+ * 128 steps, ~sqrt(L) E N 4 bytes a sequence on the CPU), so that the
+ * rerun has no scan to do. The gradients are the same bits either way.
  *
  * Threading and determinism (CPU): a batch of B >= 2 runs sequence by
  * sequence on the OpenMP threads (omp_get_max_threads(), i.e. -t), each
@@ -51,8 +56,11 @@
 
 typedef struct md_model md_model_t;
 
+/* md_model_opts_t.recompute: what a recomputing plan keeps (see above) */
+enum { MD_RECOMPUTE_OFF = 0, MD_RECOMPUTE_INPUTS = 1, MD_RECOMPUTE_KEEP_STATES = 2 };
+
 typedef struct md_model_opts {
-    int recompute;           /* 1: keep only block inputs, recompute in the backward (see above) */
+    int recompute;           /* MD_RECOMPUTE_*: 1 keeps only block inputs, 2 the Mamba scan states too */
     /* 1: forward only (classification, logits, hidden states, evaluation
      * losses): one shared activation set, two residual streams in turn
      * instead of n_layer + 1, no backward scratch, and the scan keeps no

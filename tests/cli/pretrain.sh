@@ -40,6 +40,14 @@ grep -q '"bits_per_base"' "$T/out" && grep -q '"windows": *5' "$T/out" && ok || 
 expect_ok "eval table with a Markov baseline" $MD eval -i "$T/a.safetensors" --val-fraction 0.15 --windows 5 --markov 2 "$T/g.fa"
 grep -q '^markov2_bits_per_base' "$T/out" && grep -q '^perplexity' "$T/out" && ok || bad "eval table: $(cat "$T/out")"
 
+# Recomputing the activations in the backward, keeping the block inputs
+# alone or the Mamba scan states too, trains the same weights bit for bit.
+expect_ok "pretrain --recompute" $MD pretrain $TINY $VAL -o "$T/r1.safetensors" --recompute "$T/g.fa"
+same_tensors "$T/a.safetensors" "$T/r1.safetensors" && ok || bad "--recompute trains other weights"
+expect_ok "pretrain --keep-scan-states" $MD pretrain $TINY $VAL -o "$T/r2.safetensors" --keep-scan-states "$T/g.fa"
+same_tensors "$T/a.safetensors" "$T/r2.safetensors" && ok || bad "--keep-scan-states trains other weights"
+grep -q "(recompute, scan states kept)" "$T/err" && ok || bad "the plan line names the kept scan states"
+
 # Exact resume: stop at step 5, resume to 12; weights and state must be
 # byte-identical to the straight run's, and so must the metrics' losses.
 expect_ok "first part" $MD pretrain $TINY $VAL --log-every 3 --stop-at 5 --metrics "$T/b.tsv" -o "$T/b.safetensors" "$T/g.fa"

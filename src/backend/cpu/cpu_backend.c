@@ -662,6 +662,7 @@ static const md_backend_t cpu_backend = {
     .conv1d_silu_bwd = cpu_conv1d_silu_bwd,
     .scan_fwd = cpu_scan_fwd,
     .scan_states_size = cpu_scan_states_size,
+    .scan_states_kept_size = cpu_scan_states_size,
     .scan_bwd_workspace = cpu_scan_bwd_workspace,
     .scan_bwd = cpu_scan_bwd,
     .xent_workspace = cpu_xent_workspace,

@@ -428,6 +428,13 @@ static size_t cu_scan_states_size(const md_backend_t *be, md_dtype_t dt, int64_t
     return md_scan_fwd_workspace(batch, len, d_inner, d_state);
 }
 
+/* the chunk-start states, at the buffer's start (above) */
+static size_t cu_scan_states_kept_size(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                       int64_t d_inner, int64_t d_state)
+{
+    return md_scan_states_bytes(batch, len, d_inner, d_state);
+}
+
 static size_t cu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
                                     int64_t d_inner, int64_t d_state)
 {
@@ -707,6 +714,7 @@ static const md_backend_t cuda_template = {
     .conv1d_silu_bwd = cu_conv1d_silu_bwd,
     .scan_fwd = cu_scan_fwd,
     .scan_states_size = cu_scan_states_size,
+    .scan_states_kept_size = cu_scan_states_kept_size,
     .scan_bwd_workspace = cu_scan_bwd_workspace,
     .scan_bwd = cu_scan_bwd,
     .xent_workspace = cu_xent_workspace,
