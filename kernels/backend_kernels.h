@@ -75,18 +75,6 @@ cudaError_t mdk_colsum_add(float *dst, const float *src, int64_t slices, int64_t
 cudaError_t mdk_convert(void *dst, int dst_bf16, int64_t ldd, const void *src, int src_bf16, int64_t lds,
                         int64_t rows, int64_t cols, cudaStream_t s);
 
-/* ---- linear_narrow.cu ---- */
-/* c (m, n) = a (m, k) b^T, b (n, k): bf16 storage, fp32 sums over k in
- * order, one rounding; k 8 or 16 (the Mamba block's dt_proj forward).
- * takes: whether the kernel covers the shape and the pointers (n / V a
- * power of two up to 256 for V = 8 (k 8) or 4 (k 16) columns a thread,
- * a's rows 16-byte aligned, c's rows aligned to V bf16); the launcher
- * returns cudaErrorInvalidValue for what takes refuses. */
-int mdk_gemm_narrow_takes(int64_t m, int64_t n, int64_t k, const void *a, int64_t lda, const void *b, const void *c,
-                          int64_t ldc);
-cudaError_t mdk_gemm_narrow_bf16(void *c, int64_t ldc, const void *a, int64_t lda, const void *b, int64_t ldb,
-                                 int64_t m, int64_t n, int64_t k, cudaStream_t s);
-
 /* ---- embedding.cu ---- */
 cudaError_t mdk_embedding_fwd(float *out, int64_t ldo, const uint8_t *tok, const float *w, int64_t rows,
                               int64_t dim, cudaStream_t s);

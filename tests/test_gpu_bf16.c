@@ -227,32 +227,6 @@ static void check_gemm16(const md_backend_t *bf)
             }
 }
 
-/* gemm with a narrow K (8 or 16), ta 0, tb 1, alpha 1, beta 0, all bf16,
- * as the Mamba block's dt_proj forward: the CUDA table's own kernel
- * (kernels/linear_narrow.cu) where the shape and alignments allow, cuBLAS
- * otherwise (n 40: 5 column groups). A is a column view of a wider
- * matrix, as dt_in of xdbl; C's padding columns must come back as they
- * were. */
-static void check_gemm_narrow16(const md_backend_t *bf)
-{
-    static const int64_t shapes[][5] = {
-        {1031, 256, 8, 40, 0}, {517, 512, 16, 48, 8}, {3, 64, 8, 8, 0}, {333, 40, 8, 40, 0}, {129, 1024, 16, 16, 16}};
-    for (int s = 0; s < 5; s++) {
-        int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2], lda = shapes[s][3], cpad = shapes[s][4];
-        b16_t a = mk16(m, lda, lda, -1, 1), b = mk16(n, k, k, -1, 1), c = mk16(m, n, n + cpad, -1, 1);
-        poison16(&c);
-        md_tensor_t ah = cols16(&a, 0, 0, k), ad = cols16(&a, 1, 0, k), bh = h16(&b), bd = d16(&b);
-        md_tensor_t ch = h16(&c), cd = d16(&c);
-        cpu->gemm(cpu, 0, 1, 1.0, &ah, &bh, 0.0, &ch);
-        bf->gemm(bf, 0, 1, 1.0, &ad, &bd, 0.0, &cd);
-        char sh[64];
-        snprintf(sh, sizeof sh, "m=%lld n=%lld k=%lld lda=%lld cpad=%lld", (long long)m, (long long)n, (long long)k,
-                 (long long)lda, (long long)cpad);
-        record("gemm narrow k", "c", err16(&c), ONE_ROUNDING, sh);
-        drop16(&a), drop16(&b), drop16(&c);
-    }
-}
-
 /* rmsnorm_fwd and add_rmsnorm_fwd with a bf16 y; rmsnorm_bwd with a bf16 dy */
 static void check_rmsnorm16(const md_backend_t *bf)
 {
@@ -841,7 +815,6 @@ int main(void)
           md_dtype_name(gpu->act_dtype), md_dtype_name(cpu->act_dtype));
     check_convert(bf);
     check_gemm16(bf);
-    check_gemm_narrow16(bf);
     check_rmsnorm16(bf);
     check_conv16(bf);
     check_in_proj_conv16(bf);

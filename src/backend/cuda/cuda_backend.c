@@ -103,18 +103,6 @@ static void cu_convert(const md_backend_t *be, md_tensor_t *dst, const md_tensor
  * out, operands rounded to bf16 inside cuBLAS, fp32 accumulation on the
  * tensor cores. bf16 A and B (either table): read as they are, fp32
  * accumulation, C f32 or bf16. */
-/* MD_GEMM_NARROW=0 in the environment sends the narrow products to
- * cuBLAS too (for A/B measurements); read once. */
-static int narrow_on(void)
-{
-    static int on = -1;
-    if (on < 0) {
-        const char *e = getenv("MD_GEMM_NARROW");
-        on = !(e && !strcmp(e, "0"));
-    }
-    return on;
-}
-
 static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, const md_tensor_t *a,
                       const md_tensor_t *b, double beta, md_tensor_t *c, int fast16)
 {
@@ -143,12 +131,7 @@ static void gemm_impl(const md_backend_t *be, int ta, int tb, double alpha, cons
     int timed = md_op_timer_on();
     if (timed && md_op_timer_shapes()) name = md_op_timer_shape_name(name, m, n, k, ta, tb);
     if (timed) md_op_timer_mark(name, 0);
-    if (a16 && c16 && !ta && tb && alpha == 1 && beta == 0 && narrow_on() &&
-        mdk_gemm_narrow_takes(m, n, k, a->data, a->ld, b->data, c->data, c->ld)) {
-        /* a narrow K (dt_proj's forward): our kernel, near C's bytes */
-        CK(mdk_gemm_narrow_bf16(c->data, c->ld, a->data, a->ld, b->data, b->ld, m, n, k, STREAM(be)), "gemm");
-        st = CUBLAS_STATUS_SUCCESS;
-    } else if (a16)
+    if (a16)
         st = cublasGemmEx(CTX(be)->blas, opb, opa, (int)n, (int)m, (int)k, &al, b->data, CUDA_R_16BF, (int)b->ld,
                           a->data, CUDA_R_16BF, (int)a->ld, &bt, c->data, c16 ? CUDA_R_16BF : CUDA_R_32F, (int)c->ld,
                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
