@@ -196,6 +196,10 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
 {
     if (md_config_validate(cfg, "model") < 0) return NULL;
     const md_block_arch_t *arch = md_block_arch(cfg->arch);
+    if (opts && opts->recompute == MD_RECOMPUTE_KEEP_STATES && !opts->inference && cfg->arch != MD_ARCH_MAMBA)
+        md_warn("model: --keep-scan-states keeps Mamba blocks' scan states; a %s model has none and recomputes "
+                "as with --recompute",
+                md_arch_name(cfg->arch));
     if (!md_model_arch_supported(cfg->arch, be)) {
         md_error("model: the %s backend has no kernels for the %s architecture yet", be->name,
                  md_arch_name(cfg->arch));

@@ -16,6 +16,12 @@ VAL="--val-fraction 0.15 --val-every 6 --val-windows 5"
 
 expect_ok "pretrain" $MD pretrain $TINY $VAL --log-every 3 --metrics "$T/a.tsv" -o "$T/a.safetensors" "$T/g.fa"
 grep -q "transformer model d=16 x 2 blocks" "$T/err" && ok || bad "memory plan names the transformer"
+# --keep-scan-states has no scan to keep here: a warning, then --recompute's plan and the same weights
+expect_ok "pretrain --keep-scan-states" $MD pretrain $TINY $VAL -o "$T/k.safetensors" --keep-scan-states "$T/g.fa"
+grep -q '^\[W::.*keeps Mamba blocks. scan states; a transformer model has none' "$T/err" && ok || \
+    bad "no warning that a transformer keeps no scan states: $(grep 'W::' "$T/err")"
+grep -q "transformer model d=16 x 2 blocks.*(recompute) on" "$T/err" && ok || bad "the plan is --recompute's"
+same_tensors "$T/a.safetensors" "$T/k.safetensors" && ok || bad "--keep-scan-states trains other weights"
 [ -s "$T/a.safetensors" ] && [ -s "$T/a.state.safetensors" ] && ok || bad "checkpoint and state written"
 take_provenance "$T/a.tsv"
 awk -F '\t' 'NR == 2 { a = $5 } END { exit !($5 < a) }' "$T/a.tsv" && ok || bad "training loss does not fall"
