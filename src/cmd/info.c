@@ -138,13 +138,12 @@ static void print_text(FILE *fp, const info_t *in)
         md_model_memory_t mem;
         md_model_opts_t opts = {.recompute = in->recompute};
         md_model_plan(c, MD_DTYPE_F32, in->batch, in->len, &opts, &mem);
+        int kept = md_model_keeps_scan_states(c, &opts);
         double MiB = 1048576.0;
         fprintf(fp, "\nmemory plan for batch %lld x length %lld (f32%s): params %.1f MiB, grads %.1f MiB, "
                     "activations %.1f MiB, workspace %.1f MiB, total %.1f MiB (optimizer moments: %.1f MiB more)\n",
                 (long long)in->batch, (long long)in->len,
-                in->recompute == MD_RECOMPUTE_KEEP_STATES && c->arch == MD_ARCH_MAMBA ? ", recompute, scan states kept"
-                : in->recompute                          ? ", recompute"
-                                                         : "",
+                kept ? ", recompute, scan states kept" : in->recompute ? ", recompute" : "",
                 mem.params / MiB,
                 mem.grads / MiB, mem.activations / MiB, mem.workspace / MiB, mem.total / MiB, 2 * mem.params / MiB);
     }
@@ -231,8 +230,7 @@ static void print_json(FILE *fp, const info_t *in)
         json_object_set_new(m, "batch", json_integer(in->batch));
         json_object_set_new(m, "length", json_integer(in->len));
         json_object_set_new(m, "recompute", json_boolean(in->recompute));
-        json_object_set_new(m, "keep_scan_states",
-                            json_boolean(in->recompute == MD_RECOMPUTE_KEEP_STATES && in->cfg->arch == MD_ARCH_MAMBA));
+        json_object_set_new(m, "keep_scan_states", json_boolean(md_model_keeps_scan_states(in->cfg, &opts)));
         json_object_set_new(m, "params_bytes", json_integer(mem.params));
         json_object_set_new(m, "grads_bytes", json_integer(mem.grads));
         json_object_set_new(m, "activations_bytes", json_integer(mem.activations));

@@ -64,6 +64,11 @@ static void carve_cls(md_model_t *m, char *a)
     m->cls_host_io = md_malloc((size_t)(MB * C) * es);
 }
 
+int md_model_keeps_scan_states(const md_config_t *cfg, const md_model_opts_t *opts)
+{
+    return opts && !opts->inference && opts->recompute == MD_RECOMPUTE_KEEP_STATES && cfg->arch == MD_ARCH_MAMBA;
+}
+
 static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
                       int64_t max_len, const md_model_opts_t *opts, plan_t *p, md_model_memory_t *mem,
                       int64_t n_params)
@@ -75,10 +80,9 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     md_dtype_t adt = md_block_act_dtype(arch, be, dt);
     p->resid_elems = round16(M * d);
     int inference = opts && opts->inference;
-    int recompute = opts ? opts->recompute : MD_RECOMPUTE_OFF;
     if (inference) p->acts_plan = MD_ACTS_FORWARD_ONLY;
-    else if (!recompute) p->acts_plan = MD_ACTS_PER_LAYER;
-    else if (recompute == MD_RECOMPUTE_KEEP_STATES && cfg->arch == MD_ARCH_MAMBA) p->acts_plan = MD_ACTS_SHARED_STATES;
+    else if (!opts || !opts->recompute) p->acts_plan = MD_ACTS_PER_LAYER;
+    else if (md_model_keeps_scan_states(cfg, opts)) p->acts_plan = MD_ACTS_SHARED_STATES;
     else p->acts_plan = MD_ACTS_SHARED;
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len, p->acts_plan);
     /* forward only: block l reads h_l (and, with a deferred residual add,
@@ -196,7 +200,9 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
 {
     if (md_config_validate(cfg, "model") < 0) return NULL;
     const md_block_arch_t *arch = md_block_arch(cfg->arch);
-    if (opts && opts->recompute == MD_RECOMPUTE_KEEP_STATES && !opts->inference && cfg->arch != MD_ARCH_MAMBA)
+    /* asked to keep scan states, in training, where the model has none */
+    int asked_keep = opts && opts->recompute == MD_RECOMPUTE_KEEP_STATES && !opts->inference;
+    if (asked_keep && !md_model_keeps_scan_states(cfg, opts))
         md_warn("model: --keep-scan-states keeps Mamba blocks' scan states; a %s model has none and recomputes "
                 "as with --recompute",
                 md_arch_name(cfg->arch));

@@ -100,6 +100,11 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
                             int64_t max_len, const md_model_opts_t *opts);
 void md_model_free(md_model_t *m);
 
+/* Whether a model of cfg planned with opts keeps every layer's scan
+ * states (MD_RECOMPUTE_KEEP_STATES on a Mamba model in training): other
+ * models have none and plan that option as MD_RECOMPUTE_INPUTS. */
+int md_model_keeps_scan_states(const md_config_t *cfg, const md_model_opts_t *opts);
+
 /* The plan for these arguments without allocating anything (for `info`
  * and for choosing batch sizes). Returns 0, or -1 for an invalid config
  * (no message). */

@@ -32,6 +32,15 @@ grep -q '"preset": null' "$T/out" && ok || bad "custom size has no preset"
 grep -q '"activations_bytes": [1-9]' "$T/out" && grep -q '"batch": 4' "$T/out" && ok || bad "memory plan in JSON"
 expect_ok "plan with recompute" $MD info --preset 1.4M -B 4 -L 1024 --recompute
 grep -q '^memory plan for batch 4 x length 1024 (f32, recompute)' "$T/out" && ok || bad "recompute plan: $(grep memory "$T/out")"
+total_of() { sed -n 's/^memory plan.* total \([0-9.]*\) MiB.*/\1/p' "$T/out"; }
+base=$(total_of)
+# keeping every Mamba block's scan states costs the CPU's checkpoints of n_layer - 1 blocks more
+expect_ok "plan keeping the scan states" $MD info --preset 1.4M -B 4 -L 1024 --keep-scan-states
+grep -q '^memory plan for batch 4 x length 1024 (f32, recompute, scan states kept)' "$T/out" && ok || \
+    bad "keep-states plan: $(grep memory "$T/out")"
+awk -v a="$base" -v b="$(total_of)" 'BEGIN { exit !(b > a) }' && ok || bad "keeping the states costs nothing: $base vs $(total_of) MiB"
+expect_ok "plan keeping the scan states, JSON" $MD info --preset 1.4M -B 4 -L 1024 --keep-scan-states --json
+grep -q '"keep_scan_states": true' "$T/out" && ok || bad "keep_scan_states in the JSON plan"
 expect_ok "output file" $MD info --preset 250K -o "$T/info.txt"
 grep -q '^parameters  262,720 (261,696 without the embedding)$' "$T/info.txt" && ok || bad "-o file"
 
