@@ -113,6 +113,19 @@ cudaError_t mdk_linear_add_rmsnorm_fwd(float *h, int64_t ldh, void *y, int64_t l
                                        const void *x, int64_t ldx, const void *w, int64_t ldw, const float *hin,
                                        int64_t ldhin, const float *nw, int64_t rows, int64_t d, int64_t k, double eps,
                                        cudaStream_t s);
+/* ---- lowrank_bwd.cu ---- */
+/* dx (rows, r) = dy w and dw (e, r) += dy^T x, dy (rows, e), x (rows, r), w
+ * (e, r) contiguous, dy, x, w and dx bf16, dw fp32 contiguous: one pass over
+ * dy on the tensor cores. Only for calls that mdk_lowrank_bwd_ok takes: r 8
+ * or 16, e 256 or 512, dy's and x's rows 16-byte aligned, dx's 4-byte; dw's
+ * per-block sums take e * r floats of scratch a block (blocks: up to twice
+ * the SM count, fewer to fit). dx aliases nothing. */
+int mdk_lowrank_bwd_ok(const void *dx, int64_t lddx, const void *dy, int64_t lddy, const void *x, int64_t ldx,
+                       const void *w, int64_t ldw, int64_t rows, int64_t e, int64_t r, size_t scratch_floats);
+cudaError_t mdk_lowrank_bwd(void *dx, int64_t lddx, float *dw, const void *dy, int64_t lddy, const void *x,
+                            int64_t ldx, const void *w, int64_t rows, int64_t e, int64_t r, float *scratch,
+                            size_t scratch_floats, cudaStream_t s);
+
 /* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1);
  * dx16: NULL, or a bf16 (rows, dim) copy of the final dx (ld ld16) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,

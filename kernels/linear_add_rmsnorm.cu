@@ -103,16 +103,6 @@ __device__ __forceinline__ void copy_x_tile(__nv_bfloat16 *xs, const __nv_bfloat
     for (int j = 0; j < k / 16; j++) copy_x_part(xs, x, ldx, r0, rows, k, lane, j);
 }
 
-/* the four 8 x 8 bf16 matrices whose rows lanes 0-7, 8-15, 16-23, 24-31
- * address, in mma fragment order (r[i]: row lane / 4, columns 2 (lane % 4)
- * and + 1 of matrix i) */
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"((uint32_t)__cvta_generic_to_shared(p)));
-}
-
 /* one k step of the product: the warp's 16 x 16 A fragments (a) against
  * every n-tile of W, two n-tiles an ldmatrix.x4 (b_ptr: kernel's lane
  * address) */

@@ -1,7 +1,7 @@
 /* The tensor-core primitives shared by the mma.sync kernels
  * (attention_mma.cuh's attention, linear_add_rmsnorm.cu,
- * mamba_in_proj.cu): one m16n8k16 bf16 product with fp32 accumulation,
- * 32-bit fragment reads from shared tiles, bf16 packing, cp.async's tile
+ * mamba_in_proj.cu, lowrank_bwd.cu): one m16n8k16 bf16 product with fp32 accumulation,
+ * 32-bit and ldmatrix fragment reads from shared tiles, bf16 packing, cp.async's tile
  * copies and group fences. Fragment layouts: see attention_mma.cuh.
  * Shared rows are padded by PAD bf16 (16 bytes), so that the 8 rows a
  * 32-bit fragment read touches fall in 8 different 4-bank groups.
@@ -29,6 +29,34 @@ __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* the four 8 x 8 bf16 matrices whose rows lanes 0-7, 8-15, 16-23, 24-31
+ * address, in mma fragment order (r[i]: row lane / 4, columns 2 (lane % 4)
+ * and + 1 of matrix i) */
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"((uint32_t)__cvta_generic_to_shared(p)));
+}
+
+/* ldsm_x4 of the matrices transposed: r[i] holds rows 2 (lane % 4) and + 1
+ * of column lane / 4 of matrix i (a fragment of the stored tile's
+ * transpose: dy^T as A from dy's rows, or B with k along the rows) */
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const __nv_bfloat16 *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"((uint32_t)__cvta_generic_to_shared(p)));
+}
+
+/* ldsm_x4_trans of two matrices, rows addressed by lanes 0-7 and 8-15 */
+__device__ __forceinline__ void ldsm_x2_trans(uint32_t r[2], const __nv_bfloat16 *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"((uint32_t)__cvta_generic_to_shared(p)));
 }
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }

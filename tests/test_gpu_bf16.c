@@ -4,7 +4,8 @@
  * y and dy, conv1d + SiLU, in_proj fused with it (the inference
  * forward's in_proj_conv_fwd) and the selective scan with every sequence
  * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
- * long convolution and Linear with bf16 activations; the Mamba inference
+ * long convolution and Linear with bf16 activations; dt_proj's backward
+ * in one pass (lowrank_bwd); the Mamba inference
  * forward's out_proj fused with the residual add and the next RMSNorm; the Transformer++
  * block's RoPE, causal attention (the tensor-core kernels and the fp32
  * fallback's head dims) and SwiGLU with bf16 activations. Fresh random inputs every run (seed printed); outputs
@@ -657,6 +658,55 @@ static void check_linear16(const md_backend_t *bf)
     }
 }
 
+/* lowrank_bwd (dt_proj's backward) with dy, x, w and dx bf16 (dw f32,
+ * preloaded: it accumulates), x and dx column slices of xdbl-like
+ * matrices (R + 2N wide): dx one rounding, dw the fp32 sums of exact
+ * products (TOL). The tensor-core kernel's shapes: E 256 and 512 by R 8 and
+ * 16, M 1, M not a multiple of a tile, dy's rows padded, and M large enough
+ * that every block runs many tiles through its pipeline; the fallback's:
+ * R 1, 3, 12, 17, E 64, 255, 1024, 2048, dy's row stride not a multiple of 8.
+ * Run twice: the same bits. */
+static void check_lowrank16(const md_backend_t *bf)
+{
+    /* M, E, R, dy's row padding */
+    static const int64_t shapes[][4] = {{1, 256, 8, 0},      {5, 64, 1, 0},      {1000, 256, 8, 0},  {4097, 512, 16, 0},
+                                        {333, 512, 8, 8},    {77, 256, 16, 4},   {2000, 2048, 3, 0}, {130, 32, 12, 0},
+                                        {300, 256, 17, 0},   {130, 255, 8, 0},   {200, 256, 8, 4},   {513, 1024, 16, 0},
+                                        {50001, 256, 8, 0},  {40000, 512, 16, 0}, {20001, 256, 16, 8}, {9000, 512, 8, 0},
+                                        {77, 256, 16, 8}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int64_t M = shapes[s][0], E = shapes[s][1], R = shapes[s][2], dyp = shapes[s][3], ld = R + 32;
+        char sh[80];
+        snprintf(sh, sizeof sh, "M=%lld E=%lld R=%lld dy ld %lld", (long long)M, (long long)E, (long long)R,
+                 (long long)(E + dyp));
+        double a = sqrt(3.0 / (double)E);
+        b16_t dy = mk16(M, E, E + dyp, -1, 1), x = mk16(M, ld, ld, -1, 1), w = mk16(E, R, R, -a, a);
+        b16_t dx = mk16(M, ld, ld, -1, 1);
+        buf_t dw = mk(E, R, R, -1, 1);
+        poison16_cols(&dx, 0, R);
+        md_tensor_t dyh = h16(&dy), dyd = d16(&dy), xh = cols16(&x, 0, 0, R), xd = cols16(&x, 1, 0, R);
+        md_tensor_t wh = h16(&w), wd = d16(&w), dxh = cols16(&dx, 0, 0, R), dxd = cols16(&dx, 1, 0, R);
+        md_tensor_t dwh = th(&dw), dwd = td(&dw);
+        size_t nw = (size_t)(E * R);
+        float *dw0 = md_malloc(nw * sizeof(float)), *first_dw = md_malloc(nw * sizeof(float));
+        memcpy(dw0, dw.h, nw * sizeof(float));
+        cpu->lowrank_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh);
+        bf->lowrank_bwd(bf, &dxd, &dwd, &dyd, &xd, &wd);
+        record("lowrank_bwd bf16", "dx bf16", err16(&dx), ONE_ROUNDING, sh);
+        record("lowrank_bwd bf16", "dw f32", relerr(&dw), TOL, sh);
+        uint16_t *first_dx = download16(&dx);
+        gpu->copy(gpu, first_dw, dw.d, nw * sizeof(float), MD_COPY_D2H);
+        gpu->copy(gpu, dw.d, dw0, nw * sizeof(float), MD_COPY_H2D);
+        poison16_cols(&dx, 0, R);
+        bf->lowrank_bwd(bf, &dxd, &dwd, &dyd, &xd, &wd);
+        uint16_t *again = download16(&dx);
+        int same = !memcmp(again, first_dx, (size_t)(M * ld) * 2) && same_bits(&dw, first_dw);
+        record("lowrank_bwd bf16", "dx, dw again (bits)", same ? 0 : INFINITY, 0, sh);
+        free(dw0), free(first_dw), free(first_dx), free(again);
+        drop16(&dy), drop16(&x), drop16(&w), drop16(&dx), drop(&dw);
+    }
+}
+
 /* linear_add_rmsnorm_fwd (the Mamba inference forward's out_proj with the
  * residual add and the next RMSNorm) against the CPU's composition: bf16 x
  * and w, y bf16 (the next block's hn) or f32 (norm_f's hf). The
@@ -824,6 +874,7 @@ int main(void)
     check_dwconv16(bf);
     check_fftconv16(bf);
     check_linear16(bf);
+    check_lowrank16(bf);
     check_linear_add_rmsnorm16(bf);
     check_transformer16(bf);
     check_swiglu16(bf);

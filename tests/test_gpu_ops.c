@@ -92,6 +92,50 @@ static void check_gemm_bf16(void)
     gpu = fp32;
 }
 
+/* lowrank_bwd (dt_proj's backward) on the f32 table: dx poisoned, dw
+ * preloaded (it accumulates), x and dx column slices of a wider matrix as
+ * xdbl's dt_in. f32 operands take the two GEMMs (the tensor-core pass is
+ * bf16's: test_gpu_bf16); this checks the op's contract on every shape:
+ * M 1, R 1 .. 17, E 16 .. 1024, dy's row stride not a multiple of 4. Run
+ * twice: the same bits. */
+static void check_lowrank(void)
+{
+    /* M, E, R, x's extra columns, dy's row padding */
+    static const int64_t shapes[][5] = {{1, 256, 8, 32, 0},     {5, 64, 1, 0, 0},      {1000, 256, 8, 32, 0},
+                                        {4097, 512, 16, 32, 0}, {333, 512, 8, 0, 4},   {77, 256, 16, 5, 0},
+                                        {2000, 1024, 3, 2, 0},  {130, 32, 8, 32, 0},   {300, 256, 17, 32, 0},
+                                        {130, 255, 8, 32, 0},   {64, 16, 8, 0, 0},     {200, 256, 8, 32, 1}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int64_t M = shapes[s][0], E = shapes[s][1], R = shapes[s][2], xc = shapes[s][3], dyp = shapes[s][4];
+        char sh[80];
+        snprintf(sh, sizeof sh, "M=%lld E=%lld R=%lld x ld %lld dy ld %lld", (long long)M, (long long)E, (long long)R,
+                 (long long)(R + xc), (long long)(E + dyp));
+        double a = sqrt(3.0 / (double)E);
+        buf_t dy = mk(M, E, E + dyp, -1, 1), x = mk(M, R, R + xc, -1, 1), w = mk(E, R, R, -a, a);
+        buf_t dx = mk(M, R, R + xc, -1, 1), dw = mk(E, R, R, -1, 1);
+        poison(&dx);
+        md_tensor_t dyh = th(&dy), dyd = td(&dy), xh = th(&x), xd = td(&x), wh = th(&w), wd = td(&w);
+        md_tensor_t dxh = th(&dx), dxd = td(&dx), dwh = th(&dw), dwd = td(&dw);
+        size_t nx = (size_t)(M * dx.ld), nw = (size_t)(E * R);
+        float *dw0 = md_malloc(nw * sizeof(float)), *first_dx = md_malloc(nx * sizeof(float));
+        float *first_dw = md_malloc(nw * sizeof(float));
+        memcpy(dw0, dw.h, nw * sizeof(float));
+        cpu->lowrank_bwd(cpu, &dxh, &dwh, &dyh, &xh, &wh);
+        gpu->lowrank_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd);
+        record("lowrank_bwd", "dx", relerr(&dx), TOL, sh);
+        record("lowrank_bwd", "dw", relerr(&dw), TOL, sh);
+        gpu->copy(gpu, first_dx, dx.d, nx * sizeof(float), MD_COPY_D2H);
+        gpu->copy(gpu, first_dw, dw.d, nw * sizeof(float), MD_COPY_D2H);
+        gpu->copy(gpu, dw.d, dw0, nw * sizeof(float), MD_COPY_H2D);
+        poison(&dx);
+        gpu->lowrank_bwd(gpu, &dxd, &dwd, &dyd, &xd, &wd);
+        record("lowrank_bwd", "dx, dw again (bits)", same_bits(&dx, first_dx) && same_bits(&dw, first_dw) ? 0 : INFINITY,
+               0, sh);
+        free(dw0), free(first_dx), free(first_dw);
+        drop(&dy), drop(&x), drop(&w), drop(&dx), drop(&dw);
+    }
+}
+
 static void check_elementwise(void)
 {
     static const int64_t shapes[][2] = {{1, 1}, {37, 65}, {1000, 257}};
@@ -545,6 +589,7 @@ int main(void)
     }
     check_gemm();
     check_gemm_bf16();
+    check_lowrank();
     check_elementwise();
     check_adamw();
     check_embedding();

@@ -151,6 +151,21 @@ struct md_backend {
      * with c bf16 or f32: fp32 accumulation, c rounded once at the end. */
     void (*gemm)(const md_backend_t *be, int trans_a, int trans_b, double alpha, const md_tensor_t *a,
                  const md_tensor_t *b, double beta, md_tensor_t *c);
+    /* The backward of a Linear without bias whose input has few columns
+     * (the Mamba block's dt_proj: R = dt_rank): dx (M, R) = dy w and
+     * dw (E, R) += dy^T x, given dy (M, E), x (M, R), w (E, R); all
+     * row-strided views (x and dx typically column slices of x_proj's
+     * output and its gradient) but dw, contiguous. dx is written (beta 0:
+     * its old contents, NaN included, are ignored), dw accumulates. dx
+     * aliases none of the others; dw aliases nothing. The CPU calls
+     * gemm(0,0, dy, w, 0, dx) then gemm(1,0, dy, x, 1, dw): the same bits.
+     * CUDA: dy, x, w and dx all bf16 or all f32 (dw f32); with bf16, R 8
+     * or 16 and E 256 or 512 (the Mamba presets' dt_proj), one
+     * tensor-core pass over dy (kernels/lowrank_bwd.cu: fp32 sums in
+     * another order than cuBLAS's, in a fixed one), else the same two gemm
+     * calls. */
+    void (*lowrank_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                        const md_tensor_t *x, const md_tensor_t *w);
     /* y += x (same shape), elementwise; both may be row-strided. */
     void (*add)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
     /* x *= alpha over a contiguous tensor. */

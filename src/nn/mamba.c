@@ -295,9 +295,8 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
     be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, late_y ? &y : NULL, &dy, &u,
                  scan_forms_delta(c, 0) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
                  a->states, c->op_ws);
-    /* dt_proj */
-    be->gemm(be, 0, 0, 1.0, &ddelta, &w.dt_w, 0.0, &ddt_in);
-    be->gemm(be, 1, 0, 1.0, &ddelta, &dt_in, 1.0, &gw.dt_w);
+    /* dt_proj: both its gradients in one pass over ddelta */
+    be->lowrank_bwd(be, &ddt_in, &gw.dt_w, &ddelta, &dt_in, &w.dt_w);
     if (late_y) {
         /* g's copy died with du's slot: again (ops.h: the bits of
          * rmsnorm_bwd's dx_act) into delta's, dead since dt_proj's

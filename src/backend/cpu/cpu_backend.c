@@ -691,6 +691,7 @@ static const md_backend_t cpu_backend = {
     .fftconv_bwd = md_cpu_op_fftconv_bwd,
     .linear_fwd = md_cpu_linear_fwd,
     .linear_bwd_dx = md_cpu_linear_bwd_dx,
+    .lowrank_bwd = md_cpu_lowrank_bwd,
 };
 
 const md_backend_t *md_backend_cpu(void) { return &cpu_backend; }

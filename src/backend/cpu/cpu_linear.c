@@ -59,3 +59,13 @@ void md_cpu_linear_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h_out, m
     be->gemm(be, 0, 1, 1.0, x, w, 0.0, h_out);
     be->add_rmsnorm_fwd(be, h_out, y, rstd, h_out, h_in, nw, eps);
 }
+
+void md_cpu_lowrank_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                        const md_tensor_t *x, const md_tensor_t *w)
+{
+    require(dx->data != dy->data && dx->data != x->data && dx->data != w->data && dw->data != dy->data &&
+                dw->data != x->data && dw->data != w->data,
+            "lowrank_bwd", "dx or dw aliases an input");
+    be->gemm(be, 0, 0, 1.0, dy, w, 0.0, dx);
+    be->gemm(be, 1, 0, 1.0, dy, x, 1.0, dw);
+}

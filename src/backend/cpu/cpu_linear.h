@@ -1,8 +1,8 @@
-/* The CPU's fused Linear ops (backend/ops.h, linear_fwd, linear_bwd_dx and
- * linear_add_rmsnorm_fwd): compositions of the table's own ops, so that
+/* The CPU's fused Linear ops (backend/ops.h, linear_fwd, linear_bwd_dx,
+ * linear_add_rmsnorm_fwd and lowrank_bwd): compositions of the table's own ops, so that
  * their results are the bits of the unfused calls. They call only be's
  * ops, so another table may use one as its fallback (CUDA's
- * linear_add_rmsnorm_fwd does). */
+ * linear_add_rmsnorm_fwd and lowrank_bwd do). */
 #ifndef MD_BACKEND_CPU_LINEAR_H
 #define MD_BACKEND_CPU_LINEAR_H
 
@@ -15,5 +15,8 @@ void md_cpu_linear_bwd_dx(const md_backend_t *be, md_tensor_t *dx, const md_tens
 void md_cpu_linear_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h_out, md_tensor_t *y, md_tensor_t *rstd,
                                    const md_tensor_t *x, const md_tensor_t *w, const md_tensor_t *h_in,
                                    const md_tensor_t *nw, double eps);
+
+void md_cpu_lowrank_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                        const md_tensor_t *x, const md_tensor_t *w);
 
 #endif

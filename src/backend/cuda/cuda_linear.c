@@ -30,7 +30,11 @@
  * linear_add_rmsnorm_fwd (the Mamba inference forward's out_proj with the
  * residual add and the next RMSNorm) is kernels/linear_add_rmsnorm.cu's
  * tensor-core kernel where it takes the call, else the CPU's composition
- * of the table's gemm and add_rmsnorm_fwd (cpu_linear.h). */
+ * of the table's gemm and add_rmsnorm_fwd (cpu_linear.h).
+ *
+ * lowrank_bwd (dt_proj's backward) is kernels/lowrank_bwd.cu's one
+ * tensor-core pass over dy where it takes the call (bf16, the Mamba
+ * presets' widths), else the CPU's two gemm calls. */
 #include <cublasLt.h>
 #include <stdint.h>
 
@@ -234,8 +238,30 @@ static void cu_linear_add_rmsnorm_fwd(const md_backend_t *be, md_tensor_t *h_out
     md_cpu_linear_add_rmsnorm_fwd(be, h_out, y, rstd, x, w, h_in, nw, eps);
 }
 
+static void cu_lowrank_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
+                           const md_tensor_t *x, const md_tensor_t *w)
+{
+    const char *op = "lowrank_bwd";
+    int64_t M = NROWS(dy), E = NCOLS(dy), R = NCOLS(x);
+    int dy16 = check_mat(dy, M, E, op);
+    int all16 = dy16 && check_mat(x, M, R, op) && check_mat(w, E, R, op) && check_mat(dx, M, R, op);
+    f32_dev(dw, op);
+    OP_REQUIRE(NROWS(dw) == E && NCOLS(dw) == R, op);
+    OP_REQUIRE(dx->data != dy->data && dx->data != x->data && dx->data != w->data, op);
+    if (all16 && dw->ld == R &&
+        mdk_lowrank_bwd_ok(dx->data, dx->ld, dy->data, dy->ld, x->data, x->ld, w->data, w->ld, M, E, R,
+                           SCRATCH_FLOATS)) {
+        CK(mdk_lowrank_bwd(dx->data, dx->ld, F(dw), dy->data, dy->ld, x->data, x->ld, w->data, M, E, R,
+                           CTX(be)->scratch, SCRATCH_FLOATS, STREAM(be)),
+           op);
+        return;
+    }
+    md_cpu_lowrank_bwd(be, dx, dw, dy, x, w);
+}
+
 void md_cuda_linear_install(md_backend_t *be, int bf16)
 {
+    be->lowrank_bwd = cu_lowrank_bwd;
     be->linear_fwd = bf16 ? cu_linear_fwd_bf16 : cu_linear_fwd;
     be->linear_bwd_dx = cu_linear_bwd_dx;
     be->linear_add_rmsnorm_fwd = cu_linear_add_rmsnorm_fwd;
