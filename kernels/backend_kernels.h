@@ -126,6 +126,19 @@ cudaError_t mdk_lowrank_bwd(void *dx, int64_t lddx, float *dw, const void *dy, i
                             int64_t ldx, const void *w, int64_t rows, int64_t e, int64_t r, float *scratch,
                             size_t scratch_floats, cudaStream_t s);
 
+/* ---- x_dt_proj.cu ---- */
+/* xdbl (rows, j) = u wx^T and delta (rows, e) = xdbl[:, :r] wdt^T, u (rows,
+ * e), wx (j, e) and wdt (e, r) contiguous, all bf16: one pass over u on the
+ * tensor cores. Only for calls that mdk_x_dt_proj_ok takes: e 256, r 8 with
+ * j 40 or r 16 with j 48, u's and delta's rows 16-byte aligned,
+ * xdbl's 4-byte. xdbl and delta alias nothing. */
+int mdk_x_dt_proj_ok(const void *xdbl, int64_t ldxd, const void *delta, int64_t ldd, const void *u, int64_t ldu,
+                     const void *wx, int64_t ldwx, const void *wdt, int64_t ldwdt, int64_t rows, int64_t e, int64_t r,
+                     int64_t j);
+cudaError_t mdk_x_dt_proj(void *xdbl, int64_t ldxd, void *delta, int64_t ldd, const void *u, int64_t ldu,
+                          const void *wx, const void *wdt, int64_t rows, int64_t e, int64_t r, int64_t j,
+                          cudaStream_t s);
+
 /* dx = or += (accumulate); dw += ; scratch as for the embedding (width 1);
  * dx16: NULL, or a bf16 (rows, dim) copy of the final dx (ld ld16) */
 cudaError_t mdk_rmsnorm_bwd(float *dx, int64_t lddx, float *dw, const float *dy, int64_t lddy, const float *x,

@@ -5,7 +5,8 @@
  * forward's in_proj_conv_fwd) and the selective scan with every sequence
  * tensor in bf16; the Hyena block's LayerNorm, bias, GELU, short conv,
  * long convolution and Linear with bf16 activations; dt_proj's backward
- * in one pass (lowrank_bwd); the Mamba inference
+ * in one pass (lowrank_bwd), x_proj and dt_proj's forward in one
+ * (x_dt_proj_fwd); the Mamba inference
  * forward's out_proj fused with the residual add and the next RMSNorm; the Transformer++
  * block's RoPE, causal attention (the tensor-core kernels and the fp32
  * fallback's head dims) and SwiGLU with bf16 activations. Fresh random inputs every run (seed printed); outputs
@@ -707,6 +708,50 @@ static void check_lowrank16(const md_backend_t *bf)
     }
 }
 
+/* x_dt_proj_fwd (the Mamba block's x_proj then dt_proj) with every tensor
+ * bf16: xdbl one rounding; delta 2 roundings, since the CPU forms it from
+ * xdbl before rounding and the op from xdbl as stored (its contract). The
+ * tensor-core kernel's shapes: E 256 with R 8 (J 40) and R 16 (J 48), M 1,
+ * M not a multiple of a tile, padded rows of u, xdbl and delta, and M
+ * large enough that every warp runs many tiles through its pipeline; the
+ * fallback's: E 512 (the two GEMMs are faster there), 255 and 128, R 12,
+ * u's row stride not a multiple of 8. Run twice: the same bits. */
+static void check_x_dt_proj16(const md_backend_t *bf)
+{
+    /* M, E, R, J, u's, xdbl's and delta's row padding */
+    static const int64_t shapes[][7] = {{1, 256, 8, 40, 0, 0, 0},      {1000, 256, 8, 40, 0, 0, 0},
+                                        {50001, 256, 8, 40, 0, 0, 0},  {40000, 512, 16, 48, 0, 0, 0},
+                                        {333, 512, 8, 40, 8, 2, 8},    {77, 256, 16, 48, 16, 0, 8},
+                                        {9000, 512, 16, 48, 0, 6, 0},  {130, 255, 8, 40, 0, 0, 0},
+                                        {200, 256, 12, 44, 0, 0, 0},   {100, 128, 8, 40, 0, 0, 0},
+                                        {120, 256, 8, 40, 4, 0, 0},    {20001, 256, 16, 48, 8, 0, 0}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int64_t M = shapes[s][0], E = shapes[s][1], R = shapes[s][2], J = shapes[s][3];
+        char sh[96];
+        snprintf(sh, sizeof sh, "M=%lld E=%lld R=%lld J=%lld u ld %lld", (long long)M, (long long)E, (long long)R,
+                 (long long)J, (long long)(E + shapes[s][4]));
+        double ax = sqrt(3.0 / (double)E), ad = sqrt(3.0 / (double)R);
+        b16_t u = mk16(M, E, E + shapes[s][4], -1, 1), wx = mk16(J, E, E, -ax, ax), wdt = mk16(E, R, R, -ad, ad);
+        b16_t xdbl = mk16(M, J, J + shapes[s][5], -1, 1), delta = mk16(M, E, E + shapes[s][6], -1, 1);
+        poison16_cols(&xdbl, 0, J), poison16_cols(&delta, 0, E);
+        md_tensor_t uh = h16(&u), ud = d16(&u), wxh = h16(&wx), wxd = d16(&wx), wdh = h16(&wdt), wdd = d16(&wdt);
+        md_tensor_t xh = h16(&xdbl), xd = d16(&xdbl), dh = h16(&delta), dd = d16(&delta);
+        cpu->x_dt_proj_fwd(cpu, &xh, &dh, &uh, &wxh, &wdh);
+        bf->x_dt_proj_fwd(bf, &xd, &dd, &ud, &wxd, &wdd);
+        record("x_dt_proj_fwd bf16", "xdbl", err16(&xdbl), ONE_ROUNDING, sh);
+        record("x_dt_proj_fwd bf16", "delta", err16(&delta), 2 * ONE_ROUNDING, sh);
+        uint16_t *first_x = download16(&xdbl), *first_d = download16(&delta);
+        poison16_cols(&xdbl, 0, J), poison16_cols(&delta, 0, E);
+        bf->x_dt_proj_fwd(bf, &xd, &dd, &ud, &wxd, &wdd);
+        uint16_t *again_x = download16(&xdbl), *again_d = download16(&delta);
+        int same = !memcmp(again_x, first_x, (size_t)(M * xdbl.ld) * 2) &&
+                   !memcmp(again_d, first_d, (size_t)(M * delta.ld) * 2);
+        record("x_dt_proj_fwd bf16", "xdbl, delta again (bits)", same ? 0 : INFINITY, 0, sh);
+        free(first_x), free(first_d), free(again_x), free(again_d);
+        drop16(&u), drop16(&wx), drop16(&wdt), drop16(&xdbl), drop16(&delta);
+    }
+}
+
 /* linear_add_rmsnorm_fwd (the Mamba inference forward's out_proj with the
  * residual add and the next RMSNorm) against the CPU's composition: bf16 x
  * and w, y bf16 (the next block's hn) or f32 (norm_f's hf). The
@@ -875,6 +920,7 @@ int main(void)
     check_fftconv16(bf);
     check_linear16(bf);
     check_lowrank16(bf);
+    check_x_dt_proj16(bf);
     check_linear_add_rmsnorm16(bf);
     check_transformer16(bf);
     check_swiglu16(bf);

@@ -166,6 +166,18 @@ struct md_backend {
      * calls. */
     void (*lowrank_bwd)(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw, const md_tensor_t *dy,
                         const md_tensor_t *x, const md_tensor_t *w);
+    /* The Mamba block's x_proj then dt_proj, forward: xdbl (M, J) = u
+     * w_x^T and delta (M, E) = xdbl[:, :R] w_dt^T, given u (M, E), w_x (J,
+     * E), w_dt (E, R), R <= J; all row-strided views. xdbl and delta are
+     * written (beta 0) and alias nothing; delta reads xdbl's first R
+     * columns as stored (rounded to xdbl's dtype). The CPU calls gemm(0,1,
+     * u, w_x, 0, xdbl) then gemm(0,1, xdbl[:, :R], w_dt, 0, delta): the
+     * same bits. CUDA: with bf16 operands, E 256 and R 8, J 40 (d_model
+     * 128) or R 16, J 48, one tensor-core pass that keeps xdbl's
+     * first columns on chip (kernels/x_dt_proj.cu: fp32 sums in another
+     * order than cuBLAS's), else the same two gemm calls. */
+    void (*x_dt_proj_fwd)(const md_backend_t *be, md_tensor_t *xdbl, md_tensor_t *delta, const md_tensor_t *u,
+                          const md_tensor_t *w_x, const md_tensor_t *w_dt);
     /* y += x (same shape), elementwise; both may be row-strided. */
     void (*add)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *x);
     /* x *= alpha over a contiguous tensor. */

@@ -226,9 +226,10 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
         be->gemm(be, 0, 1, 1.0, &hn, &w.in_proj, 0.0, &xz);
         be->conv1d_silu_fwd(be, &u, &x, &w.conv_w, &w.conv_b, c->B);
     }
-    be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
+    /* x_proj, then dt_proj unless the scan forms delta itself */
     int fold = scan_forms_delta(c, fwd_only);
-    if (!fold) be->gemm(be, 0, 1, 1.0, &dt_in, &w.dt_w, 0.0, &delta);
+    if (fold) be->gemm(be, 0, 1, 1.0, &u, &w.x_proj, 0.0, &xdbl);
+    else be->x_dt_proj_fwd(be, &xdbl, &delta, &u, &w.x_proj, &w.dt_w);
     /* the backward's recompute leaves y to the scan's backward (ops.h),
      * and, where the first forward kept every layer's states, the scan */
     int y_left = !h_out && y_from_backward(c);

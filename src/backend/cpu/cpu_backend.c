@@ -692,6 +692,7 @@ static const md_backend_t cpu_backend = {
     .linear_fwd = md_cpu_linear_fwd,
     .linear_bwd_dx = md_cpu_linear_bwd_dx,
     .lowrank_bwd = md_cpu_lowrank_bwd,
+    .x_dt_proj_fwd = md_cpu_x_dt_proj_fwd,
 };
 
 const md_backend_t *md_backend_cpu(void) { return &cpu_backend; }

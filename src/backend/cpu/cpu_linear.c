@@ -69,3 +69,13 @@ void md_cpu_lowrank_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t *dw
     be->gemm(be, 0, 0, 1.0, dy, w, 0.0, dx);
     be->gemm(be, 1, 0, 1.0, dy, x, 1.0, dw);
 }
+
+void md_cpu_x_dt_proj_fwd(const md_backend_t *be, md_tensor_t *xdbl, md_tensor_t *delta, const md_tensor_t *u,
+                          const md_tensor_t *w_x, const md_tensor_t *w_dt)
+{
+    const int64_t R = md_tensor_ncols(w_dt);
+    require(R <= md_tensor_ncols(xdbl), "x_dt_proj_fwd", "dt_proj's rank exceeds x_proj's outputs");
+    md_tensor_t dt_in = md_tensor_cols(*xdbl, 0, R);
+    be->gemm(be, 0, 1, 1.0, u, w_x, 0.0, xdbl);
+    be->gemm(be, 0, 1, 1.0, &dt_in, w_dt, 0.0, delta);
+}

@@ -34,7 +34,8 @@
  *
  * lowrank_bwd (dt_proj's backward) is kernels/lowrank_bwd.cu's one
  * tensor-core pass over dy where it takes the call (bf16, the Mamba
- * presets' widths), else the CPU's two gemm calls. */
+ * presets' widths), else the CPU's two gemm calls; x_dt_proj_fwd (x_proj
+ * then dt_proj, forward) likewise kernels/x_dt_proj.cu's pass over u. */
 #include <cublasLt.h>
 #include <stdint.h>
 
@@ -259,8 +260,28 @@ static void cu_lowrank_bwd(const md_backend_t *be, md_tensor_t *dx, md_tensor_t 
     md_cpu_lowrank_bwd(be, dx, dw, dy, x, w);
 }
 
+static void cu_x_dt_proj_fwd(const md_backend_t *be, md_tensor_t *xdbl, md_tensor_t *delta, const md_tensor_t *u,
+                             const md_tensor_t *w_x, const md_tensor_t *w_dt)
+{
+    const char *op = "x_dt_proj_fwd";
+    int64_t M = NROWS(u), E = NCOLS(u), J = NROWS(w_x), R = NCOLS(w_dt);
+    int u16 = check_mat(u, M, E, op);
+    int all16 = u16 && check_mat(w_x, J, E, op) && check_mat(w_dt, E, R, op) && check_mat(xdbl, M, J, op) &&
+                check_mat(delta, M, E, op);
+    OP_REQUIRE(R <= J && xdbl->data != u->data && delta->data != u->data && delta->data != xdbl->data, op);
+    if (all16 && mdk_x_dt_proj_ok(xdbl->data, xdbl->ld, delta->data, delta->ld, u->data, u->ld, w_x->data, w_x->ld,
+                                  w_dt->data, w_dt->ld, M, E, R, J)) {
+        CK(mdk_x_dt_proj(xdbl->data, xdbl->ld, delta->data, delta->ld, u->data, u->ld, w_x->data, w_dt->data, M, E, R,
+                         J, STREAM(be)),
+           op);
+        return;
+    }
+    md_cpu_x_dt_proj_fwd(be, xdbl, delta, u, w_x, w_dt);
+}
+
 void md_cuda_linear_install(md_backend_t *be, int bf16)
 {
+    be->x_dt_proj_fwd = cu_x_dt_proj_fwd;
     be->lowrank_bwd = cu_lowrank_bwd;
     be->linear_fwd = bf16 ? cu_linear_fwd_bf16 : cu_linear_fwd;
     be->linear_bwd_dx = cu_linear_bwd_dx;
