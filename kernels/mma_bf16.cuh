@@ -1,10 +1,11 @@
 /* The tensor-core primitives shared by the mma.sync kernels
- * (attention_mma.cuh's attention, linear_add_rmsnorm.cu,
- * mamba_in_proj.cu, lowrank_bwd.cu): one m16n8k16 bf16 product with fp32 accumulation,
- * 32-bit and ldmatrix fragment reads from shared tiles, bf16 packing, cp.async's tile
- * copies and group fences. Fragment layouts: see attention_mma.cuh.
- * Shared rows are padded by PAD bf16 (16 bytes), so that the 8 rows a
- * 32-bit fragment read touches fall in 8 different 4-bank groups.
+ * (attention_mma.cuh's attention, linear_add_rmsnorm.cu, mamba_in_proj.cu,
+ * lowrank_bwd.cu, x_dt_proj.cu): one m16n8k16 bf16 product with fp32
+ * accumulation, 32-bit and ldmatrix fragment reads from shared tiles, bf16
+ * packing, cp.async's tile copies and group fences. Fragment layouts: see
+ * attention_mma.cuh. Shared rows are padded by PAD bf16 (16 bytes), so
+ * that the 8 rows a 32-bit fragment read touches fall in 8 different
+ * 4-bank groups.
  */
 #ifndef MD_KERNELS_MMA_BF16_CUH
 #define MD_KERNELS_MMA_BF16_CUH

@@ -130,20 +130,6 @@ __global__ void __launch_bounds__(32 * WARPS) x_dt_proj_kernel(__nv_bfloat16 *xd
 
 bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
 
-template <int E, int R, int J, int ST>
-cudaError_t launch_st(__nv_bfloat16 *xdbl, int64_t ldxd, __nv_bfloat16 *delta, int64_t ldd, const __nv_bfloat16 *u,
-                   int64_t ldu, const __nv_bfloat16 *wx, const __nv_bfloat16 *wdt, int64_t rows, cudaStream_t s)
-{
-    using L = xdt_layout<E, R, J, ST>;
-    cudaError_t e = cudaFuncSetAttribute(x_dt_proj_kernel<E, R, J, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)L::BYTES);
-    if (e != cudaSuccess) return e;
-    const int64_t warps = (rows + TM - 1) / TM, need = (warps + WARPS - 1) / WARPS, sms = mdk_sm_count();
-    const unsigned grid = (unsigned)(need < sms ? need : sms);
-    x_dt_proj_kernel<E, R, J, ST><<<grid, 32 * WARPS, L::BYTES, s>>>(xdbl, ldxd, delta, ldd, u, (int)ldu, wx, wdt,
-                                                                    rows);
-    return cudaGetLastError();
-}
 /* three stages (two tiles in flight a warp: 47 against 51 us at E 256, J
  * 40) where they fit in sm_90's 227 KB of shared memory a block */
 template <int E, int R, int J>
@@ -151,7 +137,14 @@ cudaError_t launch(__nv_bfloat16 *xdbl, int64_t ldxd, __nv_bfloat16 *delta, int6
                    int64_t ldu, const __nv_bfloat16 *wx, const __nv_bfloat16 *wdt, int64_t rows, cudaStream_t s)
 {
     constexpr int ST = xdt_layout<E, R, J, 3>::BYTES <= 227 * 1024 ? 3 : 2;
-    return launch_st<E, R, J, ST>(xdbl, ldxd, delta, ldd, u, ldu, wx, wdt, rows, s);
+    constexpr size_t BYTES = xdt_layout<E, R, J, ST>::BYTES;
+    cudaError_t e = cudaFuncSetAttribute(x_dt_proj_kernel<E, R, J, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)BYTES);
+    if (e != cudaSuccess) return e;
+    const int64_t warps = (rows + TM - 1) / TM, need = (warps + WARPS - 1) / WARPS, sms = mdk_sm_count();
+    const unsigned grid = (unsigned)(need < sms ? need : sms);
+    x_dt_proj_kernel<E, R, J, ST><<<grid, 32 * WARPS, BYTES, s>>>(xdbl, ldxd, delta, ldd, u, (int)ldu, wx, wdt, rows);
+    return cudaGetLastError();
 }
 
 }   // namespace
@@ -160,8 +153,8 @@ int mdk_x_dt_proj_ok(const void *xdbl, int64_t ldxd, const void *delta, int64_t 
                      const void *wx, int64_t ldwx, const void *wdt, int64_t ldwdt, int64_t rows, int64_t e, int64_t r,
                      int64_t j)
 {
-    const bool shape = e == 256 && ((r == 8 && j == 40) || (r == 16 && j == 48)) && ldwx == e &&
-                       ldwdt == r && rows >= 1;
+    const bool shape =
+        e == 256 && ((r == 8 && j == 40) || (r == 16 && j == 48)) && ldwx == e && ldwdt == r && rows >= 1;
     /* 16-byte copies of u's, the weights' and delta's rows; xdbl two columns at a time */
     const bool rows_ok = ldu % 8 == 0 && ldu <= INT32_MAX && ldd % 8 == 0 && ldxd % 2 == 0 && aligned(u, 16) &&
                          aligned(delta, 16) && aligned(xdbl, 4) && aligned(wx, 16) && aligned(wdt, 16);

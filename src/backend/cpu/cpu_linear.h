@@ -1,9 +1,9 @@
 /* The CPU's fused Linear ops (backend/ops.h, linear_fwd, linear_bwd_dx,
  * linear_add_rmsnorm_fwd, lowrank_bwd and x_dt_proj_fwd): compositions of
  * the table's own ops, so that their results are the bits of the unfused
- * calls. They call only be's
- * ops, so another table may use one as its fallback (CUDA's
- * linear_add_rmsnorm_fwd, lowrank_bwd and x_dt_proj_fwd do). */
+ * calls. They call only be's ops, so another table may use one as its
+ * fallback (CUDA's linear_add_rmsnorm_fwd, lowrank_bwd and x_dt_proj_fwd
+ * do). */
 #ifndef MD_BACKEND_CPU_LINEAR_H
 #define MD_BACKEND_CPU_LINEAR_H
 
