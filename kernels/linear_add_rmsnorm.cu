@@ -370,8 +370,6 @@ cudaError_t smem_limit(int64_t *bytes, int *sms)
     return e;
 }
 
-bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
-
 template <int DP, typename TY, bool ROWS, bool SP>
 cudaError_t launch_as(float *h, int64_t ldh, TY *y, int64_t ldy, float *rstd, const __nv_bfloat16 *x, int64_t ldx,
                       const __nv_bfloat16 *w, int64_t ldw, const float *hin, int64_t ldhin, const float *nw,

@@ -164,8 +164,6 @@ __global__ void __launch_bounds__(THREADS) lowrank_bwd_kernel(__nv_bfloat16 *dx,
         }
 }
 
-bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
-
 /* the grid of a call: a block for each tile, at most BLOCKS_PER_SM an SM and
  * as many as the scratch holds slices */
 int64_t grid_of(int64_t rows, int64_t e, int64_t r, size_t scratch_floats)

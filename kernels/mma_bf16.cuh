@@ -60,6 +60,9 @@ __device__ __forceinline__ void ldsm_x2_trans(uint32_t r[2], const __nv_bfloat16
                  : "r"((uint32_t)__cvta_generic_to_shared(p)));
 }
 
+/* host side: whether p is a multiple of a bytes (a launch's alignment test) */
+inline bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
+
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }

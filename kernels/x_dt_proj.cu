@@ -128,8 +128,6 @@ __global__ void __launch_bounds__(32 * WARPS) x_dt_proj_kernel(__nv_bfloat16 *xd
     cp_async_wait<0>();
 }
 
-bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
-
 /* three stages (two tiles in flight a warp: 47 against 51 us at E 256, J
  * 40) where they fit in sm_90's 227 KB of shared memory a block */
 template <int E, int R, int J>
