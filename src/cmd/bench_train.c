@@ -287,8 +287,8 @@ int md_bench_train_cmd(int argc, char **argv)
         case OPT_TPS: if (md_parse_i64("--tokens-per-step", optarg, 1, (int64_t)1 << 40, 0, &tps) < 0) return 1; break;
         case OPT_STEPS: if (md_parse_i64("--steps", optarg, 1, 100000, 0, &steps) < 0) return 1; break;
         case OPT_WARMUP: if (md_parse_i64("--warmup", optarg, 0, 100000, 0, &warmup) < 0) return 1; break;
-        case OPT_RECOMPUTE: recompute = recompute ? recompute : MD_RECOMPUTE_INPUTS; break;
-        case OPT_KEEP_STATES: recompute = MD_RECOMPUTE_KEEP_STATES; break;
+        case OPT_RECOMPUTE: recompute = md_recompute_with(recompute, MD_RECOMPUTE_INPUTS); break;
+        case OPT_KEEP_STATES: recompute = md_recompute_with(recompute, MD_RECOMPUTE_KEEP_STATES); break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case OPT_CUDA_GRAPH: if (md_cuda_graph_parse("--cuda-graph", optarg, &cuda_graph) < 0) return 1; break;
         case OPT_D_MODEL: if (md_parse_i64("--d-model", optarg, 1, 65536, 0, &d_model) < 0) return 1; break;

@@ -255,8 +255,8 @@ int cmd_finetune(int argc, char **argv)
         case OPT_SEQ_WARMUP_START:
             r = md_parse_i64("--seq-warmup-start", optarg, 2, 1 << 24, 1, &o.seq_warmup_start);
             break;
-        case OPT_RECOMPUTE: a.recompute = a.recompute ? a.recompute : MD_RECOMPUTE_INPUTS; break;
-        case OPT_KEEP_STATES: a.recompute = MD_RECOMPUTE_KEEP_STATES; break;
+        case OPT_RECOMPUTE: a.recompute = md_recompute_with(a.recompute, MD_RECOMPUTE_INPUTS); break;
+        case OPT_KEEP_STATES: a.recompute = md_recompute_with(a.recompute, MD_RECOMPUTE_KEEP_STATES); break;
         case OPT_PRECISION: r = md_precision_parse("--precision", optarg, &a.precision); break;
         case OPT_CUDA_GRAPH: {
             md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;

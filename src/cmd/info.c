@@ -307,8 +307,8 @@ int cmd_info(int argc, char **argv)
             if (md_parse_i64("-L/--length", optarg, 1, INT64_C(1) << 30, 1, &len) < 0) return 1;
             have_l = 1;
             break;
-        case OPT_RECOMPUTE: recompute = recompute ? recompute : MD_RECOMPUTE_INPUTS; break;
-        case OPT_KEEP_STATES: recompute = MD_RECOMPUTE_KEEP_STATES; break;
+        case OPT_RECOMPUTE: recompute = md_recompute_with(recompute, MD_RECOMPUTE_INPUTS); break;
+        case OPT_KEEP_STATES: recompute = md_recompute_with(recompute, MD_RECOMPUTE_KEEP_STATES); break;
         case OPT_BENCH: bench = 1; break;
         case OPT_STEPS:
             if (md_parse_i64("--steps", optarg, 1, 1000, 0, &steps) < 0) return 1;

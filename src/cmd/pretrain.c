@@ -169,8 +169,8 @@ int cmd_pretrain(int argc, char **argv)
         case OPT_L_MAX:
             if (md_parse_i64("--l-max", optarg, 1, INT64_C(1) << 30, 0, &l_max) < 0) return 1;
             break;
-        case OPT_RECOMPUTE: recompute = recompute ? recompute : MD_RECOMPUTE_INPUTS; break;
-        case OPT_KEEP_STATES: recompute = MD_RECOMPUTE_KEEP_STATES; break;
+        case OPT_RECOMPUTE: recompute = md_recompute_with(recompute, MD_RECOMPUTE_INPUTS); break;
+        case OPT_KEEP_STATES: recompute = md_recompute_with(recompute, MD_RECOMPUTE_KEEP_STATES); break;
         case OPT_PRECISION: if (md_precision_parse("--precision", optarg, &precision) < 0) return 1; break;
         case OPT_CUDA_GRAPH: {
             md_cuda_graph_t g = MD_CUDA_GRAPH_AUTO;

@@ -174,9 +174,10 @@ static mamba_tensors_t mamba_tensors(const md_block_ctx_t *c, void *base, void *
 }
 
 /* Whether the scan forms delta itself from dt_proj's input and weight
- * (ops.h): then delta is never stored and dt_proj's forward GEMM goes;
- * else dt_proj's GEMM writes delta before the scan. The backward's call
- * decides for training (forward_only 0), as its forward did. */
+ * (ops.h): then delta is never stored and dt_proj's forward product goes;
+ * else x_dt_proj_fwd writes delta with xdbl before the scan. The
+ * backward's call decides for training (forward_only 0), as its forward
+ * did. */
 static int scan_forms_delta(const md_block_ctx_t *c, int forward_only)
 {
     return md_scan_forms_delta(c->be, c->cfg->dt_rank, forward_only);
@@ -208,7 +209,7 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
      * boundary fused (mamba.h, next_norm) in delta's slot instead: out_proj's
      * fused op reads y while it writes the next block's hn, whose rows (d
      * wide) would overlap other rows of y (E wide); delta is dead from the
-     * scan's end (and unused where the scan forms it) until dt_proj's GEMM
+     * scan's end (and unused where the scan forms it) until x_dt_proj_fwd
      * writes it, after in_proj has read hn, and no op between writes it. */
     md_tensor_t hn = amat(c, a->hn ? a->hn : c->next_norm ? a->delta : a->y, M, d);
 

@@ -58,6 +58,10 @@ typedef struct md_model md_model_t;
 
 /* md_model_opts_t.recompute: what a recomputing plan keeps (see above) */
 enum { MD_RECOMPUTE_OFF = 0, MD_RECOMPUTE_INPUTS = 1, MD_RECOMPUTE_KEEP_STATES = 2 };
+/* The recompute kind after a command-line flag asking for `kind`: the
+ * larger of the two, so --recompute never undoes --keep-scan-states,
+ * whatever their order. */
+static inline int md_recompute_with(int current, int kind) { return current > kind ? current : kind; }
 
 typedef struct md_model_opts {
     int recompute;           /* MD_RECOMPUTE_*: 1 keeps only block inputs, 2 the Mamba scan states too */
