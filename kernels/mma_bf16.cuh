@@ -2,7 +2,7 @@
  * (attention_mma.cuh's attention, linear_add_rmsnorm.cu, mamba_in_proj.cu,
  * lowrank_bwd.cu, x_dt_proj.cu): one m16n8k16 bf16 product with fp32
  * accumulation, 32-bit and ldmatrix fragment reads from shared tiles, bf16
- * packing, cp.async's tile copies and group fences. Fragment layouts: see
+ * packing, cp.async's copies and group fences. Fragment layouts: see
  * attention_mma.cuh. Shared rows are padded by PAD bf16 (16 bytes), so
  * that the 8 rows a 32-bit fragment read touches fall in 8 different
  * 4-bank groups.
@@ -65,6 +65,14 @@ inline bool aligned(const void *p, size_t a) { return (uintptr_t)p % a == 0; }
 
 __device__ __forceinline__ uint32_t ld32(const __nv_bfloat16 *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
+/* queues a 16-byte copy from global src to shared dst; in false: 16 zero
+ * bytes (source size 0, src must still be a valid address) */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool in)
+{
+    const uint32_t sa = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(src), "r"(in ? 16 : 0));
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 
 /* waits until at most N committed cp.async groups are still in flight */
@@ -85,9 +93,7 @@ __device__ __forceinline__ void copy_tile_async(__nv_bfloat16 *sh, const __nv_bf
     for (int i = tid; i < R * HD / 8; i += NT) {
         int r = i / (HD / 8), d = 8 * (i - r * (HD / 8));
         bool in = r < n_in;
-        uint32_t sa = (uint32_t)__cvta_generic_to_shared(sh + r * (HD + PAD) + d);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(sa), "l"(g + (in ? r * ld + d : 0)),
-                     "r"(in ? 16 : 0));
+        cp_async16(sh + r * (HD + PAD) + d, g + (in ? r * ld + d : 0), in);
     }
 }
 

@@ -17,9 +17,10 @@
  * parallel: a pass computes each chunk's effect from a zero state, a short
  * pass propagates the chunk-start states (the recurrence is linear in h),
  * and a last pass recomputes each chunk from its true start state. Only the
- * chunk-start states (fp32) ever reach device memory; the backward
- * recomputes everything else. The backward runs the reverse recurrence of
- * d(loss)/dh the same way.
+ * chunk-start states (fp32) reach device memory, and, when the caller
+ * gives room for them, the state entering every segment of a few steps
+ * (seg_states below); the backward recomputes everything else. The
+ * backward runs the reverse recurrence of d(loss)/dh the same way.
  *
  * Optional streaming state (may be NULL): h0 (B, E, N) is the state before
  * step 0 (zero when NULL), hT (B, E, N) receives the state after the last
@@ -115,6 +116,17 @@ typedef struct md_scan_args {
      * backward can take the forward's workspace as its states. */
     float *states;
 
+    /* Segment-start states, optional, md_scan_seg_states_bytes() long: the
+     * fp32 state entering every segment of a chunk (8 steps at N <= 32, 16
+     * above), written by a training forward as its output walk passes them
+     * (that walk then runs even with y and hT NULL). A backward given them
+     * reads each segment's start instead of walking every chunk a first
+     * time to find it (~15% of its time), and ignores states: they cost
+     * 8 bytes per channel and step at N <= 16 (16 above), 16x the chunk
+     * states. Only meaningful for the same inputs and h0; the backward's
+     * bits are those it gives from states. */
+    float *seg_states;
+
     /* backward */
     const void *dy;
     int64_t ld_dy;
@@ -137,6 +149,8 @@ typedef struct md_scan_args {
 
 /* Bytes of the chunk-start states (0 when the sequence is one chunk). */
 size_t md_scan_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);
+/* Bytes of the segment-start states (seg_states above). */
+size_t md_scan_seg_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state);
 /* Scratch bytes of md_scan_fwd / md_scan_bwd for these sizes; enough for
  * any smaller batch and length too. The backward's does not depend on
  * whether states are given. */

@@ -120,6 +120,38 @@ struct md_lanes {
     static constexpr int R = TS / Q;
 };
 
+/* Steps per segment for n states (md_lanes' TS), for host code. */
+static inline int64_t md_scan_seg_steps(int64_t n)
+{
+    const int64_t q = md_scan_npad(n) / 4;
+    return q > 8 ? q : 8;
+}
+
+/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, the decays
+ * to av. Every training walk takes it (the forward's, the backward's walk
+ * to the segment starts and its recompute of a segment), so that a backward
+ * starting from the forward's segment states sees the forward's states bit
+ * for bit; the fmaf pins the contraction that the compiler would otherwise
+ * choose per call site. */
+__device__ __forceinline__ void md_scan_step4(float h[4], float av[4], float dt, float dtu, const float bs[4],
+                                              const float A2[4])
+{
+#pragma unroll
+    for (int s = 0; s < 4; s++) {
+        av[s] = md_ex2(dt * A2[s]);
+        h[s] = fmaf(av[s], h[s], dtu * bs[s]);
+    }
+}
+
+/* Where lane q of channel e finds (stores) the state entering step t's
+ * segment in seg_states (scan_api.h), laid out [b][t / TS][e][NPAD]: the
+ * index of the lane's four states as a float4. */
+template <int NPAD>
+__device__ __forceinline__ int64_t md_seg_state(int64_t nsl, int64_t E, int64_t b, int64_t t, int64_t e, int q)
+{
+    return ((b * nsl + t / md_lanes<NPAD>::TS) * E + e) * (NPAD / 4) + q;
+}
+
 /* The lane of the channel's group (of Q lanes) that owns step j of a segment. */
 template <int NPAD>
 __device__ __forceinline__ int md_owner(int lane, int j)
@@ -212,6 +244,7 @@ typedef struct md_scan_layout {
     int64_t G, ng, ng_max;      /* chunks per propagation group, groups, bound on groups */
     int64_t cpb, ncb;           /* backward: channels per block, channel blocks */
     int64_t cs_groups;          /* bound on the parameter reduction's row groups */
+    int64_t nsl;                /* segments of a sequence (seg_states) */
     /* byte offsets into the workspace */
     size_t states, sum, gsum, gstart, rend, dbc, pp, cs, fwd_bytes, bwd_bytes;
 } md_scan_layout_t;
@@ -237,6 +270,7 @@ static inline md_scan_layout_t md_scan_layout(int64_t B, int64_t L, int64_t E, i
     w.ncb = (E + w.cpb - 1) / w.cpb;
     int64_t rows = B * w.nc;
     w.cs_groups = (rows + 31) / 32 < 64 ? (rows + 31) / 32 : 64;
+    w.nsl = (L + md_scan_seg_steps(N) - 1) / md_scan_seg_steps(N);
     size_t f = sizeof(float), off = 0;
     int chunked = w.nc > 1;
     w.states = off;

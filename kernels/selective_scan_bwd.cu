@@ -33,6 +33,7 @@
  *   dA_log, dD, ddt_bias (sums over batch and length): per (b, chunk)
  *     partials, summed by the two-stage colsum kernels.
  */
+#include "mma_bf16.cuh"
 #include "selective_scan.cuh"
 
 namespace {
@@ -47,7 +48,8 @@ struct BwdArgs {
     const float *A_log, *D, *dt_bias;
     T *du, *ddelta, *dz, *dBm, *dCm, *y;
     int64_t ld_du, ld_ddelta, ld_dz, ld_dB, ld_dC, ld_y;
-    int64_t B, L, E, N, nc;
+    const float *seg;   /* seg_states (scan_api.h), may be NULL */
+    int64_t B, L, E, N, nc, nsl;
 };
 
 template <typename T>
@@ -62,7 +64,9 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.du = (T *)a->du, f.ddelta = (T *)a->ddelta, f.dz = (T *)a->dz, f.dBm = (T *)a->dBm, f.dCm = (T *)a->dCm;
     f.ld_du = a->ld_du, f.ld_ddelta = a->ld_ddelta, f.ld_dz = a->ld_dz, f.ld_dB = a->ld_dB, f.ld_dC = a->ld_dC;
     f.y = (T *)a->y_out, f.ld_y = a->ld_y_out;
+    f.seg = a->seg_states;
     f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
+    f.nsl = (f.L + md_scan_seg_steps(f.N) - 1) / md_scan_seg_steps(f.N);
     return f;
 }
 
@@ -177,21 +181,15 @@ __global__ void __launch_bounds__(kThreads, 8) reverse_summary_kernel(BwdArgs<T>
 
 /* ---- the main pass ---- */
 
-/* One step of a lane's four states, h = 2^(dt A2) h + dt u B, with the
- * step's Bm row (this lane's four entries) from shared memory; the decays
- * go to av. Phase 1's walk to the segment entries and phase 2's recompute
- * of a segment both take it, so that the two give the same states bit for
- * bit. */
+/* md_scan_step4 with the step's Bm row (this lane's four entries) from
+ * shared memory: phase 1's walk to the segment entries and phase 2's
+ * recompute of a segment. */
 __device__ __forceinline__ void advance4(float h[4], float av[4], float dt, float dtu, const float *B4,
                                          const float A2[4])
 {
     const float4 Bv = *reinterpret_cast<const float4 *>(B4);
     const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w};
-#pragma unroll
-    for (int s = 0; s < 4; s++) {
-        av[s] = md_ex2(dt * A2[s]);
-        h[s] = av[s] * h[s] + dtu * bs[s];
-    }
+    md_scan_step4(h, av, dt, dtu, bs, A2);
 }
 
 template <int NPAD>
@@ -204,10 +202,6 @@ struct MainCfg {
     static constexpr int TS = md_lanes<NPAD>::TS;  /* steps per segment */
     static constexpr int R = md_lanes<NPAD>::R;    /* steps each lane owns in a segment */
     static constexpr int NSEG = MD_SCAN_CHUNK / TS;
-    /* Keeping the segment's decays in registers saves one exp per state
-     * and step but needs more than the 128 registers that 2 blocks/SM
-     * allow (ptxas spilled 88 bytes), so they are recomputed. */
-    static constexpr bool KEEPA = false;
     static constexpr int NRED = NPAD <= 32 ? 2 : 1;
     static constexpr int BLOCKS = NPAD == 16 ? 2 : 1;
     /* The owned steps' u, sigmoid(delta + bias) and dz factor wait for the
@@ -225,14 +219,23 @@ struct MainCfg {
 
 /* Y: also write the forward's y (a.y), a separate instance so that the
  * backward without it keeps its registers and instructions (the branch and
- * the gate's store cost the other instance 1-2%, NOTES-scan.md). */
-template <typename T, int NPAD, bool Y>
+ * the gate's store cost the other instance 1-2%, NOTES-scan.md). WALK: find
+ * the segments' start states by walking each chunk (phase 1), else copy
+ * them from the forward's (a.seg); an instance too, since the runtime
+ * branch made ptxas spill in phase 2's loop. */
+template <typename T, int NPAD, bool Y, bool WALK>
 __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     main_kernel(BwdArgs<T> a, const float *st, const float *h0, const float *rend, const float *dhT, float *dh0,
                 float *dbc_part, float *pp, int carry)
 {
     using C = MainCfg<NPAD>;
     constexpr int Q = C::Q, TS = C::TS, R = C::R, NT = C::NT, NW = C::NW, G = C::G;
+    /* Keeping the segment's decays from the recompute for the reverse
+     * step saves an exp a state and step; with phase 1 its 32 live values
+     * spill (88 bytes at the 128 registers that 2 blocks an SM allow), and
+     * without it (8 bytes) it measured no faster, so they are recomputed
+     * (NOTES-scan.md, v11). */
+    constexpr bool KEEPA = false;
     extern __shared__ float4 smem4[];
     float *smem = reinterpret_cast<float *>(smem4);
     float(*sB)[NPAD] = reinterpret_cast<float(*)[NPAD]>(smem);
@@ -298,7 +301,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
 #pragma unroll
         for (int k = 0; k < R; k++) {
             const int j = q * R + k, jl = (nseg - 1) * TS + j;
-            const bool ok1 = valid && nseg > 1, ok2 = valid && jl < len;
+            const bool ok1 = WALK && valid && nseg > 1, ok2 = valid && jl < len;
             pu[k] = ok1 ? md_ld_raw(a.u + (row0 + j) * a.ld_u + ec) : 0;
             pd[k] = ok1 ? md_ld_raw(a.delta + (row0 + j) * a.ld_delta + ec) : 0;
             ru[k] = ok2 ? md_ld_raw(a.u + (row0 + jl) * a.ld_u + ec) : 0;
@@ -310,10 +313,20 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         for (int s = 0; s < 4; s++) {
             const int64_t n = q * 4 + s;
             float hv = 0.f;
-            if (valid && n < N) hv = st ? st[((b * a.nc + c) * N + n) * E + e] : h0 ? h0[(b * E + e) * N + n] : 0.f;
+            if (WALK && valid && n < N)
+                hv = st ? st[((b * a.nc + c) * N + n) * E + e] : h0 ? h0[(b * E + e) * N + n] : 0.f;
             h[s] = hv;
         }
-        __syncthreads();   /* the chunk before is done with sB, sC and red */
+        __syncthreads();   /* the chunk before is done with sB, sC, red and ckpt */
+        if (!WALK) {
+            /* the forward's segment starts, each thread its own slots of
+             * ckpt (so no barrier), landing while Bm and Cm are staged */
+            for (int sg = 0; sg < nseg; sg++)
+                cp_async16(&ckpt[sg * NT + tid],
+                           reinterpret_cast<const float4 *>(a.seg) + md_seg_state<NPAD>(a.nsl, E, b, t0 + sg * TS, ec, q),
+                           valid);
+            cp_async_commit();
+        }
         {
             /* thread tid stages column tid % NPAD of every RS-th row from tid / NPAD */
             constexpr int RS = NT / NPAD;
@@ -329,12 +342,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         }
         __syncthreads();
 
-        /* Phase 1: the state entering each segment. The lane's owned rows of
+        /* Phase 1 (WALK): the state entering each segment. The lane's owned rows of
          * the next segment (its loads ahead), a segment further each time:
          * the 64-bit row products once a chunk (NOTES-scan.md, v9). */
         const T *pu_next = a.u + (row0 + TS + q * R) * a.ld_u + ec;
         const T *pd_next = a.delta + (row0 + TS + q * R) * a.ld_delta + ec;
-        for (int seg = 0; seg < nseg; seg++, pu_next += TS * a.ld_u, pd_next += TS * a.ld_delta) {
+        for (int seg = 0; WALK && seg < nseg; seg++, pu_next += TS * a.ld_u, pd_next += TS * a.ld_delta) {
             ckpt[seg * NT + tid] = make_float4(h[0], h[1], h[2], h[3]);
             if (seg == nseg - 1) break;
             /* the owned steps' dt, dt u to bcast (as phase 2 does), and the
@@ -356,6 +369,8 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 advance4(h, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
             }
         }
+
+        if (!WALK) cp_async_wait<0>();
 
         /* Phase 2: the segments backwards. */
         float dA[4] = {0.f, 0.f, 0.f, 0.f};
@@ -418,7 +433,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
              * too, branch-free: their dt, dt u and dys are 0 and their Bm
              * and Cm rows 0, so that h and g pass them unchanged (av = 1)
              * and their sums, never stored, are all that they touch. */
-            float hs[TS][4], as[C::KEEPA ? TS : 1][4];
+            float hs[TS][4], as[KEEPA ? TS : 1][4];
             {
                 float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
 #pragma unroll
@@ -428,7 +443,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                     advance4(hcur, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
 #pragma unroll
                     for (int s = 0; s < 4; s++) {
-                        if (C::KEEPA) as[j][s] = av[s];
+                        if (KEEPA) as[j][s] = av[s];
                         hs[j][s] = hcur[s];
                     }
                 }
@@ -454,7 +469,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 float send[4], x_keep[4], dhB = 0.f, eaA = 0.f, ysp = 0.f;
 #pragma unroll
                 for (int s = 0; s < 4; s++) {
-                    const float av = C::KEEPA ? as[C::KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
+                    const float av = KEEPA ? as[KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
                     const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
                     const float dh = dys * cs[s] + g[s];
                     const float ea = dh * av * hprev;   /* d loss / d(dt A) */
@@ -609,7 +624,9 @@ cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const flo
                    float *dbc_part, float *pp, int carry, cudaStream_t s)
 {
     using C = MainCfg<NPAD>;
-    auto kernel = a->y_out ? main_kernel<T, NPAD, true> : main_kernel<T, NPAD, false>;
+    auto kernel = a->y_out        ? main_kernel<T, NPAD, true, true>
+                  : a->seg_states ? main_kernel<T, NPAD, false, false>
+                                  : main_kernel<T, NPAD, false, true>;
     MD_CU_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
     const int64_t blocks = w->B * (carry ? 1 : w->nc) * w->ncb;
     kernel<<<(unsigned)blocks, C::NT, C::SMEM, s>>>(unpack<T>(a, w->nc), st, a->h0, rend, a->dhT, a->dh0, dbc_part,
@@ -661,7 +678,9 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
     float *sum = (float *)(ws + w.sum), *gsum = (float *)(ws + w.gsum), *gstart = (float *)(ws + w.gstart);
     const float *st = NULL, *rend = NULL;
     const int carry = w.nc > 1 && md_scan_pass_whole(a);
-    if (carry) {
+    if (a->seg_states && !a->y_out) {
+        /* the segment starts come from the forward: no chunk states needed */
+    } else if (carry) {
         if (a->states) {
             st = a->states;
         } else {   /* the states as the whole-sequence forward makes them, y not written */
@@ -680,6 +699,8 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
             MD_CU_TRY(md_scan_launch_propagate(&w, a->A_log, sum, a->h0, states, gsum, gstart, 0, s));
             st = states;
         }
+    }
+    if (w.nc > 1 && !carry) {
         /* the reverse summaries reuse sum: the forward propagation above is queued first */
         if (a->dtype == MD_SCAN_BF16) MD_CU_TRY(reverse_summary_dispatch<__nv_bfloat16>(a, &w, sum, s));
         else MD_CU_TRY(reverse_summary_dispatch<float>(a, &w, sum, s));

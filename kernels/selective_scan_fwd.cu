@@ -12,6 +12,8 @@
  *   SUMMARY  chunk c in [0, nc-1) from zero: its final state and its sum of
  *            dt (the chunk's decay is exp(A * sum), A being constant in time);
  *   OUTPUT   chunk c from its true start state: y.
+ * WHOLE and OUTPUT also leave every segment's start state in a.seg when it
+ * is given (scan_api.h's seg_states).
  * L > MD_SCAN_CHUNK under CHUNKED runs SUMMARY, a propagation of the
  * chunk-start states (two levels, so that both the serial depth and the
  * thread count stay near sqrt(nc)) and OUTPUT; a single chunk runs OUTPUT.
@@ -34,7 +36,8 @@ struct FwdArgs {
     const float *A_log, *D, *dt_bias;
     T *y;
     int64_t ld_y;
-    int64_t B, L, E, N, nc;
+    float *seg;   /* seg_states (scan_api.h), may be NULL */
+    int64_t B, L, E, N, nc, nsl;
 };
 
 template <typename T>
@@ -46,7 +49,9 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.ld_u = a->ld_u, f.ld_delta = a->ld_delta, f.ld_z = a->ld_z, f.ld_B = a->ld_B, f.ld_C = a->ld_C;
     f.A_log = a->A_log, f.D = a->D, f.dt_bias = a->dt_bias;
     f.y = (T *)a->y, f.ld_y = a->ld_y;
+    f.seg = a->seg_states;
     f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
+    f.nsl = (f.L + md_scan_seg_steps(f.N) - 1) / md_scan_seg_steps(f.N);
     return f;
 }
 
@@ -175,6 +180,9 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
                 if (want_y) nC.load(a.Cm, a.ld_C, row0 + tn, nt, N);
             }
         }
+        if (MODE != LANE_SUMMARY && a.seg && valid)
+            reinterpret_cast<float4 *>(a.seg)[md_seg_state<NPAD>(a.nsl, E, b, t0, e, q)] =
+                make_float4(h[0], h[1], h[2], h[3]);
         if (MODE == LANE_WHOLE && st_out && t0 % MD_SCAN_CHUNK == 0) {
             float *rec = st_out + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
 #pragma unroll
@@ -223,12 +231,10 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
             const float4 Bv = *reinterpret_cast<const float4 *>(&sB[buf][jt + j][q * 4]);
             const float4 Cv = *reinterpret_cast<const float4 *>(&sC[buf][jt + j][q * 4]);
             const float bs[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, cs[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
-            float acc = 0.f;
+            float av[4], acc = 0.f;
+            md_scan_step4(h, av, dv.x, dv.y, bs, A2);
 #pragma unroll
-            for (int s = 0; s < 4; s++) {
-                h[s] = md_ex2(dv.x * A2[s]) * h[s] + dv.y * bs[s];
-                acc = fmaf(cs[s], h[s], acc);
-            }
+            for (int s = 0; s < 4; s++) acc = fmaf(cs[s], h[s], acc);
             ys[j] = acc;
         }
         if (!want_y) continue;
@@ -405,6 +411,13 @@ size_t md_scan_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t
     return w.nc > 1 ? sizeof(float) * (size_t)(w.B * w.nc * w.N * w.E) : 0;
 }
 
+size_t md_scan_seg_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)
+{
+    if (!md_scan_sizes_ok(batch, len, d_inner, d_state)) return 0;
+    md_scan_layout_t w = md_scan_layout(batch, len, d_inner, d_state);
+    return sizeof(float) * (size_t)(w.B * w.nsl * w.E * md_scan_npad(w.N));
+}
+
 size_t md_scan_fwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)
 {
     if (!md_scan_sizes_ok(batch, len, d_inner, d_state)) return 0;
@@ -425,6 +438,7 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
                  : !infer || !a->dt_low || !a->dt_w || a->dt_rank < 1 || a->dt_rank > MD_SCAN_MAX_DT_RANK ||
                        a->ld_dt_low < a->dt_rank)
         return cudaErrorInvalidValue;
+    if (infer && a->seg_states) return cudaErrorInvalidValue;   /* a training forward's */
     if (infer) return md_scan_fwd_infer(a, s);
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
     const float *st = NULL;
@@ -443,7 +457,8 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
                                            (float *)(ws + w.gstart), 0, s));
         st = states;
     }
-    if (!a->y && !a->hT) return cudaSuccess;   /* the states alone: the output pass would write nothing */
+    /* the states alone: the output pass would write nothing */
+    if (!a->y && !a->hT && !a->seg_states) return cudaSuccess;
     return lane_fwd(a, &w, LANE_OUTPUT, NULL, st, NULL, s);
 }
 

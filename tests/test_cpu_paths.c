@@ -176,12 +176,12 @@ static void run_scan(const scan_in_t *in, md_dtype_t dt, int fwd_avx, int bwd_av
     void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
     unsigned mode = fp_mode();
     md_cpu_allow_avx512(fwd_avx);
-    be->scan_fwd(be, &ty, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states);
+    be->scan_fwd(be, &ty, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states, NULL);
     /* y NULL: the states alone, the same bits */
-    be->scan_fwd(be, NULL, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states_only);
+    be->scan_fwd(be, NULL, &tu, dl, &tlow, &tW, &tbias, &tA, &tB, &tC, &tD, &tz, B, states_only, NULL);
     md_cpu_allow_avx512(bwd_avx);
     be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, &ty_bwd, &tdy, &tu, dl, &tlow, &tW, &tbias, &tA,
-                 &tB, &tC, &tD, &tz, B, recompute ? NULL : states, ws);
+                 &tB, &tC, &tD, &tz, B, recompute ? NULL : states, NULL, ws);
     md_cpu_allow_avx512(1);
     CHECK(fp_mode() == mode, "scan (%s fwd, %s bwd) left the floating-point mode changed (MXCSR %#x, was %#x)",
           path_name(fwd_avx), path_name(bwd_avx), fp_mode(), mode);
@@ -507,11 +507,11 @@ static int bench_scan(int64_t E)
     double fwd = INFINITY, bwd = INFINITY;
     for (int r = 0; r < reps; r++) {
         double t0 = cpu_seconds();
-        be->scan_fwd(be, &y, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D, &z, B, states);
+        be->scan_fwd(be, &y, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D, &z, B, states, NULL);
         double t1 = cpu_seconds();
         be->scan_bwd(be, &du, &dd, &dA, &dB, &dC, &dD, &dz, &db, NULL, &dy, &u, &delta, NULL, NULL, &bias, &A, &Bm, &Cm, &D,
                      &z, B,
-                     states, ws);
+                     states, NULL, ws);
         double t2 = cpu_seconds();
         fwd = fmin(fwd, t1 - t0), bwd = fmin(bwd, t2 - t1);
     }

@@ -410,8 +410,8 @@ static void check_scan16(const md_backend_t *bf)
         md_tensor_t zh = cols16(&xz, 0, E, E), zd = cols16(&xz, 1, E, E);
         md_tensor_t Bh = cols16(&xdbl, 0, R, N), Bd = cols16(&xdbl, 1, R, N), Ch = cols16(&xdbl, 0, R + N, N), Cd = cols16(&xdbl, 1, R + N, N);
         md_tensor_t tbh = th(&dtb), tbd = td(&dtb), Ah = th(&Al), Ad = td(&Al), Dh = th(&Dp), Dd = td(&Dp);
-        cpu->scan_fwd(cpu, &yh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B, stc);
-        bf->scan_fwd(bf, &yd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B, stg);
+        cpu->scan_fwd(cpu, &yh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh, &Ch, &Dh, &zh, B, stc, NULL);
+        bf->scan_fwd(bf, &yd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B, stg, NULL);
         record("scan_fwd bf16", "y", err16(&y), ONE_ROUNDING, sh);
 
         b16_t dy = mk16(M, E, E, -1, 1), du = mk16(M, E, E, 0, 1), ddl = mk16(M, E, E, 0, 1);
@@ -423,12 +423,16 @@ static void check_scan16(const md_backend_t *bf)
         md_tensor_t dBh = cols16(&dxdbl, 0, R, N), dBd = cols16(&dxdbl, 1, R, N);
         md_tensor_t dCh = cols16(&dxdbl, 0, R + N, N), dCd = cols16(&dxdbl, 1, R + N, N);
         md_tensor_t dAh = th(&dA), dAd = td(&dA), dDh = th(&dD), dDd = td(&dD), dth = th(&ddtb), dtd = td(&ddtb);
+        buf_t *pg[] = {&dA, &dD, &ddtb};   /* added into: their values before, for the rerun */
+        float *pg0[3];
+        for (int i = 0; i < 3; i++) pg0[i] = md_malloc((size_t)(pg[i]->rows * pg[i]->ld) * sizeof(float));
+        for (int i = 0; i < 3; i++) memcpy(pg0[i], pg[i]->h, (size_t)(pg[i]->rows * pg[i]->ld) * sizeof(float));
         cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &dth, NULL, &dyh, &uh, &dh, NULL, NULL, &tbh, &Ah, &Bh,
                       &Ch, &Dh, &zh, B,
-                      stc, wsc);
+                      stc, NULL, wsc);
         bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, NULL, &dyd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd,
                      &Cd, &Dd, &zd, B,
-                     stg, wsg);
+                     stg, NULL, wsg);
         record("scan_bwd bf16", "du", err16(&du), ONE_ROUNDING, sh);
         record("scan_bwd bf16", "ddelta", err16(&ddl), ONE_ROUNDING, sh);
         record("scan_bwd bf16", "dz (of dxz)", err16(&dxz), ONE_ROUNDING, sh);
@@ -436,6 +440,34 @@ static void check_scan16(const md_backend_t *bf)
         record("scan_bwd bf16", "dA_log", relerr(&dA), TOL, sh);
         record("scan_bwd bf16", "dD", relerr(&dD), TOL, sh);
         record("scan_bwd bf16", "ddt_bias", relerr(&ddtb), TOL, sh);
+
+        /* again through segment states (poisoned first): the same bits */
+        size_t ss = bf->scan_seg_states_size(bf, MD_DTYPE_BF16, B, L, E, N);
+        b16_t *outs[] = {&y, &du, &ddl, &dxz, &dxdbl};
+        uint16_t *first16[5];
+        float *first32[3];
+        for (int i = 0; i < 5; i++) first16[i] = download16(outs[i]);
+        for (int i = 0; i < 3; i++) {
+            size_t n = (size_t)(pg[i]->rows * pg[i]->ld) * sizeof(float);
+            first32[i] = md_malloc(n);
+            gpu->copy(gpu, first32[i], pg[i]->d, n, MD_COPY_D2H);
+            gpu->copy(gpu, pg[i]->d, pg0[i], n, MD_COPY_H2D);
+        }
+        void *seg = gpu->alloc(gpu, ss + 64);
+        poison_bytes(seg, ss), poison_bytes(stg, sg), poison_bytes(wsg, wg);
+        poison16(&y), poison16(&du), poison16(&ddl), poison16_cols(&dxz, E, E), poison16_cols(&dxdbl, R, 2 * N);
+        bf->scan_fwd(bf, &yd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd, &Cd, &Dd, &zd, B, stg, seg);
+        bf->scan_bwd(bf, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &dtd, NULL, &dyd, &ud, &dd, NULL, NULL, &tbd, &Ad, &Bd,
+                     &Cd, &Dd, &zd, B, stg, seg, wsg);
+        int same = 1;
+        for (int i = 0; i < 5; i++) {
+            uint16_t *t = download16(outs[i]);
+            same &= !memcmp(t, first16[i], (size_t)(outs[i]->rows * outs[i]->ld) * 2);
+            free(t), free(first16[i]);
+        }
+        for (int i = 0; i < 3; i++) same &= same_bits(pg[i], first32[i]), free(first32[i]), free(pg0[i]);
+        record("scan_fwd, scan_bwd bf16", "again from segment states (bits)", same ? 0 : INFINITY, 0, sh);
+        gpu->free(gpu, seg);
         b16_t *b16s[] = {&u, &xz, &delta, &xdbl, &y, &dy, &du, &ddl, &dxz, &dxdbl};
         buf_t *b32s[] = {&dtb, &Al, &Dp, &dA, &dD, &ddtb};
         for (size_t i = 0; i < sizeof b16s / sizeof b16s[0]; i++) drop16(b16s[i]);

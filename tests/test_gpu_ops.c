@@ -356,8 +356,8 @@ static void check_scan(void)
         poison_bytes(stg, sg), poison_bytes(wsg, wg);
 #define T2(b) md_tensor_t b##h = th(&b), b##d = td(&b)
         T2(u); T2(z); T2(delta); T2(Bm); T2(Cm); T2(dtb); T2(Al); T2(Dp); T2(y);
-        cpu->scan_fwd(cpu, &yh, &uh, &deltah, NULL, NULL, &dtbh, &Alh, &Bmh, &Cmh, &Dph, &zh, B, stc);
-        gpu->scan_fwd(gpu, &yd, &ud, &deltad, NULL, NULL, &dtbd, &Ald, &Bmd, &Cmd, &Dpd, &zd, B, stg);
+        cpu->scan_fwd(cpu, &yh, &uh, &deltah, NULL, NULL, &dtbh, &Alh, &Bmh, &Cmh, &Dph, &zh, B, stc, NULL);
+        gpu->scan_fwd(gpu, &yd, &ud, &deltad, NULL, NULL, &dtbd, &Ald, &Bmd, &Cmd, &Dpd, &zd, B, stg, NULL);
         record("scan_fwd", "y", relerr(&y), TOL, sh);
         buf_t dy = mk(M, E, E, -1, 1), du = mk(M, E, E, 0, 1), dd = mk(M, E, E, 0, 1), dz = mk(M, E, 2 * E, 0, 1);
         buf_t dB = mk(M, N, R + 2 * N, 0, 1), dC = mk(M, N, R + 2 * N, 0, 1);
@@ -366,10 +366,10 @@ static void check_scan(void)
         T2(dy); T2(du); T2(dd); T2(dz); T2(dB); T2(dC); T2(dA); T2(dD); T2(ddtb);
         cpu->scan_bwd(cpu, &duh, &ddh, &dAh, &dBh, &dCh, &dDh, &dzh, &ddtbh, NULL, &dyh, &uh, &deltah, NULL, NULL, &dtbh,
                       &Alh, &Bmh, &Cmh,
-                      &Dph, &zh, B, stc, wsc);
+                      &Dph, &zh, B, stc, NULL, wsc);
         gpu->scan_bwd(gpu, &dud, &ddd, &dAd, &dBd, &dCd, &dDd, &dzd, &ddtbd, NULL, &dyd, &ud, &deltad, NULL, NULL, &dtbd,
                       &Ald, &Bmd, &Cmd,
-                      &Dpd, &zd, B, stg, wsg);
+                      &Dpd, &zd, B, stg, NULL, wsg);
         record("scan_bwd", "du", relerr(&du), TOL, sh);
         record("scan_bwd", "ddelta", relerr(&dd), TOL, sh);
         record("scan_bwd", "dz", relerr(&dz), TOL, sh);

@@ -17,8 +17,11 @@
  * forward's saved chunk states equals the one that recomputes them, bit
  * for bit; two runs
  * give identical bits; a forward without y (the states alone) followed by
- * a backward that writes y (y_out) gives them too, y included; and a sequence split in two, carried through h0/hT
- * and dhT/dh0, matches the whole. All of it for both training schemes
+ * a backward that writes y (y_out) gives them too, y included; so does a
+ * backward from the forward's segment states (seg_states), which must
+ * change when they are overwritten; and a sequence split in two, carried through
+ * h0/hT and dhT/dh0 (its second part through segment states), matches the
+ * whole. All of it for both training schemes
  * (md_scan_pass_t CHUNKED and WHOLE), whichever AUTO would pick.
  *
  * Exits 77 (skipped) without CUDA or a GPU. MD_GPU_SCAN_QUICK=1 keeps the
@@ -256,11 +259,11 @@ static void reference(const problem_t *p, grads_t *g)
     memcpy(g->dA, p->dA0, (size_t)(E * N) * 8);
     memcpy(g->dD, p->dD0, (size_t)E * 8);
     memcpy(g->db, p->db0, (size_t)E * 8);
-    cpu->scan_fwd(cpu, &y, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
+    cpu->scan_fwd(cpu, &y, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL, NULL);
     void *ws = md_malloc(cpu->scan_bwd_workspace(cpu, F, p->B, p->L, E, N) + 64);
     cpu->scan_bwd(cpu, &du, &ddelta, &dA, &dB, &dC, &dD, &dz, &db, NULL, &dy, &u, &delta, NULL, NULL, &dtb, &A_log, &Bm, &Cm,
                   &D, &z,
-                  p->B, NULL, ws);
+                  p->B, NULL, NULL, ws);
     free(ws);
 }
 
@@ -396,8 +399,8 @@ static void check_fold(const problem_t *p, gpu_t *G, const char *what, int64_t R
     md_tensor_t dtb = md_tensor_1d(p->dt_bias, F, H, E), tdl = md_tensor_2d(dl, F, H, M, R);
     md_tensor_t tw = md_tensor_2d(w, F, H, E, R), td = md_tensor_2d(delta, F, H, M, E);
     md_tensor_t yf = md_tensor_2d(y_fold, F, H, M, E), yd = md_tensor_2d(y_delta, F, H, M, E);
-    cpu->scan_fwd(cpu, &yf, &u, NULL, &tdl, &tw, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
-    cpu->scan_fwd(cpu, &yd, &u, &td, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL);
+    cpu->scan_fwd(cpu, &yf, &u, NULL, &tdl, &tw, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL, NULL);
+    cpu->scan_fwd(cpu, &yd, &u, &td, NULL, NULL, &dtb, &A_log, &Bm, &Cm, &D, &z, p->B, NULL, NULL);
 
     dmat_t gdl = dmat_new(M, R, 2 * N, bf), gw = dmat_new(E, R, 0, bf);
     dmat_upload(&gdl, dl), dmat_upload(&gw, w);
@@ -559,6 +562,37 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
             G.a.y_out = NULL, G.a.ld_y_out = 0;
             if (over) dmat_upload(&G.dy, p.dy);
         }
+        /* 3e: segment states (poisoned first) written by the forward and
+         * read by the backward instead of its walk to them: the same bits;
+         * and the backward does read them (overwritten between the two
+         * with 0x3f3f3f3f = 0.75, not a state the forward can leave at
+         * every segment, the results change) */
+        {
+            size_t sb = md_scan_seg_states_bytes(p.B, p.L, E, N);
+            float *seg = NULL;
+            CU(cudaMalloc((void **)&seg, sb));
+            CU(cudaMemset(seg, 0xff, sb));
+            poison_outputs(&G);
+            reset_param_grads(&G, &p);
+            G.a.seg_states = seg;
+            run_fwd_bwd(&G, 1);
+            gpu_results(&G, &p, &again, &pad_ok);
+            CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: backward from the segment states differs", s->what, dn,
+                  pn);
+            CHECK(pad_ok, "%s %s %s: an output wrote into the padding between rows (segment states)", s->what, dn, pn);
+            poison_outputs(&G);
+            reset_param_grads(&G, &p);
+            G.a.states = G.states;
+            CU(md_scan_fwd(&G.a, 0));
+            CU(cudaMemset(seg, 0x3f, sb));
+            CU(md_scan_bwd(&G.a, 0));
+            CU(cudaDeviceSynchronize());
+            gpu_results(&G, &p, &again, &pad_ok);
+            CHECK(!same_bits(&G, &got, &again, &p), "%s %s %s: the backward ignored the segment states", s->what, dn,
+                  pn);
+            G.a.seg_states = NULL;
+            CU(cudaFree(seg));
+        }
     }
 
     /* 4: forward only (no states, no workspace): one pass per sequence */
@@ -644,7 +678,13 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, md_scan
     A.a.h0 = A.h0, A.a.hT = A.hT;
     A.a.states = A.states;
     CU(md_scan_fwd(&A.a, 0));
-    Bq.a.h0 = A.hT, Bq.a.hT = Bq.hT, Bq.a.states = Bq.states;
+    /* the second part through segment states (the first through chunk
+     * states): they start from h0 too */
+    size_t seg_bytes = md_scan_seg_states_bytes(B, L - L1, E, N);
+    float *seg = NULL;
+    CU(cudaMalloc((void **)&seg, seg_bytes));
+    CU(cudaMemset(seg, 0xff, seg_bytes));
+    Bq.a.h0 = A.hT, Bq.a.hT = Bq.hT, Bq.a.states = Bq.states, Bq.a.seg_states = seg;
     CU(md_scan_fwd(&Bq.a, 0));
     dvec_upload(Bq.dhT, dhT, S);
     Bq.a.dhT = Bq.dhT, Bq.a.dh0 = Bq.dh0;
@@ -652,6 +692,7 @@ static void check_streaming(int64_t B, int64_t L, int64_t L1, int64_t E, md_scan
     A.a.dhT = Bq.dh0, A.a.dh0 = A.dh0;
     CU(md_scan_bwd(&A.a, 0));
     CU(cudaDeviceSynchronize());
+    CU(cudaFree(seg));
 
     grads_t gw, g1, g2;
     const int64_t M = B * L, M1 = B * L1, M2 = B * (L - L1);
@@ -747,6 +788,13 @@ static void check_refusals(void)
     CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "dt_rank %d accepted", MD_SCAN_MAX_DT_RANK + 1);
     a.dt_rank = 0;
     CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "dt_rank 0 accepted");
+    /* segment states belong to a training forward (states or workspace) */
+    a.delta = dummy, a.ld_z = 8, a.seg_states = dummy;
+    CHECK(md_scan_fwd(&a, 0) == cudaErrorInvalidValue, "segment states accepted by the inference forward");
+    a.seg_states = NULL;
+    CHECK(md_scan_seg_states_bytes(2, 1000, 8, 16) == 2 * 125 * 8 * 16 * sizeof(float) &&
+              md_scan_seg_states_bytes(1, 1001, 8, 64) == 63 * 8 * 64 * sizeof(float),
+          "segment states' size");
     CHECK(md_scan_bwd_workspace(1, 1000, 8, 16) >= md_scan_bwd_workspace(1, 999, 8, 16) &&
               md_scan_bwd_workspace(2, 1000, 8, 16) >= md_scan_bwd_workspace(1, 1000, 8, 16),
           "workspace not monotone");

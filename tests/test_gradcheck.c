@@ -111,7 +111,7 @@ static double scan_loss(void *p)
     md_tensor_t y = T2(c->y, M, c->E), u = T2(c->u, M, c->E), dl = T2(c->delta, M, c->E), b = T1(c->bias, c->E);
     md_tensor_t A = T2(c->A_log, c->E, c->N), Bm = T2(c->Bm, M, c->N), Cm = T2(c->Cm, M, c->N), D = T1(c->D, c->E);
     md_tensor_t z = T2(c->z, M, c->E);
-    be->scan_fwd(be, &y, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D, &z, c->B, NULL);
+    be->scan_fwd(be, &y, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D, &z, c->B, NULL, NULL);
     return dot(c->y, c->R, M * c->E);
 }
 
@@ -134,7 +134,7 @@ static void check_scan(void)
     md_tensor_t u = T2(c.u, M, E), dl = T2(c.delta, M, E), b = T1(c.bias, E), A = T2(c.A_log, E, N);
     md_tensor_t Bm = T2(c.Bm, M, N), Cm = T2(c.Cm, M, N), D = T1(c.D, E), z = T2(c.z, M, E);
     be->scan_bwd(be, &tdu, &tddl, &tdA, &tdB, &tdC, &tdD, &tdz, &tdb, NULL, &dy, &u, &dl, NULL, NULL, &b, &A, &Bm, &Cm, &D,
-                 &z, c.B, NULL,
+                 &z, c.B, NULL, NULL,
                  ws);
     fd_check("scan d/du", c.u, du, M * E, scan_loss, &c, 300);
     fd_check("scan d/ddelta", c.delta, ddl, M * E, scan_loss, &c, 300);

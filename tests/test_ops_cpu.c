@@ -535,7 +535,7 @@ static void test_scan(void)
             md_tensor_t tbias = mk1(dt, in.bias, E), tA = mk(dt, in.A_log, E, N, N), tD = mk1(dt, in.D, E);
             md_tensor_t tz = mk(dt, in.z, M, E, 2 * E), ty = mk(dt, zeros(M * E), M, E, E + 1);
             void *states = keep(malloc(be->scan_states_size(be, dt, in.B, in.L, E, N)));
-            be->scan_fwd(be, &ty, &tu, &tdl, NULL, NULL, &tbias, &tA, &tB, &tC, &tD, &tz, in.B, states);
+            be->scan_fwd(be, &ty, &tu, &tdl, NULL, NULL, &tbias, &tA, &tB, &tC, &tD, &tz, in.B, states, NULL);
             snprintf(ctx, sizeof ctx, "(B %lld L %lld E %lld N %lld)", (long long)in.B, (long long)in.L, (long long)E,
                      (long long)N);
             CHECK_REL(rd(&ty), y, M * E, dt, "scan_fwd");
@@ -554,7 +554,7 @@ static void test_scan(void)
                 md_tensor_t tdA = mk(dt, dA0, E, N, N), tdD = mk1(dt, dD0, E), tdbias = mk1(dt, dbias0, E);
                 be->scan_bwd(be, &tdu, &tdd, &tdA, &tdB, &tdC, &tdD, &tdz, &tdbias, NULL, &tdy, &tu, &tdl, NULL, NULL,
                              &tbias, &tA, &tB,
-                             &tC, &tD, &tz, in.B, use_states ? states : NULL, ws);
+                             &tC, &tD, &tz, in.B, use_states ? states : NULL, NULL, ws);
                 CHECK_REL(rd(&tdu), du, M * E, dt, "scan_bwd du");
                 CHECK_REL(rd(&tdd), dd, M * E, dt, "scan_bwd ddelta");
                 CHECK_REL(rd(&tdz), dz, M * E, dt, "scan_bwd dz");
@@ -645,7 +645,7 @@ static void test_threads(void)
         void *ws = keep(malloc(be->scan_bwd_workspace(be, dt, B, L, E, N)));
         be->scan_bwd(be, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], NULL, &tdy, &tu, &tdl, NULL, NULL, &tb, &tA,
                      &tB, &tC,
-                     &tD, &tz, B, NULL, ws);
+                     &tD, &tz, B, NULL, NULL, ws);
         res[run] = keep(malloc((size_t)(E * N + 2 * E) * sizeof(float)));
         memcpy(res[run], o[2].data, E * N * sizeof(float));
         memcpy(res[run] + E * N, o[5].data, E * sizeof(float));

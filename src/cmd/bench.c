@@ -1,7 +1,8 @@
 /* mambadna bench: benchmarks of the GPU kernels (and, later, of training) on
  * this machine.
  *
- *   mambadna bench scan [--shape S1..S5|all|BxDxL] [--dtype f32|bf16|both] [--pass auto|chunked|whole] [--reps N]
+ *   mambadna bench scan [--shape S1..S5|all|BxDxL] [--dtype f32|bf16|both] [--pass auto|chunked|whole]
+ *                     [--states segment|chunk] [--reps N]
  *   mambadna bench train [--preset P] [-L N] [-B N] [--tokens-per-step N]   (bench_train.c)
  *   mambadna bench attention [-L N] [-B N] [--heads N] [--head-dim N]    (bench_attention.c)
  *   mambadna bench all [--only LIST] [--quick] [--time-budget S] [-o FILE]  (bench_suite.c)
@@ -33,10 +34,12 @@
 #include "scan_api.h"
 #endif
 
-enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_PASS, OPT_REPS };
+enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_PASS, OPT_STATES, OPT_REPS };
 
 /* --pass, in md_scan_pass_t's order */
 static const char *const pass_names[] = {"auto", "chunked", "whole"};
+/* --states: what the forward keeps for the backward (0: chunk, 1: segment) */
+static const char *const states_names[] = {"chunk", "segment"};
 
 enum { N_SCAN_SHAPES = MD_SCAN_N_SHAPES, SCAN_STATE = MD_SCAN_BENCH_STATE };
 /* --shape, besides an index into md_scan_shapes */
@@ -61,7 +64,7 @@ static void usage_scan(FILE *fp)
     fprintf(fp,
             "Usage: mambadna bench scan [options]\n\n"
             "Times the fused selective scan (N = 16) with CUDA events: forward, backward\n"
-            "(from the forward's saved chunk states) and both, as medians over --reps runs\n"
+            "(from the states the forward kept) and both, as medians over --reps runs\n"
             "after a warm-up, on random inputs. GB/s counts the minimal bytes (inputs read\n"
             "once, outputs written once); %%copy compares it with a device-to-device copy\n"
             "measured first. 'bar' is the official Mamba kernel's fwd+bwd on an H200.\n\n"
@@ -73,6 +76,10 @@ static void usage_scan(FILE *fp)
             "      --dtype STR     f32, bf16 or both [both]\n"
             "      --pass STR      auto, chunked or whole: how a sequence longer than a\n"
             "                      chunk is covered (scan_api.h's md_scan_pass_t) [auto]\n"
+            "      --states STR    what the forward keeps for the backward: 'segment', the state\n"
+            "                      entering every 8 steps (training keeps these where each\n"
+            "                      layer has its own activations), or 'chunk', every 128\n"
+            "                      (as under --recompute) [segment]\n"
             "      --reps INT      timed runs per shape [10]\n"
             MD_COMMON_HELP);
 }
@@ -132,8 +139,8 @@ typedef struct {
     void *u, *delta, *z, *Bm, *Cm, *dy;
 } scan_inputs_t;
 
-int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int reps, uint64_t seed, int64_t l2_bytes,
-                          md_scan_bench_result_t *res)
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int seg_states, int reps, uint64_t seed,
+                          int64_t l2_bytes, md_scan_bench_result_t *res)
 {
     const md_scan_dtype_t dt = bf16 ? MD_SCAN_BF16 : MD_SCAN_F32;
     const int64_t B = sh->B, E = sh->D, L = sh->L, N = SCAN_STATE, M = B * L;
@@ -146,11 +153,12 @@ int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int rep
     scan_inputs_t in[8];
     memset(in, 0, sizeof in);
     void *y = NULL, *du = NULL, *ddelta = NULL, *dz = NULL, *dBm = NULL, *dCm = NULL, *ws = NULL;
-    float *A_log = NULL, *D = NULL, *dt_bias = NULL, *dA = NULL, *dD = NULL, *ddb = NULL, *states = NULL;
+    float *A_log = NULL, *D = NULL, *dt_bias = NULL, *dA = NULL, *dD = NULL, *ddb = NULL, *states = NULL, *seg = NULL;
     cudaEvent_t ev[3] = {NULL, NULL, NULL};
     float *tf = md_malloc(sizeof(float) * reps), *tb = md_malloc(sizeof(float) * reps),
           *ta = md_malloc(sizeof(float) * reps);
     size_t ws_bytes = md_scan_bwd_workspace(B, L, E, N), st_bytes = md_scan_states_bytes(B, L, E, N);
+    size_t seg_bytes = seg_states ? md_scan_seg_states_bytes(B, L, E, N) : 0;
     int ret = -1;
 
     for (int s = 0; s < sets; s++) {
@@ -180,6 +188,7 @@ int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int rep
         goto out;
     if (ws_bytes && CUDA_OK(cudaMalloc(&ws, ws_bytes)) < 0) goto out;
     if (st_bytes && CUDA_OK(cudaMalloc((void **)&states, st_bytes)) < 0) goto out;
+    if (seg_bytes && CUDA_OK(cudaMalloc((void **)&seg, seg_bytes)) < 0) goto out;
     for (int k = 0; k < 3; k++)
         if (CUDA_OK(cudaEventCreate(&ev[k])) < 0) goto out;
 
@@ -194,6 +203,7 @@ int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int rep
     a.y = y, a.du = du, a.ddelta = ddelta, a.dz = dz, a.dBm = dBm, a.dCm = dCm;
     a.dA_log = dA, a.dD = dD, a.ddt_bias = ddb;
     a.states = states;
+    a.seg_states = seg;
     a.workspace = ws, a.workspace_bytes = ws_bytes;
 
     for (int r = -2; r < reps; r++) {   /* two warm-up runs */
@@ -226,14 +236,14 @@ out:
     }
     cudaFree(y), cudaFree(du), cudaFree(ddelta), cudaFree(dz), cudaFree(dBm), cudaFree(dCm);
     cudaFree(A_log), cudaFree(D), cudaFree(dt_bias), cudaFree(dA), cudaFree(dD), cudaFree(ddb);
-    cudaFree(ws), cudaFree(states);
+    cudaFree(ws), cudaFree(states), cudaFree(seg);
     free(tf), free(tb), free(ta);
     return ret;
 }
 
 /* shape: an index into md_scan_shapes, SHAPE_ALL, or SHAPE_CUSTOM (the sizes in custom). */
 static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_shape_t *custom, int dtypes, int pass,
-                          int reps)
+                          int seg_states, int reps)
 {
     md_device_t dev;
     const char *spec = strcmp(co->device, "auto") ? co->device : "cuda";
@@ -256,8 +266,8 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
     FILE *fp = of->fp;
     if (!co->json) {
         md_provenance_comment(fp, "#");
-        fprintf(fp, "# %s; copy bandwidth %.0f GB/s; N = %d; pass %s; medians of %d runs\n", dev.name, copy_gbps,
-                SCAN_STATE, pass_names[pass], reps);
+        fprintf(fp, "# %s; copy bandwidth %.0f GB/s; N = %d; pass %s; states %s; medians of %d runs\n", dev.name,
+                copy_gbps, SCAN_STATE, pass_names[pass], states_names[seg_states], reps);
         fprintf(fp, "#shape\tB\tD\tL\tdtype\tfwd_ms\tbwd_ms\tfwdbwd_ms\tGB/s\t%%copy\tbar_ms\tbar/ours\n");
     }
     int ret = 0;
@@ -271,7 +281,7 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
             md_scan_bench_result_t r;
             memset(&r, 0, sizeof r);
             const uint64_t seed = co->seed * 1000003u + (uint64_t)i * 17u + (uint64_t)d;
-            if (md_bench_scan_measure(sh, d == 0, pass, reps, seed, l2, &r) < 0) {
+            if (md_bench_scan_measure(sh, d == 0, pass, seg_states, reps, seed, l2, &r) < 0) {
                 ret = -1;
                 break;
             }
@@ -282,9 +292,10 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
                 fprintf(fp,
                         "{\"shape\": \"%s\", \"B\": %lld, \"D\": %lld, \"L\": %lld, \"N\": %d, \"dtype\": \"%s\", "
                         "\"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"fwdbwd_ms\": %.4f, \"min_bytes\": %.0f, "
-                        "\"gbps\": %.1f, \"copy_gbps\": %.1f, \"bar_ms\": %.3f, \"input_sets\": %d}\n",
+                        "\"gbps\": %.1f, \"copy_gbps\": %.1f, \"bar_ms\": %.3f, \"input_sets\": %d, \"states\": \"%s\"}\n",
                         sh->name, (long long)sh->B, (long long)sh->D, (long long)sh->L, SCAN_STATE, dn, r.fwd_ms,
-                        r.bwd_ms, r.all_ms, r.bytes_fwd + r.bytes_bwd, gbps, copy_gbps, bar, r.sets);
+                        r.bwd_ms, r.all_ms, r.bytes_fwd + r.bytes_bwd, gbps, copy_gbps, bar, r.sets,
+                        states_names[seg_states]);
             else {
                 char bar_s[32] = "-", ratio_s[32] = "-";   /* a custom shape has no bar */
                 if (bar > 0) {
@@ -307,8 +318,8 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
 
 #else
 
-int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int reps, uint64_t seed, int64_t l2_bytes,
-                          md_scan_bench_result_t *res)
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int seg_states, int reps, uint64_t seed,
+                          int64_t l2_bytes, md_scan_bench_result_t *res)
 {
     md_error("bench scan: this mambadna was built without CUDA");
     return -1;
@@ -343,9 +354,10 @@ static int bench_scan(int argc, char **argv)
                                              {"shape", required_argument, 0, OPT_SHAPE},
                                              {"dtype", required_argument, 0, OPT_DTYPE},
                                              {"pass", required_argument, 0, OPT_PASS},
+                                             {"states", required_argument, 0, OPT_STATES},
                                              {"reps", required_argument, 0, OPT_REPS},
                                              {0, 0, 0, 0}};
-    int shape = SHAPE_ALL, dtypes = 3, pass = 0, c;
+    int shape = SHAPE_ALL, dtypes = 3, pass = 0, seg_states = 1, c;
     md_scan_shape_t custom = {"custom", 0, 0, 0, 0.0, 0.0};
     int64_t reps = 10;
     opterr = 0;
@@ -385,6 +397,13 @@ static int bench_scan(int argc, char **argv)
                 return 1;
             }
             break;
+        case OPT_STATES:
+            for (seg_states = 0; seg_states < 2 && strcmp(optarg, states_names[seg_states]); seg_states++) continue;
+            if (seg_states == 2) {
+                md_error("option --states: '%s' is not one of segment, chunk", optarg);
+                return 1;
+            }
+            break;
         case OPT_REPS:
             if (md_parse_i64("--reps", optarg, 1, 100000, 0, &reps) < 0) return 1;
             break;
@@ -407,9 +426,9 @@ static int bench_scan(int argc, char **argv)
         md_error("bench scan: no GPU is visible (CUDA %s)", md_cuda_version_string());
         return 1;
     }
-    return bench_scan_run(&co, shape, &custom, dtypes, pass, (int)reps) < 0 ? 1 : 0;
+    return bench_scan_run(&co, shape, &custom, dtypes, pass, seg_states, (int)reps) < 0 ? 1 : 0;
 #else
-    (void)shape, (void)custom, (void)dtypes, (void)pass, (void)reps;
+    (void)shape, (void)custom, (void)dtypes, (void)pass, (void)seg_states, (void)reps;
     md_error("bench scan: this mambadna was built without CUDA");
     return 1;
 #endif

@@ -171,8 +171,10 @@ static void run_scan(suite_t *s)
         set_int(c->settings, "B", sh->B), set_int(c->settings, "D", sh->D), set_int(c->settings, "L", sh->L);
         set_int(c->settings, "N", MD_SCAN_BENCH_STATE), set_int(c->settings, "reps", reps);
         json_object_set_new(c->settings, "dtype", json_string("bf16"));
+        /* the backward from segment states, as the training cells run it */
+        json_object_set_new(c->settings, "states", json_string("segment"));
         md_scan_bench_result_t r;
-        if (md_bench_scan_measure(sh, 1, 0, reps, s->co->seed * 1000003u + (uint64_t)i * 17u, s->l2_bytes, &r) < 0) {
+        if (md_bench_scan_measure(sh, 1, 0, 1, reps, s->co->seed * 1000003u + (uint64_t)i * 17u, s->l2_bytes, &r) < 0) {
             cell_failed(s, c);
             continue;
         }

@@ -64,10 +64,13 @@ typedef struct md_scan_bench_result {
     int sets;
 } md_scan_bench_result_t;
 
-/* pass: scan_api.h's md_scan_pass_t (0: AUTO, as training runs it).
- * Returns 0, or -1 after one error line (CUDA, or a build without it). */
-int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int reps, uint64_t seed, int64_t l2_bytes,
-                          md_scan_bench_result_t *r);
+/* pass: scan_api.h's md_scan_pass_t (0: AUTO, as training runs it);
+ * seg_states: the backward from the forward's segment states (scan_api.h),
+ * as training keeps them where each layer has its own activations, else
+ * from its chunk states. Returns 0, or -1 after one error line (CUDA, or a
+ * build without it). */
+int md_bench_scan_measure(const md_scan_shape_t *sh, int bf16, int pass, int seg_states, int reps, uint64_t seed,
+                          int64_t l2_bytes, md_scan_bench_result_t *r);
 
 /* Device-to-device copy bandwidth of the current GPU in GB/s (bytes read
  * plus written, cudaMemcpy of 2 GiB, median of 10). 0, or -1 after one

@@ -46,6 +46,7 @@ static md_mamba_acts_t mamba_acts(const md_block_ctx_t *c, int layer, void *base
     size_t stride = md_mamba_states_stride(cfg, c->be, c->dtype, c->max_batch, c->max_len, c->acts_plan);
     size_t layer_at = (size_t)layer * stride;
     r.states = (char *)a.states + layer_at + (c->whole ? 0 : (size_t)c->seq * states_seq);
+    r.seg_states = c->whole ? a.seg_states : NULL;   /* planned for whole batches only */
     return r;
 }
 

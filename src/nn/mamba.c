@@ -53,7 +53,7 @@ void md_block_slice_dt(const md_block_ctx_t *c, void *base, const int64_t *cols,
     }
 }
 
-enum { N_ACTS = 8 };
+enum { N_ACTS = 9 };
 
 /* sizes of the sub-buffers in bytes, in carve order */
 static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t B, int64_t L,
@@ -78,6 +78,11 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
     if (plan == MD_ACTS_SHARED_STATES)
         s[6] += (size_t)(cfg->n_layer - 1) * md_mamba_states_stride(cfg, be, dt, B, L, plan);
     s[7] = plan == MD_ACTS_PER_LAYER ? (size_t)(M * cfg->d_model) * es : 0; /* hn */
+    /* the segment states, where each layer keeps its set: the plans that
+     * recompute exist to save memory, and these cost 16x the states */
+    s[8] = plan == MD_ACTS_PER_LAYER && be->scan_seg_states_size
+               ? be->scan_seg_states_size(be, adt, B, L, E, cfg->d_state)
+               : 0;
 }
 
 size_t md_mamba_states_stride(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
@@ -107,13 +112,14 @@ void md_mamba_acts_carve(const md_config_t *cfg, const md_backend_t *be, md_dtyp
 {
     size_t s[N_ACTS];
     acts_sizes(cfg, be, dt, max_batch, max_len, plan, s);
-    void **slot[N_ACTS] = {&a->rstd, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states, &a->hn};
+    void **slot[N_ACTS] = {&a->rstd, &a->xz, &a->u, &a->xdbl, &a->delta, &a->y, &a->states, &a->hn, &a->seg_states};
     char *p = base;
     for (int i = 0; i < N_ACTS; i++) {
         *slot[i] = p;
         p += round64b(s[i]);
     }
     if (!s[7]) a->hn = NULL;   /* hn shares a slot (mamba.h) */
+    if (!s[8]) a->seg_states = NULL;
 }
 
 enum { N_SCRATCH = 3 };
@@ -236,7 +242,7 @@ void md_mamba_fwd(const md_block_ctx_t *c, int layer, const void *h_in, void *h_
     int y_left = !h_out && y_from_backward(c);
     if (!y_left || c->acts_plan != MD_ACTS_SHARED_STATES)
         be->scan_fwd(be, y_left ? NULL : &y, &u, fold ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm,
-                     &w.D, &z, c->B, fwd_only ? NULL : a->states);
+                     &w.D, &z, c->B, fwd_only ? NULL : a->states, fwd_only ? NULL : a->seg_states);
     if (c->next_norm) {
         md_tensor_t hout = mat(c, h_out, M, d);
         md_tensor_t ny = c->norm_y ? mat(c, c->norm_y, M, d) : hn;
@@ -296,7 +302,7 @@ void md_mamba_bwd(const md_block_ctx_t *c, int layer, const void *h_in, void *g_
      * out_proj's weight gradient reads it as in the per-layer plans */
     be->scan_bwd(be, &du, &ddelta, &gw.A_log, &dB, &dC, &gw.D, &dz, &gw.dt_b, late_y ? &y : NULL, &dy, &u,
                  scan_forms_delta(c, 0) ? NULL : &delta, &dt_in, &w.dt_w, &w.dt_b, &w.A_log, &Bm, &Cm, &w.D, &z, c->B,
-                 a->states, c->op_ws);
+                 a->states, a->seg_states, c->op_ws);
     /* dt_proj: both its gradients in one pass over ddelta */
     be->lowrank_bwd(be, &ddt_in, &gw.dt_w, &ddelta, &dt_in, &w.dt_w);
     if (late_y) {

@@ -106,6 +106,7 @@ static inline int md_block_forward_only(const md_block_ctx_t *c) { return c->act
  * that exist to save it. */
 typedef struct md_mamba_acts {
     void *rstd, *xz, *u, *xdbl, *delta, *y, *states, *hn;
+    void *seg_states;   /* scan_fwd's (ops.h); MD_ACTS_PER_LAYER only, else NULL */
 } md_mamba_acts_t;
 
 /* The backward's temporaries (one set for all layers), of the activation

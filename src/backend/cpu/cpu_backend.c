@@ -431,8 +431,9 @@ static void cpu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor
                          const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
                          const md_tensor_t *A_log, const md_tensor_t *Bm,
                          const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
-                         void *states)
+                         void *states, void *seg_states)
 {
+    (void)seg_states;   /* none here (scan_seg_states_size NULL) */
     PROF_BEGIN;
     int d = is_f64(u, "scan_fwd");
     md_cpu_scan_args_t s;
@@ -468,8 +469,9 @@ static void cpu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *d
                          const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
                          const md_tensor_t *A_log, const md_tensor_t *Bm,
                          const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
-                         const void *states, void *workspace)
+                         const void *states, const void *seg_states, void *workspace)
 {
+    (void)seg_states;
     PROF_BEGIN;
     int d = is_f64(du, "scan_bwd");
     md_cpu_scan_args_t s;

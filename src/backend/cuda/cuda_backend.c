@@ -441,11 +441,17 @@ static size_t cu_scan_bwd_workspace(const md_backend_t *be, md_dtype_t dt, int64
     return md_scan_bwd_workspace(batch, len, d_inner, d_state);
 }
 
+static size_t cu_scan_seg_states_size(const md_backend_t *be, md_dtype_t dt, int64_t batch, int64_t len,
+                                      int64_t d_inner, int64_t d_state)
+{
+    return md_scan_seg_states_bytes(batch, len, d_inner, d_state);
+}
+
 static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,
                         const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
                         const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
-                        void *states)
+                        void *states, void *seg_states)
 {
     md_scan_args_t s;
     OP_REQUIRE(delta || (dt_low && md_scan_forms_delta(be, NCOLS(dt_low), states == NULL)), "scan_fwd");
@@ -464,6 +470,8 @@ static void cu_scan_fwd(const md_backend_t *be, md_tensor_t *y, const md_tensor_
     s.workspace = wb && states ? states : NULL;
     if (states && !wb) s.states = (float *)states;
     s.workspace_bytes = s.workspace ? wb : 0;
+    OP_REQUIRE(!seg_states || states, "scan_fwd");
+    s.seg_states = (float *)seg_states;
     CK(md_scan_fwd(&s, STREAM(be)), "scan_fwd");
 }
 
@@ -473,7 +481,7 @@ static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *dd
                         const md_tensor_t *dt_low, const md_tensor_t *dt_w, const md_tensor_t *dt_bias,
                         const md_tensor_t *A_log, const md_tensor_t *Bm,
                         const md_tensor_t *Cm, const md_tensor_t *D, const md_tensor_t *z, int64_t batch,
-                        const void *states, void *workspace)
+                        const void *states, const void *seg_states, void *workspace)
 {
     md_scan_args_t s;
     OP_REQUIRE(delta || (dt_low && md_scan_forms_delta(be, NCOLS(dt_low), 0)), "scan_bwd");
@@ -503,6 +511,7 @@ static void cu_scan_bwd(const md_backend_t *be, md_tensor_t *du, md_tensor_t *dd
         s.y_out = y->data, s.ld_y_out = y->ld;
     }
     s.states = md_scan_states_bytes(s.batch, s.len, E, N) ? (float *)states : NULL;
+    s.seg_states = (float *)seg_states;
     s.workspace = workspace;
     s.workspace_bytes = wb;
     CK(md_scan_bwd(&s, STREAM(be)), "scan_bwd");
@@ -716,6 +725,7 @@ static const md_backend_t cuda_template = {
     .scan_states_size = cu_scan_states_size,
     .scan_states_kept_size = cu_scan_states_kept_size,
     .scan_bwd_workspace = cu_scan_bwd_workspace,
+    .scan_seg_states_size = cu_scan_seg_states_size,
     .scan_bwd = cu_scan_bwd,
     .xent_workspace = cu_xent_workspace,
     .xent = cu_xent,
