@@ -120,11 +120,12 @@ struct md_lanes {
     static constexpr int R = TS / Q;
 };
 
-/* Steps per segment for n states (md_lanes' TS), for host code. */
-static inline int64_t md_scan_seg_steps(int64_t n)
+/* Segments of a sequence of len steps with n states (md_lanes' TS steps
+ * each), for host code: seg_states' rows per sequence. */
+static inline int64_t md_scan_seg_count(int64_t len, int64_t n)
 {
-    const int64_t q = md_scan_npad(n) / 4;
-    return q > 8 ? q : 8;
+    const int64_t q = md_scan_npad(n) / 4, ts = q > 8 ? q : 8;
+    return (len + ts - 1) / ts;
 }
 
 /* One step of a lane's four states, h = 2^(dt A2) h + dt u B, the decays
@@ -244,7 +245,6 @@ typedef struct md_scan_layout {
     int64_t G, ng, ng_max;      /* chunks per propagation group, groups, bound on groups */
     int64_t cpb, ncb;           /* backward: channels per block, channel blocks */
     int64_t cs_groups;          /* bound on the parameter reduction's row groups */
-    int64_t nsl;                /* segments of a sequence (seg_states) */
     /* byte offsets into the workspace */
     size_t states, sum, gsum, gstart, rend, dbc, pp, cs, fwd_bytes, bwd_bytes;
 } md_scan_layout_t;
@@ -270,7 +270,6 @@ static inline md_scan_layout_t md_scan_layout(int64_t B, int64_t L, int64_t E, i
     w.ncb = (E + w.cpb - 1) / w.cpb;
     int64_t rows = B * w.nc;
     w.cs_groups = (rows + 31) / 32 < 64 ? (rows + 31) / 32 : 64;
-    w.nsl = (L + md_scan_seg_steps(N) - 1) / md_scan_seg_steps(N);
     size_t f = sizeof(float), off = 0;
     int chunked = w.nc > 1;
     w.states = off;

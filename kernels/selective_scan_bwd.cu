@@ -66,7 +66,7 @@ BwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.y = (T *)a->y_out, f.ld_y = a->ld_y_out;
     f.seg = a->seg_states;
     f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
-    f.nsl = (f.L + md_scan_seg_steps(f.N) - 1) / md_scan_seg_steps(f.N);
+    f.nsl = md_scan_seg_count(f.L, f.N);
     return f;
 }
 
@@ -321,10 +321,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         if (!WALK) {
             /* the forward's segment starts, each thread its own slots of
              * ckpt (so no barrier), landing while Bm and Cm are staged */
+            const float4 *seg4 = reinterpret_cast<const float4 *>(a.seg);
             for (int sg = 0; sg < nseg; sg++)
-                cp_async16(&ckpt[sg * NT + tid],
-                           reinterpret_cast<const float4 *>(a.seg) + md_seg_state<NPAD>(a.nsl, E, b, t0 + sg * TS, ec, q),
-                           valid);
+                cp_async16(&ckpt[sg * NT + tid], seg4 + md_seg_state<NPAD>(a.nsl, E, b, t0 + sg * TS, ec, q), valid);
             cp_async_commit();
         }
         {
@@ -342,9 +341,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         }
         __syncthreads();
 
-        /* Phase 1 (WALK): the state entering each segment. The lane's owned rows of
-         * the next segment (its loads ahead), a segment further each time:
-         * the 64-bit row products once a chunk (NOTES-scan.md, v9). */
+        /* Phase 1 (WALK): the state entering each segment. The lane's owned
+         * rows of the next segment (its loads ahead), a segment further each
+         * time: the 64-bit row products once a chunk (NOTES-scan.md, v9). */
         const T *pu_next = a.u + (row0 + TS + q * R) * a.ld_u + ec;
         const T *pd_next = a.delta + (row0 + TS + q * R) * a.ld_delta + ec;
         for (int seg = 0; WALK && seg < nseg; seg++, pu_next += TS * a.ld_u, pd_next += TS * a.ld_delta) {

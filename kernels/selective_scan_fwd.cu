@@ -51,7 +51,7 @@ FwdArgs<T> unpack(const md_scan_args_t *a, int64_t nc)
     f.y = (T *)a->y, f.ld_y = a->ld_y;
     f.seg = a->seg_states;
     f.B = a->batch, f.L = a->len, f.E = a->d_inner, f.N = a->d_state, f.nc = nc;
-    f.nsl = (f.L + md_scan_seg_steps(f.N) - 1) / md_scan_seg_steps(f.N);
+    f.nsl = md_scan_seg_count(f.L, f.N);
     return f;
 }
 
@@ -414,8 +414,7 @@ size_t md_scan_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t
 size_t md_scan_seg_states_bytes(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)
 {
     if (!md_scan_sizes_ok(batch, len, d_inner, d_state)) return 0;
-    md_scan_layout_t w = md_scan_layout(batch, len, d_inner, d_state);
-    return sizeof(float) * (size_t)(w.B * w.nsl * w.E * md_scan_npad(w.N));
+    return sizeof(float) * (size_t)(batch * md_scan_seg_count(len, d_state) * d_inner * md_scan_npad(d_state));
 }
 
 size_t md_scan_fwd_workspace(int64_t batch, int64_t len, int64_t d_inner, int64_t d_state)

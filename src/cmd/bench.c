@@ -292,7 +292,8 @@ static int bench_scan_run(const md_common_opts_t *co, int shape, const md_scan_s
                 fprintf(fp,
                         "{\"shape\": \"%s\", \"B\": %lld, \"D\": %lld, \"L\": %lld, \"N\": %d, \"dtype\": \"%s\", "
                         "\"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"fwdbwd_ms\": %.4f, \"min_bytes\": %.0f, "
-                        "\"gbps\": %.1f, \"copy_gbps\": %.1f, \"bar_ms\": %.3f, \"input_sets\": %d, \"states\": \"%s\"}\n",
+                        "\"gbps\": %.1f, \"copy_gbps\": %.1f, \"bar_ms\": %.3f, \"input_sets\": %d, "
+                        "\"states\": \"%s\"}\n",
                         sh->name, (long long)sh->B, (long long)sh->D, (long long)sh->L, SCAN_STATE, dn, r.fwd_ms,
                         r.bwd_ms, r.all_ms, r.bytes_fwd + r.bytes_bwd, gbps, copy_gbps, bar, r.sets,
                         states_names[seg_states]);
