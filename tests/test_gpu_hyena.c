@@ -301,7 +301,10 @@ static void check_fftconv(void)
                              way ? NULL : kept);
             record("fftconv_bwd", what[way][0], relerr(&dxs), TOL_FFT, sh);
             record("fftconv_bwd", what[way][1], relerr(&dk), TOL_FFT, sh);
-            record("fftconv_bwd", what[way][2], relerr(&dD), TOL, sh);
+            /* dD sums B L products (131,073 in the longest shape), in
+             * different orders on the two sides: their fp32 rounding grows
+             * like sqrt(B L) eps, past TOL there (1.35e-5 measured) */
+            record("fftconv_bwd", what[way][2], relerr(&dD), TOL_FFT, sh);
         }
         free(dk0), free(dD0);
         buf_t *all[] = {&xs, &k, &D, &y, &dy, &dxs, &dk, &dD};

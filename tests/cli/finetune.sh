@@ -163,6 +163,7 @@ expect_error "empty species TSV" "lists no species" $MD finetune -i "$T/lm.safet
 expect_error "bad -L" "-L" $MD finetune -i "$T/lm.safetensors" -L 0 -o "$O" $SP
 expect_error "lr-min above lr" "--lr-min" $MD finetune -i "$T/lm.safetensors" --lr 1e-5 --lr-min 1e-3 -o "$O" $SP
 expect_error "unknown option" "unrecognized option|--frobnicate" $MD finetune --frobnicate -o "$O" $SP
-expect_error "CUDA without a GPU" "-x/--device|GPU|CUDA" $MD finetune -x cuda -i "$T/lm.safetensors" $FAST -o "$O" $SP
+expect_error "CUDA without a GPU" "-x/--device|GPU|CUDA" \
+    env CUDA_VISIBLE_DEVICES= $MD finetune -x cuda -i "$T/lm.safetensors" $FAST -o "$O" $SP
 no_file "no checkpoint after the errors" "$O"
 finish
