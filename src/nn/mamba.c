@@ -77,7 +77,7 @@ static void acts_sizes(const md_config_t *cfg, const md_backend_t *be, md_dtype_
     s[6] = plan == MD_ACTS_FORWARD_ONLY ? 0 : one;
     if (plan == MD_ACTS_SHARED_STATES)
         s[6] += (size_t)(cfg->n_layer - 1) * md_mamba_states_stride(cfg, be, dt, B, L, plan);
-    s[7] = plan == MD_ACTS_PER_LAYER ? (size_t)(M * cfg->d_model) * es : 0; /* hn */
+    s[7] = md_acts_per_layer(plan) ? (size_t)(M * cfg->d_model) * es : 0; /* hn */
     /* the segment states, where each layer keeps its set: the plans that
      * recompute exist to save memory, and these cost 16x the states */
     s[8] = plan == MD_ACTS_PER_LAYER && be->scan_seg_states_size

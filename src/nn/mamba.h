@@ -39,10 +39,15 @@ typedef enum md_acts_plan {
     MD_ACTS_SHARED,
     MD_ACTS_SHARED_STATES,
     MD_ACTS_FORWARD_ONLY,
+    /* MD_ACTS_PER_LAYER without the scan's segment states (ops.h,
+     * scan_seg_states_size): where those do not fit (md_model_create) */
+    MD_ACTS_PER_LAYER_LEAN,
 } md_acts_plan_t;
 
 /* Whether one set serves every layer, refilled before each backward. */
 static inline int md_acts_shared(md_acts_plan_t p) { return p == MD_ACTS_SHARED || p == MD_ACTS_SHARED_STATES; }
+/* Whether each layer keeps its own set. */
+static inline int md_acts_per_layer(md_acts_plan_t p) { return p == MD_ACTS_PER_LAYER || p == MD_ACTS_PER_LAYER_LEAN; }
 
 /* What one forward/backward call works with. */
 typedef struct md_block_ctx {

@@ -69,8 +69,9 @@ int md_model_keeps_scan_states(const md_config_t *cfg, const md_model_opts_t *op
     return opts && !opts->inference && opts->recompute == MD_RECOMPUTE_KEEP_STATES && cfg->arch == MD_ARCH_MAMBA;
 }
 
+/* lean: without the scan's segment states (MD_ACTS_PER_LAYER_LEAN) */
 static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
-                      int64_t max_len, const md_model_opts_t *opts, plan_t *p, md_model_memory_t *mem,
+                      int64_t max_len, const md_model_opts_t *opts, int lean, plan_t *p, md_model_memory_t *mem,
                       int64_t n_params)
 {
     int64_t M = max_batch * max_len, d = cfg->d_model, V = cfg->vocab_size;
@@ -81,7 +82,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
     p->resid_elems = round16(M * d);
     int inference = opts && opts->inference;
     if (inference) p->acts_plan = MD_ACTS_FORWARD_ONLY;
-    else if (!opts || !opts->recompute) p->acts_plan = MD_ACTS_PER_LAYER;
+    else if (!opts || !opts->recompute) p->acts_plan = lean ? MD_ACTS_PER_LAYER_LEAN : MD_ACTS_PER_LAYER;
     else if (md_model_keeps_scan_states(cfg, opts)) p->acts_plan = MD_ACTS_SHARED_STATES;
     else p->acts_plan = MD_ACTS_SHARED;
     p->acts_bytes = arch->acts_bytes(cfg, be, dt, max_batch, max_len, p->acts_plan);
@@ -89,7 +90,7 @@ static void make_plan(const md_config_t *cfg, const md_backend_t *be, md_dtype_t
      * first of all h_{l-1}, into h_l) and then writes h_{l+1}, so two
      * streams in turn suffice: h_{l+1} overwrites h_{l-1} once read */
     p->n_resid = inference && cfg->n_layer + 1 > 2 ? 2 : cfg->n_layer + 1;
-    p->n_acts = p->acts_plan == MD_ACTS_PER_LAYER ? cfg->n_layer : 1;
+    p->n_acts = md_acts_per_layer(p->acts_plan) ? cfg->n_layer : 1;
     /* hf, the final norm's statistics (rstd, and mean for a LayerNorm),
      * logits, and a classifier's head buffers */
     p->head_elems = round16(M * d) + (arch->final_layernorm ? 2 : 1) * round16(M) + round16(M * V) +
@@ -147,7 +148,7 @@ int md_model_plan(const md_config_t *cfg, md_dtype_t dtype, int64_t max_batch, i
 {
     if (!md_block_arch(cfg->arch) || max_batch < 1 || max_len < 1) return -1;
     plan_t p;
-    make_plan(cfg, NULL, dtype, max_batch, max_len, opts, &p, mem, md_config_n_params(cfg));
+    make_plan(cfg, NULL, dtype, max_batch, max_len, opts, 0, &p, mem, md_config_n_params(cfg));
     return 0;
 }
 
@@ -155,7 +156,8 @@ static void log_plan(const md_model_t *m)
 {
     static const char *const plan_note[] = {
         [MD_ACTS_PER_LAYER] = "", [MD_ACTS_SHARED] = " (recompute)",
-        [MD_ACTS_SHARED_STATES] = " (recompute, scan states kept)", [MD_ACTS_FORWARD_ONLY] = " (inference)"};
+        [MD_ACTS_SHARED_STATES] = " (recompute, scan states kept)", [MD_ACTS_FORWARD_ONLY] = " (inference)",
+        [MD_ACTS_PER_LAYER_LEAN] = " (no scan segment states)"};
     const md_model_memory_t *x = &m->mem;
     double MiB = 1048576.0;
     char copies[64] = "";
@@ -193,6 +195,30 @@ const md_backend_t *md_backend_for_arch(md_arch_t arch, const md_backend_t *be, 
     md_error("option -x/--device: the %s backend has no kernels for the %s architecture yet; use -x cpu", be->name,
              md_arch_name(arch));
     return NULL;
+}
+
+/* The plan's buffers; 0 when one did not fit (those that did stay, for
+ * the message and free_plan). */
+static int alloc_plan(md_model_t *m, const plan_t *p)
+{
+    const md_backend_t *be = m->be;
+    m->params = be->alloc(be, (size_t)m->mem.params);
+    m->grads = be->alloc(be, (size_t)m->mem.grads);   /* the gradients, then the slots */
+    m->act = be->alloc(be, (size_t)m->mem.activations);
+    m->ws = be->alloc(be, (size_t)m->mem.workspace);
+    m->tok_in = be->alloc(be, p->tok_bytes);
+    m->wparams = m->mem.weight_copies ? be->alloc(be, (size_t)m->mem.weight_copies) : m->params;
+    return m->params && m->grads && m->act && m->ws && m->tok_in && m->wparams;
+}
+
+static void free_plan(md_model_t *m)
+{
+    const md_backend_t *be = m->be;
+    if (m->wparams && m->wparams != m->params) be->free(be, m->wparams);
+    be->free(be, m->params), be->free(be, m->grads), be->free(be, m->act), be->free(be, m->ws);
+    be->free(be, m->tok_in);
+    m->wparams = m->params = m->grads = m->act = m->ws = NULL;
+    m->tok_in = NULL;
 }
 
 md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dtype, int64_t max_batch,
@@ -239,15 +265,26 @@ md_model_t *md_model_new_ex(const md_config_t *cfg, const md_backend_t *be, md_d
         return NULL;
     }
     plan_t p;
-    make_plan(&m->cfg, be, dtype, max_batch, max_len, &m->opts, &p, &m->mem, m->reg.numel);
+    make_plan(&m->cfg, be, dtype, max_batch, max_len, &m->opts, 0, &p, &m->mem, m->reg.numel);
     size_t es = md_dtype_size(dtype);
-    m->params = be->alloc(be, (size_t)m->mem.params);
-    m->grads = be->alloc(be, (size_t)m->mem.grads);   /* the gradients, then the slots */
-    m->act = be->alloc(be, (size_t)m->mem.activations);
-    m->ws = be->alloc(be, (size_t)m->mem.workspace);
-    m->tok_in = be->alloc(be, p.tok_bytes);
-    m->wparams = m->mem.weight_copies ? be->alloc(be, (size_t)m->mem.weight_copies) : m->params;
-    if (!m->params || !m->grads || !m->act || !m->ws || !m->tok_in || !m->wparams) {
+    int fits = alloc_plan(m, &p);
+    if (!fits && !m->act && m->params && m->grads && p.acts_plan == MD_ACTS_PER_LAYER) {
+        /* The scan's segment states buy speed with memory; where the
+         * activations do not fit with them, the model runs without (the
+         * same results, bit for bit) */
+        plan_t lean;
+        md_model_memory_t lean_mem;
+        make_plan(&m->cfg, be, dtype, max_batch, max_len, &m->opts, 1, &lean, &lean_mem, m->reg.numel);
+        if (lean_mem.total < m->mem.total) {
+            md_warn("model: no room on %s for the scan's segment states (%.1f MiB of a %.1f MiB plan): planning "
+                    "without them, the scan's backward ~13%% slower",
+                    be->name, (double)(m->mem.total - lean_mem.total) / 1048576.0, m->mem.total / 1048576.0);
+            free_plan(m);
+            p = lean, m->mem = lean_mem;
+            fits = alloc_plan(m, &p);
+        }
+    }
+    if (!fits) {
         const char *buf = !m->params ? "parameters" : !m->grads ? "gradients" : !m->act ? "activations"
                         : !m->ws ? "workspace" : !m->tok_in ? "token buffers" : "weight copies";
         double asked = (double)(!m->params ? m->mem.params : !m->grads ? m->mem.grads : !m->act ? m->mem.activations

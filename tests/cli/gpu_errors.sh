@@ -8,7 +8,9 @@
 # as it was: the checkpoint being resumed byte for byte, no new output, no
 # temporary. The points are fractions of the check points that the same
 # command passes (MD_CUDA_FAULT=count), so they follow the code as it
-# changes. Skipped (77) without a GPU.
+# changes. A Mamba model whose activations do not fit with the scan's
+# segment states runs without them instead, to the same checkpoint.
+# Skipped (77) without a GPU.
 . "$MD_TESTS/clilib.sh"
 
 gpus=$($MD version --json | sed -n 's/.*"gpus": \([0-9]*\).*/\1/p')
@@ -124,6 +126,23 @@ for m in mamba hyena transformer; do
         inject cufft $(( n_cufft / 2 )) $m "${run[@]}"
     fi
 done
+
+# ---- where the activations do not fit with the scan's segment states (the
+# third buffer of a model's plan), a Mamba model plans without them: one
+# warning, and the checkpoint of the run without the fault, byte for byte ----
+run=($MD pretrain -q $SMALL -m mamba --steps 6 --resume "$R/mamba.safetensors" "$T/g/human.2bit")
+fresh mamba
+"${run[@]}" 2>"$T/err" && cp "$R/mamba.safetensors" "$T/ref.safetensors" || bad "pretrain mamba: $(tail -n 1 "$T/err")"
+fresh mamba
+if env MD_CUDA_FAULT=alloc@3 "${run[@]}" 2>"$T/err"; then
+    grep -q "^\[W::.*no room on cuda.* for the scan's segment states" "$T/err" && ok ||
+        bad "alloc@3: no warning of the plan without segment states: $(head -c 400 "$T/err")"
+    [ "$(grep -c '^\[E::' "$T/err")" -eq 0 ] && ok || bad "alloc@3: error lines: $(grep '^\[E::' "$T/err")"
+    cmp -s "$R/mamba.safetensors" "$T/ref.safetensors" && ok ||
+        bad "alloc@3: the checkpoint differs from the run with segment states"
+else
+    bad "alloc@3 (the activations) on Mamba: exit $? ($(tail -n 2 "$T/err"))"
+fi
 
 # ---- finetune from scratch: no checkpoint, no report may appear ----
 run=($MD finetune -q $FT -o "$R/ft.safetensors" $SP)
