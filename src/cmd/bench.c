@@ -40,6 +40,8 @@ enum { OPT_SHAPE = MD_OPT_FIRST_COMMAND_SPECIFIC, OPT_DTYPE, OPT_PASS, OPT_STATE
 static const char *const pass_names[] = {"auto", "chunked", "whole"};
 /* --states: what the forward keeps for the backward (0: chunk, 1: segment) */
 static const char *const states_names[] = {"chunk", "segment"};
+/* --dtype, in the order of the dtypes bits less one */
+static const char *const dtype_names[] = {"bf16", "f32", "both"};
 
 enum { N_SCAN_SHAPES = MD_SCAN_N_SHAPES, SCAN_STATE = MD_SCAN_BENCH_STATE };
 /* --shape, besides an index into md_scan_shapes */
@@ -382,28 +384,14 @@ static int bench_scan(int argc, char **argv)
                 return 1;
             }
             break;
-        case OPT_DTYPE:
-            if (!strcmp(optarg, "bf16")) dtypes = 1;
-            else if (!strcmp(optarg, "f32")) dtypes = 2;
-            else if (!strcmp(optarg, "both")) dtypes = 3;
-            else {
-                md_error("option --dtype: '%s' is not one of f32, bf16, both", optarg);
-                return 1;
-            }
+        case OPT_DTYPE:   /* dtypes: a bit each, 1 bf16, 2 f32 */
+            if ((dtypes = md_parse_choice("--dtype", optarg, dtype_names, 3) + 1) == 0) return 1;
             break;
         case OPT_PASS:
-            for (pass = 0; pass < 3 && strcmp(optarg, pass_names[pass]); pass++) continue;
-            if (pass == 3) {
-                md_error("option --pass: '%s' is not one of auto, chunked, whole", optarg);
-                return 1;
-            }
+            if ((pass = md_parse_choice("--pass", optarg, pass_names, 3)) < 0) return 1;
             break;
         case OPT_STATES:
-            for (seg_states = 0; seg_states < 2 && strcmp(optarg, states_names[seg_states]); seg_states++) continue;
-            if (seg_states == 2) {
-                md_error("option --states: '%s' is not one of segment, chunk", optarg);
-                return 1;
-            }
+            if ((seg_states = md_parse_choice("--states", optarg, states_names, 2)) < 0) return 1;
             break;
         case OPT_REPS:
             if (md_parse_i64("--reps", optarg, 1, 100000, 0, &reps) < 0) return 1;

@@ -129,6 +129,19 @@ int md_parse_double(const char *name, const char *s, double lo, double hi, doubl
     return 0;
 }
 
+int md_parse_choice(const char *name, const char *s, const char *const *choices, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, choices[i])) return i;
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", choices[i]);
+    }
+    md_error("option %s: '%s' is not one of %s", name, s, list);
+    return -1;
+}
+
 void md_report_bad_option(const char *cmd, int c, const char *argv_opt)
 {
     if (c == ':')

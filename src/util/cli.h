@@ -72,6 +72,9 @@ void md_threads_init(void);
 int md_parse_i64(const char *name, const char *s, int64_t lo, int64_t hi, int allow_suffix, int64_t *out);
 int md_parse_u64(const char *name, const char *s, uint64_t *out);
 int md_parse_double(const char *name, const char *s, double lo, double hi, double *out);
+/* The index of s among the n choices, or -1 after one error line listing
+ * them ("option --pass: 'x' is not one of auto, chunked, whole"). */
+int md_parse_choice(const char *name, const char *s, const char *const *choices, int n);
 
 /* Prints "[E::cmd] unrecognized option or missing argument" style lines for
  * getopt's '?' / ':' returns; getopt itself is silenced via opterr = 0. */

@@ -19,7 +19,7 @@ for s in 16x256 16x256x4096x2 0x256x1024 16x-256x1024 16x256x1024k 1024x1024x102
 done
 expect_error "bad dtype" "option --dtype: 'fp16'" $MD bench scan --dtype fp16
 expect_error "bad pass" "option --pass: 'both' is not one of auto, chunked, whole" $MD bench scan --pass both
-expect_error "bad states" "option --states: 'chunks' is not one of segment, chunk" $MD bench scan --states chunks
+expect_error "bad states" "option --states: 'chunks' is not one of chunk, segment" $MD bench scan --states chunks
 expect_error "bad reps" "reps" $MD bench scan --reps 0
 expect_error "stray argument" "takes no arguments" $MD bench scan foo
 finish
