@@ -308,7 +308,7 @@ struct md_backend {
      * seg_states: NULL, or (with states, where scan_seg_states_size is not
      * 0) scan_seg_states_size bytes where the forward also leaves the state
      * entering every few steps, which a scan_bwd given the same buffer
-     * reads instead of walking to them: CUDA's backward ~15% faster, for
+     * reads instead of walking to them: CUDA's backward 10-13% faster, for
      * 8 bytes per channel and step (N <= 16; 16 above), 16x its chunk
      * states. The backward's bits do not depend on it. */
     void (*scan_fwd)(const md_backend_t *be, md_tensor_t *y, const md_tensor_t *u, const md_tensor_t *delta,

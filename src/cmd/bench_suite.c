@@ -174,7 +174,8 @@ static void run_scan(suite_t *s)
         /* the backward from segment states, as the training cells run it */
         json_object_set_new(c->settings, "states", json_string("segment"));
         md_scan_bench_result_t r;
-        if (md_bench_scan_measure(sh, 1, 0, 1, reps, s->co->seed * 1000003u + (uint64_t)i * 17u, s->l2_bytes, &r) < 0) {
+        const uint64_t seed = s->co->seed * 1000003u + (uint64_t)i * 17u;
+        if (md_bench_scan_measure(sh, 1, 0, 1, reps, seed, s->l2_bytes, &r) < 0) {
             cell_failed(s, c);
             continue;
         }

@@ -128,8 +128,10 @@ typedef struct md_mamba_scratch {
  * sub-buffer 64-byte aligned; carve lays a set out from base. dt is the
  * model's dtype; the scratch functions take the activation dtype.
  * plan MD_ACTS_FORWARD_ONLY: no room for scan states (md_mamba_fwd passes
- * the scan none in that plan, md_block_forward_only); MD_ACTS_PER_LAYER:
- * room for hn (md_mamba_acts_t), else a->hn = NULL; MD_ACTS_SHARED_STATES:
+ * the scan none in that plan, md_block_forward_only); MD_ACTS_PER_LAYER
+ * and _LEAN: room for hn (md_mamba_acts_t), else a->hn = NULL;
+ * MD_ACTS_PER_LAYER: also for the scan's segment states (where the backend
+ * keeps them), else a->seg_states = NULL; MD_ACTS_SHARED_STATES:
  * room for every layer's states, layer l's md_mamba_states_stride bytes
  * after layer l - 1's (a->states is layer 0's). */
 size_t md_mamba_acts_bytes(const md_config_t *cfg, const md_backend_t *be, md_dtype_t dt, int64_t max_batch,
