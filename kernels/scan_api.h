@@ -121,7 +121,8 @@ typedef struct md_scan_args {
      * above), written by a training forward as its output walk passes them
      * (that walk then runs even with y and hT NULL). A backward given them
      * reads each segment's start instead of walking every chunk a first
-     * time to find it (~15% of its time), and ignores states: they cost
+     * time to find it (~15% of its time), and ignores states, unless it
+     * writes y_out (that backward walks from states as before). They cost
      * 8 bytes per channel and step at N <= 16 (16 above), 16x the chunk
      * states. Only meaningful for the same inputs and h0; the backward's
      * bits are those it gives from states. */

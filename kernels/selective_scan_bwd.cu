@@ -230,12 +230,6 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
 {
     using C = MainCfg<NPAD>;
     constexpr int Q = C::Q, TS = C::TS, R = C::R, NT = C::NT, NW = C::NW, G = C::G;
-    /* Keeping the segment's decays from the recompute for the reverse
-     * step saves an exp a state and step; with phase 1 its 32 live values
-     * spill (88 bytes at the 128 registers that 2 blocks an SM allow), and
-     * without it (8 bytes) it measured no faster, so they are recomputed
-     * (NOTES-scan.md, v11). */
-    constexpr bool KEEPA = false;
     extern __shared__ float4 smem4[];
     float *smem = reinterpret_cast<float *>(smem4);
     float(*sB)[NPAD] = reinterpret_cast<float(*)[NPAD]>(smem);
@@ -427,12 +421,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             }
             __syncwarp();   /* bcast written */
 
-            /* recompute the segment's states (and decays). Steps past the
+            /* recompute the segment's states. Steps past the
              * sequence's end (nv <= j < TS, only in its last segment) run
              * too, branch-free: their dt, dt u and dys are 0 and their Bm
              * and Cm rows 0, so that h and g pass them unchanged (av = 1)
              * and their sums, never stored, are all that they touch. */
-            float hs[TS][4], as[KEEPA ? TS : 1][4];
+            float hs[TS][4];
             {
                 float hcur[4] = {hstart[0], hstart[1], hstart[2], hstart[3]};
 #pragma unroll
@@ -441,10 +435,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                     const float2 dv = *reinterpret_cast<const float2 *>(&bc_rd[j * G]);
                     advance4(hcur, av, dv.x, dv.y, &sB[seg * TS + j][q * 4], A2);
 #pragma unroll
-                    for (int s = 0; s < 4; s++) {
-                        if (KEEPA) as[j][s] = av[s];
-                        hs[j][s] = hcur[s];
-                    }
+                    for (int s = 0; s < 4; s++) hs[j][s] = hcur[s];
                 }
             }
 
@@ -468,7 +459,10 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 float send[4], x_keep[4], dhB = 0.f, eaA = 0.f, ysp = 0.f;
 #pragma unroll
                 for (int s = 0; s < 4; s++) {
-                    const float av = KEEPA ? as[KEEPA ? j : 0][s] : md_ex2(dt * A2[s]);
+                    /* the decay again: kept from the recompute it saves an
+                     * exp a state and step, but measured no faster (with
+                     * phase 1 it spilled 88 bytes; NOTES-scan.md, v11) */
+                    const float av = md_ex2(dt * A2[s]);
                     const float hprev = j > 0 ? hs[j > 0 ? j - 1 : 0][s] : hstart[s];
                     const float dh = dys * cs[s] + g[s];
                     const float ea = dh * av * hprev;   /* d loss / d(dt A) */
