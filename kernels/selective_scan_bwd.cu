@@ -315,9 +315,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
         if (!WALK) {
             /* the forward's segment starts, each thread its own slots of
              * ckpt (so no barrier), landing while Bm and Cm are staged */
-            const float4 *seg4 = reinterpret_cast<const float4 *>(a.seg);
-            for (int sg = 0; sg < nseg; sg++)
-                cp_async16(&ckpt[sg * NT + tid], seg4 + md_seg_state<NPAD>(a.nsl, E, b, t0 + sg * TS, ec, q), valid);
+            const float4 *seg4 = reinterpret_cast<const float4 *>(a.seg) + md_seg_state<NPAD>(a.nsl, E, b, t0, ec, q);
+            const int64_t sseg = E * (NPAD / 4);   /* a segment further: the index's products once a chunk */
+            for (int sg = 0; sg < nseg; sg++, seg4 += sseg) cp_async16(&ckpt[sg * NT + tid], seg4, valid);
             cp_async_commit();
         }
         {

@@ -163,6 +163,11 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
     const T *pu = a.u + (own0 + TS) * a.ld_u + ec, *pd = a.delta + (own0 + TS) * a.ld_delta + ec;
     const T *pz = a.z + (own0 + TS) * a.ld_z + ec;
     T *py = a.y + own0 * a.ld_y + ec;
+    /* this lane's slot of the segment states, a segment further each time
+     * (the index's 64-bit products once, not per segment) */
+    const bool want_seg = MODE != LANE_SUMMARY && a.seg != NULL && valid;
+    float4 *pseg = want_seg ? reinterpret_cast<float4 *>(a.seg) + md_seg_state<NPAD>(a.nsl, E, b, t_begin, e, q) : NULL;
+    const int64_t sseg = E * (NPAD / 4);
 
     int buf = 1;
     for (int64_t t0 = t_begin; t0 < t_end; t0 += TS, pu += su, pd += sd, pz += sz, py += sy) {
@@ -180,9 +185,10 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
                 if (want_y) nC.load(a.Cm, a.ld_C, row0 + tn, nt, N);
             }
         }
-        if (MODE != LANE_SUMMARY && a.seg && valid)
-            reinterpret_cast<float4 *>(a.seg)[md_seg_state<NPAD>(a.nsl, E, b, t0, e, q)] =
-                make_float4(h[0], h[1], h[2], h[3]);
+        if (want_seg) {
+            *pseg = make_float4(h[0], h[1], h[2], h[3]);
+            pseg += sseg;
+        }
         if (MODE == LANE_WHOLE && st_out && t0 % MD_SCAN_CHUNK == 0) {
             float *rec = st_out + ((b * a.nc + t0 / MD_SCAN_CHUNK) * N) * E + e;
 #pragma unroll
