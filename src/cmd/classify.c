@@ -20,10 +20,15 @@
  * the summary; the summary report follows Kraken2's (percent, reads,
  * label), with the mean confidence of each label's reads.
  *
- * On a GPU the next chunk is read on a second thread while this one runs
- * (the main thread, which owns the device, runs the model and writes the
- * rows), so the reader is not the limit; on the CPU the model's threads
- * have the cores and chunks run one after the other.
+ * On a GPU a second thread reads the next chunk and writes the rows of the
+ * one before while this one runs (the main thread, which owns the device,
+ * runs the model), so neither the reader nor the rows' formatting keeps
+ * the GPU waiting; on the CPU the model's threads have the cores and the
+ * chunks run one after the other.
+ *
+ * For tests: MD_CLASSIFY_CHUNK_READS=N caps a chunk at N reads (so that
+ * small inputs cross chunks), MD_CLASSIFY_OVERLAP=1 runs the GPU's
+ * two-thread pipeline on the CPU too; neither changes a row.
  */
 #include <math.h>
 #include <omp.h>
@@ -94,8 +99,8 @@ typedef struct {
     /* chunk state */
     job_t *jobs;
     size_t jobs_cap;
-    double *acc;             /* reads x strands x C summed log-probabilities */
-    size_t acc_cap;
+    double *acc[2];          /* reads x strands x C summed log-probabilities: */
+    size_t acc_cap[2];       /* the chunk that runs and the one whose rows are written */
     uint8_t *tokens;
     float *logprobs;
     /* totals */
@@ -133,12 +138,14 @@ static size_t make_jobs(classify_t *k, const md_read_batch_t *rb)
     return n;
 }
 
-static int run_chunk(classify_t *k, const md_read_batch_t *rb)
+/* The chunk's windows through the model, summed per read into acc[slot]. */
+static int run_chunk(classify_t *k, const md_read_batch_t *rb, int slot)
 {
     const int C = k->C, S = k->both + 1;
     size_t n = make_jobs(k, rb);
-    MD_GROW(k->acc, k->acc_cap, (size_t)(rb->n * S * C));
-    memset(k->acc, 0, (size_t)(rb->n * S * C) * sizeof *k->acc);
+    MD_GROW(k->acc[slot], k->acc_cap[slot], (size_t)(rb->n * S * C));
+    double *acc = k->acc[slot];
+    memset(acc, 0, (size_t)(rb->n * S * C) * sizeof *acc);
     for (size_t j = 0; j < n;) {
         int64_t len = k->jobs[j].len, B = 0;
         while (j + B < n && B < k->batch && k->jobs[j + B].len == len) B++;
@@ -152,7 +159,7 @@ static int run_chunk(classify_t *k, const md_read_batch_t *rb)
         if (md_model_classify(k->m, k->tokens, NULL, B, len, 0, k->logprobs, &r) < 0) return -1;
         for (int64_t b = 0; b < B; b++) {
             const job_t *jb = &k->jobs[j + b];
-            double *a = k->acc + (jb->read * S + jb->rc) * C;
+            double *a = acc + (jb->read * S + jb->rc) * C;
             for (int c = 0; c < C; c++) a[c] += k->logprobs[b * C + c];
         }
         j += (size_t)B;
@@ -174,7 +181,8 @@ static void read_probs(const classify_t *k, const double *acc, double *p)
     }
 }
 
-static void write_rows(classify_t *k, const md_read_batch_t *rb, FILE *fp, const char *src)
+/* The rows of a chunk that run_chunk summed into acc[slot], and the totals. */
+static void write_rows(classify_t *k, const md_read_batch_t *rb, int slot, FILE *fp, const char *src)
 {
     const int C = k->C, S = k->both + 1;
     double *p = md_malloc((size_t)C * sizeof *p);
@@ -189,7 +197,7 @@ static void write_rows(classify_t *k, const md_read_batch_t *rb, FILE *fp, const
             continue;
         }
         k->n_bases += r->len;
-        read_probs(k, k->acc + i * S * C, p);
+        read_probs(k, k->acc[slot] + i * S * C, p);
         int best = 0;
         for (int c = 1; c < C; c++) best = p[c] > p[best] ? c : best;
         int unclassified = p[best] < k->min_prob;
@@ -213,7 +221,18 @@ typedef struct {
     char **files;
     int n_files, next_file;
     md_reads_t *rd;          /* the file being read, or NULL between files */
+    int64_t chunk_reads;     /* reads a chunk at most */
 } reader_t;
+
+/* A test knob's value (the top of this file): def unless the variable
+ * holds an integer in [lo, hi]. */
+static int64_t env_knob(const char *name, int64_t lo, int64_t hi, int64_t def)
+{
+    const char *v = getenv(name);
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    return v && *v && !*end && x >= lo && x <= hi ? (int64_t)x : def;
+}
 
 /* The next chunk into rb and a copy of its file's name into *path (the
  * file may be closed before the chunk's rows are written): the number of
@@ -225,7 +244,7 @@ static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, char **path)
             if (r->next_file == r->n_files) return 0;
             if (!(r->rd = md_reads_open(r->files[r->next_file++]))) return -1;
         }
-        int64_t n = md_reads_next_batch(r->rd, rb, CHUNK_READS, CHUNK_BASES);
+        int64_t n = md_reads_next_batch(r->rd, rb, r->chunk_reads, CHUNK_BASES);
         if (n != 0) {
             free(*path);
             *path = md_strdup(md_reads_path(r->rd));
@@ -236,34 +255,39 @@ static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, char **path)
     }
 }
 
-/* Classifies every chunk of the inputs and writes its rows, reading the
- * next chunk meanwhile when overlap is set. 0, or -1 after one error line. */
+/* Classifies every chunk of the inputs and writes its rows in input order.
+ * With overlap, chunk i runs on the calling thread while a second one
+ * reads chunk i + 1 and writes chunk i - 1's rows: three read buffers in
+ * turn, two sums (acc) by chunk parity. 0, or -1 after one error line. */
 static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
 {
-    md_read_batch_t rb[2];
-    char *path[2] = {NULL, NULL};
-    md_read_batch_init(&rb[0]);
-    md_read_batch_init(&rb[1]);
-    int cur = 0, failed = 0;
-    int64_t n = read_chunk(r, &rb[0], &path[0]), next = 0;
-    while (n > 0 && !failed) {
+    md_read_batch_t rb[3];
+    char *path[3] = {NULL, NULL, NULL};
+    for (int b = 0; b < 3; b++) md_read_batch_init(&rb[b]);
+    int failed = 0;
+    int64_t chunk = 0, next = 0;   /* chunk: the index of the chunk that runs */
+    int64_t n = read_chunk(r, &rb[0], &path[0]);
+    for (; n > 0 && !failed; chunk++) {
+        const int cur = (int)(chunk % 3), ahead = (int)((chunk + 1) % 3), done = (int)((chunk + 2) % 3);
         /* thread 0, the one that set the device up, runs the model; with a
-         * single thread it reads first, then runs */
+         * single thread it reads and writes first, then runs */
 #pragma omp parallel num_threads(2) if (overlap)
         {
             int t = omp_get_thread_num();
-            if (t == omp_get_num_threads() - 1) next = read_chunk(r, &rb[cur ^ 1], &path[cur ^ 1]);
-            if (t == 0) {
-                failed = run_chunk(k, &rb[cur]) < 0;
-                if (!failed) write_rows(k, &rb[cur], fp, path[cur]);
+            if (t == omp_get_num_threads() - 1) {
+                next = read_chunk(r, &rb[ahead], &path[ahead]);
+                if (chunk > 0) write_rows(k, &rb[done], (int)((chunk - 1) % 2), fp, path[done]);
             }
+            if (t == 0) failed = run_chunk(k, &rb[cur], (int)(chunk % 2)) < 0;
         }
         n = next;
-        cur ^= 1;
     }
-    md_read_batch_free(&rb[0]);
-    md_read_batch_free(&rb[1]);
-    free(path[0]), free(path[1]);
+    /* the last chunk's rows (chunk: one past it) */
+    if (!failed && n == 0 && chunk > 0) {
+        const int last = (int)((chunk - 1) % 3);
+        write_rows(k, &rb[last], (int)((chunk - 1) % 2), fp, path[last]);
+    }
+    for (int b = 0; b < 3; b++) md_read_batch_free(&rb[b]), free(path[b]);
     return failed || n < 0 ? -1 : 0;
 }
 
@@ -358,7 +382,7 @@ int cmd_classify(int argc, char **argv)
     int ret = 1;
     md_ckpt_t *ck = NULL;
     md_outfile_t *out = NULL, *sum = NULL;
-    reader_t rd = {argv + optind, argc - optind, 0, NULL};
+    reader_t rd = {argv + optind, argc - optind, 0, NULL, env_knob("MD_CLASSIFY_CHUNK_READS", 1, CHUNK_READS, CHUNK_READS)};
     if (!(ck = md_ckpt_open(input))) goto done;
     if (md_ckpt_classifier(ck, &k.info) < 0) goto done;
     if (labels && check_labels(&k.info, labels, input) < 0) goto done;
@@ -401,7 +425,7 @@ int cmd_classify(int argc, char **argv)
     for (int i = 0; i < k.C; i++) fprintf(out->fp, "\tp_%s", k.info.labels[i]);
     fputc('\n', out->fp);
     double t0 = md_realtime();
-    if (classify_all(&k, &rd, out->fp, gpu) < 0) goto done;
+    if (classify_all(&k, &rd, out->fp, gpu || env_knob("MD_CLASSIFY_OVERLAP", 0, 1, 0)) < 0) goto done;
     if (k.n_reads == 0) {
         md_error("no reads in %s", argc - optind > 1 ? "the inputs" : argv[optind]);
         goto done;
@@ -426,6 +450,6 @@ done:
     md_model_free(k.m);
     md_ckpt_close(ck);
     md_cls_info_free(&k.info);
-    free(k.jobs), free(k.acc), free(k.tokens), free(k.logprobs), free(k.n_label), free(k.conf_label);
+    free(k.jobs), free(k.acc[0]), free(k.acc[1]), free(k.tokens), free(k.logprobs), free(k.n_label), free(k.conf_label);
     return ret;
 }

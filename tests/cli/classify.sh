@@ -56,6 +56,17 @@ cmp -s "$T/ref" "$T/t1" && ok || bad "1 thread, batches of 3 differ"
 gzip -c "$T/r2.fq" > "$T/r2.fq.gz"
 cat "$T/r.fa" | $MD classify -x cpu -q -i "$T/m.safetensors" - "$T/r2.fq.gz" 2>/dev/null | tail -n +4 > "$T/t2"
 cmp -s "$T/ref" "$T/t2" && ok || bad "stdin + gzip differ"
+# Chunks of 7 reads (10 chunks over the two files, the empty read inside
+# one, the last chunk short), serially and through the GPU's two-thread
+# pipeline (the next chunk read and the last one's rows written while
+# this one runs): the same rows and the same summary.
+for ov in 0 1; do
+    MD_CLASSIFY_CHUNK_READS=7 MD_CLASSIFY_OVERLAP=$ov $MD classify -x cpu -q -i "$T/m.safetensors" \
+        --summary "$T/sc$ov.tsv" "$T/r.fa" "$T/r2.fq" 2>"$T/ec$ov" | tail -n +4 > "$T/tc$ov"
+    cmp -s "$T/ref" "$T/tc$ov" && ok || bad "chunks of 7 reads (overlap $ov) differ"
+    cmp -s "$T/s.tsv" <(tail -n +3 "$T/sc$ov.tsv") && ok || bad "chunks of 7 reads (overlap $ov): summary differs"
+    grep -q "has no sequence; skipped" "$T/ec$ov" && ok || bad "chunks of 7 reads (overlap $ov): the empty read's warning"
+done
 
 # A long read is the sum of its windows: a 128 bp read gives the normalised
 # product of its two 64 bp halves' probabilities.
