@@ -20,10 +20,9 @@
  * the summary; the summary report follows Kraken2's (percent, reads,
  * label), with the mean confidence of each label's reads.
  *
- * On a GPU a second thread reads the next chunk and writes the rows of the
- * one before while this one runs (the main thread, which owns the device,
- * runs the model), so neither the reader nor the rows' formatting keeps
- * the GPU waiting; on the CPU the model's threads have the cores and the
+ * On a GPU a second thread reads and tokenises the next chunk and writes
+ * the rows of the one before while this one runs (the main thread, which
+ * owns the device, runs the model), so that the GPU waits on none of them; on the CPU the model's threads have the cores and the
  * chunks run one after the other.
  *
  * For tests: MD_CLASSIFY_CHUNK_READS=N caps a chunk at N reads (so that
@@ -96,12 +95,14 @@ typedef struct {
     int64_t W, batch;
     int both, C;
     double min_prob;
-    /* chunk state */
-    job_t *jobs;
-    size_t jobs_cap;
-    double *acc[2];          /* reads x strands x C summed log-probabilities: */
-    size_t acc_cap[2];       /* the chunk that runs and the one whose rows are written */
-    uint8_t *tokens;
+    /* chunk state, by chunk parity (classify_all): the chunk that runs, and
+     * the one being prepared or whose rows are being written */
+    job_t *jobs[2];          /* the windows, sorted by length */
+    size_t jobs_cap[2], n_jobs[2];
+    uint8_t *tokens[2];      /* every window's tokens, in the jobs' order */
+    size_t tokens_cap[2];
+    double *acc[2];          /* reads x strands x C summed log-probabilities */
+    size_t acc_cap[2];
     float *logprobs;
     /* totals */
     int64_t n_reads, n_bases, n_skipped, n_unclassified, n_warned;
@@ -118,47 +119,56 @@ static int job_cmp(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* The chunk's windows, sorted by length. */
-static size_t make_jobs(classify_t *k, const md_read_batch_t *rb)
+/* The chunk's windows into jobs[slot], sorted by length, and their tokens
+ * into tokens[slot], so that a batch's are one block: off the GPU's
+ * thread where the chunks overlap. */
+static void prepare_chunk(classify_t *k, const md_read_batch_t *rb, int slot)
 {
-    size_t n = 0;
+    size_t n = 0, bases = 0;
     for (int64_t i = 0; i < rb->n; i++) {
         int64_t len = rb->reads[i].len;
         if (len == 0) continue;
         int64_t nw = len <= k->W ? 1 : (len + k->W - 1) / k->W, wl = len <= k->W ? len : k->W;
         for (int s = 0; s <= k->both; s++) {
             for (int64_t w = 0; w < nw; w++) {
-                MD_GROW(k->jobs, k->jobs_cap, n + 1);
+                MD_GROW(k->jobs[slot], k->jobs_cap[slot], n + 1);
                 int64_t off = w * k->W + wl <= len ? w * k->W : len - wl;
-                k->jobs[n++] = (job_t){i, off, wl, s};
+                k->jobs[slot][n++] = (job_t){i, off, wl, s};
+                bases += (size_t)wl;
             }
         }
     }
-    qsort(k->jobs, n, sizeof *k->jobs, job_cmp);
-    return n;
+    job_t *jobs = k->jobs[slot];
+    qsort(jobs, n, sizeof *jobs, job_cmp);
+    MD_GROW(k->tokens[slot], k->tokens_cap[slot], bases ? bases : 1);
+    uint8_t *t = k->tokens[slot];
+    for (size_t j = 0; j < n; j++) {
+        md_tokenize(rb->reads[jobs[j].read].seq + jobs[j].off, (size_t)jobs[j].len, t);
+        if (jobs[j].rc) md_tok_revcomp(t, (size_t)jobs[j].len);
+        t += jobs[j].len;
+    }
+    k->n_jobs[slot] = n;
 }
 
-/* The chunk's windows through the model, summed per read into acc[slot]. */
+/* The chunk prepare_chunk left in slot through the model, in batches of
+ * equal length, summed per read into acc[slot]. */
 static int run_chunk(classify_t *k, const md_read_batch_t *rb, int slot)
 {
     const int C = k->C, S = k->both + 1;
-    size_t n = make_jobs(k, rb);
+    const job_t *jobs = k->jobs[slot];
+    const size_t n = k->n_jobs[slot];
     MD_GROW(k->acc[slot], k->acc_cap[slot], (size_t)(rb->n * S * C));
     double *acc = k->acc[slot];
     memset(acc, 0, (size_t)(rb->n * S * C) * sizeof *acc);
+    const uint8_t *t = k->tokens[slot];
     for (size_t j = 0; j < n;) {
-        int64_t len = k->jobs[j].len, B = 0;
-        while (j + B < n && B < k->batch && k->jobs[j + B].len == len) B++;
-        for (int64_t b = 0; b < B; b++) {
-            const job_t *jb = &k->jobs[j + b];
-            uint8_t *t = k->tokens + b * len;
-            md_tokenize(rb->reads[jb->read].seq + jb->off, (size_t)len, t);
-            if (jb->rc) md_tok_revcomp(t, (size_t)len);
-        }
+        int64_t len = jobs[j].len, B = 0;
+        while (j + B < n && B < k->batch && jobs[j + B].len == len) B++;
         md_class_result_t r;
-        if (md_model_classify(k->m, k->tokens, NULL, B, len, 0, k->logprobs, &r) < 0) return -1;
+        if (md_model_classify(k->m, t, NULL, B, len, 0, k->logprobs, &r) < 0) return -1;
+        t += B * len;
         for (int64_t b = 0; b < B; b++) {
-            const job_t *jb = &k->jobs[j + b];
+            const job_t *jb = &jobs[j + b];
             double *a = acc + (jb->read * S + jb->rc) * C;
             for (int c = 0; c < C; c++) a[c] += k->logprobs[b * C + c];
         }
@@ -181,7 +191,9 @@ static void read_probs(const classify_t *k, const double *acc, double *p)
     }
 }
 
-/* The rows of a chunk that run_chunk summed into acc[slot], and the totals. */
+/* The rows of a chunk that run_chunk summed into acc[slot] (the slot a
+ * prepare_chunk may be filling meanwhile: it does not touch acc), and the
+ * totals. */
 static void write_rows(classify_t *k, const md_read_batch_t *rb, int slot, FILE *fp, const char *src)
 {
     const int C = k->C, S = k->both + 1;
@@ -257,8 +269,9 @@ static int64_t read_chunk(reader_t *r, md_read_batch_t *rb, char **path)
 
 /* Classifies every chunk of the inputs and writes its rows in input order.
  * With overlap, chunk i runs on the calling thread while a second one
- * reads chunk i + 1 and writes chunk i - 1's rows: three read buffers in
- * turn, two sums (acc) by chunk parity. 0, or -1 after one error line. */
+ * reads and prepares chunk i + 1 and writes chunk i - 1's rows: three read
+ * buffers in turn, the rest by chunk parity. 0, or -1 after one error
+ * line. */
 static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
 {
     md_read_batch_t rb[3];
@@ -267,15 +280,17 @@ static int classify_all(classify_t *k, reader_t *r, FILE *fp, int overlap)
     int failed = 0;
     int64_t chunk = 0, next = 0;   /* chunk: the index of the chunk that runs */
     int64_t n = read_chunk(r, &rb[0], &path[0]);
+    if (n > 0) prepare_chunk(k, &rb[0], 0);
     for (; n > 0 && !failed; chunk++) {
         const int cur = (int)(chunk % 3), ahead = (int)((chunk + 1) % 3), done = (int)((chunk + 2) % 3);
         /* thread 0, the one that set the device up, runs the model; with a
-         * single thread it reads and writes first, then runs */
+         * single thread it reads, prepares and writes first, then runs */
 #pragma omp parallel num_threads(2) if (overlap)
         {
             int t = omp_get_thread_num();
             if (t == omp_get_num_threads() - 1) {
                 next = read_chunk(r, &rb[ahead], &path[ahead]);
+                if (next > 0) prepare_chunk(k, &rb[ahead], (int)((chunk + 1) % 2));
                 if (chunk > 0) write_rows(k, &rb[done], (int)((chunk - 1) % 2), fp, path[done]);
             }
             if (t == 0) failed = run_chunk(k, &rb[cur], (int)(chunk % 2)) < 0;
@@ -409,7 +424,6 @@ int cmd_classify(int argc, char **argv)
     md_model_opts_t mo = {.inference = 1};
     if (!(k.m = md_model_new_ex(&ck->cfg, be, MD_DTYPE_F32, k.batch, k.W, &mo))) goto done;
     if (md_ckpt_load_params(ck, k.m) < 0) goto done;
-    k.tokens = md_malloc((size_t)(k.batch * k.W));
     k.logprobs = md_malloc((size_t)(k.batch * k.C) * sizeof *k.logprobs);
     k.n_label = md_calloc((size_t)k.C, sizeof *k.n_label);
     k.conf_label = md_calloc((size_t)k.C, sizeof *k.conf_label);
@@ -450,6 +464,7 @@ done:
     md_model_free(k.m);
     md_ckpt_close(ck);
     md_cls_info_free(&k.info);
-    free(k.jobs), free(k.acc[0]), free(k.acc[1]), free(k.tokens), free(k.logprobs), free(k.n_label), free(k.conf_label);
+    for (int b = 0; b < 2; b++) free(k.jobs[b]), free(k.tokens[b]), free(k.acc[b]);
+    free(k.logprobs), free(k.n_label), free(k.conf_label);
     return ret;
 }
