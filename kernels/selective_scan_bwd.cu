@@ -631,8 +631,12 @@ cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const flo
 template <typename T>
 cudaError_t reverse_summary_dispatch(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum, cudaStream_t s)
 {
-    return md_scan_npad_switch(w->N,
-                               [&](auto np) { return reverse_summary_t<T, decltype(np)::value>(a, w, sum, s); });
+    /* at N <= 16 a thread per channel (selective_scan_chan.cu) */
+    return md_scan_npad_switch(w->N, [&](auto np) {
+        constexpr int NPAD = decltype(np)::value;
+        if constexpr (NPAD == 16) return md_scan_launch_chan_reverse_summary(a, w, sum, s);
+        else return reverse_summary_t<T, NPAD>(a, w, sum, s);
+    });
 }
 
 template <typename T>

@@ -1,7 +1,8 @@
 /* The selective scan's forward on the GPU (see scan_api.h for the contract).
  *
  * One kernel, lane_fwd_kernel, does every training-forward walk (the walk is
- * a template parameter: an instance each). A channel gets Q = NPAD/4 lanes
+ * a template parameter: an instance each) but the chunked ones at N <= 16,
+ * which take a thread per channel (selective_scan_chan.cu). A channel gets Q = NPAD/4 lanes
  * of 4 states (md_lanes), a warp covers consecutive channels, so the loads
  * of u, delta, z and the stores of y are coalesced;
  * Bm and Cm rows are shared by every channel and go through shared memory.
@@ -332,22 +333,34 @@ __global__ void prop_fill_kernel(PropArgs p)
 
 unsigned blocks_for(int64_t n, int threads) { return (unsigned)((n + threads - 1) / threads); }
 
-/* Launches lane_fwd_kernel over every (sequence, channel block) and, but
- * for WHOLE, every chunk of the mode's range. */
+/* Launches lane_fwd_kernel<T, NPAD, MODE> over every (sequence, channel
+ * block) and, but for WHOLE, every chunk of the mode's range. */
+template <typename T, int NPAD, LaneMode MODE>
+cudaError_t lane_launch(const md_scan_args_t *a, const md_scan_layout_t *w, float *st_out, const float *st_in,
+                        float *sum, cudaStream_t s)
+{
+    constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
+    const int64_t ranges = MODE == LANE_WHOLE ? 1 : MODE == LANE_SUMMARY ? w->nc - 1 : w->nc;
+    const int64_t blocks = w->B * ranges * ((w->E + CPB - 1) / CPB);
+    lane_fwd_kernel<T, NPAD, MODE><<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), st_out, st_in, a->h0,
+                                                                         a->hT, sum);
+    MD_CU_LAUNCHED();
+    return cudaSuccess;
+}
+
+/* The walk of `mode`; at N <= 16 the chunked ones take a thread per channel
+ * (selective_scan_chan.cu), so that their lane instances are not built. */
 template <typename T, int NPAD>
 cudaError_t lane_fwd_t(const md_scan_args_t *a, const md_scan_layout_t *w, LaneMode mode, float *st_out,
                        const float *st_in, float *sum, cudaStream_t s)
 {
-    constexpr int CPB = kThreads / md_lanes<NPAD>::Q;
-    const int64_t ranges = mode == LANE_WHOLE ? 1 : mode == LANE_SUMMARY ? w->nc - 1 : w->nc;
-    const int64_t blocks = w->B * ranges * ((w->E + CPB - 1) / CPB);
-    void (*kernel)(FwdArgs<T>, float *, const float *, const float *, float *, float *) =
-        mode == LANE_WHOLE     ? lane_fwd_kernel<T, NPAD, LANE_WHOLE>
-        : mode == LANE_SUMMARY ? lane_fwd_kernel<T, NPAD, LANE_SUMMARY>
-                               : lane_fwd_kernel<T, NPAD, LANE_OUTPUT>;
-    kernel<<<(unsigned)blocks, kThreads, 0, s>>>(unpack<T>(a, w->nc), st_out, st_in, a->h0, a->hT, sum);
-    MD_CU_LAUNCHED();
-    return cudaSuccess;
+    if (mode == LANE_WHOLE) return lane_launch<T, NPAD, LANE_WHOLE>(a, w, st_out, st_in, sum, s);
+    if constexpr (NPAD == 16) {
+        return md_scan_launch_chan_fwd(a, w, mode == LANE_SUMMARY, st_in, sum, s);
+    } else {
+        return mode == LANE_SUMMARY ? lane_launch<T, NPAD, LANE_SUMMARY>(a, w, st_out, st_in, sum, s)
+                                    : lane_launch<T, NPAD, LANE_OUTPUT>(a, w, st_out, st_in, sum, s);
+    }
 }
 
 cudaError_t lane_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, LaneMode mode, float *st_out,
