@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kThreads, 8) reverse_summary_kernel(BwdArgs<T>
              * Computed there too (their inputs are 0) and selected away,
              * so that no branch splits the owned steps' work. */
             const bool in = q * R + k < nv;
-            const float dt = md_softplus(md_from_raw(nd[k]) + bias);
+            const float dt = md_softplus<false>(md_from_raw(nd[k]) + bias);
             const float dys = md_from_raw(ny[k]) * zz * md_sigmoid(zz);
             o_dt[k] = in ? dt : 0.f;
             o_dys[k] = in ? dys : 0.f;
@@ -222,8 +222,10 @@ struct MainCfg {
  * the gate's store cost the other instance 1-2%, NOTES-scan.md). WALK: find
  * the segments' start states by walking each chunk (phase 1), else copy
  * them from the forward's (a.seg); an instance too, since the runtime
- * branch made ptxas spill in phase 2's loop. */
-template <typename T, int NPAD, bool Y, bool WALK>
+ * branch made ptxas spill in phase 2's loop. POLY: the forward's softplus
+ * (md_softplus), the polynomial where the forward's walks were the
+ * thread-per-channel ones. */
+template <typename T, int NPAD, bool Y, bool WALK, bool POLY>
 __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     main_kernel(BwdArgs<T> a, const float *st, const float *h0, const float *rend, const float *dhT, float *dh0,
                 float *dbc_part, float *pp, int carry)
@@ -348,7 +350,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             __syncwarp();   /* the segment before's reads of bcast are done */
 #pragma unroll
             for (int k = 0; k < R; k++) {
-                const float dt = md_softplus(md_from_raw(pd[k]) + bias);
+                const float dt = md_softplus<POLY>(md_from_raw(pd[k]) + bias);
                 *reinterpret_cast<float2 *>(&bc_wr[k * G]) = make_float2(dt, dt * md_from_raw(pu[k]));
                 const bool ok = valid && seg + 2 < nseg;
                 pu[k] = ok ? md_ld_raw(pu_next + k * a.ld_u) : 0;
@@ -402,7 +404,7 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
                 const float uu = md_from_raw(ru[k]), dd = md_from_raw(rd[k]);
                 const float zz = md_from_raw(rz[k]), gy = md_from_raw(ry[k]);
                 float dt, sig;
-                md_softplus_grad(dd + bias, &dt, &sig);
+                md_softplus_grad<POLY>(dd + bias, &dt, &sig);
                 const float sz = md_sigmoid(zz);
                 /* 0 past the sequence's end: see the recompute below */
                 const bool in = q * R + k < nv;
@@ -612,14 +614,24 @@ cudaError_t reverse_summary_t(const md_scan_args_t *a, const md_scan_layout_t *w
     return cudaSuccess;
 }
 
+/* The main pass's instance for a's outputs (main_kernel's Y and WALK). */
+template <typename T, int NPAD, bool POLY>
+auto main_instance(const md_scan_args_t *a)
+{
+    return a->y_out        ? main_kernel<T, NPAD, true, true, POLY>
+           : a->seg_states ? main_kernel<T, NPAD, false, false, POLY>
+                           : main_kernel<T, NPAD, false, true, POLY>;
+}
+
 template <typename T, int NPAD>
 cudaError_t main_t(const md_scan_args_t *a, const md_scan_layout_t *w, const float *st, const float *rend,
                    float *dbc_part, float *pp, int carry, cudaStream_t s)
 {
     using C = MainCfg<NPAD>;
-    auto kernel = a->y_out        ? main_kernel<T, NPAD, true, true>
-                  : a->seg_states ? main_kernel<T, NPAD, false, false>
-                                  : main_kernel<T, NPAD, false, true>;
+    /* the chunked scheme at N <= 16 ran its forward walks a thread per
+     * channel (selective_scan_chan.cu), with the polynomial softplus */
+    constexpr bool CHAN = NPAD == 16;
+    auto kernel = CHAN && !carry ? main_instance<T, NPAD, CHAN>(a) : main_instance<T, NPAD, false>(a);
     MD_CU_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
     const int64_t blocks = w->B * (carry ? 1 : w->nc) * w->ncb;
     kernel<<<(unsigned)blocks, C::NT, C::SMEM, s>>>(unpack<T>(a, w->nc), st, a->h0, rend, a->dhT, a->dh0, dbc_part,

@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kThreads, W == CHAN_OUTPUT ? 5 : 6) chan_fwd_k
             const bool in = FULL || t < t_end;
             StepIn<T> &r = ring[k % kAhead];
             const float uu = md_from_raw(r.x), zz = md_from_raw(r.z);
-            const float sp = md_softplus(md_from_raw(r.d) + bias);
+            const float sp = md_softplus<true>(md_from_raw(r.d) + bias);
             const float dt = in ? sp : 0.f, dtu = dt * uu;
             cur.load(r, FULL || t + kAhead < a.L);
             const float4 *Bv = reinterpret_cast<const float4 *>(&sB[buf][j][0]);
@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(kThreads, 6) chan_reverse_summary_kernel(ChanA
             const bool in = FULL || j < len;
             StepIn<T> &r = ring[k % kAhead];
             const float zz = md_from_raw(r.z);
-            const float dt = md_softplus(md_from_raw(r.d) + bias);
+            const float dt = md_softplus<true>(md_from_raw(r.d) + bias);
             const float dys = md_from_raw(r.x) * zz * md_sigmoid(zz);
             const float odt = in ? dt : 0.f, odys = in ? dys : 0.f;
             dtv[k] = odt;

@@ -208,7 +208,7 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
             const float uu = md_from_raw(nu[k]), zz = md_from_raw(nz[k]);
             /* 0 past the sequence's end, where the steps below run too
              * (branch-free): a decay of 1 and no input leave h unchanged */
-            const float sp = md_softplus(md_from_raw(nd[k]) + bias), dt = q * R + k < nv ? sp : 0.f;
+            const float sp = md_softplus<false>(md_from_raw(nd[k]) + bias), dt = q * R + k < nv ? sp : 0.f;
             o_dt[k] = dt, o_dtu[k] = dt * uu;
             if (SV) sv_wr[k * G] = make_float2(o_dt[k], o_dtu[k]);
             o_u[k] = uu;

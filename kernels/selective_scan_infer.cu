@@ -49,25 +49,6 @@ constexpr int kThreads = 128, kStates = 16;
 constexpr int kTile = MD_SCAN_INFER_TILE, kAhead = MD_SCAN_INFER_AHEAD;
 static_assert(kTile % kAhead == 0, "a step's ring slot must be the same in every tile");
 
-/* softplus(x) = max(x, 0) + log1p(exp(-|x|)), log1p(w) = w p(w) on [0, 1]
- * (p: degree 8, least squares reweighted toward the largest relative error
- * on Chebyshev nodes; 1.9e-7 at most in fp32 Horner form). Equals
- * mamba_ssm's x above 20 in fp32. */
-__device__ __forceinline__ float infer_softplus(float x)
-{
-    const float w = md_ex2(-fabsf(x) * MD_LOG2E);
-    float p = 0.005109514109790325f;
-    p = fmaf(p, w, -0.029006922617554665f);
-    p = fmaf(p, w, 0.07740543782711029f);
-    p = fmaf(p, w, -0.1359272450208664f);
-    p = fmaf(p, w, 0.1907232254743576f);
-    p = fmaf(p, w, -0.24834208190441132f);
-    p = fmaf(p, w, 0.33317968249320984f);
-    p = fmaf(p, w, -0.4999943673610687f);
-    p = fmaf(p, w, 0.9999999403953552f);
-    return fmaf(w, p, fmaxf(x, 0.f));
-}
-
 template <typename T>
 struct InferArgs {
     const T *u, *delta, *z, *Bm, *Cm;
@@ -220,7 +201,7 @@ __global__ void __launch_bounds__(kThreads, NPAD == 16 ? (RP ? MD_SCAN_INFER_FOL
             } else {
                 delta = md_from_raw(r.delta);
             }
-            const float dt = in ? infer_softplus(delta + bias) : 0.f, dtu = dt * u;
+            const float dt = in ? md_softplus<true>(delta + bias) : 0.f, dtu = dt * u;
             cur.load_next(r, FULL || t + kAhead < a.L);
             const float4 *Bv = reinterpret_cast<const float4 *>(&s_B[buf][j][q * kStates]);
             const float4 *Cv = reinterpret_cast<const float4 *>(&s_C[buf][j][q * kStates]);
