@@ -34,14 +34,28 @@
 
 #include <type_traits>
 
+/* Tuning (NOTES-scan.md, v17); the measuring builds override them. */
+#ifndef MD_SCAN_CHAN_TILE
+#define MD_SCAN_CHAN_TILE 16      /* steps of Bm/Cm staged at once */
+#endif
+#ifndef MD_SCAN_CHAN_AHEAD
+#define MD_SCAN_CHAN_AHEAD 4      /* steps between a load and its use */
+#endif
+#ifndef MD_SCAN_CHAN_OUT_MINB
+#define MD_SCAN_CHAN_OUT_MINB 5   /* __launch_bounds__ minimum blocks an SM: the output walk */
+#endif
+#ifndef MD_SCAN_CHAN_SUM_MINB
+#define MD_SCAN_CHAN_SUM_MINB 6   /* the same: both summaries */
+#endif
+
 namespace {
 
 constexpr int kThreads = 128;                   /* channels a block */
 constexpr int kStates = 16;                     /* NPAD */
 constexpr int kSeg = md_lanes<kStates>::TS;     /* steps of a segment (seg_states) */
 constexpr int kOwned = md_lanes<kStates>::R;    /* steps a lane owned in a segment */
-constexpr int kTile = 16;                       /* steps of Bm/Cm staged at once */
-constexpr int kAhead = 4;                       /* steps between a load and its use */
+constexpr int kTile = MD_SCAN_CHAN_TILE;
+constexpr int kAhead = MD_SCAN_CHAN_AHEAD;
 static_assert(kTile % kSeg == 0 && kSeg % kAhead == 0 && MD_SCAN_CHUNK % kTile == 0,
               "segments tile the chunk, and a step's ring slot is its index mod kAhead");
 static_assert(kSeg / kOwned == 4, "four lanes' partial sums");
@@ -100,7 +114,7 @@ enum ChanWalk { CHAN_SUMMARY, CHAN_OUTPUT };
  * registers: 5 blocks an SM for OUTPUT, as the inference forward's; 6 for
  * SUMMARY, which holds no Cm, z or y. */
 template <typename T, ChanWalk W>
-__global__ void __launch_bounds__(kThreads, W == CHAN_OUTPUT ? 5 : 6) chan_fwd_kernel(ChanArgs<T> a)
+__global__ void __launch_bounds__(kThreads, W == CHAN_OUTPUT ? MD_SCAN_CHAN_OUT_MINB : MD_SCAN_CHAN_SUM_MINB) chan_fwd_kernel(ChanArgs<T> a)
 {
     constexpr bool OUT = W == CHAN_OUTPUT;
     __shared__ __align__(16) float sB[2][kTile][kStates];
@@ -235,7 +249,7 @@ __global__ void __launch_bounds__(kThreads, W == CHAN_OUTPUT ? 5 : 6) chan_fwd_k
  * chunk's sum of dt, into the record (selective_scan_bwd.cu's
  * reverse_summary_kernel, bit for bit). */
 template <typename T>
-__global__ void __launch_bounds__(kThreads, 6) chan_reverse_summary_kernel(ChanArgs<T> a)
+__global__ void __launch_bounds__(kThreads, MD_SCAN_CHAN_SUM_MINB) chan_reverse_summary_kernel(ChanArgs<T> a)
 {
     __shared__ __align__(16) float sC[2][kTile][kStates];
     const int64_t ncb = (a.E + kThreads - 1) / kThreads;
