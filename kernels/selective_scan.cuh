@@ -361,8 +361,8 @@ cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_l
                                      cudaStream_t s);
 
 /* The chunked scheme's walks at N <= 16, a thread per channel
- * (selective_scan_chan.cu), bit for bit those of the lane kernels they
- * replace there. md_scan_launch_chan_fwd: summary != 0, the chunk summaries
+ * (selective_scan_chan.cu), whose values the backward's main pass
+ * reproduces bit for bit (its POLY instance). md_scan_launch_chan_fwd: summary != 0, the chunk summaries
  * as md_scan_launch_chunk_summary; else the output walk from the chunk
  * start states st_in (NULL: h0 or zero) writing a->y, a->seg_states and
  * a->hT where given. md_scan_launch_chan_reverse_summary: the backward's

@@ -9,18 +9,20 @@
  * the GPU, and with the whole channel in one thread its per-step work
  * (softplus, the gate, the loads, the owners' hand-over of dt and dt u, the
  * transpose of y's partial sums) is done once for 16 states instead of
- * once for 4, so the walks come near the special-function unit's rate of
- * 16 exps a state-step. The inference forward (selective_scan_infer.cu)
- * showed it first (NOTES-scan.md, v6 inference and v15).
+ * once for 4, so the walks come near the special-function unit's rate
+ * (one exp a state-step), and take the one-op softplus (md_softplus<true>)
+ * that the lanes, which compute it on their path to the step, could not
+ * use. The inference forward (selective_scan_infer.cu) showed it first
+ * (NOTES-scan.md, v6 inference, v15 and v16).
  *
- * Each walk computes what its lane twin computed, bit for bit, because the
- * backward relies on it: every state steps through md_scan_step4 with the
+ * The backward's main pass (its POLY instance) must see the forward's
+ * values bit for bit: every state steps through md_scan_step4 with the
  * same dt and dt u; y's sum over the states runs in the lanes' order (four
  * fma chains of four states, then (0 + 2) + (1 + 3)), so the backward's y
  * (y_out) equals the forward's; the segment states are the states its
- * phase 1 walk would reach; and a chunk's sum of dt is summed in the
- * lanes' order too (four partial sums of the steps each lane owned, 2k and
- * 2k + 1 of every segment, then (0 + 1) + (2 + 3)).
+ * phase 1 walk would reach. A chunk's sum of dt keeps the order the lane
+ * walks summed it in (four partial sums of the steps each lane owned, 2k
+ * and 2k + 1 of every segment, then (0 + 1) + (2 + 3)).
  *
  * Latency is hidden inside the thread, as in the inference forward: a
  * step's delta, u, z (or dy) are loaded kAhead steps before their use into
