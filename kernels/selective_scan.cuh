@@ -362,11 +362,12 @@ cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_l
 
 /* The chunked scheme's walks at N <= 16, a thread per channel
  * (selective_scan_chan.cu), whose values the backward's main pass
- * reproduces bit for bit (its POLY instance). md_scan_launch_chan_fwd: summary != 0, the chunk summaries
- * as md_scan_launch_chunk_summary; else the output walk from the chunk
- * start states st_in (NULL: h0 or zero) writing a->y, a->seg_states and
- * a->hT where given. md_scan_launch_chan_reverse_summary: the backward's
- * reverse chunk summaries into sum. */
+ * reproduces bit for bit (its POLY instance). md_scan_launch_chan_fwd:
+ * summary != 0, the chunk summaries as md_scan_launch_chunk_summary; else
+ * the output walk from the chunk start states st_in (NULL: h0 or zero)
+ * writing a->y, a->seg_states and a->hT where given.
+ * md_scan_launch_chan_reverse_summary: the backward's reverse chunk
+ * summaries into sum. */
 cudaError_t md_scan_launch_chan_fwd(const md_scan_args_t *a, const md_scan_layout_t *w, int summary,
                                     const float *st_in, float *sum, cudaStream_t s);
 cudaError_t md_scan_launch_chan_reverse_summary(const md_scan_args_t *a, const md_scan_layout_t *w, float *sum,

@@ -2,9 +2,9 @@
  *
  * One kernel, lane_fwd_kernel, does every training-forward walk (the walk is
  * a template parameter: an instance each) but the chunked ones at N <= 16,
- * which take a thread per channel (selective_scan_chan.cu). A channel gets Q = NPAD/4 lanes
- * of 4 states (md_lanes), a warp covers consecutive channels, so the loads
- * of u, delta, z and the stores of y are coalesced;
+ * which take a thread per channel (selective_scan_chan.cu). A channel gets
+ * Q = NPAD/4 lanes of 4 states (md_lanes), a warp covers consecutive
+ * channels, so the loads of u, delta, z and the stores of y are coalesced;
  * Bm and Cm rows are shared by every channel and go through shared memory.
  * A block walks kThreads/Q channels of one sequence over a range of chunks:
  *   WHOLE    all of it from h0 (md_scan_pass_t WHOLE): y, and every
