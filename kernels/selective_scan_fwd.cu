@@ -295,21 +295,40 @@ __global__ void prop_groups_kernel(PropArgs p)
     if (n == 0) out[p.N * p.E] = S;
 }
 
-/* Level 2: the state entering each group, serially over the groups. */
+/* Level 2: the state entering each group, serially over the groups. Few
+ * threads (B N E) walk the whole chain, so each load's latency is paid in
+ * turn unless the loads run ahead: the links' records are loaded LINKS at
+ * a time before they are applied (the stores of gstart kept the compiler
+ * from hoisting them). Long chains (ng ~ 91 at L = 2^20) took 38 us a
+ * pass one link at a time, 12 us so (NOTES-scan.md, v18). */
 __global__ void prop_serial_kernel(PropArgs p)
 {
+    constexpr int LINKS = 8;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= p.B * p.N * p.E) return;
     const int64_t e = i % p.E, n = (i / p.E) % p.N, b = i / (p.E * p.N);
     const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
     float H = p.init ? p.init[(b * p.E + e) * p.N + n] : 0.f;
-    for (int64_t g = 0; g < p.ng; g++) {
-        p.gstart[((b * p.ng + g) * p.N + n) * p.E + e] = H;
-        if (g + 1 < p.ng) {
-            const float *rec = p.gsum + (b * p.ng + g) * (p.N + 1) * p.E + e;
-            H = md_ex2(A2 * rec[p.N * p.E]) * H + rec[n * p.E];
+    const int64_t links = p.ng - 1;   /* the last group's record is not needed */
+    const int64_t rs = (p.N + 1) * p.E;
+    const float *rec = p.gsum + b * p.ng * rs + e;
+    float *out = p.gstart + (b * p.ng * p.N + n) * p.E + e;
+    for (int64_t g0 = 0; g0 < links; g0 += LINKS, rec += LINKS * rs) {
+        float S[LINKS], X[LINKS];
+#pragma unroll
+        for (int k = 0; k < LINKS; k++) {
+            const bool ok = g0 + k < links;
+            S[k] = ok ? __ldcg(rec + k * rs + p.N * p.E) : 0.f;
+            X[k] = ok ? __ldcg(rec + k * rs + n * p.E) : 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < LINKS; k++) {
+            if (g0 + k >= links) break;
+            out[(g0 + k) * p.N * p.E] = H;
+            H = md_ex2(A2 * S[k]) * H + X[k];
         }
     }
+    out[links * p.N * p.E] = H;
 }
 
 /* Level 3: every chunk's start state inside each group. */
