@@ -274,6 +274,23 @@ struct PropArgs {
 
 __device__ __forceinline__ int64_t travel(const PropArgs &p, int64_t k) { return p.reverse ? p.nc - 1 - k : k; }
 
+/* Links a thread of the fill's level loads ahead of their use (its stores
+ * of st kept the compiler from hoisting the loads itself): 110 -> 89 us a
+ * pass at (1, 256, 2^20) with 2. The groups' level was slower so (55 ->
+ * 84 us with 2, 69 with 4; v18's eight took too many registers),
+ * NOTES-scan.md v20. */
+#ifndef MD_SCAN_PROP_AHEAD
+#define MD_SCAN_PROP_AHEAD 2
+#endif
+
+/* Chunk k's record along the direction of travel: rec0 + k * step. */
+__device__ __forceinline__ const float *travel_rec(const PropArgs &p, int64_t b, int64_t e, int64_t *step)
+{
+    const int64_t rs = (p.N + 1) * p.E;
+    *step = p.reverse ? -rs : rs;
+    return p.sum + (b * p.nc + (p.reverse ? p.nc - 1 : 0)) * rs + e;
+}
+
 /* Level 1: each group's combined effect (all groups but the last travelled). */
 __global__ void prop_groups_kernel(PropArgs p)
 {
@@ -334,18 +351,33 @@ __global__ void prop_serial_kernel(PropArgs p)
 /* Level 3: every chunk's start state inside each group. */
 __global__ void prop_fill_kernel(PropArgs p)
 {
+    constexpr int K = MD_SCAN_PROP_AHEAD;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= p.B * p.ng * p.N * p.E) return;
     const int64_t e = i % p.E, n = (i / p.E) % p.N, g = (i / (p.E * p.N)) % p.ng, b = i / (p.E * p.N * p.ng);
     const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
     float H = p.gstart[((b * p.ng + g) * p.N + n) * p.E + e];
-    const int64_t k1 = min(p.nc, (g + 1) * p.G);
-    for (int64_t k = g * p.G; k < k1; k++) {
-        const int64_t c = travel(p, k);
-        p.st[((b * p.nc + c) * p.N + n) * p.E + e] = H;
-        if (k + 1 < p.nc) {
-            const float *rec = p.sum + (b * p.nc + c) * (p.N + 1) * p.E + e;
-            H = md_ex2(A2 * rec[p.N * p.E]) * H + rec[n * p.E];
+    int64_t step;
+    const float *rec = travel_rec(p, b, e, &step);
+    /* st's entry of chunk k travelled: the record's offset less the sum's row */
+    const int64_t ss = p.reverse ? -p.N * p.E : p.N * p.E;
+    float *out = p.st + (b * p.nc + (p.reverse ? p.nc - 1 : 0)) * p.N * p.E + n * p.E + e;
+    const int64_t k0 = g * p.G, k1 = min(p.nc, (g + 1) * p.G), xo = n * p.E, so = p.N * p.E;
+    rec += k0 * step, out += k0 * ss;
+#pragma unroll 1
+    for (int64_t k = k0; k < k1; k += K, rec += K * step, out += K * ss) {
+        float Sc[K], X[K];
+#pragma unroll
+        for (int u = 0; u < K; u++) {
+            const bool ok = k + u + 1 < p.nc && k + u < k1;   /* the last chunk's record is not needed */
+            Sc[u] = ok ? __ldcg(rec + u * step + so) : 0.f;
+            X[u] = ok ? __ldcg(rec + u * step + xo) : 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < K; u++) {
+            if (k + u >= k1) break;
+            out[u * ss] = H;
+            H = md_ex2(A2 * Sc[u]) * H + X[u];
         }
     }
 }
