@@ -555,18 +555,32 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
     }
 }
 
-/* dBm, dCm = the channel blocks' partials summed in block order. */
-template <typename T>
+/* dBm, dCm = the channel blocks' partials summed in block order, V
+ * consecutive sums a thread (V = 4 where N % 4 == 0: one 16-byte load a
+ * block instead of four; NOTES-scan.md v23). */
+template <typename T, int V>
 __global__ void dbc_reduce_kernel(const float *part, int64_t ncb, int64_t rows, int64_t N, T *dB, int64_t ld_dB,
                                   T *dC, int64_t ld_dC)
 {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * V;
     if (i >= rows * 2 * N) return;
     const int64_t row = i / (2 * N), o = i % (2 * N);
-    float s = 0.f;
-    for (int64_t k = 0; k < ncb; k++) s += part[k * rows * 2 * N + i];
-    if (o < N) md_st(dB + row * ld_dB + o, s);
-    else md_st(dC + row * ld_dC + o - N, s);
+    float s[V];
+#pragma unroll
+    for (int v = 0; v < V; v++) s[v] = 0.f;
+    for (int64_t k = 0; k < ncb; k++) {
+        const float *pk = part + k * rows * 2 * N + i;
+        if constexpr (V == 4) {
+            const float4 x = __ldcs(reinterpret_cast<const float4 *>(pk));
+            s[0] += x.x, s[1] += x.y, s[2] += x.z, s[3] += x.w;
+        } else {
+            s[0] += __ldcs(pk);
+        }
+    }
+    /* the V sums lie in one row, all in dB or all in dC (N % V == 0) */
+    T *out = o < N ? dB + row * ld_dB + o : dC + row * ld_dC + o - N;
+#pragma unroll
+    for (int v = 0; v < V; v++) md_st(out + v, s[v]);
 }
 
 /* Column col's sum of rows r0 .. r1 - 1 of m (cols wide) by a (32, 8)
@@ -732,12 +746,16 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
 
     const int64_t rows = a->batch * a->len;
     if (dbc_part) {
-        if (a->dtype == MD_SCAN_BF16)
-            dbc_reduce_kernel<__nv_bfloat16><<<blocks_for(rows * 2 * N, 256), 256, 0, s>>>(
-                dbc_part, w.ncb, rows, N, (__nv_bfloat16 *)a->dBm, a->ld_dB, (__nv_bfloat16 *)a->dCm, a->ld_dC);
-        else
-            dbc_reduce_kernel<float><<<blocks_for(rows * 2 * N, 256), 256, 0, s>>>(
-                dbc_part, w.ncb, rows, N, (float *)a->dBm, a->ld_dB, (float *)a->dCm, a->ld_dC);
+        const bool v4 = N % 4 == 0;
+        const unsigned nb = blocks_for(rows * 2 * N / (v4 ? 4 : 1), 256);
+        if (a->dtype == MD_SCAN_BF16) {
+            auto k = v4 ? dbc_reduce_kernel<__nv_bfloat16, 4> : dbc_reduce_kernel<__nv_bfloat16, 1>;
+            k<<<nb, 256, 0, s>>>(dbc_part, w.ncb, rows, N, (__nv_bfloat16 *)a->dBm, a->ld_dB, (__nv_bfloat16 *)a->dCm,
+                                 a->ld_dC);
+        } else {
+            auto k = v4 ? dbc_reduce_kernel<float, 4> : dbc_reduce_kernel<float, 1>;
+            k<<<nb, 256, 0, s>>>(dbc_part, w.ncb, rows, N, (float *)a->dBm, a->ld_dB, (float *)a->dCm, a->ld_dC);
+        }
         MD_CU_LAUNCHED();
     }
     const int64_t prow = a->batch * w.nc, pcol = E * (N + 2);

@@ -275,12 +275,16 @@ struct PropArgs {
 __device__ __forceinline__ int64_t travel(const PropArgs &p, int64_t k) { return p.reverse ? p.nc - 1 - k : k; }
 
 /* Links a thread of the fill's level loads ahead of their use (its stores
- * of st kept the compiler from hoisting the loads itself): 110 -> 89 us a
- * pass at (1, 256, 2^20) with 2. The groups' level was slower so (55 ->
- * 84 us with 2, 69 with 4; v18's eight took too many registers),
- * NOTES-scan.md v20. */
+ * of st keep the compiler from hoisting the loads itself). One channel a
+ * thread, two ahead took the fill from 110 to 89 us a pass at (1, 256,
+ * 2^20) (the groups' level was slower so: NOTES-scan.md v20); with four
+ * channels a thread (MD_SCAN_PROP_VEC) the four chains are in flight
+ * already, and one ahead was as fast as two (82 us; v23). */
 #ifndef MD_SCAN_PROP_AHEAD
-#define MD_SCAN_PROP_AHEAD 2
+#define MD_SCAN_PROP_AHEAD 1
+#endif
+#ifndef MD_SCAN_PROP_VEC
+#define MD_SCAN_PROP_VEC 4   /* channels a thread of the groups' and fill's levels, where E % 4 == 0 */
 #endif
 
 /* Chunk k's record along the direction of travel: rec0 + k * step. */
@@ -291,25 +295,59 @@ __device__ __forceinline__ const float *travel_rec(const PropArgs &p, int64_t b,
     return p.sum + (b * p.nc + (p.reverse ? p.nc - 1 : 0)) * rs + e;
 }
 
-/* Level 1: each group's combined effect (all groups but the last travelled). */
+/* V consecutive channels' values of a record row (V = 1 or 4; E % V == 0,
+ * so a row's V are 16-byte aligned). Four channels a thread gave the
+ * groups' and the fill's levels four chains in flight and a quarter of the
+ * load instructions (NOTES-scan.md v23). */
+template <int V>
+struct Lanes {
+    float v[V];
+};
+template <int V, bool CG>
+__device__ __forceinline__ Lanes<V> ld_lanes(const float *p)
+{
+    Lanes<V> r;
+    if constexpr (V == 4) {
+        const float4 x = CG ? __ldcg(reinterpret_cast<const float4 *>(p)) : *reinterpret_cast<const float4 *>(p);
+        r.v[0] = x.x, r.v[1] = x.y, r.v[2] = x.z, r.v[3] = x.w;
+    } else {
+        r.v[0] = CG ? __ldcg(p) : *p;
+    }
+    return r;
+}
+template <int V>
+__device__ __forceinline__ void st_lanes(float *p, const float (&v)[V])
+{
+    if constexpr (V == 4) *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    else *p = v[0];
+}
+
+/* Level 1: each group's combined effect (all groups but the last
+ * travelled), V channels a thread. */
+template <int V>
 __global__ void prop_groups_kernel(PropArgs p)
 {
+    const int64_t EV = p.E / V;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    const int64_t total = p.B * (p.ng - 1) * p.N * p.E;
+    const int64_t total = p.B * (p.ng - 1) * p.N * EV;
     if (i >= total) return;
-    const int64_t e = i % p.E, n = (i / p.E) % p.N, g = (i / (p.E * p.N)) % (p.ng - 1), b = i / (p.E * p.N * (p.ng - 1));
-    const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
-    float H = 0.f, S = 0.f;
+    const int64_t e = i % EV * V, n = (i / EV) % p.N, g = (i / (EV * p.N)) % (p.ng - 1), b = i / (EV * p.N * (p.ng - 1));
+    float A2[V], H[V], S[V];
+#pragma unroll
+    for (int v = 0; v < V; v++) A2[v] = -expf(__ldg(p.A_log + (e + v) * p.N + n)) * MD_LOG2E, H[v] = 0.f, S[v] = 0.f;
     const int64_t k1 = min(p.nc, (g + 1) * p.G);
     for (int64_t k = g * p.G; k < k1; k++) {
         const float *rec = p.sum + (b * p.nc + travel(p, k)) * (p.N + 1) * p.E + e;
-        const float Sc = rec[p.N * p.E];
-        H = md_ex2(A2 * Sc) * H + rec[n * p.E];
-        S += Sc;
+        const Lanes<V> Sc = ld_lanes<V, false>(rec + p.N * p.E), X = ld_lanes<V, false>(rec + n * p.E);
+#pragma unroll
+        for (int v = 0; v < V; v++) {
+            H[v] = md_ex2(A2[v] * Sc.v[v]) * H[v] + X.v[v];
+            S[v] += Sc.v[v];
+        }
     }
     float *out = p.gsum + (b * p.ng + g) * (p.N + 1) * p.E + e;
-    out[n * p.E] = H;
-    if (n == 0) out[p.N * p.E] = S;
+    st_lanes<V>(out + n * p.E, H);
+    if (n == 0) st_lanes<V>(out + p.N * p.E, S);
 }
 
 /* Level 2: the state entering each group, serially over the groups. Few
@@ -348,15 +386,20 @@ __global__ void prop_serial_kernel(PropArgs p)
     out[links * p.N * p.E] = H;
 }
 
-/* Level 3: every chunk's start state inside each group. */
+/* Level 3: every chunk's start state inside each group, V channels a
+ * thread. */
+template <int V>
 __global__ void prop_fill_kernel(PropArgs p)
 {
     constexpr int K = MD_SCAN_PROP_AHEAD;
+    const int64_t EV = p.E / V;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= p.B * p.ng * p.N * p.E) return;
-    const int64_t e = i % p.E, n = (i / p.E) % p.N, g = (i / (p.E * p.N)) % p.ng, b = i / (p.E * p.N * p.ng);
-    const float A2 = -expf(__ldg(p.A_log + e * p.N + n)) * MD_LOG2E;
-    float H = p.gstart[((b * p.ng + g) * p.N + n) * p.E + e];
+    if (i >= p.B * p.ng * p.N * EV) return;
+    const int64_t e = i % EV * V, n = (i / EV) % p.N, g = (i / (EV * p.N)) % p.ng, b = i / (EV * p.N * p.ng);
+    float A2[V], H[V];
+    const Lanes<V> H0 = ld_lanes<V, false>(p.gstart + ((b * p.ng + g) * p.N + n) * p.E + e);
+#pragma unroll
+    for (int v = 0; v < V; v++) A2[v] = -expf(__ldg(p.A_log + (e + v) * p.N + n)) * MD_LOG2E, H[v] = H0.v[v];
     int64_t step;
     const float *rec = travel_rec(p, b, e, &step);
     /* st's entry of chunk k travelled: the record's offset less the sum's row */
@@ -366,18 +409,23 @@ __global__ void prop_fill_kernel(PropArgs p)
     rec += k0 * step, out += k0 * ss;
 #pragma unroll 1
     for (int64_t k = k0; k < k1; k += K, rec += K * step, out += K * ss) {
-        float Sc[K], X[K];
+        Lanes<V> Sc[K], X[K];
 #pragma unroll
         for (int u = 0; u < K; u++) {
-            const bool ok = k + u + 1 < p.nc && k + u < k1;   /* the last chunk's record is not needed */
-            Sc[u] = ok ? __ldcg(rec + u * step + so) : 0.f;
-            X[u] = ok ? __ldcg(rec + u * step + xo) : 0.f;
+            /* the last chunk's record is not needed (nor kept) */
+            if (k + u + 1 < p.nc && k + u < k1) {
+                Sc[u] = ld_lanes<V, true>(rec + u * step + so), X[u] = ld_lanes<V, true>(rec + u * step + xo);
+            } else {
+#pragma unroll
+                for (int v = 0; v < V; v++) Sc[u].v[v] = 0.f, X[u].v[v] = 0.f;
+            }
         }
 #pragma unroll
         for (int u = 0; u < K; u++) {
             if (k + u >= k1) break;
-            out[u * ss] = H;
-            H = md_ex2(A2 * Sc[u]) * H + X[u];
+            st_lanes<V>(out + u * ss, H);
+#pragma unroll
+            for (int v = 0; v < V; v++) H[v] = md_ex2(A2[v] * Sc[u].v[v]) * H[v] + X[u].v[v];
         }
     }
 }
@@ -458,13 +506,17 @@ cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_l
     p.A_log = A_log, p.sum = sum, p.init = init, p.st = st, p.gsum = gsum, p.gstart = gstart;
     p.B = w->B, p.E = w->E, p.N = w->N, p.nc = w->nc, p.G = w->G, p.ng = w->ng, p.reverse = reverse;
     const int th = 256;
+    const bool v4 = MD_SCAN_PROP_VEC == 4 && p.E % 4 == 0;
+    const int64_t ev = v4 ? p.E / 4 : p.E;
     if (p.ng > 1) {
-        prop_groups_kernel<<<blocks_for(p.B * (p.ng - 1) * p.N * p.E, th), th, 0, s>>>(p);
+        auto groups = v4 ? prop_groups_kernel<4> : prop_groups_kernel<1>;
+        groups<<<blocks_for(p.B * (p.ng - 1) * p.N * ev, th), th, 0, s>>>(p);
         MD_CU_LAUNCHED();
     }
     prop_serial_kernel<<<blocks_for(p.B * p.N * p.E, th), th, 0, s>>>(p);
     MD_CU_LAUNCHED();
-    prop_fill_kernel<<<blocks_for(p.B * p.ng * p.N * p.E, th), th, 0, s>>>(p);
+    auto fill = v4 ? prop_fill_kernel<4> : prop_fill_kernel<1>;
+    fill<<<blocks_for(p.B * p.ng * p.N * ev, th), th, 0, s>>>(p);
     MD_CU_LAUNCHED();
     return cudaSuccess;
 }
