@@ -290,6 +290,10 @@ __device__ __forceinline__ void md_transpose_reduce(float (&v)[V], int lane, int
     }
 }
 
+/* Whether p may be read and written as float4 (the caller's buffers, as
+ * the workspace, need not be 16-byte aligned). */
+static inline bool md_aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
 typedef struct md_scan_layout {
     int64_t B, L, E, N, nc;
     int64_t G, ng, ng_max;      /* chunks per propagation group, groups, bound on groups */

@@ -746,7 +746,7 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
 
     const int64_t rows = a->batch * a->len;
     if (dbc_part) {
-        const bool v4 = N % 4 == 0;
+        const bool v4 = N % 4 == 0 && md_aligned16(dbc_part);
         const unsigned nb = blocks_for(rows * 2 * N / (v4 ? 4 : 1), 256);
         if (a->dtype == MD_SCAN_BF16) {
             auto k = v4 ? dbc_reduce_kernel<__nv_bfloat16, 4> : dbc_reduce_kernel<__nv_bfloat16, 1>;

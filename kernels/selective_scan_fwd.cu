@@ -295,18 +295,18 @@ __device__ __forceinline__ const float *travel_rec(const PropArgs &p, int64_t b,
     return p.sum + (b * p.nc + (p.reverse ? p.nc - 1 : 0)) * rs + e;
 }
 
-/* V consecutive channels' values of a record row (V = 1 or 4; E % V == 0,
- * so a row's V are 16-byte aligned). Four channels a thread gave the
- * groups' and the fill's levels four chains in flight and a quarter of the
- * load instructions (NOTES-scan.md v23). */
+/* V consecutive channels' values of a record row (V = 1 or 4; at 4, E % 4
+ * == 0 and the buffers 16-byte aligned, so a row's four are). Four
+ * channels a thread gave the groups' and the fill's levels four chains in
+ * flight and a quarter of the load instructions (NOTES-scan.md v23). */
 template <int V>
-struct Lanes {
+struct ChanVals {
     float v[V];
 };
 template <int V, bool CG>
-__device__ __forceinline__ Lanes<V> ld_lanes(const float *p)
+__device__ __forceinline__ ChanVals<V> ld_chans(const float *p)
 {
-    Lanes<V> r;
+    ChanVals<V> r;
     if constexpr (V == 4) {
         const float4 x = CG ? __ldcg(reinterpret_cast<const float4 *>(p)) : *reinterpret_cast<const float4 *>(p);
         r.v[0] = x.x, r.v[1] = x.y, r.v[2] = x.z, r.v[3] = x.w;
@@ -316,7 +316,7 @@ __device__ __forceinline__ Lanes<V> ld_lanes(const float *p)
     return r;
 }
 template <int V>
-__device__ __forceinline__ void st_lanes(float *p, const float (&v)[V])
+__device__ __forceinline__ void st_chans(float *p, const float (&v)[V])
 {
     if constexpr (V == 4) *reinterpret_cast<float4 *>(p) = make_float4(v[0], v[1], v[2], v[3]);
     else *p = v[0];
@@ -338,7 +338,7 @@ __global__ void prop_groups_kernel(PropArgs p)
     const int64_t k1 = min(p.nc, (g + 1) * p.G);
     for (int64_t k = g * p.G; k < k1; k++) {
         const float *rec = p.sum + (b * p.nc + travel(p, k)) * (p.N + 1) * p.E + e;
-        const Lanes<V> Sc = ld_lanes<V, false>(rec + p.N * p.E), X = ld_lanes<V, false>(rec + n * p.E);
+        const ChanVals<V> Sc = ld_chans<V, false>(rec + p.N * p.E), X = ld_chans<V, false>(rec + n * p.E);
 #pragma unroll
         for (int v = 0; v < V; v++) {
             H[v] = md_ex2(A2[v] * Sc.v[v]) * H[v] + X.v[v];
@@ -346,8 +346,8 @@ __global__ void prop_groups_kernel(PropArgs p)
         }
     }
     float *out = p.gsum + (b * p.ng + g) * (p.N + 1) * p.E + e;
-    st_lanes<V>(out + n * p.E, H);
-    if (n == 0) st_lanes<V>(out + p.N * p.E, S);
+    st_chans<V>(out + n * p.E, H);
+    if (n == 0) st_chans<V>(out + p.N * p.E, S);
 }
 
 /* Level 2: the state entering each group, serially over the groups. Few
@@ -355,7 +355,7 @@ __global__ void prop_groups_kernel(PropArgs p)
  * turn unless the loads run ahead: the links' records are loaded LINKS at
  * a time before they are applied (the stores of gstart kept the compiler
  * from hoisting them). Long chains (ng ~ 91 at L = 2^20) took 38 us a
- * pass one link at a time, 12 us so (NOTES-scan.md, v18). */
+ * pass one link at a time, 12 us so (NOTES-scan.md, v18 and v19). */
 __global__ void prop_serial_kernel(PropArgs p)
 {
     constexpr int LINKS = 8;
@@ -397,7 +397,7 @@ __global__ void prop_fill_kernel(PropArgs p)
     if (i >= p.B * p.ng * p.N * EV) return;
     const int64_t e = i % EV * V, n = (i / EV) % p.N, g = (i / (EV * p.N)) % p.ng, b = i / (EV * p.N * p.ng);
     float A2[V], H[V];
-    const Lanes<V> H0 = ld_lanes<V, false>(p.gstart + ((b * p.ng + g) * p.N + n) * p.E + e);
+    const ChanVals<V> H0 = ld_chans<V, false>(p.gstart + ((b * p.ng + g) * p.N + n) * p.E + e);
 #pragma unroll
     for (int v = 0; v < V; v++) A2[v] = -expf(__ldg(p.A_log + (e + v) * p.N + n)) * MD_LOG2E, H[v] = H0.v[v];
     int64_t step;
@@ -409,12 +409,12 @@ __global__ void prop_fill_kernel(PropArgs p)
     rec += k0 * step, out += k0 * ss;
 #pragma unroll 1
     for (int64_t k = k0; k < k1; k += K, rec += K * step, out += K * ss) {
-        Lanes<V> Sc[K], X[K];
+        ChanVals<V> Sc[K], X[K];
 #pragma unroll
         for (int u = 0; u < K; u++) {
             /* the last chunk's record is not needed (nor kept) */
             if (k + u + 1 < p.nc && k + u < k1) {
-                Sc[u] = ld_lanes<V, true>(rec + u * step + so), X[u] = ld_lanes<V, true>(rec + u * step + xo);
+                Sc[u] = ld_chans<V, true>(rec + u * step + so), X[u] = ld_chans<V, true>(rec + u * step + xo);
             } else {
 #pragma unroll
                 for (int v = 0; v < V; v++) Sc[u].v[v] = 0.f, X[u].v[v] = 0.f;
@@ -423,7 +423,7 @@ __global__ void prop_fill_kernel(PropArgs p)
 #pragma unroll
         for (int u = 0; u < K; u++) {
             if (k + u >= k1) break;
-            st_lanes<V>(out + u * ss, H);
+            st_chans<V>(out + u * ss, H);
 #pragma unroll
             for (int v = 0; v < V; v++) H[v] = md_ex2(A2[v] * Sc[u].v[v]) * H[v] + X[u].v[v];
         }
@@ -506,7 +506,8 @@ cudaError_t md_scan_launch_propagate(const md_scan_layout_t *w, const float *A_l
     p.A_log = A_log, p.sum = sum, p.init = init, p.st = st, p.gsum = gsum, p.gstart = gstart;
     p.B = w->B, p.E = w->E, p.N = w->N, p.nc = w->nc, p.G = w->G, p.ng = w->ng, p.reverse = reverse;
     const int th = 256;
-    const bool v4 = MD_SCAN_PROP_VEC == 4 && p.E % 4 == 0;
+    const bool v4 = MD_SCAN_PROP_VEC == 4 && p.E % 4 == 0 && md_aligned16(sum) && md_aligned16(st) &&
+                    md_aligned16(gsum) && md_aligned16(gstart);
     const int64_t ev = v4 ? p.E / 4 : p.E;
     if (p.ng > 1) {
         auto groups = v4 ? prop_groups_kernel<4> : prop_groups_kernel<1>;
