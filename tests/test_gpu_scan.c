@@ -595,6 +595,29 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
             G.a.seg_states = NULL;
             CU(cudaFree(seg));
         }
+        /* 3f: the workspace and the states 4 bytes past a 16-byte boundary
+         * (scan_api.h asks for no more than a float's alignment): the
+         * kernels that move them 16 bytes at a time take their scalar
+         * paths, with the same bits */
+        {
+            const size_t sb = md_scan_states_bytes(p.B, p.L, E, N);
+            char *ws_off = NULL, *st_off = NULL;
+            CU(cudaMalloc((void **)&ws_off, G.ws_bytes + 16));
+            CU(cudaMalloc((void **)&st_off, sb + 16));
+            CU(cudaMemset(ws_off, 0xff, G.ws_bytes + 16));
+            float *st_keep = G.states;
+            if (st_keep) G.states = (float *)(st_off + 4);
+            poison_outputs(&G);
+            reset_param_grads(&G, &p);
+            G.a.workspace = ws_off + 4;
+            run_fwd_bwd(&G, 1);
+            gpu_results(&G, &p, &again, &pad_ok);
+            CHECK(same_bits(&G, &got, &again, &p), "%s %s %s: workspace and states off 16-byte alignment differ",
+                  s->what, dn, pn);
+            G.states = st_keep, G.a.workspace = G.ws;
+            CU(cudaFree(ws_off));
+            CU(cudaFree(st_off));
+        }
     }
 
     /* 4: forward only (no states, no workspace): one pass per sequence */
