@@ -272,8 +272,6 @@ struct PropArgs {
     int reverse;
 };
 
-__device__ __forceinline__ int64_t travel(const PropArgs &p, int64_t k) { return p.reverse ? p.nc - 1 - k : k; }
-
 /* Links a thread of the fill's level loads ahead of their use (its stores
  * of st keep the compiler from hoisting the loads itself). One channel a
  * thread, two ahead took the fill from 110 to 89 us a pass at (1, 256,
@@ -287,7 +285,8 @@ __device__ __forceinline__ int64_t travel(const PropArgs &p, int64_t k) { return
 #define MD_SCAN_PROP_VEC 4   /* channels a thread of the groups' and fill's levels, where E % 4 == 0 */
 #endif
 
-/* Chunk k's record along the direction of travel: rec0 + k * step. */
+/* Chunk k's record along the direction of travel (from the sequence's end
+ * when reverse): the returned pointer + k * step. */
 __device__ __forceinline__ const float *travel_rec(const PropArgs &p, int64_t b, int64_t e, int64_t *step)
 {
     const int64_t rs = (p.N + 1) * p.E;
@@ -335,9 +334,11 @@ __global__ void prop_groups_kernel(PropArgs p)
     float A2[V], H[V], S[V];
 #pragma unroll
     for (int v = 0; v < V; v++) A2[v] = -expf(__ldg(p.A_log + (e + v) * p.N + n)) * MD_LOG2E, H[v] = 0.f, S[v] = 0.f;
-    const int64_t k1 = min(p.nc, (g + 1) * p.G);
-    for (int64_t k = g * p.G; k < k1; k++) {
-        const float *rec = p.sum + (b * p.nc + travel(p, k)) * (p.N + 1) * p.E + e;
+    int64_t step;
+    const float *rec = travel_rec(p, b, e, &step);
+    const int64_t k0 = g * p.G, k1 = min(p.nc, (g + 1) * p.G);
+    rec += k0 * step;
+    for (int64_t k = k0; k < k1; k++, rec += step) {
         const ChanVals<V> Sc = ld_chans<V, false>(rec + p.N * p.E), X = ld_chans<V, false>(rec + n * p.E);
 #pragma unroll
         for (int v = 0; v < V; v++) {
