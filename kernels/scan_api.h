@@ -125,7 +125,8 @@ typedef struct md_scan_args {
      * writes y_out (that backward walks from states as before). They cost
      * 8 bytes per channel and step at N <= 16 (16 above), 16x the chunk
      * states. Only meaningful for the same inputs and h0; the backward's
-     * bits are those it gives from states. */
+     * bits are those it gives from states. 16-byte aligned (they move 16
+     * bytes at a time; cudaErrorInvalidValue otherwise). */
     float *seg_states;
 
     /* backward */

@@ -703,6 +703,7 @@ cudaError_t md_scan_bwd(const md_scan_args_t *a, cudaStream_t s)
     if (a->ld_u < E || a->ld_delta < E || a->ld_z < E || a->ld_dy < E || a->ld_du < E || a->ld_ddelta < E ||
         a->ld_dz < E || a->ld_B < N || a->ld_C < N || a->ld_dB < N || a->ld_dC < N || (a->y_out && a->ld_y_out < E))
         return cudaErrorInvalidValue;
+    if (a->seg_states && !md_aligned16(a->seg_states)) return cudaErrorInvalidValue;   /* copied 16 bytes at a time */
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
     if (!a->workspace || a->workspace_bytes < w.bwd_bytes) return cudaErrorInvalidValue;
     char *ws = (char *)a->workspace;

@@ -562,6 +562,7 @@ cudaError_t md_scan_fwd(const md_scan_args_t *a, cudaStream_t s)
                        a->ld_dt_low < a->dt_rank)
         return cudaErrorInvalidValue;
     if (infer && a->seg_states) return cudaErrorInvalidValue;   /* a training forward's */
+    if (a->seg_states && !md_aligned16(a->seg_states)) return cudaErrorInvalidValue;   /* stored 16 bytes at a time */
     if (infer) return md_scan_fwd_infer(a, s);
     md_scan_layout_t w = md_scan_layout(a->batch, a->len, E, N);
     const float *st = NULL;

@@ -592,6 +592,11 @@ static void check_shape(const shape_t *s, int bf16, uint64_t seed)
             gpu_results(&G, &p, &again, &pad_ok);
             CHECK(!same_bits(&G, &got, &again, &p), "%s %s %s: the backward ignored the segment states", s->what, dn,
                   pn);
+            /* segment states off 16-byte alignment are refused, not a fault */
+            G.a.seg_states = seg + 1;
+            CHECK(md_scan_fwd(&G.a, 0) == cudaErrorInvalidValue && md_scan_bwd(&G.a, 0) == cudaErrorInvalidValue,
+                  "%s %s %s: segment states off 16-byte alignment accepted", s->what, dn, pn);
+            CU(cudaDeviceSynchronize());
             G.a.seg_states = NULL;
             CU(cudaFree(seg));
         }
