@@ -323,17 +323,12 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             cp_async_commit();
         }
         {
-            /* thread tid stages column tid % NPAD of every RS-th row from tid / NPAD */
-            constexpr int RS = NT / NPAD;
-            const int n = tid % NPAD, j0 = tid / NPAD;
-            const T *pB = a.Bm + (row0 + j0) * a.ld_B + n, *pC = a.Cm + (row0 + j0) * a.ld_C + n;
-            const int64_t stB = RS * a.ld_B, stC = RS * a.ld_C;
-#pragma unroll 4
-            for (int j = j0; j < MD_SCAN_CHUNK; j += RS, pB += stB, pC += stC) {
-                const bool ok = j < len && n < N;
-                sB[j][n] = ok ? md_ld(pB) : 0.f;
-                sC[j][n] = ok ? md_ld(pC) : 0.f;
-            }
+            /* a chunk's Bm and Cm rows, every load in flight before the first store */
+            md_tile_ahead<T, NPAD, MD_SCAN_CHUNK, NT> rB, rC;
+            rB.load(a.Bm, a.ld_B, row0, (int)len, N);
+            rC.load(a.Cm, a.ld_C, row0, (int)len, N);
+            rB.store(sB);
+            rC.store(sC);
         }
         __syncthreads();
 
