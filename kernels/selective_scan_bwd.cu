@@ -323,7 +323,9 @@ __global__ void __launch_bounds__(MainCfg<NPAD>::NT, MainCfg<NPAD>::BLOCKS)
             cp_async_commit();
         }
         {
-            /* a chunk's Bm and Cm rows, every load in flight before the first store */
+            /* a chunk's Bm and Cm rows (zero past len and N), every load in
+             * flight before the first store: one round trip where four rows
+             * at a time took two (NOTES-scan.md v25) */
             md_tile_ahead<T, NPAD, MD_SCAN_CHUNK, NT> rB, rC;
             rB.load(a.Bm, a.ld_B, row0, (int)len, N);
             rC.load(a.Cm, a.ld_C, row0, (int)len, N);
