@@ -187,9 +187,9 @@ __global__ void __launch_bounds__(kThreads, lane_min_blocks<MODE, NPAD>())
             }
         }
         if (want_seg) {
-            /* streaming (evict-first): read back only by the backward, and
-             * the S1 forward 2% faster than with a plain store, which ncu
-             * found waiting on 11% of the walk's samples (NOTES-scan.md v26) */
+            /* streaming (evict-first): read back only by the backward. ncu
+             * found the plain store waiting on 11% of the walk's samples;
+             * streamed, the S1 forward measured 0-2% faster (NOTES-scan.md v26) */
             __stcs(pseg, make_float4(h[0], h[1], h[2], h[3]));
             pseg += sseg;
         }
