@@ -12,7 +12,8 @@
 #
 # Stages:
 #   ops       tests/test_gpu_ops: every backend op vs the CPU backend (fp32), then
-#             tests/test_gpu_bf16: the bf16 table's bf16 storage ops vs the CPU's fp32 ops
+#             tests/test_gpu_bf16 and test_gpu_bf16_blocks: the bf16 table's bf16
+#             storage ops (Mamba; Hyena and Transformer++) vs the CPU's fp32 ops
 #   train     tests/test_gpu_train: loss, every gradient, one AdamW step vs the CPU
 #   hyena     tests/test_gpu_hyena: the Hyena ops vs the CPU backend
 #   scan      tests/test_gpu_scan (MD_GPU_SCAN_QUICK=1): the scan kernels alone
@@ -71,7 +72,7 @@ fi
 
 for s in $stages; do
     case $s in
-    ops) run_stage ops 200 sh -c "$bin/test_gpu_ops && $bin/test_gpu_bf16" ;;
+    ops) run_stage ops 200 sh -c "$bin/test_gpu_ops && $bin/test_gpu_bf16 && $bin/test_gpu_bf16_blocks" ;;
     train) run_stage train 300 env OMP_NUM_THREADS=4 "$bin/test_gpu_train" ;;
     hyena) run_stage hyena 200 "$bin/test_gpu_hyena" ;;
     scan) run_stage scan 200 env MD_GPU_SCAN_QUICK=1 "$bin/test_gpu_scan" ;;
