@@ -1,7 +1,7 @@
 /* What the host files of the CUDA backend share (cuda_backend.c: the table
- * and the Mamba/Transformer ops; cuda_hyena.c: the Hyena ops): the
- * backend's private state and the checking helpers (the reports behind
- * them: cuda_check.h). Not a public header. */
+ * and the Mamba ops; cuda_hyena.c: the Hyena ops; cuda_transformer.c: the
+ * Transformer++ ops): the backend's private state and the checking helpers
+ * (the reports behind them: cuda_check.h). Not a public header. */
 #ifndef MD_BACKEND_CUDA_INTERNAL_H
 #define MD_BACKEND_CUDA_INTERNAL_H
 
@@ -99,5 +99,9 @@ void md_cuda_adamw_scalars(const md_adamw_hparams_t *hp, mdk_step_block_t *b);
 
 /* cuda_hyena.c: fills the Hyena section of a table (bf16: the bf16 table's). */
 void md_cuda_hyena_install(md_backend_t *be, int bf16);
+
+/* cuda_transformer.c: fills the Transformer++ section of a table (RoPE,
+ * attention, SwiGLU; bf16: the bf16 table's). */
+void md_cuda_transformer_install(md_backend_t *be, int bf16);
 
 #endif
