@@ -210,9 +210,10 @@ __device__ __forceinline__ int md_owner(int lane, int j)
     return (lane & ~(md_lanes<NPAD>::Q - 1)) | (j / md_lanes<NPAD>::R);
 }
 
-/* A TILE x NPAD tile of Bm or Cm rows, loaded a tile ahead of its use into
- * registers in storage form (md_raw), then stored to shared memory as
- * fp32: thread tid of THREADS holds elements tid, tid + THREADS, ... (zero
+/* A TILE x NPAD tile of Bm or Cm rows, loaded into registers in storage
+ * form (md_raw) a tile ahead of its use (the forward's walks), or with all
+ * of a thread's loads in flight before its first store (the backward main
+ * pass's chunk staging), then stored to shared memory as fp32: thread tid of THREADS holds elements tid, tid + THREADS, ... (zero
  * outside the nt rows and the N columns). */
 template <typename T, int NPAD, int TILE, int THREADS>
 struct md_tile_ahead {
