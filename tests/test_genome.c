@@ -1,7 +1,8 @@
 /* The genome API over every FASTA form: one random genome written as plain
  * FASTA, gzip and bgzip, with and without a .fai, in a writable and a
  * read-only folder, must read identically; the .fai and .gzi we write must
- * equal htslib's own; the hg38 chunk must show its documented figures. */
+ * equal htslib's own, and a damaged .gzi must be ignored; the hg38 chunk
+ * must show its documented figures. */
 #include <ctype.h>
 #include <errno.h>
 #include <htslib/bgzf.h>
@@ -406,6 +407,74 @@ static void check_layouts(void)
     md_genome_close(g);
 }
 
+static uint64_t get_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void put_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++, v >>= 8) p[i] = (unsigned char)v;
+}
+
+/* A .gzi that does not describe its bgzip file must be ignored: the whole
+ * file is read into memory instead (and the index rewritten), never handed
+ * to htslib, whose seek asserts on an entry that is not a block start or
+ * on a missing block, and would otherwise hand out wrong bases. */
+static void check_damaged_gzi(const genome_t *g)
+{
+    const char *top = md_test_tmpdir();
+    char dir[4096], bgz[4096], gzi[4096];
+    path_in(dir, top, "damaged_gzi");
+    mkdir(dir, 0755);
+    path_in(bgz, dir, "g.fa");
+    snprintf(gzi, sizeof gzi, "%.4000s.gzi", bgz);
+    size_t n, gn = 0;
+    char *text = fasta_text(g, 60, "\n", &n, 1);
+    write_bgzip(bgz, text, n);
+    free(text);
+    const char *paths[] = {bgz};
+    md_genome_close(md_genome_open(paths, 1));   /* writes the .fai and the .gzi */
+    unsigned char *good = slurp(gzi, &gn);
+    /* 8 bytes of count, then (compressed, uncompressed) offset pairs */
+    CHECK(good && gn >= 8 + 3 * 16 && get_le64(good) == (gn - 8) / 16, "a .gzi of several entries (%zu bytes)", gn);
+    if (!good || gn < 8 + 3 * 16) {
+        free(good);
+        return;
+    }
+    check_genome(paths, 1, g, "bgzip, its .gzi intact", 0);
+    static const char *const what[] = {"an entry left out", "an uncompressed offset one too high",
+                                       "an entry one byte past a block start", "a count above its entries",
+                                       "its last entry cut short"};
+    unsigned char *b = malloc(gn);
+    for (int k = 0; k < 5; k++) {
+        memcpy(b, good, gn);
+        size_t bn = gn;
+        unsigned char *e1 = b + 8 + 16;   /* the second entry */
+        if (k == 0) {
+            memmove(e1, e1 + 16, gn - (size_t)(e1 + 16 - b));
+            bn -= 16;
+            put_le64(b, get_le64(b) - 1);
+        } else if (k == 1) {
+            put_le64(e1 + 8, get_le64(e1 + 8) + 1);
+        } else if (k == 2) {
+            put_le64(e1, get_le64(e1) + 1);
+        } else if (k == 3) {
+            put_le64(b, get_le64(b) + 1);
+        } else {
+            bn -= 8;
+        }
+        write_plain(gzi, (const char *)b, bn);
+        char label[128];
+        snprintf(label, sizeof label, "bgzip, its .gzi with %s", what[k]);
+        check_genome(paths, 1, g, label, 1);
+    }
+    free(b);
+    free(good);
+}
+
 static void check_several_files(const genome_t *g)
 {
     const char *dir = md_test_tmpdir();
@@ -595,6 +664,7 @@ int main(void)
     make_genome(&g, 2024);
     check_formats(&g);
     check_layouts();
+    check_damaged_gzi(&g);
     check_several_files(&g);
     check_long_index();
     check_regions();
